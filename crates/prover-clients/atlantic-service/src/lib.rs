@@ -1,0 +1,1 @@
+//! orchestrator-atlantic-service

@@ -1,0 +1,1 @@
+//! orchestrator-prover-client-interface

@@ -1,0 +1,1 @@
+//! orchestrator-ethereum-settlement-client

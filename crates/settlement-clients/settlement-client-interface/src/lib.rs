@@ -1,0 +1,1 @@
+//! orchestrator-settlement-client-interface

@@ -1,0 +1,2 @@
+//! Developer commands used by operators to debug DA and facts (`orchestrator blob …`,
+//! `orchestrator fact …`). Each returns a process exit code: 0 on success, 2 on bad input.

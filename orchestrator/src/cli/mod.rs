@@ -1,0 +1,3 @@
+//! Command-line interface: `setup`, `run` and the developer tools.
+
+pub mod dev;

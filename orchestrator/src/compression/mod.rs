@@ -1,0 +1,2 @@
+//! State diff → blob felts: squash, stateful compression (aliases), stateless compression,
+//! blob layout and the EIP-4844 evaluation transform.

@@ -1,0 +1,9 @@
+//! The orchestrator: carries every block of a Madara (Starknet) sequencer to settlement.
+//!
+//! Layout follows `docs/architecture.md`: `cli` (clap commands), `config` (parameters → one
+//! `Config`), `core` (client traits and backends), `types` (jobs, batches, queues), `worker`
+//! (job engine, event workers, triggers, job handlers), `compression` (state diff → blob
+//! felts), `server` (HTTP), `setup` (resource provisioning), `telemetry`.
+
+pub mod cli;
+pub mod compression;
