@@ -7,3 +7,5 @@
 
 pub mod cli;
 pub mod compression;
+pub mod core;
+pub mod types;

@@ -1,0 +1,103 @@
+//! TTL locks that keep batching and cleanup workers single across processes.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::BoxError;
+
+/// Why a lock operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Someone else holds the lock.
+    #[error("lock {key} is held by {owner:?}")]
+    AlreadyHeld {
+        /// The lock.
+        key: String,
+        /// Its owner.
+        owner: Option<String>,
+    },
+    /// The lock is not held (or not by this owner).
+    #[error("lock {key} is not held by {owner:?}")]
+    NotHeld {
+        /// The lock.
+        key: String,
+        /// The owner that asked.
+        owner: Option<String>,
+    },
+    /// The lock store is unreachable or busy.
+    #[error("lock store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// Anything else.
+    #[error(transparent)]
+    Other(BoxError),
+}
+
+impl LockError {
+    /// Whether the same operation may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::AlreadyHeld { .. })
+    }
+
+    /// Wraps any error as `Other`.
+    pub fn other(e: impl Into<BoxError>) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+/// A value stored with a lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum LockValue {
+    /// Text.
+    String(String),
+    /// A number.
+    Number(i64),
+    /// A flag.
+    Boolean(bool),
+    /// Any JSON.
+    Json(serde_json::Value),
+}
+
+/// A held lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// The lock.
+    pub key: String,
+    /// Its value.
+    pub value: LockValue,
+    /// Who holds it.
+    pub owner: Option<String>,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+    /// When it expires by itself.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Named locks with a time to live: an expired lock counts as free.
+#[async_trait]
+pub trait LockClient: Send + Sync + std::fmt::Debug {
+    /// Takes the lock if it is free or expired; `AlreadyHeld` otherwise.
+    async fn acquire_lock(
+        &self,
+        key: &str,
+        value: LockValue,
+        ttl: Duration,
+        owner: Option<&str>,
+    ) -> Result<LockInfo, LockError>;
+    /// Releases the lock; with an owner, only if that owner holds it (`NotHeld` otherwise).
+    async fn release_lock(&self, key: &str, owner: Option<&str>) -> Result<(), LockError>;
+    /// Pushes the expiry of a held lock to now + `ttl`; `NotHeld` if it is not held by `owner`.
+    async fn extend_lock(&self, key: &str, owner: Option<&str>, ttl: Duration) -> Result<LockInfo, LockError>;
+    /// The lock, if held and not expired.
+    async fn get_lock(&self, key: &str) -> Result<Option<LockInfo>, LockError>;
+    /// Whether the lock is held and not expired.
+    async fn is_locked(&self, key: &str) -> Result<bool, LockError> {
+        Ok(self.get_lock(key).await?.is_some())
+    }
+    /// Time left before the lock expires, if held.
+    async fn get_lock_ttl(&self, key: &str) -> Result<Option<Duration>, LockError> {
+        Ok(self.get_lock(key).await?.map(|l| (l.expires_at - Utc::now()).to_std().unwrap_or_default()))
+    }
+}

@@ -1,0 +1,23 @@
+//! Client traits (`DatabaseClient`, `QueueClient`, `StorageClient`, `AlertClient`,
+//! `LockClient`, `CronClient`), their errors, and the backends.
+//!
+//! Every error answers `is_retryable()`: whether trying the same operation again later may
+//! succeed (a network blip, a busy database) or not (bad input, a missing resource).
+
+pub mod alert;
+pub mod cron;
+pub mod database;
+pub mod lock;
+pub mod queue;
+pub mod sqlite;
+pub mod storage;
+
+pub use alert::{Alert, AlertClient, AlertError, AlertSeverity};
+pub use cron::{CronClient, CronError};
+pub use database::{DatabaseClient, DatabaseError, DatabaseResult};
+pub use lock::{LockClient, LockError, LockInfo, LockValue};
+pub use queue::{Delivery, OutgoingMessage, QueueClient, QueueError};
+pub use storage::{StorageClient, StorageError};
+
+/// A boxed error for the `Other` escape hatch of each client error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
