@@ -9,3 +9,6 @@ pub mod cli;
 pub mod compression;
 pub mod core;
 pub mod types;
+pub mod config;
+pub mod worker;
+pub mod server;

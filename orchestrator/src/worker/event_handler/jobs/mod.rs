@@ -1,0 +1,132 @@
+//! The `JobHandlerTrait` every job type implements, and the registry of handlers.
+//!
+//! A job type lives in one file next to this one. The engine (`worker::service`) owns every
+//! status transition; a handler only does the work and says how it went.
+
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+use crate::types::jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus};
+
+use crate::core::client::BoxError;
+
+/// Why a handler could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Something that may work later (an RPC or prover outage, a busy database): the job goes
+    /// back to its previous status and the message is delivered again after a backoff.
+    #[error("{0}")]
+    Retryable(String),
+    /// Something that will not fix itself (bad input, a deterministic failure): the job is
+    /// marked `Failed` and an operator is alerted.
+    #[error("{0}")]
+    Fatal(String),
+    /// The handler rejected the metadata it was created with.
+    #[error("invalid metadata for {job_type} job {internal_id}: {reason}")]
+    InvalidMetadata {
+        /// Job type.
+        job_type: JobType,
+        /// Internal id.
+        internal_id: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl JobError {
+    /// A retryable error from anything displayable.
+    pub fn retryable(e: impl fmt::Display) -> Self {
+        Self::Retryable(e.to_string())
+    }
+
+    /// A fatal error from anything displayable.
+    pub fn fatal(e: impl fmt::Display) -> Self {
+        Self::Fatal(e.to_string())
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable(_))
+    }
+}
+
+impl From<BoxError> for JobError {
+    fn from(e: BoxError) -> Self {
+        Self::Retryable(e.to_string())
+    }
+}
+
+/// Creates, processes and verifies the jobs of one type.
+///
+/// Contract: `process_job` may be called more than once for the same job (after a crash or a
+/// rejected verification), so it must be idempotent or detect earlier work (for example by a
+/// dedup id); it may change `job.metadata.specific`, which the engine stores with the outcome.
+#[async_trait]
+pub trait JobHandlerTrait: Send + Sync + fmt::Debug {
+    /// The job type handled.
+    fn job_type(&self) -> JobType;
+
+    /// Builds a new job; the default accepts the metadata as it is.
+    async fn create_job(&self, internal_id: u64, specific: JobSpecificMetadata) -> Result<JobItem, JobError> {
+        Ok(JobItem::new(self.job_type(), internal_id, specific))
+    }
+
+    /// Does the work; returns the external id (tx hash, prover key, …).
+    async fn process_job(&self, job: &mut JobItem) -> Result<String, JobError>;
+
+    /// Checks the outcome of the work.
+    async fn verify_job(&self, job: &mut JobItem) -> Result<JobVerificationStatus, JobError>;
+
+    /// Times a job may be processed before a rejected verification fails it.
+    fn max_process_attempts(&self) -> u64;
+
+    /// Pending verifications before the job times out.
+    fn max_verification_attempts(&self) -> u64;
+
+    /// Delay between verification attempts (at most 900 s).
+    fn verification_polling_delay(&self) -> Duration;
+
+    /// Whether the job can be processed now; `Err(delay)` puts it back for `delay` without
+    /// locking it (for example while an RPC is down).
+    async fn check_ready_to_process(&self, _job: &JobItem) -> Result<(), Duration> {
+        Ok(())
+    }
+}
+
+/// The handlers of the running layer, by job type.
+#[derive(Clone, Default)]
+pub struct JobHandlers {
+    handlers: HashMap<JobType, Arc<dyn JobHandlerTrait>>,
+}
+
+impl JobHandlers {
+    /// No handlers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a handler under its job type, replacing any earlier one.
+    pub fn with(mut self, handler: Arc<dyn JobHandlerTrait>) -> Self {
+        self.handlers.insert(handler.job_type(), handler);
+        self
+    }
+
+    /// The handler of `job_type`.
+    pub fn get(&self, job_type: JobType) -> Option<&Arc<dyn JobHandlerTrait>> {
+        self.handlers.get(&job_type)
+    }
+
+    /// Job types with a handler.
+    pub fn job_types(&self) -> impl Iterator<Item = JobType> + '_ {
+        self.handlers.keys().copied()
+    }
+}
+
+impl fmt::Debug for JobHandlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut types: Vec<_> = self.handlers.keys().collect();
+        types.sort();
+        f.debug_struct("JobHandlers").field("job_types", &types).finish()
+    }
+}

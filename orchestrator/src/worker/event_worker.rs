@@ -1,0 +1,230 @@
+//! One worker per queue: receives messages within its concurrency cap and hands them to the
+//! state machine, the trigger runner or the dead-letter handler.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::Config,
+    core::client::{Alert, AlertSeverity, Delivery, OutgoingMessage},
+    types::{
+        queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType},
+        ORCHESTRATOR_VERSION,
+    },
+    worker::{error::EngineError, service, triggers},
+};
+
+/// Attribute naming why a message was dead-lettered by the orchestrator itself.
+pub const DEAD_LETTER_REASON_ATTRIBUTE: &str = "DeadLetterReason";
+/// Attribute naming the queue a dead-lettered message came from.
+pub const SOURCE_QUEUE_ATTRIBUTE: &str = "SourceQueue";
+/// How long a message of another orchestrator version is left for its own instances.
+const FOREIGN_VERSION_DELAY: Duration = Duration::from_secs(30);
+
+/// Consumes one queue.
+#[derive(Debug)]
+pub struct EventWorker {
+    queue: QueueType,
+    config: Arc<Config>,
+}
+
+impl EventWorker {
+    /// A worker for `queue`.
+    pub fn new(queue: QueueType, config: Arc<Config>) -> Self {
+        Self { queue, config }
+    }
+
+    /// Receives and handles messages until `shutdown`, then waits for the messages in flight.
+    ///
+    /// A concurrency permit is taken before receiving, so messages this worker cannot handle
+    /// yet stay in the queue for other workers.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let slots = self.queue.config(&self.config.engine.queue).max_in_flight.max(1);
+        let permits = Arc::new(Semaphore::new(slots));
+        let tracker = TaskTracker::new();
+        let waker = self.config.wakers.get(self.queue);
+        let poll = self.config.engine.empty_poll_interval;
+        tracing::debug!(queue = %self.queue, slots, "Worker started");
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            match self.config.queue().receive(self.queue).await {
+                Ok(Some(delivery)) => {
+                    let config = self.config.clone();
+                    let queue = self.queue;
+                    tracker.spawn(async move {
+                        handle_delivery(&config, queue, delivery).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = waker.notified() => {}
+                    }
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::warn!(queue = %self.queue, error = %e, "Receive failed; backing off");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(poll.max(Duration::from_secs(1))) => {}
+                    }
+                }
+            }
+        }
+        tracker.close();
+        tracker.wait().await;
+        tracing::debug!(queue = %self.queue, "Worker stopped");
+    }
+}
+
+/// Handles one delivery and acks, nacks or dead-letters it. Never panics; never drops a
+/// message without either handling it or moving it to the dead-letter queue.
+pub async fn handle_delivery(config: &Arc<Config>, queue: QueueType, delivery: Delivery) {
+    if let Some(version) = delivery.orchestrator_version() {
+        if version != ORCHESTRATOR_VERSION && queue != QueueType::JobHandleFailure {
+            tracing::debug!(%queue, %version, "Message of another orchestrator version left for its instances");
+            nack(config, queue, &delivery, FOREIGN_VERSION_DELAY).await;
+            return;
+        }
+    }
+    let outcome = match queue {
+        QueueType::WorkerTrigger => {
+            match WorkerTriggerType::from_message_body(&delivery.body) {
+                Some(kind) => {
+                    run_trigger(config, kind).await;
+                    Ok(())
+                }
+                None => Err(EngineError::MalformedMessage(format!("unknown worker trigger {:?}", delivery.body))),
+            }
+        }
+        QueueType::JobHandleFailure => {
+            let reason = delivery.attributes.get(DEAD_LETTER_REASON_ATTRIBUTE).map(String::as_str);
+            service::handle_dead_letter(config, &delivery.body, delivery.receive_count, reason).await
+        }
+        QueueType::PriorityProcessingQueue | QueueType::PriorityVerificationQueue => match parse_job_message(&delivery.body) {
+            Ok(id) if queue == QueueType::PriorityProcessingQueue => service::process_job(config, id).await,
+            Ok(id) => service::verify_job(config, id).await,
+            Err(e) => Err(e),
+        },
+        job_queue => match (parse_job_message(&delivery.body), job_queue.job()) {
+            (Ok(id), Some((_, JobAction::Process))) => service::process_job(config, id).await,
+            (Ok(id), Some((_, JobAction::Verify))) => service::verify_job(config, id).await,
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => Err(EngineError::MalformedMessage(format!("queue {job_queue} carries no jobs"))),
+        },
+    };
+    match outcome {
+        Ok(()) => ack(config, queue, &delivery).await,
+        Err(e) if e.is_retryable() => {
+            let delay = config.engine.retry_delay(delivery.receive_count);
+            tracing::warn!(%queue, error = %e, retry_in_s = delay.as_secs(), "Message will be delivered again");
+            nack(config, queue, &delivery, delay).await;
+        }
+        Err(e) if queue == QueueType::JobHandleFailure => {
+            tracing::error!(error = %e, body = %delivery.body, "Dead-letter message could not be handled; dropped");
+            let alert = Alert {
+                severity: AlertSeverity::Critical,
+                title: "Dead-letter message could not be handled".to_owned(),
+                body: format!("error: {e}\nbody: {}", delivery.body),
+            };
+            if let Err(e) = config.alerts().send_alert(&alert).await {
+                tracing::error!(error = %e, "Could not send alert");
+            }
+            ack(config, queue, &delivery).await;
+        }
+        Err(e) => {
+            tracing::warn!(%queue, error = %e, "Message cannot be handled; moving it to the dead-letter queue");
+            dead_letter(config, queue, &delivery, &e.to_string()).await;
+        }
+    }
+}
+
+fn parse_job_message(body: &str) -> Result<uuid::Uuid, EngineError> {
+    serde_json::from_str::<JobQueueMessage>(body)
+        .map(|m| m.id)
+        .map_err(|e| EngineError::MalformedMessage(format!("expected {{\"id\": \"<uuid>\"}}, got {body:?}: {e}")))
+}
+
+async fn ack(config: &Config, queue: QueueType, delivery: &Delivery) {
+    if let Err(e) = config.queue().ack(queue, delivery).await {
+        // The message will come back after its visibility timeout; handlers are idempotent.
+        tracing::warn!(%queue, error = %e, "Ack failed; the message may be delivered again");
+    }
+}
+
+async fn nack(config: &Config, queue: QueueType, delivery: &Delivery, delay: Duration) {
+    if let Err(e) = config.queue().nack(queue, delivery, delay).await {
+        tracing::warn!(%queue, error = %e, "Nack failed; the message returns after its visibility timeout");
+    }
+}
+
+/// Moves a message the orchestrator cannot handle to the dead-letter queue with the reason,
+/// then acks the original. If the move fails the original is nacked, so nothing is lost.
+async fn dead_letter(config: &Config, queue: QueueType, delivery: &Delivery, reason: &str) {
+    let mut message = OutgoingMessage::new(delivery.body.clone());
+    message.attributes.extend(delivery.attributes.clone());
+    message.attributes.insert(DEAD_LETTER_REASON_ATTRIBUTE.to_owned(), reason.to_owned());
+    message.attributes.insert(SOURCE_QUEUE_ATTRIBUTE.to_owned(), queue.to_string());
+    match config.queue().send(QueueType::JobHandleFailure, message).await {
+        Ok(()) => {
+            config.wakers.get(QueueType::JobHandleFailure).notify_one();
+            ack(config, queue, delivery).await;
+        }
+        Err(e) => {
+            tracing::warn!(%queue, error = %e, "Could not dead-letter the message; it will be delivered again");
+            nack(config, queue, delivery, config.engine.retry_delay(delivery.receive_count)).await;
+        }
+    }
+}
+
+/// Runs one trigger unless it is not part of this layer, not built, already running in this
+/// process, or halted by failed jobs. Errors are logged; the next tick runs it again.
+pub async fn run_trigger(config: &Arc<Config>, kind: WorkerTriggerType) {
+    if !config.runs_trigger(kind) {
+        tracing::debug!(trigger = %kind, layer = %config.layer, "Trigger is not part of this layer");
+        return;
+    }
+    let Some((trigger, guard)) = config.triggers.get_with_guard(kind) else {
+        tracing::debug!(trigger = %kind, "Trigger not built in this version; skipped");
+        return;
+    };
+    let Ok(_running) = guard.try_lock() else {
+        tracing::debug!(trigger = %kind, "Trigger already running; coalesced");
+        return;
+    };
+    match triggers::is_halted(config, trigger.as_ref()).await {
+        Ok(true) => {
+            tracing::info!(trigger = %kind, "Trigger halted by failed jobs; retry or fix them to resume");
+            return;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(trigger = %kind, error = %e, "Could not check for failed jobs; trigger skipped");
+            return;
+        }
+    }
+    if let Err(e) = trigger.run(config.clone()).await {
+        tracing::warn!(trigger = %kind, error = %e, "Trigger run failed");
+        if kind == WorkerTriggerType::AggregatorBatching {
+            let alert = Alert {
+                severity: AlertSeverity::Critical,
+                title: "Aggregator batching failed".to_owned(),
+                body: format!("trigger: {kind}\nerror: {e}"),
+            };
+            if let Err(e) = config.alerts().send_alert(&alert).await {
+                tracing::error!(error = %e, "Could not send alert");
+            }
+        }
+    }
+}

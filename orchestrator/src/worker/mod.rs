@@ -1,0 +1,13 @@
+//! The job engine: the state machine (`service`), one event worker per queue
+//! (`event_worker`), the controller that starts the layer's workers, the orphan scanner,
+//! the job handlers and the triggers.
+
+pub mod controller;
+pub mod error;
+pub mod event_handler;
+pub mod event_worker;
+pub mod orphan;
+pub mod service;
+pub mod triggers;
+
+pub use error::EngineError;

@@ -1,0 +1,485 @@
+//! The job state machine (reference §3.1): every status transition happens here, through
+//! versioned database updates, so concurrent workers and processes never both act on the same
+//! version of a job.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use futures::FutureExt;
+use uuid::Uuid;
+
+use crate::{
+    config::Config,
+    core::client::{Alert, AlertSeverity, DatabaseError, OutgoingMessage},
+    types::{
+        jobs::{now_secs, JobItem, JobItemUpdates, JobMetadata, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus},
+        queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType, MAX_MESSAGE_DELAY},
+    },
+    worker::{
+        error::EngineError,
+        event_handler::jobs::{JobError, JobHandlerTrait},
+        triggers::next_stage,
+    },
+};
+
+/// Creates a job through its handler, stores it and queues it for processing.
+///
+/// A job whose message cannot be sent stays `Created`; the orphan scanner sends it again.
+pub async fn create_job(
+    config: &Config,
+    job_type: JobType,
+    internal_id: u64,
+    specific: JobSpecificMetadata,
+) -> Result<JobItem, EngineError> {
+    let handler = handler(config, job_type)?;
+    let job = handler
+        .create_job(internal_id, specific)
+        .await
+        .map_err(|source| EngineError::Handler { id: Uuid::nil(), job_type, source })?;
+    let job = match config.database().create_job(job).await {
+        Ok(job) => job,
+        Err(DatabaseError::ItemAlreadyExists { job_type, internal_id }) => {
+            return Err(EngineError::AlreadyExists { job_type, internal_id })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(job_id = %job.id, %job_type, internal_id, "Job created");
+    if let Err(e) = send_job_message(config, &job, JobAction::Process, Duration::ZERO).await {
+        tracing::warn!(job_id = %job.id, error = %e, "Job created but not queued; the orphan scanner will queue it");
+    }
+    Ok(job)
+}
+
+/// Sends a job message on the queue of its type and action and wakes the local worker.
+pub async fn send_job_message(
+    config: &Config,
+    job: &JobItem,
+    action: JobAction,
+    delay: Duration,
+) -> Result<(), EngineError> {
+    send_to_queue(config, QueueType::for_job(job.job_type, action), job.id, delay).await
+}
+
+/// Sends `{"id": …}` to `queue` and wakes the local worker of that queue.
+pub async fn send_to_queue(config: &Config, queue: QueueType, id: Uuid, delay: Duration) -> Result<(), EngineError> {
+    let body = serde_json::to_string(&JobQueueMessage { id })
+        .map_err(|e| EngineError::MalformedMessage(e.to_string()))?;
+    let message = OutgoingMessage::new(body).with_delay(delay.min(MAX_MESSAGE_DELAY));
+    config.queue().send(queue, message).await?;
+    if delay.is_zero() {
+        config.wakers.get(queue).notify_one();
+    }
+    Ok(())
+}
+
+/// Sends a trigger message to the worker-trigger queue and wakes its local worker.
+pub async fn send_trigger(config: &Config, trigger: WorkerTriggerType) -> Result<(), EngineError> {
+    config.queue().send(QueueType::WorkerTrigger, OutgoingMessage::new(trigger.to_string())).await?;
+    config.wakers.get(QueueType::WorkerTrigger).notify_one();
+    Ok(())
+}
+
+fn handler(config: &Config, job_type: JobType) -> Result<Arc<dyn JobHandlerTrait>, EngineError> {
+    config.handlers.get(job_type).cloned().ok_or(EngineError::NoHandler(job_type))
+}
+
+async fn load(config: &Config, id: Uuid) -> Result<JobItem, EngineError> {
+    config.database().get_job_by_id(id).await?.ok_or(EngineError::JobNotFound(id))
+}
+
+/// Whether a `LockedForProcessing` job has been locked longer than its type's timeout (or
+/// has no start time), i.e. the worker that locked it is presumed dead.
+pub fn is_stale(config: &Config, job: &JobItem) -> bool {
+    let timeout = config.engine.job_timeout(job.job_type);
+    match job.metadata.common.process_started_at {
+        None => true,
+        Some(started) => (Utc::now() - started).to_std().map_or(false, |age| age > timeout),
+    }
+}
+
+/// Outcome of a versioned update that another writer may have beaten.
+fn lost_race(e: &DatabaseError) -> bool {
+    matches!(e, DatabaseError::UpdateFailed { .. })
+}
+
+/// Processes a job: heal it if orphaned, check readiness, lock it, run the handler, and move
+/// it to `PendingVerification` (or back, or to `Failed`).
+///
+/// Returns an error when the message should be delivered again (retryable) or dead-lettered
+/// (not retryable); `Ok` means the message is done with, including for duplicates.
+pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
+    let mut job = load(config, id).await?;
+    let handler = handler(config, job.job_type)?;
+
+    if job.status == JobStatus::LockedForProcessing {
+        if !is_stale(config, &job) {
+            tracing::debug!(job_id = %id, "Job is being processed elsewhere; duplicate message dropped");
+            return Ok(());
+        }
+        match heal(config, &job).await {
+            Ok(healed) => job = healed,
+            Err(EngineError::Database(e)) if lost_race(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    if !JobStatus::PROCESSABLE.contains(&job.status) {
+        tracing::debug!(job_id = %id, status = %job.status, "Job is not processable; message dropped");
+        return Ok(());
+    }
+    if let Err(delay) = handler.check_ready_to_process(&job).await {
+        tracing::info!(job_id = %id, delay_s = delay.as_secs(), "Job not ready; queued again");
+        send_job_message(config, &job, JobAction::Process, delay).await?;
+        return Ok(());
+    }
+
+    let prior_status = job.status;
+    let mut metadata = job.metadata.clone();
+    metadata.common.process_started_at = Some(now_secs());
+    let locked = match config
+        .database()
+        .update_job(&job, JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata))
+        .await
+    {
+        Ok(locked) => locked,
+        Err(e) if lost_race(&e) => {
+            tracing::debug!(job_id = %id, "Another worker locked the job first");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(job_id = %id, job_type = %locked.job_type, internal_id = locked.internal_id, "Processing job");
+
+    let (outcome, worked) = run_handler(handler.clone(), locked.clone(), |h, job| {
+        async move { h.process_job(job).await }.boxed()
+    })
+    .await;
+    let mut metadata = worked.metadata.clone();
+    match outcome {
+        Ok(external_id) => {
+            let now = now_secs();
+            metadata.common.process_attempt_no += 1;
+            metadata.common.process_completed_at = Some(now);
+            metadata.common.verification_started_at = Some(now);
+            metadata.common.verification_attempt_no = 0;
+            let updates = JobItemUpdates::new()
+                .status(JobStatus::PendingVerification)
+                .external_id(external_id)
+                .metadata(metadata);
+            let pending = match config.database().update_job(&locked, updates).await {
+                Ok(pending) => pending,
+                Err(e) if lost_race(&e) => {
+                    tracing::warn!(job_id = %id, "Job changed while it was processed; outcome dropped");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            send_job_message(config, &pending, JobAction::Verify, handler.verification_polling_delay()).await?;
+            Ok(())
+        }
+        Err(HandlerFailure::Error(e)) if !e.is_retryable() => {
+            fail_job(config, &locked, metadata, format!("processing failed: {e}")).await?;
+            Ok(())
+        }
+        Err(failure) => {
+            let error = failure.into_engine_error(&locked);
+            metadata.common.record_failure(format!("processing attempt failed: {error}"));
+            metadata.common.process_started_at = None;
+            let restore = JobItemUpdates::new().status(prior_status).metadata(metadata);
+            match config.database().update_job(&locked, restore).await {
+                Ok(_) => {}
+                Err(e) if lost_race(&e) => {}
+                Err(e) => tracing::warn!(job_id = %id, error = %e, "Could not restore the job's status; the orphan scanner will heal it"),
+            }
+            tracing::warn!(job_id = %id, error = %error, "Processing failed; will retry");
+            Err(error)
+        }
+    }
+}
+
+/// Verifies a job: `Completed` when verified, back to processing or `Failed` when rejected,
+/// polled again or `VerificationTimeout` while pending.
+pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
+    let job = load(config, id).await?;
+    if !JobStatus::VERIFIABLE.contains(&job.status) {
+        tracing::debug!(job_id = %id, status = %job.status, "Job is not verifiable; message dropped");
+        return Ok(());
+    }
+    let handler = handler(config, job.job_type)?;
+    let (outcome, worked) =
+        run_handler(handler.clone(), job.clone(), |h, job| async move { h.verify_job(job).await }.boxed()).await;
+    let mut metadata = worked.metadata.clone();
+    let db = config.database();
+    let result = match outcome {
+        Ok(JobVerificationStatus::Verified) => {
+            metadata.common.verification_completed_at = Some(now_secs());
+            let done = db.update_job(&job, JobItemUpdates::new().status(JobStatus::Completed).metadata(metadata)).await;
+            if done.is_ok() {
+                tracing::info!(job_id = %id, job_type = %job.job_type, internal_id = job.internal_id, "Job completed");
+                if let Some(next) = next_stage(config.layer, job.job_type) {
+                    if let Err(e) = send_trigger(config, next).await {
+                        tracing::warn!(error = %e, trigger = %next, "Could not chain the next stage; cron will run it");
+                    }
+                }
+            }
+            done.map(|_| ())
+        }
+        Ok(JobVerificationStatus::Rejected(reason)) => {
+            if metadata.common.process_attempt_no < handler.max_process_attempts() {
+                metadata.common.record_failure(format!("verification rejected: {reason}"));
+                let updates = JobItemUpdates::new().status(JobStatus::VerificationFailed).metadata(metadata);
+                match db.update_job(&job, updates).await {
+                    Ok(failed) => {
+                        tracing::warn!(job_id = %id, %reason, "Verification rejected; processing again");
+                        send_job_message(config, &failed, JobAction::Process, Duration::ZERO).await?;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                return fail_job(config, &job, metadata, format!("verification rejected: {reason}"))
+                    .await
+                    .or_else(ignore_lost_race);
+            }
+        }
+        Ok(JobVerificationStatus::Pending) => {
+            metadata.common.verification_attempt_no += 1;
+            if metadata.common.verification_attempt_no >= handler.max_verification_attempts() {
+                let reason = format!(
+                    "verification still pending after {} attempts",
+                    metadata.common.verification_attempt_no
+                );
+                metadata.common.record_failure(reason.clone());
+                let updates = JobItemUpdates::new().status(JobStatus::VerificationTimeout).metadata(metadata);
+                match db.update_job(&job, updates).await {
+                    Ok(timed_out) => {
+                        alert(config, &timed_out, AlertSeverity::Critical, "Job verification timed out", &reason).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                match db.update_job(&job, JobItemUpdates::new().metadata(metadata)).await {
+                    Ok(pending) => {
+                        send_job_message(config, &pending, JobAction::Verify, handler.verification_polling_delay())
+                            .await?;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+        Err(HandlerFailure::Error(e)) if !e.is_retryable() => {
+            return fail_job(config, &job, metadata, format!("verification failed: {e}"))
+                .await
+                .or_else(ignore_lost_race);
+        }
+        Err(failure) => return Err(failure.into_engine_error(&job)),
+    };
+    result.or_else(|e| if lost_race(&e) { Ok(()) } else { Err(e.into()) })
+}
+
+fn ignore_lost_race(e: EngineError) -> Result<(), EngineError> {
+    match e {
+        EngineError::Database(db) if lost_race(&db) => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// Moves an orphaned `LockedForProcessing` job back to `Created`.
+pub async fn heal(config: &Config, job: &JobItem) -> Result<JobItem, EngineError> {
+    let mut metadata = job.metadata.clone();
+    let since = metadata.common.process_started_at.map_or("an unknown time".to_owned(), |t| t.to_rfc3339());
+    metadata.common.record_failure(format!("healed: orphaned in LockedForProcessing since {since}"));
+    metadata.common.process_started_at = None;
+    let healed = config
+        .database()
+        .update_job(job, JobItemUpdates::new().status(JobStatus::Created).metadata(metadata))
+        .await?;
+    tracing::warn!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, "Healed an orphaned job");
+    Ok(healed)
+}
+
+/// Marks a job `Failed` with `reason` and alerts.
+pub async fn fail_job(
+    config: &Config,
+    job: &JobItem,
+    mut metadata: JobMetadata,
+    reason: String,
+) -> Result<(), EngineError> {
+    metadata.common.record_failure(reason.clone());
+    let failed = config
+        .database()
+        .update_job(job, JobItemUpdates::new().status(JobStatus::Failed).metadata(metadata))
+        .await?;
+    tracing::error!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, %reason, "Job failed");
+    alert(config, &failed, AlertSeverity::Critical, "Job failed", &reason).await;
+    Ok(())
+}
+
+/// Sends an alert about a job with everything an operator needs to act.
+pub async fn alert(config: &Config, job: &JobItem, severity: AlertSeverity, title: &str, reason: &str) {
+    let common = &job.metadata.common;
+    let body = format!(
+        "job_id: {}\njob_type: {}\ninternal_id: {}\nstatus: {}\nexternal_id: {}\nreason: {}\nprevious_failures: {}",
+        job.id,
+        job.job_type,
+        job.internal_id,
+        job.status,
+        job.external_id,
+        reason,
+        if common.previous_failure_reasons.is_empty() {
+            "none".to_owned()
+        } else {
+            common.previous_failure_reasons.join(" | ")
+        },
+    );
+    let alert = Alert {
+        severity,
+        title: format!("{title}: {} {} ({})", job.job_type, job.internal_id, job.id),
+        body,
+    };
+    if let Err(e) = config.alerts().send_alert(&alert).await {
+        tracing::error!(error = %e, job_id = %job.id, "Could not send alert");
+    }
+}
+
+/// A dead-lettered job message: the job is marked `Failed` unless it is already done.
+pub async fn handle_dead_letter(
+    config: &Config,
+    body: &str,
+    receive_count: u32,
+    reason: Option<&str>,
+) -> Result<(), EngineError> {
+    let Ok(JobQueueMessage { id }) = serde_json::from_str::<JobQueueMessage>(body) else {
+        let alert = Alert {
+            severity: AlertSeverity::Warning,
+            title: "Unreadable message in the dead-letter queue".to_owned(),
+            body: format!("reason: {}\nbody: {body}", reason.unwrap_or("not a job message")),
+        };
+        if let Err(e) = config.alerts().send_alert(&alert).await {
+            tracing::error!(error = %e, "Could not send alert");
+        }
+        return Ok(());
+    };
+    let Some(job) = config.database().get_job_by_id(id).await? else {
+        let alert = Alert {
+            severity: AlertSeverity::Warning,
+            title: format!("Dead-lettered message for unknown job {id}"),
+            body: format!("reason: {}\nbody: {body}", reason.unwrap_or("job not found")),
+        };
+        if let Err(e) = config.alerts().send_alert(&alert).await {
+            tracing::error!(error = %e, "Could not send alert");
+        }
+        return Ok(());
+    };
+    if job.status.is_terminal() {
+        return Ok(());
+    }
+    let last = job.metadata.common.failure_reason.clone().unwrap_or_else(|| "none recorded".to_owned());
+    let why = match reason {
+        Some(r) => format!("message dead-lettered: {r}; last failure: {last}"),
+        None => format!("message dead-lettered after {receive_count} receives; last failure: {last}"),
+    };
+    fail_job(config, &job, job.metadata.clone(), why).await.or_else(ignore_lost_race)
+}
+
+/// Operator retry of a `Failed` job: `PendingRetry` with the attempt counter reset, queued for
+/// processing (on the priority queue when `priority`).
+pub async fn retry_job(config: &Config, id: Uuid, priority: bool) -> Result<JobItem, EngineError> {
+    let job = load(config, id).await?;
+    if job.status != JobStatus::Failed {
+        return Err(EngineError::InvalidStatus { id, status: job.status, action: "retry", expected: "Failed" });
+    }
+    let mut metadata = job.metadata.clone();
+    metadata.common.process_attempt_no = 0;
+    metadata.common.process_retry_attempt_no += 1;
+    let retried = config
+        .database()
+        .update_job(&job, JobItemUpdates::new().status(JobStatus::PendingRetry).metadata(metadata))
+        .await?;
+    if priority {
+        send_to_queue(config, QueueType::PriorityProcessingQueue, id, Duration::ZERO).await?;
+    } else {
+        send_job_message(config, &retried, JobAction::Process, Duration::ZERO).await?;
+    }
+    Ok(retried)
+}
+
+/// Forces a new verification round: `PendingVerification` with the counter reset.
+pub async fn force_verify(config: &Config, id: Uuid, priority: bool) -> Result<JobItem, EngineError> {
+    let job = load(config, id).await?;
+    let handler = handler(config, job.job_type)?;
+    let mut metadata = job.metadata.clone();
+    metadata.common.verification_attempt_no = 0;
+    metadata.common.verification_retry_attempt_no += 1;
+    let pending = config
+        .database()
+        .update_job(&job, JobItemUpdates::new().status(JobStatus::PendingVerification).metadata(metadata))
+        .await?;
+    if priority {
+        send_to_queue(config, QueueType::PriorityVerificationQueue, id, Duration::ZERO).await?;
+    } else {
+        send_job_message(config, &pending, JobAction::Verify, handler.verification_polling_delay()).await?;
+    }
+    Ok(pending)
+}
+
+/// Queues a job for processing again without changing it (operator action).
+pub async fn requeue_process(config: &Config, id: Uuid, priority: bool) -> Result<JobItem, EngineError> {
+    let job = load(config, id).await?;
+    let queue = if priority { QueueType::PriorityProcessingQueue } else { QueueType::for_job(job.job_type, JobAction::Process) };
+    send_to_queue(config, queue, id, Duration::ZERO).await?;
+    Ok(job)
+}
+
+enum HandlerFailure {
+    Error(JobError),
+    Panic(String),
+}
+
+impl HandlerFailure {
+    fn into_engine_error(self, job: &JobItem) -> EngineError {
+        match self {
+            Self::Error(source) => EngineError::Handler { id: job.id, job_type: job.job_type, source },
+            Self::Panic(message) => EngineError::Panicked { id: job.id, job_type: job.job_type, message },
+        }
+    }
+}
+
+/// Runs a handler call in its own task so a panic becomes an error instead of killing the
+/// worker; returns the outcome and the job as the handler left it.
+async fn run_handler<T, F>(
+    handler: Arc<dyn JobHandlerTrait>,
+    job: JobItem,
+    call: F,
+) -> (Result<T, HandlerFailure>, JobItem)
+where
+    T: Send + 'static,
+    F: for<'a> FnOnce(
+            Arc<dyn JobHandlerTrait>,
+            &'a mut JobItem,
+        ) -> futures::future::BoxFuture<'a, Result<T, JobError>>
+        + Send
+        + 'static,
+{
+    let original = job.clone();
+    let task = tokio::spawn(async move {
+        let mut job = job;
+        let outcome = call(handler, &mut job).await;
+        (outcome, job)
+    });
+    match task.await {
+        Ok((outcome, job)) => (outcome.map_err(HandlerFailure::Error), job),
+        Err(join) => {
+            let message = match join.try_into_panic() {
+                Ok(payload) => payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_owned()),
+                Err(_) => "task cancelled".to_owned(),
+            };
+            (Err(HandlerFailure::Panic(message)), original)
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Worker triggers: periodic (cron) or chained (a job completed) runs that create jobs and
+//! batches. Each trigger lives in one file next to this one; this module holds the trait, the
+//! registry and the helpers every trigger shares (failed-job gate, buffer, watermark).
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use async_trait::async_trait;
+
+use crate::{
+    config::{Config, FailedJobHalt},
+    core::client::DatabaseError,
+    types::{
+        jobs::{JobStatus, JobType, SettlementContext, JobSpecificMetadata},
+        queue::WorkerTriggerType,
+        Layer, ORCHESTRATOR_VERSION,
+    },
+};
+
+/// Why a trigger run failed. Triggers are re-run by the next cron tick or chained event, so
+/// every error is retried implicitly; the variants say what to tell the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// Anything else, with context.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Statuses of a job that mean "an operator must look".
+pub const HALTING_STATUSES: [JobStatus; 2] = [JobStatus::Failed, JobStatus::VerificationTimeout];
+
+/// One worker trigger.
+#[async_trait]
+pub trait JobTrigger: Send + Sync + fmt::Debug {
+    /// Which trigger this is.
+    fn trigger_type(&self) -> WorkerTriggerType;
+
+    /// The job type it creates, if any; used by the failed-job gate.
+    fn creates(&self) -> Option<JobType>;
+
+    /// Does one round of work.
+    async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError>;
+}
+
+/// The triggers of the running layer, by type.
+#[derive(Clone, Default)]
+pub struct Triggers {
+    triggers: HashMap<WorkerTriggerType, (Arc<dyn JobTrigger>, Arc<tokio::sync::Mutex<()>>)>,
+}
+
+impl Triggers {
+    /// No triggers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a trigger under its type.
+    pub fn with(mut self, trigger: Arc<dyn JobTrigger>) -> Self {
+        self.triggers.insert(trigger.trigger_type(), (trigger, Arc::default()));
+        self
+    }
+
+    /// The trigger of `kind`.
+    pub fn get(&self, kind: WorkerTriggerType) -> Option<&Arc<dyn JobTrigger>> {
+        self.triggers.get(&kind).map(|(t, _)| t)
+    }
+
+    /// The trigger of `kind` and the guard that keeps one run of it at a time per process.
+    pub fn get_with_guard(
+        &self,
+        kind: WorkerTriggerType,
+    ) -> Option<(Arc<dyn JobTrigger>, Arc<tokio::sync::Mutex<()>>)> {
+        self.triggers.get(&kind).cloned()
+    }
+}
+
+impl fmt::Debug for Triggers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kinds: Vec<String> = self.triggers.keys().map(ToString::to_string).collect();
+        kinds.sort();
+        f.debug_struct("Triggers").field("kinds", &kinds).finish()
+    }
+}
+
+/// Whether failed jobs stop `trigger` from creating new jobs now.
+///
+/// In `Stage` mode only a failed job of the type the trigger creates halts it; in `Global` mode
+/// (the reference's behaviour) any failed job of this orchestrator version halts every trigger
+/// that creates jobs. Batching and cleanup triggers are never halted here.
+pub async fn is_halted(config: &Config, trigger: &dyn JobTrigger) -> Result<bool, DatabaseError> {
+    let Some(creates) = trigger.creates() else { return Ok(false) };
+    let types: Vec<JobType> = match config.engine.failed_job_halt {
+        FailedJobHalt::Stage => vec![creates],
+        FailedJobHalt::Global => Vec::new(),
+    };
+    let failed = config
+        .database()
+        .get_jobs_by_types_and_statuses(&types, &HALTING_STATUSES, Some(1), Some(ORCHESTRATOR_VERSION))
+        .await?;
+    Ok(!failed.is_empty())
+}
+
+/// Free slots in a job buffer: `buffer − (latest − oldest_incomplete + 1)`, or the whole
+/// buffer when no job of the type is incomplete.
+pub fn buffer_slots(buffer: u64, latest_internal_id: Option<u64>, oldest_incomplete: Option<u64>) -> u64 {
+    match (latest_internal_id, oldest_incomplete) {
+        (Some(latest), Some(oldest)) if latest >= oldest => buffer.saturating_sub(latest - oldest + 1),
+        _ => buffer,
+    }
+}
+
+/// Free slots for new jobs of `job_type` in a buffer of `buffer` jobs.
+pub async fn available_slots(config: &Config, job_type: JobType, buffer: u64) -> Result<u64, DatabaseError> {
+    let db = config.database();
+    let latest = db.get_latest_job_by_type(job_type, None).await?.map(|j| j.internal_id);
+    let oldest = db
+        .get_oldest_job_by_type_excluding_statuses(job_type, &[JobStatus::Completed], None)
+        .await?
+        .map(|j| j.internal_id);
+    Ok(buffer_slots(buffer, latest, oldest))
+}
+
+/// The first SNOS batch index that is not settled yet, or 0 when nothing is settled.
+///
+/// L3 settles SNOS batches, so it is the settled index + 1. L2 settles aggregator batches: it
+/// is the first SNOS batch of the next aggregator batch, or `u64::MAX` while that batch has no
+/// SNOS batch yet (nothing after the settled range may be created).
+pub async fn first_unsettled_snos_batch_index(config: &Config) -> Result<u64, DatabaseError> {
+    let db = config.database();
+    let Some(last) =
+        db.get_latest_job_by_type_and_status(JobType::StateTransition, JobStatus::Completed, None).await?
+    else {
+        return Ok(0);
+    };
+    let to_settle = match &last.metadata.specific {
+        JobSpecificMetadata::StateUpdate(m) => match &m.context {
+            SettlementContext::Batch(d) | SettlementContext::Block(d) => d.to_settle,
+        },
+        _ => last.internal_id,
+    };
+    Ok(match config.layer {
+        Layer::L3 => to_settle + 1,
+        Layer::L2 => db
+            .get_start_snos_batch_for_aggregator(to_settle + 1)
+            .await?
+            .map_or(u64::MAX, |b| b.index),
+    })
+}
+
+/// The trigger to run at once when a job of `job_type` completes (event-driven chaining).
+pub fn next_stage(layer: Layer, job_type: JobType) -> Option<WorkerTriggerType> {
+    use WorkerTriggerType as T;
+    Some(match (layer, job_type) {
+        (_, JobType::SnosRun) => T::Proving,
+        (Layer::L2, JobType::ProofCreation) => T::Aggregator,
+        (Layer::L3, JobType::ProofCreation) => T::ProofRegistration,
+        (_, JobType::ProofRegistration) => T::DataSubmission,
+        (_, JobType::DataSubmission) | (_, JobType::Aggregator) | (_, JobType::StateTransition) => T::UpdateState,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(50, None, None, 50)]
+    #[case(50, Some(10), None, 50)]
+    #[case(50, Some(10), Some(10), 49)]
+    #[case(50, Some(60), Some(1), 0)]
+    #[case(5, Some(7), Some(4), 1)]
+    fn buffer_math(#[case] buffer: u64, #[case] latest: Option<u64>, #[case] oldest: Option<u64>, #[case] want: u64) {
+        assert_eq!(buffer_slots(buffer, latest, oldest), want);
+    }
+
+    #[rstest]
+    #[case(Layer::L2, JobType::ProofCreation, WorkerTriggerType::Aggregator)]
+    #[case(Layer::L3, JobType::ProofCreation, WorkerTriggerType::ProofRegistration)]
+    #[case(Layer::L2, JobType::Aggregator, WorkerTriggerType::UpdateState)]
+    #[case(Layer::L3, JobType::DataSubmission, WorkerTriggerType::UpdateState)]
+    fn chaining(#[case] layer: Layer, #[case] done: JobType, #[case] next: WorkerTriggerType) {
+        assert_eq!(next_stage(layer, done), Some(next));
+    }
+}
