@@ -10,4 +10,7 @@ pub mod orphan;
 pub mod service;
 pub mod triggers;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::EngineError;

@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod cron;
 pub mod database;
+pub mod embedded;
 pub mod lock;
 pub mod queue;
 pub mod sqlite;

@@ -1,0 +1,223 @@
+//! Every transition of the job state machine (reference §3.1), one table row each.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use rstest::rstest;
+
+use super::{ids, snos_metadata, Check, Harness, Step, TestHandler};
+use crate::{
+    types::{
+        jobs::{JobItem, JobItemUpdates, JobStatus, JobType},
+        queue::{QueueType, WorkerTriggerType},
+    },
+    worker::{error::EngineError, service},
+};
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Process,
+    Verify,
+    DeadLetter,
+    Retry,
+    ForceVerify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    Ok,
+    Retryable,
+    Refused,
+}
+
+/// Puts a fresh job into `status` (and for `LockedForProcessing`, started `locked_age` ago).
+async fn job_in(h: &Harness, status: JobStatus, locked_age: Option<Duration>) -> JobItem {
+    let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.expect("create");
+    h.drain(QueueType::SnosJobProcessing).await;
+    if status == JobStatus::Created {
+        return job;
+    }
+    let mut metadata = job.metadata.clone();
+    if let Some(age) = locked_age {
+        metadata.common.process_started_at = Some(Utc::now() - chrono::Duration::from_std(age).unwrap());
+    }
+    if matches!(status, JobStatus::PendingVerification | JobStatus::VerificationTimeout | JobStatus::VerificationFailed) {
+        metadata.common.process_attempt_no = 1;
+    }
+    h.config
+        .database()
+        .update_job(&job, JobItemUpdates::new().status(status).metadata(metadata))
+        .await
+        .expect("set status")
+}
+
+#[rstest]
+#[case::created_processed(JobStatus::Created, None, Action::Process, vec![Step::Ok("ext-1")], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::created_retryable_error(JobStatus::Created, None, Action::Process, vec![Step::Retry], vec![], JobStatus::Created, None, 0, Outcome::Retryable)]
+#[case::created_fatal_error(JobStatus::Created, None, Action::Process, vec![Step::Fatal], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
+#[case::created_panic(JobStatus::Created, None, Action::Process, vec![Step::Panic], vec![], JobStatus::Created, None, 0, Outcome::Retryable)]
+#[case::verification_failed_processed(JobStatus::VerificationFailed, None, Action::Process, vec![Step::Ok("ext-2")], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::verification_failed_retryable_restores(JobStatus::VerificationFailed, None, Action::Process, vec![Step::Retry], vec![], JobStatus::VerificationFailed, None, 0, Outcome::Retryable)]
+#[case::pending_retry_processed(JobStatus::PendingRetry, None, Action::Process, vec![Step::Ok("ext-3")], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::locked_fresh_is_a_duplicate(JobStatus::LockedForProcessing, Some(Duration::from_secs(1)), Action::Process, vec![], vec![], JobStatus::LockedForProcessing, None, 0, Outcome::Ok)]
+#[case::locked_stale_is_healed_and_processed(JobStatus::LockedForProcessing, Some(Duration::from_secs(3600)), Action::Process, vec![Step::Ok("ext-4")], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::completed_is_not_processed(JobStatus::Completed, None, Action::Process, vec![], vec![], JobStatus::Completed, None, 0, Outcome::Ok)]
+#[case::pending_verification_is_not_processed(JobStatus::PendingVerification, None, Action::Process, vec![], vec![], JobStatus::PendingVerification, None, 0, Outcome::Ok)]
+#[case::verified(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Verified], JobStatus::Completed, Some(QueueType::WorkerTrigger), 0, Outcome::Ok)]
+#[case::rejected_with_attempts_left(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Rejected], JobStatus::VerificationFailed, Some(QueueType::SnosJobProcessing), 0, Outcome::Ok)]
+#[case::pending_polls_again(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Pending], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::verify_retryable_error(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Retry], JobStatus::PendingVerification, None, 0, Outcome::Retryable)]
+#[case::timeout_verified_later(JobStatus::VerificationTimeout, None, Action::Verify, vec![], vec![Check::Verified], JobStatus::Completed, Some(QueueType::WorkerTrigger), 0, Outcome::Ok)]
+#[case::created_is_not_verified(JobStatus::Created, None, Action::Verify, vec![], vec![], JobStatus::Created, None, 0, Outcome::Ok)]
+#[case::dead_letter_fails_a_waiting_job(JobStatus::Created, None, Action::DeadLetter, vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
+#[case::dead_letter_fails_a_locked_job(JobStatus::LockedForProcessing, Some(Duration::from_secs(1)), Action::DeadLetter, vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
+#[case::dead_letter_ignores_completed(JobStatus::Completed, None, Action::DeadLetter, vec![], vec![], JobStatus::Completed, None, 0, Outcome::Ok)]
+#[case::retry_of_failed(JobStatus::Failed, None, Action::Retry, vec![], vec![], JobStatus::PendingRetry, Some(QueueType::SnosJobProcessing), 0, Outcome::Ok)]
+#[case::retry_refused_unless_failed(JobStatus::Created, None, Action::Retry, vec![], vec![], JobStatus::Created, None, 0, Outcome::Refused)]
+#[case::force_verify(JobStatus::Failed, None, Action::ForceVerify, vec![], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[tokio::test]
+async fn transition(
+    #[case] start: JobStatus,
+    #[case] locked_age: Option<Duration>,
+    #[case] action: Action,
+    #[case] process: Vec<Step>,
+    #[case] verify: Vec<Check>,
+    #[case] want_status: JobStatus,
+    #[case] want_queued: Option<QueueType>,
+    #[case] want_alerts: usize,
+    #[case] want_outcome: Outcome,
+) {
+    let handler = Arc::new(TestHandler::new(JobType::SnosRun, process, verify));
+    let h = Harness::new(vec![handler.clone()]).await;
+    let job = job_in(&h, start, locked_age).await;
+
+    let result = match action {
+        Action::Process => service::process_job(&h.config, job.id).await,
+        Action::Verify => service::verify_job(&h.config, job.id).await,
+        Action::DeadLetter => service::handle_dead_letter(&h.config, &format!("{{\"id\":\"{}\"}}", job.id), 5, None).await,
+        Action::Retry => service::retry_job(&h.config, job.id, false).await.map(|_| ()),
+        Action::ForceVerify => service::force_verify(&h.config, job.id, false).await.map(|_| ()),
+    };
+    let outcome = match &result {
+        Ok(()) => Outcome::Ok,
+        Err(e) if e.is_retryable() => Outcome::Retryable,
+        Err(EngineError::InvalidStatus { .. }) => Outcome::Refused,
+        Err(e) => panic!("unexpected error {e}"),
+    };
+    assert_eq!(outcome, want_outcome, "{result:?}");
+
+    let after = h.job(job.id).await;
+    assert_eq!(after.status, want_status);
+    assert!(after.version >= job.version);
+    assert_eq!(h.alerts.0.lock().unwrap().len(), want_alerts, "alerts: {:?}", h.alerts.0.lock().unwrap());
+
+    // Exactly the expected follow-up message, nothing else on the job queues.
+    for queue in [QueueType::SnosJobProcessing, QueueType::SnosJobVerification, QueueType::WorkerTrigger] {
+        let sent = h.drain(queue).await;
+        if Some(queue) == want_queued {
+            assert_eq!(sent.len(), 1, "one message on {queue}");
+            if queue == QueueType::WorkerTrigger {
+                assert_eq!(sent[0].body, WorkerTriggerType::Proving.to_string());
+            } else {
+                assert_eq!(ids(&sent), vec![job.id]);
+            }
+        } else {
+            assert!(sent.is_empty(), "unexpected message on {queue}: {sent:?}");
+        }
+    }
+
+    // Bookkeeping that goes with each outcome.
+    let common = &after.metadata.common;
+    match (action, want_status) {
+        (Action::Process, JobStatus::PendingVerification) => {
+            assert_eq!(after.external_id.to_string().starts_with("ext-"), true);
+            assert!(common.process_completed_at.is_some());
+            assert_eq!(common.verification_attempt_no, 0);
+            assert_eq!(handler.calls.lock().unwrap().as_slice(), ["process"]);
+        }
+        (Action::Process, _) if outcome == Outcome::Retryable => {
+            assert!(common.failure_reason.as_deref().unwrap_or_default().contains("processing attempt failed"));
+            assert!(common.process_started_at.is_none());
+        }
+        (Action::Verify, JobStatus::PendingVerification) if outcome == Outcome::Ok => assert_eq!(common.verification_attempt_no, 1),
+        (Action::Retry, JobStatus::PendingRetry) => {
+            assert_eq!(common.process_attempt_no, 0);
+            assert_eq!(common.process_retry_attempt_no, 1);
+        }
+        (Action::ForceVerify, _) => assert_eq!(common.verification_retry_attempt_no, 1),
+        (_, JobStatus::Failed) => assert!(common.failure_reason.is_some()),
+        _ => {}
+    }
+    if locked_age == Some(Duration::from_secs(3600)) {
+        assert!(common.previous_failure_reasons.iter().chain(common.failure_reason.iter()).any(|r| r.starts_with("healed")));
+    }
+}
+
+#[tokio::test]
+async fn rejection_after_the_last_attempt_fails_the_job() {
+    let handler = Arc::new(TestHandler::new(JobType::SnosRun, vec![Step::Ok("a"), Step::Ok("b")], vec![Check::Rejected, Check::Rejected]));
+    let h = Harness::new(vec![handler.clone()]).await;
+    let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
+    service::process_job(&h.config, job.id).await.unwrap();
+    service::verify_job(&h.config, job.id).await.unwrap();
+    assert_eq!(h.job(job.id).await.status, JobStatus::VerificationFailed);
+    service::process_job(&h.config, job.id).await.unwrap();
+    service::verify_job(&h.config, job.id).await.unwrap();
+    let after = h.job(job.id).await;
+    assert_eq!(after.status, JobStatus::Failed);
+    assert_eq!(after.metadata.common.process_attempt_no, 2);
+    assert_eq!(after.metadata.common.previous_failure_reasons.len(), 1);
+    let alerts = h.alerts.0.lock().unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].body.contains(&job.id.to_string()) && alerts[0].body.contains("proof invalid"));
+}
+
+#[tokio::test]
+async fn pending_until_the_last_attempt_times_out() {
+    let handler = Arc::new(TestHandler::new(JobType::SnosRun, vec![Step::Ok("a")], vec![Check::Pending; 3]));
+    let h = Harness::new(vec![handler]).await;
+    let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
+    service::process_job(&h.config, job.id).await.unwrap();
+    for _ in 0..3 {
+        service::verify_job(&h.config, job.id).await.unwrap();
+    }
+    let after = h.job(job.id).await;
+    assert_eq!(after.status, JobStatus::VerificationTimeout);
+    assert_eq!(after.metadata.common.verification_attempt_no, 3);
+    assert_eq!(h.alerts.0.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn not_ready_requeues_with_the_handler_delay_without_locking() {
+    let handler = Arc::new(TestHandler::new(JobType::SnosRun, vec![], vec![]));
+    *handler.not_ready_for.lock().unwrap() = Some(Duration::from_secs(60));
+    let h = Harness::new(vec![handler.clone()]).await;
+    let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
+    h.drain(QueueType::SnosJobProcessing).await;
+    service::process_job(&h.config, job.id).await.unwrap();
+    let after = h.job(job.id).await;
+    assert_eq!((after.status, after.version), (JobStatus::Created, job.version));
+    // The message is delayed: not visible now.
+    assert!(h.drain(QueueType::SnosJobProcessing).await.is_empty());
+    assert_eq!(h.config.queue().approximate_len(QueueType::SnosJobProcessing).await.unwrap(), 0);
+    assert!(handler.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_create_is_refused_and_changes_nothing() {
+    let h = Harness::new(vec![Arc::new(TestHandler::new(JobType::SnosRun, vec![], vec![]))]).await;
+    let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
+    let err = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap_err();
+    assert!(matches!(err, EngineError::AlreadyExists { internal_id: 1, .. }), "{err}");
+    assert_eq!(h.drain(QueueType::SnosJobProcessing).await.len(), 1);
+    assert_eq!(h.job(job.id).await, job);
+}
+
+#[tokio::test]
+async fn unknown_job_is_not_retryable_and_missing_handler_is_named() {
+    let h = Harness::new(vec![]).await;
+    let err = service::process_job(&h.config, uuid::Uuid::new_v4()).await.unwrap_err();
+    assert!(matches!(err, EngineError::JobNotFound(_)) && !err.is_retryable());
+    let err = service::create_job(&h.config, JobType::Aggregator, 1, snos_metadata(1)).await.unwrap_err();
+    assert!(err.to_string().contains("no handler for Aggregator"), "{err}");
+}
