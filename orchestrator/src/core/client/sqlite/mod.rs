@@ -9,6 +9,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::BoxError;
 
+pub mod database;
+pub mod lock;
+
 /// File name of the database inside `--data-dir`.
 pub const DB_FILE_NAME: &str = "orchestrator.sqlite";
 
