@@ -1,0 +1,1 @@
+//! The `AlertClient` conformance suite.

@@ -1,0 +1,1 @@
+//! The `StorageClient` conformance suite.
