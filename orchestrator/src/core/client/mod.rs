@@ -9,6 +9,7 @@ pub mod alert;
 pub mod conformance;
 pub mod cron;
 pub mod database;
+pub mod fs_storage;
 pub mod lock;
 pub mod queue;
 pub mod sqlite;
