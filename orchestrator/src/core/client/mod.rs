@@ -11,6 +11,7 @@ pub mod cron;
 pub mod database;
 pub mod fs_storage;
 pub mod lock;
+pub mod log_alert;
 pub mod queue;
 pub mod sqlite;
 pub mod storage;
