@@ -5,10 +5,14 @@
 //! succeed (a network blip, a busy database) or not (bad input, a missing resource).
 
 pub mod alert;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod cron;
 pub mod database;
 pub mod embedded;
+pub mod fs_storage;
 pub mod lock;
+pub mod log_alert;
 pub mod queue;
 pub mod sqlite;
 pub mod storage;

@@ -58,3 +58,69 @@ pub trait StorageClient: Send + Sync + std::fmt::Debug {
     /// Checks the store answers.
     async fn health_check(&self) -> Result<(), StorageError>;
 }
+
+/// Checks a storage key (or, with `allow_partial`, a listing prefix): relative, `/`-separated,
+/// with no empty, `.` or `..` segment and no NUL. Every backend applies the same rule, so a
+/// key accepted by the directory store is accepted by S3 and means the same object.
+///
+/// # Errors
+/// `InvalidKey` naming what is wrong.
+pub fn check_key(key: &str, allow_partial: bool) -> Result<(), StorageError> {
+    let invalid = |reason: &str| Err(StorageError::InvalidKey { key: key.to_owned(), reason: reason.to_owned() });
+    if key.is_empty() {
+        return if allow_partial { Ok(()) } else { invalid("empty") };
+    }
+    if key.starts_with('/') {
+        return invalid("absolute");
+    }
+    if key.contains('\0') {
+        return invalid("contains NUL");
+    }
+    let segments: Vec<&str> = key.split('/').collect();
+    let last = segments.len() - 1;
+    for (i, segment) in segments.iter().enumerate() {
+        match *segment {
+            ".." => return invalid("contains a `..` segment"),
+            "." => return invalid("contains a `.` segment"),
+            // A prefix may end with `/` ("snos/"), a key may not.
+            "" if !(allow_partial && i == last) => return invalid("contains an empty segment"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case("a", true)]
+    #[case("snos_output/1/cairo_pie.zip", true)]
+    #[case("a.b/c..d/.hidden", true)]
+    #[case("", false)]
+    #[case("/abs", false)]
+    #[case("..", false)]
+    #[case("a/../b", false)]
+    #[case("a/..", false)]
+    #[case("./a", false)]
+    #[case("a//b", false)]
+    #[case("a/", false)]
+    #[case("a\0b", false)]
+    fn keys(#[case] key: &str, #[case] ok: bool) {
+        assert_eq!(check_key(key, false).is_ok(), ok, "{key:?}");
+    }
+
+    #[rstest]
+    #[case("", true)]
+    #[case("snos/", true)]
+    #[case("snos/1", true)]
+    #[case("/snos", false)]
+    #[case("../", false)]
+    #[case("a//", false)]
+    fn prefixes(#[case] prefix: &str, #[case] ok: bool) {
+        assert_eq!(check_key(prefix, true).is_ok(), ok, "{prefix:?}");
+    }
+}

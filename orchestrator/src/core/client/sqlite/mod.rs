@@ -3,6 +3,8 @@
 //! Each backend creates its own tables with `CREATE TABLE IF NOT EXISTS` in its `init`, so
 //! opening an existing data dir is idempotent.
 
+pub mod queue;
+
 use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
