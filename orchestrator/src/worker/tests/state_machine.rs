@@ -129,7 +129,7 @@ async fn transition(
     // Bookkeeping that goes with each outcome.
     let common = &after.metadata.common;
     match (action, want_status) {
-        (Action::Process, JobStatus::PendingVerification) => {
+        (Action::Process, JobStatus::PendingVerification) if start != JobStatus::PendingVerification => {
             assert_eq!(after.external_id.to_string().starts_with("ext-"), true);
             assert!(common.process_completed_at.is_some());
             assert_eq!(common.verification_attempt_no, 0);
