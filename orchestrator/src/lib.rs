@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod compression;
+pub mod config;
 pub mod core;
 pub mod types;
