@@ -7,8 +7,8 @@
 
 pub mod cli;
 pub mod compression;
+pub mod config;
 pub mod core;
 pub mod types;
-pub mod config;
 pub mod worker;
 pub mod server;

@@ -1,30 +1,34 @@
-//! The `orchestrator` binary: parses the command line and hands over to library code.
+//! The `orchestrator` binary: loads `.env`, resolves `_FILE` secrets, parses the command line
+//! and hands over to library code.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use orchestrator::cli::dev::{blob::BlobCommand, fact::FactArgs};
-
-#[derive(Debug, Parser)]
-#[command(name = "orchestrator", version, about = "Carries Madara blocks to settlement")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum Command {
-    /// Developer tools for blobs: encode, compress, decompress, decode, KZG.
-    #[command(subcommand)]
-    Blob(BlobCommand),
-    /// Prints the fact of a Cairo PIE.
-    Fact(FactArgs),
-}
+use orchestrator::cli::{Cli, Commands, FILE_SECRET_VARS};
+use orchestrator_utils::env::{apply_file_secrets, load_dotenv};
 
 fn main() -> ExitCode {
+    // Both steps mutate the process environment, so they run before any thread exists.
+    if let Err(e) = load_dotenv() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = apply_file_secrets(FILE_SECRET_VARS) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
-    match cli.command {
-        Command::Blob(cmd) => cmd.execute(),
-        Command::Fact(args) => args.execute(),
+    let result = match cli.command {
+        Commands::Run(cmd) => cmd.execute(),
+        Commands::Setup(cmd) => cmd.execute(),
+        Commands::Blob(cmd) => return cmd.execute(),
+        Commands::Fact(args) => return args.execute(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

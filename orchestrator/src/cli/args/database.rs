@@ -1,0 +1,42 @@
+//! Database flags (`--mongodb`, `--postgres`).
+
+use orchestrator_utils::Secret;
+
+/// The job database; without `--mongodb` or `--postgres` a SQLite file under `--data-dir`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseArgs {
+    /// Use MongoDB.
+    #[arg(long, conflicts_with = "postgres")]
+    pub mongodb: bool,
+
+    /// MongoDB connection URL (`_FILE` companion supported).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_MONGODB_CONNECTION_URL",
+        hide_env_values = true,
+        default_value = "mongodb://localhost:27017"
+    )]
+    pub mongodb_connection_url: Secret<String>,
+
+    /// MongoDB database name.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_DATABASE_NAME",
+        default_value = "orchestrator"
+    )]
+    pub mongodb_database_name: String,
+
+    /// Use PostgreSQL (not in the reference).
+    #[arg(long, requires = "postgres_connection_url")]
+    pub postgres: bool,
+
+    /// PostgreSQL connection URL, e.g. `postgres://user:pass@localhost/orchestrator`
+    /// (`_FILE` companion supported).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_POSTGRES_CONNECTION_URL",
+        hide_env_values = true
+    )]
+    pub postgres_connection_url: Option<Secret<String>>,
+}

@@ -1,0 +1,123 @@
+//! Service and scheduling limits (reference §2.3) and run-wide switches.
+
+/// Block range, concurrency, timeouts, buffers and shutdown.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Service")]
+pub struct ServiceArgs {
+    /// Highest block to process (inclusive); none processes every block.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MAX_BLOCK_NO_TO_PROCESS")]
+    pub max_block_to_process: Option<u64>,
+
+    /// Lowest block to process.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_MIN_BLOCK_NO_TO_PROCESS",
+        default_value_t = 0
+    )]
+    pub min_block_to_process: u64,
+
+    /// Cap on SNOS jobs in `Created` state (parsed but unused by the reference).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_MAX_CONCURRENT_CREATED_SNOS_JOBS",
+        default_value_t = 200
+    )]
+    pub max_concurrent_created_snos_jobs: u64,
+
+    /// SNOS processing worker slots (default 5). Unlike the reference, the flag works too.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MAX_CONCURRENT_SNOS_JOBS")]
+    pub max_concurrent_snos_jobs: Option<usize>,
+
+    /// Proving processing worker slots (default 10). Unlike the reference, the flag works too.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MAX_CONCURRENT_PROVING_JOBS")]
+    pub max_concurrent_proving_jobs: Option<usize>,
+
+    /// Aggregator processing worker slots (default 10). Unlike the reference, the flag works too.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MAX_CONCURRENT_AGGREGATOR_JOBS")]
+    pub max_concurrent_aggregator_jobs: Option<usize>,
+
+    /// Seconds after which a SNOS job locked for processing counts as stale.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SNOS_JOB_TIMEOUT_SECONDS",
+        default_value_t = 300
+    )]
+    pub snos_job_timeout_seconds: u64,
+
+    /// Seconds after which a proving job locked for processing counts as stale.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_PROVING_JOB_TIMEOUT_SECONDS",
+        default_value_t = 300
+    )]
+    pub proving_job_timeout_seconds: u64,
+
+    /// Seconds after which a proof-registration job locked for processing counts as stale.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_PROOF_REGISTRATION_TIMEOUT_SECONDS",
+        default_value_t = 300
+    )]
+    pub proof_registration_timeout_seconds: u64,
+
+    /// Seconds after which a data-submission job locked for processing counts as stale.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_DATA_SUBMISSION_TIMEOUT_SECONDS",
+        default_value_t = 300
+    )]
+    pub data_submission_timeout_seconds: u64,
+
+    /// Seconds after which a state-transition job locked for processing counts as stale; the
+    /// update-state queue visibility covers it.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_STATE_TRANSITION_TIMEOUT_SECONDS",
+        default_value_t = 300
+    )]
+    pub state_transition_timeout_seconds: u64,
+
+    /// Seconds after which an aggregator job locked for processing counts as stale.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_AGGREGATOR_JOB_TIMEOUT_SECONDS",
+        default_value_t = 300
+    )]
+    pub aggregator_job_timeout_seconds: u64,
+
+    /// Most SNOS jobs in the window [oldest incomplete, latest].
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SNOS_JOB_BUFFER_SIZE",
+        default_value_t = 50
+    )]
+    pub snos_job_buffer_size: u64,
+
+    /// Most aggregator jobs in the window [oldest incomplete, latest].
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_AGGREGATOR_JOB_BUFFER_SIZE",
+        default_value_t = 5
+    )]
+    pub aggregator_job_buffer_size: u64,
+
+    /// Admission cap of the priority queues (> 0).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_MAX_PRIORITY_QUEUE_SIZE",
+        default_value_t = 20
+    )]
+    pub max_priority_queue_size: usize,
+
+    /// Download and store proofs for audit (rejected with the mock prover).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STORE_AUDIT_ARTIFACTS")]
+    pub store_audit_artifacts: bool,
+
+    /// Seconds given to in-flight work on shutdown before it is abandoned.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_GRACEFUL_SHUTDOWN_TIMEOUT",
+        default_value_t = 120
+    )]
+    pub graceful_shutdown_timeout: u64,
+}

@@ -1,0 +1,111 @@
+//! Settlement flags (reference §2.7); `run` requires exactly one of `--settle-on-ethereum`,
+//! `--settle-on-starknet`.
+
+use orchestrator_utils::Secret;
+use url::Url;
+
+/// Settlement on Ethereum.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Settlement: Ethereum")]
+pub struct EthereumSettlementArgs {
+    /// Settle on Ethereum (the Starknet core contract).
+    #[arg(long)]
+    pub settle_on_ethereum: bool,
+
+    /// Ethereum RPC URL (`_FILE` companion supported).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_ETHEREUM_SETTLEMENT_RPC_URL",
+        hide_env_values = true
+    )]
+    pub ethereum_rpc_url: Option<Secret<Url>>,
+
+    /// Private key of the operator account (`_FILE` companion supported).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_ETHEREUM_PRIVATE_KEY",
+        hide_env_values = true
+    )]
+    pub ethereum_private_key: Option<Secret<String>>,
+
+    /// Starknet core contract address on L1.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_L1_CORE_CONTRACT_ADDRESS")]
+    pub l1_core_contract_address: Option<String>,
+
+    /// Operator address (`0x`-hex).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_OPERATOR_ADDRESS")]
+    pub starknet_operator_address: Option<String>,
+
+    /// Seconds between receipt polls.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_ETHEREUM_FINALITY_RETRY_WAIT_IN_SECS",
+        default_value_t = 60
+    )]
+    pub ethereum_finality_retry_wait_in_secs: u64,
+
+    /// Seconds to wait for a confirmation before bumping the fee of the same nonce.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_ETHEREUM_TX_CONFIRMATION_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub ethereum_tx_confirmation_timeout_secs: u64,
+
+    /// Most fee bumps per state update.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_ETHEREUM_MAX_FEE_BUMPS",
+        default_value_t = 2
+    )]
+    pub ethereum_max_fee_bumps: u32,
+
+    /// Hard cap in wei on the fee liability of one state update.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_ETHEREUM_L2_STATE_UPDATE_MAX_FEE_WEI",
+        default_value_t = 10_000_000_000_000_000
+    )]
+    pub ethereum_l2_state_update_max_fee_wei: u128,
+
+    /// Send EIP-4844 blob proofs instead of EIP-7594 (PeerDAS) cell proofs.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_DISABLE_PEERDAS")]
+    pub disable_peerdas: bool,
+}
+
+/// Settlement on Starknet.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Settlement: Starknet")]
+pub struct StarknetSettlementArgs {
+    /// Settle on Starknet (the Cairo core contract).
+    #[arg(long)]
+    pub settle_on_starknet: bool,
+
+    /// Starknet RPC URL (`_FILE` companion supported).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_STARKNET_SETTLEMENT_RPC_URL",
+        hide_env_values = true
+    )]
+    pub starknet_rpc_url: Option<Secret<Url>>,
+
+    /// Private key of the operator account (`_FILE` companion supported).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_STARKNET_PRIVATE_KEY",
+        hide_env_values = true
+    )]
+    pub starknet_private_key: Option<Secret<String>>,
+
+    /// Operator account address.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_ACCOUNT_ADDRESS")]
+    pub starknet_account_address: Option<String>,
+
+    /// Cairo core contract address.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_CAIRO_CORE_CONTRACT_ADDRESS")]
+    pub starknet_cairo_core_contract_address: Option<String>,
+
+    /// Seconds between finality polls (default 6).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_FINALITY_RETRY_WAIT_IN_SECS")]
+    pub starknet_finality_retry_wait_in_secs: Option<u64>,
+}

@@ -1,0 +1,84 @@
+//! SNOS flags (reference §2.5) and the Cairo layouts.
+
+use std::path::PathBuf;
+
+use url::Url;
+
+/// A Cairo layout name, as accepted by cairo-vm.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, strum::Display, strum::EnumString,
+)]
+#[value(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum CairoLayout {
+    /// `plain`
+    Plain,
+    /// `small`
+    Small,
+    /// `dex`
+    Dex,
+    /// `recursive`
+    Recursive,
+    /// `starknet`
+    Starknet,
+    /// `starknet_with_keccak`
+    StarknetWithKeccak,
+    /// `recursive_large_output`
+    RecursiveLargeOutput,
+    /// `recursive_with_poseidon`
+    RecursiveWithPoseidon,
+    /// `all_solidity`
+    AllSolidity,
+    /// `all_cairo`
+    AllCairo,
+    /// `dynamic`
+    Dynamic,
+}
+
+/// The Starknet OS run.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "SNOS")]
+pub struct SnosArgs {
+    /// RPC used to run the Starknet OS (needs `starknet_getStorageProof` with history).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_RPC_FOR_SNOS")]
+    pub rpc_for_snos: Url,
+
+    /// RPC used when a SNOS job is retried.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_RPC_FOR_SNOS_BACKUP")]
+    pub rpc_for_snos_backup: Option<Url>,
+
+    /// Record full OS output in the SNOS metadata.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_SNOS_FULL_OUTPUT")]
+    pub snos_full_output: bool,
+
+    /// JSON file overriding the blockifier versioned constants.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_VERSIONED_CONSTANTS_PATH")]
+    pub versioned_constants: Option<PathBuf>,
+
+    /// Layout of the SNOS run.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SNOS_LAYOUT_NAME",
+        value_enum,
+        default_value = "all_cairo"
+    )]
+    pub snos_layout_name: CairoLayout,
+
+    /// Layout sent to the prover (Atlantic).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_PROVER_LAYOUT_NAME",
+        value_enum,
+        default_value = "dynamic"
+    )]
+    pub prover_layout_name: CairoLayout,
+
+    /// Comma-separated felts: DA encryption public keys passed to SNOS, the aggregator and
+    /// Atlantic buckets.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_DA_PUBLIC_KEYS",
+        value_delimiter = ','
+    )]
+    pub da_public_keys: Option<Vec<String>>,
+}

@@ -1,0 +1,83 @@
+//! `orchestrator setup`: provisions the resources `run` needs.
+
+use eyre::WrapErr;
+
+use super::args::{
+    alert::AlertArgs, cron::CronArgs, database::DatabaseArgs, embedded::EmbeddedArgs,
+    provider::AwsProviderArgs, queue::QueueArgs, storage::StorageArgs,
+};
+use crate::{config::SetupParams, types::Layer};
+
+/// `orchestrator setup`: every flag of the reference's `setup`.
+///
+/// Unlike the reference, no group is required: with no AWS flags it provisions the embedded
+/// tier (data directory, database tables, queues); `--aws-event-bridge` is optional.
+/// `--mongodb` / `--postgres` (not in the reference's `setup`) create the collections/tables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "setup",
+    about = "Creates the queues, storage, alerts, cron and database tables"
+)]
+pub struct SetupCmd {
+    /// The appchain's layer; selects the queues and triggers created.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_LAYER",
+        value_enum,
+        default_value = "l2"
+    )]
+    pub layer: Layer,
+
+    #[command(flatten)]
+    pub embedded: EmbeddedArgs,
+    #[command(flatten)]
+    pub provider: AwsProviderArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub alert: AlertArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub cron: CronArgs,
+
+    /// Seconds to wait for the resources to become ready.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SETUP_TIMEOUT",
+        default_value_t = 300,
+        help_heading = "Setup"
+    )]
+    pub timeout: u64,
+
+    /// Seconds between readiness polls.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SETUP_RESOURCE_POLL_INTERVAL",
+        default_value_t = 5,
+        help_heading = "Setup"
+    )]
+    pub poll_interval: u64,
+}
+
+impl SetupCmd {
+    /// Validates the command line into [`SetupParams`].
+    ///
+    /// # Errors
+    /// A [`crate::config::ConfigError`] naming the flag and the problem.
+    pub fn params(self) -> crate::config::ConfigResult<SetupParams> {
+        SetupParams::try_from(self)
+    }
+
+    /// Placeholder until provisioning is wired: validates and prints the parameters.
+    ///
+    /// # Errors
+    /// Invalid configuration.
+    pub fn execute(self) -> eyre::Result<()> {
+        let params = self.params().wrap_err("invalid `setup` configuration")?;
+        println!("{params:#?}");
+        Ok(())
+    }
+}
