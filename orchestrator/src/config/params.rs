@@ -252,6 +252,10 @@ pub struct ServiceParams {
     pub store_audit_artifacts: bool,
     /// Time given to in-flight work on shutdown.
     pub graceful_shutdown_timeout: Duration,
+    /// Which failed jobs halt which triggers.
+    pub failed_job_halt: crate::config::FailedJobHalt,
+    /// Time between orphan scans.
+    pub orphan_scan_interval: Duration,
 }
 
 /// Per-job-type staleness thresholds.
@@ -842,6 +846,8 @@ fn service_params(a: ServiceArgs) -> ConfigResult<ServiceParams> {
         max_priority_queue_size: a.max_priority_queue_size,
         store_audit_artifacts: a.store_audit_artifacts,
         graceful_shutdown_timeout: Duration::from_secs(a.graceful_shutdown_timeout),
+        failed_job_halt: a.failed_job_halt,
+        orphan_scan_interval: Duration::from_secs(a.orphan_scan_interval_seconds.max(1)),
     })
 }
 

@@ -120,4 +120,14 @@ pub struct ServiceArgs {
         default_value_t = 120
     )]
     pub graceful_shutdown_timeout: u64,
+
+    /// Which failed jobs stop job creation: `stage` (ours: only the trigger creating jobs of
+    /// the failed job's type) or `global` (the reference: any failed job stops every trigger).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_FAILED_JOB_HALT", value_enum, default_value_t = crate::config::FailedJobHalt::Stage)]
+    pub failed_job_halt: crate::config::FailedJobHalt,
+
+    /// Seconds between scans for orphaned jobs (locked by a dead worker, or whose message was
+    /// lost).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ORPHAN_SCAN_INTERVAL_SECONDS", default_value_t = 60)]
+    pub orphan_scan_interval_seconds: u64,
 }
