@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod cron;
 pub mod database;
 pub mod fs_storage;
+pub mod local_cron;
 pub mod lock;
 pub mod log_alert;
 pub mod queue;
