@@ -36,7 +36,9 @@ impl LocalCron {
     /// Returns early when `shutdown` fires, even in the middle of a hanging send.
     async fn fire(&self, triggers: &[WorkerTriggerType], shutdown: &CancellationToken) {
         for &trigger in triggers {
-            let send = self.queue.send(QueueType::WorkerTrigger, OutgoingMessage::new(trigger.to_string()));
+            let send = self
+                .queue
+                .send(QueueType::WorkerTrigger, OutgoingMessage::new(trigger.to_string()));
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
@@ -59,13 +61,22 @@ impl LocalCron {
 impl CronClient for LocalCron {
     /// Nothing to create in process; checks the interval is positive and no trigger is
     /// listed twice.
-    async fn setup_triggers(&self, triggers: &[WorkerTriggerType], interval: Duration) -> Result<(), CronError> {
+    async fn setup_triggers(
+        &self,
+        triggers: &[WorkerTriggerType],
+        interval: Duration,
+    ) -> Result<(), CronError> {
         validate(triggers, interval)
     }
 
     /// Sends every trigger at once, then every `interval` (a late tick is not made up for:
     /// the next one comes `interval` after it), until `shutdown` is cancelled.
-    async fn run(&self, triggers: &[WorkerTriggerType], interval: Duration, shutdown: CancellationToken) -> Result<(), CronError> {
+    async fn run(
+        &self,
+        triggers: &[WorkerTriggerType],
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<(), CronError> {
         validate(triggers, interval)?;
         tracing::info!(target: TARGET, ?interval, ?triggers, "Local cron started");
         let mut ticker = tokio::time::interval(interval);
@@ -90,7 +101,10 @@ fn validate(triggers: &[WorkerTriggerType], interval: Duration) -> Result<(), Cr
     let mut seen = HashSet::new();
     for trigger in triggers {
         if !seen.insert(trigger) {
-            return Err(CronError::Create { name: trigger.to_string(), source: "listed twice".into() });
+            return Err(CronError::Create {
+                name: trigger.to_string(),
+                source: "listed twice".into(),
+            });
         }
     }
     Ok(())
@@ -129,7 +143,10 @@ mod tests {
             if self.hang {
                 std::future::pending::<()>().await;
             }
-            let failing = self.fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            let failing = self
+                .fail_first
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
             if failing {
                 return Err(QueueError::Unavailable("queue down".into()));
             }
@@ -156,7 +173,11 @@ mod tests {
     const MINUTE: Duration = Duration::from_secs(60);
 
     /// Runs the cron on `queue` for `period` of (paused) time.
-    async fn run_for(queue: Arc<RecordingQueue>, triggers: &'static [WorkerTriggerType], period: Duration) {
+    async fn run_for(
+        queue: Arc<RecordingQueue>,
+        triggers: &'static [WorkerTriggerType],
+        period: Duration,
+    ) {
         let cron = LocalCron::new(queue);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
@@ -178,14 +199,18 @@ mod tests {
         for (q, m) in queue.sent.lock().expect("sent").iter() {
             assert_eq!(*q, QueueType::WorkerTrigger);
             assert!(m.delay.is_none());
-            assert_eq!(m.attributes.get("OrchestratorVersion").map(String::as_str), Some(ORCHESTRATOR_VERSION));
+            assert_eq!(
+                m.attributes.get("OrchestratorVersion").map(String::as_str),
+                Some(ORCHESTRATOR_VERSION)
+            );
             assert!(WorkerTriggerType::from_message_body(&m.body).is_some(), "{}", m.body);
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn send_failures_are_retried_next_tick() {
-        let queue = Arc::new(RecordingQueue { fail_first: AtomicUsize::new(3), ..Default::default() });
+        let queue =
+            Arc::new(RecordingQueue { fail_first: AtomicUsize::new(3), ..Default::default() });
         let triggers = &[WorkerTriggerType::Snos, WorkerTriggerType::Proving];
         run_for(Arc::clone(&queue), triggers, MINUTE * 2 + MINUTE / 2).await;
         // Tick 0: both fail; tick 60: Snos fails, Proving sent; tick 120: both sent.
@@ -203,7 +228,11 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
         shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(1), task).await.expect("stops promptly").expect("join").expect("run");
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("stops promptly")
+            .expect("join")
+            .expect("run");
     }
 
     #[tokio::test]
@@ -218,27 +247,40 @@ mod tests {
             .await
             .expect_err("duplicate");
         assert!(err.to_string().contains("Snos"), "{err}");
-        assert!(cron.run(layer, Duration::ZERO, CancellationToken::new()).await.is_err(), "run validates too");
+        assert!(
+            cron.run(layer, Duration::ZERO, CancellationToken::new()).await.is_err(),
+            "run validates too"
+        );
     }
 
     #[tokio::test]
     async fn triggers_reach_the_sqlite_worker_trigger_queue() {
         use crate::core::client::sqlite::{open_pool, queue::SqliteQueue};
         let dir = tempfile::tempdir().expect("tempdir");
-        let queue = SqliteQueue::new(open_pool(dir.path()).await.expect("pool"), &QueueParams::default());
+        let queue =
+            SqliteQueue::new(open_pool(dir.path()).await.expect("pool"), &QueueParams::default());
         queue.init().await.expect("init");
         let queue: Arc<dyn QueueClient> = Arc::new(queue);
         let cron = LocalCron::new(Arc::clone(&queue));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { cron.run(&[WorkerTriggerType::SnosBatching], Duration::from_millis(50), shutdown).await }
+            async move {
+                cron.run(&[WorkerTriggerType::SnosBatching], Duration::from_millis(50), shutdown)
+                    .await
+            }
         });
         tokio::time::sleep(Duration::from_millis(120)).await;
         shutdown.cancel();
         task.await.expect("join").expect("run");
         let d = queue.receive(QueueType::WorkerTrigger).await.expect("receive").expect("a trigger");
-        assert_eq!(WorkerTriggerType::from_message_body(&d.body), Some(WorkerTriggerType::SnosBatching));
-        assert!(queue.approximate_len(QueueType::WorkerTrigger).await.expect("len") >= 1, "more ticks fired");
+        assert_eq!(
+            WorkerTriggerType::from_message_body(&d.body),
+            Some(WorkerTriggerType::SnosBatching)
+        );
+        assert!(
+            queue.approximate_len(QueueType::WorkerTrigger).await.expect("len") >= 1,
+            "more ticks fired"
+        );
     }
 }
