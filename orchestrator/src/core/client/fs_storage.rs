@@ -66,7 +66,8 @@ impl FsStorage {
             }
             match std::fs::read(&tags) {
                 Ok(json) => {
-                    let map: BTreeMap<String, String> = serde_json::from_slice(&json).map_err(StorageError::other)?;
+                    let map: BTreeMap<String, String> =
+                        serde_json::from_slice(&json).map_err(StorageError::other)?;
                     Ok(map.into_iter().collect())
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
@@ -81,7 +82,10 @@ impl FsStorage {
         check_key(key, false)?;
         let first = key.split('/').next().unwrap_or_default();
         if first == TAGS_DIR || first == TMP_DIR {
-            return Err(StorageError::InvalidKey { key: key.to_owned(), reason: format!("{first} is reserved") });
+            return Err(StorageError::InvalidKey {
+                key: key.to_owned(),
+                reason: format!("{first} is reserved"),
+            });
         }
         Ok(self.root.join(key))
     }
@@ -101,7 +105,9 @@ impl StorageClient for FsStorage {
         blocking(move || match std::fs::read(&path) {
             Ok(data) => Ok(Bytes::from(data)),
             // A "directory" is only a prefix of other keys, not an object.
-            Err(e) if e.kind() == io::ErrorKind::NotFound || path.is_dir() => Err(StorageError::NotFound(key)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || path.is_dir() => {
+                Err(StorageError::NotFound(key))
+            }
             Err(e) => Err(io_err("read", &path, e)),
         })
         .await
@@ -140,7 +146,8 @@ impl StorageClient for FsStorage {
     /// Replaces the tag set of the object (as S3 `PutObjectTagging` does).
     async fn tag_object(&self, key: &str, tags: &[(String, String)]) -> Result<(), StorageError> {
         let (path, tags_path) = (self.object_path(key)?, self.tags_path(key)?);
-        let map: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let map: BTreeMap<&str, &str> =
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let json = serde_json::to_vec(&map).map_err(StorageError::other)?;
         let (root, key) = (self.root.clone(), key.to_owned());
         blocking(move || {
@@ -161,7 +168,10 @@ impl StorageClient for FsStorage {
             let read = std::fs::read(&probe).map_err(|e| io_err("read", &probe, e));
             remove_if_present(&probe)?;
             if read? != payload {
-                return Err(StorageError::other(format!("probe {} read back different bytes", probe.display())));
+                return Err(StorageError::other(format!(
+                    "probe {} read back different bytes",
+                    probe.display()
+                )));
             }
             Ok(())
         })
@@ -184,7 +194,10 @@ struct FsError {
 fn io_err(op: &'static str, path: &Path, source: io::Error) -> StorageError {
     let transient = matches!(
         source.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        io::ErrorKind::StorageFull
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::WouldBlock
     );
     let e = FsError { op, path: path.display().to_string(), source };
     if transient {
@@ -240,7 +253,11 @@ fn list(root: &Path, prefix: &str) -> Result<Vec<String>, StorageError> {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             // The prefix names no directory (or a file): nothing under it.
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => continue,
+            Err(e)
+                if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) =>
+            {
+                continue
+            }
             Err(e) => return Err(io_err("list", &dir, e)),
         };
         for entry in entries {
@@ -320,14 +337,25 @@ mod tests {
     async fn objects_are_plain_files_with_json_tag_sidecars() {
         let (dir, s) = store();
         s.put_data(Bytes::from_static(b"pie"), "snos_output/7/cairo_pie.zip").await.expect("put");
-        s.tag_object("snos_output/7/cairo_pie.zip", &[("expire-after-settlement".into(), "true".into())])
-            .await
-            .expect("tag");
-        assert_eq!(std::fs::read(dir.path().join("snos_output/7/cairo_pie.zip")).expect("read"), b"pie");
-        let sidecar = std::fs::read_to_string(dir.path().join(".tags/snos_output/7/cairo_pie.zip.json")).expect("sidecar");
+        s.tag_object(
+            "snos_output/7/cairo_pie.zip",
+            &[("expire-after-settlement".into(), "true".into())],
+        )
+        .await
+        .expect("tag");
+        assert_eq!(
+            std::fs::read(dir.path().join("snos_output/7/cairo_pie.zip")).expect("read"),
+            b"pie"
+        );
+        let sidecar =
+            std::fs::read_to_string(dir.path().join(".tags/snos_output/7/cairo_pie.zip.json"))
+                .expect("sidecar");
         assert_eq!(sidecar, r#"{"expire-after-settlement":"true"}"#);
         s.delete_data("snos_output/7/cairo_pie.zip").await.expect("delete");
-        assert!(!dir.path().join(".tags/snos_output/7/cairo_pie.zip.json").exists(), "tags go with the object");
+        assert!(
+            !dir.path().join(".tags/snos_output/7/cairo_pie.zip.json").exists(),
+            "tags go with the object"
+        );
     }
 
     #[tokio::test]
@@ -350,7 +378,10 @@ mod tests {
                     for _ in 0..10 {
                         s.put_data(Bytes::from(vec![i; 64 * 1024]), "shared").await.expect("put");
                         let got = s.get_data("shared").await.expect("get");
-                        assert!(got.len() == 64 * 1024 && got.iter().all(|&b| b == got[0]), "torn read");
+                        assert!(
+                            got.len() == 64 * 1024 && got.iter().all(|&b| b == got[0]),
+                            "torn read"
+                        );
                     }
                 })
             })

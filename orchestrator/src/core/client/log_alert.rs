@@ -65,7 +65,8 @@ impl LogAlert {
     /// # Errors
     /// `Other` when the HTTP client cannot be built (no TLS backend).
     pub fn with_webhook(mut self, url: Url, timeout: Duration) -> Result<Self, AlertError> {
-        let client = reqwest::Client::builder().timeout(timeout).build().map_err(AlertError::other)?;
+        let client =
+            reqwest::Client::builder().timeout(timeout).build().map_err(AlertError::other)?;
         self.webhook = Some(Webhook { url, client });
         Ok(self)
     }
@@ -82,7 +83,9 @@ impl LogAlert {
     /// `Other` when the file exists but cannot be read.
     pub async fn read_records(path: &Path) -> Result<Vec<AlertRecord>, AlertError> {
         match tokio::fs::read_to_string(path).await {
-            Ok(text) => Ok(text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()),
+            Ok(text) => {
+                Ok(text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(AlertError::other(e)),
         }
@@ -96,7 +99,11 @@ impl LogAlert {
             let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let mut file = open_for_append(&path)?;
             // A line cut by a crash would swallow this one: start on a fresh line.
-            let line = if ends_mid_line(&mut file).map_err(|e| file_err(&path, e))? { format!("\n{line}") } else { line };
+            let line = if ends_mid_line(&mut file).map_err(|e| file_err(&path, e))? {
+                format!("\n{line}")
+            } else {
+                line
+            };
             file.write_all(line.as_bytes()).map_err(|e| file_err(&path, e))
         })
         .await
@@ -139,7 +146,9 @@ impl AlertClient for LogAlert {
     /// webhook is not called: a probe would page someone.
     async fn health_check(&self) -> Result<(), AlertError> {
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || open_for_append(&path).map(drop)).await.map_err(AlertError::other)?
+        tokio::task::spawn_blocking(move || open_for_append(&path).map(drop))
+            .await
+            .map_err(AlertError::other)?
     }
 }
 
@@ -180,7 +189,12 @@ fn open_for_append(path: &Path) -> Result<std::fs::File, AlertError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     }
-    std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(|e| file_err(path, e))
+    std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| file_err(path, e))
 }
 
 /// Whether the file's last byte is not a newline (a line cut by a crash).
@@ -198,7 +212,8 @@ fn ends_mid_line(file: &mut std::fs::File) -> std::io::Result<bool> {
 /// Maps an I/O error on the alert file: a full disk may pass (`Unavailable`), the rest needs
 /// an operator (`Other`).
 fn file_err(path: &Path, e: std::io::Error) -> AlertError {
-    let transient = matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::Interrupted);
+    let transient =
+        matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::Interrupted);
     let e = std::io::Error::new(e.kind(), format!("alert file {}: {e}", path.display()));
     if transient {
         AlertError::Unavailable(Box::new(e))
@@ -241,7 +256,11 @@ mod tests {
     crate::alert_conformance_tests!(LogAlertFactory::default());
 
     fn critical() -> Alert {
-        Alert { severity: AlertSeverity::Critical, title: "job failed".into(), body: "job 42 failed".into() }
+        Alert {
+            severity: AlertSeverity::Critical,
+            title: "job failed".into(),
+            body: "job 42 failed".into(),
+        }
     }
 
     #[tokio::test]
@@ -310,7 +329,10 @@ mod tests {
         alerts.send_alert(&critical()).await.expect("send");
         let posted = rx.recv().await.expect("posted");
         let on_file = std::fs::read_to_string(alerts.path()).expect("read");
-        assert_eq!(posted, serde_json::from_str::<serde_json::Value>(on_file.trim_end()).expect("json"));
+        assert_eq!(
+            posted,
+            serde_json::from_str::<serde_json::Value>(on_file.trim_end()).expect("json")
+        );
     }
 
     #[tokio::test]
@@ -318,17 +340,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         // Nobody listens on a port that was just released.
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let dead: Url = format!("http://{}/", closed.local_addr().expect("addr")).parse().expect("url");
+        let dead: Url =
+            format!("http://{}/", closed.local_addr().expect("addr")).parse().expect("url");
         drop(closed);
         // This one accepts connections and never answers.
         let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let hang_url: Url = format!("http://{}/", hanging.local_addr().expect("addr")).parse().expect("url");
+        let hang_url: Url =
+            format!("http://{}/", hanging.local_addr().expect("addr")).parse().expect("url");
         let path = dir.path().join(ALERTS_FILE_NAME);
         for url in [dead, hang_url] {
-            let alerts = LogAlert::new(&path).with_webhook(url, Duration::from_millis(300)).expect("webhook");
+            let alerts = LogAlert::new(&path)
+                .with_webhook(url, Duration::from_millis(300))
+                .expect("webhook");
             let started = std::time::Instant::now();
             alerts.send_alert(&critical()).await.expect("the alert is on file");
-            assert!(started.elapsed() < Duration::from_secs(5), "the webhook timeout bounds the call");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the webhook timeout bounds the call"
+            );
         }
         drop(hanging);
         assert_eq!(LogAlert::read_records(&path).await.expect("read").len(), 2);

@@ -11,6 +11,7 @@ pub mod cron;
 pub mod database;
 pub mod embedded;
 pub mod fs_storage;
+pub mod local_cron;
 pub mod lock;
 pub mod log_alert;
 pub mod queue;

@@ -52,8 +52,16 @@ pub async fn health_check_passes(f: &(impl AlertFactory + ?Sized)) {
 pub async fn both_severities_are_delivered(f: &(impl AlertFactory + ?Sized)) {
     let a = f.alerts().await;
     let sent = vec![
-        alert(AlertSeverity::Warning, "warning: job retried", "job 1 (SnosRun, internal id 7) retried"),
-        alert(AlertSeverity::Critical, "critical: job failed", "job 2 (StateTransition) failed: reverted"),
+        alert(
+            AlertSeverity::Warning,
+            "warning: job retried",
+            "job 1 (SnosRun, internal id 7) retried",
+        ),
+        alert(
+            AlertSeverity::Critical,
+            "critical: job failed",
+            "job 2 (StateTransition) failed: reverted",
+        ),
     ];
     for x in &sent {
         a.send_alert(x).await.unwrap_or_else(|e| panic!("send {:?}: {e}", x.title));
@@ -74,8 +82,15 @@ pub async fn text_is_kept_verbatim(f: &(impl AlertFactory + ?Sized)) {
 pub async fn concurrent_alerts_all_arrive(f: &(impl AlertFactory + ?Sized)) {
     const ALERTS: usize = 20;
     let a = f.alerts().await;
-    let sent: Vec<Alert> =
-        (0..ALERTS).map(|i| alert(AlertSeverity::Warning, &format!("alert {i}"), &format!("body {i}\n{}", "y".repeat(i * 500)))).collect();
+    let sent: Vec<Alert> = (0..ALERTS)
+        .map(|i| {
+            alert(
+                AlertSeverity::Warning,
+                &format!("alert {i}"),
+                &format!("body {i}\n{}", "y".repeat(i * 500)),
+            )
+        })
+        .collect();
     let tasks: Vec<_> = sent
         .iter()
         .cloned()

@@ -17,7 +17,10 @@ use super::eventually;
 use crate::{
     core::client::queue::{Delivery, OutgoingMessage, QueueClient, QueueError},
     types::{
-        queue::{JobQueueMessage, QueueType, MAX_MESSAGE_DELAY, ORCHESTRATOR_VERSION_ATTRIBUTE, QUEUE_MAX_RECEIVE_COUNT},
+        queue::{
+            JobQueueMessage, QueueType, MAX_MESSAGE_DELAY, ORCHESTRATOR_VERSION_ATTRIBUTE,
+            QUEUE_MAX_RECEIVE_COUNT,
+        },
         ORCHESTRATOR_VERSION,
     },
 };
@@ -122,7 +125,10 @@ pub async fn attributes_are_kept(f: &(impl QueueFactory + ?Sized)) {
     q.send(JOBS, message).await.expect("send");
     let d = receive_soon(&*q, JOBS).await.expect("delivered");
     assert_eq!(d.attributes, sent);
-    assert_eq!(d.attributes.get(ORCHESTRATOR_VERSION_ATTRIBUTE).map(String::as_str), Some(ORCHESTRATOR_VERSION));
+    assert_eq!(
+        d.attributes.get(ORCHESTRATOR_VERSION_ATTRIBUTE).map(String::as_str),
+        Some(ORCHESTRATOR_VERSION)
+    );
     q.ack(JOBS, &d).await.expect("ack");
 }
 
@@ -152,7 +158,9 @@ pub async fn unacked_messages_are_redelivered(f: &(impl QueueFactory + ?Sized)) 
     let body = job_body();
     q.send(JOBS, OutgoingMessage::new(body.clone())).await.expect("send");
     let first = receive_soon(&*q, JOBS).await.expect("delivered");
-    let again = receive_within(&*q, JOBS, v + SLACK).await.expect("redelivered after the visibility timeout");
+    let again = receive_within(&*q, JOBS, v + SLACK)
+        .await
+        .expect("redelivered after the visibility timeout");
     assert_eq!(again.message_id, first.message_id);
     assert_eq!(again.body, body);
     assert_eq!(again.receive_count, 2);
@@ -166,7 +174,9 @@ pub async fn nack_without_delay_redelivers_at_once(f: &(impl QueueFactory + ?Siz
     q.send(JOBS, OutgoingMessage::new(job_body())).await.expect("send");
     let d = receive_soon(&*q, JOBS).await.expect("delivered");
     q.nack(JOBS, &d, Duration::ZERO).await.expect("nack");
-    let again = receive_soon(&*q, JOBS).await.expect("redelivered after nack, long before the visibility timeout");
+    let again = receive_soon(&*q, JOBS)
+        .await
+        .expect("redelivered after nack, long before the visibility timeout");
     assert_eq!(again.message_id, d.message_id);
     assert_eq!(again.receive_count, 2);
     q.ack(JOBS, &again).await.expect("ack");
@@ -180,8 +190,12 @@ pub async fn nack_with_delay_hides_the_message(f: &(impl QueueFactory + ?Sized))
     let nacked_at = tokio::time::Instant::now();
     q.nack(JOBS, &d, DELAY).await.expect("nack");
     assert_nothing_for(&*q, JOBS, DELAY / 2).await;
-    let again = receive_within(&*q, JOBS, DELAY + SLACK).await.expect("delivered after the nack delay");
-    assert!(nacked_at.elapsed() >= DELAY - Duration::from_millis(100), "delivered before the delay passed");
+    let again =
+        receive_within(&*q, JOBS, DELAY + SLACK).await.expect("delivered after the nack delay");
+    assert!(
+        nacked_at.elapsed() >= DELAY - Duration::from_millis(100),
+        "delivered before the delay passed"
+    );
     assert_eq!(again.message_id, d.message_id);
     q.ack(JOBS, &again).await.expect("ack");
 }
@@ -192,9 +206,16 @@ pub async fn a_per_message_delay_postpones_delivery(f: &(impl QueueFactory + ?Si
     let sent_at = tokio::time::Instant::now();
     q.send(JOBS, OutgoingMessage::new(job_body()).with_delay(DELAY)).await.expect("send");
     assert_nothing_for(&*q, JOBS, DELAY / 2).await;
-    assert_eq!(q.approximate_len(JOBS).await.expect("approximate_len"), 0, "a delayed message is not visible");
+    assert_eq!(
+        q.approximate_len(JOBS).await.expect("approximate_len"),
+        0,
+        "a delayed message is not visible"
+    );
     let d = receive_within(&*q, JOBS, DELAY + SLACK).await.expect("delivered after the delay");
-    assert!(sent_at.elapsed() >= DELAY - Duration::from_millis(100), "delivered before the delay passed");
+    assert!(
+        sent_at.elapsed() >= DELAY - Duration::from_millis(100),
+        "delivered before the delay passed"
+    );
     q.ack(JOBS, &d).await.expect("ack");
 }
 
@@ -202,10 +223,15 @@ pub async fn a_per_message_delay_postpones_delivery(f: &(impl QueueFactory + ?Si
 pub async fn delays_longer_than_the_maximum_are_rejected(f: &(impl QueueFactory + ?Sized)) {
     let q = f.queues(LONG_VISIBILITY).await;
     let too_long = MAX_MESSAGE_DELAY + Duration::from_secs(1);
-    let err = q.send(JOBS, OutgoingMessage::new(job_body()).with_delay(too_long)).await.expect_err("send delay > 900 s");
+    let err = q
+        .send(JOBS, OutgoingMessage::new(job_body()).with_delay(too_long))
+        .await
+        .expect_err("send delay > 900 s");
     assert!(matches!(err, QueueError::DelayTooLong { .. }), "send: {err:?}");
     assert!(!err.is_retryable());
-    q.send(JOBS, OutgoingMessage::new(job_body()).with_delay(MAX_MESSAGE_DELAY)).await.expect("900 s is allowed");
+    q.send(JOBS, OutgoingMessage::new(job_body()).with_delay(MAX_MESSAGE_DELAY))
+        .await
+        .expect("900 s is allowed");
 
     q.send(OTHER, OutgoingMessage::new(job_body())).await.expect("send");
     let d = receive_soon(&*q, OTHER).await.expect("delivered");
@@ -223,7 +249,9 @@ pub async fn dead_letter_after_max_receives_keeps_the_body(f: &(impl QueueFactor
     let body = serde_json::to_string(&JobQueueMessage { id }).expect("serialise a job message");
     q.send(JOBS, OutgoingMessage::new(body.clone())).await.expect("send");
     for n in 1..=QUEUE_MAX_RECEIVE_COUNT {
-        let d = receive_within(&*q, JOBS, v + SLACK).await.unwrap_or_else(|| panic!("receive #{n} before dead-lettering"));
+        let d = receive_within(&*q, JOBS, v + SLACK)
+            .await
+            .unwrap_or_else(|| panic!("receive #{n} before dead-lettering"));
         assert_eq!(d.receive_count, n);
         q.nack(JOBS, &d, Duration::ZERO).await.expect("nack");
     }
@@ -232,14 +260,18 @@ pub async fn dead_letter_after_max_receives_keeps_the_body(f: &(impl QueueFactor
     let src: &dyn QueueClient = &*q;
     let dead = eventually(v + SLACK, move || async move {
         if let Some(d) = src.receive(JOBS).await.expect("receive from the source queue") {
-            panic!("delivered {} times, more than the maximum {QUEUE_MAX_RECEIVE_COUNT}", d.receive_count);
+            panic!(
+                "delivered {} times, more than the maximum {QUEUE_MAX_RECEIVE_COUNT}",
+                d.receive_count
+            );
         }
         src.receive(DLQ).await.expect("receive from the dead-letter queue")
     })
     .await
     .expect("the message reaches job_handle_failure");
     assert_eq!(dead.body, body, "body kept byte for byte");
-    let parsed: JobQueueMessage = serde_json::from_str(&dead.body).expect("the failure handler can parse the body");
+    let parsed: JobQueueMessage =
+        serde_json::from_str(&dead.body).expect("the failure handler can parse the body");
     assert_eq!(parsed.id, id);
     assert_eq!(dead.orchestrator_version(), Some(ORCHESTRATOR_VERSION), "attributes kept");
     q.ack(DLQ, &dead).await.expect("ack on the dead-letter queue");
@@ -299,7 +331,11 @@ pub async fn concurrent_receivers_process_each_message_once(f: &(impl QueueFacto
                     }
                     match q.receive(JOBS).await.expect("receive") {
                         Some(d) => {
-                            *processed.lock().expect("processed").entry(d.body.clone()).or_default() += 1;
+                            *processed
+                                .lock()
+                                .expect("processed")
+                                .entry(d.body.clone())
+                                .or_default() += 1;
                             q.ack(JOBS, &d).await.expect("ack of a message this receiver holds");
                         }
                         None => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -345,14 +381,21 @@ async fn receive_soon(q: &dyn QueueClient, queue: QueueType) -> Option<Delivery>
 }
 
 /// Receives a message, polling for up to `within`.
-async fn receive_within(q: &dyn QueueClient, queue: QueueType, within: Duration) -> Option<Delivery> {
+async fn receive_within(
+    q: &dyn QueueClient,
+    queue: QueueType,
+    within: Duration,
+) -> Option<Delivery> {
     eventually(within, move || async move { q.receive(queue).await.expect("receive") }).await
 }
 
 /// Panics if `queue` delivers anything during `period`.
 async fn assert_nothing_for(q: &dyn QueueClient, queue: QueueType, period: Duration) {
     if let Some(d) = receive_within(q, queue, period).await {
-        panic!("{queue} delivered {:?} (receive #{}) when it should be empty", d.body, d.receive_count);
+        panic!(
+            "{queue} delivered {:?} (receive #{}) when it should be empty",
+            d.body, d.receive_count
+        );
     }
 }
 
@@ -364,7 +407,10 @@ async fn assert_len_becomes(q: &dyn QueueClient, queue: QueueType, want: u64) {
         if len == want {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "approximate_len of {queue} is {len}, expected {want}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "approximate_len of {queue} is {len}, expected {want}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

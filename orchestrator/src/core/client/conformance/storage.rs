@@ -45,7 +45,11 @@ macro_rules! storage_conformance_tests {
 pub async fn health_check_passes(f: &(impl StorageFactory + ?Sized)) {
     let s = f.storage().await;
     s.health_check().await.expect("health_check on a fresh store");
-    assert_eq!(s.list_files_in_dir("").await.expect("list"), Vec::<String>::new(), "the health probe leaves nothing behind");
+    assert_eq!(
+        s.list_files_in_dir("").await.expect("list"),
+        Vec::<String>::new(),
+        "the health probe leaves nothing behind"
+    );
 }
 
 /// Bytes come back exactly, for nested, empty and large objects.
@@ -59,7 +63,11 @@ pub async fn put_then_get_returns_the_bytes(f: &(impl StorageFactory + ?Sized)) 
         ("unicode/é ✓.json", Bytes::from_static(b"{}")),
     ] {
         s.put_data(data.clone(), key).await.unwrap_or_else(|e| panic!("put {key}: {e}"));
-        assert_eq!(s.get_data(key).await.unwrap_or_else(|e| panic!("get {key}: {e}")), data, "{key}");
+        assert_eq!(
+            s.get_data(key).await.unwrap_or_else(|e| panic!("get {key}: {e}")),
+            data,
+            "{key}"
+        );
     }
 }
 
@@ -90,7 +98,10 @@ pub async fn delete_removes_and_is_idempotent(f: &(impl StorageFactory + ?Sized)
     let s = f.storage().await;
     s.put_data(Bytes::from_static(b"x"), "a/b/c").await.expect("put");
     s.delete_data("a/b/c").await.expect("delete");
-    assert!(matches!(s.get_data("a/b/c").await, Err(StorageError::NotFound(_))), "deleted object still readable");
+    assert!(
+        matches!(s.get_data("a/b/c").await, Err(StorageError::NotFound(_))),
+        "deleted object still readable"
+    );
     s.delete_data("a/b/c").await.expect("second delete");
     s.delete_data("never/existed").await.expect("delete of a missing key");
     assert!(s.list_files_in_dir("a/").await.expect("list").is_empty());
@@ -101,15 +112,22 @@ pub async fn list_returns_sorted_keys_under_a_prefix(f: &(impl StorageFactory + 
     let s = f.storage().await;
     let keys = ["snos/2/a", "snos/10/b", "snos/1/c", "snos/1/d/e", "snos_other", "proof/1"];
     for key in keys {
-        s.put_data(Bytes::from_static(b"x"), key).await.unwrap_or_else(|e| panic!("put {key}: {e}"));
+        s.put_data(Bytes::from_static(b"x"), key)
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e}"));
     }
     let list = |prefix: &'static str| {
         let s = Arc::clone(&s);
-        async move { s.list_files_in_dir(prefix).await.unwrap_or_else(|e| panic!("list {prefix:?}: {e}")) }
+        async move {
+            s.list_files_in_dir(prefix).await.unwrap_or_else(|e| panic!("list {prefix:?}: {e}"))
+        }
     };
     assert_eq!(list("snos/").await, ["snos/1/c", "snos/1/d/e", "snos/10/b", "snos/2/a"]);
     assert_eq!(list("snos/1").await, ["snos/1/c", "snos/1/d/e", "snos/10/b"]);
-    assert_eq!(list("snos").await, ["snos/1/c", "snos/1/d/e", "snos/10/b", "snos/2/a", "snos_other"]);
+    assert_eq!(
+        list("snos").await,
+        ["snos/1/c", "snos/1/d/e", "snos/10/b", "snos/2/a", "snos_other"]
+    );
     assert_eq!(list("proof/1").await, ["proof/1"]);
     assert!(list("nothing/").await.is_empty());
     let mut all: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
@@ -131,8 +149,16 @@ pub async fn tags_are_set_on_existing_objects_only(f: &(impl StorageFactory + ?S
     if let Some(tags) = f.tags("batch/1/proof.json").await {
         assert_eq!(tags, replaced, "a second tagging replaces the set");
     }
-    assert_eq!(s.get_data("batch/1/proof.json").await.expect("get"), Bytes::from_static(b"x"), "tagging keeps the data");
-    assert_eq!(s.list_files_in_dir("").await.expect("list"), ["batch/1/proof.json"], "tags are not objects");
+    assert_eq!(
+        s.get_data("batch/1/proof.json").await.expect("get"),
+        Bytes::from_static(b"x"),
+        "tagging keeps the data"
+    );
+    assert_eq!(
+        s.list_files_in_dir("").await.expect("list"),
+        ["batch/1/proof.json"],
+        "tags are not objects"
+    );
 
     s.put_data(Bytes::from_static(b"y"), "batch/1/proof.json").await.expect("overwrite");
     if let Some(tags) = f.tags("batch/1/proof.json").await {

@@ -16,7 +16,10 @@
 //!   of being delivered.
 //! - Nothing is ever deleted except by `ack`: a message whose consumer crashes, fails or
 //!   cannot parse the body comes back after the visibility timeout, and ends in the
-//!   dead-letter queue after `max_receive_count` tries.
+//!   dead-letter queue after `max_receive_count` tries. The one exception is the
+//!   `worker_trigger` queue, which has no dead-letter queue: as in the reference's SQS setup,
+//!   its messages expire [`WORKER_TRIGGER_RETENTION`] after they were sent (a newer tick
+//!   carries the same trigger), so a trigger that keeps failing does not pile up.
 
 use std::{
     collections::HashMap,
@@ -35,6 +38,9 @@ use crate::{
     },
     types::queue::{QueueConfig, QueueParams, QueueType, MAX_MESSAGE_DELAY},
 };
+
+/// How long a `worker_trigger` message lives (the reference's SQS retention period).
+pub const WORKER_TRIGGER_RETENTION: Duration = Duration::from_secs(60);
 
 /// Tracing target of this backend.
 const TARGET: &str = "orch::queue";
@@ -89,10 +95,12 @@ impl SqliteQueue {
         .execute(&self.pool)
         .await
         .map_err(|e| map_err(e, "queue_messages"))?;
-        sqlx::query("CREATE INDEX IF NOT EXISTS queue_messages_by_receipt ON queue_messages (receipt)")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| map_err(e, "queue_messages"))?;
+        sqlx::query(
+            "CREATE INDEX IF NOT EXISTS queue_messages_by_receipt ON queue_messages (receipt)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "queue_messages"))?;
         Ok(())
     }
 
@@ -139,7 +147,13 @@ impl SqliteQueue {
     }
 
     /// Moves a claimed message to `dlq`, visible at once, with its receive count reset.
-    async fn dead_letter(&self, queue: QueueType, dlq: QueueType, claimed: &Claimed, now: i64) -> Result<(), QueueError> {
+    async fn dead_letter(
+        &self,
+        queue: QueueType,
+        dlq: QueueType,
+        claimed: &Claimed,
+        now: i64,
+    ) -> Result<(), QueueError> {
         sqlx::query(
             "UPDATE queue_messages
                 SET queue = ?1, visible_at = ?2, receive_count = 0, receipt = NULL,
@@ -154,6 +168,20 @@ impl SqliteQueue {
         .execute(&self.pool)
         .await
         .map_err(|e| map_err(e, queue.as_ref()))?;
+        Ok(())
+    }
+
+    /// Deletes the messages of `queue` sent more than `retention` ago.
+    async fn expire(&self, queue: QueueType, retention: Duration) -> Result<(), QueueError> {
+        let expired = sqlx::query("DELETE FROM queue_messages WHERE queue = ?1 AND sent_at < ?2")
+            .bind(queue.as_ref())
+            .bind(now_millis().saturating_sub(millis(retention)))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(e, queue.as_ref()))?;
+        if expired.rows_affected() > 0 {
+            tracing::debug!(target: TARGET, %queue, expired = expired.rows_affected(), "Expired messages deleted");
+        }
         Ok(())
     }
 
@@ -198,6 +226,9 @@ impl QueueClient for SqliteQueue {
 
     async fn receive(&self, queue: QueueType) -> Result<Option<Delivery>, QueueError> {
         let config = self.config(queue);
+        if queue == QueueType::WorkerTrigger {
+            self.expire(queue, WORKER_TRIGGER_RETENTION).await?;
+        }
         // Each pass either delivers a message or moves one to the dead-letter queue, so the
         // loop ends once the visible messages run out.
         loop {
@@ -235,15 +266,22 @@ impl QueueClient for SqliteQueue {
 
     /// Makes the message visible again after `delay` (at most 900 s, like a send delay).
     /// The receipt stays valid until the message is received again, as in SQS.
-    async fn nack(&self, queue: QueueType, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+    async fn nack(
+        &self,
+        queue: QueueType,
+        delivery: &Delivery,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
         Self::check_delay(queue, delay)?;
-        let updated = sqlx::query("UPDATE queue_messages SET visible_at = ?1 WHERE queue = ?2 AND receipt = ?3")
-            .bind(now_millis().saturating_add(millis(delay)))
-            .bind(queue.as_ref())
-            .bind(&delivery.receipt)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| map_err(e, queue.as_ref()))?;
+        let updated = sqlx::query(
+            "UPDATE queue_messages SET visible_at = ?1 WHERE queue = ?2 AND receipt = ?3",
+        )
+        .bind(now_millis().saturating_add(millis(delay)))
+        .bind(queue.as_ref())
+        .bind(&delivery.receipt)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_err(e, queue.as_ref()))?;
         if updated.rows_affected() == 0 {
             return Err(QueueError::StaleReceipt(delivery.message_id.clone()));
         }
@@ -253,13 +291,14 @@ impl QueueClient for SqliteQueue {
     /// Counts the visible messages, including any that the next `receive` will move to the
     /// dead-letter queue instead of delivering.
     async fn approximate_len(&self, queue: QueueType) -> Result<u64, QueueError> {
-        let (count,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM queue_messages WHERE queue = ?1 AND visible_at <= ?2")
-                .bind(queue.as_ref())
-                .bind(now_millis())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| map_err(e, queue.as_ref()))?;
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM queue_messages WHERE queue = ?1 AND visible_at <= ?2",
+        )
+        .bind(queue.as_ref())
+        .bind(now_millis())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| map_err(e, queue.as_ref()))?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
@@ -354,7 +393,10 @@ mod tests {
         let queue = SqliteQueue::new(pool, &QueueParams::default());
         queue.init().await.expect("init");
         queue.init().await.expect("init again");
-        assert_eq!(queue.config(QueueType::UpdateStateJobProcessing).visibility_timeout.as_secs(), 1080);
+        assert_eq!(
+            queue.config(QueueType::UpdateStateJobProcessing).visibility_timeout.as_secs(),
+            1080
+        );
         queue.health_check().await.expect("health");
     }
 
@@ -363,7 +405,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let pool = open_pool(dir.path()).await.expect("open pool");
         let queue = SqliteQueue::new(pool, &QueueParams::default());
-        let err = queue.send(QueueType::WorkerTrigger, OutgoingMessage::new("Snos")).await.expect_err("no table");
+        let err = queue
+            .send(QueueType::WorkerTrigger, OutgoingMessage::new("Snos"))
+            .await
+            .expect_err("no table");
         assert!(matches!(err, QueueError::QueueNotFound(_)), "{err:?}");
         assert!(!err.is_retryable());
     }
@@ -416,6 +461,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn worker_triggers_expire_and_job_messages_do_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = open_queue(dir.path(), Duration::from_secs(60)).await;
+        for q in [QueueType::WorkerTrigger, QueueType::SnosJobProcessing] {
+            queue.send(q, OutgoingMessage::new("old")).await.expect("send");
+        }
+        // Age both messages past the retention.
+        sqlx::query("UPDATE queue_messages SET sent_at = sent_at - ?1")
+            .bind(millis(WORKER_TRIGGER_RETENTION) + 1)
+            .execute(&queue.pool)
+            .await
+            .expect("age");
+        queue.send(QueueType::WorkerTrigger, OutgoingMessage::new("Snos")).await.expect("send");
+        let d = queue.receive(QueueType::WorkerTrigger).await.expect("receive").expect("fresh");
+        assert_eq!(d.body, "Snos");
+        assert!(queue.receive(QueueType::WorkerTrigger).await.expect("receive").is_none());
+        let job = queue.receive(QueueType::SnosJobProcessing).await.expect("receive");
+        assert_eq!(job.expect("job messages never expire").body, "old");
+    }
+
+    #[tokio::test]
     async fn nack_rejects_delays_longer_than_sqs_allows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let queue = open_queue(dir.path(), Duration::from_secs(60)).await;
@@ -438,7 +504,9 @@ mod tests {
             a.send(q, OutgoingMessage::new(i.to_string())).await.expect("send");
         }
         let mut tasks = Vec::new();
-        for (name, queue) in [("a", a.clone()), ("b", b.clone()), ("a", a.clone()), ("b", b.clone())] {
+        for (name, queue) in
+            [("a", a.clone()), ("b", b.clone()), ("a", a.clone()), ("b", b.clone())]
+        {
             tasks.push(tokio::spawn(async move {
                 let mut got = Vec::new();
                 while let Some(d) = queue.receive(q).await.expect("receive") {
