@@ -8,7 +8,7 @@ help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 run: ## Run the orchestrator on the embedded tier (Ctrl-C stops it)
-	@scripts/run-local.sh
+	@scripts/run-local.sh $(ARGS)
 
 test: ## Install what the tests need, then run every test
 	@scripts/test.sh

@@ -5,6 +5,7 @@
 //! (job engine, event workers, triggers, job handlers), `compression` (state diff → blob
 //! felts), `server` (HTTP), `setup` (resource provisioning), `telemetry`.
 
+pub mod app;
 pub mod cli;
 pub mod compression;
 pub mod config;
@@ -12,3 +13,5 @@ pub mod core;
 pub mod types;
 pub mod worker;
 pub mod server;
+pub mod setup;
+pub mod telemetry;

@@ -101,7 +101,11 @@ impl RunCmd {
     /// Invalid configuration.
     pub fn execute(self) -> eyre::Result<()> {
         let params = self.params().wrap_err("invalid `run` configuration")?;
-        println!("{params:#?}");
-        Ok(())
+        crate::telemetry::init_tracing();
+        let runtime = tokio::runtime::Runtime::new().wrap_err("cannot start the async runtime")?;
+        runtime.block_on(async move {
+            let orchestrator = crate::app::Orchestrator::start(params).await?;
+            orchestrator.run_until_signal().await
+        })
     }
 }

@@ -77,7 +77,12 @@ impl SetupCmd {
     /// Invalid configuration.
     pub fn execute(self) -> eyre::Result<()> {
         let params = self.params().wrap_err("invalid `setup` configuration")?;
-        println!("{params:#?}");
+        crate::telemetry::init_tracing();
+        let runtime = tokio::runtime::Runtime::new().wrap_err("cannot start the async runtime")?;
+        let summary = runtime.block_on(crate::setup::run_setup(&params))?;
+        for line in summary {
+            println!("{line}");
+        }
         Ok(())
     }
 }

@@ -1,0 +1,201 @@
+//! Starting and stopping a whole orchestrator: clients, workers, cron, HTTP server.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use eyre::WrapErr;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::{
+        AlertBackend, Clients, Config, CronBackend, EngineParams, JobTimeouts, RunParams,
+    },
+    core::client::{
+        embedded::{self, EmbeddedOptions},
+        local_cron::LocalCron,
+        CronClient,
+    },
+    server,
+    setup::ensure_supported,
+    types::{jobs::JobType, queue::WorkerTriggerType},
+    worker::{controller::WorkerController, event_handler::jobs::JobHandlers, triggers::Triggers},
+};
+
+/// A running orchestrator.
+#[derive(Debug)]
+pub struct Orchestrator {
+    /// Where the HTTP server listens.
+    pub addr: SocketAddr,
+    /// The shared context.
+    pub config: Arc<Config>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    graceful_timeout: Duration,
+}
+
+/// The in-process cron and its period, when the embedded cron is selected.
+pub type LocalTriggers = Option<(Arc<dyn CronClient>, Duration)>;
+
+impl Orchestrator {
+    /// Builds everything `params` selects and starts it.
+    pub async fn start(params: RunParams) -> eyre::Result<Self> {
+        let clients = build_clients(&params).await?;
+        let handlers = JobHandlers::new();
+        let triggers = Triggers::new();
+        report_missing(&params, &handlers, &triggers);
+        let engine = engine_params(&params);
+        let config = Arc::new(Config::new(params.layer, clients, handlers, triggers, engine));
+        let cron: LocalTriggers = match params.infra.cron {
+            CronBackend::Embedded { interval } => {
+                Some((Arc::new(LocalCron::new(config.queue().clone())) as Arc<dyn CronClient>, interval))
+            }
+            CronBackend::EventBridge { .. } => None,
+        };
+        let addr: SocketAddr = format!("{}:{}", params.server.host, params.server.port)
+            .parse()
+            .wrap_err_with(|| format!("--host/--port do not form an address: {}:{}", params.server.host, params.server.port))?;
+        Self::start_with(config, addr, cron).await
+    }
+
+    /// Starts the server, the workers and (if given) the in-process cron over `config`.
+    pub async fn start_with(config: Arc<Config>, addr: SocketAddr, cron: LocalTriggers) -> eyre::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (listener, addr) =
+            server::bind(addr).await.wrap_err_with(|| format!("cannot listen on {addr}"))?;
+        let router = server::router(config.clone());
+        let server_token = shutdown.clone();
+        let server_shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = server::serve(listener, router, server_token).await {
+                tracing::error!(error = %e, "HTTP server stopped; shutting down");
+                server_shutdown.cancel();
+            }
+        });
+        WorkerController::new(config.clone()).spawn(&tracker, &shutdown);
+        if let Some((cron, interval)) = cron {
+            let triggers = WorkerTriggerType::for_layer(config.layer).to_vec();
+            let token = shutdown.child_token();
+            tracker.spawn(async move {
+                if let Err(e) = cron.run(&triggers, interval, token).await {
+                    tracing::error!(error = %e, "In-process cron stopped");
+                }
+            });
+        }
+        tracing::info!(%addr, layer = %config.layer, "Orchestrator started");
+        let graceful_timeout = config.engine.graceful_shutdown_timeout;
+        Ok(Self { addr, config, shutdown, tracker, graceful_timeout })
+    }
+
+    /// A token that stops the orchestrator when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops receiving, lets in-flight work finish within the graceful timeout, then returns.
+    pub async fn stop(self) -> eyre::Result<()> {
+        self.shutdown.cancel();
+        self.tracker.close();
+        match tokio::time::timeout(self.graceful_timeout, self.tracker.wait()).await {
+            Ok(()) => {
+                tracing::info!("Orchestrator stopped");
+                Ok(())
+            }
+            Err(_) => Err(eyre::eyre!(
+                "in-flight work did not finish within {:?}; its jobs will be healed on the next start",
+                self.graceful_timeout
+            )),
+        }
+    }
+
+    /// Runs until SIGINT/SIGTERM (or until the token is cancelled), then stops.
+    pub async fn run_until_signal(self) -> eyre::Result<()> {
+        let token = self.shutdown.clone();
+        tokio::select! {
+            _ = shutdown_signal() => tracing::info!("Signal received; shutting down"),
+            _ = token.cancelled() => tracing::warn!("A critical task stopped; shutting down"),
+        }
+        self.stop().await
+    }
+}
+
+/// The infrastructure clients `params` selects.
+pub async fn build_clients(params: &RunParams) -> eyre::Result<Clients> {
+    ensure_supported(&params.infra)?;
+    let alert_webhook = match &params.infra.alerts {
+        AlertBackend::Embedded { webhook_url } => webhook_url.as_ref().map(|u| u.expose().clone()),
+        AlertBackend::Sns { .. } => None,
+    };
+    let options = EmbeddedOptions { queue: params.queue.clone(), visibility_timeout: None, alert_webhook };
+    embedded::open(&params.infra.data_dir, &options)
+        .await
+        .wrap_err_with(|| format!("cannot open the data dir {}", params.infra.data_dir.display()))
+}
+
+/// Engine knobs from the command line.
+pub fn engine_params(params: &RunParams) -> EngineParams {
+    let JobTimeouts { snos, proving, proof_registration, data_submission, state_transition, aggregator } =
+        params.service.timeouts;
+    let trigger_interval = match params.infra.cron {
+        CronBackend::Embedded { interval } | CronBackend::EventBridge { interval, .. } => interval,
+    };
+    EngineParams {
+        queue: params.queue.clone(),
+        job_timeouts: [
+            (JobType::SnosRun, snos),
+            (JobType::ProofCreation, proving),
+            (JobType::ProofRegistration, proof_registration),
+            (JobType::DataSubmission, data_submission),
+            (JobType::StateTransition, state_transition),
+            (JobType::Aggregator, aggregator),
+        ]
+        .into(),
+        failed_job_halt: params.service.failed_job_halt,
+        orphan_scan_interval: params.service.orphan_scan_interval,
+        trigger_interval,
+        graceful_shutdown_timeout: params.service.graceful_shutdown_timeout,
+        ..EngineParams::default()
+    }
+}
+
+/// Logs, once at start, which job handlers and triggers of the layer this build lacks.
+fn report_missing(params: &RunParams, handlers: &JobHandlers, triggers: &Triggers) {
+    let have: Vec<JobType> = handlers.job_types().collect();
+    for trigger in WorkerTriggerType::for_layer(params.layer) {
+        if triggers.get(*trigger).is_none() {
+            tracing::warn!(trigger = %trigger, "Trigger not built yet in this version; its messages are dropped");
+        }
+    }
+    use strum::IntoEnumIterator;
+    for job_type in JobType::iter() {
+        if !have.contains(&job_type) {
+            tracing::debug!(%job_type, "No handler for this job type in this version");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "Cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
