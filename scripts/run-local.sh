@@ -26,4 +26,4 @@ export MADARA_ORCHESTRATOR_MADARA_RPC_URL MADARA_ORCHESTRATOR_RPC_FOR_SNOS \
   MADARA_ORCHESTRATOR_STARKNET_OPERATOR_ADDRESS
 
 "$bin" setup
-exec "$bin" run --settle-on-ethereum --da-on-ethereum ${ARGS:-} "$@"
+exec "$bin" run --settle-on-ethereum --da-on-ethereum "$@"
