@@ -5,6 +5,8 @@
 //! succeed (a network blip, a busy database) or not (bad input, a missing resource).
 
 pub mod alert;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod cron;
 pub mod database;
 pub mod lock;
