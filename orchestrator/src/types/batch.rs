@@ -288,7 +288,7 @@ pub enum SortOrder {
 }
 
 /// Filter for batch listings; empty vectors match everything.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BatchQuery<S> {
     /// Only these indexes.
     pub indexes: Vec<u64>,
@@ -300,6 +300,19 @@ pub struct BatchQuery<S> {
     pub orchestrator_version: Option<String>,
     /// Order by index.
     pub sort: SortOrder,
+}
+
+// Not derived: the derive would demand `S: Default`, which the status enums are not.
+impl<S> Default for BatchQuery<S> {
+    fn default() -> Self {
+        Self {
+            indexes: Vec::new(),
+            statuses: Vec::new(),
+            limit: None,
+            orchestrator_version: None,
+            sort: SortOrder::default(),
+        }
+    }
 }
 
 /// Filter for SNOS batch listings.

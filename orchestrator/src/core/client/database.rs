@@ -83,9 +83,18 @@ impl DatabaseError {
 /// - `create_job` is idempotent per `(job_type, internal_id)`: a second create fails with
 ///   `ItemAlreadyExists` and changes nothing;
 /// - `update_job` is versioned: it applies only if the stored version equals `current.version`,
-///   increments the version and sets `updated_at`;
+///   increments the version and sets `updated_at`; it sets only the fields present in the
+///   updates (the others keep their *stored* value, whatever the caller's copy holds), and of
+///   several concurrent updates from one version exactly one succeeds;
 /// - batch writes keep `num_blocks = end_block - start_block + 1` and the block lookup rows in
-///   sync with the batch ranges.
+///   sync with the batch ranges (a block a batch no longer covers has that batch's index
+///   unset); index, start block and end block are each unique per batch kind (`Conflict`);
+/// - `orchestrator_version` filters compare `metadata.common.orchestrator_version` (jobs) or the
+///   batch's `orchestrator_version`; `None` matches every version;
+/// - integers are stored as signed 64-bit on every backend: writing a `u64` above `i64::MAX`
+///   fails, a filter value above it matches nothing (or everything, as an upper bound).
+///
+/// The conformance suite `conformance::database` checks every line of this contract.
 #[async_trait]
 pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
     /// Checks the database answers.
@@ -176,7 +185,9 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         orchestrator_version: Option<&str>,
     ) -> DatabaseResult<Option<JobItem>>;
     /// Jobs related to a block: proving/DA jobs whose `block_number` is it, StateTransition
-    /// jobs settling it, SnosRun/Aggregator jobs whose range contains it.
+    /// jobs whose `context.to_settle` is it, SnosRun jobs whose `start_block..=end_block`
+    /// contains it, and Aggregator jobs of the aggregator batch whose range contains it
+    /// (Aggregator metadata has no block range: the job's internal id is the batch index).
     async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>>;
     /// Jobs in this status, by internal id ascending.
     async fn get_jobs_by_status(&self, status: JobStatus) -> DatabaseResult<Vec<JobItem>>;

@@ -76,6 +76,13 @@ pub struct LockInfo {
 }
 
 /// Named locks with a time to live: an expired lock counts as free.
+///
+/// Contract shared by every backend (checked by `conformance::lock`):
+/// - a lock is held while `expires_at > now`; a zero TTL gives a lock that is already free;
+/// - `acquire_lock` is not re-entrant: a live lock is `AlreadyHeld` even for its own owner,
+///   and of concurrent acquires of a free lock exactly one succeeds;
+/// - `release_lock` / `extend_lock` of a missing or expired lock are `NotHeld`; without an
+///   owner they act on any holder, with one only on that owner's lock.
 #[async_trait]
 pub trait LockClient: Send + Sync + std::fmt::Debug {
     /// Takes the lock if it is free or expired; `AlreadyHeld` otherwise.

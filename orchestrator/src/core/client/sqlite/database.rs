@@ -1176,3 +1176,163 @@ fn push_limit(qb: &mut QueryBuilder<Sqlite>, limit: Option<u64>) {
         qb.push(" LIMIT ").push_bind(upper_bound(limit));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeSet, sync::Arc, time::Instant};
+
+    use super::*;
+    use crate::{
+        core::client::sqlite::open_pool,
+        types::jobs::{SnosMetadata, JobItem},
+    };
+
+    /// A fresh database in its own temp dir (kept alive by the returned guard).
+    async fn fresh() -> (Arc<dyn DatabaseClient>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = open_pool(dir.path()).await.expect("open pool");
+        let db = SqliteDatabase::open(pool).await.expect("init");
+        (Arc::new(db), dir)
+    }
+
+    mod conformance {
+        crate::database_conformance_tests!(super::fresh());
+    }
+
+    #[tokio::test]
+    async fn the_runner_function_runs_every_check() {
+        crate::core::client::conformance::database::database_conformance(fresh).await;
+    }
+
+    fn snos_job(internal_id: u64) -> JobItem {
+        JobItem::new(
+            JobType::SnosRun,
+            internal_id,
+            JobSpecificMetadata::Snos(SnosMetadata { snos_batch_index: internal_id, ..Default::default() }),
+        )
+    }
+
+    /// Two pools on one file behave like two processes: many racing updates, none lost, and
+    /// every version won by exactly one writer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_pools_racing_updates_lose_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Arc::new(SqliteDatabase::open(open_pool(dir.path()).await.expect("pool a")).await.expect("a"));
+        let b = Arc::new(SqliteDatabase::open(open_pool(dir.path()).await.expect("pool b")).await.expect("b"));
+        let job = a.create_job(snos_job(1)).await.expect("create");
+        const WRITERS: usize = 4;
+        const EACH: u64 = 25;
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let db = if w % 2 == 0 { a.clone() } else { b.clone() };
+                let id = job.id;
+                tokio::spawn(async move {
+                    let mut won = Vec::new();
+                    let mut lost = 0u64;
+                    while (won.len() as u64) < EACH {
+                        let current = db.get_job_by_id(id).await.expect("get").expect("exists");
+                        let mut metadata = current.metadata.clone();
+                        metadata.common.process_attempt_no += 1;
+                        match db.update_job(&current, JobItemUpdates::new().metadata(metadata)).await {
+                            Ok(next) => won.push(next.version),
+                            Err(DatabaseError::UpdateFailed { .. }) => lost += 1,
+                            Err(e) => panic!("writer {w}: {e:?}"),
+                        }
+                    }
+                    (won, lost)
+                })
+            })
+            .collect();
+        let mut versions = BTreeSet::new();
+        let mut conflicts = 0;
+        for w in writers {
+            let (won, lost) = w.await.expect("writer panicked");
+            conflicts += lost;
+            for v in won {
+                assert!(versions.insert(v), "version {v} won twice");
+            }
+        }
+        let total = WRITERS as u64 * EACH;
+        let stored = b.get_job_by_id(job.id).await.expect("get").expect("exists");
+        assert_eq!(stored.version as u64, total);
+        assert_eq!(stored.metadata.common.process_attempt_no, total, "an update was lost");
+        assert_eq!(versions, (1..=total as i32).collect::<BTreeSet<_>>());
+        assert!(conflicts > 0 || WRITERS == 1, "writers never raced; the test proves nothing");
+    }
+
+    #[tokio::test]
+    async fn values_above_i64_max_are_refused_on_write() {
+        let (db, _dir) = fresh().await;
+        let err = db.create_job(snos_job(u64::MAX)).await.expect_err("too big");
+        assert!(err.to_string().contains("exceeds"), "{err}");
+        assert!(!err.is_retryable());
+        let err = db
+            .create_snos_batch(crate::types::batch::SnosBatch::new(1, None, u64::MAX, "0.14.2", Default::default()))
+            .await
+            .expect_err("too big");
+        assert!(err.to_string().contains("start_block"), "{err}");
+        let mut bad_range = crate::types::batch::SnosBatch::new(1, None, 10, "0.14.2", Default::default());
+        bad_range.end_block = 5;
+        assert!(db.create_snos_batch(bad_range).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_document_is_corrupt_and_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDatabase::open(open_pool(dir.path()).await.expect("pool")).await.expect("init");
+        let job = db.create_job(snos_job(1)).await.expect("create");
+        sqlx::query("UPDATE jobs SET doc = '{\"not\": \"a job\"}'").execute(&db.pool()).await.expect("break");
+        let err = db.get_job_by_id(job.id).await.expect_err("corrupt");
+        assert!(matches!(&err, DatabaseError::Corrupt { what, .. } if what.contains(&job.id.to_string())), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn init_is_idempotent_and_data_survives_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDatabase::open(open_pool(dir.path()).await.expect("pool")).await.expect("init");
+        let job = db.create_job(snos_job(1)).await.expect("create");
+        db.init().await.expect("init again");
+        db.disconnect().await.expect("disconnect");
+        assert!(db.health_check().await.expect_err("closed").is_retryable());
+        let db = SqliteDatabase::open(open_pool(dir.path()).await.expect("reopen")).await.expect("init");
+        assert_eq!(db.get_job_by_id(job.id).await.expect("get"), Some(job));
+    }
+
+    #[tokio::test]
+    async fn switch_database_opens_a_sibling_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDatabase::open(open_pool(dir.path()).await.expect("pool")).await.expect("init");
+        let job = db.create_job(snos_job(1)).await.expect("create");
+        db.switch_database("other_db").await.expect("switch");
+        assert!(dir.path().join("other_db.sqlite").exists());
+        assert_eq!(db.get_job_by_id(job.id).await.expect("get"), None);
+        db.create_job(snos_job(1)).await.expect("same key in the other file");
+        assert!(db.switch_database("../escape").await.is_err());
+        assert!(db.switch_database("").await.is_err());
+    }
+
+    /// Throughput of the job life cycle: `create_job` + 3 `update_job`s per job, sequential.
+    /// Run with `cargo test -p orchestrator --lib --release sqlite::database::tests::throughput -- --ignored --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "timing figure, not a check"]
+    async fn throughput_create_and_three_updates() {
+        let (db, _dir) = fresh().await;
+        const JOBS: u64 = 2_000;
+        let start = Instant::now();
+        for i in 0..JOBS {
+            let job = db.create_job(snos_job(i)).await.expect("create");
+            let job = db.update_job(&job, JobItemUpdates::new().status(JobStatus::LockedForProcessing)).await.expect("u1");
+            let job = db
+                .update_job(&job, JobItemUpdates::new().status(JobStatus::PendingVerification).external_id("0x1"))
+                .await
+                .expect("u2");
+            db.update_job(&job, JobItemUpdates::new().status(JobStatus::Completed)).await.expect("u3");
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "sqlite: {JOBS} x (create_job + 3 update_job) in {secs:.2}s = {:.0} jobs/s ({:.0} writes/s)",
+            JOBS as f64 / secs,
+            4.0 * JOBS as f64 / secs
+        );
+    }
+}

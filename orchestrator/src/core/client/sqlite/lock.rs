@@ -181,3 +181,35 @@ fn lock_err(e: sqlx::Error) -> LockError {
         LockError::other(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::client::sqlite::open_pool;
+
+    /// A fresh lock store in its own temp dir (kept alive by the returned guard).
+    async fn fresh() -> (Arc<dyn LockClient>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = open_pool(dir.path()).await.expect("open pool");
+        (Arc::new(SqliteLock::open(pool).await.expect("init")), dir)
+    }
+
+    mod conformance {
+        crate::lock_conformance_tests!(super::fresh());
+    }
+
+    /// Two pools on one file (two processes): one acquire wins, the other sees it held.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_is_shared_across_pools() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = SqliteLock::open(open_pool(dir.path()).await.expect("a")).await.expect("init a");
+        let b = SqliteLock::open(open_pool(dir.path()).await.expect("b")).await.expect("init b");
+        a.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("a")).await.expect("a takes");
+        let err = b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b")).await;
+        assert!(matches!(err, Err(LockError::AlreadyHeld { owner: Some(ref o), .. }) if o == "a"), "{err:?}");
+        b.release_lock("k", Some("a")).await.expect("release through the other pool");
+        b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b")).await.expect("b takes");
+    }
+}
