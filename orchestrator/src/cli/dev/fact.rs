@@ -245,6 +245,54 @@ mod tests {
         assert_bad_input(&args(dir.path()), "cannot read PIE file");
     }
 
+    /// Writes the sepolia PIE, with its output pages / topology changed by `edit`, to `dir`.
+    fn edited_sepolia_pie(
+        dir: &Path,
+        name: &str,
+        edit: impl FnOnce(&mut cairo_vm::vm::runners::cairo_pie::OutputBuiltinAdditionalData),
+    ) -> PathBuf {
+        use cairo_vm::types::builtin_name::BuiltinName;
+        use cairo_vm::vm::runners::cairo_pie::BuiltinAdditionalData;
+
+        let mut pie = pie::read_pie_file(&vector("sepolia_924016.zip")).unwrap();
+        match pie.additional_data.0.get_mut(&BuiltinName::output) {
+            Some(BuiltinAdditionalData::Output(data)) => edit(data),
+            other => panic!("sepolia PIE has output additional data, got {other:?}"),
+        }
+        let path = dir.join(name);
+        pie.write_zip_file(&path, false).unwrap();
+        path
+    }
+
+    #[test]
+    fn bad_topology_and_page_gap_are_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let unchanged = edited_sepolia_pie(dir.path(), "same.zip", |_| {});
+        let (code, out, _) = run_it(&args(&unchanged));
+        assert_eq!(
+            (code, out.trim()),
+            (0, SEPOLIA_FACT),
+            "round trip through write_zip_file"
+        );
+
+        let odd = edited_sepolia_pie(dir.path(), "odd.zip", |d| {
+            d.attributes
+                .insert("gps_fact_topology".into(), vec![2, 1, 0]);
+        });
+        assert_bad_input(
+            &args(&odd),
+            "bad fact topology: tree structure has odd length 3",
+        );
+
+        let gap = edited_sepolia_pie(dir.path(), "gap.zip", |d| {
+            d.pages.insert(
+                2,
+                cairo_vm::vm::runners::cairo_pie::PublicMemoryPage { start: 22, size: 1 },
+            );
+        });
+        assert_bad_input(&args(&gap), "page gap: page 2 starts at 22, expected 23");
+    }
+
     #[test]
     fn aggregator_mode_on_a_plain_pie_is_bad_input() {
         let mut a = args(&vector("fibonacci.zip"));

@@ -177,6 +177,17 @@ mod tests {
         assert_eq!(info.root.end_offset, 23);
     }
 
+    /// Regression pin only: computed by this implementation (whose Poseidon is cross-checked
+    /// against starknet-crypto in `l2.rs`); there is no external vector for the L2 fact.
+    #[test]
+    fn sepolia_924016_l2_fact_regression() {
+        let pie = pie::read_pie_bytes(&vector("sepolia_924016.zip")).unwrap();
+        assert_eq!(
+            l2_fact(&pie).unwrap().to_string(),
+            "0x010e07758707614b13e86027d355a4baf0f194e53e4c63cf0db7a66db9f7330b"
+        );
+    }
+
     #[test]
     fn supplied_program_hash_is_used() {
         let pie = pie::read_pie_bytes(&vector("fibonacci.zip")).unwrap();
