@@ -184,7 +184,18 @@ pub fn parse_state_update(text: &str) -> Result<StateUpdate, ParseError> {
     serde_json::from_value(v).map_err(|e| ParseError::new("state update", e.to_string()))
 }
 
+/// How a bare number (no `0x`) in a JSON field is read.
+#[derive(Clone, Copy)]
+enum Radix {
+    Decimal,
+    Hex,
+}
+
 fn field_felt(item: &Value, i: usize, names: &[&str]) -> Result<Felt, ParseError> {
+    field_felt_radix(item, i, names, Radix::Decimal)
+}
+
+fn field_felt_radix(item: &Value, i: usize, names: &[&str], radix: Radix) -> Result<Felt, ParseError> {
     let (name, x) = names
         .iter()
         .find_map(|n| item.get(*n).map(|x| (*n, x)))
@@ -194,18 +205,27 @@ fn field_felt(item: &Value, i: usize, names: &[&str]) -> Result<Felt, ParseError
         Value::Number(n) => n.to_string(),
         other => return Err(ParseError::new(format!("element {i}.{name}"), format!("expected a felt, got {other}"))),
     };
+    let s = match radix {
+        Radix::Hex if !s.starts_with("0x") && !s.starts_with("0X") => format!("0x{s}"),
+        _ => s,
+    };
     parse_felt(&s).map_err(|m| ParseError::new(format!("element {i}.{name}"), m))
 }
 
-/// Parses a JSON list of `{ "nonce": .., "address": .. }` (decimal or `0x` hex strings, as the
-/// answers of `starknet_getNonce`) into `(address, nonce)` pairs.
+/// Parses a JSON list of `{ "nonce": .., "address": .. }` into `(address, nonce)` pairs.
+///
+/// `address` is decimal (or `0x` hex); `nonce` is the string `starknet_getNonce` answered, which is
+/// hex with or without the `0x` (the shared vectors hold e.g. `"10fc"` and `"50"` = 0x50).
 pub fn parse_nonces(text: &str) -> Result<Vec<(Felt, Felt)>, ParseError> {
     let v: Value = serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
     let arr = v.as_array().ok_or_else(|| ParseError::new("JSON", "expected an array of {nonce, address}"))?;
     arr.iter()
         .enumerate()
         .map(|(i, item)| {
-            Ok((field_felt(item, i, &["address", "contract_address"])?, field_felt(item, i, &["nonce"])?))
+            Ok((
+                field_felt(item, i, &["address", "contract_address"])?,
+                field_felt_radix(item, i, &["nonce"], Radix::Hex)?,
+            ))
         })
         .collect()
 }
@@ -249,6 +269,13 @@ mod tests {
         assert_eq!(parse_felt_list("[\"0x1\", 2]").unwrap(), vec![Felt::ONE, Felt::TWO]);
         let e = parse_felt_list("0x1\n0xg\n").unwrap_err();
         assert_eq!(e.location, "line 2");
+    }
+
+    #[test]
+    fn nonces_are_rpc_hex() {
+        let n = parse_nonces(r#"[{"nonce":"10","address":"16"},{"nonce":"0xa","address":"0x11"}]"#).unwrap();
+        assert_eq!(n, vec![(Felt::from(16u8), Felt::from(16u8)), (Felt::from(17u8), Felt::from(10u8))]);
+        assert!(parse_nonces(r#"[{"nonce":"xyz","address":"1"}]"#).unwrap_err().location.contains("nonce"));
     }
 
     #[test]

@@ -178,10 +178,18 @@ pub fn felts_to_blob(felts: &[Felt]) -> Result<Blob, TransformError> {
     if felts.len() > FELTS_PER_BLOB {
         return Err(TransformError::TooManyFelts(felts.len()));
     }
-    let mut values = vec![Fr::ZERO; FELTS_PER_BLOB];
-    for (v, f) in values.iter_mut().zip(felts) {
-        *v = felt_to_fr(f);
+    let coefficients: Vec<Fr> = felts.iter().map(felt_to_fr).collect();
+    coefficients_to_blob(&coefficients)
+}
+
+/// Evaluation form of 4096 BLS12-381 scalars given as coefficients: the inverse of
+/// [`blob_to_coefficients`].
+pub fn coefficients_to_blob(coefficients: &[Fr]) -> Result<Blob, TransformError> {
+    if coefficients.len() > FELTS_PER_BLOB {
+        return Err(TransformError::TooManyFelts(coefficients.len()));
     }
+    let mut values = vec![Fr::ZERO; FELTS_PER_BLOB];
+    values[..coefficients.len()].copy_from_slice(coefficients);
     evaluate_in_place(&mut values);
     let mut blob = vec![0u8; BYTES_PER_BLOB];
     for (v, out) in values.iter().zip(blob.chunks_exact_mut(BYTES_PER_FELT)) {

@@ -1,0 +1,3 @@
+//! Integration tests of the DA blob pipeline (one test binary).
+
+mod blob_vectors;
