@@ -1,3 +1,4 @@
 //! Integration tests of the DA blob pipeline (one test binary).
 
+mod blob_cli;
 mod blob_vectors;
