@@ -1,4 +1,5 @@
 //! Integration tests of the DA blob pipeline (one test binary).
 
 mod blob_cli;
+mod blob_pyref;
 mod blob_vectors;
