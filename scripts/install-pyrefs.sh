@@ -17,6 +17,9 @@ check() {
 import ckzg  # noqa: F401
 from starkware.starknet.core.os.data_availability import compression  # noqa: F401
 from starkware.python import math_utils  # noqa: F401
+import os, eth_account
+assert os.path.isfile(os.path.join(os.path.dirname(eth_account.__file__), "typed_transactions",
+                                   "blob_transactions", "kzg_trusted_setup.txt"))
 PY
 }
 
