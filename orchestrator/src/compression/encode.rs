@@ -121,10 +121,19 @@ pub async fn fill_missing_nonces(
     }
     let nonces = reader.nonce_at(block, &missing).await?;
     if nonces.len() != missing.len() {
-        return Err(EncodeError::ReaderLength { expected: missing.len(), got: nonces.len() });
+        return Err(EncodeError::ReaderLength {
+            expected: missing.len(),
+            got: nonces.len(),
+        });
     }
     diff.nonces.extend(
-        missing.into_iter().zip(nonces).map(|(contract_address, nonce)| NonceUpdate { contract_address, nonce }),
+        missing
+            .into_iter()
+            .zip(nonces)
+            .map(|(contract_address, nonce)| NonceUpdate {
+                contract_address,
+                nonce,
+            }),
     );
     Ok(())
 }
@@ -133,7 +142,10 @@ pub async fn fill_missing_nonces(
 ///
 /// Deprecated (Cairo 0) declared classes are not part of the DA. A nonce not in the diff is
 /// encoded as 0 (call [`fill_missing_nonces`] first for 0.13.2).
-pub fn state_diff_to_felts(diff: &StateDiff, version: StarknetVersion) -> Result<Vec<Felt>, EncodeError> {
+pub fn state_diff_to_felts(
+    diff: &StateDiff,
+    version: StarknetVersion,
+) -> Result<Vec<Felt>, EncodeError> {
     let mut contracts: BTreeMap<Felt, ContractEntry> = BTreeMap::new();
     for item in &diff.storage_diffs {
         let entry = contracts.entry(item.address).or_default();
@@ -142,7 +154,10 @@ pub fn state_diff_to_felts(diff: &StateDiff, version: StarknetVersion) -> Result
         }
     }
     for item in &diff.replaced_classes {
-        contracts.entry(item.contract_address).or_default().class_hash = Some(item.class_hash);
+        contracts
+            .entry(item.contract_address)
+            .or_default()
+            .class_hash = Some(item.class_hash);
     }
     // A deployment wins over a replacement of the same contract (the squash folds them anyway).
     for item in &diff.deployed_contracts {
@@ -153,7 +168,9 @@ pub fn state_diff_to_felts(diff: &StateDiff, version: StarknetVersion) -> Result
     }
 
     let n_storage: usize = contracts.values().map(|c| c.storage.len()).sum();
-    let mut out = Vec::with_capacity(2 + 3 * contracts.len() + 2 * n_storage + 2 * diff.declared_classes.len());
+    let mut out = Vec::with_capacity(
+        2 + 3 * contracts.len() + 2 * n_storage + 2 * diff.declared_classes.len(),
+    );
     out.push(Felt::from(contracts.len()));
     for (address, c) in &contracts {
         let nonce = match c.nonce {
@@ -161,7 +178,12 @@ pub fn state_diff_to_felts(diff: &StateDiff, version: StarknetVersion) -> Result
             None => 0,
         };
         out.push(*address);
-        out.push(da_word(c.class_hash.is_some(), nonce, c.storage.len() as u64, version));
+        out.push(da_word(
+            c.class_hash.is_some(),
+            nonce,
+            c.storage.len() as u64,
+            version,
+        ));
         if let Some(h) = c.class_hash {
             out.push(h);
         }
@@ -171,8 +193,11 @@ pub fn state_diff_to_felts(diff: &StateDiff, version: StarknetVersion) -> Result
         }
     }
 
-    let declared: BTreeMap<Felt, Felt> =
-        diff.declared_classes.iter().map(|d| (d.class_hash, d.compiled_class_hash)).collect();
+    let declared: BTreeMap<Felt, Felt> = diff
+        .declared_classes
+        .iter()
+        .map(|d| (d.class_hash, d.compiled_class_hash))
+        .collect();
     out.push(Felt::from(declared.len()));
     for (h, c) in declared {
         out.push(h);
@@ -185,7 +210,9 @@ pub fn state_diff_to_felts(diff: &StateDiff, version: StarknetVersion) -> Result
 mod tests {
     use super::*;
     use rstest::rstest;
-    use starknet::core::types::{ContractStorageDiffItem, DeclaredClassItem, DeployedContractItem, StorageEntry};
+    use starknet::core::types::{
+        ContractStorageDiffItem, DeclaredClassItem, DeployedContractItem, StorageEntry,
+    };
 
     fn dec(s: &str) -> Felt {
         Felt::from_dec_str(s).unwrap()
@@ -196,8 +223,16 @@ mod tests {
     #[case(false, 1, 0, "18446744073709551616")]
     #[case(false, 0, 6, "6")]
     #[case(true, 1, 0, "340282366920938463481821351505477763072")]
-    fn da_word_0_13_2(#[case] class: bool, #[case] nonce: u64, #[case] n: u64, #[case] expected: &str) {
-        assert_eq!(da_word(class, nonce, n, StarknetVersion::V0_13_2), dec(expected));
+    fn da_word_0_13_2(
+        #[case] class: bool,
+        #[case] nonce: u64,
+        #[case] n: u64,
+        #[case] expected: &str,
+    ) {
+        assert_eq!(
+            da_word(class, nonce, n, StarknetVersion::V0_13_2),
+            dec(expected)
+        );
     }
 
     #[rstest]
@@ -209,7 +244,12 @@ mod tests {
     #[case(true, 0, 1000, "4001")]
     #[case(true, 20, 255, "21503")]
     #[case(true, 1000, 256, "73786976294838206465025")]
-    fn da_word_packed(#[case] class: bool, #[case] nonce: u64, #[case] n: u64, #[case] expected: &str) {
+    fn da_word_packed(
+        #[case] class: bool,
+        #[case] nonce: u64,
+        #[case] n: u64,
+        #[case] expected: &str,
+    ) {
         for v in [
             StarknetVersion::V0_13_3,
             StarknetVersion::V0_13_5,
@@ -238,28 +278,76 @@ mod tests {
             storage_diffs: vec![
                 ContractStorageDiffItem {
                     address: f(0x300),
-                    storage_entries: vec![StorageEntry { key: f(9), value: f(1) }, StorageEntry { key: f(3), value: f(2) }],
+                    storage_entries: vec![
+                        StorageEntry {
+                            key: f(9),
+                            value: f(1),
+                        },
+                        StorageEntry {
+                            key: f(3),
+                            value: f(2),
+                        },
+                    ],
                 },
-                ContractStorageDiffItem { address: f(0x100), storage_entries: vec![StorageEntry { key: f(1), value: f(5) }] },
+                ContractStorageDiffItem {
+                    address: f(0x100),
+                    storage_entries: vec![StorageEntry {
+                        key: f(1),
+                        value: f(5),
+                    }],
+                },
             ],
             deprecated_declared_classes: vec![f(77)],
             declared_classes: vec![
-                DeclaredClassItem { class_hash: f(50), compiled_class_hash: f(51) },
-                DeclaredClassItem { class_hash: f(40), compiled_class_hash: f(41) },
+                DeclaredClassItem {
+                    class_hash: f(50),
+                    compiled_class_hash: f(51),
+                },
+                DeclaredClassItem {
+                    class_hash: f(40),
+                    compiled_class_hash: f(41),
+                },
             ],
-            deployed_contracts: vec![DeployedContractItem { address: f(0x200), class_hash: f(99) }],
+            deployed_contracts: vec![DeployedContractItem {
+                address: f(0x200),
+                class_hash: f(99),
+            }],
             replaced_classes: vec![],
-            nonces: vec![NonceUpdate { contract_address: f(0x400), nonce: f(7) }, NonceUpdate { contract_address: f(0x100), nonce: f(2) }],
+            nonces: vec![
+                NonceUpdate {
+                    contract_address: f(0x400),
+                    nonce: f(7),
+                },
+                NonceUpdate {
+                    contract_address: f(0x100),
+                    nonce: f(2),
+                },
+            ],
         };
         let v = StarknetVersion::V0_13_2;
         let felts = state_diff_to_felts(&diff, v).unwrap();
         let expected = vec![
             f(4),
-            f(0x100), da_word(false, 2, 1, v), f(1), f(5),
-            f(0x200), da_word(true, 0, 0, v), f(99),
-            f(0x300), da_word(false, 0, 2, v), f(3), f(2), f(9), f(1),
-            f(0x400), da_word(false, 7, 0, v),
-            f(2), f(40), f(41), f(50), f(51),
+            f(0x100),
+            da_word(false, 2, 1, v),
+            f(1),
+            f(5),
+            f(0x200),
+            da_word(true, 0, 0, v),
+            f(99),
+            f(0x300),
+            da_word(false, 0, 2, v),
+            f(3),
+            f(2),
+            f(9),
+            f(1),
+            f(0x400),
+            da_word(false, 7, 0, v),
+            f(2),
+            f(40),
+            f(41),
+            f(50),
+            f(51),
         ];
         assert_eq!(felts, expected);
         assert_eq!(contracts_missing_nonces(&diff), vec![f(0x300)]);
@@ -273,7 +361,10 @@ mod tests {
             declared_classes: vec![],
             deployed_contracts: vec![],
             replaced_classes: vec![],
-            nonces: vec![NonceUpdate { contract_address: f(0x400), nonce: Felt::from(1u128 << 64) }],
+            nonces: vec![NonceUpdate {
+                contract_address: f(0x400),
+                nonce: Felt::from(1u128 << 64),
+            }],
         };
         assert!(matches!(
             state_diff_to_felts(&diff, StarknetVersion::V0_13_3),

@@ -21,13 +21,18 @@ pub struct ParseError {
 
 impl ParseError {
     fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { location: location.into(), message: message.into() }
+        Self {
+            location: location.into(),
+            message: message.into(),
+        }
     }
 }
 
 fn stark_prime() -> &'static BigUint {
     static P: OnceLock<BigUint> = OnceLock::new();
-    P.get_or_init(|| (BigUint::from(1u8) << 251u32) + (BigUint::from(17u8) << 192u32) + BigUint::from(1u8))
+    P.get_or_init(|| {
+        (BigUint::from(1u8) << 251u32) + (BigUint::from(17u8) << 192u32) + BigUint::from(1u8)
+    })
 }
 
 /// Parses a felt: `0x`-prefixed hex or decimal, strictly below the Starknet prime.
@@ -46,12 +51,19 @@ pub fn parse_felt(s: &str) -> Result<Felt, String> {
         digits.bytes().all(|b| b.is_ascii_digit())
     };
     if !ok {
-        let kind = if radix == 16 { "hex" } else { "decimal (use 0x for hex)" };
+        let kind = if radix == 16 {
+            "hex"
+        } else {
+            "decimal (use 0x for hex)"
+        };
         return Err(format!("`{t}` is not a valid {kind} number"));
     }
-    let v = BigUint::parse_bytes(digits.as_bytes(), radix).ok_or_else(|| format!("`{t}` is not a number"))?;
+    let v = BigUint::parse_bytes(digits.as_bytes(), radix)
+        .ok_or_else(|| format!("`{t}` is not a number"))?;
     if &v >= stark_prime() {
-        return Err(format!("`{t}` is not below the Starknet field prime 2^251 + 17·2^192 + 1"));
+        return Err(format!(
+            "`{t}` is not below the Starknet field prime 2^251 + 17·2^192 + 1"
+        ));
     }
     let bytes = v.to_bytes_be();
     let mut be = [0u8; 32];
@@ -69,8 +81,11 @@ pub fn felt_hex(f: &Felt) -> String {
 pub fn parse_felt_list(text: &str) -> Result<Vec<Felt>, ParseError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        let v: Value = serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
-        let arr = v.as_array().ok_or_else(|| ParseError::new("JSON", "expected an array of felts"))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
+        let arr = v
+            .as_array()
+            .ok_or_else(|| ParseError::new("JSON", "expected an array of felts"))?;
         return arr
             .iter()
             .enumerate()
@@ -78,7 +93,12 @@ pub fn parse_felt_list(text: &str) -> Result<Vec<Felt>, ParseError> {
                 let s = match x {
                     Value::String(s) => s.clone(),
                     Value::Number(n) => n.to_string(),
-                    other => return Err(ParseError::new(format!("element {i}"), format!("expected a felt, got {other}"))),
+                    other => {
+                        return Err(ParseError::new(
+                            format!("element {i}"),
+                            format!("expected a felt, got {other}"),
+                        ))
+                    }
                 };
                 parse_felt(&s).map_err(|m| ParseError::new(format!("element {i}"), m))
             })
@@ -91,7 +111,9 @@ pub fn parse_felt_list(text: &str) -> Result<Vec<Felt>, ParseError> {
             if tok.is_empty() {
                 continue;
             }
-            out.push(parse_felt(tok).map_err(|m| ParseError::new(format!("line {}", line_no + 1), m))?);
+            out.push(
+                parse_felt(tok).map_err(|m| ParseError::new(format!("line {}", line_no + 1), m))?,
+            );
         }
     }
     Ok(out)
@@ -101,8 +123,14 @@ pub fn parse_felt_list(text: &str) -> Result<Vec<Felt>, ParseError> {
 /// anywhere ignored.
 pub fn parse_blob_hex(text: &str) -> Result<Vec<u8>, ParseError> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let hex_part = compact.strip_prefix("0x").or_else(|| compact.strip_prefix("0X")).unwrap_or(&compact);
-    if let Some((i, c)) = hex_part.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+    let hex_part = compact
+        .strip_prefix("0x")
+        .or_else(|| compact.strip_prefix("0X"))
+        .unwrap_or(&compact);
+    if let Some((i, c)) = hex_part
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_hexdigit())
+    {
         return Err(ParseError::new(
             format!("character {i}"),
             format!("`{}` is not a hex digit", c.escape_default()),
@@ -160,7 +188,8 @@ fn check_felts_in(value: &Value, path: &mut String, errors: &mut Option<ParseErr
 /// Parses the JSON of `starknet_getStateUpdate` (the bare result, or a JSON-RPC response with a
 /// `result`). Every felt of the state diff must be below the Starknet prime.
 pub fn parse_state_update(text: &str) -> Result<StateUpdate, ParseError> {
-    let mut v: Value = serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
+    let mut v: Value =
+        serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
     if let Some(result) = v.get_mut("result") {
         v = result.take();
     }
@@ -174,7 +203,9 @@ pub fn parse_state_update(text: &str) -> Result<StateUpdate, ParseError> {
             }
         }
     }
-    let diff = v.get("state_diff").ok_or_else(|| ParseError::new("JSON", "missing field `state_diff`"))?;
+    let diff = v
+        .get("state_diff")
+        .ok_or_else(|| ParseError::new("JSON", "missing field `state_diff`"))?;
     let mut path = "state_diff".to_string();
     let mut err = None;
     check_felts_in(diff, &mut path, &mut err);
@@ -195,15 +226,30 @@ fn field_felt(item: &Value, i: usize, names: &[&str]) -> Result<Felt, ParseError
     field_felt_radix(item, i, names, Radix::Decimal)
 }
 
-fn field_felt_radix(item: &Value, i: usize, names: &[&str], radix: Radix) -> Result<Felt, ParseError> {
+fn field_felt_radix(
+    item: &Value,
+    i: usize,
+    names: &[&str],
+    radix: Radix,
+) -> Result<Felt, ParseError> {
     let (name, x) = names
         .iter()
         .find_map(|n| item.get(*n).map(|x| (*n, x)))
-        .ok_or_else(|| ParseError::new(format!("element {i}"), format!("missing field `{}`", names[0])))?;
+        .ok_or_else(|| {
+            ParseError::new(
+                format!("element {i}"),
+                format!("missing field `{}`", names[0]),
+            )
+        })?;
     let s = match x {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        other => return Err(ParseError::new(format!("element {i}.{name}"), format!("expected a felt, got {other}"))),
+        other => {
+            return Err(ParseError::new(
+                format!("element {i}.{name}"),
+                format!("expected a felt, got {other}"),
+            ))
+        }
     };
     let s = match radix {
         Radix::Hex if !s.starts_with("0x") && !s.starts_with("0X") => format!("0x{s}"),
@@ -217,8 +263,11 @@ fn field_felt_radix(item: &Value, i: usize, names: &[&str], radix: Radix) -> Res
 /// `address` is decimal (or `0x` hex); `nonce` is the string `starknet_getNonce` answered, which is
 /// hex with or without the `0x` (the shared vectors hold e.g. `"10fc"` and `"50"` = 0x50).
 pub fn parse_nonces(text: &str) -> Result<Vec<(Felt, Felt)>, ParseError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
-    let arr = v.as_array().ok_or_else(|| ParseError::new("JSON", "expected an array of {nonce, address}"))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| ParseError::new("JSON", "expected an array of {nonce, address}"))?;
     arr.iter()
         .enumerate()
         .map(|(i, item)| {
@@ -233,11 +282,19 @@ pub fn parse_nonces(text: &str) -> Result<Vec<(Felt, Felt)>, ParseError> {
 /// Parses a JSON list of `{ "key": .., "alias": .. }` (the alias table entries of contract
 /// `0x2`) into `(key, alias)` pairs.
 pub fn parse_aliases(text: &str) -> Result<Vec<(Felt, Felt)>, ParseError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
-    let arr = v.as_array().ok_or_else(|| ParseError::new("JSON", "expected an array of {key, alias}"))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| ParseError::new("JSON", "expected an array of {key, alias}"))?;
     arr.iter()
         .enumerate()
-        .map(|(i, item)| Ok((field_felt(item, i, &["key"])?, field_felt(item, i, &["alias", "value"])?)))
+        .map(|(i, item)| {
+            Ok((
+                field_felt(item, i, &["key"])?,
+                field_felt(item, i, &["alias", "value"])?,
+            ))
+        })
         .collect()
 }
 
@@ -250,14 +307,19 @@ mod tests {
         assert_eq!(parse_felt("0x10").unwrap(), Felt::from(16u8));
         assert_eq!(parse_felt("16").unwrap(), Felt::from(16u8));
         assert_eq!(
-            parse_felt("0x800000000000011000000000000000000000000000000000000000000000000").unwrap(),
+            parse_felt("0x800000000000011000000000000000000000000000000000000000000000000")
+                .unwrap(),
             Felt::MAX
         );
-        assert!(parse_felt("0x800000000000011000000000000000000000000000000000000000000000001")
-            .unwrap_err()
-            .contains("not below the Starknet field prime"));
+        assert!(
+            parse_felt("0x800000000000011000000000000000000000000000000000000000000000001")
+                .unwrap_err()
+                .contains("not below the Starknet field prime")
+        );
         assert!(parse_felt("0xzz").unwrap_err().contains("not a valid hex"));
-        assert!(parse_felt("12a").unwrap_err().contains("not a valid decimal"));
+        assert!(parse_felt("12a")
+            .unwrap_err()
+            .contains("not a valid decimal"));
         assert!(parse_felt("0x").is_err());
         assert_eq!(felt_hex(&Felt::ZERO), "0x0");
         assert_eq!(felt_hex(&Felt::from(255u8)), "0xff");
@@ -265,25 +327,50 @@ mod tests {
 
     #[test]
     fn felt_lists() {
-        assert_eq!(parse_felt_list("0x1\n2\n\n 0x3 \n").unwrap(), vec![Felt::ONE, Felt::TWO, Felt::THREE]);
-        assert_eq!(parse_felt_list("[\"0x1\", 2]").unwrap(), vec![Felt::ONE, Felt::TWO]);
+        assert_eq!(
+            parse_felt_list("0x1\n2\n\n 0x3 \n").unwrap(),
+            vec![Felt::ONE, Felt::TWO, Felt::THREE]
+        );
+        assert_eq!(
+            parse_felt_list("[\"0x1\", 2]").unwrap(),
+            vec![Felt::ONE, Felt::TWO]
+        );
         let e = parse_felt_list("0x1\n0xg\n").unwrap_err();
         assert_eq!(e.location, "line 2");
     }
 
     #[test]
     fn nonces_are_rpc_hex() {
-        let n = parse_nonces(r#"[{"nonce":"10","address":"16"},{"nonce":"0xa","address":"0x11"}]"#).unwrap();
-        assert_eq!(n, vec![(Felt::from(16u8), Felt::from(16u8)), (Felt::from(17u8), Felt::from(10u8))]);
-        assert!(parse_nonces(r#"[{"nonce":"xyz","address":"1"}]"#).unwrap_err().location.contains("nonce"));
+        let n = parse_nonces(r#"[{"nonce":"10","address":"16"},{"nonce":"0xa","address":"0x11"}]"#)
+            .unwrap();
+        assert_eq!(
+            n,
+            vec![
+                (Felt::from(16u8), Felt::from(16u8)),
+                (Felt::from(17u8), Felt::from(10u8))
+            ]
+        );
+        assert!(parse_nonces(r#"[{"nonce":"xyz","address":"1"}]"#)
+            .unwrap_err()
+            .location
+            .contains("nonce"));
     }
 
     #[test]
     fn blobs() {
         let hex = "00".repeat(BYTES_PER_BLOB);
-        assert_eq!(parse_blob_hex(&format!("0x{hex}\n")).unwrap().len(), BYTES_PER_BLOB);
-        assert!(parse_blob_hex("0x00").unwrap_err().message.contains("got 2 hex characters"));
-        assert!(parse_blob_hex("0x0g").unwrap_err().message.contains("not a hex digit"));
+        assert_eq!(
+            parse_blob_hex(&format!("0x{hex}\n")).unwrap().len(),
+            BYTES_PER_BLOB
+        );
+        assert!(parse_blob_hex("0x00")
+            .unwrap_err()
+            .message
+            .contains("got 2 hex characters"));
+        assert!(parse_blob_hex("0x0g")
+            .unwrap_err()
+            .message
+            .contains("not a hex digit"));
     }
 
     #[test]
@@ -292,7 +379,10 @@ mod tests {
             "storage_diffs":[{"address":"0x5","storage_entries":[{"key":"0x1","value":"0x800000000000011000000000000000000000000000000000000000000000001"}]}],
             "deprecated_declared_classes":[],"declared_classes":[],"deployed_contracts":[],"replaced_classes":[],"nonces":[]}}"#;
         let e = parse_state_update(text).unwrap_err();
-        assert_eq!(e.location, "state_diff.storage_diffs[0].storage_entries[0].value");
+        assert_eq!(
+            e.location,
+            "state_diff.storage_diffs[0].storage_entries[0].value"
+        );
         assert!(parse_state_update("{").is_err());
     }
 }

@@ -65,7 +65,10 @@ pub struct EncodeOptions {
 impl EncodeOptions {
     /// The options the OS of `version` uses: compression whenever the version has it.
     pub fn for_version(version: StarknetVersion) -> Self {
-        Self { version, compress: version.supports_stateless_compression() }
+        Self {
+            version,
+            compress: version.supports_stateless_compression(),
+        }
     }
 }
 
@@ -117,10 +120,20 @@ pub async fn state_updates_to_blobs(
     max_num_blobs: usize,
     reader: &dyn StateReader,
 ) -> Result<PipelineOutput, PipelineError> {
-    let squashed = squash::squash_state_updates(updates, first_block.checked_sub(1), reader).await?;
+    let squashed =
+        squash::squash_state_updates(updates, first_block.checked_sub(1), reader).await?;
     let last_block = first_block + (updates.len() as u64).saturating_sub(1);
-    let felts =
-        diff_to_blob_felts(&squashed.state_diff, last_block, EncodeOptions::for_version(version), reader).await?;
+    let felts = diff_to_blob_felts(
+        &squashed.state_diff,
+        last_block,
+        EncodeOptions::for_version(version),
+        reader,
+    )
+    .await?;
     let blobs = transform::felts_to_blobs(&felts, max_num_blobs)?;
-    Ok(PipelineOutput { squashed, felts, blobs })
+    Ok(PipelineOutput {
+        squashed,
+        felts,
+        blobs,
+    })
 }

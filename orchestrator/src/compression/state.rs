@@ -23,11 +23,19 @@ pub struct StateReadError(pub String);
 pub trait StateReader: Send + Sync {
     /// `starknet_getStorageAt(contract, key, block)` for each `(contract, key)`; zero for unset
     /// slots and for contracts that do not exist.
-    async fn storage_at(&self, block: u64, queries: &[(Felt, Felt)]) -> Result<Vec<Felt>, StateReadError>;
+    async fn storage_at(
+        &self,
+        block: u64,
+        queries: &[(Felt, Felt)],
+    ) -> Result<Vec<Felt>, StateReadError>;
 
     /// `starknet_getClassHashAt(contract, block)` for each contract; `None` when the contract is
     /// not deployed at that block.
-    async fn class_hash_at(&self, block: u64, contracts: &[Felt]) -> Result<Vec<Option<Felt>>, StateReadError>;
+    async fn class_hash_at(
+        &self,
+        block: u64,
+        contracts: &[Felt],
+    ) -> Result<Vec<Option<Felt>>, StateReadError>;
 
     /// `starknet_getNonce(contract, block)` for each contract.
     async fn nonce_at(&self, block: u64, contracts: &[Felt]) -> Result<Vec<Felt>, StateReadError>;
@@ -61,7 +69,11 @@ impl MemoryState {
 
 #[async_trait]
 impl StateReader for MemoryState {
-    async fn storage_at(&self, _block: u64, queries: &[(Felt, Felt)]) -> Result<Vec<Felt>, StateReadError> {
+    async fn storage_at(
+        &self,
+        _block: u64,
+        queries: &[(Felt, Felt)],
+    ) -> Result<Vec<Felt>, StateReadError> {
         queries
             .iter()
             .map(|q| match self.storage.get(q) {
@@ -74,8 +86,15 @@ impl StateReader for MemoryState {
             .collect()
     }
 
-    async fn class_hash_at(&self, _block: u64, contracts: &[Felt]) -> Result<Vec<Option<Felt>>, StateReadError> {
-        Ok(contracts.iter().map(|c| self.classes.get(c).copied()).collect())
+    async fn class_hash_at(
+        &self,
+        _block: u64,
+        contracts: &[Felt],
+    ) -> Result<Vec<Option<Felt>>, StateReadError> {
+        Ok(contracts
+            .iter()
+            .map(|c| self.classes.get(c).copied())
+            .collect())
     }
 
     async fn nonce_at(&self, _block: u64, contracts: &[Felt]) -> Result<Vec<Felt>, StateReadError> {

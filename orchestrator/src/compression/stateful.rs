@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use starknet::core::types::{
-    ContractStorageDiffItem, DeployedContractItem, Felt, NonceUpdate, ReplacedClassItem, StateDiff, StorageEntry,
+    ContractStorageDiffItem, DeployedContractItem, Felt, NonceUpdate, ReplacedClassItem, StateDiff,
+    StorageEntry,
 };
 
 use super::state::{StateReadError, StateReader};
@@ -64,11 +65,31 @@ pub fn values_needing_aliases(diff: &StateDiff) -> BTreeSet<Felt> {
             continue;
         }
         values.insert(d.address);
-        values.extend(d.storage_entries.iter().map(|e| e.key).filter(|k| !is_unaliased(k)));
+        values.extend(
+            d.storage_entries
+                .iter()
+                .map(|e| e.key)
+                .filter(|k| !is_unaliased(k)),
+        );
     }
-    values.extend(diff.deployed_contracts.iter().map(|d| d.address).filter(|a| !is_unaliased(a)));
-    values.extend(diff.nonces.iter().map(|n| n.contract_address).filter(|a| !is_unaliased(a)));
-    values.extend(diff.replaced_classes.iter().map(|r| r.contract_address).filter(|a| !is_unaliased(a)));
+    values.extend(
+        diff.deployed_contracts
+            .iter()
+            .map(|d| d.address)
+            .filter(|a| !is_unaliased(a)),
+    );
+    values.extend(
+        diff.nonces
+            .iter()
+            .map(|n| n.contract_address)
+            .filter(|a| !is_unaliased(a)),
+    );
+    values.extend(
+        diff.replaced_classes
+            .iter()
+            .map(|r| r.contract_address)
+            .filter(|a| !is_unaliased(a)),
+    );
     values
 }
 
@@ -87,16 +108,27 @@ pub async fn alias_compress(
         .map(|e| (e.key, e.value))
         .collect();
 
-    let to_fetch: Vec<Felt> =
-        values_needing_aliases(diff).into_iter().filter(|v| !aliases.contains_key(v)).collect();
+    let to_fetch: Vec<Felt> = values_needing_aliases(diff)
+        .into_iter()
+        .filter(|v| !aliases.contains_key(v))
+        .collect();
     if !to_fetch.is_empty() {
-        let queries: Vec<(Felt, Felt)> = to_fetch.iter().map(|v| (ALIAS_CONTRACT_ADDRESS, *v)).collect();
+        let queries: Vec<(Felt, Felt)> = to_fetch
+            .iter()
+            .map(|v| (ALIAS_CONTRACT_ADDRESS, *v))
+            .collect();
         let fetched = reader
             .storage_at(end_block, &queries)
             .await
-            .map_err(|source| StatefulError::State { block: end_block, source })?;
+            .map_err(|source| StatefulError::State {
+                block: end_block,
+                source,
+            })?;
         if fetched.len() != queries.len() {
-            return Err(StatefulError::ReaderLength { expected: queries.len(), got: fetched.len() });
+            return Err(StatefulError::ReaderLength {
+                expected: queries.len(),
+                got: fetched.len(),
+            });
         }
         aliases.extend(to_fetch.into_iter().zip(fetched));
     }
@@ -107,14 +139,20 @@ pub async fn alias_compress(
         }
         match aliases.get(v) {
             Some(a) if *a != Felt::ZERO => Ok(*a),
-            _ => Err(StatefulError::MissingAlias { value: *v, block: end_block }),
+            _ => Err(StatefulError::MissingAlias {
+                value: *v,
+                block: end_block,
+            }),
         }
     };
 
     let mut storage: BTreeMap<Felt, BTreeMap<Felt, Felt>> = BTreeMap::new();
     for d in &diff.storage_diffs {
-        let (address, keep_keys) =
-            if is_unaliased(&d.address) { (d.address, true) } else { (map(&d.address)?, false) };
+        let (address, keep_keys) = if is_unaliased(&d.address) {
+            (d.address, true)
+        } else {
+            (map(&d.address)?, false)
+        };
         let slots = storage.entry(address).or_default();
         for e in &d.storage_entries {
             let key = if keep_keys { e.key } else { map(&e.key)? };
@@ -125,19 +163,34 @@ pub async fn alias_compress(
     let mut deployed = diff
         .deployed_contracts
         .iter()
-        .map(|d| Ok(DeployedContractItem { address: map(&d.address)?, class_hash: d.class_hash }))
+        .map(|d| {
+            Ok(DeployedContractItem {
+                address: map(&d.address)?,
+                class_hash: d.class_hash,
+            })
+        })
         .collect::<Result<Vec<_>, StatefulError>>()?;
     deployed.sort_by_key(|d| d.address);
     let mut nonces = diff
         .nonces
         .iter()
-        .map(|n| Ok(NonceUpdate { contract_address: map(&n.contract_address)?, nonce: n.nonce }))
+        .map(|n| {
+            Ok(NonceUpdate {
+                contract_address: map(&n.contract_address)?,
+                nonce: n.nonce,
+            })
+        })
         .collect::<Result<Vec<_>, StatefulError>>()?;
     nonces.sort_by_key(|n| n.contract_address);
     let mut replaced = diff
         .replaced_classes
         .iter()
-        .map(|r| Ok(ReplacedClassItem { contract_address: map(&r.contract_address)?, class_hash: r.class_hash }))
+        .map(|r| {
+            Ok(ReplacedClassItem {
+                contract_address: map(&r.contract_address)?,
+                class_hash: r.class_hash,
+            })
+        })
         .collect::<Result<Vec<_>, StatefulError>>()?;
     replaced.sort_by_key(|r| r.contract_address);
     let mut declared = diff.declared_classes.clone();
@@ -148,7 +201,10 @@ pub async fn alias_compress(
             .into_iter()
             .map(|(address, slots)| ContractStorageDiffItem {
                 address,
-                storage_entries: slots.into_iter().map(|(key, value)| StorageEntry { key, value }).collect(),
+                storage_entries: slots
+                    .into_iter()
+                    .map(|(key, value)| StorageEntry { key, value })
+                    .collect(),
             })
             .collect(),
         deprecated_declared_classes: diff.deprecated_declared_classes.clone(),
@@ -171,7 +227,13 @@ mod tests {
     fn writes(address: u64, kv: &[(u64, u64)]) -> ContractStorageDiffItem {
         ContractStorageDiffItem {
             address: f(address),
-            storage_entries: kv.iter().map(|(k, v)| StorageEntry { key: f(*k), value: f(*v) }).collect(),
+            storage_entries: kv
+                .iter()
+                .map(|(k, v)| StorageEntry {
+                    key: f(*k),
+                    value: f(*v),
+                })
+                .collect(),
         }
     }
 
@@ -186,9 +248,18 @@ mod tests {
             ],
             deprecated_declared_classes: vec![],
             declared_classes: vec![],
-            deployed_contracts: vec![DeployedContractItem { address: f(0x1000), class_hash: f(0xc1) }],
-            replaced_classes: vec![ReplacedClassItem { contract_address: f(0x4000), class_hash: f(0xc2) }],
-            nonces: vec![NonceUpdate { contract_address: f(0x4000), nonce: f(3) }],
+            deployed_contracts: vec![DeployedContractItem {
+                address: f(0x1000),
+                class_hash: f(0xc1),
+            }],
+            replaced_classes: vec![ReplacedClassItem {
+                contract_address: f(0x4000),
+                class_hash: f(0xc2),
+            }],
+            nonces: vec![NonceUpdate {
+                contract_address: f(0x4000),
+                nonce: f(3),
+            }],
         };
         let mut state = MemoryState::new();
         state.storage.insert((f(2), f(0x3000)), f(0x85));
@@ -217,7 +288,14 @@ mod tests {
             replaced_classes: vec![],
             nonces: vec![],
         };
-        let err = futures::executor::block_on(alias_compress(&diff, 10, &MemoryState::new())).unwrap_err();
-        assert_eq!(err, StatefulError::MissingAlias { value: f(0x1000), block: 10 });
+        let err = futures::executor::block_on(alias_compress(&diff, 10, &MemoryState::new()))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            StatefulError::MissingAlias {
+                value: f(0x1000),
+                block: 10
+            }
+        );
     }
 }

@@ -51,7 +51,9 @@ pub enum CompressionError {
     #[error("unsupported compression version {0} (expected 0)")]
     UnsupportedVersion(u64),
     /// The compressed data ended too early.
-    #[error("compressed data is truncated: {section} needs {needed} more felt(s) at offset {offset}")]
+    #[error(
+        "compressed data is truncated: {section} needs {needed} more felt(s) at offset {offset}"
+    )]
     Truncated {
         /// Which section was being read.
         section: &'static str,
@@ -156,16 +158,16 @@ fn bit_length(v: &U256) -> u32 {
 fn or_shifted(acc: &mut U256, v: &U256, shift: u32) {
     let limb = (shift / 64) as usize;
     let bits = shift % 64;
-    for i in 0..4 {
-        if v[i] == 0 {
+    for (i, &vi) in v.iter().enumerate() {
+        if vi == 0 {
             continue;
         }
         let dst = i + limb;
         if dst < 4 {
-            acc[dst] |= v[i] << bits;
+            acc[dst] |= vi << bits;
         }
         if bits != 0 && dst + 1 < 4 {
-            acc[dst + 1] |= v[i] >> (64 - bits);
+            acc[dst + 1] |= vi >> (64 - bits);
         }
     }
 }
@@ -326,8 +328,10 @@ pub fn compress(data: &[Felt]) -> Result<Vec<Felt>, CompressionError> {
     for (bucket, n_bits) in buckets.iter().zip(N_BITS_PER_BUCKET) {
         pack_into(&mut out, bucket, Bound::Pow2(n_bits));
     }
-    let pointers: Vec<u64> =
-        repeating.iter().map(|(b, i)| (offsets[*b as usize] + *i as usize) as u64).collect();
+    let pointers: Vec<u64> = repeating
+        .iter()
+        .map(|(b, i)| (offsets[*b as usize] + *i as usize) as u64)
+        .collect();
     pack_small_into(&mut out, &pointers, n_unique as u64);
     pack_small_into(&mut out, &bucket_per_elm, TOTAL_N_BUCKETS);
     Ok(out)
@@ -339,7 +343,12 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn unpack(&mut self, n_elms: usize, bound: Bound, section: &'static str) -> Result<Vec<U256>, CompressionError> {
+    fn unpack(
+        &mut self,
+        n_elms: usize,
+        bound: Bound,
+        section: &'static str,
+    ) -> Result<Vec<U256>, CompressionError> {
         let per = bound.elms_per_felt();
         let n_felts = n_elms.div_ceil(per);
         if self.data.len() - self.pos < n_felts {
@@ -352,7 +361,11 @@ impl Reader<'_> {
         let mut out = Vec::with_capacity(n_felts * per);
         for felt in &self.data[self.pos..self.pos + n_felts] {
             let v = felt_limbs(felt);
-            let overflow = CompressionError::PackingOverflow { section, offset: self.pos, n_elms: per };
+            let overflow = CompressionError::PackingOverflow {
+                section,
+                offset: self.pos,
+                n_elms: per,
+            };
             match bound {
                 Bound::Pow2(k) => {
                     if (per as u32) * k < 256 && bit_length(&v) > per as u32 * k {
@@ -389,7 +402,10 @@ impl Reader<'_> {
 
 /// Decompresses data produced by [`compress`]; returns the values and the number of felts read.
 pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), CompressionError> {
-    let mut r = Reader { data: compressed, pos: 0 };
+    let mut r = Reader {
+        data: compressed,
+        pos: 0,
+    };
     let header = r.unpack(HEADER_LEN, Bound::Pow2(HEADER_ELM_N_BITS), "header")?;
     let h = |i: usize| header[i][0];
     if h(0) != COMPRESSION_VERSION {
@@ -404,7 +420,11 @@ pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), Comp
         unique.extend(r.unpack(*len, Bound::Pow2(n_bits), "unique values")?);
     }
     let n_unique = unique.len();
-    let pointers = r.unpack(n_repeating, Bound::Small(n_unique as u64), "repeating-value pointers")?;
+    let pointers = r.unpack(
+        n_repeating,
+        Bound::Small(n_unique as u64),
+        "repeating-value pointers",
+    )?;
     let bucket_per_elm = r.unpack(data_len, Bound::Small(TOTAL_N_BUCKETS), "bucket indices")?;
 
     let mut all_lengths = lengths.clone();
@@ -415,7 +435,11 @@ pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), Comp
     }
     for (bucket, (u, len)) in used.iter().zip(&all_lengths).enumerate() {
         if u != len {
-            return Err(CompressionError::BucketMismatch { bucket, used: *u, len: *len });
+            return Err(CompressionError::BucketMismatch {
+                bucket,
+                used: *u,
+                len: *len,
+            });
         }
     }
 
@@ -423,7 +447,10 @@ pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), Comp
     for p in &pointers {
         let v = unique
             .get(p[0] as usize)
-            .ok_or(CompressionError::BadPointer { pointer: p[0], n_unique })?;
+            .ok_or(CompressionError::BadPointer {
+                pointer: p[0],
+                n_unique,
+            })?;
         repeating.push(v);
     }
 
@@ -436,7 +463,11 @@ pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), Comp
     let mut out = Vec::with_capacity(data_len);
     for b in &bucket_per_elm {
         let b = b[0] as usize;
-        let v = if b == REPEATING_BUCKET { repeating[next[b]] } else { &unique[next[b]] };
+        let v = if b == REPEATING_BUCKET {
+            repeating[next[b]]
+        } else {
+            &unique[next[b]]
+        };
         next[b] += 1;
         out.push(limbs_felt(v));
     }
@@ -484,7 +515,7 @@ mod tests {
         assert_eq!(c[2], Felt::from(70000u64)); // 31-bit bucket
         assert_eq!(c[3], Felt::ONE); // 15-bit bucket
         assert_eq!(c[4], Felt::from(2u64)); // pointer: offset of the 15-bit bucket (2) + 0
-        // bucket indices [5, 6, 4, 2] packed with bound 7
+                                            // bucket indices [5, 6, 4, 2] packed with bound 7
         assert_eq!(c[5], Felt::from(5 + 6 * 7 + 4 * 49 + 2 * 343u64));
         assert_eq!(c.len(), 6);
         assert_eq!(decompress(&c).unwrap(), data);
@@ -515,7 +546,10 @@ mod tests {
             Err(CompressionError::UnsupportedVersion(1))
         );
         let c = compress(&felts(&[1, 2, 3, 3])).unwrap();
-        assert!(matches!(decompress(&c[..c.len() - 1]), Err(CompressionError::Truncated { .. })));
+        assert!(matches!(
+            decompress(&c[..c.len() - 1]),
+            Err(CompressionError::Truncated { .. })
+        ));
         let mut longer = c.clone();
         longer.push(Felt::ONE);
         assert_eq!(decompress(&longer), Err(CompressionError::TrailingData(1)));
@@ -523,9 +557,15 @@ mod tests {
         // A bucket-index felt with bits beyond its 83 elements.
         let mut bad = c.clone();
         let last = bad.len() - 1;
-        bad[last] = bad[last] + Felt::TWO.pow(250u128);
-        assert!(matches!(decompress(&bad), Err(CompressionError::PackingOverflow { .. })));
-        assert_eq!(compress(&vec![Felt::ZERO; MAX_DATA_LEN]), Err(CompressionError::DataTooLong(MAX_DATA_LEN)));
+        bad[last] += Felt::TWO.pow(250u128);
+        assert!(matches!(
+            decompress(&bad),
+            Err(CompressionError::PackingOverflow { .. })
+        ));
+        assert_eq!(
+            compress(&vec![Felt::ZERO; MAX_DATA_LEN]),
+            Err(CompressionError::DataTooLong(MAX_DATA_LEN))
+        );
     }
 
     fn arb_data() -> impl Strategy<Value = Vec<Felt>> {

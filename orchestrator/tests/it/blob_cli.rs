@@ -10,7 +10,11 @@ fn run(cmd: BlobCommand) -> (u8, String, String) {
     let mut out = Vec::new();
     let mut err = Vec::new();
     let code = cmd.run(&mut out, &mut err);
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
 }
 
 fn vector(rel: &str) -> PathBuf {
@@ -34,7 +38,11 @@ fn encode_args(block: u64, nonces: bool, format: EncodeFormat) -> EncodeArgs {
 #[test]
 fn encode_prints_the_mainnet_blob() {
     for block in [178u64, 671070] {
-        let (code, out, err) = run(BlobCommand::Encode(encode_args(block, true, EncodeFormat::Blobs)));
+        let (code, out, err) = run(BlobCommand::Encode(encode_args(
+            block,
+            true,
+            EncodeFormat::Blobs,
+        )));
         assert_eq!(code, 0, "{err}");
         let expected = read(&format!("anchor/da_blob/test_blob/{block}.txt"));
         assert_eq!(out, format!("{}\n", expected.trim()), "block {block}");
@@ -43,7 +51,11 @@ fn encode_prints_the_mainnet_blob() {
 
 #[test]
 fn encode_felts_match_decode() {
-    let (code, felts, err) = run(BlobCommand::Encode(encode_args(178, true, EncodeFormat::Felts)));
+    let (code, felts, err) = run(BlobCommand::Encode(encode_args(
+        178,
+        true,
+        EncodeFormat::Felts,
+    )));
     assert_eq!(code, 0, "{err}");
     let (code, decoded, err) = run(BlobCommand::Decode(DecodeArgs {
         blob: vector("anchor/da_blob/test_blob/178.txt"),
@@ -59,10 +71,17 @@ fn encode_felts_match_decode() {
 
 #[test]
 fn missing_nonce_names_the_contract() {
-    let (code, out, err) = run(BlobCommand::Encode(encode_args(631861, false, EncodeFormat::Blobs)));
+    let (code, out, err) = run(BlobCommand::Encode(encode_args(
+        631861,
+        false,
+        EncodeFormat::Blobs,
+    )));
     assert_eq!(code, 2);
     assert!(out.is_empty());
-    assert!(err.contains("no nonce given for contract 0x") && err.contains("--nonces"), "{err}");
+    assert!(
+        err.contains("no nonce given for contract 0x") && err.contains("--nonces"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -81,7 +100,10 @@ fn compressed_encodings_run() {
     args.starknet_version = "0.14.4".into();
     let (code, _, err) = run(BlobCommand::Encode(args));
     assert_eq!(code, 2);
-    assert!(err.contains("no alias given for key 0x") && err.contains("--aliases"), "{err}");
+    assert!(
+        err.contains("no alias given for key 0x") && err.contains("--aliases"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -93,13 +115,24 @@ fn kzg_point_proof_matches_mainnet() {
     }));
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["point_proof"], read("anchor/kzg_state_update/651053/kzg_proof.txt").trim());
+    assert_eq!(
+        json["point_proof"],
+        read("anchor/kzg_state_update/651053/kzg_proof.txt").trim()
+    );
 
-    let (code, out, err) =
-        run(BlobCommand::Kzg(KzgArgs { blob: vector("anchor/kzg_sidecar/blob_data/20462788.txt"), x0: None }));
+    let (code, out, err) = run(BlobCommand::Kzg(KzgArgs {
+        blob: vector("anchor/kzg_sidecar/blob_data/20462788.txt"),
+        x0: None,
+    }));
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["commitment"], read("anchor/kzg_sidecar/blob_commitment/20462788.txt").trim());
-    assert_eq!(json["proof"], read("anchor/kzg_sidecar/blob_proof/20462788.txt").trim());
+    assert_eq!(
+        json["commitment"],
+        read("anchor/kzg_sidecar/blob_commitment/20462788.txt").trim()
+    );
+    assert_eq!(
+        json["proof"],
+        read("anchor/kzg_sidecar/blob_proof/20462788.txt").trim()
+    );
     assert!(json.get("y").is_none());
 }

@@ -41,7 +41,9 @@ fn python() -> Option<PathBuf> {
         None => {
             let cache = std::env::var_os("ORCH_CACHE")
                 .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/orchestrator")))
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/orchestrator"))
+                })
                 .unwrap_or_else(|| PathBuf::from(".cache/orchestrator"));
             cache.join("pyref-venv/bin/python")
         }
@@ -56,7 +58,10 @@ fn python() -> Option<PathBuf> {
 }
 
 fn script() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pyref/crosscheck.py"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/pyref/crosscheck.py"
+    ))
 }
 
 /// Writes `payload`, runs `crosscheck.py MODE FILE`, and fails with its output unless it passes.
@@ -73,7 +78,10 @@ fn crosscheck(python: &Path, mode: &str, payload: &Value) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
-    assert!(output.status.success(), "crosscheck.py {mode} failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "crosscheck.py {mode} failed:\n{stdout}\n{stderr}"
+    );
 }
 
 fn random_felt(rng: &mut StdRng, max_bits: u32) -> Felt {
@@ -121,7 +129,11 @@ fn random_felt_list(rng: &mut StdRng, case: usize) -> Vec<Felt> {
             if !pool.is_empty() && rng.gen_bool(repeat_rate) {
                 pool[rng.gen_range(0..pool.len())]
             } else {
-                let v = if rng.gen_bool(0.1) { Felt::MAX } else { random_felt(rng, max_bits) };
+                let v = if rng.gen_bool(0.1) {
+                    Felt::MAX
+                } else {
+                    random_felt(rng, max_bits)
+                };
                 pool.push(v);
                 v
             }
@@ -148,7 +160,11 @@ fn pyref_compression_matches_cairo_lang() {
     let mut words = Vec::new();
     for _ in 0..300 {
         let class = rng.gen_bool(0.5);
-        let nonce: u64 = if rng.gen_bool(0.3) { 0 } else { rng.gen::<u64>() >> rng.gen_range(0..64) };
+        let nonce: u64 = if rng.gen_bool(0.3) {
+            0
+        } else {
+            rng.gen::<u64>() >> rng.gen_range(0..64)
+        };
         let n: u64 = match rng.gen_range(0..4) {
             0 => rng.gen_range(0..256),
             1 => rng.gen_range(250..262),
@@ -158,7 +174,11 @@ fn pyref_compression_matches_cairo_lang() {
         let w = da_word(class, nonce, n, StarknetVersion::V0_13_5);
         words.push(json!({ "class": class, "nonce": nonce.to_string(), "n": n.to_string(), "word": felt_hex(&w) }));
     }
-    crosscheck(&py, "compression", &json!({ "cases": cases, "da_words": words }));
+    crosscheck(
+        &py,
+        "compression",
+        &json!({ "cases": cases, "da_words": words }),
+    );
 }
 
 fn fr_hex(v: &Fr) -> String {
@@ -192,7 +212,9 @@ fn pyref_kzg_verifies_with_ckzg() {
     let mut rng = StdRng::seed_from_u64(SEED ^ 2);
     let mut blobs: Vec<Vec<u8>> = (0..3)
         .map(|_| {
-            let felts: Vec<Felt> = (0..rng.gen_range(1..4096)).map(|_| random_felt(&mut rng, 252)).collect();
+            let felts: Vec<Felt> = (0..rng.gen_range(1..4096))
+                .map(|_| random_felt(&mut rng, 252))
+                .collect();
             felts_to_blob(&felts).unwrap()
         })
         .collect();
@@ -205,8 +227,16 @@ fn pyref_kzg_verifies_with_ckzg() {
         })
         .collect();
     for block in [651053, 651056] {
-        blobs.push(hex::decode(read(&format!("anchor/kzg_state_update/{block}/blob_data.txt")).trim()).unwrap());
-        let x0 = hex::decode(read(&format!("anchor/kzg_state_update/{block}/x_0.txt")).trim().trim_start_matches("0x")).unwrap();
+        blobs.push(
+            hex::decode(read(&format!("anchor/kzg_state_update/{block}/blob_data.txt")).trim())
+                .unwrap(),
+        );
+        let x0 = hex::decode(
+            read(&format!("anchor/kzg_state_update/{block}/x_0.txt"))
+                .trim()
+                .trim_start_matches("0x"),
+        )
+        .unwrap();
         points.push(x0.try_into().unwrap());
     }
     let cases: Vec<Value> = blobs
@@ -216,7 +246,12 @@ fn pyref_kzg_verifies_with_ckzg() {
             let c = kzg.commitment(blob).unwrap();
             let proof = kzg.blob_proof(blob, &c).unwrap();
             let pp = kzg.point_proof(blob, z).unwrap();
-            let cell_proofs: Vec<String> = kzg.cell_proofs(blob).unwrap().iter().map(hex::encode).collect();
+            let cell_proofs: Vec<String> = kzg
+                .cell_proofs(blob)
+                .unwrap()
+                .iter()
+                .map(hex::encode)
+                .collect();
             json!({
                 "blob": hex::encode(blob),
                 "commitment": hex::encode(c),

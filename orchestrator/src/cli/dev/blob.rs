@@ -18,7 +18,9 @@ use starknet::core::types::Felt;
 use crate::compression::{
     diff_to_blob_felts,
     fr::Fr,
-    io::{felt_hex, parse_aliases, parse_blob_hex, parse_felt_list, parse_nonces, parse_state_update},
+    io::{
+        felt_hex, parse_aliases, parse_blob_hex, parse_felt_list, parse_nonces, parse_state_update,
+    },
     stateful::ALIAS_CONTRACT_ADDRESS,
     stateless,
     transform::{blob_to_coefficients, felts_to_blobs},
@@ -123,7 +125,8 @@ impl From<io::Error> for Failure {
 type Outcome = Result<(), Failure>;
 
 fn read_input(path: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path).map_err(|e| Failure::Input(format!("{}: cannot read: {e}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", path.display())))
 }
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> Failure {
@@ -180,9 +183,14 @@ impl BlobCommand {
 fn encode(a: &EncodeArgs, out: &mut dyn Write, _err: &mut dyn Write) -> Outcome {
     let version = StarknetVersion::parse(&a.starknet_version)
         .map_err(|e| Failure::Input(format!("--starknet-version: {e}")))?;
-    let update = parse_state_update(&read_input(&a.state_update)?).map_err(|e| bad(&a.state_update, e))?;
+    let update =
+        parse_state_update(&read_input(&a.state_update)?).map_err(|e| bad(&a.state_update, e))?;
 
-    let mut state = MemoryState { strict_nonces: true, strict_aliases: true, ..MemoryState::default() };
+    let mut state = MemoryState {
+        strict_nonces: true,
+        strict_aliases: true,
+        ..MemoryState::default()
+    };
     if let Some(path) = &a.nonces {
         for (address, nonce) in parse_nonces(&read_input(path)?).map_err(|e| bad(path, e))? {
             state.nonces.insert(address, nonce);
@@ -194,19 +202,25 @@ fn encode(a: &EncodeArgs, out: &mut dyn Write, _err: &mut dyn Write) -> Outcome 
         }
     }
 
-    let options = EncodeOptions { version, compress: a.compress };
+    let options = EncodeOptions {
+        version,
+        compress: a.compress,
+    };
     // The in-memory state answers the same at every block.
-    let felts = futures::executor::block_on(diff_to_blob_felts(&update.state_diff, 0, options, &state))
-        .map_err(|e| {
-            let hint = match (&e, &a.nonces) {
-                (crate::compression::PipelineError::Encode(_), None) => " (give nonces with --nonces)",
-                (crate::compression::PipelineError::Stateful(_), _) if a.aliases.is_none() => {
-                    " (give existing aliases with --aliases)"
-                }
-                _ => "",
-            };
-            bad(&a.state_update, format!("{e}{hint}"))
-        })?;
+    let felts =
+        futures::executor::block_on(diff_to_blob_felts(&update.state_diff, 0, options, &state))
+            .map_err(|e| {
+                let hint = match (&e, &a.nonces) {
+                    (crate::compression::PipelineError::Encode(_), None) => {
+                        " (give nonces with --nonces)"
+                    }
+                    (crate::compression::PipelineError::Stateful(_), _) if a.aliases.is_none() => {
+                        " (give existing aliases with --aliases)"
+                    }
+                    _ => "",
+                };
+                bad(&a.state_update, format!("{e}{hint}"))
+            })?;
 
     match a.format {
         EncodeFormat::Felts => write_felts(out, &felts)?,
@@ -244,7 +258,8 @@ fn decode(a: &DecodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Outcome {
     let mut not_felts = Vec::new();
     for (i, c) in coefficients.iter().enumerate() {
         let limbs = c.to_canonical_limbs();
-        let is_felt = limbs[3] < stark_prime_top || (limbs[3] == stark_prime_top && limbs[..3] == [0, 0, 0]);
+        let is_felt =
+            limbs[3] < stark_prime_top || (limbs[3] == stark_prime_top && limbs[..3] == [0, 0, 0]);
         if !is_felt {
             not_felts.push(i);
         }
@@ -265,16 +280,23 @@ fn decode(a: &DecodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Outcome {
 
 fn parse_point(s: &str) -> Result<[u8; 32], Failure> {
     let t = s.trim();
-    let h = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let h = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
     if h.is_empty() || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Failure::Input(format!("--x0: `{t}` is not a hex number of at most 64 digits")));
+        return Err(Failure::Input(format!(
+            "--x0: `{t}` is not a hex number of at most 64 digits"
+        )));
     }
     let padded = format!("{h:0>64}");
     let bytes = hex::decode(padded).map_err(|e| Failure::Input(format!("--x0: {e}")))?;
     let mut w = [0u8; 32];
     w.copy_from_slice(&bytes);
     if Fr::from_be_bytes(&w).is_none() {
-        return Err(Failure::Input(format!("--x0: {t} is not below the BLS12-381 scalar field modulus")));
+        return Err(Failure::Input(format!(
+            "--x0: {t} is not below the BLS12-381 scalar field modulus"
+        )));
     }
     Ok(w)
 }
@@ -284,15 +306,23 @@ fn kzg(a: &KzgArgs, out: &mut dyn Write) -> Outcome {
     let blob = parse_blob_hex(&read_input(&a.blob)?).map_err(|e| bad(&a.blob, e))?;
     let kzg = Kzg::ethereum();
     let commitment = kzg.commitment(&blob).map_err(|e| bad(&a.blob, e))?;
-    let proof = kzg.blob_proof(&blob, &commitment).map_err(|e| bad(&a.blob, e))?;
+    let proof = kzg
+        .blob_proof(&blob, &commitment)
+        .map_err(|e| bad(&a.blob, e))?;
     let mut json = serde_json::Map::new();
-    json.insert("commitment".into(), format!("0x{}", hex::encode(commitment)).into());
+    json.insert(
+        "commitment".into(),
+        format!("0x{}", hex::encode(commitment)).into(),
+    );
     json.insert("proof".into(), format!("0x{}", hex::encode(proof)).into());
     if let Some(x0) = x0 {
         let pp = kzg.point_proof(&blob, &x0).map_err(|e| bad(&a.blob, e))?;
         json.insert("x0".into(), format!("0x{}", hex::encode(x0)).into());
         json.insert("y".into(), format!("0x{}", hex::encode(pp.y)).into());
-        json.insert("point_proof".into(), format!("0x{}", hex::encode(pp.proof)).into());
+        json.insert(
+            "point_proof".into(),
+            format!("0x{}", hex::encode(pp.proof)).into(),
+        );
     }
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(json))
         .map_err(|e| Failure::Output(io::Error::other(e)))?;
@@ -308,7 +338,11 @@ mod tests {
         let mut out = Vec::new();
         let mut err = Vec::new();
         let code = cmd.run(&mut out, &mut err);
-        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
     }
 
     fn temp(content: &str) -> tempfile::NamedTempFile {
@@ -320,20 +354,33 @@ mod tests {
     #[test]
     fn compress_round_trip_and_errors() {
         let input = temp("0x1\n0x2\n0x1\n12345678901234567890\n");
-        let (code, out, err) = run(BlobCommand::Compress(FeltsArgs { felts: input.path().into() }));
+        let (code, out, err) = run(BlobCommand::Compress(FeltsArgs {
+            felts: input.path().into(),
+        }));
         assert_eq!(code, 0, "{err}");
         let compressed = temp(&out);
-        let (code, out, _) = run(BlobCommand::Decompress(FeltsArgs { felts: compressed.path().into() }));
+        let (code, out, _) = run(BlobCommand::Decompress(FeltsArgs {
+            felts: compressed.path().into(),
+        }));
         assert_eq!(code, 0);
         assert_eq!(out, "0x1\n0x2\n0x1\n0xab54a98ceb1f0ad2\n");
 
         let big = temp("0x800000000000011000000000000000000000000000000000000000000000001\n");
-        let (code, out, err) = run(BlobCommand::Compress(FeltsArgs { felts: big.path().into() }));
+        let (code, out, err) = run(BlobCommand::Compress(FeltsArgs {
+            felts: big.path().into(),
+        }));
         assert_eq!(code, 2);
         assert!(out.is_empty());
-        assert!(err.contains(&big.path().display().to_string()) && err.contains("line 1") && err.contains("prime"), "{err}");
+        assert!(
+            err.contains(&big.path().display().to_string())
+                && err.contains("line 1")
+                && err.contains("prime"),
+            "{err}"
+        );
 
-        let (code, _, err) = run(BlobCommand::Decompress(FeltsArgs { felts: "/nonexistent/felts.txt".into() }));
+        let (code, _, err) = run(BlobCommand::Decompress(FeltsArgs {
+            felts: "/nonexistent/felts.txt".into(),
+        }));
         assert_eq!(code, 2);
         assert!(err.contains("/nonexistent/felts.txt: cannot read"), "{err}");
     }
@@ -341,23 +388,37 @@ mod tests {
     #[test]
     fn decode_and_kzg_reject_bad_blobs() {
         let short = temp("0xabcd");
-        let (code, _, err) = run(BlobCommand::Decode(DecodeArgs { blob: short.path().into() }));
+        let (code, _, err) = run(BlobCommand::Decode(DecodeArgs {
+            blob: short.path().into(),
+        }));
         assert_eq!(code, 2);
         assert!(err.contains("262144 hex characters"), "{err}");
         let nonhex = temp(&"zz".repeat(131072));
-        let (code, _, err) = run(BlobCommand::Kzg(KzgArgs { blob: nonhex.path().into(), x0: None }));
+        let (code, _, err) = run(BlobCommand::Kzg(KzgArgs {
+            blob: nonhex.path().into(),
+            x0: None,
+        }));
         assert_eq!(code, 2);
         assert!(err.contains("not a hex digit"), "{err}");
         let noncanonical = temp(&"ff".repeat(131072));
-        let (code, _, err) = run(BlobCommand::Decode(DecodeArgs { blob: noncanonical.path().into() }));
+        let (code, _, err) = run(BlobCommand::Decode(DecodeArgs {
+            blob: noncanonical.path().into(),
+        }));
         assert_eq!(code, 2);
-        assert!(err.contains("element 0 is not below the BLS12-381"), "{err}");
+        assert!(
+            err.contains("element 0 is not below the BLS12-381"),
+            "{err}"
+        );
         let zero = temp(&"00".repeat(131072));
-        let (code, _, err) =
-            run(BlobCommand::Kzg(KzgArgs { blob: zero.path().into(), x0: Some("0xnothex".into()) }));
+        let (code, _, err) = run(BlobCommand::Kzg(KzgArgs {
+            blob: zero.path().into(),
+            x0: Some("0xnothex".into()),
+        }));
         assert_eq!(code, 2);
         assert!(err.contains("--x0"), "{err}");
-        let (code, out, _) = run(BlobCommand::Decode(DecodeArgs { blob: zero.path().into() }));
+        let (code, out, _) = run(BlobCommand::Decode(DecodeArgs {
+            blob: zero.path().into(),
+        }));
         assert_eq!(code, 0);
         assert_eq!(out.lines().count(), 4096);
     }
@@ -376,9 +437,15 @@ mod tests {
         };
         let (code, _, err) = run(BlobCommand::Encode(args(bad_json.path(), "0.13.2")));
         assert_eq!(code, 2);
-        assert!(err.contains(&bad_json.path().display().to_string()) && err.contains("JSON"), "{err}");
+        assert!(
+            err.contains(&bad_json.path().display().to_string()) && err.contains("JSON"),
+            "{err}"
+        );
         let (code, _, err) = run(BlobCommand::Encode(args(bad_json.path(), "0.12.0")));
         assert_eq!(code, 2);
-        assert!(err.contains("--starknet-version") && err.contains("not supported"), "{err}");
+        assert!(
+            err.contains("--starknet-version") && err.contains("not supported"),
+            "{err}"
+        );
     }
 }
