@@ -3,3 +3,4 @@
 mod blob_cli;
 mod blob_pyref;
 mod blob_vectors;
+mod compression_pipeline;
