@@ -1,7 +1,11 @@
 //! Integration tests of the orchestrator crate: one binary (style §5). Tests that need a
-#![allow(unreachable_pub)]
 //! second process re-run this binary with `ORCH_TEST_ROLE` set (see `support`).
+#![allow(unreachable_pub)]
 
 mod bad_input;
+mod blob_cli;
+mod blob_pyref;
+mod blob_vectors;
+mod compression_pipeline;
 mod crash;
 mod support;

@@ -1,0 +1,138 @@
+//! The `orchestrator blob …` commands run in-process on the acceptance vectors.
+
+use std::path::PathBuf;
+
+use orchestrator::cli::dev::blob::{BlobCommand, DecodeArgs, EncodeArgs, EncodeFormat, KzgArgs};
+
+use crate::blob_vectors::{read, testdata};
+
+fn run(cmd: BlobCommand) -> (u8, String, String) {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let code = cmd.run(&mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+fn vector(rel: &str) -> PathBuf {
+    let p = testdata().join(rel);
+    assert!(p.is_file(), "missing vector {}", p.display());
+    p
+}
+
+fn encode_args(block: u64, nonces: bool, format: EncodeFormat) -> EncodeArgs {
+    EncodeArgs {
+        state_update: vector(&format!("anchor/da_blob/state_update/{block}.txt")),
+        nonces: nonces.then(|| vector(&format!("anchor/da_blob/nonces/{block}.txt"))),
+        aliases: None,
+        starknet_version: "0.13.2".into(),
+        compress: false,
+        format,
+        max_blobs: 6,
+    }
+}
+
+#[test]
+fn encode_prints_the_mainnet_blob() {
+    for block in [178u64, 671070] {
+        let (code, out, err) = run(BlobCommand::Encode(encode_args(
+            block,
+            true,
+            EncodeFormat::Blobs,
+        )));
+        assert_eq!(code, 0, "{err}");
+        let expected = read(&format!("anchor/da_blob/test_blob/{block}.txt"));
+        assert_eq!(out, format!("{}\n", expected.trim()), "block {block}");
+    }
+}
+
+#[test]
+fn encode_felts_match_decode() {
+    let (code, felts, err) = run(BlobCommand::Encode(encode_args(
+        178,
+        true,
+        EncodeFormat::Felts,
+    )));
+    assert_eq!(code, 0, "{err}");
+    let (code, decoded, err) = run(BlobCommand::Decode(DecodeArgs {
+        blob: vector("anchor/da_blob/test_blob/178.txt"),
+    }));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    let decoded: Vec<&str> = decoded.lines().collect();
+    assert_eq!(decoded.len(), 4096);
+    let felts: Vec<&str> = felts.lines().collect();
+    assert_eq!(&decoded[..felts.len()], &felts[..]);
+    assert!(decoded[felts.len()..].iter().all(|l| *l == "0x0"));
+}
+
+#[test]
+fn missing_nonce_names_the_contract() {
+    let (code, out, err) = run(BlobCommand::Encode(encode_args(
+        631861,
+        false,
+        EncodeFormat::Blobs,
+    )));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("no nonce given for contract 0x") && err.contains("--nonces"),
+        "{err}"
+    );
+}
+
+#[test]
+fn compressed_encodings_run() {
+    // 0.13.2 has no compression; 0.13.3 compresses statelessly (no aliases needed).
+    let mut args = encode_args(178, true, EncodeFormat::Felts);
+    args.compress = true;
+    let (code, _, err) = run(BlobCommand::Encode(args.clone()));
+    assert_eq!(code, 2);
+    assert!(err.contains("no DA compression"), "{err}");
+    args.starknet_version = "0.13.3".into();
+    let (code, out, err) = run(BlobCommand::Encode(args.clone()));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.is_empty());
+    // 0.13.4+ needs aliases for every address/key ≥ 0x80 that the diff does not allocate.
+    args.starknet_version = "0.14.4".into();
+    let (code, _, err) = run(BlobCommand::Encode(args));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no alias given for key 0x") && err.contains("--aliases"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kzg_point_proof_matches_mainnet() {
+    let x0 = read("anchor/kzg_state_update/651053/x_0.txt");
+    let (code, out, err) = run(BlobCommand::Kzg(KzgArgs {
+        blob: vector("anchor/kzg_state_update/651053/blob_data.txt"),
+        x0: Some(x0.trim().to_string()),
+    }));
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        json["point_proof"],
+        read("anchor/kzg_state_update/651053/kzg_proof.txt").trim()
+    );
+
+    let (code, out, err) = run(BlobCommand::Kzg(KzgArgs {
+        blob: vector("anchor/kzg_sidecar/blob_data/20462788.txt"),
+        x0: None,
+    }));
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        json["commitment"],
+        read("anchor/kzg_sidecar/blob_commitment/20462788.txt").trim()
+    );
+    assert_eq!(
+        json["proof"],
+        read("anchor/kzg_sidecar/blob_proof/20462788.txt").trim()
+    );
+    assert!(json.get("y").is_none());
+}
