@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # `make test`: installs what the tests need (idempotent, cached outside the clone), then runs
-# every test of the workspace.
+# every test of the workspace, then the cross-checks against independent references.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 echo "==> cargo target dir: $CARGO_TARGET_DIR"
+echo "==> independent references (cairo-lang, ckzg)"
+scripts/install-pyrefs.sh
+
 echo "==> unit and integration tests"
 cargo test --workspace --all-features --locked -- --test-threads="${TEST_THREADS:-2}"
+
+echo "==> cross-checks against cairo-lang and ckzg"
+scripts/pyref/check.sh
