@@ -17,7 +17,7 @@ use crate::{
     server,
     setup::ensure_supported,
     types::{jobs::JobType, queue::WorkerTriggerType},
-    worker::{controller::WorkerController, event_handler::jobs::JobHandlers, triggers::Triggers},
+    worker::{controller::WorkerController, event_handler::jobs::JobHandlers, pipeline, triggers::Triggers},
 };
 
 /// A running orchestrator.
@@ -39,8 +39,7 @@ impl Orchestrator {
     /// Builds everything `params` selects and starts it.
     pub async fn start(params: RunParams) -> eyre::Result<Self> {
         let clients = build_clients(&params).await?;
-        let handlers = JobHandlers::new();
-        let triggers = Triggers::new();
+        let (handlers, triggers) = pipeline::build(&params, &clients).await?;
         report_missing(&params, &handlers, &triggers);
         let engine = engine_params(&params);
         let config = Arc::new(Config::new(params.layer, clients, handlers, triggers, engine));

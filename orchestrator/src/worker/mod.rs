@@ -7,6 +7,7 @@ pub mod error;
 pub mod event_handler;
 pub mod event_worker;
 pub mod orphan;
+pub mod pipeline;
 pub mod service;
 pub mod triggers;
 
