@@ -165,10 +165,15 @@ fn report_missing(params: &RunParams, handlers: &JobHandlers, triggers: &Trigger
         }
     }
     use strum::IntoEnumIterator;
-    for job_type in JobType::iter() {
-        if !have.contains(&job_type) {
-            tracing::debug!(%job_type, "No handler for this job type in this version");
-        }
+    let missing: Vec<String> =
+        JobType::iter().filter(|t| !have.contains(t)).map(|t| t.to_string()).collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            job_types = %missing.join(", "),
+            prover = ?params.prover.kind(),
+            "No handler for these job types in this version: their prover, settlement and DA \
+             settings are parsed and validated but not used yet"
+        );
     }
 }
 
