@@ -116,9 +116,13 @@ impl QueryParams {
     }
 }
 
-/// Parses an enum value named by `param`; the error lists the valid values.
+/// Parses an enum value named by `param`, ignoring ASCII case; the error lists the valid
+/// values.
 pub fn parse_enum<T: FromStr + IntoEnumIterator + std::fmt::Display>(param: &str, value: &str) -> ApiResult<T> {
-    value.parse().map_err(|_| {
+    if let Ok(v) = value.parse() {
+        return Ok(v);
+    }
+    T::iter().find(|v| v.to_string().eq_ignore_ascii_case(value.trim())).ok_or_else(|| {
         let valid: Vec<String> = T::iter().map(|v| v.to_string()).collect();
         ApiError::invalid(param, value, format!("expected one of {}", valid.join(", ")))
     })

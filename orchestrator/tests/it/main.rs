@@ -2,6 +2,12 @@
 #![allow(unreachable_pub)]
 //! second process re-run this binary with `ORCH_TEST_ROLE` set (see `support`).
 
+mod api_alerts;
+mod api_dashboard;
+mod api_metrics;
+mod api_routes;
+mod api_secrets;
+mod api_support;
 mod bad_input;
 mod crash;
 mod support;
