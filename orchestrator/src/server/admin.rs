@@ -37,8 +37,14 @@ pub const BULK_LIMIT: u64 = 1000;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/jobs/retry/failed", post(retry_failed))
-        .route("/jobs/reverify/verification-timeout", post(reverify_timed_out))
-        .route("/jobs/requeue/pending-verification", post(requeue_pending_verification))
+        .route(
+            "/jobs/reverify/verification-timeout",
+            post(reverify_timed_out),
+        )
+        .route(
+            "/jobs/requeue/pending-verification",
+            post(requeue_pending_verification),
+        )
         .route("/jobs/requeue/created", post(requeue_created))
         .route("/batches/close-open", post(close_open_batches))
         .route("/triggers", get(list_triggers))
@@ -60,18 +66,34 @@ pub struct BulkResult {
 }
 
 fn ok<T: Serialize>(data: T, message: String) -> Response {
-    json(StatusCode::OK, ApiResponse { success: true, data: Some(data), message: Some(message) })
+    json(
+        StatusCode::OK,
+        ApiResponse {
+            success: true,
+            data: Some(data),
+            message: Some(message),
+        },
+    )
 }
 
 /// Applies `op` to every job of the requested types in `status`.
-async fn bulk<F, Fut>(config: &Config, raw: Option<String>, status: JobStatus, what: &str, op: F) -> ApiResult<Response>
+async fn bulk<F, Fut>(
+    config: &Config,
+    raw: Option<String>,
+    status: JobStatus,
+    what: &str,
+    op: F,
+) -> ApiResult<Response>
 where
     F: Fn(JobItem) -> Fut,
     Fut: std::future::Future<Output = Result<(), EngineError>>,
 {
     let q = QueryParams::parse(raw.as_deref());
     let types: Vec<JobType> = parse_enums(&q, "job_type")?;
-    let jobs = config.database().get_jobs_by_types_and_statuses(&types, &[status], Some(BULK_LIMIT), None).await?;
+    let jobs = config
+        .database()
+        .get_jobs_by_types_and_statuses(&types, &[status], Some(BULK_LIMIT), None)
+        .await?;
     let mut result = BulkResult::default();
     for job in jobs {
         let id = job.id;
@@ -85,30 +107,59 @@ where
     }
     result.success_count = result.successful_job_ids.len();
     result.failed_count = result.failed_job_ids.len();
-    tracing::info!(admin = true, success = result.success_count, failed = result.failed_count, "Admin {what}");
-    let message = format!("{what}: {} succeeded, {} failed", result.success_count, result.failed_count);
+    tracing::info!(
+        admin = true,
+        success = result.success_count,
+        failed = result.failed_count,
+        "Admin {what}"
+    );
+    let message = format!(
+        "{what}: {} succeeded, {} failed",
+        result.success_count, result.failed_count
+    );
     Ok(ok(result, message))
 }
 
-async fn retry_failed(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn retry_failed(
+    State(config): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let c = config.clone();
-    bulk(&config, raw, JobStatus::Failed, "retry of Failed jobs", move |job| {
-        let c = c.clone();
-        async move { service::retry_job(&c, job.id, false).await.map(|_| ()) }
-    })
+    bulk(
+        &config,
+        raw,
+        JobStatus::Failed,
+        "retry of Failed jobs",
+        move |job| {
+            let c = c.clone();
+            async move { service::retry_job(&c, job.id, false).await.map(|_| ()) }
+        },
+    )
     .await
 }
 
-async fn reverify_timed_out(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn reverify_timed_out(
+    State(config): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let c = config.clone();
-    bulk(&config, raw, JobStatus::VerificationTimeout, "re-verification of VerificationTimeout jobs", move |job| {
-        let c = c.clone();
-        async move { service::force_verify(&c, job.id, false).await.map(|_| ()) }
-    })
+    bulk(
+        &config,
+        raw,
+        JobStatus::VerificationTimeout,
+        "re-verification of VerificationTimeout jobs",
+        move |job| {
+            let c = c.clone();
+            async move { service::force_verify(&c, job.id, false).await.map(|_| ()) }
+        },
+    )
     .await
 }
 
-async fn requeue_pending_verification(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn requeue_pending_verification(
+    State(config): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let c = config.clone();
     bulk(&config, raw, JobStatus::PendingVerification, "requeue of PendingVerification jobs", move |job| {
         let c = c.clone();
@@ -117,7 +168,10 @@ async fn requeue_pending_verification(State(config): State<AppState>, RawQuery(r
     .await
 }
 
-async fn requeue_created(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn requeue_created(
+    State(config): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let c = config.clone();
     bulk(&config, raw, JobStatus::Created, "requeue of Created jobs", move |job| {
         let c = c.clone();
@@ -129,23 +183,35 @@ async fn requeue_created(State(config): State<AppState>, RawQuery(raw): RawQuery
 async fn close_open_batches(State(config): State<AppState>) -> ApiResult<Response> {
     let db = config.database();
     let open_snos = db
-        .get_snos_batches(SnosBatchQuery { statuses: vec![SnosBatchStatus::Open], ..Default::default() })
+        .get_snos_batches(SnosBatchQuery {
+            statuses: vec![SnosBatchStatus::Open],
+            ..Default::default()
+        })
         .await?;
     let mut snos_closed = Vec::new();
     for b in open_snos {
-        db.update_snos_batch_status_by_index(b.index, SnosBatchStatus::Closed).await?;
+        db.update_snos_batch_status_by_index(b.index, SnosBatchStatus::Closed)
+            .await?;
         snos_closed.push(b.index);
     }
     let open_aggregator = db
-        .get_aggregator_batches(AggregatorBatchQuery { statuses: vec![AggregatorBatchStatus::Open], ..Default::default() })
+        .get_aggregator_batches(AggregatorBatchQuery {
+            statuses: vec![AggregatorBatchStatus::Open],
+            ..Default::default()
+        })
         .await?;
     let mut aggregator_closed = Vec::new();
     for b in open_aggregator {
-        db.update_aggregator_batch_status_by_index(b.index, AggregatorBatchStatus::Closed).await?;
+        db.update_aggregator_batch_status_by_index(b.index, AggregatorBatchStatus::Closed)
+            .await?;
         aggregator_closed.push(b.index);
     }
     tracing::info!(admin = true, snos = ?snos_closed, aggregator = ?aggregator_closed, "Admin closed the open batches");
-    let message = format!("closed {} SNOS and {} aggregator batches", snos_closed.len(), aggregator_closed.len());
+    let message = format!(
+        "closed {} SNOS and {} aggregator batches",
+        snos_closed.len(),
+        aggregator_closed.len()
+    );
     Ok(ok(
         json!({
             "snos_batches_closed": snos_closed.len(),
@@ -158,9 +224,22 @@ async fn close_open_batches(State(config): State<AppState>) -> ApiResult<Respons
 }
 
 fn triggers_json(config: &Config) -> serde_json::Value {
-    let layer: Vec<String> = WorkerTriggerType::for_layer(config.layer).iter().map(ToString::to_string).collect();
-    let paused: Vec<String> = config.trigger_control.paused().iter().map(ToString::to_string).collect();
-    let halted: Vec<String> = config.trigger_control.halted().iter().map(ToString::to_string).collect();
+    let layer: Vec<String> = WorkerTriggerType::for_layer(config.layer)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let paused: Vec<String> = config
+        .trigger_control
+        .paused()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let halted: Vec<String> = config
+        .trigger_control
+        .halted()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     json!({ "triggers": layer, "paused": paused, "halted": halted })
 }
 
@@ -171,28 +250,49 @@ async fn list_triggers(State(config): State<AppState>) -> Response {
 fn layer_trigger(config: &Config, raw: &str) -> ApiResult<WorkerTriggerType> {
     let trigger: WorkerTriggerType = parse_enum("trigger", raw)?;
     if !config.runs_trigger(trigger) {
-        let valid: Vec<String> = WorkerTriggerType::for_layer(config.layer).iter().map(ToString::to_string).collect();
+        let valid: Vec<String> = WorkerTriggerType::for_layer(config.layer)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         return Err(ApiError::invalid(
             "trigger",
             raw,
-            format!("not a trigger of layer {}; expected one of {}", config.layer, valid.join(", ")),
+            format!(
+                "not a trigger of layer {}; expected one of {}",
+                config.layer,
+                valid.join(", ")
+            ),
         ));
     }
     Ok(trigger)
 }
 
-async fn pause_trigger(State(config): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
+async fn pause_trigger(
+    State(config): State<AppState>,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
     let trigger = layer_trigger(&config, &raw)?;
     let changed = config.trigger_control.pause(trigger);
     tracing::warn!(admin = true, %trigger, "Operator paused job creation by a trigger");
-    let message = if changed { format!("{trigger} paused") } else { format!("{trigger} was already paused") };
+    let message = if changed {
+        format!("{trigger} paused")
+    } else {
+        format!("{trigger} was already paused")
+    };
     Ok(ok(triggers_json(&config), message))
 }
 
-async fn resume_trigger(State(config): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
+async fn resume_trigger(
+    State(config): State<AppState>,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
     let trigger = layer_trigger(&config, &raw)?;
     let changed = config.trigger_control.resume(trigger);
     tracing::info!(admin = true, %trigger, "Operator resumed job creation by a trigger");
-    let message = if changed { format!("{trigger} resumed") } else { format!("{trigger} was not paused") };
+    let message = if changed {
+        format!("{trigger} resumed")
+    } else {
+        format!("{trigger} was not paused")
+    };
     Ok(ok(triggers_json(&config), message))
 }

@@ -45,8 +45,14 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/block/{block_number}/status", get(jobs_for_block))
         .route("/batches/snos", get(snos_batches))
         .route("/batches/aggregator", get(aggregator_batches))
-        .route("/blocks/batch-for-block/{block_number}", get(batch_for_block))
-        .route("/blocks/settlement-status/{block_number}", get(settlement_status))
+        .route(
+            "/blocks/batch-for-block/{block_number}",
+            get(batch_for_block),
+        )
+        .route(
+            "/blocks/settlement-status/{block_number}",
+            get(settlement_status),
+        )
 }
 
 // ---- parameter parsing ----
@@ -58,12 +64,20 @@ pub struct QueryParams(Vec<(String, String)>);
 impl QueryParams {
     /// Parses a raw query string.
     pub fn parse(raw: Option<&str>) -> Self {
-        Self(url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect())
+        Self(
+            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     /// The last value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`, in order (comma-separated values are split too).
@@ -91,17 +105,28 @@ impl QueryParams {
 
     /// `key` as an unsigned integer, if present.
     pub fn u64(&self, key: &str) -> ApiResult<Option<u64>> {
-        self.get(key).map(|v| v.parse().map_err(|_| ApiError::invalid(key, v, "expected a non-negative integer"))).transpose()
+        self.get(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::invalid(key, v, "expected a non-negative integer"))
+            })
+            .transpose()
     }
 
     /// `limit`: default [`DEFAULT_LIMIT`], 1 to [`MAX_LIMIT`].
     pub fn limit(&self) -> ApiResult<u64> {
         match self.u64("limit")? {
             None => Ok(DEFAULT_LIMIT),
-            Some(0) => Err(ApiError::invalid("limit", "0", format!("must be between 1 and {MAX_LIMIT}"))),
-            Some(n) if n > MAX_LIMIT => {
-                Err(ApiError::invalid("limit", &n.to_string(), format!("must be between 1 and {MAX_LIMIT}")))
-            }
+            Some(0) => Err(ApiError::invalid(
+                "limit",
+                "0",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )),
+            Some(n) if n > MAX_LIMIT => Err(ApiError::invalid(
+                "limit",
+                &n.to_string(),
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )),
             Some(n) => Ok(n),
         }
     }
@@ -111,26 +136,45 @@ impl QueryParams {
         match self.get("sort").map(str::to_ascii_lowercase).as_deref() {
             None | Some("desc") => Ok(SortOrder::Descending),
             Some("asc") => Ok(SortOrder::Ascending),
-            Some(_) => Err(ApiError::invalid("sort", self.get("sort").unwrap_or(""), "expected asc or desc")),
+            Some(_) => Err(ApiError::invalid(
+                "sort",
+                self.get("sort").unwrap_or(""),
+                "expected asc or desc",
+            )),
         }
     }
 }
 
 /// Parses an enum value named by `param`, ignoring ASCII case; the error lists the valid
 /// values.
-pub fn parse_enum<T: FromStr + IntoEnumIterator + std::fmt::Display>(param: &str, value: &str) -> ApiResult<T> {
+pub fn parse_enum<T: FromStr + IntoEnumIterator + std::fmt::Display>(
+    param: &str,
+    value: &str,
+) -> ApiResult<T> {
     if let Ok(v) = value.parse() {
         return Ok(v);
     }
-    T::iter().find(|v| v.to_string().eq_ignore_ascii_case(value.trim())).ok_or_else(|| {
-        let valid: Vec<String> = T::iter().map(|v| v.to_string()).collect();
-        ApiError::invalid(param, value, format!("expected one of {}", valid.join(", ")))
-    })
+    T::iter()
+        .find(|v| v.to_string().eq_ignore_ascii_case(value.trim()))
+        .ok_or_else(|| {
+            let valid: Vec<String> = T::iter().map(|v| v.to_string()).collect();
+            ApiError::invalid(
+                param,
+                value,
+                format!("expected one of {}", valid.join(", ")),
+            )
+        })
 }
 
 /// Parses every value of `param` as `T`.
-pub fn parse_enums<T: FromStr + IntoEnumIterator + std::fmt::Display>(q: &QueryParams, param: &str) -> ApiResult<Vec<T>> {
-    q.all(param).into_iter().map(|v| parse_enum(param, v)).collect()
+pub fn parse_enums<T: FromStr + IntoEnumIterator + std::fmt::Display>(
+    q: &QueryParams,
+    param: &str,
+) -> ApiResult<Vec<T>> {
+    q.all(param)
+        .into_iter()
+        .map(|v| parse_enum(param, v))
+        .collect()
 }
 
 /// A path segment that must be a job id.
@@ -140,7 +184,8 @@ pub fn parse_job_id(raw: &str) -> ApiResult<Uuid> {
 
 /// A path segment that must be a block number.
 pub fn parse_block(raw: &str) -> ApiResult<u64> {
-    raw.parse().map_err(|_| ApiError::invalid("block_number", raw, "expected a non-negative integer"))
+    raw.parse()
+        .map_err(|_| ApiError::invalid("block_number", raw, "expected a non-negative integer"))
 }
 
 fn ok<T: Serialize>(data: T) -> Response {
@@ -148,7 +193,14 @@ fn ok<T: Serialize>(data: T) -> Response {
 }
 
 fn ok_msg<T: Serialize>(data: T, message: impl Into<String>) -> Response {
-    json(StatusCode::OK, ApiResponse { success: true, data: Some(data), message: Some(message.into()) })
+    json(
+        StatusCode::OK,
+        ApiResponse {
+            success: true,
+            data: Some(data),
+            message: Some(message.into()),
+        },
+    )
 }
 
 // ---- shapes ----
@@ -166,7 +218,11 @@ pub struct JobSummary {
 
 impl From<&JobItem> for JobSummary {
     fn from(j: &JobItem) -> Self {
-        Self { job_type: j.job_type, id: j.id, status: j.status }
+        Self {
+            job_type: j.job_type,
+            id: j.id,
+            status: j.status,
+        }
     }
 }
 
@@ -262,25 +318,39 @@ async fn list_jobs(State(config): State<AppState>, RawQuery(raw): RawQuery) -> A
     let q = QueryParams::parse(raw.as_deref());
     let Some(status) = q.get("status") else {
         let valid: Vec<String> = JobStatus::iter().map(|s| s.to_string()).collect();
-        return Err(ApiError::BadRequest(format!("status is required: one of {}", valid.join(", "))));
+        return Err(ApiError::BadRequest(format!(
+            "status is required: one of {}",
+            valid.join(", ")
+        )));
     };
     let status: JobStatus = parse_enum("status", status)?;
     let types: Vec<JobType> = parse_enums(&q, "job_type")?;
     let limit = q.limit()?;
-    let jobs = config.database().get_jobs_by_types_and_statuses(&types, &[status], Some(limit), None).await?;
+    let jobs = config
+        .database()
+        .get_jobs_by_types_and_statuses(&types, &[status], Some(limit), None)
+        .await?;
     let jobs: Vec<JobSummary> = jobs.iter().map(JobSummary::from).collect();
     Ok(ok(json!({ "jobs": jobs })))
 }
 
 async fn get_job(State(config): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
-    let job = config.database().get_job_by_id(id).await?.ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
+    let job = config
+        .database()
+        .get_job_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
     Ok(ok(job))
 }
 
 /// Answers 429 when `queue` already holds the configured maximum of priority messages.
 async fn admit_priority(config: &Config, queue: QueueType) -> ApiResult<()> {
-    let waiting = config.queue().approximate_len(queue).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let waiting = config
+        .queue()
+        .approximate_len(queue)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let max = config.server.max_priority_queue_size as u64;
     if waiting >= max {
         return Err(ApiError::TooManyRequests(format!(
@@ -290,7 +360,11 @@ async fn admit_priority(config: &Config, queue: QueueType) -> ApiResult<()> {
     Ok(())
 }
 
-async fn process_job(State(config): State<AppState>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn process_job(
+    State(config): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
     let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
     if priority {
@@ -298,10 +372,17 @@ async fn process_job(State(config): State<AppState>, Path(id): Path<String>, Raw
     }
     let job = service::requeue_process(&config, id, priority).await?;
     tracing::info!(job_id = %id, priority, "Operator queued a job for processing");
-    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for processing")))
+    Ok(ok_msg(
+        JobSummary::from(&job),
+        format!("job {id} queued for processing"),
+    ))
 }
 
-async fn verify_job(State(config): State<AppState>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn verify_job(
+    State(config): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
     let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
     if priority {
@@ -309,10 +390,17 @@ async fn verify_job(State(config): State<AppState>, Path(id): Path<String>, RawQ
     }
     let job = service::force_verify(&config, id, priority).await?;
     tracing::info!(job_id = %id, priority, "Operator forced a verification");
-    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for verification")))
+    Ok(ok_msg(
+        JobSummary::from(&job),
+        format!("job {id} queued for verification"),
+    ))
 }
 
-async fn retry_job(State(config): State<AppState>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn retry_job(
+    State(config): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
     let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
     if priority {
@@ -320,10 +408,16 @@ async fn retry_job(State(config): State<AppState>, Path(id): Path<String>, RawQu
     }
     let job = service::retry_job(&config, id, priority).await?;
     tracing::info!(job_id = %id, priority, "Operator retried a failed job");
-    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for retry")))
+    Ok(ok_msg(
+        JobSummary::from(&job),
+        format!("job {id} queued for retry"),
+    ))
 }
 
-async fn jobs_for_block(State(config): State<AppState>, Path(block): Path<String>) -> ApiResult<Response> {
+async fn jobs_for_block(
+    State(config): State<AppState>,
+    Path(block): Path<String>,
+) -> ApiResult<Response> {
     let block = parse_block(&block)?;
     let jobs = config.database().get_jobs_by_block_number(block).await?;
     let jobs: Vec<JobSummary> = jobs.iter().map(JobSummary::from).collect();
@@ -332,7 +426,10 @@ async fn jobs_for_block(State(config): State<AppState>, Path(block): Path<String
 
 // ---- batches ----
 
-async fn snos_batches(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn snos_batches(
+    State(config): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let q = QueryParams::parse(raw.as_deref());
     let query = SnosBatchQuery {
         indexes: q.u64("index")?.into_iter().collect(),
@@ -346,7 +443,10 @@ async fn snos_batches(State(config): State<AppState>, RawQuery(raw): RawQuery) -
     Ok(ok(json!({ "batches": batches })))
 }
 
-async fn aggregator_batches(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn aggregator_batches(
+    State(config): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let q = QueryParams::parse(raw.as_deref());
     let query = AggregatorBatchQuery {
         indexes: q.u64("index")?.into_iter().collect(),
@@ -362,17 +462,25 @@ async fn aggregator_batches(State(config): State<AppState>, RawQuery(raw): RawQu
 
 // ---- blocks ----
 
-async fn batch_for_block(State(config): State<AppState>, Path(block): Path<String>) -> ApiResult<Response> {
+async fn batch_for_block(
+    State(config): State<AppState>,
+    Path(block): Path<String>,
+) -> ApiResult<Response> {
     let block = parse_block(&block)?;
     let batch = config
         .database()
         .get_aggregator_batch_for_block(block)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no aggregator batch contains block {block} yet")))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no aggregator batch contains block {block} yet"))
+        })?;
     Ok(ok(json!({ "batch_number": batch.index })))
 }
 
-async fn settlement_status(State(config): State<AppState>, Path(block): Path<String>) -> ApiResult<Response> {
+async fn settlement_status(
+    State(config): State<AppState>,
+    Path(block): Path<String>,
+) -> ApiResult<Response> {
     let block = parse_block(&block)?;
     let db = config.database();
     let lookup = db.get_block_batch_lookup(block).await?;
@@ -380,7 +488,11 @@ async fn settlement_status(State(config): State<AppState>, Path(block): Path<Str
     let aggregator_index = lookup.as_ref().and_then(|l| l.aggregator_batch_index);
     let snos_batch = match snos_index {
         Some(i) => db
-            .get_snos_batches(SnosBatchQuery { indexes: vec![i], limit: Some(1), ..Default::default() })
+            .get_snos_batches(SnosBatchQuery {
+                indexes: vec![i],
+                limit: Some(1),
+                ..Default::default()
+            })
             .await?
             .first()
             .map(snos_batch_json),
@@ -389,20 +501,41 @@ async fn settlement_status(State(config): State<AppState>, Path(block): Path<Str
     let (aggregator_batch, aggregator_proof_jobs) = match aggregator_index {
         Some(i) => {
             let batch = db
-                .get_aggregator_batches(AggregatorBatchQuery { indexes: vec![i], limit: Some(1), ..Default::default() })
+                .get_aggregator_batches(AggregatorBatchQuery {
+                    indexes: vec![i],
+                    limit: Some(1),
+                    ..Default::default()
+                })
                 .await?
                 .first()
                 .map(aggregator_batch_json);
             // The proofs the aggregation waits for: one ProofCreation job per member SNOS batch.
-            let members: Vec<u64> = db.get_snos_batches_by_aggregator_index(i).await?.iter().map(|b| b.index).collect();
-            let proofs = db.get_jobs_by_internal_ids_and_type(&members, JobType::ProofCreation).await?;
-            (batch, proofs.iter().map(JobDetail::from).collect::<Vec<_>>())
+            let members: Vec<u64> = db
+                .get_snos_batches_by_aggregator_index(i)
+                .await?
+                .iter()
+                .map(|b| b.index)
+                .collect();
+            let proofs = db
+                .get_jobs_by_internal_ids_and_type(&members, JobType::ProofCreation)
+                .await?;
+            (
+                batch,
+                proofs.iter().map(JobDetail::from).collect::<Vec<_>>(),
+            )
         }
         None => (None, Vec::new()),
     };
-    let block_jobs: Vec<JobDetail> = db.get_jobs_by_block_number(block).await?.iter().map(JobDetail::from).collect();
+    let block_jobs: Vec<JobDetail> = db
+        .get_jobs_by_block_number(block)
+        .await?
+        .iter()
+        .map(JobDetail::from)
+        .collect();
     if lookup.is_none() && block_jobs.is_empty() {
-        return Err(ApiError::NotFound(format!("block {block} is in no batch and no job yet")));
+        return Err(ApiError::NotFound(format!(
+            "block {block} is in no batch and no job yet"
+        )));
     }
     Ok(ok(json!({
         "block_number": block,
@@ -420,7 +553,10 @@ pub const DASHBOARD_REFRESH: Duration = Duration::from_secs(3);
 pub fn dashboard_stages(layer: crate::types::Layer) -> (Vec<JobType>, Vec<JobType>) {
     use crate::types::Layer;
     match layer {
-        Layer::L2 => (vec![JobType::SnosRun, JobType::ProofCreation], vec![JobType::Aggregator, JobType::StateTransition]),
+        Layer::L2 => (
+            vec![JobType::SnosRun, JobType::ProofCreation],
+            vec![JobType::Aggregator, JobType::StateTransition],
+        ),
         Layer::L3 => (
             vec![
                 JobType::SnosRun,
@@ -442,8 +578,16 @@ pub async fn jobs_by_stage(
 ) -> ApiResult<HashMap<String, HashMap<u64, JobSummary>>> {
     let mut out = HashMap::new();
     for t in types {
-        let jobs = config.database().get_jobs_by_internal_ids_and_type(indexes, *t).await?;
-        out.insert(t.to_string(), jobs.iter().map(|j| (j.internal_id, JobSummary::from(j))).collect());
+        let jobs = config
+            .database()
+            .get_jobs_by_internal_ids_and_type(indexes, *t)
+            .await?;
+        out.insert(
+            t.to_string(),
+            jobs.iter()
+                .map(|j| (j.internal_id, JobSummary::from(j)))
+                .collect(),
+        );
     }
     Ok(out)
 }

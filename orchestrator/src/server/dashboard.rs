@@ -26,13 +26,18 @@ const PAGE: &str = include_str!("dashboard.html");
 
 /// The dashboard routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/dashboard", get(page)).route("/dashboard/data", get(data))
+    Router::new()
+        .route("/dashboard", get(page))
+        .route("/dashboard/data", get(data))
 }
 
 async fn page() -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         PAGE,
     )
         .into_response()
@@ -50,7 +55,11 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
     let (snos_stages, aggregator_stages) = dashboard_stages(config.layer);
 
     let snos = db
-        .get_snos_batches(SnosBatchQuery { limit: Some(limit), sort: SortOrder::Descending, ..Default::default() })
+        .get_snos_batches(SnosBatchQuery {
+            limit: Some(limit),
+            sort: SortOrder::Descending,
+            ..Default::default()
+        })
         .await?;
     let indexes: Vec<u64> = snos.iter().map(|b| b.index).collect();
     let mut jobs = jobs_by_stage(&config, &snos_stages, &indexes).await?;
@@ -61,7 +70,9 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
             let stages: serde_json::Map<String, serde_json::Value> = snos_stages
                 .iter()
                 .map(|t| {
-                    let job = jobs.get_mut(&t.to_string()).and_then(|m| m.remove(&b.index));
+                    let job = jobs
+                        .get_mut(&t.to_string())
+                        .and_then(|m| m.remove(&b.index));
                     (t.to_string(), json!(job))
                 })
                 .collect();
@@ -86,7 +97,9 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
             let stages: serde_json::Map<String, serde_json::Value> = aggregator_stages
                 .iter()
                 .map(|t| {
-                    let job = jobs.get_mut(&t.to_string()).and_then(|m| m.remove(&b.index));
+                    let job = jobs
+                        .get_mut(&t.to_string())
+                        .and_then(|m| m.remove(&b.index));
                     (t.to_string(), json!(job))
                 })
                 .collect();
@@ -95,8 +108,18 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
         }
     }
 
-    let paused: Vec<String> = config.trigger_control.paused().iter().map(ToString::to_string).collect();
-    let halted: Vec<String> = config.trigger_control.halted().iter().map(ToString::to_string).collect();
+    let paused: Vec<String> = config
+        .trigger_control
+        .paused()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let halted: Vec<String> = config
+        .trigger_control
+        .halted()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let body = json!({
         "layer": config.layer.to_string(),
         "generated_at": chrono::Utc::now(),

@@ -73,10 +73,14 @@ impl IntoResponse for ApiError {
                 response.extensions_mut().insert(InternalError(detail));
             }
             Self::Unauthorized => {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::TooManyRequests(_) => {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -87,11 +91,13 @@ impl IntoResponse for ApiError {
 impl From<DatabaseError> for ApiError {
     fn from(e: DatabaseError) -> Self {
         match e {
-            DatabaseError::UpdateFailed { .. } => {
-                Self::Conflict(format!("{e}; another worker changed it, read it again and retry"))
-            }
+            DatabaseError::UpdateFailed { .. } => Self::Conflict(format!(
+                "{e}; another worker changed it, read it again and retry"
+            )),
             DatabaseError::NotFound { .. } => Self::NotFound(e.to_string()),
-            DatabaseError::ItemAlreadyExists { .. } | DatabaseError::Conflict(_) => Self::Conflict(e.to_string()),
+            DatabaseError::ItemAlreadyExists { .. } | DatabaseError::Conflict(_) => {
+                Self::Conflict(e.to_string())
+            }
             other => Self::Internal(other.to_string()),
         }
     }
@@ -103,9 +109,9 @@ impl From<EngineError> for ApiError {
             EngineError::JobNotFound(_) => Self::NotFound(e.to_string()),
             // The reference answers 400 for an operation the job's status does not allow.
             EngineError::InvalidStatus { .. } => Self::BadRequest(e.to_string()),
-            EngineError::NoHandler(_) | EngineError::MalformedMessage(_) | EngineError::Handler { .. } => {
-                Self::BadRequest(e.to_string())
-            }
+            EngineError::NoHandler(_)
+            | EngineError::MalformedMessage(_)
+            | EngineError::Handler { .. } => Self::BadRequest(e.to_string()),
             EngineError::AlreadyExists { .. } => Self::Conflict(e.to_string()),
             EngineError::Database(db) => db.into(),
             EngineError::Panicked { .. } | EngineError::Queue(_) => Self::Internal(e.to_string()),
@@ -124,13 +130,28 @@ mod tests {
     fn engine_errors_map_to_the_reference_statuses() {
         let id = Uuid::nil();
         let cases = [
-            (ApiError::from(EngineError::JobNotFound(id)), StatusCode::NOT_FOUND),
             (
-                EngineError::InvalidStatus { id, status: JobStatus::Created, action: "retry", expected: "Failed" }.into(),
+                ApiError::from(EngineError::JobNotFound(id)),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                EngineError::InvalidStatus {
+                    id,
+                    status: JobStatus::Created,
+                    action: "retry",
+                    expected: "Failed",
+                }
+                .into(),
                 StatusCode::BAD_REQUEST,
             ),
-            (EngineError::Database(DatabaseError::UpdateFailed { id, version: 1 }).into(), StatusCode::CONFLICT),
-            (EngineError::Database(DatabaseError::other("disk gone")).into(), StatusCode::INTERNAL_SERVER_ERROR),
+            (
+                EngineError::Database(DatabaseError::UpdateFailed { id, version: 1 }).into(),
+                StatusCode::CONFLICT,
+            ),
+            (
+                EngineError::Database(DatabaseError::other("disk gone")).into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
         ];
         for (err, status) in cases {
             assert_eq!(err.status(), status, "{err}");
@@ -141,7 +162,10 @@ mod tests {
     fn internal_errors_hide_the_detail_from_the_caller() {
         let response = ApiError::Internal("password=hunter2".into()).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let detail = response.extensions().get::<InternalError>().map(|e| e.0.clone());
+        let detail = response
+            .extensions()
+            .get::<InternalError>()
+            .map(|e| e.0.clone());
         assert_eq!(detail.as_deref(), Some("password=hunter2"));
     }
 }

@@ -34,7 +34,8 @@ const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 /// A trace id: 32 lowercase hex digits, not all zero (the W3C rule).
 fn valid_trace_id(s: &str) -> Option<String> {
-    let ok = s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0');
+    let ok =
+        s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0');
     ok.then(|| s.to_ascii_lowercase())
 }
 
@@ -45,7 +46,9 @@ pub fn trace_id_of(request: &Request) -> String {
         .and_then(valid_trace_id)
         .or_else(|| {
             // traceparent: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>
-            header("traceparent").and_then(|tp| tp.split('-').nth(1)).and_then(valid_trace_id)
+            header("traceparent")
+                .and_then(|tp| tp.split('-').nth(1))
+                .and_then(valid_trace_id)
         })
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
@@ -69,10 +72,14 @@ pub async fn trace(State(config): State<AppState>, request: Request, next: Next)
     if crate::telemetry::otlp_active() {
         set_remote_parent(&span, &trace_id);
     }
-    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request).instrument(span.clone())).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Internal(format!("request took longer than {REQUEST_TIMEOUT:?}")).into_response(),
-    };
+    let mut response =
+        match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request).instrument(span.clone()))
+            .await
+        {
+            Ok(response) => response,
+            Err(_) => ApiError::Internal(format!("request took longer than {REQUEST_TIMEOUT:?}"))
+                .into_response(),
+        };
     let status = response.status();
     span.record("status", status.as_u16());
     config.metrics.http_request(&route, status.as_u16());
@@ -90,12 +97,26 @@ pub async fn trace(State(config): State<AppState>, request: Request, next: Next)
 /// Makes `span` a child of a remote span in trace `trace_id`, so the collector joins the
 /// caller's trace.
 fn set_remote_parent(span: &tracing::Span, trace_id: &str) {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
     use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let Ok(trace_id) = TraceId::from_hex(trace_id) else { return };
+    let Ok(trace_id) = TraceId::from_hex(trace_id) else {
+        return;
+    };
     // A random non-zero parent span id: the caller's span id is unknown with `x-trace-id`.
-    let span_id = SpanId::from_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([1; 8]));
-    let remote = SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, true, TraceState::default());
+    let span_id = SpanId::from_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or([1; 8]),
+    );
+    let remote = SpanContext::new(
+        trace_id,
+        span_id,
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
     let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
 }
 
@@ -125,10 +146,13 @@ impl RateLimiter {
         if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&client) {
             // Forget clients whose bucket has refilled: they lose nothing by being forgotten.
             let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
         }
         let (tokens, at) = buckets.entry(client).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -145,11 +169,17 @@ fn client_ip(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+            addr.ip()
+        })
 }
 
 /// Answers 429 to a client over its rate; probes are never limited.
-pub async fn rate_limit(State(limiter): State<Arc<RateLimiter>>, request: Request, next: Next) -> Response {
+pub async fn rate_limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.uri().path().starts_with("/health") {
         return next.run(request).await;
     }
@@ -164,7 +194,11 @@ pub async fn rate_limit(State(limiter): State<Arc<RateLimiter>>, request: Reques
 
 /// Lets a request through only with `Authorization: Bearer <admin token>` (compared in
 /// constant time); without a configured token every admin request is refused.
-pub async fn require_admin(State(config): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(config): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(expected) = config.server.admin_token.as_ref() else {
         return ApiError::Unauthorized.into_response();
     };
@@ -172,7 +206,10 @@ pub async fn require_admin(State(config): State<AppState>, request: Request, nex
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let ok = provided.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.expose().as_bytes())));
     if ok {
@@ -189,7 +226,10 @@ mod tests {
 
     #[test]
     fn trace_ids_are_validated() {
-        assert_eq!(valid_trace_id("4BF92F3577B34DA6A3CE929D0E0E4736").as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            valid_trace_id("4BF92F3577B34DA6A3CE929D0E0E4736").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
         assert_eq!(valid_trace_id("00000000000000000000000000000000"), None);
         assert_eq!(valid_trace_id("xyz"), None);
         assert_eq!(valid_trace_id("4bf92f3577b34da6a3ce929d0e0e473g"), None);

@@ -18,7 +18,7 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::{
     extract::State,
     http::{header, StatusCode},
-    middleware::{from_fn_with_state},
+    middleware::from_fn_with_state,
     response::{IntoResponse, Response},
     routing::get,
     Router,
@@ -67,8 +67,13 @@ pub fn router(config: Arc<Config>) -> Router {
         .merge(dashboard::routes())
         .route("/metrics", get(metrics));
     if config.server.admin_enabled {
-        let admin = admin::routes().route_layer(from_fn_with_state(config.clone(), middleware::require_admin));
-        app = app.nest("/admin", admin.clone()).nest("/api/v1/admin", admin);
+        let admin = admin::routes().route_layer(from_fn_with_state(
+            config.clone(),
+            middleware::require_admin,
+        ));
+        app = app
+            .nest("/admin", admin.clone())
+            .nest("/api/v1/admin", admin);
     }
     let limiter = Arc::new(middleware::RateLimiter::new(
         config.server.rate_limit_per_second,
@@ -82,10 +87,16 @@ pub fn router(config: Arc<Config>) -> Router {
 
 /// Prometheus text exposition of every instrument; gauges are recomputed at most once a second.
 async fn metrics(State(config): State<AppState>) -> Response {
-    config.metrics.refresh_gauges(&config, GAUGE_MIN_REFRESH).await;
+    config
+        .metrics
+        .refresh_gauges(&config, GAUGE_MIN_REFRESH)
+        .await;
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         config.metrics.render_prometheus(),
     )
         .into_response()
@@ -100,8 +111,15 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 
 /// Serves `router` on `listener` until `shutdown`, then finishes in-flight requests. The peer
 /// address of each connection reaches the rate limiter.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }

@@ -29,8 +29,10 @@ use crate::{
 };
 
 /// Buckets of the duration histograms, in seconds: from a fast handler call to a slow proof.
-const DURATION_BUCKETS: &[f64] =
-    &[0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0];
+const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    14400.0,
+];
 
 /// Scrapes closer together than this reuse the gauges of the previous scrape.
 pub const GAUGE_MIN_REFRESH: Duration = Duration::from_secs(1);
@@ -48,7 +50,10 @@ fn to_labels(labels: &[(&'static str, &str)]) -> Labels {
 }
 
 fn to_attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
-    labels.iter().map(|(k, v)| KeyValue::new(*k, (*v).to_owned())).collect()
+    labels
+        .iter()
+        .map(|(k, v)| KeyValue::new(*k, (*v).to_owned()))
+        .collect()
 }
 
 /// A monotonic counter.
@@ -62,7 +67,12 @@ struct Counter {
 impl Counter {
     fn new(meter: &Meter, name: &'static str, help: &'static str) -> Self {
         let otel = meter.u64_counter(name).with_description(help).build();
-        Self { name, help, otel, values: Mutex::default() }
+        Self {
+            name,
+            help,
+            otel,
+            values: Mutex::default(),
+        }
     }
 
     fn add(&self, labels: &[(&'static str, &str)], n: u64) {
@@ -71,7 +81,11 @@ impl Counter {
     }
 
     fn render(&self, out: &mut String) {
-        let name = if self.name.ends_with("_total") { self.name.to_owned() } else { format!("{}_total", self.name) };
+        let name = if self.name.ends_with("_total") {
+            self.name.to_owned()
+        } else {
+            format!("{}_total", self.name)
+        };
         header(out, &name, self.help, "counter");
         for (labels, v) in lock(&self.values).iter() {
             let _ = writeln!(out, "{name}{} {v}", render_labels(labels, None));
@@ -80,7 +94,10 @@ impl Counter {
 
     #[cfg(test)]
     fn get(&self, labels: &[(&'static str, &str)]) -> u64 {
-        lock(&self.values).get(&to_labels(labels)).copied().unwrap_or(0)
+        lock(&self.values)
+            .get(&to_labels(labels))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -95,13 +112,21 @@ struct Gauge {
 impl Gauge {
     fn new(meter: &Meter, name: &'static str, help: &'static str) -> Self {
         let otel = meter.f64_gauge(name).with_description(help).build();
-        Self { name, help, otel, values: Mutex::default() }
+        Self {
+            name,
+            help,
+            otel,
+            values: Mutex::default(),
+        }
     }
 
     fn replace(&self, series: Vec<(Labels, f64)>) {
         let mut map = BTreeMap::new();
         for (labels, v) in series {
-            let attributes: Vec<KeyValue> = labels.iter().map(|(k, v)| KeyValue::new(*k, v.clone())).collect();
+            let attributes: Vec<KeyValue> = labels
+                .iter()
+                .map(|(k, v)| KeyValue::new(*k, v.clone()))
+                .collect();
             self.otel.record(v, &attributes);
             map.insert(labels, v);
         }
@@ -111,7 +136,13 @@ impl Gauge {
     fn render(&self, out: &mut String) {
         header(out, self.name, self.help, "gauge");
         for (labels, v) in lock(&self.values).iter() {
-            let _ = writeln!(out, "{}{} {}", self.name, render_labels(labels, None), fmt_f64(*v));
+            let _ = writeln!(
+                out,
+                "{}{} {}",
+                self.name,
+                render_labels(labels, None),
+                fmt_f64(*v)
+            );
         }
     }
 }
@@ -140,11 +171,20 @@ impl Histogram {
             .with_unit("s")
             .with_boundaries(DURATION_BUCKETS.to_vec())
             .build();
-        Self { name, help, otel, values: Mutex::default() }
+        Self {
+            name,
+            help,
+            otel,
+            values: Mutex::default(),
+        }
     }
 
     fn observe(&self, labels: &[(&'static str, &str)], seconds: f64) {
-        let seconds = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
+        let seconds = if seconds.is_finite() {
+            seconds.max(0.0)
+        } else {
+            0.0
+        };
         {
             let mut values = lock(&self.values);
             let series = values.entry(to_labels(labels)).or_default();
@@ -167,17 +207,38 @@ impl Histogram {
         header(out, &name, self.help, "histogram");
         for (labels, s) in lock(&self.values).iter() {
             for (bound, n) in DURATION_BUCKETS.iter().zip(&s.buckets) {
-                let _ = writeln!(out, "{name}_bucket{} {n}", render_labels(labels, Some(&fmt_f64(*bound))));
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{} {n}",
+                    render_labels(labels, Some(&fmt_f64(*bound)))
+                );
             }
-            let _ = writeln!(out, "{name}_bucket{} {}", render_labels(labels, Some("+Inf")), s.count);
-            let _ = writeln!(out, "{name}_sum{} {}", render_labels(labels, None), fmt_f64(s.sum));
-            let _ = writeln!(out, "{name}_count{} {}", render_labels(labels, None), s.count);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {}",
+                render_labels(labels, Some("+Inf")),
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "{name}_sum{} {}",
+                render_labels(labels, None),
+                fmt_f64(s.sum)
+            );
+            let _ = writeln!(
+                out,
+                "{name}_count{} {}",
+                render_labels(labels, None),
+                s.count
+            );
         }
     }
 
     #[cfg(test)]
     fn count(&self, labels: &[(&'static str, &str)]) -> u64 {
-        lock(&self.values).get(&to_labels(labels)).map_or(0, |s| s.count)
+        lock(&self.values)
+            .get(&to_labels(labels))
+            .map_or(0, |s| s.count)
     }
 }
 
@@ -195,7 +256,10 @@ fn fmt_f64(v: f64) -> String {
 }
 
 fn render_labels(labels: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
     }
@@ -207,7 +271,9 @@ fn render_labels(labels: &Labels, le: Option<&str>) -> String {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// What a processing or verification call ended with.
@@ -299,26 +365,49 @@ impl Metrics {
     pub fn transition(&self, job_type: JobType, from: Option<JobStatus>, to: JobStatus) {
         let from = from.map(|s| s.to_string());
         let from = from.as_deref().unwrap_or("None");
-        let labels = [("operation_job_type", job_type.as_ref()), ("from_state", from), ("to_state", to.as_ref())];
+        let labels = [
+            ("operation_job_type", job_type.as_ref()),
+            ("from_state", from),
+            ("to_state", to.as_ref()),
+        ];
         self.job_state_transitions.add(&labels, 1);
         match to {
-            JobStatus::Failed => self.failed_jobs.add(&[("operation_job_type", job_type.as_ref())], 1),
-            JobStatus::VerificationTimeout => {
-                self.job_timeout_count.add(&[("operation_job_type", job_type.as_ref())], 1)
-            }
+            JobStatus::Failed => self
+                .failed_jobs
+                .add(&[("operation_job_type", job_type.as_ref())], 1),
+            JobStatus::VerificationTimeout => self
+                .job_timeout_count
+                .add(&[("operation_job_type", job_type.as_ref())], 1),
             _ => {}
         }
     }
 
     /// A handler call (`operation` = `process` or `verify`) took `elapsed`.
-    pub fn handler_call(&self, job_type: JobType, operation: &'static str, outcome: Outcome, elapsed: Duration) {
-        let labels = [("operation_job_type", job_type.as_ref()), ("operation_type", operation), ("outcome", outcome.as_ref())];
-        self.jobs_response_time.observe(&labels, elapsed.as_secs_f64());
+    pub fn handler_call(
+        &self,
+        job_type: JobType,
+        operation: &'static str,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        let labels = [
+            ("operation_job_type", job_type.as_ref()),
+            ("operation_type", operation),
+            ("outcome", outcome.as_ref()),
+        ];
+        self.jobs_response_time
+            .observe(&labels, elapsed.as_secs_f64());
         let counter = match outcome {
             Outcome::Success => &self.successful_job_operations,
             Outcome::Failure => &self.failed_job_operations,
         };
-        counter.add(&[("operation_job_type", job_type.as_ref()), ("operation_type", operation)], 1);
+        counter.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("operation_type", operation),
+            ],
+            1,
+        );
     }
 
     /// Job creation succeeded or failed.
@@ -327,11 +416,22 @@ impl Metrics {
             Outcome::Success => &self.successful_job_operations,
             Outcome::Failure => &self.failed_job_operations,
         };
-        counter.add(&[("operation_job_type", job_type.as_ref()), ("operation_type", "create")], 1);
+        counter.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("operation_type", "create"),
+            ],
+            1,
+        );
     }
 
     /// A job completed: verification took `verification`, the whole job `e2e`.
-    pub fn completed(&self, job_type: JobType, verification: Option<Duration>, e2e: Option<Duration>) {
+    pub fn completed(
+        &self,
+        job_type: JobType,
+        verification: Option<Duration>,
+        e2e: Option<Duration>,
+    ) {
         let labels = [("operation_job_type", job_type.as_ref())];
         if let Some(v) = verification {
             self.verification_time.observe(&labels, v.as_secs_f64());
@@ -343,32 +443,60 @@ impl Metrics {
 
     /// A job is retried: `kind` is `automatic` (a failed processing attempt) or `operator`.
     pub fn retry(&self, job_type: JobType, kind: &'static str) {
-        self.job_retry_count.add(&[("operation_job_type", job_type.as_ref()), ("operation_type", kind)], 1);
+        self.job_retry_count.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("operation_type", kind),
+            ],
+            1,
+        );
     }
 
     /// An orphaned job was healed; `source` is `redelivery` or `scanner`.
     pub fn healed(&self, job_type: JobType, source: &'static str) {
-        self.healed_jobs_total.add(&[("operation_job_type", job_type.as_ref()), ("source", source)], 1);
+        self.healed_jobs_total.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("source", source),
+            ],
+            1,
+        );
     }
 
     /// The orphan scanner sent the message of a waiting job again.
     pub fn orphaned(&self, job_type: JobType, status: JobStatus) {
-        self.orphaned_jobs.add(&[("operation_job_type", job_type.as_ref()), ("operation_job_status", status.as_ref())], 1);
+        self.orphaned_jobs.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("operation_job_status", status.as_ref()),
+            ],
+            1,
+        );
     }
 
     /// A trigger run ended with `outcome`.
     pub fn trigger_run(&self, trigger: WorkerTriggerType, outcome: TriggerOutcome) {
-        self.worker_trigger_runs.add(&[("trigger", trigger.as_ref()), ("outcome", outcome.as_ref())], 1);
+        self.worker_trigger_runs.add(
+            &[("trigger", trigger.as_ref()), ("outcome", outcome.as_ref())],
+            1,
+        );
     }
 
     /// An alert of `kind` was handed to the alert client.
     pub fn alert(&self, kind: &'static str, delivered: bool) {
-        self.alerts_sent.add(&[("kind", kind), ("delivered", if delivered { "true" } else { "false" })], 1);
+        self.alerts_sent.add(
+            &[
+                ("kind", kind),
+                ("delivered", if delivered { "true" } else { "false" }),
+            ],
+            1,
+        );
     }
 
     /// An HTTP request to `route` (the matched pattern) answered `status`.
     pub fn http_request(&self, route: &str, status: u16) {
-        self.http_requests.add(&[("route", route), ("status", &status.to_string())], 1);
+        self.http_requests
+            .add(&[("route", route), ("status", &status.to_string())], 1);
     }
 
     /// Recomputes the gauges (job counts per type × status, queue depths, trigger states)
@@ -416,18 +544,30 @@ impl Metrics {
         for queue in QueueType::for_layer(config.layer) {
             match config.queue().approximate_len(queue).await {
                 Ok(n) => depths.push((queue, n)),
-                Err(e) => tracing::warn!(error = %e, %queue, "Could not read the queue depth for /metrics"),
+                Err(e) => {
+                    tracing::warn!(error = %e, %queue, "Could not read the queue depth for /metrics")
+                }
             }
         }
-        self.job_queue_depth
-            .replace(depths.iter().map(|(q, n)| (vec![("queue", q.to_string())], *n as f64)).collect());
+        self.job_queue_depth.replace(
+            depths
+                .iter()
+                .map(|(q, n)| (vec![("queue", q.to_string())], *n as f64))
+                .collect(),
+        );
 
         let paused = config.trigger_control.paused();
         let halted = config.trigger_control.halted();
         let mut states = Vec::new();
         for t in WorkerTriggerType::for_layer(config.layer) {
-            for (state, on) in [("paused", paused.contains(t)), ("halted", halted.contains(t))] {
-                states.push((vec![("trigger", t.to_string()), ("state", state.to_owned())], f64::from(u8::from(on))));
+            for (state, on) in [
+                ("paused", paused.contains(t)),
+                ("halted", halted.contains(t)),
+            ] {
+                states.push((
+                    vec![("trigger", t.to_string()), ("state", state.to_owned())],
+                    f64::from(u8::from(on)),
+                ));
             }
         }
         self.worker_trigger_state.replace(states);
@@ -454,7 +594,11 @@ impl Metrics {
         ] {
             c.render(&mut out);
         }
-        for h in [&self.jobs_response_time, &self.verification_time, &self.job_e2e_latency] {
+        for h in [
+            &self.jobs_response_time,
+            &self.verification_time,
+            &self.job_e2e_latency,
+        ] {
             h.render(&mut out);
         }
         out
@@ -469,11 +613,27 @@ mod tests {
     fn counters_histograms_render_in_prometheus_text() {
         let m = Metrics::new();
         m.transition(JobType::SnosRun, None, JobStatus::Created);
-        m.transition(JobType::SnosRun, Some(JobStatus::Created), JobStatus::LockedForProcessing);
-        m.transition(JobType::SnosRun, Some(JobStatus::LockedForProcessing), JobStatus::Failed);
-        m.handler_call(JobType::SnosRun, "process", Outcome::Success, Duration::from_millis(70));
+        m.transition(
+            JobType::SnosRun,
+            Some(JobStatus::Created),
+            JobStatus::LockedForProcessing,
+        );
+        m.transition(
+            JobType::SnosRun,
+            Some(JobStatus::LockedForProcessing),
+            JobStatus::Failed,
+        );
+        m.handler_call(
+            JobType::SnosRun,
+            "process",
+            Outcome::Success,
+            Duration::from_millis(70),
+        );
         let text = m.render_prometheus();
-        assert!(text.contains("# TYPE job_state_transitions_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE job_state_transitions_total counter"),
+            "{text}"
+        );
         assert!(text.contains(
             "job_state_transitions_total{operation_job_type=\"SnosRun\",from_state=\"None\",to_state=\"Created\"} 1"
         ));
@@ -490,7 +650,11 @@ mod tests {
         ));
         assert_eq!(m.failed_jobs.get(&[("operation_job_type", "SnosRun")]), 1);
         assert_eq!(
-            m.jobs_response_time.count(&[("operation_job_type", "SnosRun"), ("operation_type", "process"), ("outcome", "success")]),
+            m.jobs_response_time.count(&[
+                ("operation_job_type", "SnosRun"),
+                ("operation_type", "process"),
+                ("outcome", "success")
+            ]),
             1
         );
     }
@@ -500,15 +664,26 @@ mod tests {
         let m = Metrics::new();
         m.http_request("/a\"b\\c\nd", 200);
         let text = m.render_prometheus();
-        assert!(text.contains(r#"http_requests_total{route="/a\"b\\c\nd",status="200"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"http_requests_total{route="/a\"b\\c\nd",status="200"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]
     fn every_sample_line_parses() {
         let m = Metrics::new();
         m.retry(JobType::ProofCreation, "operator");
-        m.completed(JobType::ProofCreation, Some(Duration::from_secs(3)), Some(Duration::from_secs(9)));
-        for line in m.render_prometheus().lines().filter(|l| !l.starts_with('#')) {
+        m.completed(
+            JobType::ProofCreation,
+            Some(Duration::from_secs(3)),
+            Some(Duration::from_secs(9)),
+        );
+        for line in m
+            .render_prometheus()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+        {
             let value = line.rsplit(' ').next().expect("value");
             assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
         }

@@ -47,7 +47,9 @@ impl JobTrigger for ScriptedTrigger {
     async fn run(&self, _config: Arc<Config>) -> Result<(), TriggerError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         if self.fail.load(Ordering::SeqCst) {
-            Err(TriggerError::Other("madara node unreachable at block 42".to_owned()))
+            Err(TriggerError::Other(
+                "madara node unreachable at block 42".to_owned(),
+            ))
         } else {
             Ok(())
         }
@@ -64,7 +66,9 @@ async fn titles(dir: &Path) -> Vec<String> {
 fn runs(config: &Config, outcome: &str) -> String {
     let text = config.metrics.render_prometheus();
     let key = format!(r#"worker_trigger_runs_total{{trigger="Snos",outcome="{outcome}"}} "#);
-    text.lines().find_map(|l| l.strip_prefix(&key).map(str::to_owned)).unwrap_or_else(|| "0".to_owned())
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key).map(str::to_owned))
+        .unwrap_or_else(|| "0".to_owned())
 }
 
 #[tokio::test]
@@ -83,16 +87,31 @@ async fn trigger_failures_halts_and_pauses() {
     trigger.fail.store(true, Ordering::SeqCst);
     run().await;
     run().await;
-    let failed: Vec<String> = titles(dir.path()).await.into_iter().filter(|t| t.contains("Trigger Snos failed")).collect();
+    let failed: Vec<String> = titles(dir.path())
+        .await
+        .into_iter()
+        .filter(|t| t.contains("Trigger Snos failed"))
+        .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
     trigger.fail.store(false, Ordering::SeqCst);
     run().await;
     trigger.fail.store(true, Ordering::SeqCst);
     run().await;
-    let records = LogAlert::read_records(&dir.path().join("alerts.jsonl")).await.unwrap();
-    let failed: Vec<_> = records.iter().filter(|r| r.title.contains("Trigger Snos failed")).collect();
+    let records = LogAlert::read_records(&dir.path().join("alerts.jsonl"))
+        .await
+        .unwrap();
+    let failed: Vec<_> = records
+        .iter()
+        .filter(|r| r.title.contains("Trigger Snos failed"))
+        .collect();
     assert_eq!(failed.len(), 2);
-    assert!(failed[0].body.contains("madara node unreachable at block 42"), "{}", failed[0].body);
+    assert!(
+        failed[0]
+            .body
+            .contains("madara node unreachable at block 42"),
+        "{}",
+        failed[0].body
+    );
     assert_eq!(runs(&config, "error"), "3");
     trigger.fail.store(false, Ordering::SeqCst);
 
@@ -101,15 +120,38 @@ async fn trigger_failures_halts_and_pauses() {
     let before = trigger.runs.load(Ordering::SeqCst);
     run().await;
     run().await;
-    assert_eq!(trigger.runs.load(Ordering::SeqCst), before, "a halted trigger does not run");
-    let records = LogAlert::read_records(&dir.path().join("alerts.jsonl")).await.unwrap();
-    let halted: Vec<_> = records.iter().filter(|r| r.title.starts_with("Pipeline halted")).collect();
+    assert_eq!(
+        trigger.runs.load(Ordering::SeqCst),
+        before,
+        "a halted trigger does not run"
+    );
+    let records = LogAlert::read_records(&dir.path().join("alerts.jsonl"))
+        .await
+        .unwrap();
+    let halted: Vec<_> = records
+        .iter()
+        .filter(|r| r.title.starts_with("Pipeline halted"))
+        .collect();
     assert_eq!(halted.len(), 1, "{halted:?}");
-    assert!(halted[0].body.contains(&job.id.to_string()), "{}", halted[0].body);
-    assert!(halted[0].body.contains("internal_id 7"), "{}", halted[0].body);
-    assert_eq!(config.trigger_control.halted(), vec![WorkerTriggerType::Snos]);
+    assert!(
+        halted[0].body.contains(&job.id.to_string()),
+        "{}",
+        halted[0].body
+    );
+    assert!(
+        halted[0].body.contains("internal_id 7"),
+        "{}",
+        halted[0].body
+    );
+    assert_eq!(
+        config.trigger_control.halted(),
+        vec![WorkerTriggerType::Snos]
+    );
     assert_eq!(runs(&config, "halted"), "2");
-    assert!(config.metrics.render_prometheus().contains(r#"alerts_sent_total{kind="pipeline_halted",delivered="true"} 1"#));
+    assert!(config
+        .metrics
+        .render_prometheus()
+        .contains(r#"alerts_sent_total{kind="pipeline_halted",delivered="true"} 1"#));
 
     // Retrying the job lifts the halt.
     service::retry_job(&config, job.id, false).await.unwrap();

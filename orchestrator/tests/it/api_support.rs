@@ -12,7 +12,9 @@ use axum::{
 use orchestrator::{
     config::{Config, EngineParams, ServerSettings},
     types::{
-        batch::{AggregatorBatch, AggregatorBatchStatus, BouncerWeights, SnosBatch, SnosBatchStatus},
+        batch::{
+            AggregatorBatch, AggregatorBatchStatus, BouncerWeights, SnosBatch, SnosBatchStatus,
+        },
         jobs::{JobItem, JobStatus, JobType},
         Layer,
     },
@@ -42,9 +44,17 @@ pub async fn config(dir: &Path, server: ServerSettings, work: Duration) -> Arc<C
 }
 
 /// [`config`] with these triggers.
-pub async fn config_with(dir: &Path, server: ServerSettings, work: Duration, triggers: Triggers) -> Arc<Config> {
+pub async fn config_with(
+    dir: &Path,
+    server: ServerSettings,
+    work: Duration,
+    triggers: Triggers,
+) -> Arc<Config> {
     let clients = support::clients(dir).await;
-    let handlers = JobHandlers::new().with(Arc::new(RecordingHandler { log: dir.join("side-effects.log"), work }));
+    let handlers = JobHandlers::new().with(Arc::new(RecordingHandler {
+        log: dir.join("side-effects.log"),
+        work,
+    }));
     let engine = EngineParams {
         job_timeouts: [(JobType::SnosRun, Duration::from_secs(60))].into(),
         orphan_scan_interval: Duration::from_secs(3600),
@@ -72,12 +82,21 @@ impl Answer {
 
     /// The envelope's message.
     pub fn message(&self) -> String {
-        self.json()["message"].as_str().unwrap_or_default().to_owned()
+        self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
 /// Sends one request through `router` in-process, from client `peer`.
-pub async fn send(router: &Router, method: Method, uri: &str, headers: &[(&str, &str)], peer: Option<SocketAddr>) -> Answer {
+pub async fn send(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    peer: Option<SocketAddr>,
+) -> Answer {
     let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -89,8 +108,14 @@ pub async fn send(router: &Router, method: Method, uri: &str, headers: &[(&str, 
     let res = router.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), 16 << 20).await.unwrap();
-    Answer { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+    let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        headers,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
 }
 
 pub async fn get(router: &Router, uri: &str) -> Answer {
@@ -99,11 +124,24 @@ pub async fn get(router: &Router, uri: &str) -> Answer {
 
 /// POST with the admin token.
 pub async fn admin_post(router: &Router, uri: &str) -> Answer {
-    send(router, Method::POST, uri, &[("authorization", &format!("Bearer {TOKEN}"))], None).await
+    send(
+        router,
+        Method::POST,
+        uri,
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        None,
+    )
+    .await
 }
 
 /// A SNOS batch `index` over `start..=end` in aggregator batch `agg`.
-pub fn snos_batch(index: u64, agg: u64, start: u64, end: u64, status: SnosBatchStatus) -> SnosBatch {
+pub fn snos_batch(
+    index: u64,
+    agg: u64,
+    start: u64,
+    end: u64,
+    status: SnosBatchStatus,
+) -> SnosBatch {
     let mut b = SnosBatch::new(index, Some(agg), start, "0.14.2", BouncerWeights::ZERO);
     b.end_block = end;
     b.num_blocks = end - start + 1;
@@ -112,7 +150,12 @@ pub fn snos_batch(index: u64, agg: u64, start: u64, end: u64, status: SnosBatchS
 }
 
 /// An aggregator batch `index` over `start..=end`.
-pub fn aggregator_batch(index: u64, start: u64, end: u64, status: AggregatorBatchStatus) -> AggregatorBatch {
+pub fn aggregator_batch(
+    index: u64,
+    start: u64,
+    end: u64,
+    status: AggregatorBatchStatus,
+) -> AggregatorBatch {
     let mut b = AggregatorBatch::new(index, start, "0.14.2");
     b.end_block = end;
     b.num_blocks = end - start + 1;
@@ -121,14 +164,24 @@ pub fn aggregator_batch(index: u64, start: u64, end: u64, status: AggregatorBatc
 }
 
 /// Stores a SnosRun job for SNOS batch `index` (blocks `start..=end`) in `status`.
-pub async fn snos_job(config: &Config, index: u64, start: u64, end: u64, status: JobStatus) -> JobItem {
+pub async fn snos_job(
+    config: &Config,
+    index: u64,
+    start: u64,
+    end: u64,
+    status: JobStatus,
+) -> JobItem {
     let mut specific = support::snos(index);
     if let orchestrator::types::jobs::JobSpecificMetadata::Snos(m) = &mut specific {
         m.start_block = start;
         m.end_block = end;
         m.num_blocks = end - start + 1;
     }
-    let job = config.database().create_job(JobItem::new(JobType::SnosRun, index, specific)).await.unwrap();
+    let job = config
+        .database()
+        .create_job(JobItem::new(JobType::SnosRun, index, specific))
+        .await
+        .unwrap();
     set_status(config, job, status).await
 }
 

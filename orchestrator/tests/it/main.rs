@@ -5,6 +5,7 @@
 mod api_alerts;
 mod api_dashboard;
 mod api_metrics;
+mod api_otlp;
 mod api_routes;
 mod api_secrets;
 mod api_support;
