@@ -8,6 +8,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     config::{
         AlertBackend, Clients, Config, CronBackend, EngineParams, JobTimeouts, RunParams,
+        ServerSettings,
     },
     core::client::{
         embedded::{self, EmbeddedOptions},
@@ -42,7 +43,9 @@ impl Orchestrator {
         let (handlers, triggers) = pipeline::build(&params, &clients).await?;
         report_missing(&params, &handlers, &triggers);
         let engine = engine_params(&params);
-        let config = Arc::new(Config::new(params.layer, clients, handlers, triggers, engine));
+        let config = Arc::new(
+            Config::new(params.layer, clients, handlers, triggers, engine).with_server(server_settings(&params)),
+        );
         let cron: LocalTriggers = match params.infra.cron {
             CronBackend::Embedded { interval } => {
                 Some((Arc::new(LocalCron::new(config.queue().clone())) as Arc<dyn CronClient>, interval))
@@ -57,6 +60,7 @@ impl Orchestrator {
 
     /// Starts the server, the workers and (if given) the in-process cron over `config`.
     pub async fn start_with(config: Arc<Config>, addr: SocketAddr, cron: LocalTriggers) -> eyre::Result<Self> {
+        server::check_settings(&config.server)?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (listener, addr) =
@@ -80,7 +84,21 @@ impl Orchestrator {
                 }
             });
         }
-        tracing::info!(%addr, layer = %config.layer, "Orchestrator started");
+        if crate::telemetry::otlp_active() {
+            // OTLP has no scrape: push the job-status and queue-depth gauges periodically.
+            let config = config.clone();
+            let token = shutdown.child_token();
+            tracker.spawn(async move {
+                loop {
+                    config.metrics.refresh_gauges(&config, Duration::ZERO).await;
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tokio::time::sleep(GAUGE_PUSH_INTERVAL) => {}
+                    }
+                }
+            });
+        }
+        tracing::info!(%addr, layer = %config.layer, admin = config.server.admin_enabled, "Orchestrator started");
         let graceful_timeout = config.engine.graceful_shutdown_timeout;
         Ok(Self { addr, config, shutdown, tracker, graceful_timeout })
     }
@@ -114,6 +132,19 @@ impl Orchestrator {
             _ = token.cancelled() => tracing::warn!("A critical task stopped; shutting down"),
         }
         self.stop().await
+    }
+}
+
+/// How often the gauges are recomputed for the OTLP exporter.
+const GAUGE_PUSH_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The HTTP server settings from the command line.
+pub fn server_settings(params: &RunParams) -> ServerSettings {
+    ServerSettings {
+        admin_enabled: params.server.admin_enabled,
+        admin_token: params.server.admin_token.clone(),
+        max_priority_queue_size: params.service.max_priority_queue_size,
+        ..ServerSettings::default()
     }
 }
 

@@ -101,9 +101,10 @@ impl RunCmd {
     /// Invalid configuration.
     pub fn execute(self) -> eyre::Result<()> {
         let params = self.params().wrap_err("invalid `run` configuration")?;
-        crate::telemetry::init_tracing();
         let runtime = tokio::runtime::Runtime::new().wrap_err("cannot start the async runtime")?;
         runtime.block_on(async move {
+            // Inside the runtime: the OTLP gRPC client needs it. Dropped last: flushes exports.
+            let _telemetry = crate::telemetry::init(&params.otel)?;
             let orchestrator = crate::app::Orchestrator::start(params).await?;
             orchestrator.run_until_signal().await
         })

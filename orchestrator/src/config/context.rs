@@ -1,14 +1,118 @@
 //! The runtime context every worker, trigger and route shares.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
+use orchestrator_utils::Secret;
 use tokio::sync::Notify;
 
 use crate::{
     core::client::{AlertClient, DatabaseClient, LockClient, QueueClient, StorageClient},
+    telemetry::metrics::Metrics,
     types::{jobs::JobType, queue::{QueueParams, QueueType, WorkerTriggerType}, Layer},
     worker::{event_handler::jobs::JobHandlers, triggers::Triggers},
 };
+
+/// What the HTTP server needs beyond the clients: admin access, limits.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Whether the `/admin/*` routes are mounted.
+    pub admin_enabled: bool,
+    /// Bearer token the `/admin/*` routes require; admin stays refused without one.
+    pub admin_token: Option<Secret<String>>,
+    /// Requests per second each client (peer IP) may make on average.
+    pub rate_limit_per_second: u32,
+    /// Requests a client may make in a burst above the average.
+    pub rate_limit_burst: u32,
+    /// Most messages waiting in a priority queue before `?priority=true` answers 429.
+    pub max_priority_queue_size: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            admin_enabled: false,
+            admin_token: None,
+            rate_limit_per_second: 20,
+            rate_limit_burst: 100,
+            max_priority_queue_size: 20,
+        }
+    }
+}
+
+/// Operator control over job creation: triggers paused through the admin API, and the
+/// triggers currently halted by failed jobs (so the halt alert is sent once per episode).
+///
+/// Process-local: each orchestrator process keeps its own set.
+#[derive(Debug, Default)]
+pub struct TriggerControl {
+    paused: RwLock<HashSet<WorkerTriggerType>>,
+    halted: RwLock<HashSet<WorkerTriggerType>>,
+    failing: RwLock<HashSet<WorkerTriggerType>>,
+}
+
+impl TriggerControl {
+    /// Stops `trigger` from creating jobs; returns whether it was running before.
+    pub fn pause(&self, trigger: WorkerTriggerType) -> bool {
+        write(&self.paused).insert(trigger)
+    }
+
+    /// Lets `trigger` create jobs again; returns whether it was paused.
+    pub fn resume(&self, trigger: WorkerTriggerType) -> bool {
+        write(&self.paused).remove(&trigger)
+    }
+
+    /// Whether `trigger` is paused.
+    pub fn is_paused(&self, trigger: WorkerTriggerType) -> bool {
+        read(&self.paused).contains(&trigger)
+    }
+
+    /// The paused triggers, sorted by name.
+    pub fn paused(&self) -> Vec<WorkerTriggerType> {
+        let mut v: Vec<_> = read(&self.paused).iter().copied().collect();
+        v.sort_by_key(|t| t.to_string());
+        v
+    }
+
+    /// Records whether `trigger` is halted by failed jobs; returns whether that changed (a
+    /// halt episode starts or ends).
+    pub fn set_halted(&self, trigger: WorkerTriggerType, halted: bool) -> bool {
+        if halted {
+            write(&self.halted).insert(trigger)
+        } else {
+            write(&self.halted).remove(&trigger)
+        }
+    }
+
+    /// Records whether the last run of `trigger` failed; returns whether that changed (a
+    /// failure streak starts or ends).
+    pub fn set_failing(&self, trigger: WorkerTriggerType, failing: bool) -> bool {
+        if failing {
+            write(&self.failing).insert(trigger)
+        } else {
+            write(&self.failing).remove(&trigger)
+        }
+    }
+
+    /// The triggers halted by failed jobs at their last run, sorted by name.
+    pub fn halted(&self) -> Vec<WorkerTriggerType> {
+        let mut v: Vec<_> = read(&self.halted).iter().copied().collect();
+        v.sort_by_key(|t| t.to_string());
+        v
+    }
+}
+
+// A poisoned lock only means a panic while holding it; the set itself is always valid.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The infrastructure clients of the chosen tier.
 #[derive(Debug, Clone)]
@@ -126,6 +230,12 @@ pub struct Config {
     pub engine: EngineParams,
     /// Local wake-ups.
     pub wakers: Wakers,
+    /// HTTP server settings (admin access, rate limits).
+    pub server: ServerSettings,
+    /// Paused and halted triggers.
+    pub trigger_control: TriggerControl,
+    /// Instruments every component records into; `/metrics` renders them.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Config {
@@ -137,7 +247,23 @@ impl Config {
         triggers: Triggers,
         engine: EngineParams,
     ) -> Self {
-        Self { layer, clients, handlers, triggers, engine, wakers: Wakers::new() }
+        Self {
+            layer,
+            clients,
+            handlers,
+            triggers,
+            engine,
+            wakers: Wakers::new(),
+            server: ServerSettings::default(),
+            trigger_control: TriggerControl::default(),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// The same context with these server settings.
+    pub fn with_server(mut self, server: ServerSettings) -> Self {
+        self.server = server;
+        self
     }
 
     /// The database.

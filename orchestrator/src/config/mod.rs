@@ -11,7 +11,7 @@ pub mod params;
 
 use std::path::PathBuf;
 
-pub use context::{Clients, Config, EngineParams, FailedJobHalt};
+pub use context::{Clients, Config, EngineParams, FailedJobHalt, ServerSettings, TriggerControl};
 pub use params::*;
 
 /// Why a command line does not make a valid configuration.

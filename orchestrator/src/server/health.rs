@@ -5,7 +5,10 @@ use std::time::Duration;
 use axum::{extract::State, http::StatusCode, response::Response, routing::get, Router};
 use serde::Serialize;
 
-use super::{response::{json, ApiResponse}, AppState};
+use super::{
+    response::{json, ApiResponse},
+    AppState,
+};
 
 /// How long each readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,7 +22,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn live() -> Response {
-    json(StatusCode::OK, ApiResponse::ok(serde_json::json!({"status": "live"})))
+    json(
+        StatusCode::OK,
+        ApiResponse::ok(serde_json::json!({"status": "live"})),
+    )
 }
 
 /// Result of one readiness check.
@@ -37,9 +43,21 @@ where
     E: std::fmt::Display,
 {
     match tokio::time::timeout(CHECK_TIMEOUT, f).await {
-        Ok(Ok(())) => Check { component, ok: true, error: None },
-        Ok(Err(e)) => Check { component, ok: false, error: Some(e.to_string()) },
-        Err(_) => Check { component, ok: false, error: Some(format!("no answer within {CHECK_TIMEOUT:?}")) },
+        Ok(Ok(())) => Check {
+            component,
+            ok: true,
+            error: None,
+        },
+        Ok(Err(e)) => Check {
+            component,
+            ok: false,
+            error: Some(e.to_string()),
+        },
+        Err(_) => Check {
+            component,
+            ok: false,
+            error: Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+        },
     }
 }
 
@@ -50,9 +68,16 @@ async fn ready(State(config): State<AppState>) -> Response {
         check("storage", config.storage().health_check()),
     );
     let checks = vec![db, queue, storage];
-    let failing: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.component).collect();
+    let failing: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.component)
+        .collect();
     if failing.is_empty() {
-        json(StatusCode::OK, ApiResponse::ok(serde_json::json!({"status": "ready", "checks": checks})))
+        json(
+            StatusCode::OK,
+            ApiResponse::ok(serde_json::json!({"status": "ready", "checks": checks})),
+        )
     } else {
         let body = ApiResponse {
             success: false,

@@ -13,6 +13,7 @@ use crate::{
         queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType},
         ORCHESTRATOR_VERSION,
     },
+    telemetry::{alerts, metrics::TriggerOutcome},
     worker::{error::EngineError, service, triggers},
 };
 
@@ -203,28 +204,32 @@ pub async fn run_trigger(config: &Arc<Config>, kind: WorkerTriggerType) {
         tracing::debug!(trigger = %kind, "Trigger already running; coalesced");
         return;
     };
+    if config.trigger_control.is_paused(kind) {
+        tracing::debug!(trigger = %kind, "Trigger paused by an operator; skipped");
+        config.metrics.trigger_run(kind, TriggerOutcome::Paused);
+        return;
+    }
     match triggers::is_halted(config, trigger.as_ref()).await {
         Ok(true) => {
             tracing::info!(trigger = %kind, "Trigger halted by failed jobs; retry or fix them to resume");
+            config.metrics.trigger_run(kind, TriggerOutcome::Halted);
+            alerts::trigger_halted(config, kind, trigger.as_ref()).await;
             return;
         }
-        Ok(false) => {}
+        Ok(false) => alerts::trigger_not_halted(config, kind),
         Err(e) => {
             tracing::warn!(trigger = %kind, error = %e, "Could not check for failed jobs; trigger skipped");
             return;
         }
     }
-    if let Err(e) = trigger.run(config.clone()).await {
-        tracing::warn!(trigger = %kind, error = %e, "Trigger run failed");
-        if kind == WorkerTriggerType::AggregatorBatching {
-            let alert = Alert {
-                severity: AlertSeverity::Critical,
-                title: "Aggregator batching failed".to_owned(),
-                body: format!("trigger: {kind}\nerror: {e}"),
-            };
-            if let Err(e) = config.alerts().send_alert(&alert).await {
-                tracing::error!(error = %e, "Could not send alert");
-            }
+    match trigger.run(config.clone()).await {
+        Ok(()) => {
+            config.metrics.trigger_run(kind, TriggerOutcome::Ok);
+            alerts::trigger_succeeded(config, kind);
+        }
+        Err(e) => {
+            config.metrics.trigger_run(kind, TriggerOutcome::Error);
+            alerts::trigger_failed(config, kind, &e.to_string()).await;
         }
     }
 }

@@ -60,6 +60,7 @@ pub async fn scan(config: &Config) -> Result<ScanReport, EngineError> {
         }
         match service::heal(config, &job).await {
             Ok(healed) => {
+                config.metrics.healed(healed.job_type, "scanner");
                 service::send_job_message(config, &healed, JobAction::Process, Duration::ZERO).await?;
                 report.healed += 1;
             }
@@ -83,6 +84,7 @@ pub async fn scan(config: &Config) -> Result<ScanReport, EngineError> {
             // losing this race means someone else moved it, which is what we wanted.
             match db.update_job(&job, JobItemUpdates::new().metadata(job.metadata.clone())).await {
                 Ok(touched) => {
+                    config.metrics.orphaned(touched.job_type, status);
                     service::send_job_message(config, &touched, action, Duration::ZERO).await?;
                     report.requeued += 1;
                 }

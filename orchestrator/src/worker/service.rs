@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::{
     config::Config,
     core::client::{Alert, AlertSeverity, DatabaseError, OutgoingMessage},
+    telemetry::metrics::Outcome,
     types::{
         jobs::{now_secs, JobItem, JobItemUpdates, JobMetadata, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus},
         queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType, MAX_MESSAGE_DELAY},
@@ -41,8 +42,13 @@ pub async fn create_job(
         Err(DatabaseError::ItemAlreadyExists { job_type, internal_id }) => {
             return Err(EngineError::AlreadyExists { job_type, internal_id })
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            config.metrics.created(job_type, Outcome::Failure);
+            return Err(e.into());
+        }
     };
+    config.metrics.created(job_type, Outcome::Success);
+    config.metrics.transition(job_type, None, JobStatus::Created);
     tracing::info!(job_id = %job.id, %job_type, internal_id, "Job created");
     if let Err(e) = send_job_message(config, &job, JobAction::Process, Duration::ZERO).await {
         tracing::warn!(job_id = %job.id, error = %e, "Job created but not queued; the orphan scanner will queue it");
@@ -117,7 +123,10 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
             return Ok(());
         }
         match heal(config, &job).await {
-            Ok(healed) => job = healed,
+            Ok(healed) => {
+                config.metrics.healed(healed.job_type, "redelivery");
+                job = healed
+            }
             Err(EngineError::Database(e)) if lost_race(&e) => return Ok(()),
             Err(e) => return Err(e),
         }
@@ -148,11 +157,14 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
         Err(e) => return Err(e.into()),
     };
     tracing::info!(job_id = %id, job_type = %locked.job_type, internal_id = locked.internal_id, "Processing job");
+    config.metrics.transition(locked.job_type, Some(prior_status), JobStatus::LockedForProcessing);
 
+    let started = std::time::Instant::now();
     let (outcome, worked) = run_handler(handler.clone(), locked.clone(), |h, job| {
         async move { h.process_job(job).await }.boxed()
     })
     .await;
+    config.metrics.handler_call(locked.job_type, "process", Outcome::of(&outcome), started.elapsed());
     let mut metadata = worked.metadata.clone();
     match outcome {
         Ok(external_id) => {
@@ -173,6 +185,7 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
                 }
                 Err(e) => return Err(e.into()),
             };
+            config.metrics.transition(pending.job_type, Some(JobStatus::LockedForProcessing), pending.status);
             send_job_message(config, &pending, JobAction::Verify, handler.verification_polling_delay()).await?;
             Ok(())
         }
@@ -186,7 +199,10 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
             metadata.common.process_started_at = None;
             let restore = JobItemUpdates::new().status(prior_status).metadata(metadata);
             match config.database().update_job(&locked, restore).await {
-                Ok(_) => {}
+                Ok(restored) => {
+                    config.metrics.transition(restored.job_type, Some(JobStatus::LockedForProcessing), restored.status);
+                    config.metrics.retry(restored.job_type, "automatic");
+                }
                 Err(e) if lost_race(&e) => {}
                 Err(e) => tracing::warn!(job_id = %id, error = %e, "Could not restore the job's status; the orphan scanner will heal it"),
             }
@@ -205,16 +221,20 @@ pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
         return Ok(());
     }
     let handler = handler(config, job.job_type)?;
+    let started = std::time::Instant::now();
     let (outcome, worked) =
         run_handler(handler.clone(), job.clone(), |h, job| async move { h.verify_job(job).await }.boxed()).await;
+    config.metrics.handler_call(job.job_type, "verify", Outcome::of(&outcome), started.elapsed());
     let mut metadata = worked.metadata.clone();
     let db = config.database();
     let result = match outcome {
         Ok(JobVerificationStatus::Verified) => {
             metadata.common.verification_completed_at = Some(now_secs());
             let done = db.update_job(&job, JobItemUpdates::new().status(JobStatus::Completed).metadata(metadata)).await;
-            if done.is_ok() {
+            if let Ok(done) = &done {
                 tracing::info!(job_id = %id, job_type = %job.job_type, internal_id = job.internal_id, "Job completed");
+                config.metrics.transition(job.job_type, Some(job.status), JobStatus::Completed);
+                config.metrics.completed(job.job_type, stage_time(done), (Utc::now() - done.created_at).to_std().ok());
                 if let Some(next) = next_stage(config.layer, job.job_type) {
                     if let Err(e) = send_trigger(config, next).await {
                         tracing::warn!(error = %e, trigger = %next, "Could not chain the next stage; cron will run it");
@@ -229,6 +249,7 @@ pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
                 let updates = JobItemUpdates::new().status(JobStatus::VerificationFailed).metadata(metadata);
                 match db.update_job(&job, updates).await {
                     Ok(failed) => {
+                        config.metrics.transition(job.job_type, Some(job.status), failed.status);
                         tracing::warn!(job_id = %id, %reason, "Verification rejected; processing again");
                         send_job_message(config, &failed, JobAction::Process, Duration::ZERO).await?;
                         Ok(())
@@ -252,6 +273,7 @@ pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
                 let updates = JobItemUpdates::new().status(JobStatus::VerificationTimeout).metadata(metadata);
                 match db.update_job(&job, updates).await {
                     Ok(timed_out) => {
+                        config.metrics.transition(job.job_type, Some(job.status), timed_out.status);
                         alert(config, &timed_out, AlertSeverity::Critical, "Job verification timed out", &reason).await;
                         Ok(())
                     }
@@ -295,6 +317,7 @@ pub async fn heal(config: &Config, job: &JobItem) -> Result<JobItem, EngineError
         .database()
         .update_job(job, JobItemUpdates::new().status(JobStatus::Created).metadata(metadata))
         .await?;
+    config.metrics.transition(job.job_type, Some(job.status), healed.status);
     tracing::warn!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, "Healed an orphaned job");
     Ok(healed)
 }
@@ -311,6 +334,7 @@ pub async fn fail_job(
         .database()
         .update_job(job, JobItemUpdates::new().status(JobStatus::Failed).metadata(metadata))
         .await?;
+    config.metrics.transition(job.job_type, Some(job.status), JobStatus::Failed);
     tracing::error!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, %reason, "Job failed");
     alert(config, &failed, AlertSeverity::Critical, "Job failed", &reason).await;
     Ok(())
@@ -338,7 +362,9 @@ pub async fn alert(config: &Config, job: &JobItem, severity: AlertSeverity, titl
         title: format!("{title}: {} {} ({})", job.job_type, job.internal_id, job.id),
         body,
     };
-    if let Err(e) = config.alerts().send_alert(&alert).await {
+    let sent = config.alerts().send_alert(&alert).await;
+    config.metrics.alert("job", sent.is_ok());
+    if let Err(e) = sent {
         tracing::error!(error = %e, job_id = %job.id, "Could not send alert");
     }
 }
@@ -397,6 +423,8 @@ pub async fn retry_job(config: &Config, id: Uuid, priority: bool) -> Result<JobI
         .database()
         .update_job(&job, JobItemUpdates::new().status(JobStatus::PendingRetry).metadata(metadata))
         .await?;
+    config.metrics.transition(job.job_type, Some(job.status), retried.status);
+    config.metrics.retry(job.job_type, "operator");
     if priority {
         send_to_queue(config, QueueType::PriorityProcessingQueue, id, Duration::ZERO).await?;
     } else {
@@ -416,6 +444,7 @@ pub async fn force_verify(config: &Config, id: Uuid, priority: bool) -> Result<J
         .database()
         .update_job(&job, JobItemUpdates::new().status(JobStatus::PendingVerification).metadata(metadata))
         .await?;
+    config.metrics.transition(job.job_type, Some(job.status), pending.status);
     if priority {
         send_to_queue(config, QueueType::PriorityVerificationQueue, id, Duration::ZERO).await?;
     } else {
@@ -430,6 +459,22 @@ pub async fn requeue_process(config: &Config, id: Uuid, priority: bool) -> Resul
     let queue = if priority { QueueType::PriorityProcessingQueue } else { QueueType::for_job(job.job_type, JobAction::Process) };
     send_to_queue(config, queue, id, Duration::ZERO).await?;
     Ok(job)
+}
+
+/// Time from processing done to verification done, when both are recorded.
+fn stage_time(job: &JobItem) -> Option<Duration> {
+    let c = &job.metadata.common;
+    (c.verification_completed_at? - c.verification_started_at?).to_std().ok()
+}
+
+impl Outcome {
+    fn of<T>(outcome: &Result<T, HandlerFailure>) -> Self {
+        if outcome.is_ok() {
+            Self::Success
+        } else {
+            Self::Failure
+        }
+    }
 }
 
 enum HandlerFailure {

@@ -2,6 +2,13 @@
 //! second process re-run this binary with `ORCH_TEST_ROLE` set (see `support`).
 #![allow(unreachable_pub)]
 
+mod api_alerts;
+mod api_dashboard;
+mod api_metrics;
+mod api_otlp;
+mod api_routes;
+mod api_secrets;
+mod api_support;
 mod bad_input;
 mod blob_cli;
 mod blob_pyref;

@@ -1,0 +1,593 @@
+//! Job, batch and block routes of reference §11 (mounted at `/` and under `/api/v1`).
+
+use std::{collections::HashMap, str::FromStr, time::Duration};
+
+use axum::{
+    extract::{Path, RawQuery, State},
+    http::StatusCode,
+    response::Response,
+    routing::get,
+    Router,
+};
+use serde::Serialize;
+use serde_json::json;
+use strum::IntoEnumIterator;
+use uuid::Uuid;
+
+use super::{
+    error::{ApiError, ApiResult},
+    response::{json, ApiResponse},
+    AppState,
+};
+use crate::{
+    config::Config,
+    types::{
+        batch::{AggregatorBatch, AggregatorBatchQuery, SnosBatch, SnosBatchQuery, SortOrder},
+        jobs::{JobItem, JobStatus, JobType},
+        queue::QueueType,
+    },
+    worker::service,
+};
+
+/// Default and largest page of list routes.
+pub const DEFAULT_LIMIT: u64 = 50;
+/// Largest `limit` a list route accepts.
+pub const MAX_LIMIT: u64 = 500;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/{id}", get(get_job))
+        .route("/jobs/{id}/process", get(process_job))
+        .route("/jobs/{id}/verify", get(verify_job))
+        .route("/jobs/{id}/retry", get(retry_job))
+        .route("/jobs/block/{block_number}/status", get(jobs_for_block))
+        .route("/batches/snos", get(snos_batches))
+        .route("/batches/aggregator", get(aggregator_batches))
+        .route(
+            "/blocks/batch-for-block/{block_number}",
+            get(batch_for_block),
+        )
+        .route(
+            "/blocks/settlement-status/{block_number}",
+            get(settlement_status),
+        )
+}
+
+// ---- parameter parsing ----
+
+/// Query parameters in order; repeated keys keep every value.
+#[derive(Debug, Default)]
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    /// Parses a raw query string.
+    pub fn parse(raw: Option<&str>) -> Self {
+        Self(
+            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// The last value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in order (comma-separated values are split too).
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    /// `key` as a boolean (`true`/`false`/`1`/`0`), `default` when absent.
+    pub fn bool(&self, key: &str, default: bool) -> ApiResult<bool> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" | "" => Ok(false),
+                _ => Err(ApiError::invalid(key, v, "expected true or false")),
+            },
+        }
+    }
+
+    /// `key` as an unsigned integer, if present.
+    pub fn u64(&self, key: &str) -> ApiResult<Option<u64>> {
+        self.get(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::invalid(key, v, "expected a non-negative integer"))
+            })
+            .transpose()
+    }
+
+    /// `limit`: default [`DEFAULT_LIMIT`], 1 to [`MAX_LIMIT`].
+    pub fn limit(&self) -> ApiResult<u64> {
+        match self.u64("limit")? {
+            None => Ok(DEFAULT_LIMIT),
+            Some(0) => Err(ApiError::invalid(
+                "limit",
+                "0",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )),
+            Some(n) if n > MAX_LIMIT => Err(ApiError::invalid(
+                "limit",
+                &n.to_string(),
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )),
+            Some(n) => Ok(n),
+        }
+    }
+
+    /// `sort`: `asc` or `desc` (default `desc`: newest first).
+    pub fn sort(&self) -> ApiResult<SortOrder> {
+        match self.get("sort").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("desc") => Ok(SortOrder::Descending),
+            Some("asc") => Ok(SortOrder::Ascending),
+            Some(_) => Err(ApiError::invalid(
+                "sort",
+                self.get("sort").unwrap_or(""),
+                "expected asc or desc",
+            )),
+        }
+    }
+}
+
+/// Parses an enum value named by `param`, ignoring ASCII case; the error lists the valid
+/// values.
+pub fn parse_enum<T: FromStr + IntoEnumIterator + std::fmt::Display>(
+    param: &str,
+    value: &str,
+) -> ApiResult<T> {
+    if let Ok(v) = value.parse() {
+        return Ok(v);
+    }
+    T::iter()
+        .find(|v| v.to_string().eq_ignore_ascii_case(value.trim()))
+        .ok_or_else(|| {
+            let valid: Vec<String> = T::iter().map(|v| v.to_string()).collect();
+            ApiError::invalid(
+                param,
+                value,
+                format!("expected one of {}", valid.join(", ")),
+            )
+        })
+}
+
+/// Parses every value of `param` as `T`.
+pub fn parse_enums<T: FromStr + IntoEnumIterator + std::fmt::Display>(
+    q: &QueryParams,
+    param: &str,
+) -> ApiResult<Vec<T>> {
+    q.all(param)
+        .into_iter()
+        .map(|v| parse_enum(param, v))
+        .collect()
+}
+
+/// A path segment that must be a job id.
+pub fn parse_job_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::invalid("job id", raw, "expected a UUID"))
+}
+
+/// A path segment that must be a block number.
+pub fn parse_block(raw: &str) -> ApiResult<u64> {
+    raw.parse()
+        .map_err(|_| ApiError::invalid("block_number", raw, "expected a non-negative integer"))
+}
+
+fn ok<T: Serialize>(data: T) -> Response {
+    json(StatusCode::OK, ApiResponse::ok(data))
+}
+
+fn ok_msg<T: Serialize>(data: T, message: impl Into<String>) -> Response {
+    json(
+        StatusCode::OK,
+        ApiResponse {
+            success: true,
+            data: Some(data),
+            message: Some(message.into()),
+        },
+    )
+}
+
+// ---- shapes ----
+
+/// A job in listings: `{job_type, id, status}`.
+#[derive(Debug, Serialize)]
+pub struct JobSummary {
+    /// Stage.
+    pub job_type: JobType,
+    /// Id.
+    pub id: Uuid,
+    /// Status.
+    pub status: JobStatus,
+}
+
+impl From<&JobItem> for JobSummary {
+    fn from(j: &JobItem) -> Self {
+        Self {
+            job_type: j.job_type,
+            id: j.id,
+            status: j.status,
+        }
+    }
+}
+
+/// A job with its timestamps (unix seconds), as the settlement status lists it.
+#[derive(Debug, Serialize)]
+pub struct JobDetail {
+    /// Stage.
+    pub job_type: JobType,
+    /// Id.
+    pub id: Uuid,
+    /// Batch index (or block) it works on.
+    pub internal_id: u64,
+    /// Status.
+    pub status: JobStatus,
+    /// Creation, unix seconds.
+    pub created_at: i64,
+    /// Last update, unix seconds.
+    pub updated_at: i64,
+    /// Stage timestamps, unix seconds.
+    pub timestamps: JobTimestamps,
+}
+
+/// Stage timestamps of a job, unix seconds.
+#[derive(Debug, Serialize)]
+pub struct JobTimestamps {
+    /// Processing started.
+    pub process_started_at: Option<i64>,
+    /// Processing finished.
+    pub process_completed_at: Option<i64>,
+    /// Verification started.
+    pub verification_started_at: Option<i64>,
+    /// Verification finished.
+    pub verification_completed_at: Option<i64>,
+}
+
+impl From<&JobItem> for JobDetail {
+    fn from(j: &JobItem) -> Self {
+        let c = &j.metadata.common;
+        Self {
+            job_type: j.job_type,
+            id: j.id,
+            internal_id: j.internal_id,
+            status: j.status,
+            created_at: j.created_at.timestamp(),
+            updated_at: j.updated_at.timestamp(),
+            timestamps: JobTimestamps {
+                process_started_at: c.process_started_at.map(|t| t.timestamp()),
+                process_completed_at: c.process_completed_at.map(|t| t.timestamp()),
+                verification_started_at: c.verification_started_at.map(|t| t.timestamp()),
+                verification_completed_at: c.verification_completed_at.map(|t| t.timestamp()),
+            },
+        }
+    }
+}
+
+/// A SNOS batch as `/batches/snos` lists it.
+pub fn snos_batch_json(b: &SnosBatch) -> serde_json::Value {
+    json!({
+        "index": b.index,
+        "aggregator_batch_index": b.aggregator_batch_index,
+        "start_block": b.start_block,
+        "end_block": b.end_block,
+        "num_blocks": b.num_blocks,
+        "status": b.status,
+        "created_at": b.created_at,
+        "updated_at": b.updated_at,
+        "metrics": {
+            "state_diff_size": b.builtin_weights.state_diff_size,
+            "sierra_gas": b.builtin_weights.sierra_gas,
+            "proving_gas": b.builtin_weights.proving_gas,
+        },
+    })
+}
+
+/// An aggregator batch as `/batches/aggregator` lists it.
+pub fn aggregator_batch_json(b: &AggregatorBatch) -> serde_json::Value {
+    json!({
+        "index": b.index,
+        "start_block": b.start_block,
+        "end_block": b.end_block,
+        "num_blocks": b.num_blocks,
+        "aggregator_input_size_upper_bound": b.aggregator_input_size_upper_bound,
+        "status": b.status,
+        "created_at": b.created_at,
+        "updated_at": b.updated_at,
+        "blob_len": b.blob_len,
+    })
+}
+
+// ---- jobs ----
+
+async fn list_jobs(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryParams::parse(raw.as_deref());
+    let Some(status) = q.get("status") else {
+        let valid: Vec<String> = JobStatus::iter().map(|s| s.to_string()).collect();
+        return Err(ApiError::BadRequest(format!(
+            "status is required: one of {}",
+            valid.join(", ")
+        )));
+    };
+    let status: JobStatus = parse_enum("status", status)?;
+    let types: Vec<JobType> = parse_enums(&q, "job_type")?;
+    let limit = q.limit()?;
+    let jobs = config
+        .database()
+        .get_jobs_by_types_and_statuses(&types, &[status], Some(limit), None)
+        .await?;
+    let jobs: Vec<JobSummary> = jobs.iter().map(JobSummary::from).collect();
+    Ok(ok(json!({ "jobs": jobs })))
+}
+
+async fn get_job(State(config): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_job_id(&id)?;
+    let job = config
+        .database()
+        .get_job_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
+    Ok(ok(job))
+}
+
+/// Answers 429 when `queue` already holds the configured maximum of priority messages.
+async fn admit_priority(config: &Config, queue: QueueType) -> ApiResult<()> {
+    let waiting = config
+        .queue()
+        .approximate_len(queue)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let max = config.server.max_priority_queue_size as u64;
+    if waiting >= max {
+        return Err(ApiError::TooManyRequests(format!(
+            "priority queue {queue} is full ({waiting} waiting, at most {max}); retry later or without priority"
+        )));
+    }
+    Ok(())
+}
+
+async fn process_job(
+    State(config): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id = parse_job_id(&id)?;
+    let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
+    if priority {
+        admit_priority(&config, QueueType::PriorityProcessingQueue).await?;
+    }
+    let job = service::requeue_process(&config, id, priority).await?;
+    tracing::info!(job_id = %id, priority, "Operator queued a job for processing");
+    Ok(ok_msg(
+        JobSummary::from(&job),
+        format!("job {id} queued for processing"),
+    ))
+}
+
+async fn verify_job(
+    State(config): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id = parse_job_id(&id)?;
+    let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
+    if priority {
+        admit_priority(&config, QueueType::PriorityVerificationQueue).await?;
+    }
+    let job = service::force_verify(&config, id, priority).await?;
+    tracing::info!(job_id = %id, priority, "Operator forced a verification");
+    Ok(ok_msg(
+        JobSummary::from(&job),
+        format!("job {id} queued for verification"),
+    ))
+}
+
+async fn retry_job(
+    State(config): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id = parse_job_id(&id)?;
+    let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
+    if priority {
+        admit_priority(&config, QueueType::PriorityProcessingQueue).await?;
+    }
+    let job = service::retry_job(&config, id, priority).await?;
+    tracing::info!(job_id = %id, priority, "Operator retried a failed job");
+    Ok(ok_msg(
+        JobSummary::from(&job),
+        format!("job {id} queued for retry"),
+    ))
+}
+
+async fn jobs_for_block(
+    State(config): State<AppState>,
+    Path(block): Path<String>,
+) -> ApiResult<Response> {
+    let block = parse_block(&block)?;
+    let jobs = config.database().get_jobs_by_block_number(block).await?;
+    let jobs: Vec<JobSummary> = jobs.iter().map(JobSummary::from).collect();
+    Ok(ok(json!({ "jobs": jobs })))
+}
+
+// ---- batches ----
+
+async fn snos_batches(
+    State(config): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = QueryParams::parse(raw.as_deref());
+    let query = SnosBatchQuery {
+        indexes: q.u64("index")?.into_iter().collect(),
+        statuses: parse_enums(&q, "status")?,
+        limit: Some(q.limit()?),
+        orchestrator_version: None,
+        sort: q.sort()?,
+    };
+    let batches = config.database().get_snos_batches(query).await?;
+    let batches: Vec<_> = batches.iter().map(snos_batch_json).collect();
+    Ok(ok(json!({ "batches": batches })))
+}
+
+async fn aggregator_batches(
+    State(config): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = QueryParams::parse(raw.as_deref());
+    let query = AggregatorBatchQuery {
+        indexes: q.u64("index")?.into_iter().collect(),
+        statuses: parse_enums(&q, "status")?,
+        limit: Some(q.limit()?),
+        orchestrator_version: None,
+        sort: q.sort()?,
+    };
+    let batches = config.database().get_aggregator_batches(query).await?;
+    let batches: Vec<_> = batches.iter().map(aggregator_batch_json).collect();
+    Ok(ok(json!({ "batches": batches })))
+}
+
+// ---- blocks ----
+
+async fn batch_for_block(
+    State(config): State<AppState>,
+    Path(block): Path<String>,
+) -> ApiResult<Response> {
+    let block = parse_block(&block)?;
+    let batch = config
+        .database()
+        .get_aggregator_batch_for_block(block)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no aggregator batch contains block {block} yet"))
+        })?;
+    Ok(ok(json!({ "batch_number": batch.index })))
+}
+
+async fn settlement_status(
+    State(config): State<AppState>,
+    Path(block): Path<String>,
+) -> ApiResult<Response> {
+    let block = parse_block(&block)?;
+    let db = config.database();
+    let lookup = db.get_block_batch_lookup(block).await?;
+    let snos_index = lookup.as_ref().and_then(|l| l.snos_batch_index);
+    let aggregator_index = lookup.as_ref().and_then(|l| l.aggregator_batch_index);
+    let snos_batch = match snos_index {
+        Some(i) => db
+            .get_snos_batches(SnosBatchQuery {
+                indexes: vec![i],
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await?
+            .first()
+            .map(snos_batch_json),
+        None => None,
+    };
+    let (aggregator_batch, aggregator_proof_jobs) = match aggregator_index {
+        Some(i) => {
+            let batch = db
+                .get_aggregator_batches(AggregatorBatchQuery {
+                    indexes: vec![i],
+                    limit: Some(1),
+                    ..Default::default()
+                })
+                .await?
+                .first()
+                .map(aggregator_batch_json);
+            // The proofs the aggregation waits for: one ProofCreation job per member SNOS batch.
+            let members: Vec<u64> = db
+                .get_snos_batches_by_aggregator_index(i)
+                .await?
+                .iter()
+                .map(|b| b.index)
+                .collect();
+            let proofs = db
+                .get_jobs_by_internal_ids_and_type(&members, JobType::ProofCreation)
+                .await?;
+            (
+                batch,
+                proofs.iter().map(JobDetail::from).collect::<Vec<_>>(),
+            )
+        }
+        None => (None, Vec::new()),
+    };
+    let block_jobs: Vec<JobDetail> = db
+        .get_jobs_by_block_number(block)
+        .await?
+        .iter()
+        .map(JobDetail::from)
+        .collect();
+    if lookup.is_none() && block_jobs.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "block {block} is in no batch and no job yet"
+        )));
+    }
+    Ok(ok(json!({
+        "block_number": block,
+        "snos_batch": snos_batch,
+        "aggregator_batch": aggregator_batch,
+        "block_jobs": block_jobs,
+        "aggregator_proof_jobs": aggregator_proof_jobs,
+    })))
+}
+
+/// How long the dashboard data may be cached by the browser.
+pub const DASHBOARD_REFRESH: Duration = Duration::from_secs(3);
+
+/// Stages of the dashboard per layer: SNOS-batch stages, then aggregator-batch stages.
+pub fn dashboard_stages(layer: crate::types::Layer) -> (Vec<JobType>, Vec<JobType>) {
+    use crate::types::Layer;
+    match layer {
+        Layer::L2 => (
+            vec![JobType::SnosRun, JobType::ProofCreation],
+            vec![JobType::Aggregator, JobType::StateTransition],
+        ),
+        Layer::L3 => (
+            vec![
+                JobType::SnosRun,
+                JobType::ProofCreation,
+                JobType::ProofRegistration,
+                JobType::DataSubmission,
+                JobType::StateTransition,
+            ],
+            Vec::new(),
+        ),
+    }
+}
+
+/// Jobs of `types` for the batches `indexes`: `{stage: {index: summary}}`.
+pub async fn jobs_by_stage(
+    config: &Config,
+    types: &[JobType],
+    indexes: &[u64],
+) -> ApiResult<HashMap<String, HashMap<u64, JobSummary>>> {
+    let mut out = HashMap::new();
+    for t in types {
+        let jobs = config
+            .database()
+            .get_jobs_by_internal_ids_and_type(indexes, *t)
+            .await?;
+        out.insert(
+            t.to_string(),
+            jobs.iter()
+                .map(|j| (j.internal_id, JobSummary::from(j)))
+                .collect(),
+        );
+    }
+    Ok(out)
+}

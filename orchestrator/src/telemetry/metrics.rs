@@ -1,0 +1,691 @@
+//! The orchestrator's instruments (reference §12 names), recorded twice: into an in-process
+//! registry that `/metrics` renders in the Prometheus text format, and into the OpenTelemetry
+//! meter `orchestrator`, which the OTLP exporter pushes when `--otel-collector-endpoint` is set
+//! (without it the global meter is a no-op and the second write costs nothing).
+//!
+//! Only instruments this build actually records are defined; settlement fees and signer
+//! balance arrive with the settlement clients.
+//!
+//! Prometheus names: the reference's OpenTelemetry name, with `_total` appended to counters
+//! that lack it and `_seconds` to histograms measured in seconds (what the OpenTelemetry
+//! Prometheus exporter does).
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use opentelemetry::{metrics::Meter, KeyValue};
+use strum::IntoEnumIterator;
+
+use crate::{
+    config::Config,
+    types::{
+        jobs::{JobStatus, JobType},
+        queue::{QueueType, WorkerTriggerType},
+    },
+};
+
+/// Buckets of the duration histograms, in seconds: from a fast handler call to a slow proof.
+const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    14400.0,
+];
+
+/// Scrapes closer together than this reuse the gauges of the previous scrape.
+pub const GAUGE_MIN_REFRESH: Duration = Duration::from_secs(1);
+
+/// Label set of one series, in label order.
+type Labels = Vec<(&'static str, String)>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic while holding it; the map itself stays valid.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn to_labels(labels: &[(&'static str, &str)]) -> Labels {
+    labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+}
+
+fn to_attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
+    labels
+        .iter()
+        .map(|(k, v)| KeyValue::new(*k, (*v).to_owned()))
+        .collect()
+}
+
+/// A monotonic counter.
+struct Counter {
+    name: &'static str,
+    help: &'static str,
+    otel: opentelemetry::metrics::Counter<u64>,
+    values: Mutex<BTreeMap<Labels, u64>>,
+}
+
+impl Counter {
+    fn new(meter: &Meter, name: &'static str, help: &'static str) -> Self {
+        let otel = meter.u64_counter(name).with_description(help).build();
+        Self {
+            name,
+            help,
+            otel,
+            values: Mutex::default(),
+        }
+    }
+
+    fn add(&self, labels: &[(&'static str, &str)], n: u64) {
+        *lock(&self.values).entry(to_labels(labels)).or_default() += n;
+        self.otel.add(n, &to_attributes(labels));
+    }
+
+    fn render(&self, out: &mut String) {
+        let name = if self.name.ends_with("_total") {
+            self.name.to_owned()
+        } else {
+            format!("{}_total", self.name)
+        };
+        header(out, &name, self.help, "counter");
+        for (labels, v) in lock(&self.values).iter() {
+            let _ = writeln!(out, "{name}{} {v}", render_labels(labels, None));
+        }
+    }
+
+    #[cfg(test)]
+    fn get(&self, labels: &[(&'static str, &str)]) -> u64 {
+        lock(&self.values)
+            .get(&to_labels(labels))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// A gauge whose whole family is replaced at each refresh.
+struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    otel: opentelemetry::metrics::Gauge<f64>,
+    values: Mutex<BTreeMap<Labels, f64>>,
+}
+
+impl Gauge {
+    fn new(meter: &Meter, name: &'static str, help: &'static str) -> Self {
+        let otel = meter.f64_gauge(name).with_description(help).build();
+        Self {
+            name,
+            help,
+            otel,
+            values: Mutex::default(),
+        }
+    }
+
+    fn replace(&self, series: Vec<(Labels, f64)>) {
+        let mut map = BTreeMap::new();
+        for (labels, v) in series {
+            let attributes: Vec<KeyValue> = labels
+                .iter()
+                .map(|(k, v)| KeyValue::new(*k, v.clone()))
+                .collect();
+            self.otel.record(v, &attributes);
+            map.insert(labels, v);
+        }
+        *lock(&self.values) = map;
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "gauge");
+        for (labels, v) in lock(&self.values).iter() {
+            let _ = writeln!(
+                out,
+                "{}{} {}",
+                self.name,
+                render_labels(labels, None),
+                fmt_f64(*v)
+            );
+        }
+    }
+}
+
+/// Cumulative buckets, sum and count of one series.
+#[derive(Default)]
+struct Series {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// A histogram in seconds.
+struct Histogram {
+    name: &'static str,
+    help: &'static str,
+    otel: opentelemetry::metrics::Histogram<f64>,
+    values: Mutex<BTreeMap<Labels, Series>>,
+}
+
+impl Histogram {
+    fn new(meter: &Meter, name: &'static str, help: &'static str) -> Self {
+        let otel = meter
+            .f64_histogram(name)
+            .with_description(help)
+            .with_unit("s")
+            .with_boundaries(DURATION_BUCKETS.to_vec())
+            .build();
+        Self {
+            name,
+            help,
+            otel,
+            values: Mutex::default(),
+        }
+    }
+
+    fn observe(&self, labels: &[(&'static str, &str)], seconds: f64) {
+        let seconds = if seconds.is_finite() {
+            seconds.max(0.0)
+        } else {
+            0.0
+        };
+        {
+            let mut values = lock(&self.values);
+            let series = values.entry(to_labels(labels)).or_default();
+            if series.buckets.is_empty() {
+                series.buckets = vec![0; DURATION_BUCKETS.len()];
+            }
+            for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
+                if seconds <= *bound {
+                    series.buckets[i] += 1;
+                }
+            }
+            series.sum += seconds;
+            series.count += 1;
+        }
+        self.otel.record(seconds, &to_attributes(labels));
+    }
+
+    fn render(&self, out: &mut String) {
+        let name = format!("{}_seconds", self.name);
+        header(out, &name, self.help, "histogram");
+        for (labels, s) in lock(&self.values).iter() {
+            for (bound, n) in DURATION_BUCKETS.iter().zip(&s.buckets) {
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{} {n}",
+                    render_labels(labels, Some(&fmt_f64(*bound)))
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {}",
+                render_labels(labels, Some("+Inf")),
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "{name}_sum{} {}",
+                render_labels(labels, None),
+                fmt_f64(s.sum)
+            );
+            let _ = writeln!(
+                out,
+                "{name}_count{} {}",
+                render_labels(labels, None),
+                s.count
+            );
+        }
+    }
+
+    #[cfg(test)]
+    fn count(&self, labels: &[(&'static str, &str)]) -> u64 {
+        lock(&self.values)
+            .get(&to_labels(labels))
+            .map_or(0, |s| s.count)
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn fmt_f64(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn render_labels(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// What a processing or verification call ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::AsRefStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Outcome {
+    /// The handler succeeded (processing returned an external id; verification answered).
+    Success,
+    /// The handler failed or panicked.
+    Failure,
+}
+
+/// How a trigger run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::AsRefStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum TriggerOutcome {
+    /// It ran without error.
+    Ok,
+    /// It ran and failed.
+    Error,
+    /// Failed jobs stopped it from creating jobs.
+    Halted,
+    /// An operator paused it.
+    Paused,
+}
+
+/// Every instrument of the orchestrator.
+pub struct Metrics {
+    job_state_transitions: Counter,
+    failed_jobs: Counter,
+    job_timeout_count: Counter,
+    successful_job_operations: Counter,
+    failed_job_operations: Counter,
+    job_retry_count: Counter,
+    healed_jobs_total: Counter,
+    orphaned_jobs: Counter,
+    worker_trigger_runs: Counter,
+    alerts_sent: Counter,
+    http_requests: Counter,
+    jobs_response_time: Histogram,
+    verification_time: Histogram,
+    job_e2e_latency: Histogram,
+    job_status_current: Gauge,
+    job_queue_depth: Gauge,
+    worker_trigger_state: Gauge,
+    refreshed_at: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates the instruments on the global meter `orchestrator` (a no-op meter unless the
+    /// OTLP exporter was installed first by [`crate::telemetry::init`]).
+    pub fn new() -> Self {
+        let m = opentelemetry::global::meter("orchestrator");
+        Self {
+            job_state_transitions: Counter::new(&m, "job_state_transitions", "Job status changes by from_state and to_state."),
+            failed_jobs: Counter::new(&m, "failed_jobs", "Jobs moved to Failed."),
+            job_timeout_count: Counter::new(&m, "job_timeout_count", "Jobs moved to VerificationTimeout."),
+            successful_job_operations: Counter::new(&m, "successful_job_operations", "Job operations (create, process, verify) that succeeded."),
+            failed_job_operations: Counter::new(&m, "failed_job_operations", "Job operations (create, process, verify) that failed."),
+            job_retry_count: Counter::new(&m, "job_retry_count", "Retries: failed processing attempts retried automatically, and operator retries."),
+            healed_jobs_total: Counter::new(&m, "healed_jobs_total", "Orphaned LockedForProcessing jobs moved back to Created."),
+            orphaned_jobs: Counter::new(&m, "orphaned_jobs", "Waiting jobs found without a message, whose message the orphan scanner sent again."),
+            worker_trigger_runs: Counter::new(&m, "worker_trigger_runs", "Trigger runs by outcome (ok, error, halted, paused)."),
+            alerts_sent: Counter::new(&m, "alerts_sent", "Alerts handed to the alert client, by kind and whether delivery worked."),
+            http_requests: Counter::new(&m, "http_requests", "HTTP requests by route and status code."),
+            jobs_response_time: Histogram::new(&m, "jobs_response_time", "Duration of one handler call (process or verify)."),
+            verification_time: Histogram::new(&m, "verification_time", "Time from processing done to verification done (polling included)."),
+            job_e2e_latency: Histogram::new(&m, "job_e2e_latency", "Time from job creation to Completed."),
+            job_status_current: Gauge::new(&m, "job_status_current", "Jobs per type and status now."),
+            job_queue_depth: Gauge::new(&m, "job_queue_depth", "Approximate visible messages per queue."),
+            worker_trigger_state: Gauge::new(&m, "worker_trigger_state", "1 when a trigger is paused by an operator or halted by failed jobs."),
+            refreshed_at: Mutex::new(None),
+        }
+    }
+
+    /// A job changed status (`from = None`: it was created).
+    pub fn transition(&self, job_type: JobType, from: Option<JobStatus>, to: JobStatus) {
+        let from = from.map(|s| s.to_string());
+        let from = from.as_deref().unwrap_or("None");
+        let labels = [
+            ("operation_job_type", job_type.as_ref()),
+            ("from_state", from),
+            ("to_state", to.as_ref()),
+        ];
+        self.job_state_transitions.add(&labels, 1);
+        match to {
+            JobStatus::Failed => self
+                .failed_jobs
+                .add(&[("operation_job_type", job_type.as_ref())], 1),
+            JobStatus::VerificationTimeout => self
+                .job_timeout_count
+                .add(&[("operation_job_type", job_type.as_ref())], 1),
+            _ => {}
+        }
+    }
+
+    /// A handler call (`operation` = `process` or `verify`) took `elapsed`.
+    pub fn handler_call(
+        &self,
+        job_type: JobType,
+        operation: &'static str,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        let labels = [
+            ("operation_job_type", job_type.as_ref()),
+            ("operation_type", operation),
+            ("outcome", outcome.as_ref()),
+        ];
+        self.jobs_response_time
+            .observe(&labels, elapsed.as_secs_f64());
+        let counter = match outcome {
+            Outcome::Success => &self.successful_job_operations,
+            Outcome::Failure => &self.failed_job_operations,
+        };
+        counter.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("operation_type", operation),
+            ],
+            1,
+        );
+    }
+
+    /// Job creation succeeded or failed.
+    pub fn created(&self, job_type: JobType, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Success => &self.successful_job_operations,
+            Outcome::Failure => &self.failed_job_operations,
+        };
+        counter.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("operation_type", "create"),
+            ],
+            1,
+        );
+    }
+
+    /// A job completed: verification took `verification`, the whole job `e2e`.
+    pub fn completed(
+        &self,
+        job_type: JobType,
+        verification: Option<Duration>,
+        e2e: Option<Duration>,
+    ) {
+        let labels = [("operation_job_type", job_type.as_ref())];
+        if let Some(v) = verification {
+            self.verification_time.observe(&labels, v.as_secs_f64());
+        }
+        if let Some(e) = e2e {
+            self.job_e2e_latency.observe(&labels, e.as_secs_f64());
+        }
+    }
+
+    /// A job is retried: `kind` is `automatic` (a failed processing attempt) or `operator`.
+    pub fn retry(&self, job_type: JobType, kind: &'static str) {
+        self.job_retry_count.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("operation_type", kind),
+            ],
+            1,
+        );
+    }
+
+    /// An orphaned job was healed; `source` is `redelivery` or `scanner`.
+    pub fn healed(&self, job_type: JobType, source: &'static str) {
+        self.healed_jobs_total.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("source", source),
+            ],
+            1,
+        );
+    }
+
+    /// The orphan scanner sent the message of a waiting job again.
+    pub fn orphaned(&self, job_type: JobType, status: JobStatus) {
+        self.orphaned_jobs.add(
+            &[
+                ("operation_job_type", job_type.as_ref()),
+                ("operation_job_status", status.as_ref()),
+            ],
+            1,
+        );
+    }
+
+    /// A trigger run ended with `outcome`.
+    pub fn trigger_run(&self, trigger: WorkerTriggerType, outcome: TriggerOutcome) {
+        self.worker_trigger_runs.add(
+            &[("trigger", trigger.as_ref()), ("outcome", outcome.as_ref())],
+            1,
+        );
+    }
+
+    /// An alert of `kind` was handed to the alert client.
+    pub fn alert(&self, kind: &'static str, delivered: bool) {
+        self.alerts_sent.add(
+            &[
+                ("kind", kind),
+                ("delivered", if delivered { "true" } else { "false" }),
+            ],
+            1,
+        );
+    }
+
+    /// An HTTP request to `route` (the matched pattern) answered `status`.
+    pub fn http_request(&self, route: &str, status: u16) {
+        self.http_requests
+            .add(&[("route", route), ("status", &status.to_string())], 1);
+    }
+
+    /// Recomputes the gauges (job counts per type × status, queue depths, trigger states)
+    /// unless they were refreshed less than `min_age` ago. A failing query keeps the previous
+    /// values of its gauge and is logged.
+    pub async fn refresh_gauges(&self, config: &Config, min_age: Duration) {
+        {
+            let mut at = lock(&self.refreshed_at);
+            if at.is_some_and(|t| t.elapsed() < min_age) {
+                return;
+            }
+            *at = Some(Instant::now());
+        }
+        let mut counts: std::collections::HashMap<(JobType, JobStatus), u64> = Default::default();
+        let mut ok = true;
+        for status in JobStatus::iter() {
+            match config.database().get_jobs_by_status(status).await {
+                Ok(jobs) => {
+                    for job in jobs {
+                        *counts.entry((job.job_type, status)).or_default() += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %status, "Could not count jobs for /metrics");
+                    ok = false;
+                }
+            }
+        }
+        if ok {
+            let mut series = Vec::new();
+            for job_type in JobType::iter() {
+                for status in JobStatus::iter() {
+                    let n = counts.get(&(job_type, status)).copied().unwrap_or(0);
+                    let labels = vec![
+                        ("operation_job_type", job_type.to_string()),
+                        ("operation_job_status", status.to_string()),
+                    ];
+                    series.push((labels, n as f64));
+                }
+            }
+            self.job_status_current.replace(series);
+        }
+
+        let mut depths = Vec::new();
+        for queue in QueueType::for_layer(config.layer) {
+            match config.queue().approximate_len(queue).await {
+                Ok(n) => depths.push((queue, n)),
+                Err(e) => {
+                    tracing::warn!(error = %e, %queue, "Could not read the queue depth for /metrics")
+                }
+            }
+        }
+        self.job_queue_depth.replace(
+            depths
+                .iter()
+                .map(|(q, n)| (vec![("queue", q.to_string())], *n as f64))
+                .collect(),
+        );
+
+        let paused = config.trigger_control.paused();
+        let halted = config.trigger_control.halted();
+        let mut states = Vec::new();
+        for t in WorkerTriggerType::for_layer(config.layer) {
+            for (state, on) in [
+                ("paused", paused.contains(t)),
+                ("halted", halted.contains(t)),
+            ] {
+                states.push((
+                    vec![("trigger", t.to_string()), ("state", state.to_owned())],
+                    f64::from(u8::from(on)),
+                ));
+            }
+        }
+        self.worker_trigger_state.replace(states);
+    }
+
+    /// Every instrument in the Prometheus text exposition format (version 0.0.4).
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        self.job_status_current.render(&mut out);
+        self.job_queue_depth.render(&mut out);
+        self.worker_trigger_state.render(&mut out);
+        for c in [
+            &self.job_state_transitions,
+            &self.failed_jobs,
+            &self.job_timeout_count,
+            &self.successful_job_operations,
+            &self.failed_job_operations,
+            &self.job_retry_count,
+            &self.healed_jobs_total,
+            &self.orphaned_jobs,
+            &self.worker_trigger_runs,
+            &self.alerts_sent,
+            &self.http_requests,
+        ] {
+            c.render(&mut out);
+        }
+        for h in [
+            &self.jobs_response_time,
+            &self.verification_time,
+            &self.job_e2e_latency,
+        ] {
+            h.render(&mut out);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_histograms_render_in_prometheus_text() {
+        let m = Metrics::new();
+        m.transition(JobType::SnosRun, None, JobStatus::Created);
+        m.transition(
+            JobType::SnosRun,
+            Some(JobStatus::Created),
+            JobStatus::LockedForProcessing,
+        );
+        m.transition(
+            JobType::SnosRun,
+            Some(JobStatus::LockedForProcessing),
+            JobStatus::Failed,
+        );
+        m.handler_call(
+            JobType::SnosRun,
+            "process",
+            Outcome::Success,
+            Duration::from_millis(70),
+        );
+        let text = m.render_prometheus();
+        assert!(
+            text.contains("# TYPE job_state_transitions_total counter"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "job_state_transitions_total{operation_job_type=\"SnosRun\",from_state=\"None\",to_state=\"Created\"} 1"
+        ));
+        assert!(text.contains("failed_jobs_total{operation_job_type=\"SnosRun\"} 1"));
+        assert!(text.contains("# TYPE jobs_response_time_seconds histogram"));
+        assert!(text.contains(
+            "jobs_response_time_seconds_bucket{operation_job_type=\"SnosRun\",operation_type=\"process\",outcome=\"success\",le=\"0.05\"} 0"
+        ));
+        assert!(text.contains(
+            "jobs_response_time_seconds_bucket{operation_job_type=\"SnosRun\",operation_type=\"process\",outcome=\"success\",le=\"0.1\"} 1"
+        ));
+        assert!(text.contains(
+            "jobs_response_time_seconds_count{operation_job_type=\"SnosRun\",operation_type=\"process\",outcome=\"success\"} 1"
+        ));
+        assert_eq!(m.failed_jobs.get(&[("operation_job_type", "SnosRun")]), 1);
+        assert_eq!(
+            m.jobs_response_time.count(&[
+                ("operation_job_type", "SnosRun"),
+                ("operation_type", "process"),
+                ("outcome", "success")
+            ]),
+            1
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.http_request("/a\"b\\c\nd", 200);
+        let text = m.render_prometheus();
+        assert!(
+            text.contains(r#"http_requests_total{route="/a\"b\\c\nd",status="200"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_sample_line_parses() {
+        let m = Metrics::new();
+        m.retry(JobType::ProofCreation, "operator");
+        m.completed(
+            JobType::ProofCreation,
+            Some(Duration::from_secs(3)),
+            Some(Duration::from_secs(9)),
+        );
+        for line in m
+            .render_prometheus()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+        {
+            let value = line.rsplit(' ').next().expect("value");
+            assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
+        }
+    }
+}
