@@ -9,6 +9,9 @@ echo "==> cargo target dir: $CARGO_TARGET_DIR"
 echo "==> independent references (cairo-lang, ckzg)"
 scripts/install-pyrefs.sh
 
+echo "==> headless Chromium for the dashboard test"
+[ "${ORCH_SKIP_BROWSER_TESTS:-0}" = 1 ] || scripts/chromium.sh
+
 echo "==> unit and integration tests"
 cargo test --workspace --all-features --locked -- --test-threads="${TEST_THREADS:-2}"
 
