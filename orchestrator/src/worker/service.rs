@@ -99,7 +99,7 @@ pub fn is_stale(config: &Config, job: &JobItem) -> bool {
     let timeout = config.engine.job_timeout(job.job_type);
     match job.metadata.common.process_started_at {
         None => true,
-        Some(started) => (Utc::now() - started).to_std().map_or(false, |age| age > timeout),
+        Some(started) => (Utc::now() - started).to_std().is_ok_and(|age| age > timeout),
     }
 }
 

@@ -76,6 +76,7 @@ async fn job_in(h: &Harness, status: JobStatus, locked_age: Option<Duration>) ->
 #[case::retry_refused_unless_failed(JobStatus::Created, None, Action::Retry, vec![], vec![], JobStatus::Created, None, 0, Outcome::Refused)]
 #[case::force_verify(JobStatus::Failed, None, Action::ForceVerify, vec![], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
 #[tokio::test]
+#[allow(clippy::too_many_arguments)]
 async fn transition(
     #[case] start: JobStatus,
     #[case] locked_age: Option<Duration>,
@@ -130,7 +131,7 @@ async fn transition(
     let common = &after.metadata.common;
     match (action, want_status) {
         (Action::Process, JobStatus::PendingVerification) if start != JobStatus::PendingVerification => {
-            assert_eq!(after.external_id.to_string().starts_with("ext-"), true);
+            assert!(after.external_id.to_string().starts_with("ext-"));
             assert!(common.process_completed_at.is_some());
             assert_eq!(common.verification_attempt_no, 0);
             assert_eq!(handler.calls.lock().unwrap().as_slice(), ["process"]);

@@ -44,10 +44,13 @@ pub trait JobTrigger: Send + Sync + fmt::Debug {
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError>;
 }
 
+/// A trigger and the guard that keeps one run of it at a time per process.
+pub type GuardedTrigger = (Arc<dyn JobTrigger>, Arc<tokio::sync::Mutex<()>>);
+
 /// The triggers of the running layer, by type.
 #[derive(Clone, Default)]
 pub struct Triggers {
-    triggers: HashMap<WorkerTriggerType, (Arc<dyn JobTrigger>, Arc<tokio::sync::Mutex<()>>)>,
+    triggers: HashMap<WorkerTriggerType, GuardedTrigger>,
 }
 
 impl Triggers {
@@ -71,7 +74,7 @@ impl Triggers {
     pub fn get_with_guard(
         &self,
         kind: WorkerTriggerType,
-    ) -> Option<(Arc<dyn JobTrigger>, Arc<tokio::sync::Mutex<()>>)> {
+    ) -> Option<GuardedTrigger> {
         self.triggers.get(&kind).cloned()
     }
 }
