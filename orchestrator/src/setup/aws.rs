@@ -15,8 +15,8 @@
 use std::{collections::HashMap, future::Future, time::Duration};
 
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration, ExpirationStatus,
-    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, Tag,
+    BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration,
+    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, Tag,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
@@ -32,6 +32,7 @@ use crate::{
         sqs::{validate_queue_name, QueueNaming, QUEUE_MISSING_CODES},
         Action, AwsEnv, AwsError, ResourceReport,
     },
+    core::client::CronError,
     types::queue::{QueueParams, QueueType, WorkerTriggerType, QUEUE_MAX_RECEIVE_COUNT},
 };
 
@@ -71,12 +72,25 @@ fn prefixed(prefix: Option<&str>, name: &str) -> String {
 
 /// The attributes setup gives `queue`: visibility from `QueueType::config`, retention, and
 /// the redrive policy to `dlq_arn` when the queue has a dead-letter queue.
-pub fn desired_queue_attributes(queue: QueueType, dlq_arn: &str) -> HashMap<QueueAttributeName, String> {
+pub fn desired_queue_attributes(
+    queue: QueueType,
+    dlq_arn: &str,
+) -> HashMap<QueueAttributeName, String> {
     let config = queue.config(&QueueParams::default());
-    let retention = if queue == QueueType::WorkerTrigger { TRIGGER_QUEUE_RETENTION_SECS } else { JOB_QUEUE_RETENTION_SECS };
+    let retention = if queue == QueueType::WorkerTrigger {
+        TRIGGER_QUEUE_RETENTION_SECS
+    } else {
+        JOB_QUEUE_RETENTION_SECS
+    };
     let mut attributes = HashMap::from([
-        (QueueAttributeName::VisibilityTimeout, config.visibility_timeout.as_secs().to_string()),
-        (QueueAttributeName::MessageRetentionPeriod, retention.to_string()),
+        (
+            QueueAttributeName::VisibilityTimeout,
+            config.visibility_timeout.as_secs().to_string(),
+        ),
+        (
+            QueueAttributeName::MessageRetentionPeriod,
+            retention.to_string(),
+        ),
     ]);
     if config.dead_letter_queue.is_some() {
         let policy = json!({
@@ -93,9 +107,17 @@ pub fn desired_queue_attributes(queue: QueueType, dlq_arn: &str) -> HashMap<Queu
 /// # Errors
 /// `SetupError::Aws` naming the resource and the cause (bad name, unreachable endpoint,
 /// refused credentials), `SetupError::NotReady` when a resource does not become ready in time.
-pub async fn setup_aws(params: &SetupParams, env: &AwsEnv) -> Result<Vec<ResourceReport>, SetupError> {
+pub async fn setup_aws(
+    params: &SetupParams,
+    env: &AwsEnv,
+) -> Result<Vec<ResourceReport>, SetupError> {
     let plan = Plan::new(params)?;
-    let mut run = Run { params, env, dry_run: params.dry_run, reports: Vec::new() };
+    let mut run = Run {
+        params,
+        env,
+        dry_run: params.dry_run,
+        reports: Vec::new(),
+    };
     if let Some((bucket, expiration_days)) = &plan.bucket {
         run.bucket(bucket, *expiration_days).await?;
     }
@@ -106,13 +128,36 @@ pub async fn setup_aws(params: &SetupParams, env: &AwsEnv) -> Result<Vec<Resourc
     if let Some(topic) = &plan.topic {
         run.topic(topic).await?;
     }
-    if let CronBackend::EventBridge { kind, interval, prefix } = &params.infra.cron {
-        let kind = kind.ok_or_else(|| aws_err("EventBridge", AwsError::invalid("--event-bridge-type is required (rule or schedule)")))?;
-        let queue_arn = trigger_queue_arn
-            .ok_or_else(|| aws_err("EventBridge", AwsError::invalid("the worker triggers go to an SQS queue: add --aws-sqs")))?;
+    if let CronBackend::EventBridge {
+        kind,
+        interval,
+        prefix,
+    } = &params.infra.cron
+    {
+        let kind = kind.ok_or_else(|| {
+            aws_err(
+                "EventBridge",
+                AwsError::invalid("--event-bridge-type is required (rule or schedule)"),
+            )
+        })?;
+        let queue_arn = trigger_queue_arn.ok_or_else(|| {
+            aws_err(
+                "EventBridge",
+                AwsError::invalid("the worker triggers go to an SQS queue: add --aws-sqs"),
+            )
+        })?;
         let role_arn = run.role(prefix.as_deref(), &queue_arn).await?;
-        let cron = EventBridgeCron::new(env, kind, prefix.clone(), TriggerTarget { queue_arn, role_arn: Some(role_arn.arn) });
-        run.triggers(&cron, kind, *interval, role_arn.created).await?;
+        let cron = EventBridgeCron::new(
+            env,
+            kind,
+            prefix.clone(),
+            TriggerTarget {
+                queue_arn,
+                role_arn: Some(role_arn.arn),
+            },
+        );
+        run.triggers(&cron, kind, *interval, role_arn.created)
+            .await?;
     }
     Ok(run.reports)
 }
@@ -129,15 +174,21 @@ impl Plan {
     fn new(params: &SetupParams) -> Result<Self, SetupError> {
         let infra = &params.infra;
         let bucket = match &infra.storage {
-            StorageBackend::S3 { bucket_identifier, prefix, expiration_days } => Some((
-                bucket_name(bucket_identifier, prefix.as_deref()).map_err(|e| aws_err(format!("bucket {bucket_identifier}"), e))?,
+            StorageBackend::S3 {
+                bucket_identifier,
+                prefix,
+                expiration_days,
+            } => Some((
+                bucket_name(bucket_identifier, prefix.as_deref())
+                    .map_err(|e| aws_err(format!("bucket {bucket_identifier}"), e))?,
                 *expiration_days,
             )),
             StorageBackend::Embedded { .. } => None,
         };
         let queues = match &infra.queue {
             QueueBackend::Sqs { identifier, prefix } => {
-                let naming = QueueNaming::new(identifier, prefix.as_deref()).map_err(|e| aws_err(format!("queues {identifier}"), e))?;
+                let naming = QueueNaming::new(identifier, prefix.as_deref())
+                    .map_err(|e| aws_err(format!("queues {identifier}"), e))?;
                 for queue in QueueType::for_layer(params.layer) {
                     let name = naming.name(queue);
                     validate_queue_name(&name).map_err(|e| aws_err(format!("queue {name}"), e))?;
@@ -147,12 +198,19 @@ impl Plan {
             QueueBackend::Embedded => None,
         };
         let topic = match &infra.alerts {
-            AlertBackend::Sns { topic_identifier, prefix } => Some(
-                TopicRef::new(topic_identifier, prefix.as_deref()).map_err(|e| aws_err(format!("topic {topic_identifier}"), e))?,
+            AlertBackend::Sns {
+                topic_identifier,
+                prefix,
+            } => Some(
+                TopicRef::new(topic_identifier, prefix.as_deref())
+                    .map_err(|e| aws_err(format!("topic {topic_identifier}"), e))?,
             ),
             AlertBackend::Embedded { .. } => None,
         };
-        if let CronBackend::EventBridge { prefix, interval, .. } = &infra.cron {
+        if let CronBackend::EventBridge {
+            prefix, interval, ..
+        } = &infra.cron
+        {
             let role = role_name(prefix.as_deref());
             validate_iam_name(&role).map_err(|e| aws_err(format!("role {role}"), e))?;
             for trigger in WorkerTriggerType::for_layer(params.layer) {
@@ -161,17 +219,28 @@ impl Plan {
             }
             rate_expression(*interval)?;
         }
-        Ok(Self { bucket, queues, topic })
+        Ok(Self {
+            bucket,
+            queues,
+            topic,
+        })
     }
 }
 
 /// IAM role names: 1–64 of letters, digits and `+=,.@_-`.
 fn validate_iam_name(name: &str) -> Result<(), AwsError> {
     if name.is_empty() || name.len() > 64 {
-        return Err(AwsError::invalid(format!("IAM name {name:?} must be 1 to 64 characters long")));
+        return Err(AwsError::invalid(format!(
+            "IAM name {name:?} must be 1 to 64 characters long"
+        )));
     }
-    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-".contains(*c))) {
-        Some(bad) => Err(AwsError::invalid(format!("IAM name {name:?} contains {bad:?}"))),
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-".contains(*c)))
+    {
+        Some(bad) => Err(AwsError::invalid(format!(
+            "IAM name {name:?} contains {bad:?}"
+        ))),
         None => Ok(()),
     }
 }
@@ -179,9 +248,14 @@ fn validate_iam_name(name: &str) -> Result<(), AwsError> {
 /// Rule and schedule names: 1–64 of letters, digits and `._-`.
 fn validate_trigger_name(name: &str) -> Result<(), AwsError> {
     if name.is_empty() || name.len() > 64 {
-        return Err(AwsError::invalid(format!("name {name:?} must be 1 to 64 characters long")));
+        return Err(AwsError::invalid(format!(
+            "name {name:?} must be 1 to 64 characters long"
+        )));
     }
-    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
         Some(bad) => Err(AwsError::invalid(format!("name {name:?} contains {bad:?}"))),
         None => Ok(()),
     }
@@ -202,13 +276,16 @@ struct RoleArn {
 }
 
 fn aws_err(resource: impl Into<String>, source: AwsError) -> SetupError {
-    SetupError::Aws { resource: resource.into(), source }
+    SetupError::Aws {
+        resource: resource.into(),
+        source,
+    }
 }
 
 impl Run<'_> {
     fn report(&mut self, kind: &'static str, name: &str, action: Action) -> Action {
         let report = ResourceReport::new(kind, name, action.clone(), self.dry_run);
-        tracing::info!(target: "orch::setup", "{report}");
+        tracing::debug!(target: "orch::setup", "{report}");
         self.reports.push(report);
         action
     }
@@ -224,11 +301,16 @@ impl Run<'_> {
             match probe().await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(e) if e.retryable => tracing::debug!(target: "orch::setup", resource, error = %e, "Not ready yet"),
+                Err(e) if e.retryable => {
+                    tracing::debug!(target: "orch::setup", resource, error = %e, "Not ready yet")
+                }
                 Err(e) => return Err(aws_err(resource, e)),
             }
             if tokio::time::Instant::now() + self.params.poll_interval > deadline {
-                return Err(SetupError::NotReady { resource: resource.to_owned(), waited: self.params.timeout });
+                return Err(SetupError::NotReady {
+                    resource: resource.to_owned(),
+                    waited: self.params.timeout,
+                });
             }
             tokio::time::sleep(self.params.poll_interval).await;
         }
@@ -237,7 +319,9 @@ impl Run<'_> {
     async fn bucket(&mut self, bucket: &str, expiration_days: u32) -> Result<(), SetupError> {
         let s3 = self.env.s3();
         let resource = format!("bucket {bucket}");
-        let exists = bucket_exists(&s3, bucket).await.map_err(|e| aws_err(&resource, e))?;
+        let exists = bucket_exists(&s3, bucket)
+            .await
+            .map_err(|e| aws_err(&resource, e))?;
         if exists {
             self.report("bucket", bucket, Action::Unchanged);
         } else {
@@ -250,8 +334,12 @@ impl Run<'_> {
                         .build();
                     request = request.create_bucket_configuration(location);
                 }
-                request.send().await.map_err(|e| aws_err(&resource, AwsError::from_sdk(&e)))?;
-                self.wait_ready(&resource, || bucket_exists(&s3, bucket)).await?;
+                request
+                    .send()
+                    .await
+                    .map_err(|e| aws_err(&resource, AwsError::from_sdk(&e)))?;
+                self.wait_ready(&resource, || bucket_exists(&s3, bucket))
+                    .await?;
             }
         }
 
@@ -259,7 +347,12 @@ impl Run<'_> {
         let lifecycle = format!("{bucket}/{LIFECYCLE_RULE_ID}");
         let resource = format!("lifecycle rule {lifecycle}");
         let mut rules = if exists {
-            match s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
+            match s3
+                .get_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .send()
+                .await
+            {
                 Ok(out) => out.rules.unwrap_or_default(),
                 Err(e) => {
                     let e = AwsError::from_sdk(&e);
@@ -273,7 +366,9 @@ impl Run<'_> {
             Vec::new()
         };
         let wanted = lifecycle_rule(expiration_days).map_err(|e| aws_err(&resource, e))?;
-        let position = rules.iter().position(|r| r.id.as_deref() == Some(LIFECYCLE_RULE_ID));
+        let position = rules
+            .iter()
+            .position(|r| r.id.as_deref() == Some(LIFECYCLE_RULE_ID));
         let action = match position.map(|i| &rules[i]) {
             None => Action::Create,
             Some(current) => {
@@ -285,7 +380,9 @@ impl Run<'_> {
                 }
             }
         };
-        if self.report("lifecycle rule", &lifecycle, action.clone()) != Action::Unchanged && !self.dry_run {
+        if self.report("lifecycle rule", &lifecycle, action.clone()) != Action::Unchanged
+            && !self.dry_run
+        {
             match position {
                 Some(i) => rules[i] = wanted,
                 None => rules.push(wanted),
@@ -319,19 +416,32 @@ impl Run<'_> {
                 _ => {}
             }
         }
-        if let CronBackend::EventBridge { kind: Some(EventBridgeType::Rule), prefix, .. } = &self.params.infra.cron {
-            self.trigger_queue_policy(naming, &trigger_arn, prefix.as_deref()).await?;
+        if let CronBackend::EventBridge {
+            kind: Some(EventBridgeType::Rule),
+            prefix,
+            ..
+        } = &self.params.infra.cron
+        {
+            self.trigger_queue_policy(naming, &trigger_arn, prefix.as_deref())
+                .await?;
         }
         Ok(trigger_arn)
     }
 
     /// Reconciles one queue; returns its ARN.
-    async fn queue(&mut self, naming: &QueueNaming, queue: QueueType, dlq_arn: &str) -> Result<String, SetupError> {
+    async fn queue(
+        &mut self,
+        naming: &QueueNaming,
+        queue: QueueType,
+        dlq_arn: &str,
+    ) -> Result<String, SetupError> {
         let sqs = self.env.sqs();
         let name = naming.name(queue);
         let resource = format!("queue {name}");
         let wanted = desired_queue_attributes(queue, dlq_arn);
-        let url = queue_url(&sqs, &name, naming.account()).await.map_err(|e| aws_err(&resource, e))?;
+        let url = queue_url(&sqs, &name, naming.account())
+            .await
+            .map_err(|e| aws_err(&resource, e))?;
         let Some(url) = url else {
             if naming.is_arn() {
                 return Err(aws_err(
@@ -349,12 +459,22 @@ impl Run<'_> {
                 .send()
                 .await
                 .map_err(|e| aws_err(&resource, AwsError::from_sdk(&e)))?;
-            self.wait_ready(&resource, || async { Ok(queue_url(&sqs, &name, None).await?.is_some()) }).await?;
+            self.wait_ready(&resource, || async {
+                Ok(queue_url(&sqs, &name, None).await?.is_some())
+            })
+            .await?;
             let url = queue_url(&sqs, &name, None)
                 .await
                 .map_err(|e| aws_err(&resource, e))?
-                .ok_or_else(|| aws_err(&resource, AwsError::invalid("vanished right after creation")))?;
-            return queue_arn(&sqs, &url).await.map_err(|e| aws_err(&resource, e));
+                .ok_or_else(|| {
+                    aws_err(
+                        &resource,
+                        AwsError::invalid("vanished right after creation"),
+                    )
+                })?;
+            return queue_arn(&sqs, &url)
+                .await
+                .map_err(|e| aws_err(&resource, e));
         };
         let current = sqs
             .get_queue_attributes()
@@ -378,11 +498,19 @@ impl Run<'_> {
                 _ => have == Some(&value),
             };
             if !same {
-                changes.push(format!("{} {} → {value}", attribute.as_str(), have.map_or("unset", String::as_str)));
+                changes.push(format!(
+                    "{} {} → {value}",
+                    attribute.as_str(),
+                    have.map_or("unset", String::as_str)
+                ));
                 update.insert(attribute, value);
             }
         }
-        let action = if changes.is_empty() { Action::Unchanged } else { Action::Update(changes) };
+        let action = if changes.is_empty() {
+            Action::Unchanged
+        } else {
+            Action::Update(changes)
+        };
         if self.report("queue", &name, action) != Action::Unchanged && !self.dry_run {
             sqs.set_queue_attributes()
                 .queue_url(&url)
@@ -396,12 +524,19 @@ impl Run<'_> {
 
     /// Lets EventBridge rules of this deployment send to the worker-trigger queue (rules use
     /// the queue's resource policy, not a role).
-    async fn trigger_queue_policy(&mut self, naming: &QueueNaming, queue_arn: &str, prefix: Option<&str>) -> Result<(), SetupError> {
+    async fn trigger_queue_policy(
+        &mut self,
+        naming: &QueueNaming,
+        queue_arn: &str,
+        prefix: Option<&str>,
+    ) -> Result<(), SetupError> {
         let sqs = self.env.sqs();
         let name = naming.name(QueueType::WorkerTrigger);
         let resource = format!("queue policy {name}");
         let wanted = trigger_queue_policy(queue_arn, prefix);
-        let url = queue_url(&sqs, &name, naming.account()).await.map_err(|e| aws_err(&resource, e))?;
+        let url = queue_url(&sqs, &name, naming.account())
+            .await
+            .map_err(|e| aws_err(&resource, e))?;
         let current = match &url {
             Some(url) => sqs
                 .get_queue_attributes()
@@ -421,7 +556,8 @@ impl Run<'_> {
             Some(_) => Action::Update(vec!["allow the worker-trigger rules to send".to_owned()]),
         };
         if self.report("queue policy", &name, action) != Action::Unchanged && !self.dry_run {
-            let url = url.ok_or_else(|| aws_err(&resource, AwsError::invalid("the queue does not exist")))?;
+            let url = url
+                .ok_or_else(|| aws_err(&resource, AwsError::invalid("the queue does not exist")))?;
             sqs.set_queue_attributes()
                 .queue_url(url)
                 .attributes(QueueAttributeName::Policy, wanted.to_string())
@@ -452,14 +588,23 @@ impl Run<'_> {
                 self.report("topic", topic.name(), Action::Unchanged);
             }
             TopicRef::Name(name) => {
-                let existing = find_topic_arn(&sns, name).await.map_err(|e| aws_err(&resource, e))?;
+                let existing = find_topic_arn(&sns, name)
+                    .await
+                    .map_err(|e| aws_err(&resource, e))?;
                 if existing.is_some() {
                     self.report("topic", name, Action::Unchanged);
                 } else {
                     self.report("topic", name, Action::Create);
                     if !self.dry_run {
-                        sns.create_topic().name(name).send().await.map_err(|e| aws_err(&resource, AwsError::from_sdk(&e)))?;
-                        self.wait_ready(&resource, || async { Ok(find_topic_arn(&sns, name).await?.is_some()) }).await?;
+                        sns.create_topic()
+                            .name(name)
+                            .send()
+                            .await
+                            .map_err(|e| aws_err(&resource, AwsError::from_sdk(&e)))?;
+                        self.wait_ready(&resource, || async {
+                            Ok(find_topic_arn(&sns, name).await?.is_some())
+                        })
+                        .await?;
                     }
                 }
             }
@@ -487,11 +632,20 @@ impl Run<'_> {
         let mut created = false;
         let arn = match existing {
             Some(role) => {
-                let current = role.assume_role_policy_document.as_deref().and_then(policy_json);
+                let current = role
+                    .assume_role_policy_document
+                    .as_deref()
+                    .and_then(policy_json);
                 if current.as_ref() == Some(&trust) {
                     self.report("role", &name, Action::Unchanged);
                 } else {
-                    self.report("role", &name, Action::Update(vec!["trust events.amazonaws.com and scheduler.amazonaws.com".to_owned()]));
+                    self.report(
+                        "role",
+                        &name,
+                        Action::Update(vec![
+                            "trust events.amazonaws.com and scheduler.amazonaws.com".to_owned(),
+                        ]),
+                    );
                     if !self.dry_run {
                         iam.update_assume_role_policy()
                             .role_name(&name)
@@ -522,12 +676,18 @@ impl Run<'_> {
                             Ok(_) => Ok(true),
                             Err(e) => {
                                 let e = AwsError::from_sdk(&e);
-                                if e.is_code(IAM_MISSING_CODES) { Ok(false) } else { Err(e) }
+                                if e.is_code(IAM_MISSING_CODES) {
+                                    Ok(false)
+                                } else {
+                                    Err(e)
+                                }
                             }
                         }
                     })
                     .await?;
-                    out.role.map(|r| r.arn).ok_or_else(|| aws_err(&resource, AwsError::invalid("IAM returned no role")))?
+                    out.role.map(|r| r.arn).ok_or_else(|| {
+                        aws_err(&resource, AwsError::invalid("IAM returned no role"))
+                    })?
                 }
             }
         };
@@ -538,7 +698,13 @@ impl Run<'_> {
         let current = if created || arn == PLANNED_ARN {
             None
         } else {
-            match iam.get_role_policy().role_name(&name).policy_name(&policy_name).send().await {
+            match iam
+                .get_role_policy()
+                .role_name(&name)
+                .policy_name(&policy_name)
+                .send()
+                .await
+            {
                 Ok(out) => policy_json(&out.policy_document),
                 Err(e) => {
                     let e = AwsError::from_sdk(&e);
@@ -566,7 +732,13 @@ impl Run<'_> {
         Ok(RoleArn { arn, created })
     }
 
-    async fn triggers(&mut self, cron: &EventBridgeCron, kind: EventBridgeType, interval: Duration, role_created: bool) -> Result<(), SetupError> {
+    async fn triggers(
+        &mut self,
+        cron: &EventBridgeCron,
+        kind: EventBridgeType,
+        interval: Duration,
+        role_created: bool,
+    ) -> Result<(), SetupError> {
         let triggers = WorkerTriggerType::for_layer(self.params.layer);
         let what = match kind {
             EventBridgeType::Rule => "EventBridge rules",
@@ -577,15 +749,31 @@ impl Run<'_> {
             match cron.reconcile(triggers, interval, self.dry_run).await {
                 Ok(reports) => break reports,
                 // A new role takes a while to become assumable by the Scheduler on AWS.
-                Err(e) if role_created && kind == EventBridgeType::Schedule && tokio::time::Instant::now() + self.params.poll_interval <= deadline => {
+                Err(e)
+                    if role_created
+                        && kind == EventBridgeType::Schedule
+                        && tokio::time::Instant::now() + self.params.poll_interval <= deadline =>
+                {
                     tracing::info!(target: "orch::setup", error = %e, "The new role is not usable yet; retrying");
                     tokio::time::sleep(self.params.poll_interval).await;
+                }
+                Err(CronError::Create { name, source }) => {
+                    let source = match source.downcast::<AwsError>() {
+                        Ok(e) => *e,
+                        Err(other) => AwsError::invalid(other.to_string()),
+                    };
+                    let kind = if kind == EventBridgeType::Rule {
+                        "rule"
+                    } else {
+                        "schedule"
+                    };
+                    return Err(aws_err(format!("{kind} {name}"), source));
                 }
                 Err(e) => return Err(SetupError::Cron(e)),
             }
         };
         for report in reports {
-            tracing::info!(target: "orch::setup", "{report}");
+            tracing::debug!(target: "orch::setup", "{report}");
             self.reports.push(report);
         }
         if !self.dry_run {
@@ -600,10 +788,16 @@ async fn bucket_exists(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, Aw
         Ok(_) => Ok(true),
         Err(e) => {
             let e = AwsError::from_sdk(&e);
-            if e.status == Some(404) || e.is_code(BUCKET_MISSING_CODES) || e.is_code(&["NotFound"]) {
+            if e.status == Some(404) || e.is_code(BUCKET_MISSING_CODES) || e.is_code(&["NotFound"])
+            {
                 Ok(false)
             } else if e.status == Some(403) {
-                Err(AwsError { message: format!("access denied (the name may be taken by another account): {e}"), ..e })
+                Err(AwsError {
+                    message: format!(
+                        "access denied (the name may be taken by another account): {e}"
+                    ),
+                    ..e
+                })
             } else {
                 Err(e)
             }
@@ -612,8 +806,18 @@ async fn bucket_exists(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, Aw
 }
 
 /// The URL of the queue `name`, `None` if it does not exist.
-async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str, owner: Option<&str>) -> Result<Option<String>, AwsError> {
-    match sqs.get_queue_url().queue_name(name).set_queue_owner_aws_account_id(owner.map(str::to_owned)).send().await {
+async fn queue_url(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    owner: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    match sqs
+        .get_queue_url()
+        .queue_name(name)
+        .set_queue_owner_aws_account_id(owner.map(str::to_owned))
+        .send()
+        .await
+    {
         Ok(out) => Ok(out.queue_url),
         Err(e) => {
             let e = AwsError::from_sdk(&e);
@@ -654,12 +858,20 @@ fn same_redrive(a: &str, b: &str) -> bool {
 }
 
 fn lifecycle_rule(expiration_days: u32) -> Result<LifecycleRule, AwsError> {
-    let tag = Tag::builder().key(EXPIRE_TAG.0).value(EXPIRE_TAG.1).build().map_err(|e| AwsError::invalid(e.to_string()))?;
+    let tag = Tag::builder()
+        .key(EXPIRE_TAG.0)
+        .value(EXPIRE_TAG.1)
+        .build()
+        .map_err(|e| AwsError::invalid(e.to_string()))?;
     LifecycleRule::builder()
         .id(LIFECYCLE_RULE_ID)
         .status(ExpirationStatus::Enabled)
         .filter(LifecycleRuleFilter::builder().tag(tag).build())
-        .expiration(LifecycleExpiration::builder().days(i32::try_from(expiration_days).unwrap_or(i32::MAX)).build())
+        .expiration(
+            LifecycleExpiration::builder()
+                .days(i32::try_from(expiration_days).unwrap_or(i32::MAX))
+                .build(),
+        )
         .build()
         .map_err(|e| AwsError::invalid(e.to_string()))
 }
@@ -670,13 +882,20 @@ fn lifecycle_changes(rule: &LifecycleRule, expiration_days: u32) -> Vec<String> 
     if rule.status != ExpirationStatus::Enabled {
         changes.push("enable".to_owned());
     }
-    let tag = rule.filter.as_ref().and_then(|f| f.tag.as_ref()).map(|t| (t.key.as_str(), t.value.as_str()));
+    let tag = rule
+        .filter
+        .as_ref()
+        .and_then(|f| f.tag.as_ref())
+        .map(|t| (t.key.as_str(), t.value.as_str()));
     if tag != Some(EXPIRE_TAG) {
         changes.push(format!("filter → tag {}={}", EXPIRE_TAG.0, EXPIRE_TAG.1));
     }
     let days = rule.expiration.as_ref().and_then(|e| e.days);
     if days != i32::try_from(expiration_days).ok() {
-        changes.push(format!("expiration {} → {expiration_days} days", days.map_or("unset".to_owned(), |d| d.to_string())));
+        changes.push(format!(
+            "expiration {} → {expiration_days} days",
+            days.map_or("unset".to_owned(), |d| d.to_string())
+        ));
     }
     changes
 }
@@ -708,7 +927,10 @@ fn trigger_queue_policy(queue_arn: &str, prefix: Option<&str>) -> Value {
         [_, partition, _, region, account, _] => (*partition, *region, *account),
         _ => ("aws", "*", "*"),
     };
-    let rules = format!("arn:{partition}:events:{region}:{account}:rule/{}*", prefixed(prefix, "mo-wt-rule-"));
+    let rules = format!(
+        "arn:{partition}:events:{region}:{account}:rule/{}*",
+        prefixed(prefix, "mo-wt-rule-")
+    );
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -724,7 +946,9 @@ fn trigger_queue_policy(queue_arn: &str, prefix: Option<&str>) -> Value {
 
 /// Parses a policy document as IAM returns it (URL-encoded JSON on AWS, plain on emulators).
 fn policy_json(document: &str) -> Option<Value> {
-    serde_json::from_str(document).ok().or_else(|| serde_json::from_str(&percent_decode(document)).ok())
+    serde_json::from_str(document)
+        .ok()
+        .or_else(|| serde_json::from_str(&percent_decode(document)).ok())
 }
 
 /// Decodes `%XX` escapes (and `+` as a space, as IAM's form encoding does).
@@ -772,7 +996,10 @@ mod tests {
             r#"{"deadLetterTargetArn":"arn:x","maxReceiveCount":5}"#,
             r#"{"maxReceiveCount":"5","deadLetterTargetArn":"arn:x"}"#
         ));
-        assert!(!same_redrive(r#"{"deadLetterTargetArn":"arn:x","maxReceiveCount":5}"#, r#"{"deadLetterTargetArn":"arn:x","maxReceiveCount":6}"#));
+        assert!(!same_redrive(
+            r#"{"deadLetterTargetArn":"arn:x","maxReceiveCount":5}"#,
+            r#"{"deadLetterTargetArn":"arn:x","maxReceiveCount":6}"#
+        ));
     }
 
     #[test]
@@ -782,7 +1009,10 @@ mod tests {
         assert!(!trigger.contains_key(&QueueAttributeName::RedrivePolicy));
         let update = desired_queue_attributes(QueueType::UpdateStateJobProcessing, "arn:dlq");
         assert_eq!(update[&QueueAttributeName::VisibilityTimeout], "1080");
-        assert!(same_redrive(&update[&QueueAttributeName::RedrivePolicy], r#"{"deadLetterTargetArn":"arn:dlq","maxReceiveCount":"5"}"#));
+        assert!(same_redrive(
+            &update[&QueueAttributeName::RedrivePolicy],
+            r#"{"deadLetterTargetArn":"arn:dlq","maxReceiveCount":"5"}"#
+        ));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 pub mod aws;
 
+pub use aws::setup_aws;
+
 use std::time::Duration;
 
 use crate::{
@@ -21,7 +23,8 @@ pub enum SetupError {
     #[error(transparent)]
     Embedded(#[from] embedded::EmbeddedError),
     /// An AWS resource could not be inspected, created or updated.
-    #[error("cannot set up {resource}: {source}")]
+    // The cause is the source: `{:#}` (how the binary prints errors) appends it.
+    #[error("cannot set up {resource}")]
     Aws {
         /// The resource (`queue mo_snos_job_processing_queue`, `bucket mo-bucket` …).
         resource: String,

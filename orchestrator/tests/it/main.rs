@@ -2,6 +2,7 @@
 #![allow(unreachable_pub)]
 //! second process re-run this binary with `ORCH_TEST_ROLE` set (see `support`).
 
+mod aws_setup;
 mod bad_input;
 mod crash;
 mod support;

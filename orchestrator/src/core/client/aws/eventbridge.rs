@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target as RuleTarget};
-use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target as ScheduleTarget};
+use aws_sdk_scheduler::types::{
+    FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target as ScheduleTarget,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{Action, AwsEnv, AwsError, ResourceReport};
@@ -41,14 +43,14 @@ pub fn trigger_resource_name(prefix: Option<&str>, trigger: WorkerTriggerType) -
 /// minute and only counts whole minutes, hours or days.
 pub fn rate_expression(interval: Duration) -> Result<String, CronError> {
     let secs = interval.as_secs();
-    if secs < 60 || secs % 60 != 0 || interval.subsec_nanos() != 0 {
+    if secs < 60 || !secs.is_multiple_of(60) || interval.subsec_nanos() != 0 {
         return Err(CronError::other(format!(
             "--interval-seconds {secs}: EventBridge needs a whole number of minutes (60, 120, …)"
         )));
     }
-    let (n, unit) = if secs % 86_400 == 0 {
+    let (n, unit) = if secs.is_multiple_of(86_400) {
         (secs / 86_400, "day")
-    } else if secs % 3_600 == 0 {
+    } else if secs.is_multiple_of(3_600) {
         (secs / 3_600, "hour")
     } else {
         (secs / 60, "minute")
@@ -87,8 +89,19 @@ impl std::fmt::Debug for EventBridgeCron {
 
 impl EventBridgeCron {
     /// Triggers of `kind` named with `prefix`, sent to `target`.
-    pub fn new(env: &AwsEnv, kind: EventBridgeType, prefix: Option<String>, target: TriggerTarget) -> Self {
-        Self { kind, prefix, target, events: env.eventbridge(), scheduler: env.scheduler() }
+    pub fn new(
+        env: &AwsEnv,
+        kind: EventBridgeType,
+        prefix: Option<String>,
+        target: TriggerTarget,
+    ) -> Self {
+        Self {
+            kind,
+            prefix,
+            target,
+            events: env.eventbridge(),
+            scheduler: env.scheduler(),
+        }
     }
 
     /// Creates or updates the rule or schedule of each trigger (only inspects when
@@ -108,8 +121,14 @@ impl EventBridgeCron {
         for trigger in triggers {
             let name = trigger_resource_name(self.prefix.as_deref(), *trigger);
             let report = match self.kind {
-                EventBridgeType::Rule => self.reconcile_rule(&name, *trigger, &expression, dry_run).await,
-                EventBridgeType::Schedule => self.reconcile_schedule(&name, *trigger, &expression, dry_run).await,
+                EventBridgeType::Rule => {
+                    self.reconcile_rule(&name, *trigger, &expression, dry_run)
+                        .await
+                }
+                EventBridgeType::Schedule => {
+                    self.reconcile_schedule(&name, *trigger, &expression, dry_run)
+                        .await
+                }
             }
             .map_err(|e| fail(&name, e))?;
             reports.push(report);
@@ -125,12 +144,20 @@ impl EventBridgeCron {
         for trigger in triggers {
             let name = trigger_resource_name(self.prefix.as_deref(), *trigger);
             let ready = match self.kind {
-                EventBridgeType::Rule => match self.events.describe_rule().name(&name).send().await {
+                EventBridgeType::Rule => match self.events.describe_rule().name(&name).send().await
+                {
                     Ok(rule) => rule.state == Some(RuleState::Enabled),
                     Err(e) => missing_or_err(AwsError::from_sdk(&e))?,
                 },
                 EventBridgeType::Schedule => {
-                    match self.scheduler.get_schedule().name(&name).group_name(SCHEDULE_GROUP).send().await {
+                    match self
+                        .scheduler
+                        .get_schedule()
+                        .name(&name)
+                        .group_name(SCHEDULE_GROUP)
+                        .send()
+                        .await
+                    {
                         Ok(s) => s.state != Some(ScheduleState::Disabled),
                         Err(e) => missing_or_err(AwsError::from_sdk(&e))?,
                     }
@@ -164,7 +191,10 @@ impl EventBridgeCron {
         let exists = existing.is_some();
         if let Some(rule) = &existing {
             if rule.schedule_expression.as_deref() != Some(expression) {
-                changes.push(format!("schedule {} → {expression}", rule.schedule_expression.as_deref().unwrap_or("none")));
+                changes.push(format!(
+                    "schedule {} → {expression}",
+                    rule.schedule_expression.as_deref().unwrap_or("none")
+                ));
             }
             if rule.state != Some(RuleState::Enabled) {
                 changes.push("enable".to_owned());
@@ -187,7 +217,10 @@ impl EventBridgeCron {
                     if t.arn != self.target.queue_arn {
                         changes.push(format!("target {} → {}", t.arn, self.target.queue_arn));
                     }
-                    let input = t.input_transformer.as_ref().map(|i| i.input_template.as_str());
+                    let input = t
+                        .input_transformer
+                        .as_ref()
+                        .map(|i| i.input_template.as_str());
                     if input != Some(template.as_str()) {
                         changes.push(format!("input {} → {template}", input.unwrap_or("none")));
                     }
@@ -205,7 +238,9 @@ impl EventBridgeCron {
                 .name(name)
                 .schedule_expression(expression)
                 .state(RuleState::Enabled)
-                .description(format!("Sends {trigger} to the orchestrator's worker-trigger queue"))
+                .description(format!(
+                    "Sends {trigger} to the orchestrator's worker-trigger queue"
+                ))
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk(&e))?;
@@ -232,7 +267,13 @@ impl EventBridgeCron {
                     .failed_entries
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|f| format!("{}: {}", f.error_code.unwrap_or_default(), f.error_message.unwrap_or_default()))
+                    .map(|f| {
+                        format!(
+                            "{}: {}",
+                            f.error_code.unwrap_or_default(),
+                            f.error_message.unwrap_or_default()
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("; ");
                 return Err(AwsError::invalid(format!("target not accepted: {why}")));
@@ -248,13 +289,18 @@ impl EventBridgeCron {
         expression: &str,
         dry_run: bool,
     ) -> Result<ResourceReport, AwsError> {
-        let role_arn = self
-            .target
-            .role_arn
-            .clone()
-            .ok_or_else(|| AwsError::invalid("a schedule needs the ARN of the role the Scheduler assumes"))?;
+        let role_arn = self.target.role_arn.clone().ok_or_else(|| {
+            AwsError::invalid("a schedule needs the ARN of the role the Scheduler assumes")
+        })?;
         let input = trigger.as_ref().to_owned();
-        let existing = match self.scheduler.get_schedule().name(name).group_name(SCHEDULE_GROUP).send().await {
+        let existing = match self
+            .scheduler
+            .get_schedule()
+            .name(name)
+            .group_name(SCHEDULE_GROUP)
+            .send()
+            .await
+        {
             Ok(s) => Some(s),
             Err(e) => {
                 let e = AwsError::from_sdk(&e);
@@ -269,12 +315,17 @@ impl EventBridgeCron {
             Some(s) => {
                 let mut changes = Vec::new();
                 if s.schedule_expression.as_deref() != Some(expression) {
-                    changes.push(format!("schedule {} → {expression}", s.schedule_expression.as_deref().unwrap_or("none")));
+                    changes.push(format!(
+                        "schedule {} → {expression}",
+                        s.schedule_expression.as_deref().unwrap_or("none")
+                    ));
                 }
                 if s.state == Some(ScheduleState::Disabled) {
                     changes.push("enable".to_owned());
                 }
-                if s.flexible_time_window.as_ref().map(|w| &w.mode) != Some(&FlexibleTimeWindowMode::Off) {
+                if s.flexible_time_window.as_ref().map(|w| &w.mode)
+                    != Some(&FlexibleTimeWindowMode::Off)
+                {
                     changes.push("flexible time window → off".to_owned());
                 }
                 match &s.target {
@@ -287,7 +338,10 @@ impl EventBridgeCron {
                             changes.push(format!("role {} → {role_arn}", t.role_arn));
                         }
                         if t.input.as_deref() != Some(input.as_str()) {
-                            changes.push(format!("input {} → {input}", t.input.as_deref().unwrap_or("none")));
+                            changes.push(format!(
+                                "input {} → {input}",
+                                t.input.as_deref().unwrap_or("none")
+                            ));
                         }
                     }
                 }
@@ -361,17 +415,29 @@ fn fail(name: &str, e: AwsError) -> CronError {
     if e.retryable {
         CronError::Unavailable(format!("{name}: {e}").into())
     } else {
-        CronError::Create { name: name.to_owned(), source: e.into() }
+        CronError::Create {
+            name: name.to_owned(),
+            source: e.into(),
+        }
     }
 }
 
 #[async_trait]
 impl CronClient for EventBridgeCron {
-    async fn setup_triggers(&self, triggers: &[WorkerTriggerType], interval: Duration) -> Result<(), CronError> {
+    async fn setup_triggers(
+        &self,
+        triggers: &[WorkerTriggerType],
+        interval: Duration,
+    ) -> Result<(), CronError> {
         self.reconcile(triggers, interval, false).await.map(drop)
     }
 
-    async fn run(&self, _triggers: &[WorkerTriggerType], _interval: Duration, _shutdown: CancellationToken) -> Result<(), CronError> {
+    async fn run(
+        &self,
+        _triggers: &[WorkerTriggerType],
+        _interval: Duration,
+        _shutdown: CancellationToken,
+    ) -> Result<(), CronError> {
         // EventBridge fires in the cloud; nothing runs in this process.
         Ok(())
     }
@@ -392,7 +458,10 @@ mod tests {
     #[case(86400, "rate(1 day)")]
     #[case(172800, "rate(2 days)")]
     fn rates(#[case] secs: u64, #[case] want: &str) {
-        assert_eq!(rate_expression(Duration::from_secs(secs)).expect("rate"), want);
+        assert_eq!(
+            rate_expression(Duration::from_secs(secs)).expect("rate"),
+            want
+        );
     }
 
     #[rstest]
@@ -405,7 +474,13 @@ mod tests {
 
     #[test]
     fn names_follow_the_reference() {
-        assert_eq!(trigger_resource_name(None, WorkerTriggerType::AggregatorBatching), "mo-wt-rule-aggregatorbatching");
-        assert_eq!(trigger_resource_name(Some("dev"), WorkerTriggerType::Snos), "dev-mo-wt-rule-snos");
+        assert_eq!(
+            trigger_resource_name(None, WorkerTriggerType::AggregatorBatching),
+            "mo-wt-rule-aggregatorbatching"
+        );
+        assert_eq!(
+            trigger_resource_name(Some("dev"), WorkerTriggerType::Snos),
+            "dev-mo-wt-rule-snos"
+        );
     }
 }

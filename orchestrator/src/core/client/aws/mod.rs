@@ -18,7 +18,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::{
     config::{http::HttpResponse, Credentials},
-    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    error::{ProvideErrorMetadata, SdkError},
 };
 
 use crate::{
@@ -67,7 +67,8 @@ impl AwsEnv {
         region: &str,
         endpoint: Option<&str>,
     ) -> Self {
-        let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "explicit");
+        let credentials =
+            Credentials::new(access_key_id, secret_access_key, None, None, "explicit");
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
             .credentials_provider(credentials)
@@ -75,7 +76,9 @@ impl AwsEnv {
         if let Some(endpoint) = endpoint {
             loader = loader.endpoint_url(endpoint);
         }
-        Self { config: loader.load().await }
+        Self {
+            config: loader.load().await,
+        }
     }
 
     /// Wraps a configuration built by the caller.
@@ -146,7 +149,11 @@ fn timeouts() -> aws_config::timeout::TimeoutConfig {
 ///
 /// # Errors
 /// A message naming the backend and the resource when an identifier is malformed.
-pub async fn apply_backends(clients: &mut Clients, infra: &InfraParams, layer: Layer) -> Result<(), AwsError> {
+pub async fn apply_backends(
+    clients: &mut Clients,
+    infra: &InfraParams,
+    layer: Layer,
+) -> Result<(), AwsError> {
     let uses_aws = matches!(infra.queue, QueueBackend::Sqs { .. })
         || matches!(infra.storage, StorageBackend::S3 { .. })
         || matches!(infra.alerts, AlertBackend::Sns { .. });
@@ -156,13 +163,23 @@ pub async fn apply_backends(clients: &mut Clients, infra: &InfraParams, layer: L
     let env = AwsEnv::from_env().await;
     if let QueueBackend::Sqs { identifier, prefix } = &infra.queue {
         let naming = sqs::QueueNaming::new(identifier, prefix.as_deref())?;
-        clients.queue = std::sync::Arc::new(SqsQueue::new(&env, naming, QueueType::for_layer(layer)));
+        clients.queue =
+            std::sync::Arc::new(SqsQueue::new(&env, naming, QueueType::for_layer(layer)));
     }
-    if let StorageBackend::S3 { bucket_identifier, prefix, .. } = &infra.storage {
+    if let StorageBackend::S3 {
+        bucket_identifier,
+        prefix,
+        ..
+    } = &infra.storage
+    {
         let bucket = s3::bucket_name(bucket_identifier, prefix.as_deref())?;
         clients.storage = std::sync::Arc::new(S3Storage::new(&env, bucket));
     }
-    if let AlertBackend::Sns { topic_identifier, prefix } = &infra.alerts {
+    if let AlertBackend::Sns {
+        topic_identifier,
+        prefix,
+    } = &infra.alerts
+    {
         let topic = sns::TopicRef::new(topic_identifier, prefix.as_deref())?;
         clients.alerts = std::sync::Arc::new(SnsAlerts::new(&env, topic));
     }
@@ -187,7 +204,12 @@ pub struct AwsError {
 impl AwsError {
     /// An error about bad input (never retryable).
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self { code: None, message: message.into(), retryable: false, status: None }
+        Self {
+            code: None,
+            message: message.into(),
+            retryable: false,
+            status: None,
+        }
     }
 
     /// Classifies an SDK error: no answer (network, timeout), throttling and 5xx answers are
@@ -201,23 +223,47 @@ impl AwsError {
         let message = match (&code, e.message()) {
             (Some(code), Some(msg)) => format!("{code}: {msg}"),
             (Some(code), None) => code.clone(),
-            _ => DisplayErrorContext(e).to_string(),
+            _ => error_chain(e),
         };
         let retryable = match e {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+            SdkError::DispatchFailure(_)
+            | SdkError::TimeoutError(_)
+            | SdkError::ResponseError(_) => true,
             SdkError::ServiceError(_) => {
                 status.is_some_and(|s| s >= 500 || s == 429)
-                    || code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c))
+                    || code
+                        .as_deref()
+                        .is_some_and(|c| THROTTLING_CODES.contains(&c))
             }
             _ => false,
         };
-        Self { code, message, retryable, status }
+        Self {
+            code,
+            message,
+            retryable,
+            status,
+        }
     }
 
     /// Whether the service answered with one of `codes`.
     pub fn is_code(&self, codes: &[&str]) -> bool {
         self.code.as_deref().is_some_and(|c| codes.contains(&c))
     }
+}
+
+/// The messages of an error and its sources, joined with `: ` (repeats left out), without
+/// the Debug dumps `DisplayErrorContext` appends.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// Error codes AWS services use for throttling and transient trouble.
@@ -265,7 +311,12 @@ pub struct ResourceReport {
 impl ResourceReport {
     /// A report line.
     pub fn new(kind: &'static str, name: impl Into<String>, action: Action, dry_run: bool) -> Self {
-        Self { kind, name: name.into(), action, dry_run }
+        Self {
+            kind,
+            name: name.into(),
+            action,
+            dry_run,
+        }
     }
 }
 
@@ -275,8 +326,12 @@ impl std::fmt::Display for ResourceReport {
         match (&self.action, self.dry_run) {
             (Action::Create, true) => write!(f, "create     {what}"),
             (Action::Create, false) => write!(f, "created    {what}"),
-            (Action::Update(changes), true) => write!(f, "update     {what}: {}", changes.join("; ")),
-            (Action::Update(changes), false) => write!(f, "updated    {what}: {}", changes.join("; ")),
+            (Action::Update(changes), true) => {
+                write!(f, "update     {what}: {}", changes.join("; "))
+            }
+            (Action::Update(changes), false) => {
+                write!(f, "updated    {what}: {}", changes.join("; "))
+            }
             (Action::Unchanged, _) => write!(f, "unchanged  {what} (exists)"),
         }
     }
@@ -305,10 +360,14 @@ impl Arn {
     pub fn parse(s: &str, service: &str) -> Result<Self, AwsError> {
         let parts: Vec<&str> = s.splitn(6, ':').collect();
         let [arn, partition, svc, region, account, resource] = parts.as_slice() else {
-            return Err(AwsError::invalid(format!("{s:?} is not an ARN (arn:partition:{service}:region:account:resource)")));
+            return Err(AwsError::invalid(format!(
+                "{s:?} is not an ARN (arn:partition:{service}:region:account:resource)"
+            )));
         };
         if *arn != "arn" || partition.is_empty() || *svc != service || resource.is_empty() {
-            return Err(AwsError::invalid(format!("{s:?} is not an {service} ARN (arn:partition:{service}:region:account:resource)")));
+            return Err(AwsError::invalid(format!(
+                "{s:?} is not an {service} ARN (arn:partition:{service}:region:account:resource)"
+            )));
         }
         Ok(Self {
             partition: (*partition).to_owned(),
@@ -326,8 +385,12 @@ mod tests {
 
     #[test]
     fn arns_parse_and_reject() {
-        let a = Arn::parse("arn:aws:sqs:eu-west-1:123456789012:mo_{}_queue", "sqs").expect("sqs arn");
-        assert_eq!((a.region.as_str(), a.account.as_str(), a.resource.as_str()), ("eu-west-1", "123456789012", "mo_{}_queue"));
+        let a =
+            Arn::parse("arn:aws:sqs:eu-west-1:123456789012:mo_{}_queue", "sqs").expect("sqs arn");
+        assert_eq!(
+            (a.region.as_str(), a.account.as_str(), a.resource.as_str()),
+            ("eu-west-1", "123456789012", "mo_{}_queue")
+        );
         let b = Arn::parse("arn:aws:s3:::my-bucket", "s3").expect("s3 arn");
         assert_eq!(b.resource, "my-bucket");
         assert!(Arn::parse("arn:aws:sns:us-east-1:1:topic", "sqs").is_err());
@@ -337,9 +400,21 @@ mod tests {
 
     #[tokio::test]
     async fn debug_never_shows_the_secret() {
-        let env = AwsEnv::explicit("AKIDEXAMPLE", "very-secret-key", "us-east-1", Some("http://127.0.0.1:1")).await;
+        let env = AwsEnv::explicit(
+            "AKIDEXAMPLE",
+            "very-secret-key",
+            "us-east-1",
+            Some("http://127.0.0.1:1"),
+        )
+        .await;
         let shown = format!("{env:?}");
-        assert!(!shown.contains("very-secret-key") && !shown.contains("AKIDEXAMPLE"), "{shown}");
-        assert!(shown.contains("us-east-1") && shown.contains("127.0.0.1:1"), "{shown}");
+        assert!(
+            !shown.contains("very-secret-key") && !shown.contains("AKIDEXAMPLE"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("us-east-1") && shown.contains("127.0.0.1:1"),
+            "{shown}"
+        );
     }
 }

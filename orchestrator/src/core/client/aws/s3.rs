@@ -43,8 +43,13 @@ pub fn validate_bucket_name(name: &str) -> Result<(), AwsError> {
     if !(3..=63).contains(&name.len()) {
         return fail("must be 3 to 63 characters long");
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-')) {
-        return fail(&format!("contains {bad:?}: only lowercase letters, digits, `.` and `-` are allowed"));
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
+    {
+        return fail(&format!(
+            "contains {bad:?}: only lowercase letters, digits, `.` and `-` are allowed"
+        ));
     }
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
@@ -65,14 +70,19 @@ pub struct S3Storage {
 
 impl std::fmt::Debug for S3Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Storage").field("bucket", &self.bucket).finish_non_exhaustive()
+        f.debug_struct("S3Storage")
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
     }
 }
 
 impl S3Storage {
     /// Storage in `bucket` (path-style addressing when `env` has an endpoint).
     pub fn new(env: &AwsEnv, bucket: String) -> Self {
-        Self { client: env.s3(), bucket }
+        Self {
+            client: env.s3(),
+            bucket,
+        }
     }
 
     /// The bucket.
@@ -94,14 +104,17 @@ impl S3Storage {
             .send()
             .await
             .map_err(|e| self.fail(key, AwsError::from_sdk(&e)))?;
-        let mut tags: Vec<(String, String)> = out.tag_set.into_iter().map(|t| (t.key, t.value)).collect();
+        let mut tags: Vec<(String, String)> =
+            out.tag_set.into_iter().map(|t| (t.key, t.value)).collect();
         tags.sort();
         Ok(tags)
     }
 
     /// Maps an S3 error on `key`.
     fn fail(&self, key: &str, e: AwsError) -> StorageError {
-        if e.is_code(KEY_MISSING_CODES) || (e.status == Some(404) && !e.is_code(BUCKET_MISSING_CODES)) {
+        if e.is_code(KEY_MISSING_CODES)
+            || (e.status == Some(404) && !e.is_code(BUCKET_MISSING_CODES))
+        {
             StorageError::NotFound(key.to_owned())
         } else if e.retryable {
             StorageError::Unavailable(format!("bucket {}: {e}", self.bucket).into())
@@ -123,11 +136,11 @@ impl StorageClient for S3Storage {
             .send()
             .await
             .map_err(|e| self.fail(key, AwsError::from_sdk(&e)))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StorageError::Unavailable(format!("bucket {}: reading {key:?}: {e}", self.bucket).into()))?;
+        let body = out.body.collect().await.map_err(|e| {
+            StorageError::Unavailable(
+                format!("bucket {}: reading {key:?}: {e}", self.bucket).into(),
+            )
+        })?;
         Ok(body.into_bytes())
     }
 
@@ -146,7 +159,14 @@ impl StorageClient for S3Storage {
 
     async fn delete_data(&self, key: &str) -> Result<(), StorageError> {
         check_key(key, false)?;
-        match self.client.delete_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match self.fail(key, AwsError::from_sdk(&e)) {
                 // S3 answers 204 for a missing key; some emulators answer 404.
@@ -159,10 +179,21 @@ impl StorageClient for S3Storage {
     async fn list_files_in_dir(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         check_key(prefix, true)?;
         let mut keys = Vec::new();
-        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.fail(prefix, AwsError::from_sdk(&e)))?;
-            keys.extend(page.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
+            keys.extend(
+                page.contents
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|o| o.key),
+            );
         }
         keys.sort();
         Ok(keys)
@@ -172,9 +203,18 @@ impl StorageClient for S3Storage {
         check_key(key, false)?;
         let tag_set = tags
             .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build().map_err(StorageError::other))
+            .map(|(k, v)| {
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(StorageError::other)
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let tagging = Tagging::builder().set_tag_set(Some(tag_set)).build().map_err(StorageError::other)?;
+        let tagging = Tagging::builder()
+            .set_tag_set(Some(tag_set))
+            .build()
+            .map_err(StorageError::other)?;
         self.client
             .put_object_tagging()
             .bucket(&self.bucket)
@@ -192,9 +232,14 @@ impl StorageClient for S3Storage {
             Err(e) => {
                 let e = AwsError::from_sdk(&e);
                 if e.retryable {
-                    Err(StorageError::Unavailable(format!("bucket {}: {e}", self.bucket).into()))
+                    Err(StorageError::Unavailable(
+                        format!("bucket {}: {e}", self.bucket).into(),
+                    ))
                 } else if e.status == Some(404) || e.is_code(BUCKET_MISSING_CODES) {
-                    Err(StorageError::other(format!("bucket {} does not exist (run `orchestrator setup`)", self.bucket)))
+                    Err(StorageError::other(format!(
+                        "bucket {} does not exist (run `orchestrator setup`)",
+                        self.bucket
+                    )))
                 } else {
                     Err(StorageError::other(format!("bucket {}: {e}", self.bucket)))
                 }
@@ -240,7 +285,12 @@ mod tests {
         async fn storage(&self) -> Arc<dyn StorageClient> {
             let env = moto_or_skip().await.expect("moto checked by the test");
             let bucket = format!("{}-bucket", unique_prefix());
-            env.s3().create_bucket().bucket(&bucket).send().await.expect("create bucket");
+            env.s3()
+                .create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .expect("create bucket");
             let storage = S3Storage::new(&env, bucket);
             *self.last.lock().expect("last") = Some(storage.clone());
             Arc::new(storage)
@@ -253,7 +303,10 @@ mod tests {
     }
 
     crate::storage_conformance_tests!({
-        if crate::core::client::aws::test_support::moto_or_skip().await.is_none() {
+        if crate::core::client::aws::test_support::moto_or_skip()
+            .await
+            .is_none()
+        {
             return;
         }
         S3Factory::default()
@@ -261,7 +314,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_bucket_fails_the_health_check_by_name() {
-        let Some(env) = moto_or_skip().await else { return };
+        let Some(env) = moto_or_skip().await else {
+            return;
+        };
         let bucket = format!("{}-missing", unique_prefix());
         let s = S3Storage::new(&env, bucket.clone());
         let err = s.health_check().await.expect_err("missing bucket");

@@ -61,9 +61,14 @@ impl TopicRef {
 pub fn validate_topic_name(name: &str) -> Result<(), AwsError> {
     let base = name.strip_suffix(".fifo").unwrap_or(name);
     if name.is_empty() || name.len() > MAX_TOPIC_NAME_LEN {
-        return Err(AwsError::invalid(format!("topic name {name:?} must be 1 to {MAX_TOPIC_NAME_LEN} characters long")));
+        return Err(AwsError::invalid(format!(
+            "topic name {name:?} must be 1 to {MAX_TOPIC_NAME_LEN} characters long"
+        )));
     }
-    if let Some(bad) = base.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+    if let Some(bad) = base
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
         return Err(AwsError::invalid(format!(
             "topic name {name:?} contains {bad:?}: only ASCII letters, digits, `-` and `_` are allowed"
         )));
@@ -75,7 +80,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), AwsError> {
 ///
 /// # Errors
 /// When SNS cannot be listed.
-pub async fn find_topic_arn(client: &aws_sdk_sns::Client, name: &str) -> Result<Option<String>, AwsError> {
+pub async fn find_topic_arn(
+    client: &aws_sdk_sns::Client,
+    name: &str,
+) -> Result<Option<String>, AwsError> {
     let mut pages = client.list_topics().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| AwsError::from_sdk(&e))?;
@@ -93,9 +101,13 @@ pub async fn find_topic_arn(client: &aws_sdk_sns::Client, name: &str) -> Result<
 /// A subject SNS accepts: no control characters or line breaks, fewer than 100 characters,
 /// starting with a letter, digit or punctuation; never empty.
 pub fn sanitize_subject(title: &str) -> String {
-    let cleaned: String = title.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let cleaned: String = title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let collapsed = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
-    let trimmed = collapsed.trim_start_matches(|c: char| !(c.is_alphanumeric() || c.is_ascii_punctuation()));
+    let trimmed =
+        collapsed.trim_start_matches(|c: char| !(c.is_alphanumeric() || c.is_ascii_punctuation()));
     let subject: String = if trimmed.chars().count() > MAX_SUBJECT_CHARS {
         let mut s: String = trimmed.chars().take(MAX_SUBJECT_CHARS - 1).collect();
         s.push('…');
@@ -132,7 +144,9 @@ pub struct SnsAlerts {
 
 impl std::fmt::Debug for SnsAlerts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnsAlerts").field("topic", &self.topic).finish_non_exhaustive()
+        f.debug_struct("SnsAlerts")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
     }
 }
 
@@ -143,7 +157,11 @@ impl SnsAlerts {
             TopicRef::Arn(arn) => Some(arn.clone()),
             TopicRef::Name(_) => None,
         };
-        Self { client: env.sns(), topic, arn: Arc::new(Mutex::new(arn)) }
+        Self {
+            client: env.sns(),
+            topic,
+            arn: Arc::new(Mutex::new(arn)),
+        }
     }
 
     /// The topic's ARN (looked up once by name).
@@ -165,7 +183,9 @@ impl SnsAlerts {
 
     fn lock_arn(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         // Holds a plain string: a panic while holding the lock cannot leave it torn.
-        self.arn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.arn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn fail(&self, e: AwsError) -> AlertError {
@@ -233,7 +253,10 @@ mod tests {
     #[case("bad name", None, None)]
     #[case("a.b", None, None)]
     fn topic_names(#[case] id: &str, #[case] prefix: Option<&str>, #[case] want: Option<&str>) {
-        assert_eq!(TopicRef::new(id, prefix).ok().as_ref().map(TopicRef::name), want);
+        assert_eq!(
+            TopicRef::new(id, prefix).ok().as_ref().map(TopicRef::name),
+            want
+        );
     }
 
     #[rstest]
@@ -276,7 +299,14 @@ mod tests {
             let prefix = unique_prefix();
             let topic = TopicRef::new("alerts", Some(&prefix)).expect("topic");
             let sns = env.sns();
-            let topic_arn = sns.create_topic().name(topic.name()).send().await.expect("create topic").topic_arn.expect("arn");
+            let topic_arn = sns
+                .create_topic()
+                .name(topic.name())
+                .send()
+                .await
+                .expect("create topic")
+                .topic_arn
+                .expect("arn");
             let sqs = env.sqs();
             let url = sqs
                 .create_queue()
@@ -312,7 +342,13 @@ mod tests {
         async fn delivered(&self) -> Option<Vec<Alert>> {
             let (sqs, url) = self.inbox.lock().expect("inbox").clone()?;
             loop {
-                let out = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.expect("receive");
+                let out = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .send()
+                    .await
+                    .expect("receive");
                 let messages = out.messages.unwrap_or_default();
                 if messages.is_empty() {
                     break;
@@ -321,7 +357,12 @@ mod tests {
                     let body = m.body.clone().unwrap_or_default();
                     self.seen.lock().expect("seen").push(parse_alert(&body));
                     if let Some(handle) = m.receipt_handle {
-                        sqs.delete_message().queue_url(&url).receipt_handle(handle).send().await.expect("delete");
+                        sqs.delete_message()
+                            .queue_url(&url)
+                            .receipt_handle(handle)
+                            .send()
+                            .await
+                            .expect("delete");
                     }
                 }
             }
@@ -337,11 +378,18 @@ mod tests {
             "CRITICAL" => AlertSeverity::Critical,
             _ => AlertSeverity::Warning,
         };
-        Alert { severity, title: title.to_owned(), body: body.to_owned() }
+        Alert {
+            severity,
+            title: title.to_owned(),
+            body: body.to_owned(),
+        }
     }
 
     crate::alert_conformance_tests!({
-        if crate::core::client::aws::test_support::moto_or_skip().await.is_none() {
+        if crate::core::client::aws::test_support::moto_or_skip()
+            .await
+            .is_none()
+        {
             return;
         }
         SnsFactory::default()
@@ -349,10 +397,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_topic_is_named() {
-        let Some(env) = moto_or_skip().await else { return };
+        let Some(env) = moto_or_skip().await else {
+            return;
+        };
         let topic = TopicRef::new("nothing", Some(&unique_prefix())).expect("topic");
         let a = SnsAlerts::new(&env, topic.clone());
-        let alert = Alert { severity: AlertSeverity::Warning, title: "t".into(), body: "b".into() };
+        let alert = Alert {
+            severity: AlertSeverity::Warning,
+            title: "t".into(),
+            body: "b".into(),
+        };
         match a.send_alert(&alert).await {
             Err(AlertError::TopicNotFound(name)) => assert_eq!(name, topic.name()),
             other => panic!("{other:?}"),

@@ -24,8 +24,11 @@ use crate::{
 };
 
 /// Error codes SQS answers for a queue that does not exist.
-pub(crate) const QUEUE_MISSING_CODES: &[&str] =
-    &["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue"];
+pub(crate) const QUEUE_MISSING_CODES: &[&str] = &[
+    "QueueDoesNotExist",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "NonExistentQueue",
+];
 /// Error codes SQS answers for a receipt that no longer names an in-flight message.
 const STALE_RECEIPT_CODES: &[&str] = &[
     "ReceiptHandleIsInvalid",
@@ -64,9 +67,15 @@ impl QueueNaming {
         if identifier.starts_with("arn:") {
             let arn = Arn::parse(identifier, "sqs")?;
             if arn.region.is_empty() || arn.account.is_empty() {
-                return Err(AwsError::invalid(format!("queue ARN {identifier:?} must name a region and an account")));
+                return Err(AwsError::invalid(format!(
+                    "queue ARN {identifier:?} must name a region and an account"
+                )));
             }
-            return Ok(Self::Arn { region: arn.region, account: arn.account, template: arn.resource });
+            return Ok(Self::Arn {
+                region: arn.region,
+                account: arn.account,
+                template: arn.resource,
+            });
         }
         if !identifier.contains("{}") {
             return Err(AwsError::invalid(format!(
@@ -114,7 +123,10 @@ pub fn validate_queue_name(name: &str) -> Result<(), AwsError> {
             name.len()
         )));
     }
-    if let Some(bad) = base.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+    if let Some(bad) = base
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
         return Err(AwsError::invalid(format!(
             "queue name {name:?} contains {bad:?}: only ASCII letters, digits, `-` and `_` are allowed"
         )));
@@ -138,7 +150,10 @@ pub struct SqsQueue {
 
 impl std::fmt::Debug for SqsQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqsQueue").field("naming", &self.naming).field("expected", &self.expected).finish_non_exhaustive()
+        f.debug_struct("SqsQueue")
+            .field("naming", &self.naming)
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,7 +161,14 @@ impl SqsQueue {
     /// Queues named by `naming`; `expected` are the queues the health check requires.
     pub fn new(env: &AwsEnv, naming: QueueNaming, expected: Vec<QueueType>) -> Self {
         let derive_urls = naming.is_arn() && env.endpoint().is_none();
-        Self { client: env.sqs(), naming, derive_urls, expected, urls: Arc::default(), receipts: Arc::default() }
+        Self {
+            client: env.sqs(),
+            naming,
+            derive_urls,
+            expected,
+            urls: Arc::default(),
+            receipts: Arc::default(),
+        }
     }
 
     /// The naming of the queues.
@@ -164,7 +186,9 @@ impl SqsQueue {
         }
         let name = self.naming.name(queue);
         let url = match &self.naming {
-            QueueNaming::Arn { region, account, .. } if self.derive_urls => {
+            QueueNaming::Arn {
+                region, account, ..
+            } if self.derive_urls => {
                 format!("https://sqs.{region}.amazonaws.com/{account}/{name}")
             }
             naming => {
@@ -176,7 +200,9 @@ impl SqsQueue {
                     .send()
                     .await
                     .map_err(|e| queue_error(&name, AwsError::from_sdk(&e)))?;
-                out.queue_url.ok_or_else(|| QueueError::other(format!("SQS returned no URL for queue {name}")))?
+                out.queue_url.ok_or_else(|| {
+                    QueueError::other(format!("SQS returned no URL for queue {name}"))
+                })?
             }
         };
         self.lock_urls().insert(queue, url.clone());
@@ -201,14 +227,18 @@ impl SqsQueue {
     /// updates keep a redelivered job from being processed twice.
     fn check_current(&self, delivery: &Delivery) -> Result<(), QueueError> {
         match self.lock_receipts().get(&delivery.message_id) {
-            Some(latest) if *latest != delivery.receipt => Err(QueueError::StaleReceipt(delivery.message_id.clone())),
+            Some(latest) if *latest != delivery.receipt => {
+                Err(QueueError::StaleReceipt(delivery.message_id.clone()))
+            }
             _ => Ok(()),
         }
     }
 
     fn lock_receipts(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         // Holds plain strings: a panic while holding the lock cannot leave it torn.
-        self.receipts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.receipts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn cached(&self, queue: QueueType) -> Option<String> {
@@ -217,7 +247,9 @@ impl SqsQueue {
 
     fn lock_urls(&self) -> std::sync::MutexGuard<'_, HashMap<QueueType, String>> {
         // The map holds plain strings: a panic while holding the lock cannot leave it torn.
-        self.urls.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.urls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Maps an SDK error of an operation on `queue`; forgets the cached URL when the queue
@@ -244,7 +276,11 @@ fn queue_error(name: &str, e: AwsError) -> QueueError {
 /// Whole seconds of a delay, rounded up (SQS counts seconds), after checking the maximum.
 fn delay_secs(queue: QueueType, delay: Duration) -> Result<i32, QueueError> {
     if delay > MAX_MESSAGE_DELAY {
-        return Err(QueueError::DelayTooLong { queue, delay, max: MAX_MESSAGE_DELAY });
+        return Err(QueueError::DelayTooLong {
+            queue,
+            delay,
+            max: MAX_MESSAGE_DELAY,
+        });
     }
     let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
     // ≤ 900 after the check above, so it fits an i32.
@@ -256,7 +292,11 @@ impl QueueClient for SqsQueue {
     async fn send(&self, queue: QueueType, message: OutgoingMessage) -> Result<(), QueueError> {
         let delay = delay_secs(queue, message.delay.unwrap_or_default())?;
         let url = self.url(queue).await?;
-        let mut request = self.client.send_message().queue_url(url).message_body(message.body);
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(url)
+            .message_body(message.body);
         if delay > 0 {
             request = request.delay_seconds(delay);
         }
@@ -268,7 +308,10 @@ impl QueueClient for SqsQueue {
                 .map_err(QueueError::other)?;
             request = request.message_attributes(key, value);
         }
-        request.send().await.map_err(|e| self.fail(queue, AwsError::from_sdk(&e)))?;
+        request
+            .send()
+            .await
+            .map_err(|e| self.fail(queue, AwsError::from_sdk(&e)))?;
         Ok(())
     }
 
@@ -301,9 +344,11 @@ impl QueueClient for SqsQueue {
             .collect();
         let delivery = Delivery {
             message_id: message.message_id.unwrap_or_default(),
-            receipt: message
-                .receipt_handle
-                .ok_or_else(|| QueueError::other(format!("SQS delivered a message without a receipt handle on {queue}")))?,
+            receipt: message.receipt_handle.ok_or_else(|| {
+                QueueError::other(format!(
+                    "SQS delivered a message without a receipt handle on {queue}"
+                ))
+            })?,
             body: message.body.unwrap_or_default(),
             attributes,
             receive_count,
@@ -326,7 +371,12 @@ impl QueueClient for SqsQueue {
         Ok(())
     }
 
-    async fn nack(&self, queue: QueueType, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+    async fn nack(
+        &self,
+        queue: QueueType,
+        delivery: &Delivery,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
         let secs = delay_secs(queue, delay)?;
         self.check_current(delivery)?;
         let url = self.url(queue).await?;
@@ -353,7 +403,10 @@ impl QueueClient for SqsQueue {
             .map_err(|e| self.fail(queue, AwsError::from_sdk(&e)))?;
         Ok(out
             .attributes
-            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages).and_then(|n| n.parse().ok()))
+            .and_then(|a| {
+                a.get(&QueueAttributeName::ApproximateNumberOfMessages)
+                    .and_then(|n| n.parse().ok())
+            })
             .unwrap_or(0))
     }
 
@@ -370,7 +423,11 @@ impl QueueClient for SqsQueue {
 }
 
 /// `StaleReceipt` when SQS says the receipt no longer names an in-flight message.
-fn stale_or<E>(mapped: QueueError, e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>, delivery: &Delivery) -> QueueError
+fn stale_or<E>(
+    mapped: QueueError,
+    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+    delivery: &Delivery,
+) -> QueueError
 where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -399,7 +456,11 @@ mod tests {
     #[rstest]
     #[case("mo_{}_queue", None, "mo_snos_job_processing_queue")]
     #[case("mo_{}_queue", Some("dev"), "dev_mo_snos_job_processing_queue")]
-    #[case("arn:aws:sqs:eu-west-1:123456789012:x_{}", Some("ignored"), "x_snos_job_processing")]
+    #[case(
+        "arn:aws:sqs:eu-west-1:123456789012:x_{}",
+        Some("ignored"),
+        "x_snos_job_processing"
+    )]
     fn names(#[case] id: &str, #[case] prefix: Option<&str>, #[case] want: &str) {
         let n = QueueNaming::new(id, prefix).expect("naming");
         assert_eq!(n.name(QueueType::SnosJobProcessing), want);
@@ -430,13 +491,17 @@ mod tests {
         assert_eq!(delay_secs(q, Duration::ZERO).ok(), Some(0));
         assert_eq!(delay_secs(q, Duration::from_millis(1500)).ok(), Some(2));
         assert_eq!(delay_secs(q, MAX_MESSAGE_DELAY).ok(), Some(900));
-        assert!(matches!(delay_secs(q, Duration::from_secs(901)), Err(QueueError::DelayTooLong { .. })));
+        assert!(matches!(
+            delay_secs(q, Duration::from_secs(901)),
+            Err(QueueError::DelayTooLong { .. })
+        ));
     }
 
     #[tokio::test]
     async fn arn_naming_derives_urls_without_an_endpoint() {
         let env = AwsEnv::explicit("test", "test", "eu-west-1", None).await;
-        let naming = QueueNaming::new("arn:aws:sqs:eu-west-1:111122223333:mo_{}_queue", None).expect("arn");
+        let naming =
+            QueueNaming::new("arn:aws:sqs:eu-west-1:111122223333:mo_{}_queue", None).expect("arn");
         let q = SqsQueue::new(&env, naming, vec![]);
         assert_eq!(
             q.url(QueueType::WorkerTrigger).await.expect("derived"),
@@ -462,7 +527,10 @@ mod tests {
     }
 
     crate::queue_conformance_tests!({
-        if crate::core::client::aws::test_support::moto_or_skip().await.is_none() {
+        if crate::core::client::aws::test_support::moto_or_skip()
+            .await
+            .is_none()
+        {
             return;
         }
         SqsFactory
@@ -470,23 +538,41 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_queue_is_named() {
-        let Some(env) = moto_or_skip().await else { return };
-        let naming = QueueNaming::new(&format!("{}_{{}}_nothing", unique_prefix()), None).expect("naming");
+        let Some(env) = moto_or_skip().await else {
+            return;
+        };
+        let naming =
+            QueueNaming::new(&format!("{}_{{}}_nothing", unique_prefix()), None).expect("naming");
         let q = SqsQueue::new(&env, naming.clone(), vec![QueueType::WorkerTrigger]);
-        let err = q.send(QueueType::WorkerTrigger, OutgoingMessage::new("Snos")).await.expect_err("missing");
+        let err = q
+            .send(QueueType::WorkerTrigger, OutgoingMessage::new("Snos"))
+            .await
+            .expect_err("missing");
         match &err {
-            QueueError::QueueNotFound(name) => assert_eq!(name, &naming.name(QueueType::WorkerTrigger)),
+            QueueError::QueueNotFound(name) => {
+                assert_eq!(name, &naming.name(QueueType::WorkerTrigger))
+            }
             other => panic!("{other:?}"),
         }
         assert!(!err.is_retryable());
-        assert!(matches!(q.health_check().await, Err(QueueError::QueueNotFound(_))));
+        assert!(matches!(
+            q.health_check().await,
+            Err(QueueError::QueueNotFound(_))
+        ));
     }
 
     #[tokio::test]
     async fn an_unreachable_endpoint_is_unavailable() {
         let env = crate::core::client::aws::test_support::closed_port_env().await;
-        let q = SqsQueue::new(&env, QueueNaming::new("mo_{}_queue", None).expect("naming"), vec![]);
-        let err = q.receive(QueueType::WorkerTrigger).await.expect_err("closed port");
+        let q = SqsQueue::new(
+            &env,
+            QueueNaming::new("mo_{}_queue", None).expect("naming"),
+            vec![],
+        );
+        let err = q
+            .receive(QueueType::WorkerTrigger)
+            .await
+            .expect_err("closed port");
         assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
         assert!(err.is_retryable());
     }

@@ -18,7 +18,8 @@ use crate::types::queue::{QueueType, QUEUE_MAX_RECEIVE_COUNT};
 
 /// The moto endpoint the tests use.
 pub(crate) fn endpoint() -> String {
-    std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
+    std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
 }
 
 /// An SDK configuration for moto, or `None` (after printing "skipped: no moto") when moto
@@ -28,9 +29,17 @@ pub(crate) fn endpoint() -> String {
 /// When moto does not answer and skipping was not asked for.
 pub(crate) async fn moto_or_skip() -> Option<AwsEnv> {
     let endpoint = endpoint();
-    let addr = endpoint.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_owned();
+    let addr = endpoint
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
     let reachable = matches!(
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await,
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(&addr)
+        )
+        .await,
         Ok(Ok(_))
     );
     if !reachable {
@@ -52,7 +61,13 @@ pub(crate) async fn closed_port_env() -> AwsEnv {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         listener.local_addr().expect("local addr").port()
     };
-    AwsEnv::explicit("test", "test", "us-east-1", Some(&format!("http://127.0.0.1:{port}"))).await
+    AwsEnv::explicit(
+        "test",
+        "test",
+        "us-east-1",
+        Some(&format!("http://127.0.0.1:{port}")),
+    )
+    .await
 }
 
 /// A fresh name prefix: lowercase letter plus hex, valid in every AWS resource name.
@@ -97,15 +112,24 @@ impl MotoQueues {
                 .create_queue()
                 .queue_name(naming.name(queue))
                 .attributes(QueueAttributeName::VisibilityTimeout, &vis);
-            if queue.config(&Default::default()).dead_letter_queue.is_some() {
+            if queue
+                .config(&Default::default())
+                .dead_letter_queue
+                .is_some()
+            {
                 let policy = serde_json::json!({
                     "deadLetterTargetArn": dlq_arn,
                     "maxReceiveCount": QUEUE_MAX_RECEIVE_COUNT.to_string(),
                 });
                 request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
             }
-            request.send().await.unwrap_or_else(|e| panic!("create {queue}: {e:?}"));
+            request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("create {queue}: {e:?}"));
         }
-        Self { client: SqsQueue::new(env, naming, QueueType::iter().collect()) }
+        Self {
+            client: SqsQueue::new(env, naming, QueueType::iter().collect()),
+        }
     }
 }
