@@ -156,9 +156,13 @@ pub async fn build_clients(params: &RunParams) -> eyre::Result<Clients> {
         AlertBackend::Sns { .. } => None,
     };
     let options = EmbeddedOptions { queue: params.queue.clone(), visibility_timeout: None, alert_webhook };
-    embedded::open(&params.infra.data_dir, &options)
+    let mut clients = embedded::open(&params.infra.data_dir, &options)
         .await
-        .wrap_err_with(|| format!("cannot open the data dir {}", params.infra.data_dir.display()))
+        .wrap_err_with(|| format!("cannot open the data dir {}", params.infra.data_dir.display()))?;
+    crate::core::client::aws::apply_backends(&mut clients, &params.infra, params.layer)
+        .await
+        .wrap_err("invalid AWS resource identifier")?;
+    Ok(clients)
 }
 
 /// Engine knobs from the command line.

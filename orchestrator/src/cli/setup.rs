@@ -60,6 +60,11 @@ pub struct SetupCmd {
         help_heading = "Setup"
     )]
     pub poll_interval: u64,
+
+    /// Print what would be created or updated (create / update / unchanged per resource)
+    /// without changing anything; only read APIs are called.
+    #[arg(long, help_heading = "Setup")]
+    pub dry_run: bool,
 }
 
 impl SetupCmd {
@@ -71,10 +76,10 @@ impl SetupCmd {
         SetupParams::try_from(self)
     }
 
-    /// Placeholder until provisioning is wired: validates and prints the parameters.
+    /// Provisions the resources (or, with `--dry-run`, prints the plan), one line per resource.
     ///
     /// # Errors
-    /// Invalid configuration.
+    /// Invalid configuration, or a resource that could not be set up (named in the error).
     pub fn execute(self) -> eyre::Result<()> {
         let params = self.params().wrap_err("invalid `setup` configuration")?;
         crate::telemetry::init_tracing();

@@ -88,6 +88,8 @@ pub struct SetupParams {
     pub timeout: Duration,
     /// Time between readiness polls.
     pub poll_interval: Duration,
+    /// Print the plan without changing anything (`--dry-run`).
+    pub dry_run: bool,
 }
 
 /// The backend of each infrastructure capability. Capabilities are chosen independently:
@@ -584,6 +586,7 @@ impl TryFrom<SetupCmd> for SetupParams {
             infra,
             timeout: positive_secs(cmd.timeout, "--timeout")?,
             poll_interval: positive_secs(cmd.poll_interval, "--poll-interval")?,
+            dry_run: cmd.dry_run,
         })
     }
 }

@@ -1,9 +1,19 @@
 //! `orchestrator setup`: provisions the infrastructure `run` needs. Safe to run again: it
-//! creates what is missing and leaves what exists.
+//! creates what is missing, reconciles what differs and leaves the rest (AWS: [`aws`]).
+
+pub mod aws;
+
+pub use aws::setup_aws;
+
+use std::time::Duration;
 
 use crate::{
-    config::{DatabaseBackend, InfraParams, SetupParams},
-    core::client::embedded::{self, EmbeddedOptions},
+    config::{AlertBackend, CronBackend, DatabaseBackend, InfraParams, QueueBackend, SetupParams, StorageBackend},
+    core::client::{
+        aws::{AwsEnv, AwsError},
+        embedded::{self, EmbeddedOptions},
+        CronError,
+    },
 };
 
 /// Why setup failed; names the resource.
@@ -12,6 +22,27 @@ pub enum SetupError {
     /// The embedded tier could not be created.
     #[error(transparent)]
     Embedded(#[from] embedded::EmbeddedError),
+    /// An AWS resource could not be inspected, created or updated.
+    // The cause is the source: `{:#}` (how the binary prints errors) appends it.
+    #[error("cannot set up {resource}")]
+    Aws {
+        /// The resource (`queue mo_snos_job_processing_queue`, `bucket mo-bucket` …).
+        resource: String,
+        /// Why.
+        #[source]
+        source: AwsError,
+    },
+    /// A resource did not become ready within `--timeout`.
+    #[error("{resource} was not ready after {waited:?} (raise --timeout?)")]
+    NotReady {
+        /// The resource.
+        resource: String,
+        /// How long setup waited.
+        waited: Duration,
+    },
+    /// The worker-trigger rules or schedules could not be set up.
+    #[error(transparent)]
+    Cron(#[from] CronError),
     /// A backend this build cannot provision yet.
     #[error("{what} is not built yet in this version; use the embedded tier (no provider flags) for now")]
     NotBuilt {
@@ -20,37 +51,74 @@ pub enum SetupError {
     },
 }
 
-/// Provisions what `params` selects and returns a summary of what exists now.
+/// Provisions what `params` selects and returns a summary of what exists now (with
+/// `--dry-run`, of what would be done). AWS credentials, region and endpoint come from the
+/// environment (`AWS_*`).
 pub async fn run_setup(params: &SetupParams) -> Result<Vec<String>, SetupError> {
+    run_setup_with(params, None).await
+}
+
+/// [`run_setup`] with an explicit AWS configuration (tests, emulators); `None` loads it from
+/// the environment when an AWS backend is selected.
+pub async fn run_setup_with(params: &SetupParams, aws: Option<&AwsEnv>) -> Result<Vec<String>, SetupError> {
     ensure_supported(&params.infra)?;
-    let clients = embedded::open(&params.infra.data_dir, &EmbeddedOptions::default()).await?;
-    let _ = clients;
-    let dir = params.infra.data_dir.display();
-    Ok(vec![
-        format!("database: {dir}/orchestrator.sqlite (jobs, batches, lookups, locks)"),
-        format!("queues: {} queues of layer {} in the same file", crate::types::queue::QueueType::for_layer(params.layer).len(), params.layer),
-        format!("artifacts: {dir}/artifacts"),
-        format!("alerts: {dir}/alerts.jsonl"),
-    ])
+    let mut lines = Vec::new();
+    if uses_aws(&params.infra) {
+        let env = match aws {
+            Some(env) => env.clone(),
+            None => AwsEnv::from_env().await,
+        };
+        lines.extend(aws::setup_aws(params, &env).await?.iter().map(ToString::to_string));
+    }
+    lines.extend(setup_embedded(params).await?);
+    Ok(lines)
+}
+
+/// Whether any capability uses an AWS backend.
+pub fn uses_aws(infra: &InfraParams) -> bool {
+    matches!(infra.queue, QueueBackend::Sqs { .. })
+        || matches!(infra.storage, StorageBackend::S3 { .. })
+        || matches!(infra.alerts, AlertBackend::Sns { .. })
+        || matches!(infra.cron, CronBackend::EventBridge { .. })
+}
+
+/// The embedded parts: the SQLite file (database, locks and — when they are embedded — the
+/// queues), the artifact directory and the alert file.
+async fn setup_embedded(params: &SetupParams) -> Result<Vec<String>, SetupError> {
+    let infra = &params.infra;
+    let dir = infra.data_dir.display();
+    let mut lines = Vec::new();
+    if matches!(infra.database, DatabaseBackend::Embedded) {
+        lines.push(format!("database: {dir}/orchestrator.sqlite (jobs, batches, lookups, locks)"));
+    }
+    if matches!(infra.queue, QueueBackend::Embedded) {
+        lines.push(format!(
+            "queues: {} queues of layer {} in {dir}/orchestrator.sqlite",
+            crate::types::queue::QueueType::for_layer(params.layer).len(),
+            params.layer
+        ));
+    }
+    if matches!(infra.storage, StorageBackend::Embedded { .. }) {
+        lines.push(format!("artifacts: {dir}/artifacts"));
+    }
+    if matches!(infra.alerts, AlertBackend::Embedded { .. }) {
+        lines.push(format!("alerts: {dir}/alerts.jsonl"));
+    }
+    if lines.is_empty() {
+        return Ok(lines);
+    }
+    if params.dry_run {
+        return Ok(lines.into_iter().map(|l| format!("would ensure {l}")).collect());
+    }
+    let clients = embedded::open(&infra.data_dir, &EmbeddedOptions::default()).await?;
+    drop(clients);
+    Ok(lines)
 }
 
 /// Fails with a clear message when `infra` selects a backend that is not built yet.
 pub fn ensure_supported(infra: &InfraParams) -> Result<(), SetupError> {
-    use crate::config::{AlertBackend, CronBackend, QueueBackend, StorageBackend};
     if !matches!(infra.database, DatabaseBackend::Embedded) {
         return Err(SetupError::NotBuilt { what: "the MongoDB/PostgreSQL database backend (--mongodb, --postgres)" });
-    }
-    if !matches!(infra.queue, QueueBackend::Embedded) {
-        return Err(SetupError::NotBuilt { what: "the SQS queue backend (--aws-sqs)" });
-    }
-    if !matches!(infra.storage, StorageBackend::Embedded { .. }) {
-        return Err(SetupError::NotBuilt { what: "the S3 storage backend (--aws-s3)" });
-    }
-    if !matches!(infra.alerts, AlertBackend::Embedded { .. }) {
-        return Err(SetupError::NotBuilt { what: "the SNS alert backend (--aws-sns)" });
-    }
-    if !matches!(infra.cron, CronBackend::Embedded { .. }) {
-        return Err(SetupError::NotBuilt { what: "the EventBridge cron backend (--aws-event-bridge)" });
     }
     Ok(())
 }

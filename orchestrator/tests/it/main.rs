@@ -9,6 +9,7 @@ mod api_otlp;
 mod api_routes;
 mod api_secrets;
 mod api_support;
+mod aws_setup;
 mod bad_input;
 mod blob_cli;
 mod blob_pyref;

@@ -5,6 +5,7 @@
 //! succeed (a network blip, a busy database) or not (bad input, a missing resource).
 
 pub mod alert;
+pub mod aws;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod cron;
