@@ -12,6 +12,10 @@ scripts/install-pyrefs.sh
 echo "==> headless Chromium for the dashboard test"
 [ "${ORCH_SKIP_BROWSER_TESTS:-0}" = 1 ] || scripts/chromium.sh
 
+echo "==> moto server (AWS APIs) on 127.0.0.1"
+export MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT="$(scripts/moto.sh start | tail -n 1)"
+trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
+
 echo "==> unit and integration tests"
 cargo test --workspace --all-features --locked -- --test-threads="${TEST_THREADS:-2}"
 
