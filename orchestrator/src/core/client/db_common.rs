@@ -267,6 +267,32 @@ pub(crate) fn chunks(range: (i64, i64), size: i64) -> impl Iterator<Item = (i64,
     })
 }
 
+/// The URL with any password replaced by `***`, for messages and logs. A URL that does not
+/// parse is not shown at all (it might be a password pasted in the wrong place).
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have a password, which this one has.
+                let _ = parsed.set_password(Some("***"));
+            }
+            // A password may also hide in the query (`?password=`).
+            if parsed.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k.eq_ignore_ascii_case("password") { "***".to_owned() } else { v.into_owned() };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
 /// A `u64` to store: every backend stores signed 64-bit integers, so larger values are refused.
 pub(crate) fn to_i64(what: &str, value: u64) -> DatabaseResult<i64> {
     i64::try_from(value).map_err(|_| {

@@ -3,7 +3,7 @@
 //!
 //! [`open_pool`] connects and checks the server answers; [`database::PostgresDatabase`] and
 //! [`lock::PostgresLock`] create their tables idempotently in their `init`. Connection URLs
-//! carry passwords: errors and `Debug` output show them redacted ([`redact_url`]).
+//! carry passwords: errors and `Debug` output show them with the password redacted.
 
 pub mod database;
 pub mod lock;
@@ -13,10 +13,10 @@ use std::{str::FromStr, time::Duration};
 use orchestrator_utils::Secret;
 use sqlx::{
     postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions},
-    ConnectOptions, Connection,
+    Connection,
 };
 
-use super::BoxError;
+use super::{db_common::redact_url, BoxError};
 
 /// Connections per process; workers hold one only for the length of a statement.
 const MAX_CONNECTIONS: u32 = 10;
@@ -33,32 +33,6 @@ pub struct OpenError {
     /// Why.
     #[source]
     pub source: BoxError,
-}
-
-/// The URL with any password replaced by `***`, for messages and logs. A URL that does not
-/// parse is not shown at all (it might be a password pasted in the wrong place).
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                // Only fails for URLs that cannot have a password, which this one has.
-                let _ = parsed.set_password(Some("***"));
-            }
-            // A password may also hide in the query (`?password=`).
-            if parsed.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
-                let pairs: Vec<(String, String)> = parsed
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let v = if k.eq_ignore_ascii_case("password") { "***".to_owned() } else { v.into_owned() };
-                        (k.into_owned(), v)
-                    })
-                    .collect();
-                parsed.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<unparseable URL>".to_owned(),
-    }
 }
 
 /// Connects to the database named by `url` and checks it answers.
@@ -229,7 +203,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_are_redacted() {
+    fn passwords_are_redacted_from_urls() {
         assert_eq!(redact_url("postgres://u:hunter2@db:5432/o"), "postgres://u:***@db:5432/o");
         assert_eq!(redact_url("postgres://u@db/o"), "postgres://u@db/o");
         let q = redact_url("postgres://db/o?user=u&password=hunter2");
