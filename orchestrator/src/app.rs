@@ -126,9 +126,15 @@ pub async fn build_clients(params: &RunParams) -> eyre::Result<Clients> {
         AlertBackend::Sns { .. } => None,
     };
     let options = EmbeddedOptions { queue: params.queue.clone(), visibility_timeout: None, alert_webhook };
-    embedded::open(&params.infra.data_dir, &options)
+    let mut clients = embedded::open(&params.infra.data_dir, &options)
         .await
-        .wrap_err_with(|| format!("cannot open the data dir {}", params.infra.data_dir.display()))
+        .wrap_err_with(|| format!("cannot open the data dir {}", params.infra.data_dir.display()))?;
+    // `--postgres` / `--mongodb` replace the embedded database and locks.
+    if let Some(db) = crate::core::client::database_backends::open(&params.infra.database).await? {
+        clients.database = db.database;
+        clients.lock = db.lock;
+    }
+    Ok(clients)
 }
 
 /// Engine knobs from the command line.

@@ -2,7 +2,7 @@
 //! creates what is missing and leaves what exists.
 
 use crate::{
-    config::{DatabaseBackend, InfraParams, SetupParams},
+    config::{InfraParams, SetupParams},
     core::client::embedded::{self, EmbeddedOptions},
 };
 
@@ -12,6 +12,9 @@ pub enum SetupError {
     /// The embedded tier could not be created.
     #[error(transparent)]
     Embedded(#[from] embedded::EmbeddedError),
+    /// The `--postgres` / `--mongodb` database could not be reached or provisioned.
+    #[error(transparent)]
+    Database(#[from] crate::core::client::database_backends::DatabaseBackendError),
     /// A backend this build cannot provision yet.
     #[error("{what} is not built yet in this version; use the embedded tier (no provider flags) for now")]
     NotBuilt {
@@ -26,20 +29,23 @@ pub async fn run_setup(params: &SetupParams) -> Result<Vec<String>, SetupError> 
     let clients = embedded::open(&params.infra.data_dir, &EmbeddedOptions::default()).await?;
     let _ = clients;
     let dir = params.infra.data_dir.display();
-    Ok(vec![
+    // `--postgres` / `--mongodb`: create the tables or indexes; the summary names the database.
+    let database = crate::core::client::database_backends::open(&params.infra.database).await?;
+    let mut summary = vec![
         format!("database: {dir}/orchestrator.sqlite (jobs, batches, lookups, locks)"),
         format!("queues: {} queues of layer {} in the same file", crate::types::queue::QueueType::for_layer(params.layer).len(), params.layer),
         format!("artifacts: {dir}/artifacts"),
         format!("alerts: {dir}/alerts.jsonl"),
-    ])
+    ];
+    if let Some(db) = database {
+        summary[0] = db.summary;
+    }
+    Ok(summary)
 }
 
 /// Fails with a clear message when `infra` selects a backend that is not built yet.
 pub fn ensure_supported(infra: &InfraParams) -> Result<(), SetupError> {
     use crate::config::{AlertBackend, CronBackend, QueueBackend, StorageBackend};
-    if !matches!(infra.database, DatabaseBackend::Embedded) {
-        return Err(SetupError::NotBuilt { what: "the MongoDB/PostgreSQL database backend (--mongodb, --postgres)" });
-    }
     if !matches!(infra.queue, QueueBackend::Embedded) {
         return Err(SetupError::NotBuilt { what: "the SQS queue backend (--aws-sqs)" });
     }

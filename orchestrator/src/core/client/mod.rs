@@ -9,6 +9,7 @@ pub mod alert;
 pub mod conformance;
 pub mod cron;
 pub mod database;
+pub mod database_backends;
 pub(crate) mod db_common;
 pub mod embedded;
 pub mod fs_storage;

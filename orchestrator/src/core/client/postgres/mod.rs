@@ -53,7 +53,8 @@ pub async fn open_pool(url: &Secret<String>) -> Result<PgPool, OpenError> {
 /// A pool over `options`, checked by opening one connection first: an unreachable server or
 /// refused credentials fail fast with the real cause (a pool would only report a timeout).
 pub(crate) async fn connect_with(options: PgConnectOptions) -> Result<PgPool, sqlx::Error> {
-    let options = options.application_name("madara-orchestrator");
+    // `CREATE … IF NOT EXISTS` on every start would otherwise log a notice per table.
+    let options = options.application_name("madara-orchestrator").options([("client_min_messages", "warning")]);
     let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await.map_err(|_| {
         sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
