@@ -16,7 +16,6 @@ use crate::{
         CronClient,
     },
     server,
-    setup::ensure_supported,
     types::{jobs::JobType, queue::WorkerTriggerType},
     worker::{controller::WorkerController, event_handler::jobs::JobHandlers, pipeline, triggers::Triggers},
 };
@@ -150,7 +149,6 @@ pub fn server_settings(params: &RunParams) -> ServerSettings {
 
 /// The infrastructure clients `params` selects.
 pub async fn build_clients(params: &RunParams) -> eyre::Result<Clients> {
-    ensure_supported(&params.infra)?;
     let alert_webhook = match &params.infra.alerts {
         AlertBackend::Embedded { webhook_url } => webhook_url.as_ref().map(|u| u.expose().clone()),
         AlertBackend::Sns { .. } => None,
@@ -162,6 +160,11 @@ pub async fn build_clients(params: &RunParams) -> eyre::Result<Clients> {
     crate::core::client::aws::apply_backends(&mut clients, &params.infra, params.layer)
         .await
         .wrap_err("invalid AWS resource identifier")?;
+    // `--postgres` / `--mongodb` replace the embedded database and locks.
+    if let Some(db) = crate::core::client::database_backends::open(&params.infra.database).await? {
+        clients.database = db.database;
+        clients.lock = db.lock;
+    }
     Ok(clients)
 }
 

@@ -25,7 +25,7 @@ pub const FILE_SECRET_VARS: &[&str] = &[
     "MADARA_ORCHESTRATOR_ETHEREUM_DA_RPC_URL",
     "MADARA_ORCHESTRATOR_STARKNET_DA_RPC_URL",
     "MADARA_ORCHESTRATOR_MONGODB_CONNECTION_URL",
-    "MADARA_ORCHESTRATOR_POSTGRES_CONNECTION_URL",
+    "MADARA_ORCHESTRATOR_POSTGRES_URL",
     "MADARA_ORCHESTRATOR_ADMIN_TOKEN",
 ];
 
@@ -295,7 +295,7 @@ mod tests {
     #[case("madara_feeder_gateway_url")]
     #[case("otel_collector_endpoint")]
     #[case("starknet_finality_retry_wait_in_secs")]
-    #[case("postgres_connection_url")]
+    #[case("postgres_url")]
     #[case("admin_token")]
     fn run_unset_by_default(#[case] id: &str) {
         let m = Cli::command().try_get_matches_from(RUN).unwrap();
@@ -339,7 +339,8 @@ mod tests {
     #[rstest]
     #[case(&["--settle-on-starknet"])]
     #[case(&["--da-on-starknet"])]
-    #[case(&["--mongodb", "--postgres", "--postgres-connection-url", "postgres://x"])]
+    #[case(&["--mongodb", "--postgres", "--postgres-url", "postgres://x"])]
+    #[case(&["--postgres"])]
     #[case(&["--aws-s3"])]
     #[case(&["--aws", "--aws-sns", "--alert-webhook-url", "http://x"])]
     #[case(&["--prover", "nope"])]

@@ -642,9 +642,9 @@ impl InfraParams {
             (false, true) => {
                 let url = a
                     .database
-                    .postgres_connection_url
+                    .postgres_url
                     .ok_or(ConfigError::Missing {
-                        flag: "--postgres-connection-url",
+                        flag: "--postgres-url",
                         when: "with --postgres",
                     })?;
                 let scheme_ok = ["postgres://", "postgresql://"]
@@ -652,7 +652,7 @@ impl InfraParams {
                     .any(|s| url.expose().starts_with(s));
                 if !scheme_ok {
                     return Err(ConfigError::invalid(
-                        "--postgres-connection-url",
+                        "--postgres-url",
                         "must start with postgres:// or postgresql://",
                     ));
                 }
@@ -1585,11 +1585,19 @@ mod tests {
     fn capabilities_mix() {
         let p = params(&[
             "--postgres",
-            "--postgres-connection-url",
+            "--postgres-url",
             "postgres://u:p@localhost/o",
         ])
         .unwrap();
         assert!(matches!(p.infra.database, DatabaseBackend::Postgres { .. }));
+        // The old flag name still works.
+        let p = params(&[
+            "--postgres",
+            "--postgres-connection-url",
+            "postgres://u:p@localhost/o",
+        ])
+        .unwrap();
+        assert!(matches!(&p.infra.database, DatabaseBackend::Postgres { url } if url.expose() == "postgres://u:p@localhost/o"));
         assert_eq!(p.infra.queue, QueueBackend::Embedded);
         let p = params(&[
             "--mongodb",
@@ -1623,6 +1631,7 @@ mod tests {
     #[case(&["--da-public-keys", "xyz"], "--da-public-keys")]
     #[case(&["--aws", "--aws-sqs", "--queue-identifier", "fixed"], "--queue-identifier")]
     #[case(&["--mongodb", "--mongodb-connection-url", "http://x"], "--mongodb-connection-url")]
+    #[case(&["--postgres", "--postgres-url", "mysql://x"], "--postgres-url")]
     #[case(&["--fixed-blocks-per-snos-batch", "0"], "--fixed-blocks-per-snos-batch")]
     #[case(&["--snos-job-timeout-seconds", "0"], "--snos-job-timeout-seconds")]
     #[case(&["--storage-expiration-days", "0"], "--storage-expiration-days")]

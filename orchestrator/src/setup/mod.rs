@@ -43,12 +43,9 @@ pub enum SetupError {
     /// The worker-trigger rules or schedules could not be set up.
     #[error(transparent)]
     Cron(#[from] CronError),
-    /// A backend this build cannot provision yet.
-    #[error("{what} is not built yet in this version; use the embedded tier (no provider flags) for now")]
-    NotBuilt {
-        /// The backend.
-        what: &'static str,
-    },
+    /// The `--postgres` / `--mongodb` database could not be reached or provisioned.
+    #[error(transparent)]
+    Database(#[from] crate::core::client::database_backends::DatabaseBackendError),
 }
 
 /// Provisions what `params` selects and returns a summary of what exists now (with
@@ -61,7 +58,6 @@ pub async fn run_setup(params: &SetupParams) -> Result<Vec<String>, SetupError> 
 /// [`run_setup`] with an explicit AWS configuration (tests, emulators); `None` loads it from
 /// the environment when an AWS backend is selected.
 pub async fn run_setup_with(params: &SetupParams, aws: Option<&AwsEnv>) -> Result<Vec<String>, SetupError> {
-    ensure_supported(&params.infra)?;
     let mut lines = Vec::new();
     if uses_aws(&params.infra) {
         let env = match aws {
@@ -69,6 +65,14 @@ pub async fn run_setup_with(params: &SetupParams, aws: Option<&AwsEnv>) -> Resul
             None => AwsEnv::from_env().await,
         };
         lines.extend(aws::setup_aws(params, &env).await?.iter().map(ToString::to_string));
+    }
+    if !matches!(params.infra.database, DatabaseBackend::Embedded) {
+        // `--postgres` / `--mongodb`: create the tables or indexes (idempotent).
+        if params.dry_run {
+            lines.push("would ensure the database schema / indexes".to_owned());
+        } else if let Some(db) = crate::core::client::database_backends::open(&params.infra.database).await? {
+            lines.push(db.summary);
+        }
     }
     lines.extend(setup_embedded(params).await?);
     Ok(lines)
@@ -115,10 +119,3 @@ async fn setup_embedded(params: &SetupParams) -> Result<Vec<String>, SetupError>
     Ok(lines)
 }
 
-/// Fails with a clear message when `infra` selects a backend that is not built yet.
-pub fn ensure_supported(infra: &InfraParams) -> Result<(), SetupError> {
-    if !matches!(infra.database, DatabaseBackend::Embedded) {
-        return Err(SetupError::NotBuilt { what: "the MongoDB/PostgreSQL database backend (--mongodb, --postgres)" });
-    }
-    Ok(())
-}

@@ -27,16 +27,18 @@ pub struct DatabaseArgs {
     )]
     pub mongodb_database_name: String,
 
-    /// Use PostgreSQL (not in the reference).
-    #[arg(long, requires = "postgres_connection_url")]
+    /// Use PostgreSQL (not in the reference): the tested shared database for several
+    /// orchestrator processes.
+    #[arg(long, requires = "postgres_url")]
     pub postgres: bool,
 
-    /// PostgreSQL connection URL, e.g. `postgres://user:pass@localhost/orchestrator`
-    /// (`_FILE` companion supported).
+    /// PostgreSQL connection URL, e.g. `postgres://user:pass@localhost:5432/orchestrator`
+    /// (`_FILE` companion supported; `--postgres-connection-url` is accepted as an alias).
     #[arg(
         long,
-        env = "MADARA_ORCHESTRATOR_POSTGRES_CONNECTION_URL",
+        alias = "postgres-connection-url",
+        env = "MADARA_ORCHESTRATOR_POSTGRES_URL",
         hide_env_values = true
     )]
-    pub postgres_connection_url: Option<Secret<String>>,
+    pub postgres_url: Option<Secret<String>>,
 }

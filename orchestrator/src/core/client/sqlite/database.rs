@@ -22,7 +22,7 @@ use std::{path::PathBuf, sync::RwLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::de::DeserializeOwned;
 use sqlx::{
     sqlite::{SqlitePool, SqliteRow},
     AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection,
@@ -31,14 +31,20 @@ use uuid::Uuid;
 
 use super::{is_transient, open_file};
 use crate::{
-    core::client::database::{DatabaseClient, DatabaseError, DatabaseResult},
+    core::client::{
+        database::{DatabaseClient, DatabaseError, DatabaseResult},
+        db_common::{
+            lookup_ranges_to_write, lower_bound, to_i64, to_json, upper_bound, BatchColumns, BatchRecord,
+            BatchSpan, JobColumns, BLOCK_NUMBER_JOB_TYPES,
+        },
+    },
     types::{
         batch::{
             AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates,
             BatchQuery, BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus,
             SnosBatchUpdates, SortOrder,
         },
-        jobs::{now_secs, JobItem, JobItemUpdates, JobMetadata, JobSpecificMetadata, JobStatus, JobType},
+        jobs::{now_secs, JobItem, JobItemUpdates, JobStatus, JobType},
     },
 };
 
@@ -107,10 +113,6 @@ CREATE TABLE IF NOT EXISTS block_batch_lookups (
 CREATE INDEX IF NOT EXISTS block_batch_lookups_snos ON block_batch_lookups (snos_batch_index);
 CREATE INDEX IF NOT EXISTS block_batch_lookups_aggregator ON block_batch_lookups (aggregator_batch_index);
 "#;
-
-/// Jobs whose `block_number` metadata names the block they work on.
-const BLOCK_NUMBER_JOB_TYPES: [JobType; 3] =
-    [JobType::ProofCreation, JobType::ProofRegistration, JobType::DataSubmission];
 
 /// The job and batch database on the shared SQLite file.
 ///
@@ -779,43 +781,6 @@ impl DatabaseClient for SqliteDatabase {
 
 // ---- jobs: columns and rows ----
 
-/// Columns of a job derived from its metadata.
-struct JobColumns {
-    orchestrator_version: String,
-    block_number: Option<i64>,
-    start_block: Option<i64>,
-    end_block: Option<i64>,
-    to_settle: Option<i64>,
-    storage_artifacts_tagged_at: Option<i64>,
-}
-
-impl JobColumns {
-    fn of(metadata: &JobMetadata) -> DatabaseResult<Self> {
-        let mut cols = Self {
-            orchestrator_version: metadata.common.orchestrator_version.clone(),
-            block_number: None,
-            start_block: None,
-            end_block: None,
-            to_settle: None,
-            storage_artifacts_tagged_at: None,
-        };
-        match &metadata.specific {
-            JobSpecificMetadata::Snos(m) => {
-                cols.start_block = Some(to_i64("start_block", m.start_block)?);
-                cols.end_block = Some(to_i64("end_block", m.end_block)?);
-            }
-            JobSpecificMetadata::Proving(m) => cols.block_number = Some(to_i64("block_number", m.block_number)?),
-            JobSpecificMetadata::Da(m) => cols.block_number = Some(to_i64("block_number", m.block_number)?),
-            JobSpecificMetadata::StateUpdate(m) => {
-                cols.to_settle = Some(to_i64("to_settle", m.context.to_settle())?);
-                cols.storage_artifacts_tagged_at = m.storage_artifacts_tagged_at.map(|t| t.timestamp());
-            }
-            JobSpecificMetadata::Aggregator(_) => {}
-        }
-        Ok(cols)
-    }
-}
-
 /// `SELECT id, doc FROM jobs WHERE 1 = 1`, to be extended with `AND …` filters.
 fn select_jobs() -> QueryBuilder<Sqlite> {
     QueryBuilder::new("SELECT id, doc FROM jobs WHERE 1 = 1")
@@ -832,121 +797,6 @@ fn decode_job_row(row: &SqliteRow) -> DatabaseResult<JobItem> {
 }
 
 // ---- batches ----
-
-/// What the generic batch code needs from a SNOS or aggregator batch.
-trait BatchRecord: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
-    /// Table name.
-    const TABLE: &'static str;
-    /// Column of `block_batch_lookups` pointing at this kind of batch.
-    const LOOKUP_COLUMN: &'static str;
-    /// Name in messages.
-    const WHAT: &'static str;
-
-    fn id(&self) -> Uuid;
-    fn index(&self) -> u64;
-    fn range(&self) -> (u64, u64);
-    fn status(&self) -> &str;
-    fn orchestrator_version(&self) -> &str;
-    fn aggregator_batch_index(&self) -> Option<u64>;
-    fn created_at(&self) -> DateTime<Utc>;
-    fn updated_at(&self) -> DateTime<Utc>;
-    fn set_num_blocks(&mut self, n: u64);
-    fn touch(&mut self, now: DateTime<Utc>);
-
-    /// Checks the range and recomputes `num_blocks`.
-    fn normalize(&mut self) -> DatabaseResult<()> {
-        let (start, end) = self.range();
-        if end < start {
-            return Err(DatabaseError::other(format!(
-                "{} {}: end block {end} is before start block {start}",
-                Self::WHAT,
-                self.index()
-            )));
-        }
-        self.set_num_blocks(end - start + 1);
-        Ok(())
-    }
-}
-
-macro_rules! batch_record {
-    ($ty:ty, $table:literal, $what:literal, $lookup:literal, |$b:ident| $agg:expr) => {
-        impl BatchRecord for $ty {
-            const TABLE: &'static str = $table;
-            const LOOKUP_COLUMN: &'static str = $lookup;
-            const WHAT: &'static str = $what;
-
-            fn id(&self) -> Uuid {
-                self.id
-            }
-            fn index(&self) -> u64 {
-                self.index
-            }
-            fn range(&self) -> (u64, u64) {
-                (self.start_block, self.end_block)
-            }
-            fn status(&self) -> &str {
-                self.status.as_ref()
-            }
-            fn orchestrator_version(&self) -> &str {
-                &self.orchestrator_version
-            }
-            fn aggregator_batch_index(&self) -> Option<u64> {
-                let $b = self;
-                $agg
-            }
-            fn created_at(&self) -> DateTime<Utc> {
-                self.created_at
-            }
-            fn updated_at(&self) -> DateTime<Utc> {
-                self.updated_at
-            }
-            fn set_num_blocks(&mut self, n: u64) {
-                self.num_blocks = n;
-            }
-            fn touch(&mut self, now: DateTime<Utc>) {
-                self.updated_at = now;
-            }
-        }
-    };
-}
-
-batch_record!(SnosBatch, "snos_batches", "SNOS batch", "snos_batch_index", |b| b.aggregator_batch_index);
-batch_record!(AggregatorBatch, "aggregator_batches", "aggregator batch", "aggregator_batch_index", |_b| None);
-
-/// The columns of a batch row, checked to fit in i64.
-struct BatchColumns {
-    id: String,
-    index: i64,
-    aggregator_batch_index: Option<i64>,
-    status: String,
-    orchestrator_version: String,
-    start: i64,
-    end: i64,
-    created_at: i64,
-    updated_at: i64,
-    doc: String,
-}
-
-impl BatchColumns {
-    fn of<B: BatchRecord>(b: &B) -> DatabaseResult<Self> {
-        let (start, end) = b.range();
-        Ok(Self {
-            id: b.id().to_string(),
-            index: to_i64("batch index", b.index())?,
-            aggregator_batch_index: b
-                .aggregator_batch_index()
-                .map(|i| to_i64("aggregator batch index", i))
-                .transpose()?,
-            status: b.status().to_owned(),
-            orchestrator_version: b.orchestrator_version().to_owned(),
-            start: to_i64("start_block", start)?,
-            end: to_i64("end_block", end)?,
-            created_at: b.created_at().timestamp(),
-            updated_at: b.updated_at().timestamp(),
-            doc: to_json(b)?,
-        })
-    }
-}
 
 enum BatchKey {
     Id(Uuid),
@@ -1041,7 +891,7 @@ async fn sync_lookups<B: BatchRecord>(
 ) -> DatabaseResult<()> {
     let col = B::LOOKUP_COLUMN;
     let now = now_secs().timestamp();
-    let mut fresh = vec![(new.start, new.end)];
+    let fresh = lookup_ranges_to_write(old.map(BatchSpan::from), new.into());
     if let Some(old) = old {
         let clear = format!(
             "UPDATE block_batch_lookups SET {col} = NULL, updated_at = ?
@@ -1057,16 +907,6 @@ async fn sync_lookups<B: BatchRecord>(
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;
-        if old.index == new.index {
-            // The overlap already points here: only the blocks the batch grew by need rows.
-            fresh.clear();
-            if new.start < old.start {
-                fresh.push((new.start, new.end.min(old.start - 1)));
-            }
-            if new.end > old.end {
-                fresh.push((new.start.max(old.end + 1), new.end));
-            }
-        }
     }
     let upsert = format!(
         "WITH RECURSIVE r(b) AS (SELECT ? UNION ALL SELECT b + 1 FROM r WHERE b < ?)
@@ -1122,10 +962,6 @@ fn decode_doc<T: DeserializeOwned>(row: &SqliteRow, kind: &str) -> DatabaseResul
     serde_json::from_str(&doc).map_err(|e| corrupt(e.to_string()))
 }
 
-fn to_json<T: Serialize + ?Sized>(value: &T) -> DatabaseResult<String> {
-    serde_json::to_string(value).map_err(DatabaseError::other)
-}
-
 /// Maps a sqlx error: busy / locked / pool / I/O → `Unavailable` (retryable), decoding →
 /// `Corrupt`, anything else → `Other`.
 pub(crate) fn db_err(e: sqlx::Error) -> DatabaseError {
@@ -1139,26 +975,6 @@ pub(crate) fn db_err(e: sqlx::Error) -> DatabaseError {
         sqlx::Error::Decode(source) => DatabaseError::Corrupt { what: "row".to_owned(), reason: source.to_string() },
         e => DatabaseError::other(e),
     }
-}
-
-/// A `u64` to store: SQLite integers are i64, so larger values are refused.
-fn to_i64(what: &str, value: u64) -> DatabaseResult<i64> {
-    i64::try_from(value).map_err(|_| {
-        DatabaseError::other(format!(
-            "{what} {value} exceeds {}, the largest integer SQLite stores",
-            i64::MAX
-        ))
-    })
-}
-
-/// A `u64` used as an equality or lower bound: `None` when it exceeds every storable value.
-fn lower_bound(value: u64) -> Option<i64> {
-    i64::try_from(value).ok()
-}
-
-/// A `u64` used as an inclusive upper bound: clamped, since nothing stored is larger.
-fn upper_bound(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 fn push_list<T>(qb: &mut QueryBuilder<Sqlite>, values: impl IntoIterator<Item = T>)
@@ -1184,7 +1000,7 @@ mod tests {
     use super::*;
     use crate::{
         core::client::sqlite::open_pool,
-        types::jobs::{SnosMetadata, JobItem},
+        types::jobs::{JobItem, JobSpecificMetadata, SnosMetadata},
     };
 
     /// A fresh database in its own temp dir (kept alive by the returned guard).

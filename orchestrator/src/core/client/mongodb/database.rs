@@ -1,0 +1,779 @@
+//! [`DatabaseClient`] on MongoDB, with the reference's collections and indexes.
+//!
+//! - `create_job` is an upsert with `$setOnInsert` keyed by `(job_type, internal_id)`: when a
+//!   document matched (or a concurrent insert won the unique index) it is `ItemAlreadyExists`;
+//! - `update_job` is one `find_one_and_update` filtered by `{id, version}` that `$set`s the
+//!   given fields and `$inc`s the version, so of several writers of one version one wins;
+//! - jobs without successor and SNOS batches without jobs are `$lookup` aggregations;
+//! - a batch write replaces the batch document, then syncs `block_batch_lookups` with bulk
+//!   `update_many` / unordered `insert_many` calls in chunks of [`LOOKUP_CHUNK`] blocks.
+//!
+//! Unlike PostgreSQL, the batch write and its lookup sync are not one transaction (MongoDB
+//! needs a replica set for those, and the reference does without): a crash in between leaves
+//! lookups behind until that batch is written again. Batches are written by the batching
+//! workers, which run under a cluster-wide lock, so batch writes do not race each other.
+
+use std::sync::RwLock;
+
+use ::mongodb::{
+    bson::{doc, Bson, Document},
+    options::{IndexOptions, ReturnDocument},
+    Client, Collection, Database, IndexModel,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use uuid::Uuid;
+
+use super::{
+    documents::{self as d, uuid_bson},
+    is_duplicate_key, is_transient, AGGREGATOR_BATCHES, BLOCK_BATCH_LOOKUPS, JOBS, SNOS_BATCHES,
+};
+use crate::{
+    core::client::{
+        database::{DatabaseClient, DatabaseError, DatabaseResult},
+        db_common::{
+            chunks, lookup_ranges_to_write, lower_bound, stale_lookup_filter, to_i64, upper_bound, BatchColumns,
+            BatchRecord, BatchSpan,
+        },
+    },
+    types::{
+        batch::{
+            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates, BatchQuery,
+            BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates, SortOrder,
+        },
+        jobs::{now_secs, JobItem, JobItemUpdates, JobStatus, JobType},
+    },
+};
+
+/// Blocks per bulk lookup write.
+pub const LOOKUP_CHUNK: i64 = 1_000;
+
+/// The job and batch database on MongoDB.
+#[derive(Debug)]
+pub struct MongoDatabase {
+    client: Client,
+    /// The current database; replaced by [`DatabaseClient::switch_database`].
+    db: RwLock<Database>,
+}
+
+impl MongoDatabase {
+    /// Wraps a client and database (from [`super::open`]) and ensures the indexes.
+    ///
+    /// # Errors
+    /// When the indexes cannot be created.
+    pub async fn open(client: Client, db: Database) -> DatabaseResult<Self> {
+        let this = Self { client, db: RwLock::new(db) };
+        this.ensure_indexes().await?;
+        Ok(this)
+    }
+
+    /// Creates the reference's indexes if missing (idempotent: same keys and options).
+    ///
+    /// # Errors
+    /// `Unavailable` when the server is unreachable; `Other` when an index exists with other
+    /// options.
+    pub async fn ensure_indexes(&self) -> DatabaseResult<()> {
+        ensure_indexes(&self.db()).await
+    }
+
+    /// The current database handle.
+    pub fn db(&self) -> Database {
+        // A poisoned lock only means another thread panicked while swapping the handle; the
+        // handle itself is always valid.
+        self.db.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn coll(&self, name: &str) -> Collection<Document> {
+        self.db().collection(name)
+    }
+
+    async fn find_jobs(&self, filter: Document, sort: Document, limit: Option<u64>) -> DatabaseResult<Vec<JobItem>> {
+        let coll = self.coll(JOBS);
+        let mut find = coll.find(filter).sort(sort);
+        if let Some(limit) = limit {
+            find = find.limit(upper_bound(limit));
+        }
+        let docs: Vec<Document> = find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
+        docs.into_iter().map(|doc| d::decode_record(doc, "id", "job")).collect()
+    }
+
+    async fn find_job(&self, filter: Document, sort: Document) -> DatabaseResult<Option<JobItem>> {
+        Ok(self.find_jobs(filter, sort, Some(1)).await?.into_iter().next())
+    }
+
+    async fn find_batches<B: BatchRecord>(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: Option<u64>,
+    ) -> DatabaseResult<Vec<B>> {
+        let coll = self.coll(B::TABLE);
+        let mut find = coll.find(filter).sort(sort);
+        if let Some(limit) = limit {
+            find = find.limit(upper_bound(limit));
+        }
+        let docs: Vec<Document> = find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
+        docs.into_iter().map(|doc| d::decode_record(doc, "_id", B::WHAT)).collect()
+    }
+
+    async fn find_batch<B: BatchRecord>(&self, filter: Document, sort: Document) -> DatabaseResult<Option<B>> {
+        Ok(self.find_batches(filter, sort, Some(1)).await?.into_iter().next())
+    }
+
+    async fn query_batches<B: BatchRecord, S: AsRef<str>>(&self, query: &BatchQuery<S>) -> DatabaseResult<Vec<B>> {
+        let statuses: Vec<String> = query.statuses.iter().map(|s| s.as_ref().to_owned()).collect();
+        let Some(filter) = d::batch_query_filter(&query.indexes, &statuses, query.orchestrator_version.as_deref())
+        else {
+            return Ok(Vec::new());
+        };
+        let sort = match query.sort {
+            SortOrder::Ascending => doc! { "index": 1 },
+            SortOrder::Descending => doc! { "index": -1 },
+        };
+        self.find_batches(filter, sort, query.limit).await
+    }
+
+    /// Inserts a new batch and points its blocks' lookups at it.
+    async fn create_batch<B: BatchRecord>(&self, mut batch: B) -> DatabaseResult<B> {
+        batch.normalize()?;
+        let row = BatchColumns::of(&batch)?;
+        let doc = d::encode_record(&batch, batch.id(), "_id", B::WHAT)?;
+        self.coll(B::TABLE).insert_one(doc).await.map_err(conflict_or::<B>(&row))?;
+        self.sync_lookups::<B>(None, (&row).into()).await?;
+        Ok(batch)
+    }
+
+    /// Inserts the batch or replaces the one with the same id, syncing the lookups.
+    async fn upsert_batch<B: BatchRecord>(&self, batch: &B) -> DatabaseResult<B> {
+        let mut batch = batch.clone();
+        batch.normalize()?;
+        batch.touch(now_secs());
+        let row = BatchColumns::of(&batch)?;
+        let doc = d::encode_record(&batch, batch.id(), "_id", B::WHAT)?;
+        let old = self
+            .coll(B::TABLE)
+            .find_one_and_replace(doc! { "_id": uuid_bson(batch.id()) }, doc)
+            .upsert(true)
+            .return_document(ReturnDocument::Before)
+            .await
+            .map_err(conflict_or::<B>(&row))?;
+        let old = old.map(|doc| d::decode_record::<B>(doc, "_id", B::WHAT)).transpose()?;
+        let old_span = old.as_ref().map(|o| BatchColumns::of(o).map(|c| BatchSpan::from(&c))).transpose()?;
+        self.sync_lookups::<B>(old_span, (&row).into()).await?;
+        Ok(batch)
+    }
+
+    /// Applies `change` to the batch with this index; `NotFound` if there is none.
+    async fn update_batch_by_index<B: BatchRecord>(&self, index: u64, change: impl FnOnce(&mut B)) -> DatabaseResult<B> {
+        let not_found = || DatabaseError::NotFound { what: format!("{} {index}", B::WHAT) };
+        let Some(key) = lower_bound(index) else { return Err(not_found()) };
+        let Some(old) = self.find_batch::<B>(doc! { "index": key }, doc! {}).await? else {
+            return Err(not_found());
+        };
+        let old_span = BatchSpan::from(&BatchColumns::of(&old)?);
+        let mut batch = old;
+        change(&mut batch);
+        batch.normalize()?;
+        batch.touch(now_secs());
+        let row = BatchColumns::of(&batch)?;
+        let doc = d::encode_record(&batch, batch.id(), "_id", B::WHAT)?;
+        let replaced = self
+            .coll(B::TABLE)
+            .replace_one(doc! { "_id": uuid_bson(batch.id()) }, doc)
+            .await
+            .map_err(conflict_or::<B>(&row))?;
+        if replaced.matched_count == 0 {
+            return Err(not_found());
+        }
+        self.sync_lookups::<B>(Some(old_span), (&row).into()).await?;
+        Ok(batch)
+    }
+
+    /// Unsets the batch index on lookups the batch (as `old`) covered and no longer does, then
+    /// points the lookups of the blocks it newly covers at it: existing rows with
+    /// `update_many`, missing ones with an unordered `insert_many` (a duplicate from a
+    /// concurrent writer is then pointed by a second `update_many`).
+    async fn sync_lookups<B: BatchRecord>(&self, old: Option<BatchSpan>, new: BatchSpan) -> DatabaseResult<()> {
+        let field = B::LOOKUP_COLUMN;
+        let now = now_secs();
+        let lookups = self.coll(BLOCK_BATCH_LOOKUPS);
+        if let Some(old) = old {
+            if let Some(keep) = stale_lookup_filter(old, new) {
+                lookups
+                    .update_many(d::stale_lookups_filter(field, old.index, keep), d::unset_lookup(field, now))
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+        for range in lookup_ranges_to_write(old, new) {
+            for (start, end) in chunks(range, LOOKUP_CHUNK) {
+                let filter = d::block_range_filter(start, end);
+                lookups.update_many(filter.clone(), d::point_lookups(field, new.index, now)).await.map_err(db_err)?;
+                let existing: Vec<Document> = lookups
+                    .find(filter.clone())
+                    .projection(doc! { "block_number": 1, "_id": 0 })
+                    .await
+                    .map_err(db_err)?
+                    .try_collect()
+                    .await
+                    .map_err(db_err)?;
+                let have: std::collections::HashSet<i64> =
+                    existing.iter().filter_map(|doc| int_field(doc, "block_number")).collect();
+                let missing: Vec<Document> = (start..=end)
+                    .filter(|b| !have.contains(b))
+                    .map(|b| d::new_lookup(b, field, new.index, now))
+                    .collect();
+                if missing.is_empty() {
+                    continue;
+                }
+                if let Err(e) = lookups.insert_many(missing).ordered(false).await {
+                    if !is_duplicate_key(&e) {
+                        return Err(db_err(e));
+                    }
+                    lookups.update_many(filter, d::point_lookups(field, new.index, now)).await.map_err(db_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reference's indexes (reference §4), one list per collection.
+pub fn index_models() -> Vec<(&'static str, Vec<IndexModel>)> {
+    let plain = |keys: Document| IndexModel::builder().keys(keys).build();
+    let unique = |keys: Document| {
+        IndexModel::builder().keys(keys).options(IndexOptions::builder().unique(true).build()).build()
+    };
+    let batch_indexes = |extra: Vec<IndexModel>| {
+        let mut v = vec![
+            unique(doc! { "index": 1 }),
+            plain(doc! { "status": 1 }),
+            plain(doc! { "created_at": -1 }),
+            plain(doc! { "start_block": 1, "end_block": 1 }),
+            unique(doc! { "start_block": 1 }),
+            unique(doc! { "end_block": 1 }),
+        ];
+        v.extend(extra);
+        v
+    };
+    vec![
+        (
+            JOBS,
+            vec![
+                plain(doc! { "id": 1 }),
+                unique(doc! { "job_type": 1, "internal_id": -1 }),
+                plain(doc! { "job_type": 1, "status": 1, "internal_id": -1 }),
+                plain(doc! { "status": 1 }),
+                plain(doc! { "internal_id": 1 }),
+            ],
+        ),
+        (AGGREGATOR_BATCHES, batch_indexes(vec![])),
+        (SNOS_BATCHES, batch_indexes(vec![plain(doc! { "aggregator_batch_index": 1 })])),
+        (
+            BLOCK_BATCH_LOOKUPS,
+            vec![
+                unique(doc! { "block_number": 1 }),
+                plain(doc! { "snos_batch_index": 1 }),
+                plain(doc! { "aggregator_batch_index": 1 }),
+            ],
+        ),
+    ]
+}
+
+/// Creates the indexes of every collection on `db` (collections are created implicitly).
+async fn ensure_indexes(db: &Database) -> DatabaseResult<()> {
+    for (collection, models) in index_models() {
+        db.collection::<Document>(collection).create_indexes(models).await.map_err(|e| {
+            let wrapped = DatabaseError::other(format!("cannot create the indexes of {collection}: {e}"));
+            if is_transient(&e) { DatabaseError::Unavailable(Box::new(e)) } else { wrapped }
+        })?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl DatabaseClient for MongoDatabase {
+    async fn health_check(&self) -> DatabaseResult<()> {
+        self.db().run_command(doc! { "ping": 1 }).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn disconnect(&self) -> DatabaseResult<()> {
+        self.client.clone().shutdown().immediate(true).await;
+        Ok(())
+    }
+
+    /// Uses database `name` of the same server from now on (MongoDB creates it on first
+    /// write) and ensures its indexes.
+    async fn switch_database(&self, name: &str) -> DatabaseResult<()> {
+        if name.is_empty() || name.len() > 63 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(DatabaseError::other(format!(
+                "invalid MongoDB database name {name:?}: use 1 to 63 ASCII letters, digits, '_' and '-'"
+            )));
+        }
+        let next = self.client.database(name);
+        ensure_indexes(&next).await?;
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(())
+    }
+
+    // ---- jobs ----
+
+    async fn create_job(&self, job: JobItem) -> DatabaseResult<JobItem> {
+        let internal_id = to_i64("internal_id", job.internal_id)?;
+        let doc = d::encode_record(&job, job.id, "id", "job")?;
+        let (filter, update) = d::create_job_upsert(&doc, job.job_type, internal_id);
+        let exists = || DatabaseError::ItemAlreadyExists { job_type: job.job_type, internal_id: job.internal_id };
+        let result = self.coll(JOBS).update_one(filter, update).upsert(true).await.map_err(|e| {
+            // Two concurrent upserts of one key: the loser hits the unique index.
+            if is_duplicate_key(&e) { exists() } else { db_err(e) }
+        })?;
+        if result.upserted_id.is_none() {
+            return Err(exists());
+        }
+        Ok(job)
+    }
+
+    async fn get_job_by_id(&self, id: Uuid) -> DatabaseResult<Option<JobItem>> {
+        self.find_job(doc! { "id": uuid_bson(id) }, doc! {}).await
+    }
+
+    async fn get_job_by_internal_id_and_type(
+        &self,
+        internal_id: u64,
+        job_type: JobType,
+    ) -> DatabaseResult<Option<JobItem>> {
+        let Some(internal_id) = lower_bound(internal_id) else { return Ok(None) };
+        self.find_job(doc! { "job_type": job_type.as_ref(), "internal_id": internal_id }, doc! {}).await
+    }
+
+    async fn get_jobs_by_internal_ids_and_type(
+        &self,
+        internal_ids: &[u64],
+        job_type: JobType,
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let ids: Vec<i64> = internal_ids.iter().filter_map(|i| lower_bound(*i)).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = doc! { "job_type": job_type.as_ref(), "internal_id": { "$in": ids } };
+        self.find_jobs(filter, doc! { "internal_id": 1 }, None).await
+    }
+
+    async fn update_job(&self, current: &JobItem, updates: JobItemUpdates) -> DatabaseResult<JobItem> {
+        if updates.is_empty() {
+            return Err(DatabaseError::NoUpdateFound(current.id));
+        }
+        let update = d::job_update(&updates, now_secs())?;
+        let updated = self
+            .coll(JOBS)
+            .find_one_and_update(d::versioned_filter(current.id, current.version), update)
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(db_err)?;
+        match updated {
+            Some(doc) => d::decode_record(doc, "id", "job"),
+            None => Err(DatabaseError::UpdateFailed { id: current.id, version: current.version }),
+        }
+    }
+
+    async fn get_latest_job_by_type(
+        &self,
+        job_type: JobType,
+        orchestrator_version: Option<&str>,
+    ) -> DatabaseResult<Option<JobItem>> {
+        let filter = d::with_job_version(doc! { "job_type": job_type.as_ref() }, orchestrator_version);
+        self.find_job(filter, doc! { "internal_id": -1 }).await
+    }
+
+    async fn get_latest_job_by_type_and_status(
+        &self,
+        job_type: JobType,
+        status: JobStatus,
+        orchestrator_version: Option<&str>,
+    ) -> DatabaseResult<Option<JobItem>> {
+        let filter =
+            d::with_job_version(doc! { "job_type": job_type.as_ref(), "status": status.as_ref() }, orchestrator_version);
+        self.find_job(filter, doc! { "internal_id": -1 }).await
+    }
+
+    async fn get_jobs_without_successor(
+        &self,
+        job_a_type: JobType,
+        job_a_status: JobStatus,
+        job_b_type: JobType,
+        orchestrator_version: Option<&str>,
+        min_internal_id: u64,
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let Some(min) = lower_bound(min_internal_id) else { return Ok(Vec::new()) };
+        let pipeline = d::jobs_without_successor_pipeline(job_a_type, job_a_status, job_b_type, orchestrator_version, min);
+        let docs: Vec<Document> =
+            self.coll(JOBS).aggregate(pipeline).await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
+        docs.into_iter().map(|doc| d::decode_record(doc, "id", "job")).collect()
+    }
+
+    async fn get_jobs_after_internal_id_by_job_type(
+        &self,
+        job_type: JobType,
+        status: JobStatus,
+        internal_id: u64,
+        orchestrator_version: Option<&str>,
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let Some(after) = lower_bound(internal_id) else { return Ok(Vec::new()) };
+        let filter = d::with_job_version(
+            doc! { "job_type": job_type.as_ref(), "status": status.as_ref(), "internal_id": { "$gt": after } },
+            orchestrator_version,
+        );
+        self.find_jobs(filter, doc! { "internal_id": 1 }, None).await
+    }
+
+    async fn get_jobs_by_types_and_statuses(
+        &self,
+        job_types: &[JobType],
+        statuses: &[JobStatus],
+        limit: Option<u64>,
+        orchestrator_version: Option<&str>,
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let mut filter = Document::new();
+        if !job_types.is_empty() {
+            let types: Vec<&str> = job_types.iter().map(|t| t.as_ref()).collect();
+            filter.insert("job_type", doc! { "$in": types });
+        }
+        if !statuses.is_empty() {
+            let statuses: Vec<&str> = statuses.iter().map(|s| s.as_ref()).collect();
+            filter.insert("status", doc! { "$in": statuses });
+        }
+        let filter = d::with_job_version(filter, orchestrator_version);
+        self.find_jobs(filter, doc! { "internal_id": 1, "job_type": 1 }, limit).await
+    }
+
+    async fn get_jobs_without_storage_artifacts_tagged(&self, limit: Option<u64>) -> DatabaseResult<Vec<JobItem>> {
+        self.find_jobs(d::untagged_artifacts_filter(), doc! { "internal_id": 1 }, limit).await
+    }
+
+    async fn get_jobs_between_internal_ids(
+        &self,
+        job_type: JobType,
+        status: JobStatus,
+        gte: u64,
+        lte: u64,
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let Some(gte) = lower_bound(gte) else { return Ok(Vec::new()) };
+        let filter = doc! {
+            "job_type": job_type.as_ref(),
+            "status": status.as_ref(),
+            "internal_id": { "$gte": gte, "$lte": upper_bound(lte) },
+        };
+        self.find_jobs(filter, doc! { "internal_id": 1 }, None).await
+    }
+
+    async fn get_oldest_job_by_type_excluding_statuses(
+        &self,
+        job_type: JobType,
+        statuses: &[JobStatus],
+        orchestrator_version: Option<&str>,
+    ) -> DatabaseResult<Option<JobItem>> {
+        let mut filter = doc! { "job_type": job_type.as_ref() };
+        if !statuses.is_empty() {
+            let statuses: Vec<&str> = statuses.iter().map(|s| s.as_ref()).collect();
+            filter.insert("status", doc! { "$nin": statuses });
+        }
+        self.find_job(d::with_job_version(filter, orchestrator_version), doc! { "internal_id": 1 }).await
+    }
+
+    async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>> {
+        let Some(block) = lower_bound(block_number) else { return Ok(Vec::new()) };
+        let containing: Vec<AggregatorBatch> =
+            self.find_batches(d::batches_containing(block), doc! { "index": 1 }, None).await?;
+        let indexes: Vec<i64> = containing.iter().filter_map(|b| lower_bound(b.index)).collect();
+        self.find_jobs(d::jobs_by_block_filter(block, &indexes), doc! { "job_type": 1, "internal_id": 1 }, None).await
+    }
+
+    async fn get_jobs_by_status(&self, status: JobStatus) -> DatabaseResult<Vec<JobItem>> {
+        self.find_jobs(doc! { "status": status.as_ref() }, doc! { "internal_id": 1, "job_type": 1 }, None).await
+    }
+
+    // ---- SNOS batches ----
+
+    async fn get_latest_snos_batch(&self) -> DatabaseResult<Option<SnosBatch>> {
+        self.find_batch(doc! {}, doc! { "index": -1 }).await
+    }
+
+    async fn get_snos_batches(&self, query: SnosBatchQuery) -> DatabaseResult<Vec<SnosBatch>> {
+        self.query_batches(&query).await
+    }
+
+    async fn update_snos_batch_status_by_index(
+        &self,
+        index: u64,
+        status: SnosBatchStatus,
+    ) -> DatabaseResult<SnosBatch> {
+        self.update_batch_by_index(index, move |b: &mut SnosBatch| b.status = status).await
+    }
+
+    async fn get_snos_batches_without_jobs(
+        &self,
+        status: SnosBatchStatus,
+        limit: u64,
+        orchestrator_version: Option<&str>,
+        min_index: u64,
+    ) -> DatabaseResult<Vec<SnosBatch>> {
+        let Some(min) = lower_bound(min_index) else { return Ok(Vec::new()) };
+        let pipeline = d::snos_batches_without_jobs_pipeline(status.as_ref(), upper_bound(limit), orchestrator_version, min);
+        let docs: Vec<Document> =
+            self.coll(SNOS_BATCHES).aggregate(pipeline).await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
+        docs.into_iter().map(|doc| d::decode_record(doc, "_id", SnosBatch::WHAT)).collect()
+    }
+
+    async fn update_or_create_snos_batch(&self, batch: &SnosBatch) -> DatabaseResult<SnosBatch> {
+        self.upsert_batch(batch).await
+    }
+
+    async fn create_snos_batch(&self, batch: SnosBatch) -> DatabaseResult<SnosBatch> {
+        self.create_batch(batch).await
+    }
+
+    async fn update_snos_batch(&self, index: u64, updates: SnosBatchUpdates) -> DatabaseResult<SnosBatch> {
+        self.update_batch_by_index(index, move |b: &mut SnosBatch| {
+            if let Some(end_block) = updates.end_block {
+                b.end_block = end_block;
+            }
+            if let Some(status) = updates.status {
+                b.status = status;
+            }
+        })
+        .await
+    }
+
+    async fn get_snos_batches_by_aggregator_index(&self, aggregator_index: u64) -> DatabaseResult<Vec<SnosBatch>> {
+        let Some(agg) = lower_bound(aggregator_index) else { return Ok(Vec::new()) };
+        self.find_batches(doc! { "aggregator_batch_index": agg }, doc! { "index": 1 }, None).await
+    }
+
+    async fn get_start_snos_batch_for_aggregator(&self, aggregator_index: u64) -> DatabaseResult<Option<SnosBatch>> {
+        let Some(agg) = lower_bound(aggregator_index) else { return Ok(None) };
+        self.find_batch(doc! { "aggregator_batch_index": agg }, doc! { "index": 1 }).await
+    }
+
+    // ---- aggregator batches ----
+
+    async fn get_latest_aggregator_batch(&self) -> DatabaseResult<Option<AggregatorBatch>> {
+        self.find_batch(doc! {}, doc! { "index": -1 }).await
+    }
+
+    async fn get_oldest_aggregator_batch(
+        &self,
+        orchestrator_version: Option<&str>,
+    ) -> DatabaseResult<Option<AggregatorBatch>> {
+        let mut filter = Document::new();
+        if let Some(v) = orchestrator_version {
+            filter.insert("orchestrator_version", v);
+        }
+        self.find_batch(filter, doc! { "index": 1 }).await
+    }
+
+    async fn get_aggregator_batches(&self, query: AggregatorBatchQuery) -> DatabaseResult<Vec<AggregatorBatch>> {
+        self.query_batches(&query).await
+    }
+
+    async fn update_aggregator_batch_status_by_index(
+        &self,
+        index: u64,
+        status: AggregatorBatchStatus,
+    ) -> DatabaseResult<AggregatorBatch> {
+        self.update_batch_by_index(index, move |b: &mut AggregatorBatch| b.status = status).await
+    }
+
+    async fn update_aggregator_batch(
+        &self,
+        index: u64,
+        updates: AggregatorBatchUpdates,
+    ) -> DatabaseResult<AggregatorBatch> {
+        self.update_batch_by_index(index, move |b: &mut AggregatorBatch| {
+            if let Some(end_block) = updates.end_block {
+                b.end_block = end_block;
+            }
+            if let Some(status) = updates.status {
+                b.status = status;
+            }
+            if let Some(bucket_id) = updates.bucket_id {
+                b.bucket_id = Some(bucket_id);
+            }
+        })
+        .await
+    }
+
+    async fn update_or_create_aggregator_batch(&self, batch: &AggregatorBatch) -> DatabaseResult<AggregatorBatch> {
+        self.upsert_batch(batch).await
+    }
+
+    async fn create_aggregator_batch(&self, batch: AggregatorBatch) -> DatabaseResult<AggregatorBatch> {
+        self.create_batch(batch).await
+    }
+
+    async fn get_aggregator_batch_for_block(&self, block_number: u64) -> DatabaseResult<Option<AggregatorBatch>> {
+        let Some(lookup) = self.get_block_batch_lookup(block_number).await? else { return Ok(None) };
+        let Some(index) = lookup.aggregator_batch_index.and_then(lower_bound) else { return Ok(None) };
+        self.find_batch(doc! { "index": index }, doc! {}).await
+    }
+
+    // ---- lookups ----
+
+    async fn get_block_batch_lookup(&self, block_number: u64) -> DatabaseResult<Option<BlockBatchLookup>> {
+        let Some(block) = lower_bound(block_number) else { return Ok(None) };
+        let doc = self.coll(BLOCK_BATCH_LOOKUPS).find_one(doc! { "block_number": block }).await.map_err(db_err)?;
+        doc.map(|doc| decode_lookup(&doc, block_number)).transpose()
+    }
+}
+
+/// An integer field (Int32 or Int64), if present.
+fn int_field(doc: &Document, field: &str) -> Option<i64> {
+    match doc.get(field)? {
+        Bson::Int64(i) => Some(*i),
+        Bson::Int32(i) => Some(i64::from(*i)),
+        _ => None,
+    }
+}
+
+/// A lookup document; a missing or null batch index is `None`.
+pub(crate) fn decode_lookup(doc: &Document, block_number: u64) -> DatabaseResult<BlockBatchLookup> {
+    let corrupt = |reason: String| DatabaseError::Corrupt { what: format!("block batch lookup {block_number}"), reason };
+    let index = |field: &str| -> DatabaseResult<Option<u64>> {
+        match doc.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(_) => {
+                let v = int_field(doc, field).ok_or_else(|| corrupt(format!("{field} is not an integer")))?;
+                u64::try_from(v).map(Some).map_err(|_| corrupt(format!("negative {field} {v}")))
+            }
+        }
+    };
+    let time = |field: &str| -> DatabaseResult<DateTime<Utc>> {
+        match doc.get(field) {
+            Some(Bson::DateTime(t)) => DateTime::from_timestamp_millis(t.timestamp_millis())
+                .ok_or_else(|| corrupt(format!("{field} out of range"))),
+            _ => Err(corrupt(format!("{field} is not a datetime"))),
+        }
+    };
+    Ok(BlockBatchLookup {
+        block_number,
+        snos_batch_index: index("snos_batch_index")?,
+        aggregator_batch_index: index("aggregator_batch_index")?,
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+    })
+}
+
+fn conflict_or<B: BatchRecord>(row: &BatchColumns) -> impl FnOnce(::mongodb::error::Error) -> DatabaseError + '_ {
+    move |e| {
+        if is_duplicate_key(&e) {
+            DatabaseError::Conflict(format!("{} {} ({}..={}): {e}", B::WHAT, row.index, row.start, row.end))
+        } else {
+            db_err(e)
+        }
+    }
+}
+
+/// Maps a driver error: network / selection / "not now" → `Unavailable` (retryable),
+/// anything else → `Other`.
+pub(crate) fn db_err(e: ::mongodb::error::Error) -> DatabaseError {
+    if is_transient(&e) {
+        DatabaseError::Unavailable(Box::new(e))
+    } else {
+        DatabaseError::other(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::client::mongodb::test_support::TestDb;
+
+    /// A fresh database (dropped with the guard); `None` (after printing `skipped: no MongoDB`)
+    /// when `MADARA_ORCHESTRATOR_MONGODB_CONNECTION_URL` is unset.
+    async fn fresh_db() -> Option<(Arc<MongoDatabase>, TestDb)> {
+        let test_db = TestDb::create().await?;
+        let db = MongoDatabase::open(test_db.client.clone(), test_db.db.clone()).await.expect("ensure indexes");
+        Some((Arc::new(db), test_db))
+    }
+
+    mod conformance {
+        crate::database_conformance_tests!({
+            let Some((db, guard)) = super::fresh_db().await else { return };
+            let db: std::sync::Arc<dyn crate::core::client::DatabaseClient> = db;
+            std::future::ready((db, guard))
+        });
+    }
+
+    #[test]
+    fn the_reference_indexes() {
+        let models = index_models();
+        let names: Vec<&str> = models.iter().map(|(c, _)| *c).collect();
+        assert_eq!(names, ["jobs", "aggregator_batches", "snos_batches", "block_batch_lookups"]);
+        let unique = |c: &str| -> Vec<Document> {
+            models
+                .iter()
+                .find(|(name, _)| *name == c)
+                .map(|(_, m)| {
+                    m.iter()
+                        .filter(|m| m.options.as_ref().and_then(|o| o.unique).unwrap_or(false))
+                        .map(|m| m.keys.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(unique("jobs"), vec![doc! { "job_type": 1, "internal_id": -1 }]);
+        for c in ["snos_batches", "aggregator_batches"] {
+            assert_eq!(unique(c), vec![doc! { "index": 1 }, doc! { "start_block": 1 }, doc! { "end_block": 1 }], "{c}");
+        }
+        assert_eq!(unique("block_batch_lookups"), vec![doc! { "block_number": 1 }]);
+    }
+
+    #[test]
+    fn lookups_decode_missing_indexes_as_none() {
+        let now = Utc::now();
+        let doc = d::new_lookup(5, "snos_batch_index", 2, now);
+        let l = decode_lookup(&doc, 5).expect("decode");
+        assert_eq!((l.snos_batch_index, l.aggregator_batch_index), (Some(2), None));
+        assert!(decode_lookup(&doc! { "block_number": 5_i64 }, 5).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_clients_racing_updates_lose_nothing() {
+        let Some((a, guard)) = fresh_db().await else { return };
+        let b = Arc::new(MongoDatabase::open(guard.client.clone(), guard.db.clone()).await.expect("b"));
+        let job = a
+            .create_job(JobItem::new(
+                JobType::SnosRun,
+                1,
+                crate::types::jobs::JobSpecificMetadata::Snos(Default::default()),
+            ))
+            .await
+            .expect("create");
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let db = if w % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move {
+                    let mut won = 0;
+                    while won < 10 {
+                        let current = db.get_job_by_id(job.id).await.expect("get").expect("exists");
+                        let mut metadata = current.metadata.clone();
+                        metadata.common.process_attempt_no += 1;
+                        match db.update_job(&current, JobItemUpdates::new().metadata(metadata)).await {
+                            Ok(_) => won += 1,
+                            Err(DatabaseError::UpdateFailed { .. }) => {}
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.expect("writer panicked");
+        }
+        let stored = a.get_job_by_id(job.id).await.expect("get").expect("exists");
+        assert_eq!((stored.version, stored.metadata.common.process_attempt_no), (40, 40));
+    }
+}

@@ -1,0 +1,513 @@
+//! The BSON documents, filters, updates and pipelines the MongoDB backend sends: pure
+//! functions, so their shapes are checked by unit tests without a server.
+
+use chrono::{DateTime, Utc};
+use ::mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
+use serde::{de::DeserializeOwned, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    core::client::{
+        database::{DatabaseError, DatabaseResult},
+        db_common::{lower_bound, BLOCK_NUMBER_JOB_TYPES},
+    },
+    types::jobs::{JobItemUpdates, JobStatus, JobType},
+};
+
+/// Field of a job's orchestrator version.
+pub const JOB_VERSION_FIELD: &str = "metadata.common.orchestrator_version";
+
+/// Top-level fields stored as BSON datetimes.
+const DATE_FIELDS: [&str; 2] = ["created_at", "updated_at"];
+
+// ---- values ----
+
+/// A UUID as BSON binary (subtype 4), as the reference stores ids.
+pub fn uuid_bson(id: Uuid) -> Bson {
+    Bson::Binary(Binary { subtype: BinarySubtype::Uuid, bytes: id.as_bytes().to_vec() })
+}
+
+/// A time as a BSON datetime (millisecond precision).
+pub fn date_bson(t: DateTime<Utc>) -> Bson {
+    Bson::DateTime(::mongodb::bson::DateTime::from_millis(t.timestamp_millis()))
+}
+
+/// JSON to BSON with every integer as Int64: a number above `i64::MAX` is an error (it would
+/// otherwise become a lossy double), and keys starting with `$` are kept as data.
+pub fn json_to_bson(value: &serde_json::Value, path: &str) -> DatabaseResult<Bson> {
+    Ok(match value {
+        serde_json::Value::Null => Bson::Null,
+        serde_json::Value::Bool(b) => Bson::Boolean(*b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Bson::Int64(i)
+            } else if n.is_u64() {
+                return Err(DatabaseError::other(format!(
+                    "{path} {n} exceeds {}, the largest integer the database stores",
+                    i64::MAX
+                )));
+            } else {
+                Bson::Double(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        serde_json::Value::String(s) => Bson::String(s.clone()),
+        serde_json::Value::Array(items) => Bson::Array(
+            items.iter().enumerate().map(|(i, v)| json_to_bson(v, &format!("{path}[{i}]"))).collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(map) => {
+            let mut doc = Document::new();
+            for (k, v) in map {
+                doc.insert(k.clone(), json_to_bson(v, &format!("{path}.{k}"))?);
+            }
+            Bson::Document(doc)
+        }
+    })
+}
+
+/// BSON to JSON: integers and doubles as numbers, datetimes as RFC 3339, UUID binaries as
+/// their hyphenated text.
+pub fn bson_to_json(value: &Bson) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Bson::Null | Bson::Undefined => Value::Null,
+        Bson::Boolean(b) => Value::Bool(*b),
+        Bson::Int32(i) => Value::from(*i),
+        Bson::Int64(i) => Value::from(*i),
+        Bson::Double(d) => serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number),
+        Bson::String(s) => Value::String(s.clone()),
+        Bson::Array(items) => Value::Array(items.iter().map(bson_to_json).collect()),
+        Bson::Document(doc) => Value::Object(doc.iter().map(|(k, v)| (k.clone(), bson_to_json(v))).collect()),
+        Bson::DateTime(d) => Value::String(
+            DateTime::<Utc>::from_timestamp_millis(d.timestamp_millis()).map_or_else(|| d.to_string(), |t| t.to_rfc3339()),
+        ),
+        Bson::Binary(b) if b.subtype == BinarySubtype::Uuid || b.bytes.len() == 16 => {
+            Uuid::from_slice(&b.bytes).map_or_else(|_| Value::String(format!("{b}")), |u| Value::String(u.to_string()))
+        }
+        Bson::ObjectId(o) => Value::String(o.to_hex()),
+        other => Value::String(other.to_string()),
+    }
+}
+
+// ---- records ----
+
+/// The stored document of a record: its JSON shape as BSON, with `id` moved to `id_field` as
+/// a binary UUID and the top-level timestamps as datetimes.
+pub fn encode_record<T: Serialize>(value: &T, id: Uuid, id_field: &str, kind: &str) -> DatabaseResult<Document> {
+    let json = serde_json::to_value(value).map_err(DatabaseError::other)?;
+    let Bson::Document(mut doc) = json_to_bson(&json, kind)? else {
+        return Err(DatabaseError::other(format!("a {kind} does not serialise to a document")));
+    };
+    doc.remove("id");
+    for field in DATE_FIELDS {
+        if let Some(Bson::String(s)) = doc.get(field) {
+            let t = DateTime::parse_from_rfc3339(s).map_err(DatabaseError::other)?.with_timezone(&Utc);
+            doc.insert(field, date_bson(t));
+        }
+    }
+    let mut out = Document::new();
+    out.insert(id_field, uuid_bson(id));
+    out.extend(doc);
+    Ok(out)
+}
+
+/// The record of a stored document (the inverse of [`encode_record`]); a document that does
+/// not decode is `Corrupt`, naming the record.
+pub fn decode_record<T: DeserializeOwned>(mut doc: Document, id_field: &str, kind: &str) -> DatabaseResult<T> {
+    let id = doc.remove(id_field);
+    if id_field != "_id" {
+        doc.remove("_id");
+    }
+    let id_text = id.as_ref().map(bson_to_json).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "?".to_owned());
+    let mut json = bson_to_json(&Bson::Document(doc));
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert("id".to_owned(), serde_json::Value::String(id_text.clone()));
+    }
+    serde_json::from_value(json).map_err(|e| DatabaseError::Corrupt { what: format!("{kind} {id_text}"), reason: e.to_string() })
+}
+
+// ---- jobs ----
+
+/// `create_job`: the filter on `(job_type, internal_id)` and the `$setOnInsert` update of an
+/// upsert that inserts `job` only if no job has that key.
+pub fn create_job_upsert(job_doc: &Document, job_type: JobType, internal_id: i64) -> (Document, Document) {
+    (doc! { "job_type": job_type.as_ref(), "internal_id": internal_id }, doc! { "$setOnInsert": job_doc.clone() })
+}
+
+/// `update_job`: the `{id, version}` filter of the versioned update.
+pub fn versioned_filter(id: Uuid, version: i32) -> Document {
+    doc! { "id": uuid_bson(id), "version": version }
+}
+
+/// `update_job`: `$set` of the fields present in `updates` plus `updated_at`, `$inc` of the
+/// version.
+pub fn job_update(updates: &JobItemUpdates, now: DateTime<Utc>) -> DatabaseResult<Document> {
+    let mut set = doc! { "updated_at": date_bson(now) };
+    if let Some(status) = updates.status {
+        set.insert("status", status.as_ref());
+    }
+    if let Some(external_id) = &updates.external_id {
+        let json = serde_json::to_value(external_id).map_err(DatabaseError::other)?;
+        set.insert("external_id", json_to_bson(&json, "external_id")?);
+    }
+    if let Some(metadata) = &updates.metadata {
+        let json = serde_json::to_value(metadata).map_err(DatabaseError::other)?;
+        set.insert("metadata", json_to_bson(&json, "metadata")?);
+    }
+    Ok(doc! { "$set": set, "$inc": { "version": 1_i32 } })
+}
+
+/// Adds the orchestrator-version filter of jobs, if any.
+pub fn with_job_version(mut filter: Document, version: Option<&str>) -> Document {
+    if let Some(v) = version {
+        filter.insert(JOB_VERSION_FIELD, v);
+    }
+    filter
+}
+
+/// Jobs of `a_type` in `a_status` with internal id ≥ `min` (and the version, if given) that
+/// have no job of `b_type` with the same internal id, ascending.
+pub fn jobs_without_successor_pipeline(
+    a_type: JobType,
+    a_status: JobStatus,
+    b_type: JobType,
+    version: Option<&str>,
+    min: i64,
+) -> Vec<Document> {
+    let matching = with_job_version(
+        doc! { "job_type": a_type.as_ref(), "status": a_status.as_ref(), "internal_id": { "$gte": min } },
+        version,
+    );
+    vec![
+        doc! { "$match": matching },
+        doc! { "$sort": { "internal_id": 1 } },
+        doc! { "$lookup": {
+            "from": super::JOBS,
+            "let": { "iid": "$internal_id" },
+            "pipeline": [
+                { "$match": { "$expr": { "$and": [
+                    { "$eq": ["$job_type", b_type.as_ref()] },
+                    { "$eq": ["$internal_id", "$$iid"] },
+                ] } } },
+                { "$limit": 1 },
+                { "$project": { "_id": 1 } },
+            ],
+            "as": "successors",
+        } },
+        doc! { "$match": { "successors": { "$size": 0 } } },
+        doc! { "$project": { "successors": 0 } },
+    ]
+}
+
+/// Jobs related to a block (see `DatabaseClient::get_jobs_by_block_number`); `aggregator_indexes`
+/// are the indexes of the aggregator batches containing the block.
+pub fn jobs_by_block_filter(block: i64, aggregator_indexes: &[i64]) -> Document {
+    let types: Vec<&str> = BLOCK_NUMBER_JOB_TYPES.iter().map(|t| t.as_ref()).collect();
+    let mut any = vec![
+        Bson::Document(doc! { "job_type": { "$in": types }, "metadata.specific.block_number": block }),
+        Bson::Document(doc! {
+            "job_type": JobType::StateTransition.as_ref(),
+            "$or": [
+                { "metadata.specific.context.Batch.to_settle": block },
+                { "metadata.specific.context.Block.to_settle": block },
+            ],
+        }),
+        Bson::Document(doc! {
+            "job_type": JobType::SnosRun.as_ref(),
+            "metadata.specific.start_block": { "$lte": block },
+            "metadata.specific.end_block": { "$gte": block },
+        }),
+    ];
+    if !aggregator_indexes.is_empty() {
+        any.push(Bson::Document(doc! {
+            "job_type": JobType::Aggregator.as_ref(),
+            "internal_id": { "$in": aggregator_indexes.to_vec() },
+        }));
+    }
+    doc! { "$or": any }
+}
+
+/// Completed StateTransition jobs whose storage artifacts are not tagged (`null` matches a
+/// missing field too).
+pub fn untagged_artifacts_filter() -> Document {
+    doc! {
+        "job_type": JobType::StateTransition.as_ref(),
+        "status": JobStatus::Completed.as_ref(),
+        "metadata.specific.storage_artifacts_tagged_at": Bson::Null,
+    }
+}
+
+// ---- batches ----
+
+/// Batches containing `block`.
+pub fn batches_containing(block: i64) -> Document {
+    doc! { "start_block": { "$lte": block }, "end_block": { "$gte": block } }
+}
+
+/// SNOS batches in `status` with index ≥ `min` (and the version, if given) that have no
+/// SnosRun job yet, ascending, at most `limit`.
+pub fn snos_batches_without_jobs_pipeline(status: &str, limit: i64, version: Option<&str>, min: i64) -> Vec<Document> {
+    let mut matching = doc! { "status": status, "index": { "$gte": min } };
+    if let Some(v) = version {
+        matching.insert("orchestrator_version", v);
+    }
+    vec![
+        doc! { "$match": matching },
+        doc! { "$sort": { "index": 1 } },
+        doc! { "$lookup": {
+            "from": super::JOBS,
+            "let": { "batch_index": "$index" },
+            "pipeline": [
+                { "$match": { "$expr": { "$and": [
+                    { "$eq": ["$job_type", JobType::SnosRun.as_ref()] },
+                    { "$eq": ["$internal_id", "$$batch_index"] },
+                ] } } },
+                { "$limit": 1 },
+                { "$project": { "_id": 1 } },
+            ],
+            "as": "jobs",
+        } },
+        doc! { "$match": { "jobs": { "$size": 0 } } },
+        doc! { "$project": { "jobs": 0 } },
+        doc! { "$limit": limit.max(0) },
+    ]
+}
+
+/// The filter of a batch query (indexes and statuses: empty means any).
+pub fn batch_query_filter(indexes: &[u64], statuses: &[String], version: Option<&str>) -> Option<Document> {
+    let mut filter = Document::new();
+    if !indexes.is_empty() {
+        let indexes: Vec<i64> = indexes.iter().filter_map(|i| lower_bound(*i)).collect();
+        if indexes.is_empty() {
+            return None;
+        }
+        filter.insert("index", doc! { "$in": indexes });
+    }
+    if !statuses.is_empty() {
+        filter.insert("status", doc! { "$in": statuses.to_vec() });
+    }
+    if let Some(v) = version {
+        filter.insert("orchestrator_version", v);
+    }
+    Some(filter)
+}
+
+// ---- lookups ----
+
+/// The lookups pointing at batch `index` (field `field`) that fall outside `keep` (all of
+/// them when `keep` is `None`).
+pub fn stale_lookups_filter(field: &str, index: i64, keep: Option<(i64, i64)>) -> Document {
+    let mut filter = doc! { field: index };
+    if let Some((start, end)) = keep {
+        filter.insert("$or", vec![doc! { "block_number": { "$lt": start } }, doc! { "block_number": { "$gt": end } }]);
+    }
+    filter
+}
+
+/// Unsets `field` (the reference unsets, rather than nulls, a lookup's batch index).
+pub fn unset_lookup(field: &str, now: DateTime<Utc>) -> Document {
+    doc! { "$unset": { field: "" }, "$set": { "updated_at": date_bson(now) } }
+}
+
+/// Lookups of the blocks `start..=end`.
+pub fn block_range_filter(start: i64, end: i64) -> Document {
+    doc! { "block_number": { "$gte": start, "$lte": end } }
+}
+
+/// Points `field` of existing lookups at `index`.
+pub fn point_lookups(field: &str, index: i64, now: DateTime<Utc>) -> Document {
+    doc! { "$set": { field: index, "updated_at": date_bson(now) } }
+}
+
+/// A new lookup row.
+pub fn new_lookup(block: i64, field: &str, index: i64, now: DateTime<Utc>) -> Document {
+    doc! { "block_number": block, field: index, "created_at": date_bson(now), "updated_at": date_bson(now) }
+}
+
+// ---- locks ----
+
+/// `acquire_lock`: matches the lock only if it has expired; with upsert, a missing lock is
+/// inserted and a live one makes the insert fail on `_id` (→ already held).
+pub fn acquire_filter(key: &str, now: DateTime<Utc>) -> Document {
+    doc! { "_id": key, "expires_at": { "$lte": date_bson(now) } }
+}
+
+/// The live lock `key`, held by `owner` when given.
+pub fn live_lock_filter(key: &str, owner: Option<&str>, now: DateTime<Utc>) -> Document {
+    let mut filter = doc! { "_id": key, "expires_at": { "$gt": date_bson(now) } };
+    if let Some(owner) = owner {
+        filter.insert("owner", owner);
+    }
+    filter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{
+        batch::SnosBatch,
+        jobs::{JobItem, JobSpecificMetadata, SnosMetadata},
+    };
+
+    fn job() -> JobItem {
+        JobItem::new(
+            JobType::SnosRun,
+            7,
+            JobSpecificMetadata::Snos(SnosMetadata { snos_batch_index: 7, start_block: 70, end_block: 79, num_blocks: 10, ..Default::default() }),
+        )
+    }
+
+    #[test]
+    fn a_job_is_stored_like_the_reference_and_round_trips() {
+        let job = job();
+        let doc = encode_record(&job, job.id, "id", "job").expect("encode");
+        assert_eq!(doc.get("id"), Some(&uuid_bson(job.id)));
+        assert!(matches!(doc.get("id"), Some(Bson::Binary(b)) if b.subtype == BinarySubtype::Uuid));
+        assert_eq!(doc.get("internal_id"), Some(&Bson::Int64(7)));
+        assert_eq!(doc.get("version"), Some(&Bson::Int64(0)));
+        assert_eq!(doc.get_str("job_type").expect("job_type"), "SnosRun");
+        assert_eq!(doc.get_str("status").expect("status"), "Created");
+        assert!(matches!(doc.get("created_at"), Some(Bson::DateTime(_))));
+        assert!(matches!(doc.get("updated_at"), Some(Bson::DateTime(_))));
+        let specific = doc.get_document("metadata").and_then(|m| m.get_document("specific")).expect("specific");
+        assert_eq!(specific.get("start_block"), Some(&Bson::Int64(70)));
+        assert_eq!(specific.get_str("type").expect("tag"), "Snos");
+        assert_eq!(doc.keys().next().map(String::as_str), Some("id"));
+        // A stored document has a server-made `_id` too; it is dropped on read.
+        let mut stored = doc.clone();
+        stored.insert("_id", ::mongodb::bson::oid::ObjectId::new());
+        let back: JobItem = decode_record(stored, "id", "job").expect("decode");
+        assert_eq!(back, job);
+    }
+
+    #[test]
+    fn a_batch_uses_its_uuid_as_underscore_id() {
+        let batch = SnosBatch::new(3, Some(1), 100, "0.14.2", Default::default());
+        let doc = encode_record(&batch, batch.id, "_id", "SNOS batch").expect("encode");
+        assert_eq!(doc.get("_id"), Some(&uuid_bson(batch.id)));
+        assert!(doc.get("id").is_none());
+        assert_eq!(doc.get("index"), Some(&Bson::Int64(3)));
+        assert_eq!(doc.get("aggregator_batch_index"), Some(&Bson::Int64(1)));
+        let back: SnosBatch = decode_record(doc, "_id", "SNOS batch").expect("decode");
+        assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn integers_above_i64_max_are_refused_not_doubled() {
+        let mut job = job();
+        job.internal_id = u64::MAX;
+        let err = encode_record(&job, job.id, "id", "job").expect_err("too big");
+        assert!(err.to_string().contains("internal_id") && err.to_string().contains("exceeds"), "{err}");
+        assert_eq!(json_to_bson(&serde_json::json!(1.5), "x").expect("double"), Bson::Double(1.5));
+        assert_eq!(json_to_bson(&serde_json::json!({"$k": 1}), "x").expect("doc"), Bson::Document(doc! { "$k": 1_i64 }));
+    }
+
+    #[test]
+    fn an_undecodable_document_is_corrupt_and_named() {
+        let id = Uuid::new_v4();
+        let err = decode_record::<JobItem>(doc! { "id": uuid_bson(id), "not": "a job" }, "id", "job").expect_err("corrupt");
+        assert!(matches!(&err, DatabaseError::Corrupt { what, .. } if what == &format!("job {id}")), "{err:?}");
+    }
+
+    #[test]
+    fn create_is_an_upsert_keyed_by_type_and_internal_id() {
+        let job = job();
+        let doc = encode_record(&job, job.id, "id", "job").expect("encode");
+        let (filter, update) = create_job_upsert(&doc, JobType::SnosRun, 7);
+        assert_eq!(filter, doc! { "job_type": "SnosRun", "internal_id": 7_i64 });
+        assert_eq!(update, doc! { "$setOnInsert": doc });
+    }
+
+    #[test]
+    fn the_versioned_update_sets_only_given_fields() {
+        let id = Uuid::new_v4();
+        assert_eq!(versioned_filter(id, 3), doc! { "id": uuid_bson(id), "version": 3_i32 });
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
+        let update = job_update(&JobItemUpdates::new().status(JobStatus::Completed).external_id("0xab"), now).expect("update");
+        assert_eq!(
+            update,
+            doc! {
+                "$set": { "updated_at": date_bson(now), "status": "Completed", "external_id": "0xab" },
+                "$inc": { "version": 1_i32 },
+            }
+        );
+        let with_meta = job_update(&JobItemUpdates::new().metadata(job().metadata), now).expect("update");
+        let set = with_meta.get_document("$set").expect("$set");
+        assert!(set.get_document("metadata").is_ok() && set.get("status").is_none());
+    }
+
+    #[test]
+    fn jobs_without_successor_is_a_lookup_pipeline() {
+        let p = jobs_without_successor_pipeline(JobType::SnosRun, JobStatus::Completed, JobType::ProofCreation, Some("0.1.0"), 5);
+        assert_eq!(
+            p[0],
+            doc! { "$match": { "job_type": "SnosRun", "status": "Completed", "internal_id": { "$gte": 5_i64 }, JOB_VERSION_FIELD: "0.1.0" } }
+        );
+        assert_eq!(p[1], doc! { "$sort": { "internal_id": 1 } });
+        let lookup = p[2].get_document("$lookup").expect("$lookup");
+        assert_eq!(lookup.get_str("from").expect("from"), "jobs");
+        assert_eq!(lookup.get_str("as").expect("as"), "successors");
+        let inner = lookup.get_array("pipeline").expect("pipeline");
+        assert_eq!(
+            inner[0],
+            Bson::Document(doc! { "$match": { "$expr": { "$and": [
+                { "$eq": ["$job_type", "ProofCreation"] },
+                { "$eq": ["$internal_id", "$$iid"] },
+            ] } } })
+        );
+        assert_eq!(p[3], doc! { "$match": { "successors": { "$size": 0 } } });
+        let p = jobs_without_successor_pipeline(JobType::SnosRun, JobStatus::Completed, JobType::ProofCreation, None, 0);
+        assert!(p[0].get_document("$match").expect("match").get(JOB_VERSION_FIELD).is_none());
+    }
+
+    #[test]
+    fn snos_batches_without_jobs_is_a_lookup_pipeline_with_a_limit() {
+        let p = snos_batches_without_jobs_pipeline("Closed", 10, None, 2);
+        assert_eq!(p[0], doc! { "$match": { "status": "Closed", "index": { "$gte": 2_i64 } } });
+        let lookup = p[2].get_document("$lookup").expect("$lookup");
+        assert_eq!(lookup.get_document("let").expect("let"), &doc! { "batch_index": "$index" });
+        assert_eq!(p[3], doc! { "$match": { "jobs": { "$size": 0 } } });
+        assert_eq!(p.last(), Some(&doc! { "$limit": 10_i64 }));
+    }
+
+    #[test]
+    fn the_block_filter_covers_every_job_kind() {
+        let f = jobs_by_block_filter(42, &[3]);
+        let any = f.get_array("$or").expect("$or");
+        assert_eq!(any.len(), 4);
+        assert_eq!(
+            any[0],
+            Bson::Document(doc! {
+                "job_type": { "$in": ["ProofCreation", "ProofRegistration", "DataSubmission"] },
+                "metadata.specific.block_number": 42_i64,
+            })
+        );
+        assert_eq!(any[3], Bson::Document(doc! { "job_type": "Aggregator", "internal_id": { "$in": [3_i64] } }));
+        assert_eq!(jobs_by_block_filter(42, &[]).get_array("$or").expect("$or").len(), 3);
+    }
+
+    #[test]
+    fn batch_queries_and_lookups() {
+        assert_eq!(batch_query_filter(&[], &[], None), Some(Document::new()));
+        assert_eq!(batch_query_filter(&[u64::MAX], &[], None), None, "an index above i64::MAX matches nothing");
+        assert_eq!(
+            batch_query_filter(&[1, 2], &["Open".to_owned()], Some("v")),
+            Some(doc! { "index": { "$in": [1_i64, 2_i64] }, "status": { "$in": ["Open"] }, "orchestrator_version": "v" })
+        );
+        assert_eq!(
+            stale_lookups_filter("snos_batch_index", 4, Some((10, 20))),
+            doc! { "snos_batch_index": 4_i64, "$or": [{ "block_number": { "$lt": 10_i64 } }, { "block_number": { "$gt": 20_i64 } }] }
+        );
+        assert_eq!(stale_lookups_filter("snos_batch_index", 4, None), doc! { "snos_batch_index": 4_i64 });
+        let now = Utc::now();
+        assert_eq!(new_lookup(5, "aggregator_batch_index", 2, now).get("block_number"), Some(&Bson::Int64(5)));
+        assert!(unset_lookup("snos_batch_index", now).get_document("$unset").expect("$unset").contains_key("snos_batch_index"));
+    }
+
+    #[test]
+    fn lock_filters() {
+        let now = Utc::now();
+        assert_eq!(acquire_filter("k", now), doc! { "_id": "k", "expires_at": { "$lte": date_bson(now) } });
+        assert_eq!(live_lock_filter("k", Some("a"), now), doc! { "_id": "k", "expires_at": { "$gt": date_bson(now) }, "owner": "a" });
+        assert!(live_lock_filter("k", None, now).get("owner").is_none());
+    }
+}

@@ -1,0 +1,254 @@
+//! The distributed tier's PostgreSQL database (`--postgres`): jobs, batches, lookups and locks
+//! shared by several orchestrator processes.
+//!
+//! [`open_pool`] connects and checks the server answers; [`database::PostgresDatabase`] and
+//! [`lock::PostgresLock`] create their tables idempotently in their `init`. Connection URLs
+//! carry passwords: errors and `Debug` output show them with the password redacted.
+
+pub mod database;
+pub mod lock;
+
+use std::{str::FromStr, time::Duration};
+
+use orchestrator_utils::Secret;
+use sqlx::{
+    postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions},
+    Connection,
+};
+
+use super::{db_common::redact_url, BoxError};
+
+/// Connections per process; workers hold one only for the length of a statement.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// How long a caller waits for a free connection (or a new one) before `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why PostgreSQL could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to PostgreSQL at {url}: {source}")]
+pub struct OpenError {
+    /// The URL with its password redacted.
+    pub url: String,
+    /// Why.
+    #[source]
+    pub source: BoxError,
+}
+
+/// Connects to the database named by `url` and checks it answers.
+///
+/// # Errors
+/// When the URL is malformed, the server is unreachable or refuses the credentials; the error
+/// names the URL with its password redacted.
+pub async fn open_pool(url: &Secret<String>) -> Result<PgPool, OpenError> {
+    let shown = redact_url(url.expose());
+    let err = |source: BoxError| OpenError { url: shown.clone(), source };
+    // sqlx's own parse errors may quote the URL: report ours instead.
+    url::Url::parse(url.expose()).map_err(|e| err(format!("malformed URL: {e}").into()))?;
+    let options = PgConnectOptions::from_str(url.expose())
+        .map_err(|_| err("malformed PostgreSQL URL (expected postgres://user:password@host:port/database)".into()))?;
+    connect_with(options).await.map_err(|e| err(Box::new(e)))
+}
+
+/// A pool over `options`, checked by opening one connection first: an unreachable server or
+/// refused credentials fail fast with the real cause (a pool would only report a timeout).
+pub(crate) async fn connect_with(options: PgConnectOptions) -> Result<PgPool, sqlx::Error> {
+    // `CREATE … IF NOT EXISTS` on every start would otherwise log a notice per table.
+    let options = options.application_name("madara-orchestrator").options([("client_min_messages", "warning")]);
+    let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await.map_err(|_| {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {}s", ACQUIRE_TIMEOUT.as_secs()),
+        ))
+    })??;
+    probe.close().await?;
+    Ok(PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options))
+}
+
+/// Whether the same statement may succeed later: connection and pool failures, serialization
+/// failures and deadlocks, a server shutting down or out of resources.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_transient_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+/// SQLSTATEs worth retrying: class 08 (connection), 40001 (serialization failure), 40P01
+/// (deadlock), class 53 (insufficient resources), 55P03 (lock not available), 57P01..57P05
+/// (admin shutdown, crash, cannot connect now, idle session timeout).
+fn is_transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || matches!(code, "40001" | "40P01" | "55P03")
+}
+
+/// The SQLSTATE of a database error.
+pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+}
+
+/// Runs the idempotent DDL `schema` under a transaction-scoped advisory lock, so processes
+/// starting together do not race on `CREATE … IF NOT EXISTS` (which is not atomic in
+/// PostgreSQL: two concurrent creates of one table may fail on the catalog's unique index).
+pub(crate) async fn apply_schema(pool: &PgPool, schema: &str) -> Result<(), sqlx::Error> {
+    /// Arbitrary, fixed key of the schema lock ("orchestr" in ASCII).
+    const SCHEMA_LOCK_KEY: i64 = 0x6f72_6368_6573_7472;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SCHEMA_LOCK_KEY).execute(&mut *tx).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(schema.to_owned())).execute(&mut *tx).await?;
+    tx.commit().await
+}
+
+/// Whether `name` is safe to use as a database name without quoting surprises.
+pub(crate) fn valid_database_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Fresh databases for tests, dropped afterwards.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// Where the tests find PostgreSQL (the URL `scripts/postgres.sh` prints by default).
+    pub(crate) const URL_VAR: &str = "MADARA_ORCHESTRATOR_TEST_POSTGRES_URL";
+    /// The URL `scripts/postgres.sh` creates.
+    pub(crate) const DEFAULT_URL: &str = "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator";
+    /// Set to `1` to skip (not fail) the PostgreSQL tests when no server answers.
+    pub(crate) const SKIP_VAR: &str = "ORCH_SKIP_POSTGRES_TESTS";
+
+    /// The server URL the tests use.
+    pub(crate) fn server_url() -> String {
+        std::env::var(URL_VAR).ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_URL.to_owned())
+    }
+
+    /// A database created for one test; dropped (with its connections) when this is dropped.
+    #[derive(Debug)]
+    pub(crate) struct TestDb {
+        /// The database name.
+        pub(crate) name: String,
+        /// Options connecting to it.
+        pub(crate) options: PgConnectOptions,
+        admin: PgConnectOptions,
+    }
+
+    impl TestDb {
+        /// Creates a fresh database on the test server; `None` (after printing
+        /// `skipped: no PostgreSQL`) when the server is unreachable and skipping is allowed.
+        ///
+        /// # Panics
+        /// When the server is unreachable and `ORCH_SKIP_POSTGRES_TESTS` is not `1`.
+        pub(crate) async fn create() -> Option<Self> {
+            let url = server_url();
+            let admin = match PgConnectOptions::from_str(&url) {
+                Ok(o) => o,
+                Err(e) => panic!("{URL_VAR} is not a PostgreSQL URL ({}): {e}", redact_url(&url)),
+            };
+            let pool = match connect_with(admin.clone()).await {
+                Ok(pool) => pool,
+                Err(e) if std::env::var(SKIP_VAR).as_deref() == Ok("1") => {
+                    let _ = e;
+                    println!("skipped: no PostgreSQL");
+                    return None;
+                }
+                Err(e) => panic!(
+                    "PostgreSQL is unreachable at {} ({e}). Start it with `scripts/postgres.sh` (it prints the \
+                     URL; set {URL_VAR} to use another server), or set {SKIP_VAR}=1 to skip these tests.",
+                    redact_url(&url)
+                ),
+            };
+            let name = format!("orch_test_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("cannot create test database {name}: {e} (the role needs CREATEDB)"));
+            pool.close().await;
+            let options = admin.clone().database(&name);
+            Some(Self { name, options, admin })
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            // Drop runs outside any async context we may block: use a thread with its own runtime.
+            let admin = self.admin.clone();
+            let name = self.name.clone();
+            let dropped = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async move {
+                    let pool = connect_with(admin).await.ok()?;
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.ok()?;
+                    pool.close().await;
+                    Some(())
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Some(()))) {
+                eprintln!("warning: could not drop test database {}", self.name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(redact_url("postgres://u:hunter2@db:5432/o"), "postgres://u:***@db:5432/o");
+        assert_eq!(redact_url("postgres://u@db/o"), "postgres://u@db/o");
+        let q = redact_url("postgres://db/o?user=u&password=hunter2");
+        assert!(!q.contains("hunter2") && q.contains("password=***"), "{q}");
+        assert_eq!(redact_url("hunter2"), "<unparseable URL>");
+    }
+
+    #[test]
+    fn sqlstates_are_classified() {
+        for code in ["08006", "40001", "40P01", "53300", "57P01", "55P03"] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22003"] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    /// Nothing listens on port 1: the error names the URL, hides the password, is not a panic.
+    #[tokio::test]
+    async fn unreachable_server_error_names_the_url_without_the_password() {
+        let url = Secret::new("postgres://orch:s3cret-pw@127.0.0.1:1/orchestrator".to_owned());
+        let err = open_pool(&url).await.expect_err("nothing listens on port 1");
+        let msg = format!("{err} / {err:?}");
+        assert!(msg.contains("postgres://orch:***@127.0.0.1:1/orchestrator"), "{msg}");
+        assert!(!msg.contains("s3cret-pw"), "{msg}");
+        assert!(msg.to_lowercase().contains("refused"), "the cause is named: {msg}");
+    }
+
+    #[tokio::test]
+    async fn malformed_url_is_refused_without_echoing_it() {
+        let err = open_pool(&Secret::new("postgres://u:pw@[bad/o".to_owned())).await.expect_err("malformed");
+        assert!(!err.to_string().contains("pw@"), "{err}");
+    }
+
+    /// A wrong password names the URL and PostgreSQL's reason.
+    #[tokio::test]
+    async fn wrong_password_is_named() {
+        let Some(_db) = test_support::TestDb::create().await else { return };
+        let mut url = url::Url::parse(&test_support::server_url()).expect("test URL parses");
+        url.set_password(Some("definitely-wrong-pw")).expect("URL with credentials");
+        let err = open_pool(&Secret::new(url.to_string())).await.expect_err("wrong password");
+        let msg = format!("{err} / {err:?}");
+        assert!(!msg.contains("definitely-wrong-pw"), "{msg}");
+        assert!(msg.contains(":***@"), "{msg}");
+        assert!(msg.contains("password authentication failed"), "{msg}");
+    }
+}
