@@ -16,4 +16,5 @@ mod blob_pyref;
 mod blob_vectors;
 mod compression_pipeline;
 mod crash;
+mod multi_instance;
 mod support;

@@ -2,6 +2,8 @@
 //! worker processes (this test binary re-run with `ORCH_TEST_ROLE=worker`) that can be killed
 //! with SIGKILL.
 
+pub mod distributed;
+
 use std::{
     fs::OpenOptions,
     io::Write,
@@ -126,8 +128,14 @@ pub struct ChildWorker(Child);
 
 impl ChildWorker {
     pub fn spawn(dir: &Path, work: Duration, job_timeout: Duration) -> Self {
+        Self::spawn_with(dir, work, job_timeout, &[])
+    }
+
+    /// A worker with extra environment (e.g. the distributed backends of `distributed`).
+    pub fn spawn_with(dir: &Path, work: Duration, job_timeout: Duration, env: &[(&str, String)]) -> Self {
         let exe = std::env::current_exe().expect("test binary path");
         let child = Command::new(exe)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(["support::child_worker", "--exact", "--nocapture", "--test-threads", "1"])
             .env("ORCH_TEST_ROLE", "worker")
             .env("ORCH_TEST_DIR", dir)
@@ -162,7 +170,14 @@ async fn child_worker() {
     }
     let dir = PathBuf::from(std::env::var("ORCH_TEST_DIR").expect("ORCH_TEST_DIR"));
     let ms = |var: &str| Duration::from_millis(std::env::var(var).expect(var).parse().expect("ms"));
-    let config = config(clients(&dir).await, dir.join("side-effects.log"), ms("ORCH_TEST_WORK_MS"), ms("ORCH_TEST_JOB_TIMEOUT_MS"));
+    let clients = match (std::env::var("ORCH_TEST_PG_URL"), std::env::var("ORCH_TEST_QUEUE_PREFIX")) {
+        (Ok(pg), Ok(prefix)) => {
+            let endpoint = std::env::var("ORCH_TEST_AWS_ENDPOINT").expect("ORCH_TEST_AWS_ENDPOINT");
+            distributed::clients(&dir, &pg, &endpoint, &prefix).await
+        }
+        _ => clients(&dir).await,
+    };
+    let config = config(clients, dir.join("side-effects.log"), ms("ORCH_TEST_WORK_MS"), ms("ORCH_TEST_JOB_TIMEOUT_MS"));
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let _running = Orchestrator::start_with(config, addr, None).await.expect("start");
     // Run until killed.
