@@ -122,31 +122,45 @@ pub fn parse_felt_list(text: &str) -> Result<Vec<Felt>, ParseError> {
 /// Parses a blob given as hex: 262144 hex characters (131072 bytes), optional `0x`, whitespace
 /// anywhere ignored.
 pub fn parse_blob_hex(text: &str) -> Result<Vec<u8>, ParseError> {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let hex_part = compact
-        .strip_prefix("0x")
-        .or_else(|| compact.strip_prefix("0X"))
-        .unwrap_or(&compact);
-    if let Some((i, c)) = hex_part
-        .char_indices()
-        .find(|(_, c)| !c.is_ascii_hexdigit())
-    {
-        return Err(ParseError::new(
-            format!("character {i}"),
-            format!("`{}` is not a hex digit", c.escape_default()),
-        ));
+    // One pass over the bytes: skip whitespace, decode nibble pairs. Position `i` counts hex
+    // characters after the optional `0x`, as a reader of the file would.
+    let trimmed = text.trim_start();
+    let body = trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X")).unwrap_or(trimmed);
+    let mut out = Vec::with_capacity(BYTES_PER_BLOB);
+    let mut high: Option<u8> = None;
+    let mut i = 0usize;
+    for (at, &b) in body.as_bytes().iter().enumerate() {
+        if b.is_ascii_whitespace() {
+            continue;
+        }
+        let nibble = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => {
+                let c = body[at..].chars().next().unwrap_or('?');
+                return Err(ParseError::new(
+                    format!("character {i}"),
+                    format!("`{}` is not a hex digit", c.escape_default()),
+                ));
+            }
+        };
+        match high.take() {
+            None => high = Some(nibble),
+            Some(h) => out.push(h << 4 | nibble),
+        }
+        i += 1;
     }
-    if hex_part.len() != 2 * BYTES_PER_BLOB {
+    if i != 2 * BYTES_PER_BLOB {
         return Err(ParseError::new(
             "blob",
             format!(
-                "a blob is {} hex characters ({BYTES_PER_BLOB} bytes), got {} hex characters",
-                2 * BYTES_PER_BLOB,
-                hex_part.len()
+                "a blob is {} hex characters ({BYTES_PER_BLOB} bytes), got {i} hex characters",
+                2 * BYTES_PER_BLOB
             ),
         ));
     }
-    hex::decode(hex_part).map_err(|e| ParseError::new("blob", e.to_string()))
+    Ok(out)
 }
 
 fn check_felts_in(value: &Value, path: &mut String, errors: &mut Option<ParseError>) {
