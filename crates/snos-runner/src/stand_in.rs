@@ -198,9 +198,11 @@ mod tests {
 
     #[tokio::test]
     async fn pie_reads_back_and_its_fact_follows_the_kzg_flag() {
-        for kzg in [false, true] {
+        for kzg in [false, true, true] {
             let i = input(kzg);
+            let started = std::time::Instant::now();
             let out = StandInRunner::new().run(&i).await.unwrap();
+            eprintln!("stand-in run (use_kzg_da={kzg}): {:?}, {} steps", started.elapsed(), out.n_steps);
             assert!(out.n_steps > 0);
             let read = pie::read_pie_bytes(&out.cairo_pie_zip).unwrap();
             read.run_validity_checks().unwrap();
