@@ -190,6 +190,17 @@ async fn check_artifacts(config: &Config, job: &JobItem) -> Vec<Felt> {
     // The fact the handler recorded is the one gps-fact-checker computes from the stored PIE.
     assert_eq!(m.snos_fact.as_deref(), Some(facts::snos_fact(&read, &os_output).unwrap().to_string().as_str()));
     assert_eq!(m.snos_n_steps, Some(read.execution_resources.n_steps));
+    // `orchestrator fact` on the stored PIE prints the same fact.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &pie_zip).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"));
+    cmd.arg("fact").arg("--pie").arg(file.path());
+    if os_output[8] == Felt::ZERO {
+        cmd.arg("--l2");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), m.snos_fact.as_deref().unwrap());
     // Header: roots, block numbers and hashes of blocks 1..=2.
     let f = |x: u64| Felt::from(x);
     assert_eq!(os_output[..6], [f(0x201), f(0x203), f(0), f(2), f(0x100), f(0x102)]);
