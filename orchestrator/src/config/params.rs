@@ -32,7 +32,7 @@ use crate::{
             server::ServerArgs,
             service::ServiceArgs,
             settlement::{EthereumSettlementArgs, StarknetSettlementArgs},
-            snos::{CairoLayout, SnosArgs},
+            snos::{CairoLayout, SnosArgs, SnosRunnerKind},
             storage::StorageArgs,
         },
         run::RunCmd,
@@ -333,6 +333,12 @@ pub struct SnosParams {
     pub prover_layout: CairoLayout,
     /// DA encryption public keys.
     pub da_public_keys: Vec<Felt>,
+    /// Which runner runs the OS (`--snos-runner`).
+    pub runner: SnosRunnerKind,
+    /// Command line of the external runner (`--snos-command`); required with `external`.
+    pub command: Option<String>,
+    /// Longest run of the external command (`--snos-command-timeout-seconds`).
+    pub command_timeout: Duration,
 }
 
 /// A versioned-constants override file.
@@ -963,7 +969,15 @@ fn snos_params(a: SnosArgs) -> ConfigResult<SnosParams> {
             felt(k, "--da-public-keys")
         })
         .collect::<ConfigResult<Vec<_>>>()?;
+    let command = a.snos_command.filter(|c| !c.trim().is_empty());
+    if a.snos_runner == SnosRunnerKind::External && command.is_none() {
+        return Err(ConfigError::Missing { flag: "--snos-command", when: "with --snos-runner external" });
+    }
+    let command_timeout = positive_secs(a.snos_command_timeout_seconds, "--snos-command-timeout-seconds")?;
     Ok(SnosParams {
+        runner: a.snos_runner,
+        command,
+        command_timeout,
         rpc_url: a.rpc_for_snos,
         backup_rpc_url: a.rpc_for_snos_backup,
         full_output: a.snos_full_output,
@@ -1494,6 +1508,26 @@ mod tests {
     }
 
     #[test]
+    fn snos_runner_defaults_to_the_stand_in() {
+        let p = params::<&str>(&[]).unwrap();
+        assert_eq!(p.snos.runner, SnosRunnerKind::StandIn);
+        assert_eq!(p.snos.command, None);
+        assert_eq!(p.snos.command_timeout, Duration::from_secs(3600));
+        let p = params(&[
+            "--snos-runner",
+            "external",
+            "--snos-command",
+            "generate-pie --blocks \"$SNOS_BLOCKS\"",
+            "--snos-command-timeout-seconds",
+            "90",
+        ])
+        .unwrap();
+        assert_eq!(p.snos.runner, SnosRunnerKind::External);
+        assert_eq!(p.snos.command.as_deref(), Some("generate-pie --blocks \"$SNOS_BLOCKS\""));
+        assert_eq!(p.snos.command_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
     fn minimal_command_line_is_fully_embedded_with_defaults() {
         let p = params::<&str>(&[]).unwrap();
         assert!(p.infra.is_fully_embedded());
@@ -1634,6 +1668,9 @@ mod tests {
     #[case(&["--postgres", "--postgres-url", "mysql://x"], "--postgres-url")]
     #[case(&["--fixed-blocks-per-snos-batch", "0"], "--fixed-blocks-per-snos-batch")]
     #[case(&["--snos-job-timeout-seconds", "0"], "--snos-job-timeout-seconds")]
+    #[case(&["--snos-runner", "external"], "--snos-command")]
+    #[case(&["--snos-runner", "external", "--snos-command", " "], "--snos-command")]
+    #[case(&["--snos-command-timeout-seconds", "0"], "--snos-command-timeout-seconds")]
     #[case(&["--storage-expiration-days", "0"], "--storage-expiration-days")]
     #[case(&["--layer", "l3", "--mock-verifier-address", ADDR], "--mock-verifier-address")]
     #[case(&["--bouncer-weights-limit-file", "/nonexistent/bouncer.json"], "/nonexistent/bouncer.json")]

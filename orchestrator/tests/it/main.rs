@@ -17,4 +17,5 @@ mod blob_vectors;
 mod compression_pipeline;
 mod crash;
 mod multi_instance;
+mod snos_run;
 mod support;

@@ -35,6 +35,19 @@ pub enum CairoLayout {
     Dynamic,
 }
 
+/// Which [`SnosRunner`](orchestrator_snos_runner::SnosRunner) runs the Starknet OS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, strum::Display)]
+#[value(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum SnosRunnerKind {
+    /// A small Cairo 0 program of ours run with cairo-vm, writing an OS-shaped output for the
+    /// batch. A STAND-IN: it proves nothing about the execution of the blocks.
+    #[default]
+    StandIn,
+    /// The command of `--snos-command` (for example the snos project's `generate-pie`).
+    External,
+}
+
 /// The Starknet OS run.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "SNOS")]
@@ -81,4 +94,20 @@ pub struct SnosArgs {
         value_delimiter = ','
     )]
     pub da_public_keys: Option<Vec<String>>,
+
+    /// Runner of the Starknet OS: `stand-in` (cairo-vm runs a small program of ours writing an
+    /// OS-shaped output; proves nothing about execution) or `external` (`--snos-command`).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_SNOS_RUNNER", value_enum, default_value = "stand-in")]
+    pub snos_runner: SnosRunnerKind,
+
+    /// Command line (run with `sh -c`) of the external runner; it gets the block range in
+    /// `SNOS_*` environment variables and writes `cairo_pie.zip` into `$SNOS_OUTPUT_DIR` (see
+    /// docs/snos.md). Example with the snos project's PIE generator:
+    /// `generate-pie --rpc-url "$SNOS_RPC_URL" --blocks "$SNOS_BLOCKS" --output "$SNOS_OUTPUT_DIR/cairo_pie.zip"`
+    #[arg(long, env = "MADARA_ORCHESTRATOR_SNOS_COMMAND")]
+    pub snos_command: Option<String>,
+
+    /// Seconds the external SNOS command may run before it is killed (the job is retried).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_SNOS_COMMAND_TIMEOUT_SECONDS", default_value_t = 3600)]
+    pub snos_command_timeout_seconds: u64,
 }

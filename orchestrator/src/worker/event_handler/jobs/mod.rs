@@ -3,6 +3,8 @@
 //! A job type lives in one file next to this one. The engine (`worker::service`) owns every
 //! status transition; a handler only does the work and says how it went.
 
+pub mod snos;
+
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
