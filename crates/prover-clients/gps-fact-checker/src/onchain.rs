@@ -3,9 +3,11 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
+/// Addresses and 32-byte words, as the trait uses them.
+pub use alloy::primitives::{Address, B256};
+
 use alloy::{
     network::EthereumWallet,
-    primitives::{Address, B256},
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
     sol,
