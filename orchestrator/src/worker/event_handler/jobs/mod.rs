@@ -3,6 +3,10 @@
 //! A job type lives in one file next to this one. The engine (`worker::service`) owns every
 //! status transition; a handler only does the work and says how it went.
 
+pub mod aggregator;
+pub mod proof_registration;
+pub mod proving;
+
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
