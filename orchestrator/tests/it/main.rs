@@ -8,4 +8,5 @@ mod blob_pyref;
 mod blob_vectors;
 mod compression_pipeline;
 mod crash;
+mod prover_flow;
 mod support;
