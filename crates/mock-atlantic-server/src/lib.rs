@@ -34,7 +34,10 @@ use std::{
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-pub use producer::{AggregationArtifactsProducer, AggregationInput, ChildQuery, ProducedArtifacts, TemplateAggregationProducer};
+pub use producer::{
+    AggregationArtifactsProducer, AggregationInput, ChildQuery, ProducedArtifacts,
+    TemplateAggregationProducer,
+};
 pub use state::{Fault, FaultRoute, Phase};
 
 /// Settings of the mock server.
@@ -92,10 +95,18 @@ pub struct MockAtlanticArgs {
     #[arg(long, env = "MOCK_ATLANTIC_FAILURE_RATE", default_value_t = 0.0)]
     pub failure_rate: f64,
     /// Milliseconds a query stays RECEIVED.
-    #[arg(long, env = "MOCK_ATLANTIC_PROCESSING_DELAY_MS", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "MOCK_ATLANTIC_PROCESSING_DELAY_MS",
+        default_value_t = 1000
+    )]
     pub processing_delay_ms: u64,
     /// Milliseconds a query then stays IN_PROGRESS.
-    #[arg(long, env = "MOCK_ATLANTIC_COMPLETION_DELAY_MS", default_value_t = 3000)]
+    #[arg(
+        long,
+        env = "MOCK_ATLANTIC_COMPLETION_DELAY_MS",
+        default_value_t = 3000
+    )]
     pub completion_delay_ms: u64,
     /// Queries kept in memory.
     #[arg(long, env = "MOCK_ATLANTIC_MAX_JOBS", default_value_t = 100)]
@@ -157,8 +168,12 @@ impl MockAtlanticConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         use clap::{Args, FromArgMatches};
         let cmd = MockAtlanticArgs::augment_args(clap::Command::new("mock-atlantic-server"));
-        let matches = cmd.try_get_matches_from(["mock-atlantic-server"]).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        MockAtlanticArgs::from_arg_matches(&matches).map_err(|e| ConfigError::Parse(e.to_string()))?.into_config()
+        let matches = cmd
+            .try_get_matches_from(["mock-atlantic-server"])
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        MockAtlanticArgs::from_arg_matches(&matches)
+            .map_err(|e| ConfigError::Parse(e.to_string()))?
+            .into_config()
     }
 }
 
@@ -199,18 +214,27 @@ impl MockAtlanticServer {
     ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind((config.bind_addr, config.port)).await?;
         let addr = listener.local_addr()?;
-        let app = AppState { state: Arc::new(Mutex::new(state::State::new(config))), producer };
+        let app = AppState {
+            state: Arc::new(Mutex::new(state::State::new(config))),
+            producer,
+        };
         let router = routes::router(app.clone());
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
+            let serve = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { token.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(target: "orch::mock_atlantic", error = %e, "Mock Atlantic server stopped");
             }
         });
         tracing::info!(target: "orch::mock_atlantic", %addr, "Mock Atlantic server listening");
-        Ok(Self { addr, app, shutdown, task: Some(task) })
+        Ok(Self {
+            addr,
+            app,
+            shutdown,
+            task: Some(task),
+        })
     }
 
     /// Where it listens.
@@ -222,12 +246,17 @@ impl MockAtlanticServer {
     pub fn url(&self) -> Url {
         // Invariant: a socket address always forms a valid http URL.
         #[allow(clippy::expect_used)]
-        format!("http://{}/", self.addr).parse().expect("socket address URL")
+        format!("http://{}/", self.addr)
+            .parse()
+            .expect("socket address URL")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, state::State> {
         // A poisoned lock means a route panicked mid-update; the mock's data is still usable.
-        self.app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.app
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Queues an error answer.
@@ -250,7 +279,10 @@ impl MockAtlanticServer {
     /// The phase of a query now, if it is known.
     pub fn query_phase(&self, query_id: &str) -> Option<Phase> {
         let state = self.lock();
-        state.queries.get(query_id).map(|q| state.phase(q, std::time::Instant::now()))
+        state
+            .queries
+            .get(query_id)
+            .map(|q| state.phase(q, std::time::Instant::now()))
     }
 
     /// Number of queries held (children, aggregator and L2 queries).
@@ -267,7 +299,12 @@ impl MockAtlanticServer {
     /// Every query of a bucket, aggregator query included.
     pub fn bucket_query_ids(&self, bucket_id: &str) -> Vec<String> {
         let state = self.lock();
-        state.queries.values().filter(|q| q.bucket_id.as_deref() == Some(bucket_id)).map(|q| q.id.clone()).collect()
+        state
+            .queries
+            .values()
+            .filter(|q| q.bucket_id.as_deref() == Some(bucket_id))
+            .map(|q| q.id.clone())
+            .collect()
     }
 
     /// Stops serving and waits for the server task.

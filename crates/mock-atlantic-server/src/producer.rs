@@ -113,13 +113,26 @@ fn hex_json(felts: &[Felt252]) -> Vec<u8> {
 pub fn pie_to_zip(pie: &CairoPie) -> Result<Vec<u8>, ProduceError> {
     let err = |e: &dyn fmt::Display| ProduceError(format!("cannot write the PIE: {e}"));
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     let entries: [(&str, Vec<u8>); 5] = [
-        ("version.json", serde_json::to_vec(&pie.version).map_err(|e| err(&e))?),
-        ("metadata.json", serde_json::to_vec(&pie.metadata).map_err(|e| err(&e))?),
+        (
+            "version.json",
+            serde_json::to_vec(&pie.version).map_err(|e| err(&e))?,
+        ),
+        (
+            "metadata.json",
+            serde_json::to_vec(&pie.metadata).map_err(|e| err(&e))?,
+        ),
         ("memory.bin", pie.memory.to_bytes(None)),
-        ("additional_data.json", serde_json::to_vec(&pie.additional_data).map_err(|e| err(&e))?),
-        ("execution_resources.json", serde_json::to_vec(&pie.execution_resources).map_err(|e| err(&e))?),
+        (
+            "additional_data.json",
+            serde_json::to_vec(&pie.additional_data).map_err(|e| err(&e))?,
+        ),
+        (
+            "execution_resources.json",
+            serde_json::to_vec(&pie.execution_resources).map_err(|e| err(&e))?,
+        ),
     ];
     for (name, bytes) in entries {
         zip.start_file(name, options).map_err(|e| err(&e))?;
@@ -139,11 +152,22 @@ impl AggregationArtifactsProducer for TemplateAggregationProducer {
             .get(&BuiltinName::output)
             .map(|s| s.index)
             .ok_or_else(|| ProduceError("the template PIE has no output segment".into()))?;
-        pie.metadata.builtin_segments.insert(BuiltinName::output, SegmentInfo { index: segment, size: output.len() });
-        pie.memory.0.retain(|((seg, _), _)| *seg != segment as usize);
+        pie.metadata.builtin_segments.insert(
+            BuiltinName::output,
+            SegmentInfo {
+                index: segment,
+                size: output.len(),
+            },
+        );
         pie.memory
             .0
-            .extend(output.iter().enumerate().map(|(i, f)| ((segment as usize, i), MaybeRelocatable::Int(*f))));
+            .retain(|((seg, _), _)| *seg != segment as usize);
+        pie.memory.0.extend(
+            output
+                .iter()
+                .enumerate()
+                .map(|(i, f)| ((segment as usize, i), MaybeRelocatable::Int(*f))),
+        );
         let os_output = Self::os_output(input.children.len());
         Ok(ProducedArtifacts {
             pie_zip: pie_to_zip(&pie)?,
@@ -163,14 +187,28 @@ mod tests {
     #[test]
     fn the_template_pie_carries_an_aggregator_output_the_filter_accepts() {
         let children: Vec<ChildQuery> = (1..=3)
-            .map(|i| ChildQuery { query_id: format!("q{i}"), bucket_job_index: Some(i), pie_zip: vec![] })
+            .map(|i| ChildQuery {
+                query_id: format!("q{i}"),
+                bucket_job_index: Some(i),
+                pie_zip: vec![],
+            })
             .collect();
-        let input = AggregationInput { bucket_id: "b".into(), aggregator_params: serde_json::Value::Null, children };
+        let input = AggregationInput {
+            bucket_id: "b".into(),
+            aggregator_params: serde_json::Value::Null,
+            children,
+        };
         let produced = TemplateAggregationProducer.produce(&input).unwrap();
         let parsed = pie::read_pie_bytes(&produced.pie_zip).unwrap();
         let output = pie::program_output(&parsed).unwrap();
-        assert_eq!(output, TemplateAggregationProducer::program_output(&input.children));
-        assert_eq!(filter_aggregator_output(&output).unwrap(), TemplateAggregationProducer::os_output(3).as_slice());
+        assert_eq!(
+            output,
+            TemplateAggregationProducer::program_output(&input.children)
+        );
+        assert_eq!(
+            filter_aggregator_output(&output).unwrap(),
+            TemplateAggregationProducer::os_output(3).as_slice()
+        );
         let snos: Vec<String> = serde_json::from_slice(&produced.snos_output).unwrap();
         assert_eq!(snos.len(), 14);
     }

@@ -161,12 +161,17 @@ impl State {
     /// A fresh ULID-shaped id.
     pub(crate) fn new_id(&mut self) -> String {
         let rng = &mut self.rng;
-        "01".chars().chain((0..24).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)).collect()
+        "01".chars()
+            .chain((0..24).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char))
+            .collect()
     }
 
     /// Takes one use of the first fault matching `route`.
     pub(crate) fn take_fault(&mut self, route: FaultRoute) -> Option<Fault> {
-        let pos = self.faults.iter().position(|f| f.route == route || f.route == FaultRoute::Any)?;
+        let pos = self
+            .faults
+            .iter()
+            .position(|f| f.route == route || f.route == FaultRoute::Any)?;
         let fault = self.faults.get_mut(pos)?;
         fault.times = fault.times.saturating_sub(1);
         let out = fault.clone();
@@ -185,7 +190,9 @@ impl State {
         if elapsed < self.config.processing_delay {
             return Phase::Received;
         }
-        if !self.config.auto_complete || elapsed < self.config.processing_delay + self.config.completion_delay {
+        if !self.config.auto_complete
+            || elapsed < self.config.processing_delay + self.config.completion_delay
+        {
             return Phase::InProgress;
         }
         if q.will_fail {
@@ -196,7 +203,9 @@ impl State {
             for child in self.children(q.bucket_id.as_deref().unwrap_or_default()) {
                 match self.phase(child, now) {
                     Phase::Done => {}
-                    Phase::Failed(reason) => return Phase::Failed(format!("child query {} failed: {reason}", child.id)),
+                    Phase::Failed(reason) => {
+                        return Phase::Failed(format!("child query {} failed: {reason}", child.id))
+                    }
                     _ => return Phase::InProgress,
                 }
             }
@@ -217,7 +226,10 @@ impl State {
 
     /// Queries still running (the concurrency limit counts these).
     pub(crate) fn running(&self, now: Instant) -> usize {
-        self.queries.values().filter(|q| !q.is_aggregator && !self.phase(q, now).is_finished()).count()
+        self.queries
+            .values()
+            .filter(|q| !q.is_aggregator && !self.phase(q, now).is_finished())
+            .count()
     }
 
     /// Inserts a query, evicting the oldest finished ones above the memory limit.
@@ -283,7 +295,11 @@ impl State {
 
     /// JSON of a bucket.
     pub(crate) fn bucket_json(&self, b: &Bucket, now: Instant) -> Value {
-        let status = match b.aggregator_query.as_ref().and_then(|id| self.queries.get(id)) {
+        let status = match b
+            .aggregator_query
+            .as_ref()
+            .and_then(|id| self.queries.get(id))
+        {
             None if b.aggregator_query.is_none() => "OPEN",
             None => "FAILED", // evicted aggregator query: should not happen below the memory limit
             Some(q) => match self.phase(q, now) {
@@ -317,8 +333,14 @@ impl State {
         .into_bytes()
     }
 
-    pub(crate) fn store_aggregation(&mut self, query_id: &str, produced: Result<ProducedArtifacts, String>) {
-        let Some(q) = self.queries.get_mut(query_id) else { return };
+    pub(crate) fn store_aggregation(
+        &mut self,
+        query_id: &str,
+        produced: Result<ProducedArtifacts, String>,
+    ) {
+        let Some(q) = self.queries.get_mut(query_id) else {
+            return;
+        };
         match produced {
             Ok(p) => {
                 q.artifacts.insert("pie.cairo0.zip".into(), p.pie_zip);
@@ -329,5 +351,3 @@ impl State {
         }
     }
 }
-
-

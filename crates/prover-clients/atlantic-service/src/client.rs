@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::types::{
-    AtlanticAddQueryResponse, AtlanticBucketResponse, AtlanticCreateBucketRequest, AtlanticGetBucketResponse,
-    AtlanticQueryResponse,
+    AtlanticAddQueryResponse, AtlanticBucketResponse, AtlanticCreateBucketRequest,
+    AtlanticGetBucketResponse, AtlanticQueryResponse,
 };
 
 /// One text or file field of a multipart query.
@@ -57,8 +57,17 @@ impl AtlanticClient {
         let http = reqwest::Client::builder()
             .timeout(request_timeout)
             .build()
-            .map_err(|e| ProverError::Config(format!("cannot build the Atlantic HTTP client: {e}")))?;
-        Ok(Self { http, service_url, artifacts_base_url, api_key, retry, mock_fact_hash })
+            .map_err(|e| {
+                ProverError::Config(format!("cannot build the Atlantic HTTP client: {e}"))
+            })?;
+        Ok(Self {
+            http,
+            service_url,
+            artifacts_base_url,
+            api_key,
+            retry,
+            mock_fact_hash,
+        })
     }
 
     /// `base` with `segments` appended as escaped path segments.
@@ -76,20 +85,31 @@ impl AtlanticClient {
     }
 
     fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
-        self.http.request(method, url).header("api-key", self.api_key.expose().as_str())
+        self.http
+            .request(method, url)
+            .header("api-key", self.api_key.expose().as_str())
     }
 
-    async fn json<T: DeserializeOwned>(operation: &str, response: reqwest::Response) -> ProverResult<T> {
-        let bytes = response.bytes().await.map_err(|e| transport_error(operation, &e))?;
+    async fn json<T: DeserializeOwned>(
+        operation: &str,
+        response: reqwest::Response,
+    ) -> ProverResult<T> {
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(operation, &e))?;
         serde_json::from_slice(&bytes).map_err(|e| ProverError::invalid_response(operation, e))
     }
 
     /// Maps a 404 whose body is Atlantic's own (not a proxy page) to `NotFound`.
     fn not_found(e: ProverError, operation: &str, what: &str) -> ProverError {
         match e {
-            ProverError::Http { status: 404, kind, .. } if !kind.is_retryable() => {
-                ProverError::NotFound { operation: operation.to_owned(), what: what.to_owned() }
-            }
+            ProverError::Http {
+                status: 404, kind, ..
+            } if !kind.is_retryable() => ProverError::NotFound {
+                operation: operation.to_owned(),
+                what: what.to_owned(),
+            },
             e => e,
         }
     }
@@ -100,7 +120,10 @@ impl AtlanticClient {
     /// Transport or HTTP errors.
     pub async fn is_alive(&self) -> ProverResult<()> {
         let url = self.service(&["is-alive"])?;
-        send_with_retry(&self.retry, "is-alive", || self.request(reqwest::Method::GET, url.clone())).await?;
+        send_with_retry(&self.retry, "is-alive", || {
+            self.request(reqwest::Method::GET, url.clone())
+        })
+        .await?;
         Ok(())
     }
 
@@ -108,10 +131,16 @@ impl AtlanticClient {
     ///
     /// # Errors
     /// Transport, HTTP or decoding errors.
-    pub async fn create_bucket(&self, body: &AtlanticCreateBucketRequest) -> ProverResult<AtlanticBucketResponse> {
+    pub async fn create_bucket(
+        &self,
+        body: &AtlanticCreateBucketRequest,
+    ) -> ProverResult<AtlanticBucketResponse> {
         const OP: &str = "create bucket";
         let url = self.service(&["buckets"])?;
-        let r = send_with_retry(&self.retry, OP, || self.request(reqwest::Method::POST, url.clone()).json(body)).await?;
+        let r = send_with_retry(&self.retry, OP, || {
+            self.request(reqwest::Method::POST, url.clone()).json(body)
+        })
+        .await?;
         Self::json(OP, r).await
     }
 
@@ -122,9 +151,11 @@ impl AtlanticClient {
     pub async fn get_bucket(&self, bucket_id: &str) -> ProverResult<AtlanticGetBucketResponse> {
         const OP: &str = "get bucket";
         let url = self.service(&["buckets", bucket_id])?;
-        let r = send_with_retry(&self.retry, OP, || self.request(reqwest::Method::GET, url.clone()))
-            .await
-            .map_err(|e| Self::not_found(e, OP, bucket_id))?;
+        let r = send_with_retry(&self.retry, OP, || {
+            self.request(reqwest::Method::GET, url.clone())
+        })
+        .await
+        .map_err(|e| Self::not_found(e, OP, bucket_id))?;
         Self::json(OP, r).await
     }
 
@@ -136,9 +167,11 @@ impl AtlanticClient {
         const OP: &str = "close bucket";
         let mut url = self.service(&["buckets", "close"])?;
         url.query_pairs_mut().append_pair("bucketId", bucket_id);
-        let r = send_with_retry(&self.retry, OP, || self.request(reqwest::Method::POST, url.clone()))
-            .await
-            .map_err(|e| Self::not_found(e, OP, bucket_id))?;
+        let r = send_with_retry(&self.retry, OP, || {
+            self.request(reqwest::Method::POST, url.clone())
+        })
+        .await
+        .map_err(|e| Self::not_found(e, OP, bucket_id))?;
         Self::json(OP, r).await
     }
 
@@ -146,11 +179,18 @@ impl AtlanticClient {
     ///
     /// # Errors
     /// Transport, HTTP or decoding errors.
-    pub async fn query_by_dedup_id(&self, dedup_id: &str) -> ProverResult<Option<AtlanticQueryResponse>> {
+    pub async fn query_by_dedup_id(
+        &self,
+        dedup_id: &str,
+    ) -> ProverResult<Option<AtlanticQueryResponse>> {
         const OP: &str = "dedup lookup";
         let mut url = self.service(&["atlantic-query-by-dedup-id"])?;
         url.query_pairs_mut().append_pair("dedupId", dedup_id);
-        match send_with_retry(&self.retry, OP, || self.request(reqwest::Method::GET, url.clone())).await {
+        match send_with_retry(&self.retry, OP, || {
+            self.request(reqwest::Method::GET, url.clone())
+        })
+        .await
+        {
             Ok(r) => Self::json(OP, r).await.map(Some),
             Err(e) => match Self::not_found(e, OP, dedup_id) {
                 ProverError::NotFound { .. } => Ok(None),
@@ -175,11 +215,17 @@ impl AtlanticClient {
                     FormField::File(name, file_name, content_type, bytes) => {
                         let mut headers = HeaderMap::new();
                         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-                        form.part(*name, Part::bytes(bytes.clone()).file_name(*file_name).headers(headers))
+                        form.part(
+                            *name,
+                            Part::bytes(bytes.clone())
+                                .file_name(*file_name)
+                                .headers(headers),
+                        )
                     }
                 };
             }
-            self.request(reqwest::Method::POST, url.clone()).multipart(form)
+            self.request(reqwest::Method::POST, url.clone())
+                .multipart(form)
         };
         let r = send_with_retry(&self.retry, OP, build).await?;
         Self::json(OP, r).await
@@ -192,9 +238,11 @@ impl AtlanticClient {
     pub async fn get_query(&self, query_id: &str) -> ProverResult<AtlanticQueryResponse> {
         const OP: &str = "query status";
         let url = self.service(&["atlantic-query", query_id])?;
-        let r = send_with_retry(&self.retry, OP, || self.request(reqwest::Method::GET, url.clone()))
-            .await
-            .map_err(|e| Self::not_found(e, OP, query_id))?;
+        let r = send_with_retry(&self.retry, OP, || {
+            self.request(reqwest::Method::GET, url.clone())
+        })
+        .await
+        .map_err(|e| Self::not_found(e, OP, query_id))?;
         Self::json(OP, r).await
     }
 
@@ -211,7 +259,9 @@ impl AtlanticClient {
                 let bytes = r.bytes().await.map_err(|e| transport_error(OP, &e))?;
                 Ok(Some(bytes.to_vec()))
             }
-            Err(ProverError::Http { status, .. }) if status == StatusCode::NOT_FOUND.as_u16() => Ok(None),
+            Err(ProverError::Http { status, .. }) if status == StatusCode::NOT_FOUND.as_u16() => {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -225,8 +275,14 @@ mod tests {
     fn urls_keep_the_base_path_and_escape_ids() {
         let base: Url = "https://storage.example/hero-bucket".parse().unwrap();
         let u = AtlanticClient::url(&base, &["queries", "a/b", "proof.json"]).unwrap();
-        assert_eq!(u.as_str(), "https://storage.example/hero-bucket/queries/a%2Fb/proof.json");
+        assert_eq!(
+            u.as_str(),
+            "https://storage.example/hero-bucket/queries/a%2Fb/proof.json"
+        );
         let base: Url = "http://127.0.0.1:4001/".parse().unwrap();
-        assert_eq!(AtlanticClient::url(&base, &["is-alive"]).unwrap().as_str(), "http://127.0.0.1:4001/is-alive");
+        assert_eq!(
+            AtlanticClient::url(&base, &["is-alive"]).unwrap().as_str(),
+            "http://127.0.0.1:4001/is-alive"
+        );
     }
 }

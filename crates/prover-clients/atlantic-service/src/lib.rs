@@ -23,16 +23,16 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use orchestrator_gps_fact_checker::{onchain::parse_fact, FactRegistry};
 use orchestrator_prover_client_interface::{
-    validate_proof_json, AggregationArtifacts, CreateJobInfo, ProverClient, ProverError, ProverResult,
-    RetryPolicy, Task, TaskStatus, TaskType,
+    validate_proof_json, AggregationArtifacts, CreateJobInfo, ProverClient, ProverError,
+    ProverResult, RetryPolicy, Task, TaskStatus, TaskType,
 };
 use orchestrator_utils::Secret;
 use url::Url;
 
 pub use client::{AtlanticClient, FormField};
 use types::{
-    declared_job_size, AtlanticAggregatorParams, AtlanticBucketStatus, AtlanticCreateBucketRequest, AtlanticQuery,
-    AtlanticQueryStatus, AtlanticQueryStep,
+    declared_job_size, AtlanticAggregatorParams, AtlanticBucketStatus, AtlanticCreateBucketRequest,
+    AtlanticQuery, AtlanticQueryStatus, AtlanticQueryStep,
 };
 
 /// Aggregator version requested for new buckets.
@@ -106,7 +106,10 @@ impl AtlanticProverService {
     ///
     /// # Errors
     /// `Config` when the HTTP client cannot be built.
-    pub fn new(config: AtlanticConfig, fact_checker: Option<Arc<dyn FactRegistry>>) -> ProverResult<Self> {
+    pub fn new(
+        config: AtlanticConfig,
+        fact_checker: Option<Arc<dyn FactRegistry>>,
+    ) -> ProverResult<Self> {
         let client = AtlanticClient::new(
             config.service_url.clone(),
             config.artifacts_base_url.clone(),
@@ -115,8 +118,16 @@ impl AtlanticProverService {
             config.request_timeout,
             config.mock_fact_hash,
         )?;
-        let fact_checker = if config.mock_fact_hash { None } else { fact_checker };
-        Ok(Self { client, config, fact_checker })
+        let fact_checker = if config.mock_fact_hash {
+            None
+        } else {
+            fact_checker
+        };
+        Ok(Self {
+            client,
+            config,
+            fact_checker,
+        })
     }
 
     /// The low-level client.
@@ -147,7 +158,10 @@ impl AtlanticProverService {
             AtlanticSettlementLayer::Starknet => AtlanticQueryStep::ProofGeneration,
         };
         let mut fields = vec![
-            FormField::Text("declaredJobSize", declared_job_size(info.num_steps).to_owned()),
+            FormField::Text(
+                "declaredJobSize",
+                declared_job_size(info.num_steps).to_owned(),
+            ),
             FormField::Text("result", result.as_str().to_owned()),
             FormField::Text("network", self.config.network.clone()),
             FormField::Text("cairoVersion", "cairo0".to_owned()),
@@ -164,7 +178,12 @@ impl AtlanticProverService {
         if let Some(index) = info.bucket_job_index {
             fields.push(FormField::Text("bucketJobIndex", index.to_string()));
         }
-        fields.push(FormField::File("pieFile", "pie.zip", "application/zip", info.cairo_pie_zip));
+        fields.push(FormField::File(
+            "pieFile",
+            "pie.zip",
+            "application/zip",
+            info.cairo_pie_zip,
+        ));
         let id = self.client.add_query(&fields).await?.atlantic_query_id;
         tracing::info!(target: "orch::prover", query_id = %id, dedup_id = %info.dedup_id, "Atlantic query submitted");
         Ok(id)
@@ -173,15 +192,24 @@ impl AtlanticProverService {
     async fn job_status(&self, query_id: &str, fact: Option<&str>) -> ProverResult<TaskStatus> {
         let q = self.client.get_query(query_id).await?.atlantic_query;
         Ok(match q.status {
-            AtlanticQueryStatus::Received | AtlanticQueryStatus::InProgress => TaskStatus::Processing,
+            AtlanticQueryStatus::Received | AtlanticQueryStatus::InProgress => {
+                TaskStatus::Processing
+            }
             AtlanticQueryStatus::Failed => TaskStatus::Failed(failure_reason(&q)),
             AtlanticQueryStatus::Done => match (&self.fact_checker, fact) {
                 (Some(checker), Some(fact)) => {
-                    let parsed = parse_fact(fact).map_err(|e| ProverError::Config(e.to_string()))?;
-                    if checker.is_valid(parsed).await.map_err(|e| ProverError::FactCheck(e.to_string()))? {
+                    let parsed =
+                        parse_fact(fact).map_err(|e| ProverError::Config(e.to_string()))?;
+                    if checker
+                        .is_valid(parsed)
+                        .await
+                        .map_err(|e| ProverError::FactCheck(e.to_string()))?
+                    {
                         TaskStatus::Succeeded
                     } else {
-                        TaskStatus::Failed(format!("query {query_id} is done but fact {fact} is not valid on chain"))
+                        TaskStatus::Failed(format!(
+                            "query {query_id} is done but fact {fact} is not valid on chain"
+                        ))
                     }
                 }
                 _ => TaskStatus::Succeeded,
@@ -208,7 +236,11 @@ impl AtlanticProverService {
 }
 
 fn failure_reason(q: &AtlanticQuery) -> String {
-    format!("query {} failed: {}", q.id, q.error_reason.as_deref().unwrap_or("no reason given"))
+    format!(
+        "query {} failed: {}",
+        q.id,
+        q.error_reason.as_deref().unwrap_or("no reason given")
+    )
 }
 
 #[async_trait]
@@ -237,13 +269,19 @@ impl ProverClient for AtlanticProverService {
                 }
                 Ok(bucket_id)
             }
-            Task::RunAggregationWithPie(_) => {
-                Err(ProverError::Unsupported { prover: "atlantic", operation: "aggregation of a local PIE" })
-            }
+            Task::RunAggregationWithPie(_) => Err(ProverError::Unsupported {
+                prover: "atlantic",
+                operation: "aggregation of a local PIE",
+            }),
         }
     }
 
-    async fn get_task_status(&self, task_type: TaskType, task_id: &str, fact: Option<&str>) -> ProverResult<TaskStatus> {
+    async fn get_task_status(
+        &self,
+        task_type: TaskType,
+        task_id: &str,
+        fact: Option<&str>,
+    ) -> ProverResult<TaskStatus> {
         match task_type {
             TaskType::Job => self.job_status(task_id, fact).await,
             TaskType::Aggregation => self.bucket_status(task_id).await,
@@ -251,19 +289,35 @@ impl ProverClient for AtlanticProverService {
     }
 
     async fn get_proof(&self, task_id: &str) -> ProverResult<String> {
-        let bytes = self.client.get_artifact(task_id, artifacts::PROOF).await?.ok_or_else(|| ProverError::NotFound {
-            operation: "download proof".into(),
-            what: format!("proof of query {task_id}"),
-        })?;
-        let proof = String::from_utf8(bytes).map_err(|_| ProverError::InvalidProof("not UTF-8".into()))?;
+        let bytes = self
+            .client
+            .get_artifact(task_id, artifacts::PROOF)
+            .await?
+            .ok_or_else(|| ProverError::NotFound {
+                operation: "download proof".into(),
+                what: format!("proof of query {task_id}"),
+            })?;
+        let proof =
+            String::from_utf8(bytes).map_err(|_| ProverError::InvalidProof("not UTF-8".into()))?;
         validate_proof_json(&proof)?;
         Ok(proof)
     }
 
-    async fn submit_l2_query(&self, task_id: &str, proof: &str, n_steps: Option<usize>) -> ProverResult<String> {
-        let program_hash = self.config.cairo_verifier_program_hash.clone().ok_or_else(|| {
-            ProverError::Config("an L2 verification query needs the Cairo verifier program hash".into())
-        })?;
+    async fn submit_l2_query(
+        &self,
+        task_id: &str,
+        proof: &str,
+        n_steps: Option<usize>,
+    ) -> ProverResult<String> {
+        let program_hash = self
+            .config
+            .cairo_verifier_program_hash
+            .clone()
+            .ok_or_else(|| {
+                ProverError::Config(
+                    "an L2 verification query needs the Cairo verifier program hash".into(),
+                )
+            })?;
         validate_proof_json(proof)?;
         if let Some(existing) = self.client.query_by_dedup_id(task_id).await? {
             if existing.atlantic_query.status != AtlanticQueryStatus::Failed {
@@ -275,17 +329,29 @@ impl ProverClient for AtlanticProverService {
             FormField::Text("layout", L2_VERIFICATION_LAYOUT.to_owned()),
             FormField::Text("declaredJobSize", declared_job_size(n_steps).to_owned()),
             FormField::Text("network", self.config.network.clone()),
-            FormField::Text("result", AtlanticQueryStep::ProofVerificationOnL2.as_str().to_owned()),
+            FormField::Text(
+                "result",
+                AtlanticQueryStep::ProofVerificationOnL2.as_str().to_owned(),
+            ),
             FormField::Text("cairoVm", "python".to_owned()),
             FormField::Text("cairoVersion", "cairo0".to_owned()),
             FormField::Text("sharpProver", self.config.sharp_prover.clone()),
             FormField::Text("dedupId", task_id.to_owned()),
-            FormField::File("inputFile", "proof.json", "application/json", proof.as_bytes().to_vec()),
+            FormField::File(
+                "inputFile",
+                "proof.json",
+                "application/json",
+                proof.as_bytes().to_vec(),
+            ),
         ];
         Ok(self.client.add_query(&fields).await?.atlantic_query_id)
     }
 
-    async fn get_aggregation_artifacts(&self, external_id: &str, include_proof: bool) -> ProverResult<AggregationArtifacts> {
+    async fn get_aggregation_artifacts(
+        &self,
+        external_id: &str,
+        include_proof: bool,
+    ) -> ProverResult<AggregationArtifacts> {
         let bucket = self.client.get_bucket(external_id).await?;
         let query = bucket
             .queries
@@ -301,17 +367,39 @@ impl ProverClient for AtlanticProverService {
                 what: format!("{file} of query {}", query.id),
             })
         };
-        let cairo_pie = required(artifacts::PIE, self.client.get_artifact(&query.id, artifacts::PIE).await?)?;
-        let da_segment = required(artifacts::DA_BLOB, self.client.get_artifact(&query.id, artifacts::DA_BLOB).await?)?;
-        let snos_output = self.client.get_artifact(&query.id, artifacts::SNOS_OUTPUT).await?;
+        let cairo_pie = required(
+            artifacts::PIE,
+            self.client.get_artifact(&query.id, artifacts::PIE).await?,
+        )?;
+        let da_segment = required(
+            artifacts::DA_BLOB,
+            self.client
+                .get_artifact(&query.id, artifacts::DA_BLOB)
+                .await?,
+        )?;
+        let snos_output = self
+            .client
+            .get_artifact(&query.id, artifacts::SNOS_OUTPUT)
+            .await?;
         let proof = if include_proof {
-            let bytes = required(artifacts::PROOF, self.client.get_artifact(&query.id, artifacts::PROOF).await?)?;
-            let proof = String::from_utf8(bytes).map_err(|_| ProverError::InvalidProof("not UTF-8".into()))?;
+            let bytes = required(
+                artifacts::PROOF,
+                self.client
+                    .get_artifact(&query.id, artifacts::PROOF)
+                    .await?,
+            )?;
+            let proof = String::from_utf8(bytes)
+                .map_err(|_| ProverError::InvalidProof("not UTF-8".into()))?;
             validate_proof_json(&proof)?;
             Some(proof)
         } else {
             None
         };
-        Ok(AggregationArtifacts { cairo_pie: Some(cairo_pie), da_segment: Some(da_segment), snos_output, proof })
+        Ok(AggregationArtifacts {
+            cairo_pie: Some(cairo_pie),
+            da_segment: Some(da_segment),
+            snos_output,
+            proof,
+        })
     }
 }

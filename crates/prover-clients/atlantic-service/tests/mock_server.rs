@@ -3,12 +3,17 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use orchestrator_atlantic_service::types::AtlanticQueryStep;
 use orchestrator_atlantic_service::{
     types::AtlanticAggregatorParams, AtlanticConfig, AtlanticProverService, AtlanticSettlementLayer,
 };
-use orchestrator_atlantic_service::types::AtlanticQueryStep;
-use orchestrator_gps_fact_checker::{onchain::{FactCheckError, B256}, FactRegistry};
-use orchestrator_mock_atlantic_server::{Fault, FaultRoute, MockAtlanticConfig, MockAtlanticServer};
+use orchestrator_gps_fact_checker::{
+    onchain::{FactCheckError, B256},
+    FactRegistry,
+};
+use orchestrator_mock_atlantic_server::{
+    Fault, FaultRoute, MockAtlanticConfig, MockAtlanticServer,
+};
 use orchestrator_prover_client_interface::{
     CreateJobInfo, ProverClient, ProverError, RetryPolicy, Task, TaskStatus, TaskType,
 };
@@ -48,7 +53,10 @@ fn config(server: &MockAtlanticServer) -> AtlanticConfig {
         settlement_layer: AtlanticSettlementLayer::Ethereum,
         proof_layout: "dynamic".into(),
         cairo_verifier_program_hash: Some("0x1234".into()),
-        aggregator_params: AtlanticAggregatorParams { use_kzg_da: true, ..Default::default() },
+        aggregator_params: AtlanticAggregatorParams {
+            use_kzg_da: true,
+            ..Default::default()
+        },
         retry: RetryPolicy::new(Duration::from_millis(20), Duration::from_secs(2)),
         request_timeout: Duration::from_secs(5),
     }
@@ -68,7 +76,12 @@ fn job(dedup: &str, bucket: Option<(&str, u64)>) -> Task {
     })
 }
 
-async fn wait_status(s: &AtlanticProverService, t: TaskType, id: &str, fact: Option<&str>) -> TaskStatus {
+async fn wait_status(
+    s: &AtlanticProverService,
+    t: TaskType,
+    id: &str,
+    fact: Option<&str>,
+) -> TaskStatus {
     for _ in 0..100 {
         match s.get_task_status(t, id, fact).await.unwrap() {
             TaskStatus::Processing => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -83,8 +96,14 @@ async fn submit_sends_every_field_and_the_query_completes() {
     let server = server(|_| {}).await;
     let s = service(&server);
     let id = s.submit_task(job("job-1", None)).await.unwrap();
-    assert_eq!(s.get_task_status(TaskType::Job, &id, None).await.unwrap(), TaskStatus::Processing);
-    assert_eq!(wait_status(&s, TaskType::Job, &id, None).await, TaskStatus::Succeeded);
+    assert_eq!(
+        s.get_task_status(TaskType::Job, &id, None).await.unwrap(),
+        TaskStatus::Processing
+    );
+    assert_eq!(
+        wait_status(&s, TaskType::Job, &id, None).await,
+        TaskStatus::Succeeded
+    );
     let fields = &server.submissions()[0];
     for (k, v) in [
         ("declaredJobSize", "S"),
@@ -99,7 +118,10 @@ async fn submit_sends_every_field_and_the_query_completes() {
     ] {
         assert_eq!(fields.get(k).map(String::as_str), Some(v), "{k}");
     }
-    assert!(!fields.contains_key("layout"), "Ethereum layer sends no layout");
+    assert!(
+        !fields.contains_key("layout"),
+        "Ethereum layer sends no layout"
+    );
     let proof = s.get_proof(&id).await.unwrap();
     assert!(proof.contains(&id));
 }
@@ -111,7 +133,11 @@ async fn a_dedup_hit_reuses_the_query() {
     let first = s.submit_task(job("same", None)).await.unwrap();
     let second = s.submit_task(job("same", None)).await.unwrap();
     assert_eq!(first, second);
-    assert_eq!(server.submissions().len(), 1, "the second submit was a lookup only");
+    assert_eq!(
+        server.submissions().len(),
+        1,
+        "the second submit was a lookup only"
+    );
 }
 
 #[tokio::test]
@@ -120,8 +146,14 @@ async fn a_failed_dedup_query_is_submitted_again() {
     let s = service(&server);
     let first = s.submit_task(job("again", None)).await.unwrap();
     server.complete_query(&first, Some("prover crashed"));
-    let status = s.get_task_status(TaskType::Job, &first, None).await.unwrap();
-    assert_eq!(status, TaskStatus::Failed(format!("query {first} failed: prover crashed")));
+    let status = s
+        .get_task_status(TaskType::Job, &first, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        TaskStatus::Failed(format!("query {first} failed: prover crashed"))
+    );
     let second = s.submit_task(job("again", None)).await.unwrap();
     assert_ne!(first, second);
 }
@@ -132,8 +164,14 @@ async fn a_dedup_hit_in_another_bucket_is_an_error() {
     let s = service(&server);
     let bucket = s.submit_task(Task::CreateBucket).await.unwrap();
     s.submit_task(job("dup", Some((&bucket, 1)))).await.unwrap();
-    let err = s.submit_task(job("dup", Some((&bucket, 2)))).await.unwrap_err();
-    assert!(!err.is_retryable() && err.to_string().contains("index"), "{err}");
+    let err = s
+        .submit_task(job("dup", Some((&bucket, 2))))
+        .await
+        .unwrap_err();
+    assert!(
+        !err.is_retryable() && err.to_string().contains("index"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -141,14 +179,34 @@ async fn bucket_lifecycle_ends_with_aggregation_artifacts() {
     let server = server(|_| {}).await;
     let s = service(&server);
     let bucket = s.submit_task(Task::CreateBucket).await.unwrap();
-    assert_eq!(s.get_task_status(TaskType::Aggregation, &bucket, None).await.unwrap(), TaskStatus::Processing);
+    assert_eq!(
+        s.get_task_status(TaskType::Aggregation, &bucket, None)
+            .await
+            .unwrap(),
+        TaskStatus::Processing
+    );
     for i in 1..=3 {
-        s.submit_task(job(&format!("child-{i}"), Some((&bucket, i)))).await.unwrap();
+        s.submit_task(job(&format!("child-{i}"), Some((&bucket, i))))
+            .await
+            .unwrap();
     }
-    assert_eq!(s.submit_task(Task::RunAggregation(bucket.clone())).await.unwrap(), bucket);
+    assert_eq!(
+        s.submit_task(Task::RunAggregation(bucket.clone()))
+            .await
+            .unwrap(),
+        bucket
+    );
     // Closing again is a no-op: the bucket is no longer open.
-    assert_eq!(s.submit_task(Task::RunAggregation(bucket.clone())).await.unwrap(), bucket);
-    assert_eq!(wait_status(&s, TaskType::Aggregation, &bucket, None).await, TaskStatus::Succeeded);
+    assert_eq!(
+        s.submit_task(Task::RunAggregation(bucket.clone()))
+            .await
+            .unwrap(),
+        bucket
+    );
+    assert_eq!(
+        wait_status(&s, TaskType::Aggregation, &bucket, None).await,
+        TaskStatus::Succeeded
+    );
     let artifacts = s.get_aggregation_artifacts(&bucket, true).await.unwrap();
     assert!(artifacts.cairo_pie.unwrap().starts_with(b"PK"));
     let da: Vec<String> = serde_json::from_slice(&artifacts.da_segment.unwrap()).unwrap();
@@ -156,8 +214,14 @@ async fn bucket_lifecycle_ends_with_aggregation_artifacts() {
     assert!(artifacts.snos_output.is_some());
     assert!(artifacts.proof.is_some());
     // Children cannot join a closed bucket.
-    let err = s.submit_task(job("late", Some((&bucket, 4)))).await.unwrap_err();
-    assert!(matches!(err, ProverError::Http { status: 400, .. }), "{err}");
+    let err = s
+        .submit_task(job("late", Some((&bucket, 4))))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProverError::Http { status: 400, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -167,7 +231,9 @@ async fn a_failed_child_fails_the_bucket() {
     let bucket = s.submit_task(Task::CreateBucket).await.unwrap();
     let child = s.submit_task(job("c1", Some((&bucket, 1)))).await.unwrap();
     server.complete_query(&child, Some("out of memory"));
-    s.submit_task(Task::RunAggregation(bucket.clone())).await.unwrap();
+    s.submit_task(Task::RunAggregation(bucket.clone()))
+        .await
+        .unwrap();
     match wait_status(&s, TaskType::Aggregation, &bucket, None).await {
         TaskStatus::Failed(reason) => assert!(reason.contains("out of memory"), "{reason}"),
         other => panic!("{other:?}"),
@@ -183,7 +249,10 @@ async fn gateway_errors_and_html_pages_are_retried() {
     let id = s.submit_task(job("retry", None)).await.unwrap();
     server.inject(Fault::status(FaultRoute::QueryStatus, 502, 1));
     server.inject(Fault::html(FaultRoute::QueryStatus, 404, 1));
-    assert_eq!(wait_status(&s, TaskType::Job, &id, None).await, TaskStatus::Succeeded);
+    assert_eq!(
+        wait_status(&s, TaskType::Job, &id, None).await,
+        TaskStatus::Succeeded
+    );
     assert_eq!(server.submissions().len(), 1);
 }
 
@@ -193,7 +262,10 @@ async fn client_errors_are_not_retried() {
     let s = service(&server);
     server.inject(Fault::status(FaultRoute::SubmitQuery, 400, 1));
     let err = s.submit_task(job("bad", None)).await.unwrap_err();
-    assert!(matches!(err, ProverError::Http { status: 400, .. }) && !err.is_retryable(), "{err}");
+    assert!(
+        matches!(err, ProverError::Http { status: 400, .. }) && !err.is_retryable(),
+        "{err}"
+    );
     // The fault was used once: a second try succeeds, so the first was not retried.
     s.submit_task(job("bad", None)).await.unwrap();
 }
@@ -204,7 +276,10 @@ async fn a_persistent_gateway_error_gives_up_after_the_budget() {
     let s = service(&server);
     server.inject(Fault::status(FaultRoute::QueryStatus, 504, 1000));
     let started = std::time::Instant::now();
-    let err = s.get_task_status(TaskType::Job, "01ANY", None).await.unwrap_err();
+    let err = s
+        .get_task_status(TaskType::Job, "01ANY", None)
+        .await
+        .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(started.elapsed() < Duration::from_secs(4));
 }
@@ -213,8 +288,14 @@ async fn a_persistent_gateway_error_gives_up_after_the_budget() {
 async fn an_unknown_query_id_is_not_found() {
     let server = server(|_| {}).await;
     let s = service(&server);
-    let err = s.get_task_status(TaskType::Job, "01UNKNOWN", None).await.unwrap_err();
-    assert!(matches!(err, ProverError::NotFound { .. }) && !err.is_retryable(), "{err}");
+    let err = s
+        .get_task_status(TaskType::Job, "01UNKNOWN", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProverError::NotFound { .. }) && !err.is_retryable(),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -225,7 +306,10 @@ async fn a_wrong_api_key_is_refused_and_not_retried() {
     assert!(!format!("{c:?}").contains("wrong"), "the key never prints");
     let s = AtlanticProverService::new(c, None).unwrap();
     let err = s.submit_task(Task::CreateBucket).await.unwrap_err();
-    assert!(matches!(err, ProverError::Http { status: 401, .. }), "{err}");
+    assert!(
+        matches!(err, ProverError::Http { status: 401, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -251,7 +335,10 @@ async fn seeded_failure_rate_fails_queries() {
     let server = server(|c| c.failure_rate = 1.0).await;
     let s = service(&server);
     let id = s.submit_task(job("f", None)).await.unwrap();
-    assert!(matches!(wait_status(&s, TaskType::Job, &id, None).await, TaskStatus::Failed(_)));
+    assert!(matches!(
+        wait_status(&s, TaskType::Job, &id, None).await,
+        TaskStatus::Failed(_)
+    ));
 }
 
 #[derive(Debug)]
@@ -264,7 +351,6 @@ impl FactRegistry for Facts {
     }
 }
 
-
 #[tokio::test]
 async fn done_needs_the_fact_on_chain_unless_facts_are_mocked() {
     let server = server(|_| {}).await;
@@ -273,7 +359,10 @@ async fn done_needs_the_fact_on_chain_unless_facts_are_mocked() {
         let mut c = config(&server);
         c.mock_fact_hash = false;
         let s = AtlanticProverService::new(c, Some(Arc::new(Facts(valid)))).unwrap();
-        let id = s.submit_task(job(&format!("fact-{valid}"), None)).await.unwrap();
+        let id = s
+            .submit_task(job(&format!("fact-{valid}"), None))
+            .await
+            .unwrap();
         let status = wait_status(&s, TaskType::Job, &id, Some(fact)).await;
         assert_eq!(status == TaskStatus::Succeeded, want_ok, "{status:?}");
     }
@@ -283,10 +372,22 @@ async fn done_needs_the_fact_on_chain_unless_facts_are_mocked() {
 async fn l2_verification_query_sends_the_proof() {
     let server = server(|_| {}).await;
     let s = service(&server);
-    let err = s.submit_l2_query("t1", "{not json", None).await.unwrap_err();
+    let err = s
+        .submit_l2_query("t1", "{not json", None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ProverError::InvalidProof(_)));
-    let id = s.submit_l2_query("t1", "{\"proof\":{}}", Some(5)).await.unwrap();
-    assert_eq!(s.submit_l2_query("t1", "{\"proof\":{}}", Some(5)).await.unwrap(), id, "dedup by task id");
+    let id = s
+        .submit_l2_query("t1", "{\"proof\":{}}", Some(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.submit_l2_query("t1", "{\"proof\":{}}", Some(5))
+            .await
+            .unwrap(),
+        id,
+        "dedup by task id"
+    );
     let fields = server.submissions().pop().unwrap();
     assert_eq!(fields["result"], "PROOF_VERIFICATION_ON_L2");
     assert_eq!(fields["layout"], "recursive_with_poseidon");

@@ -104,7 +104,10 @@ impl FactRegistry for AlwaysValid {
 }
 
 fn rpc(operation: &'static str, e: impl fmt::Display) -> FactCheckError {
-    FactCheckError::Rpc { operation, reason: e.to_string() }
+    FactCheckError::Rpc {
+        operation,
+        reason: e.to_string(),
+    }
 }
 
 /// `isValid(bytes32)` on a GPS verifier over JSON-RPC.
@@ -117,7 +120,9 @@ pub struct GpsFactChecker {
 impl fmt::Debug for GpsFactChecker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The RPC URL may carry an API key: never print it.
-        f.debug_struct("GpsFactChecker").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("GpsFactChecker")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +143,11 @@ impl GpsFactChecker {
 impl FactRegistry for GpsFactChecker {
     async fn is_valid(&self, fact: B256) -> Result<bool, FactCheckError> {
         let contract = IFactRegistry::new(self.address, &self.provider);
-        contract.isValid(fact).call().await.map_err(|e| rpc("isValid", e))
+        contract
+            .isValid(fact)
+            .call()
+            .await
+            .map_err(|e| rpc("isValid", e))
     }
 }
 
@@ -171,9 +180,13 @@ impl FactRegistrar {
     /// # Errors
     /// `Config` when the key does not parse (the key itself is never printed).
     pub fn new(rpc_url: Url, private_key: &str, address: Address) -> Result<Self, FactCheckError> {
-        let signer = PrivateKeySigner::from_str(private_key.trim())
-            .map_err(|_| FactCheckError::Config("the private key is not a valid secp256k1 key".into()))?;
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(rpc_url).erased();
+        let signer = PrivateKeySigner::from_str(private_key.trim()).map_err(|_| {
+            FactCheckError::Config("the private key is not a valid secp256k1 key".into())
+        })?;
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(rpc_url)
+            .erased();
         Ok(Self {
             checker: GpsFactChecker::with_provider(provider, address),
             max_fee_bumps: 3,
@@ -196,7 +209,10 @@ impl FactRegistrar {
         let fact_hex = fact.to_string();
         let mut attempt = 0u32;
         let pending = loop {
-            let fees = provider.estimate_eip1559_fees().await.map_err(|e| rpc("estimate fees", e))?;
+            let fees = provider
+                .estimate_eip1559_fees()
+                .await
+                .map_err(|e| rpc("estimate fees", e))?;
             let factor = 100 + u128::from(self.bump_percent) * u128::from(attempt);
             let call = contract
                 .registerFact(fact)
@@ -209,7 +225,10 @@ impl FactRegistrar {
                     tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt, "registerFact underpriced; bumping fees");
                 }
                 Err(e) if is_underpriced(&e.to_string()) => {
-                    return Err(FactCheckError::Underpriced { fact: fact_hex, attempts: attempt + 1 })
+                    return Err(FactCheckError::Underpriced {
+                        fact: fact_hex,
+                        attempts: attempt + 1,
+                    })
                 }
                 Err(e) => return Err(rpc("registerFact", e)),
             }
@@ -221,7 +240,10 @@ impl FactRegistrar {
             .await
             .map_err(|e| rpc("registerFact receipt", e))?;
         if !receipt.status() {
-            return Err(FactCheckError::Reverted { fact: fact_hex, tx_hash: tx_hash.to_string() });
+            return Err(FactCheckError::Reverted {
+                fact: fact_hex,
+                tx_hash: tx_hash.to_string(),
+            });
         }
         if !self.checker.is_valid(fact).await? {
             return Err(FactCheckError::NotRegistered(fact_hex));
@@ -241,7 +263,9 @@ impl FactRegistry for FactRegistrar {
 /// Whether a node's error means "your fees are too low for this nonce".
 fn is_underpriced(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("underpriced") || m.contains("fee too low") || m.contains("max fee per gas less than block base fee")
+    m.contains("underpriced")
+        || m.contains("fee too low")
+        || m.contains("max fee per gas less than block base fee")
 }
 
 #[cfg(test)]
@@ -263,7 +287,9 @@ mod tests {
 
     #[test]
     fn underpriced_messages_are_recognised() {
-        assert!(is_underpriced("server returned an error response: replacement transaction underpriced"));
+        assert!(is_underpriced(
+            "server returned an error response: replacement transaction underpriced"
+        ));
         assert!(is_underpriced("transaction underpriced"));
         assert!(is_underpriced("Fee too low"));
         assert!(!is_underpriced("nonce too low"));
@@ -292,16 +318,26 @@ mod tests {
 
     #[tokio::test]
     async fn is_valid_calls_the_verifier_with_the_abi_encoded_fact() {
-        let fact = parse_fact("0xca15503f02f8406b599cb220879e842394f5cf2cef753f3ee430647b5981b782").unwrap();
+        let fact = parse_fact("0xca15503f02f8406b599cb220879e842394f5cf2cef753f3ee430647b5981b782")
+            .unwrap();
         let verifier = Address::repeat_byte(0x11);
         for valid in [true, false] {
             let (url, calls) = fake_node(valid).await;
-            assert_eq!(GpsFactChecker::new(url, verifier).is_valid(fact).await.unwrap(), valid);
+            assert_eq!(
+                GpsFactChecker::new(url, verifier)
+                    .is_valid(fact)
+                    .await
+                    .unwrap(),
+                valid
+            );
             let calls = calls.lock().unwrap();
             let call = &calls[0];
             assert_eq!(call["method"], "eth_call");
             let tx = &call["params"][0];
-            assert_eq!(tx["to"].as_str().unwrap().to_lowercase(), format!("{verifier:#x}"));
+            assert_eq!(
+                tx["to"].as_str().unwrap().to_lowercase(),
+                format!("{verifier:#x}")
+            );
             let data = tx["input"].as_str().or(tx["data"].as_str()).unwrap();
             // isValid(bytes32) selector, then the fact.
             assert_eq!(data, format!("0x6a938567{}", &fact.to_string()[2..]));

@@ -50,9 +50,10 @@ impl ProverClient for MockProverService {
     async fn submit_task(&self, task: Task) -> ProverResult<String> {
         match task {
             Task::CreateJob(info) => Ok(info.dedup_id),
-            Task::CreateBucket | Task::RunAggregation(_) => {
-                Err(ProverError::Unsupported { prover: "mock", operation: "buckets" })
-            }
+            Task::CreateBucket | Task::RunAggregation(_) => Err(ProverError::Unsupported {
+                prover: "mock",
+                operation: "buckets",
+            }),
             Task::RunAggregationWithPie(info) => match &self.verifier {
                 None => Ok(info.fact_hash),
                 Some(verifier) => {
@@ -64,25 +65,49 @@ impl ProverClient for MockProverService {
         }
     }
 
-    async fn get_task_status(&self, task_type: TaskType, _task_id: &str, fact: Option<&str>) -> ProverResult<TaskStatus> {
+    async fn get_task_status(
+        &self,
+        task_type: TaskType,
+        _task_id: &str,
+        fact: Option<&str>,
+    ) -> ProverResult<TaskStatus> {
         match (task_type, &self.verifier, fact) {
             (TaskType::Aggregation, Some(verifier), Some(fact)) => {
-                let valid = verifier.is_valid(fact_of(fact)?).await.map_err(fact_error)?;
-                Ok(if valid { TaskStatus::Succeeded } else { TaskStatus::Processing })
+                let valid = verifier
+                    .is_valid(fact_of(fact)?)
+                    .await
+                    .map_err(fact_error)?;
+                Ok(if valid {
+                    TaskStatus::Succeeded
+                } else {
+                    TaskStatus::Processing
+                })
             }
             _ => Ok(TaskStatus::Succeeded),
         }
     }
 
     async fn get_proof(&self, _task_id: &str) -> ProverResult<String> {
-        Err(ProverError::Unsupported { prover: "mock", operation: "proof download" })
+        Err(ProverError::Unsupported {
+            prover: "mock",
+            operation: "proof download",
+        })
     }
 
-    async fn submit_l2_query(&self, task_id: &str, _proof: &str, _n_steps: Option<usize>) -> ProverResult<String> {
+    async fn submit_l2_query(
+        &self,
+        task_id: &str,
+        _proof: &str,
+        _n_steps: Option<usize>,
+    ) -> ProverResult<String> {
         Ok(task_id.to_owned())
     }
 
-    async fn get_aggregation_artifacts(&self, _external_id: &str, _include_proof: bool) -> ProverResult<AggregationArtifacts> {
+    async fn get_aggregation_artifacts(
+        &self,
+        _external_id: &str,
+        _include_proof: bool,
+    ) -> ProverResult<AggregationArtifacts> {
         Ok(AggregationArtifacts::default())
     }
 }
@@ -104,10 +129,27 @@ mod tests {
             dedup_id: "0xfact".into(),
         };
         assert_eq!(p.submit_task(Task::CreateJob(job)).await.unwrap(), "0xfact");
-        let agg = ApplicativeJobInfo { cairo_pie_zip: vec![], children_cairo_job_keys: vec![], fact_hash: "0xagg".into() };
-        assert_eq!(p.submit_task(Task::RunAggregationWithPie(agg)).await.unwrap(), "0xagg");
-        assert_eq!(p.get_task_status(TaskType::Aggregation, "x", Some("0x1")).await.unwrap(), TaskStatus::Succeeded);
+        let agg = ApplicativeJobInfo {
+            cairo_pie_zip: vec![],
+            children_cairo_job_keys: vec![],
+            fact_hash: "0xagg".into(),
+        };
+        assert_eq!(
+            p.submit_task(Task::RunAggregationWithPie(agg))
+                .await
+                .unwrap(),
+            "0xagg"
+        );
+        assert_eq!(
+            p.get_task_status(TaskType::Aggregation, "x", Some("0x1"))
+                .await
+                .unwrap(),
+            TaskStatus::Succeeded
+        );
         assert!(p.submit_task(Task::CreateBucket).await.is_err());
-        assert_eq!(p.get_aggregation_artifacts("x", true).await.unwrap(), AggregationArtifacts::default());
+        assert_eq!(
+            p.get_aggregation_artifacts("x", true).await.unwrap(),
+            AggregationArtifacts::default()
+        );
     }
 }

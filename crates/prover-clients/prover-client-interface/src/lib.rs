@@ -44,7 +44,10 @@ pub struct CreateJobInfo {
 impl fmt::Debug for CreateJobInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CreateJobInfo")
-            .field("cairo_pie_zip", &format_args!("<{} bytes>", self.cairo_pie_zip.len()))
+            .field(
+                "cairo_pie_zip",
+                &format_args!("<{} bytes>", self.cairo_pie_zip.len()),
+            )
             .field("bucket_id", &self.bucket_id)
             .field("bucket_job_index", &self.bucket_job_index)
             .field("num_steps", &self.num_steps)
@@ -67,7 +70,10 @@ pub struct ApplicativeJobInfo {
 impl fmt::Debug for ApplicativeJobInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApplicativeJobInfo")
-            .field("cairo_pie_zip", &format_args!("<{} bytes>", self.cairo_pie_zip.len()))
+            .field(
+                "cairo_pie_zip",
+                &format_args!("<{} bytes>", self.cairo_pie_zip.len()),
+            )
             .field("children_cairo_job_keys", &self.children_cairo_job_keys)
             .field("fact_hash", &self.fact_hash)
             .finish()
@@ -222,7 +228,10 @@ impl ProverError {
 
     /// An `InvalidResponse` for `operation`.
     pub fn invalid_response(operation: impl Into<String>, reason: impl fmt::Display) -> Self {
-        Self::InvalidResponse { operation: operation.into(), reason: reason.to_string() }
+        Self::InvalidResponse {
+            operation: operation.into(),
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -249,7 +258,12 @@ pub trait ProverClient: Send + Sync + fmt::Debug {
 
     /// Submits a proof for verification on L2 (Atlantic, L3); returns the query id.
     /// `task_id` is the idempotency key of the submission.
-    async fn submit_l2_query(&self, task_id: &str, proof: &str, n_steps: Option<usize>) -> ProverResult<String>;
+    async fn submit_l2_query(
+        &self,
+        task_id: &str,
+        proof: &str,
+        n_steps: Option<usize>,
+    ) -> ProverResult<String>;
 
     /// The artifacts of a finished aggregation.
     async fn get_aggregation_artifacts(
@@ -264,8 +278,8 @@ pub trait ProverClient: Send + Sync + fmt::Debug {
 /// # Errors
 /// `InvalidProof` with the parse error or the JSON type found.
 pub fn validate_proof_json(proof: &str) -> ProverResult<serde_json::Value> {
-    let value: serde_json::Value =
-        serde_json::from_str(proof).map_err(|e| ProverError::InvalidProof(format!("not JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(proof)
+        .map_err(|e| ProverError::InvalidProof(format!("not JSON: {e}")))?;
     if !value.is_object() {
         return Err(ProverError::InvalidProof("a proof is a JSON object".into()));
     }
@@ -285,11 +299,19 @@ mod tests {
             kind: classify_http_failure(status, body),
             retry_after: None,
         };
-        assert!(ProverError::Unavailable { operation: "x".into(), reason: "refused".into() }.is_retryable());
+        assert!(ProverError::Unavailable {
+            operation: "x".into(),
+            reason: "refused".into()
+        }
+        .is_retryable());
         assert!(http(503, "").is_retryable());
         assert!(http(500, "<html>oops</html>").is_retryable());
         assert!(!http(400, "{\"message\":\"bad pie\"}").is_retryable());
-        assert!(!ProverError::NotFound { operation: "x".into(), what: "q".into() }.is_retryable());
+        assert!(!ProverError::NotFound {
+            operation: "x".into(),
+            what: "q".into()
+        }
+        .is_retryable());
         assert!(!ProverError::InvalidProof("x".into()).is_retryable());
     }
 
@@ -308,7 +330,13 @@ mod tests {
     #[test]
     fn proofs_must_be_json_objects() {
         assert!(validate_proof_json("{\"a\":1}").is_ok());
-        assert!(matches!(validate_proof_json("{not json"), Err(ProverError::InvalidProof(_))));
-        assert!(matches!(validate_proof_json("[1]"), Err(ProverError::InvalidProof(_))));
+        assert!(matches!(
+            validate_proof_json("{not json"),
+            Err(ProverError::InvalidProof(_))
+        ));
+        assert!(matches!(
+            validate_proof_json("[1]"),
+            Err(ProverError::InvalidProof(_))
+        ));
     }
 }

@@ -47,7 +47,10 @@ pub fn classify_http_failure(status: u16, body: &str) -> HttpFailureKind {
     if status == 429 {
         return HttpFailureKind::RateLimited;
     }
-    if trimmed.starts_with('<') || trimmed.eq_ignore_ascii_case("404 page not found") || is_char_map_json(trimmed) {
+    if trimmed.starts_with('<')
+        || trimmed.eq_ignore_ascii_case("404 page not found")
+        || is_char_map_json(trimmed)
+    {
         return HttpFailureKind::Infrastructure;
     }
     if status >= 500 {
@@ -65,7 +68,8 @@ fn is_char_map_json(body: &str) -> bool {
     };
     !map.is_empty()
         && map.iter().all(|(k, v)| {
-            k.bytes().all(|b| b.is_ascii_digit()) && v.as_str().is_some_and(|s| s.chars().count() == 1)
+            k.bytes().all(|b| b.is_ascii_digit())
+                && v.as_str().is_some_and(|s| s.chars().count() == 1)
         })
 }
 
@@ -83,19 +87,31 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     /// Base 2 s, single delays up to 30 s, budget 120 s (the reference's values).
     fn default() -> Self {
-        Self { base: Duration::from_secs(2), max_delay: Duration::from_secs(30), budget: Duration::from_secs(120) }
+        Self {
+            base: Duration::from_secs(2),
+            max_delay: Duration::from_secs(30),
+            budget: Duration::from_secs(120),
+        }
     }
 }
 
 impl RetryPolicy {
     /// A policy with this base delay and total budget.
     pub fn new(base: Duration, budget: Duration) -> Self {
-        Self { base, max_delay: budget.max(base), budget }
+        Self {
+            base,
+            max_delay: budget.max(base),
+            budget,
+        }
     }
 
     /// No retries: one attempt.
     pub fn none() -> Self {
-        Self { base: Duration::ZERO, max_delay: Duration::ZERO, budget: Duration::ZERO }
+        Self {
+            base: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            budget: Duration::ZERO,
+        }
     }
 
     /// Delay before attempt `attempt + 1` after `attempt` failed attempts (1-based).
@@ -122,7 +138,9 @@ impl RetryPolicy {
                 Err(e) if !e.is_retryable() => return Err(e),
                 Err(e) => e,
             };
-            let delay = err.retry_after().map_or(self.backoff(attempt), |hint| hint.max(self.backoff(attempt)));
+            let delay = err.retry_after().map_or(self.backoff(attempt), |hint| {
+                hint.max(self.backoff(attempt))
+            });
             let elapsed = started.elapsed();
             if elapsed + delay > self.budget {
                 tracing::warn!(target: "orch::prover", operation, attempt, error = %err, "Retry budget spent; giving up");
@@ -140,13 +158,20 @@ impl RetryPolicy {
 ///
 /// # Errors
 /// `Unavailable` for transport errors, `Http` (classified) for non-success answers.
-pub async fn send_with_retry<F>(policy: &RetryPolicy, operation: &str, build: F) -> ProverResult<reqwest::Response>
+pub async fn send_with_retry<F>(
+    policy: &RetryPolicy,
+    operation: &str,
+    build: F,
+) -> ProverResult<reqwest::Response>
 where
     F: Fn() -> reqwest::RequestBuilder,
 {
     policy
         .run(operation, || async {
-            let response = build().send().await.map_err(|e| transport_error(operation, &e))?;
+            let response = build()
+                .send()
+                .await
+                .map_err(|e| transport_error(operation, &e))?;
             if response.status().is_success() {
                 Ok(response)
             } else {
@@ -165,7 +190,10 @@ pub fn transport_error(operation: &str, e: &reqwest::Error) -> ProverError {
         reason.push_str(&s.to_string());
         source = s.source();
     }
-    ProverError::Unavailable { operation: operation.to_owned(), reason }
+    ProverError::Unavailable {
+        operation: operation.to_owned(),
+        reason,
+    }
 }
 
 trait WithoutUrl {
@@ -197,7 +225,13 @@ pub async fn error_from_response(operation: &str, response: reqwest::Response) -
         .map(Duration::from_secs);
     let body = response.text().await.unwrap_or_default();
     let kind = classify_http_failure(status, &body);
-    ProverError::Http { operation: operation.to_owned(), status, body: truncate(&body), kind, retry_after }
+    ProverError::Http {
+        operation: operation.to_owned(),
+        status,
+        body: truncate(&body),
+        kind,
+        retry_after,
+    }
 }
 
 fn truncate(body: &str) -> String {
@@ -244,7 +278,10 @@ mod tests {
     }
 
     fn infra() -> ProverError {
-        ProverError::Unavailable { operation: "op".into(), reason: "reset".into() }
+        ProverError::Unavailable {
+            operation: "op".into(),
+            reason: "reset".into(),
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,8 +20,8 @@ use base64::Engine;
 use orchestrator_gps_fact_checker::{onchain::parse_fact, FactRegistry};
 use orchestrator_prover_client_interface::{
     retry::{send_with_retry, transport_error},
-    validate_proof_json, AggregationArtifacts, ProverClient, ProverError, ProverResult, RetryPolicy, Task, TaskStatus,
-    TaskType,
+    validate_proof_json, AggregationArtifacts, ProverClient, ProverError, ProverResult,
+    RetryPolicy, Task, TaskStatus, TaskType,
 };
 use orchestrator_utils::Secret;
 use serde::{Deserialize, Serialize};
@@ -101,12 +101,18 @@ pub struct SharpProverService {
 
 impl fmt::Debug for SharpProverService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharpProverService").field("url", &self.config.url).finish_non_exhaustive()
+        f.debug_struct("SharpProverService")
+            .field("url", &self.config.url)
+            .finish_non_exhaustive()
     }
 }
 
 fn failed_reason(s: &SharpStatusResponse) -> String {
-    let detail = s.invalid_reason.as_deref().or(s.error_log.as_deref()).unwrap_or("no reason given");
+    let detail = s
+        .invalid_reason
+        .as_deref()
+        .or(s.error_log.as_deref())
+        .unwrap_or("no reason given");
     format!("SHARP status {:?}: {detail}", s.status)
 }
 
@@ -120,10 +126,15 @@ impl SharpProverService {
         let mut identity_pem = config.user_crt_pem.clone().into_bytes();
         identity_pem.push(b'\n');
         identity_pem.extend_from_slice(config.user_key_pem.expose().as_bytes());
-        let identity = reqwest::Identity::from_pem(&identity_pem)
-            .map_err(|_| ProverError::Config("the SHARP client certificate or key is not valid PEM (PKCS#8)".into()))?;
-        let server = reqwest::Certificate::from_pem(config.server_crt_pem.as_bytes())
-            .map_err(|_| ProverError::Config("the SHARP server certificate is not valid PEM".into()))?;
+        let identity = reqwest::Identity::from_pem(&identity_pem).map_err(|_| {
+            ProverError::Config(
+                "the SHARP client certificate or key is not valid PEM (PKCS#8)".into(),
+            )
+        })?;
+        let server =
+            reqwest::Certificate::from_pem(config.server_crt_pem.as_bytes()).map_err(|_| {
+                ProverError::Config("the SHARP server certificate is not valid PEM".into())
+            })?;
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
@@ -132,7 +143,11 @@ impl SharpProverService {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| ProverError::Config(format!("cannot build the SHARP TLS client: {e}")))?;
-        Ok(Self { http, config, fact_checker })
+        Ok(Self {
+            http,
+            config,
+            fact_checker,
+        })
     }
 
     fn url(&self, route: &str, params: &[(&str, &str)]) -> ProverResult<Url> {
@@ -141,7 +156,9 @@ impl SharpProverService {
             .map_err(|()| ProverError::Config("the SHARP URL cannot be a base".into()))?
             .pop_if_empty()
             .push(route);
-        url.query_pairs_mut().append_pair("customer_id", &self.config.customer_id).extend_pairs(params);
+        url.query_pairs_mut()
+            .append_pair("customer_id", &self.config.customer_id)
+            .extend_pairs(params);
         Ok(url)
     }
 
@@ -151,7 +168,10 @@ impl SharpProverService {
     /// Transport or HTTP errors.
     pub async fn is_alive(&self) -> ProverResult<()> {
         let url = self.url("is_alive", &[])?;
-        send_with_retry(&self.config.retry, "is_alive", || self.http.get(url.clone())).await?;
+        send_with_retry(&self.config.retry, "is_alive", || {
+            self.http.get(url.clone())
+        })
+        .await?;
         Ok(())
     }
 
@@ -167,11 +187,20 @@ impl SharpProverService {
         serde_json::from_slice(&bytes).map_err(|e| ProverError::invalid_response(OP, e))
     }
 
-    async fn post_job(&self, route: &'static str, key: &str, params: &[(&str, &str)], body: serde_json::Value) -> ProverResult<()> {
+    async fn post_job(
+        &self,
+        route: &'static str,
+        key: &str,
+        params: &[(&str, &str)],
+        body: serde_json::Value,
+    ) -> ProverResult<()> {
         let mut all = vec![("cairo_job_key", key)];
         all.extend_from_slice(params);
         let url = self.url(route, &all)?;
-        let r = send_with_retry(&self.config.retry, route, || self.http.post(url.clone()).json(&body)).await?;
+        let r = send_with_retry(&self.config.retry, route, || {
+            self.http.post(url.clone()).json(&body)
+        })
+        .await?;
         let bytes = r.bytes().await.map_err(|e| transport_error(route, &e))?;
         let answer: SharpAddJobResponse = serde_json::from_slice(&bytes).unwrap_or_default();
         tracing::info!(target: "orch::prover", key, route, code = ?answer.code, message = ?answer.message, "SHARP job submitted");
@@ -187,7 +216,11 @@ impl SharpProverService {
             return Ok(key.to_owned());
         }
         let body = serde_json::json!({ "cairo_pie_encoded": base64::engine::general_purpose::STANDARD.encode(pie_zip) });
-        let params = [("offchain_proof", "true"), ("for_applicative", "true"), ("program_hash_function", "PEDERSEN")];
+        let params = [
+            ("offchain_proof", "true"),
+            ("for_applicative", "true"),
+            ("program_hash_function", "PEDERSEN"),
+        ];
         self.post_job("add_job", key, &params, body).await?;
         Ok(key.to_owned())
     }
@@ -196,7 +229,12 @@ impl SharpProverService {
     ///
     /// # Errors
     /// Transport, HTTP or decoding errors.
-    pub async fn add_applicative_job(&self, key: &str, pie_zip: &[u8], children: &[String]) -> ProverResult<String> {
+    pub async fn add_applicative_job(
+        &self,
+        key: &str,
+        pie_zip: &[u8],
+        children: &[String],
+    ) -> ProverResult<String> {
         if self.get_status(key).await?.status != SharpJobStatus::Unknown {
             return Ok(key.to_owned());
         }
@@ -204,8 +242,12 @@ impl SharpProverService {
             "cairo_pie_encoded": base64::engine::general_purpose::STANDARD.encode(pie_zip),
             "children_cairo_job_keys": children,
         });
-        let params = [("offchain_proof", "false"), ("program_hash_function", "PEDERSEN")];
-        self.post_job("add_applicative_job", key, &params, body).await?;
+        let params = [
+            ("offchain_proof", "false"),
+            ("program_hash_function", "PEDERSEN"),
+        ];
+        self.post_job("add_applicative_job", key, &params, body)
+            .await?;
         Ok(key.to_owned())
     }
 }
@@ -216,26 +258,46 @@ impl ProverClient for SharpProverService {
         match task {
             Task::CreateJob(info) => self.add_job(&info.dedup_id, &info.cairo_pie_zip).await,
             Task::RunAggregationWithPie(info) => {
-                self.add_applicative_job(&info.fact_hash, &info.cairo_pie_zip, &info.children_cairo_job_keys).await
+                self.add_applicative_job(
+                    &info.fact_hash,
+                    &info.cairo_pie_zip,
+                    &info.children_cairo_job_keys,
+                )
+                .await
             }
-            Task::CreateBucket | Task::RunAggregation(_) => {
-                Err(ProverError::Unsupported { prover: "sharp", operation: "buckets" })
-            }
+            Task::CreateBucket | Task::RunAggregation(_) => Err(ProverError::Unsupported {
+                prover: "sharp",
+                operation: "buckets",
+            }),
         }
     }
 
-    async fn get_task_status(&self, task_type: TaskType, task_id: &str, fact: Option<&str>) -> ProverResult<TaskStatus> {
+    async fn get_task_status(
+        &self,
+        task_type: TaskType,
+        task_id: &str,
+        fact: Option<&str>,
+    ) -> ProverResult<TaskStatus> {
         let s = self.get_status(task_id).await?;
         Ok(match (task_type, s.status) {
             (_, SharpJobStatus::Failed | SharpJobStatus::Invalid | SharpJobStatus::Unknown) => {
                 TaskStatus::Failed(failed_reason(&s))
             }
             (TaskType::Job, SharpJobStatus::Processed) => TaskStatus::Succeeded,
-            (TaskType::Job, SharpJobStatus::InProgress) if s.validation_done == Some(true) => TaskStatus::Succeeded,
+            (TaskType::Job, SharpJobStatus::InProgress) if s.validation_done == Some(true) => {
+                TaskStatus::Succeeded
+            }
             (TaskType::Aggregation, SharpJobStatus::Processed) => {
-                let fact = fact.ok_or_else(|| ProverError::Config("an aggregation status needs its fact".into()))?;
+                let fact = fact.ok_or_else(|| {
+                    ProverError::Config("an aggregation status needs its fact".into())
+                })?;
                 let fact = parse_fact(fact).map_err(|e| ProverError::Config(e.to_string()))?;
-                if self.fact_checker.is_valid(fact).await.map_err(|e| ProverError::FactCheck(e.to_string()))? {
+                if self
+                    .fact_checker
+                    .is_valid(fact)
+                    .await
+                    .map_err(|e| ProverError::FactCheck(e.to_string()))?
+                {
                     TaskStatus::Succeeded
                 } else {
                     TaskStatus::Processing
@@ -254,12 +316,31 @@ impl ProverClient for SharpProverService {
         Ok(proof)
     }
 
-    async fn submit_l2_query(&self, _task_id: &str, _proof: &str, _n_steps: Option<usize>) -> ProverResult<String> {
-        Err(ProverError::Unsupported { prover: "sharp", operation: "L2 verification" })
+    async fn submit_l2_query(
+        &self,
+        _task_id: &str,
+        _proof: &str,
+        _n_steps: Option<usize>,
+    ) -> ProverResult<String> {
+        Err(ProverError::Unsupported {
+            prover: "sharp",
+            operation: "L2 verification",
+        })
     }
 
-    async fn get_aggregation_artifacts(&self, external_id: &str, include_proof: bool) -> ProverResult<AggregationArtifacts> {
-        let proof = if include_proof { Some(self.get_proof(external_id).await?) } else { None };
-        Ok(AggregationArtifacts { proof, ..AggregationArtifacts::default() })
+    async fn get_aggregation_artifacts(
+        &self,
+        external_id: &str,
+        include_proof: bool,
+    ) -> ProverResult<AggregationArtifacts> {
+        let proof = if include_proof {
+            Some(self.get_proof(external_id).await?)
+        } else {
+            None
+        };
+        Ok(AggregationArtifacts {
+            proof,
+            ..AggregationArtifacts::default()
+        })
     }
 }

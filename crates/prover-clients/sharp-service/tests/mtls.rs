@@ -44,8 +44,13 @@ impl Ca {
     }
 
     /// A leaf certificate and its PKCS#8 key, both PEM.
-    fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (rcgen::Certificate, KeyPair) {
-        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    fn issue(
+        &self,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> (rcgen::Certificate, KeyPair) {
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
         p.extended_key_usages = vec![usage];
         let key = KeyPair::generate().unwrap();
         let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
@@ -62,14 +67,30 @@ struct Gateway {
 type Shared = Arc<Mutex<Gateway>>;
 
 fn gateway(state: Shared) -> Router {
-    async fn status(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Json<serde_json::Value> {
+    async fn status(
+        State(s): State<Shared>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> Json<serde_json::Value> {
         let key = q.get("cairo_job_key").cloned().unwrap_or_default();
-        Json(s.lock().unwrap().statuses.get(&key).cloned().unwrap_or(serde_json::json!({"status": "UNKNOWN"})))
+        Json(
+            s.lock()
+                .unwrap()
+                .statuses
+                .get(&key)
+                .cloned()
+                .unwrap_or(serde_json::json!({"status": "UNKNOWN"})),
+        )
     }
-    async fn add(route: &str, s: Shared, q: HashMap<String, String>, body: serde_json::Value) -> Json<serde_json::Value> {
+    async fn add(
+        route: &str,
+        s: Shared,
+        q: HashMap<String, String>,
+        body: serde_json::Value,
+    ) -> Json<serde_json::Value> {
         let mut g = s.lock().unwrap();
         let key = q.get("cairo_job_key").cloned().unwrap_or_default();
-        g.statuses.insert(key, serde_json::json!({"status": "IN_PROGRESS"}));
+        g.statuses
+            .insert(key, serde_json::json!({"status": "IN_PROGRESS"}));
         g.posts.push((route.to_owned(), q, body));
         Json(serde_json::json!({"code": "JOB_RECEIVED_SUCCESSFULLY"}))
     }
@@ -78,13 +99,21 @@ fn gateway(state: Shared) -> Router {
         .route("/get_status", get(status))
         .route(
             "/add_job",
-            post(|State(s): State<Shared>, Query(q): Query<HashMap<String, String>>, Json(b): Json<serde_json::Value>| add("add_job", s, q, b)),
+            post(
+                |State(s): State<Shared>,
+                 Query(q): Query<HashMap<String, String>>,
+                 Json(b): Json<serde_json::Value>| add("add_job", s, q, b),
+            ),
         )
         .route(
             "/add_applicative_job",
-            post(|State(s): State<Shared>, Query(q): Query<HashMap<String, String>>, Json(b): Json<serde_json::Value>| {
-                add("add_applicative_job", s, q, b)
-            }),
+            post(
+                |State(s): State<Shared>,
+                 Query(q): Query<HashMap<String, String>>,
+                 Json(b): Json<serde_json::Value>| {
+                    add("add_applicative_job", s, q, b)
+                },
+            ),
         )
         .route("/get_proof", get(|| async { "{\"proof\": true}" }))
         .with_state(state)
@@ -95,8 +124,12 @@ async fn serve(ca: &Ca, client_ca: &Ca, router: Router) -> url::Url {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let (server_cert, server_key) = ca.issue(&["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
     let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from(client_ca.cert.der().to_vec())).unwrap();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
+    roots
+        .add(CertificateDer::from(client_ca.cert.der().to_vec()))
+        .unwrap();
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .unwrap();
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -115,7 +148,9 @@ async fn serve(ca: &Ca, client_ca: &Ca, router: Router) -> url::Url {
             let router = router.clone();
             tokio::spawn(async move {
                 // A refused handshake ends here: the client sees the TLS alert.
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let service = hyper_util::service::TowerToHyperService::new(router);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
@@ -136,7 +171,12 @@ impl FactRegistry for Facts {
     }
 }
 
-fn client(url: url::Url, server_ca: &Ca, identity: (rcgen::Certificate, KeyPair), facts: bool) -> SharpProverService {
+fn client(
+    url: url::Url,
+    server_ca: &Ca,
+    identity: (rcgen::Certificate, KeyPair),
+    facts: bool,
+) -> SharpProverService {
     let config = SharpConfig {
         url,
         customer_id: "cust-1".into(),
@@ -164,7 +204,12 @@ async fn mutual_tls_jobs_status_and_idempotent_resubmission() {
     let ca = Ca::new();
     let state = Shared::default();
     let url = serve(&ca, &ca, gateway(state.clone())).await;
-    let sharp = client(url, &ca, ca.issue(&["orchestrator"], ExtendedKeyUsagePurpose::ClientAuth), false);
+    let sharp = client(
+        url,
+        &ca,
+        ca.issue(&["orchestrator"], ExtendedKeyUsagePurpose::ClientAuth),
+        false,
+    );
     sharp.is_alive().await.unwrap();
 
     assert_eq!(sharp.submit_task(job("0xfact1")).await.unwrap(), "0xfact1");
@@ -174,23 +219,57 @@ async fn mutual_tls_jobs_status_and_idempotent_resubmission() {
         assert_eq!(g.posts.len(), 1, "a known key is not submitted again");
         let (route, q, body) = &g.posts[0];
         assert_eq!(route, "add_job");
-        for (k, v) in [("customer_id", "cust-1"), ("cairo_job_key", "0xfact1"), ("offchain_proof", "true"), ("for_applicative", "true"), ("program_hash_function", "PEDERSEN")] {
+        for (k, v) in [
+            ("customer_id", "cust-1"),
+            ("cairo_job_key", "0xfact1"),
+            ("offchain_proof", "true"),
+            ("for_applicative", "true"),
+            ("program_hash_function", "PEDERSEN"),
+        ] {
             assert_eq!(q.get(k).map(String::as_str), Some(v), "{k}");
         }
         assert_eq!(body["cairo_pie_encoded"], "UEstcGll");
     }
-    assert_eq!(sharp.get_task_status(TaskType::Job, "0xfact1", None).await.unwrap(), TaskStatus::Processing);
+    assert_eq!(
+        sharp
+            .get_task_status(TaskType::Job, "0xfact1", None)
+            .await
+            .unwrap(),
+        TaskStatus::Processing
+    );
     let set = |k: &str, v: serde_json::Value| state.lock().unwrap().statuses.insert(k.into(), v);
-    set("0xfact1", serde_json::json!({"status": "IN_PROGRESS", "validation_done": true}));
-    assert_eq!(sharp.get_task_status(TaskType::Job, "0xfact1", None).await.unwrap(), TaskStatus::Succeeded);
-    set("0xbad", serde_json::json!({"status": "INVALID", "invalid_reason": "INVALID_CAIRO_PIE_FILE_FORMAT"}));
-    match sharp.get_task_status(TaskType::Job, "0xbad", None).await.unwrap() {
+    set(
+        "0xfact1",
+        serde_json::json!({"status": "IN_PROGRESS", "validation_done": true}),
+    );
+    assert_eq!(
+        sharp
+            .get_task_status(TaskType::Job, "0xfact1", None)
+            .await
+            .unwrap(),
+        TaskStatus::Succeeded
+    );
+    set(
+        "0xbad",
+        serde_json::json!({"status": "INVALID", "invalid_reason": "INVALID_CAIRO_PIE_FILE_FORMAT"}),
+    );
+    match sharp
+        .get_task_status(TaskType::Job, "0xbad", None)
+        .await
+        .unwrap()
+    {
         TaskStatus::Failed(r) => assert!(r.contains("INVALID_CAIRO_PIE_FILE_FORMAT"), "{r}"),
         other => panic!("{other:?}"),
     }
     // Aggregation: PROCESSED but the fact is not on chain yet → still processing.
     set("0x02", serde_json::json!({"status": "PROCESSED"}));
-    assert_eq!(sharp.get_task_status(TaskType::Aggregation, "0x02", Some("0x02")).await.unwrap(), TaskStatus::Processing);
+    assert_eq!(
+        sharp
+            .get_task_status(TaskType::Aggregation, "0x02", Some("0x02"))
+            .await
+            .unwrap(),
+        TaskStatus::Processing
+    );
     assert!(sharp.get_proof("0x02").await.unwrap().contains("proof"));
 }
 
@@ -205,7 +284,10 @@ async fn a_client_without_a_certificate_is_refused() {
         .build()
         .unwrap();
     let err = plain.get(url.join("is_alive").unwrap()).send().await;
-    assert!(err.is_err(), "the server must refuse a client without a certificate: {err:?}");
+    assert!(
+        err.is_err(),
+        "the server must refuse a client without a certificate: {err:?}"
+    );
 }
 
 #[tokio::test]
@@ -213,9 +295,17 @@ async fn a_certificate_from_another_ca_is_refused() {
     let ca = Ca::new();
     let other = Ca::new();
     let url = serve(&ca, &ca, gateway(Shared::default())).await;
-    let sharp = client(url, &ca, other.issue(&["intruder"], ExtendedKeyUsagePurpose::ClientAuth), false);
+    let sharp = client(
+        url,
+        &ca,
+        other.issue(&["intruder"], ExtendedKeyUsagePurpose::ClientAuth),
+        false,
+    );
     let err = sharp.is_alive().await.unwrap_err();
-    assert!(err.is_retryable(), "a TLS failure is a transport error: {err}");
+    assert!(
+        err.is_retryable(),
+        "a TLS failure is a transport error: {err}"
+    );
 }
 
 #[tokio::test]
@@ -224,7 +314,12 @@ async fn a_server_with_another_certificate_is_not_trusted() {
     let impostor = Ca::new();
     // The server presents a certificate from `impostor`; the client pins `ca`.
     let url = serve(&impostor, &ca, gateway(Shared::default())).await;
-    let sharp = client(url, &ca, ca.issue(&["orchestrator"], ExtendedKeyUsagePurpose::ClientAuth), false);
+    let sharp = client(
+        url,
+        &ca,
+        ca.issue(&["orchestrator"], ExtendedKeyUsagePurpose::ClientAuth),
+        false,
+    );
     assert!(sharp.is_alive().await.is_err());
 }
 

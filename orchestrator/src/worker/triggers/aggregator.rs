@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use crate::{
     config::Config,
     types::{
-        batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, SnosBatch, SnosBatchStatus},
+        batch::{
+            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, SnosBatch,
+            SnosBatchStatus,
+        },
         jobs::{AggregatorMetadata, JobSpecificMetadata, JobStatus, JobType},
         queue::WorkerTriggerType,
     },
@@ -30,15 +33,22 @@ pub struct AggregatorTrigger {
 pub fn tiles_exactly(batch: &AggregatorBatch, snos: &[SnosBatch]) -> bool {
     let mut sorted: Vec<&SnosBatch> = snos.iter().collect();
     sorted.sort_by_key(|b| b.start_block);
-    let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else { return false };
+    let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
+        return false;
+    };
     first.start_block == batch.start_block
         && last.end_block == batch.end_block
-        && sorted.windows(2).all(|w| w[1].start_block == w[0].end_block + 1)
+        && sorted
+            .windows(2)
+            .all(|w| w[1].start_block == w[0].end_block + 1)
         && sorted.iter().all(|b| b.status != SnosBatchStatus::Open)
 }
 
 /// The Aggregator job metadata of `batch`.
-pub fn aggregator_metadata(batch: &AggregatorBatch, store_audit_artifacts: bool) -> AggregatorMetadata {
+pub fn aggregator_metadata(
+    batch: &AggregatorBatch,
+    store_audit_artifacts: bool,
+) -> AggregatorMetadata {
     let dir = format!("artifacts/batch/{}", batch.index);
     AggregatorMetadata {
         batch_num: batch.index,
@@ -83,17 +93,34 @@ impl JobTrigger for AggregatorTrigger {
         for batch in batches {
             let snos = db.get_snos_batches_by_aggregator_index(batch.index).await?;
             if !tiles_exactly(&batch, &snos) {
-                tracing::debug!(aggregator_batch = batch.index, "SNOS batches do not tile the batch yet");
+                tracing::debug!(
+                    aggregator_batch = batch.index,
+                    "SNOS batches do not tile the batch yet"
+                );
                 continue;
             }
-            let (lo, hi) = snos.iter().fold((u64::MAX, 0), |(lo, hi), b| (lo.min(b.index), hi.max(b.index)));
-            let proven = db.get_jobs_between_internal_ids(JobType::ProofCreation, JobStatus::Completed, lo, hi).await?;
+            let (lo, hi) = snos.iter().fold((u64::MAX, 0), |(lo, hi), b| {
+                (lo.min(b.index), hi.max(b.index))
+            });
+            let proven = db
+                .get_jobs_between_internal_ids(JobType::ProofCreation, JobStatus::Completed, lo, hi)
+                .await?;
             if proven.len() != snos.len() {
                 continue;
             }
             let m = aggregator_metadata(&batch, self.store_audit_artifacts);
-            create_once(&config, JobType::Aggregator, batch.index, JobSpecificMetadata::Aggregator(m)).await?;
-            db.update_aggregator_batch_status_by_index(batch.index, AggregatorBatchStatus::PendingAggregatorRun).await?;
+            create_once(
+                &config,
+                JobType::Aggregator,
+                batch.index,
+                JobSpecificMetadata::Aggregator(m),
+            )
+            .await?;
+            db.update_aggregator_batch_status_by_index(
+                batch.index,
+                AggregatorBatchStatus::PendingAggregatorRun,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -116,11 +143,26 @@ mod tests {
         let mut agg = AggregatorBatch::new(1, 10, "0.14.1");
         agg.end_block = 19;
         let c = SnosBatchStatus::Closed;
-        assert!(tiles_exactly(&agg, &[snos(2, 15, 19, c), snos(1, 10, 14, c)]));
+        assert!(tiles_exactly(
+            &agg,
+            &[snos(2, 15, 19, c), snos(1, 10, 14, c)]
+        ));
         assert!(!tiles_exactly(&agg, &[snos(1, 10, 14, c)]), "short");
-        assert!(!tiles_exactly(&agg, &[snos(1, 10, 13, c), snos(2, 15, 19, c)]), "gap");
-        assert!(!tiles_exactly(&agg, &[snos(1, 10, 15, c), snos(2, 15, 19, c)]), "overlap");
-        assert!(!tiles_exactly(&agg, &[snos(1, 10, 14, c), snos(2, 15, 19, SnosBatchStatus::Open)]), "open");
+        assert!(
+            !tiles_exactly(&agg, &[snos(1, 10, 13, c), snos(2, 15, 19, c)]),
+            "gap"
+        );
+        assert!(
+            !tiles_exactly(&agg, &[snos(1, 10, 15, c), snos(2, 15, 19, c)]),
+            "overlap"
+        );
+        assert!(
+            !tiles_exactly(
+                &agg,
+                &[snos(1, 10, 14, c), snos(2, 15, 19, SnosBatchStatus::Open)]
+            ),
+            "open"
+        );
         assert!(!tiles_exactly(&agg, &[]));
     }
 }

@@ -8,7 +8,9 @@ use crate::{
     cli::args::prover::ProverKind,
     config::Config,
     types::{
-        jobs::{JobItem, JobSpecificMetadata, JobStatus, JobType, ProvingInputType, ProvingMetadata},
+        jobs::{
+            JobItem, JobSpecificMetadata, JobStatus, JobType, ProvingInputType, ProvingMetadata,
+        },
         queue::WorkerTriggerType,
         Layer,
     },
@@ -35,22 +37,33 @@ pub(crate) async fn create_once(
 ) -> Result<(), TriggerError> {
     match service::create_job(config, job_type, internal_id, specific).await {
         Ok(_) | Err(EngineError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(TriggerError::Other(format!("cannot create {job_type} job {internal_id}: {e}"))),
+        Err(e) => Err(TriggerError::Other(format!(
+            "cannot create {job_type} job {internal_id}: {e}"
+        ))),
     }
 }
 
 impl ProvingTrigger {
     /// The ProofCreation metadata for a completed SnosRun job, or `None` when it must wait
     /// (Atlantic: the aggregator batch has no bucket yet).
-    async fn metadata(&self, config: &Config, snos_job: &JobItem) -> Result<Option<ProvingMetadata>, TriggerError> {
+    async fn metadata(
+        &self,
+        config: &Config,
+        snos_job: &JobItem,
+    ) -> Result<Option<ProvingMetadata>, TriggerError> {
         let JobSpecificMetadata::Snos(s) = &snos_job.metadata.specific else {
-            return Err(TriggerError::Other(format!("SnosRun job {} has no Snos metadata", snos_job.id)));
+            return Err(TriggerError::Other(format!(
+                "SnosRun job {} has no Snos metadata",
+                snos_job.id
+            )));
         };
         let index = snos_job.internal_id;
         let mut m = ProvingMetadata {
             block_number: s.start_block,
             input_path: Some(ProvingInputType::CairoPie(
-                s.cairo_pie_path.clone().unwrap_or_else(|| format!("{index}/cairo_pie.zip")),
+                s.cairo_pie_path
+                    .clone()
+                    .unwrap_or_else(|| format!("{index}/cairo_pie.zip")),
             )),
             n_steps: s.snos_n_steps,
             ..ProvingMetadata::default()
@@ -66,11 +79,16 @@ impl ProvingTrigger {
                 }
                 if self.prover == ProverKind::Atlantic {
                     let db = config.database();
-                    let Some(batch) = db.get_aggregator_batch_for_block(s.start_block).await? else {
+                    let Some(batch) = db.get_aggregator_batch_for_block(s.start_block).await?
+                    else {
                         return Ok(None);
                     };
                     let Some(bucket) = batch.bucket_id.clone() else {
-                        tracing::debug!(snos_batch = index, aggregator_batch = batch.index, "No Atlantic bucket yet; waiting");
+                        tracing::debug!(
+                            snos_batch = index,
+                            aggregator_batch = batch.index,
+                            "No Atlantic bucket yet; waiting"
+                        );
                         return Ok(None);
                     };
                     let first = db
@@ -103,11 +121,23 @@ impl JobTrigger for ProvingTrigger {
         let watermark = first_unsettled_snos_batch_index(&config).await?;
         let done = config
             .database()
-            .get_jobs_without_successor(JobType::SnosRun, JobStatus::Completed, JobType::ProofCreation, None, watermark)
+            .get_jobs_without_successor(
+                JobType::SnosRun,
+                JobStatus::Completed,
+                JobType::ProofCreation,
+                None,
+                watermark,
+            )
             .await?;
         for snos_job in done {
             if let Some(m) = self.metadata(&config, &snos_job).await? {
-                create_once(&config, JobType::ProofCreation, snos_job.internal_id, JobSpecificMetadata::Proving(m)).await?;
+                create_once(
+                    &config,
+                    JobType::ProofCreation,
+                    snos_job.internal_id,
+                    JobSpecificMetadata::Proving(m),
+                )
+                .await?;
             }
         }
         Ok(())

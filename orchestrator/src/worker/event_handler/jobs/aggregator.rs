@@ -46,7 +46,11 @@ pub struct LocalAggregation {
 pub trait LocalAggregator: Send + Sync + fmt::Debug {
     /// Aggregates `children_program_outputs` (bincode program outputs of the SNOS batches)
     /// of aggregator batch `batch_index`.
-    async fn aggregate(&self, batch_index: u64, children_program_outputs: Vec<Vec<u8>>) -> Result<LocalAggregation, JobError>;
+    async fn aggregate(
+        &self,
+        batch_index: u64,
+        children_program_outputs: Vec<Vec<u8>>,
+    ) -> Result<LocalAggregation, JobError>;
 }
 
 /// The aggregator program is not part of this build: every local aggregation fails.
@@ -55,7 +59,11 @@ pub struct UnavailableAggregator;
 
 #[async_trait]
 impl LocalAggregator for UnavailableAggregator {
-    async fn aggregate(&self, batch_index: u64, _children: Vec<Vec<u8>>) -> Result<LocalAggregation, JobError> {
+    async fn aggregate(
+        &self,
+        batch_index: u64,
+        _children: Vec<Vec<u8>>,
+    ) -> Result<LocalAggregation, JobError> {
         Err(JobError::fatal(format!(
             "aggregator batch {batch_index}: local aggregation needs the Cairo aggregator program, which this build does not \
              include; use --prover atlantic on L2, or plug a LocalAggregator in"
@@ -82,9 +90,12 @@ fn aggregator_metadata(job: &JobItem) -> Result<AggregatorMetadata, JobError> {
 }
 
 /// Felts of a program output as the bincode `Vec<[u8; 32]>` the state update reads.
-pub fn program_output_bincode(output: &[starknet_types_core::felt::Felt]) -> Result<Vec<u8>, JobError> {
+pub fn program_output_bincode(
+    output: &[starknet_types_core::felt::Felt],
+) -> Result<Vec<u8>, JobError> {
     let words: Vec<[u8; 32]> = output.iter().map(|f| f.to_bytes_be()).collect();
-    bincode::serialize(&words).map_err(|e| JobError::fatal(format!("cannot encode the program output: {e}")))
+    bincode::serialize(&words)
+        .map_err(|e| JobError::fatal(format!("cannot encode the program output: {e}")))
 }
 
 impl AggregatorHandler {
@@ -99,16 +110,29 @@ impl AggregatorHandler {
             .update_aggregator_batch_status_by_index(index, status)
             .await
             .map(|_| ())
-            .map_err(|e| JobError::retryable(format!("cannot set aggregator batch {index} to {status:?}: {e}")))
+            .map_err(|e| {
+                JobError::retryable(format!(
+                    "cannot set aggregator batch {index} to {status:?}: {e}"
+                ))
+            })
     }
 
-    async fn process_local(&self, job: &mut JobItem, m: &mut AggregatorMetadata) -> Result<String, JobError> {
+    async fn process_local(
+        &self,
+        job: &mut JobItem,
+        m: &mut AggregatorMetadata,
+    ) -> Result<String, JobError> {
         let snos = self
             .ctx
             .database
             .get_snos_batches_by_aggregator_index(m.batch_num)
             .await
-            .map_err(|e| JobError::retryable(format!("cannot load the SNOS batches of {}: {e}", m.batch_num)))?;
+            .map_err(|e| {
+                JobError::retryable(format!(
+                    "cannot load the SNOS batches of {}: {e}",
+                    m.batch_num
+                ))
+            })?;
         let indexes: Vec<u64> = snos.iter().map(|b| b.index).collect();
         let proofs = self
             .ctx
@@ -118,14 +142,31 @@ impl AggregatorHandler {
             .map_err(|e| JobError::retryable(format!("cannot load the ProofCreation jobs: {e}")))?;
         let mut outputs = Vec::with_capacity(snos.len());
         for b in &snos {
-            outputs.push(self.ctx.read(&format!("{}/program_output.txt", b.index), "a child program output").await?);
+            outputs.push(
+                self.ctx
+                    .read(
+                        &format!("{}/program_output.txt", b.index),
+                        "a child program output",
+                    )
+                    .await?,
+            );
         }
-        let run = self.local.aggregate(m.batch_num, outputs.into_iter().map(|b| b.to_vec()).collect()).await?;
+        let run = self
+            .local
+            .aggregate(
+                m.batch_num,
+                outputs.into_iter().map(|b| b.to_vec()).collect(),
+            )
+            .await?;
         if let Some(path) = &m.cairo_pie_path {
-            self.ctx.write(path, run.cairo_pie_zip.clone(), "the aggregator PIE").await?;
+            self.ctx
+                .write(path, run.cairo_pie_zip.clone(), "the aggregator PIE")
+                .await?;
         }
         if let Some(path) = &m.da_segment_path {
-            self.ctx.write(path, run.da_segment.clone(), "the DA segment").await?;
+            self.ctx
+                .write(path, run.da_segment.clone(), "the DA segment")
+                .await?;
         }
         self.store_program_output(m, &run.cairo_pie_zip).await?;
         m.ensure_on_chain_registration = Some(run.fact.clone());
@@ -135,44 +176,82 @@ impl AggregatorHandler {
             children_cairo_job_keys: proofs.iter().map(|j| j.external_id.to_string()).collect(),
             fact_hash: run.fact,
         });
-        self.ctx.prover.submit_task(task).await.map_err(|e| process_error("submitting the aggregation", e))
+        self.ctx
+            .prover
+            .submit_task(task)
+            .await
+            .map_err(|e| process_error("submitting the aggregation", e))
     }
 
     /// Recomputes the aggregator's own program output from its PIE and stores it.
-    async fn store_program_output(&self, m: &AggregatorMetadata, pie_zip: &[u8]) -> Result<(), JobError> {
-        let Some(path) = &m.program_output_path else { return Ok(()) };
+    async fn store_program_output(
+        &self,
+        m: &AggregatorMetadata,
+        pie_zip: &[u8],
+    ) -> Result<(), JobError> {
+        let Some(path) = &m.program_output_path else {
+            return Ok(());
+        };
         let parsed = pie::read_pie_bytes(pie_zip)
             .map_err(|e| JobError::fatal(format!("the aggregator PIE does not parse: {e}")))?;
-        let full = pie::program_output(&parsed)
-            .map_err(|e| JobError::fatal(format!("the aggregator PIE has no usable output: {e}")))?;
+        let full = pie::program_output(&parsed).map_err(|e| {
+            JobError::fatal(format!("the aggregator PIE has no usable output: {e}"))
+        })?;
         let own = filter_aggregator_output(&full)
             .map_err(|e| JobError::fatal(format!("the aggregator output is malformed: {e}")))?;
-        self.ctx.write(path, program_output_bincode(own)?, "the aggregator program output").await
+        self.ctx
+            .write(
+                path,
+                program_output_bincode(own)?,
+                "the aggregator program output",
+            )
+            .await
     }
 
     async fn store_artifacts(&self, job: &JobItem, m: &AggregatorMetadata) -> Result<(), JobError> {
         let ext = job.external_id.to_string();
-        let artifacts = match self.ctx.prover.get_aggregation_artifacts(&ext, m.download_proof.is_some()).await {
+        let artifacts = match self
+            .ctx
+            .prover
+            .get_aggregation_artifacts(&ext, m.download_proof.is_some())
+            .await
+        {
             Ok(a) => a,
-            Err(e) if e.is_retryable() => return Err(JobError::retryable(format!("aggregation artifacts of {ext}: {e}"))),
-            Err(e) => return Err(JobError::fatal(format!("aggregation artifacts of {ext}: {e}"))),
+            Err(e) if e.is_retryable() => {
+                return Err(JobError::retryable(format!(
+                    "aggregation artifacts of {ext}: {e}"
+                )))
+            }
+            Err(e) => {
+                return Err(JobError::fatal(format!(
+                    "aggregation artifacts of {ext}: {e}"
+                )))
+            }
         };
         if let Some(pie_zip) = &artifacts.cairo_pie {
             if let Some(path) = &m.cairo_pie_path {
-                self.ctx.write(path, pie_zip.clone(), "the aggregator PIE").await?;
+                self.ctx
+                    .write(path, pie_zip.clone(), "the aggregator PIE")
+                    .await?;
             }
             self.store_program_output(m, pie_zip).await?;
         }
         for (data, path, what) in [
             (&artifacts.da_segment, &m.da_segment_path, "the DA segment"),
-            (&artifacts.snos_output, &m.snos_output_path, "the aggregator OS output"),
+            (
+                &artifacts.snos_output,
+                &m.snos_output_path,
+                "the aggregator OS output",
+            ),
         ] {
             if let (Some(data), Some(path)) = (data, path) {
                 self.ctx.write(path, data.clone(), what).await?;
             }
         }
         if let (Some(proof), Some(path)) = (&artifacts.proof, &m.download_proof) {
-            self.ctx.write(path, proof.clone().into_bytes(), "the aggregation proof").await?;
+            self.ctx
+                .write(path, proof.clone().into_bytes(), "the aggregation proof")
+                .await?;
         }
         Ok(())
     }
@@ -188,11 +267,14 @@ impl JobHandlerTrait for AggregatorHandler {
         let mut m = aggregator_metadata(job)?;
         let external_id = match self.ctx.kind {
             ProverKind::Atlantic => {
-                let bucket = m.bucket_id.clone().ok_or_else(|| JobError::InvalidMetadata {
-                    job_type: job.job_type,
-                    internal_id: job.internal_id,
-                    reason: "an Atlantic aggregation needs the batch's bucket id".into(),
-                })?;
+                let bucket = m
+                    .bucket_id
+                    .clone()
+                    .ok_or_else(|| JobError::InvalidMetadata {
+                        job_type: job.job_type,
+                        internal_id: job.internal_id,
+                        reason: "an Atlantic aggregation needs the batch's bucket id".into(),
+                    })?;
                 self.ctx
                     .prover
                     .submit_task(Task::RunAggregation(bucket))
@@ -201,7 +283,11 @@ impl JobHandlerTrait for AggregatorHandler {
             }
             ProverKind::Sharp | ProverKind::Mock => self.process_local(job, &mut m).await?,
         };
-        self.set_batch(m.batch_num, AggregatorBatchStatus::PendingAggregatorVerification).await?;
+        self.set_batch(
+            m.batch_num,
+            AggregatorBatchStatus::PendingAggregatorVerification,
+        )
+        .await?;
         Ok(external_id)
     }
 
@@ -211,14 +297,19 @@ impl JobHandlerTrait for AggregatorHandler {
         let status = match self
             .ctx
             .prover
-            .get_task_status(TaskType::Aggregation, &ext, m.ensure_on_chain_registration.as_deref())
+            .get_task_status(
+                TaskType::Aggregation,
+                &ext,
+                m.ensure_on_chain_registration.as_deref(),
+            )
             .await
         {
             Ok(s) => s,
             Err(e) => {
                 let out = verify_error(&format!("status of aggregation {ext}"), e);
                 if matches!(out, Ok(JobVerificationStatus::Rejected(_))) {
-                    self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed).await?;
+                    self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed)
+                        .await?;
                 }
                 return out;
             }
@@ -226,8 +317,11 @@ impl JobHandlerTrait for AggregatorHandler {
         match status {
             TaskStatus::Processing => Ok(JobVerificationStatus::Pending),
             TaskStatus::Failed(reason) => {
-                self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed).await?;
-                Ok(JobVerificationStatus::Rejected(format!("aggregation {ext} failed: {reason}")))
+                self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed)
+                    .await?;
+                Ok(JobVerificationStatus::Rejected(format!(
+                    "aggregation {ext} failed: {reason}"
+                )))
             }
             TaskStatus::Succeeded => {
                 if self.ctx.kind == ProverKind::Atlantic {
@@ -235,11 +329,13 @@ impl JobHandlerTrait for AggregatorHandler {
                         if e.is_retryable() {
                             return Err(e);
                         }
-                        self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed).await?;
+                        self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed)
+                            .await?;
                         return Ok(JobVerificationStatus::Rejected(e.to_string()));
                     }
                 }
-                self.set_batch(m.batch_num, AggregatorBatchStatus::ReadyForStateUpdate).await?;
+                self.set_batch(m.batch_num, AggregatorBatchStatus::ReadyForStateUpdate)
+                    .await?;
                 Ok(JobVerificationStatus::Verified)
             }
         }

@@ -43,8 +43,9 @@ impl JobHandlerTrait for ProofRegistrationHandler {
         let bytes = self.ctx.read(proof_path, "the proof").await?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| JobError::fatal(format!("the proof at {proof_path} is not UTF-8")))?;
-        let proof = validate_proof_json(text)
-            .map_err(|e| JobError::fatal(format!("the proof at {proof_path} does not parse: {e}")))?;
+        let proof = validate_proof_json(text).map_err(|e| {
+            JobError::fatal(format!("the proof at {proof_path} does not parse: {e}"))
+        })?;
         let wrapped = serde_json::json!({ "proof": proof }).to_string();
         // The job id keys the query, so a re-processed job finds its earlier query.
         let key = self
@@ -69,6 +70,8 @@ impl JobHandlerTrait for ProofRegistrationHandler {
     }
 
     fn verification_polling_delay(&self) -> Duration {
-        self.ctx.polling_override.unwrap_or(Duration::from_secs(300))
+        self.ctx
+            .polling_override
+            .unwrap_or(Duration::from_secs(300))
     }
 }

@@ -13,7 +13,10 @@ use crate::{
     cli::args::prover::ProverKind,
     core::client::{DatabaseClient, StorageClient, StorageError},
     types::{
-        jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, ProvingInputType, ProvingMetadata},
+        jobs::{
+            JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, ProvingInputType,
+            ProvingMetadata,
+        },
         Layer,
     },
 };
@@ -53,13 +56,20 @@ impl ProverContext {
     pub(crate) async fn read(&self, key: &str, what: &str) -> Result<Bytes, JobError> {
         self.storage.get_data(key).await.map_err(|e| match e {
             StorageError::NotFound(_) => JobError::fatal(format!("{what} is missing at {key}")),
-            e if e.is_retryable() => JobError::retryable(format!("cannot read {what} at {key}: {e}")),
+            e if e.is_retryable() => {
+                JobError::retryable(format!("cannot read {what} at {key}: {e}"))
+            }
             e => JobError::fatal(format!("cannot read {what} at {key}: {e}")),
         })
     }
 
     /// Writes an artifact.
-    pub(crate) async fn write(&self, key: &str, data: impl Into<Bytes>, what: &str) -> Result<(), JobError> {
+    pub(crate) async fn write(
+        &self,
+        key: &str,
+        data: impl Into<Bytes>,
+        what: &str,
+    ) -> Result<(), JobError> {
         self.storage.put_data(data.into(), key).await.map_err(|e| {
             if e.is_retryable() {
                 JobError::retryable(format!("cannot store {what} at {key}: {e}"))
@@ -113,19 +123,34 @@ pub(crate) fn variant(m: &JobSpecificMetadata) -> &'static str {
 
 /// Verification shared by ProofCreation and ProofRegistration: the task status, then the
 /// proof download when `download_proof` is set.
-pub(crate) async fn verify_proving_job(ctx: &ProverContext, job: &JobItem) -> Result<JobVerificationStatus, JobError> {
+pub(crate) async fn verify_proving_job(
+    ctx: &ProverContext,
+    job: &JobItem,
+) -> Result<JobVerificationStatus, JobError> {
     let m = proving_metadata(job)?;
     let task_id = job.external_id.to_string();
     if task_id.is_empty() {
-        return Ok(JobVerificationStatus::Rejected("the job has no prover task id".into()));
+        return Ok(JobVerificationStatus::Rejected(
+            "the job has no prover task id".into(),
+        ));
     }
-    let status = match ctx.prover.get_task_status(TaskType::Job, &task_id, m.ensure_on_chain_registration.as_deref()).await {
+    let status = match ctx
+        .prover
+        .get_task_status(
+            TaskType::Job,
+            &task_id,
+            m.ensure_on_chain_registration.as_deref(),
+        )
+        .await
+    {
         Ok(s) => s,
         Err(e) => return verify_error(&format!("status of prover task {task_id}"), e),
     };
     match status {
         TaskStatus::Processing => Ok(JobVerificationStatus::Pending),
-        TaskStatus::Failed(reason) => Ok(JobVerificationStatus::Rejected(format!("prover task {task_id} failed: {reason}"))),
+        TaskStatus::Failed(reason) => Ok(JobVerificationStatus::Rejected(format!(
+            "prover task {task_id} failed: {reason}"
+        ))),
         TaskStatus::Succeeded => {
             if let Some(path) = &m.download_proof {
                 let proof = match ctx.prover.get_proof(&task_id).await {
@@ -165,12 +190,17 @@ impl ProofCreationHandler {
             .database
             .get_job_by_internal_id_and_type(job.internal_id, JobType::SnosRun)
             .await
-            .map_err(|e| JobError::retryable(format!("cannot load SnosRun job {}: {e}", job.internal_id)))?;
+            .map_err(|e| {
+                JobError::retryable(format!("cannot load SnosRun job {}: {e}", job.internal_id))
+            })?;
         match snos.map(|j| j.metadata.specific) {
-            Some(JobSpecificMetadata::Snos(s)) => s
-                .snos_fact
-                .ok_or_else(|| JobError::fatal(format!("SnosRun job {} has no fact", job.internal_id))),
-            _ => Err(JobError::fatal(format!("no SnosRun job {} to take the fact from", job.internal_id))),
+            Some(JobSpecificMetadata::Snos(s)) => s.snos_fact.ok_or_else(|| {
+                JobError::fatal(format!("SnosRun job {} has no fact", job.internal_id))
+            }),
+            _ => Err(JobError::fatal(format!(
+                "no SnosRun job {} to take the fact from",
+                job.internal_id
+            ))),
         }
     }
 }
@@ -199,7 +229,12 @@ impl JobHandlerTrait for ProofCreationHandler {
             num_steps: m.n_steps,
             dedup_id,
         });
-        let key = self.ctx.prover.submit_task(task).await.map_err(|e| process_error("submitting the PIE", e))?;
+        let key = self
+            .ctx
+            .prover
+            .submit_task(task)
+            .await
+            .map_err(|e| process_error("submitting the PIE", e))?;
         tracing::info!(target: "orch::prover", job_id = %job.id, internal_id = job.internal_id, task_id = %key, "PIE submitted for proving");
         Ok(key)
     }
