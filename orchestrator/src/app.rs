@@ -37,7 +37,8 @@ pub type LocalTriggers = Option<(Arc<dyn CronClient>, Duration)>;
 
 impl Orchestrator {
     /// Builds everything `params` selects and starts it.
-    pub async fn start(params: RunParams) -> eyre::Result<Self> {
+    pub async fn start(mut params: RunParams) -> eyre::Result<Self> {
+        let mock_atlantic = start_mock_atlantic(&mut params).await?;
         let clients = build_clients(&params).await?;
         let (handlers, triggers) = pipeline::build(&params, &clients).await?;
         report_missing(&params, &handlers, &triggers);
@@ -54,7 +55,16 @@ impl Orchestrator {
         let addr: SocketAddr = format!("{}:{}", params.server.host, params.server.port)
             .parse()
             .wrap_err_with(|| format!("--host/--port do not form an address: {}:{}", params.server.host, params.server.port))?;
-        Self::start_with(config, addr, cron).await
+        let orchestrator = Self::start_with(config, addr, cron).await?;
+        if let Some(server) = mock_atlantic {
+            // The mock server lives as long as the orchestrator.
+            let token = orchestrator.shutdown.clone();
+            orchestrator.tracker.spawn(async move {
+                token.cancelled().await;
+                server.stop().await;
+            });
+        }
+        Ok(orchestrator)
     }
 
     /// Starts the server, the workers and (if given) the in-process cron over `config`.
@@ -145,6 +155,26 @@ pub fn server_settings(params: &RunParams) -> ServerSettings {
         max_priority_queue_size: params.service.max_priority_queue_size,
         ..ServerSettings::default()
     }
+}
+
+/// Starts the embedded mock Atlantic server (`--mock-atlantic-server`, settings from the
+/// `MOCK_ATLANTIC_*` variables) and points the Atlantic service and artifacts URLs at it.
+async fn start_mock_atlantic(
+    params: &mut RunParams,
+) -> eyre::Result<Option<orchestrator_mock_atlantic_server::MockAtlanticServer>> {
+    let crate::config::ProverParams::Atlantic(atlantic) = &mut params.prover else { return Ok(None) };
+    if !atlantic.mock_server {
+        return Ok(None);
+    }
+    let config = orchestrator_mock_atlantic_server::MockAtlanticConfig::from_env()
+        .wrap_err("mock Atlantic server settings")?;
+    let server = orchestrator_mock_atlantic_server::MockAtlanticServer::start(config)
+        .await
+        .wrap_err("cannot start the mock Atlantic server")?;
+    tracing::info!(url = %server.url(), "Mock Atlantic server started; Atlantic calls go to it");
+    atlantic.service_url = server.url();
+    atlantic.artifacts_base_url = server.url();
+    Ok(Some(server))
 }
 
 /// The infrastructure clients `params` selects.

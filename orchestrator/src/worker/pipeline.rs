@@ -14,11 +14,175 @@ use crate::{
     },
 };
 
+/// The proving stage: the prover client from `--prover`, its handlers and triggers.
+pub mod proving {
+    use std::{sync::Arc, time::Duration};
+
+    use eyre::WrapErr;
+    use orchestrator_atlantic_service::{
+        types::{AtlanticAggregatorParams, AtlanticQueryStep as WireStep},
+        AtlanticConfig, AtlanticProverService, AtlanticSettlementLayer,
+    };
+    use orchestrator_gps_fact_checker::{onchain::Address, AlwaysValid, FactRegistrar, FactRegistry, GpsFactChecker};
+    use orchestrator_mock_service::MockProverService;
+    use orchestrator_prover_client_interface::{ProverClient, RetryPolicy};
+    use orchestrator_sharp_service::{SharpConfig, SharpProverService};
+
+    use crate::{
+        cli::args::prover::{AtlanticQueryStep, ProofSettlementLayer},
+        config::{AtlanticParams, Clients, ProverParams, RunParams, SettlementParams},
+        types::Layer,
+        worker::{
+            event_handler::jobs::{
+                aggregator::{AggregatorHandler, UnavailableAggregator},
+                proof_registration::ProofRegistrationHandler,
+                proving::{ProofCreationHandler, ProverContext},
+                JobHandlers,
+            },
+            triggers::{
+                aggregator::AggregatorTrigger, proof_registration::ProofRegistrationTrigger, proving::ProvingTrigger,
+                Triggers,
+            },
+        },
+    };
+
+    /// Timeout of one prover HTTP request.
+    const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+    fn wire_step(step: AtlanticQueryStep) -> WireStep {
+        match step {
+            AtlanticQueryStep::TraceGeneration => WireStep::TraceGeneration,
+            AtlanticQueryStep::ProofGeneration => WireStep::ProofGeneration,
+            AtlanticQueryStep::ProofVerification => WireStep::ProofVerification,
+            AtlanticQueryStep::ProofVerificationOnL1 => WireStep::ProofVerificationOnL1,
+            AtlanticQueryStep::ProofVerificationOnL2 => WireStep::ProofVerificationOnL2,
+            AtlanticQueryStep::ProofGenerationAndVerification => WireStep::ProofGenerationAndVerification,
+            AtlanticQueryStep::FactHashRegistration => WireStep::FactHashRegistration,
+            AtlanticQueryStep::TraceAndMetadataGeneration => WireStep::TraceAndMetadataGeneration,
+        }
+    }
+
+    /// The Atlantic client config from the run parameters.
+    pub fn atlantic_config(params: &RunParams, a: &AtlanticParams) -> AtlanticConfig {
+        AtlanticConfig {
+            service_url: a.service_url.clone(),
+            api_key: a.api_key.clone(),
+            artifacts_base_url: a.artifacts_base_url.clone(),
+            mock_fact_hash: a.mock_fact_hash,
+            network: a.network.to_string(),
+            cairo_vm: a.cairo_vm.to_string(),
+            result: wire_step(a.result),
+            sharp_prover: a.sharp_prover.to_string(),
+            settlement_layer: match a.settlement_layer {
+                ProofSettlementLayer::Ethereum => AtlanticSettlementLayer::Ethereum,
+                ProofSettlementLayer::Starknet => AtlanticSettlementLayer::Starknet,
+            },
+            proof_layout: params.snos.prover_layout.to_string(),
+            cairo_verifier_program_hash: a.cairo_verifier_program_hash.map(|h| format!("{h:#x}")),
+            aggregator_params: AtlanticAggregatorParams {
+                use_kzg_da: true,
+                full_output: false,
+                chain_id_hex: None,
+                fee_token_address: None,
+                public_keys: (!params.snos.da_public_keys.is_empty())
+                    .then(|| params.snos.da_public_keys.iter().map(|k| format!("{k:#x}")).collect()),
+            },
+            retry: RetryPolicy::default(),
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The prover client `--prover` selects.
+    pub fn prover_client(params: &RunParams) -> eyre::Result<Arc<dyn ProverClient>> {
+        Ok(match &params.prover {
+            ProverParams::Atlantic(a) => {
+                let checker: Option<Arc<dyn FactRegistry>> = match (a.mock_fact_hash, a.settlement_layer, &a.rpc_node_url) {
+                    (true, _, _) => None,
+                    (false, ProofSettlementLayer::Starknet, _) => Some(Arc::new(AlwaysValid)),
+                    (false, ProofSettlementLayer::Ethereum, Some(rpc)) => {
+                        let bytes = a.verifier_contract_address.to_bytes_be();
+                        Some(Arc::new(GpsFactChecker::new(rpc.clone(), Address::from_slice(&bytes[12..]))))
+                    }
+                    (false, ProofSettlementLayer::Ethereum, None) => {
+                        eyre::bail!("--atlantic-rpc-node-url is needed to check facts")
+                    }
+                };
+                Arc::new(AtlanticProverService::new(atlantic_config(params, a), checker).wrap_err("Atlantic client")?)
+            }
+            ProverParams::Sharp(s) => {
+                let checker = Arc::new(GpsFactChecker::new(s.rpc_node_url.clone(), s.gps_verifier_contract_address));
+                let config = SharpConfig {
+                    url: s.url.clone(),
+                    customer_id: s.customer_id.clone(),
+                    user_crt_pem: s.certificates.user_crt.clone(),
+                    user_key_pem: s.certificates.user_key.clone(),
+                    server_crt_pem: s.certificates.server_crt.clone(),
+                    retry: RetryPolicy::default(),
+                    request_timeout: REQUEST_TIMEOUT,
+                };
+                Arc::new(SharpProverService::new(config, checker).wrap_err("SHARP client")?)
+            }
+            ProverParams::Mock(m) => {
+                let registrar = match (m.verifier_address, &params.settlement) {
+                    (Some(address), SettlementParams::Ethereum(eth)) => Some(Arc::new(
+                        FactRegistrar::new(eth.rpc_url.expose().clone(), eth.private_key.expose(), address)
+                            .wrap_err("mock prover fact registrar")?,
+                    )),
+                    (Some(_), _) => eyre::bail!("--mock-verifier-address needs Ethereum settlement"),
+                    (None, _) => None,
+                };
+                Arc::new(MockProverService::new(registrar))
+            }
+        })
+    }
+
+    /// Adds the proving handlers and triggers of the layer.
+    pub fn stage(
+        params: &RunParams,
+        clients: &Clients,
+        handlers: JobHandlers,
+        triggers: Triggers,
+    ) -> eyre::Result<(JobHandlers, Triggers)> {
+        let ctx = ProverContext {
+            prover: prover_client(params)?,
+            kind: params.prover.kind(),
+            layer: params.layer,
+            storage: clients.storage.clone(),
+            database: clients.database.clone(),
+            polling_override: None,
+        };
+        Ok(with_stage(ctx, params.service.aggregator_job_buffer_size, params.service.store_audit_artifacts, handlers, triggers))
+    }
+
+    /// Adds the proving handlers and triggers over an existing prover context (tests use
+    /// this with their own prover and polling delay).
+    pub fn with_stage(
+        ctx: ProverContext,
+        aggregator_buffer: u64,
+        store_audit_artifacts: bool,
+        mut handlers: JobHandlers,
+        mut triggers: Triggers,
+    ) -> (JobHandlers, Triggers) {
+        handlers = handlers.with(Arc::new(ProofCreationHandler::new(ctx.clone())));
+        triggers = triggers.with(Arc::new(ProvingTrigger { prover: ctx.kind, store_audit_artifacts }));
+        match ctx.layer {
+            Layer::L2 => {
+                handlers = handlers.with(Arc::new(AggregatorHandler::new(ctx, Arc::new(UnavailableAggregator))));
+                triggers = triggers.with(Arc::new(AggregatorTrigger { buffer: aggregator_buffer, store_audit_artifacts }));
+            }
+            Layer::L3 => {
+                handlers = handlers.with(Arc::new(ProofRegistrationHandler::new(ctx)));
+                triggers = triggers.with(Arc::new(ProofRegistrationTrigger));
+            }
+        }
+        (handlers, triggers)
+    }
+}
+
 /// The handlers and triggers `params` selects, over `clients`.
 pub async fn build(params: &RunParams, clients: &Clients) -> eyre::Result<(JobHandlers, Triggers)> {
     let handlers = JobHandlers::new();
     let triggers = Triggers::new();
-    let _ = (params, clients);
 
     // -- Batching and SNOS (SnosBatching, AggregatorBatching, Snos; SnosRun) --
     let snos_runner = snos_runner(&params.snos);
@@ -32,6 +196,7 @@ pub async fn build(params: &RunParams, clients: &Clients) -> eyre::Result<(JobHa
     }));
 
     // -- Proving (Proving, ProofRegistration, Aggregator; ProofCreation, ProofRegistration, Aggregator) --
+    let (handlers, triggers) = proving::stage(params, clients, handlers, triggers)?;
 
     // -- Settlement (DataSubmission, UpdateState; DataSubmission, StateTransition) --
 

@@ -18,4 +18,5 @@ mod compression_pipeline;
 mod crash;
 mod multi_instance;
 mod snos_run;
+mod prover_flow;
 mod support;

@@ -3,6 +3,9 @@
 //! registry and the helpers every trigger shares (failed-job gate, buffer, watermark).
 
 pub mod snos;
+pub mod aggregator;
+pub mod proof_registration;
+pub mod proving;
 
 use std::{collections::HashMap, fmt, sync::Arc};
 

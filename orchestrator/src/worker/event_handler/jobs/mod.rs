@@ -4,6 +4,9 @@
 //! status transition; a handler only does the work and says how it went.
 
 pub mod snos;
+pub mod aggregator;
+pub mod proof_registration;
+pub mod proving;
 
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 

@@ -1,0 +1,323 @@
+//! A mock of the Herodotus Atlantic API for local runs and tests.
+//!
+//! Routes (every route the Atlantic client uses):
+//!
+//! | Method and path | What |
+//! |---|---|
+//! | `POST /atlantic-query` | multipart query (`pieFile` \| `inputFile` \| `programFile`, text fields) → `{atlanticQueryId}`; 429 above the concurrency limit |
+//! | `GET /atlantic-query/{id}` | `{atlanticQuery, metadataUrls}`; 404 for an unknown id |
+//! | `GET /atlantic-query-by-dedup-id?dedupId=` | the query submitted with that dedup id; 404 if none |
+//! | `POST /buckets` | create a bucket → `{atlanticBucket}` |
+//! | `GET /buckets/{id}` | `{bucket, queries}` |
+//! | `POST /buckets/close?bucketId=` | close: runs the [`AggregationArtifactsProducer`] and adds the aggregator query |
+//! | `GET /queries/{id}/{file}` | artifacts of a finished query (`proof.json`; for an aggregator query also `pie.cairo0.zip`, `da_blob.json`, `snos_output.json`) |
+//! | `GET /is-alive` | `{"alive": true}` |
+//!
+//! The server is also the artifacts host: point the client's artifacts base URL at it.
+//!
+//! A query is `RECEIVED` for the processing delay, then `IN_PROGRESS` for the completion delay,
+//! then `DONE` — or `FAILED` with probability `failure_rate`, drawn from an RNG seeded with
+//! `seed` so runs repeat. With `auto_complete` off, queries stay `IN_PROGRESS` until a test
+//! finishes them ([`MockAtlanticServer::complete_query`]). Tests inject error answers
+//! ([`Fault`]) per route.
+
+pub mod producer;
+mod routes;
+pub mod state;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+pub use producer::{
+    AggregationArtifactsProducer, AggregationInput, ChildQuery, ProducedArtifacts,
+    TemplateAggregationProducer,
+};
+pub use state::{Fault, FaultRoute, Phase};
+
+/// Settings of the mock server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MockAtlanticConfig {
+    /// Address to bind.
+    pub bind_addr: IpAddr,
+    /// Port (0 picks a free one).
+    pub port: u16,
+    /// Probability that a query fails (0.0–1.0).
+    pub failure_rate: f64,
+    /// Time a query stays `RECEIVED`.
+    pub processing_delay: Duration,
+    /// Time it then stays `IN_PROGRESS`.
+    pub completion_delay: Duration,
+    /// Queries kept in memory; the oldest finished ones are evicted above it.
+    pub max_jobs_in_memory: usize,
+    /// Running queries above which submissions get 429.
+    pub max_concurrent_jobs: usize,
+    /// Whether queries finish by themselves.
+    pub auto_complete: bool,
+    /// Seed of the failure draws and ids.
+    pub seed: u64,
+    /// When set, requests must carry this `api-key` header.
+    pub api_key: Option<String>,
+}
+
+impl Default for MockAtlanticConfig {
+    fn default() -> Self {
+        Self {
+            bind_addr: IpAddr::from([127, 0, 0, 1]),
+            port: 4001,
+            failure_rate: 0.0,
+            processing_delay: Duration::from_millis(1000),
+            completion_delay: Duration::from_millis(3000),
+            max_jobs_in_memory: 100,
+            max_concurrent_jobs: 10,
+            auto_complete: true,
+            seed: 0,
+            api_key: None,
+        }
+    }
+}
+
+/// Command-line flags of the mock server, each with its environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MockAtlanticArgs {
+    /// Port to listen on.
+    #[arg(long, env = "MOCK_ATLANTIC_PORT", default_value_t = 4001)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, env = "MOCK_ATLANTIC_BIND_ADDR", default_value = "127.0.0.1")]
+    pub bind_addr: IpAddr,
+    /// Probability that a query fails.
+    #[arg(long, env = "MOCK_ATLANTIC_FAILURE_RATE", default_value_t = 0.0)]
+    pub failure_rate: f64,
+    /// Milliseconds a query stays RECEIVED.
+    #[arg(
+        long,
+        env = "MOCK_ATLANTIC_PROCESSING_DELAY_MS",
+        default_value_t = 1000
+    )]
+    pub processing_delay_ms: u64,
+    /// Milliseconds a query then stays IN_PROGRESS.
+    #[arg(
+        long,
+        env = "MOCK_ATLANTIC_COMPLETION_DELAY_MS",
+        default_value_t = 3000
+    )]
+    pub completion_delay_ms: u64,
+    /// Queries kept in memory.
+    #[arg(long, env = "MOCK_ATLANTIC_MAX_JOBS", default_value_t = 100)]
+    pub max_jobs: usize,
+    /// Running queries above which submissions get 429.
+    #[arg(long, env = "MOCK_ATLANTIC_MAX_CONCURRENT_JOBS", default_value_t = 10)]
+    pub max_concurrent_jobs: usize,
+    /// Whether queries finish by themselves.
+    #[arg(long, env = "MOCK_ATLANTIC_AUTO_COMPLETE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_complete: bool,
+    /// Seed of the failure draws and ids.
+    #[arg(long, env = "MOCK_ATLANTIC_SEED", default_value_t = 0)]
+    pub seed: u64,
+    /// Require this `api-key` header.
+    #[arg(long, env = "MOCK_ATLANTIC_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+/// Why the configuration is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The failure rate is not a probability.
+    #[error("failure rate {0} is not between 0 and 1")]
+    FailureRate(f64),
+    /// The environment does not parse.
+    #[error("{0}")]
+    Parse(String),
+}
+
+impl MockAtlanticArgs {
+    /// The config these flags describe.
+    ///
+    /// # Errors
+    /// A failure rate outside 0–1.
+    pub fn into_config(self) -> Result<MockAtlanticConfig, ConfigError> {
+        if !(0.0..=1.0).contains(&self.failure_rate) {
+            return Err(ConfigError::FailureRate(self.failure_rate));
+        }
+        Ok(MockAtlanticConfig {
+            bind_addr: self.bind_addr,
+            port: self.port,
+            failure_rate: self.failure_rate,
+            processing_delay: Duration::from_millis(self.processing_delay_ms),
+            completion_delay: Duration::from_millis(self.completion_delay_ms),
+            max_jobs_in_memory: self.max_jobs.max(1),
+            max_concurrent_jobs: self.max_concurrent_jobs,
+            auto_complete: self.auto_complete,
+            seed: self.seed,
+            api_key: self.api_key,
+        })
+    }
+}
+
+impl MockAtlanticConfig {
+    /// The config from the `MOCK_ATLANTIC_*` environment variables (defaults otherwise).
+    ///
+    /// # Errors
+    /// A variable that does not parse, or a failure rate outside 0–1.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        use clap::{Args, FromArgMatches};
+        let cmd = MockAtlanticArgs::augment_args(clap::Command::new("mock-atlantic-server"));
+        let matches = cmd
+            .try_get_matches_from(["mock-atlantic-server"])
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        MockAtlanticArgs::from_arg_matches(&matches)
+            .map_err(|e| ConfigError::Parse(e.to_string()))?
+            .into_config()
+    }
+}
+
+pub(crate) type Shared = Arc<Mutex<state::State>>;
+
+/// Shared state plus the producer, as the routes see them.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub(crate) state: Shared,
+    pub(crate) producer: Arc<dyn AggregationArtifactsProducer>,
+}
+
+/// A running mock server; stops when dropped or on [`MockAtlanticServer::stop`].
+#[derive(Debug)]
+pub struct MockAtlanticServer {
+    addr: SocketAddr,
+    app: AppState,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MockAtlanticServer {
+    /// Binds and starts serving with the template aggregation producer.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn start(config: MockAtlanticConfig) -> std::io::Result<Self> {
+        Self::start_with(config, Arc::new(TemplateAggregationProducer)).await
+    }
+
+    /// Binds and starts serving with `producer` for closed buckets.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn start_with(
+        config: MockAtlanticConfig,
+        producer: Arc<dyn AggregationArtifactsProducer>,
+    ) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind((config.bind_addr, config.port)).await?;
+        let addr = listener.local_addr()?;
+        let app = AppState {
+            state: Arc::new(Mutex::new(state::State::new(config))),
+            producer,
+        };
+        let router = routes::router(app.clone());
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { token.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(target: "orch::mock_atlantic", error = %e, "Mock Atlantic server stopped");
+            }
+        });
+        tracing::info!(target: "orch::mock_atlantic", %addr, "Mock Atlantic server listening");
+        Ok(Self {
+            addr,
+            app,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL (service and artifacts).
+    pub fn url(&self) -> Url {
+        // Invariant: a socket address always forms a valid http URL.
+        #[allow(clippy::expect_used)]
+        format!("http://{}/", self.addr)
+            .parse()
+            .expect("socket address URL")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, state::State> {
+        // A poisoned lock means a route panicked mid-update; the mock's data is still usable.
+        self.app
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues an error answer.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    /// Finishes a query now, successfully (`None`) or with a failure reason.
+    pub fn complete_query(&self, query_id: &str, failure: Option<&str>) -> bool {
+        let mut state = self.lock();
+        match state.queries.get_mut(query_id) {
+            Some(q) => {
+                q.forced = Some(failure.map_or(Phase::Done, |r| Phase::Failed(r.to_owned())));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The phase of a query now, if it is known.
+    pub fn query_phase(&self, query_id: &str) -> Option<Phase> {
+        let state = self.lock();
+        state
+            .queries
+            .get(query_id)
+            .map(|q| state.phase(q, std::time::Instant::now()))
+    }
+
+    /// Number of queries held (children, aggregator and L2 queries).
+    pub fn query_count(&self) -> usize {
+        self.lock().queries.len()
+    }
+
+    /// Text fields (and file field names, as `file:<name>` → file name) of every accepted
+    /// submission, oldest first.
+    pub fn submissions(&self) -> Vec<std::collections::HashMap<String, String>> {
+        self.lock().submissions.clone()
+    }
+
+    /// Every query of a bucket, aggregator query included.
+    pub fn bucket_query_ids(&self, bucket_id: &str) -> Vec<String> {
+        let state = self.lock();
+        state
+            .queries
+            .values()
+            .filter(|q| q.bucket_id.as_deref() == Some(bucket_id))
+            .map(|q| q.id.clone())
+            .collect()
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MockAtlanticServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,438 @@
+//! HTTP routes of the mock server.
+
+use std::{collections::HashMap, time::Instant};
+
+use axum::{
+    extract::{Multipart, Path, Query, Request, State},
+    http::{header, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{
+    producer::{AggregationInput, ChildQuery},
+    state::{Bucket, Fault, FaultRoute, Phase, Query as StoredQuery, State as ServerState},
+    AppState,
+};
+
+/// Largest accepted upload (PIEs of big blocks are tens of MB).
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
+pub(crate) fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/atlantic-query", post(submit_query))
+        .route("/atlantic-query/{id}", get(query_status))
+        .route("/atlantic-query-by-dedup-id", get(query_by_dedup_id))
+        .route("/buckets", post(create_bucket))
+        .route("/buckets/close", post(close_bucket))
+        .route("/buckets/{id}", get(get_bucket))
+        .route("/queries/{id}/{file}", get(artifact))
+        .route("/is-alive", get(|| async { Json(json!({"alive": true})) }))
+        .layer(middleware::from_fn_with_state(app.clone(), check_api_key))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+fn lock(app: &AppState) -> std::sync::MutexGuard<'_, ServerState> {
+    app.state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"message": message.into()}))).into_response()
+}
+
+fn fault_response(fault: Fault) -> Response {
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (status, fault.body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(fault.content_type),
+    );
+    r
+}
+
+/// Answers an injected fault for `route`, if one is queued.
+fn faulted(app: &AppState, route: FaultRoute) -> Option<Response> {
+    lock(app).take_fault(route).map(fault_response)
+}
+
+async fn check_api_key(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let expected = lock(&app).config.api_key.clone();
+    // Artifacts are public (they live on another host in production).
+    let public =
+        request.uri().path().starts_with("/queries/") || request.uri().path() == "/is-alive";
+    if let (Some(expected), false) = (expected, public) {
+        let given = request
+            .headers()
+            .get("api-key")
+            .and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return error(StatusCode::UNAUTHORIZED, "missing or wrong api-key");
+        }
+    }
+    next.run(request).await
+}
+
+async fn submit_query(State(app): State<AppState>, mut multipart: Multipart) -> Response {
+    if let Some(r) = faulted(&app, FaultRoute::SubmitQuery) {
+        return r;
+    }
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut input: Option<(String, Vec<u8>)> = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("malformed multipart body: {e}"),
+                )
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field.file_name().map(str::to_owned);
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read field {name}: {e}"),
+                )
+            }
+        };
+        match name.as_str() {
+            "pieFile" | "inputFile" | "programFile" => {
+                fields.insert(format!("file:{name}"), file_name.unwrap_or_default());
+                input = Some((name, bytes.to_vec()));
+            }
+            _ => {
+                fields.insert(name, String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+    }
+    let Some((input_field, input)) = input else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "one of pieFile, inputFile or programFile is required",
+        );
+    };
+    if input.is_empty() {
+        return error(StatusCode::BAD_REQUEST, format!("{input_field} is empty"));
+    }
+    if input_field == "pieFile" && !input.starts_with(b"PK") {
+        return error(StatusCode::BAD_REQUEST, "pieFile is not a zip archive");
+    }
+    if input_field == "inputFile" && serde_json::from_slice::<Value>(&input).is_err() {
+        return error(StatusCode::BAD_REQUEST, "inputFile is not JSON");
+    }
+    for required in [
+        "result",
+        "network",
+        "declaredJobSize",
+        "cairoVm",
+        "cairoVersion",
+    ] {
+        if !fields.contains_key(required) {
+            return error(StatusCode::BAD_REQUEST, format!("{required} is required"));
+        }
+    }
+    let bucket_job_index = match fields.get("bucketJobIndex").map(|s| s.parse::<u64>()) {
+        None => None,
+        Some(Ok(i)) if i >= 1 => Some(i),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bucketJobIndex must be a positive integer",
+            )
+        }
+    };
+
+    let mut state = lock(&app);
+    let now = Instant::now();
+    if let Some(dedup) = fields.get("dedupId") {
+        let existing = state
+            .queries
+            .values()
+            .find(|q| q.dedup_id.as_ref() == Some(dedup));
+        if let Some(q) = existing {
+            if !matches!(state.phase(q, now), Phase::Failed(_)) {
+                return (StatusCode::CREATED, Json(json!({"atlanticQueryId": q.id})))
+                    .into_response();
+            }
+        }
+    }
+    if let Some(bucket_id) = fields.get("bucketId") {
+        match state.buckets.get(bucket_id) {
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("bucket {bucket_id} does not exist"),
+                )
+            }
+            Some(b) if b.aggregator_query.is_some() => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("bucket {bucket_id} is closed"),
+                )
+            }
+            Some(_) => {}
+        }
+    }
+    if state.running(now) >= state.config.max_concurrent_jobs {
+        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many running queries");
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    let rate = state.config.failure_rate;
+    let will_fail = rate > 0.0 && state.rng.gen_bool(rate);
+    let id = state.new_id();
+    let query = StoredQuery {
+        id: id.clone(),
+        dedup_id: fields.get("dedupId").cloned(),
+        bucket_id: fields.get("bucketId").cloned(),
+        bucket_job_index,
+        layout: fields.get("layout").cloned(),
+        network: fields.get("network").cloned(),
+        result: fields.get("result").cloned().unwrap_or_default(),
+        declared_job_size: fields.get("declaredJobSize").cloned(),
+        created: now,
+        seq: 0,
+        will_fail,
+        forced: None,
+        is_aggregator: false,
+        input,
+        artifacts: HashMap::new(),
+    };
+    state.insert(query);
+    state.submissions.push(fields);
+    tracing::info!(target: "orch::mock_atlantic", query_id = %id, will_fail, "Query received");
+    (StatusCode::CREATED, Json(json!({"atlanticQueryId": id}))).into_response()
+}
+
+async fn query_status(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Some(r) = faulted(&app, FaultRoute::QueryStatus) {
+        return r;
+    }
+    let state = lock(&app);
+    match state.queries.get(&id) {
+        Some(q) => {
+            Json(json!({"atlanticQuery": state.query_json(q, Instant::now()), "metadataUrls": []}))
+                .into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("Atlantic query {id} not found"),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DedupParams {
+    dedup_id: String,
+}
+
+async fn query_by_dedup_id(State(app): State<AppState>, Query(p): Query<DedupParams>) -> Response {
+    if let Some(r) = faulted(&app, FaultRoute::DedupLookup) {
+        return r;
+    }
+    let state = lock(&app);
+    // The latest query with this dedup id (a failed one may have been resubmitted).
+    match state
+        .queries
+        .values()
+        .filter(|q| q.dedup_id.as_deref() == Some(p.dedup_id.as_str()))
+        .max_by_key(|q| q.seq)
+    {
+        Some(q) => {
+            Json(json!({"atlanticQuery": state.query_json(q, Instant::now()), "metadataUrls": []}))
+                .into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no Atlantic query with dedup id {}", p.dedup_id),
+        ),
+    }
+}
+
+async fn create_bucket(State(app): State<AppState>, body: Option<Json<Value>>) -> Response {
+    if let Some(r) = faulted(&app, FaultRoute::Buckets) {
+        return r;
+    }
+    let Some(Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "a JSON body is required");
+    };
+    let Some(version) = body.get("aggregatorVersion").and_then(Value::as_str) else {
+        return error(StatusCode::BAD_REQUEST, "aggregatorVersion is required");
+    };
+    let mut state = lock(&app);
+    let id = state.new_id();
+    let bucket = Bucket {
+        id: id.clone(),
+        aggregator_params: body.get("aggregatorParams").cloned().unwrap_or(Value::Null),
+        aggregator_version: version.to_owned(),
+        mock_proof: body
+            .get("mockProof")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        aggregator_query: None,
+    };
+    let json = state.bucket_json(&bucket, Instant::now());
+    state.buckets.insert(id.clone(), bucket);
+    tracing::info!(target: "orch::mock_atlantic", bucket_id = %id, "Bucket created");
+    (StatusCode::CREATED, Json(json!({"atlanticBucket": json}))).into_response()
+}
+
+async fn get_bucket(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Some(r) = faulted(&app, FaultRoute::Buckets) {
+        return r;
+    }
+    let state = lock(&app);
+    let Some(bucket) = state.buckets.get(&id) else {
+        return error(StatusCode::NOT_FOUND, format!("bucket {id} not found"));
+    };
+    let now = Instant::now();
+    let mut queries: Vec<Value> = state
+        .children(&id)
+        .into_iter()
+        .map(|q| state.query_json(q, now))
+        .collect();
+    if let Some(q) = bucket
+        .aggregator_query
+        .as_ref()
+        .and_then(|a| state.queries.get(a))
+    {
+        queries.push(state.query_json(q, now));
+    }
+    Json(json!({"bucket": state.bucket_json(bucket, now), "queries": queries})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CloseParams {
+    bucket_id: String,
+}
+
+async fn close_bucket(State(app): State<AppState>, Query(p): Query<CloseParams>) -> Response {
+    if let Some(r) = faulted(&app, FaultRoute::Buckets) {
+        return r;
+    }
+    let (input, query_id) = {
+        let mut state = lock(&app);
+        let Some(bucket) = state.buckets.get(&p.bucket_id).cloned() else {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("bucket {} not found", p.bucket_id),
+            );
+        };
+        if bucket.aggregator_query.is_some() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bucket {} is already closed", p.bucket_id),
+            );
+        }
+        let children: Vec<ChildQuery> = state
+            .children(&p.bucket_id)
+            .into_iter()
+            .map(|q| ChildQuery {
+                query_id: q.id.clone(),
+                bucket_job_index: q.bucket_job_index,
+                pie_zip: q.input.clone(),
+            })
+            .collect();
+        if children.is_empty() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bucket {} has no queries", p.bucket_id),
+            );
+        }
+        let id = state.new_id();
+        let aggregator = StoredQuery {
+            id: id.clone(),
+            dedup_id: None,
+            bucket_id: Some(p.bucket_id.clone()),
+            bucket_job_index: None,
+            layout: Some("recursive_with_poseidon".into()),
+            network: None,
+            result: "PROOF_GENERATION_AND_VERIFICATION".into(),
+            declared_job_size: None,
+            created: Instant::now(),
+            seq: 0,
+            will_fail: false,
+            forced: None,
+            is_aggregator: true,
+            input: Vec::new(),
+            artifacts: HashMap::new(),
+        };
+        state.insert(aggregator);
+        if let Some(b) = state.buckets.get_mut(&p.bucket_id) {
+            b.aggregator_query = Some(id.clone());
+        }
+        (
+            AggregationInput {
+                bucket_id: p.bucket_id.clone(),
+                aggregator_params: bucket.aggregator_params,
+                children,
+            },
+            id,
+        )
+    };
+    // The producer may take a while (a real aggregator run): run it off the async threads and
+    // without the state lock.
+    let producer = app.producer.clone();
+    let produced = tokio::task::spawn_blocking(move || producer.produce(&input))
+        .await
+        .map_err(|e| format!("producer panicked: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let mut state = lock(&app);
+    state.store_aggregation(&query_id, produced);
+    tracing::info!(target: "orch::mock_atlantic", bucket_id = %p.bucket_id, %query_id, "Bucket closed");
+    let Some(bucket) = state.buckets.get(&p.bucket_id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("bucket {} not found", p.bucket_id),
+        );
+    };
+    Json(json!({"atlanticBucket": state.bucket_json(bucket, Instant::now())})).into_response()
+}
+
+async fn artifact(
+    State(app): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = faulted(&app, FaultRoute::Artifacts) {
+        return r;
+    }
+    let state = lock(&app);
+    let Some(q) = state.queries.get(&id) else {
+        return error(StatusCode::NOT_FOUND, "no such query");
+    };
+    if state.phase(q, Instant::now()) != Phase::Done {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("query {id} has no artifacts yet"),
+        );
+    }
+    let bytes = match file.as_str() {
+        "proof.json" => ServerState::proof_for(q),
+        other => match q.artifacts.get(other) {
+            Some(b) => b.clone(),
+            None => return error(StatusCode::NOT_FOUND, format!("query {id} has no {other}")),
+        },
+    };
+    let content_type = if file.ends_with(".zip") {
+        "application/zip"
+    } else {
+        "application/json"
+    };
+    ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+}

@@ -1,0 +1,397 @@
+//! The Atlantic client against the mock Atlantic server over real HTTP.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use orchestrator_atlantic_service::types::AtlanticQueryStep;
+use orchestrator_atlantic_service::{
+    types::AtlanticAggregatorParams, AtlanticConfig, AtlanticProverService, AtlanticSettlementLayer,
+};
+use orchestrator_gps_fact_checker::{
+    onchain::{FactCheckError, B256},
+    FactRegistry,
+};
+use orchestrator_mock_atlantic_server::{
+    Fault, FaultRoute, MockAtlanticConfig, MockAtlanticServer,
+};
+use orchestrator_prover_client_interface::{
+    CreateJobInfo, ProverClient, ProverError, RetryPolicy, Task, TaskStatus, TaskType,
+};
+use orchestrator_utils::Secret;
+
+const KEY: &str = "test-api-key";
+
+fn pie() -> Vec<u8> {
+    // Any zip is a PIE to the mock; a real one is not needed here.
+    let mut v = b"PK\x03\x04".to_vec();
+    v.extend([0u8; 64]);
+    v
+}
+
+async fn server(f: impl FnOnce(&mut MockAtlanticConfig)) -> MockAtlanticServer {
+    let mut config = MockAtlanticConfig {
+        port: 0,
+        processing_delay: Duration::from_millis(50),
+        completion_delay: Duration::from_millis(100),
+        api_key: Some(KEY.into()),
+        ..MockAtlanticConfig::default()
+    };
+    f(&mut config);
+    MockAtlanticServer::start(config).await.unwrap()
+}
+
+fn config(server: &MockAtlanticServer) -> AtlanticConfig {
+    AtlanticConfig {
+        service_url: server.url(),
+        api_key: Secret::new(KEY.into()),
+        artifacts_base_url: server.url(),
+        mock_fact_hash: true,
+        network: "TESTNET".into(),
+        cairo_vm: "rust".into(),
+        result: AtlanticQueryStep::ProofGeneration,
+        sharp_prover: "stone".into(),
+        settlement_layer: AtlanticSettlementLayer::Ethereum,
+        proof_layout: "dynamic".into(),
+        cairo_verifier_program_hash: Some("0x1234".into()),
+        aggregator_params: AtlanticAggregatorParams {
+            use_kzg_da: true,
+            ..Default::default()
+        },
+        retry: RetryPolicy::new(Duration::from_millis(20), Duration::from_secs(2)),
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+fn service(server: &MockAtlanticServer) -> AtlanticProverService {
+    AtlanticProverService::new(config(server), None).unwrap()
+}
+
+fn job(dedup: &str, bucket: Option<(&str, u64)>) -> Task {
+    Task::CreateJob(CreateJobInfo {
+        cairo_pie_zip: pie(),
+        bucket_id: bucket.map(|b| b.0.to_owned()),
+        bucket_job_index: bucket.map(|b| b.1),
+        num_steps: Some(1_000_000),
+        dedup_id: dedup.to_owned(),
+    })
+}
+
+async fn wait_status(
+    s: &AtlanticProverService,
+    t: TaskType,
+    id: &str,
+    fact: Option<&str>,
+) -> TaskStatus {
+    for _ in 0..100 {
+        match s.get_task_status(t, id, fact).await.unwrap() {
+            TaskStatus::Processing => tokio::time::sleep(Duration::from_millis(20)).await,
+            done => return done,
+        }
+    }
+    panic!("{id} still processing");
+}
+
+#[tokio::test]
+async fn submit_sends_every_field_and_the_query_completes() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    let id = s.submit_task(job("job-1", None)).await.unwrap();
+    assert_eq!(
+        s.get_task_status(TaskType::Job, &id, None).await.unwrap(),
+        TaskStatus::Processing
+    );
+    assert_eq!(
+        wait_status(&s, TaskType::Job, &id, None).await,
+        TaskStatus::Succeeded
+    );
+    let fields = &server.submissions()[0];
+    for (k, v) in [
+        ("declaredJobSize", "S"),
+        ("result", "PROOF_GENERATION"),
+        ("network", "TESTNET"),
+        ("cairoVersion", "cairo0"),
+        ("cairoVm", "rust"),
+        ("sharpProver", "stone"),
+        ("dedupId", "job-1"),
+        ("mockFactHash", "true"),
+        ("file:pieFile", "pie.zip"),
+    ] {
+        assert_eq!(fields.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert!(
+        !fields.contains_key("layout"),
+        "Ethereum layer sends no layout"
+    );
+    let proof = s.get_proof(&id).await.unwrap();
+    assert!(proof.contains(&id));
+}
+
+#[tokio::test]
+async fn a_dedup_hit_reuses_the_query() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    let first = s.submit_task(job("same", None)).await.unwrap();
+    let second = s.submit_task(job("same", None)).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        server.submissions().len(),
+        1,
+        "the second submit was a lookup only"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_dedup_query_is_submitted_again() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    let first = s.submit_task(job("again", None)).await.unwrap();
+    server.complete_query(&first, Some("prover crashed"));
+    let status = s
+        .get_task_status(TaskType::Job, &first, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        TaskStatus::Failed(format!("query {first} failed: prover crashed"))
+    );
+    let second = s.submit_task(job("again", None)).await.unwrap();
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
+async fn a_dedup_hit_in_another_bucket_is_an_error() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    let bucket = s.submit_task(Task::CreateBucket).await.unwrap();
+    s.submit_task(job("dup", Some((&bucket, 1)))).await.unwrap();
+    let err = s
+        .submit_task(job("dup", Some((&bucket, 2))))
+        .await
+        .unwrap_err();
+    assert!(
+        !err.is_retryable() && err.to_string().contains("index"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn bucket_lifecycle_ends_with_aggregation_artifacts() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    let bucket = s.submit_task(Task::CreateBucket).await.unwrap();
+    assert_eq!(
+        s.get_task_status(TaskType::Aggregation, &bucket, None)
+            .await
+            .unwrap(),
+        TaskStatus::Processing
+    );
+    for i in 1..=3 {
+        s.submit_task(job(&format!("child-{i}"), Some((&bucket, i))))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.submit_task(Task::RunAggregation(bucket.clone()))
+            .await
+            .unwrap(),
+        bucket
+    );
+    // Closing again is a no-op: the bucket is no longer open.
+    assert_eq!(
+        s.submit_task(Task::RunAggregation(bucket.clone()))
+            .await
+            .unwrap(),
+        bucket
+    );
+    assert_eq!(
+        wait_status(&s, TaskType::Aggregation, &bucket, None).await,
+        TaskStatus::Succeeded
+    );
+    let artifacts = s.get_aggregation_artifacts(&bucket, true).await.unwrap();
+    assert!(artifacts.cairo_pie.unwrap().starts_with(b"PK"));
+    let da: Vec<String> = serde_json::from_slice(&artifacts.da_segment.unwrap()).unwrap();
+    assert!(!da.is_empty());
+    assert!(artifacts.snos_output.is_some());
+    assert!(artifacts.proof.is_some());
+    // Children cannot join a closed bucket.
+    let err = s
+        .submit_task(job("late", Some((&bucket, 4))))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProverError::Http { status: 400, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_child_fails_the_bucket() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    let bucket = s.submit_task(Task::CreateBucket).await.unwrap();
+    let child = s.submit_task(job("c1", Some((&bucket, 1)))).await.unwrap();
+    server.complete_query(&child, Some("out of memory"));
+    s.submit_task(Task::RunAggregation(bucket.clone()))
+        .await
+        .unwrap();
+    match wait_status(&s, TaskType::Aggregation, &bucket, None).await {
+        TaskStatus::Failed(reason) => assert!(reason.contains("out of memory"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn gateway_errors_and_html_pages_are_retried() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    server.inject(Fault::status(FaultRoute::SubmitQuery, 503, 2));
+    server.inject(Fault::html(FaultRoute::DedupLookup, 500, 1));
+    let id = s.submit_task(job("retry", None)).await.unwrap();
+    server.inject(Fault::status(FaultRoute::QueryStatus, 502, 1));
+    server.inject(Fault::html(FaultRoute::QueryStatus, 404, 1));
+    assert_eq!(
+        wait_status(&s, TaskType::Job, &id, None).await,
+        TaskStatus::Succeeded
+    );
+    assert_eq!(server.submissions().len(), 1);
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    server.inject(Fault::status(FaultRoute::SubmitQuery, 400, 1));
+    let err = s.submit_task(job("bad", None)).await.unwrap_err();
+    assert!(
+        matches!(err, ProverError::Http { status: 400, .. }) && !err.is_retryable(),
+        "{err}"
+    );
+    // The fault was used once: a second try succeeds, so the first was not retried.
+    s.submit_task(job("bad", None)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_persistent_gateway_error_gives_up_after_the_budget() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    server.inject(Fault::status(FaultRoute::QueryStatus, 504, 1000));
+    let started = std::time::Instant::now();
+    let err = s
+        .get_task_status(TaskType::Job, "01ANY", None)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn an_unknown_query_id_is_not_found() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    let err = s
+        .get_task_status(TaskType::Job, "01UNKNOWN", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProverError::NotFound { .. }) && !err.is_retryable(),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_is_refused_and_not_retried() {
+    let server = server(|_| {}).await;
+    let mut c = config(&server);
+    c.api_key = Secret::new("wrong".into());
+    assert!(!format!("{c:?}").contains("wrong"), "the key never prints");
+    let s = AtlanticProverService::new(c, None).unwrap();
+    let err = s.submit_task(Task::CreateBucket).await.unwrap_err();
+    assert!(
+        matches!(err, ProverError::Http { status: 401, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_answers_429_and_the_client_waits() {
+    let server = server(|c| {
+        c.max_concurrent_jobs = 1;
+        c.processing_delay = Duration::from_millis(300);
+        c.completion_delay = Duration::ZERO;
+    })
+    .await;
+    let mut c = config(&server);
+    c.retry = RetryPolicy::new(Duration::from_millis(50), Duration::from_secs(5));
+    let s = AtlanticProverService::new(c, None).unwrap();
+    s.submit_task(job("a", None)).await.unwrap();
+    let started = std::time::Instant::now();
+    s.submit_task(job("b", None)).await.unwrap();
+    // Retry-After: 1 s.
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn seeded_failure_rate_fails_queries() {
+    let server = server(|c| c.failure_rate = 1.0).await;
+    let s = service(&server);
+    let id = s.submit_task(job("f", None)).await.unwrap();
+    assert!(matches!(
+        wait_status(&s, TaskType::Job, &id, None).await,
+        TaskStatus::Failed(_)
+    ));
+}
+
+#[derive(Debug)]
+struct Facts(bool);
+
+#[async_trait]
+impl FactRegistry for Facts {
+    async fn is_valid(&self, _fact: B256) -> Result<bool, FactCheckError> {
+        Ok(self.0)
+    }
+}
+
+#[tokio::test]
+async fn done_needs_the_fact_on_chain_unless_facts_are_mocked() {
+    let server = server(|_| {}).await;
+    let fact = "0x01";
+    for (valid, want_ok) in [(true, true), (false, false)] {
+        let mut c = config(&server);
+        c.mock_fact_hash = false;
+        let s = AtlanticProverService::new(c, Some(Arc::new(Facts(valid)))).unwrap();
+        let id = s
+            .submit_task(job(&format!("fact-{valid}"), None))
+            .await
+            .unwrap();
+        let status = wait_status(&s, TaskType::Job, &id, Some(fact)).await;
+        assert_eq!(status == TaskStatus::Succeeded, want_ok, "{status:?}");
+    }
+}
+
+#[tokio::test]
+async fn l2_verification_query_sends_the_proof() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    let err = s
+        .submit_l2_query("t1", "{not json", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProverError::InvalidProof(_)));
+    let id = s
+        .submit_l2_query("t1", "{\"proof\":{}}", Some(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.submit_l2_query("t1", "{\"proof\":{}}", Some(5))
+            .await
+            .unwrap(),
+        id,
+        "dedup by task id"
+    );
+    let fields = server.submissions().pop().unwrap();
+    assert_eq!(fields["result"], "PROOF_VERIFICATION_ON_L2");
+    assert_eq!(fields["layout"], "recursive_with_poseidon");
+    assert_eq!(fields["cairoVm"], "python");
+    assert_eq!(fields["programHash"], "0x1234");
+    assert_eq!(fields["file:inputFile"], "proof.json");
+}

@@ -1,0 +1,353 @@
+//! The GPS verifier on chain: is a fact registered (`isValid(bytes32)`), and registering one on
+//! the `MockGpsVerifier` used with the mock prover.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+/// Addresses and 32-byte words, as the trait uses them.
+pub use alloy::primitives::{Address, B256};
+
+use alloy::{
+    network::EthereumWallet,
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+    sol,
+};
+use async_trait::async_trait;
+use url::Url;
+
+sol! {
+    /// The fact registry interface of the GPS verifier; `registerFact` exists only on the mock.
+    #[sol(rpc)]
+    interface IFactRegistry {
+        /// Whether `fact` was registered.
+        function isValid(bytes32 fact) external view returns (bool);
+        /// Registers `fact` (MockGpsVerifier only; idempotent).
+        function registerFact(bytes32 fact) external;
+    }
+}
+
+/// Why a fact check or registration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FactCheckError {
+    /// The fact is not 32 bytes of hex.
+    #[error("invalid fact {0:?}: expected 32 bytes of hex")]
+    InvalidFact(String),
+    /// The RPC failed or timed out.
+    #[error("RPC error during {operation}: {reason}")]
+    Rpc {
+        /// What was attempted.
+        operation: &'static str,
+        /// The RPC error (without the URL, which may carry a key).
+        reason: String,
+    },
+    /// The registration transaction reverted.
+    #[error("registerFact({fact}) reverted in {tx_hash}")]
+    Reverted {
+        /// The fact.
+        fact: String,
+        /// The transaction.
+        tx_hash: String,
+    },
+    /// Every fee bump was rejected as underpriced.
+    #[error("registerFact({fact}) stayed underpriced after {attempts} attempts")]
+    Underpriced {
+        /// The fact.
+        fact: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The transaction was mined but the fact is still not valid.
+    #[error("fact {0} is not valid after its registration was mined")]
+    NotRegistered(String),
+    /// Bad configuration (private key).
+    #[error("fact registry configuration: {0}")]
+    Config(String),
+}
+
+impl FactCheckError {
+    /// Whether trying again later may succeed (RPC errors and fee races).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Rpc { .. } | Self::Underpriced { .. })
+    }
+}
+
+/// Parses a `0x`-prefixed (or bare) 32-byte hex fact.
+///
+/// # Errors
+/// `InvalidFact` when it is not 64 hex digits.
+pub fn parse_fact(fact: &str) -> Result<B256, FactCheckError> {
+    let hex = fact.trim().trim_start_matches("0x");
+    if hex.len() > 64 {
+        return Err(FactCheckError::InvalidFact(fact.to_owned()));
+    }
+    // Facts are sometimes printed without leading zeros; pad them back to 32 bytes.
+    B256::from_str(&format!("{hex:0>64}")).map_err(|_| FactCheckError::InvalidFact(fact.to_owned()))
+}
+
+/// Answers whether a fact is registered on the settlement layer.
+#[async_trait]
+pub trait FactRegistry: Send + Sync + fmt::Debug {
+    /// Whether `fact` is registered. An RPC failure is an error, never `false`.
+    async fn is_valid(&self, fact: B256) -> Result<bool, FactCheckError>;
+}
+
+/// Every fact is valid: used where the check is not implemented (facts registered on
+/// Starknet, as in the reference).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysValid;
+
+#[async_trait]
+impl FactRegistry for AlwaysValid {
+    async fn is_valid(&self, _fact: B256) -> Result<bool, FactCheckError> {
+        Ok(true)
+    }
+}
+
+fn rpc(operation: &'static str, e: impl fmt::Display) -> FactCheckError {
+    FactCheckError::Rpc {
+        operation,
+        reason: e.to_string(),
+    }
+}
+
+/// `isValid(bytes32)` on a GPS verifier over JSON-RPC.
+#[derive(Clone)]
+pub struct GpsFactChecker {
+    provider: DynProvider,
+    address: Address,
+}
+
+impl fmt::Debug for GpsFactChecker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The RPC URL may carry an API key: never print it.
+        f.debug_struct("GpsFactChecker")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpsFactChecker {
+    /// A checker of the verifier at `address` through the RPC at `rpc_url`.
+    pub fn new(rpc_url: Url, address: Address) -> Self {
+        let provider = ProviderBuilder::new().connect_http(rpc_url).erased();
+        Self { provider, address }
+    }
+
+    /// A checker over an existing provider.
+    pub fn with_provider(provider: DynProvider, address: Address) -> Self {
+        Self { provider, address }
+    }
+}
+
+#[async_trait]
+impl FactRegistry for GpsFactChecker {
+    async fn is_valid(&self, fact: B256) -> Result<bool, FactCheckError> {
+        let contract = IFactRegistry::new(self.address, &self.provider);
+        contract
+            .isValid(fact)
+            .call()
+            .await
+            .map_err(|e| rpc("isValid", e))
+    }
+}
+
+/// Registers facts on a `MockGpsVerifier` with a funded key, bumping fees when the node rejects
+/// a transaction as underpriced.
+#[derive(Clone)]
+pub struct FactRegistrar {
+    checker: GpsFactChecker,
+    /// Fee bumps tried after the first attempt.
+    pub max_fee_bumps: u32,
+    /// Percent added to the estimated fees per bump.
+    pub bump_percent: u32,
+    /// How long to wait for a receipt.
+    pub receipt_timeout: Duration,
+}
+
+impl fmt::Debug for FactRegistrar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The provider holds the private key: print only the contract.
+        f.debug_struct("FactRegistrar")
+            .field("address", &self.checker.address)
+            .field("max_fee_bumps", &self.max_fee_bumps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FactRegistrar {
+    /// A registrar sending from `private_key` (hex) through `rpc_url` to the mock at `address`.
+    ///
+    /// # Errors
+    /// `Config` when the key does not parse (the key itself is never printed).
+    pub fn new(rpc_url: Url, private_key: &str, address: Address) -> Result<Self, FactCheckError> {
+        let signer = PrivateKeySigner::from_str(private_key.trim()).map_err(|_| {
+            FactCheckError::Config("the private key is not a valid secp256k1 key".into())
+        })?;
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(rpc_url)
+            .erased();
+        Ok(Self {
+            checker: GpsFactChecker::with_provider(provider, address),
+            max_fee_bumps: 3,
+            bump_percent: 25,
+            receipt_timeout: Duration::from_secs(120),
+        })
+    }
+
+    /// Makes sure `fact` is registered. Returns `None` when it already was, else the hash of
+    /// the registration transaction (mined, and the fact re-checked).
+    ///
+    /// # Errors
+    /// RPC errors, a reverted transaction, fees still underpriced after every bump.
+    pub async fn ensure_registered(&self, fact: B256) -> Result<Option<B256>, FactCheckError> {
+        if self.checker.is_valid(fact).await? {
+            return Ok(None);
+        }
+        let provider = &self.checker.provider;
+        let contract = IFactRegistry::new(self.checker.address, provider);
+        let fact_hex = fact.to_string();
+        let mut attempt = 0u32;
+        let pending = loop {
+            let fees = provider
+                .estimate_eip1559_fees()
+                .await
+                .map_err(|e| rpc("estimate fees", e))?;
+            let factor = 100 + u128::from(self.bump_percent) * u128::from(attempt);
+            let call = contract
+                .registerFact(fact)
+                .max_fee_per_gas(fees.max_fee_per_gas * factor / 100)
+                .max_priority_fee_per_gas(fees.max_priority_fee_per_gas * factor / 100);
+            match call.send().await {
+                Ok(pending) => break pending,
+                Err(e) if is_underpriced(&e.to_string()) && attempt < self.max_fee_bumps => {
+                    attempt += 1;
+                    tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt, "registerFact underpriced; bumping fees");
+                }
+                Err(e) if is_underpriced(&e.to_string()) => {
+                    return Err(FactCheckError::Underpriced {
+                        fact: fact_hex,
+                        attempts: attempt + 1,
+                    })
+                }
+                Err(e) => return Err(rpc("registerFact", e)),
+            }
+        };
+        let tx_hash = *pending.tx_hash();
+        let receipt = pending
+            .with_timeout(Some(self.receipt_timeout))
+            .get_receipt()
+            .await
+            .map_err(|e| rpc("registerFact receipt", e))?;
+        if !receipt.status() {
+            return Err(FactCheckError::Reverted {
+                fact: fact_hex,
+                tx_hash: tx_hash.to_string(),
+            });
+        }
+        if !self.checker.is_valid(fact).await? {
+            return Err(FactCheckError::NotRegistered(fact_hex));
+        }
+        tracing::info!(target: "orch::prover", fact = %fact_hex, tx = %tx_hash, "Fact registered on the mock verifier");
+        Ok(Some(tx_hash))
+    }
+}
+
+#[async_trait]
+impl FactRegistry for FactRegistrar {
+    async fn is_valid(&self, fact: B256) -> Result<bool, FactCheckError> {
+        self.checker.is_valid(fact).await
+    }
+}
+
+/// Whether a node's error means "your fees are too low for this nonce".
+fn is_underpriced(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("underpriced")
+        || m.contains("fee too low")
+        || m.contains("max fee per gas less than block base fee")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::{routing::post, Json, Router};
+
+    use super::*;
+
+    #[test]
+    fn facts_parse_with_or_without_prefix_and_leading_zeros() {
+        let full = "0xca15503f02f8406b599cb220879e842394f5cf2cef753f3ee430647b5981b782";
+        assert_eq!(parse_fact(full).unwrap(), parse_fact(&full[2..]).unwrap());
+        assert_eq!(parse_fact("0x1").unwrap(), B256::with_last_byte(1));
+        assert!(parse_fact("0xzz").is_err());
+        assert!(parse_fact(&format!("{full}00")).is_err());
+    }
+
+    #[test]
+    fn underpriced_messages_are_recognised() {
+        assert!(is_underpriced(
+            "server returned an error response: replacement transaction underpriced"
+        ));
+        assert!(is_underpriced("transaction underpriced"));
+        assert!(is_underpriced("Fee too low"));
+        assert!(!is_underpriced("nonce too low"));
+    }
+
+    /// A JSON-RPC node that answers `eth_call` with an ABI-encoded bool and records the calls.
+    async fn fake_node(valid: bool) -> (Url, Arc<Mutex<Vec<serde_json::Value>>>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        let app = Router::new().route(
+            "/",
+            post(move |Json(req): Json<serde_json::Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(req.clone());
+                    let word = format!("0x{:064x}", u8::from(valid));
+                    Json(serde_json::json!({"jsonrpc": "2.0", "id": req["id"], "result": word}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}/").parse().unwrap(), calls)
+    }
+
+    #[tokio::test]
+    async fn is_valid_calls_the_verifier_with_the_abi_encoded_fact() {
+        let fact = parse_fact("0xca15503f02f8406b599cb220879e842394f5cf2cef753f3ee430647b5981b782")
+            .unwrap();
+        let verifier = Address::repeat_byte(0x11);
+        for valid in [true, false] {
+            let (url, calls) = fake_node(valid).await;
+            assert_eq!(
+                GpsFactChecker::new(url, verifier)
+                    .is_valid(fact)
+                    .await
+                    .unwrap(),
+                valid
+            );
+            let calls = calls.lock().unwrap();
+            let call = &calls[0];
+            assert_eq!(call["method"], "eth_call");
+            let tx = &call["params"][0];
+            assert_eq!(
+                tx["to"].as_str().unwrap().to_lowercase(),
+                format!("{verifier:#x}")
+            );
+            let data = tx["input"].as_str().or(tx["data"].as_str()).unwrap();
+            // isValid(bytes32) selector, then the fact.
+            assert_eq!(data, format!("0x6a938567{}", &fact.to_string()[2..]));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_node_is_a_retryable_error_not_false() {
+        let checker = GpsFactChecker::new("http://127.0.0.1:9/".parse().unwrap(), Address::ZERO);
+        let err = checker.is_valid(B256::ZERO).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+    }
+}
