@@ -271,6 +271,18 @@ async fn blob_updates_settle_with_eip4844_and_eip7594_sidecars() {
             .await
             .unwrap();
         assert_eq!(client.get_last_settled_block().await.unwrap(), Some(9));
+        // Then 6 blobs, the per-update maximum.
+        let blobs: Vec<_> = (100..106).map(blob).collect();
+        let po = program_output(&blobs, Some(9), 12, 222, 333);
+        chain.register(&po).await;
+        let out = client
+            .update_state_with_blobs(BlobStateUpdate { program_output: po, blobs, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(client.get_last_settled_block().await.unwrap(), Some(12), "{hardfork}: 6 blobs");
+        let hash = out.tx_hash.unwrap().parse().unwrap();
+        let receipt = client.provider().get_transaction_receipt(hash).await.unwrap().unwrap();
+        assert_eq!(receipt.blob_gas_used, Some(6 * 131_072));
         let m = client.refresh_metrics().await.unwrap();
         assert!(m.signer_balance_wei.is_some() && m.blob_base_fee_wei.is_some());
     }
