@@ -126,6 +126,14 @@ pub fn parse_blob_hex(text: &str) -> Result<Vec<u8>, ParseError> {
     // characters after the optional `0x`, as a reader of the file would.
     let trimmed = text.trim_start();
     let body = trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X")).unwrap_or(trimmed);
+    // Fast path: the usual file is exactly the hex digits (plus a trailing newline).
+    let exact = body.trim_end();
+    if exact.len() == 2 * BYTES_PER_BLOB {
+        let mut out = vec![0u8; BYTES_PER_BLOB];
+        if hex::decode_to_slice(exact, &mut out).is_ok() {
+            return Ok(out);
+        }
+    }
     let mut out = Vec::with_capacity(BYTES_PER_BLOB);
     let mut high: Option<u8> = None;
     let mut i = 0usize;
