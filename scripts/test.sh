@@ -19,6 +19,9 @@ trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 echo "==> PostgreSQL on 127.0.0.1"
 export MADARA_ORCHESTRATOR_TEST_POSTGRES_URL="${MADARA_ORCHESTRATOR_TEST_POSTGRES_URL:-$(scripts/postgres.sh | tail -n 1)}"
 
+echo "==> Anvil (L1) and solc"
+scripts/anvil.sh >/dev/null
+
 echo "==> unit and integration tests"
 cargo test --workspace --all-features --locked -- --test-threads="${TEST_THREADS:-2}"
 
