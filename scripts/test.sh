@@ -22,6 +22,9 @@ export MADARA_ORCHESTRATOR_TEST_POSTGRES_URL="${MADARA_ORCHESTRATOR_TEST_POSTGRE
 echo "==> Anvil (L1) and solc"
 scripts/anvil.sh >/dev/null
 
+echo "==> starknet-devnet (about 20 minutes the first time, then cached)"
+[ "${ORCH_SKIP_DEVNET_TESTS:-0}" = 1 ] || scripts/devnet.sh install
+
 echo "==> unit and integration tests"
 cargo test --workspace --all-features --locked -- --test-threads="${TEST_THREADS:-2}"
 
