@@ -62,6 +62,10 @@ pub enum FactCheckError {
     /// Bad configuration (private key).
     #[error("fact registry configuration: {0}")]
     Config(String),
+    /// `isValid` returned no data: nothing is deployed at the configured verifier address
+    /// (wrong address or wrong chain). Not retryable.
+    #[error("no fact registry contract at {0} (isValid returned no data): check the verifier address and the chain")]
+    NotAContract(Address),
 }
 
 impl FactCheckError {
@@ -104,10 +108,29 @@ impl FactRegistry for AlwaysValid {
 }
 
 fn rpc(operation: &'static str, e: impl fmt::Display) -> FactCheckError {
-    FactCheckError::Rpc {
-        operation,
-        reason: e.to_string(),
+    FactCheckError::Rpc { operation, reason: redact_urls(&e.to_string()) }
+}
+
+/// Replaces every URL in a transport error (reqwest prints "error sending request for url
+/// (http://…)") with `<rpc url>`: RPC URLs often carry an API key.
+fn redact_urls(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = ["http://", "https://", "ws://", "wss://"]
+        .iter()
+        .filter_map(|scheme| rest.find(scheme))
+        .min()
+    {
+        out.push_str(&rest[..start]);
+        out.push_str("<rpc url>");
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | ',' | '>'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// `isValid(bytes32)` on a GPS verifier over JSON-RPC.
@@ -120,9 +143,7 @@ pub struct GpsFactChecker {
 impl fmt::Debug for GpsFactChecker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The RPC URL may carry an API key: never print it.
-        f.debug_struct("GpsFactChecker")
-            .field("address", &self.address)
-            .finish_non_exhaustive()
+        f.debug_struct("GpsFactChecker").field("address", &self.address).finish_non_exhaustive()
     }
 }
 
@@ -143,11 +164,10 @@ impl GpsFactChecker {
 impl FactRegistry for GpsFactChecker {
     async fn is_valid(&self, fact: B256) -> Result<bool, FactCheckError> {
         let contract = IFactRegistry::new(self.address, &self.provider);
-        contract
-            .isValid(fact)
-            .call()
-            .await
-            .map_err(|e| rpc("isValid", e))
+        contract.isValid(fact).call().await.map_err(|e| match e {
+            alloy::contract::Error::ZeroData(..) => FactCheckError::NotAContract(self.address),
+            e => rpc("isValid", e),
+        })
     }
 }
 
@@ -156,6 +176,8 @@ impl FactRegistry for GpsFactChecker {
 #[derive(Clone)]
 pub struct FactRegistrar {
     checker: GpsFactChecker,
+    /// The sending account.
+    from: Address,
     /// Fee bumps tried after the first attempt.
     pub max_fee_bumps: u32,
     /// Percent added to the estimated fees per bump.
@@ -183,12 +205,14 @@ impl FactRegistrar {
         let signer = PrivateKeySigner::from_str(private_key.trim()).map_err(|_| {
             FactCheckError::Config("the private key is not a valid secp256k1 key".into())
         })?;
+        let from = signer.address();
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer))
             .connect_http(rpc_url)
             .erased();
         Ok(Self {
             checker: GpsFactChecker::with_provider(provider, address),
+            from,
             max_fee_bumps: 3,
             bump_percent: 25,
             receipt_timeout: Duration::from_secs(120),
@@ -207,15 +231,23 @@ impl FactRegistrar {
         let provider = &self.checker.provider;
         let contract = IFactRegistry::new(self.checker.address, provider);
         let fact_hex = fact.to_string();
+        // The nonce is read from the node for every registration (never cached: the key may be
+        // shared with other senders) and kept across fee bumps, so a bump replaces rather than
+        // queues behind its own rejected attempt.
+        let nonce = provider
+            .get_transaction_count(self.from)
+            .pending()
+            .await
+            .map_err(|e| rpc("nonce", e))?;
         let mut attempt = 0u32;
         let pending = loop {
-            let fees = provider
-                .estimate_eip1559_fees()
-                .await
-                .map_err(|e| rpc("estimate fees", e))?;
+            let fees =
+                provider.estimate_eip1559_fees().await.map_err(|e| rpc("estimate fees", e))?;
             let factor = 100 + u128::from(self.bump_percent) * u128::from(attempt);
             let call = contract
                 .registerFact(fact)
+                .from(self.from)
+                .nonce(nonce)
                 .max_fee_per_gas(fees.max_fee_per_gas * factor / 100)
                 .max_priority_fee_per_gas(fees.max_priority_fee_per_gas * factor / 100);
             match call.send().await {
@@ -240,10 +272,7 @@ impl FactRegistrar {
             .await
             .map_err(|e| rpc("registerFact receipt", e))?;
         if !receipt.status() {
-            return Err(FactCheckError::Reverted {
-                fact: fact_hex,
-                tx_hash: tx_hash.to_string(),
-            });
+            return Err(FactCheckError::Reverted { fact: fact_hex, tx_hash: tx_hash.to_string() });
         }
         if !self.checker.is_valid(fact).await? {
             return Err(FactCheckError::NotRegistered(fact_hex));
@@ -286,6 +315,22 @@ mod tests {
     }
 
     #[test]
+    fn urls_are_redacted_from_rpc_errors() {
+        let e = rpc(
+            "isValid",
+            "error sending request for url (https://eth.example/v2/SECRETKEY): connection refused",
+        );
+        let text = e.to_string();
+        assert!(!text.contains("SECRETKEY"), "{text}");
+        assert_eq!(
+            text,
+            "RPC error during isValid: error sending request for url (<rpc url>): connection refused"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert_eq!(redact_urls("a http://x/k b ws://y"), "a <rpc url> b <rpc url>");
+    }
+
+    #[test]
     fn underpriced_messages_are_recognised() {
         assert!(is_underpriced(
             "server returned an error response: replacement transaction underpriced"
@@ -323,21 +368,12 @@ mod tests {
         let verifier = Address::repeat_byte(0x11);
         for valid in [true, false] {
             let (url, calls) = fake_node(valid).await;
-            assert_eq!(
-                GpsFactChecker::new(url, verifier)
-                    .is_valid(fact)
-                    .await
-                    .unwrap(),
-                valid
-            );
+            assert_eq!(GpsFactChecker::new(url, verifier).is_valid(fact).await.unwrap(), valid);
             let calls = calls.lock().unwrap();
             let call = &calls[0];
             assert_eq!(call["method"], "eth_call");
             let tx = &call["params"][0];
-            assert_eq!(
-                tx["to"].as_str().unwrap().to_lowercase(),
-                format!("{verifier:#x}")
-            );
+            assert_eq!(tx["to"].as_str().unwrap().to_lowercase(), format!("{verifier:#x}"));
             let data = tx["input"].as_str().or(tx["data"].as_str()).unwrap();
             // isValid(bytes32) selector, then the fact.
             assert_eq!(data, format!("0x6a938567{}", &fact.to_string()[2..]));
