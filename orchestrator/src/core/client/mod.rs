@@ -14,6 +14,7 @@ pub mod fs_storage;
 pub mod local_cron;
 pub mod lock;
 pub mod log_alert;
+pub mod madara;
 pub mod queue;
 pub mod sqlite;
 pub mod storage;
