@@ -2,6 +2,10 @@
 //! batches. Each trigger lives in one file next to this one; this module holds the trait, the
 //! registry and the helpers every trigger shares (failed-job gate, buffer, watermark).
 
+pub mod aggregator_batching;
+pub mod batching;
+pub mod snos_batching;
+
 use std::{collections::HashMap, fmt, sync::Arc};
 
 use async_trait::async_trait;
