@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod bad_input;
+mod batching_devnet;
 mod blob_cli;
 mod blob_pyref;
 mod blob_vectors;

@@ -2,6 +2,8 @@
 //! worker processes (this test binary re-run with `ORCH_TEST_ROLE=worker`) that can be killed
 //! with SIGKILL.
 
+pub mod devnet;
+
 use std::{
     fs::OpenOptions,
     io::Write,
