@@ -144,10 +144,7 @@ impl InMemoryMadara {
         Ok(f(&inner, &b))
     }
 
-    fn diffs_up_to<'a>(
-        inner: &'a Inner,
-        block: u64,
-    ) -> impl DoubleEndedIterator<Item = &'a StateDiff> {
+    fn diffs_up_to(inner: &Inner, block: u64) -> impl DoubleEndedIterator<Item = &StateDiff> {
         inner
             .blocks
             .iter()
