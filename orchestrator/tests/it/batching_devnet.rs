@@ -270,13 +270,14 @@ async fn devnet_replay_bounds_mismatch_halts_with_alert() {
     let Some(devnet) = Devnet::start().await else {
         return;
     };
+    // Another second, other amounts: other genesis timestamps and transactions.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let Some(other) = Devnet::start().await else {
         return;
     };
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    for d in [&devnet, &other] {
-        d.mint("0x5000", 1).await;
-        d.mint("0x5000", 2).await;
+    for (d, amount) in [(&devnet, 1), (&other, 5)] {
+        d.mint("0x5000", amount).await;
+        d.mint("0x5000", amount + 1).await;
     }
     let (config, dir) = config(Layer::L2).await;
     let node = rpc_node(&devnet.url);
