@@ -11,6 +11,7 @@ mod api_secrets;
 mod api_support;
 mod aws_setup;
 mod bad_input;
+mod batching_devnet;
 mod blob_cli;
 mod blob_pyref;
 mod blob_vectors;

@@ -19,6 +19,7 @@ pub mod lock;
 pub mod log_alert;
 pub mod mongodb;
 pub mod postgres;
+pub mod madara;
 pub mod queue;
 pub mod sqlite;
 pub mod storage;

@@ -6,6 +6,9 @@ pub mod snos;
 pub mod aggregator;
 pub mod proof_registration;
 pub mod proving;
+pub mod aggregator_batching;
+pub mod batching;
+pub mod snos_batching;
 
 use std::{collections::HashMap, fmt, sync::Arc};
 

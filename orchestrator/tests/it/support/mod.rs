@@ -3,6 +3,7 @@
 //! with SIGKILL.
 
 pub mod distributed;
+pub mod devnet;
 
 use std::{
     fs::OpenOptions,
