@@ -140,18 +140,19 @@ pub mod proving {
     pub fn stage(
         params: &RunParams,
         clients: &Clients,
+        prover: Arc<dyn ProverClient>,
         handlers: JobHandlers,
         triggers: Triggers,
-    ) -> eyre::Result<(JobHandlers, Triggers)> {
+    ) -> (JobHandlers, Triggers) {
         let ctx = ProverContext {
-            prover: prover_client(params)?,
+            prover,
             kind: params.prover.kind(),
             layer: params.layer,
             storage: clients.storage.clone(),
             database: clients.database.clone(),
             polling_override: None,
         };
-        Ok(with_stage(ctx, params.service.aggregator_job_buffer_size, params.service.store_audit_artifacts, handlers, triggers))
+        with_stage(ctx, params.service.aggregator_job_buffer_size, params.service.store_audit_artifacts, handlers, triggers)
     }
 
     /// Adds the proving handlers and triggers over an existing prover context (tests use
@@ -195,10 +196,11 @@ pub async fn build(params: &RunParams, clients: &Clients) -> eyre::Result<(JobHa
         full_output: params.snos.full_output,
     }));
 
-    let triggers = batching_triggers(params, triggers)?;
+    let prover = proving::prover_client(params)?;
+    let triggers = batching_triggers(params, triggers, &prover)?;
 
     // -- Proving (Proving, ProofRegistration, Aggregator; ProofCreation, ProofRegistration, Aggregator) --
-    let (handlers, triggers) = proving::stage(params, clients, handlers, triggers)?;
+    let (handlers, triggers) = proving::stage(params, clients, prover, handlers, triggers);
 
     // -- Settlement (DataSubmission, UpdateState; DataSubmission, StateTransition) --
 
@@ -231,7 +233,11 @@ fn snos_runner(params: &SnosParams) -> Arc<dyn SnosRunner> {
 
 /// SnosBatching (L2, L3) and AggregatorBatching (L2) over the node of `--madara-rpc-url`, with
 /// `--replay-bounds-rpc-url` as the reference node when given.
-fn batching_triggers(params: &RunParams, triggers: Triggers) -> eyre::Result<Triggers> {
+fn batching_triggers(
+    params: &RunParams,
+    triggers: Triggers,
+    prover: &Arc<dyn orchestrator_prover_client_interface::ProverClient>,
+) -> eyre::Result<Triggers> {
     use std::sync::Arc;
 
     use crate::{
@@ -261,8 +267,26 @@ fn batching_triggers(params: &RunParams, triggers: Triggers) -> eyre::Result<Tri
     let mut triggers =
         triggers.with(Arc::new(SnosBatchingTrigger::new(node.clone(), replay.clone(), settings.clone())));
     if params.layer == Layer::L2 {
-        // No prover bucket hook yet: the Atlantic client plugs in with `with_bucket_creator`.
-        triggers = triggers.with(Arc::new(AggregatorBatchingTrigger::new(node, replay, settings)));
+        let mut aggregator = AggregatorBatchingTrigger::new(node, replay, settings);
+        // Atlantic aggregates in buckets: each new aggregator batch opens one.
+        if matches!(params.prover, crate::config::ProverParams::Atlantic(_)) {
+            aggregator = aggregator.with_bucket_creator(Arc::new(ProverBuckets(prover.clone())));
+        }
+        triggers = triggers.with(Arc::new(aggregator));
     }
     Ok(triggers)
+}
+
+/// Opens an Atlantic bucket for each new aggregator batch through the prover client.
+#[derive(Debug)]
+struct ProverBuckets(Arc<dyn orchestrator_prover_client_interface::ProverClient>);
+
+#[async_trait::async_trait]
+impl crate::worker::triggers::aggregator_batching::BucketCreator for ProverBuckets {
+    async fn create_bucket(&self, index: u64, start_block: u64) -> Result<String, String> {
+        self.0
+            .submit_task(orchestrator_prover_client_interface::Task::CreateBucket)
+            .await
+            .map_err(|e| format!("cannot open a prover bucket for aggregator batch {index} (block {start_block}): {e}"))
+    }
 }
