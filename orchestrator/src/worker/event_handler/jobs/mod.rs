@@ -7,6 +7,7 @@ pub mod snos;
 pub mod aggregator;
 pub mod proof_registration;
 pub mod proving;
+pub mod state_transition;
 
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
