@@ -6,6 +6,7 @@ pub mod snos;
 pub mod aggregator;
 pub mod proof_registration;
 pub mod proving;
+pub mod update_state;
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
