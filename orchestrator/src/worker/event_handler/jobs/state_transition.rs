@@ -119,21 +119,6 @@ impl SettlementJobContext {
         }
     }
 
-    pub(crate) async fn write(
-        &self,
-        key: &str,
-        data: impl Into<Bytes>,
-        what: &str,
-    ) -> Result<(), JobError> {
-        self.storage.put_data(data.into(), key).await.map_err(|e| {
-            if e.is_retryable() {
-                JobError::retryable(format!("cannot store {what} at {key}: {e}"))
-            } else {
-                JobError::fatal(format!("cannot store {what} at {key}: {e}"))
-            }
-        })
-    }
-
     async fn aggregator_batch(&self, index: u64) -> Result<AggregatorBatch, JobError> {
         let batches = self
             .database
