@@ -476,6 +476,8 @@ pub struct EthereumSettlementParams {
     pub l2_state_update_max_fee_wei: u128,
     /// EIP-4844 blob proofs instead of EIP-7594 cell proofs.
     pub disable_peerdas: bool,
+    /// AWS KMS key that signs state updates instead of the private key.
+    pub kms_key_id: Option<String>,
 }
 
 /// Settlement on Starknet.
@@ -1223,6 +1225,10 @@ fn settlement_params(
                 max_fee_bumps: eth.ethereum_max_fee_bumps,
                 l2_state_update_max_fee_wei: eth.ethereum_l2_state_update_max_fee_wei,
                 disable_peerdas: eth.disable_peerdas,
+                kms_key_id: eth
+                    .ethereum_kms_key_id
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty()),
             }))
         }
         (false, true) => {

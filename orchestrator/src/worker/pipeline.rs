@@ -180,6 +180,83 @@ pub mod proving {
     }
 }
 
+/// The settlement stage: the settlement client from `--settle-on-*`, the StateTransition
+/// handler and the UpdateState trigger.
+pub mod settlement {
+    use std::{sync::Arc, time::Duration};
+
+    use eyre::WrapErr;
+    use orchestrator_ethereum_settlement_client::{
+        signer::{KmsSigner, OperatorSigner},
+        EthereumSettlementClient, EthereumSettlementConfig,
+    };
+    use orchestrator_settlement_client_interface::SettlementClient;
+
+    use crate::{
+        config::{Clients, EthereumSettlementParams, RunParams, SettlementParams},
+        worker::{
+            event_handler::jobs::{
+                state_transition::{SettlementJobContext, StateTransitionHandler},
+                JobHandlers,
+            },
+            triggers::{update_state::UpdateStateTrigger, Triggers},
+        },
+    };
+
+    /// The Ethereum settlement client of `eth` (local key, or KMS with `--ethereum-kms-key-id`).
+    pub async fn ethereum_client(eth: &EthereumSettlementParams) -> eyre::Result<EthereumSettlementClient> {
+        let signer = match &eth.kms_key_id {
+            Some(key_id) => OperatorSigner::Kms(KmsSigner::from_env(key_id.clone()).await.wrap_err("KMS signer")?),
+            // The chain id is filled in per transaction by the client.
+            None => OperatorSigner::local(eth.private_key.expose(), None).wrap_err("--ethereum-private-key")?,
+        };
+        let mut config = EthereumSettlementConfig::new(eth.rpc_url.expose().clone(), eth.l1_core_contract_address);
+        config.poll_interval = eth.finality_retry_wait;
+        config.tx_confirmation_timeout = eth.tx_confirmation_timeout;
+        config.max_fee_bumps = eth.max_fee_bumps;
+        config.max_fee_wei = eth.l2_state_update_max_fee_wei;
+        config.peerdas = !eth.disable_peerdas;
+        EthereumSettlementClient::new(config, signer).await.wrap_err("Ethereum settlement client")
+    }
+
+    /// Adds the settlement handlers and triggers of the layer. Starknet settlement has no
+    /// client yet: the stage is left out with a warning.
+    pub async fn stage(
+        params: &RunParams,
+        clients: &Clients,
+        handlers: JobHandlers,
+        triggers: Triggers,
+    ) -> eyre::Result<(JobHandlers, Triggers)> {
+        let client: Arc<dyn SettlementClient> = match &params.settlement {
+            SettlementParams::Ethereum(eth) => Arc::new(ethereum_client(eth).await?),
+            SettlementParams::Starknet(_) => {
+                tracing::warn!("Settlement on Starknet has no client yet: no StateTransition jobs will run");
+                return Ok((handlers, triggers));
+            }
+        };
+        let mut ctx = SettlementJobContext::new(client, clients.storage.clone(), clients.database.clone(), params.layer);
+        ctx.max_num_blobs = params.batching.max_num_blobs;
+        Ok(with_stage(ctx, None, handlers, triggers))
+    }
+
+    /// Adds the settlement handlers and triggers over an existing context (tests use this with
+    /// their own client and polling delay).
+    pub fn with_stage(
+        mut ctx: SettlementJobContext,
+        polling: Option<Duration>,
+        handlers: JobHandlers,
+        triggers: Triggers,
+    ) -> (JobHandlers, Triggers) {
+        if polling.is_some() {
+            ctx.polling_override = polling;
+        }
+        (
+            handlers.with(Arc::new(StateTransitionHandler::new(ctx))),
+            triggers.with(Arc::new(UpdateStateTrigger)),
+        )
+    }
+}
+
 /// The handlers and triggers `params` selects, over `clients`.
 pub async fn build(params: &RunParams, clients: &Clients) -> eyre::Result<(JobHandlers, Triggers)> {
     let handlers = JobHandlers::new();
@@ -203,6 +280,7 @@ pub async fn build(params: &RunParams, clients: &Clients) -> eyre::Result<(JobHa
     let (handlers, triggers) = proving::stage(params, clients, prover, handlers, triggers);
 
     // -- Settlement (DataSubmission, UpdateState; DataSubmission, StateTransition) --
+    let (handlers, triggers) = settlement::stage(params, clients, handlers, triggers).await?;
 
     Ok((handlers, triggers))
 }

@@ -20,4 +20,5 @@ mod crash;
 mod multi_instance;
 mod snos_run;
 mod prover_flow;
+mod settle_l2;
 mod support;

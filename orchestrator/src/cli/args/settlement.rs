@@ -71,6 +71,11 @@ pub struct EthereumSettlementArgs {
     /// Send EIP-4844 blob proofs instead of EIP-7594 (PeerDAS) cell proofs.
     #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_DISABLE_PEERDAS")]
     pub disable_peerdas: bool,
+
+    /// AWS KMS key id (or ARN) of the operator key: state updates are signed by KMS instead of
+    /// `--ethereum-private-key` (region and credentials from the AWS environment).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_KMS_KEY_ID")]
+    pub ethereum_kms_key_id: Option<String>,
 }
 
 /// Settlement on Starknet.

@@ -2,13 +2,14 @@
 //! batches. Each trigger lives in one file next to this one; this module holds the trait, the
 //! registry and the helpers every trigger shares (failed-job gate, buffer, watermark).
 
-pub mod snos;
 pub mod aggregator;
-pub mod proof_registration;
-pub mod proving;
 pub mod aggregator_batching;
 pub mod batching;
+pub mod proof_registration;
+pub mod proving;
+pub mod snos;
 pub mod snos_batching;
+pub mod update_state;
 
 use std::{collections::HashMap, fmt, sync::Arc};
 

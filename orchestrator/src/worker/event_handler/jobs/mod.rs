@@ -3,10 +3,11 @@
 //! A job type lives in one file next to this one. The engine (`worker::service`) owns every
 //! status transition; a handler only does the work and says how it went.
 
-pub mod snos;
 pub mod aggregator;
 pub mod proof_registration;
 pub mod proving;
+pub mod snos;
+pub mod state_transition;
 
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 

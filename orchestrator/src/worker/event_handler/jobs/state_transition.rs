@@ -1,0 +1,483 @@
+//! StateTransition: settles a batch on the settlement layer (reference §6.5).
+//!
+//! L2 (the only path built so far): the job settles aggregator batch `to_settle`.
+//! 1. Already settled (`get_last_settled_block` ≥ the batch's end block) → no transaction, the
+//!    zero hash as external id.
+//! 2. Otherwise the aggregator's program output (bincode `Vec<[u8; 32]>`) and DA segment (JSON
+//!    array of hex felts) are loaded, the segment is split into 4096-felt chunks (the last one
+//!    zero-padded) and each chunk is turned into a 131072-byte blob in evaluation form, and the
+//!    settlement client sends `updateStateKzgDA`.
+//!
+//! Attempts survive crashes: the client reports every attempt, as it happens, to a recorder
+//! that writes the full attempt list to storage (`tx_attempts.json` next to the batch's
+//! artifacts). The next `process_job` hands that list back to the client, which resumes the
+//! same nonce (or finds the update already mined) instead of sending a second update. Storage
+//! rather than the job document: the engine holds the job under optimistic versioning while
+//! it is processed, so a mid-flight database update of the job would make the engine's own
+//! final update conflict. The job's metadata gets the attempts (`tx_attempts`) with the
+//! outcome.
+//!
+//! L3 (SNOS batches, calldata or blobs from DataSubmission) is not built yet: the job fails
+//! with a non-retryable error naming the issue.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use orchestrator_settlement_client_interface::{
+    AttemptRecorder, BlobStateUpdate, SettlementClient, SettlementError,
+    SettlementVerificationStatus, TxAttempt, TxAttemptStatus as ClientAttemptStatus, Word,
+};
+
+use crate::{
+    compression::{io::parse_felt_list, transform::felts_to_blobs, DEFAULT_MAX_NUM_BLOBS},
+    core::client::{DatabaseClient, StorageClient, StorageError},
+    types::{
+        batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus},
+        jobs::{
+            JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, StateUpdateMetadata,
+            StateUpdateTxAttempt, TxAttemptStatus,
+        },
+        Layer,
+    },
+};
+
+use super::{JobError, JobHandlerTrait};
+
+/// The external id of a state update that needed no transaction (already settled).
+pub const ZERO_TX_HASH: &str =
+    "0x0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What the settlement handlers share: the settlement client and the stores.
+#[derive(Clone)]
+pub struct SettlementJobContext {
+    /// The settlement layer.
+    pub settlement: Arc<dyn SettlementClient>,
+    /// Artifact storage.
+    pub storage: Arc<dyn StorageClient>,
+    /// Jobs and batches.
+    pub database: Arc<dyn DatabaseClient>,
+    /// The running layer.
+    pub layer: Layer,
+    /// Most blobs per state update.
+    pub max_num_blobs: usize,
+    /// Verification polling delay instead of the job type's (tests).
+    pub polling_override: Option<Duration>,
+}
+
+impl fmt::Debug for SettlementJobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SettlementJobContext")
+            .field("settlement", &self.settlement)
+            .field("layer", &self.layer)
+            .field("max_num_blobs", &self.max_num_blobs)
+            .field("polling_override", &self.polling_override)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SettlementJobContext {
+    /// A context with the default blob limit and polling.
+    pub fn new(
+        settlement: Arc<dyn SettlementClient>,
+        storage: Arc<dyn StorageClient>,
+        database: Arc<dyn DatabaseClient>,
+        layer: Layer,
+    ) -> Self {
+        Self {
+            settlement,
+            storage,
+            database,
+            layer,
+            max_num_blobs: DEFAULT_MAX_NUM_BLOBS,
+            polling_override: None,
+        }
+    }
+
+    pub(crate) async fn read(&self, key: &str, what: &str) -> Result<Bytes, JobError> {
+        self.storage.get_data(key).await.map_err(|e| match e {
+            StorageError::NotFound(_) => JobError::fatal(format!("{what} is missing at {key}")),
+            e if e.is_retryable() => {
+                JobError::retryable(format!("cannot read {what} at {key}: {e}"))
+            }
+            e => JobError::fatal(format!("cannot read {what} at {key}: {e}")),
+        })
+    }
+
+    /// Reads an artifact that may not exist yet.
+    pub(crate) async fn read_optional(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<Bytes>, JobError> {
+        match self.storage.get_data(key).await {
+            Ok(b) => Ok(Some(b)),
+            Err(StorageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(JobError::retryable(format!(
+                "cannot read {what} at {key}: {e}"
+            ))),
+        }
+    }
+
+    async fn aggregator_batch(&self, index: u64) -> Result<AggregatorBatch, JobError> {
+        let batches = self
+            .database
+            .get_aggregator_batches(AggregatorBatchQuery {
+                indexes: vec![index],
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| JobError::retryable(format!("cannot load aggregator batch {index}: {e}")))?;
+        batches
+            .into_iter()
+            .find(|b| b.index == index)
+            .ok_or_else(|| JobError::fatal(format!("aggregator batch {index} does not exist")))
+    }
+
+    async fn set_batch(&self, index: u64, status: AggregatorBatchStatus) -> Result<(), JobError> {
+        self.database
+            .update_aggregator_batch_status_by_index(index, status)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                JobError::retryable(format!(
+                    "cannot set aggregator batch {index} to {status:?}: {e}"
+                ))
+            })
+    }
+
+    async fn last_settled(&self) -> Result<Option<u64>, JobError> {
+        self.settlement
+            .get_last_settled_block()
+            .await
+            .map_err(|e| settlement_error("reading the last settled block", e))
+    }
+}
+
+/// A settlement error as a job error: retryable ones go back to the queue, the rest (invalid
+/// input, a revert) fail the job with the reason.
+pub(crate) fn settlement_error(what: &str, e: SettlementError) -> JobError {
+    if e.is_retryable() {
+        JobError::retryable(format!("{what}: {e}"))
+    } else {
+        JobError::fatal(format!("{what}: {e}"))
+    }
+}
+
+/// Persists the attempts of one state update to storage as they happen.
+struct StorageRecorder {
+    storage: Arc<dyn StorageClient>,
+    key: String,
+}
+
+#[async_trait]
+impl AttemptRecorder for StorageRecorder {
+    async fn record(&self, attempts: &[TxAttempt]) -> Result<(), String> {
+        let json = serde_json::to_vec(attempts).map_err(|e| e.to_string())?;
+        self.storage
+            .put_data(json.into(), &self.key)
+            .await
+            .map_err(|e| format!("cannot store the attempts at {}: {e}", self.key))
+    }
+}
+
+/// Where the attempts of the update settling `to_settle` are kept.
+pub fn tx_attempts_path(layer: Layer, to_settle: u64) -> String {
+    match layer {
+        Layer::L2 => format!("artifacts/batch/{to_settle}/tx_attempts.json"),
+        Layer::L3 => format!("{to_settle}/tx_attempts.json"),
+    }
+}
+
+/// A client attempt as recorded in the job's metadata. The metadata enum has no `Sent`,
+/// `Reverted` or `Superseded`; those map to the nearest status with the detail in `error`.
+pub fn to_job_attempt(a: &TxAttempt) -> StateUpdateTxAttempt {
+    let (status, note) = match a.status {
+        ClientAttemptStatus::Finalized => (TxAttemptStatus::Finalized, None),
+        ClientAttemptStatus::Replaced => (TxAttemptStatus::Replaced, None),
+        ClientAttemptStatus::TimedOut => (TxAttemptStatus::TimedOut, None),
+        ClientAttemptStatus::RejectedUnderpriced => (TxAttemptStatus::RejectedUnderpriced, None),
+        ClientAttemptStatus::SubmissionFailed => (TxAttemptStatus::SubmissionFailed, None),
+        ClientAttemptStatus::Sent => (TxAttemptStatus::TimedOut, Some("sent; outcome not known yet")),
+        ClientAttemptStatus::Reverted => (TxAttemptStatus::SubmissionFailed, Some("mined and reverted")),
+        ClientAttemptStatus::Superseded => {
+            (TxAttemptStatus::Replaced, Some("superseded: its nonce carried the same update"))
+        }
+    };
+    let error = match (&a.error, note) {
+        (Some(e), Some(n)) => Some(format!("{n}: {e}")),
+        (Some(e), None) => Some(e.clone()),
+        (None, n) => n.map(str::to_owned),
+    };
+    StateUpdateTxAttempt {
+        attempt_no: a.attempt_no,
+        tx_hash: a.tx_hash.clone(),
+        nonce: a.nonce,
+        gas_multiplier: a.gas_multiplier_display(),
+        status,
+        error,
+    }
+}
+
+/// Decodes a program output stored as bincode `Vec<[u8; 32]>`.
+pub fn decode_program_output(bytes: &[u8]) -> Result<Vec<Word>, JobError> {
+    bincode::deserialize::<Vec<[u8; 32]>>(bytes)
+        .map_err(|e| JobError::fatal(format!("the program output does not decode: {e}")))
+}
+
+/// The blobs of a DA segment (a JSON array of hex felts): 4096-felt chunks, the last one
+/// zero-padded, each in evaluation form; at most `max_blobs`.
+pub fn da_segment_to_blobs(segment: &[u8], max_blobs: usize) -> Result<Vec<Vec<u8>>, JobError> {
+    let text = std::str::from_utf8(segment)
+        .map_err(|e| JobError::fatal(format!("the DA segment is not UTF-8: {e}")))?;
+    let felts = parse_felt_list(text)
+        .map_err(|e| JobError::fatal(format!("the DA segment does not parse: {e}")))?;
+    if felts.is_empty() {
+        return Err(JobError::fatal("the DA segment is empty"));
+    }
+    felts_to_blobs(&felts, max_blobs).map_err(|e| JobError::fatal(format!("the DA segment: {e}")))
+}
+
+fn state_update_metadata(job: &JobItem) -> Result<StateUpdateMetadata, JobError> {
+    match &job.metadata.specific {
+        JobSpecificMetadata::StateUpdate(m) => Ok(m.clone()),
+        _ => Err(JobError::InvalidMetadata {
+            job_type: job.job_type,
+            internal_id: job.internal_id,
+            reason: "expected StateUpdate metadata".into(),
+        }),
+    }
+}
+
+fn l3_not_built() -> JobError {
+    JobError::fatal(
+        "StateTransition on L3 (settling SNOS batches) is not built yet (L3 issue); only the L2 \
+         aggregator-batch path exists",
+    )
+}
+
+/// StateTransition (attempts 3, verification 10 × 60 s).
+#[derive(Debug, Clone)]
+pub struct StateTransitionHandler {
+    ctx: SettlementJobContext,
+}
+
+impl StateTransitionHandler {
+    /// A handler over `ctx`.
+    pub fn new(ctx: SettlementJobContext) -> Self {
+        Self { ctx }
+    }
+
+    async fn process_l2(
+        &self,
+        job: &mut JobItem,
+        mut m: StateUpdateMetadata,
+    ) -> Result<String, JobError> {
+        let to_settle = m.context.to_settle();
+        let batch = self.ctx.aggregator_batch(to_settle).await?;
+        if let Some(last) = self.ctx.last_settled().await? {
+            if last >= batch.end_block {
+                tracing::info!(
+                    batch = to_settle,
+                    last_settled = last,
+                    end_block = batch.end_block,
+                    "Already settled; no transaction"
+                );
+                return Ok(ZERO_TX_HASH.to_owned());
+            }
+        }
+        let po_path = m.program_output_path.clone().ok_or_else(|| JobError::InvalidMetadata {
+            job_type: job.job_type,
+            internal_id: job.internal_id,
+            reason: "no program_output_path".into(),
+        })?;
+        let da_path = m.da_segment_path.clone().ok_or_else(|| JobError::InvalidMetadata {
+            job_type: job.job_type,
+            internal_id: job.internal_id,
+            reason: "no da_segment_path (L2 settles with the aggregator's DA segment)".into(),
+        })?;
+        let program_output =
+            decode_program_output(&self.ctx.read(&po_path, "the program output").await?)?;
+        let blobs = da_segment_to_blobs(
+            &self.ctx.read(&da_path, "the DA segment").await?,
+            self.ctx.max_num_blobs,
+        )?;
+        let attempts_key = tx_attempts_path(self.ctx.layer, to_settle);
+        let prior_attempts: Vec<TxAttempt> =
+            match self.ctx.read_optional(&attempts_key, "the recorded attempts").await? {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    JobError::fatal(format!("the recorded attempts at {attempts_key} do not parse: {e}"))
+                })?,
+                None => Vec::new(),
+            };
+        let update = BlobStateUpdate {
+            program_output,
+            blobs,
+            prior_attempts,
+            recorder: Some(Arc::new(StorageRecorder {
+                storage: self.ctx.storage.clone(),
+                key: attempts_key,
+            })),
+        };
+        let result = self.ctx.settlement.update_state_with_blobs(update).await;
+        let (attempts, outcome) = match result {
+            Ok(o) => (o.attempts.clone(), Ok(o)),
+            Err(e) => (e.attempts.clone(), Err(e.error)),
+        };
+        m.tx_attempts = attempts.iter().map(to_job_attempt).collect();
+        if let Some(last) = attempts.last() {
+            m.tx_nonce = Some(last.nonce);
+        }
+        let out = match outcome {
+            Ok(o) => {
+                m.tx_hash = o.tx_hash.clone();
+                if let Some(hash) = &o.tx_hash {
+                    if let Some(a) = attempts.iter().find(|a| &a.tx_hash == hash) {
+                        m.tx_nonce = Some(a.nonce);
+                    }
+                }
+                Ok(o.tx_hash.unwrap_or_else(|| ZERO_TX_HASH.to_owned()))
+            }
+            Err(e) => {
+                if !e.is_retryable() {
+                    self.ctx
+                        .set_batch(to_settle, AggregatorBatchStatus::StateUpdateFailed)
+                        .await?;
+                }
+                Err(settlement_error(&format!("settling aggregator batch {to_settle}"), e))
+            }
+        };
+        job.metadata.specific = JobSpecificMetadata::StateUpdate(m);
+        out
+    }
+}
+
+#[async_trait]
+impl JobHandlerTrait for StateTransitionHandler {
+    fn job_type(&self) -> JobType {
+        JobType::StateTransition
+    }
+
+    async fn process_job(&self, job: &mut JobItem) -> Result<String, JobError> {
+        let m = state_update_metadata(job)?;
+        match self.ctx.layer {
+            Layer::L2 => self.process_l2(job, m).await,
+            Layer::L3 => Err(l3_not_built()),
+        }
+    }
+
+    async fn verify_job(&self, job: &mut JobItem) -> Result<JobVerificationStatus, JobError> {
+        let m = state_update_metadata(job)?;
+        if self.ctx.layer == Layer::L3 {
+            return Err(l3_not_built());
+        }
+        let to_settle = m.context.to_settle();
+        let batch = self.ctx.aggregator_batch(to_settle).await?;
+        let expected = batch.end_block;
+        let last = self.ctx.last_settled().await?;
+        if last.is_some_and(|l| l >= expected) {
+            self.ctx
+                .set_batch(to_settle, AggregatorBatchStatus::Completed)
+                .await?;
+            return Ok(JobVerificationStatus::Verified);
+        }
+        let previous_end = batch.start_block.checked_sub(1);
+        if last == previous_end {
+            // Not advanced yet; a reverted transaction will not advance it.
+            let hash = job.external_id.to_string();
+            if !hash.is_empty() && hash != ZERO_TX_HASH {
+                match self.ctx.settlement.verify_tx_inclusion(&hash).await {
+                    Ok(SettlementVerificationStatus::Rejected(reason)) => {
+                        return Ok(JobVerificationStatus::Rejected(format!(
+                            "state update {hash} of aggregator batch {to_settle}: {reason}"
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.is_retryable() => return Err(JobError::retryable(e)),
+                    Err(e) => return Err(JobError::fatal(e)),
+                }
+            }
+            return Ok(JobVerificationStatus::Pending);
+        }
+        let found = last.map_or_else(|| "none".to_owned(), |l| l.to_string());
+        Ok(JobVerificationStatus::Rejected(format!(
+            "aggregator batch {to_settle}: expected the last settled block to be {expected} found {found}"
+        )))
+    }
+
+    fn max_process_attempts(&self) -> u64 {
+        3
+    }
+
+    fn max_verification_attempts(&self) -> u64 {
+        10
+    }
+
+    fn verification_polling_delay(&self) -> Duration {
+        self.ctx.polling_override.unwrap_or(Duration::from_secs(60))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compression::{io::felt_hex, BYTES_PER_BLOB};
+    use starknet::core::types::Felt;
+
+    fn segment(n: usize) -> Vec<u8> {
+        let felts: Vec<String> = (0..n as u64).map(|i| felt_hex(&Felt::from(i + 1))).collect();
+        serde_json::to_vec(&felts).unwrap()
+    }
+
+    #[test]
+    fn da_segment_pads_to_whole_blobs() {
+        assert_eq!(da_segment_to_blobs(&segment(1), 6).unwrap().len(), 1);
+        assert_eq!(da_segment_to_blobs(&segment(4096), 6).unwrap().len(), 1);
+        let two = da_segment_to_blobs(&segment(4097), 6).unwrap();
+        assert_eq!(two.len(), 2);
+        assert!(two.iter().all(|b| b.len() == BYTES_PER_BLOB));
+    }
+
+    #[test]
+    fn too_many_blobs_is_fatal() {
+        let e = da_segment_to_blobs(&segment(4097), 1).unwrap_err();
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("blob"), "{e}");
+        assert!(!da_segment_to_blobs(b"[]", 6).unwrap_err().is_retryable());
+        assert!(!da_segment_to_blobs(b"[\"zz\"]", 6).unwrap_err().is_retryable());
+    }
+
+    #[test]
+    fn program_output_round_trips_and_garbage_is_fatal() {
+        let words = vec![[1u8; 32], [2u8; 32]];
+        let bytes = bincode::serialize(&words).unwrap();
+        assert_eq!(decode_program_output(&bytes).unwrap(), words);
+        assert!(!decode_program_output(&[1, 2, 3]).unwrap_err().is_retryable());
+    }
+
+    #[test]
+    fn attempts_map_with_their_detail() {
+        let a = TxAttempt {
+            attempt_no: 2,
+            tx_hash: "0xab".into(),
+            nonce: 7,
+            gas_multiplier_milli: 2200,
+            max_fee_per_gas: 1,
+            max_priority_fee_per_gas: 1,
+            max_fee_per_blob_gas: 1,
+            status: ClientAttemptStatus::Reverted,
+            error: Some("BAD".into()),
+        };
+        let j = to_job_attempt(&a);
+        assert_eq!(j.gas_multiplier, "2.20");
+        assert_eq!(j.status, TxAttemptStatus::SubmissionFailed);
+        assert_eq!(j.error.as_deref(), Some("mined and reverted: BAD"));
+        assert_eq!(j.nonce, 7);
+    }
+
+    #[test]
+    fn retryability_follows_the_client() {
+        assert!(settlement_error("x", SettlementError::Rpc("down".into())).is_retryable());
+        assert!(!settlement_error("x", SettlementError::InvalidInput("short".into())).is_retryable());
+    }
+}
