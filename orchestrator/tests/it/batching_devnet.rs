@@ -263,58 +263,25 @@ async fn devnet_blocks_are_batched_per_the_rules() {
     );
 }
 
-/// A reference node whose blocks have other hashes (a second devnet: other timestamps, so
-/// other hashes from genesis on) halts batching with an alert; the same node as reference does not.
+/// The node itself as replay-bounds reference: every block hash matches, batching goes on and
+/// no alert is raised. (A mismatch is tested with the in-memory node in the trigger's unit
+/// tests: two starknet-devnet instances give block 1 the same hash whatever their start time,
+/// chain id or transactions, so a second devnet cannot stand in for a reorganised node.)
 #[tokio::test]
-async fn devnet_replay_bounds_mismatch_halts_with_alert() {
+async fn devnet_replay_bounds_with_a_matching_node_batches_without_alert() {
     let Some(devnet) = Devnet::start().await else {
         return;
     };
-    // Another second, other amounts: other genesis timestamps and transactions.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let Some(other) = Devnet::start().await else {
-        return;
-    };
-    for (d, amount) in [(&devnet, 1), (&other, 5)] {
-        d.mint("0x5000", amount).await;
-        d.mint("0x5000", amount + 1).await;
-    }
+    devnet.mint("0x5000", 1).await;
+    devnet.mint("0x5000", 2).await;
     let (config, dir) = config(Layer::L2).await;
     let node = rpc_node(&devnet.url);
-    let settings = BatchingSettings {
-        params: params(),
-        min_block: 1,
-        max_block: None,
-    };
-    let hash_here = node.block(1).await.expect("block").hash;
-    let hash_there = rpc_node(&other.url).block(1).await.expect("block").hash;
-    assert_ne!(
-        hash_here, hash_there,
-        "two devnets produced the same block hash"
-    );
-
-    let agg =
-        AggregatorBatchingTrigger::new(node.clone(), Some(rpc_node(&other.url)), settings.clone());
-    agg.run(config.clone())
-        .await
-        .expect("a halt is not an error");
-    assert!(agg_ranges(&config).await.is_empty());
-    let alerts = LogAlert::read_records(&dir.path().join("alerts.jsonl"))
-        .await
-        .expect("alerts");
-    assert_eq!(alerts.len(), 1, "{alerts:?}");
-    let text = format!("{alerts:?}");
-    assert!(
-        text.contains("block 1 differs from the replay-bounds node"),
-        "{text}"
-    );
-
+    let settings = BatchingSettings { params: params(), min_block: 1, max_block: None };
     let agg = AggregatorBatchingTrigger::new(node.clone(), Some(rpc_node(&devnet.url)), settings);
     agg.run(config.clone()).await.expect("aggregator batching");
-    assert_eq!(
-        agg_ranges(&config).await,
-        vec![(1, 2, AggregatorBatchStatus::Open)]
-    );
+    assert_eq!(agg_ranges(&config).await, vec![(1, 2, AggregatorBatchStatus::Open)]);
+    let alerts = LogAlert::read_records(&dir.path().join("alerts.jsonl")).await.unwrap_or_default();
+    assert!(alerts.is_empty(), "{alerts:?}");
 }
 
 /// Nothing listens on the node's port: both triggers fail, no batch changes, locks are free.

@@ -104,7 +104,8 @@ pub struct EthereumSettlementClient {
     signer: OperatorSigner,
     wallet: EthereumWallet,
     config: EthereumSettlementConfig,
-    chain_id: u64,
+    /// Read from the node on first use, so the client can be built while the node is down.
+    chain_id: tokio::sync::OnceCell<u64>,
     kzg: Kzg,
     metrics: Arc<Mutex<SettlementMetrics>>,
 }
@@ -136,26 +137,34 @@ enum WaitOutcome {
 }
 
 impl EthereumSettlementClient {
-    /// Connects to the node (reads the chain id) with `signer` as the operator.
+    /// A client for the node of `config` with `signer` as the operator. Nothing is sent yet:
+    /// the chain id is read on first use, so the orchestrator starts (and reports itself not
+    /// ready) while the L1 node is down instead of exiting.
     pub async fn new(
         config: EthereumSettlementConfig,
         signer: OperatorSigner,
     ) -> SettlementResult<Self> {
         let provider = RootProvider::new_http(config.rpc_url.clone());
-        let chain_id = provider
-            .get_chain_id()
-            .await
-            .map_err(|e| rpc_error(&config.rpc_url, e))?;
         let wallet = signer.wallet();
         Ok(Self {
             provider,
             signer,
             wallet,
             config,
-            chain_id,
+            chain_id: tokio::sync::OnceCell::new(),
             kzg: Kzg::ethereum(),
             metrics: Arc::default(),
         })
+    }
+
+    /// The node's chain id, read once.
+    async fn chain_id(&self) -> SettlementResult<u64> {
+        self.chain_id
+            .get_or_try_init(|| async {
+                self.provider.get_chain_id().await.map_err(|e| rpc_error(&self.config.rpc_url, e))
+            })
+            .await
+            .copied()
     }
 
     /// The operator address.
@@ -247,11 +256,11 @@ impl EthereumSettlementClient {
         Ok((latest, pending))
     }
 
-    fn blob_request(&self, prepared: &PreparedBlobUpdate, caps: FeeCaps) -> TransactionRequest {
+    fn blob_request(&self, prepared: &PreparedBlobUpdate, caps: FeeCaps, chain_id: u64) -> TransactionRequest {
         let mut tx = TransactionRequest::default()
             .with_from(self.address())
             .with_to(self.config.core_contract)
-            .with_chain_id(self.chain_id)
+            .with_chain_id(chain_id)
             .with_input(Bytes::from(prepared.calldata.clone()))
             .with_max_fee_per_gas(caps.max_fee_per_gas)
             .with_max_priority_fee_per_gas(caps.max_priority_fee_per_gas)
@@ -267,9 +276,10 @@ impl EthereumSettlementClient {
         prepared: &PreparedBlobUpdate,
         caps: FeeCaps,
     ) -> SettlementResult<u64> {
+        let chain_id = self.chain_id().await?;
         match self
             .provider
-            .estimate_gas(self.blob_request(prepared, caps))
+            .estimate_gas(self.blob_request(prepared, caps, chain_id))
             .await
         {
             Ok(estimate) => Ok(gas_limit_from_estimate(estimate)),
@@ -295,8 +305,9 @@ impl EthereumSettlementClient {
         gas_limit: u64,
         caps: FeeCaps,
     ) -> Result<B256, (Option<B256>, String)> {
+        let chain_id = self.chain_id().await.map_err(|e| (None, e.to_string()))?;
         let mut tx = self
-            .blob_request(prepared, caps)
+            .blob_request(prepared, caps, chain_id)
             .with_nonce(nonce)
             .with_gas_limit(gas_limit);
         tx.sidecar = Some(prepared.sidecar.clone());
@@ -828,7 +839,7 @@ impl SettlementClient for EthereumSettlementClient {
         let tx = TransactionRequest::default()
             .with_from(self.address())
             .with_to(self.config.core_contract)
-            .with_chain_id(self.chain_id)
+            .with_chain_id(self.chain_id().await?)
             .with_input(Bytes::from(data))
             .with_max_fee_per_gas(caps.max_fee_per_gas)
             .with_max_priority_fee_per_gas(caps.max_priority_fee_per_gas);

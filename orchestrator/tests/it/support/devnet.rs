@@ -53,6 +53,11 @@ impl Devnet {
     /// # Panics
     /// When the binary is missing (and tests are not skipped) or devnet does not start.
     pub async fn start() -> Option<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Devnet::start`] with extra command-line arguments (e.g. `--start-time`).
+    pub async fn start_with(extra: &[&str]) -> Option<Self> {
         let bin = binary();
         if std::env::var("ORCH_SKIP_DEVNET_TESTS").is_ok_and(|v| v == "1") {
             eprintln!("skipped: no starknet-devnet (ORCH_SKIP_DEVNET_TESTS=1)");
@@ -74,6 +79,7 @@ impl Devnet {
                 "0",
             ])
             .args(["--state-archive-capacity", "full"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
