@@ -2,7 +2,9 @@
 //! state diff → the UpdateState trigger creates the StateTransition → the engine sends
 //! `updateStateKzgDA` with the blobs and verifies it → the core contract advanced, the job and
 //! the aggregator batch are Completed. And bad input: the job fails with the reason and no
-//! transaction is sent.
+//! transaction is sent. And the transaction manager seen from the job: a restart mid-flight
+//! (tx in the pool, job left locked) lands exactly one update; an RPC outage is retried
+//! (the job goes back to its status, no tx) and then completes.
 //!
 //! Needs Anvil (`scripts/anvil.sh`); `ORCH_SKIP_ANVIL_TESTS=1` skips.
 
