@@ -192,14 +192,24 @@ pub mod settlement {
     };
     use orchestrator_settlement_client_interface::SettlementClient;
 
+    use orchestrator_da_client_interface::DaClient;
+    use orchestrator_ethereum_da_client::EthereumDaClient;
+    use orchestrator_starknet_da_client::StarknetDaClient;
+
     use crate::{
-        config::{Clients, EthereumSettlementParams, RunParams, SettlementParams},
+        config::{Clients, DaParams, EthereumSettlementParams, RunParams, SettlementParams},
+        core::client::madara::{
+            rpc::{MadaraRpcClient, MadaraRpcConfig},
+            MadaraClient,
+        },
+        types::Layer,
         worker::{
             event_handler::jobs::{
+                data_submission::{DataSubmissionContext, DataSubmissionHandler},
                 state_transition::{SettlementJobContext, StateTransitionHandler},
                 JobHandlers,
             },
-            triggers::{update_state::UpdateStateTrigger, Triggers},
+            triggers::{data_submission::DataSubmissionTrigger, update_state::UpdateStateTrigger, Triggers},
         },
     };
 
@@ -219,14 +229,29 @@ pub mod settlement {
         EthereumSettlementClient::new(config, signer).await.wrap_err("Ethereum settlement client")
     }
 
-    /// Adds the settlement handlers and triggers of the layer. Starknet settlement has no
-    /// client yet: the stage is left out with a warning.
+    /// Adds the settlement handlers and triggers of the layer: DataSubmission on L3 (node
+    /// client from `--madara-rpc-url`, DA client from `--da-on-*`), then StateTransition and
+    /// UpdateState. Starknet settlement has no client yet: that part is left out with a
+    /// warning.
     pub async fn stage(
         params: &RunParams,
         clients: &Clients,
         handlers: JobHandlers,
         triggers: Triggers,
     ) -> eyre::Result<(JobHandlers, Triggers)> {
+        let (handlers, triggers) = match params.layer {
+            Layer::L3 => {
+                let node: Arc<dyn MadaraClient> = Arc::new(
+                    MadaraRpcClient::new(MadaraRpcConfig::from_params(&params.madara))
+                        .map_err(|e| eyre::eyre!("Madara node client: {e}"))?,
+                );
+                let mut ctx =
+                    DataSubmissionContext::new(node, da_client(&params.da), clients.storage.clone(), clients.database.clone());
+                ctx.max_num_blobs = params.batching.max_num_blobs;
+                with_data_submission(ctx, None, handlers, triggers)
+            }
+            Layer::L2 => (handlers, triggers),
+        };
         let client: Arc<dyn SettlementClient> = match &params.settlement {
             SettlementParams::Ethereum(eth) => Arc::new(ethereum_client(eth).await?),
             SettlementParams::Starknet(_) => {
@@ -237,6 +262,31 @@ pub mod settlement {
         let mut ctx = SettlementJobContext::new(client, clients.storage.clone(), clients.database.clone(), params.layer);
         ctx.max_num_blobs = params.batching.max_num_blobs;
         Ok(with_stage(ctx, None, handlers, triggers))
+    }
+
+    /// The DA client `--da-on-*` selects. On Ethereum the blobs travel in the settlement
+    /// transaction and on Starknet in its calldata: both publish as a validated no-op.
+    pub fn da_client(da: &DaParams) -> Arc<dyn DaClient> {
+        match da {
+            DaParams::Ethereum { rpc_url } => Arc::new(EthereumDaClient::new(rpc_url.expose().clone())),
+            DaParams::Starknet { .. } => Arc::new(StarknetDaClient),
+        }
+    }
+
+    /// Adds the DataSubmission handler and trigger (L3) over an existing context.
+    pub fn with_data_submission(
+        mut ctx: DataSubmissionContext,
+        polling: Option<Duration>,
+        handlers: JobHandlers,
+        triggers: Triggers,
+    ) -> (JobHandlers, Triggers) {
+        if polling.is_some() {
+            ctx.polling_override = polling;
+        }
+        (
+            handlers.with(Arc::new(DataSubmissionHandler::new(ctx))),
+            triggers.with(Arc::new(DataSubmissionTrigger)),
+        )
     }
 
     /// Adds the settlement handlers and triggers over an existing context (tests use this with

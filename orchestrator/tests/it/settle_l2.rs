@@ -2,7 +2,9 @@
 //! state diff → the UpdateState trigger creates the StateTransition → the engine sends
 //! `updateStateKzgDA` with the blobs and verifies it → the core contract advanced, the job and
 //! the aggregator batch are Completed. And bad input: the job fails with the reason and no
-//! transaction is sent.
+//! transaction is sent. And the transaction manager seen from the job: a restart mid-flight
+//! (tx in the pool, job left locked) lands exactly one update; an RPC outage is retried
+//! (the job goes back to its status, no tx) and then completes.
 //!
 //! Needs Anvil (`scripts/anvil.sh`); `ORCH_SKIP_ANVIL_TESTS=1` skips.
 
@@ -21,7 +23,7 @@ use orchestrator::{
     core::client::embedded,
     types::{
         batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus},
-        jobs::{JobItem, JobSpecificMetadata, JobStatus, JobType},
+        jobs::{now_secs, JobItem, JobItemUpdates, JobSpecificMetadata, JobStatus, JobType},
         queue::WorkerTriggerType,
         Layer,
     },
@@ -29,7 +31,7 @@ use orchestrator::{
         event_handler::jobs::{state_transition::SettlementJobContext, JobHandlers},
         pipeline::settlement::with_stage,
         service,
-        triggers::{aggregator::aggregator_metadata, Triggers},
+        triggers::{aggregator::aggregator_metadata, update_state::UpdateStateTrigger, JobTrigger, Triggers},
     },
 };
 use orchestrator_ethereum_settlement_client::{
@@ -122,15 +124,78 @@ fn program_output(felts: &[Felt], new_block: u64) -> Vec<Word> {
 }
 
 struct Env {
-    _orch: Orchestrator,
+    _orch: Option<Orchestrator>,
     config: Arc<Config>,
     anvil: AnvilGuard,
     contracts: DeployedContracts,
     operator: alloy::primitives::Address,
+    proxy: Option<Proxy>,
     _dir: tempfile::TempDir,
 }
 
+/// A TCP forwarder in front of Anvil that can be taken down (connection refused, open
+/// connections cut) and brought back on the same port: an RPC outage.
+struct Proxy {
+    addr: SocketAddr,
+    target: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut p = Self { addr, target, task: None };
+        p.task = Some(tokio::spawn(Self::serve(listener, target)));
+        p
+    }
+
+    async fn serve(listener: tokio::net::TcpListener, target: SocketAddr) {
+        // Dropping the set (when this task is aborted) aborts every forwarded connection.
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else { return };
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    }
+
+    fn url(&self) -> url::Url {
+        format!("http://{}", self.addr).parse().unwrap()
+    }
+
+    /// The port refuses connections and every open connection is cut.
+    async fn down(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// The same port forwards again.
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.task = Some(tokio::spawn(Self::serve(listener, self.target)));
+    }
+}
+
+/// How a test drives the engine.
+#[derive(Default)]
+struct Options {
+    /// Drive the engine by hand (`service::process_job` / `verify_job`) instead of workers.
+    manual: bool,
+    /// Reach Anvil through a [`Proxy`].
+    proxy: bool,
+}
+
 async fn env() -> Option<Env> {
+    env_with(Options::default()).await
+}
+
+async fn env_with(options: Options) -> Option<Env> {
     if !anvil_available() {
         return None;
     }
@@ -139,7 +204,14 @@ async fn env() -> Option<Env> {
         deploy_contracts(&anvil.url(), ANVIL_KEY_1, U256::from(PROGRAM_HASH), U256::ZERO, -1, true)
             .await
             .unwrap();
-    let mut sc = EthereumSettlementConfig::new(anvil.url(), contracts.core_contract);
+    let proxy = if options.proxy {
+        let target = anvil.url().socket_addrs(|| None).unwrap()[0];
+        Some(Proxy::start(target).await)
+    } else {
+        None
+    };
+    let rpc = proxy.as_ref().map_or_else(|| anvil.url(), Proxy::url);
+    let mut sc = EthereumSettlementConfig::new(rpc, contracts.core_contract);
     sc.poll_interval = Duration::from_millis(100);
     sc.tx_confirmation_timeout = Duration::from_secs(5);
     sc.confirmations = 1;
@@ -158,18 +230,26 @@ async fn env() -> Option<Env> {
     );
     let (handlers, triggers) =
         with_stage(ctx, Some(Duration::from_millis(200)), JobHandlers::new(), Triggers::new());
-    let engine = EngineParams {
+    let mut engine = EngineParams {
         empty_poll_interval: Duration::from_millis(20),
         retry_backoff_base: Duration::from_millis(50),
         retry_backoff_max: Duration::from_millis(200),
         graceful_shutdown_timeout: Duration::from_secs(5),
         ..EngineParams::default()
     };
+    engine.job_timeouts.insert(JobType::StateTransition, JOB_TIMEOUT);
     let config = Arc::new(Config::new(Layer::L2, clients, handlers, triggers, engine));
-    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let orch = Orchestrator::start_with(config.clone(), addr, None).await.unwrap();
-    Some(Env { _orch: orch, config, anvil, contracts, operator, _dir: dir })
+    let orch = if options.manual {
+        None
+    } else {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        Some(Orchestrator::start_with(config.clone(), addr, None).await.unwrap())
+    };
+    Some(Env { _orch: orch, config, anvil, contracts, operator, proxy, _dir: dir })
 }
+
+/// How long a StateTransition may stay locked before the engine presumes its worker dead.
+const JOB_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Env {
     fn provider(&self) -> RootProvider {
@@ -229,12 +309,70 @@ impl Env {
         let tx = alloy::rpc::types::TransactionRequest::default()
             .to(self.contracts.core_contract)
             .input(alloy::primitives::Bytes::copy_from_slice(selector).into());
-        let out = self.provider().call(tx).await.unwrap();
+        // Mined state only: with mining paused the pending block already carries the update.
+        let out = self.provider().call(tx).block(alloy::eips::BlockId::latest()).await.unwrap();
         U256::from_be_slice(&out)
     }
 
     async fn operator_nonce(&self) -> u64 {
-        self.provider().get_transaction_count(self.operator).await.unwrap()
+        self.provider().get_transaction_count(self.operator).latest().await.unwrap()
+    }
+
+    async fn pending_nonce(&self) -> u64 {
+        self.provider().get_transaction_count(self.operator).pending().await.unwrap()
+    }
+
+    async fn anvil(&self, method: &'static str, params: Vec<serde_json::Value>) {
+        let _: serde_json::Value = self.provider().raw_request(method.into(), params).await.unwrap();
+    }
+
+    /// Runs the UpdateState trigger once and returns the StateTransition it created.
+    async fn create_job(&self) -> JobItem {
+        UpdateStateTrigger.run(self.config.clone()).await.unwrap();
+        self.job().await
+    }
+
+    async fn job(&self) -> JobItem {
+        self.config
+            .database()
+            .get_job_by_internal_id_and_type(1, JobType::StateTransition)
+            .await
+            .unwrap()
+            .expect("StateTransition 1 exists")
+    }
+
+    /// Verifies by hand until the job is Completed.
+    async fn verify_until_completed(&self) -> JobItem {
+        let id = self.job().await.id;
+        wait_for(Duration::from_secs(30), "StateTransition 1 to complete", async || {
+            let _ = service::verify_job(&self.config, id).await;
+            self.job().await.status == JobStatus::Completed
+        })
+        .await;
+        self.job().await
+    }
+
+    /// The attempts recorded in storage so far.
+    async fn recorded_attempts(&self) -> Vec<serde_json::Value> {
+        match self.config.storage().get_data("artifacts/batch/1/tx_attempts.json").await {
+            Ok(b) => serde_json::from_slice(&b).unwrap(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Registers the fact of a valid update of blocks 0..=2 and seeds the batch.
+    async fn seed_valid(&self) {
+        let felts = da_felts();
+        let po = program_output(&felts, 2);
+        register_fact(
+            &self.anvil.url(),
+            ANVIL_KEY_1,
+            self.contracts.verifier,
+            state_transition_fact(U256::from(PROGRAM_HASH), &po),
+        )
+        .await
+        .unwrap();
+        self.seed(&po, &felts).await;
     }
 }
 
@@ -283,4 +421,101 @@ async fn short_program_output_fails_the_job_without_a_transaction() {
     assert_eq!(env.operator_nonce().await, nonce_before, "no transaction was sent");
     assert_eq!(env.state_block_number().await, block_before);
     assert_eq!(env.batch_status().await, AggregatorBatchStatus::StateUpdateFailed);
+}
+
+/// A worker crashes while its update is in the pool (Anvil not mining): the job is left
+/// `LockedForProcessing` with the attempt recorded in storage. After the lock went stale the
+/// engine heals the job and processes it again once blocks are mined: exactly one update lands
+/// (the contract advanced once, the operator's nonce by one) and the job completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_mid_flight_neither_loses_nor_duplicates_the_update() {
+    let Some(env) = env_with(Options { manual: true, proxy: false }).await else { return };
+    env.seed_valid().await;
+    let job = env.create_job().await;
+    assert_eq!(job.status, JobStatus::Created);
+    let nonce_before = env.operator_nonce().await;
+    let block_before = env.state_block_number().await;
+
+    env.anvil("evm_setAutomine", vec![serde_json::json!(false)]).await;
+    // What the engine does before calling the handler: lock the job.
+    let mut metadata = job.metadata.clone();
+    metadata.common.process_started_at = Some(now_secs());
+    let locked = env
+        .config
+        .database()
+        .update_job(&job, JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata))
+        .await
+        .unwrap();
+    let handler = env.config.handlers.get(JobType::StateTransition).unwrap().clone();
+    let mut working = locked.clone();
+    tokio::select! {
+        r = handler.process_job(&mut working) => panic!("processing finished although nothing is mined: {r:?}"),
+        () = wait_for(Duration::from_secs(30), "a recorded, sent attempt", async || {
+            env.recorded_attempts().await.iter().any(|a| {
+                a["tx_hash"].as_str().is_some_and(|h| h.starts_with("0x") && h.len() == 66)
+            })
+        }) => {}
+    }
+    // The crash: the processing future is gone; the job stays locked, the tx is in the pool.
+    assert_eq!(env.job().await.status, JobStatus::LockedForProcessing);
+    assert_eq!(env.pending_nonce().await, nonce_before + 1, "the update is in the pool");
+    assert_eq!(env.operator_nonce().await, nonce_before);
+    assert_eq!(env.state_block_number().await, block_before);
+
+    // Restart: the lock goes stale; processing resumes while mining comes back.
+    tokio::time::sleep(JOB_TIMEOUT + Duration::from_millis(1500)).await;
+    let config = env.config.clone();
+    let id = job.id;
+    let reprocess = tokio::spawn(async move { service::process_job(&config, id).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.anvil("evm_setAutomine", vec![serde_json::json!(true)]).await;
+    env.anvil("evm_mine", vec![]).await;
+    reprocess.await.unwrap().unwrap();
+
+    let done = env.verify_until_completed().await;
+    let reasons: Vec<String> = done
+        .metadata
+        .common
+        .previous_failure_reasons
+        .iter()
+        .cloned()
+        .chain(done.metadata.common.failure_reason.clone())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("healed")), "the orphan was healed: {reasons:?}");
+    assert_eq!(env.operator_nonce().await, nonce_before + 1, "exactly one transaction of the operator");
+    assert_eq!(env.pending_nonce().await, nonce_before + 1, "nothing else in the pool");
+    assert_eq!(env.state_block_number().await, U256::from(2), "the update landed once");
+    let JobSpecificMetadata::StateUpdate(m) = &done.metadata.specific else { panic!("metadata") };
+    assert!(!m.tx_attempts.is_empty());
+    assert!(m.tx_attempts.iter().all(|a| a.nonce == nonce_before), "every attempt used the same nonce");
+}
+
+/// The settlement RPC is down for the first processing attempt: the job goes back to its
+/// status with a retryable reason and nothing is sent; once the RPC is back it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_outage_is_retried_without_failing_or_sending() {
+    let Some(mut env) = env_with(Options { manual: true, proxy: true }).await else { return };
+    env.seed_valid().await;
+    let job = env.create_job().await;
+    let nonce_before = env.operator_nonce().await;
+    let block_before = env.state_block_number().await;
+
+    env.proxy.as_mut().unwrap().down().await;
+    let err = service::process_job(&env.config, job.id).await.unwrap_err();
+    let after = env.job().await;
+    assert_eq!(after.status, JobStatus::Created, "back to its prior status, not Failed: {err}");
+    let reason = after.metadata.common.failure_reason.clone().unwrap_or_default();
+    assert!(reason.contains("processing attempt failed"), "{reason}");
+    assert!(reason.to_lowercase().contains("rpc") || reason.contains("connect"), "{reason}");
+    assert_eq!(env.pending_nonce().await, nonce_before, "no transaction");
+    assert_eq!(env.state_block_number().await, block_before);
+    assert!(env.recorded_attempts().await.is_empty(), "no attempt");
+
+    env.proxy.as_mut().unwrap().up().await;
+    service::process_job(&env.config, job.id).await.unwrap();
+    assert_eq!(env.job().await.status, JobStatus::PendingVerification);
+    let done = env.verify_until_completed().await;
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(env.operator_nonce().await, nonce_before + 1);
+    assert_eq!(env.state_block_number().await, U256::from(2));
 }

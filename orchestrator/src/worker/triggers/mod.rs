@@ -5,6 +5,7 @@
 pub mod aggregator;
 pub mod aggregator_batching;
 pub mod batching;
+pub mod data_submission;
 pub mod proof_registration;
 pub mod proving;
 pub mod snos;

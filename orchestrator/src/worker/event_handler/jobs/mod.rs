@@ -4,6 +4,7 @@
 //! status transition; a handler only does the work and says how it went.
 
 pub mod aggregator;
+pub mod data_submission;
 pub mod proof_registration;
 pub mod proving;
 pub mod snos;
