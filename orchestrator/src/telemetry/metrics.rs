@@ -3,8 +3,10 @@
 //! meter `orchestrator`, which the OTLP exporter pushes when `--otel-collector-endpoint` is set
 //! (without it the global meter is a no-op and the second write costs nothing).
 //!
-//! Only instruments this build actually records are defined; settlement fees and signer
-//! balance arrive with the settlement clients.
+//! Only instruments this build actually records are defined. The settlement instruments
+//! (fees paid, base and blob base fee, signer balance, transactions sent) mirror the values the
+//! settlement client keeps ([`SettlementMetrics`]): [`Metrics::settlement`] copies them in at
+//! each scrape, at each gauge push and from the settlement sampler.
 //!
 //! Prometheus names: the reference's OpenTelemetry name, with `_total` appended to counters
 //! that lack it and `_seconds` to histograms measured in seconds (what the OpenTelemetry
@@ -18,6 +20,7 @@ use std::{
 };
 
 use opentelemetry::{metrics::Meter, KeyValue};
+use orchestrator_settlement_client_interface::SettlementMetrics;
 use strum::IntoEnumIterator;
 
 use crate::{
@@ -80,6 +83,10 @@ impl Counter {
         self.otel.add(n, &to_attributes(labels));
     }
 
+    fn has(&self, labels: &[(&'static str, &str)]) -> bool {
+        lock(&self.values).contains_key(&to_labels(labels))
+    }
+
     fn render(&self, out: &mut String) {
         let name = if self.name.ends_with("_total") {
             self.name.to_owned()
@@ -94,6 +101,57 @@ impl Counter {
 
     #[cfg(test)]
     fn get(&self, labels: &[(&'static str, &str)]) -> u64 {
+        lock(&self.values)
+            .get(&to_labels(labels))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// A monotonic counter of wei: exact in the registry (u128), `f64` in OpenTelemetry (u64
+/// overflows at ~18 ETH).
+struct WeiCounter {
+    name: &'static str,
+    help: &'static str,
+    otel: opentelemetry::metrics::Counter<f64>,
+    values: Mutex<BTreeMap<Labels, u128>>,
+}
+
+impl WeiCounter {
+    fn new(meter: &Meter, name: &'static str, help: &'static str) -> Self {
+        let otel = meter.f64_counter(name).with_description(help).build();
+        Self {
+            name,
+            help,
+            otel,
+            values: Mutex::default(),
+        }
+    }
+
+    fn add(&self, labels: &[(&'static str, &str)], n: u128) {
+        {
+            let mut values = lock(&self.values);
+            let v = values.entry(to_labels(labels)).or_default();
+            *v = v.saturating_add(n);
+        }
+        // Precision loss above 2^53 wei is accepted: OTLP sums are f64 anyway.
+        self.otel.add(n as f64, &to_attributes(labels));
+    }
+
+    fn has(&self, labels: &[(&'static str, &str)]) -> bool {
+        lock(&self.values).contains_key(&to_labels(labels))
+    }
+
+    fn render(&self, out: &mut String) {
+        let name = format!("{}_total", self.name);
+        header(out, &name, self.help, "counter");
+        for (labels, v) in lock(&self.values).iter() {
+            let _ = writeln!(out, "{name}{} {v}", render_labels(labels, None));
+        }
+    }
+
+    #[cfg(test)]
+    fn get(&self, labels: &[(&'static str, &str)]) -> u128 {
         lock(&self.values)
             .get(&to_labels(labels))
             .copied()
@@ -131,6 +189,17 @@ impl Gauge {
             map.insert(labels, v);
         }
         *lock(&self.values) = map;
+    }
+
+    /// Sets one series, leaving the others.
+    fn set(&self, labels: &[(&'static str, &str)], v: f64) {
+        self.otel.record(v, &to_attributes(labels));
+        lock(&self.values).insert(to_labels(labels), v);
+    }
+
+    #[cfg(test)]
+    fn get(&self, labels: &[(&'static str, &str)]) -> Option<f64> {
+        lock(&self.values).get(&to_labels(labels)).copied()
     }
 
     fn render(&self, out: &mut String) {
@@ -319,6 +388,15 @@ pub struct Metrics {
     job_status_current: Gauge,
     job_queue_depth: Gauge,
     worker_trigger_state: Gauge,
+    settlement_fees_paid: WeiCounter,
+    settlement_tx_attempts: Counter,
+    settlement_tx_replacements: Counter,
+    settlement_base_fee: Gauge,
+    settlement_blob_base_fee: Gauge,
+    settlement_signer_balance: Gauge,
+    /// The settlement client's cumulative values last copied in, per layer label (counters
+    /// add the difference).
+    settlement_seen: Mutex<BTreeMap<&'static str, SettlementMetrics>>,
     refreshed_at: Mutex<Option<Instant>>,
 }
 
@@ -357,7 +435,58 @@ impl Metrics {
             job_status_current: Gauge::new(&m, "job_status_current", "Jobs per type and status now."),
             job_queue_depth: Gauge::new(&m, "job_queue_depth", "Approximate visible messages per queue."),
             worker_trigger_state: Gauge::new(&m, "worker_trigger_state", "1 when a trigger is paused by an operator or halted by failed jobs."),
+            settlement_fees_paid: WeiCounter::new(&m, "settlement_fees_paid_wei", "Fees paid by confirmed state update transactions (gas and blob gas), in wei."),
+            settlement_tx_attempts: Counter::new(&m, "settlement_tx_attempts", "State update transactions sent, replacements included."),
+            settlement_tx_replacements: Counter::new(&m, "settlement_tx_replacements", "State update transactions sent to replace a stuck one with higher fees."),
+            settlement_base_fee: Gauge::new(&m, "settlement_base_fee_wei", "Base fee per gas of the settlement layer's latest block, in wei."),
+            settlement_blob_base_fee: Gauge::new(&m, "settlement_blob_base_fee_wei", "Blob base fee of the settlement layer, in wei."),
+            settlement_signer_balance: Gauge::new(&m, "settlement_signer_balance_wei", "Balance of the account that signs state updates, in wei."),
+            settlement_seen: Mutex::default(),
             refreshed_at: Mutex::new(None),
+        }
+    }
+
+    /// Copies the settlement client's values in: counters grow by what was added since the
+    /// last call, gauges take the sampled values (a value never sampled stays absent).
+    pub fn settlement(&self, layer: &'static str, m: &SettlementMetrics) {
+        let labels = [("settlement_layer", layer)];
+        let prev = lock(&self.settlement_seen)
+            .insert(layer, m.clone())
+            .unwrap_or_default();
+        // A value below the previous one means another client (a restart in tests): count
+        // it from zero.
+        let fees = if m.fees_paid_wei >= prev.fees_paid_wei {
+            m.fees_paid_wei - prev.fees_paid_wei
+        } else {
+            m.fees_paid_wei
+        };
+        let sent = if m.txs_sent >= prev.txs_sent {
+            m.txs_sent - prev.txs_sent
+        } else {
+            m.txs_sent
+        };
+        let bumps = if m.fee_bumps >= prev.fee_bumps {
+            m.fee_bumps - prev.fee_bumps
+        } else {
+            m.fee_bumps
+        };
+        if fees > 0 || !self.settlement_fees_paid.has(&labels) {
+            self.settlement_fees_paid.add(&labels, fees);
+        }
+        if sent > 0 || !self.settlement_tx_attempts.has(&labels) {
+            self.settlement_tx_attempts.add(&labels, sent);
+        }
+        if bumps > 0 || !self.settlement_tx_replacements.has(&labels) {
+            self.settlement_tx_replacements.add(&labels, bumps);
+        }
+        for (gauge, v) in [
+            (&self.settlement_base_fee, m.base_fee_wei),
+            (&self.settlement_blob_base_fee, m.blob_base_fee_wei),
+            (&self.settlement_signer_balance, m.signer_balance_wei),
+        ] {
+            if let Some(v) = v {
+                gauge.set(&labels, v as f64);
+            }
         }
     }
 
@@ -503,6 +632,10 @@ impl Metrics {
     /// unless they were refreshed less than `min_age` ago. A failing query keeps the previous
     /// values of its gauge and is logged.
     pub async fn refresh_gauges(&self, config: &Config, min_age: Duration) {
+        if let Some(client) = config.handlers.settlement_client() {
+            // The client's cached values: no RPC, so done at every scrape.
+            self.settlement(client.layer_name(), &client.metrics());
+        }
         {
             let mut at = lock(&self.refreshed_at);
             if at.is_some_and(|t| t.elapsed() < min_age) {
@@ -579,6 +712,10 @@ impl Metrics {
         self.job_status_current.render(&mut out);
         self.job_queue_depth.render(&mut out);
         self.worker_trigger_state.render(&mut out);
+        self.settlement_base_fee.render(&mut out);
+        self.settlement_blob_base_fee.render(&mut out);
+        self.settlement_signer_balance.render(&mut out);
+        self.settlement_fees_paid.render(&mut out);
         for c in [
             &self.job_state_transitions,
             &self.failed_jobs,
@@ -591,6 +728,8 @@ impl Metrics {
             &self.worker_trigger_runs,
             &self.alerts_sent,
             &self.http_requests,
+            &self.settlement_tx_attempts,
+            &self.settlement_tx_replacements,
         ] {
             c.render(&mut out);
         }
@@ -657,6 +796,55 @@ mod tests {
             ]),
             1
         );
+    }
+
+    #[test]
+    fn settlement_values_become_counters_and_gauges() {
+        let m = Metrics::new();
+        let labels = [("settlement_layer", "ethereum")];
+        // Nothing sampled yet: counters at 0, no gauge series.
+        m.settlement("ethereum", &SettlementMetrics::default());
+        assert_eq!(m.settlement_fees_paid.get(&labels), 0);
+        assert_eq!(m.settlement_signer_balance.get(&labels), None);
+        let mut v = SettlementMetrics {
+            fees_paid_wei: 30_000_000_000_000_000_000, // 30 ETH: above u64
+            blob_base_fee_wei: Some(1),
+            base_fee_wei: Some(7),
+            signer_balance_wei: Some(5_000),
+            txs_sent: 3,
+            fee_bumps: 1,
+        };
+        m.settlement("ethereum", &v);
+        // The same cumulative values again add nothing.
+        m.settlement("ethereum", &v);
+        v.fees_paid_wei += 5;
+        v.txs_sent += 1;
+        v.signer_balance_wei = Some(4_000);
+        m.settlement("ethereum", &v);
+        assert_eq!(
+            m.settlement_fees_paid.get(&labels),
+            30_000_000_000_000_000_005
+        );
+        assert_eq!(m.settlement_tx_attempts.get(&labels), 4);
+        assert_eq!(m.settlement_tx_replacements.get(&labels), 1);
+        assert_eq!(m.settlement_signer_balance.get(&labels), Some(4_000.0));
+        let text = m.render_prometheus();
+        for line in [
+            "# TYPE settlement_fees_paid_wei_total counter",
+            "settlement_fees_paid_wei_total{settlement_layer=\"ethereum\"} 30000000000000000005",
+            "settlement_tx_attempts_total{settlement_layer=\"ethereum\"} 4",
+            "settlement_tx_replacements_total{settlement_layer=\"ethereum\"} 1",
+            "# TYPE settlement_signer_balance_wei gauge",
+            "settlement_signer_balance_wei{settlement_layer=\"ethereum\"} 4000",
+            "settlement_blob_base_fee_wei{settlement_layer=\"ethereum\"} 1",
+            "settlement_base_fee_wei{settlement_layer=\"ethereum\"} 7",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().expect("value");
+            assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! the aggregator batch are Completed. And bad input: the job fails with the reason and no
 //! transaction is sent. And the transaction manager seen from the job: a restart mid-flight
 //! (tx in the pool, job left locked) lands exactly one update; an RPC outage is retried
-//! (the job goes back to its status, no tx) and then completes.
+//! (the job goes back to its status, no tx) and then completes. After the settlement,
+//! `/metrics` shows the fee paid, the blob base fee and the signer balance Anvil reports.
 //!
 //! Needs Anvil (`scripts/anvil.sh`); `ORCH_SKIP_ANVIL_TESTS=1` skips.
 
@@ -314,6 +315,18 @@ impl Env {
         U256::from_be_slice(&out)
     }
 
+    /// The `/metrics` sample `name{settlement_layer="ethereum"}`, if present.
+    async fn settlement_sample(&self, name: &str) -> Option<f64> {
+        let text = reqwest::get(format!("http://{}/metrics", self._orch.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let key = format!(r#"{name}{{settlement_layer="ethereum"}} "#);
+        text.lines().find_map(|l| l.strip_prefix(key.as_str())).map(|v| v.parse().unwrap())
+    }
+
     async fn operator_nonce(&self) -> u64 {
         self.provider().get_transaction_count(self.operator).latest().await.unwrap()
     }
@@ -404,6 +417,31 @@ async fn aggregator_batch_settles_with_blobs_on_anvil() {
     // The attempts were persisted as they happened.
     let recorded = env.config.storage().get_data("artifacts/batch/1/tx_attempts.json").await.unwrap();
     assert!(String::from_utf8_lossy(&recorded).contains(&hash));
+
+    // The settlement metrics: the fee of the confirmed transaction, the sampled blob base fee
+    // and the signer balance as Anvil reports it now.
+    let receipt = env
+        .provider()
+        .get_transaction_receipt(hash.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("receipt");
+    let fee = u128::from(receipt.gas_used) * receipt.effective_gas_price
+        + u128::from(receipt.blob_gas_used.unwrap_or(0)) * receipt.blob_gas_price.unwrap_or(0);
+    assert!(fee > 0);
+    let fees_paid = env.settlement_sample("settlement_fees_paid_wei_total").await.expect("fees paid");
+    assert_eq!(fees_paid, fee as f64, "fees paid = the receipt's gas and blob gas");
+    let blob_base_fee = env.settlement_sample("settlement_blob_base_fee_wei").await.expect("blob base fee");
+    assert!(blob_base_fee >= 1.0, "{blob_base_fee}");
+    let attempts = env.settlement_sample("settlement_tx_attempts_total").await.expect("attempts");
+    assert!(attempts >= 1.0, "{attempts}");
+    let balance = env.provider().get_balance(env.operator).await.unwrap();
+    let balance = u128::try_from(balance).unwrap() as f64;
+    let exported = env.settlement_sample("settlement_signer_balance_wei").await.expect("signer balance");
+    assert!(
+        (exported - balance).abs() <= fee as f64,
+        "exported signer balance {exported} vs Anvil {balance} (fee {fee})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -977,6 +977,14 @@ impl SettlementClient for EthereumSettlementClient {
     fn metrics(&self) -> SettlementMetrics {
         self.lock_metrics().clone()
     }
+
+    async fn refresh_metrics(&self) -> SettlementResult<SettlementMetrics> {
+        EthereumSettlementClient::refresh_metrics(self).await
+    }
+
+    fn layer_name(&self) -> &'static str {
+        "ethereum"
+    }
 }
 
 #[cfg(test)]

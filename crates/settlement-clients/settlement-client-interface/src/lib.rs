@@ -272,6 +272,17 @@ pub trait SettlementClient: Send + Sync + fmt::Debug {
     fn metrics(&self) -> SettlementMetrics {
         SettlementMetrics::default()
     }
+
+    /// Reads the sampled values (fees, signer balance) from the settlement layer, then
+    /// returns [`Self::metrics`]; the default reads nothing.
+    async fn refresh_metrics(&self) -> SettlementResult<SettlementMetrics> {
+        Ok(self.metrics())
+    }
+
+    /// The settlement layer's name as a metric label (`ethereum`, `starknet`).
+    fn layer_name(&self) -> &'static str {
+        "unknown"
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod state_transition;
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use orchestrator_settlement_client_interface::SettlementClient;
 
 use crate::types::jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus};
 
@@ -99,6 +100,12 @@ pub trait JobHandlerTrait: Send + Sync + fmt::Debug {
     async fn check_ready_to_process(&self, _job: &JobItem) -> Result<(), Duration> {
         Ok(())
     }
+
+    /// The settlement client this handler settles with (its fee and balance metrics are
+    /// exported); `None` for every handler but the settlement one.
+    fn settlement_client(&self) -> Option<Arc<dyn SettlementClient>> {
+        None
+    }
 }
 
 /// The handlers of the running layer, by job type.
@@ -122,6 +129,11 @@ impl JobHandlers {
     /// The handler of `job_type`.
     pub fn get(&self, job_type: JobType) -> Option<&Arc<dyn JobHandlerTrait>> {
         self.handlers.get(&job_type)
+    }
+
+    /// The settlement client of the registered handlers, if one settles.
+    pub fn settlement_client(&self) -> Option<Arc<dyn SettlementClient>> {
+        self.handlers.values().find_map(|h| h.settlement_client())
     }
 
     /// Job types with a handler.

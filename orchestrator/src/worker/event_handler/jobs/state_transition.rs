@@ -320,6 +320,13 @@ impl StateTransitionHandler {
             })),
         };
         let result = self.ctx.settlement.update_state_with_blobs(update).await;
+        if matches!(&result, Ok(o) if o.tx_hash.is_some()) {
+            // A transaction was paid for: sample the fees and the signer balance now, so the
+            // exported balance follows each settlement (the periodic sampler does the rest).
+            if let Err(e) = self.ctx.settlement.refresh_metrics().await {
+                tracing::warn!(target: "orch::settlement", error = %e, "Could not sample the settlement fees and signer balance");
+            }
+        }
         let (attempts, outcome) = match result {
             Ok(o) => (o.attempts.clone(), Ok(o)),
             Err(e) => (e.attempts.clone(), Err(e.error)),
@@ -356,6 +363,10 @@ impl StateTransitionHandler {
 impl JobHandlerTrait for StateTransitionHandler {
     fn job_type(&self) -> JobType {
         JobType::StateTransition
+    }
+
+    fn settlement_client(&self) -> Option<Arc<dyn SettlementClient>> {
+        Some(self.ctx.settlement.clone())
     }
 
     async fn process_job(&self, job: &mut JobItem) -> Result<String, JobError> {
