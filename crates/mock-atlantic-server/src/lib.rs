@@ -36,7 +36,7 @@ use url::Url;
 
 pub use producer::{
     AggregationArtifactsProducer, AggregationInput, ChildQuery, ProducedArtifacts,
-    TemplateAggregationProducer,
+    StandInAggregationProducer,
 };
 pub use state::{Fault, FaultRoute, Phase};
 
@@ -196,12 +196,12 @@ pub struct MockAtlanticServer {
 }
 
 impl MockAtlanticServer {
-    /// Binds and starts serving with the template aggregation producer.
+    /// Binds and starts serving with the stand-in aggregation producer.
     ///
     /// # Errors
     /// The address cannot be bound.
     pub async fn start(config: MockAtlanticConfig) -> std::io::Result<Self> {
-        Self::start_with(config, Arc::new(TemplateAggregationProducer)).await
+        Self::start_with(config, Arc::new(StandInAggregationProducer::default())).await
     }
 
     /// Binds and starts serving with `producer` for closed buckets.

@@ -1,22 +1,19 @@
 //! What a closed bucket produces: the seam where the aggregator run plugs in.
 //!
 //! [`AggregationArtifactsProducer`] turns the children of a bucket into the artifacts the
-//! orchestrator downloads (aggregator PIE, DA segment, OS output, proof). The built-in
-//! [`TemplateAggregationProducer`] does not run the aggregator: it writes an
-//! aggregator-shaped program output into a small template PIE, which is enough for the
-//! orchestrator to store the artifacts and recompute the program output. An in-process SNOS
-//! or aggregator stand-in implements the same trait.
+//! orchestrator downloads (aggregator PIE, DA segment, OS output). The default,
+//! [`StandInAggregationProducer`], runs the in-process SNOS stand-in in aggregator mode
+//! (`orchestrator_snos_runner::aggregator`): a real cairo-vm PIE whose output echoes the
+//! children and ends with the aggregated OS output, and the squashed DA segment.
 
-use std::{fmt, io::Write};
+use std::fmt;
 
-use cairo_vm::{
-    types::{builtin_name::BuiltinName, relocatable::MaybeRelocatable},
-    vm::runners::cairo_pie::{CairoPie, SegmentInfo},
-    Felt252,
+use cairo_vm::types::layout_name::LayoutName;
+use orchestrator_gps_fact_checker::fact::{pie, program_hash::program_hash};
+use orchestrator_snos_runner::{
+    aggregator::{run_aggregator, AggregatorChild},
+    Felt,
 };
-
-/// The PIE the template producer patches (a small Fibonacci run).
-const PIE_TEMPLATE: &[u8] = include_bytes!("../assets/pie_template.zip");
 
 /// One child query of a bucket.
 #[derive(Clone)]
@@ -75,141 +72,160 @@ pub trait AggregationArtifactsProducer: Send + Sync + fmt::Debug {
     fn produce(&self, input: &AggregationInput) -> Result<ProducedArtifacts, ProduceError>;
 }
 
-/// Writes an aggregator-shaped output into a template PIE (see the module docs).
+/// Runs the SNOS stand-in in aggregator mode over the bucket's children (the default).
 ///
-/// The output is `[n_children, (3, 0x1, index)…, os_output…]` where the OS output has
-/// `use_kzg_da = 1` at offset 8, `n_blobs = 0` at offset 11 and empty message sections, so
-/// the aggregator-mode filter keeps exactly the OS output.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TemplateAggregationProducer;
+/// Each child's PIE is read with cairo-vm; its output segment is the child OS output and its
+/// program hash goes into the child's segment. A child whose PIE does not parse, or whose
+/// output is not OS-shaped (a test fixture submitted as "any zip"), stands in as an empty L2
+/// block `index` (no messages, an empty diff; program hash 0), with a warning: the mock
+/// accepts any PIE, as Atlantic's mock mode does.
+#[derive(Debug, Clone)]
+pub struct StandInAggregationProducer {
+    /// Layout of the aggregator-mode run (default `all_cairo`).
+    pub layout: LayoutName,
+    /// At most this many blobs of DA (default 6, as `--max-num-blobs`).
+    pub max_num_blobs: usize,
+}
 
-impl TemplateAggregationProducer {
-    /// The OS output part for `n_children` children.
-    pub fn os_output(n_children: usize) -> Vec<Felt252> {
-        let mut out = vec![Felt252::ZERO; 14];
-        out[3] = Felt252::from(n_children as u64); // new block number stands in for the batch size
-        out[8] = Felt252::ONE; // use_kzg_da
-        out
-    }
-
-    /// The full program output for `children`.
-    pub fn program_output(children: &[ChildQuery]) -> Vec<Felt252> {
-        let mut out = vec![Felt252::from(children.len() as u64)];
-        for (i, child) in children.iter().enumerate() {
-            let index = child.bucket_job_index.unwrap_or(i as u64 + 1);
-            out.extend([Felt252::from(3u64), Felt252::ONE, Felt252::from(index)]);
+impl Default for StandInAggregationProducer {
+    fn default() -> Self {
+        Self {
+            layout: LayoutName::all_cairo,
+            max_num_blobs: 6,
         }
-        out.extend(Self::os_output(children.len()));
-        out
     }
 }
 
-fn hex_json(felts: &[Felt252]) -> Vec<u8> {
+impl StandInAggregationProducer {
+    /// The child an unreadable PIE stands in as: an empty L2 block `index`.
+    pub fn placeholder_child(index: u64) -> AggregatorChild {
+        let mut os_output = vec![Felt::ZERO; 14];
+        os_output[2] = Felt::from(index) - Felt::ONE; // prev_block_number
+        os_output[3] = Felt::from(index); // new_block_number
+        os_output[9] = Felt::ONE; // full_output (the rest: no messages, no contract, no class)
+        AggregatorChild {
+            program_hash: Felt::ZERO,
+            os_output,
+        }
+    }
+
+    fn child(child: &ChildQuery) -> Result<AggregatorChild, String> {
+        let parsed = pie::read_pie_bytes(&child.pie_zip).map_err(|e| e.to_string())?;
+        let os_output = pie::program_output(&parsed).map_err(|e| e.to_string())?;
+        let program_hash = program_hash(&parsed).map_err(|e| e.to_string())?;
+        let c = AggregatorChild {
+            program_hash,
+            os_output,
+        };
+        // Only OS-shaped outputs: the same checks the aggregation applies.
+        orchestrator_snos_runner::aggregator::build_aggregator_output(
+            std::slice::from_ref(&c),
+            usize::MAX,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+}
+
+fn hex_json(felts: &[Felt]) -> Result<Vec<u8>, ProduceError> {
     let hex: Vec<String> = felts.iter().map(|f| format!("{f:#x}")).collect();
-    serde_json::to_vec(&hex).unwrap_or_default()
+    serde_json::to_vec(&hex).map_err(|e| ProduceError(format!("cannot encode felts: {e}")))
 }
 
-/// Writes `pie` as a zip in memory (same entries as cairo-vm's writer).
-pub fn pie_to_zip(pie: &CairoPie) -> Result<Vec<u8>, ProduceError> {
-    let err = |e: &dyn fmt::Display| ProduceError(format!("cannot write the PIE: {e}"));
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    let entries: [(&str, Vec<u8>); 5] = [
-        (
-            "version.json",
-            serde_json::to_vec(&pie.version).map_err(|e| err(&e))?,
-        ),
-        (
-            "metadata.json",
-            serde_json::to_vec(&pie.metadata).map_err(|e| err(&e))?,
-        ),
-        ("memory.bin", pie.memory.to_bytes(None)),
-        (
-            "additional_data.json",
-            serde_json::to_vec(&pie.additional_data).map_err(|e| err(&e))?,
-        ),
-        (
-            "execution_resources.json",
-            serde_json::to_vec(&pie.execution_resources).map_err(|e| err(&e))?,
-        ),
-    ];
-    for (name, bytes) in entries {
-        zip.start_file(name, options).map_err(|e| err(&e))?;
-        zip.write_all(&bytes).map_err(|e| err(&e))?;
-    }
-    Ok(zip.finish().map_err(|e| err(&e))?.into_inner())
-}
-
-impl AggregationArtifactsProducer for TemplateAggregationProducer {
+impl AggregationArtifactsProducer for StandInAggregationProducer {
     fn produce(&self, input: &AggregationInput) -> Result<ProducedArtifacts, ProduceError> {
-        let mut pie = orchestrator_gps_fact_checker::fact::pie::read_pie_bytes(PIE_TEMPLATE)
-            .map_err(|e| ProduceError(format!("template PIE: {e}")))?;
-        let output = Self::program_output(&input.children);
-        let segment = pie
-            .metadata
-            .builtin_segments
-            .get(&BuiltinName::output)
-            .map(|s| s.index)
-            .ok_or_else(|| ProduceError("the template PIE has no output segment".into()))?;
-        pie.metadata.builtin_segments.insert(
-            BuiltinName::output,
-            SegmentInfo {
-                index: segment,
-                size: output.len(),
-            },
+        let mut children = Vec::with_capacity(input.children.len());
+        for (i, child) in input.children.iter().enumerate() {
+            let index = child.bucket_job_index.unwrap_or(i as u64 + 1);
+            children.push(Self::child(child).unwrap_or_else(|reason| {
+                tracing::warn!(
+                    bucket_id = %input.bucket_id,
+                    query_id = %child.query_id,
+                    index,
+                    %reason,
+                    "Child PIE is not an OS-shaped PIE; it stands in as an empty block"
+                );
+                Self::placeholder_child(index)
+            }));
+        }
+        let run = run_aggregator(&children, self.max_num_blobs, self.layout)
+            .map_err(|e| ProduceError(format!("aggregator stand-in: {e}")))?;
+        tracing::info!(
+            bucket_id = %input.bucket_id,
+            n_children = children.len(),
+            n_steps = run.n_steps,
+            da_len = run.da_segment.len(),
+            "Aggregator stand-in run done (proves nothing)"
         );
-        pie.memory
-            .0
-            .retain(|((seg, _), _)| *seg != segment as usize);
-        pie.memory.0.extend(
-            output
-                .iter()
-                .enumerate()
-                .map(|(i, f)| ((segment as usize, i), MaybeRelocatable::Int(*f))),
-        );
-        let os_output = Self::os_output(input.children.len());
         Ok(ProducedArtifacts {
-            pie_zip: pie_to_zip(&pie)?,
-            // An empty state diff: no contracts, no declared classes.
-            da_blob: hex_json(&[Felt252::ZERO, Felt252::ZERO]),
-            snos_output: hex_json(&os_output),
+            pie_zip: run.cairo_pie_zip,
+            da_blob: hex_json(&run.da_segment)?,
+            snos_output: hex_json(&run.os_output)?,
         })
     }
 }
-
 #[cfg(test)]
 mod tests {
-    use orchestrator_gps_fact_checker::fact::{aggregator::filter_aggregator_output, pie};
+    use orchestrator_gps_fact_checker::fact::{self as facts, aggregator::filter_aggregator_output};
+    use orchestrator_snos_runner::{stand_in::run_program, transform};
 
     use super::*;
 
+    fn felts(bytes: &[u8]) -> Vec<Felt> {
+        let hex: Vec<String> = serde_json::from_slice(bytes).unwrap();
+        hex.iter().map(|h| Felt::from_hex(h).unwrap()).collect()
+    }
+
+    /// A real stand-in SNOS PIE of an L2 batch ending at `block` that sets key `block` of
+    /// contract 5.
+    fn snos_pie(block: u64) -> Vec<u8> {
+        let mut os: Vec<Felt> = [0, 0, block - 1, block, 0, 0, 0, 7, 0, 1, 0, 0]
+            .map(Felt::from)
+            .to_vec();
+        os.extend([1, 5, 0, 0, 0, 0, 1, block, 0, 40 + block, 0].map(Felt::from));
+        run_program(os, LayoutName::all_cairo).unwrap().0
+    }
+
     #[test]
-    fn the_template_pie_carries_an_aggregator_output_the_filter_accepts() {
-        let children: Vec<ChildQuery> = (1..=3)
+    fn bucket_artifacts_come_from_a_stand_in_run() {
+        let mut children: Vec<ChildQuery> = (1..=2)
             .map(|i| ChildQuery {
                 query_id: format!("q{i}"),
                 bucket_job_index: Some(i),
-                pie_zip: vec![],
+                pie_zip: snos_pie(i),
             })
             .collect();
+        // Any zip is accepted as a child (as in the client tests).
+        children.push(ChildQuery {
+            query_id: "q3".into(),
+            bucket_job_index: Some(3),
+            pie_zip: b"PK\x03\x04junk".to_vec(),
+        });
         let input = AggregationInput {
             bucket_id: "b".into(),
             aggregator_params: serde_json::Value::Null,
             children,
         };
-        let produced = TemplateAggregationProducer.produce(&input).unwrap();
+        let produced = StandInAggregationProducer::default().produce(&input).unwrap();
+
+        // cairo-vm reads the PIE back; its fact is reproducible.
         let parsed = pie::read_pie_bytes(&produced.pie_zip).unwrap();
+        parsed.run_validity_checks().unwrap();
+        let fact = facts::fact(&parsed).unwrap();
+        let again = StandInAggregationProducer::default().produce(&input).unwrap();
+        assert_eq!(fact, facts::fact(&pie::read_pie_bytes(&again.pie_zip).unwrap()).unwrap());
+
+        // The program output is the PIE's output segment, and the OS output its filtered tail.
         let output = pie::program_output(&parsed).unwrap();
-        assert_eq!(
-            output,
-            TemplateAggregationProducer::program_output(&input.children)
-        );
-        assert_eq!(
-            filter_aggregator_output(&output).unwrap(),
-            TemplateAggregationProducer::os_output(3).as_slice()
-        );
-        let snos: Vec<String> = serde_json::from_slice(&produced.snos_output).unwrap();
-        assert_eq!(snos.len(), 14);
+        assert_eq!(output[0], Felt::from(3u8));
+        let os_output = felts(&produced.snos_output);
+        assert_eq!(filter_aggregator_output(&output).unwrap(), os_output.as_slice());
+        assert_eq!(os_output[3], Felt::from(3u8), "new block number of the last child");
+
+        // The DA segment is the squash of the two real children's diffs.
+        let da = felts(&produced.da_blob);
+        assert_eq!(da, [1, 5, 0, 0, 2, 1, 41, 2, 42, 0].map(Felt::from));
+        let blobs = transform::felts_to_blobs(&da, 6).unwrap();
+        assert_eq!(os_output[11], Felt::from(blobs.len()));
     }
 }

@@ -8,6 +8,10 @@
 // booleans and copies the output into the output builtin, so the run yields a real Cairo PIE
 // whose fact commits to that output.
 //
+// The hint also sets header_offset: where the OS header starts in the output. It is 0 for an
+// OS run; in aggregator mode (snos-runner's aggregator module) the output is aggregator-shaped
+// ([n_children, child segments..., aggregated OS output]) and the header follows the children.
+//
 // Compile with scripts/compile-cairo.sh (cairo-lang's cairo-compile); the compiled JSON next to
 // this file is committed.
 
@@ -23,12 +27,14 @@ func main{output_ptr: felt*}() {
     alloc_locals;
     local os_output: felt*;
     local n_felts: felt;
+    local header_offset: felt;
     %{ stand_in_os_output(ids, segments, memory) %}
 
     // The flags must be booleans (reading them also fails a run whose header is incomplete).
-    let use_kzg_da = os_output[USE_KZG_DA_OFFSET];
+    let header = os_output + header_offset;
+    let use_kzg_da = header[USE_KZG_DA_OFFSET];
     assert use_kzg_da * (use_kzg_da - 1) = 0;
-    let full_output = os_output[FULL_OUTPUT_OFFSET];
+    let full_output = header[FULL_OUTPUT_OFFSET];
     assert full_output * (full_output - 1) = 0;
 
     memcpy(dst=output_ptr, src=os_output, len=n_felts);

@@ -17,9 +17,12 @@
 
 #![warn(missing_docs)]
 
+pub mod aggregator;
 pub mod external;
+pub mod fr;
 pub mod os_output;
 pub mod stand_in;
+pub mod transform;
 
 use std::fmt;
 

@@ -71,6 +71,18 @@ pub fn layout_name(name: &str) -> Result<LayoutName, SnosRunnerError> {
 /// Runs the stand-in program so that its output is `os_output`; returns the zipped PIE and
 /// the step count. Blocking (CPU-bound).
 pub fn run_program(os_output: Vec<Felt>, layout: LayoutName) -> Result<(Vec<u8>, usize), SnosRunnerError> {
+    run_program_at(os_output, 0, layout)
+}
+
+/// Like [`run_program`] for an output whose OS header (the two flags the program checks)
+/// starts at `header_offset` instead of 0: the aggregator mode
+/// ([`crate::aggregator`]) writes `[n_children, child segments…, OS output]`.
+pub fn run_program_at(
+    output: Vec<Felt>,
+    header_offset: usize,
+    layout: LayoutName,
+) -> Result<(Vec<u8>, usize), SnosRunnerError> {
+    let os_output = output;
     if layout == LayoutName::dynamic {
         // The dynamic layout needs parameters we do not have; any fixed layout with an output
         // builtin will do for the stand-in.
@@ -94,6 +106,7 @@ pub fn run_program(os_output: Vec<Felt>, layout: LayoutName) -> Result<(Vec<u8>,
             vm.load_data(base, &values)?;
             insert_value_from_var_name("os_output", base, vm, ids, ap)?;
             insert_value_from_var_name("n_felts", Felt::from(hint_data.len()), vm, ids, ap)?;
+            insert_value_from_var_name("header_offset", Felt::from(header_offset), vm, ids, ap)?;
             Ok(())
         },
     ));

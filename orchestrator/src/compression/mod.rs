@@ -12,13 +12,13 @@
 //! Chain state the diffs do not carry is read through [`state::StateReader`].
 
 pub mod encode;
-pub mod fr;
+pub use orchestrator_snos_runner::fr;
 pub mod io;
 pub mod squash;
 pub mod state;
 pub mod stateful;
 pub mod stateless;
-pub mod transform;
+pub use orchestrator_snos_runner::transform;
 pub mod version;
 
 use starknet::core::types::{Felt, StateDiff, StateUpdate};

@@ -13,9 +13,9 @@
 
 use std::sync::OnceLock;
 
-use starknet::core::types::Felt;
+use starknet_types_core::felt::Felt;
 
-use super::fr::{be_bytes_to_limbs, Fr};
+use crate::fr::{be_bytes_to_limbs, Fr};
 
 /// Field elements per blob.
 pub const FELTS_PER_BLOB: usize = 4096;
