@@ -450,25 +450,20 @@ impl Metrics {
     /// last call, gauges take the sampled values (a value never sampled stays absent).
     pub fn settlement(&self, layer: &'static str, m: &SettlementMetrics) {
         let labels = [("settlement_layer", layer)];
-        let prev = lock(&self.settlement_seen)
-            .insert(layer, m.clone())
-            .unwrap_or_default();
-        // A value below the previous one means another client (a restart in tests): count
-        // it from zero.
-        let fees = if m.fees_paid_wei >= prev.fees_paid_wei {
-            m.fees_paid_wei - prev.fees_paid_wei
-        } else {
-            m.fees_paid_wei
-        };
-        let sent = if m.txs_sent >= prev.txs_sent {
-            m.txs_sent - prev.txs_sent
-        } else {
-            m.txs_sent
-        };
-        let bumps = if m.fee_bumps >= prev.fee_bumps {
-            m.fee_bumps - prev.fee_bumps
-        } else {
-            m.fee_bumps
+        // The client's totals only grow; a smaller value is an older snapshot (the sampler and
+        // a scrape raced) and adds nothing. The high-water marks are kept.
+        let (fees, sent, bumps) = {
+            let mut seen = lock(&self.settlement_seen);
+            let prev = seen.entry(layer).or_default();
+            let d = (
+                m.fees_paid_wei.saturating_sub(prev.fees_paid_wei),
+                m.txs_sent.saturating_sub(prev.txs_sent),
+                m.fee_bumps.saturating_sub(prev.fee_bumps),
+            );
+            prev.fees_paid_wei = prev.fees_paid_wei.max(m.fees_paid_wei);
+            prev.txs_sent = prev.txs_sent.max(m.txs_sent);
+            prev.fee_bumps = prev.fee_bumps.max(m.fee_bumps);
+            d
         };
         if fees > 0 || !self.settlement_fees_paid.has(&labels) {
             self.settlement_fees_paid.add(&labels, fees);
@@ -815,8 +810,9 @@ mod tests {
             fee_bumps: 1,
         };
         m.settlement("ethereum", &v);
-        // The same cumulative values again add nothing.
+        // The same cumulative values again, or an older snapshot, add nothing.
         m.settlement("ethereum", &v);
+        m.settlement("ethereum", &SettlementMetrics { fees_paid_wei: 1, txs_sent: 1, ..v.clone() });
         v.fees_paid_wei += 5;
         v.txs_sent += 1;
         v.signer_balance_wei = Some(4_000);
