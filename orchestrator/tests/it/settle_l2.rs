@@ -317,7 +317,7 @@ impl Env {
 
     /// The `/metrics` sample `name{settlement_layer="ethereum"}`, if present.
     async fn settlement_sample(&self, name: &str) -> Option<f64> {
-        let text = reqwest::get(format!("http://{}/metrics", self._orch.addr))
+        let text = reqwest::get(format!("http://{}/metrics", self._orch.as_ref().expect("a running orchestrator for /metrics").addr))
             .await
             .unwrap()
             .text()
