@@ -360,16 +360,28 @@ async fn admit_priority(config: &Config, queue: QueueType) -> ApiResult<()> {
     Ok(())
 }
 
+/// The job id and `priority` flag of a job action route; with `priority`, checks the priority
+/// queue has room (429 otherwise).
+async fn job_action_request(
+    config: &AppState,
+    id: &str,
+    raw: Option<&str>,
+    priority_queue: QueueType,
+) -> ApiResult<(Uuid, bool)> {
+    let id = parse_job_id(id)?;
+    let priority = QueryParams::parse(raw).bool("priority", false)?;
+    if priority {
+        admit_priority(config, priority_queue).await?;
+    }
+    Ok((id, priority))
+}
+
 async fn process_job(
     State(config): State<AppState>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let id = parse_job_id(&id)?;
-    let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
-    if priority {
-        admit_priority(&config, QueueType::PriorityProcessingQueue).await?;
-    }
+    let (id, priority) = job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityProcessingQueue).await?;
     let job = service::requeue_process(&config, id, priority).await?;
     tracing::info!(job_id = %id, priority, "Operator queued a job for processing");
     Ok(ok_msg(
@@ -383,11 +395,7 @@ async fn verify_job(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let id = parse_job_id(&id)?;
-    let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
-    if priority {
-        admit_priority(&config, QueueType::PriorityVerificationQueue).await?;
-    }
+    let (id, priority) = job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityVerificationQueue).await?;
     let job = service::force_verify(&config, id, priority).await?;
     tracing::info!(job_id = %id, priority, "Operator forced a verification");
     Ok(ok_msg(
@@ -401,11 +409,7 @@ async fn retry_job(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let id = parse_job_id(&id)?;
-    let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
-    if priority {
-        admit_priority(&config, QueueType::PriorityProcessingQueue).await?;
-    }
+    let (id, priority) = job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityProcessingQueue).await?;
     let job = service::retry_job(&config, id, priority).await?;
     tracing::info!(job_id = %id, priority, "Operator retried a failed job");
     Ok(ok_msg(
