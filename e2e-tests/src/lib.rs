@@ -1,1 +1,68 @@
-//! e2e-tests
+//! End-to-end harness: the real services of a local appchain stack and the `orchestrator`
+//! binary as a child process.
+//!
+//! - [`devnet::Devnet`]: starknet-devnet (the Starknet node), from the tool cache that
+//!   `scripts/devnet.sh install` fills;
+//! - [`l1::L1`]: Anvil (npm `@foundry-rs/anvil-linux-amd64`, `scripts/anvil.sh`) producing a block
+//!   every second, with our `StarknetCoreTest` and `MockGpsVerifier` deployed (the core contract
+//!   accepts runs of the SNOS stand-in's program hash);
+//! - the mock Atlantic server ([`orchestrator_mock_atlantic_server`]) in the test process, which
+//!   registers each aggregation's fact on the verifier as SHARP would;
+//! - [`process::OrchestratorProcess`]: `orchestrator setup` + `orchestrator run`, killed with
+//!   SIGKILL or stopped with SIGINT;
+//! - [`stack::Stack`]: all of it wired for the L2 pipeline on one infrastructure tier.
+//!
+//! The workflow tests live in `tests/workflow.rs` (feature `testing`).
+
+pub mod api;
+pub mod devnet;
+pub mod l1;
+pub mod process;
+pub mod stack;
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+/// The tool cache (`$ORCH_CACHE`, default `~/.cache/orchestrator`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("ORCH_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orchestrator")
+    })
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released: the service binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// Whether the skip variable `var` is `1` (then prints `skipped: why`).
+pub fn skipped(var: &str, why: &str) -> bool {
+    if std::env::var(var).as_deref() == Ok("1") {
+        println!("skipped: {why} ({var}=1)");
+        return true;
+    }
+    false
+}
+
+/// Polls `check` every 500 ms until it returns `Some`, or panics after `timeout` with `what`
+/// and the last state `describe` gives.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match check().await {
+            Ok(v) => return v,
+            Err(state) => state,
+        };
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; last state: {last}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -63,6 +63,31 @@ pub struct MockAtlanticConfig {
     pub seed: u64,
     /// When set, requests must carry this `api-key` header.
     pub api_key: Option<String>,
+    /// When set, the fact of every aggregation is registered on this `MockGpsVerifier`
+    /// before the aggregator query reports `DONE`, as SHARP's on-chain verification would.
+    pub fact_registration: Option<FactRegistration>,
+}
+
+/// Where the mock registers aggregation facts: an Ethereum node, a funded key, the
+/// `MockGpsVerifier`. The fact is the one a Starknet core contract checks for the aggregated
+/// output: `keccak(program_hash, keccak(output words))`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FactRegistration {
+    /// The Ethereum JSON-RPC URL.
+    pub rpc_url: Url,
+    /// The sending key (hex); use another account than the orchestrator's operator.
+    pub private_key: String,
+    /// The `MockGpsVerifier` address.
+    pub verifier: orchestrator_gps_fact_checker::onchain::Address,
+}
+
+impl std::fmt::Debug for FactRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FactRegistration")
+            .field("rpc_url", &self.rpc_url.host_str())
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MockAtlanticConfig {
@@ -78,6 +103,7 @@ impl Default for MockAtlanticConfig {
             auto_complete: true,
             seed: 0,
             api_key: None,
+            fact_registration: None,
         }
     }
 }
@@ -123,6 +149,16 @@ pub struct MockAtlanticArgs {
     /// Require this `api-key` header.
     #[arg(long, env = "MOCK_ATLANTIC_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Register each aggregation's fact on the `MockGpsVerifier` at this address (needs
+    /// `--fact-registry-rpc-url` and `--fact-registry-private-key`).
+    #[arg(long, env = "MOCK_ATLANTIC_FACT_REGISTRY_ADDRESS", requires_all = ["fact_registry_rpc_url", "fact_registry_private_key"])]
+    pub fact_registry_address: Option<String>,
+    /// Ethereum JSON-RPC URL for the fact registrations.
+    #[arg(long, env = "MOCK_ATLANTIC_FACT_REGISTRY_RPC_URL")]
+    pub fact_registry_rpc_url: Option<Url>,
+    /// Key (hex) that sends the fact registrations; not the orchestrator's operator key.
+    #[arg(long, env = "MOCK_ATLANTIC_FACT_REGISTRY_PRIVATE_KEY", hide_env_values = true)]
+    pub fact_registry_private_key: Option<String>,
 }
 
 /// Why the configuration is not usable.
@@ -134,6 +170,9 @@ pub enum ConfigError {
     /// The environment does not parse.
     #[error("{0}")]
     Parse(String),
+    /// The fact registry address is not an Ethereum address.
+    #[error("--fact-registry-address {0:?} is not a 0x-prefixed 20-byte address")]
+    FactRegistryAddress(String),
 }
 
 impl MockAtlanticArgs {
@@ -145,6 +184,20 @@ impl MockAtlanticArgs {
         if !(0.0..=1.0).contains(&self.failure_rate) {
             return Err(ConfigError::FailureRate(self.failure_rate));
         }
+        let fact_registration = match (
+            self.fact_registry_address,
+            self.fact_registry_rpc_url,
+            self.fact_registry_private_key,
+        ) {
+            (Some(address), Some(rpc_url), Some(private_key)) => Some(FactRegistration {
+                verifier: address
+                    .parse()
+                    .map_err(|_| ConfigError::FactRegistryAddress(address.clone()))?,
+                rpc_url,
+                private_key,
+            }),
+            _ => None,
+        };
         Ok(MockAtlanticConfig {
             bind_addr: self.bind_addr,
             port: self.port,
@@ -156,6 +209,7 @@ impl MockAtlanticArgs {
             auto_complete: self.auto_complete,
             seed: self.seed,
             api_key: self.api_key,
+            fact_registration,
         })
     }
 }
@@ -184,6 +238,7 @@ pub(crate) type Shared = Arc<Mutex<state::State>>;
 pub(crate) struct AppState {
     pub(crate) state: Shared,
     pub(crate) producer: Arc<dyn AggregationArtifactsProducer>,
+    pub(crate) registrar: Option<Arc<orchestrator_gps_fact_checker::FactRegistrar>>,
 }
 
 /// A running mock server; stops when dropped or on [`MockAtlanticServer::stop`].
@@ -212,11 +267,23 @@ impl MockAtlanticServer {
         config: MockAtlanticConfig,
         producer: Arc<dyn AggregationArtifactsProducer>,
     ) -> std::io::Result<Self> {
+        let registrar = match &config.fact_registration {
+            Some(r) => Some(Arc::new(
+                orchestrator_gps_fact_checker::FactRegistrar::new(
+                    r.rpc_url.clone(),
+                    &r.private_key,
+                    r.verifier,
+                )
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
+            )),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind((config.bind_addr, config.port)).await?;
         let addr = listener.local_addr()?;
         let app = AppState {
             state: Arc::new(Mutex::new(state::State::new(config))),
             producer,
+            registrar,
         };
         let router = routes::router(app.clone());
         let shutdown = CancellationToken::new();

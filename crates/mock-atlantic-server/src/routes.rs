@@ -368,7 +368,8 @@ async fn close_bucket(State(app): State<AppState>, Query(p): Query<CloseParams>)
             created: Instant::now(),
             seq: 0,
             will_fail: false,
-            forced: None,
+            // Running until its artifacts (and fact registration) are there.
+            forced: Some(Phase::InProgress),
             is_aggregator: true,
             input: Vec::new(),
             artifacts: HashMap::new(),
@@ -393,6 +394,13 @@ async fn close_bucket(State(app): State<AppState>, Query(p): Query<CloseParams>)
         .await
         .map_err(|e| format!("producer panicked: {e}"))
         .and_then(|r| r.map_err(|e| e.to_string()));
+    let produced = match (produced, &app.registrar) {
+        (Ok(artifacts), Some(registrar)) => register_fact(registrar, &artifacts)
+            .await
+            .map(|()| artifacts)
+            .map_err(|e| format!("fact registration failed: {e}")),
+        (other, _) => other,
+    };
     let mut state = lock(&app);
     state.store_aggregation(&query_id, produced);
     tracing::info!(target: "orch::mock_atlantic", bucket_id = %p.bucket_id, %query_id, "Bucket closed");
@@ -435,4 +443,28 @@ async fn artifact(
         "application/json"
     };
     ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+}
+
+/// Registers the fact a core contract checks for the aggregated output of `artifacts`:
+/// `keccak(program_hash, keccak(output words))`, the program hash and the output read from the
+/// aggregator PIE exactly as the orchestrator's Aggregator job reads them.
+async fn register_fact(
+    registrar: &orchestrator_gps_fact_checker::FactRegistrar,
+    artifacts: &crate::ProducedArtifacts,
+) -> Result<(), String> {
+    use orchestrator_gps_fact_checker::fact::{
+        aggregator::filter_aggregator_output, keccak256_concat, pie, program_hash::program_hash,
+    };
+    let parsed = pie::read_pie_bytes(&artifacts.pie_zip).map_err(|e| e.to_string())?;
+    let hash = program_hash(&parsed).map_err(|e| e.to_string())?;
+    let full = pie::program_output(&parsed).map_err(|e| e.to_string())?;
+    let own = filter_aggregator_output(&full).map_err(|e| e.to_string())?;
+    let words: Vec<[u8; 32]> = own.iter().map(|f| f.to_bytes_be()).collect();
+    let output_hash = keccak256_concat(words.iter().map(|w| w.as_slice()));
+    let fact = keccak256_concat([hash.to_bytes_be().as_slice(), output_hash.as_bytes().as_slice()]);
+    let fact = orchestrator_gps_fact_checker::onchain::parse_fact(&fact.to_string())
+        .map_err(|e| e.to_string())?;
+    let tx = registrar.ensure_registered(fact).await.map_err(|e| e.to_string())?;
+    tracing::info!(target: "orch::mock_atlantic", %fact, tx = ?tx, "Aggregation fact registered");
+    Ok(())
 }

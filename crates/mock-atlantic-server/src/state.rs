@@ -343,6 +343,9 @@ impl State {
         };
         match produced {
             Ok(p) => {
+                // The query runs its delays from now on, like any other.
+                q.forced = None;
+                q.created = Instant::now();
                 q.artifacts.insert("pie.cairo0.zip".into(), p.pie_zip);
                 q.artifacts.insert("da_blob.json".into(), p.da_blob);
                 q.artifacts.insert("snos_output.json".into(), p.snos_output);

@@ -43,6 +43,22 @@ impl StandInRunner {
     }
 }
 
+/// The program hash of the stand-in program, as its PIEs carry it (cairo-lang's
+/// `compute_program_hash_chain`, bootloader version 0). A core contract that accepts the
+/// stand-in's (aggregated) outputs is deployed with this hash.
+///
+/// # Errors
+/// The committed program does not load (a broken build).
+pub fn program_hash() -> Result<Felt, SnosRunnerError> {
+    let program = Program::from_bytes(PROGRAM_JSON, Some("main"))
+        .map_err(|e| SnosRunnerError::Deterministic(format!("stand-in program does not load: {e}")))?;
+    let stripped = program
+        .get_stripped_program()
+        .map_err(|e| SnosRunnerError::Deterministic(format!("stand-in program does not strip: {e}")))?;
+    cairo_vm::program_hash::compute_program_hash_chain(&stripped, 0)
+        .map_err(|e| SnosRunnerError::Deterministic(format!("stand-in program hash: {e}")))
+}
+
 /// Parses a cairo-vm layout name.
 pub fn layout_name(name: &str) -> Result<LayoutName, SnosRunnerError> {
     use LayoutName as L;
@@ -173,6 +189,15 @@ mod tests {
     use super::*;
     use crate::os_output::{BatchData, BlobData};
     use orchestrator_gps_fact_checker::fact::{self as facts, pie, snos_fact};
+
+    #[test]
+    fn program_hash_is_the_hash_its_pies_carry() {
+        let (zip, _) = run_program(build_os_output(&input(true)).unwrap(), LayoutName::all_cairo).unwrap();
+        let parsed = pie::read_pie_bytes(&zip).unwrap();
+        let from_pie = orchestrator_gps_fact_checker::fact::program_hash::program_hash(&parsed).unwrap();
+        assert_eq!(program_hash().unwrap(), from_pie);
+        assert_ne!(from_pie, Felt::ZERO);
+    }
 
     fn input(use_kzg_da: bool) -> SnosInput {
         let felts: Vec<Felt> = (1u64..=50).map(Felt::from).collect();

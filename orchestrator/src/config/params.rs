@@ -258,6 +258,8 @@ pub struct ServiceParams {
     pub failed_job_halt: crate::config::FailedJobHalt,
     /// Time between orphan scans.
     pub orphan_scan_interval: Duration,
+    /// Verification poll delay for every job type that polls an external service, when set.
+    pub verification_poll: Option<Duration>,
 }
 
 /// Per-job-type staleness thresholds.
@@ -859,6 +861,10 @@ fn service_params(a: ServiceArgs) -> ConfigResult<ServiceParams> {
         graceful_shutdown_timeout: Duration::from_secs(a.graceful_shutdown_timeout),
         failed_job_halt: a.failed_job_halt,
         orphan_scan_interval: Duration::from_secs(a.orphan_scan_interval_seconds.max(1)),
+        verification_poll: a
+            .verification_poll_seconds
+            .map(|s| positive_secs(s, "--verification-poll-seconds"))
+            .transpose()?,
     })
 }
 

@@ -150,7 +150,7 @@ pub mod proving {
             layer: params.layer,
             storage: clients.storage.clone(),
             database: clients.database.clone(),
-            polling_override: None,
+            polling_override: params.service.verification_poll,
         };
         with_stage(ctx, params.service.aggregator_job_buffer_size, params.service.store_audit_artifacts, handlers, triggers)
     }
@@ -248,7 +248,7 @@ pub mod settlement {
                 let mut ctx =
                     DataSubmissionContext::new(node, da_client(&params.da), clients.storage.clone(), clients.database.clone());
                 ctx.max_num_blobs = params.batching.max_num_blobs;
-                with_data_submission(ctx, None, handlers, triggers)
+                with_data_submission(ctx, params.service.verification_poll, handlers, triggers)
             }
             Layer::L2 => (handlers, triggers),
         };
@@ -261,7 +261,7 @@ pub mod settlement {
         };
         let mut ctx = SettlementJobContext::new(client, clients.storage.clone(), clients.database.clone(), params.layer);
         ctx.max_num_blobs = params.batching.max_num_blobs;
-        Ok(with_stage(ctx, None, handlers, triggers))
+        Ok(with_stage(ctx, params.service.verification_poll, handlers, triggers))
     }
 
     /// The DA client `--da-on-*` selects. On Ethereum the blobs travel in the settlement

@@ -130,4 +130,10 @@ pub struct ServiceArgs {
     /// lost).
     #[arg(long, env = "MADARA_ORCHESTRATOR_ORPHAN_SCAN_INTERVAL_SECONDS", default_value_t = 60)]
     pub orphan_scan_interval_seconds: u64,
+
+    /// Seconds between verification polls of proving, aggregation, data-submission and
+    /// state-transition jobs (ours). Unset keeps each job type's default (30 s for proofs and
+    /// aggregations, 60 s for data submission and settlement); lower it on fast local chains.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_VERIFICATION_POLL_SECONDS")]
+    pub verification_poll_seconds: Option<u64>,
 }

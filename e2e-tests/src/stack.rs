@@ -1,0 +1,303 @@
+//! A whole local appchain stack for the L2 pipeline (SnosBatching → AggregatorBatching →
+//! SnosRun → ProofCreation → Aggregator → StateTransition), on one infrastructure tier:
+//!
+//! - **embedded**: SQLite, the SQLite queue, artifacts under the data dir, the in-process cron;
+//! - **distributed**: PostgreSQL (a fresh database on the test server), SQS, S3 and SNS on moto
+//!   (a fresh resource prefix); the test process stands in for EventBridge (moto does not fire
+//!   schedules) and sends the worker triggers to the SQS trigger queue every second.
+
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::Arc,
+    time::Duration,
+};
+
+use orchestrator::{
+    core::client::{
+        aws::{
+            s3::{bucket_name, S3Storage},
+            sqs::{QueueNaming, SqsQueue},
+            AwsEnv,
+        },
+        fs_storage::FsStorage,
+        local_cron::LocalCron,
+        CronClient, StorageClient,
+    },
+    types::{
+        queue::{QueueType, WorkerTriggerType},
+        Layer,
+    },
+};
+use orchestrator_mock_atlantic_server::{FactRegistration, MockAtlanticConfig, MockAtlanticServer};
+use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::Api,
+    devnet::Devnet,
+    l1::{L1, OPERATOR_ADDRESS, OPERATOR_KEY, PROVER_KEY},
+    process::{self, OrchestratorProcess},
+};
+
+/// Blocks per aggregator batch (`--max-batch-size`).
+pub const BLOCKS_PER_AGGREGATOR_BATCH: u64 = 4;
+/// Blocks per SNOS batch (`--max-blocks-per-snos-batch`).
+pub const BLOCKS_PER_SNOS_BATCH: u64 = 2;
+
+/// Which infrastructure the orchestrator runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// SQLite, local queue, files.
+    Embedded,
+    /// PostgreSQL + SQS/S3/SNS on moto.
+    Distributed,
+}
+
+#[derive(Debug)]
+struct Distributed {
+    endpoint: String,
+    prefix: String,
+    postgres_url: String,
+}
+
+/// The running stack; every service stops when it is dropped.
+#[derive(Debug)]
+pub struct Stack {
+    /// The Starknet node.
+    pub devnet: Devnet,
+    /// The settlement layer.
+    pub l1: L1,
+    /// The prover.
+    pub prover: MockAtlanticServer,
+    /// The tier under test.
+    pub tier: Tier,
+    distributed: Option<Distributed>,
+    dir: tempfile::TempDir,
+    cron: Option<CancellationToken>,
+}
+
+/// Whether moto and PostgreSQL answer; panics with how to start them unless their skip
+/// variables are set.
+async fn distributed_services() -> Option<(String, String)> {
+    let endpoint = std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into());
+    let postgres = std::env::var("MADARA_ORCHESTRATOR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator".into());
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let moto_up = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&host))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if !moto_up {
+        if crate::skipped("ORCH_SKIP_AWS_TESTS", "no moto") {
+            return None;
+        }
+        panic!("moto is not reachable at {endpoint}: run `scripts/moto.sh start` or set ORCH_SKIP_AWS_TESTS=1");
+    }
+    let pg_up = match PgConnectOptions::from_str(&postgres) {
+        Ok(o) => o.connect().await.is_ok(),
+        Err(_) => false,
+    };
+    if !pg_up {
+        if crate::skipped("ORCH_SKIP_POSTGRES_TESTS", "no PostgreSQL") {
+            return None;
+        }
+        panic!("PostgreSQL is not reachable: run `scripts/postgres.sh` or set ORCH_SKIP_POSTGRES_TESTS=1");
+    }
+    Some((endpoint, postgres))
+}
+
+/// A fresh database on the server of `base`; its URL.
+async fn fresh_database(base: &str) -> String {
+    let options = PgConnectOptions::from_str(base).expect("PostgreSQL URL");
+    let mut conn = options.connect().await.expect("connect to PostgreSQL");
+    let name = format!("orch_e2e_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await.expect("create database");
+    let _ = conn.close().await;
+    let i = base.rfind('/').expect("PostgreSQL URL with a database path");
+    format!("{}/{name}", &base[..i])
+}
+
+impl Stack {
+    /// Starts devnet, Anvil with the contracts, the mock Atlantic server, and (distributed)
+    /// creates a database and a resource prefix; runs `orchestrator setup`. `None` (after
+    /// printing why) when a service the tier needs is skipped.
+    pub async fn start(tier: Tier) -> Option<Self> {
+        let distributed = match tier {
+            Tier::Embedded => None,
+            Tier::Distributed => {
+                let (endpoint, base) = distributed_services().await?;
+                let postgres_url = fresh_database(&base).await;
+                let prefix = format!("e2e{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+                Some(Distributed { endpoint, prefix, postgres_url })
+            }
+        };
+        let devnet = Devnet::start().await?;
+        let l1 = L1::start().await?;
+        let prover = MockAtlanticServer::start(MockAtlanticConfig {
+            port: 0,
+            processing_delay: Duration::from_millis(300),
+            completion_delay: Duration::from_millis(700),
+            max_concurrent_jobs: 50,
+            fact_registration: Some(FactRegistration {
+                rpc_url: l1.url(),
+                private_key: PROVER_KEY.to_owned(),
+                verifier: l1.contracts.verifier,
+            }),
+            ..MockAtlanticConfig::default()
+        })
+        .await
+        .expect("mock Atlantic server");
+        let stack = Self { devnet, l1, prover, tier, distributed, dir: tempfile::tempdir().expect("tempdir"), cron: None };
+        process::setup(&stack.setup_args(), &stack.envs());
+        Some(stack)
+    }
+
+    /// The data directory (embedded tier; logs for both).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The log file every orchestrator instance of this stack appends to.
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("orchestrator.log")
+    }
+
+    fn infra_args(&self) -> Vec<String> {
+        let mut args = vec!["--data-dir".to_owned(), self.dir.path().join("data").display().to_string()];
+        if let Some(d) = &self.distributed {
+            args.extend(
+                ["--aws", "--aws-prefix", &d.prefix, "--aws-sqs", "--aws-s3", "--aws-sns", "--postgres", "--postgres-url", &d.postgres_url]
+                    .map(String::from),
+            );
+        }
+        args
+    }
+
+    fn setup_args(&self) -> Vec<String> {
+        let mut args = self.infra_args();
+        if self.distributed.is_some() {
+            args.extend(["--timeout", "60", "--poll-interval", "1"].map(String::from));
+        }
+        args
+    }
+
+    /// Environment of every orchestrator process (AWS settings for moto).
+    pub fn envs(&self) -> Vec<(String, String)> {
+        let mut envs = vec![("RUST_LOG".to_owned(), "info,orch=debug".to_owned())];
+        if let Some(d) = &self.distributed {
+            for (k, v) in [
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_DEFAULT_REGION", "us-east-1"),
+                ("AWS_ENDPOINT_URL", d.endpoint.as_str()),
+            ] {
+                envs.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        envs
+    }
+
+    /// The `orchestrator run` command line (without `--host`/`--port`).
+    pub fn run_args(&self) -> Vec<String> {
+        let l1 = self.l1.url().to_string();
+        let node = self.devnet.url.to_string();
+        let prover = self.prover.url().to_string();
+        let core = self.l1.core().to_string();
+        let verifier = self.l1.contracts.verifier.to_string();
+        let mut args: Vec<String> = [
+            "--layer", "l2",
+            "--settle-on-ethereum",
+            "--ethereum-rpc-url", &l1,
+            "--ethereum-private-key", OPERATOR_KEY,
+            "--l1-core-contract-address", &core,
+            "--starknet-operator-address", OPERATOR_ADDRESS,
+            "--ethereum-finality-retry-wait-in-secs", "1",
+            "--ethereum-tx-confirmation-timeout-secs", "30",
+            "--da-on-ethereum",
+            "--ethereum-da-rpc-url", &l1,
+            "--prover", "atlantic",
+            "--atlantic-api-key", "e2e",
+            "--atlantic-service-url", &prover,
+            "--atlantic-artifacts-base-url", &prover,
+            "--atlantic-mock-fact-hash", "true",
+            "--atlantic-rpc-node-url", &l1,
+            "--atlantic-settlement-layer", "ethereum",
+            "--atlantic-verifier-contract-address", &verifier,
+            "--atlantic-network", "TESTNET",
+            "--madara-rpc-url", &node,
+            "--rpc-for-snos", &node,
+            "--max-batch-time-seconds", "3600",
+            "--max-batch-size", &BLOCKS_PER_AGGREGATOR_BATCH.to_string(),
+            "--max-blocks-per-snos-batch", &BLOCKS_PER_SNOS_BATCH.to_string(),
+            "--interval-seconds", "1",
+            "--verification-poll-seconds", "1",
+            "--snos-job-timeout-seconds", "20",
+            "--proving-job-timeout-seconds", "20",
+            "--aggregator-job-timeout-seconds", "30",
+            "--state-transition-timeout-seconds", "60",
+            "--orphan-scan-interval-seconds", "2",
+            "--graceful-shutdown-timeout", "10",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(self.infra_args());
+        args
+    }
+
+    /// Starts one `orchestrator run` of this stack logging to [`Stack::log`].
+    pub async fn spawn(&mut self) -> OrchestratorProcess {
+        let log = self.log();
+        self.spawn_logging_to(&log).await
+    }
+
+    /// Starts one `orchestrator run` of this stack appending its output to `log` (and, on the
+    /// distributed tier, the test's EventBridge stand-in, once).
+    pub async fn spawn_logging_to(&mut self, log: &Path) -> OrchestratorProcess {
+        if let (Some(d), None) = (&self.distributed, &self.cron) {
+            let env = AwsEnv::explicit("test", "test", "us-east-1", Some(&d.endpoint)).await;
+            let naming = QueueNaming::new("mo_{}_queue", Some(&d.prefix)).expect("queue naming");
+            let queue = Arc::new(SqsQueue::new(&env, naming, QueueType::for_layer(Layer::L2)));
+            let token = CancellationToken::new();
+            let child = token.clone();
+            tokio::spawn(async move {
+                let cron = LocalCron::new(queue);
+                let _ = cron.run(WorkerTriggerType::for_layer(Layer::L2), Duration::from_secs(1), child).await;
+            });
+            self.cron = Some(token);
+        }
+        OrchestratorProcess::start(&self.run_args(), &self.envs(), log).await
+    }
+
+    /// The artifact storage the orchestrator writes to.
+    pub async fn storage(&self) -> Arc<dyn StorageClient> {
+        match &self.distributed {
+            None => Arc::new(FsStorage::open(self.dir.path().join("data/artifacts")).expect("artifact directory")),
+            Some(d) => {
+                let env = AwsEnv::explicit("test", "test", "us-east-1", Some(&d.endpoint)).await;
+                let bucket = bucket_name("mo-bucket", Some(&d.prefix)).expect("bucket name");
+                Arc::new(S3Storage::new(&env, bucket))
+            }
+        }
+    }
+
+    /// An API client of `process`.
+    pub fn api(process: &OrchestratorProcess) -> Api {
+        Api::new(process.api.clone())
+    }
+
+    /// The last lines of the orchestrator log (for failure messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(token) = &self.cron {
+            token.cancel();
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The L2 workflow end to end on real local services: blocks with transactions produced on
+//! starknet-devnet are batched, run through the SNOS stand-in, proven and aggregated by the mock
+//! Atlantic server, and settled with blobs on Anvil by `updateStateKzgDA` — by the
+//! `orchestrator` binary, on the embedded and the distributed tier, through SIGKILLs, and with
+//! two instances at once.
+//!
+//! `cargo test --features testing test_orchestrator_workflow` (needs what `make test`
+//! installs: starknet-devnet, Anvil, moto, PostgreSQL).
+#![cfg(feature = "testing")]
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use e2e_tests::{
+    api::Api,
+    process::OrchestratorProcess,
+    stack::{Stack, Tier, BLOCKS_PER_AGGREGATOR_BATCH, BLOCKS_PER_SNOS_BATCH},
+    wait_until,
+};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+/// Aggregator batches each workflow settles.
+const BATCHES: u64 = 3;
+/// The last block: blocks 0..=LAST_BLOCK form exactly `BATCHES` full aggregator batches.
+const LAST_BLOCK: u64 = BATCHES * BLOCKS_PER_AGGREGATOR_BATCH - 1;
+/// How long a workflow may take to settle.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Peak resident set size of a process in KiB (`VmHWM`), while it runs.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Waits until the core contract's `stateBlockNumber` reaches `LAST_BLOCK`, printing progress.
+async fn wait_settled(stack: &Stack, api: &Api) {
+    let started = Instant::now();
+    let mut last_print = String::new();
+    wait_until(SETTLE_TIMEOUT, "the core contract to settle the last block", || async {
+        let settled = stack.l1.state_block_number().await?;
+        let batches = api.aggregator_batches().await.unwrap_or_default();
+        let line = format!(
+            "settled {settled}; aggregator batches {:?}",
+            batches.iter().map(|b| format!("{}:{}-{}:{}", b.index, b.start_block, b.end_block, b.status)).collect::<Vec<_>>()
+        );
+        if line != last_print {
+            println!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+            last_print = line.clone();
+        }
+        if settled >= LAST_BLOCK as i64 {
+            Ok(())
+        } else {
+            Err(format!("{line}\n--- orchestrator log tail ---\n{}", stack.log_tail(40)))
+        }
+    })
+    .await;
+}
+
+/// Waits until every job is Completed and every batch up to `LAST_BLOCK` is Completed.
+async fn wait_all_completed(stack: &Stack, api: &Api) {
+    wait_until(Duration::from_secs(180), "every job and batch to complete", || async {
+        let jobs = api.jobs().await?;
+        let open: Vec<_> = jobs.iter().filter(|j| j.status != "Completed").collect();
+        let batches = api.aggregator_batches().await?;
+        let unsettled: Vec<_> =
+            batches.iter().filter(|b| b.end_block <= LAST_BLOCK && b.status != "Completed").collect();
+        if open.is_empty() && unsettled.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("jobs not completed: {open:?}; batches not completed: {unsettled:?}\n{}", stack.log_tail(30)))
+        }
+    })
+    .await;
+}
+
+/// Everything a settled workflow must show, checked on chain, through the API and in storage.
+async fn assert_settled_exactly_once(stack: &Stack, api: &Api) {
+    // Batches: exactly the expected ranges, all completed.
+    let batches = api.aggregator_batches().await.expect("aggregator batches");
+    let settled_batches: Vec<_> = batches.iter().filter(|b| b.end_block <= LAST_BLOCK).collect();
+    let ranges: Vec<(u64, u64)> = settled_batches.iter().map(|b| (b.start_block, b.end_block)).collect();
+    let expected: Vec<(u64, u64)> =
+        (0..BATCHES).map(|i| (i * BLOCKS_PER_AGGREGATOR_BATCH, (i + 1) * BLOCKS_PER_AGGREGATOR_BATCH - 1)).collect();
+    assert_eq!(ranges, expected, "aggregator batches close after {BLOCKS_PER_AGGREGATOR_BATCH} blocks");
+    assert!(settled_batches.iter().all(|b| b.status == "Completed"), "{settled_batches:?}");
+
+    let snos = api.snos_batches().await.expect("SNOS batches");
+    let snos_settled: Vec<_> = snos.iter().filter(|s| s.2 <= LAST_BLOCK).collect();
+    let mut next = 0;
+    for (index, start, end, status) in &snos_settled {
+        assert_eq!(*start, next, "SNOS batch {index} starts where the previous ended: {snos:?}");
+        assert!(end - start < BLOCKS_PER_SNOS_BATCH, "SNOS batch {index} holds at most {BLOCKS_PER_SNOS_BATCH} blocks");
+        assert_eq!(status, "Completed", "SNOS batch {index}");
+        next = end + 1;
+    }
+    assert_eq!(next, LAST_BLOCK + 1, "SNOS batches tile 0..={LAST_BLOCK}: {snos:?}");
+
+    // Jobs: all Completed, one per batch and stage.
+    let jobs = api.jobs().await.expect("jobs");
+    let mut per_type: BTreeMap<&str, usize> = BTreeMap::new();
+    for j in &jobs {
+        assert_eq!(j.status, "Completed", "job {j:?}");
+        *per_type.entry(j.job_type.as_str()).or_default() += 1;
+    }
+    let n_snos = snos_settled.len();
+    assert_eq!(per_type.get("SnosRun"), Some(&n_snos), "{per_type:?}");
+    assert_eq!(per_type.get("ProofCreation"), Some(&n_snos), "{per_type:?}");
+    assert_eq!(per_type.get("Aggregator"), Some(&(BATCHES as usize)), "{per_type:?}");
+    assert_eq!(per_type.get("StateTransition"), Some(&(BATCHES as usize)), "{per_type:?}");
+
+    // Artifacts: every path a job's metadata names is in storage, non-empty.
+    let storage = stack.storage().await;
+    let mut checked = 0;
+    for j in &jobs {
+        let record = api.job(&j.id).await.expect("job record");
+        let specific = &record["metadata"]["specific"];
+        for (key, value) in specific.as_object().into_iter().flatten() {
+            let Some(path) = value.as_str().filter(|_| key.ends_with("_path")) else { continue };
+            let bytes = storage.get_data(path).await.unwrap_or_else(|e| panic!("{} {key} {path}: {e}", j.job_type));
+            assert!(!bytes.is_empty(), "{path} is empty");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3 * n_snos, "artifacts of every SnosRun at least ({checked} checked)");
+
+    // On chain: exactly one successful blob transaction per batch, no other transaction to the
+    // core contract, and one state update per batch end.
+    let settled = stack.l1.settled_blocks().await;
+    let ends: Vec<i64> = expected.iter().map(|r| r.1 as i64).collect();
+    assert_eq!(settled, ends, "one LogStateUpdate per batch, in order, none twice");
+    let txs = stack.l1.core_transactions().await;
+    assert_eq!(txs.len(), BATCHES as usize, "one transaction per batch reached the core contract: {txs:?}");
+    assert!(txs.iter().all(|t| t.success && t.blobs >= 1), "every update succeeded and carried blobs: {txs:?}");
+    let hashes: HashSet<&str> = txs.iter().map(|t| t.hash.as_str()).collect();
+    assert_eq!(hashes.len(), txs.len());
+    assert_eq!(stack.l1.state_block_number().await.expect("stateBlockNumber"), LAST_BLOCK as i64);
+}
+
+/// Per-stage latency from the moment a batch's last block was produced to each stage's
+/// completion, from the jobs' timestamps (`/blocks/settlement-status`).
+async fn report_latency(api: &Api, produced_at: &BTreeMap<u64, u64>) {
+    println!("per-stage latency (seconds after the batch's last block was produced):");
+    for b in 0..BATCHES {
+        let end = (b + 1) * BLOCKS_PER_AGGREGATOR_BATCH - 1;
+        let Some(&t0) = produced_at.get(&end) else { continue };
+        let status = api.settlement_status(end).await.unwrap_or(Value::Null);
+        let mut stages: BTreeMap<String, u64> = BTreeMap::new();
+        for j in status["block_jobs"].as_array().into_iter().flatten().chain(status["aggregator_proof_jobs"].as_array().into_iter().flatten()) {
+            let done = j["timestamps"]["verification_completed_at"].as_u64().or_else(|| j["updated_at"].as_u64());
+            if let (Some(t), Some(kind)) = (done, j["job_type"].as_str()) {
+                let e = stages.entry(kind.to_owned()).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+        let line: Vec<String> = ["SnosRun", "ProofCreation", "Aggregator", "StateTransition"]
+            .iter()
+            .map(|k| match stages.get(*k) {
+                Some(t) => format!("{k} +{}", t.saturating_sub(t0)),
+                None => format!("{k} ?"),
+            })
+            .collect();
+        println!("  batch {b} (blocks ..={end}): {}", line.join(", "));
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+/// Produces the blocks of the workflow (one transaction each) and notes when each was made.
+async fn produce_all(stack: &Stack, pause: Duration) -> BTreeMap<u64, u64> {
+    let mut produced = BTreeMap::new();
+    produced.insert(0, unix_now());
+    while stack.devnet.block_number().await < LAST_BLOCK {
+        let n = stack.devnet.produce_blocks(1).await;
+        assert_eq!(stack.devnet.transaction_count(n).await, 1, "block {n} holds the mint");
+        produced.insert(n, unix_now());
+        tokio::time::sleep(pause).await;
+    }
+    produced
+}
+
+async fn workflow(tier: Tier) {
+    let started = Instant::now();
+    let Some(mut stack) = Stack::start(tier).await else { return };
+    let mut orch = stack.spawn().await;
+    let api = Stack::api(&orch);
+    let produced = produce_all(&stack, Duration::from_millis(200)).await;
+    wait_settled(&stack, &api).await;
+    wait_all_completed(&stack, &api).await;
+    let rss = peak_rss_kib(orch.pid);
+    assert_settled_exactly_once(&stack, &api).await;
+    report_latency(&api, &produced).await;
+    println!(
+        "{tier:?} workflow: {} blocks in {BATCHES} aggregator batches settled in {:.1} s; orchestrator peak RSS {} MiB",
+        LAST_BLOCK + 1,
+        started.elapsed().as_secs_f64(),
+        rss.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+    );
+    assert!(orch.interrupt(Duration::from_secs(30)), "Ctrl-C stops the orchestrator cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_orchestrator_workflow_embedded() {
+    workflow(Tier::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_orchestrator_workflow_distributed() {
+    workflow(Tier::Distributed).await;
+}
+
+/// SIGKILL at ≥ 10 random moments while blocks arrive and every stage runs; after the last
+/// restart everything still settles, each batch exactly once on chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_orchestrator_workflow_crash_recovery() {
+    let Some(mut stack) = Stack::start(Tier::Embedded).await else { return };
+    let seed: u64 = std::env::var("E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    println!("crash schedule seed {seed} (E2E_SEED={seed} repeats it)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut orch = stack.spawn().await;
+    let mut kills = 0;
+    let mut settled_at_kill = Vec::new();
+    // Blocks arrive one every ~2 s while the orchestrator is killed every 1-6 s.
+    while kills < 10 || stack.devnet.block_number().await < LAST_BLOCK {
+        if stack.devnet.block_number().await < LAST_BLOCK {
+            stack.devnet.produce_blocks(1).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(1000..6000))).await;
+        if kills < 10 {
+            orch.kill();
+            kills += 1;
+            settled_at_kill.push(stack.l1.state_block_number().await.unwrap_or(-2));
+            if rng.gen_bool(0.3) {
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(100..2000))).await;
+            }
+            orch = stack.spawn().await;
+        }
+    }
+    println!("{kills} SIGKILLs; stateBlockNumber at each kill: {settled_at_kill:?}");
+    let api = Stack::api(&orch);
+    wait_settled(&stack, &api).await;
+    wait_all_completed(&stack, &api).await;
+    assert_settled_exactly_once(&stack, &api).await;
+    assert!(orch.interrupt(Duration::from_secs(30)));
+}
+
+/// Two instances on one PostgreSQL database and one set of SQS queues: each batch settles
+/// exactly once, and both instances did work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_orchestrator_workflow_two_instances() {
+    let Some(mut stack) = Stack::start(Tier::Distributed).await else { return };
+    let logs = [stack.dir().join("instance-a.log"), stack.dir().join("instance-b.log")];
+    let mut a = stack.spawn_logging_to(&logs[0]).await;
+    let mut b: OrchestratorProcess = stack.spawn_logging_to(&logs[1]).await;
+    let api = Stack::api(&a);
+    produce_all(&stack, Duration::from_millis(500)).await;
+    wait_settled(&stack, &api).await;
+    wait_all_completed(&stack, &api).await;
+    assert_settled_exactly_once(&stack, &api).await;
+    // Both serve the same state, and both processed jobs.
+    assert_eq!(Stack::api(&b).aggregator_batches().await.unwrap(), api.aggregator_batches().await.unwrap());
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let processed = text.lines().filter(|l| l.contains("Processing job")).count();
+        println!("{}: processed {processed} job(s)", log.display());
+        assert!(processed > 0, "{} took no job", log.display());
+    }
+    assert!(a.interrupt(Duration::from_secs(30)));
+    assert!(b.interrupt(Duration::from_secs(30)));
+}
