@@ -3,6 +3,7 @@
 
 use alloy::{
     consensus::Transaction as _,
+    network::TransactionResponse as _,
     eips::BlockNumberOrTag,
     primitives::{Address, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
@@ -75,7 +76,7 @@ impl L1 {
 
     /// `stateBlockNumber()` of the core contract at the latest block (−1 before any update).
     pub async fn state_block_number(&self) -> Result<i64, String> {
-        let core = CoreView::new(self.contracts.core_contract, &self.provider);
+        let core = CoreView::new(self.contracts.core_contract, self.provider.clone());
         let n = core
             .stateBlockNumber()
             .block(BlockNumberOrTag::Latest.into())
@@ -116,7 +117,7 @@ impl L1 {
                 if tx.to() != Some(self.contracts.core_contract) {
                     continue;
                 }
-                let hash = *tx.inner.tx_hash();
+                let hash = tx.tx_hash();
                 let receipt = self
                     .provider
                     .get_transaction_receipt(hash)

@@ -49,13 +49,9 @@ pub fn skipped(var: &str, why: &str) -> bool {
     false
 }
 
-/// Polls `check` every 500 ms until it returns `Some`, or panics after `timeout` with `what`
-/// and the last state `describe` gives.
-pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
+/// Polls `check` every 500 ms until it returns `Ok`, or panics after `timeout` naming `what`
+/// and the last state `check` reported.
+pub async fn wait_until<T>(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         let last = match check().await {

@@ -237,6 +237,8 @@ impl Stack {
             "--aggregator-job-timeout-seconds", "30",
             "--state-transition-timeout-seconds", "60",
             "--orphan-scan-interval-seconds", "2",
+            // A batching run killed mid-way holds its lock until the TTL (reference default 1 h).
+            "--batching-worker-lock-duration", "10",
             "--graceful-shutdown-timeout", "10",
         ]
         .map(String::from)
@@ -256,7 +258,7 @@ impl Stack {
     pub async fn spawn_logging_to(&mut self, log: &Path) -> OrchestratorProcess {
         if let (Some(d), None) = (&self.distributed, &self.cron) {
             let env = AwsEnv::explicit("test", "test", "us-east-1", Some(&d.endpoint)).await;
-            let naming = QueueNaming::new("mo_{}_queue", Some(&d.prefix)).expect("queue naming");
+            let naming = QueueNaming::new("mo_{}_queue", Some(d.prefix.as_str())).expect("queue naming");
             let queue = Arc::new(SqsQueue::new(&env, naming, QueueType::for_layer(Layer::L2)));
             let token = CancellationToken::new();
             let child = token.clone();
@@ -275,7 +277,7 @@ impl Stack {
             None => Arc::new(FsStorage::open(self.dir.path().join("data/artifacts")).expect("artifact directory")),
             Some(d) => {
                 let env = AwsEnv::explicit("test", "test", "us-east-1", Some(&d.endpoint)).await;
-                let bucket = bucket_name("mo-bucket", Some(&d.prefix)).expect("bucket name");
+                let bucket = bucket_name("mo-bucket", Some(d.prefix.as_str())).expect("bucket name");
                 Arc::new(S3Storage::new(&env, bucket))
             }
         }

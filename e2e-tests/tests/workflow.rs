@@ -42,7 +42,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 async fn wait_settled(stack: &Stack, api: &Api) {
     let started = Instant::now();
     let mut last_print = String::new();
-    wait_until(SETTLE_TIMEOUT, "the core contract to settle the last block", || async {
+    wait_until(SETTLE_TIMEOUT, "the core contract to settle the last block", async || {
         let settled = stack.l1.state_block_number().await?;
         let batches = api.aggregator_batches().await.unwrap_or_default();
         let line = format!(
@@ -64,7 +64,7 @@ async fn wait_settled(stack: &Stack, api: &Api) {
 
 /// Waits until every job is Completed and every batch up to `LAST_BLOCK` is Completed.
 async fn wait_all_completed(stack: &Stack, api: &Api) {
-    wait_until(Duration::from_secs(180), "every job and batch to complete", || async {
+    wait_until(Duration::from_secs(180), "every job and batch to complete", async || {
         let jobs = api.jobs().await?;
         let open: Vec<_> = jobs.iter().filter(|j| j.status != "Completed").collect();
         let batches = api.aggregator_batches().await?;
