@@ -6,7 +6,7 @@
 //! to `&mut dyn Write` ([`BlobCommand::run`]) so it can be tested in-process.
 
 use std::{
-    fmt::Write as _,
+    ffi::OsString,
     io::{self, BufWriter, Write},
     path::{Path, PathBuf},
     process::ExitCode,
@@ -250,32 +250,80 @@ fn decompress(a: &FeltsArgs, out: &mut dyn Write) -> Outcome {
 }
 
 fn decode(a: &DecodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Outcome {
-    let blob = parse_blob_hex(&read_input(&a.blob)?).map_err(|e| bad(&a.blob, e))?;
-    let coefficients = blob_to_coefficients(&blob).map_err(|e| bad(&a.blob, e))?;
+    // The usual file (one line of hex, canonical words) takes the fast path; any other form,
+    // and every error, goes through the general parser and transform, which name the problem.
+    let fast = std::fs::read(&a.blob)
+        .ok()
+        .and_then(|bytes| super::decode::decode_blob_file(&bytes));
+    let coefficients = match fast {
+        Some(c) => c,
+        None => {
+            let blob = parse_blob_hex(&read_input(&a.blob)?).map_err(|e| bad(&a.blob, e))?;
+            blob_to_coefficients(&blob)
+                .map_err(|e| bad(&a.blob, e))?
+                .iter()
+                .map(|c| c.to_canonical_limbs())
+                .collect()
+        }
+    };
     // Values at or above the Starknet prime (2^251 + 17·2^192 + 1) are not felts.
     let stark_prime_top = 0x0800_0000_0000_0011u64;
-    let mut s = String::with_capacity(coefficients.len() * 40);
-    let mut not_felts = Vec::new();
-    for (i, c) in coefficients.iter().enumerate() {
-        let limbs = c.to_canonical_limbs();
+    let mut not_felts = 0usize;
+    let mut first_not_felt = None;
+    // Written in pieces of about 64 KiB: "0x" + up to 64 digits + "\n" per coefficient.
+    const PIECE: usize = 1 << 16;
+    let mut s = Vec::with_capacity(PIECE + 67);
+    for (i, limbs) in coefficients.iter().enumerate() {
         let is_felt =
             limbs[3] < stark_prime_top || (limbs[3] == stark_prime_top && limbs[..3] == [0, 0, 0]);
         if !is_felt {
-            not_felts.push(i);
+            not_felts += 1;
+            first_not_felt.get_or_insert(i);
         }
-        let _ = writeln!(s, "{c}");
+        super::decode::push_hex_line(&mut s, limbs);
+        if s.len() >= PIECE {
+            out.write_all(&s)?;
+            s.clear();
+        }
     }
-    out.write_all(s.as_bytes())?;
-    if let Some(first) = not_felts.first() {
+    out.write_all(&s)?;
+    if let Some(first) = first_not_felt {
         let _ = writeln!(
             err,
-            "warning: {}: {} coefficient(s) are not below the Starknet prime (first at index {first}); \
+            "warning: {}: {not_felts} coefficient(s) are not below the Starknet prime (first at index {first}); \
              this is not a Starknet blob",
             a.blob.display(),
-            not_felts.len()
         );
     }
     Ok(())
+}
+
+/// The blob file of `orchestrator blob decode --blob FILE` (or `--blob=FILE`) when `args` (the
+/// whole argv) is exactly that, so `main` can skip clap. Anything else (help, extra or
+/// repeated flags, a value clap would read differently) is `None` and goes through clap.
+pub fn plain_decode_args(args: &[OsString]) -> Option<PathBuf> {
+    let [_, blob, decode, rest @ ..] = args else {
+        return None;
+    };
+    if blob != "blob" || decode != "decode" {
+        return None;
+    }
+    let value = match rest {
+        [flag, value] if flag == "--blob" => value.clone(),
+        [flag] => {
+            let bytes = flag.as_encoded_bytes();
+            let v = bytes.strip_prefix(b"--blob=")?;
+            // Non-UTF-8 paths are left to clap.
+            OsString::from(std::str::from_utf8(v).ok()?)
+        }
+        _ => return None,
+    };
+    // clap rejects a separate value that looks like a flag and reports an empty one; leave
+    // those cases (and `-`) to it.
+    if value.is_empty() || value.as_encoded_bytes().starts_with(b"-") {
+        return None;
+    }
+    Some(PathBuf::from(value))
 }
 
 fn parse_point(s: &str) -> Result<[u8; 32], Failure> {
