@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make bench`: the criterion benches of orchestrator/benches, then a whole
+# `orchestrator blob decode` process (release binary, a mainnet blob) under hyperfine, next to
+# `orchestrator --version` (bare process start of the same binary).
+#
+# Environment: ORCH_TESTDATA (default ../shared/testdata), BENCH_RUNS (hyperfine runs, 200).
+# Figures of the dev machine are in docs/da-encoding.md ("Performance").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+testdata="${ORCH_TESTDATA:-../shared/testdata}"
+runs="${BENCH_RUNS:-200}"
+state_update="$testdata/anchor/da_blob/state_update/178.txt"
+nonces="$testdata/anchor/da_blob/nonces/178.txt"
+
+command -v hyperfine >/dev/null || {
+  echo "bench.sh: hyperfine is missing (apt-get install hyperfine)" >&2
+  exit 1
+}
+for f in "$state_update" "$nonces"; do
+  [[ -f "$f" ]] || { echo "bench.sh: missing test vector $f (set ORCH_TESTDATA)" >&2; exit 1; }
+done
+
+for bench in orchestrator/benches/*.rs; do
+  name="$(basename "$bench" .rs)"
+  echo "== cargo bench -p orchestrator --bench $name"
+  cargo bench -p orchestrator --bench "$name"
+done
+
+echo "== orchestrator blob decode (release binary, hyperfine)"
+cargo build -p orchestrator --bin orchestrator --release
+bin="$CARGO_TARGET_DIR/release/orchestrator"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+# Block 178 (Starknet 0.13.2) fits one blob: one line of 262144 hex characters.
+"$bin" blob encode --state-update "$state_update" --nonces "$nonces" \
+  --starknet-version 0.13.2 >"$work/blob.txt"
+[[ "$(wc -l <"$work/blob.txt")" -eq 1 ]] || { echo "bench.sh: expected one blob" >&2; exit 1; }
+"$bin" blob decode --blob "$work/blob.txt" >"$work/felts.txt"
+[[ "$(wc -l <"$work/felts.txt")" -eq 4096 ]] || { echo "bench.sh: expected 4096 felts" >&2; exit 1; }
+
+hyperfine --warmup 20 -N --runs "$runs" \
+  "$bin blob decode --blob $work/blob.txt" \
+  "$bin --version"
