@@ -104,6 +104,16 @@ impl NodeRpc {
         v.get("result").cloned().ok_or_else(|| err("response without result".into()))
     }
 
+    /// [`Self::call`] with by-position `params`, again with the by-name `named` when the node
+    /// rejects the positions as invalid params (-32602): starknet-devnet 0.10 (RPC 0.10) wants
+    /// every optional trailing parameter when given by position.
+    async fn call_either(&self, method: &str, params: Value, named: Value) -> Result<Value, RpcError> {
+        match self.call(method, params).await {
+            Err(e) if e.message.contains("\"code\":-32602") => self.call(method, named).await,
+            other => other,
+        }
+    }
+
     /// `starknet_chainId`.
     pub async fn chain_id(&self) -> Result<Felt, RpcError> {
         let v = self.call("starknet_chainId", json!([])).await?;
@@ -112,7 +122,8 @@ impl NodeRpc {
 
     /// `starknet_getStateUpdate` of a closed block (a pending one is an error).
     pub async fn state_update(&self, block: u64) -> Result<StateUpdate, RpcError> {
-        let v = self.call("starknet_getStateUpdate", json!([{"block_number": block}])).await?;
+        let id = json!({"block_number": block});
+        let v = self.call_either("starknet_getStateUpdate", json!([id]), json!({"block_id": id})).await?;
         parse_state_update(&v.to_string())
             .map_err(|e| RpcError { message: format!("state update of block {block} (pending or malformed): {e}") })
     }
@@ -127,8 +138,9 @@ impl StateReader for NodeRpc {
     async fn storage_at(&self, block: u64, queries: &[(Felt, Felt)]) -> Result<Vec<Felt>, StateReadError> {
         let mut out = Vec::with_capacity(queries.len());
         for (contract, key) in queries {
-            let params = json!([format!("{contract:#x}"), format!("{key:#x}"), {"block_number": block}]);
-            out.push(match self.call("starknet_getStorageAt", params).await {
+            let (c, k, id) = (format!("{contract:#x}"), format!("{key:#x}"), json!({"block_number": block}));
+            let named = json!({"contract_address": c, "key": k, "block_id": id});
+            out.push(match self.call_either("starknet_getStorageAt", json!([c, k, id]), named).await {
                 Ok(v) => felt_of(&v).ok_or_else(|| StateReadError(format!("getStorageAt returned {v}")))?,
                 // CONTRACT_NOT_FOUND (20): an unset slot of a contract that does not exist.
                 Err(e) if e.message.contains("\"code\":20") => Felt::ZERO,
