@@ -18,6 +18,7 @@ mod blob_vectors;
 mod compression_pipeline;
 mod crash;
 mod multi_instance;
+mod snos_devnet;
 mod snos_run;
 mod prover_flow;
 mod settle_l2;

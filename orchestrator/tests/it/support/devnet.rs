@@ -153,6 +153,57 @@ impl Devnet {
             .as_u64()
             .expect("block number")
     }
+
+    /// A JSON-RPC call that may fail: the result, or the error answer (or transport error) as
+    /// text.
+    pub async fn try_call(&self, method: &str, params: Value) -> Result<Value, String> {
+        self.try_rpc(method, params).await
+    }
+
+    /// `starknet_getBlockWithTxHashes` of closed block `n`.
+    pub async fn block(&self, n: u64) -> Value {
+        self.rpc("starknet_getBlockWithTxHashes", json!([{"block_number": n}]))
+            .await
+    }
+
+    /// The hash of closed block `n`.
+    pub async fn block_hash(&self, n: u64) -> starknet::core::types::Felt {
+        let block = self.block(n).await;
+        block["block_hash"]
+            .as_str()
+            .and_then(|h| starknet::core::types::Felt::from_hex(h).ok())
+            .unwrap_or_else(|| panic!("block {n} without a hash: {block}"))
+    }
+
+    /// `starknet_getStateUpdate` of closed block `n` (JSON). By name: devnet 0.10 refuses a
+    /// by-position call without the optional `contract_addresses`.
+    pub async fn state_update(&self, n: u64) -> Value {
+        self.rpc("starknet_getStateUpdate", json!({"block_id": {"block_number": n}}))
+            .await
+    }
+
+    /// `devnet_abortBlocks` from block `from` (inclusive) to the tip; answers the aborted
+    /// hashes. Needs `--state-archive-capacity full` (as started here).
+    pub async fn abort_blocks(&self, from: u64) -> Vec<String> {
+        let answer = self
+            .rpc(
+                "devnet_abortBlocks",
+                json!({"starting_block_id": {"block_number": from}}),
+            )
+            .await;
+        answer["aborted"]
+            .as_array()
+            .unwrap_or_else(|| panic!("devnet_abortBlocks answered {answer}"))
+            .iter()
+            .map(|h| h.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Kills the process now (the node goes down mid-test); dropping it later is harmless.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Devnet {
