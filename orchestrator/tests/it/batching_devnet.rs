@@ -264,9 +264,9 @@ async fn devnet_blocks_are_batched_per_the_rules() {
 }
 
 /// The node itself as replay-bounds reference: every block hash matches, batching goes on and
-/// no alert is raised. (A mismatch is tested with the in-memory node in the trigger's unit
-/// tests: two starknet-devnet instances give block 1 the same hash whatever their start time,
-/// chain id or transactions, so a second devnet cannot stand in for a reorganised node.)
+/// no alert is raised. (A mismatch on devnet — a block replaced with `devnet_abortBlocks` — is
+/// `snos_devnet::devnet_reorganised_block_halts_batching_with_a_critical_alert`; devnet's block
+/// hash ignores the time and the transactions' content, see docs/batching.md.)
 #[tokio::test]
 async fn devnet_replay_bounds_with_a_matching_node_batches_without_alert() {
     let Some(devnet) = Devnet::start().await else {
