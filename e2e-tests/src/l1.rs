@@ -51,6 +51,8 @@ pub struct CoreTx {
     pub blobs: usize,
     /// The block it was mined in.
     pub block: u64,
+    /// That block's timestamp (unix seconds).
+    pub timestamp: u64,
 }
 
 impl L1 {
@@ -113,6 +115,7 @@ impl L1 {
                 .await
                 .expect("block")
                 .expect("block exists");
+            let timestamp = block.header.timestamp;
             for tx in block.transactions.into_transactions() {
                 if tx.to() != Some(self.contracts.core_contract) {
                     continue;
@@ -129,6 +132,7 @@ impl L1 {
                     success: receipt.status(),
                     blobs: tx.blob_versioned_hashes().map_or(0, <[_]>::len),
                     block: n,
+                    timestamp,
                 });
             }
         }

@@ -114,14 +114,15 @@ async fn assert_settled_exactly_once(stack: &Stack, api: &Api) {
     assert_eq!(per_type.get("Aggregator"), Some(&(BATCHES as usize)), "{per_type:?}");
     assert_eq!(per_type.get("StateTransition"), Some(&(BATCHES as usize)), "{per_type:?}");
 
-    // Artifacts: every path a job's metadata names is in storage, non-empty.
+    // Artifacts: every artifact a job's metadata names is in storage, non-empty
+    // (`on_chain_data_path` is configured but never written; `blob_data_path` is a prefix).
     let storage = stack.storage().await;
     let mut checked = 0;
     for j in &jobs {
         let record = api.job(&j.id).await.expect("job record");
         let specific = &record["metadata"]["specific"];
-        for (key, value) in specific.as_object().into_iter().flatten() {
-            let Some(path) = value.as_str().filter(|_| key.ends_with("_path")) else { continue };
+        for key in ["cairo_pie_path", "snos_output_path", "program_output_path", "da_segment_path"] {
+            let Some(path) = specific[key].as_str() else { continue };
             let bytes = storage.get_data(path).await.unwrap_or_else(|e| panic!("{} {key} {path}: {e}", j.job_type));
             assert!(!bytes.is_empty(), "{path} is empty");
             checked += 1;
@@ -143,9 +144,11 @@ async fn assert_settled_exactly_once(stack: &Stack, api: &Api) {
 }
 
 /// Per-stage latency from the moment a batch's last block was produced to each stage's
-/// completion, from the jobs' timestamps (`/blocks/settlement-status`).
-async fn report_latency(api: &Api, produced_at: &BTreeMap<u64, u64>) {
+/// completion (the jobs' timestamps from `/blocks/settlement-status`) and to the block on L1
+/// that holds its state update.
+async fn report_latency(stack: &Stack, api: &Api, produced_at: &BTreeMap<u64, u64>) {
     println!("per-stage latency (seconds after the batch's last block was produced):");
+    let txs = stack.l1.core_transactions().await;
     for b in 0..BATCHES {
         let end = (b + 1) * BLOCKS_PER_AGGREGATOR_BATCH - 1;
         let Some(&t0) = produced_at.get(&end) else { continue };
@@ -158,13 +161,16 @@ async fn report_latency(api: &Api, produced_at: &BTreeMap<u64, u64>) {
                 *e = (*e).max(t);
             }
         }
-        let line: Vec<String> = ["SnosRun", "ProofCreation", "Aggregator", "StateTransition"]
+        let mut line: Vec<String> = ["SnosRun", "ProofCreation", "Aggregator"]
             .iter()
             .map(|k| match stages.get(*k) {
                 Some(t) => format!("{k} +{}", t.saturating_sub(t0)),
                 None => format!("{k} ?"),
             })
             .collect();
+        if let Some(tx) = txs.get(b as usize) {
+            line.push(format!("settled on L1 (block {}) +{}", tx.block, tx.timestamp.saturating_sub(t0)));
+        }
         println!("  batch {b} (blocks ..={end}): {}", line.join(", "));
     }
 }
@@ -196,7 +202,7 @@ async fn workflow(tier: Tier) {
     wait_all_completed(&stack, &api).await;
     let rss = peak_rss_kib(orch.pid);
     assert_settled_exactly_once(&stack, &api).await;
-    report_latency(&api, &produced).await;
+    report_latency(&stack, &api, &produced).await;
     println!(
         "{tier:?} workflow: {} blocks in {BATCHES} aggregator batches settled in {:.1} s; orchestrator peak RSS {} MiB",
         LAST_BLOCK + 1,

@@ -33,7 +33,7 @@ use crate::{
     compression::{io::parse_felt_list, transform::felts_to_blobs, DEFAULT_MAX_NUM_BLOBS},
     core::client::{DatabaseClient, StorageClient, StorageError},
     types::{
-        batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus},
+        batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, SnosBatchStatus},
         jobs::{
             JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, StateUpdateMetadata,
             StateUpdateTxAttempt, TxAttemptStatus,
@@ -144,6 +144,20 @@ impl SettlementJobContext {
                     "cannot set aggregator batch {index} to {status:?}: {e}"
                 ))
             })
+    }
+
+    /// Marks every SNOS batch of aggregator batch `index` `Completed` (it is settled).
+    async fn complete_snos_batches(&self, index: u64) -> Result<(), JobError> {
+        let batches = self.database.get_snos_batches_by_aggregator_index(index).await.map_err(|e| {
+            JobError::retryable(format!("cannot load the SNOS batches of aggregator batch {index}: {e}"))
+        })?;
+        for b in batches.iter().filter(|b| b.status != SnosBatchStatus::Completed) {
+            self.database
+                .update_snos_batch_status_by_index(b.index, SnosBatchStatus::Completed)
+                .await
+                .map_err(|e| JobError::retryable(format!("cannot complete SNOS batch {}: {e}", b.index)))?;
+        }
+        Ok(())
     }
 
     async fn last_settled(&self) -> Result<Option<u64>, JobError> {
@@ -387,6 +401,9 @@ impl JobHandlerTrait for StateTransitionHandler {
         let expected = batch.end_block;
         let last = self.ctx.last_settled().await?;
         if last.is_some_and(|l| l >= expected) {
+            // The SNOS batches first: a crash in between leaves the aggregator batch pending
+            // and this verification runs again. (The reference never completes them on L2.)
+            self.ctx.complete_snos_batches(to_settle).await?;
             self.ctx
                 .set_batch(to_settle, AggregatorBatchStatus::Completed)
                 .await?;
