@@ -188,6 +188,10 @@ while kill -0 "$orch_pid" 2>/dev/null; do
         "$(date +%T)" "$tip" "$(summary "$snos")" "$(summary "$agg")" "${jobs:- none}" "$settled"
     sleep 5
 done
-wait "$orch_pid" || true
+status=0
+wait "$orch_pid" || status=$?
 orch_pid=""
-echo "orchestrator exited; see $LOGS/orchestrator.log" >&2
+if [ "$status" != 0 ]; then
+    echo "orchestrator exited with status $status; see $LOGS/orchestrator.log" >&2
+    exit "$status"
+fi

@@ -388,21 +388,31 @@ async fn close_bucket(State(app): State<AppState>, Query(p): Query<CloseParams>)
         )
     };
     // The producer may take a while (a real aggregator run): run it off the async threads and
-    // without the state lock.
-    let producer = app.producer.clone();
-    let produced = tokio::task::spawn_blocking(move || producer.produce(&input))
-        .await
-        .map_err(|e| format!("producer panicked: {e}"))
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    let produced = match (produced, &app.registrar) {
-        (Ok(artifacts), Some(registrar)) => register_fact(registrar, &artifacts)
-            .await
-            .map(|()| artifacts)
-            .map_err(|e| format!("fact registration failed: {e}")),
-        (other, _) => other,
+    // without the state lock, in a task of its own so that a client that goes away mid-request
+    // (a crashed orchestrator) does not cancel it and leave the aggregation running forever.
+    let work = {
+        let app = app.clone();
+        let query_id = query_id.clone();
+        tokio::spawn(async move {
+            let producer = app.producer.clone();
+            let produced = tokio::task::spawn_blocking(move || producer.produce(&input))
+                .await
+                .map_err(|e| format!("producer panicked: {e}"))
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            let produced = match (produced, &app.registrar) {
+                (Ok(artifacts), Some(registrar)) => register_fact(registrar, &artifacts)
+                    .await
+                    .map(|()| artifacts)
+                    .map_err(|e| format!("fact registration failed: {e}")),
+                (other, _) => other,
+            };
+            lock(&app).store_aggregation(&query_id, produced);
+        })
     };
-    let mut state = lock(&app);
-    state.store_aggregation(&query_id, produced);
+    if let Err(e) = work.await {
+        lock(&app).store_aggregation(&query_id, Err(format!("aggregation task failed: {e}")));
+    }
+    let state = lock(&app);
     tracing::info!(target: "orch::mock_atlantic", bucket_id = %p.bucket_id, %query_id, "Bucket closed");
     let Some(bucket) = state.buckets.get(&p.bucket_id) else {
         return error(
