@@ -8,23 +8,23 @@
 use std::fmt;
 
 /// The modulus `r`, little-endian limbs.
-const MODULUS: [u64; 4] = [
+pub const MODULUS: [u64; 4] = [
     0xffff_ffff_0000_0001,
     0x53bd_a402_fffe_5bfe,
     0x3339_d808_09a1_d805,
     0x73ed_a753_299d_7d48,
 ];
 /// `-r^{-1} mod 2^64`.
-const INV: u64 = 0xffff_fffe_ffff_ffff;
+pub const INV: u64 = 0xffff_fffe_ffff_ffff;
 /// `2^256 mod r` (the Montgomery form of 1).
-const R: [u64; 4] = [
+pub const R: [u64; 4] = [
     0x0000_0001_ffff_fffe,
     0x5884_b7fa_0003_4802,
     0x998c_4fef_ecbc_4ff5,
     0x1824_b159_acc5_056f,
 ];
 /// `2^512 mod r` (used to enter Montgomery form).
-const R2: [u64; 4] = [
+pub const R2: [u64; 4] = [
     0xc999_e990_f3f2_9c6d,
     0x2b6c_edcb_8792_5c23,
     0x05d3_1496_7254_398f,

@@ -18,29 +18,10 @@
 
 use crate::compression::{BYTES_PER_BLOB, FELTS_PER_BLOB};
 
-/// The BLS12-381 scalar modulus `r`, little-endian limbs (as in `compression::fr`).
-const MODULUS: [u64; 4] = [
-    0xffff_ffff_0000_0001,
-    0x53bd_a402_fffe_5bfe,
-    0x3339_d808_09a1_d805,
-    0x73ed_a753_299d_7d48,
-];
-/// `-r^{-1} mod 2^64`.
-const INV: u64 = 0xffff_fffe_ffff_ffff;
-/// `2^256 mod r`: the Montgomery form of 1.
-const R: [u64; 4] = [
-    0x0000_0001_ffff_fffe,
-    0x5884_b7fa_0003_4802,
-    0x998c_4fef_ecbc_4ff5,
-    0x1824_b159_acc5_056f,
-];
-/// `2^512 mod r`: enters Montgomery form.
-const R2: [u64; 4] = [
-    0xc999_e990_f3f2_9c6d,
-    0x2b6c_edcb_8792_5c23,
-    0x05d3_1496_7254_398f,
-    0x0748_d9d9_9f59_ff11,
-];
+// The BLS12-381 scalar modulus `r` (little-endian limbs), `-r^{-1} mod 2^64`, the Montgomery
+// form of 1 (`2^256 mod r`) and `2^512 mod r`, shared with the field of `snos-runner`.
+use orchestrator_snos_runner::fr::{INV, MODULUS, R, R2};
+
 /// The EIP-4844 primitive 4096-th root of unity ω, canonical little-endian limbs.
 const OMEGA: [u64; 4] = [
     0xe206_da11_a5d3_6306,
