@@ -32,7 +32,7 @@ use tempfile::TempDir;
 
 use crate::support::devnet::Devnet;
 
-fn params() -> BatchingParams {
+pub(crate) fn params() -> BatchingParams {
     BatchingParams {
         max_batch_time: Duration::from_secs(3600),
         max_batch_size: 3,

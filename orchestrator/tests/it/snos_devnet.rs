@@ -9,8 +9,7 @@ use std::{collections::BTreeSet, net::SocketAddr, sync::Arc, time::Duration};
 use cairo_vm::vm::runners::cairo_pie::CairoPie;
 use orchestrator::{
     app::Orchestrator,
-    cli::args::snos::{CairoLayout, SnosRunnerKind},
-    config::{BatchingParams, Config, EngineParams, SnosParams},
+    config::{BatchingParams, Config, EngineParams},
     core::client::{
         log_alert::LogAlert,
         madara::{
@@ -41,42 +40,14 @@ use tempfile::TempDir;
 
 use crate::support::{self, devnet::Devnet, wait_for};
 
+/// The limits of the batching tests, with aggregator batches of 4 blocks.
 fn batching_params() -> BatchingParams {
-    BatchingParams {
-        max_batch_time: Duration::from_secs(3600),
-        max_batch_size: 4,
-        max_num_blobs: 6,
-        blob_size_buffer: 15,
-        batching_worker_lock_duration: Duration::from_secs(60),
-        max_blocks_per_snos_batch: 2,
-        fixed_blocks_per_snos_batch: None,
-        max_snos_batches_per_aggregator_batch: 50,
-        max_aggregator_input_size: 750_000,
-        default_empty_block_proving_gas: 1_500_000,
-        max_batch_processing_size: 10,
-        bouncer_weights_limit: BouncerWeights::DEFAULT_LIMITS,
-        bouncer_weights_limit_file: None,
-    }
+    BatchingParams { max_batch_size: 4, ..crate::batching_devnet::params() }
 }
 
 /// Batching from block 1 (genesis left out), limits of [`batching_params`].
 fn settings() -> BatchingSettings {
     BatchingSettings { params: batching_params(), min_block: 1, max_block: None }
-}
-
-fn snos_params(rpc_url: url::Url) -> SnosParams {
-    SnosParams {
-        rpc_url,
-        backup_rpc_url: None,
-        full_output: false,
-        versioned_constants: None,
-        layout: CairoLayout::AllCairo,
-        prover_layout: CairoLayout::Dynamic,
-        da_public_keys: vec![],
-        runner: SnosRunnerKind::StandIn,
-        command: None,
-        command_timeout: Duration::from_secs(60),
-    }
 }
 
 /// The real node client, with short retries.
@@ -96,7 +67,7 @@ async fn context(layer: Layer, rpc_url: &url::Url) -> (Arc<Config>, SnosJobHandl
     let dir = tempfile::tempdir().expect("tempdir");
     let clients = support::clients(dir.path()).await;
     let handler = || {
-        SnosJobHandler::new(layer, snos_params(rpc_url.clone()), clients.clone(), Arc::new(StandInRunner::new()))
+        SnosJobHandler::new(layer, crate::snos_run::snos_params(rpc_url.clone()), clients.clone(), Arc::new(StandInRunner::new()))
     };
     let handlers = JobHandlers::new().with(Arc::new(handler()));
     let triggers = Triggers::new().with(Arc::new(SnosTrigger { buffer: 50, full_output: false }));

@@ -104,7 +104,8 @@ async fn fake_node() -> FakeNode {
     FakeNode { url: format!("http://{addr}/").parse().unwrap(), calls }
 }
 
-fn snos_params(rpc_url: url::Url) -> SnosParams {
+/// SnosRun parameters with the in-process stand-in runner reading `rpc_url`.
+pub(crate) fn snos_params(rpc_url: url::Url) -> SnosParams {
     SnosParams {
         rpc_url,
         backup_rpc_url: None,
