@@ -75,6 +75,8 @@ pub struct Stack {
     distributed: Option<Distributed>,
     dir: tempfile::TempDir,
     cron: Option<CancellationToken>,
+    /// Every log an orchestrator of this stack wrote to.
+    logs: Vec<PathBuf>,
 }
 
 /// Whether moto and PostgreSQL answer; panics with how to start them unless their skip
@@ -147,7 +149,7 @@ impl Stack {
         })
         .await
         .expect("mock Atlantic server");
-        let stack = Self { devnet, l1, prover, tier, distributed, dir: tempfile::tempdir().expect("tempdir"), cron: None };
+        let stack = Self { devnet, l1, prover, tier, distributed, dir: tempfile::tempdir().expect("tempdir"), cron: None, logs: Vec::new() };
         process::setup(&stack.setup_args(), &stack.envs());
         Some(stack)
     }
@@ -268,6 +270,9 @@ impl Stack {
             });
             self.cron = Some(token);
         }
+        if !self.logs.iter().any(|l| l == log) {
+            self.logs.push(log.to_owned());
+        }
         OrchestratorProcess::start(&self.run_args(), &self.envs(), log).await
     }
 
@@ -288,11 +293,18 @@ impl Stack {
         Api::new(process.api.clone())
     }
 
-    /// The last lines of the orchestrator log (for failure messages).
+    /// The last lines of every log an orchestrator of this stack wrote (for failure messages),
+    /// each under its file name.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        let mut out = Vec::new();
+        for log in &self.logs {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            let name = log.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            out.push(format!("--- {name} (last {lines} lines) ---"));
+            out.extend(all[all.len().saturating_sub(lines)..].iter().map(|l| (*l).to_owned()));
+        }
+        out.join("\n")
     }
 }
 

@@ -38,12 +38,29 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// Panics at once, with the job's record and the logs, when a job is `Failed`: nothing in
+/// these workflows should fail for good, and waiting out the timeout would only hide why.
+async fn fail_on_failed_jobs(stack: &Stack, api: &Api) {
+    let Ok(jobs) = api.jobs().await else { return };
+    if let Some(failed) = jobs.iter().find(|j| j.status == "Failed") {
+        let record = api.job(&failed.id).await.unwrap_or(Value::Null);
+        panic!(
+            "{} job {} failed: {}\n{}",
+            failed.job_type,
+            failed.id,
+            serde_json::to_string_pretty(&record).unwrap_or_default(),
+            stack.log_tail(60)
+        );
+    }
+}
+
 /// Waits until the core contract's `stateBlockNumber` reaches `LAST_BLOCK`, printing progress.
 async fn wait_settled(stack: &Stack, api: &Api) {
     let started = Instant::now();
     let mut last_print = String::new();
     wait_until(SETTLE_TIMEOUT, "the core contract to settle the last block", async || {
         let settled = stack.l1.state_block_number().await?;
+        fail_on_failed_jobs(stack, api).await;
         let batches = api.aggregator_batches().await.unwrap_or_default();
         let line = format!(
             "settled {settled}; aggregator batches {:?}",

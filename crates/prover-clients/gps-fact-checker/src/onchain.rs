@@ -1,7 +1,7 @@
 //! The GPS verifier on chain: is a fact registered (`isValid(bytes32)`), and registering one on
 //! the `MockGpsVerifier` used with the mock prover.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 /// Addresses and 32-byte words, as the trait uses them.
 pub use alloy::primitives::{Address, B256};
@@ -184,6 +184,10 @@ pub struct FactRegistrar {
     pub bump_percent: u32,
     /// How long to wait for a receipt.
     pub receipt_timeout: Duration,
+    /// Held from the nonce read to the receipt: two registrations through one registrar at
+    /// once would otherwise read the same pending nonce, and the second one's fee bump would
+    /// replace the first one's transaction, whose receipt then never comes.
+    send_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for FactRegistrar {
@@ -216,6 +220,7 @@ impl FactRegistrar {
             max_fee_bumps: 3,
             bump_percent: 25,
             receipt_timeout: Duration::from_secs(120),
+            send_lock: Arc::default(),
         })
     }
 
@@ -225,6 +230,12 @@ impl FactRegistrar {
     /// # Errors
     /// RPC errors, a reverted transaction, fees still underpriced after every bump.
     pub async fn ensure_registered(&self, fact: B256) -> Result<Option<B256>, FactCheckError> {
+        if self.checker.is_valid(fact).await? {
+            return Ok(None);
+        }
+        // One registration at a time per registrar (clones share the lock); the fact is
+        // checked again once the lock is ours, as the one before may have registered it.
+        let _sending = self.send_lock.lock().await;
         if self.checker.is_valid(fact).await? {
             return Ok(None);
         }

@@ -154,6 +154,39 @@ async fn a_non_contract_address_or_a_closed_port_is_a_clear_error() {
     assert!(err.is_retryable(), "{err}");
 }
 
+/// Several registrations through one registrar at once (a mock prover closing two buckets),
+/// on a node that mines every second so they all see the same pending nonce: each one is
+/// mined, none replaces another (a replaced one would wait for a receipt that never comes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_through_one_registrar_all_land() {
+    let Some((anvil, verifier)) = anvil_with_verifier(&["--block-time", "1"]).await else {
+        return;
+    };
+    let url = anvil.url();
+    let mut registrar = FactRegistrar::new(url.clone(), ANVIL_KEY_1, verifier).unwrap();
+    registrar.receipt_timeout = Duration::from_secs(20);
+    let registrar = Arc::new(registrar);
+    let from = address_of(ANVIL_KEY_1);
+    let before = nonce(&url, from).await;
+    let facts: Vec<B256> = (0x10..0x14).map(B256::repeat_byte).collect();
+    let tasks: Vec<_> = facts
+        .iter()
+        .map(|&fact| {
+            let registrar = registrar.clone();
+            tokio::spawn(async move { registrar.ensure_registered(fact).await })
+        })
+        .collect();
+    for (fact, task) in facts.iter().zip(tasks) {
+        let tx = task.await.unwrap().unwrap_or_else(|e| panic!("registering {fact}: {e}"));
+        assert!(tx.is_some(), "{fact} was not registered before: a transaction was sent");
+    }
+    let checker = GpsFactChecker::new(url.clone(), verifier);
+    for fact in &facts {
+        assert!(checker.is_valid(*fact).await.unwrap(), "{fact} is registered");
+    }
+    assert_eq!(nonce(&url, from).await, before + facts.len() as u64, "one transaction per fact");
+}
+
 /// Sends `method(params)` to the node, panicking on an error.
 async fn rpc(url: &Url, method: &'static str, params: serde_json::Value) -> serde_json::Value {
     reader(url)
