@@ -17,7 +17,10 @@ use crate::{
     },
     server,
     types::{jobs::JobType, queue::WorkerTriggerType},
-    worker::{controller::WorkerController, event_handler::jobs::JobHandlers, pipeline, triggers::Triggers},
+    worker::{
+        controller::WorkerController, event_handler::jobs::JobHandlers, pipeline,
+        triggers::Triggers,
+    },
 };
 
 /// A running orchestrator.
@@ -44,17 +47,24 @@ impl Orchestrator {
         report_missing(&params, &handlers, &triggers);
         let engine = engine_params(&params);
         let config = Arc::new(
-            Config::new(params.layer, clients, handlers, triggers, engine).with_server(server_settings(&params)),
+            Config::new(params.layer, clients, handlers, triggers, engine)
+                .with_server(server_settings(&params)),
         );
         let cron: LocalTriggers = match params.infra.cron {
-            CronBackend::Embedded { interval } => {
-                Some((Arc::new(LocalCron::new(config.queue().clone())) as Arc<dyn CronClient>, interval))
-            }
+            CronBackend::Embedded { interval } => Some((
+                Arc::new(LocalCron::new(config.queue().clone())) as Arc<dyn CronClient>,
+                interval,
+            )),
             CronBackend::EventBridge { .. } => None,
         };
         let addr: SocketAddr = format!("{}:{}", params.server.host, params.server.port)
             .parse()
-            .wrap_err_with(|| format!("--host/--port do not form an address: {}:{}", params.server.host, params.server.port))?;
+            .wrap_err_with(|| {
+                format!(
+                    "--host/--port do not form an address: {}:{}",
+                    params.server.host, params.server.port
+                )
+            })?;
         let orchestrator = Self::start_with(config, addr, cron).await?;
         if let Some(server) = mock_atlantic {
             // The mock server lives as long as the orchestrator.
@@ -68,7 +78,11 @@ impl Orchestrator {
     }
 
     /// Starts the server, the workers and (if given) the in-process cron over `config`.
-    pub async fn start_with(config: Arc<Config>, addr: SocketAddr, cron: LocalTriggers) -> eyre::Result<Self> {
+    pub async fn start_with(
+        config: Arc<Config>,
+        addr: SocketAddr,
+        cron: LocalTriggers,
+    ) -> eyre::Result<Self> {
         server::check_settings(&config.server)?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -162,7 +176,9 @@ pub fn server_settings(params: &RunParams) -> ServerSettings {
 async fn start_mock_atlantic(
     params: &mut RunParams,
 ) -> eyre::Result<Option<orchestrator_mock_atlantic_server::MockAtlanticServer>> {
-    let crate::config::ProverParams::Atlantic(atlantic) = &mut params.prover else { return Ok(None) };
+    let crate::config::ProverParams::Atlantic(atlantic) = &mut params.prover else {
+        return Ok(None);
+    };
     if !atlantic.mock_server {
         return Ok(None);
     }
@@ -183,10 +199,12 @@ pub async fn build_clients(params: &RunParams) -> eyre::Result<Clients> {
         AlertBackend::Embedded { webhook_url } => webhook_url.as_ref().map(|u| u.expose().clone()),
         AlertBackend::Sns { .. } => None,
     };
-    let options = EmbeddedOptions { queue: params.queue.clone(), visibility_timeout: None, alert_webhook };
-    let mut clients = embedded::open(&params.infra.data_dir, &options)
-        .await
-        .wrap_err_with(|| format!("cannot open the data dir {}", params.infra.data_dir.display()))?;
+    let options =
+        EmbeddedOptions { queue: params.queue.clone(), visibility_timeout: None, alert_webhook };
+    let mut clients =
+        embedded::open(&params.infra.data_dir, &options).await.wrap_err_with(|| {
+            format!("cannot open the data dir {}", params.infra.data_dir.display())
+        })?;
     crate::core::client::aws::apply_backends(&mut clients, &params.infra, params.layer)
         .await
         .wrap_err("invalid AWS resource identifier")?;
@@ -200,8 +218,14 @@ pub async fn build_clients(params: &RunParams) -> eyre::Result<Clients> {
 
 /// Engine knobs from the command line.
 pub fn engine_params(params: &RunParams) -> EngineParams {
-    let JobTimeouts { snos, proving, proof_registration, data_submission, state_transition, aggregator } =
-        params.service.timeouts;
+    let JobTimeouts {
+        snos,
+        proving,
+        proof_registration,
+        data_submission,
+        state_transition,
+        aggregator,
+    } = params.service.timeouts;
     let trigger_interval = match params.infra.cron {
         CronBackend::Embedded { interval } | CronBackend::EventBridge { interval, .. } => interval,
     };

@@ -121,18 +121,10 @@ pub struct MockAtlanticArgs {
     #[arg(long, env = "MOCK_ATLANTIC_FAILURE_RATE", default_value_t = 0.0)]
     pub failure_rate: f64,
     /// Milliseconds a query stays RECEIVED.
-    #[arg(
-        long,
-        env = "MOCK_ATLANTIC_PROCESSING_DELAY_MS",
-        default_value_t = 1000
-    )]
+    #[arg(long, env = "MOCK_ATLANTIC_PROCESSING_DELAY_MS", default_value_t = 1000)]
     pub processing_delay_ms: u64,
     /// Milliseconds a query then stays IN_PROGRESS.
-    #[arg(
-        long,
-        env = "MOCK_ATLANTIC_COMPLETION_DELAY_MS",
-        default_value_t = 3000
-    )]
+    #[arg(long, env = "MOCK_ATLANTIC_COMPLETION_DELAY_MS", default_value_t = 3000)]
     pub completion_delay_ms: u64,
     /// Queries kept in memory.
     #[arg(long, env = "MOCK_ATLANTIC_MAX_JOBS", default_value_t = 100)]
@@ -274,7 +266,9 @@ impl MockAtlanticServer {
                     &r.private_key,
                     r.verifier,
                 )
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
+                .map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+                })?,
             )),
             None => None,
         };
@@ -296,12 +290,7 @@ impl MockAtlanticServer {
             }
         });
         tracing::info!(target: "orch::mock_atlantic", %addr, "Mock Atlantic server listening");
-        Ok(Self {
-            addr,
-            app,
-            shutdown,
-            task: Some(task),
-        })
+        Ok(Self { addr, app, shutdown, task: Some(task) })
     }
 
     /// Where it listens.
@@ -313,17 +302,12 @@ impl MockAtlanticServer {
     pub fn url(&self) -> Url {
         // Invariant: a socket address always forms a valid http URL.
         #[allow(clippy::expect_used)]
-        format!("http://{}/", self.addr)
-            .parse()
-            .expect("socket address URL")
+        format!("http://{}/", self.addr).parse().expect("socket address URL")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, state::State> {
         // A poisoned lock means a route panicked mid-update; the mock's data is still usable.
-        self.app
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Queues an error answer.
@@ -346,10 +330,7 @@ impl MockAtlanticServer {
     /// The phase of a query now, if it is known.
     pub fn query_phase(&self, query_id: &str) -> Option<Phase> {
         let state = self.lock();
-        state
-            .queries
-            .get(query_id)
-            .map(|q| state.phase(q, std::time::Instant::now()))
+        state.queries.get(query_id).map(|q| state.phase(q, std::time::Instant::now()))
     }
 
     /// Number of queries held (children, aggregator and L2 queries).

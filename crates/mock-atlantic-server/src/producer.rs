@@ -89,10 +89,7 @@ pub struct StandInAggregationProducer {
 
 impl Default for StandInAggregationProducer {
     fn default() -> Self {
-        Self {
-            layout: LayoutName::all_cairo,
-            max_num_blobs: 6,
-        }
+        Self { layout: LayoutName::all_cairo, max_num_blobs: 6 }
     }
 }
 
@@ -103,20 +100,14 @@ impl StandInAggregationProducer {
         os_output[2] = Felt::from(index) - Felt::ONE; // prev_block_number
         os_output[3] = Felt::from(index); // new_block_number
         os_output[9] = Felt::ONE; // full_output (the rest: no messages, no contract, no class)
-        AggregatorChild {
-            program_hash: Felt::ZERO,
-            os_output,
-        }
+        AggregatorChild { program_hash: Felt::ZERO, os_output }
     }
 
     fn child(child: &ChildQuery) -> Result<AggregatorChild, String> {
         let parsed = pie::read_pie_bytes(&child.pie_zip).map_err(|e| e.to_string())?;
         let os_output = pie::program_output(&parsed).map_err(|e| e.to_string())?;
         let program_hash = program_hash(&parsed).map_err(|e| e.to_string())?;
-        let c = AggregatorChild {
-            program_hash,
-            os_output,
-        };
+        let c = AggregatorChild { program_hash, os_output };
         // Only OS-shaped outputs: the same checks the aggregation applies.
         orchestrator_snos_runner::aggregator::build_aggregator_output(
             std::slice::from_ref(&c),
@@ -166,7 +157,9 @@ impl AggregationArtifactsProducer for StandInAggregationProducer {
 }
 #[cfg(test)]
 mod tests {
-    use orchestrator_gps_fact_checker::fact::{self as facts, aggregator::filter_aggregator_output};
+    use orchestrator_gps_fact_checker::fact::{
+        self as facts, aggregator::filter_aggregator_output,
+    };
     use orchestrator_snos_runner::{stand_in::run_program, transform};
 
     use super::*;
@@ -179,9 +172,8 @@ mod tests {
     /// A real stand-in SNOS PIE of an L2 batch ending at `block` that sets key `block` of
     /// contract 5.
     fn snos_pie(block: u64) -> Vec<u8> {
-        let mut os: Vec<Felt> = [0, 0, block - 1, block, 0, 0, 0, 7, 0, 1, 0, 0]
-            .map(Felt::from)
-            .to_vec();
+        let mut os: Vec<Felt> =
+            [0, 0, block - 1, block, 0, 0, 0, 7, 0, 1, 0, 0].map(Felt::from).to_vec();
         os.extend([1, 5, 0, 0, 0, 0, 1, block, 0, 40 + block, 0].map(Felt::from));
         run_program(os, LayoutName::all_cairo).unwrap().0
     }

@@ -39,9 +39,7 @@ pub(crate) fn router(app: AppState) -> Router {
 }
 
 fn lock(app: &AppState) -> std::sync::MutexGuard<'_, ServerState> {
-    app.state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -51,10 +49,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 fn fault_response(fault: Fault) -> Response {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = (status, fault.body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(fault.content_type),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(fault.content_type));
     r
 }
 
@@ -69,10 +64,7 @@ async fn check_api_key(State(app): State<AppState>, request: Request, next: Next
     let public =
         request.uri().path().starts_with("/queries/") || request.uri().path() == "/is-alive";
     if let (Some(expected), false) = (expected, public) {
-        let given = request
-            .headers()
-            .get("api-key")
-            .and_then(|v| v.to_str().ok());
+        let given = request.headers().get("api-key").and_then(|v| v.to_str().ok());
         if given != Some(expected.as_str()) {
             return error(StatusCode::UNAUTHORIZED, "missing or wrong api-key");
         }
@@ -91,10 +83,7 @@ async fn submit_query(State(app): State<AppState>, mut multipart: Multipart) -> 
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("malformed multipart body: {e}"),
-                )
+                return error(StatusCode::BAD_REQUEST, format!("malformed multipart body: {e}"))
             }
         };
         let name = field.name().unwrap_or_default().to_owned();
@@ -102,10 +91,7 @@ async fn submit_query(State(app): State<AppState>, mut multipart: Multipart) -> 
         let bytes = match field.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read field {name}: {e}"),
-                )
+                return error(StatusCode::BAD_REQUEST, format!("cannot read field {name}: {e}"))
             }
         };
         match name.as_str() {
@@ -133,13 +119,7 @@ async fn submit_query(State(app): State<AppState>, mut multipart: Multipart) -> 
     if input_field == "inputFile" && serde_json::from_slice::<Value>(&input).is_err() {
         return error(StatusCode::BAD_REQUEST, "inputFile is not JSON");
     }
-    for required in [
-        "result",
-        "network",
-        "declaredJobSize",
-        "cairoVm",
-        "cairoVersion",
-    ] {
+    for required in ["result", "network", "declaredJobSize", "cairoVm", "cairoVersion"] {
         if !fields.contains_key(required) {
             return error(StatusCode::BAD_REQUEST, format!("{required} is required"));
         }
@@ -148,20 +128,14 @@ async fn submit_query(State(app): State<AppState>, mut multipart: Multipart) -> 
         None => None,
         Some(Ok(i)) if i >= 1 => Some(i),
         Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bucketJobIndex must be a positive integer",
-            )
+            return error(StatusCode::BAD_REQUEST, "bucketJobIndex must be a positive integer")
         }
     };
 
     let mut state = lock(&app);
     let now = Instant::now();
     if let Some(dedup) = fields.get("dedupId") {
-        let existing = state
-            .queries
-            .values()
-            .find(|q| q.dedup_id.as_ref() == Some(dedup));
+        let existing = state.queries.values().find(|q| q.dedup_id.as_ref() == Some(dedup));
         if let Some(q) = existing {
             if !matches!(state.phase(q, now), Phase::Failed(_)) {
                 return (StatusCode::CREATED, Json(json!({"atlanticQueryId": q.id})))
@@ -172,24 +146,17 @@ async fn submit_query(State(app): State<AppState>, mut multipart: Multipart) -> 
     if let Some(bucket_id) = fields.get("bucketId") {
         match state.buckets.get(bucket_id) {
             None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("bucket {bucket_id} does not exist"),
-                )
+                return error(StatusCode::BAD_REQUEST, format!("bucket {bucket_id} does not exist"))
             }
             Some(b) if b.aggregator_query.is_some() => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("bucket {bucket_id} is closed"),
-                )
+                return error(StatusCode::BAD_REQUEST, format!("bucket {bucket_id} is closed"))
             }
             Some(_) => {}
         }
     }
     if state.running(now) >= state.config.max_concurrent_jobs {
         let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many running queries");
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
     let rate = state.config.failure_rate;
@@ -228,10 +195,7 @@ async fn query_status(State(app): State<AppState>, Path(id): Path<String>) -> Re
             Json(json!({"atlanticQuery": state.query_json(q, Instant::now()), "metadataUrls": []}))
                 .into_response()
         }
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!("Atlantic query {id} not found"),
-        ),
+        None => error(StatusCode::NOT_FOUND, format!("Atlantic query {id} not found")),
     }
 }
 
@@ -257,10 +221,9 @@ async fn query_by_dedup_id(State(app): State<AppState>, Query(p): Query<DedupPar
             Json(json!({"atlanticQuery": state.query_json(q, Instant::now()), "metadataUrls": []}))
                 .into_response()
         }
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!("no Atlantic query with dedup id {}", p.dedup_id),
-        ),
+        None => {
+            error(StatusCode::NOT_FOUND, format!("no Atlantic query with dedup id {}", p.dedup_id))
+        }
     }
 }
 
@@ -280,10 +243,7 @@ async fn create_bucket(State(app): State<AppState>, body: Option<Json<Value>>) -
         id: id.clone(),
         aggregator_params: body.get("aggregatorParams").cloned().unwrap_or(Value::Null),
         aggregator_version: version.to_owned(),
-        mock_proof: body
-            .get("mockProof")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        mock_proof: body.get("mockProof").and_then(Value::as_bool).unwrap_or(false),
         aggregator_query: None,
     };
     let json = state.bucket_json(&bucket, Instant::now());
@@ -301,16 +261,9 @@ async fn get_bucket(State(app): State<AppState>, Path(id): Path<String>) -> Resp
         return error(StatusCode::NOT_FOUND, format!("bucket {id} not found"));
     };
     let now = Instant::now();
-    let mut queries: Vec<Value> = state
-        .children(&id)
-        .into_iter()
-        .map(|q| state.query_json(q, now))
-        .collect();
-    if let Some(q) = bucket
-        .aggregator_query
-        .as_ref()
-        .and_then(|a| state.queries.get(a))
-    {
+    let mut queries: Vec<Value> =
+        state.children(&id).into_iter().map(|q| state.query_json(q, now)).collect();
+    if let Some(q) = bucket.aggregator_query.as_ref().and_then(|a| state.queries.get(a)) {
         queries.push(state.query_json(q, now));
     }
     Json(json!({"bucket": state.bucket_json(bucket, now), "queries": queries})).into_response()
@@ -329,10 +282,7 @@ async fn close_bucket(State(app): State<AppState>, Query(p): Query<CloseParams>)
     let (input, query_id) = {
         let mut state = lock(&app);
         let Some(bucket) = state.buckets.get(&p.bucket_id).cloned() else {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("bucket {} not found", p.bucket_id),
-            );
+            return error(StatusCode::NOT_FOUND, format!("bucket {} not found", p.bucket_id));
         };
         if bucket.aggregator_query.is_some() {
             return error(
@@ -415,10 +365,7 @@ async fn close_bucket(State(app): State<AppState>, Query(p): Query<CloseParams>)
     let state = lock(&app);
     tracing::info!(target: "orch::mock_atlantic", bucket_id = %p.bucket_id, %query_id, "Bucket closed");
     let Some(bucket) = state.buckets.get(&p.bucket_id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("bucket {} not found", p.bucket_id),
-        );
+        return error(StatusCode::NOT_FOUND, format!("bucket {} not found", p.bucket_id));
     };
     Json(json!({"atlanticBucket": state.bucket_json(bucket, Instant::now())})).into_response()
 }
@@ -435,10 +382,7 @@ async fn artifact(
         return error(StatusCode::NOT_FOUND, "no such query");
     };
     if state.phase(q, Instant::now()) != Phase::Done {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("query {id} has no artifacts yet"),
-        );
+        return error(StatusCode::NOT_FOUND, format!("query {id} has no artifacts yet"));
     }
     let bytes = match file.as_str() {
         "proof.json" => ServerState::proof_for(q),
@@ -447,11 +391,7 @@ async fn artifact(
             None => return error(StatusCode::NOT_FOUND, format!("query {id} has no {other}")),
         },
     };
-    let content_type = if file.ends_with(".zip") {
-        "application/zip"
-    } else {
-        "application/json"
-    };
+    let content_type = if file.ends_with(".zip") { "application/zip" } else { "application/json" };
     ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
 }
 

@@ -6,6 +6,7 @@ use std::{
     time::Instant,
 };
 
+use cairo_vm::Felt252 as Felt;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::{json, Value};
 
@@ -168,10 +169,8 @@ impl State {
 
     /// Takes one use of the first fault matching `route`.
     pub(crate) fn take_fault(&mut self, route: FaultRoute) -> Option<Fault> {
-        let pos = self
-            .faults
-            .iter()
-            .position(|f| f.route == route || f.route == FaultRoute::Any)?;
+        let pos =
+            self.faults.iter().position(|f| f.route == route || f.route == FaultRoute::Any)?;
         let fault = self.faults.get_mut(pos)?;
         fault.times = fault.times.saturating_sub(1);
         let out = fault.clone();
@@ -295,11 +294,7 @@ impl State {
 
     /// JSON of a bucket.
     pub(crate) fn bucket_json(&self, b: &Bucket, now: Instant) -> Value {
-        let status = match b
-            .aggregator_query
-            .as_ref()
-            .and_then(|id| self.queries.get(id))
-        {
+        let status = match b.aggregator_query.as_ref().and_then(|id| self.queries.get(id)) {
             None if b.aggregator_query.is_none() => "OPEN",
             None => "FAILED", // evicted aggregator query: should not happen below the memory limit
             Some(q) => match self.phase(q, now) {
@@ -320,17 +315,35 @@ impl State {
         })
     }
 
-    /// A canned proof for a query.
+    /// A proof-shaped JSON for a query (it proves nothing) whose public output is what a real
+    /// proof of the query's input would expose: the output segment of a PIE, or, for an L2
+    /// verification query (the orchestrator sends `{"proof": …}`), the public output of the
+    /// proof being verified. An input that yields no output gives an empty output.
     pub(crate) fn proof_for(q: &Query) -> Vec<u8> {
-        json!({
-            "proof_parameters": {"stark": {"fri": {"fri_step_list": [0, 4, 4, 3]}, "log_n_cosets": 2}, "n_verifier_friendly_commitment_layers": 9999},
-            "public_input": {"layout": q.layout.clone().unwrap_or_else(|| "dynamic".into()), "n_steps": 32768, "main_page": [], "memory_segments": {}},
-            "annotations": [],
-            "mock": true,
-            "query_id": q.id,
-        })
-        .to_string()
-        .into_bytes()
+        let output = Self::public_output_of(q).unwrap_or_else(|reason| {
+            tracing::warn!(target: "orch::mock_atlantic", query_id = %q.id, %reason, "The query's input has no readable output; its proof has an empty public output");
+            Vec::new()
+        });
+        let layout = q.layout.clone().unwrap_or_else(|| "dynamic".into());
+        let mut proof =
+            orchestrator_prover_client_interface::public_output::proof_with_public_output(
+                &layout, 32768, &output,
+            );
+        proof["query_id"] = Value::String(q.id.clone());
+        proof.to_string().into_bytes()
+    }
+
+    fn public_output_of(q: &Query) -> Result<Vec<Felt>, String> {
+        use orchestrator_gps_fact_checker::fact::pie;
+        if q.input.starts_with(b"PK") {
+            let parsed = pie::read_pie_bytes(&q.input).map_err(|e| e.to_string())?;
+            return pie::program_output(&parsed).map_err(|e| e.to_string());
+        }
+        let json: Value = serde_json::from_slice(&q.input)
+            .map_err(|e| format!("input is neither a zip nor JSON: {e}"))?;
+        let proof = json.get("proof").unwrap_or(&json);
+        orchestrator_prover_client_interface::public_output::public_output(proof)
+            .map_err(|e| e.to_string())
     }
 
     pub(crate) fn store_aggregation(

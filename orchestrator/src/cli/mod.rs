@@ -31,11 +31,7 @@ pub const FILE_SECRET_VARS: &[&str] = &[
 
 /// The `orchestrator` command line.
 #[derive(Debug, clap::Parser)]
-#[command(
-    name = "orchestrator",
-    version,
-    about = "Carries Madara blocks to settlement"
-)]
+#[command(name = "orchestrator", version, about = "Carries Madara blocks to settlement")]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
@@ -86,9 +82,7 @@ mod tests {
     fn subcommand(name: &str) -> clap::Command {
         let mut cli = Cli::command();
         cli.build();
-        cli.find_subcommand(name)
-            .unwrap_or_else(|| panic!("no subcommand {name}"))
-            .clone()
+        cli.find_subcommand(name).unwrap_or_else(|| panic!("no subcommand {name}")).clone()
     }
 
     /// Every env var declared on `run` and `setup`.
@@ -113,14 +107,8 @@ mod tests {
     #[test]
     fn reference_list_is_substantial() {
         let flags = reference_flags();
-        assert!(
-            flags.iter().filter(|(c, ..)| c == "run").count() > 100,
-            "run list too short"
-        );
-        assert!(
-            flags.iter().filter(|(c, ..)| c == "setup").count() >= 15,
-            "setup list too short"
-        );
+        assert!(flags.iter().filter(|(c, ..)| c == "run").count() > 100, "run list too short");
+        assert!(flags.iter().filter(|(c, ..)| c == "setup").count() >= 15, "setup list too short");
     }
 
     #[test]
@@ -181,10 +169,7 @@ mod tests {
             ]
             .map(String::from),
         );
-        let missing: Vec<_> = wanted
-            .iter()
-            .filter(|v| !listed.contains(v.as_str()))
-            .collect();
+        let missing: Vec<_> = wanted.iter().filter(|v| !listed.contains(v.as_str())).collect();
         assert!(missing.is_empty(), ".env.example lacks {missing:?}");
     }
 
@@ -232,9 +217,7 @@ mod tests {
 
     fn raw(matches: &clap::ArgMatches, id: &str) -> Option<String> {
         matches.get_raw(id).map(|vals| {
-            vals.map(|v| v.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(",")
+            vals.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(",")
         })
     }
 
@@ -272,10 +255,7 @@ mod tests {
     #[case("atlantic_verifier_cairo_vm", "rust")]
     #[case("atlantic_verifier_result", "proof-generation")]
     #[case("atlantic_sharp_prover", "stone")]
-    #[case(
-        "atlantic_artifacts_base_url",
-        "https://storage.googleapis.com/hero-atlantic-bucket"
-    )]
+    #[case("atlantic_artifacts_base_url", "https://storage.googleapis.com/hero-atlantic-bucket")]
     #[case("ethereum_finality_retry_wait_in_secs", "60")]
     #[case("ethereum_tx_confirmation_timeout_secs", "300")]
     #[case("ethereum_max_fee_bumps", "2")]
@@ -310,9 +290,7 @@ mod tests {
     #[case("interval_seconds", "60")]
     #[case("data_dir", "./orchestrator-data")]
     fn setup_defaults(#[case] id: &str, #[case] want: &str) {
-        let m = Cli::command()
-            .try_get_matches_from(["orchestrator", "setup"])
-            .unwrap();
+        let m = Cli::command().try_get_matches_from(["orchestrator", "setup"]).unwrap();
         let (_, setup) = m.subcommand().unwrap();
         assert_eq!(raw(setup, id).as_deref(), Some(want), "default of {id}");
     }
@@ -329,11 +307,7 @@ mod tests {
         let at = args.iter().position(|a| *a == flag).unwrap();
         args.drain(at..=at + values);
         let err = Cli::command().try_get_matches_from(args).unwrap_err();
-        assert_eq!(
-            err.kind(),
-            clap::error::ErrorKind::MissingRequiredArgument,
-            "{err}"
-        );
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{err}");
     }
 
     #[rstest]
@@ -348,10 +322,7 @@ mod tests {
     fn run_rejects(#[case] extra: &[&str]) {
         let mut args = RUN.to_vec();
         args.extend_from_slice(extra);
-        assert!(
-            Cli::command().try_get_matches_from(args).is_err(),
-            "{extra:?} accepted"
-        );
+        assert!(Cli::command().try_get_matches_from(args).is_err(), "{extra:?} accepted");
     }
 
     #[rstest]
@@ -372,9 +343,7 @@ mod tests {
 
     #[test]
     fn setup_without_flags_is_valid_and_aws_services_need_aws() {
-        Cli::command()
-            .try_get_matches_from(["orchestrator", "setup"])
-            .unwrap();
+        Cli::command().try_get_matches_from(["orchestrator", "setup"]).unwrap();
         assert!(Cli::command()
             .try_get_matches_from(["orchestrator", "setup", "--aws-sqs"])
             .is_err());
@@ -454,10 +423,7 @@ mod tests {
                 assert_eq!(run.server.port, 5000, "flag beats env");
                 assert!(run.server.admin_enabled);
                 assert_eq!(run.service.max_concurrent_snos_jobs, Some(9));
-                assert_eq!(
-                    run.snos.da_public_keys,
-                    Some(vec!["0x1".to_owned(), "0x2".to_owned()])
-                );
+                assert_eq!(run.snos.da_public_keys, Some(vec!["0x1".to_owned(), "0x2".to_owned()]));
                 assert_eq!(run.layer, crate::types::Layer::L3);
             },
         );
@@ -478,10 +444,7 @@ mod tests {
             || {
                 use clap::FromArgMatches;
                 let set = orchestrator_utils::env::apply_file_secrets(FILE_SECRET_VARS).unwrap();
-                assert_eq!(
-                    set,
-                    vec!["MADARA_ORCHESTRATOR_ETHEREUM_PRIVATE_KEY".to_owned()]
-                );
+                assert_eq!(set, vec!["MADARA_ORCHESTRATOR_ETHEREUM_PRIVATE_KEY".to_owned()]);
                 let mut args = RUN.to_vec();
                 args.extend_from_slice(&["--admin-token", "flag-wins"]);
                 let m = Cli::command().try_get_matches_from(args).unwrap();

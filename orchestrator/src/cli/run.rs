@@ -41,12 +41,7 @@ use crate::{config::RunParams, types::Layer};
 ))]
 pub struct RunCmd {
     /// The appchain's layer: `l2` settles on Ethereum, `l3` on Starknet.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_LAYER",
-        value_enum,
-        default_value = "l2"
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_LAYER", value_enum, default_value = "l2")]
     pub layer: Layer,
 
     #[command(flatten)]

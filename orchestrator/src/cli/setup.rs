@@ -14,18 +14,10 @@ use crate::{config::SetupParams, types::Layer};
 /// tier (data directory, database tables, queues); `--aws-event-bridge` is optional.
 /// `--mongodb` / `--postgres` (not in the reference's `setup`) create the collections/tables.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "setup",
-    about = "Creates the queues, storage, alerts, cron and database tables"
-)]
+#[command(name = "setup", about = "Creates the queues, storage, alerts, cron and database tables")]
 pub struct SetupCmd {
     /// The appchain's layer; selects the queues and triggers created.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_LAYER",
-        value_enum,
-        default_value = "l2"
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_LAYER", value_enum, default_value = "l2")]
     pub layer: Layer,
 
     #[command(flatten)]

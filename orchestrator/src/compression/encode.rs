@@ -121,19 +121,13 @@ pub async fn fill_missing_nonces(
     }
     let nonces = reader.nonce_at(block, &missing).await?;
     if nonces.len() != missing.len() {
-        return Err(EncodeError::ReaderLength {
-            expected: missing.len(),
-            got: nonces.len(),
-        });
+        return Err(EncodeError::ReaderLength { expected: missing.len(), got: nonces.len() });
     }
     diff.nonces.extend(
         missing
             .into_iter()
             .zip(nonces)
-            .map(|(contract_address, nonce)| NonceUpdate {
-                contract_address,
-                nonce,
-            }),
+            .map(|(contract_address, nonce)| NonceUpdate { contract_address, nonce }),
     );
     Ok(())
 }
@@ -154,10 +148,7 @@ pub fn state_diff_to_felts(
         }
     }
     for item in &diff.replaced_classes {
-        contracts
-            .entry(item.contract_address)
-            .or_default()
-            .class_hash = Some(item.class_hash);
+        contracts.entry(item.contract_address).or_default().class_hash = Some(item.class_hash);
     }
     // A deployment wins over a replacement of the same contract (the squash folds them anyway).
     for item in &diff.deployed_contracts {
@@ -178,12 +169,7 @@ pub fn state_diff_to_felts(
             None => 0,
         };
         out.push(*address);
-        out.push(da_word(
-            c.class_hash.is_some(),
-            nonce,
-            c.storage.len() as u64,
-            version,
-        ));
+        out.push(da_word(c.class_hash.is_some(), nonce, c.storage.len() as u64, version));
         if let Some(h) = c.class_hash {
             out.push(h);
         }
@@ -193,11 +179,8 @@ pub fn state_diff_to_felts(
         }
     }
 
-    let declared: BTreeMap<Felt, Felt> = diff
-        .declared_classes
-        .iter()
-        .map(|d| (d.class_hash, d.compiled_class_hash))
-        .collect();
+    let declared: BTreeMap<Felt, Felt> =
+        diff.declared_classes.iter().map(|d| (d.class_hash, d.compiled_class_hash)).collect();
     out.push(Felt::from(declared.len()));
     for (h, c) in declared {
         out.push(h);
@@ -229,10 +212,7 @@ mod tests {
         #[case] n: u64,
         #[case] expected: &str,
     ) {
-        assert_eq!(
-            da_word(class, nonce, n, StarknetVersion::V0_13_2),
-            dec(expected)
-        );
+        assert_eq!(da_word(class, nonce, n, StarknetVersion::V0_13_2), dec(expected));
     }
 
     #[rstest]
@@ -279,49 +259,25 @@ mod tests {
                 ContractStorageDiffItem {
                     address: f(0x300),
                     storage_entries: vec![
-                        StorageEntry {
-                            key: f(9),
-                            value: f(1),
-                        },
-                        StorageEntry {
-                            key: f(3),
-                            value: f(2),
-                        },
+                        StorageEntry { key: f(9), value: f(1) },
+                        StorageEntry { key: f(3), value: f(2) },
                     ],
                 },
                 ContractStorageDiffItem {
                     address: f(0x100),
-                    storage_entries: vec![StorageEntry {
-                        key: f(1),
-                        value: f(5),
-                    }],
+                    storage_entries: vec![StorageEntry { key: f(1), value: f(5) }],
                 },
             ],
             deprecated_declared_classes: vec![f(77)],
             declared_classes: vec![
-                DeclaredClassItem {
-                    class_hash: f(50),
-                    compiled_class_hash: f(51),
-                },
-                DeclaredClassItem {
-                    class_hash: f(40),
-                    compiled_class_hash: f(41),
-                },
+                DeclaredClassItem { class_hash: f(50), compiled_class_hash: f(51) },
+                DeclaredClassItem { class_hash: f(40), compiled_class_hash: f(41) },
             ],
-            deployed_contracts: vec![DeployedContractItem {
-                address: f(0x200),
-                class_hash: f(99),
-            }],
+            deployed_contracts: vec![DeployedContractItem { address: f(0x200), class_hash: f(99) }],
             replaced_classes: vec![],
             nonces: vec![
-                NonceUpdate {
-                    contract_address: f(0x400),
-                    nonce: f(7),
-                },
-                NonceUpdate {
-                    contract_address: f(0x100),
-                    nonce: f(2),
-                },
+                NonceUpdate { contract_address: f(0x400), nonce: f(7) },
+                NonceUpdate { contract_address: f(0x100), nonce: f(2) },
             ],
         };
         let v = StarknetVersion::V0_13_2;

@@ -21,10 +21,7 @@ pub struct ParseError {
 
 impl ParseError {
     fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            location: location.into(),
-            message: message.into(),
-        }
+        Self { location: location.into(), message: message.into() }
     }
 }
 
@@ -51,19 +48,13 @@ pub fn parse_felt(s: &str) -> Result<Felt, String> {
         digits.bytes().all(|b| b.is_ascii_digit())
     };
     if !ok {
-        let kind = if radix == 16 {
-            "hex"
-        } else {
-            "decimal (use 0x for hex)"
-        };
+        let kind = if radix == 16 { "hex" } else { "decimal (use 0x for hex)" };
         return Err(format!("`{t}` is not a valid {kind} number"));
     }
     let v = BigUint::parse_bytes(digits.as_bytes(), radix)
         .ok_or_else(|| format!("`{t}` is not a number"))?;
     if &v >= stark_prime() {
-        return Err(format!(
-            "`{t}` is not below the Starknet field prime 2^251 + 17·2^192 + 1"
-        ));
+        return Err(format!("`{t}` is not below the Starknet field prime 2^251 + 17·2^192 + 1"));
     }
     let bytes = v.to_bytes_be();
     let mut be = [0u8; 32];
@@ -83,9 +74,8 @@ pub fn parse_felt_list(text: &str) -> Result<Vec<Felt>, ParseError> {
     if trimmed.starts_with('[') {
         let v: Value =
             serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
-        let arr = v
-            .as_array()
-            .ok_or_else(|| ParseError::new("JSON", "expected an array of felts"))?;
+        let arr =
+            v.as_array().ok_or_else(|| ParseError::new("JSON", "expected an array of felts"))?;
         return arr
             .iter()
             .enumerate()
@@ -225,9 +215,8 @@ pub fn parse_state_update(text: &str) -> Result<StateUpdate, ParseError> {
             }
         }
     }
-    let diff = v
-        .get("state_diff")
-        .ok_or_else(|| ParseError::new("JSON", "missing field `state_diff`"))?;
+    let diff =
+        v.get("state_diff").ok_or_else(|| ParseError::new("JSON", "missing field `state_diff`"))?;
     let mut path = "state_diff".to_string();
     let mut err = None;
     check_felts_in(diff, &mut path, &mut err);
@@ -254,15 +243,9 @@ fn field_felt_radix(
     names: &[&str],
     radix: Radix,
 ) -> Result<Felt, ParseError> {
-    let (name, x) = names
-        .iter()
-        .find_map(|n| item.get(*n).map(|x| (*n, x)))
-        .ok_or_else(|| {
-            ParseError::new(
-                format!("element {i}"),
-                format!("missing field `{}`", names[0]),
-            )
-        })?;
+    let (name, x) = names.iter().find_map(|n| item.get(*n).map(|x| (*n, x))).ok_or_else(|| {
+        ParseError::new(format!("element {i}"), format!("missing field `{}`", names[0]))
+    })?;
     let s = match x {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -306,16 +289,12 @@ pub fn parse_nonces(text: &str) -> Result<Vec<(Felt, Felt)>, ParseError> {
 pub fn parse_aliases(text: &str) -> Result<Vec<(Felt, Felt)>, ParseError> {
     let v: Value =
         serde_json::from_str(text).map_err(|e| ParseError::new("JSON", e.to_string()))?;
-    let arr = v
-        .as_array()
-        .ok_or_else(|| ParseError::new("JSON", "expected an array of {key, alias}"))?;
+    let arr =
+        v.as_array().ok_or_else(|| ParseError::new("JSON", "expected an array of {key, alias}"))?;
     arr.iter()
         .enumerate()
         .map(|(i, item)| {
-            Ok((
-                field_felt(item, i, &["key"])?,
-                field_felt(item, i, &["alias", "value"])?,
-            ))
+            Ok((field_felt(item, i, &["key"])?, field_felt(item, i, &["alias", "value"])?))
         })
         .collect()
 }
@@ -333,15 +312,11 @@ mod tests {
                 .unwrap(),
             Felt::MAX
         );
-        assert!(
-            parse_felt("0x800000000000011000000000000000000000000000000000000000000000001")
-                .unwrap_err()
-                .contains("not below the Starknet field prime")
-        );
-        assert!(parse_felt("0xzz").unwrap_err().contains("not a valid hex"));
-        assert!(parse_felt("12a")
+        assert!(parse_felt("0x800000000000011000000000000000000000000000000000000000000000001")
             .unwrap_err()
-            .contains("not a valid decimal"));
+            .contains("not below the Starknet field prime"));
+        assert!(parse_felt("0xzz").unwrap_err().contains("not a valid hex"));
+        assert!(parse_felt("12a").unwrap_err().contains("not a valid decimal"));
         assert!(parse_felt("0x").is_err());
         assert_eq!(felt_hex(&Felt::ZERO), "0x0");
         assert_eq!(felt_hex(&Felt::from(255u8)), "0xff");
@@ -353,10 +328,7 @@ mod tests {
             parse_felt_list("0x1\n2\n\n 0x3 \n").unwrap(),
             vec![Felt::ONE, Felt::TWO, Felt::THREE]
         );
-        assert_eq!(
-            parse_felt_list("[\"0x1\", 2]").unwrap(),
-            vec![Felt::ONE, Felt::TWO]
-        );
+        assert_eq!(parse_felt_list("[\"0x1\", 2]").unwrap(), vec![Felt::ONE, Felt::TWO]);
         let e = parse_felt_list("0x1\n0xg\n").unwrap_err();
         assert_eq!(e.location, "line 2");
     }
@@ -367,10 +339,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             n,
-            vec![
-                (Felt::from(16u8), Felt::from(16u8)),
-                (Felt::from(17u8), Felt::from(10u8))
-            ]
+            vec![(Felt::from(16u8), Felt::from(16u8)), (Felt::from(17u8), Felt::from(10u8))]
         );
         assert!(parse_nonces(r#"[{"nonce":"xyz","address":"1"}]"#)
             .unwrap_err()
@@ -381,18 +350,9 @@ mod tests {
     #[test]
     fn blobs() {
         let hex = "00".repeat(BYTES_PER_BLOB);
-        assert_eq!(
-            parse_blob_hex(&format!("0x{hex}\n")).unwrap().len(),
-            BYTES_PER_BLOB
-        );
-        assert!(parse_blob_hex("0x00")
-            .unwrap_err()
-            .message
-            .contains("got 2 hex characters"));
-        assert!(parse_blob_hex("0x0g")
-            .unwrap_err()
-            .message
-            .contains("not a hex digit"));
+        assert_eq!(parse_blob_hex(&format!("0x{hex}\n")).unwrap().len(), BYTES_PER_BLOB);
+        assert!(parse_blob_hex("0x00").unwrap_err().message.contains("got 2 hex characters"));
+        assert!(parse_blob_hex("0x0g").unwrap_err().message.contains("not a hex digit"));
     }
 
     #[test]
@@ -401,10 +361,7 @@ mod tests {
             "storage_diffs":[{"address":"0x5","storage_entries":[{"key":"0x1","value":"0x800000000000011000000000000000000000000000000000000000000000001"}]}],
             "deprecated_declared_classes":[],"declared_classes":[],"deployed_contracts":[],"replaced_classes":[],"nonces":[]}}"#;
         let e = parse_state_update(text).unwrap_err();
-        assert_eq!(
-            e.location,
-            "state_diff.storage_diffs[0].storage_entries[0].value"
-        );
+        assert_eq!(e.location, "state_diff.storage_diffs[0].storage_entries[0].value");
         assert!(parse_state_update("{").is_err());
     }
 }

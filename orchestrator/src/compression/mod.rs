@@ -65,10 +65,7 @@ pub struct EncodeOptions {
 impl EncodeOptions {
     /// The options the OS of `version` uses: compression whenever the version has it.
     pub fn for_version(version: StarknetVersion) -> Self {
-        Self {
-            version,
-            compress: version.supports_stateless_compression(),
-        }
+        Self { version, compress: version.supports_stateless_compression() }
     }
 }
 
@@ -131,9 +128,5 @@ pub async fn state_updates_to_blobs(
     )
     .await?;
     let blobs = transform::felts_to_blobs(&felts, max_num_blobs)?;
-    Ok(PipelineOutput {
-        squashed,
-        felts,
-        blobs,
-    })
+    Ok(PipelineOutput { squashed, felts, blobs })
 }

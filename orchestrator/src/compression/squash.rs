@@ -131,10 +131,7 @@ pub async fn squash_state_updates(
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let classes = reader
-                .class_hash_at(block, &contracts)
-                .await
-                .map_err(state_err)?;
+            let classes = reader.class_hash_at(block, &contracts).await.map_err(state_err)?;
             check_len(contracts.len(), classes.len())?;
             let pre_class: BTreeMap<Felt, Option<Felt>> =
                 contracts.into_iter().zip(classes).collect();
@@ -146,10 +143,7 @@ pub async fn squash_state_updates(
                 .filter(|(a, _)| existed(a))
                 .flat_map(|(a, slots)| slots.keys().map(move |k| (*a, *k)))
                 .collect();
-            let values = reader
-                .storage_at(block, &queries)
-                .await
-                .map_err(state_err)?;
+            let values = reader.storage_at(block, &queries).await.map_err(state_err)?;
             check_len(queries.len(), values.len())?;
             let pre_values: BTreeMap<(Felt, Felt), Felt> =
                 queries.into_iter().zip(values).collect();
@@ -188,10 +182,7 @@ pub async fn squash_state_updates(
             .collect(),
         deployed_contracts: deployed
             .into_iter()
-            .map(|(address, class_hash)| DeployedContractItem {
-                address,
-                class_hash,
-            })
+            .map(|(address, class_hash)| DeployedContractItem { address, class_hash })
             .collect(),
         replaced_classes: replaced
             .into_iter()
@@ -202,10 +193,7 @@ pub async fn squash_state_updates(
             .collect(),
         nonces: nonces
             .into_iter()
-            .map(|(contract_address, nonce)| NonceUpdate {
-                contract_address,
-                nonce,
-            })
+            .map(|(contract_address, nonce)| NonceUpdate { contract_address, nonce })
             .collect(),
     };
     Ok(StateUpdate {
@@ -250,10 +238,7 @@ mod tests {
             address: f(address),
             storage_entries: kv
                 .iter()
-                .map(|(k, v)| StorageEntry {
-                    key: f(*k),
-                    value: f(*v),
-                })
+                .map(|(k, v)| StorageEntry { key: f(*k), value: f(*v) })
                 .collect(),
         }
     }
@@ -272,53 +257,28 @@ mod tests {
         pre.classes.insert(f(0xb), f(0xc2));
 
         let mut d1 = empty_diff();
-        d1.storage_diffs = vec![
-            writes(0xa, &[(1, 7), (2, 3), (3, 4)]),
-            writes(0xd, &[(1, 0), (2, 9)]),
-        ];
-        d1.deployed_contracts = vec![DeployedContractItem {
-            address: f(0xd),
-            class_hash: f(0xc3),
-        }];
-        d1.nonces = vec![NonceUpdate {
-            contract_address: f(0xa),
-            nonce: f(1),
-        }];
-        d1.declared_classes = vec![DeclaredClassItem {
-            class_hash: f(0xc3),
-            compiled_class_hash: f(0xcc3),
-        }];
-        d1.replaced_classes = vec![ReplacedClassItem {
-            contract_address: f(0xb),
-            class_hash: f(0xc9),
-        }];
+        d1.storage_diffs =
+            vec![writes(0xa, &[(1, 7), (2, 3), (3, 4)]), writes(0xd, &[(1, 0), (2, 9)])];
+        d1.deployed_contracts = vec![DeployedContractItem { address: f(0xd), class_hash: f(0xc3) }];
+        d1.nonces = vec![NonceUpdate { contract_address: f(0xa), nonce: f(1) }];
+        d1.declared_classes =
+            vec![DeclaredClassItem { class_hash: f(0xc3), compiled_class_hash: f(0xcc3) }];
+        d1.replaced_classes =
+            vec![ReplacedClassItem { contract_address: f(0xb), class_hash: f(0xc9) }];
         d1.deprecated_declared_classes = vec![f(0xdead)];
 
         let mut d2 = empty_diff();
         // slot 1 back to its pre-range value, slot 2 changes again, slot 3 stays.
         d2.storage_diffs = vec![writes(0xa, &[(1, 5), (2, 8)]), writes(0xd, &[(2, 0)])];
-        d2.nonces = vec![NonceUpdate {
-            contract_address: f(0xa),
-            nonce: f(2),
-        }];
+        d2.nonces = vec![NonceUpdate { contract_address: f(0xa), nonce: f(2) }];
         // 0xb's class goes back to what it was; 0xd (deployed in range) is replaced.
         d2.replaced_classes = vec![
-            ReplacedClassItem {
-                contract_address: f(0xb),
-                class_hash: f(0xc2),
-            },
-            ReplacedClassItem {
-                contract_address: f(0xd),
-                class_hash: f(0xc4),
-            },
+            ReplacedClassItem { contract_address: f(0xb), class_hash: f(0xc2) },
+            ReplacedClassItem { contract_address: f(0xd), class_hash: f(0xc4) },
         ];
 
-        let out = block_on(squash_state_updates(
-            &[update(10, d1), update(11, d2)],
-            Some(9),
-            &pre,
-        ))
-        .unwrap();
+        let out = block_on(squash_state_updates(&[update(10, d1), update(11, d2)], Some(9), &pre))
+            .unwrap();
         assert_eq!(out.old_root, f(10));
         assert_eq!(out.new_root, f(12));
         assert_eq!(out.block_hash, f(1011));
@@ -326,19 +286,10 @@ mod tests {
         assert_eq!(d.storage_diffs, vec![writes(0xa, &[(2, 8), (3, 4)])]);
         assert_eq!(
             d.deployed_contracts,
-            vec![DeployedContractItem {
-                address: f(0xd),
-                class_hash: f(0xc4)
-            }]
+            vec![DeployedContractItem { address: f(0xd), class_hash: f(0xc4) }]
         );
         assert!(d.replaced_classes.is_empty());
-        assert_eq!(
-            d.nonces,
-            vec![NonceUpdate {
-                contract_address: f(0xa),
-                nonce: f(2)
-            }]
-        );
+        assert_eq!(d.nonces, vec![NonceUpdate { contract_address: f(0xa), nonce: f(2) }]);
         assert_eq!(d.declared_classes.len(), 1);
         assert_eq!(d.deprecated_declared_classes, vec![f(0xdead)]);
     }
@@ -348,10 +299,8 @@ mod tests {
         let mut pre = MemoryState::new();
         pre.classes.insert(f(0xb), f(0xc2));
         let mut d = empty_diff();
-        d.replaced_classes = vec![ReplacedClassItem {
-            contract_address: f(0xb),
-            class_hash: f(0xc5),
-        }];
+        d.replaced_classes =
+            vec![ReplacedClassItem { contract_address: f(0xb), class_hash: f(0xc5) }];
         d.storage_diffs = vec![writes(0xe, &[(1, 0), (2, 2)])];
         let out = block_on(squash_state_updates(&[update(1, d.clone())], Some(0), &pre)).unwrap();
         assert_eq!(out.state_diff.replaced_classes.len(), 1);

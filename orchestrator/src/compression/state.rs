@@ -91,10 +91,7 @@ impl StateReader for MemoryState {
         _block: u64,
         contracts: &[Felt],
     ) -> Result<Vec<Option<Felt>>, StateReadError> {
-        Ok(contracts
-            .iter()
-            .map(|c| self.classes.get(c).copied())
-            .collect())
+        Ok(contracts.iter().map(|c| self.classes.get(c).copied()).collect())
     }
 
     async fn nonce_at(&self, _block: u64, contracts: &[Felt]) -> Result<Vec<Felt>, StateReadError> {

@@ -65,30 +65,12 @@ pub fn values_needing_aliases(diff: &StateDiff) -> BTreeSet<Felt> {
             continue;
         }
         values.insert(d.address);
-        values.extend(
-            d.storage_entries
-                .iter()
-                .map(|e| e.key)
-                .filter(|k| !is_unaliased(k)),
-        );
+        values.extend(d.storage_entries.iter().map(|e| e.key).filter(|k| !is_unaliased(k)));
     }
+    values.extend(diff.deployed_contracts.iter().map(|d| d.address).filter(|a| !is_unaliased(a)));
+    values.extend(diff.nonces.iter().map(|n| n.contract_address).filter(|a| !is_unaliased(a)));
     values.extend(
-        diff.deployed_contracts
-            .iter()
-            .map(|d| d.address)
-            .filter(|a| !is_unaliased(a)),
-    );
-    values.extend(
-        diff.nonces
-            .iter()
-            .map(|n| n.contract_address)
-            .filter(|a| !is_unaliased(a)),
-    );
-    values.extend(
-        diff.replaced_classes
-            .iter()
-            .map(|r| r.contract_address)
-            .filter(|a| !is_unaliased(a)),
+        diff.replaced_classes.iter().map(|r| r.contract_address).filter(|a| !is_unaliased(a)),
     );
     values
 }
@@ -108,22 +90,15 @@ pub async fn alias_compress(
         .map(|e| (e.key, e.value))
         .collect();
 
-    let to_fetch: Vec<Felt> = values_needing_aliases(diff)
-        .into_iter()
-        .filter(|v| !aliases.contains_key(v))
-        .collect();
+    let to_fetch: Vec<Felt> =
+        values_needing_aliases(diff).into_iter().filter(|v| !aliases.contains_key(v)).collect();
     if !to_fetch.is_empty() {
-        let queries: Vec<(Felt, Felt)> = to_fetch
-            .iter()
-            .map(|v| (ALIAS_CONTRACT_ADDRESS, *v))
-            .collect();
+        let queries: Vec<(Felt, Felt)> =
+            to_fetch.iter().map(|v| (ALIAS_CONTRACT_ADDRESS, *v)).collect();
         let fetched = reader
             .storage_at(end_block, &queries)
             .await
-            .map_err(|source| StatefulError::State {
-                block: end_block,
-                source,
-            })?;
+            .map_err(|source| StatefulError::State { block: end_block, source })?;
         if fetched.len() != queries.len() {
             return Err(StatefulError::ReaderLength {
                 expected: queries.len(),
@@ -139,20 +114,14 @@ pub async fn alias_compress(
         }
         match aliases.get(v) {
             Some(a) if *a != Felt::ZERO => Ok(*a),
-            _ => Err(StatefulError::MissingAlias {
-                value: *v,
-                block: end_block,
-            }),
+            _ => Err(StatefulError::MissingAlias { value: *v, block: end_block }),
         }
     };
 
     let mut storage: BTreeMap<Felt, BTreeMap<Felt, Felt>> = BTreeMap::new();
     for d in &diff.storage_diffs {
-        let (address, keep_keys) = if is_unaliased(&d.address) {
-            (d.address, true)
-        } else {
-            (map(&d.address)?, false)
-        };
+        let (address, keep_keys) =
+            if is_unaliased(&d.address) { (d.address, true) } else { (map(&d.address)?, false) };
         let slots = storage.entry(address).or_default();
         for e in &d.storage_entries {
             let key = if keep_keys { e.key } else { map(&e.key)? };
@@ -163,23 +132,13 @@ pub async fn alias_compress(
     let mut deployed = diff
         .deployed_contracts
         .iter()
-        .map(|d| {
-            Ok(DeployedContractItem {
-                address: map(&d.address)?,
-                class_hash: d.class_hash,
-            })
-        })
+        .map(|d| Ok(DeployedContractItem { address: map(&d.address)?, class_hash: d.class_hash }))
         .collect::<Result<Vec<_>, StatefulError>>()?;
     deployed.sort_by_key(|d| d.address);
     let mut nonces = diff
         .nonces
         .iter()
-        .map(|n| {
-            Ok(NonceUpdate {
-                contract_address: map(&n.contract_address)?,
-                nonce: n.nonce,
-            })
-        })
+        .map(|n| Ok(NonceUpdate { contract_address: map(&n.contract_address)?, nonce: n.nonce }))
         .collect::<Result<Vec<_>, StatefulError>>()?;
     nonces.sort_by_key(|n| n.contract_address);
     let mut replaced = diff
@@ -229,10 +188,7 @@ mod tests {
             address: f(address),
             storage_entries: kv
                 .iter()
-                .map(|(k, v)| StorageEntry {
-                    key: f(*k),
-                    value: f(*v),
-                })
+                .map(|(k, v)| StorageEntry { key: f(*k), value: f(*v) })
                 .collect(),
         }
     }
@@ -256,10 +212,7 @@ mod tests {
                 contract_address: f(0x4000),
                 class_hash: f(0xc2),
             }],
-            nonces: vec![NonceUpdate {
-                contract_address: f(0x4000),
-                nonce: f(3),
-            }],
+            nonces: vec![NonceUpdate { contract_address: f(0x4000), nonce: f(3) }],
         };
         let mut state = MemoryState::new();
         state.storage.insert((f(2), f(0x3000)), f(0x85));
@@ -290,12 +243,6 @@ mod tests {
         };
         let err = futures::executor::block_on(alias_compress(&diff, 10, &MemoryState::new()))
             .unwrap_err();
-        assert_eq!(
-            err,
-            StatefulError::MissingAlias {
-                value: f(0x1000),
-                block: 10
-            }
-        );
+        assert_eq!(err, StatefulError::MissingAlias { value: f(0x1000), block: 10 });
     }
 }

@@ -328,10 +328,8 @@ pub fn compress(data: &[Felt]) -> Result<Vec<Felt>, CompressionError> {
     for (bucket, n_bits) in buckets.iter().zip(N_BITS_PER_BUCKET) {
         pack_into(&mut out, bucket, Bound::Pow2(n_bits));
     }
-    let pointers: Vec<u64> = repeating
-        .iter()
-        .map(|(b, i)| (offsets[*b as usize] + *i as usize) as u64)
-        .collect();
+    let pointers: Vec<u64> =
+        repeating.iter().map(|(b, i)| (offsets[*b as usize] + *i as usize) as u64).collect();
     pack_small_into(&mut out, &pointers, n_unique as u64);
     pack_small_into(&mut out, &bucket_per_elm, TOTAL_N_BUCKETS);
     Ok(out)
@@ -361,11 +359,8 @@ impl Reader<'_> {
         let mut out = Vec::with_capacity(n_felts * per);
         for felt in &self.data[self.pos..self.pos + n_felts] {
             let v = felt_limbs(felt);
-            let overflow = CompressionError::PackingOverflow {
-                section,
-                offset: self.pos,
-                n_elms: per,
-            };
+            let overflow =
+                CompressionError::PackingOverflow { section, offset: self.pos, n_elms: per };
             match bound {
                 Bound::Pow2(k) => {
                     if (per as u32) * k < 256 && bit_length(&v) > per as u32 * k {
@@ -402,10 +397,7 @@ impl Reader<'_> {
 
 /// Decompresses data produced by [`compress`]; returns the values and the number of felts read.
 pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), CompressionError> {
-    let mut r = Reader {
-        data: compressed,
-        pos: 0,
-    };
+    let mut r = Reader { data: compressed, pos: 0 };
     let header = r.unpack(HEADER_LEN, Bound::Pow2(HEADER_ELM_N_BITS), "header")?;
     let h = |i: usize| header[i][0];
     if h(0) != COMPRESSION_VERSION {
@@ -420,11 +412,8 @@ pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), Comp
         unique.extend(r.unpack(*len, Bound::Pow2(n_bits), "unique values")?);
     }
     let n_unique = unique.len();
-    let pointers = r.unpack(
-        n_repeating,
-        Bound::Small(n_unique as u64),
-        "repeating-value pointers",
-    )?;
+    let pointers =
+        r.unpack(n_repeating, Bound::Small(n_unique as u64), "repeating-value pointers")?;
     let bucket_per_elm = r.unpack(data_len, Bound::Small(TOTAL_N_BUCKETS), "bucket indices")?;
 
     let mut all_lengths = lengths.clone();
@@ -435,11 +424,7 @@ pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), Comp
     }
     for (bucket, (u, len)) in used.iter().zip(&all_lengths).enumerate() {
         if u != len {
-            return Err(CompressionError::BucketMismatch {
-                bucket,
-                used: *u,
-                len: *len,
-            });
+            return Err(CompressionError::BucketMismatch { bucket, used: *u, len: *len });
         }
     }
 
@@ -447,10 +432,7 @@ pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), Comp
     for p in &pointers {
         let v = unique
             .get(p[0] as usize)
-            .ok_or(CompressionError::BadPointer {
-                pointer: p[0],
-                n_unique,
-            })?;
+            .ok_or(CompressionError::BadPointer { pointer: p[0], n_unique })?;
         repeating.push(v);
     }
 
@@ -463,11 +445,7 @@ pub fn decompress_prefix(compressed: &[Felt]) -> Result<(Vec<Felt>, usize), Comp
     let mut out = Vec::with_capacity(data_len);
     for b in &bucket_per_elm {
         let b = b[0] as usize;
-        let v = if b == REPEATING_BUCKET {
-            repeating[next[b]]
-        } else {
-            &unique[next[b]]
-        };
+        let v = if b == REPEATING_BUCKET { repeating[next[b]] } else { &unique[next[b]] };
         next[b] += 1;
         out.push(limbs_felt(v));
     }
@@ -541,15 +519,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(
-            decompress(&[Felt::ONE]),
-            Err(CompressionError::UnsupportedVersion(1))
-        );
+        assert_eq!(decompress(&[Felt::ONE]), Err(CompressionError::UnsupportedVersion(1)));
         let c = compress(&felts(&[1, 2, 3, 3])).unwrap();
-        assert!(matches!(
-            decompress(&c[..c.len() - 1]),
-            Err(CompressionError::Truncated { .. })
-        ));
+        assert!(matches!(decompress(&c[..c.len() - 1]), Err(CompressionError::Truncated { .. })));
         let mut longer = c.clone();
         longer.push(Felt::ONE);
         assert_eq!(decompress(&longer), Err(CompressionError::TrailingData(1)));
@@ -558,10 +530,7 @@ mod tests {
         let mut bad = c.clone();
         let last = bad.len() - 1;
         bad[last] += Felt::TWO.pow(250u128);
-        assert!(matches!(
-            decompress(&bad),
-            Err(CompressionError::PackingOverflow { .. })
-        ));
+        assert!(matches!(decompress(&bad), Err(CompressionError::PackingOverflow { .. })));
         assert_eq!(
             compress(&vec![Felt::ZERO; MAX_DATA_LEN]),
             Err(CompressionError::DataTooLong(MAX_DATA_LEN))

@@ -92,9 +92,7 @@ impl StarknetVersion {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(VersionError::Malformed(s.to_string()));
             }
-            *n = p
-                .parse()
-                .map_err(|_| VersionError::Malformed(s.to_string()))?;
+            *n = p.parse().map_err(|_| VersionError::Malformed(s.to_string()))?;
         }
         let triple = (nums[0], nums[1], nums[2]);
         if let Some(v) = Self::KNOWN.iter().find(|v| v.triple() == triple) {

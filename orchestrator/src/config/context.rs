@@ -12,7 +12,11 @@ use tokio::sync::Notify;
 use crate::{
     core::client::{AlertClient, DatabaseClient, LockClient, QueueClient, StorageClient},
     telemetry::metrics::Metrics,
-    types::{jobs::JobType, queue::{QueueParams, QueueType, WorkerTriggerType}, Layer},
+    types::{
+        jobs::JobType,
+        queue::{QueueParams, QueueType, WorkerTriggerType},
+        Layer,
+    },
     worker::{event_handler::jobs::JobHandlers, triggers::Triggers},
 };
 

@@ -64,10 +64,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(flag: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            flag,
-            reason: reason.into(),
-        }
+        Self::Invalid { flag, reason: reason.into() }
     }
 }
 

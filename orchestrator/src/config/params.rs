@@ -621,9 +621,7 @@ struct InfraArgs {
 
 impl InfraParams {
     fn build(a: InfraArgs, command: Command) -> ConfigResult<Self> {
-        let aws = a.provider.aws.then(|| AwsParams {
-            prefix: a.provider.aws_prefix.clone(),
-        });
+        let aws = a.provider.aws.then(|| AwsParams { prefix: a.provider.aws_prefix.clone() });
         let prefix = || a.provider.aws_prefix.clone();
 
         let database = match (a.database.mongodb, a.database.postgres) {
@@ -634,9 +632,8 @@ impl InfraParams {
             }
             (true, false) => {
                 let url = a.database.mongodb_connection_url;
-                let scheme_ok = ["mongodb://", "mongodb+srv://"]
-                    .iter()
-                    .any(|s| url.expose().starts_with(s));
+                let scheme_ok =
+                    ["mongodb://", "mongodb+srv://"].iter().any(|s| url.expose().starts_with(s));
                 if !scheme_ok {
                     return Err(ConfigError::invalid(
                         "--mongodb-connection-url",
@@ -644,22 +641,15 @@ impl InfraParams {
                     ));
                 }
                 non_empty(&a.database.mongodb_database_name, "--mongodb-database-name")?;
-                DatabaseBackend::Mongo {
-                    url,
-                    name: a.database.mongodb_database_name,
-                }
+                DatabaseBackend::Mongo { url, name: a.database.mongodb_database_name }
             }
             (false, true) => {
-                let url = a
-                    .database
-                    .postgres_url
-                    .ok_or(ConfigError::Missing {
-                        flag: "--postgres-url",
-                        when: "with --postgres",
-                    })?;
-                let scheme_ok = ["postgres://", "postgresql://"]
-                    .iter()
-                    .any(|s| url.expose().starts_with(s));
+                let url = a.database.postgres_url.ok_or(ConfigError::Missing {
+                    flag: "--postgres-url",
+                    when: "with --postgres",
+                })?;
+                let scheme_ok =
+                    ["postgres://", "postgresql://"].iter().any(|s| url.expose().starts_with(s));
                 if !scheme_ok {
                     return Err(ConfigError::invalid(
                         "--postgres-url",
@@ -680,19 +670,13 @@ impl InfraParams {
                     format!("{id:?} must contain `{{}}` (replaced by the queue type) or be an ARN"),
                 ));
             }
-            QueueBackend::Sqs {
-                identifier: id,
-                prefix: prefix(),
-            }
+            QueueBackend::Sqs { identifier: id, prefix: prefix() }
         } else {
             QueueBackend::Embedded
         };
 
         if a.storage.storage_expiration_days == 0 {
-            return Err(ConfigError::invalid(
-                "--storage-expiration-days",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::invalid("--storage-expiration-days", "must be at least 1"));
         }
         let storage = if a.storage.aws_s3 {
             require_aws(aws.is_some(), "--aws-s3")?;
@@ -703,9 +687,7 @@ impl InfraParams {
                 expiration_days: a.storage.storage_expiration_days,
             }
         } else {
-            StorageBackend::Embedded {
-                expiration_days: a.storage.storage_expiration_days,
-            }
+            StorageBackend::Embedded { expiration_days: a.storage.storage_expiration_days }
         };
 
         let alerts = if a.alert.aws_sns {
@@ -717,17 +699,12 @@ impl InfraParams {
                 ));
             }
             non_empty(&a.alert.topic_identifier, "--topic-identifier")?;
-            AlertBackend::Sns {
-                topic_identifier: a.alert.topic_identifier,
-                prefix: prefix(),
-            }
+            AlertBackend::Sns { topic_identifier: a.alert.topic_identifier, prefix: prefix() }
         } else {
             if let Some(url) = &a.alert.alert_webhook_url {
                 http_url(url.expose(), "--alert-webhook-url")?;
             }
-            AlertBackend::Embedded {
-                webhook_url: a.alert.alert_webhook_url,
-            }
+            AlertBackend::Embedded { webhook_url: a.alert.alert_webhook_url }
         };
 
         let interval = positive_secs(a.cron.interval_seconds, "--interval-seconds")?;
@@ -745,30 +722,14 @@ impl InfraParams {
                     when: "with --aws-event-bridge (rule for LocalStack/moto, schedule on AWS)",
                 });
             }
-            CronBackend::EventBridge {
-                kind: a.cron.event_bridge_type,
-                interval,
-                prefix: prefix(),
-            }
+            CronBackend::EventBridge { kind: a.cron.event_bridge_type, interval, prefix: prefix() }
         } else if command == Command::Run && sqs {
-            CronBackend::EventBridge {
-                kind: a.cron.event_bridge_type,
-                interval,
-                prefix: prefix(),
-            }
+            CronBackend::EventBridge { kind: a.cron.event_bridge_type, interval, prefix: prefix() }
         } else {
             CronBackend::Embedded { interval }
         };
 
-        Ok(Self {
-            data_dir: a.embedded.data_dir,
-            aws,
-            database,
-            queue,
-            storage,
-            alerts,
-            cron,
-        })
+        Ok(Self { data_dir: a.embedded.data_dir, aws, database, queue, storage, alerts, cron })
     }
 }
 
@@ -776,10 +737,7 @@ fn require_aws(aws: bool, flag: &'static str) -> ConfigResult<()> {
     if aws {
         Ok(())
     } else {
-        Err(ConfigError::Missing {
-            flag: "--aws",
-            when: aws_when(flag),
-        })
+        Err(ConfigError::Missing { flag: "--aws", when: aws_when(flag) })
     }
 }
 
@@ -812,18 +770,12 @@ fn service_params(a: ServiceArgs) -> ConfigResult<ServiceParams> {
         if a.min_block_to_process > max {
             return Err(ConfigError::invalid(
                 "--min-block-to-process",
-                format!(
-                    "{} is above --max-block-to-process {max}",
-                    a.min_block_to_process
-                ),
+                format!("{} is above --max-block-to-process {max}", a.min_block_to_process),
             ));
         }
     }
     if a.max_priority_queue_size == 0 {
-        return Err(ConfigError::invalid(
-            "--max-priority-queue-size",
-            "must be greater than 0",
-        ));
+        return Err(ConfigError::invalid("--max-priority-queue-size", "must be greater than 0"));
     }
     positive(a.snos_job_buffer_size, "--snos-job-buffer-size")?;
     positive(a.aggregator_job_buffer_size, "--aggregator-job-buffer-size")?;
@@ -833,10 +785,7 @@ fn service_params(a: ServiceArgs) -> ConfigResult<ServiceParams> {
         max_concurrent_created_snos_jobs: a.max_concurrent_created_snos_jobs,
         timeouts: JobTimeouts {
             snos: positive_secs(a.snos_job_timeout_seconds, "--snos-job-timeout-seconds")?,
-            proving: positive_secs(
-                a.proving_job_timeout_seconds,
-                "--proving-job-timeout-seconds",
-            )?,
+            proving: positive_secs(a.proving_job_timeout_seconds, "--proving-job-timeout-seconds")?,
             proof_registration: positive_secs(
                 a.proof_registration_timeout_seconds,
                 "--proof-registration-timeout-seconds",
@@ -914,10 +863,7 @@ fn batching_params(a: BatchingArgs) -> ConfigResult<BatchingParams> {
     }
     positive(a.max_batch_size, "--max-batch-size")?;
     positive(a.max_blocks_per_snos_batch, "--max-blocks-per-snos-batch")?;
-    positive(
-        a.max_snos_batches_per_aggregator_batch,
-        "--max-snos-batches-per-aggregator-batch",
-    )?;
+    positive(a.max_snos_batches_per_aggregator_batch, "--max-snos-batches-per-aggregator-batch")?;
     positive(a.max_aggregator_input_size, "--max-aggregator-input-size")?;
     positive(a.max_batch_processing_size, "--max-batch-processing-size")?;
     if a.fixed_blocks_per_snos_batch == Some(0) {
@@ -969,19 +915,20 @@ fn snos_params(a: SnosArgs) -> ConfigResult<SnosParams> {
         .map(|k| {
             let k = k.trim();
             if k.is_empty() {
-                return Err(ConfigError::invalid(
-                    "--da-public-keys",
-                    "contains an empty key",
-                ));
+                return Err(ConfigError::invalid("--da-public-keys", "contains an empty key"));
             }
             felt(k, "--da-public-keys")
         })
         .collect::<ConfigResult<Vec<_>>>()?;
     let command = a.snos_command.filter(|c| !c.trim().is_empty());
     if a.snos_runner == SnosRunnerKind::External && command.is_none() {
-        return Err(ConfigError::Missing { flag: "--snos-command", when: "with --snos-runner external" });
+        return Err(ConfigError::Missing {
+            flag: "--snos-command",
+            when: "with --snos-runner external",
+        });
     }
-    let command_timeout = positive_secs(a.snos_command_timeout_seconds, "--snos-command-timeout-seconds")?;
+    let command_timeout =
+        positive_secs(a.snos_command_timeout_seconds, "--snos-command-timeout-seconds")?;
     Ok(SnosParams {
         runner: a.snos_runner,
         command,
@@ -1024,15 +971,9 @@ fn sharp_params(layer: Layer, a: SharpArgs) -> ConfigResult<SharpParams> {
         ));
     }
     let need = |flag| ConfigError::Missing { flag, when: WHEN };
-    let user_crt_file = a
-        .sharp_user_crt_file
-        .ok_or_else(|| need("--sharp-user-crt-file"))?;
-    let user_key_file = a
-        .sharp_user_key_file
-        .ok_or_else(|| need("--sharp-user-key-file"))?;
-    let server_crt_file = a
-        .sharp_server_crt_file
-        .ok_or_else(|| need("--sharp-server-crt-file"))?;
+    let user_crt_file = a.sharp_user_crt_file.ok_or_else(|| need("--sharp-user-crt-file"))?;
+    let user_key_file = a.sharp_user_key_file.ok_or_else(|| need("--sharp-user-key-file"))?;
+    let server_crt_file = a.sharp_server_crt_file.ok_or_else(|| need("--sharp-server-crt-file"))?;
     let certificates = SharpCertificates {
         user_crt: read_text(&user_crt_file, "--sharp-user-crt-file")?,
         user_key: Secret::new(read_text(&user_key_file, "--sharp-user-key-file")?),
@@ -1043,17 +984,12 @@ fn sharp_params(layer: Layer, a: SharpArgs) -> ConfigResult<SharpParams> {
     };
     let url = a.sharp_url.ok_or_else(|| need("--sharp-url"))?;
     http_url(&url, "--sharp-url")?;
-    let rpc_node_url = a
-        .sharp_rpc_node_url
-        .ok_or_else(|| need("--sharp-rpc-node-url"))?;
+    let rpc_node_url = a.sharp_rpc_node_url.ok_or_else(|| need("--sharp-rpc-node-url"))?;
     http_url(&rpc_node_url, "--sharp-rpc-node-url")?;
-    let customer_id = a
-        .sharp_customer_id
-        .ok_or_else(|| need("--sharp-customer-id"))?;
+    let customer_id = a.sharp_customer_id.ok_or_else(|| need("--sharp-customer-id"))?;
     non_empty(&customer_id, "--sharp-customer-id")?;
-    let gps = a
-        .gps_verifier_contract_address
-        .ok_or_else(|| need("--gps-verifier-contract-address"))?;
+    let gps =
+        a.gps_verifier_contract_address.ok_or_else(|| need("--gps-verifier-contract-address"))?;
     Ok(SharpParams {
         customer_id,
         url,
@@ -1071,18 +1007,11 @@ fn atlantic_params(
 ) -> ConfigResult<AtlanticParams> {
     const WHEN: &str = "with --prover atlantic";
     let need = |flag| ConfigError::Missing { flag, when: WHEN };
-    let api_key = a
-        .atlantic_api_key
-        .ok_or_else(|| need("--atlantic-api-key"))?;
+    let api_key = a.atlantic_api_key.ok_or_else(|| need("--atlantic-api-key"))?;
     if api_key.expose().trim().is_empty() {
-        return Err(ConfigError::invalid(
-            "--atlantic-api-key",
-            "must not be empty",
-        ));
+        return Err(ConfigError::invalid("--atlantic-api-key", "must not be empty"));
     }
-    let service_url = a
-        .atlantic_service_url
-        .ok_or_else(|| need("--atlantic-service-url"))?;
+    let service_url = a.atlantic_service_url.ok_or_else(|| need("--atlantic-service-url"))?;
     http_url(&service_url, "--atlantic-service-url")?;
     let mock_fact_hash = match a.atlantic_mock_fact_hash.as_deref().map(str::trim) {
         None => false,
@@ -1108,9 +1037,8 @@ fn atlantic_params(
             })
         }
     };
-    let settlement_layer = a
-        .atlantic_settlement_layer
-        .ok_or_else(|| need("--atlantic-settlement-layer"))?;
+    let settlement_layer =
+        a.atlantic_settlement_layer.ok_or_else(|| need("--atlantic-settlement-layer"))?;
     let verifier = a
         .atlantic_verifier_contract_address
         .ok_or_else(|| need("--atlantic-verifier-contract-address"))?;
@@ -1132,18 +1060,13 @@ fn atlantic_params(
             when: "with --prover atlantic on L3",
         });
     }
-    let network = a
-        .atlantic_network
-        .ok_or_else(|| need("--atlantic-network"))?;
+    let network = a.atlantic_network.ok_or_else(|| need("--atlantic-network"))?;
     if mock_server && network != AtlanticNetwork::Testnet {
         return Err(ConfigError::Conflict(
             "--mock-atlantic-server serves --atlantic-network TESTNET only".into(),
         ));
     }
-    http_url(
-        &a.atlantic_artifacts_base_url,
-        "--atlantic-artifacts-base-url",
-    )?;
+    http_url(&a.atlantic_artifacts_base_url, "--atlantic-artifacts-base-url")?;
     Ok(AtlanticParams {
         api_key,
         service_url,
@@ -1174,9 +1097,7 @@ fn mock_params(
         .transpose()?;
     if verifier_address.is_some() {
         if layer != Layer::L2 {
-            return Err(ConfigError::Conflict(
-                "--mock-verifier-address is for L2 only".into(),
-            ));
+            return Err(ConfigError::Conflict("--mock-verifier-address is for L2 only".into()));
         }
         if !matches!(settlement, SettlementParams::Ethereum(_)) {
             return Err(ConfigError::Conflict(
@@ -1195,20 +1116,15 @@ fn settlement_params(
         (true, false) => {
             const WHEN: &str = "with --settle-on-ethereum";
             let need = |flag| ConfigError::Missing { flag, when: WHEN };
-            let rpc_url = eth
-                .ethereum_rpc_url
-                .ok_or_else(|| need("--ethereum-rpc-url"))?;
+            let rpc_url = eth.ethereum_rpc_url.ok_or_else(|| need("--ethereum-rpc-url"))?;
             http_url(rpc_url.expose(), "--ethereum-rpc-url")?;
-            let private_key = eth
-                .ethereum_private_key
-                .ok_or_else(|| need("--ethereum-private-key"))?;
+            let private_key =
+                eth.ethereum_private_key.ok_or_else(|| need("--ethereum-private-key"))?;
             check_hex_bytes(private_key.expose(), 32, "--ethereum-private-key")?;
-            let core = eth
-                .l1_core_contract_address
-                .ok_or_else(|| need("--l1-core-contract-address"))?;
-            let operator = eth
-                .starknet_operator_address
-                .ok_or_else(|| need("--starknet-operator-address"))?;
+            let core =
+                eth.l1_core_contract_address.ok_or_else(|| need("--l1-core-contract-address"))?;
+            let operator =
+                eth.starknet_operator_address.ok_or_else(|| need("--starknet-operator-address"))?;
             if eth.ethereum_l2_state_update_max_fee_wei == 0 {
                 return Err(ConfigError::invalid(
                     "--ethereum-l2-state-update-max-fee-wei",
@@ -1240,22 +1156,15 @@ fn settlement_params(
         (false, true) => {
             const WHEN: &str = "with --settle-on-starknet";
             let need = |flag| ConfigError::Missing { flag, when: WHEN };
-            let rpc_url = sn
-                .starknet_rpc_url
-                .ok_or_else(|| need("--starknet-rpc-url"))?;
+            let rpc_url = sn.starknet_rpc_url.ok_or_else(|| need("--starknet-rpc-url"))?;
             http_url(rpc_url.expose(), "--starknet-rpc-url")?;
-            let private_key = sn
-                .starknet_private_key
-                .ok_or_else(|| need("--starknet-private-key"))?;
+            let private_key =
+                sn.starknet_private_key.ok_or_else(|| need("--starknet-private-key"))?;
             if Felt::from_hex(private_key.expose().trim()).is_err() {
-                return Err(ConfigError::invalid(
-                    "--starknet-private-key",
-                    "must be a hex felt",
-                ));
+                return Err(ConfigError::invalid("--starknet-private-key", "must be a hex felt"));
             }
-            let account = sn
-                .starknet_account_address
-                .ok_or_else(|| need("--starknet-account-address"))?;
+            let account =
+                sn.starknet_account_address.ok_or_else(|| need("--starknet-account-address"))?;
             let core = sn
                 .starknet_cairo_core_contract_address
                 .ok_or_else(|| need("--starknet-cairo-core-contract-address"))?;
@@ -1313,9 +1222,7 @@ fn da_params(a: DaArgs) -> ConfigResult<DaParams> {
 
 fn madara_params(a: MadaraArgs) -> MadaraParams {
     MadaraParams {
-        feeder_gateway_url: a
-            .madara_feeder_gateway_url
-            .unwrap_or_else(|| a.madara_rpc_url.clone()),
+        feeder_gateway_url: a.madara_feeder_gateway_url.unwrap_or_else(|| a.madara_rpc_url.clone()),
         rpc_url: a.madara_rpc_url,
         replay_bounds_rpc_url: a.replay_bounds_rpc_url,
     }
@@ -1354,10 +1261,7 @@ fn non_empty(v: &str, flag: &'static str) -> ConfigResult<()> {
 fn http_url(url: &Url, flag: &'static str) -> ConfigResult<()> {
     match url.scheme() {
         "http" | "https" => Ok(()),
-        other => Err(ConfigError::invalid(
-            flag,
-            format!("scheme {other:?} is not http or https"),
-        )),
+        other => Err(ConfigError::invalid(flag, format!("scheme {other:?} is not http or https"))),
     }
 }
 
@@ -1374,18 +1278,14 @@ fn eth_address(s: &str, flag: &'static str) -> ConfigResult<Address> {
             format!("{s:?} is not 0x followed by 40 hex digits"),
         ));
     }
-    s.parse()
-        .map_err(|e| ConfigError::invalid(flag, format!("{s:?}: {e}")))
+    s.parse().map_err(|e| ConfigError::invalid(flag, format!("{s:?}: {e}")))
 }
 
 /// A felt in hex, `0x`-prefixed.
 fn felt(s: &str, flag: &'static str) -> ConfigResult<Felt> {
     let s = s.trim();
     if !(s.starts_with("0x") || s.starts_with("0X")) {
-        return Err(ConfigError::invalid(
-            flag,
-            format!("{s:?} must start with 0x"),
-        ));
+        return Err(ConfigError::invalid(flag, format!("{s:?} must start with 0x")));
     }
     Felt::from_hex(s).map_err(|_| ConfigError::invalid(flag, format!("{s:?} is not a hex felt")))
 }
@@ -1397,10 +1297,7 @@ fn check_hex_bytes(secret: &str, bytes: usize, flag: &'static str) -> ConfigResu
     if hex.len() == 2 * bytes && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
-        Err(ConfigError::invalid(
-            flag,
-            format!("must be {bytes} bytes of hex (value not shown)"),
-        ))
+        Err(ConfigError::invalid(flag, format!("must be {bytes} bytes of hex (value not shown)")))
     }
 }
 
@@ -1485,9 +1382,7 @@ mod tests {
             }
             i += if has_value { 2 } else { 1 };
         }
-        RunCmd::try_parse_from(args)
-            .expect("command line parses")
-            .params()
+        RunCmd::try_parse_from(args).expect("command line parses").params()
     }
 
     fn atlantic(extra: &[&str]) -> Vec<String> {
@@ -1514,9 +1409,7 @@ mod tests {
     }
 
     fn error<S: AsRef<str>>(extra: &[S]) -> String {
-        params(extra)
-            .expect_err("configuration is rejected")
-            .to_string()
+        params(extra).expect_err("configuration is rejected").to_string()
     }
 
     #[test]
@@ -1544,26 +1437,16 @@ mod tests {
         let p = params::<&str>(&[]).unwrap();
         assert!(p.infra.is_fully_embedded());
         assert_eq!(p.infra.data_dir, PathBuf::from("./orchestrator-data"));
-        assert_eq!(
-            p.infra.cron,
-            CronBackend::Embedded {
-                interval: Duration::from_secs(60)
-            }
-        );
+        assert_eq!(p.infra.cron, CronBackend::Embedded { interval: Duration::from_secs(60) });
         assert_eq!(p.queue, QueueParams::default());
-        assert_eq!(
-            p.batching.bouncer_weights_limit,
-            BouncerWeights::DEFAULT_LIMITS
-        );
+        assert_eq!(p.batching.bouncer_weights_limit, BouncerWeights::DEFAULT_LIMITS);
         assert_eq!(p.batching.max_blob_size(), 6 * 4096 - 15);
         assert_eq!(p.madara.feeder_gateway_url, p.madara.rpc_url);
         assert_eq!(p.server.port, 3000);
         assert_eq!(p.service.timeouts.snos, Duration::from_secs(300));
         assert!(matches!(
             p.prover,
-            ProverParams::Mock(MockProverParams {
-                verifier_address: None
-            })
+            ProverParams::Mock(MockProverParams { verifier_address: None })
         ));
         assert!(matches!(p.settlement, SettlementParams::Ethereum(_)));
     }
@@ -1611,10 +1494,7 @@ mod tests {
         );
         assert_eq!(
             p.infra.queue,
-            QueueBackend::Sqs {
-                identifier: "mo_{}_queue".into(),
-                prefix: Some("dev".into())
-            }
+            QueueBackend::Sqs { identifier: "mo_{}_queue".into(), prefix: Some("dev".into()) }
         );
         assert!(
             matches!(&p.infra.storage, StorageBackend::S3 { bucket_identifier, expiration_days: 14, .. } if bucket_identifier == "mo-bucket")
@@ -1629,35 +1509,18 @@ mod tests {
 
     #[test]
     fn capabilities_mix() {
-        let p = params(&[
-            "--postgres",
-            "--postgres-url",
-            "postgres://u:p@localhost/o",
-        ])
-        .unwrap();
+        let p = params(&["--postgres", "--postgres-url", "postgres://u:p@localhost/o"]).unwrap();
         assert!(matches!(p.infra.database, DatabaseBackend::Postgres { .. }));
         // The old flag name still works.
-        let p = params(&[
-            "--postgres",
-            "--postgres-connection-url",
-            "postgres://u:p@localhost/o",
-        ])
-        .unwrap();
-        assert!(matches!(&p.infra.database, DatabaseBackend::Postgres { url } if url.expose() == "postgres://u:p@localhost/o"));
+        let p = params(&["--postgres", "--postgres-connection-url", "postgres://u:p@localhost/o"])
+            .unwrap();
+        assert!(
+            matches!(&p.infra.database, DatabaseBackend::Postgres { url } if url.expose() == "postgres://u:p@localhost/o")
+        );
         assert_eq!(p.infra.queue, QueueBackend::Embedded);
-        let p = params(&[
-            "--mongodb",
-            "--alert-webhook-url",
-            "https://hooks.example/x",
-        ])
-        .unwrap();
+        let p = params(&["--mongodb", "--alert-webhook-url", "https://hooks.example/x"]).unwrap();
         assert!(matches!(p.infra.database, DatabaseBackend::Mongo { .. }));
-        assert!(matches!(
-            p.infra.alerts,
-            AlertBackend::Embedded {
-                webhook_url: Some(_)
-            }
-        ));
+        assert!(matches!(p.infra.alerts, AlertBackend::Embedded { webhook_url: Some(_) }));
     }
 
     #[rstest]
@@ -1701,10 +1564,7 @@ mod tests {
     #[test]
     fn sharp_requires_cert_files_and_rejects_l3() {
         let msg = error(&["--prover", "sharp"]);
-        assert!(
-            msg.contains("--sharp-user-crt-file") && msg.contains("--prover sharp"),
-            "{msg}"
-        );
+        assert!(msg.contains("--sharp-user-crt-file") && msg.contains("--prover sharp"), "{msg}");
         let msg = error(&["--prover", "Sharp", "--layer", "l3"]);
         assert!(msg.contains("L2 only"), "{msg}");
     }
@@ -1717,11 +1577,7 @@ mod tests {
             std::fs::write(&p, c).unwrap();
             p.to_str().unwrap().to_owned()
         };
-        let (crt, key, srv) = (
-            f("u.crt", "CRT"),
-            f("u.key", "KEY-SECRET"),
-            f("s.crt", "SRV"),
-        );
+        let (crt, key, srv) = (f("u.crt", "CRT"), f("u.key", "KEY-SECRET"), f("s.crt", "SRV"));
         let p = params(&[
             "--prover",
             "sharp",
@@ -1741,9 +1597,7 @@ mod tests {
             ADDR,
         ])
         .unwrap();
-        let ProverParams::Sharp(s) = &p.prover else {
-            panic!("not sharp")
-        };
+        let ProverParams::Sharp(s) = &p.prover else { panic!("not sharp") };
         assert_eq!(s.certificates.user_crt, "CRT");
         assert_eq!(s.certificates.user_key.expose(), "KEY-SECRET");
         assert_eq!(s.settlement_layer, ProofSettlementLayer::Ethereum);
@@ -1753,9 +1607,7 @@ mod tests {
     #[test]
     fn atlantic_case_insensitive_and_defaults() {
         let p = params(&atlantic(&["--mock-atlantic-server"])).unwrap();
-        let ProverParams::Atlantic(a) = &p.prover else {
-            panic!("not atlantic")
-        };
+        let ProverParams::Atlantic(a) = &p.prover else { panic!("not atlantic") };
         assert!(a.mock_server && !a.mock_fact_hash);
         assert_eq!(a.cairo_vm, AtlanticCairoVm::Rust);
         assert_eq!(a.result, AtlanticQueryStep::ProofGeneration);
@@ -1820,21 +1672,12 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let p = RunCmd::try_parse_from(args.clone())
-            .unwrap()
-            .params()
-            .unwrap();
-        let SettlementParams::Starknet(s) = &p.settlement else {
-            panic!("not starknet")
-        };
+        let p = RunCmd::try_parse_from(args.clone()).unwrap().params().unwrap();
+        let SettlementParams::Starknet(s) = &p.settlement else { panic!("not starknet") };
         assert_eq!(s.finality_retry_wait, Duration::from_secs(6));
         assert!(matches!(p.da, DaParams::Starknet { .. }));
         args.retain(|a| a != "0x2" && a != "--starknet-account-address");
-        let msg = RunCmd::try_parse_from(args)
-            .unwrap()
-            .params()
-            .unwrap_err()
-            .to_string();
+        let msg = RunCmd::try_parse_from(args).unwrap().params().unwrap_err().to_string();
         assert!(
             msg.contains("--starknet-account-address") && msg.contains("--settle-on-starknet"),
             "{msg}"
@@ -1843,10 +1686,7 @@ mod tests {
 
     #[test]
     fn setup_defaults_to_embedded_and_event_bridge_needs_type() {
-        let p = SetupCmd::try_parse_from(["setup"])
-            .unwrap()
-            .params()
-            .unwrap();
+        let p = SetupCmd::try_parse_from(["setup"]).unwrap().params().unwrap();
         assert!(p.infra.is_fully_embedded());
         assert_eq!(p.timeout, Duration::from_secs(300));
         assert_eq!(p.poll_interval, Duration::from_secs(5));

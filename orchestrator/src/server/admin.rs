@@ -37,14 +37,8 @@ pub const BULK_LIMIT: u64 = 1000;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/jobs/retry/failed", post(retry_failed))
-        .route(
-            "/jobs/reverify/verification-timeout",
-            post(reverify_timed_out),
-        )
-        .route(
-            "/jobs/requeue/pending-verification",
-            post(requeue_pending_verification),
-        )
+        .route("/jobs/reverify/verification-timeout", post(reverify_timed_out))
+        .route("/jobs/requeue/pending-verification", post(requeue_pending_verification))
         .route("/jobs/requeue/created", post(requeue_created))
         .route("/batches/close-open", post(close_open_batches))
         .route("/triggers", get(list_triggers))
@@ -66,14 +60,7 @@ pub struct BulkResult {
 }
 
 fn ok<T: Serialize>(data: T, message: String) -> Response {
-    json(
-        StatusCode::OK,
-        ApiResponse {
-            success: true,
-            data: Some(data),
-            message: Some(message),
-        },
-    )
+    json(StatusCode::OK, ApiResponse { success: true, data: Some(data), message: Some(message) })
 }
 
 /// Applies `op` to every job of the requested types in `status`.
@@ -113,10 +100,8 @@ where
         failed = result.failed_count,
         "Admin {what}"
     );
-    let message = format!(
-        "{what}: {} succeeded, {} failed",
-        result.success_count, result.failed_count
-    );
+    let message =
+        format!("{what}: {} succeeded, {} failed", result.success_count, result.failed_count);
     Ok(ok(result, message))
 }
 
@@ -125,16 +110,10 @@ async fn retry_failed(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let c = config.clone();
-    bulk(
-        &config,
-        raw,
-        JobStatus::Failed,
-        "retry of Failed jobs",
-        move |job| {
-            let c = c.clone();
-            async move { service::retry_job(&c, job.id, false).await.map(|_| ()) }
-        },
-    )
+    bulk(&config, raw, JobStatus::Failed, "retry of Failed jobs", move |job| {
+        let c = c.clone();
+        async move { service::retry_job(&c, job.id, false).await.map(|_| ()) }
+    })
     .await
 }
 
@@ -190,8 +169,7 @@ async fn close_open_batches(State(config): State<AppState>) -> ApiResult<Respons
         .await?;
     let mut snos_closed = Vec::new();
     for b in open_snos {
-        db.update_snos_batch_status_by_index(b.index, SnosBatchStatus::Closed)
-            .await?;
+        db.update_snos_batch_status_by_index(b.index, SnosBatchStatus::Closed).await?;
         snos_closed.push(b.index);
     }
     let open_aggregator = db
@@ -202,8 +180,7 @@ async fn close_open_batches(State(config): State<AppState>) -> ApiResult<Respons
         .await?;
     let mut aggregator_closed = Vec::new();
     for b in open_aggregator {
-        db.update_aggregator_batch_status_by_index(b.index, AggregatorBatchStatus::Closed)
-            .await?;
+        db.update_aggregator_batch_status_by_index(b.index, AggregatorBatchStatus::Closed).await?;
         aggregator_closed.push(b.index);
     }
     tracing::info!(admin = true, snos = ?snos_closed, aggregator = ?aggregator_closed, "Admin closed the open batches");
@@ -224,22 +201,12 @@ async fn close_open_batches(State(config): State<AppState>) -> ApiResult<Respons
 }
 
 fn triggers_json(config: &Config) -> serde_json::Value {
-    let layer: Vec<String> = WorkerTriggerType::for_layer(config.layer)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let paused: Vec<String> = config
-        .trigger_control
-        .paused()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let halted: Vec<String> = config
-        .trigger_control
-        .halted()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let layer: Vec<String> =
+        WorkerTriggerType::for_layer(config.layer).iter().map(ToString::to_string).collect();
+    let paused: Vec<String> =
+        config.trigger_control.paused().iter().map(ToString::to_string).collect();
+    let halted: Vec<String> =
+        config.trigger_control.halted().iter().map(ToString::to_string).collect();
     json!({ "triggers": layer, "paused": paused, "halted": halted })
 }
 
@@ -250,10 +217,8 @@ async fn list_triggers(State(config): State<AppState>) -> Response {
 fn layer_trigger(config: &Config, raw: &str) -> ApiResult<WorkerTriggerType> {
     let trigger: WorkerTriggerType = parse_enum("trigger", raw)?;
     if !config.runs_trigger(trigger) {
-        let valid: Vec<String> = WorkerTriggerType::for_layer(config.layer)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let valid: Vec<String> =
+            WorkerTriggerType::for_layer(config.layer).iter().map(ToString::to_string).collect();
         return Err(ApiError::invalid(
             "trigger",
             raw,
@@ -274,11 +239,8 @@ async fn pause_trigger(
     let trigger = layer_trigger(&config, &raw)?;
     let changed = config.trigger_control.pause(trigger);
     tracing::warn!(admin = true, %trigger, "Operator paused job creation by a trigger");
-    let message = if changed {
-        format!("{trigger} paused")
-    } else {
-        format!("{trigger} was already paused")
-    };
+    let message =
+        if changed { format!("{trigger} paused") } else { format!("{trigger} was already paused") };
     Ok(ok(triggers_json(&config), message))
 }
 
@@ -289,10 +251,7 @@ async fn resume_trigger(
     let trigger = layer_trigger(&config, &raw)?;
     let changed = config.trigger_control.resume(trigger);
     tracing::info!(admin = true, %trigger, "Operator resumed job creation by a trigger");
-    let message = if changed {
-        format!("{trigger} resumed")
-    } else {
-        format!("{trigger} was not paused")
-    };
+    let message =
+        if changed { format!("{trigger} resumed") } else { format!("{trigger} was not paused") };
     Ok(ok(triggers_json(&config), message))
 }

@@ -45,14 +45,8 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/block/{block_number}/status", get(jobs_for_block))
         .route("/batches/snos", get(snos_batches))
         .route("/batches/aggregator", get(aggregator_batches))
-        .route(
-            "/blocks/batch-for-block/{block_number}",
-            get(batch_for_block),
-        )
-        .route(
-            "/blocks/settlement-status/{block_number}",
-            get(settlement_status),
-        )
+        .route("/blocks/batch-for-block/{block_number}", get(batch_for_block))
+        .route("/blocks/settlement-status/{block_number}", get(settlement_status))
 }
 
 // ---- parameter parsing ----
@@ -64,20 +58,12 @@ pub struct QueryParams(Vec<(String, String)>);
 impl QueryParams {
     /// Parses a raw query string.
     pub fn parse(raw: Option<&str>) -> Self {
-        Self(
-            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Self(url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect())
     }
 
     /// The last value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`, in order (comma-separated values are split too).
@@ -107,8 +93,7 @@ impl QueryParams {
     pub fn u64(&self, key: &str) -> ApiResult<Option<u64>> {
         self.get(key)
             .map(|v| {
-                v.parse()
-                    .map_err(|_| ApiError::invalid(key, v, "expected a non-negative integer"))
+                v.parse().map_err(|_| ApiError::invalid(key, v, "expected a non-negative integer"))
             })
             .transpose()
     }
@@ -117,11 +102,9 @@ impl QueryParams {
     pub fn limit(&self) -> ApiResult<u64> {
         match self.u64("limit")? {
             None => Ok(DEFAULT_LIMIT),
-            Some(0) => Err(ApiError::invalid(
-                "limit",
-                "0",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            )),
+            Some(0) => {
+                Err(ApiError::invalid("limit", "0", format!("must be between 1 and {MAX_LIMIT}")))
+            }
             Some(n) if n > MAX_LIMIT => Err(ApiError::invalid(
                 "limit",
                 &n.to_string(),
@@ -154,16 +137,10 @@ pub fn parse_enum<T: FromStr + IntoEnumIterator + std::fmt::Display>(
     if let Ok(v) = value.parse() {
         return Ok(v);
     }
-    T::iter()
-        .find(|v| v.to_string().eq_ignore_ascii_case(value.trim()))
-        .ok_or_else(|| {
-            let valid: Vec<String> = T::iter().map(|v| v.to_string()).collect();
-            ApiError::invalid(
-                param,
-                value,
-                format!("expected one of {}", valid.join(", ")),
-            )
-        })
+    T::iter().find(|v| v.to_string().eq_ignore_ascii_case(value.trim())).ok_or_else(|| {
+        let valid: Vec<String> = T::iter().map(|v| v.to_string()).collect();
+        ApiError::invalid(param, value, format!("expected one of {}", valid.join(", ")))
+    })
 }
 
 /// Parses every value of `param` as `T`.
@@ -171,10 +148,7 @@ pub fn parse_enums<T: FromStr + IntoEnumIterator + std::fmt::Display>(
     q: &QueryParams,
     param: &str,
 ) -> ApiResult<Vec<T>> {
-    q.all(param)
-        .into_iter()
-        .map(|v| parse_enum(param, v))
-        .collect()
+    q.all(param).into_iter().map(|v| parse_enum(param, v)).collect()
 }
 
 /// A path segment that must be a job id.
@@ -195,11 +169,7 @@ fn ok<T: Serialize>(data: T) -> Response {
 fn ok_msg<T: Serialize>(data: T, message: impl Into<String>) -> Response {
     json(
         StatusCode::OK,
-        ApiResponse {
-            success: true,
-            data: Some(data),
-            message: Some(message.into()),
-        },
+        ApiResponse { success: true, data: Some(data), message: Some(message.into()) },
     )
 }
 
@@ -218,11 +188,7 @@ pub struct JobSummary {
 
 impl From<&JobItem> for JobSummary {
     fn from(j: &JobItem) -> Self {
-        Self {
-            job_type: j.job_type,
-            id: j.id,
-            status: j.status,
-        }
+        Self { job_type: j.job_type, id: j.id, status: j.status }
     }
 }
 
@@ -381,13 +347,12 @@ async fn process_job(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let (id, priority) = job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityProcessingQueue).await?;
+    let (id, priority) =
+        job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityProcessingQueue)
+            .await?;
     let job = service::requeue_process(&config, id, priority).await?;
     tracing::info!(job_id = %id, priority, "Operator queued a job for processing");
-    Ok(ok_msg(
-        JobSummary::from(&job),
-        format!("job {id} queued for processing"),
-    ))
+    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for processing")))
 }
 
 async fn verify_job(
@@ -395,13 +360,12 @@ async fn verify_job(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let (id, priority) = job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityVerificationQueue).await?;
+    let (id, priority) =
+        job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityVerificationQueue)
+            .await?;
     let job = service::force_verify(&config, id, priority).await?;
     tracing::info!(job_id = %id, priority, "Operator forced a verification");
-    Ok(ok_msg(
-        JobSummary::from(&job),
-        format!("job {id} queued for verification"),
-    ))
+    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for verification")))
 }
 
 async fn retry_job(
@@ -409,13 +373,12 @@ async fn retry_job(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let (id, priority) = job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityProcessingQueue).await?;
+    let (id, priority) =
+        job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityProcessingQueue)
+            .await?;
     let job = service::retry_job(&config, id, priority).await?;
     tracing::info!(job_id = %id, priority, "Operator retried a failed job");
-    Ok(ok_msg(
-        JobSummary::from(&job),
-        format!("job {id} queued for retry"),
-    ))
+    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for retry")))
 }
 
 async fn jobs_for_block(
@@ -471,11 +434,8 @@ async fn batch_for_block(
     Path(block): Path<String>,
 ) -> ApiResult<Response> {
     let block = parse_block(&block)?;
-    let batch = config
-        .database()
-        .get_aggregator_batch_for_block(block)
-        .await?
-        .ok_or_else(|| {
+    let batch =
+        config.database().get_aggregator_batch_for_block(block).await?.ok_or_else(|| {
             ApiError::NotFound(format!("no aggregator batch contains block {block} yet"))
         })?;
     Ok(ok(json!({ "batch_number": batch.index })))
@@ -514,32 +474,18 @@ async fn settlement_status(
                 .first()
                 .map(aggregator_batch_json);
             // The proofs the aggregation waits for: one ProofCreation job per member SNOS batch.
-            let members: Vec<u64> = db
-                .get_snos_batches_by_aggregator_index(i)
-                .await?
-                .iter()
-                .map(|b| b.index)
-                .collect();
-            let proofs = db
-                .get_jobs_by_internal_ids_and_type(&members, JobType::ProofCreation)
-                .await?;
-            (
-                batch,
-                proofs.iter().map(JobDetail::from).collect::<Vec<_>>(),
-            )
+            let members: Vec<u64> =
+                db.get_snos_batches_by_aggregator_index(i).await?.iter().map(|b| b.index).collect();
+            let proofs =
+                db.get_jobs_by_internal_ids_and_type(&members, JobType::ProofCreation).await?;
+            (batch, proofs.iter().map(JobDetail::from).collect::<Vec<_>>())
         }
         None => (None, Vec::new()),
     };
-    let block_jobs: Vec<JobDetail> = db
-        .get_jobs_by_block_number(block)
-        .await?
-        .iter()
-        .map(JobDetail::from)
-        .collect();
+    let block_jobs: Vec<JobDetail> =
+        db.get_jobs_by_block_number(block).await?.iter().map(JobDetail::from).collect();
     if lookup.is_none() && block_jobs.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "block {block} is in no batch and no job yet"
-        )));
+        return Err(ApiError::NotFound(format!("block {block} is in no batch and no job yet")));
     }
     Ok(ok(json!({
         "block_number": block,
@@ -582,15 +528,10 @@ pub async fn jobs_by_stage(
 ) -> ApiResult<HashMap<String, HashMap<u64, JobSummary>>> {
     let mut out = HashMap::new();
     for t in types {
-        let jobs = config
-            .database()
-            .get_jobs_by_internal_ids_and_type(indexes, *t)
-            .await?;
+        let jobs = config.database().get_jobs_by_internal_ids_and_type(indexes, *t).await?;
         out.insert(
             t.to_string(),
-            jobs.iter()
-                .map(|j| (j.internal_id, JobSummary::from(j)))
-                .collect(),
+            jobs.iter().map(|j| (j.internal_id, JobSummary::from(j))).collect(),
         );
     }
     Ok(out)

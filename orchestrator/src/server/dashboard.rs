@@ -26,18 +26,13 @@ const PAGE: &str = include_str!("dashboard.html");
 
 /// The dashboard routes.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/dashboard", get(page))
-        .route("/dashboard/data", get(data))
+    Router::new().route("/dashboard", get(page)).route("/dashboard/data", get(data))
 }
 
 async fn page() -> Response {
     (
         StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
         PAGE,
     )
         .into_response()
@@ -70,9 +65,7 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
             let stages: serde_json::Map<String, serde_json::Value> = snos_stages
                 .iter()
                 .map(|t| {
-                    let job = jobs
-                        .get_mut(&t.to_string())
-                        .and_then(|m| m.remove(&b.index));
+                    let job = jobs.get_mut(&t.to_string()).and_then(|m| m.remove(&b.index));
                     (t.to_string(), json!(job))
                 })
                 .collect();
@@ -97,9 +90,7 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
             let stages: serde_json::Map<String, serde_json::Value> = aggregator_stages
                 .iter()
                 .map(|t| {
-                    let job = jobs
-                        .get_mut(&t.to_string())
-                        .and_then(|m| m.remove(&b.index));
+                    let job = jobs.get_mut(&t.to_string()).and_then(|m| m.remove(&b.index));
                     (t.to_string(), json!(job))
                 })
                 .collect();
@@ -108,18 +99,10 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
         }
     }
 
-    let paused: Vec<String> = config
-        .trigger_control
-        .paused()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let halted: Vec<String> = config
-        .trigger_control
-        .halted()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let paused: Vec<String> =
+        config.trigger_control.paused().iter().map(ToString::to_string).collect();
+    let halted: Vec<String> =
+        config.trigger_control.halted().iter().map(ToString::to_string).collect();
     let body = json!({
         "layer": config.layer.to_string(),
         "generated_at": chrono::Utc::now(),

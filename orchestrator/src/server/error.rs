@@ -78,9 +78,7 @@ impl IntoResponse for ApiError {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::TooManyRequests(_) => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -91,9 +89,9 @@ impl IntoResponse for ApiError {
 impl From<DatabaseError> for ApiError {
     fn from(e: DatabaseError) -> Self {
         match e {
-            DatabaseError::UpdateFailed { .. } => Self::Conflict(format!(
-                "{e}; another worker changed it, read it again and retry"
-            )),
+            DatabaseError::UpdateFailed { .. } => {
+                Self::Conflict(format!("{e}; another worker changed it, read it again and retry"))
+            }
             DatabaseError::NotFound { .. } => Self::NotFound(e.to_string()),
             DatabaseError::ItemAlreadyExists { .. } | DatabaseError::Conflict(_) => {
                 Self::Conflict(e.to_string())
@@ -130,10 +128,7 @@ mod tests {
     fn engine_errors_map_to_the_reference_statuses() {
         let id = Uuid::nil();
         let cases = [
-            (
-                ApiError::from(EngineError::JobNotFound(id)),
-                StatusCode::NOT_FOUND,
-            ),
+            (ApiError::from(EngineError::JobNotFound(id)), StatusCode::NOT_FOUND),
             (
                 EngineError::InvalidStatus {
                     id,
@@ -162,10 +157,7 @@ mod tests {
     fn internal_errors_hide_the_detail_from_the_caller() {
         let response = ApiError::Internal("password=hunter2".into()).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let detail = response
-            .extensions()
-            .get::<InternalError>()
-            .map(|e| e.0.clone());
+        let detail = response.extensions().get::<InternalError>().map(|e| e.0.clone());
         assert_eq!(detail.as_deref(), Some("password=hunter2"));
     }
 }

@@ -22,10 +22,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn live() -> Response {
-    json(
-        StatusCode::OK,
-        ApiResponse::ok(serde_json::json!({"status": "live"})),
-    )
+    json(StatusCode::OK, ApiResponse::ok(serde_json::json!({"status": "live"})))
 }
 
 /// Result of one readiness check.
@@ -43,16 +40,8 @@ where
     E: std::fmt::Display,
 {
     match tokio::time::timeout(CHECK_TIMEOUT, f).await {
-        Ok(Ok(())) => Check {
-            component,
-            ok: true,
-            error: None,
-        },
-        Ok(Err(e)) => Check {
-            component,
-            ok: false,
-            error: Some(e.to_string()),
-        },
+        Ok(Ok(())) => Check { component, ok: true, error: None },
+        Ok(Err(e)) => Check { component, ok: false, error: Some(e.to_string()) },
         Err(_) => Check {
             component,
             ok: false,
@@ -68,11 +57,7 @@ async fn ready(State(config): State<AppState>) -> Response {
         check("storage", config.storage().health_check()),
     );
     let checks = vec![db, queue, storage];
-    let failing: Vec<&str> = checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.component)
-        .collect();
+    let failing: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.component).collect();
     if failing.is_empty() {
         json(
             StatusCode::OK,

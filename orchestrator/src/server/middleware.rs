@@ -46,9 +46,7 @@ pub fn trace_id_of(request: &Request) -> String {
         .and_then(valid_trace_id)
         .or_else(|| {
             // traceparent: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>
-            header("traceparent")
-                .and_then(|tp| tp.split('-').nth(1))
-                .and_then(valid_trace_id)
+            header("traceparent").and_then(|tp| tp.split('-').nth(1)).and_then(valid_trace_id)
         })
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
@@ -105,18 +103,10 @@ fn set_remote_parent(span: &tracing::Span, trace_id: &str) {
         return;
     };
     // A random non-zero parent span id: the caller's span id is unknown with `x-trace-id`.
-    let span_id = SpanId::from_bytes(
-        uuid::Uuid::new_v4().as_bytes()[..8]
-            .try_into()
-            .unwrap_or([1; 8]),
-    );
-    let remote = SpanContext::new(
-        trace_id,
-        span_id,
-        TraceFlags::SAMPLED,
-        true,
-        TraceState::default(),
-    );
+    let span_id =
+        SpanId::from_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([1; 8]));
+    let remote =
+        SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, true, TraceState::default());
     let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
 }
 
@@ -169,9 +159,7 @@ fn client_ip(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
-            addr.ip()
-        })
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip())
 }
 
 /// Answers 429 to a client over its rate; probes are never limited.
@@ -206,10 +194,7 @@ pub async fn require_admin(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     let ok = provided.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.expose().as_bytes())));
     if ok {

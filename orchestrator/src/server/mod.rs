@@ -67,13 +67,9 @@ pub fn router(config: Arc<Config>) -> Router {
         .merge(dashboard::routes())
         .route("/metrics", get(metrics));
     if config.server.admin_enabled {
-        let admin = admin::routes().route_layer(from_fn_with_state(
-            config.clone(),
-            middleware::require_admin,
-        ));
-        app = app
-            .nest("/admin", admin.clone())
-            .nest("/api/v1/admin", admin);
+        let admin = admin::routes()
+            .route_layer(from_fn_with_state(config.clone(), middleware::require_admin));
+        app = app.nest("/admin", admin.clone()).nest("/api/v1/admin", admin);
     }
     let limiter = Arc::new(middleware::RateLimiter::new(
         config.server.rate_limit_per_second,
@@ -87,16 +83,10 @@ pub fn router(config: Arc<Config>) -> Router {
 
 /// Prometheus text exposition of every instrument; gauges are recomputed at most once a second.
 async fn metrics(State(config): State<AppState>) -> Response {
-    config
-        .metrics
-        .refresh_gauges(&config, GAUGE_MIN_REFRESH)
-        .await;
+    config.metrics.refresh_gauges(&config, GAUGE_MIN_REFRESH).await;
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         config.metrics.render_prometheus(),
     )
         .into_response()
@@ -116,10 +106,7 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }

@@ -23,32 +23,20 @@ pub struct ApiResponse<T: Serialize> {
 impl<T: Serialize> ApiResponse<T> {
     /// A success with data.
     pub fn ok(data: T) -> Self {
-        Self {
-            success: true,
-            data: Some(data),
-            message: None,
-        }
+        Self { success: true, data: Some(data), message: None }
     }
 }
 
 impl ApiResponse<()> {
     /// A failure with a message.
     pub fn error(message: impl Into<String>) -> Self {
-        Self {
-            success: false,
-            data: None,
-            message: Some(message.into()),
-        }
+        Self { success: false, data: None, message: Some(message.into()) }
     }
 }
 
 /// The answer to unknown routes.
 pub async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        "The requested resource was not found",
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, "The requested resource was not found").into_response()
 }
 
 /// `(status, envelope)` as a response.

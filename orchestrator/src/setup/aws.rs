@@ -83,14 +83,8 @@ pub fn desired_queue_attributes(
         JOB_QUEUE_RETENTION_SECS
     };
     let mut attributes = HashMap::from([
-        (
-            QueueAttributeName::VisibilityTimeout,
-            config.visibility_timeout.as_secs().to_string(),
-        ),
-        (
-            QueueAttributeName::MessageRetentionPeriod,
-            retention.to_string(),
-        ),
+        (QueueAttributeName::VisibilityTimeout, config.visibility_timeout.as_secs().to_string()),
+        (QueueAttributeName::MessageRetentionPeriod, retention.to_string()),
     ]);
     if config.dead_letter_queue.is_some() {
         let policy = json!({
@@ -112,12 +106,7 @@ pub async fn setup_aws(
     env: &AwsEnv,
 ) -> Result<Vec<ResourceReport>, SetupError> {
     let plan = Plan::new(params)?;
-    let mut run = Run {
-        params,
-        env,
-        dry_run: params.dry_run,
-        reports: Vec::new(),
-    };
+    let mut run = Run { params, env, dry_run: params.dry_run, reports: Vec::new() };
     if let Some((bucket, expiration_days)) = &plan.bucket {
         run.bucket(bucket, *expiration_days).await?;
     }
@@ -128,12 +117,7 @@ pub async fn setup_aws(
     if let Some(topic) = &plan.topic {
         run.topic(topic).await?;
     }
-    if let CronBackend::EventBridge {
-        kind,
-        interval,
-        prefix,
-    } = &params.infra.cron
-    {
+    if let CronBackend::EventBridge { kind, interval, prefix } = &params.infra.cron {
         let kind = kind.ok_or_else(|| {
             aws_err(
                 "EventBridge",
@@ -151,13 +135,9 @@ pub async fn setup_aws(
             env,
             kind,
             prefix.clone(),
-            TriggerTarget {
-                queue_arn,
-                role_arn: Some(role_arn.arn),
-            },
+            TriggerTarget { queue_arn, role_arn: Some(role_arn.arn) },
         );
-        run.triggers(&cron, kind, *interval, role_arn.created)
-            .await?;
+        run.triggers(&cron, kind, *interval, role_arn.created).await?;
     }
     Ok(run.reports)
 }
@@ -174,11 +154,7 @@ impl Plan {
     fn new(params: &SetupParams) -> Result<Self, SetupError> {
         let infra = &params.infra;
         let bucket = match &infra.storage {
-            StorageBackend::S3 {
-                bucket_identifier,
-                prefix,
-                expiration_days,
-            } => Some((
+            StorageBackend::S3 { bucket_identifier, prefix, expiration_days } => Some((
                 bucket_name(bucket_identifier, prefix.as_deref())
                     .map_err(|e| aws_err(format!("bucket {bucket_identifier}"), e))?,
                 *expiration_days,
@@ -198,19 +174,13 @@ impl Plan {
             QueueBackend::Embedded => None,
         };
         let topic = match &infra.alerts {
-            AlertBackend::Sns {
-                topic_identifier,
-                prefix,
-            } => Some(
+            AlertBackend::Sns { topic_identifier, prefix } => Some(
                 TopicRef::new(topic_identifier, prefix.as_deref())
                     .map_err(|e| aws_err(format!("topic {topic_identifier}"), e))?,
             ),
             AlertBackend::Embedded { .. } => None,
         };
-        if let CronBackend::EventBridge {
-            prefix, interval, ..
-        } = &infra.cron
-        {
+        if let CronBackend::EventBridge { prefix, interval, .. } = &infra.cron {
             let role = role_name(prefix.as_deref());
             validate_iam_name(&role).map_err(|e| aws_err(format!("role {role}"), e))?;
             for trigger in WorkerTriggerType::for_layer(params.layer) {
@@ -219,11 +189,7 @@ impl Plan {
             }
             rate_expression(*interval)?;
         }
-        Ok(Self {
-            bucket,
-            queues,
-            topic,
-        })
+        Ok(Self { bucket, queues, topic })
     }
 }
 
@@ -234,13 +200,8 @@ fn validate_iam_name(name: &str) -> Result<(), AwsError> {
             "IAM name {name:?} must be 1 to 64 characters long"
         )));
     }
-    match name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-".contains(*c)))
-    {
-        Some(bad) => Err(AwsError::invalid(format!(
-            "IAM name {name:?} contains {bad:?}"
-        ))),
+    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-".contains(*c))) {
+        Some(bad) => Err(AwsError::invalid(format!("IAM name {name:?} contains {bad:?}"))),
         None => Ok(()),
     }
 }
@@ -248,14 +209,9 @@ fn validate_iam_name(name: &str) -> Result<(), AwsError> {
 /// Rule and schedule names: 1–64 of letters, digits and `._-`.
 fn validate_trigger_name(name: &str) -> Result<(), AwsError> {
     if name.is_empty() || name.len() > 64 {
-        return Err(AwsError::invalid(format!(
-            "name {name:?} must be 1 to 64 characters long"
-        )));
+        return Err(AwsError::invalid(format!("name {name:?} must be 1 to 64 characters long")));
     }
-    match name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
-    {
+    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
         Some(bad) => Err(AwsError::invalid(format!("name {name:?} contains {bad:?}"))),
         None => Ok(()),
     }
@@ -276,10 +232,7 @@ struct RoleArn {
 }
 
 fn aws_err(resource: impl Into<String>, source: AwsError) -> SetupError {
-    SetupError::Aws {
-        resource: resource.into(),
-        source,
-    }
+    SetupError::Aws { resource: resource.into(), source }
 }
 
 impl Run<'_> {
@@ -319,9 +272,7 @@ impl Run<'_> {
     async fn bucket(&mut self, bucket: &str, expiration_days: u32) -> Result<(), SetupError> {
         let s3 = self.env.s3();
         let resource = format!("bucket {bucket}");
-        let exists = bucket_exists(&s3, bucket)
-            .await
-            .map_err(|e| aws_err(&resource, e))?;
+        let exists = bucket_exists(&s3, bucket).await.map_err(|e| aws_err(&resource, e))?;
         if exists {
             self.report("bucket", bucket, Action::Unchanged);
         } else {
@@ -334,12 +285,8 @@ impl Run<'_> {
                         .build();
                     request = request.create_bucket_configuration(location);
                 }
-                request
-                    .send()
-                    .await
-                    .map_err(|e| aws_err(&resource, AwsError::from_sdk(&e)))?;
-                self.wait_ready(&resource, || bucket_exists(&s3, bucket))
-                    .await?;
+                request.send().await.map_err(|e| aws_err(&resource, AwsError::from_sdk(&e)))?;
+                self.wait_ready(&resource, || bucket_exists(&s3, bucket)).await?;
             }
         }
 
@@ -347,12 +294,7 @@ impl Run<'_> {
         let lifecycle = format!("{bucket}/{LIFECYCLE_RULE_ID}");
         let resource = format!("lifecycle rule {lifecycle}");
         let mut rules = if exists {
-            match s3
-                .get_bucket_lifecycle_configuration()
-                .bucket(bucket)
-                .send()
-                .await
-            {
+            match s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
                 Ok(out) => out.rules.unwrap_or_default(),
                 Err(e) => {
                     let e = AwsError::from_sdk(&e);
@@ -366,9 +308,7 @@ impl Run<'_> {
             Vec::new()
         };
         let wanted = lifecycle_rule(expiration_days).map_err(|e| aws_err(&resource, e))?;
-        let position = rules
-            .iter()
-            .position(|r| r.id.as_deref() == Some(LIFECYCLE_RULE_ID));
+        let position = rules.iter().position(|r| r.id.as_deref() == Some(LIFECYCLE_RULE_ID));
         let action = match position.map(|i| &rules[i]) {
             None => Action::Create,
             Some(current) => {
@@ -416,14 +356,10 @@ impl Run<'_> {
                 _ => {}
             }
         }
-        if let CronBackend::EventBridge {
-            kind: Some(EventBridgeType::Rule),
-            prefix,
-            ..
-        } = &self.params.infra.cron
+        if let CronBackend::EventBridge { kind: Some(EventBridgeType::Rule), prefix, .. } =
+            &self.params.infra.cron
         {
-            self.trigger_queue_policy(naming, &trigger_arn, prefix.as_deref())
-                .await?;
+            self.trigger_queue_policy(naming, &trigger_arn, prefix.as_deref()).await?;
         }
         Ok(trigger_arn)
     }
@@ -439,9 +375,8 @@ impl Run<'_> {
         let name = naming.name(queue);
         let resource = format!("queue {name}");
         let wanted = desired_queue_attributes(queue, dlq_arn);
-        let url = queue_url(&sqs, &name, naming.account())
-            .await
-            .map_err(|e| aws_err(&resource, e))?;
+        let url =
+            queue_url(&sqs, &name, naming.account()).await.map_err(|e| aws_err(&resource, e))?;
         let Some(url) = url else {
             if naming.is_arn() {
                 return Err(aws_err(
@@ -463,18 +398,11 @@ impl Run<'_> {
                 Ok(queue_url(&sqs, &name, None).await?.is_some())
             })
             .await?;
-            let url = queue_url(&sqs, &name, None)
-                .await
-                .map_err(|e| aws_err(&resource, e))?
-                .ok_or_else(|| {
-                    aws_err(
-                        &resource,
-                        AwsError::invalid("vanished right after creation"),
-                    )
-                })?;
-            return queue_arn(&sqs, &url)
-                .await
-                .map_err(|e| aws_err(&resource, e));
+            let url =
+                queue_url(&sqs, &name, None).await.map_err(|e| aws_err(&resource, e))?.ok_or_else(
+                    || aws_err(&resource, AwsError::invalid("vanished right after creation")),
+                )?;
+            return queue_arn(&sqs, &url).await.map_err(|e| aws_err(&resource, e));
         };
         let current = sqs
             .get_queue_attributes()
@@ -506,11 +434,7 @@ impl Run<'_> {
                 update.insert(attribute, value);
             }
         }
-        let action = if changes.is_empty() {
-            Action::Unchanged
-        } else {
-            Action::Update(changes)
-        };
+        let action = if changes.is_empty() { Action::Unchanged } else { Action::Update(changes) };
         if self.report("queue", &name, action) != Action::Unchanged && !self.dry_run {
             sqs.set_queue_attributes()
                 .queue_url(&url)
@@ -534,9 +458,8 @@ impl Run<'_> {
         let name = naming.name(QueueType::WorkerTrigger);
         let resource = format!("queue policy {name}");
         let wanted = trigger_queue_policy(queue_arn, prefix);
-        let url = queue_url(&sqs, &name, naming.account())
-            .await
-            .map_err(|e| aws_err(&resource, e))?;
+        let url =
+            queue_url(&sqs, &name, naming.account()).await.map_err(|e| aws_err(&resource, e))?;
         let current = match &url {
             Some(url) => sqs
                 .get_queue_attributes()
@@ -588,9 +511,8 @@ impl Run<'_> {
                 self.report("topic", topic.name(), Action::Unchanged);
             }
             TopicRef::Name(name) => {
-                let existing = find_topic_arn(&sns, name)
-                    .await
-                    .map_err(|e| aws_err(&resource, e))?;
+                let existing =
+                    find_topic_arn(&sns, name).await.map_err(|e| aws_err(&resource, e))?;
                 if existing.is_some() {
                     self.report("topic", name, Action::Unchanged);
                 } else {
@@ -632,10 +554,7 @@ impl Run<'_> {
         let mut created = false;
         let arn = match existing {
             Some(role) => {
-                let current = role
-                    .assume_role_policy_document
-                    .as_deref()
-                    .and_then(policy_json);
+                let current = role.assume_role_policy_document.as_deref().and_then(policy_json);
                 if current.as_ref() == Some(&trust) {
                     self.report("role", &name, Action::Unchanged);
                 } else {
@@ -698,13 +617,7 @@ impl Run<'_> {
         let current = if created || arn == PLANNED_ARN {
             None
         } else {
-            match iam
-                .get_role_policy()
-                .role_name(&name)
-                .policy_name(&policy_name)
-                .send()
-                .await
-            {
+            match iam.get_role_policy().role_name(&name).policy_name(&policy_name).send().await {
                 Ok(out) => policy_json(&out.policy_document),
                 Err(e) => {
                     let e = AwsError::from_sdk(&e);
@@ -762,11 +675,7 @@ impl Run<'_> {
                         Ok(e) => *e,
                         Err(other) => AwsError::invalid(other.to_string()),
                     };
-                    let kind = if kind == EventBridgeType::Rule {
-                        "rule"
-                    } else {
-                        "schedule"
-                    };
+                    let kind = if kind == EventBridgeType::Rule { "rule" } else { "schedule" };
                     return Err(aws_err(format!("{kind} {name}"), source));
                 }
                 Err(e) => return Err(SetupError::Cron(e)),

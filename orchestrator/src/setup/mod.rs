@@ -8,7 +8,10 @@ pub use aws::setup_aws;
 use std::time::Duration;
 
 use crate::{
-    config::{AlertBackend, CronBackend, DatabaseBackend, InfraParams, QueueBackend, SetupParams, StorageBackend},
+    config::{
+        AlertBackend, CronBackend, DatabaseBackend, InfraParams, QueueBackend, SetupParams,
+        StorageBackend,
+    },
     core::client::{
         aws::{AwsEnv, AwsError},
         embedded::{self, EmbeddedOptions},
@@ -57,7 +60,10 @@ pub async fn run_setup(params: &SetupParams) -> Result<Vec<String>, SetupError> 
 
 /// [`run_setup`] with an explicit AWS configuration (tests, emulators); `None` loads it from
 /// the environment when an AWS backend is selected.
-pub async fn run_setup_with(params: &SetupParams, aws: Option<&AwsEnv>) -> Result<Vec<String>, SetupError> {
+pub async fn run_setup_with(
+    params: &SetupParams,
+    aws: Option<&AwsEnv>,
+) -> Result<Vec<String>, SetupError> {
     let mut lines = Vec::new();
     if uses_aws(&params.infra) {
         let env = match aws {
@@ -70,7 +76,9 @@ pub async fn run_setup_with(params: &SetupParams, aws: Option<&AwsEnv>) -> Resul
         // `--postgres` / `--mongodb`: create the tables or indexes (idempotent).
         if params.dry_run {
             lines.push("would ensure the database schema / indexes".to_owned());
-        } else if let Some(db) = crate::core::client::database_backends::open(&params.infra.database).await? {
+        } else if let Some(db) =
+            crate::core::client::database_backends::open(&params.infra.database).await?
+        {
             lines.push(db.summary);
         }
     }
@@ -118,4 +126,3 @@ async fn setup_embedded(params: &SetupParams) -> Result<Vec<String>, SetupError>
     drop(clients);
     Ok(lines)
 }
-

@@ -79,20 +79,14 @@ pub async fn trigger_halted(config: &Config, kind: WorkerTriggerType, trigger: &
                     j.id,
                     j.internal_id,
                     j.status,
-                    j.metadata
-                        .common
-                        .failure_reason
-                        .as_deref()
-                        .unwrap_or("no reason recorded")
+                    j.metadata.common.failure_reason.as_deref().unwrap_or("no reason recorded")
                 )
             })
             .collect::<Vec<_>>()
             .join("\n"),
         Err(e) => format!("(could not list them: {e})"),
     };
-    let creates = trigger
-        .creates()
-        .map_or_else(|| "nothing".to_owned(), |t| t.to_string());
+    let creates = trigger.creates().map_or_else(|| "nothing".to_owned(), |t| t.to_string());
     let alert = Alert {
         severity: AlertSeverity::Critical,
         title: format!("Pipeline halted: trigger {kind} creates no {creates} jobs"),

@@ -53,10 +53,7 @@ fn to_labels(labels: &[(&'static str, &str)]) -> Labels {
 }
 
 fn to_attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
-    labels
-        .iter()
-        .map(|(k, v)| KeyValue::new(*k, (*v).to_owned()))
-        .collect()
+    labels.iter().map(|(k, v)| KeyValue::new(*k, (*v).to_owned())).collect()
 }
 
 /// A monotonic counter.
@@ -70,12 +67,7 @@ struct Counter {
 impl Counter {
     fn new(meter: &Meter, name: &'static str, help: &'static str) -> Self {
         let otel = meter.u64_counter(name).with_description(help).build();
-        Self {
-            name,
-            help,
-            otel,
-            values: Mutex::default(),
-        }
+        Self { name, help, otel, values: Mutex::default() }
     }
 
     fn add(&self, labels: &[(&'static str, &str)], n: u64) {
@@ -101,10 +93,7 @@ impl Counter {
 
     #[cfg(test)]
     fn get(&self, labels: &[(&'static str, &str)]) -> u64 {
-        lock(&self.values)
-            .get(&to_labels(labels))
-            .copied()
-            .unwrap_or(0)
+        lock(&self.values).get(&to_labels(labels)).copied().unwrap_or(0)
     }
 }
 
@@ -120,12 +109,7 @@ struct WeiCounter {
 impl WeiCounter {
     fn new(meter: &Meter, name: &'static str, help: &'static str) -> Self {
         let otel = meter.f64_counter(name).with_description(help).build();
-        Self {
-            name,
-            help,
-            otel,
-            values: Mutex::default(),
-        }
+        Self { name, help, otel, values: Mutex::default() }
     }
 
     fn add(&self, labels: &[(&'static str, &str)], n: u128) {
@@ -152,10 +136,7 @@ impl WeiCounter {
 
     #[cfg(test)]
     fn get(&self, labels: &[(&'static str, &str)]) -> u128 {
-        lock(&self.values)
-            .get(&to_labels(labels))
-            .copied()
-            .unwrap_or(0)
+        lock(&self.values).get(&to_labels(labels)).copied().unwrap_or(0)
     }
 }
 
@@ -170,21 +151,14 @@ struct Gauge {
 impl Gauge {
     fn new(meter: &Meter, name: &'static str, help: &'static str) -> Self {
         let otel = meter.f64_gauge(name).with_description(help).build();
-        Self {
-            name,
-            help,
-            otel,
-            values: Mutex::default(),
-        }
+        Self { name, help, otel, values: Mutex::default() }
     }
 
     fn replace(&self, series: Vec<(Labels, f64)>) {
         let mut map = BTreeMap::new();
         for (labels, v) in series {
-            let attributes: Vec<KeyValue> = labels
-                .iter()
-                .map(|(k, v)| KeyValue::new(*k, v.clone()))
-                .collect();
+            let attributes: Vec<KeyValue> =
+                labels.iter().map(|(k, v)| KeyValue::new(*k, v.clone())).collect();
             self.otel.record(v, &attributes);
             map.insert(labels, v);
         }
@@ -205,13 +179,7 @@ impl Gauge {
     fn render(&self, out: &mut String) {
         header(out, self.name, self.help, "gauge");
         for (labels, v) in lock(&self.values).iter() {
-            let _ = writeln!(
-                out,
-                "{}{} {}",
-                self.name,
-                render_labels(labels, None),
-                fmt_f64(*v)
-            );
+            let _ = writeln!(out, "{}{} {}", self.name, render_labels(labels, None), fmt_f64(*v));
         }
     }
 }
@@ -240,20 +208,11 @@ impl Histogram {
             .with_unit("s")
             .with_boundaries(DURATION_BUCKETS.to_vec())
             .build();
-        Self {
-            name,
-            help,
-            otel,
-            values: Mutex::default(),
-        }
+        Self { name, help, otel, values: Mutex::default() }
     }
 
     fn observe(&self, labels: &[(&'static str, &str)], seconds: f64) {
-        let seconds = if seconds.is_finite() {
-            seconds.max(0.0)
-        } else {
-            0.0
-        };
+        let seconds = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
         {
             let mut values = lock(&self.values);
             let series = values.entry(to_labels(labels)).or_default();
@@ -282,32 +241,16 @@ impl Histogram {
                     render_labels(labels, Some(&fmt_f64(*bound)))
                 );
             }
-            let _ = writeln!(
-                out,
-                "{name}_bucket{} {}",
-                render_labels(labels, Some("+Inf")),
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "{name}_sum{} {}",
-                render_labels(labels, None),
-                fmt_f64(s.sum)
-            );
-            let _ = writeln!(
-                out,
-                "{name}_count{} {}",
-                render_labels(labels, None),
-                s.count
-            );
+            let _ =
+                writeln!(out, "{name}_bucket{} {}", render_labels(labels, Some("+Inf")), s.count);
+            let _ = writeln!(out, "{name}_sum{} {}", render_labels(labels, None), fmt_f64(s.sum));
+            let _ = writeln!(out, "{name}_count{} {}", render_labels(labels, None), s.count);
         }
     }
 
     #[cfg(test)]
     fn count(&self, labels: &[(&'static str, &str)]) -> u64 {
-        lock(&self.values)
-            .get(&to_labels(labels))
-            .map_or(0, |s| s.count)
+        lock(&self.values).get(&to_labels(labels)).map_or(0, |s| s.count)
     }
 }
 
@@ -325,10 +268,8 @@ fn fmt_f64(v: f64) -> String {
 }
 
 fn render_labels(labels: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
+    let mut parts: Vec<String> =
+        labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
     }
@@ -340,9 +281,7 @@ fn render_labels(labels: &Labels, le: Option<&str>) -> String {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// What a processing or verification call ended with.
@@ -496,12 +435,12 @@ impl Metrics {
         ];
         self.job_state_transitions.add(&labels, 1);
         match to {
-            JobStatus::Failed => self
-                .failed_jobs
-                .add(&[("operation_job_type", job_type.as_ref())], 1),
-            JobStatus::VerificationTimeout => self
-                .job_timeout_count
-                .add(&[("operation_job_type", job_type.as_ref())], 1),
+            JobStatus::Failed => {
+                self.failed_jobs.add(&[("operation_job_type", job_type.as_ref())], 1)
+            }
+            JobStatus::VerificationTimeout => {
+                self.job_timeout_count.add(&[("operation_job_type", job_type.as_ref())], 1)
+            }
             _ => {}
         }
     }
@@ -519,19 +458,12 @@ impl Metrics {
             ("operation_type", operation),
             ("outcome", outcome.as_ref()),
         ];
-        self.jobs_response_time
-            .observe(&labels, elapsed.as_secs_f64());
+        self.jobs_response_time.observe(&labels, elapsed.as_secs_f64());
         let counter = match outcome {
             Outcome::Success => &self.successful_job_operations,
             Outcome::Failure => &self.failed_job_operations,
         };
-        counter.add(
-            &[
-                ("operation_job_type", job_type.as_ref()),
-                ("operation_type", operation),
-            ],
-            1,
-        );
+        counter.add(&[("operation_job_type", job_type.as_ref()), ("operation_type", operation)], 1);
     }
 
     /// Job creation succeeded or failed.
@@ -540,13 +472,7 @@ impl Metrics {
             Outcome::Success => &self.successful_job_operations,
             Outcome::Failure => &self.failed_job_operations,
         };
-        counter.add(
-            &[
-                ("operation_job_type", job_type.as_ref()),
-                ("operation_type", "create"),
-            ],
-            1,
-        );
+        counter.add(&[("operation_job_type", job_type.as_ref()), ("operation_type", "create")], 1);
     }
 
     /// A job completed: verification took `verification`, the whole job `e2e`.
@@ -567,60 +493,39 @@ impl Metrics {
 
     /// A job is retried: `kind` is `automatic` (a failed processing attempt) or `operator`.
     pub fn retry(&self, job_type: JobType, kind: &'static str) {
-        self.job_retry_count.add(
-            &[
-                ("operation_job_type", job_type.as_ref()),
-                ("operation_type", kind),
-            ],
-            1,
-        );
+        self.job_retry_count
+            .add(&[("operation_job_type", job_type.as_ref()), ("operation_type", kind)], 1);
     }
 
     /// An orphaned job was healed; `source` is `redelivery` or `scanner`.
     pub fn healed(&self, job_type: JobType, source: &'static str) {
-        self.healed_jobs_total.add(
-            &[
-                ("operation_job_type", job_type.as_ref()),
-                ("source", source),
-            ],
-            1,
-        );
+        self.healed_jobs_total
+            .add(&[("operation_job_type", job_type.as_ref()), ("source", source)], 1);
     }
 
     /// The orphan scanner sent the message of a waiting job again.
     pub fn orphaned(&self, job_type: JobType, status: JobStatus) {
         self.orphaned_jobs.add(
-            &[
-                ("operation_job_type", job_type.as_ref()),
-                ("operation_job_status", status.as_ref()),
-            ],
+            &[("operation_job_type", job_type.as_ref()), ("operation_job_status", status.as_ref())],
             1,
         );
     }
 
     /// A trigger run ended with `outcome`.
     pub fn trigger_run(&self, trigger: WorkerTriggerType, outcome: TriggerOutcome) {
-        self.worker_trigger_runs.add(
-            &[("trigger", trigger.as_ref()), ("outcome", outcome.as_ref())],
-            1,
-        );
+        self.worker_trigger_runs
+            .add(&[("trigger", trigger.as_ref()), ("outcome", outcome.as_ref())], 1);
     }
 
     /// An alert of `kind` was handed to the alert client.
     pub fn alert(&self, kind: &'static str, delivered: bool) {
-        self.alerts_sent.add(
-            &[
-                ("kind", kind),
-                ("delivered", if delivered { "true" } else { "false" }),
-            ],
-            1,
-        );
+        self.alerts_sent
+            .add(&[("kind", kind), ("delivered", if delivered { "true" } else { "false" })], 1);
     }
 
     /// An HTTP request to `route` (the matched pattern) answered `status`.
     pub fn http_request(&self, route: &str, status: u16) {
-        self.http_requests
-            .add(&[("route", route), ("status", &status.to_string())], 1);
+        self.http_requests.add(&[("route", route), ("status", &status.to_string())], 1);
     }
 
     /// Recomputes the gauges (job counts per type × status, queue depths, trigger states)
@@ -678,20 +583,14 @@ impl Metrics {
             }
         }
         self.job_queue_depth.replace(
-            depths
-                .iter()
-                .map(|(q, n)| (vec![("queue", q.to_string())], *n as f64))
-                .collect(),
+            depths.iter().map(|(q, n)| (vec![("queue", q.to_string())], *n as f64)).collect(),
         );
 
         let paused = config.trigger_control.paused();
         let halted = config.trigger_control.halted();
         let mut states = Vec::new();
         for t in WorkerTriggerType::for_layer(config.layer) {
-            for (state, on) in [
-                ("paused", paused.contains(t)),
-                ("halted", halted.contains(t)),
-            ] {
+            for (state, on) in [("paused", paused.contains(t)), ("halted", halted.contains(t))] {
                 states.push((
                     vec![("trigger", t.to_string()), ("state", state.to_owned())],
                     f64::from(u8::from(on)),
@@ -728,11 +627,7 @@ impl Metrics {
         ] {
             c.render(&mut out);
         }
-        for h in [
-            &self.jobs_response_time,
-            &self.verification_time,
-            &self.job_e2e_latency,
-        ] {
+        for h in [&self.jobs_response_time, &self.verification_time, &self.job_e2e_latency] {
             h.render(&mut out);
         }
         out
@@ -747,27 +642,11 @@ mod tests {
     fn counters_histograms_render_in_prometheus_text() {
         let m = Metrics::new();
         m.transition(JobType::SnosRun, None, JobStatus::Created);
-        m.transition(
-            JobType::SnosRun,
-            Some(JobStatus::Created),
-            JobStatus::LockedForProcessing,
-        );
-        m.transition(
-            JobType::SnosRun,
-            Some(JobStatus::LockedForProcessing),
-            JobStatus::Failed,
-        );
-        m.handler_call(
-            JobType::SnosRun,
-            "process",
-            Outcome::Success,
-            Duration::from_millis(70),
-        );
+        m.transition(JobType::SnosRun, Some(JobStatus::Created), JobStatus::LockedForProcessing);
+        m.transition(JobType::SnosRun, Some(JobStatus::LockedForProcessing), JobStatus::Failed);
+        m.handler_call(JobType::SnosRun, "process", Outcome::Success, Duration::from_millis(70));
         let text = m.render_prometheus();
-        assert!(
-            text.contains("# TYPE job_state_transitions_total counter"),
-            "{text}"
-        );
+        assert!(text.contains("# TYPE job_state_transitions_total counter"), "{text}");
         assert!(text.contains(
             "job_state_transitions_total{operation_job_type=\"SnosRun\",from_state=\"None\",to_state=\"Created\"} 1"
         ));
@@ -817,10 +696,7 @@ mod tests {
         v.txs_sent += 1;
         v.signer_balance_wei = Some(4_000);
         m.settlement("ethereum", &v);
-        assert_eq!(
-            m.settlement_fees_paid.get(&labels),
-            30_000_000_000_000_000_005
-        );
+        assert_eq!(m.settlement_fees_paid.get(&labels), 30_000_000_000_000_000_005);
         assert_eq!(m.settlement_tx_attempts.get(&labels), 4);
         assert_eq!(m.settlement_tx_replacements.get(&labels), 1);
         assert_eq!(m.settlement_signer_balance.get(&labels), Some(4_000.0));
@@ -863,11 +739,7 @@ mod tests {
             Some(Duration::from_secs(3)),
             Some(Duration::from_secs(9)),
         );
-        for line in m
-            .render_prometheus()
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-        {
+        for line in m.render_prometheus().lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().expect("value");
             assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
         }

@@ -87,10 +87,7 @@ fn fmt_layer() -> Box<dyn Layer<Registry> + Send + Sync> {
 /// Installs the global subscriber once (logs only); later calls are no-ops.
 pub fn init_tracing() {
     // An error only means a subscriber is already installed (tests call this repeatedly).
-    let _ = tracing_subscriber::registry()
-        .with(vec![fmt_layer()])
-        .with(env_filter())
-        .try_init();
+    let _ = tracing_subscriber::registry().with(vec![fmt_layer()]).with(env_filter()).try_init();
 }
 
 /// Installs the global subscriber and, when `otel.collector_endpoint` is set, the OTLP
@@ -116,9 +113,7 @@ pub fn init(otel: &OtelParams) -> Result<TelemetryGuard, TelemetryError> {
             reason: e.to_string(),
         }
     };
-    let resource = Resource::builder()
-        .with_service_name(otel.service_name.clone())
-        .build();
+    let resource = Resource::builder().with_service_name(otel.service_name.clone()).build();
 
     let spans = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
@@ -138,10 +133,8 @@ pub fn init(otel: &OtelParams) -> Result<TelemetryGuard, TelemetryError> {
     let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
         .with_interval(std::time::Duration::from_secs(5))
         .build();
-    let meter = SdkMeterProvider::builder()
-        .with_resource(resource.clone())
-        .with_reader(reader)
-        .build();
+    let meter =
+        SdkMeterProvider::builder().with_resource(resource.clone()).with_reader(reader).build();
 
     let log_exporter = opentelemetry_otlp::LogExporter::builder()
         .with_tonic()
@@ -162,25 +155,14 @@ pub fn init(otel: &OtelParams) -> Result<TelemetryGuard, TelemetryError> {
     };
     let layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![
         fmt_layer(),
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer.tracer("orchestrator"))
-            .boxed(),
+        tracing_opentelemetry::layer().with_tracer(tracer.tracer("orchestrator")).boxed(),
         opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&logger)
             .with_filter(quiet_transport())
             .boxed(),
     ];
-    if tracing_subscriber::registry()
-        .with(layers)
-        .with(env_filter())
-        .try_init()
-        .is_ok()
-    {
+    if tracing_subscriber::registry().with(layers).with(env_filter()).try_init().is_ok() {
         OTLP_ACTIVE.store(true, Ordering::Relaxed);
         tracing::info!(endpoint = %shown, service = %otel.service_name, "OpenTelemetry export on");
     }
-    Ok(TelemetryGuard {
-        tracer: Some(tracer),
-        meter: Some(meter),
-        logger: Some(logger),
-    })
+    Ok(TelemetryGuard { tracer: Some(tracer), meter: Some(meter), logger: Some(logger) })
 }

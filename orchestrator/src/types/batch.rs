@@ -8,8 +8,18 @@ use super::{jobs::now_secs, ORCHESTRATOR_VERSION};
 
 /// Life cycle of a SNOS batch.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::Display,
-    strum::EnumString, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 #[strum(ascii_case_insensitive)]
 pub enum SnosBatchStatus {
@@ -25,8 +35,18 @@ pub enum SnosBatchStatus {
 
 /// Life cycle of an aggregator batch.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::Display,
-    strum::EnumString, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 #[strum(ascii_case_insensitive)]
 pub enum AggregatorBatchStatus {
@@ -101,7 +121,9 @@ impl BouncerWeights {
     pub fn saturating_add(self, o: Self) -> Self {
         Self {
             l1_gas: self.l1_gas.saturating_add(o.l1_gas),
-            message_segment_length: self.message_segment_length.saturating_add(o.message_segment_length),
+            message_segment_length: self
+                .message_segment_length
+                .saturating_add(o.message_segment_length),
             n_events: self.n_events.saturating_add(o.n_events),
             state_diff_size: self.state_diff_size.saturating_add(o.state_diff_size),
             sierra_gas: self.sierra_gas.saturating_add(o.sierra_gas),

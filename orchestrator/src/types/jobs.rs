@@ -10,8 +10,20 @@ use super::ORCHESTRATOR_VERSION;
 
 /// The six stages a batch goes through.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-    strum::Display, strum::EnumString, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 pub enum JobType {
     /// Runs the Starknet OS over a SNOS batch and stores the Cairo PIE.
@@ -30,8 +42,18 @@ pub enum JobType {
 
 /// Where a job is in its life cycle.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::Display,
-    strum::EnumString, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 pub enum JobStatus {
     /// Created, waiting to be processed.
@@ -54,7 +76,8 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Statuses from which a job may be locked for processing.
-    pub const PROCESSABLE: [Self; 3] = [Self::Created, Self::VerificationFailed, Self::PendingRetry];
+    pub const PROCESSABLE: [Self; 3] =
+        [Self::Created, Self::VerificationFailed, Self::PendingRetry];
     /// Statuses in which a verification attempt is meaningful.
     pub const VERIFIABLE: [Self; 3] =
         [Self::PendingVerification, Self::VerificationTimeout, Self::VerificationFailed];
@@ -510,7 +533,11 @@ mod tests {
 
     #[test]
     fn updates_bump_the_version_and_leave_unset_fields() {
-        let job = JobItem::new(JobType::Aggregator, 1, JobSpecificMetadata::Aggregator(Default::default()));
+        let job = JobItem::new(
+            JobType::Aggregator,
+            1,
+            JobSpecificMetadata::Aggregator(Default::default()),
+        );
         let next = JobItemUpdates::new().status(JobStatus::Completed).apply_to(&job);
         assert_eq!(next.version, 1);
         assert_eq!(next.status, JobStatus::Completed);

@@ -18,8 +18,20 @@ pub const ORCHESTRATOR_VERSION_ATTRIBUTE: &str = "OrchestratorVersion";
 
 /// The 16 queues. The string form is the name used in the queue template (`mo_{}_queue`).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-    strum::Display, strum::EnumString, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -129,7 +141,9 @@ impl QueueType {
             UpdateStateJobVerification => (JobType::StateTransition, Verify),
             AggregatorJobProcessing => (JobType::Aggregator, Process),
             AggregatorJobVerification => (JobType::Aggregator, Verify),
-            JobHandleFailure | WorkerTrigger | PriorityProcessingQueue
+            JobHandleFailure
+            | WorkerTrigger
+            | PriorityProcessingQueue
             | PriorityVerificationQueue => return None,
         })
     }
@@ -212,8 +226,18 @@ pub struct JobQueueMessage {
 
 /// What a cron message asks the worker-trigger queue to run.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::Display,
-    strum::EnumString, strum::EnumIter, strum::AsRefStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::EnumIter,
+    strum::AsRefStr,
 )]
 pub enum WorkerTriggerType {
     /// Create SnosRun jobs.
@@ -241,9 +265,15 @@ impl WorkerTriggerType {
     pub fn for_layer(layer: Layer) -> &'static [Self] {
         use WorkerTriggerType::*;
         match layer {
-            Layer::L2 => {
-                &[AggregatorBatching, SnosBatching, Snos, Proving, UpdateState, Aggregator, StorageCleanup]
-            }
+            Layer::L2 => &[
+                AggregatorBatching,
+                SnosBatching,
+                Snos,
+                Proving,
+                UpdateState,
+                Aggregator,
+                StorageCleanup,
+            ],
             Layer::L3 => &[
                 SnosBatching,
                 Snos,
@@ -274,7 +304,10 @@ mod tests {
         assert_eq!(names.len(), 16);
         assert!(names.contains(&"snos_job_processing".to_owned()));
         assert!(names.contains(&"priority_processing_queue".to_owned()));
-        assert_eq!("update_state_job_verification".parse::<QueueType>().ok(), Some(QueueType::UpdateStateJobVerification));
+        assert_eq!(
+            "update_state_job_verification".parse::<QueueType>().ok(),
+            Some(QueueType::UpdateStateJobVerification)
+        );
     }
 
     #[rstest]
@@ -290,7 +323,12 @@ mod tests {
     #[case(QueueType::PriorityVerificationQueue, 720, 1, true)]
     #[case(QueueType::WorkerTrigger, 360, 50, false)]
     #[case(QueueType::JobHandleFailure, 360, 10, false)]
-    fn queue_settings(#[case] q: QueueType, #[case] vis: u64, #[case] slots: usize, #[case] dlq: bool) {
+    fn queue_settings(
+        #[case] q: QueueType,
+        #[case] vis: u64,
+        #[case] slots: usize,
+        #[case] dlq: bool,
+    ) {
         let c = q.config(&QueueParams::default());
         assert_eq!(c.visibility_timeout.as_secs(), vis);
         assert_eq!(c.max_in_flight, slots);
@@ -300,7 +338,10 @@ mod tests {
     #[test]
     fn update_state_visibility_covers_a_long_timeout() {
         let params = QueueParams { state_transition_timeout_secs: 3600, ..Default::default() };
-        assert_eq!(QueueType::UpdateStateJobProcessing.config(&params).visibility_timeout.as_secs(), 4200);
+        assert_eq!(
+            QueueType::UpdateStateJobProcessing.config(&params).visibility_timeout.as_secs(),
+            4200
+        );
     }
 
     #[test]

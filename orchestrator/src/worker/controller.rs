@@ -8,7 +8,11 @@ use orchestrator_settlement_client_interface::SettlementClient;
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{config::Config, types::queue::QueueType, worker::{event_worker::EventWorker, orphan}};
+use crate::{
+    config::Config,
+    types::queue::QueueType,
+    worker::{event_worker::EventWorker, orphan},
+};
 
 /// Runs the layer's workers until `shutdown`, then waits for them to drain.
 #[derive(Debug)]

@@ -9,11 +9,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     config::Config,
     core::client::{Alert, AlertSeverity, Delivery, OutgoingMessage},
+    telemetry::{alerts, metrics::TriggerOutcome},
     types::{
         queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType},
         ORCHESTRATOR_VERSION,
     },
-    telemetry::{alerts, metrics::TriggerOutcome},
     worker::{error::EngineError, service, triggers},
 };
 
@@ -100,29 +100,37 @@ pub async fn handle_delivery(config: &Arc<Config>, queue: QueueType, delivery: D
         }
     }
     let outcome = match queue {
-        QueueType::WorkerTrigger => {
-            match WorkerTriggerType::from_message_body(&delivery.body) {
-                Some(kind) => {
-                    run_trigger(config, kind).await;
-                    Ok(())
-                }
-                None => Err(EngineError::MalformedMessage(format!("unknown worker trigger {:?}", delivery.body))),
+        QueueType::WorkerTrigger => match WorkerTriggerType::from_message_body(&delivery.body) {
+            Some(kind) => {
+                run_trigger(config, kind).await;
+                Ok(())
             }
-        }
+            None => Err(EngineError::MalformedMessage(format!(
+                "unknown worker trigger {:?}",
+                delivery.body
+            ))),
+        },
         QueueType::JobHandleFailure => {
             let reason = delivery.attributes.get(DEAD_LETTER_REASON_ATTRIBUTE).map(String::as_str);
-            service::handle_dead_letter(config, &delivery.body, delivery.receive_count, reason).await
+            service::handle_dead_letter(config, &delivery.body, delivery.receive_count, reason)
+                .await
         }
-        QueueType::PriorityProcessingQueue | QueueType::PriorityVerificationQueue => match parse_job_message(&delivery.body) {
-            Ok(id) if queue == QueueType::PriorityProcessingQueue => service::process_job(config, id).await,
-            Ok(id) => service::verify_job(config, id).await,
-            Err(e) => Err(e),
-        },
+        QueueType::PriorityProcessingQueue | QueueType::PriorityVerificationQueue => {
+            match parse_job_message(&delivery.body) {
+                Ok(id) if queue == QueueType::PriorityProcessingQueue => {
+                    service::process_job(config, id).await
+                }
+                Ok(id) => service::verify_job(config, id).await,
+                Err(e) => Err(e),
+            }
+        }
         job_queue => match (parse_job_message(&delivery.body), job_queue.job()) {
             (Ok(id), Some((_, JobAction::Process))) => service::process_job(config, id).await,
             (Ok(id), Some((_, JobAction::Verify))) => service::verify_job(config, id).await,
             (Err(e), _) => Err(e),
-            (Ok(_), None) => Err(EngineError::MalformedMessage(format!("queue {job_queue} carries no jobs"))),
+            (Ok(_), None) => {
+                Err(EngineError::MalformedMessage(format!("queue {job_queue} carries no jobs")))
+            }
         },
     };
     match outcome {
@@ -152,9 +160,9 @@ pub async fn handle_delivery(config: &Arc<Config>, queue: QueueType, delivery: D
 }
 
 fn parse_job_message(body: &str) -> Result<uuid::Uuid, EngineError> {
-    serde_json::from_str::<JobQueueMessage>(body)
-        .map(|m| m.id)
-        .map_err(|e| EngineError::MalformedMessage(format!("expected {{\"id\": \"<uuid>\"}}, got {body:?}: {e}")))
+    serde_json::from_str::<JobQueueMessage>(body).map(|m| m.id).map_err(|e| {
+        EngineError::MalformedMessage(format!("expected {{\"id\": \"<uuid>\"}}, got {body:?}: {e}"))
+    })
 }
 
 async fn ack(config: &Config, queue: QueueType, delivery: &Delivery) {

@@ -10,7 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::Config,
     core::client::DatabaseError,
-    types::{jobs::{JobItem, JobItemUpdates, JobStatus}, queue::JobAction},
+    types::{
+        jobs::{JobItem, JobItemUpdates, JobStatus},
+        queue::JobAction,
+    },
     worker::{error::EngineError, service},
 };
 
@@ -54,14 +57,23 @@ pub async fn scan(config: &Config) -> Result<ScanReport, EngineError> {
     }
     let mut report = ScanReport::default();
 
-    for job in db.get_jobs_by_types_and_statuses(&types, &[JobStatus::LockedForProcessing], Some(SCAN_LIMIT), None).await? {
+    for job in db
+        .get_jobs_by_types_and_statuses(
+            &types,
+            &[JobStatus::LockedForProcessing],
+            Some(SCAN_LIMIT),
+            None,
+        )
+        .await?
+    {
         if !service::is_stale(config, &job) {
             continue;
         }
         match service::heal(config, &job).await {
             Ok(healed) => {
                 config.metrics.healed(healed.job_type, "scanner");
-                service::send_job_message(config, &healed, JobAction::Process, Duration::ZERO).await?;
+                service::send_job_message(config, &healed, JobAction::Process, Duration::ZERO)
+                    .await?;
                 report.healed += 1;
             }
             Err(EngineError::Database(DatabaseError::UpdateFailed { .. })) => {}
@@ -76,7 +88,9 @@ pub async fn scan(config: &Config) -> Result<ScanReport, EngineError> {
         (JobStatus::PendingVerification, JobAction::Verify),
     ];
     for (status, action) in waiting {
-        for job in db.get_jobs_by_types_and_statuses(&types, &[status], Some(SCAN_LIMIT), None).await? {
+        for job in
+            db.get_jobs_by_types_and_statuses(&types, &[status], Some(SCAN_LIMIT), None).await?
+        {
             if !waited_too_long(config, &job, action) {
                 continue;
             }

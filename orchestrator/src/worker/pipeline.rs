@@ -23,7 +23,9 @@ pub mod proving {
         types::{AtlanticAggregatorParams, AtlanticQueryStep as WireStep},
         AtlanticConfig, AtlanticProverService, AtlanticSettlementLayer,
     };
-    use orchestrator_gps_fact_checker::{onchain::Address, AlwaysValid, FactRegistrar, FactRegistry, GpsFactChecker};
+    use orchestrator_gps_fact_checker::{
+        onchain::Address, AlwaysValid, FactRegistrar, FactRegistry, GpsFactChecker,
+    };
     use orchestrator_mock_service::MockProverService;
     use orchestrator_prover_client_interface::{ProverClient, RetryPolicy};
     use orchestrator_sharp_service::{SharpConfig, SharpProverService};
@@ -40,8 +42,8 @@ pub mod proving {
                 JobHandlers,
             },
             triggers::{
-                aggregator::AggregatorTrigger, proof_registration::ProofRegistrationTrigger, proving::ProvingTrigger,
-                Triggers,
+                aggregator::AggregatorTrigger, proof_registration::ProofRegistrationTrigger,
+                proving::ProvingTrigger, Triggers,
             },
         },
     };
@@ -56,7 +58,9 @@ pub mod proving {
             AtlanticQueryStep::ProofVerification => WireStep::ProofVerification,
             AtlanticQueryStep::ProofVerificationOnL1 => WireStep::ProofVerificationOnL1,
             AtlanticQueryStep::ProofVerificationOnL2 => WireStep::ProofVerificationOnL2,
-            AtlanticQueryStep::ProofGenerationAndVerification => WireStep::ProofGenerationAndVerification,
+            AtlanticQueryStep::ProofGenerationAndVerification => {
+                WireStep::ProofGenerationAndVerification
+            }
             AtlanticQueryStep::FactHashRegistration => WireStep::FactHashRegistration,
             AtlanticQueryStep::TraceAndMetadataGeneration => WireStep::TraceAndMetadataGeneration,
         }
@@ -84,8 +88,9 @@ pub mod proving {
                 full_output: false,
                 chain_id_hex: None,
                 fee_token_address: None,
-                public_keys: (!params.snos.da_public_keys.is_empty())
-                    .then(|| params.snos.da_public_keys.iter().map(|k| format!("{k:#x}")).collect()),
+                public_keys: (!params.snos.da_public_keys.is_empty()).then(|| {
+                    params.snos.da_public_keys.iter().map(|k| format!("{k:#x}")).collect()
+                }),
             },
             retry: RetryPolicy::default(),
             request_timeout: REQUEST_TIMEOUT,
@@ -96,21 +101,31 @@ pub mod proving {
     pub fn prover_client(params: &RunParams) -> eyre::Result<Arc<dyn ProverClient>> {
         Ok(match &params.prover {
             ProverParams::Atlantic(a) => {
-                let checker: Option<Arc<dyn FactRegistry>> = match (a.mock_fact_hash, a.settlement_layer, &a.rpc_node_url) {
-                    (true, _, _) => None,
-                    (false, ProofSettlementLayer::Starknet, _) => Some(Arc::new(AlwaysValid)),
-                    (false, ProofSettlementLayer::Ethereum, Some(rpc)) => {
-                        let bytes = a.verifier_contract_address.to_bytes_be();
-                        Some(Arc::new(GpsFactChecker::new(rpc.clone(), Address::from_slice(&bytes[12..]))))
-                    }
-                    (false, ProofSettlementLayer::Ethereum, None) => {
-                        eyre::bail!("--atlantic-rpc-node-url is needed to check facts")
-                    }
-                };
-                Arc::new(AtlanticProverService::new(atlantic_config(params, a), checker).wrap_err("Atlantic client")?)
+                let checker: Option<Arc<dyn FactRegistry>> =
+                    match (a.mock_fact_hash, a.settlement_layer, &a.rpc_node_url) {
+                        (true, _, _) => None,
+                        (false, ProofSettlementLayer::Starknet, _) => Some(Arc::new(AlwaysValid)),
+                        (false, ProofSettlementLayer::Ethereum, Some(rpc)) => {
+                            let bytes = a.verifier_contract_address.to_bytes_be();
+                            Some(Arc::new(GpsFactChecker::new(
+                                rpc.clone(),
+                                Address::from_slice(&bytes[12..]),
+                            )))
+                        }
+                        (false, ProofSettlementLayer::Ethereum, None) => {
+                            eyre::bail!("--atlantic-rpc-node-url is needed to check facts")
+                        }
+                    };
+                Arc::new(
+                    AtlanticProverService::new(atlantic_config(params, a), checker)
+                        .wrap_err("Atlantic client")?,
+                )
             }
             ProverParams::Sharp(s) => {
-                let checker = Arc::new(GpsFactChecker::new(s.rpc_node_url.clone(), s.gps_verifier_contract_address));
+                let checker = Arc::new(GpsFactChecker::new(
+                    s.rpc_node_url.clone(),
+                    s.gps_verifier_contract_address,
+                ));
                 let config = SharpConfig {
                     url: s.url.clone(),
                     customer_id: s.customer_id.clone(),
@@ -125,10 +140,16 @@ pub mod proving {
             ProverParams::Mock(m) => {
                 let registrar = match (m.verifier_address, &params.settlement) {
                     (Some(address), SettlementParams::Ethereum(eth)) => Some(Arc::new(
-                        FactRegistrar::new(eth.rpc_url.expose().clone(), eth.private_key.expose(), address)
-                            .wrap_err("mock prover fact registrar")?,
+                        FactRegistrar::new(
+                            eth.rpc_url.expose().clone(),
+                            eth.private_key.expose(),
+                            address,
+                        )
+                        .wrap_err("mock prover fact registrar")?,
                     )),
-                    (Some(_), _) => eyre::bail!("--mock-verifier-address needs Ethereum settlement"),
+                    (Some(_), _) => {
+                        eyre::bail!("--mock-verifier-address needs Ethereum settlement")
+                    }
                     (None, _) => None,
                 };
                 Arc::new(MockProverService::new(registrar))
@@ -152,7 +173,13 @@ pub mod proving {
             database: clients.database.clone(),
             polling_override: params.service.verification_poll,
         };
-        with_stage(ctx, params.service.aggregator_job_buffer_size, params.service.store_audit_artifacts, handlers, triggers)
+        with_stage(
+            ctx,
+            params.service.aggregator_job_buffer_size,
+            params.service.store_audit_artifacts,
+            handlers,
+            triggers,
+        )
     }
 
     /// Adds the proving handlers and triggers over an existing prover context (tests use
@@ -165,11 +192,16 @@ pub mod proving {
         mut triggers: Triggers,
     ) -> (JobHandlers, Triggers) {
         handlers = handlers.with(Arc::new(ProofCreationHandler::new(ctx.clone())));
-        triggers = triggers.with(Arc::new(ProvingTrigger { prover: ctx.kind, store_audit_artifacts }));
+        triggers =
+            triggers.with(Arc::new(ProvingTrigger { prover: ctx.kind, store_audit_artifacts }));
         match ctx.layer {
             Layer::L2 => {
-                handlers = handlers.with(Arc::new(AggregatorHandler::new(ctx, Arc::new(UnavailableAggregator))));
-                triggers = triggers.with(Arc::new(AggregatorTrigger { buffer: aggregator_buffer, store_audit_artifacts }));
+                handlers = handlers
+                    .with(Arc::new(AggregatorHandler::new(ctx, Arc::new(UnavailableAggregator))));
+                triggers = triggers.with(Arc::new(AggregatorTrigger {
+                    buffer: aggregator_buffer,
+                    store_audit_artifacts,
+                }));
             }
             Layer::L3 => {
                 handlers = handlers.with(Arc::new(ProofRegistrationHandler::new(ctx)));
@@ -209,18 +241,28 @@ pub mod settlement {
                 state_transition::{SettlementJobContext, StateTransitionHandler},
                 JobHandlers,
             },
-            triggers::{data_submission::DataSubmissionTrigger, update_state::UpdateStateTrigger, Triggers},
+            triggers::{
+                data_submission::DataSubmissionTrigger, update_state::UpdateStateTrigger, Triggers,
+            },
         },
     };
 
     /// The Ethereum settlement client of `eth` (local key, or KMS with `--ethereum-kms-key-id`).
-    pub async fn ethereum_client(eth: &EthereumSettlementParams) -> eyre::Result<EthereumSettlementClient> {
+    pub async fn ethereum_client(
+        eth: &EthereumSettlementParams,
+    ) -> eyre::Result<EthereumSettlementClient> {
         let signer = match &eth.kms_key_id {
-            Some(key_id) => OperatorSigner::Kms(KmsSigner::from_env(key_id.clone()).await.wrap_err("KMS signer")?),
+            Some(key_id) => OperatorSigner::Kms(
+                KmsSigner::from_env(key_id.clone()).await.wrap_err("KMS signer")?,
+            ),
             // The chain id is filled in per transaction by the client.
-            None => OperatorSigner::local(eth.private_key.expose(), None).wrap_err("--ethereum-private-key")?,
+            None => OperatorSigner::local(eth.private_key.expose(), None)
+                .wrap_err("--ethereum-private-key")?,
         };
-        let mut config = EthereumSettlementConfig::new(eth.rpc_url.expose().clone(), eth.l1_core_contract_address);
+        let mut config = EthereumSettlementConfig::new(
+            eth.rpc_url.expose().clone(),
+            eth.l1_core_contract_address,
+        );
         config.poll_interval = eth.finality_retry_wait;
         config.tx_confirmation_timeout = eth.tx_confirmation_timeout;
         config.max_fee_bumps = eth.max_fee_bumps;
@@ -245,9 +287,14 @@ pub mod settlement {
                     MadaraRpcClient::new(MadaraRpcConfig::from_params(&params.madara))
                         .map_err(|e| eyre::eyre!("Madara node client: {e}"))?,
                 );
-                let mut ctx =
-                    DataSubmissionContext::new(node, da_client(&params.da), clients.storage.clone(), clients.database.clone());
+                let mut ctx = DataSubmissionContext::new(
+                    node,
+                    da_client(&params.da),
+                    clients.storage.clone(),
+                    clients.database.clone(),
+                );
                 ctx.max_num_blobs = params.batching.max_num_blobs;
+                ctx.calldata_da = matches!(params.settlement, SettlementParams::Starknet(_));
                 with_data_submission(ctx, params.service.verification_poll, handlers, triggers)
             }
             Layer::L2 => (handlers, triggers),
@@ -255,11 +302,18 @@ pub mod settlement {
         let client: Arc<dyn SettlementClient> = match &params.settlement {
             SettlementParams::Ethereum(eth) => Arc::new(ethereum_client(eth).await?),
             SettlementParams::Starknet(_) => {
-                tracing::warn!("Settlement on Starknet has no client yet: no StateTransition jobs will run");
+                tracing::warn!(
+                    "Settlement on Starknet has no client yet: no StateTransition jobs will run"
+                );
                 return Ok((handlers, triggers));
             }
         };
-        let mut ctx = SettlementJobContext::new(client, clients.storage.clone(), clients.database.clone(), params.layer);
+        let mut ctx = SettlementJobContext::new(
+            client,
+            clients.storage.clone(),
+            clients.database.clone(),
+            params.layer,
+        );
         ctx.max_num_blobs = params.batching.max_num_blobs;
         Ok(with_stage(ctx, params.service.verification_poll, handlers, triggers))
     }
@@ -268,7 +322,9 @@ pub mod settlement {
     /// transaction and on Starknet in its calldata: both publish as a validated no-op.
     pub fn da_client(da: &DaParams) -> Arc<dyn DaClient> {
         match da {
-            DaParams::Ethereum { rpc_url } => Arc::new(EthereumDaClient::new(rpc_url.expose().clone())),
+            DaParams::Ethereum { rpc_url } => {
+                Arc::new(EthereumDaClient::new(rpc_url.expose().clone()))
+            }
             DaParams::Starknet { .. } => Arc::new(StarknetDaClient),
         }
     }
@@ -316,7 +372,11 @@ pub async fn build(params: &RunParams, clients: &Clients) -> eyre::Result<(JobHa
     let snos_runner = snos_runner(&params.snos);
     let handlers = handlers.with(Arc::new(
         SnosJobHandler::new(params.layer, params.snos.clone(), clients.clone(), snos_runner)
-            .with_max_num_blobs(params.batching.max_num_blobs),
+            .with_max_num_blobs(params.batching.max_num_blobs)
+            .with_calldata_da(matches!(
+                params.settlement,
+                crate::config::SettlementParams::Starknet(_)
+            )),
     ));
     let triggers = triggers.with(Arc::new(SnosTrigger {
         buffer: params.service.snos_job_buffer_size,
@@ -392,8 +452,11 @@ fn batching_triggers(
         None => None,
     };
     let settings = BatchingSettings::from_params(params);
-    let mut triggers =
-        triggers.with(Arc::new(SnosBatchingTrigger::new(node.clone(), replay.clone(), settings.clone())));
+    let mut triggers = triggers.with(Arc::new(SnosBatchingTrigger::new(
+        node.clone(),
+        replay.clone(),
+        settings.clone(),
+    )));
     if params.layer == Layer::L2 {
         let mut aggregator = AggregatorBatchingTrigger::new(node, replay, settings);
         // Atlantic aggregates in buckets: each new aggregator batch opens one.

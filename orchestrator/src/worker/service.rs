@@ -13,7 +13,10 @@ use crate::{
     core::client::{Alert, AlertSeverity, DatabaseError, OutgoingMessage},
     telemetry::metrics::Outcome,
     types::{
-        jobs::{now_secs, JobItem, JobItemUpdates, JobMetadata, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus},
+        jobs::{
+            now_secs, JobItem, JobItemUpdates, JobMetadata, JobSpecificMetadata, JobStatus,
+            JobType, JobVerificationStatus,
+        },
         queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType, MAX_MESSAGE_DELAY},
     },
     worker::{
@@ -67,7 +70,12 @@ pub async fn send_job_message(
 }
 
 /// Sends `{"id": …}` to `queue` and wakes the local worker of that queue.
-pub async fn send_to_queue(config: &Config, queue: QueueType, id: Uuid, delay: Duration) -> Result<(), EngineError> {
+pub async fn send_to_queue(
+    config: &Config,
+    queue: QueueType,
+    id: Uuid,
+    delay: Duration,
+) -> Result<(), EngineError> {
     let body = serde_json::to_string(&JobQueueMessage { id })
         .map_err(|e| EngineError::MalformedMessage(e.to_string()))?;
     let message = OutgoingMessage::new(body).with_delay(delay.min(MAX_MESSAGE_DELAY));
@@ -80,7 +88,10 @@ pub async fn send_to_queue(config: &Config, queue: QueueType, id: Uuid, delay: D
 
 /// Sends a trigger message to the worker-trigger queue and wakes its local worker.
 pub async fn send_trigger(config: &Config, trigger: WorkerTriggerType) -> Result<(), EngineError> {
-    config.queue().send(QueueType::WorkerTrigger, OutgoingMessage::new(trigger.to_string())).await?;
+    config
+        .queue()
+        .send(QueueType::WorkerTrigger, OutgoingMessage::new(trigger.to_string()))
+        .await?;
     config.wakers.get(QueueType::WorkerTrigger).notify_one();
     Ok(())
 }
@@ -146,7 +157,10 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
     metadata.common.process_started_at = Some(now_secs());
     let locked = match config
         .database()
-        .update_job(&job, JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata))
+        .update_job(
+            &job,
+            JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata),
+        )
         .await
     {
         Ok(locked) => locked,
@@ -164,7 +178,12 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
         async move { h.process_job(job).await }.boxed()
     })
     .await;
-    config.metrics.handler_call(locked.job_type, "process", Outcome::of(&outcome), started.elapsed());
+    config.metrics.handler_call(
+        locked.job_type,
+        "process",
+        Outcome::of(&outcome),
+        started.elapsed(),
+    );
     let mut metadata = worked.metadata.clone();
     match outcome {
         Ok(external_id) => {
@@ -185,8 +204,18 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            config.metrics.transition(pending.job_type, Some(JobStatus::LockedForProcessing), pending.status);
-            send_job_message(config, &pending, JobAction::Verify, handler.verification_polling_delay()).await?;
+            config.metrics.transition(
+                pending.job_type,
+                Some(JobStatus::LockedForProcessing),
+                pending.status,
+            );
+            send_job_message(
+                config,
+                &pending,
+                JobAction::Verify,
+                handler.verification_polling_delay(),
+            )
+            .await?;
             Ok(())
         }
         Err(HandlerFailure::Error(e)) if !e.is_retryable() => {
@@ -200,11 +229,17 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
             let restore = JobItemUpdates::new().status(prior_status).metadata(metadata);
             match config.database().update_job(&locked, restore).await {
                 Ok(restored) => {
-                    config.metrics.transition(restored.job_type, Some(JobStatus::LockedForProcessing), restored.status);
+                    config.metrics.transition(
+                        restored.job_type,
+                        Some(JobStatus::LockedForProcessing),
+                        restored.status,
+                    );
                     config.metrics.retry(restored.job_type, "automatic");
                 }
                 Err(e) if lost_race(&e) => {}
-                Err(e) => tracing::warn!(job_id = %id, error = %e, "Could not restore the job's status; the orphan scanner will heal it"),
+                Err(e) => {
+                    tracing::warn!(job_id = %id, error = %e, "Could not restore the job's status; the orphan scanner will heal it")
+                }
             }
             tracing::warn!(job_id = %id, error = %error, "Processing failed; will retry");
             Err(error)
@@ -222,19 +257,30 @@ pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
     }
     let handler = handler(config, job.job_type)?;
     let started = std::time::Instant::now();
-    let (outcome, worked) =
-        run_handler(handler.clone(), job.clone(), |h, job| async move { h.verify_job(job).await }.boxed()).await;
+    let (outcome, worked) = run_handler(handler.clone(), job.clone(), |h, job| {
+        async move { h.verify_job(job).await }.boxed()
+    })
+    .await;
     config.metrics.handler_call(job.job_type, "verify", Outcome::of(&outcome), started.elapsed());
     let mut metadata = worked.metadata.clone();
     let db = config.database();
     let result = match outcome {
         Ok(JobVerificationStatus::Verified) => {
             metadata.common.verification_completed_at = Some(now_secs());
-            let done = db.update_job(&job, JobItemUpdates::new().status(JobStatus::Completed).metadata(metadata)).await;
+            let done = db
+                .update_job(
+                    &job,
+                    JobItemUpdates::new().status(JobStatus::Completed).metadata(metadata),
+                )
+                .await;
             if let Ok(done) = &done {
                 tracing::info!(job_id = %id, job_type = %job.job_type, internal_id = job.internal_id, "Job completed");
                 config.metrics.transition(job.job_type, Some(job.status), JobStatus::Completed);
-                config.metrics.completed(job.job_type, stage_time(done), (Utc::now() - done.created_at).to_std().ok());
+                config.metrics.completed(
+                    job.job_type,
+                    stage_time(done),
+                    (Utc::now() - done.created_at).to_std().ok(),
+                );
                 if let Some(next) = next_stage(config.layer, job.job_type) {
                     if let Err(e) = send_trigger(config, next).await {
                         tracing::warn!(error = %e, trigger = %next, "Could not chain the next stage; cron will run it");
@@ -246,20 +292,27 @@ pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
         Ok(JobVerificationStatus::Rejected(reason)) => {
             if metadata.common.process_attempt_no < handler.max_process_attempts() {
                 metadata.common.record_failure(format!("verification rejected: {reason}"));
-                let updates = JobItemUpdates::new().status(JobStatus::VerificationFailed).metadata(metadata);
+                let updates =
+                    JobItemUpdates::new().status(JobStatus::VerificationFailed).metadata(metadata);
                 match db.update_job(&job, updates).await {
                     Ok(failed) => {
                         config.metrics.transition(job.job_type, Some(job.status), failed.status);
                         tracing::warn!(job_id = %id, %reason, "Verification rejected; processing again");
-                        send_job_message(config, &failed, JobAction::Process, Duration::ZERO).await?;
+                        send_job_message(config, &failed, JobAction::Process, Duration::ZERO)
+                            .await?;
                         Ok(())
                     }
                     Err(e) => Err(e),
                 }
             } else {
-                return fail_job(config, &job, metadata, format!("verification rejected: {reason}"))
-                    .await
-                    .or_else(ignore_lost_race);
+                return fail_job(
+                    config,
+                    &job,
+                    metadata,
+                    format!("verification rejected: {reason}"),
+                )
+                .await
+                .or_else(ignore_lost_race);
             }
         }
         Ok(JobVerificationStatus::Pending) => {
@@ -270,11 +323,19 @@ pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
                     metadata.common.verification_attempt_no
                 );
                 metadata.common.record_failure(reason.clone());
-                let updates = JobItemUpdates::new().status(JobStatus::VerificationTimeout).metadata(metadata);
+                let updates =
+                    JobItemUpdates::new().status(JobStatus::VerificationTimeout).metadata(metadata);
                 match db.update_job(&job, updates).await {
                     Ok(timed_out) => {
                         config.metrics.transition(job.job_type, Some(job.status), timed_out.status);
-                        alert(config, &timed_out, AlertSeverity::Critical, "Job verification timed out", &reason).await;
+                        alert(
+                            config,
+                            &timed_out,
+                            AlertSeverity::Critical,
+                            "Job verification timed out",
+                            &reason,
+                        )
+                        .await;
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -282,8 +343,13 @@ pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
             } else {
                 match db.update_job(&job, JobItemUpdates::new().metadata(metadata)).await {
                     Ok(pending) => {
-                        send_job_message(config, &pending, JobAction::Verify, handler.verification_polling_delay())
-                            .await?;
+                        send_job_message(
+                            config,
+                            &pending,
+                            JobAction::Verify,
+                            handler.verification_polling_delay(),
+                        )
+                        .await?;
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -310,8 +376,11 @@ fn ignore_lost_race(e: EngineError) -> Result<(), EngineError> {
 /// Moves an orphaned `LockedForProcessing` job back to `Created`.
 pub async fn heal(config: &Config, job: &JobItem) -> Result<JobItem, EngineError> {
     let mut metadata = job.metadata.clone();
-    let since = metadata.common.process_started_at.map_or("an unknown time".to_owned(), |t| t.to_rfc3339());
-    metadata.common.record_failure(format!("healed: orphaned in LockedForProcessing since {since}"));
+    let since =
+        metadata.common.process_started_at.map_or("an unknown time".to_owned(), |t| t.to_rfc3339());
+    metadata
+        .common
+        .record_failure(format!("healed: orphaned in LockedForProcessing since {since}"));
     metadata.common.process_started_at = None;
     let healed = config
         .database()
@@ -341,7 +410,13 @@ pub async fn fail_job(
 }
 
 /// Sends an alert about a job with everything an operator needs to act.
-pub async fn alert(config: &Config, job: &JobItem, severity: AlertSeverity, title: &str, reason: &str) {
+pub async fn alert(
+    config: &Config,
+    job: &JobItem,
+    severity: AlertSeverity,
+    title: &str,
+    reason: &str,
+) {
     let common = &job.metadata.common;
     let body = format!(
         "job_id: {}\njob_type: {}\ninternal_id: {}\nstatus: {}\nexternal_id: {}\nreason: {}\nprevious_failures: {}",
@@ -401,10 +476,13 @@ pub async fn handle_dead_letter(
     if job.status.is_terminal() {
         return Ok(());
     }
-    let last = job.metadata.common.failure_reason.clone().unwrap_or_else(|| "none recorded".to_owned());
+    let last =
+        job.metadata.common.failure_reason.clone().unwrap_or_else(|| "none recorded".to_owned());
     let why = match reason {
         Some(r) => format!("message dead-lettered: {r}; last failure: {last}"),
-        None => format!("message dead-lettered after {receive_count} receives; last failure: {last}"),
+        None => {
+            format!("message dead-lettered after {receive_count} receives; last failure: {last}")
+        }
     };
     fail_job(config, &job, job.metadata.clone(), why).await.or_else(ignore_lost_race)
 }
@@ -414,7 +492,12 @@ pub async fn handle_dead_letter(
 pub async fn retry_job(config: &Config, id: Uuid, priority: bool) -> Result<JobItem, EngineError> {
     let job = load(config, id).await?;
     if job.status != JobStatus::Failed {
-        return Err(EngineError::InvalidStatus { id, status: job.status, action: "retry", expected: "Failed" });
+        return Err(EngineError::InvalidStatus {
+            id,
+            status: job.status,
+            action: "retry",
+            expected: "Failed",
+        });
     }
     let mut metadata = job.metadata.clone();
     metadata.common.process_attempt_no = 0;
@@ -434,7 +517,11 @@ pub async fn retry_job(config: &Config, id: Uuid, priority: bool) -> Result<JobI
 }
 
 /// Forces a new verification round: `PendingVerification` with the counter reset.
-pub async fn force_verify(config: &Config, id: Uuid, priority: bool) -> Result<JobItem, EngineError> {
+pub async fn force_verify(
+    config: &Config,
+    id: Uuid,
+    priority: bool,
+) -> Result<JobItem, EngineError> {
     let job = load(config, id).await?;
     let handler = handler(config, job.job_type)?;
     let mut metadata = job.metadata.clone();
@@ -442,21 +529,33 @@ pub async fn force_verify(config: &Config, id: Uuid, priority: bool) -> Result<J
     metadata.common.verification_retry_attempt_no += 1;
     let pending = config
         .database()
-        .update_job(&job, JobItemUpdates::new().status(JobStatus::PendingVerification).metadata(metadata))
+        .update_job(
+            &job,
+            JobItemUpdates::new().status(JobStatus::PendingVerification).metadata(metadata),
+        )
         .await?;
     config.metrics.transition(job.job_type, Some(job.status), pending.status);
     if priority {
         send_to_queue(config, QueueType::PriorityVerificationQueue, id, Duration::ZERO).await?;
     } else {
-        send_job_message(config, &pending, JobAction::Verify, handler.verification_polling_delay()).await?;
+        send_job_message(config, &pending, JobAction::Verify, handler.verification_polling_delay())
+            .await?;
     }
     Ok(pending)
 }
 
 /// Queues a job for processing again without changing it (operator action).
-pub async fn requeue_process(config: &Config, id: Uuid, priority: bool) -> Result<JobItem, EngineError> {
+pub async fn requeue_process(
+    config: &Config,
+    id: Uuid,
+    priority: bool,
+) -> Result<JobItem, EngineError> {
     let job = load(config, id).await?;
-    let queue = if priority { QueueType::PriorityProcessingQueue } else { QueueType::for_job(job.job_type, JobAction::Process) };
+    let queue = if priority {
+        QueueType::PriorityProcessingQueue
+    } else {
+        QueueType::for_job(job.job_type, JobAction::Process)
+    };
     send_to_queue(config, queue, id, Duration::ZERO).await?;
     Ok(job)
 }
@@ -485,8 +584,12 @@ enum HandlerFailure {
 impl HandlerFailure {
     fn into_engine_error(self, job: &JobItem) -> EngineError {
         match self {
-            Self::Error(source) => EngineError::Handler { id: job.id, job_type: job.job_type, source },
-            Self::Panic(message) => EngineError::Panicked { id: job.id, job_type: job.job_type, message },
+            Self::Error(source) => {
+                EngineError::Handler { id: job.id, job_type: job.job_type, source }
+            }
+            Self::Panic(message) => {
+                EngineError::Panicked { id: job.id, job_type: job.job_type, message }
+            }
         }
     }
 }

@@ -54,20 +54,10 @@ impl AtlanticClient {
         request_timeout: Duration,
         mock_fact_hash: bool,
     ) -> ProverResult<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(request_timeout)
-            .build()
-            .map_err(|e| {
-                ProverError::Config(format!("cannot build the Atlantic HTTP client: {e}"))
-            })?;
-        Ok(Self {
-            http,
-            service_url,
-            artifacts_base_url,
-            api_key,
-            retry,
-            mock_fact_hash,
-        })
+        let http = reqwest::Client::builder().timeout(request_timeout).build().map_err(|e| {
+            ProverError::Config(format!("cannot build the Atlantic HTTP client: {e}"))
+        })?;
+        Ok(Self { http, service_url, artifacts_base_url, api_key, retry, mock_fact_hash })
     }
 
     /// `base` with `segments` appended as escaped path segments.
@@ -85,31 +75,23 @@ impl AtlanticClient {
     }
 
     fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, url)
-            .header("api-key", self.api_key.expose().as_str())
+        self.http.request(method, url).header("api-key", self.api_key.expose().as_str())
     }
 
     async fn json<T: DeserializeOwned>(
         operation: &str,
         response: reqwest::Response,
     ) -> ProverResult<T> {
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(operation, &e))?;
+        let bytes = response.bytes().await.map_err(|e| transport_error(operation, &e))?;
         serde_json::from_slice(&bytes).map_err(|e| ProverError::invalid_response(operation, e))
     }
 
     /// Maps a 404 whose body is Atlantic's own (not a proxy page) to `NotFound`.
     fn not_found(e: ProverError, operation: &str, what: &str) -> ProverError {
         match e {
-            ProverError::Http {
-                status: 404, kind, ..
-            } if !kind.is_retryable() => ProverError::NotFound {
-                operation: operation.to_owned(),
-                what: what.to_owned(),
-            },
+            ProverError::Http { status: 404, kind, .. } if !kind.is_retryable() => {
+                ProverError::NotFound { operation: operation.to_owned(), what: what.to_owned() }
+            }
             e => e,
         }
     }
@@ -151,11 +133,10 @@ impl AtlanticClient {
     pub async fn get_bucket(&self, bucket_id: &str) -> ProverResult<AtlanticGetBucketResponse> {
         const OP: &str = "get bucket";
         let url = self.service(&["buckets", bucket_id])?;
-        let r = send_with_retry(&self.retry, OP, || {
-            self.request(reqwest::Method::GET, url.clone())
-        })
-        .await
-        .map_err(|e| Self::not_found(e, OP, bucket_id))?;
+        let r =
+            send_with_retry(&self.retry, OP, || self.request(reqwest::Method::GET, url.clone()))
+                .await
+                .map_err(|e| Self::not_found(e, OP, bucket_id))?;
         Self::json(OP, r).await
     }
 
@@ -167,11 +148,10 @@ impl AtlanticClient {
         const OP: &str = "close bucket";
         let mut url = self.service(&["buckets", "close"])?;
         url.query_pairs_mut().append_pair("bucketId", bucket_id);
-        let r = send_with_retry(&self.retry, OP, || {
-            self.request(reqwest::Method::POST, url.clone())
-        })
-        .await
-        .map_err(|e| Self::not_found(e, OP, bucket_id))?;
+        let r =
+            send_with_retry(&self.retry, OP, || self.request(reqwest::Method::POST, url.clone()))
+                .await
+                .map_err(|e| Self::not_found(e, OP, bucket_id))?;
         Self::json(OP, r).await
     }
 
@@ -186,10 +166,8 @@ impl AtlanticClient {
         const OP: &str = "dedup lookup";
         let mut url = self.service(&["atlantic-query-by-dedup-id"])?;
         url.query_pairs_mut().append_pair("dedupId", dedup_id);
-        match send_with_retry(&self.retry, OP, || {
-            self.request(reqwest::Method::GET, url.clone())
-        })
-        .await
+        match send_with_retry(&self.retry, OP, || self.request(reqwest::Method::GET, url.clone()))
+            .await
         {
             Ok(r) => Self::json(OP, r).await.map(Some),
             Err(e) => match Self::not_found(e, OP, dedup_id) {
@@ -217,15 +195,12 @@ impl AtlanticClient {
                         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
                         form.part(
                             *name,
-                            Part::bytes(bytes.clone())
-                                .file_name(*file_name)
-                                .headers(headers),
+                            Part::bytes(bytes.clone()).file_name(*file_name).headers(headers),
                         )
                     }
                 };
             }
-            self.request(reqwest::Method::POST, url.clone())
-                .multipart(form)
+            self.request(reqwest::Method::POST, url.clone()).multipart(form)
         };
         let r = send_with_retry(&self.retry, OP, build).await?;
         Self::json(OP, r).await
@@ -238,11 +213,10 @@ impl AtlanticClient {
     pub async fn get_query(&self, query_id: &str) -> ProverResult<AtlanticQueryResponse> {
         const OP: &str = "query status";
         let url = self.service(&["atlantic-query", query_id])?;
-        let r = send_with_retry(&self.retry, OP, || {
-            self.request(reqwest::Method::GET, url.clone())
-        })
-        .await
-        .map_err(|e| Self::not_found(e, OP, query_id))?;
+        let r =
+            send_with_retry(&self.retry, OP, || self.request(reqwest::Method::GET, url.clone()))
+                .await
+                .map_err(|e| Self::not_found(e, OP, query_id))?;
         Self::json(OP, r).await
     }
 
@@ -275,10 +249,7 @@ mod tests {
     fn urls_keep_the_base_path_and_escape_ids() {
         let base: Url = "https://storage.example/hero-bucket".parse().unwrap();
         let u = AtlanticClient::url(&base, &["queries", "a/b", "proof.json"]).unwrap();
-        assert_eq!(
-            u.as_str(),
-            "https://storage.example/hero-bucket/queries/a%2Fb/proof.json"
-        );
+        assert_eq!(u.as_str(), "https://storage.example/hero-bucket/queries/a%2Fb/proof.json");
         let base: Url = "http://127.0.0.1:4001/".parse().unwrap();
         assert_eq!(
             AtlanticClient::url(&base, &["is-alive"]).unwrap().as_str(),

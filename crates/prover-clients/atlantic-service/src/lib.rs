@@ -118,16 +118,8 @@ impl AtlanticProverService {
             config.request_timeout,
             config.mock_fact_hash,
         )?;
-        let fact_checker = if config.mock_fact_hash {
-            None
-        } else {
-            fact_checker
-        };
-        Ok(Self {
-            client,
-            config,
-            fact_checker,
-        })
+        let fact_checker = if config.mock_fact_hash { None } else { fact_checker };
+        Ok(Self { client, config, fact_checker })
     }
 
     /// The low-level client.
@@ -158,10 +150,7 @@ impl AtlanticProverService {
             AtlanticSettlementLayer::Starknet => AtlanticQueryStep::ProofGeneration,
         };
         let mut fields = vec![
-            FormField::Text(
-                "declaredJobSize",
-                declared_job_size(info.num_steps).to_owned(),
-            ),
+            FormField::Text("declaredJobSize", declared_job_size(info.num_steps).to_owned()),
             FormField::Text("result", result.as_str().to_owned()),
             FormField::Text("network", self.config.network.clone()),
             FormField::Text("cairoVersion", "cairo0".to_owned()),
@@ -178,12 +167,7 @@ impl AtlanticProverService {
         if let Some(index) = info.bucket_job_index {
             fields.push(FormField::Text("bucketJobIndex", index.to_string()));
         }
-        fields.push(FormField::File(
-            "pieFile",
-            "pie.zip",
-            "application/zip",
-            info.cairo_pie_zip,
-        ));
+        fields.push(FormField::File("pieFile", "pie.zip", "application/zip", info.cairo_pie_zip));
         let id = self.client.add_query(&fields).await?.atlantic_query_id;
         tracing::info!(target: "orch::prover", query_id = %id, dedup_id = %info.dedup_id, "Atlantic query submitted");
         Ok(id)
@@ -236,11 +220,7 @@ impl AtlanticProverService {
 }
 
 fn failure_reason(q: &AtlanticQuery) -> String {
-    format!(
-        "query {} failed: {}",
-        q.id,
-        q.error_reason.as_deref().unwrap_or("no reason given")
-    )
+    format!("query {} failed: {}", q.id, q.error_reason.as_deref().unwrap_or("no reason given"))
 }
 
 #[async_trait]
@@ -289,13 +269,12 @@ impl ProverClient for AtlanticProverService {
     }
 
     async fn get_proof(&self, task_id: &str) -> ProverResult<String> {
-        let bytes = self
-            .client
-            .get_artifact(task_id, artifacts::PROOF)
-            .await?
-            .ok_or_else(|| ProverError::NotFound {
-                operation: "download proof".into(),
-                what: format!("proof of query {task_id}"),
+        let bytes =
+            self.client.get_artifact(task_id, artifacts::PROOF).await?.ok_or_else(|| {
+                ProverError::NotFound {
+                    operation: "download proof".into(),
+                    what: format!("proof of query {task_id}"),
+                }
             })?;
         let proof =
             String::from_utf8(bytes).map_err(|_| ProverError::InvalidProof("not UTF-8".into()))?;
@@ -309,15 +288,11 @@ impl ProverClient for AtlanticProverService {
         proof: &str,
         n_steps: Option<usize>,
     ) -> ProverResult<String> {
-        let program_hash = self
-            .config
-            .cairo_verifier_program_hash
-            .clone()
-            .ok_or_else(|| {
-                ProverError::Config(
-                    "an L2 verification query needs the Cairo verifier program hash".into(),
-                )
-            })?;
+        let program_hash = self.config.cairo_verifier_program_hash.clone().ok_or_else(|| {
+            ProverError::Config(
+                "an L2 verification query needs the Cairo verifier program hash".into(),
+            )
+        })?;
         validate_proof_json(proof)?;
         if let Some(existing) = self.client.query_by_dedup_id(task_id).await? {
             if existing.atlantic_query.status != AtlanticQueryStatus::Failed {
@@ -329,10 +304,7 @@ impl ProverClient for AtlanticProverService {
             FormField::Text("layout", L2_VERIFICATION_LAYOUT.to_owned()),
             FormField::Text("declaredJobSize", declared_job_size(n_steps).to_owned()),
             FormField::Text("network", self.config.network.clone()),
-            FormField::Text(
-                "result",
-                AtlanticQueryStep::ProofVerificationOnL2.as_str().to_owned(),
-            ),
+            FormField::Text("result", AtlanticQueryStep::ProofVerificationOnL2.as_str().to_owned()),
             FormField::Text("cairoVm", "python".to_owned()),
             FormField::Text("cairoVersion", "cairo0".to_owned()),
             FormField::Text("sharpProver", self.config.sharp_prover.clone()),
@@ -367,26 +339,17 @@ impl ProverClient for AtlanticProverService {
                 what: format!("{file} of query {}", query.id),
             })
         };
-        let cairo_pie = required(
-            artifacts::PIE,
-            self.client.get_artifact(&query.id, artifacts::PIE).await?,
-        )?;
+        let cairo_pie =
+            required(artifacts::PIE, self.client.get_artifact(&query.id, artifacts::PIE).await?)?;
         let da_segment = required(
             artifacts::DA_BLOB,
-            self.client
-                .get_artifact(&query.id, artifacts::DA_BLOB)
-                .await?,
+            self.client.get_artifact(&query.id, artifacts::DA_BLOB).await?,
         )?;
-        let snos_output = self
-            .client
-            .get_artifact(&query.id, artifacts::SNOS_OUTPUT)
-            .await?;
+        let snos_output = self.client.get_artifact(&query.id, artifacts::SNOS_OUTPUT).await?;
         let proof = if include_proof {
             let bytes = required(
                 artifacts::PROOF,
-                self.client
-                    .get_artifact(&query.id, artifacts::PROOF)
-                    .await?,
+                self.client.get_artifact(&query.id, artifacts::PROOF).await?,
             )?;
             let proof = String::from_utf8(bytes)
                 .map_err(|_| ProverError::InvalidProof("not UTF-8".into()))?;

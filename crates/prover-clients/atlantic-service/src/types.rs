@@ -70,10 +70,7 @@ impl AtlanticQueryStep {
 
     /// Whether a query at this step is the aggregator query of a bucket.
     pub fn is_aggregation(self) -> bool {
-        matches!(
-            self,
-            Self::FactHashRegistration | Self::ProofGenerationAndVerification
-        )
+        matches!(self, Self::FactHashRegistration | Self::ProofGenerationAndVerification)
     }
 }
 
@@ -228,10 +225,7 @@ mod tests {
         let json = r#"{"atlanticQuery":{"id":"q1","status":"IN_PROGRESS","step":"PROOF_GENERATION","client":{"x":1}},"metadataUrls":[]}"#;
         let r: AtlanticQueryResponse = serde_json::from_str(json).unwrap();
         assert_eq!(r.atlantic_query.status, AtlanticQueryStatus::InProgress);
-        assert_eq!(
-            r.atlantic_query.step,
-            Some(AtlanticQueryStep::ProofGeneration)
-        );
+        assert_eq!(r.atlantic_query.step, Some(AtlanticQueryStep::ProofGeneration));
         assert_eq!(
             serde_json::to_string(&AtlanticQueryStep::ProofVerificationOnL2).unwrap(),
             "\"PROOF_VERIFICATION_ON_L2\""

@@ -53,10 +53,7 @@ fn config(server: &MockAtlanticServer) -> AtlanticConfig {
         settlement_layer: AtlanticSettlementLayer::Ethereum,
         proof_layout: "dynamic".into(),
         cairo_verifier_program_hash: Some("0x1234".into()),
-        aggregator_params: AtlanticAggregatorParams {
-            use_kzg_da: true,
-            ..Default::default()
-        },
+        aggregator_params: AtlanticAggregatorParams { use_kzg_da: true, ..Default::default() },
         retry: RetryPolicy::new(Duration::from_millis(20), Duration::from_secs(2)),
         request_timeout: Duration::from_secs(5),
     }
@@ -96,14 +93,8 @@ async fn submit_sends_every_field_and_the_query_completes() {
     let server = server(|_| {}).await;
     let s = service(&server);
     let id = s.submit_task(job("job-1", None)).await.unwrap();
-    assert_eq!(
-        s.get_task_status(TaskType::Job, &id, None).await.unwrap(),
-        TaskStatus::Processing
-    );
-    assert_eq!(
-        wait_status(&s, TaskType::Job, &id, None).await,
-        TaskStatus::Succeeded
-    );
+    assert_eq!(s.get_task_status(TaskType::Job, &id, None).await.unwrap(), TaskStatus::Processing);
+    assert_eq!(wait_status(&s, TaskType::Job, &id, None).await, TaskStatus::Succeeded);
     let fields = &server.submissions()[0];
     for (k, v) in [
         ("declaredJobSize", "S"),
@@ -118,10 +109,7 @@ async fn submit_sends_every_field_and_the_query_completes() {
     ] {
         assert_eq!(fields.get(k).map(String::as_str), Some(v), "{k}");
     }
-    assert!(
-        !fields.contains_key("layout"),
-        "Ethereum layer sends no layout"
-    );
+    assert!(!fields.contains_key("layout"), "Ethereum layer sends no layout");
     let proof = s.get_proof(&id).await.unwrap();
     assert!(proof.contains(&id));
 }
@@ -133,11 +121,7 @@ async fn a_dedup_hit_reuses_the_query() {
     let first = s.submit_task(job("same", None)).await.unwrap();
     let second = s.submit_task(job("same", None)).await.unwrap();
     assert_eq!(first, second);
-    assert_eq!(
-        server.submissions().len(),
-        1,
-        "the second submit was a lookup only"
-    );
+    assert_eq!(server.submissions().len(), 1, "the second submit was a lookup only");
 }
 
 #[tokio::test]
@@ -146,14 +130,8 @@ async fn a_failed_dedup_query_is_submitted_again() {
     let s = service(&server);
     let first = s.submit_task(job("again", None)).await.unwrap();
     server.complete_query(&first, Some("prover crashed"));
-    let status = s
-        .get_task_status(TaskType::Job, &first, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        status,
-        TaskStatus::Failed(format!("query {first} failed: prover crashed"))
-    );
+    let status = s.get_task_status(TaskType::Job, &first, None).await.unwrap();
+    assert_eq!(status, TaskStatus::Failed(format!("query {first} failed: prover crashed")));
     let second = s.submit_task(job("again", None)).await.unwrap();
     assert_ne!(first, second);
 }
@@ -164,14 +142,8 @@ async fn a_dedup_hit_in_another_bucket_is_an_error() {
     let s = service(&server);
     let bucket = s.submit_task(Task::CreateBucket).await.unwrap();
     s.submit_task(job("dup", Some((&bucket, 1)))).await.unwrap();
-    let err = s
-        .submit_task(job("dup", Some((&bucket, 2))))
-        .await
-        .unwrap_err();
-    assert!(
-        !err.is_retryable() && err.to_string().contains("index"),
-        "{err}"
-    );
+    let err = s.submit_task(job("dup", Some((&bucket, 2)))).await.unwrap_err();
+    assert!(!err.is_retryable() && err.to_string().contains("index"), "{err}");
 }
 
 #[tokio::test]
@@ -180,33 +152,16 @@ async fn bucket_lifecycle_ends_with_aggregation_artifacts() {
     let s = service(&server);
     let bucket = s.submit_task(Task::CreateBucket).await.unwrap();
     assert_eq!(
-        s.get_task_status(TaskType::Aggregation, &bucket, None)
-            .await
-            .unwrap(),
+        s.get_task_status(TaskType::Aggregation, &bucket, None).await.unwrap(),
         TaskStatus::Processing
     );
     for i in 1..=3 {
-        s.submit_task(job(&format!("child-{i}"), Some((&bucket, i))))
-            .await
-            .unwrap();
+        s.submit_task(job(&format!("child-{i}"), Some((&bucket, i)))).await.unwrap();
     }
-    assert_eq!(
-        s.submit_task(Task::RunAggregation(bucket.clone()))
-            .await
-            .unwrap(),
-        bucket
-    );
+    assert_eq!(s.submit_task(Task::RunAggregation(bucket.clone())).await.unwrap(), bucket);
     // Closing again is a no-op: the bucket is no longer open.
-    assert_eq!(
-        s.submit_task(Task::RunAggregation(bucket.clone()))
-            .await
-            .unwrap(),
-        bucket
-    );
-    assert_eq!(
-        wait_status(&s, TaskType::Aggregation, &bucket, None).await,
-        TaskStatus::Succeeded
-    );
+    assert_eq!(s.submit_task(Task::RunAggregation(bucket.clone())).await.unwrap(), bucket);
+    assert_eq!(wait_status(&s, TaskType::Aggregation, &bucket, None).await, TaskStatus::Succeeded);
     let artifacts = s.get_aggregation_artifacts(&bucket, true).await.unwrap();
     assert!(artifacts.cairo_pie.unwrap().starts_with(b"PK"));
     let da: Vec<String> = serde_json::from_slice(&artifacts.da_segment.unwrap()).unwrap();
@@ -214,14 +169,8 @@ async fn bucket_lifecycle_ends_with_aggregation_artifacts() {
     assert!(artifacts.snos_output.is_some());
     assert!(artifacts.proof.is_some());
     // Children cannot join a closed bucket.
-    let err = s
-        .submit_task(job("late", Some((&bucket, 4))))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ProverError::Http { status: 400, .. }),
-        "{err}"
-    );
+    let err = s.submit_task(job("late", Some((&bucket, 4)))).await.unwrap_err();
+    assert!(matches!(err, ProverError::Http { status: 400, .. }), "{err}");
 }
 
 #[tokio::test]
@@ -231,9 +180,7 @@ async fn a_failed_child_fails_the_bucket() {
     let bucket = s.submit_task(Task::CreateBucket).await.unwrap();
     let child = s.submit_task(job("c1", Some((&bucket, 1)))).await.unwrap();
     server.complete_query(&child, Some("out of memory"));
-    s.submit_task(Task::RunAggregation(bucket.clone()))
-        .await
-        .unwrap();
+    s.submit_task(Task::RunAggregation(bucket.clone())).await.unwrap();
     match wait_status(&s, TaskType::Aggregation, &bucket, None).await {
         TaskStatus::Failed(reason) => assert!(reason.contains("out of memory"), "{reason}"),
         other => panic!("{other:?}"),
@@ -249,10 +196,7 @@ async fn gateway_errors_and_html_pages_are_retried() {
     let id = s.submit_task(job("retry", None)).await.unwrap();
     server.inject(Fault::status(FaultRoute::QueryStatus, 502, 1));
     server.inject(Fault::html(FaultRoute::QueryStatus, 404, 1));
-    assert_eq!(
-        wait_status(&s, TaskType::Job, &id, None).await,
-        TaskStatus::Succeeded
-    );
+    assert_eq!(wait_status(&s, TaskType::Job, &id, None).await, TaskStatus::Succeeded);
     assert_eq!(server.submissions().len(), 1);
 }
 
@@ -262,10 +206,7 @@ async fn client_errors_are_not_retried() {
     let s = service(&server);
     server.inject(Fault::status(FaultRoute::SubmitQuery, 400, 1));
     let err = s.submit_task(job("bad", None)).await.unwrap_err();
-    assert!(
-        matches!(err, ProverError::Http { status: 400, .. }) && !err.is_retryable(),
-        "{err}"
-    );
+    assert!(matches!(err, ProverError::Http { status: 400, .. }) && !err.is_retryable(), "{err}");
     // The fault was used once: a second try succeeds, so the first was not retried.
     s.submit_task(job("bad", None)).await.unwrap();
 }
@@ -276,10 +217,7 @@ async fn a_persistent_gateway_error_gives_up_after_the_budget() {
     let s = service(&server);
     server.inject(Fault::status(FaultRoute::QueryStatus, 504, 1000));
     let started = std::time::Instant::now();
-    let err = s
-        .get_task_status(TaskType::Job, "01ANY", None)
-        .await
-        .unwrap_err();
+    let err = s.get_task_status(TaskType::Job, "01ANY", None).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(started.elapsed() < Duration::from_secs(4));
 }
@@ -288,14 +226,8 @@ async fn a_persistent_gateway_error_gives_up_after_the_budget() {
 async fn an_unknown_query_id_is_not_found() {
     let server = server(|_| {}).await;
     let s = service(&server);
-    let err = s
-        .get_task_status(TaskType::Job, "01UNKNOWN", None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ProverError::NotFound { .. }) && !err.is_retryable(),
-        "{err}"
-    );
+    let err = s.get_task_status(TaskType::Job, "01UNKNOWN", None).await.unwrap_err();
+    assert!(matches!(err, ProverError::NotFound { .. }) && !err.is_retryable(), "{err}");
 }
 
 #[tokio::test]
@@ -306,10 +238,7 @@ async fn a_wrong_api_key_is_refused_and_not_retried() {
     assert!(!format!("{c:?}").contains("wrong"), "the key never prints");
     let s = AtlanticProverService::new(c, None).unwrap();
     let err = s.submit_task(Task::CreateBucket).await.unwrap_err();
-    assert!(
-        matches!(err, ProverError::Http { status: 401, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, ProverError::Http { status: 401, .. }), "{err}");
 }
 
 #[tokio::test]
@@ -335,10 +264,7 @@ async fn seeded_failure_rate_fails_queries() {
     let server = server(|c| c.failure_rate = 1.0).await;
     let s = service(&server);
     let id = s.submit_task(job("f", None)).await.unwrap();
-    assert!(matches!(
-        wait_status(&s, TaskType::Job, &id, None).await,
-        TaskStatus::Failed(_)
-    ));
+    assert!(matches!(wait_status(&s, TaskType::Job, &id, None).await, TaskStatus::Failed(_)));
 }
 
 #[derive(Debug)]
@@ -359,10 +285,7 @@ async fn done_needs_the_fact_on_chain_unless_facts_are_mocked() {
         let mut c = config(&server);
         c.mock_fact_hash = false;
         let s = AtlanticProverService::new(c, Some(Arc::new(Facts(valid)))).unwrap();
-        let id = s
-            .submit_task(job(&format!("fact-{valid}"), None))
-            .await
-            .unwrap();
+        let id = s.submit_task(job(&format!("fact-{valid}"), None)).await.unwrap();
         let status = wait_status(&s, TaskType::Job, &id, Some(fact)).await;
         assert_eq!(status == TaskStatus::Succeeded, want_ok, "{status:?}");
     }
@@ -372,19 +295,11 @@ async fn done_needs_the_fact_on_chain_unless_facts_are_mocked() {
 async fn l2_verification_query_sends_the_proof() {
     let server = server(|_| {}).await;
     let s = service(&server);
-    let err = s
-        .submit_l2_query("t1", "{not json", None)
-        .await
-        .unwrap_err();
+    let err = s.submit_l2_query("t1", "{not json", None).await.unwrap_err();
     assert!(matches!(err, ProverError::InvalidProof(_)));
-    let id = s
-        .submit_l2_query("t1", "{\"proof\":{}}", Some(5))
-        .await
-        .unwrap();
+    let id = s.submit_l2_query("t1", "{\"proof\":{}}", Some(5)).await.unwrap();
     assert_eq!(
-        s.submit_l2_query("t1", "{\"proof\":{}}", Some(5))
-            .await
-            .unwrap(),
+        s.submit_l2_query("t1", "{\"proof\":{}}", Some(5)).await.unwrap(),
         id,
         "dedup by task id"
     );
@@ -394,4 +309,47 @@ async fn l2_verification_query_sends_the_proof() {
     assert_eq!(fields["cairoVm"], "python");
     assert_eq!(fields["programHash"], "0x1234");
     assert_eq!(fields["file:inputFile"], "proof.json");
+}
+
+/// The mock's proofs expose what a real proof would: a PIE query's proof has the PIE's output
+/// segment as its public output, and an L2 verification query over that proof outputs it
+/// again (what the L3 state update reads from `proof.json` and `proof_part2.json`).
+#[tokio::test]
+async fn proofs_carry_the_public_output_of_their_input() {
+    use cairo_vm::{types::layout_name::LayoutName, Felt252 as Felt};
+    use orchestrator_prover_client_interface::public_output::public_output;
+
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    let os_output: Vec<Felt> = [5u64, 6, 9, 12, 1, 2, 0, 7, 0, 1, 0, 0].map(Felt::from).to_vec();
+    let (pie_zip, _) =
+        orchestrator_snos_runner::stand_in::run_program(os_output.clone(), LayoutName::all_cairo)
+            .unwrap();
+    let id = s
+        .submit_task(Task::CreateJob(CreateJobInfo {
+            cairo_pie_zip: pie_zip,
+            bucket_id: None,
+            bucket_job_index: None,
+            num_steps: Some(1000),
+            dedup_id: "with-output".into(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(wait_status(&s, TaskType::Job, &id, None).await, TaskStatus::Succeeded);
+    let proof = s.get_proof(&id).await.unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&proof).unwrap();
+    assert_eq!(public_output(&parsed).unwrap(), os_output, "the PIE's output segment");
+
+    let wrapped = serde_json::json!({ "proof": parsed }).to_string();
+    let l2 = s.submit_l2_query("verify-with-output", &wrapped, Some(1000)).await.unwrap();
+    assert_eq!(wait_status(&s, TaskType::Job, &l2, None).await, TaskStatus::Succeeded);
+    let bridge: serde_json::Value = serde_json::from_str(&s.get_proof(&l2).await.unwrap()).unwrap();
+    assert_eq!(public_output(&bridge).unwrap(), os_output, "the verified proof's output");
+
+    // A zip that is no PIE has no output to expose: an empty one, not an error.
+    let plain = s.submit_task(job("no-output", None)).await.unwrap();
+    assert_eq!(wait_status(&s, TaskType::Job, &plain, None).await, TaskStatus::Succeeded);
+    let empty: serde_json::Value =
+        serde_json::from_str(&s.get_proof(&plain).await.unwrap()).unwrap();
+    assert!(public_output(&empty).unwrap().is_empty());
 }

@@ -50,10 +50,9 @@ impl ProverClient for MockProverService {
     async fn submit_task(&self, task: Task) -> ProverResult<String> {
         match task {
             Task::CreateJob(info) => Ok(info.dedup_id),
-            Task::CreateBucket | Task::RunAggregation(_) => Err(ProverError::Unsupported {
-                prover: "mock",
-                operation: "buckets",
-            }),
+            Task::CreateBucket | Task::RunAggregation(_) => {
+                Err(ProverError::Unsupported { prover: "mock", operation: "buckets" })
+            }
             Task::RunAggregationWithPie(info) => match &self.verifier {
                 None => Ok(info.fact_hash),
                 Some(verifier) => {
@@ -73,25 +72,15 @@ impl ProverClient for MockProverService {
     ) -> ProverResult<TaskStatus> {
         match (task_type, &self.verifier, fact) {
             (TaskType::Aggregation, Some(verifier), Some(fact)) => {
-                let valid = verifier
-                    .is_valid(fact_of(fact)?)
-                    .await
-                    .map_err(fact_error)?;
-                Ok(if valid {
-                    TaskStatus::Succeeded
-                } else {
-                    TaskStatus::Processing
-                })
+                let valid = verifier.is_valid(fact_of(fact)?).await.map_err(fact_error)?;
+                Ok(if valid { TaskStatus::Succeeded } else { TaskStatus::Processing })
             }
             _ => Ok(TaskStatus::Succeeded),
         }
     }
 
     async fn get_proof(&self, _task_id: &str) -> ProverResult<String> {
-        Err(ProverError::Unsupported {
-            prover: "mock",
-            operation: "proof download",
-        })
+        Err(ProverError::Unsupported { prover: "mock", operation: "proof download" })
     }
 
     async fn submit_l2_query(
@@ -134,16 +123,9 @@ mod tests {
             children_cairo_job_keys: vec![],
             fact_hash: "0xagg".into(),
         };
+        assert_eq!(p.submit_task(Task::RunAggregationWithPie(agg)).await.unwrap(), "0xagg");
         assert_eq!(
-            p.submit_task(Task::RunAggregationWithPie(agg))
-                .await
-                .unwrap(),
-            "0xagg"
-        );
-        assert_eq!(
-            p.get_task_status(TaskType::Aggregation, "x", Some("0x1"))
-                .await
-                .unwrap(),
+            p.get_task_status(TaskType::Aggregation, "x", Some("0x1")).await.unwrap(),
             TaskStatus::Succeeded
         );
         assert!(p.submit_task(Task::CreateBucket).await.is_err());

@@ -12,6 +12,7 @@
 //! - an `Err` answers [`ProverError::is_retryable`]: only transport and infrastructure
 //!   failures (timeouts, 502/503/504, HTML error pages from a proxy, 429) are retryable.
 
+pub mod public_output;
 pub mod retry;
 
 use std::{fmt, time::Duration};
@@ -44,10 +45,7 @@ pub struct CreateJobInfo {
 impl fmt::Debug for CreateJobInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CreateJobInfo")
-            .field(
-                "cairo_pie_zip",
-                &format_args!("<{} bytes>", self.cairo_pie_zip.len()),
-            )
+            .field("cairo_pie_zip", &format_args!("<{} bytes>", self.cairo_pie_zip.len()))
             .field("bucket_id", &self.bucket_id)
             .field("bucket_job_index", &self.bucket_job_index)
             .field("num_steps", &self.num_steps)
@@ -70,10 +68,7 @@ pub struct ApplicativeJobInfo {
 impl fmt::Debug for ApplicativeJobInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApplicativeJobInfo")
-            .field(
-                "cairo_pie_zip",
-                &format_args!("<{} bytes>", self.cairo_pie_zip.len()),
-            )
+            .field("cairo_pie_zip", &format_args!("<{} bytes>", self.cairo_pie_zip.len()))
             .field("children_cairo_job_keys", &self.children_cairo_job_keys)
             .field("fact_hash", &self.fact_hash)
             .finish()
@@ -228,10 +223,7 @@ impl ProverError {
 
     /// An `InvalidResponse` for `operation`.
     pub fn invalid_response(operation: impl Into<String>, reason: impl fmt::Display) -> Self {
-        Self::InvalidResponse {
-            operation: operation.into(),
-            reason: reason.to_string(),
-        }
+        Self::InvalidResponse { operation: operation.into(), reason: reason.to_string() }
     }
 }
 
@@ -299,19 +291,12 @@ mod tests {
             kind: classify_http_failure(status, body),
             retry_after: None,
         };
-        assert!(ProverError::Unavailable {
-            operation: "x".into(),
-            reason: "refused".into()
-        }
-        .is_retryable());
+        assert!(ProverError::Unavailable { operation: "x".into(), reason: "refused".into() }
+            .is_retryable());
         assert!(http(503, "").is_retryable());
         assert!(http(500, "<html>oops</html>").is_retryable());
         assert!(!http(400, "{\"message\":\"bad pie\"}").is_retryable());
-        assert!(!ProverError::NotFound {
-            operation: "x".into(),
-            what: "q".into()
-        }
-        .is_retryable());
+        assert!(!ProverError::NotFound { operation: "x".into(), what: "q".into() }.is_retryable());
         assert!(!ProverError::InvalidProof("x".into()).is_retryable());
     }
 
@@ -330,13 +315,7 @@ mod tests {
     #[test]
     fn proofs_must_be_json_objects() {
         assert!(validate_proof_json("{\"a\":1}").is_ok());
-        assert!(matches!(
-            validate_proof_json("{not json"),
-            Err(ProverError::InvalidProof(_))
-        ));
-        assert!(matches!(
-            validate_proof_json("[1]"),
-            Err(ProverError::InvalidProof(_))
-        ));
+        assert!(matches!(validate_proof_json("{not json"), Err(ProverError::InvalidProof(_))));
+        assert!(matches!(validate_proof_json("[1]"), Err(ProverError::InvalidProof(_))));
     }
 }

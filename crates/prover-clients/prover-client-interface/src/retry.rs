@@ -98,20 +98,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy with this base delay and total budget.
     pub fn new(base: Duration, budget: Duration) -> Self {
-        Self {
-            base,
-            max_delay: budget.max(base),
-            budget,
-        }
+        Self { base, max_delay: budget.max(base), budget }
     }
 
     /// No retries: one attempt.
     pub fn none() -> Self {
-        Self {
-            base: Duration::ZERO,
-            max_delay: Duration::ZERO,
-            budget: Duration::ZERO,
-        }
+        Self { base: Duration::ZERO, max_delay: Duration::ZERO, budget: Duration::ZERO }
     }
 
     /// Delay before attempt `attempt + 1` after `attempt` failed attempts (1-based).
@@ -138,9 +130,9 @@ impl RetryPolicy {
                 Err(e) if !e.is_retryable() => return Err(e),
                 Err(e) => e,
             };
-            let delay = err.retry_after().map_or(self.backoff(attempt), |hint| {
-                hint.max(self.backoff(attempt))
-            });
+            let delay = err
+                .retry_after()
+                .map_or(self.backoff(attempt), |hint| hint.max(self.backoff(attempt)));
             let elapsed = started.elapsed();
             if elapsed + delay > self.budget {
                 tracing::warn!(target: "orch::prover", operation, attempt, error = %err, "Retry budget spent; giving up");
@@ -168,10 +160,7 @@ where
 {
     policy
         .run(operation, || async {
-            let response = build()
-                .send()
-                .await
-                .map_err(|e| transport_error(operation, &e))?;
+            let response = build().send().await.map_err(|e| transport_error(operation, &e))?;
             if response.status().is_success() {
                 Ok(response)
             } else {
@@ -190,10 +179,7 @@ pub fn transport_error(operation: &str, e: &reqwest::Error) -> ProverError {
         reason.push_str(&s.to_string());
         source = s.source();
     }
-    ProverError::Unavailable {
-        operation: operation.to_owned(),
-        reason,
-    }
+    ProverError::Unavailable { operation: operation.to_owned(), reason }
 }
 
 trait WithoutUrl {
@@ -278,10 +264,7 @@ mod tests {
     }
 
     fn infra() -> ProverError {
-        ProverError::Unavailable {
-            operation: "op".into(),
-            reason: "reset".into(),
-        }
+        ProverError::Unavailable { operation: "op".into(), reason: "reset".into() }
     }
 
     #[tokio::test(start_paused = true)]

@@ -101,18 +101,13 @@ pub struct SharpProverService {
 
 impl fmt::Debug for SharpProverService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharpProverService")
-            .field("url", &self.config.url)
-            .finish_non_exhaustive()
+        f.debug_struct("SharpProverService").field("url", &self.config.url).finish_non_exhaustive()
     }
 }
 
 fn failed_reason(s: &SharpStatusResponse) -> String {
-    let detail = s
-        .invalid_reason
-        .as_deref()
-        .or(s.error_log.as_deref())
-        .unwrap_or("no reason given");
+    let detail =
+        s.invalid_reason.as_deref().or(s.error_log.as_deref()).unwrap_or("no reason given");
     format!("SHARP status {:?}: {detail}", s.status)
 }
 
@@ -143,11 +138,7 @@ impl SharpProverService {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| ProverError::Config(format!("cannot build the SHARP TLS client: {e}")))?;
-        Ok(Self {
-            http,
-            config,
-            fact_checker,
-        })
+        Ok(Self { http, config, fact_checker })
     }
 
     fn url(&self, route: &str, params: &[(&str, &str)]) -> ProverResult<Url> {
@@ -168,10 +159,7 @@ impl SharpProverService {
     /// Transport or HTTP errors.
     pub async fn is_alive(&self) -> ProverResult<()> {
         let url = self.url("is_alive", &[])?;
-        send_with_retry(&self.config.retry, "is_alive", || {
-            self.http.get(url.clone())
-        })
-        .await?;
+        send_with_retry(&self.config.retry, "is_alive", || self.http.get(url.clone())).await?;
         Ok(())
     }
 
@@ -197,10 +185,9 @@ impl SharpProverService {
         let mut all = vec![("cairo_job_key", key)];
         all.extend_from_slice(params);
         let url = self.url(route, &all)?;
-        let r = send_with_retry(&self.config.retry, route, || {
-            self.http.post(url.clone()).json(&body)
-        })
-        .await?;
+        let r =
+            send_with_retry(&self.config.retry, route, || self.http.post(url.clone()).json(&body))
+                .await?;
         let bytes = r.bytes().await.map_err(|e| transport_error(route, &e))?;
         let answer: SharpAddJobResponse = serde_json::from_slice(&bytes).unwrap_or_default();
         tracing::info!(target: "orch::prover", key, route, code = ?answer.code, message = ?answer.message, "SHARP job submitted");
@@ -242,12 +229,8 @@ impl SharpProverService {
             "cairo_pie_encoded": base64::engine::general_purpose::STANDARD.encode(pie_zip),
             "children_cairo_job_keys": children,
         });
-        let params = [
-            ("offchain_proof", "false"),
-            ("program_hash_function", "PEDERSEN"),
-        ];
-        self.post_job("add_applicative_job", key, &params, body)
-            .await?;
+        let params = [("offchain_proof", "false"), ("program_hash_function", "PEDERSEN")];
+        self.post_job("add_applicative_job", key, &params, body).await?;
         Ok(key.to_owned())
     }
 }
@@ -265,10 +248,9 @@ impl ProverClient for SharpProverService {
                 )
                 .await
             }
-            Task::CreateBucket | Task::RunAggregation(_) => Err(ProverError::Unsupported {
-                prover: "sharp",
-                operation: "buckets",
-            }),
+            Task::CreateBucket | Task::RunAggregation(_) => {
+                Err(ProverError::Unsupported { prover: "sharp", operation: "buckets" })
+            }
         }
     }
 
@@ -322,10 +304,7 @@ impl ProverClient for SharpProverService {
         _proof: &str,
         _n_steps: Option<usize>,
     ) -> ProverResult<String> {
-        Err(ProverError::Unsupported {
-            prover: "sharp",
-            operation: "L2 verification",
-        })
+        Err(ProverError::Unsupported { prover: "sharp", operation: "L2 verification" })
     }
 
     async fn get_aggregation_artifacts(
@@ -333,14 +312,7 @@ impl ProverClient for SharpProverService {
         external_id: &str,
         include_proof: bool,
     ) -> ProverResult<AggregationArtifacts> {
-        let proof = if include_proof {
-            Some(self.get_proof(external_id).await?)
-        } else {
-            None
-        };
-        Ok(AggregationArtifacts {
-            proof,
-            ..AggregationArtifacts::default()
-        })
+        let proof = if include_proof { Some(self.get_proof(external_id).await?) } else { None };
+        Ok(AggregationArtifacts { proof, ..AggregationArtifacts::default() })
     }
 }

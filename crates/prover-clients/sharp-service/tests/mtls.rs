@@ -89,8 +89,7 @@ fn gateway(state: Shared) -> Router {
     ) -> Json<serde_json::Value> {
         let mut g = s.lock().unwrap();
         let key = q.get("cairo_job_key").cloned().unwrap_or_default();
-        g.statuses
-            .insert(key, serde_json::json!({"status": "IN_PROGRESS"}));
+        g.statuses.insert(key, serde_json::json!({"status": "IN_PROGRESS"}));
         g.posts.push((route.to_owned(), q, body));
         Json(serde_json::json!({"code": "JOB_RECEIVED_SUCCESSFULLY"}))
     }
@@ -124,9 +123,7 @@ async fn serve(ca: &Ca, client_ca: &Ca, router: Router) -> url::Url {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let (server_cert, server_key) = ca.issue(&["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
     let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(client_ca.cert.der().to_vec()))
-        .unwrap();
+    roots.add(CertificateDer::from(client_ca.cert.der().to_vec())).unwrap();
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .unwrap();
@@ -204,12 +201,8 @@ async fn mutual_tls_jobs_status_and_idempotent_resubmission() {
     let ca = Ca::new();
     let state = Shared::default();
     let url = serve(&ca, &ca, gateway(state.clone())).await;
-    let sharp = client(
-        url,
-        &ca,
-        ca.issue(&["orchestrator"], ExtendedKeyUsagePurpose::ClientAuth),
-        false,
-    );
+    let sharp =
+        client(url, &ca, ca.issue(&["orchestrator"], ExtendedKeyUsagePurpose::ClientAuth), false);
     sharp.is_alive().await.unwrap();
 
     assert_eq!(sharp.submit_task(job("0xfact1")).await.unwrap(), "0xfact1");
@@ -231,43 +224,27 @@ async fn mutual_tls_jobs_status_and_idempotent_resubmission() {
         assert_eq!(body["cairo_pie_encoded"], "UEstcGll");
     }
     assert_eq!(
-        sharp
-            .get_task_status(TaskType::Job, "0xfact1", None)
-            .await
-            .unwrap(),
+        sharp.get_task_status(TaskType::Job, "0xfact1", None).await.unwrap(),
         TaskStatus::Processing
     );
     let set = |k: &str, v: serde_json::Value| state.lock().unwrap().statuses.insert(k.into(), v);
-    set(
-        "0xfact1",
-        serde_json::json!({"status": "IN_PROGRESS", "validation_done": true}),
-    );
+    set("0xfact1", serde_json::json!({"status": "IN_PROGRESS", "validation_done": true}));
     assert_eq!(
-        sharp
-            .get_task_status(TaskType::Job, "0xfact1", None)
-            .await
-            .unwrap(),
+        sharp.get_task_status(TaskType::Job, "0xfact1", None).await.unwrap(),
         TaskStatus::Succeeded
     );
     set(
         "0xbad",
         serde_json::json!({"status": "INVALID", "invalid_reason": "INVALID_CAIRO_PIE_FILE_FORMAT"}),
     );
-    match sharp
-        .get_task_status(TaskType::Job, "0xbad", None)
-        .await
-        .unwrap()
-    {
+    match sharp.get_task_status(TaskType::Job, "0xbad", None).await.unwrap() {
         TaskStatus::Failed(r) => assert!(r.contains("INVALID_CAIRO_PIE_FILE_FORMAT"), "{r}"),
         other => panic!("{other:?}"),
     }
     // Aggregation: PROCESSED but the fact is not on chain yet → still processing.
     set("0x02", serde_json::json!({"status": "PROCESSED"}));
     assert_eq!(
-        sharp
-            .get_task_status(TaskType::Aggregation, "0x02", Some("0x02"))
-            .await
-            .unwrap(),
+        sharp.get_task_status(TaskType::Aggregation, "0x02", Some("0x02")).await.unwrap(),
         TaskStatus::Processing
     );
     assert!(sharp.get_proof("0x02").await.unwrap().contains("proof"));
@@ -284,10 +261,7 @@ async fn a_client_without_a_certificate_is_refused() {
         .build()
         .unwrap();
     let err = plain.get(url.join("is_alive").unwrap()).send().await;
-    assert!(
-        err.is_err(),
-        "the server must refuse a client without a certificate: {err:?}"
-    );
+    assert!(err.is_err(), "the server must refuse a client without a certificate: {err:?}");
 }
 
 #[tokio::test]
@@ -295,17 +269,10 @@ async fn a_certificate_from_another_ca_is_refused() {
     let ca = Ca::new();
     let other = Ca::new();
     let url = serve(&ca, &ca, gateway(Shared::default())).await;
-    let sharp = client(
-        url,
-        &ca,
-        other.issue(&["intruder"], ExtendedKeyUsagePurpose::ClientAuth),
-        false,
-    );
+    let sharp =
+        client(url, &ca, other.issue(&["intruder"], ExtendedKeyUsagePurpose::ClientAuth), false);
     let err = sharp.is_alive().await.unwrap_err();
-    assert!(
-        err.is_retryable(),
-        "a TLS failure is a transport error: {err}"
-    );
+    assert!(err.is_retryable(), "a TLS failure is a transport error: {err}");
 }
 
 #[tokio::test]
@@ -314,12 +281,8 @@ async fn a_server_with_another_certificate_is_not_trusted() {
     let impostor = Ca::new();
     // The server presents a certificate from `impostor`; the client pins `ca`.
     let url = serve(&impostor, &ca, gateway(Shared::default())).await;
-    let sharp = client(
-        url,
-        &ca,
-        ca.issue(&["orchestrator"], ExtendedKeyUsagePurpose::ClientAuth),
-        false,
-    );
+    let sharp =
+        client(url, &ca, ca.issue(&["orchestrator"], ExtendedKeyUsagePurpose::ClientAuth), false);
     assert!(sharp.is_alive().await.is_err());
 }
 

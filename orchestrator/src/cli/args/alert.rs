@@ -13,11 +13,7 @@ pub struct AlertArgs {
     pub aws_sns: bool,
 
     /// The SNS topic name or ARN.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_AWS_SNS_TOPIC_IDENTIFIER",
-        default_value = "alerts"
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_AWS_SNS_TOPIC_IDENTIFIER", default_value = "alerts")]
     pub topic_identifier: String,
 
     /// Embedded alerts: also POST each alert as JSON to this URL (not in the reference).

@@ -11,11 +11,7 @@ pub struct BatchingArgs {
     pub max_batch_time_seconds: u64,
 
     /// Most blocks per aggregator batch.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_MAX_BATCH_SIZE",
-        default_value_t = 100
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MAX_BATCH_SIZE", default_value_t = 100)]
     pub max_batch_size: u64,
 
     /// Blobs per state-update transaction (1..=6).
@@ -23,11 +19,7 @@ pub struct BatchingArgs {
     pub max_num_blobs: usize,
 
     /// Felts kept free in the blobs: `max_blob_size = max_num_blobs * 4096 - buffer`.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_BLOB_SIZE_BUFFER",
-        default_value_t = 15
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_BLOB_SIZE_BUFFER", default_value_t = 15)]
     pub blob_size_buffer: usize,
 
     /// Lock TTL in seconds of the batching workers.
@@ -39,11 +31,7 @@ pub struct BatchingArgs {
     pub batching_worker_lock_duration: u64,
 
     /// Most blocks per SNOS batch.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_MAX_BLOCKS_PER_SNOS_BATCH",
-        default_value_t = 10
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MAX_BLOCKS_PER_SNOS_BATCH", default_value_t = 10)]
     pub max_blocks_per_snos_batch: u64,
 
     /// Exactly this many blocks per SNOS batch, overriding every other close rule.
@@ -59,11 +47,7 @@ pub struct BatchingArgs {
     pub max_snos_batches_per_aggregator_batch: u64,
 
     /// Bound in felts on the aggregator bootloader input.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_MAX_AGGREGATOR_INPUT_SIZE",
-        default_value_t = 750_000
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MAX_AGGREGATOR_INPUT_SIZE", default_value_t = 750_000)]
     pub max_aggregator_input_size: u64,
 
     /// Proving gas assumed for a block that reports 0.
@@ -75,11 +59,7 @@ pub struct BatchingArgs {
     pub default_empty_block_proving_gas: u64,
 
     /// Blocks examined per batching run.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_MAX_BATCH_PROCESSING_SIZE",
-        default_value_t = 10
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MAX_BATCH_PROCESSING_SIZE", default_value_t = 10)]
     pub max_batch_processing_size: u64,
 
     /// JSON file with the bouncer weight limits; without it the built-in limits apply. Unlike

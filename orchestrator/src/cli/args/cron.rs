@@ -24,10 +24,6 @@ pub struct CronArgs {
     pub event_bridge_type: Option<EventBridgeType>,
 
     /// Seconds between worker triggers (EventBridge or the in-process ticker).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_EVENT_BRIDGE_INTERVAL_SECONDS",
-        default_value_t = 60
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_EVENT_BRIDGE_INTERVAL_SECONDS", default_value_t = 60)]
     pub interval_seconds: u64,
 }

@@ -13,11 +13,7 @@ pub struct DaArgs {
     pub da_on_ethereum: bool,
 
     /// Ethereum RPC URL of the DA client (`_FILE` companion supported).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_ETHEREUM_DA_RPC_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_DA_RPC_URL", hide_env_values = true)]
     pub ethereum_da_rpc_url: Option<Secret<Url>>,
 
     /// Publish state diffs on Starknet.
@@ -25,10 +21,6 @@ pub struct DaArgs {
     pub da_on_starknet: bool,
 
     /// Starknet RPC URL of the DA client (`_FILE` companion supported).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_STARKNET_DA_RPC_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_DA_RPC_URL", hide_env_values = true)]
     pub starknet_da_rpc_url: Option<Secret<Url>>,
 }

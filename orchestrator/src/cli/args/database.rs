@@ -20,11 +20,7 @@ pub struct DatabaseArgs {
     pub mongodb_connection_url: Secret<String>,
 
     /// MongoDB database name.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_DATABASE_NAME",
-        default_value = "orchestrator"
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_DATABASE_NAME", default_value = "orchestrator")]
     pub mongodb_database_name: String,
 
     /// Use PostgreSQL (not in the reference): the tested shared database for several

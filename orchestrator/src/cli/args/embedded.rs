@@ -7,10 +7,6 @@ use std::path::PathBuf;
 #[command(next_help_heading = "Embedded tier")]
 pub struct EmbeddedArgs {
     /// Directory of the embedded database, queues, artifacts and alerts (not in the reference).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_DATA_DIR",
-        default_value = "./orchestrator-data"
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_DATA_DIR", default_value = "./orchestrator-data")]
     pub data_dir: PathBuf,
 }

@@ -7,11 +7,7 @@ use url::Url;
 #[command(next_help_heading = "Telemetry")]
 pub struct OtelArgs {
     /// Service name reported to the collector.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_OTEL_SERVICE_NAME",
-        default_value = "orchestrator"
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_OTEL_SERVICE_NAME", default_value = "orchestrator")]
     pub otel_service_name: String,
 
     /// OTLP gRPC collector endpoint; without it nothing is exported.

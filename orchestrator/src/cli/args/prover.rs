@@ -85,12 +85,7 @@ pub enum AtlanticSharpProver {
 #[command(next_help_heading = "Prover")]
 pub struct ProverArgs {
     /// The prover: `sharp`, `atlantic` or `mock` (case-insensitive).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_PROVER",
-        value_enum,
-        ignore_case = true
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_PROVER", value_enum, ignore_case = true)]
     pub prover: ProverKind,
 
     /// Start the embedded mock Atlantic server on :4001 (Atlantic on TESTNET only).
@@ -155,11 +150,7 @@ pub struct SharpArgs {
 #[command(next_help_heading = "Prover: Atlantic")]
 pub struct AtlanticArgs {
     /// Atlantic API key, sent as header `api-key` (`_FILE` companion supported).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_ATLANTIC_API_KEY",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ATLANTIC_API_KEY", hide_env_values = true)]
     pub atlantic_api_key: Option<Secret<String>>,
 
     /// Atlantic service URL, e.g. `https://atlantic.api.herodotus.cloud`.
@@ -197,12 +188,7 @@ pub struct AtlanticArgs {
     pub cairo_verifier_program_hash: Option<String>,
 
     /// Cairo VM Atlantic uses.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_ATLANTIC_CAIRO_VM",
-        value_enum,
-        default_value = "rust"
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ATLANTIC_CAIRO_VM", value_enum, default_value = "rust")]
     pub atlantic_verifier_cairo_vm: AtlanticCairoVm,
 
     /// The last step of an Atlantic query.
@@ -215,12 +201,7 @@ pub struct AtlanticArgs {
     pub atlantic_verifier_result: AtlanticQueryStep,
 
     /// Atlantic network: `MAINNET` or `TESTNET`.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_ATLANTIC_NETWORK",
-        value_enum,
-        ignore_case = true
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ATLANTIC_NETWORK", value_enum, ignore_case = true)]
     pub atlantic_network: Option<AtlanticNetwork>,
 
     /// SHARP prover behind Atlantic.

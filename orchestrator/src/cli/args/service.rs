@@ -9,11 +9,7 @@ pub struct ServiceArgs {
     pub max_block_to_process: Option<u64>,
 
     /// Lowest block to process.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_MIN_BLOCK_NO_TO_PROCESS",
-        default_value_t = 0
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MIN_BLOCK_NO_TO_PROCESS", default_value_t = 0)]
     pub min_block_to_process: u64,
 
     /// Cap on SNOS jobs in `Created` state (parsed but unused by the reference).
@@ -37,19 +33,11 @@ pub struct ServiceArgs {
     pub max_concurrent_aggregator_jobs: Option<usize>,
 
     /// Seconds after which a SNOS job locked for processing counts as stale.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_SNOS_JOB_TIMEOUT_SECONDS",
-        default_value_t = 300
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_SNOS_JOB_TIMEOUT_SECONDS", default_value_t = 300)]
     pub snos_job_timeout_seconds: u64,
 
     /// Seconds after which a proving job locked for processing counts as stale.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_PROVING_JOB_TIMEOUT_SECONDS",
-        default_value_t = 300
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_PROVING_JOB_TIMEOUT_SECONDS", default_value_t = 300)]
     pub proving_job_timeout_seconds: u64,
 
     /// Seconds after which a proof-registration job locked for processing counts as stale.
@@ -78,35 +66,19 @@ pub struct ServiceArgs {
     pub state_transition_timeout_seconds: u64,
 
     /// Seconds after which an aggregator job locked for processing counts as stale.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_AGGREGATOR_JOB_TIMEOUT_SECONDS",
-        default_value_t = 300
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_AGGREGATOR_JOB_TIMEOUT_SECONDS", default_value_t = 300)]
     pub aggregator_job_timeout_seconds: u64,
 
     /// Most SNOS jobs in the window [oldest incomplete, latest].
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_SNOS_JOB_BUFFER_SIZE",
-        default_value_t = 50
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_SNOS_JOB_BUFFER_SIZE", default_value_t = 50)]
     pub snos_job_buffer_size: u64,
 
     /// Most aggregator jobs in the window [oldest incomplete, latest].
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_AGGREGATOR_JOB_BUFFER_SIZE",
-        default_value_t = 5
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_AGGREGATOR_JOB_BUFFER_SIZE", default_value_t = 5)]
     pub aggregator_job_buffer_size: u64,
 
     /// Admission cap of the priority queues (> 0).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_MAX_PRIORITY_QUEUE_SIZE",
-        default_value_t = 20
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_MAX_PRIORITY_QUEUE_SIZE", default_value_t = 20)]
     pub max_priority_queue_size: usize,
 
     /// Download and store proofs for audit (rejected with the mock prover).
@@ -114,11 +86,7 @@ pub struct ServiceArgs {
     pub store_audit_artifacts: bool,
 
     /// Seconds given to in-flight work on shutdown before it is abandoned.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_GRACEFUL_SHUTDOWN_TIMEOUT",
-        default_value_t = 120
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_GRACEFUL_SHUTDOWN_TIMEOUT", default_value_t = 120)]
     pub graceful_shutdown_timeout: u64,
 
     /// Which failed jobs stop job creation: `stage` (ours: only the trigger creating jobs of

@@ -13,19 +13,11 @@ pub struct EthereumSettlementArgs {
     pub settle_on_ethereum: bool,
 
     /// Ethereum RPC URL (`_FILE` companion supported).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_ETHEREUM_SETTLEMENT_RPC_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_SETTLEMENT_RPC_URL", hide_env_values = true)]
     pub ethereum_rpc_url: Option<Secret<Url>>,
 
     /// Private key of the operator account (`_FILE` companion supported).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_ETHEREUM_PRIVATE_KEY",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_PRIVATE_KEY", hide_env_values = true)]
     pub ethereum_private_key: Option<Secret<String>>,
 
     /// Starknet core contract address on L1.
@@ -53,11 +45,7 @@ pub struct EthereumSettlementArgs {
     pub ethereum_tx_confirmation_timeout_secs: u64,
 
     /// Most fee bumps per state update.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_ETHEREUM_MAX_FEE_BUMPS",
-        default_value_t = 2
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_MAX_FEE_BUMPS", default_value_t = 2)]
     pub ethereum_max_fee_bumps: u32,
 
     /// Hard cap in wei on the fee liability of one state update.
@@ -87,19 +75,11 @@ pub struct StarknetSettlementArgs {
     pub settle_on_starknet: bool,
 
     /// Starknet RPC URL (`_FILE` companion supported).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_STARKNET_SETTLEMENT_RPC_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_SETTLEMENT_RPC_URL", hide_env_values = true)]
     pub starknet_rpc_url: Option<Secret<Url>>,
 
     /// Private key of the operator account (`_FILE` companion supported).
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_STARKNET_PRIVATE_KEY",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_PRIVATE_KEY", hide_env_values = true)]
     pub starknet_private_key: Option<Secret<String>>,
 
     /// Operator account address.

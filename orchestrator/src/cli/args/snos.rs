@@ -88,11 +88,7 @@ pub struct SnosArgs {
 
     /// Comma-separated felts: DA encryption public keys passed to SNOS, the aggregator and
     /// Atlantic buckets.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_DA_PUBLIC_KEYS",
-        value_delimiter = ','
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_DA_PUBLIC_KEYS", value_delimiter = ',')]
     pub da_public_keys: Option<Vec<String>>,
 
     /// Runner of the Starknet OS: `stand-in` (cairo-vm runs a small program of ours writing an

@@ -9,18 +9,10 @@ pub struct StorageArgs {
     pub aws_s3: bool,
 
     /// The S3 bucket name or ARN.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_AWS_S3_BUCKET_IDENTIFIER",
-        default_value = "mo-bucket"
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_AWS_S3_BUCKET_IDENTIFIER", default_value = "mo-bucket")]
     pub bucket_identifier: String,
 
     /// Days after which artifacts tagged for cleanup expire.
-    #[arg(
-        long,
-        env = "MADARA_ORCHESTRATOR_STORAGE_EXPIRATION_DAYS",
-        default_value_t = 14
-    )]
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STORAGE_EXPIRATION_DAYS", default_value_t = 14)]
     pub storage_expiration_days: u32,
 }

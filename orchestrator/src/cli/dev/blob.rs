@@ -186,11 +186,8 @@ fn encode(a: &EncodeArgs, out: &mut dyn Write, _err: &mut dyn Write) -> Outcome 
     let update =
         parse_state_update(&read_input(&a.state_update)?).map_err(|e| bad(&a.state_update, e))?;
 
-    let mut state = MemoryState {
-        strict_nonces: true,
-        strict_aliases: true,
-        ..MemoryState::default()
-    };
+    let mut state =
+        MemoryState { strict_nonces: true, strict_aliases: true, ..MemoryState::default() };
     if let Some(path) = &a.nonces {
         for (address, nonce) in parse_nonces(&read_input(path)?).map_err(|e| bad(path, e))? {
             state.nonces.insert(address, nonce);
@@ -202,10 +199,7 @@ fn encode(a: &EncodeArgs, out: &mut dyn Write, _err: &mut dyn Write) -> Outcome 
         }
     }
 
-    let options = EncodeOptions {
-        version,
-        compress: a.compress,
-    };
+    let options = EncodeOptions { version, compress: a.compress };
     // The in-memory state answers the same at every block.
     let felts =
         futures::executor::block_on(diff_to_blob_felts(&update.state_diff, 0, options, &state))
@@ -252,9 +246,8 @@ fn decompress(a: &FeltsArgs, out: &mut dyn Write) -> Outcome {
 fn decode(a: &DecodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Outcome {
     // The usual file (one line of hex, canonical words) takes the fast path; any other form,
     // and every error, goes through the general parser and transform, which name the problem.
-    let fast = std::fs::read(&a.blob)
-        .ok()
-        .and_then(|bytes| super::decode::decode_blob_file(&bytes));
+    let fast =
+        std::fs::read(&a.blob).ok().and_then(|bytes| super::decode::decode_blob_file(&bytes));
     let coefficients = match fast {
         Some(c) => c,
         None => {
@@ -328,10 +321,7 @@ pub fn plain_decode_args(args: &[OsString]) -> Option<PathBuf> {
 
 fn parse_point(s: &str) -> Result<[u8; 32], Failure> {
     let t = s.trim();
-    let h = t
-        .strip_prefix("0x")
-        .or_else(|| t.strip_prefix("0X"))
-        .unwrap_or(t);
+    let h = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
     if h.is_empty() || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Failure::Input(format!(
             "--x0: `{t}` is not a hex number of at most 64 digits"
@@ -354,23 +344,15 @@ fn kzg(a: &KzgArgs, out: &mut dyn Write) -> Outcome {
     let blob = parse_blob_hex(&read_input(&a.blob)?).map_err(|e| bad(&a.blob, e))?;
     let kzg = Kzg::ethereum();
     let commitment = kzg.commitment(&blob).map_err(|e| bad(&a.blob, e))?;
-    let proof = kzg
-        .blob_proof(&blob, &commitment)
-        .map_err(|e| bad(&a.blob, e))?;
+    let proof = kzg.blob_proof(&blob, &commitment).map_err(|e| bad(&a.blob, e))?;
     let mut json = serde_json::Map::new();
-    json.insert(
-        "commitment".into(),
-        format!("0x{}", hex::encode(commitment)).into(),
-    );
+    json.insert("commitment".into(), format!("0x{}", hex::encode(commitment)).into());
     json.insert("proof".into(), format!("0x{}", hex::encode(proof)).into());
     if let Some(x0) = x0 {
         let pp = kzg.point_proof(&blob, &x0).map_err(|e| bad(&a.blob, e))?;
         json.insert("x0".into(), format!("0x{}", hex::encode(x0)).into());
         json.insert("y".into(), format!("0x{}", hex::encode(pp.y)).into());
-        json.insert(
-            "point_proof".into(),
-            format!("0x{}", hex::encode(pp.proof)).into(),
-        );
+        json.insert("point_proof".into(), format!("0x{}", hex::encode(pp.proof)).into());
     }
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(json))
         .map_err(|e| Failure::Output(io::Error::other(e)))?;
@@ -386,11 +368,7 @@ mod tests {
         let mut out = Vec::new();
         let mut err = Vec::new();
         let code = cmd.run(&mut out, &mut err);
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
     }
 
     fn temp(content: &str) -> tempfile::NamedTempFile {
@@ -402,21 +380,16 @@ mod tests {
     #[test]
     fn compress_round_trip_and_errors() {
         let input = temp("0x1\n0x2\n0x1\n12345678901234567890\n");
-        let (code, out, err) = run(BlobCommand::Compress(FeltsArgs {
-            felts: input.path().into(),
-        }));
+        let (code, out, err) = run(BlobCommand::Compress(FeltsArgs { felts: input.path().into() }));
         assert_eq!(code, 0, "{err}");
         let compressed = temp(&out);
-        let (code, out, _) = run(BlobCommand::Decompress(FeltsArgs {
-            felts: compressed.path().into(),
-        }));
+        let (code, out, _) =
+            run(BlobCommand::Decompress(FeltsArgs { felts: compressed.path().into() }));
         assert_eq!(code, 0);
         assert_eq!(out, "0x1\n0x2\n0x1\n0xab54a98ceb1f0ad2\n");
 
         let big = temp("0x800000000000011000000000000000000000000000000000000000000000001\n");
-        let (code, out, err) = run(BlobCommand::Compress(FeltsArgs {
-            felts: big.path().into(),
-        }));
+        let (code, out, err) = run(BlobCommand::Compress(FeltsArgs { felts: big.path().into() }));
         assert_eq!(code, 2);
         assert!(out.is_empty());
         assert!(
@@ -426,9 +399,8 @@ mod tests {
             "{err}"
         );
 
-        let (code, _, err) = run(BlobCommand::Decompress(FeltsArgs {
-            felts: "/nonexistent/felts.txt".into(),
-        }));
+        let (code, _, err) =
+            run(BlobCommand::Decompress(FeltsArgs { felts: "/nonexistent/felts.txt".into() }));
         assert_eq!(code, 2);
         assert!(err.contains("/nonexistent/felts.txt: cannot read"), "{err}");
     }
@@ -436,27 +408,19 @@ mod tests {
     #[test]
     fn decode_and_kzg_reject_bad_blobs() {
         let short = temp("0xabcd");
-        let (code, _, err) = run(BlobCommand::Decode(DecodeArgs {
-            blob: short.path().into(),
-        }));
+        let (code, _, err) = run(BlobCommand::Decode(DecodeArgs { blob: short.path().into() }));
         assert_eq!(code, 2);
         assert!(err.contains("262144 hex characters"), "{err}");
         let nonhex = temp(&"zz".repeat(131072));
-        let (code, _, err) = run(BlobCommand::Kzg(KzgArgs {
-            blob: nonhex.path().into(),
-            x0: None,
-        }));
+        let (code, _, err) =
+            run(BlobCommand::Kzg(KzgArgs { blob: nonhex.path().into(), x0: None }));
         assert_eq!(code, 2);
         assert!(err.contains("not a hex digit"), "{err}");
         let noncanonical = temp(&"ff".repeat(131072));
-        let (code, _, err) = run(BlobCommand::Decode(DecodeArgs {
-            blob: noncanonical.path().into(),
-        }));
+        let (code, _, err) =
+            run(BlobCommand::Decode(DecodeArgs { blob: noncanonical.path().into() }));
         assert_eq!(code, 2);
-        assert!(
-            err.contains("element 0 is not below the BLS12-381"),
-            "{err}"
-        );
+        assert!(err.contains("element 0 is not below the BLS12-381"), "{err}");
         let zero = temp(&"00".repeat(131072));
         let (code, _, err) = run(BlobCommand::Kzg(KzgArgs {
             blob: zero.path().into(),
@@ -464,9 +428,7 @@ mod tests {
         }));
         assert_eq!(code, 2);
         assert!(err.contains("--x0"), "{err}");
-        let (code, out, _) = run(BlobCommand::Decode(DecodeArgs {
-            blob: zero.path().into(),
-        }));
+        let (code, out, _) = run(BlobCommand::Decode(DecodeArgs { blob: zero.path().into() }));
         assert_eq!(code, 0);
         assert_eq!(out.lines().count(), 4096);
     }
@@ -491,9 +453,6 @@ mod tests {
         );
         let (code, _, err) = run(BlobCommand::Encode(args(bad_json.path(), "0.12.0")));
         assert_eq!(code, 2);
-        assert!(
-            err.contains("--starknet-version") && err.contains("not supported"),
-            "{err}"
-        );
+        assert!(err.contains("--starknet-version") && err.contains("not supported"), "{err}");
     }
 }

@@ -23,12 +23,8 @@ use crate::compression::{BYTES_PER_BLOB, FELTS_PER_BLOB};
 use orchestrator_snos_runner::fr::{INV, MODULUS, R, R2};
 
 /// The EIP-4844 primitive 4096-th root of unity ω, canonical little-endian limbs.
-const OMEGA: [u64; 4] = [
-    0xe206_da11_a5d3_6306,
-    0x0ad1_347b_378f_bf96,
-    0xfc3e_8acf_e0f8_245f,
-    0x564c_0a11_a0f7_04f4,
-];
+const OMEGA: [u64; 4] =
+    [0xe206_da11_a5d3_6306, 0x0ad1_347b_378f_bf96, 0xfc3e_8acf_e0f8_245f, 0x564c_0a11_a0f7_04f4];
 
 #[inline(always)]
 const fn mac(a: u64, b: u64, c: u64, carry: u64) -> (u64, u64) {
@@ -262,10 +258,7 @@ fn parse_u64(digits: &[u8]) -> Option<u64> {
 /// form, or `None` when the general path must handle the file (another layout, bad input).
 pub(super) fn decode_blob_file(bytes: &[u8]) -> Option<Vec<[u64; 4]>> {
     let body = bytes.trim_ascii();
-    let body = body
-        .strip_prefix(b"0x")
-        .or_else(|| body.strip_prefix(b"0X"))
-        .unwrap_or(body);
+    let body = body.strip_prefix(b"0x").or_else(|| body.strip_prefix(b"0X")).unwrap_or(body);
     if body.len() != 2 * BYTES_PER_BLOB {
         return None;
     }
@@ -338,11 +331,7 @@ mod tests {
 
     fn general(text: &str) -> Vec<[u64; 4]> {
         let blob = parse_blob_hex(text).unwrap();
-        blob_to_coefficients(&blob)
-            .unwrap()
-            .iter()
-            .map(|c| c.to_canonical_limbs())
-            .collect()
+        blob_to_coefficients(&blob).unwrap().iter().map(|c| c.to_canonical_limbs()).collect()
     }
 
     fn fr(limbs: [u64; 4]) -> Fr {
@@ -356,11 +345,7 @@ mod tests {
         assert_eq!(omega().to_canonical_limbs(), OMEGA);
         assert_eq!(Fr::ONE.to_canonical_limbs(), mont_mul(&R, &[1, 0, 0, 0]));
         assert_eq!(mont_mul(&OMEGA_MONT, &OMEGA_INV_MONT), R);
-        assert_eq!(
-            mont_mul(&N_INV_MONT, &mont_mul(&[4096, 0, 0, 0], &R2)),
-            R,
-            "4096 · 4096⁻¹ = 1"
-        );
+        assert_eq!(mont_mul(&N_INV_MONT, &mont_mul(&[4096, 0, 0, 0], &R2)), R, "4096 · 4096⁻¹ = 1");
         assert_eq!(INV_TWIDDLES[1], OMEGA_INV_MONT);
     }
 

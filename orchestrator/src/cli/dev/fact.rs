@@ -47,27 +47,20 @@ pub fn parse_felt(s: &str) -> Result<Felt, String> {
         None => (s, 10),
     };
     let prime = num_bigint::BigUint::parse_bytes(FIELD_PRIME_HEX.as_bytes(), 16);
-    match (
-        num_bigint::BigUint::parse_bytes(digits.as_bytes(), radix),
-        prime,
-    ) {
+    match (num_bigint::BigUint::parse_bytes(digits.as_bytes(), radix), prime) {
         (Some(value), Some(prime)) if !digits.starts_with('+') && value < prime => {
             Ok(Felt::from_bytes_be_slice(&value.to_bytes_be()))
         }
-        _ => Err(format!(
-            "`{s}` is not a felt (0x-prefixed hex or decimal, below the field prime)"
-        )),
+        _ => {
+            Err(format!("`{s}` is not a felt (0x-prefixed hex or decimal, below the field prime)"))
+        }
     }
 }
 
 impl FactArgs {
     /// Runs the command, writing the fact to stdout and problems to stderr.
     pub fn execute(self) -> ExitCode {
-        let code = run(
-            &self,
-            &mut std::io::stdout().lock(),
-            &mut std::io::stderr().lock(),
-        );
+        let code = run(&self, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
         ExitCode::from(code)
     }
 }
@@ -78,10 +71,7 @@ pub fn compute(args: &FactArgs) -> Result<Hash256, FactError> {
     if args.l2 {
         return fact::l2_fact(&pie);
     }
-    let options = FactOptions {
-        program_hash: args.program_hash,
-        aggregator: args.aggregator,
-    };
+    let options = FactOptions { program_hash: args.program_hash, aggregator: args.aggregator };
     Ok(fact::fact_info(&pie, &options)?.fact)
 }
 
@@ -119,18 +109,10 @@ mod tests {
 
     /// Path of a shared acceptance vector; a missing vector fails loudly.
     fn vector(name: &str) -> PathBuf {
-        let path: PathBuf = [
-            env!("CARGO_MANIFEST_DIR"),
-            "..",
-            "..",
-            "shared",
-            "testdata",
-            "anchor",
-            "pie",
-            name,
-        ]
-        .iter()
-        .collect();
+        let path: PathBuf =
+            [env!("CARGO_MANIFEST_DIR"), "..", "..", "shared", "testdata", "anchor", "pie", name]
+                .iter()
+                .collect();
         assert!(path.is_file(), "missing test vector {}", path.display());
         path
     }
@@ -146,42 +128,27 @@ mod tests {
     }
 
     fn args(pie: &Path) -> FactArgs {
-        FactArgs {
-            pie: pie.to_path_buf(),
-            program_hash: None,
-            aggregator: false,
-            l2: false,
-        }
+        FactArgs { pie: pie.to_path_buf(), program_hash: None, aggregator: false, l2: false }
     }
 
     /// Runs the command in-process; returns (exit code, stdout, stderr).
     fn run_it(args: &FactArgs) -> (u8, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = run(args, &mut out, &mut err);
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
     }
 
     #[test]
     fn prints_the_fibonacci_fact() {
         let (code, out, err) = run_it(&args(&vector("fibonacci.zip")));
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (0, &*format!("{FIBONACCI_FACT}\n"), "")
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (0, &*format!("{FIBONACCI_FACT}\n"), ""));
     }
 
     #[test]
     fn prints_the_sepolia_fact() {
         let parsed = parse(&["--pie", vector("sepolia_924016.zip").to_str().unwrap()]).unwrap();
         let (code, out, err) = run_it(&parsed);
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (0, &*format!("{SEPOLIA_FACT}\n"), "")
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (0, &*format!("{SEPOLIA_FACT}\n"), ""));
     }
 
     fn assert_bad_input(args: &FactArgs, needle: &str) {
@@ -189,18 +156,12 @@ mod tests {
         assert_eq!(code, EXIT_BAD_INPUT, "stderr: {err}");
         assert!(out.is_empty(), "stdout: {out}");
         assert!(err.contains(needle), "stderr `{err}` lacks `{needle}`");
-        assert!(
-            err.contains(&args.pie.display().to_string()),
-            "stderr `{err}` lacks the path"
-        );
+        assert!(err.contains(&args.pie.display().to_string()), "stderr `{err}` lacks the path");
     }
 
     #[test]
     fn missing_file_is_bad_input() {
-        assert_bad_input(
-            &args(Path::new("/nonexistent/dir/pie.zip")),
-            "cannot read PIE file",
-        );
+        assert_bad_input(&args(Path::new("/nonexistent/dir/pie.zip")), "cannot read PIE file");
     }
 
     #[test]
@@ -213,9 +174,8 @@ mod tests {
         assert_bad_input(&args(&truncated), "not a readable zip archive");
 
         let random = dir.path().join("random.zip");
-        let noise: Vec<u8> = (0..10_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-            .collect();
+        let noise: Vec<u8> =
+            (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
         std::fs::write(&random, noise).unwrap();
         assert_bad_input(&args(&random), "not a readable zip archive");
 
@@ -229,14 +189,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.zip");
         let mut w = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-        w.start_file("readme.txt", zip::write::SimpleFileOptions::default())
-            .unwrap();
+        w.start_file("readme.txt", zip::write::SimpleFileOptions::default()).unwrap();
         w.write_all(b"not a pie").unwrap();
         w.finish().unwrap();
-        assert_bad_input(
-            &args(&path),
-            "not a Cairo PIE: entry `metadata.json` is missing",
-        );
+        assert_bad_input(&args(&path), "not a Cairo PIE: entry `metadata.json` is missing");
     }
 
     #[test]
@@ -269,20 +225,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let unchanged = edited_sepolia_pie(dir.path(), "same.zip", |_| {});
         let (code, out, _) = run_it(&args(&unchanged));
-        assert_eq!(
-            (code, out.trim()),
-            (0, SEPOLIA_FACT),
-            "round trip through write_zip_file"
-        );
+        assert_eq!((code, out.trim()), (0, SEPOLIA_FACT), "round trip through write_zip_file");
 
         let odd = edited_sepolia_pie(dir.path(), "odd.zip", |d| {
-            d.attributes
-                .insert("gps_fact_topology".into(), vec![2, 1, 0]);
+            d.attributes.insert("gps_fact_topology".into(), vec![2, 1, 0]);
         });
-        assert_bad_input(
-            &args(&odd),
-            "bad fact topology: tree structure has odd length 3",
-        );
+        assert_bad_input(&args(&odd), "bad fact topology: tree structure has odd length 3");
 
         let gap = edited_sepolia_pie(dir.path(), "gap.zip", |d| {
             d.pages.insert(
@@ -302,13 +250,9 @@ mod tests {
 
     #[test]
     fn program_hash_override_changes_the_fact() {
-        let parsed = parse(&[
-            "--pie",
-            vector("fibonacci.zip").to_str().unwrap(),
-            "--program-hash",
-            "0x2a",
-        ])
-        .unwrap();
+        let parsed =
+            parse(&["--pie", vector("fibonacci.zip").to_str().unwrap(), "--program-hash", "0x2a"])
+                .unwrap();
         assert_eq!(parsed.program_hash, Some(Felt::from(42u8)));
         let (code, out, _) = run_it(&parsed);
         assert_eq!(code, 0);
@@ -318,19 +262,13 @@ mod tests {
 
     #[test]
     fn l2_fact_is_printed_in_the_same_format() {
-        let parsed = parse(&[
-            "--pie",
-            vector("sepolia_924016.zip").to_str().unwrap(),
-            "--l2",
-        ])
-        .unwrap();
+        let parsed =
+            parse(&["--pie", vector("sepolia_924016.zip").to_str().unwrap(), "--l2"]).unwrap();
         let (code, out, err) = run_it(&parsed);
         assert_eq!(code, 0, "{err}");
         let line = out.trim_end_matches('\n');
         assert!(line.starts_with("0x") && line.len() == 66, "{line}");
-        assert!(line[2..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(line[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_ne!(line, SEPOLIA_FACT);
     }
 
@@ -345,14 +283,8 @@ mod tests {
         assert!(parse_felt("-1").is_err());
         assert!(parse_felt("+5").is_err());
         assert!(parse_felt("0x").is_err());
-        assert!(
-            parse_felt(&format!("0x{}", "f".repeat(64))).is_err(),
-            "above the prime"
-        );
-        assert!(
-            parse_felt(&format!("0x{FIELD_PRIME_HEX}")).is_err(),
-            "the prime itself"
-        );
+        assert!(parse_felt(&format!("0x{}", "f".repeat(64))).is_err(), "above the prime");
+        assert!(parse_felt(&format!("0x{FIELD_PRIME_HEX}")).is_err(), "the prime itself");
         assert_eq!(
             parse_felt("0x800000000000011000000000000000000000000000000000000000000000000"),
             Ok(Felt::MAX)
@@ -375,8 +307,6 @@ mod tests {
         let mut err = Vec::new();
         let code = run(&args(&vector("fibonacci.zip")), &mut Closed, &mut err);
         assert_eq!(code, EXIT_OUTPUT_FAILED);
-        assert!(String::from_utf8(err)
-            .unwrap()
-            .contains("cannot write the fact"));
+        assert!(String::from_utf8(err).unwrap().contains("cannot write the fact"));
     }
 }

@@ -19,11 +19,7 @@ pub mod fact;
 /// The command line restricted to the developer commands. Name, version, about text and the
 /// two subcommands are those of [`crate::cli::Cli`].
 #[derive(Debug, clap::Parser)]
-#[command(
-    name = "orchestrator",
-    version,
-    about = "Carries Madara blocks to settlement"
-)]
+#[command(name = "orchestrator", version, about = "Carries Madara blocks to settlement")]
 pub struct DevCli {
     /// The subcommand.
     #[command(subcommand)]
@@ -86,8 +82,33 @@ mod tests {
         &["blob", "decod", "--blob", "f"],
         &["blob", "encode", "--help"],
         &["blob", "encode", "--state-update", "s", "--starknet-version", "0.13.2"],
-        &["blob", "encode", "--state-update", "s", "--starknet-version", "0.13.2", "--format", "felts", "--compress", "--max-blobs", "3", "--nonces", "n", "--aliases", "a"],
-        &["blob", "encode", "--state-update", "s", "--starknet-version", "0.13.2", "--format", "bad"],
+        &[
+            "blob",
+            "encode",
+            "--state-update",
+            "s",
+            "--starknet-version",
+            "0.13.2",
+            "--format",
+            "felts",
+            "--compress",
+            "--max-blobs",
+            "3",
+            "--nonces",
+            "n",
+            "--aliases",
+            "a",
+        ],
+        &[
+            "blob",
+            "encode",
+            "--state-update",
+            "s",
+            "--starknet-version",
+            "0.13.2",
+            "--format",
+            "bad",
+        ],
         &["blob", "compress", "--felts", "f"],
         &["blob", "decompress", "--felts", "f"],
         &["blob", "kzg", "--blob", "b", "--x0", "0x1"],
@@ -102,10 +123,7 @@ mod tests {
     ];
 
     fn argv(args: &[&str]) -> Vec<OsString> {
-        std::iter::once("orchestrator")
-            .chain(args.iter().copied())
-            .map(OsString::from)
-            .collect()
+        std::iter::once("orchestrator").chain(args.iter().copied()).map(OsString::from).collect()
     }
 
     /// The restricted tree parses, helps and fails exactly like the whole command line.

@@ -45,7 +45,16 @@ impl CronError {
 #[async_trait]
 pub trait CronClient: Send + Sync + std::fmt::Debug {
     /// Makes sure every trigger fires each `interval`; idempotent (`setup` calls it).
-    async fn setup_triggers(&self, triggers: &[WorkerTriggerType], interval: Duration) -> Result<(), CronError>;
+    async fn setup_triggers(
+        &self,
+        triggers: &[WorkerTriggerType],
+        interval: Duration,
+    ) -> Result<(), CronError>;
     /// Fires triggers until `shutdown` (in-process crons); cloud crons return at once.
-    async fn run(&self, triggers: &[WorkerTriggerType], interval: Duration, shutdown: CancellationToken) -> Result<(), CronError>;
+    async fn run(
+        &self,
+        triggers: &[WorkerTriggerType],
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<(), CronError>;
 }

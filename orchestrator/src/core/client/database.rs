@@ -123,7 +123,11 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         job_type: JobType,
     ) -> DatabaseResult<Vec<JobItem>>;
     /// Versioned update; returns the stored job after the update.
-    async fn update_job(&self, current: &JobItem, updates: JobItemUpdates) -> DatabaseResult<JobItem>;
+    async fn update_job(
+        &self,
+        current: &JobItem,
+        updates: JobItemUpdates,
+    ) -> DatabaseResult<JobItem>;
     /// The job of this type with the highest internal id.
     async fn get_latest_job_by_type(
         &self,
@@ -218,9 +222,16 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
     /// Inserts a new batch; `Conflict` on a taken index or block range start/end.
     async fn create_snos_batch(&self, batch: SnosBatch) -> DatabaseResult<SnosBatch>;
     /// Applies `updates` to the SNOS batch with this index; `NotFound` if there is none.
-    async fn update_snos_batch(&self, index: u64, updates: SnosBatchUpdates) -> DatabaseResult<SnosBatch>;
+    async fn update_snos_batch(
+        &self,
+        index: u64,
+        updates: SnosBatchUpdates,
+    ) -> DatabaseResult<SnosBatch>;
     /// The SNOS batches of an aggregator batch, ascending.
-    async fn get_snos_batches_by_aggregator_index(&self, aggregator_index: u64) -> DatabaseResult<Vec<SnosBatch>>;
+    async fn get_snos_batches_by_aggregator_index(
+        &self,
+        aggregator_index: u64,
+    ) -> DatabaseResult<Vec<SnosBatch>>;
     /// The lowest-index SNOS batch of an aggregator batch.
     async fn get_start_snos_batch_for_aggregator(
         &self,
@@ -237,7 +248,10 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         orchestrator_version: Option<&str>,
     ) -> DatabaseResult<Option<AggregatorBatch>>;
     /// Aggregator batches matching the query.
-    async fn get_aggregator_batches(&self, query: AggregatorBatchQuery) -> DatabaseResult<Vec<AggregatorBatch>>;
+    async fn get_aggregator_batches(
+        &self,
+        query: AggregatorBatchQuery,
+    ) -> DatabaseResult<Vec<AggregatorBatch>>;
     /// Sets the status of the aggregator batch with this index; `NotFound` if there is none.
     async fn update_aggregator_batch_status_by_index(
         &self,
@@ -251,14 +265,26 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         updates: AggregatorBatchUpdates,
     ) -> DatabaseResult<AggregatorBatch>;
     /// Inserts or replaces the batch (by id) and syncs the block lookups.
-    async fn update_or_create_aggregator_batch(&self, batch: &AggregatorBatch) -> DatabaseResult<AggregatorBatch>;
+    async fn update_or_create_aggregator_batch(
+        &self,
+        batch: &AggregatorBatch,
+    ) -> DatabaseResult<AggregatorBatch>;
     /// Inserts a new batch; `Conflict` on a taken index or block range start/end.
-    async fn create_aggregator_batch(&self, batch: AggregatorBatch) -> DatabaseResult<AggregatorBatch>;
+    async fn create_aggregator_batch(
+        &self,
+        batch: AggregatorBatch,
+    ) -> DatabaseResult<AggregatorBatch>;
     /// The aggregator batch containing `block_number`.
-    async fn get_aggregator_batch_for_block(&self, block_number: u64) -> DatabaseResult<Option<AggregatorBatch>>;
+    async fn get_aggregator_batch_for_block(
+        &self,
+        block_number: u64,
+    ) -> DatabaseResult<Option<AggregatorBatch>>;
 
     // ---- lookups ----
 
     /// Which batches `block_number` belongs to.
-    async fn get_block_batch_lookup(&self, block_number: u64) -> DatabaseResult<Option<BlockBatchLookup>>;
+    async fn get_block_batch_lookup(
+        &self,
+        block_number: u64,
+    ) -> DatabaseResult<Option<BlockBatchLookup>>;
 }

@@ -50,7 +50,9 @@ pub enum DatabaseBackendError {
 ///
 /// # Errors
 /// When the server is unreachable, refuses the credentials, or the schema cannot be created.
-pub async fn open(backend: &DatabaseBackend) -> Result<Option<DatabaseClients>, DatabaseBackendError> {
+pub async fn open(
+    backend: &DatabaseBackend,
+) -> Result<Option<DatabaseClients>, DatabaseBackendError> {
     match backend {
         DatabaseBackend::Embedded => Ok(None),
         DatabaseBackend::Postgres { url } => {
@@ -60,7 +62,8 @@ pub async fn open(backend: &DatabaseBackend) -> Result<Option<DatabaseClients>, 
                 move |e: BoxError| DatabaseBackendError::Init { part, url, source: e }
             };
             let pool = postgres::open_pool(url).await?;
-            let database = PostgresDatabase::open(pool.clone()).await.map_err(|e| init("tables")(e.into()))?;
+            let database =
+                PostgresDatabase::open(pool.clone()).await.map_err(|e| init("tables")(e.into()))?;
             let lock = PostgresLock::open(pool).await.map_err(|e| init("locks table")(e.into()))?;
             Ok(Some(DatabaseClients {
                 database: Arc::new(database),
@@ -78,7 +81,8 @@ pub async fn open(backend: &DatabaseBackend) -> Result<Option<DatabaseClients>, 
             };
             let (client, db) = mongodb::open(url, name).await?;
             let lock = MongoLock::open(&db).await.map_err(|e| init("lock indexes")(e.into()))?;
-            let database = MongoDatabase::open(client, db).await.map_err(|e| init("indexes")(e.into()))?;
+            let database =
+                MongoDatabase::open(client, db).await.map_err(|e| init("indexes")(e.into()))?;
             Ok(Some(DatabaseClients {
                 database: Arc::new(database),
                 lock: Arc::new(lock),
@@ -114,7 +118,13 @@ mod tests {
         assert!(a.summary.contains("PostgreSQL") && a.summary.contains(":***@"), "{}", a.summary);
         assert!(!a.summary.contains(&password), "{}", a.summary);
         let b = open(&backend).await.expect("open again").expect("postgres");
-        a.lock.acquire_lock("k", crate::core::client::LockValue::Boolean(true), std::time::Duration::from_secs(60), Some("a"))
+        a.lock
+            .acquire_lock(
+                "k",
+                crate::core::client::LockValue::Boolean(true),
+                std::time::Duration::from_secs(60),
+                Some("a"),
+            )
             .await
             .expect("a takes the lock");
         assert!(b.lock.is_locked("k").await.expect("b sees it"));
@@ -124,12 +134,16 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_databases_are_named_without_passwords() {
-        let backend = DatabaseBackend::Postgres { url: Secret::new("postgres://u:pw-secret@127.0.0.1:1/o".to_owned()) };
+        let backend = DatabaseBackend::Postgres {
+            url: Secret::new("postgres://u:pw-secret@127.0.0.1:1/o".to_owned()),
+        };
         let err = open(&backend).await.expect_err("unreachable");
         let msg = err.to_string();
         assert!(msg.contains("127.0.0.1:1") && !msg.contains("pw-secret"), "{msg}");
         let backend = DatabaseBackend::Mongo {
-            url: Secret::new("mongodb://u:pw-secret@127.0.0.1:1/?serverSelectionTimeoutMS=200".to_owned()),
+            url: Secret::new(
+                "mongodb://u:pw-secret@127.0.0.1:1/?serverSelectionTimeoutMS=200".to_owned(),
+            ),
             name: "o".to_owned(),
         };
         let msg = open(&backend).await.expect_err("unreachable").to_string();

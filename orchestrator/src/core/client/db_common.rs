@@ -54,11 +54,16 @@ impl JobColumns {
                 cols.start_block = Some(to_i64("start_block", m.start_block)?);
                 cols.end_block = Some(to_i64("end_block", m.end_block)?);
             }
-            JobSpecificMetadata::Proving(m) => cols.block_number = Some(to_i64("block_number", m.block_number)?),
-            JobSpecificMetadata::Da(m) => cols.block_number = Some(to_i64("block_number", m.block_number)?),
+            JobSpecificMetadata::Proving(m) => {
+                cols.block_number = Some(to_i64("block_number", m.block_number)?)
+            }
+            JobSpecificMetadata::Da(m) => {
+                cols.block_number = Some(to_i64("block_number", m.block_number)?)
+            }
             JobSpecificMetadata::StateUpdate(m) => {
                 cols.to_settle = Some(to_i64("to_settle", m.context.to_settle())?);
-                cols.storage_artifacts_tagged_at = m.storage_artifacts_tagged_at.map(|t| t.timestamp());
+                cols.storage_artifacts_tagged_at =
+                    m.storage_artifacts_tagged_at.map(|t| t.timestamp());
             }
             JobSpecificMetadata::Aggregator(_) => {}
         }
@@ -67,7 +72,9 @@ impl JobColumns {
 }
 
 /// What the generic batch code needs from a SNOS or aggregator batch.
-pub(crate) trait BatchRecord: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+pub(crate) trait BatchRecord:
+    Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+{
     /// Table (SQL) or collection (MongoDB) name.
     const TABLE: &'static str;
     /// Column (field) of the block lookups pointing at this kind of batch.
@@ -153,8 +160,15 @@ macro_rules! batch_record {
     };
 }
 
-batch_record!(SnosBatch, "snos_batches", "SNOS batch", "snos_batch_index", |b| b.aggregator_batch_index);
-batch_record!(AggregatorBatch, "aggregator_batches", "aggregator batch", "aggregator_batch_index", |_b| None);
+batch_record!(SnosBatch, "snos_batches", "SNOS batch", "snos_batch_index", |b| b
+    .aggregator_batch_index);
+batch_record!(
+    AggregatorBatch,
+    "aggregator_batches",
+    "aggregator batch",
+    "aggregator_batch_index",
+    |_b| None
+);
 
 /// The stored fields of a batch, checked to fit in i64, with its JSON document.
 #[derive(Debug, Clone)]
@@ -281,7 +295,11 @@ pub(crate) fn redact_url(url: &str) -> String {
                 let pairs: Vec<(String, String)> = parsed
                     .query_pairs()
                     .map(|(k, v)| {
-                        let v = if k.eq_ignore_ascii_case("password") { "***".to_owned() } else { v.into_owned() };
+                        let v = if k.eq_ignore_ascii_case("password") {
+                            "***".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
                         (k.into_owned(), v)
                     })
                     .collect();
@@ -319,8 +337,13 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> DatabaseResult<String
 }
 
 /// Decodes a stored JSON document; a failure is `Corrupt`, naming `kind` and `id`.
-pub(crate) fn decode_json<T: DeserializeOwned>(doc: &str, kind: &str, id: &str) -> DatabaseResult<T> {
-    serde_json::from_str(doc).map_err(|e| DatabaseError::Corrupt { what: format!("{kind} {id}"), reason: e.to_string() })
+pub(crate) fn decode_json<T: DeserializeOwned>(
+    doc: &str,
+    kind: &str,
+    id: &str,
+) -> DatabaseResult<T> {
+    serde_json::from_str(doc)
+        .map_err(|e| DatabaseError::Corrupt { what: format!("{kind} {id}"), reason: e.to_string() })
 }
 
 #[cfg(test)]
@@ -336,8 +359,14 @@ mod tests {
         assert_eq!(lookup_ranges_to_write(None, span(1, 10, 20)), vec![(10, 20)]);
         assert_eq!(lookup_ranges_to_write(Some(span(2, 10, 20)), span(1, 10, 20)), vec![(10, 20)]);
         assert_eq!(lookup_ranges_to_write(Some(span(1, 10, 20)), span(1, 10, 25)), vec![(21, 25)]);
-        assert_eq!(lookup_ranges_to_write(Some(span(1, 10, 20)), span(1, 5, 25)), vec![(5, 9), (21, 25)]);
-        assert_eq!(lookup_ranges_to_write(Some(span(1, 10, 20)), span(1, 12, 18)), Vec::<(i64, i64)>::new());
+        assert_eq!(
+            lookup_ranges_to_write(Some(span(1, 10, 20)), span(1, 5, 25)),
+            vec![(5, 9), (21, 25)]
+        );
+        assert_eq!(
+            lookup_ranges_to_write(Some(span(1, 10, 20)), span(1, 12, 18)),
+            Vec::<(i64, i64)>::new()
+        );
         assert_eq!(lookup_ranges_to_write(Some(span(1, 10, 20)), span(1, 30, 40)), vec![(30, 40)]);
     }
 
@@ -353,7 +382,10 @@ mod tests {
         assert_eq!(chunks((1, 5), 2).collect::<Vec<_>>(), vec![(1, 2), (3, 4), (5, 5)]);
         assert_eq!(chunks((1, 1), 1000).collect::<Vec<_>>(), vec![(1, 1)]);
         assert_eq!(chunks((5, 4), 10).count(), 0);
-        assert_eq!(chunks((i64::MAX - 1, i64::MAX), 1).collect::<Vec<_>>(), vec![(i64::MAX - 1, i64::MAX - 1), (i64::MAX, i64::MAX)]);
+        assert_eq!(
+            chunks((i64::MAX - 1, i64::MAX), 1).collect::<Vec<_>>(),
+            vec![(i64::MAX - 1, i64::MAX - 1), (i64::MAX, i64::MAX)]
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use url::Url;
 
-use crate::{config::Clients, types::queue::{QueueConfig, QueueParams, QueueType}};
+use crate::{
+    config::Clients,
+    types::queue::{QueueConfig, QueueParams, QueueType},
+};
 
 use super::{
     fs_storage::FsStorage,
@@ -56,7 +59,8 @@ pub async fn open(data_dir: &Path, options: &EmbeddedOptions) -> Result<Clients,
         let data_dir = data_dir.display().to_string();
         move |e: BoxError| EmbeddedError::Init { part, data_dir, source: e }
     };
-    let database = SqliteDatabase::open(pool.clone()).await.map_err(|e| init("database")(e.into()))?;
+    let database =
+        SqliteDatabase::open(pool.clone()).await.map_err(|e| init("database")(e.into()))?;
     let lock = SqliteLock::open(pool.clone()).await.map_err(|e| init("locks")(e.into()))?;
     let params = options.queue.clone();
     let visibility = options.visibility_timeout;
@@ -68,10 +72,13 @@ pub async fn open(data_dir: &Path, options: &EmbeddedOptions) -> Result<Clients,
         config
     });
     queue.init().await.map_err(|e| init("queues")(e.into()))?;
-    let storage = FsStorage::open(data_dir.join("artifacts")).map_err(|e| init("artifact storage")(e.into()))?;
+    let storage = FsStorage::open(data_dir.join("artifacts"))
+        .map_err(|e| init("artifact storage")(e.into()))?;
     let mut alerts = LogAlert::new(data_dir.join("alerts.jsonl"));
     if let Some(url) = &options.alert_webhook {
-        alerts = alerts.with_webhook(url.clone(), Duration::from_secs(10)).map_err(|e| init("alert webhook")(e.into()))?;
+        alerts = alerts
+            .with_webhook(url.clone(), Duration::from_secs(10))
+            .map_err(|e| init("alert webhook")(e.into()))?;
     }
     Ok(Clients {
         database: Arc::new(database),

@@ -96,7 +96,12 @@ pub trait LockClient: Send + Sync + std::fmt::Debug {
     /// Releases the lock; with an owner, only if that owner holds it (`NotHeld` otherwise).
     async fn release_lock(&self, key: &str, owner: Option<&str>) -> Result<(), LockError>;
     /// Pushes the expiry of a held lock to now + `ttl`; `NotHeld` if it is not held by `owner`.
-    async fn extend_lock(&self, key: &str, owner: Option<&str>, ttl: Duration) -> Result<LockInfo, LockError>;
+    async fn extend_lock(
+        &self,
+        key: &str,
+        owner: Option<&str>,
+        ttl: Duration,
+    ) -> Result<LockInfo, LockError>;
     /// The lock, if held and not expired.
     async fn get_lock(&self, key: &str) -> Result<Option<LockInfo>, LockError>;
     /// Whether the lock is held and not expired.
@@ -105,6 +110,9 @@ pub trait LockClient: Send + Sync + std::fmt::Debug {
     }
     /// Time left before the lock expires, if held.
     async fn get_lock_ttl(&self, key: &str) -> Result<Option<Duration>, LockError> {
-        Ok(self.get_lock(key).await?.map(|l| (l.expires_at - Utc::now()).to_std().unwrap_or_default()))
+        Ok(self
+            .get_lock(key)
+            .await?
+            .map(|l| (l.expires_at - Utc::now()).to_std().unwrap_or_default()))
     }
 }

@@ -64,8 +64,10 @@ pub struct OutgoingMessage {
 impl OutgoingMessage {
     /// A message stamped with this build's `OrchestratorVersion`.
     pub fn new(body: impl Into<String>) -> Self {
-        let attributes =
-            HashMap::from([(ORCHESTRATOR_VERSION_ATTRIBUTE.to_owned(), ORCHESTRATOR_VERSION.to_owned())]);
+        let attributes = HashMap::from([(
+            ORCHESTRATOR_VERSION_ATTRIBUTE.to_owned(),
+            ORCHESTRATOR_VERSION.to_owned(),
+        )]);
         Self { body: body.into(), attributes, delay: None }
     }
 
@@ -118,7 +120,12 @@ pub trait QueueClient: Send + Sync + std::fmt::Debug {
     /// Deletes a received message.
     async fn ack(&self, queue: QueueType, delivery: &Delivery) -> Result<(), QueueError>;
     /// Returns a received message to the queue, visible again after `delay`.
-    async fn nack(&self, queue: QueueType, delivery: &Delivery, delay: Duration) -> Result<(), QueueError>;
+    async fn nack(
+        &self,
+        queue: QueueType,
+        delivery: &Delivery,
+        delay: Duration,
+    ) -> Result<(), QueueError>;
     /// Approximate number of visible messages.
     async fn approximate_len(&self, queue: QueueType) -> Result<u64, QueueError>;
     /// Checks the queue service answers and the queues exist.

@@ -66,7 +66,9 @@ pub trait StorageClient: Send + Sync + std::fmt::Debug {
 /// # Errors
 /// `InvalidKey` naming what is wrong.
 pub fn check_key(key: &str, allow_partial: bool) -> Result<(), StorageError> {
-    let invalid = |reason: &str| Err(StorageError::InvalidKey { key: key.to_owned(), reason: reason.to_owned() });
+    let invalid = |reason: &str| {
+        Err(StorageError::InvalidKey { key: key.to_owned(), reason: reason.to_owned() })
+    };
     if key.is_empty() {
         return if allow_partial { Ok(()) } else { invalid("empty") };
     }

@@ -17,7 +17,7 @@ use crate::{
     core::client::{embedded, Alert, AlertClient, AlertError, Delivery},
     types::{
         jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, SnosMetadata},
-        queue::{QueueType, JobQueueMessage},
+        queue::{JobQueueMessage, QueueType},
         Layer,
     },
     worker::{
@@ -151,7 +151,9 @@ pub(crate) struct Harness {
 impl Harness {
     pub(crate) async fn new(handlers: Vec<Arc<dyn JobHandlerTrait>>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut clients = embedded::open(dir.path(), &embedded::EmbeddedOptions::default()).await.expect("embedded tier");
+        let mut clients = embedded::open(dir.path(), &embedded::EmbeddedOptions::default())
+            .await
+            .expect("embedded tier");
         let alerts = Arc::new(RecordingAlerts::default());
         clients.alerts = alerts.clone();
         let handlers = handlers.into_iter().fold(JobHandlers::new(), |h, x| h.with(x));
@@ -181,7 +183,13 @@ impl Harness {
 }
 
 pub(crate) fn snos_metadata(index: u64) -> JobSpecificMetadata {
-    JobSpecificMetadata::Snos(SnosMetadata { snos_batch_index: index, start_block: index, end_block: index, num_blocks: 1, ..Default::default() })
+    JobSpecificMetadata::Snos(SnosMetadata {
+        snos_batch_index: index,
+        start_block: index,
+        end_block: index,
+        num_blocks: 1,
+        ..Default::default()
+    })
 }
 
 pub(crate) fn ids(deliveries: &[Delivery]) -> Vec<uuid::Uuid> {

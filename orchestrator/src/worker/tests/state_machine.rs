@@ -32,16 +32,24 @@ enum Outcome {
 
 /// Puts a fresh job into `status` (and for `LockedForProcessing`, started `locked_age` ago).
 async fn job_in(h: &Harness, status: JobStatus, locked_age: Option<Duration>) -> JobItem {
-    let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.expect("create");
+    let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1))
+        .await
+        .expect("create");
     h.drain(QueueType::SnosJobProcessing).await;
     if status == JobStatus::Created {
         return job;
     }
     let mut metadata = job.metadata.clone();
     if let Some(age) = locked_age {
-        metadata.common.process_started_at = Some(Utc::now() - chrono::Duration::from_std(age).unwrap());
+        metadata.common.process_started_at =
+            Some(Utc::now() - chrono::Duration::from_std(age).unwrap());
     }
-    if matches!(status, JobStatus::PendingVerification | JobStatus::VerificationTimeout | JobStatus::VerificationFailed) {
+    if matches!(
+        status,
+        JobStatus::PendingVerification
+            | JobStatus::VerificationTimeout
+            | JobStatus::VerificationFailed
+    ) {
         metadata.common.process_attempt_no = 1;
     }
     h.config
@@ -95,7 +103,10 @@ async fn transition(
     let result = match action {
         Action::Process => service::process_job(&h.config, job.id).await,
         Action::Verify => service::verify_job(&h.config, job.id).await,
-        Action::DeadLetter => service::handle_dead_letter(&h.config, &format!("{{\"id\":\"{}\"}}", job.id), 5, None).await,
+        Action::DeadLetter => {
+            service::handle_dead_letter(&h.config, &format!("{{\"id\":\"{}\"}}", job.id), 5, None)
+                .await
+        }
         Action::Retry => service::retry_job(&h.config, job.id, false).await.map(|_| ()),
         Action::ForceVerify => service::force_verify(&h.config, job.id, false).await.map(|_| ()),
     };
@@ -110,10 +121,17 @@ async fn transition(
     let after = h.job(job.id).await;
     assert_eq!(after.status, want_status);
     assert!(after.version >= job.version);
-    assert_eq!(h.alerts.0.lock().unwrap().len(), want_alerts, "alerts: {:?}", h.alerts.0.lock().unwrap());
+    assert_eq!(
+        h.alerts.0.lock().unwrap().len(),
+        want_alerts,
+        "alerts: {:?}",
+        h.alerts.0.lock().unwrap()
+    );
 
     // Exactly the expected follow-up message, nothing else on the job queues.
-    for queue in [QueueType::SnosJobProcessing, QueueType::SnosJobVerification, QueueType::WorkerTrigger] {
+    for queue in
+        [QueueType::SnosJobProcessing, QueueType::SnosJobVerification, QueueType::WorkerTrigger]
+    {
         let sent = h.drain(queue).await;
         if Some(queue) == want_queued {
             assert_eq!(sent.len(), 1, "one message on {queue}");
@@ -130,17 +148,25 @@ async fn transition(
     // Bookkeeping that goes with each outcome.
     let common = &after.metadata.common;
     match (action, want_status) {
-        (Action::Process, JobStatus::PendingVerification) if start != JobStatus::PendingVerification => {
+        (Action::Process, JobStatus::PendingVerification)
+            if start != JobStatus::PendingVerification =>
+        {
             assert!(after.external_id.to_string().starts_with("ext-"));
             assert!(common.process_completed_at.is_some());
             assert_eq!(common.verification_attempt_no, 0);
             assert_eq!(handler.calls.lock().unwrap().as_slice(), ["process"]);
         }
         (Action::Process, _) if outcome == Outcome::Retryable => {
-            assert!(common.failure_reason.as_deref().unwrap_or_default().contains("processing attempt failed"));
+            assert!(common
+                .failure_reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("processing attempt failed"));
             assert!(common.process_started_at.is_none());
         }
-        (Action::Verify, JobStatus::PendingVerification) if outcome == Outcome::Ok => assert_eq!(common.verification_attempt_no, 1),
+        (Action::Verify, JobStatus::PendingVerification) if outcome == Outcome::Ok => {
+            assert_eq!(common.verification_attempt_no, 1)
+        }
         (Action::Retry, JobStatus::PendingRetry) => {
             assert_eq!(common.process_attempt_no, 0);
             assert_eq!(common.process_retry_attempt_no, 1);
@@ -150,13 +176,21 @@ async fn transition(
         _ => {}
     }
     if locked_age == Some(Duration::from_secs(3600)) {
-        assert!(common.previous_failure_reasons.iter().chain(common.failure_reason.iter()).any(|r| r.starts_with("healed")));
+        assert!(common
+            .previous_failure_reasons
+            .iter()
+            .chain(common.failure_reason.iter())
+            .any(|r| r.starts_with("healed")));
     }
 }
 
 #[tokio::test]
 async fn rejection_after_the_last_attempt_fails_the_job() {
-    let handler = Arc::new(TestHandler::new(JobType::SnosRun, vec![Step::Ok("a"), Step::Ok("b")], vec![Check::Rejected, Check::Rejected]));
+    let handler = Arc::new(TestHandler::new(
+        JobType::SnosRun,
+        vec![Step::Ok("a"), Step::Ok("b")],
+        vec![Check::Rejected, Check::Rejected],
+    ));
     let h = Harness::new(vec![handler.clone()]).await;
     let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
     service::process_job(&h.config, job.id).await.unwrap();
@@ -170,12 +204,15 @@ async fn rejection_after_the_last_attempt_fails_the_job() {
     assert_eq!(after.metadata.common.previous_failure_reasons.len(), 1);
     let alerts = h.alerts.0.lock().unwrap();
     assert_eq!(alerts.len(), 1);
-    assert!(alerts[0].body.contains(&job.id.to_string()) && alerts[0].body.contains("proof invalid"));
+    assert!(
+        alerts[0].body.contains(&job.id.to_string()) && alerts[0].body.contains("proof invalid")
+    );
 }
 
 #[tokio::test]
 async fn pending_until_the_last_attempt_times_out() {
-    let handler = Arc::new(TestHandler::new(JobType::SnosRun, vec![Step::Ok("a")], vec![Check::Pending; 3]));
+    let handler =
+        Arc::new(TestHandler::new(JobType::SnosRun, vec![Step::Ok("a")], vec![Check::Pending; 3]));
     let h = Harness::new(vec![handler]).await;
     let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
     service::process_job(&h.config, job.id).await.unwrap();
@@ -208,7 +245,8 @@ async fn not_ready_requeues_with_the_handler_delay_without_locking() {
 async fn duplicate_create_is_refused_and_changes_nothing() {
     let h = Harness::new(vec![Arc::new(TestHandler::new(JobType::SnosRun, vec![], vec![]))]).await;
     let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
-    let err = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap_err();
+    let err =
+        service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap_err();
     assert!(matches!(err, EngineError::AlreadyExists { internal_id: 1, .. }), "{err}");
     assert_eq!(h.drain(QueueType::SnosJobProcessing).await.len(), 1);
     assert_eq!(h.job(job.id).await, job);
@@ -219,6 +257,7 @@ async fn unknown_job_is_not_retryable_and_missing_handler_is_named() {
     let h = Harness::new(vec![]).await;
     let err = service::process_job(&h.config, uuid::Uuid::new_v4()).await.unwrap_err();
     assert!(matches!(err, EngineError::JobNotFound(_)) && !err.is_retryable());
-    let err = service::create_job(&h.config, JobType::Aggregator, 1, snos_metadata(1)).await.unwrap_err();
+    let err =
+        service::create_job(&h.config, JobType::Aggregator, 1, snos_metadata(1)).await.unwrap_err();
     assert!(err.to_string().contains("no handler for Aggregator"), "{err}");
 }

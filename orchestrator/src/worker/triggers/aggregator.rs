@@ -38,9 +38,7 @@ pub fn tiles_exactly(batch: &AggregatorBatch, snos: &[SnosBatch]) -> bool {
     };
     first.start_block == batch.start_block
         && last.end_block == batch.end_block
-        && sorted
-            .windows(2)
-            .all(|w| w[1].start_block == w[0].end_block + 1)
+        && sorted.windows(2).all(|w| w[1].start_block == w[0].end_block + 1)
         && sorted.iter().all(|b| b.status != SnosBatchStatus::Open)
 }
 
@@ -99,9 +97,8 @@ impl JobTrigger for AggregatorTrigger {
                 );
                 continue;
             }
-            let (lo, hi) = snos.iter().fold((u64::MAX, 0), |(lo, hi), b| {
-                (lo.min(b.index), hi.max(b.index))
-            });
+            let (lo, hi) =
+                snos.iter().fold((u64::MAX, 0), |(lo, hi), b| (lo.min(b.index), hi.max(b.index)));
             let proven = db
                 .get_jobs_between_internal_ids(JobType::ProofCreation, JobStatus::Completed, lo, hi)
                 .await?;
@@ -143,24 +140,12 @@ mod tests {
         let mut agg = AggregatorBatch::new(1, 10, "0.14.1");
         agg.end_block = 19;
         let c = SnosBatchStatus::Closed;
-        assert!(tiles_exactly(
-            &agg,
-            &[snos(2, 15, 19, c), snos(1, 10, 14, c)]
-        ));
+        assert!(tiles_exactly(&agg, &[snos(2, 15, 19, c), snos(1, 10, 14, c)]));
         assert!(!tiles_exactly(&agg, &[snos(1, 10, 14, c)]), "short");
+        assert!(!tiles_exactly(&agg, &[snos(1, 10, 13, c), snos(2, 15, 19, c)]), "gap");
+        assert!(!tiles_exactly(&agg, &[snos(1, 10, 15, c), snos(2, 15, 19, c)]), "overlap");
         assert!(
-            !tiles_exactly(&agg, &[snos(1, 10, 13, c), snos(2, 15, 19, c)]),
-            "gap"
-        );
-        assert!(
-            !tiles_exactly(&agg, &[snos(1, 10, 15, c), snos(2, 15, 19, c)]),
-            "overlap"
-        );
-        assert!(
-            !tiles_exactly(
-                &agg,
-                &[snos(1, 10, 14, c), snos(2, 15, 19, SnosBatchStatus::Open)]
-            ),
+            !tiles_exactly(&agg, &[snos(1, 10, 14, c), snos(2, 15, 19, SnosBatchStatus::Open)]),
             "open"
         );
         assert!(!tiles_exactly(&agg, &[]));

@@ -81,11 +81,7 @@ pub fn child_input_bound(diff: &StateDiff, message_segment_length: u64) -> u64 {
     contracts.extend(diff.nonces.iter().map(|n| n.contract_address));
     contracts.extend(diff.deployed_contracts.iter().map(|d| d.address));
     contracts.extend(diff.replaced_classes.iter().map(|r| r.contract_address));
-    let storage: u64 = diff
-        .storage_diffs
-        .iter()
-        .map(|d| d.storage_entries.len() as u64)
-        .sum();
+    let storage: u64 = diff.storage_diffs.iter().map(|d| d.storage_entries.len() as u64).sum();
     let classes = (diff.declared_classes.len() + diff.deprecated_declared_classes.len()) as u64;
     AGGREGATOR_PER_CHILD_WORDS
         .saturating_add(message_segment_length)
@@ -187,9 +183,7 @@ impl AggregatorBatchingTrigger {
         block_bound: u64,
     ) -> Option<CloseReason> {
         let limits = &self.settings.params.bouncer_weights_limit;
-        if batch
-            .aggregator_input_size_upper_bound
-            .saturating_add(block_bound)
+        if batch.aggregator_input_size_upper_bound.saturating_add(block_bound)
             > self.settings.params.max_aggregator_input_size
         {
             return Some(CloseReason::AggregatorInput);
@@ -252,9 +246,9 @@ impl AggregatorBatchingTrigger {
                     Ok(felts)
                 }
             }
-            Err(e) => Err(TriggerError::Other(format!(
-                "blob of the diff up to block {block}: {e}"
-            ))),
+            Err(e) => {
+                Err(TriggerError::Other(format!("blob of the diff up to block {block}: {e}")))
+            }
         }
     }
 
@@ -270,11 +264,8 @@ impl AggregatorBatchingTrigger {
     }
 
     async fn load(&self, config: &Config, batch: AggregatorBatch) -> Result<Open, TriggerError> {
-        let bytes = config
-            .storage()
-            .get_data(&batch.squashed_state_updates_path)
-            .await
-            .map_err(|e| {
+        let bytes =
+            config.storage().get_data(&batch.squashed_state_updates_path).await.map_err(|e| {
                 TriggerError::Other(format!(
                     "open aggregator batch {}: cannot read {}: {e}",
                     batch.index, batch.squashed_state_updates_path
@@ -286,12 +277,7 @@ impl AggregatorBatchingTrigger {
                 batch.index, batch.squashed_state_updates_path
             ))
         })?;
-        Ok(Open {
-            batch,
-            squashed,
-            felts: None,
-            dirty: false,
-        })
+        Ok(Open { batch, squashed, felts: None, dirty: false })
     }
 
     /// Writes the files of a changed batch, then its row.
@@ -311,8 +297,7 @@ impl AggregatorBatchingTrigger {
                 let version = StarknetVersion::parse(&batch.starknet_version).map_err(|e| {
                     TriggerError::Other(format!("aggregator batch {}: {e}", batch.index))
                 })?;
-                self.blob_felts(&open.squashed.state_diff, batch.end_block, version, reader)
-                    .await?
+                self.blob_felts(&open.squashed.state_diff, batch.end_block, version, reader).await?
             }
         };
         let blobs = transform::felts_to_blobs(&felts, self.settings.params.max_num_blobs)
@@ -330,18 +315,11 @@ impl AggregatorBatchingTrigger {
             .map_err(storage_err)?;
         for (i, blob) in blobs.iter().enumerate() {
             let key = format!("{}/{}.txt", batch.blob_path, i + 1);
-            storage
-                .put_data(Bytes::from(blob.clone()), &key)
-                .await
-                .map_err(storage_err)?;
+            storage.put_data(Bytes::from(blob.clone()), &key).await.map_err(storage_err)?;
         }
         // Blob files a longer earlier version of the diff left behind.
         let prefix = format!("{}/", batch.blob_path);
-        for key in storage
-            .list_files_in_dir(&prefix)
-            .await
-            .map_err(storage_err)?
-        {
+        for key in storage.list_files_in_dir(&prefix).await.map_err(storage_err)? {
             let n = key
                 .strip_prefix(&prefix)
                 .and_then(|k| k.strip_suffix(".txt"))
@@ -351,10 +329,7 @@ impl AggregatorBatchingTrigger {
             }
         }
         batch.updated_at = (self.clock)();
-        config
-            .database()
-            .update_or_create_aggregator_batch(batch)
-            .await?;
+        config.database().update_or_create_aggregator_batch(batch).await?;
         open.felts = Some(felts);
         open.dirty = false;
         tracing::info!(
@@ -383,10 +358,7 @@ impl AggregatorBatchingTrigger {
                 status: Some(AggregatorBatchStatus::Closed),
                 ..Default::default()
             };
-            config
-                .database()
-                .update_aggregator_batch(open.batch.index, updates)
-                .await?;
+            config.database().update_aggregator_batch(open.batch.index, updates).await?;
             Ok(())
         }
     }
@@ -416,10 +388,7 @@ impl AggregatorBatchingTrigger {
         };
         tracing::debug!(target: "orch::batching", first, last, "Aggregator batching");
         for b in first..=last {
-            match self
-                .step(config, b, &mut open, &mut next_index, &reader)
-                .await
-            {
+            match self.step(config, b, &mut open, &mut next_index, &reader).await {
                 Ok(Step::Continue) => {}
                 Ok(Step::Stop) => break,
                 Err(e) => return Err(e),
@@ -448,8 +417,7 @@ impl AggregatorBatchingTrigger {
                 }
                 Gate::Unsupported(info) => {
                     if let Some(o) = open.take() {
-                        self.close(config, o, CloseReason::Unsupported, reader)
-                            .await?;
+                        self.close(config, o, CloseReason::Unsupported, reader).await?;
                     }
                     let (key, alert) = unsupported_alert("Aggregator", &info);
                     self.alerts.send(config, key, alert).await;
@@ -486,8 +454,7 @@ impl AggregatorBatchingTrigger {
         let max_input = self.settings.params.max_aggregator_input_size;
         if AGGREGATOR_N_TASKS_WORDS.saturating_add(block_bound) > max_input {
             if let Some(o) = open.take() {
-                self.close(config, o, CloseReason::AggregatorInput, reader)
-                    .await?;
+                self.close(config, o, CloseReason::AggregatorInput, reader).await?;
             }
             let alert = halt_alert(
                 format!("Aggregator batching halted: block {b} alone exceeds --max-aggregator-input-size"),
@@ -497,9 +464,7 @@ impl AggregatorBatchingTrigger {
                     AGGREGATOR_N_TASKS_WORDS + block_bound
                 ),
             );
-            self.alerts
-                .send(config, format!("input-bound-{b}"), alert)
-                .await;
+            self.alerts.send(config, format!("input-bound-{b}"), alert).await;
             return Ok(Step::Stop);
         }
 
@@ -507,15 +472,9 @@ impl AggregatorBatchingTrigger {
             let mut reason = self.close_reason(&o.batch, &info, &weights, block_bound);
             if reason.is_none() {
                 let squashed = self
-                    .squash(
-                        &[o.squashed.clone(), update.clone()],
-                        o.batch.start_block,
-                        reader,
-                    )
+                    .squash(&[o.squashed.clone(), update.clone()], o.batch.start_block, reader)
                     .await?;
-                let felts = self
-                    .blob_felts(&squashed.state_diff, b, version, reader)
-                    .await?;
+                let felts = self.blob_felts(&squashed.state_diff, b, version, reader).await?;
                 if felts.len() > self.max_blob_size() {
                     reason = Some(CloseReason::BlobSize);
                 } else {
@@ -539,12 +498,8 @@ impl AggregatorBatchingTrigger {
         }
 
         // A new batch starting at `b`.
-        let squashed = self
-            .squash(std::slice::from_ref(&update), b, reader)
-            .await?;
-        let felts = self
-            .blob_felts(&squashed.state_diff, b, version, reader)
-            .await?;
+        let squashed = self.squash(std::slice::from_ref(&update), b, reader).await?;
+        let felts = self.blob_felts(&squashed.state_diff, b, version, reader).await?;
         if felts.len() > self.max_blob_size() {
             let alert = halt_alert(
                 format!("Aggregator batching halted: block {b} alone does not fit in the blobs"),
@@ -555,9 +510,7 @@ impl AggregatorBatchingTrigger {
                     self.max_blob_size()
                 ),
             );
-            self.alerts
-                .send(config, format!("blob-size-{b}"), alert)
-                .await;
+            self.alerts.send(config, format!("blob-size-{b}"), alert).await;
             return Ok(Step::Stop);
         }
         let mut batch = AggregatorBatch::new(*next_index, b, info.starknet_version.clone());
@@ -576,12 +529,7 @@ impl AggregatorBatchingTrigger {
         batch.builtin_weights = weights;
         tracing::info!(target: "orch::batching", index = batch.index, start = b, version = %info.starknet_version, "New aggregator batch");
         *next_index += 1;
-        let o = Open {
-            batch,
-            squashed,
-            felts: Some(felts),
-            dirty: true,
-        };
+        let o = Open { batch, squashed, felts: Some(felts), dirty: true };
         self.close_if_full(config, o, open, reader).await?;
         self.alerts.clear();
         Ok(Step::Continue)
@@ -617,15 +565,7 @@ impl JobTrigger for AggregatorBatchingTrigger {
 
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
         let ttl = self.settings.params.batching_worker_lock_duration;
-        with_lock(
-            &config,
-            LOCK_KEY,
-            ttl,
-            &self.owner,
-            self.run_batching(&config),
-        )
-        .await
-        .map(|_| ())
+        with_lock(&config, LOCK_KEY, ttl, &self.owner, self.run_batching(&config)).await.map(|_| ())
     }
 }
 
@@ -709,9 +649,8 @@ pub(crate) mod tests {
 
     pub(crate) async fn env(layer: Layer) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let mut clients = embedded::open(dir.path(), &embedded::EmbeddedOptions::default())
-            .await
-            .unwrap();
+        let mut clients =
+            embedded::open(dir.path(), &embedded::EmbeddedOptions::default()).await.unwrap();
         let alerts = Arc::new(Alerts::default());
         clients.alerts = alerts.clone();
         let config = Arc::new(Config::new(
@@ -721,19 +660,11 @@ pub(crate) mod tests {
             Triggers::new(),
             EngineParams::default(),
         ));
-        Env {
-            config,
-            alerts,
-            _dir: dir,
-        }
+        Env { config, alerts, _dir: dir }
     }
 
     pub(crate) fn settings(params: BatchingParams) -> BatchingSettings {
-        BatchingSettings {
-            params,
-            min_block: 0,
-            max_block: None,
-        }
+        BatchingSettings { params, min_block: 0, max_block: None }
     }
 
     pub(crate) async fn ranges(config: &Config) -> Vec<(u64, u64, AggregatorBatchStatus)> {
@@ -773,11 +704,7 @@ pub(crate) mod tests {
         let node = Arc::new(InMemoryMadara::new());
         let mut p = params();
         for b in 0..6u64 {
-            let version = if matches!(rule, Rule::Version) && b >= 4 {
-                "0.14.1"
-            } else {
-                V
-            };
+            let version = if matches!(rule, Rule::Version) && b >= 4 { "0.14.1" } else { V };
             // Each block writes 150 fresh slots of its own (system-range, so unaliased) contract;
             // keys and values are distinct 128-bit numbers, which the stateless compression
             // cannot shrink: about 300 compressed felts per block.
@@ -816,13 +743,7 @@ pub(crate) mod tests {
         // Lookups follow the batches.
         for (i, (s, e, _)) in want.iter().enumerate() {
             for b in *s..=*e {
-                let l = env
-                    .config
-                    .database()
-                    .get_block_batch_lookup(b)
-                    .await
-                    .unwrap()
-                    .unwrap();
+                let l = env.config.database().get_block_batch_lookup(b).await.unwrap().unwrap();
                 assert_eq!(l.aggregator_batch_index, Some(i as u64 + 1), "block {b}");
             }
         }
@@ -856,10 +777,7 @@ pub(crate) mod tests {
         let squashed: StateUpdate =
             serde_json::from_slice(&storage.get_data("state_update/batch/1.json").await.unwrap())
                 .unwrap();
-        assert_eq!(
-            squashed.state_diff.storage_diffs[0].storage_entries.len(),
-            4
-        );
+        assert_eq!(squashed.state_diff.storage_diffs[0].storage_entries.len(), 4);
         assert_eq!(
             storage.get_data("blob/batch/1/1.txt").await.unwrap().len(),
             transform::BYTES_PER_BLOB
@@ -874,19 +792,9 @@ pub(crate) mod tests {
         node.push_blocks(2, V);
         let trigger = AggregatorBatchingTrigger::new(node.clone(), None, settings(params()));
         trigger.run(env.config.clone()).await.unwrap();
-        let mut b = env
-            .config
-            .database()
-            .get_latest_aggregator_batch()
-            .await
-            .unwrap()
-            .unwrap();
+        let mut b = env.config.database().get_latest_aggregator_batch().await.unwrap().unwrap();
         b.orchestrator_version = "0.0.1-old".into();
-        env.config
-            .database()
-            .update_or_create_aggregator_batch(&b)
-            .await
-            .unwrap();
+        env.config.database().update_or_create_aggregator_batch(&b).await.unwrap();
         node.push_blocks(1, V);
         trigger.run(env.config.clone()).await.unwrap();
         assert_eq!(ranges(&env.config).await, vec![(0, 1, C), (2, 2, O)]);
@@ -906,9 +814,7 @@ pub(crate) mod tests {
         let alerts = env.alerts.0.lock().unwrap().clone();
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert!(
-            alerts[0]
-                .title
-                .contains("unsupported Starknet version 0.15.0"),
+            alerts[0].title.contains("unsupported Starknet version 0.15.0"),
             "{}",
             alerts[0].title
         );
@@ -965,11 +871,7 @@ pub(crate) mod tests {
         assert_eq!(ranges(&env.config).await, vec![(0, 1, O)]);
         let alerts = env.alerts.0.lock().unwrap().clone();
         assert_eq!(alerts.len(), 1);
-        assert!(
-            alerts[0].title.contains("block 2 differs"),
-            "{}",
-            alerts[0].title
-        );
+        assert!(alerts[0].title.contains("block 2 differs"), "{}", alerts[0].title);
         // Fixed on the reference: block 2 goes on; block 3 is beyond the reference → wait.
         reference.set_hash(2, Felt::from(0x1002_u64));
         trigger.run(env.config.clone()).await.unwrap();
@@ -1005,20 +907,13 @@ pub(crate) mod tests {
         let mut p = params();
         p.max_batch_processing_size = 3;
         p.max_batch_size = 2;
-        let s = BatchingSettings {
-            params: p,
-            min_block: 2,
-            max_block: Some(6),
-        };
+        let s = BatchingSettings { params: p, min_block: 2, max_block: Some(6) };
         let trigger = AggregatorBatchingTrigger::new(node.clone(), None, s);
         trigger.run(env.config.clone()).await.unwrap();
         assert_eq!(ranges(&env.config).await, vec![(2, 3, C), (4, 4, O)]);
         trigger.run(env.config.clone()).await.unwrap();
         trigger.run(env.config.clone()).await.unwrap();
-        assert_eq!(
-            ranges(&env.config).await,
-            vec![(2, 3, C), (4, 5, C), (6, 6, O)]
-        );
+        assert_eq!(ranges(&env.config).await, vec![(2, 3, C), (4, 5, C), (6, 6, O)]);
     }
 
     #[derive(Debug)]
@@ -1041,17 +936,10 @@ pub(crate) mod tests {
         let trigger = AggregatorBatchingTrigger::new(node.clone(), None, settings(p))
             .with_bucket_creator(Arc::new(Buckets));
         trigger.run(env.config.clone()).await.unwrap();
-        let batches = env
-            .config
-            .database()
-            .get_aggregator_batches(Default::default())
-            .await
-            .unwrap();
+        let batches =
+            env.config.database().get_aggregator_batches(Default::default()).await.unwrap();
         let buckets: Vec<_> = batches.iter().map(|b| b.bucket_id.clone()).collect();
-        assert_eq!(
-            buckets,
-            vec![Some("bucket-1-0".to_owned()), Some("bucket-2-2".to_owned())]
-        );
+        assert_eq!(buckets, vec![Some("bucket-1-0".to_owned()), Some("bucket-2-2".to_owned())]);
     }
 
     #[rstest]
@@ -1072,24 +960,17 @@ pub(crate) mod tests {
             } else {
                 vec![]
             };
-            diff.storage_diffs.push(
-                storage_diff(Felt::from(100 + c), &entries)
-                    .storage_diffs
-                    .remove(0),
-            );
+            diff.storage_diffs
+                .push(storage_diff(Felt::from(100 + c), &entries).storage_diffs.remove(0));
         }
         for d in 0..declared {
-            diff.declared_classes
-                .push(starknet::core::types::DeclaredClassItem {
-                    class_hash: Felt::from(d),
-                    compiled_class_hash: Felt::ONE,
-                });
+            diff.declared_classes.push(starknet::core::types::DeclaredClassItem {
+                class_hash: Felt::from(d),
+                compiled_class_hash: Felt::ONE,
+            });
         }
         assert_eq!(child_input_bound(&diff, msg), want);
         // The reference's example: 1 child, 7 message felts, 4 contracts, 3 writes, 4 classes → 69.
-        assert_eq!(
-            AGGREGATOR_N_TASKS_WORDS + 16 + 7 + 6 * 4 + 3 * 3 + 3 * 4,
-            69
-        );
+        assert_eq!(AGGREGATOR_N_TASKS_WORDS + 16 + 7 + 6 * 4 + 3 * 3 + 3 * 4, 69);
     }
 }

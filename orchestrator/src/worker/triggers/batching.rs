@@ -44,9 +44,7 @@ pub const SUPPORTED_STARKNET_VERSIONS: [(u32, u32, u32); 10] = [
 /// The DA version of a block's Starknet version string if batching supports it.
 pub fn supported_version(version: &str) -> Option<StarknetVersion> {
     let v = StarknetVersion::parse(version).ok()?;
-    SUPPORTED_STARKNET_VERSIONS
-        .contains(&v.triple())
-        .then_some(v)
+    SUPPORTED_STARKNET_VERSIONS.contains(&v.triple()).then_some(v)
 }
 
 /// The supported versions as text, for messages.
@@ -115,10 +113,7 @@ impl AlertOnce {
     /// Sends `alert` unless the previous one had the same key. Failures to deliver are logged.
     pub async fn send(&self, config: &Config, key: String, alert: Alert) {
         {
-            let mut last = self
-                .last
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if last.as_deref() == Some(key.as_str()) {
                 return;
             }
@@ -132,20 +127,13 @@ impl AlertOnce {
 
     /// Forgets the last condition (batching made progress).
     pub fn clear(&self) {
-        *self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
 
 /// A critical batching alert.
 pub fn halt_alert(title: impl Into<String>, body: impl Into<String>) -> Alert {
-    Alert {
-        severity: AlertSeverity::Critical,
-        title: title.into(),
-        body: body.into(),
-    }
+    Alert { severity: AlertSeverity::Critical, title: title.into(), body: body.into() }
 }
 
 /// Runs `work` holding the TTL lock `key`; returns `Ok(false)` without running it when another
@@ -160,21 +148,13 @@ pub async fn with_lock<F>(
 where
     F: Future<Output = Result<(), TriggerError>>,
 {
-    match config
-        .lock()
-        .acquire_lock(key, LockValue::Boolean(true), ttl, Some(owner))
-        .await
-    {
+    match config.lock().acquire_lock(key, LockValue::Boolean(true), ttl, Some(owner)).await {
         Ok(_) => {}
         Err(LockError::AlreadyHeld { owner: holder, .. }) => {
             tracing::debug!(target: "orch::batching", key, ?holder, "Another worker is batching; skipping this run");
             return Ok(false);
         }
-        Err(e) => {
-            return Err(TriggerError::Other(format!(
-                "cannot take the {key} lock: {e}"
-            )))
-        }
+        Err(e) => return Err(TriggerError::Other(format!("cannot take the {key} lock: {e}"))),
     }
     let result = work.await;
     if let Err(e) = config.lock().release_lock(key, Some(owner)).await {
@@ -331,11 +311,7 @@ mod tests {
     fn settings(min: u64, max: Option<u64>, cap: u64) -> BatchingSettings {
         let mut params = crate::worker::triggers::aggregator_batching::tests::params();
         params.max_batch_processing_size = cap;
-        BatchingSettings {
-            params,
-            min_block: min,
-            max_block: max,
-        }
+        BatchingSettings { params, min_block: min, max_block: max }
     }
 
     #[rstest]

@@ -16,7 +16,9 @@ use crate::{
     worker::event_handler::jobs::data_submission::blob_data_path,
 };
 
-use super::{first_unsettled_snos_batch_index, is_halted, proving::create_once, JobTrigger, TriggerError};
+use super::{
+    first_unsettled_snos_batch_index, is_halted, proving::create_once, JobTrigger, TriggerError,
+};
 
 /// Creates DataSubmission jobs after ProofRegistration.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,13 +56,19 @@ impl JobTrigger for DataSubmissionTrigger {
                 .await?
                 .into_iter()
                 .find(|b| b.index == index)
-                .ok_or_else(|| TriggerError::Other(format!("SNOS batch {index} of ProofRegistration job {} does not exist", job.id)))?;
+                .ok_or_else(|| {
+                    TriggerError::Other(format!(
+                        "SNOS batch {index} of ProofRegistration job {} does not exist",
+                        job.id
+                    ))
+                })?;
             let m = DaMetadata {
                 block_number: batch.start_block,
                 blob_data_path: Some(blob_data_path(index)),
                 tx_hash: None,
             };
-            create_once(&config, JobType::DataSubmission, index, JobSpecificMetadata::Da(m)).await?;
+            create_once(&config, JobType::DataSubmission, index, JobSpecificMetadata::Da(m))
+                .await?;
         }
         Ok(())
     }

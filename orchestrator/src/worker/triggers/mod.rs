@@ -20,7 +20,7 @@ use crate::{
     config::{Config, FailedJobHalt},
     core::client::DatabaseError,
     types::{
-        jobs::{JobStatus, JobType, SettlementContext, JobSpecificMetadata},
+        jobs::{JobSpecificMetadata, JobStatus, JobType, SettlementContext},
         queue::WorkerTriggerType,
         Layer, ORCHESTRATOR_VERSION,
     },
@@ -81,10 +81,7 @@ impl Triggers {
     }
 
     /// The trigger of `kind` and the guard that keeps one run of it at a time per process.
-    pub fn get_with_guard(
-        &self,
-        kind: WorkerTriggerType,
-    ) -> Option<GuardedTrigger> {
+    pub fn get_with_guard(&self, kind: WorkerTriggerType) -> Option<GuardedTrigger> {
         self.triggers.get(&kind).cloned()
     }
 }
@@ -110,22 +107,37 @@ pub async fn is_halted(config: &Config, trigger: &dyn JobTrigger) -> Result<bool
     };
     let failed = config
         .database()
-        .get_jobs_by_types_and_statuses(&types, &HALTING_STATUSES, Some(1), Some(ORCHESTRATOR_VERSION))
+        .get_jobs_by_types_and_statuses(
+            &types,
+            &HALTING_STATUSES,
+            Some(1),
+            Some(ORCHESTRATOR_VERSION),
+        )
         .await?;
     Ok(!failed.is_empty())
 }
 
 /// Free slots in a job buffer: `buffer − (latest − oldest_incomplete + 1)`, or the whole
 /// buffer when no job of the type is incomplete.
-pub fn buffer_slots(buffer: u64, latest_internal_id: Option<u64>, oldest_incomplete: Option<u64>) -> u64 {
+pub fn buffer_slots(
+    buffer: u64,
+    latest_internal_id: Option<u64>,
+    oldest_incomplete: Option<u64>,
+) -> u64 {
     match (latest_internal_id, oldest_incomplete) {
-        (Some(latest), Some(oldest)) if latest >= oldest => buffer.saturating_sub(latest - oldest + 1),
+        (Some(latest), Some(oldest)) if latest >= oldest => {
+            buffer.saturating_sub(latest - oldest + 1)
+        }
         _ => buffer,
     }
 }
 
 /// Free slots for new jobs of `job_type` in a buffer of `buffer` jobs.
-pub async fn available_slots(config: &Config, job_type: JobType, buffer: u64) -> Result<u64, DatabaseError> {
+pub async fn available_slots(
+    config: &Config,
+    job_type: JobType,
+    buffer: u64,
+) -> Result<u64, DatabaseError> {
     let db = config.database();
     let latest = db.get_latest_job_by_type(job_type, None).await?.map(|j| j.internal_id);
     let oldest = db
@@ -142,8 +154,9 @@ pub async fn available_slots(config: &Config, job_type: JobType, buffer: u64) ->
 /// SNOS batch yet (nothing after the settled range may be created).
 pub async fn first_unsettled_snos_batch_index(config: &Config) -> Result<u64, DatabaseError> {
     let db = config.database();
-    let Some(last) =
-        db.get_latest_job_by_type_and_status(JobType::StateTransition, JobStatus::Completed, None).await?
+    let Some(last) = db
+        .get_latest_job_by_type_and_status(JobType::StateTransition, JobStatus::Completed, None)
+        .await?
     else {
         return Ok(0);
     };
@@ -170,7 +183,9 @@ pub fn next_stage(layer: Layer, job_type: JobType) -> Option<WorkerTriggerType> 
         (Layer::L2, JobType::ProofCreation) => T::Aggregator,
         (Layer::L3, JobType::ProofCreation) => T::ProofRegistration,
         (_, JobType::ProofRegistration) => T::DataSubmission,
-        (_, JobType::DataSubmission) | (_, JobType::Aggregator) | (_, JobType::StateTransition) => T::UpdateState,
+        (_, JobType::DataSubmission) | (_, JobType::Aggregator) | (_, JobType::StateTransition) => {
+            T::UpdateState
+        }
     })
 }
 
@@ -185,7 +200,12 @@ mod tests {
     #[case(50, Some(10), Some(10), 49)]
     #[case(50, Some(60), Some(1), 0)]
     #[case(5, Some(7), Some(4), 1)]
-    fn buffer_math(#[case] buffer: u64, #[case] latest: Option<u64>, #[case] oldest: Option<u64>, #[case] want: u64) {
+    fn buffer_math(
+        #[case] buffer: u64,
+        #[case] latest: Option<u64>,
+        #[case] oldest: Option<u64>,
+        #[case] want: u64,
+    ) {
         assert_eq!(buffer_slots(buffer, latest, oldest), want);
     }
 

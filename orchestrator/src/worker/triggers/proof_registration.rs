@@ -56,9 +56,7 @@ impl JobTrigger for ProofRegistrationTrigger {
             };
             let index = job.internal_id;
             m.input_path = Some(ProvingInputType::Proof(
-                m.download_proof
-                    .clone()
-                    .unwrap_or_else(|| format!("{index}/proof.json")),
+                m.download_proof.clone().unwrap_or_else(|| format!("{index}/proof.json")),
             ));
             m.download_proof = Some(format!("{index}/proof_part2.json"));
             create_once(

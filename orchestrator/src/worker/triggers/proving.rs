@@ -37,9 +37,9 @@ pub(crate) async fn create_once(
 ) -> Result<(), TriggerError> {
     match service::create_job(config, job_type, internal_id, specific).await {
         Ok(_) | Err(EngineError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(TriggerError::Other(format!(
-            "cannot create {job_type} job {internal_id}: {e}"
-        ))),
+        Err(e) => {
+            Err(TriggerError::Other(format!("cannot create {job_type} job {internal_id}: {e}")))
+        }
     }
 }
 
@@ -61,9 +61,7 @@ impl ProvingTrigger {
         let mut m = ProvingMetadata {
             block_number: s.start_block,
             input_path: Some(ProvingInputType::CairoPie(
-                s.cairo_pie_path
-                    .clone()
-                    .unwrap_or_else(|| format!("{index}/cairo_pie.zip")),
+                s.cairo_pie_path.clone().unwrap_or_else(|| format!("{index}/cairo_pie.zip")),
             )),
             n_steps: s.snos_n_steps,
             ..ProvingMetadata::default()

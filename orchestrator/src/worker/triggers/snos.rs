@@ -16,7 +16,9 @@ use crate::{
     worker::{
         event_handler::jobs::snos::snos_metadata,
         service::create_job,
-        triggers::{available_slots, first_unsettled_snos_batch_index, is_halted, JobTrigger, TriggerError},
+        triggers::{
+            available_slots, first_unsettled_snos_batch_index, is_halted, JobTrigger, TriggerError,
+        },
         EngineError,
     },
 };
@@ -52,15 +54,36 @@ impl JobTrigger for SnosTrigger {
         let watermark = first_unsettled_snos_batch_index(&config).await?;
         let batches = config
             .database()
-            .get_snos_batches_without_jobs(SnosBatchStatus::Closed, slots, Some(ORCHESTRATOR_VERSION), watermark)
+            .get_snos_batches_without_jobs(
+                SnosBatchStatus::Closed,
+                slots,
+                Some(ORCHESTRATOR_VERSION),
+                watermark,
+            )
             .await?;
         for batch in batches {
-            let metadata = snos_metadata(batch.index, batch.start_block, batch.end_block, self.full_output);
-            match create_job(&config, JobType::SnosRun, batch.index, JobSpecificMetadata::Snos(metadata)).await {
+            let metadata =
+                snos_metadata(batch.index, batch.start_block, batch.end_block, self.full_output);
+            match create_job(
+                &config,
+                JobType::SnosRun,
+                batch.index,
+                JobSpecificMetadata::Snos(metadata),
+            )
+            .await
+            {
                 Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(TriggerError::Other(format!("SnosRun job for batch {}: {e}", batch.index))),
+                Err(e) => {
+                    return Err(TriggerError::Other(format!(
+                        "SnosRun job for batch {}: {e}",
+                        batch.index
+                    )))
+                }
             }
-            config.database().update_snos_batch_status_by_index(batch.index, SnosBatchStatus::SnosJobCreated).await?;
+            config
+                .database()
+                .update_snos_batch_status_by_index(batch.index, SnosBatchStatus::SnosJobCreated)
+                .await?;
         }
         Ok(())
     }

@@ -156,16 +156,8 @@ impl SnosBatchingTrigger {
         index: Option<u64>,
     ) -> Result<Option<AggregatorBatch>, TriggerError> {
         let Some(index) = index else { return Ok(None) };
-        let query = AggregatorBatchQuery {
-            indexes: vec![index],
-            ..Default::default()
-        };
-        Ok(config
-            .database()
-            .get_aggregator_batches(query)
-            .await?
-            .into_iter()
-            .next())
+        let query = AggregatorBatchQuery { indexes: vec![index], ..Default::default() };
+        Ok(config.database().get_aggregator_batches(query).await?.into_iter().next())
     }
 
     async fn save(&self, config: &Config, batch: &mut SnosBatch) -> Result<(), TriggerError> {
@@ -233,10 +225,7 @@ impl SnosBatchingTrigger {
         tracing::debug!(target: "orch::batching", first, last, "SNOS batching");
         let mut dirty = false;
         for b in first..=last {
-            match self
-                .step(config, b, &mut open, &mut next_index, &mut dirty)
-                .await?
-            {
+            match self.step(config, b, &mut open, &mut next_index, &mut dirty).await? {
                 Step::Continue => {}
                 Step::Stop => break,
             }
@@ -307,8 +296,7 @@ impl SnosBatchingTrigger {
                     batch.num_blocks = b - batch.start_block + 1;
                     batch.builtin_weights = batch.builtin_weights.saturating_add(weights);
                     *dirty = true;
-                    self.close_if_done(config, batch, aggregator.as_ref(), open, dirty)
-                        .await?;
+                    self.close_if_done(config, batch, aggregator.as_ref(), open, dirty).await?;
                     self.alerts.clear();
                     return Ok(Step::Continue);
                 }
@@ -326,8 +314,7 @@ impl SnosBatchingTrigger {
         tracing::info!(target: "orch::batching", index = batch.index, start = b, aggregator = ?aggregator_index, "New SNOS batch");
         *next_index += 1;
         *dirty = true;
-        self.close_if_done(config, batch, aggregator.as_ref(), open, dirty)
-            .await?;
+        self.close_if_done(config, batch, aggregator.as_ref(), open, dirty).await?;
         self.alerts.clear();
         Ok(Step::Continue)
     }
@@ -370,15 +357,7 @@ impl JobTrigger for SnosBatchingTrigger {
 
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
         let ttl = self.settings.params.batching_worker_lock_duration;
-        with_lock(
-            &config,
-            LOCK_KEY,
-            ttl,
-            &self.owner,
-            self.run_batching(&config),
-        )
-        .await
-        .map(|_| ())
+        with_lock(&config, LOCK_KEY, ttl, &self.owner, self.run_batching(&config)).await.map(|_| ())
     }
 }
 
@@ -409,14 +388,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|b| {
-                (
-                    b.start_block,
-                    b.end_block,
-                    b.aggregator_batch_index,
-                    b.status,
-                )
-            })
+            .map(|b| (b.start_block, b.end_block, b.aggregator_batch_index, b.status))
             .collect()
     }
 
@@ -446,20 +418,12 @@ mod tests {
         let mut p = params();
         for b in 0..7 {
             node.push_block(
-                if matches!(rule, Rule::Version) && b >= 5 {
-                    "0.14.1"
-                } else {
-                    V
-                },
+                if matches!(rule, Rule::Version) && b >= 5 { "0.14.1" } else { V },
                 None,
             );
             node.set_weights(
                 b,
-                BouncerWeights {
-                    n_events: 100,
-                    proving_gas: 10,
-                    ..BouncerWeights::ZERO
-                },
+                BouncerWeights { n_events: 100, proving_gas: 10, ..BouncerWeights::ZERO },
             );
         }
         match rule {
@@ -483,13 +447,7 @@ mod tests {
         assert_eq!(snos_ranges(&env.config).await, want);
         for (i, (s, e, _, _)) in want.iter().enumerate() {
             for b in *s..=*e {
-                let l = env
-                    .config
-                    .database()
-                    .get_block_batch_lookup(b)
-                    .await
-                    .unwrap()
-                    .unwrap();
+                let l = env.config.database().get_block_batch_lookup(b).await.unwrap().unwrap();
                 assert_eq!(l.snos_batch_index, Some(i as u64 + 1), "block {b}");
             }
         }
@@ -530,13 +488,7 @@ mod tests {
             ]
         );
         for b in 0..7 {
-            let l = env
-                .config
-                .database()
-                .get_block_batch_lookup(b)
-                .await
-                .unwrap()
-                .unwrap();
+            let l = env.config.database().get_block_batch_lookup(b).await.unwrap().unwrap();
             assert!(
                 l.snos_batch_index.is_some() && l.aggregator_batch_index.is_some(),
                 "{b}: {l:?}"
@@ -605,9 +557,7 @@ mod tests {
         let alerts = env.alerts.0.lock().unwrap().clone();
         assert_eq!(alerts.len(), 2, "{alerts:?}");
         assert!(alerts[0].title.contains("block 1 differs"));
-        assert!(alerts[1]
-            .title
-            .contains("unsupported Starknet version 0.13.1"));
+        assert!(alerts[1].title.contains("unsupported Starknet version 0.13.1"));
     }
 
     #[tokio::test]
@@ -619,11 +569,7 @@ mod tests {
         let mut b = AggregatorBatch::new(1, 1, V);
         b.end_block = 2;
         b.num_blocks = 2;
-        env.config
-            .database()
-            .update_or_create_aggregator_batch(&b)
-            .await
-            .unwrap();
+        env.config.database().update_or_create_aggregator_batch(&b).await.unwrap();
         let snos = SnosBatchingTrigger::new(node.clone(), None, settings(params()));
         snos.run(env.config.clone()).await.unwrap();
         assert_eq!(snos_ranges(&env.config).await, vec![(1, 2, Some(1), O)]);

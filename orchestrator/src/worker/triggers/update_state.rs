@@ -86,10 +86,7 @@ pub fn state_update_metadata(layer: Layer, parent: &JobItem) -> StateUpdateMetad
 
 /// What the trigger should do given the latest StateTransition and the completed parents
 /// after it (ascending): `Some(parent)` to settle it next, `None` to wait.
-pub fn next_to_settle<'a>(
-    latest: Option<&JobItem>,
-    parents: &'a [JobItem],
-) -> Option<&'a JobItem> {
+pub fn next_to_settle<'a>(latest: Option<&JobItem>, parents: &'a [JobItem]) -> Option<&'a JobItem> {
     let expected = match latest {
         Some(j) if j.status != JobStatus::Completed => return None,
         Some(j) => settled_index(j) + 1,

@@ -31,10 +31,7 @@ fn malformed(reason: impl Into<String>) -> FactError {
 /// Reads the cell at `index` as a `usize`.
 fn read_usize(output: &[Felt], index: usize, what: &str) -> Result<usize, FactError> {
     let felt = output.get(index).ok_or_else(|| {
-        malformed(format!(
-            "{what} at index {index} is past the end ({} cells)",
-            output.len()
-        ))
+        malformed(format!("{what} at index {index} is past the end ({} cells)", output.len()))
     })?;
     usize::try_from(*felt)
         .map_err(|_| malformed(format!("{what} at index {index} is too large ({felt})")))
@@ -52,18 +49,15 @@ pub fn filter_aggregator_output(output: &[Felt]) -> Result<&[Felt], FactError> {
     for child in 0..n_children {
         let len = read_usize(output, start, "child segment length")?;
         if len == 0 {
-            return Err(malformed(format!(
-                "child {child} has a zero-length segment"
-            )));
+            return Err(malformed(format!("child {child} has a zero-length segment")));
         }
         start = add(start, len)?;
     }
 
     let n_blobs_index = add(start, N_BLOBS_OFFSET)?;
     let n_blobs = read_usize(output, n_blobs_index, "n_blobs")?;
-    let blob_cells = n_blobs
-        .checked_mul(CELLS_PER_BLOB)
-        .ok_or_else(|| malformed("n_blobs overflow"))?;
+    let blob_cells =
+        n_blobs.checked_mul(CELLS_PER_BLOB).ok_or_else(|| malformed("n_blobs overflow"))?;
     let l2_to_l1_index = add(add(n_blobs_index, blob_cells)?, 1)?;
     let n_l2_to_l1 = read_usize(output, l2_to_l1_index, "L2→L1 messages length")?;
     let l1_to_l2_index = add(add(l2_to_l1_index, n_l2_to_l1)?, 1)?;
@@ -115,19 +109,13 @@ mod tests {
     fn keeps_exactly_the_os_output() {
         let children = vec![felts(&[5, 0xf00, 1, 2, 3]), felts(&[3, 0xf00, 9])];
         let full = aggregator_output(&children, &[0, 0, 0]);
-        assert_eq!(
-            filter_aggregator_output(&full).unwrap(),
-            os_output().as_slice()
-        );
+        assert_eq!(filter_aggregator_output(&full).unwrap(), os_output().as_slice());
     }
 
     #[test]
     fn no_children_and_no_padding() {
         let full = aggregator_output(&[], &[]);
-        assert_eq!(
-            filter_aggregator_output(&full).unwrap(),
-            os_output().as_slice()
-        );
+        assert_eq!(filter_aggregator_output(&full).unwrap(), os_output().as_slice());
     }
 
     #[test]
@@ -145,10 +133,7 @@ mod tests {
         let full = aggregator_output(&[felts(&[2, 0xf00])], &[]);
         for cut in 0..full.len() {
             let err = filter_aggregator_output(&full[..cut]).unwrap_err();
-            assert!(
-                matches!(err, FactError::AggregatorOutputMalformed(_)),
-                "cut {cut}: {err:?}"
-            );
+            assert!(matches!(err, FactError::AggregatorOutputMalformed(_)), "cut {cut}: {err:?}");
         }
     }
 

@@ -16,10 +16,7 @@ impl Hash256 {
 
     /// Parses 64 hex digits (either case), with or without a `0x` prefix.
     pub fn from_hex(s: &str) -> Option<Self> {
-        let digits = s
-            .strip_prefix("0x")
-            .or_else(|| s.strip_prefix("0X"))
-            .unwrap_or(s);
+        let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
         if digits.len() != 64 || !digits.is_ascii() {
             return None;
         }

@@ -38,10 +38,8 @@ pub fn page_hash(page: &[Felt]) -> Hash256 {
 /// Hash of an inner node built from `children`.
 pub fn parent_hash(children: &[FactNode]) -> Hash256 {
     let words: Vec<[u8; 32]> = children.iter().map(|c| usize_be32(c.end_offset)).collect();
-    let parts = children
-        .iter()
-        .zip(&words)
-        .flat_map(|(c, end)| [c.hash.0.as_slice(), end.as_slice()]);
+    let parts =
+        children.iter().zip(&words).flat_map(|(c, end)| [c.hash.0.as_slice(), end.as_slice()]);
     keccak256_concat(parts).wrapping_add_u64(1)
 }
 
@@ -64,13 +62,12 @@ pub fn merkle_root(output: &[Felt], topology: &FactTopology) -> Result<FactNode,
         }
         for size in pages.drain(..n_pages) {
             let start = end_offset;
-            let end = start
-                .checked_add(size)
-                .filter(|&end| end <= output.len())
-                .ok_or(FactError::PageBeyondOutput {
+            let end = start.checked_add(size).filter(|&end| end <= output.len()).ok_or(
+                FactError::PageBeyondOutput {
                     end: start.saturating_add(size),
                     output_size: output.len(),
-                })?;
+                },
+            )?;
             stack.push(FactNode {
                 hash: page_hash(&output[start..end]),
                 end_offset: end,
@@ -154,28 +151,19 @@ mod tests {
     #[test]
     fn parent_hash_is_keccak_of_hash_and_end_words_plus_one() {
         let out = one_to_twelve();
-        let topology = FactTopology {
-            tree_structure: vec![2, 2],
-            page_sizes: vec![5, 7],
-        };
+        let topology = FactTopology { tree_structure: vec![2, 2], page_sizes: vec![5, 7] };
         let root = merkle_root(&out, &topology).unwrap();
         let mut data = Vec::new();
         data.extend_from_slice(page_hash(&out[..5]).as_bytes());
         data.extend_from_slice(&usize_be32(5));
         data.extend_from_slice(page_hash(&out[5..]).as_bytes());
         data.extend_from_slice(&usize_be32(12));
-        assert_eq!(
-            root.hash,
-            keccak256_concat([data.as_slice()]).wrapping_add_u64(1)
-        );
+        assert_eq!(root.hash, keccak256_concat([data.as_slice()]).wrapping_add_u64(1));
     }
 
     fn err(tree: &[usize], pages: &[usize], n: usize) -> FactError {
         let out: Vec<Felt> = (0..n as u64).map(Felt::from).collect();
-        let topology = FactTopology {
-            tree_structure: tree.to_vec(),
-            page_sizes: pages.to_vec(),
-        };
+        let topology = FactTopology { tree_structure: tree.to_vec(), page_sizes: pages.to_vec() };
         merkle_root(&out, &topology).unwrap_err()
     }
 
@@ -183,54 +171,27 @@ mod tests {
     fn malformed_trees_are_rejected() {
         assert!(matches!(
             err(&[2, 0], &[4], 4),
-            FactError::TopologyTooManyPages {
-                requested: 2,
-                remaining: 1
-            }
+            FactError::TopologyTooManyPages { requested: 2, remaining: 1 }
         ));
         assert!(matches!(
             err(&[1, 2], &[4], 4),
-            FactError::TopologyTooManyNodes {
-                requested: 2,
-                available: 1
-            }
+            FactError::TopologyTooManyNodes { requested: 2, available: 1 }
         ));
-        assert!(matches!(
-            err(&[2, 0], &[2, 2], 4),
-            FactError::TopologyNoSingleRoot(2)
-        ));
-        assert!(matches!(
-            err(&[0, 0], &[], 0),
-            FactError::TopologyNoSingleRoot(0)
-        ));
-        assert!(matches!(
-            err(&[1, 0], &[2, 2], 4),
-            FactError::TopologyPagesUnused(1)
-        ));
+        assert!(matches!(err(&[2, 0], &[2, 2], 4), FactError::TopologyNoSingleRoot(2)));
+        assert!(matches!(err(&[0, 0], &[], 0), FactError::TopologyNoSingleRoot(0)));
+        assert!(matches!(err(&[1, 0], &[2, 2], 4), FactError::TopologyPagesUnused(1)));
         assert!(matches!(
             err(&[1, 0], &[5], 4),
-            FactError::PageBeyondOutput {
-                end: 5,
-                output_size: 4
-            }
+            FactError::PageBeyondOutput { end: 5, output_size: 4 }
         ));
         assert!(matches!(
             err(&[1, 0], &[3], 4),
-            FactError::RootDoesNotCoverOutput {
-                covered: 3,
-                output_size: 4
-            }
+            FactError::RootDoesNotCoverOutput { covered: 3, output_size: 4 }
         ));
-        assert!(matches!(
-            err(&[1], &[4], 4),
-            FactError::TopologyOddLength(1)
-        ));
+        assert!(matches!(err(&[1], &[4], 4), FactError::TopologyOddLength(1)));
         assert!(matches!(
             err(&[1, 0], &[usize::MAX], 4),
-            FactError::PageBeyondOutput {
-                end: usize::MAX,
-                output_size: 4
-            }
+            FactError::PageBeyondOutput { end: usize::MAX, output_size: 4 }
         ));
     }
 }

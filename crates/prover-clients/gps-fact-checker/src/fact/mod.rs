@@ -56,10 +56,7 @@ pub struct FactInfo {
 
 /// Computes the fact from its parts: `keccak(program_hash as 32-byte BE ‖ root_hash)`.
 pub fn fact_from_parts(program_hash: &Felt, root_hash: &Hash256) -> Hash256 {
-    keccak256_concat([
-        program_hash.to_bytes_be().as_slice(),
-        root_hash.as_bytes().as_slice(),
-    ])
+    keccak256_concat([program_hash.to_bytes_be().as_slice(), root_hash.as_bytes().as_slice()])
 }
 
 /// Computes the fact of a PIE with its intermediate values.
@@ -80,13 +77,7 @@ pub fn fact_info(pie: &CairoPie, options: &FactOptions) -> Result<FactInfo, Fact
     };
     let root = merkle::merkle_root(&program_output, &topology)?;
     let fact = fact_from_parts(&program_hash, &root.hash);
-    Ok(FactInfo {
-        program_output,
-        program_hash,
-        topology,
-        root,
-        fact,
-    })
+    Ok(FactInfo { program_output, program_hash, topology, root, fact })
 }
 
 /// Computes the (keccak) fact of a PIE with the default options.
@@ -145,10 +136,8 @@ pub(crate) mod test_support {
     /// Loads a shared acceptance vector from `shared/testdata/anchor/pie/`; a missing file fails
     /// loudly.
     pub(crate) fn vector(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../../../shared/testdata/anchor/pie/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path =
+            format!("{}/../../../../shared/testdata/anchor/pie/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("missing test vector {path}: {e}"))
     }
 }
@@ -192,20 +181,11 @@ mod tests {
     fn supplied_program_hash_is_used() {
         let pie = pie::read_pie_bytes(&vector("fibonacci.zip")).unwrap();
         let computed = fact_info(&pie, &FactOptions::default()).unwrap();
-        let same = FactOptions {
-            program_hash: Some(computed.program_hash),
-            aggregator: false,
-        };
+        let same = FactOptions { program_hash: Some(computed.program_hash), aggregator: false };
         assert_eq!(fact_info(&pie, &same).unwrap().fact, computed.fact);
-        let other = FactOptions {
-            program_hash: Some(Felt::from(42u8)),
-            aggregator: false,
-        };
+        let other = FactOptions { program_hash: Some(Felt::from(42u8)), aggregator: false };
         let info = fact_info(&pie, &other).unwrap();
-        assert_eq!(
-            info.fact,
-            fact_from_parts(&Felt::from(42u8), &computed.root.hash)
-        );
+        assert_eq!(info.fact, fact_from_parts(&Felt::from(42u8), &computed.root.hash));
         assert_ne!(info.fact, computed.fact);
     }
 
@@ -219,14 +199,8 @@ mod tests {
     #[test]
     fn aggregator_mode_on_a_non_aggregator_output_is_rejected() {
         let pie = pie::read_pie_bytes(&vector("fibonacci.zip")).unwrap();
-        let options = FactOptions {
-            program_hash: None,
-            aggregator: true,
-        };
-        assert!(matches!(
-            fact_info(&pie, &options),
-            Err(FactError::AggregatorOutputMalformed(_))
-        ));
+        let options = FactOptions { program_hash: None, aggregator: true };
+        assert!(matches!(fact_info(&pie, &options), Err(FactError::AggregatorOutputMalformed(_))));
     }
 
     #[test]
@@ -234,20 +208,11 @@ mod tests {
         let pie = pie::read_pie_bytes(&vector("sepolia_924016.zip")).unwrap();
         let mut os_output = pie::program_output(&pie).unwrap();
         os_output[KZG_DA_FLAG_INDEX] = Felt::ONE;
-        assert_eq!(
-            snos_fact(&pie, &os_output).unwrap().to_string(),
-            SEPOLIA_FACT
-        );
+        assert_eq!(snos_fact(&pie, &os_output).unwrap().to_string(), SEPOLIA_FACT);
         os_output[KZG_DA_FLAG_INDEX] = Felt::ZERO;
         assert_eq!(snos_fact(&pie, &os_output).unwrap(), l2_fact(&pie).unwrap());
         os_output[KZG_DA_FLAG_INDEX] = Felt::TWO;
-        assert!(matches!(
-            snos_fact(&pie, &os_output),
-            Err(FactError::UnsupportedKzgFlag(_))
-        ));
-        assert!(matches!(
-            snos_fact(&pie, &os_output[..3]),
-            Err(FactError::UnsupportedKzgFlag(_))
-        ));
+        assert!(matches!(snos_fact(&pie, &os_output), Err(FactError::UnsupportedKzgFlag(_))));
+        assert!(matches!(snos_fact(&pie, &os_output[..3]), Err(FactError::UnsupportedKzgFlag(_))));
     }
 }

@@ -27,10 +27,8 @@ const VERSION: &str = "version.json";
 
 /// Reads a Cairo PIE from a zip file on disk.
 pub fn read_pie_file(path: &Path) -> Result<CairoPie, FactError> {
-    let bytes = std::fs::read(path).map_err(|source| FactError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| FactError::Io { path: path.to_path_buf(), source })?;
     read_pie_bytes(&bytes)
 }
 
@@ -52,19 +50,12 @@ pub fn read_pie_bytes(bytes: &[u8]) -> Result<CairoPie, FactError> {
     };
     let metadata: CairoPieMetadata = read_json(&mut archive, METADATA)?;
     let memory_bytes = read_entry(&mut archive, MEMORY)?;
-    let memory = CairoPieMemory::from_bytes(&memory_bytes).ok_or(FactError::PieMemoryInvalid {
-        len: memory_bytes.len(),
-    })?;
+    let memory = CairoPieMemory::from_bytes(&memory_bytes)
+        .ok_or(FactError::PieMemoryInvalid { len: memory_bytes.len() })?;
     let execution_resources: ExecutionResources = read_json(&mut archive, EXECUTION_RESOURCES)?;
     let additional_data: CairoPieAdditionalData = read_json(&mut archive, ADDITIONAL_DATA)?;
 
-    Ok(CairoPie {
-        metadata,
-        memory,
-        execution_resources,
-        additional_data,
-        version,
-    })
+    Ok(CairoPie { metadata, memory, execution_resources, additional_data, version })
 }
 
 fn read_entry<R: Read + Seek>(
@@ -76,8 +67,7 @@ fn read_entry<R: Read + Seek>(
         other => FactError::ZipUnreadable(other),
     })?;
     let mut buf = Vec::new();
-    file.read_to_end(&mut buf)
-        .map_err(|source| FactError::PieEntryUnreadable { entry, source })?;
+    file.read_to_end(&mut buf).map_err(|source| FactError::PieEntryUnreadable { entry, source })?;
     Ok(buf)
 }
 
@@ -109,9 +99,7 @@ pub fn program_output(pie: &CairoPie) -> Result<Vec<Felt>, FactError> {
             continue;
         }
         let offset = *offset;
-        let slot = cells
-            .get_mut(offset)
-            .ok_or(FactError::OutputCellOutOfRange { offset, size })?;
+        let slot = cells.get_mut(offset).ok_or(FactError::OutputCellOutOfRange { offset, size })?;
         let felt = match value {
             MaybeRelocatable::Int(felt) => *felt,
             MaybeRelocatable::RelocatableValue(_) => {
@@ -127,13 +115,7 @@ pub fn program_output(pie: &CairoPie) -> Result<Vec<Felt>, FactError> {
     cells
         .into_iter()
         .enumerate()
-        .map(|(offset, cell)| {
-            cell.ok_or(FactError::OutputCellMissing {
-                offset,
-                size,
-                present,
-            })
-        })
+        .map(|(offset, cell)| cell.ok_or(FactError::OutputCellMissing { offset, size, present }))
         .collect()
 }
 
@@ -175,22 +157,17 @@ mod tests {
 
     #[test]
     fn random_bytes_are_unreadable() {
-        let bytes: Vec<u8> = (0..4096u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let bytes: Vec<u8> =
+            (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let err = read_pie_bytes(&bytes).unwrap_err();
         assert!(matches!(err, FactError::ZipUnreadable(_)), "{err:?}");
-        assert!(matches!(
-            read_pie_bytes(&[]).unwrap_err(),
-            FactError::ZipUnreadable(_)
-        ));
+        assert!(matches!(read_pie_bytes(&[]).unwrap_err(), FactError::ZipUnreadable(_)));
     }
 
     fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
         for (name, data) in entries {
-            w.start_file(*name, zip::write::SimpleFileOptions::default())
-                .unwrap();
+            w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
             std::io::Write::write_all(&mut w, data).unwrap();
         }
         w.finish().unwrap().into_inner()
@@ -199,10 +176,7 @@ mod tests {
     #[test]
     fn zip_without_pie_entries_is_not_a_pie() {
         let err = read_pie_bytes(&zip_with(&[("hello.txt", b"hi")])).unwrap_err();
-        assert!(
-            matches!(err, FactError::PieEntryMissing("metadata.json")),
-            "{err:?}"
-        );
+        assert!(matches!(err, FactError::PieEntryMissing("metadata.json")), "{err:?}");
     }
 
     #[test]
@@ -215,22 +189,14 @@ mod tests {
         ]);
         let err = read_pie_bytes(&bytes).unwrap_err();
         assert!(
-            matches!(
-                err,
-                FactError::PieEntryInvalid {
-                    entry: "metadata.json",
-                    ..
-                }
-            ),
+            matches!(err, FactError::PieEntryInvalid { entry: "metadata.json", .. }),
             "{err:?}"
         );
     }
 
     fn pie_with_output(cells: Vec<((usize, usize), MaybeRelocatable)>, size: usize) -> CairoPie {
         let mut pie = read_pie_bytes(&vector("fibonacci.zip")).unwrap();
-        pie.metadata
-            .builtin_segments
-            .insert(BuiltinName::output, SegmentInfo { index: 2, size });
+        pie.metadata.builtin_segments.insert(BuiltinName::output, SegmentInfo { index: 2, size });
         pie.memory.0.retain(|((seg, _), _)| *seg != 2);
         pie.memory.0.extend(cells);
         pie
@@ -238,15 +204,9 @@ mod tests {
 
     #[test]
     fn relocatable_output_cell_is_rejected() {
-        let reloc = MaybeRelocatable::RelocatableValue(Relocatable {
-            segment_index: 1,
-            offset: 0,
-        });
+        let reloc = MaybeRelocatable::RelocatableValue(Relocatable { segment_index: 1, offset: 0 });
         let pie = pie_with_output(vec![((2, 0), Felt::ONE.into()), ((2, 1), reloc)], 2);
-        assert!(matches!(
-            program_output(&pie),
-            Err(FactError::OutputCellNotInteger { offset: 1 })
-        ));
+        assert!(matches!(program_output(&pie), Err(FactError::OutputCellNotInteger { offset: 1 })));
     }
 
     #[test]
@@ -254,34 +214,21 @@ mod tests {
         let pie = pie_with_output(vec![((2, 0), Felt::ONE.into())], 2);
         assert!(matches!(
             program_output(&pie),
-            Err(FactError::OutputCellMissing {
-                offset: 1,
-                size: 2,
-                present: 1
-            })
+            Err(FactError::OutputCellMissing { offset: 1, size: 2, present: 1 })
         ));
         let pie = pie_with_output(vec![((2, 5), Felt::ONE.into())], 2);
         assert!(matches!(
             program_output(&pie),
             Err(FactError::OutputCellOutOfRange { offset: 5, .. })
         ));
-        let pie = pie_with_output(
-            vec![((2, 0), Felt::ONE.into()), ((2, 0), Felt::TWO.into())],
-            1,
-        );
-        assert!(matches!(
-            program_output(&pie),
-            Err(FactError::OutputCellDuplicate { offset: 0 })
-        ));
+        let pie = pie_with_output(vec![((2, 0), Felt::ONE.into()), ((2, 0), Felt::TWO.into())], 1);
+        assert!(matches!(program_output(&pie), Err(FactError::OutputCellDuplicate { offset: 0 })));
     }
 
     #[test]
     fn pie_without_output_builtin_is_rejected() {
         let mut pie = read_pie_bytes(&vector("fibonacci.zip")).unwrap();
         pie.metadata.builtin_segments.clear();
-        assert!(matches!(
-            program_output(&pie),
-            Err(FactError::OutputSegmentMissing)
-        ));
+        assert!(matches!(program_output(&pie), Err(FactError::OutputSegmentMissing)));
     }
 }

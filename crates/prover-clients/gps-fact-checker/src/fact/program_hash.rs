@@ -29,24 +29,13 @@ mod tests {
     /// layout of the hashed data (and the bootloader version) rather than trust it blindly.
     fn chain_by_hand(pie: &CairoPie) -> Felt {
         let p = &pie.metadata.program;
-        let mut data = vec![
-            Felt::from(BOOTLOADER_VERSION),
-            Felt::from(p.main),
-            Felt::from(p.builtins.len()),
-        ];
-        data.extend(
-            p.builtins
-                .iter()
-                .map(|b| Felt::from_bytes_be_slice(b.to_str().as_bytes())),
-        );
+        let mut data =
+            vec![Felt::from(BOOTLOADER_VERSION), Felt::from(p.main), Felt::from(p.builtins.len())];
+        data.extend(p.builtins.iter().map(|b| Felt::from_bytes_be_slice(b.to_str().as_bytes())));
         data.extend(p.data.iter().map(|v| *v.get_int_ref().unwrap()));
         let mut all = vec![Felt::from(data.len())];
         all.extend(data);
-        all.iter()
-            .rev()
-            .copied()
-            .reduce(|acc, x| Pedersen::hash(&x, &acc))
-            .unwrap()
+        all.iter().rev().copied().reduce(|acc, x| Pedersen::hash(&x, &acc)).unwrap()
     }
 
     #[test]
@@ -60,10 +49,8 @@ mod tests {
     #[test]
     fn relocatable_program_data_is_an_error() {
         let mut pie = read_pie_bytes(&vector("fibonacci.zip")).unwrap();
-        pie.metadata.program.data[0] = MaybeRelocatable::RelocatableValue(Relocatable {
-            segment_index: 0,
-            offset: 0,
-        });
+        pie.metadata.program.data[0] =
+            MaybeRelocatable::RelocatableValue(Relocatable { segment_index: 0, offset: 0 });
         assert!(matches!(program_hash(&pie), Err(FactError::ProgramHash(_))));
     }
 }

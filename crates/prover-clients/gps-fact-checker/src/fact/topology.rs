@@ -30,10 +30,7 @@ pub struct FactTopology {
 impl FactTopology {
     /// The topology of an output that is a single page (`[1, 0]`).
     pub fn trivial(output_size: usize) -> Self {
-        Self {
-            tree_structure: vec![1, 0],
-            page_sizes: vec![output_size],
-        }
+        Self { tree_structure: vec![1, 0], page_sizes: vec![output_size] }
     }
 }
 
@@ -50,10 +47,8 @@ pub fn validate_tree_structure(tree_structure: &[usize]) -> Result<(), FactError
     if len > MAX_TREE_STRUCTURE_LEN {
         return Err(FactError::TopologyTooLong(len));
     }
-    if let Some((index, &value)) = tree_structure
-        .iter()
-        .enumerate()
-        .find(|(_, &v)| v >= TREE_STRUCTURE_ENTRY_BOUND)
+    if let Some((index, &value)) =
+        tree_structure.iter().enumerate().find(|(_, &v)| v >= TREE_STRUCTURE_ENTRY_BOUND)
     {
         return Err(FactError::TopologyEntryTooLarge { index, value });
     }
@@ -74,10 +69,7 @@ pub fn page_sizes(pages: &Pages, output_size: usize) -> Result<Vec<usize>, FactE
     // `Pages` is a BTreeMap, so the ids come sorted numerically.
     for (expected, (&id, page)) in (1..).zip(pages) {
         if id != expected {
-            return Err(FactError::PageUnexpectedId {
-                expected,
-                found: id,
-            });
+            return Err(FactError::PageUnexpectedId { expected, found: id });
         }
         match next_start {
             None => {
@@ -100,11 +92,7 @@ pub fn page_sizes(pages: &Pages, output_size: usize) -> Result<Vec<usize>, FactE
             Some(_) => {}
         }
         if page.size == 0 || page.size > output_size {
-            return Err(FactError::PageInvalidSize {
-                page: id,
-                size: page.size,
-                output_size,
-            });
+            return Err(FactError::PageInvalidSize { page: id, size: page.size, output_size });
         }
         // Both terms are at most `output_size`, so this cannot overflow.
         next_start = Some(page.start + page.size);
@@ -113,10 +101,7 @@ pub fn page_sizes(pages: &Pages, output_size: usize) -> Result<Vec<usize>, FactE
 
     if let Some(covered) = next_start {
         if covered != output_size {
-            return Err(FactError::PagesDoNotCoverOutput {
-                covered,
-                output_size,
-            });
+            return Err(FactError::PagesDoNotCoverOutput { covered, output_size });
         }
     }
     Ok(sizes)
@@ -141,10 +126,7 @@ pub fn fact_topology(pie: &CairoPie, output_size: usize) -> Result<FactTopology,
         None => return Err(FactError::PagesWithoutTopology(data.pages.len())),
     };
     let page_sizes = page_sizes(&data.pages, output_size)?;
-    Ok(FactTopology {
-        tree_structure,
-        page_sizes,
-    })
+    Ok(FactTopology { tree_structure, page_sizes })
 }
 
 #[cfg(test)]
@@ -179,9 +161,7 @@ mod tests {
     }
 
     fn pages(list: &[(usize, usize, usize)]) -> Pages {
-        list.iter()
-            .map(|&(id, start, size)| (id, PublicMemoryPage { start, size }))
-            .collect()
+        list.iter().map(|&(id, start, size)| (id, PublicMemoryPage { start, size })).collect()
     }
 
     #[rstest]
@@ -239,32 +219,16 @@ mod tests {
             }
         }
         let mut pie = read_pie_bytes(&vector("sepolia_924016.zip")).unwrap();
-        output_data(&mut pie)
-            .attributes
-            .insert(GPS_FACT_TOPOLOGY.into(), vec![2, 1, 0]);
-        assert!(matches!(
-            fact_topology(&pie, 23),
-            Err(FactError::TopologyOddLength(3))
-        ));
+        output_data(&mut pie).attributes.insert(GPS_FACT_TOPOLOGY.into(), vec![2, 1, 0]);
+        assert!(matches!(fact_topology(&pie, 23), Err(FactError::TopologyOddLength(3))));
 
-        output_data(&mut pie)
-            .attributes
-            .insert(GPS_FACT_TOPOLOGY.into(), vec![]);
-        assert!(matches!(
-            fact_topology(&pie, 23),
-            Err(FactError::TopologyEmpty)
-        ));
+        output_data(&mut pie).attributes.insert(GPS_FACT_TOPOLOGY.into(), vec![]);
+        assert!(matches!(fact_topology(&pie, 23), Err(FactError::TopologyEmpty)));
 
         output_data(&mut pie).attributes.remove(GPS_FACT_TOPOLOGY);
-        assert!(matches!(
-            fact_topology(&pie, 23),
-            Err(FactError::PagesWithoutTopology(1))
-        ));
+        assert!(matches!(fact_topology(&pie, 23), Err(FactError::PagesWithoutTopology(1))));
 
         pie.additional_data.0.remove(&BuiltinName::output);
-        assert!(matches!(
-            fact_topology(&pie, 23),
-            Err(FactError::OutputAdditionalDataMissing)
-        ));
+        assert!(matches!(fact_topology(&pie, 23), Err(FactError::OutputAdditionalDataMissing)));
     }
 }

@@ -95,13 +95,7 @@ impl EventBridgeCron {
         prefix: Option<String>,
         target: TriggerTarget,
     ) -> Self {
-        Self {
-            kind,
-            prefix,
-            target,
-            events: env.eventbridge(),
-            scheduler: env.scheduler(),
-        }
+        Self { kind, prefix, target, events: env.eventbridge(), scheduler: env.scheduler() }
     }
 
     /// Creates or updates the rule or schedule of each trigger (only inspects when
@@ -122,12 +116,10 @@ impl EventBridgeCron {
             let name = trigger_resource_name(self.prefix.as_deref(), *trigger);
             let report = match self.kind {
                 EventBridgeType::Rule => {
-                    self.reconcile_rule(&name, *trigger, &expression, dry_run)
-                        .await
+                    self.reconcile_rule(&name, *trigger, &expression, dry_run).await
                 }
                 EventBridgeType::Schedule => {
-                    self.reconcile_schedule(&name, *trigger, &expression, dry_run)
-                        .await
+                    self.reconcile_schedule(&name, *trigger, &expression, dry_run).await
                 }
             }
             .map_err(|e| fail(&name, e))?;
@@ -217,10 +209,7 @@ impl EventBridgeCron {
                     if t.arn != self.target.queue_arn {
                         changes.push(format!("target {} → {}", t.arn, self.target.queue_arn));
                     }
-                    let input = t
-                        .input_transformer
-                        .as_ref()
-                        .map(|i| i.input_template.as_str());
+                    let input = t.input_transformer.as_ref().map(|i| i.input_template.as_str());
                     if input != Some(template.as_str()) {
                         changes.push(format!("input {} → {template}", input.unwrap_or("none")));
                     }
@@ -238,9 +227,7 @@ impl EventBridgeCron {
                 .name(name)
                 .schedule_expression(expression)
                 .state(RuleState::Enabled)
-                .description(format!(
-                    "Sends {trigger} to the orchestrator's worker-trigger queue"
-                ))
+                .description(format!("Sends {trigger} to the orchestrator's worker-trigger queue"))
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk(&e))?;
@@ -415,10 +402,7 @@ fn fail(name: &str, e: AwsError) -> CronError {
     if e.retryable {
         CronError::Unavailable(format!("{name}: {e}").into())
     } else {
-        CronError::Create {
-            name: name.to_owned(),
-            source: e.into(),
-        }
+        CronError::Create { name: name.to_owned(), source: e.into() }
     }
 }
 
@@ -458,10 +442,7 @@ mod tests {
     #[case(86400, "rate(1 day)")]
     #[case(172800, "rate(2 days)")]
     fn rates(#[case] secs: u64, #[case] want: &str) {
-        assert_eq!(
-            rate_expression(Duration::from_secs(secs)).expect("rate"),
-            want
-        );
+        assert_eq!(rate_expression(Duration::from_secs(secs)).expect("rate"), want);
     }
 
     #[rstest]

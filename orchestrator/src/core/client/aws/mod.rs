@@ -52,10 +52,8 @@ impl AwsEnv {
     /// Loads credentials, region and endpoint from the environment (`AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles).
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(timeouts())
-            .load()
-            .await;
+        let config =
+            aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts()).load().await;
         Self { config }
     }
 
@@ -76,9 +74,7 @@ impl AwsEnv {
         if let Some(endpoint) = endpoint {
             loader = loader.endpoint_url(endpoint);
         }
-        Self {
-            config: loader.load().await,
-        }
+        Self { config: loader.load().await }
     }
 
     /// Wraps a configuration built by the caller.
@@ -166,20 +162,11 @@ pub async fn apply_backends(
         clients.queue =
             std::sync::Arc::new(SqsQueue::new(&env, naming, QueueType::for_layer(layer)));
     }
-    if let StorageBackend::S3 {
-        bucket_identifier,
-        prefix,
-        ..
-    } = &infra.storage
-    {
+    if let StorageBackend::S3 { bucket_identifier, prefix, .. } = &infra.storage {
         let bucket = s3::bucket_name(bucket_identifier, prefix.as_deref())?;
         clients.storage = std::sync::Arc::new(S3Storage::new(&env, bucket));
     }
-    if let AlertBackend::Sns {
-        topic_identifier,
-        prefix,
-    } = &infra.alerts
-    {
+    if let AlertBackend::Sns { topic_identifier, prefix } = &infra.alerts {
         let topic = sns::TopicRef::new(topic_identifier, prefix.as_deref())?;
         clients.alerts = std::sync::Arc::new(SnsAlerts::new(&env, topic));
     }
@@ -204,12 +191,7 @@ pub struct AwsError {
 impl AwsError {
     /// An error about bad input (never retryable).
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self {
-            code: None,
-            message: message.into(),
-            retryable: false,
-            status: None,
-        }
+        Self { code: None, message: message.into(), retryable: false, status: None }
     }
 
     /// Classifies an SDK error: no answer (network, timeout), throttling and 5xx answers are
@@ -231,18 +213,11 @@ impl AwsError {
             | SdkError::ResponseError(_) => true,
             SdkError::ServiceError(_) => {
                 status.is_some_and(|s| s >= 500 || s == 429)
-                    || code
-                        .as_deref()
-                        .is_some_and(|c| THROTTLING_CODES.contains(&c))
+                    || code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c))
             }
             _ => false,
         };
-        Self {
-            code,
-            message,
-            retryable,
-            status,
-        }
+        Self { code, message, retryable, status }
     }
 
     /// Whether the service answered with one of `codes`.
@@ -311,12 +286,7 @@ pub struct ResourceReport {
 impl ResourceReport {
     /// A report line.
     pub fn new(kind: &'static str, name: impl Into<String>, action: Action, dry_run: bool) -> Self {
-        Self {
-            kind,
-            name: name.into(),
-            action,
-            dry_run,
-        }
+        Self { kind, name: name.into(), action, dry_run }
     }
 }
 
@@ -408,13 +378,7 @@ mod tests {
         )
         .await;
         let shown = format!("{env:?}");
-        assert!(
-            !shown.contains("very-secret-key") && !shown.contains("AKIDEXAMPLE"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("us-east-1") && shown.contains("127.0.0.1:1"),
-            "{shown}"
-        );
+        assert!(!shown.contains("very-secret-key") && !shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(shown.contains("us-east-1") && shown.contains("127.0.0.1:1"), "{shown}");
     }
 }

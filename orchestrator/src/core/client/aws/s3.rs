@@ -70,19 +70,14 @@ pub struct S3Storage {
 
 impl std::fmt::Debug for S3Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Storage")
-            .field("bucket", &self.bucket)
-            .finish_non_exhaustive()
+        f.debug_struct("S3Storage").field("bucket", &self.bucket).finish_non_exhaustive()
     }
 }
 
 impl S3Storage {
     /// Storage in `bucket` (path-style addressing when `env` has an endpoint).
     pub fn new(env: &AwsEnv, bucket: String) -> Self {
-        Self {
-            client: env.s3(),
-            bucket,
-        }
+        Self { client: env.s3(), bucket }
     }
 
     /// The bucket.
@@ -159,14 +154,7 @@ impl StorageClient for S3Storage {
 
     async fn delete_data(&self, key: &str) -> Result<(), StorageError> {
         check_key(key, false)?;
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.delete_object().bucket(&self.bucket).key(key).send().await {
             Ok(_) => Ok(()),
             Err(e) => match self.fail(key, AwsError::from_sdk(&e)) {
                 // S3 answers 204 for a missing key; some emulators answer 404.
@@ -188,12 +176,7 @@ impl StorageClient for S3Storage {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.fail(prefix, AwsError::from_sdk(&e)))?;
-            keys.extend(
-                page.contents
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|o| o.key),
-            );
+            keys.extend(page.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
         }
         keys.sort();
         Ok(keys)
@@ -203,18 +186,10 @@ impl StorageClient for S3Storage {
         check_key(key, false)?;
         let tag_set = tags
             .iter()
-            .map(|(k, v)| {
-                Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .map_err(StorageError::other)
-            })
+            .map(|(k, v)| Tag::builder().key(k).value(v).build().map_err(StorageError::other))
             .collect::<Result<Vec<_>, _>>()?;
-        let tagging = Tagging::builder()
-            .set_tag_set(Some(tag_set))
-            .build()
-            .map_err(StorageError::other)?;
+        let tagging =
+            Tagging::builder().set_tag_set(Some(tag_set)).build().map_err(StorageError::other)?;
         self.client
             .put_object_tagging()
             .bucket(&self.bucket)
@@ -232,9 +207,7 @@ impl StorageClient for S3Storage {
             Err(e) => {
                 let e = AwsError::from_sdk(&e);
                 if e.retryable {
-                    Err(StorageError::Unavailable(
-                        format!("bucket {}: {e}", self.bucket).into(),
-                    ))
+                    Err(StorageError::Unavailable(format!("bucket {}: {e}", self.bucket).into()))
                 } else if e.status == Some(404) || e.is_code(BUCKET_MISSING_CODES) {
                     Err(StorageError::other(format!(
                         "bucket {} does not exist (run `orchestrator setup`)",
@@ -285,12 +258,7 @@ mod tests {
         async fn storage(&self) -> Arc<dyn StorageClient> {
             let env = moto_or_skip().await.expect("moto checked by the test");
             let bucket = format!("{}-bucket", unique_prefix());
-            env.s3()
-                .create_bucket()
-                .bucket(&bucket)
-                .send()
-                .await
-                .expect("create bucket");
+            env.s3().create_bucket().bucket(&bucket).send().await.expect("create bucket");
             let storage = S3Storage::new(&env, bucket);
             *self.last.lock().expect("last") = Some(storage.clone());
             Arc::new(storage)
@@ -303,10 +271,7 @@ mod tests {
     }
 
     crate::storage_conformance_tests!({
-        if crate::core::client::aws::test_support::moto_or_skip()
-            .await
-            .is_none()
-        {
+        if crate::core::client::aws::test_support::moto_or_skip().await.is_none() {
             return;
         }
         S3Factory::default()

@@ -65,9 +65,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), AwsError> {
             "topic name {name:?} must be 1 to {MAX_TOPIC_NAME_LEN} characters long"
         )));
     }
-    if let Some(bad) = base
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    if let Some(bad) = base.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
         return Err(AwsError::invalid(format!(
             "topic name {name:?} contains {bad:?}: only ASCII letters, digits, `-` and `_` are allowed"
@@ -101,10 +99,7 @@ pub async fn find_topic_arn(
 /// A subject SNS accepts: no control characters or line breaks, fewer than 100 characters,
 /// starting with a letter, digit or punctuation; never empty.
 pub fn sanitize_subject(title: &str) -> String {
-    let cleaned: String = title
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let cleaned: String = title.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let collapsed = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
     let trimmed =
         collapsed.trim_start_matches(|c: char| !(c.is_alphanumeric() || c.is_ascii_punctuation()));
@@ -144,9 +139,7 @@ pub struct SnsAlerts {
 
 impl std::fmt::Debug for SnsAlerts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnsAlerts")
-            .field("topic", &self.topic)
-            .finish_non_exhaustive()
+        f.debug_struct("SnsAlerts").field("topic", &self.topic).finish_non_exhaustive()
     }
 }
 
@@ -157,11 +150,7 @@ impl SnsAlerts {
             TopicRef::Arn(arn) => Some(arn.clone()),
             TopicRef::Name(_) => None,
         };
-        Self {
-            client: env.sns(),
-            topic,
-            arn: Arc::new(Mutex::new(arn)),
-        }
+        Self { client: env.sns(), topic, arn: Arc::new(Mutex::new(arn)) }
     }
 
     /// The topic's ARN (looked up once by name).
@@ -183,9 +172,7 @@ impl SnsAlerts {
 
     fn lock_arn(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         // Holds a plain string: a panic while holding the lock cannot leave it torn.
-        self.arn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.arn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn fail(&self, e: AwsError) -> AlertError {
@@ -253,10 +240,7 @@ mod tests {
     #[case("bad name", None, None)]
     #[case("a.b", None, None)]
     fn topic_names(#[case] id: &str, #[case] prefix: Option<&str>, #[case] want: Option<&str>) {
-        assert_eq!(
-            TopicRef::new(id, prefix).ok().as_ref().map(TopicRef::name),
-            want
-        );
+        assert_eq!(TopicRef::new(id, prefix).ok().as_ref().map(TopicRef::name), want);
     }
 
     #[rstest]
@@ -378,18 +362,11 @@ mod tests {
             "CRITICAL" => AlertSeverity::Critical,
             _ => AlertSeverity::Warning,
         };
-        Alert {
-            severity,
-            title: title.to_owned(),
-            body: body.to_owned(),
-        }
+        Alert { severity, title: title.to_owned(), body: body.to_owned() }
     }
 
     crate::alert_conformance_tests!({
-        if crate::core::client::aws::test_support::moto_or_skip()
-            .await
-            .is_none()
-        {
+        if crate::core::client::aws::test_support::moto_or_skip().await.is_none() {
             return;
         }
         SnsFactory::default()
@@ -402,11 +379,7 @@ mod tests {
         };
         let topic = TopicRef::new("nothing", Some(&unique_prefix())).expect("topic");
         let a = SnsAlerts::new(&env, topic.clone());
-        let alert = Alert {
-            severity: AlertSeverity::Warning,
-            title: "t".into(),
-            body: "b".into(),
-        };
+        let alert = Alert { severity: AlertSeverity::Warning, title: "t".into(), body: "b".into() };
         match a.send_alert(&alert).await {
             Err(AlertError::TopicNotFound(name)) => assert_eq!(name, topic.name()),
             other => panic!("{other:?}"),

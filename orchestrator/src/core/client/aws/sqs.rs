@@ -24,11 +24,8 @@ use crate::{
 };
 
 /// Error codes SQS answers for a queue that does not exist.
-pub(crate) const QUEUE_MISSING_CODES: &[&str] = &[
-    "QueueDoesNotExist",
-    "AWS.SimpleQueueService.NonExistentQueue",
-    "NonExistentQueue",
-];
+pub(crate) const QUEUE_MISSING_CODES: &[&str] =
+    &["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue"];
 /// Error codes SQS answers for a receipt that no longer names an in-flight message.
 const STALE_RECEIPT_CODES: &[&str] = &[
     "ReceiptHandleIsInvalid",
@@ -123,9 +120,7 @@ pub fn validate_queue_name(name: &str) -> Result<(), AwsError> {
             name.len()
         )));
     }
-    if let Some(bad) = base
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    if let Some(bad) = base.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
         return Err(AwsError::invalid(format!(
             "queue name {name:?} contains {bad:?}: only ASCII letters, digits, `-` and `_` are allowed"
@@ -186,9 +181,7 @@ impl SqsQueue {
         }
         let name = self.naming.name(queue);
         let url = match &self.naming {
-            QueueNaming::Arn {
-                region, account, ..
-            } if self.derive_urls => {
+            QueueNaming::Arn { region, account, .. } if self.derive_urls => {
                 format!("https://sqs.{region}.amazonaws.com/{account}/{name}")
             }
             naming => {
@@ -236,9 +229,7 @@ impl SqsQueue {
 
     fn lock_receipts(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         // Holds plain strings: a panic while holding the lock cannot leave it torn.
-        self.receipts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.receipts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn cached(&self, queue: QueueType) -> Option<String> {
@@ -247,9 +238,7 @@ impl SqsQueue {
 
     fn lock_urls(&self) -> std::sync::MutexGuard<'_, HashMap<QueueType, String>> {
         // The map holds plain strings: a panic while holding the lock cannot leave it torn.
-        self.urls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.urls.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Maps an SDK error of an operation on `queue`; forgets the cached URL when the queue
@@ -276,11 +265,7 @@ fn queue_error(name: &str, e: AwsError) -> QueueError {
 /// Whole seconds of a delay, rounded up (SQS counts seconds), after checking the maximum.
 fn delay_secs(queue: QueueType, delay: Duration) -> Result<i32, QueueError> {
     if delay > MAX_MESSAGE_DELAY {
-        return Err(QueueError::DelayTooLong {
-            queue,
-            delay,
-            max: MAX_MESSAGE_DELAY,
-        });
+        return Err(QueueError::DelayTooLong { queue, delay, max: MAX_MESSAGE_DELAY });
     }
     let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
     // ≤ 900 after the check above, so it fits an i32.
@@ -292,11 +277,7 @@ impl QueueClient for SqsQueue {
     async fn send(&self, queue: QueueType, message: OutgoingMessage) -> Result<(), QueueError> {
         let delay = delay_secs(queue, message.delay.unwrap_or_default())?;
         let url = self.url(queue).await?;
-        let mut request = self
-            .client
-            .send_message()
-            .queue_url(url)
-            .message_body(message.body);
+        let mut request = self.client.send_message().queue_url(url).message_body(message.body);
         if delay > 0 {
             request = request.delay_seconds(delay);
         }
@@ -308,10 +289,7 @@ impl QueueClient for SqsQueue {
                 .map_err(QueueError::other)?;
             request = request.message_attributes(key, value);
         }
-        request
-            .send()
-            .await
-            .map_err(|e| self.fail(queue, AwsError::from_sdk(&e)))?;
+        request.send().await.map_err(|e| self.fail(queue, AwsError::from_sdk(&e)))?;
         Ok(())
     }
 
@@ -404,8 +382,7 @@ impl QueueClient for SqsQueue {
         Ok(out
             .attributes
             .and_then(|a| {
-                a.get(&QueueAttributeName::ApproximateNumberOfMessages)
-                    .and_then(|n| n.parse().ok())
+                a.get(&QueueAttributeName::ApproximateNumberOfMessages).and_then(|n| n.parse().ok())
             })
             .unwrap_or(0))
     }
@@ -456,11 +433,7 @@ mod tests {
     #[rstest]
     #[case("mo_{}_queue", None, "mo_snos_job_processing_queue")]
     #[case("mo_{}_queue", Some("dev"), "dev_mo_snos_job_processing_queue")]
-    #[case(
-        "arn:aws:sqs:eu-west-1:123456789012:x_{}",
-        Some("ignored"),
-        "x_snos_job_processing"
-    )]
+    #[case("arn:aws:sqs:eu-west-1:123456789012:x_{}", Some("ignored"), "x_snos_job_processing")]
     fn names(#[case] id: &str, #[case] prefix: Option<&str>, #[case] want: &str) {
         let n = QueueNaming::new(id, prefix).expect("naming");
         assert_eq!(n.name(QueueType::SnosJobProcessing), want);
@@ -527,10 +500,7 @@ mod tests {
     }
 
     crate::queue_conformance_tests!({
-        if crate::core::client::aws::test_support::moto_or_skip()
-            .await
-            .is_none()
-        {
+        if crate::core::client::aws::test_support::moto_or_skip().await.is_none() {
             return;
         }
         SqsFactory
@@ -555,24 +525,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!err.is_retryable());
-        assert!(matches!(
-            q.health_check().await,
-            Err(QueueError::QueueNotFound(_))
-        ));
+        assert!(matches!(q.health_check().await, Err(QueueError::QueueNotFound(_))));
     }
 
     #[tokio::test]
     async fn an_unreachable_endpoint_is_unavailable() {
         let env = crate::core::client::aws::test_support::closed_port_env().await;
-        let q = SqsQueue::new(
-            &env,
-            QueueNaming::new("mo_{}_queue", None).expect("naming"),
-            vec![],
-        );
-        let err = q
-            .receive(QueueType::WorkerTrigger)
-            .await
-            .expect_err("closed port");
+        let q = SqsQueue::new(&env, QueueNaming::new("mo_{}_queue", None).expect("naming"), vec![]);
+        let err = q.receive(QueueType::WorkerTrigger).await.expect_err("closed port");
         assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
         assert!(err.is_retryable());
     }

@@ -35,11 +35,7 @@ pub(crate) async fn moto_or_skip() -> Option<AwsEnv> {
         .trim_end_matches('/')
         .to_owned();
     let reachable = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(&addr)
-        )
-        .await,
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await,
         Ok(Ok(_))
     );
     if !reachable {
@@ -61,13 +57,7 @@ pub(crate) async fn closed_port_env() -> AwsEnv {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         listener.local_addr().expect("local addr").port()
     };
-    AwsEnv::explicit(
-        "test",
-        "test",
-        "us-east-1",
-        Some(&format!("http://127.0.0.1:{port}")),
-    )
-    .await
+    AwsEnv::explicit("test", "test", "us-east-1", Some(&format!("http://127.0.0.1:{port}"))).await
 }
 
 /// A fresh name prefix: lowercase letter plus hex, valid in every AWS resource name.
@@ -112,24 +102,15 @@ impl MotoQueues {
                 .create_queue()
                 .queue_name(naming.name(queue))
                 .attributes(QueueAttributeName::VisibilityTimeout, &vis);
-            if queue
-                .config(&Default::default())
-                .dead_letter_queue
-                .is_some()
-            {
+            if queue.config(&Default::default()).dead_letter_queue.is_some() {
                 let policy = serde_json::json!({
                     "deadLetterTargetArn": dlq_arn,
                     "maxReceiveCount": QUEUE_MAX_RECEIVE_COUNT.to_string(),
                 });
                 request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
             }
-            request
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("create {queue}: {e:?}"));
+            request.send().await.unwrap_or_else(|e| panic!("create {queue}: {e:?}"));
         }
-        Self {
-            client: SqsQueue::new(env, naming, QueueType::iter().collect()),
-        }
+        Self { client: SqsQueue::new(env, naming, QueueType::iter().collect()) }
     }
 }

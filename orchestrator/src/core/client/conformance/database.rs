@@ -16,9 +16,9 @@ use crate::{
             SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates, SortOrder,
         },
         jobs::{
-            AggregatorMetadata, DaMetadata, ExternalId, JobItem, JobItemUpdates, JobSpecificMetadata,
-            JobStatus, JobType, ProvingMetadata, SettlementContext, SettlementContextData, SnosMetadata,
-            StateUpdateMetadata,
+            AggregatorMetadata, DaMetadata, ExternalId, JobItem, JobItemUpdates,
+            JobSpecificMetadata, JobStatus, JobType, ProvingMetadata, SettlementContext,
+            SettlementContextData, SnosMetadata, StateUpdateMetadata,
         },
         ORCHESTRATOR_VERSION,
     },
@@ -141,9 +141,14 @@ fn job(job_type: JobType, internal_id: u64) -> JobItem {
             ..Default::default()
         }),
         JobType::ProofCreation | JobType::ProofRegistration => {
-            JobSpecificMetadata::Proving(ProvingMetadata { block_number: block, ..Default::default() })
+            JobSpecificMetadata::Proving(ProvingMetadata {
+                block_number: block,
+                ..Default::default()
+            })
         }
-        JobType::DataSubmission => JobSpecificMetadata::Da(DaMetadata { block_number: block, ..Default::default() }),
+        JobType::DataSubmission => {
+            JobSpecificMetadata::Da(DaMetadata { block_number: block, ..Default::default() })
+        }
         JobType::StateTransition => JobSpecificMetadata::StateUpdate(StateUpdateMetadata {
             snos_output_path: None,
             program_output_path: None,
@@ -152,12 +157,16 @@ fn job(job_type: JobType, internal_id: u64) -> JobItem {
             tx_hash: None,
             tx_nonce: None,
             tx_attempts: Vec::new(),
-            context: SettlementContext::Batch(SettlementContextData { to_settle: internal_id, last_failed: None }),
+            context: SettlementContext::Batch(SettlementContextData {
+                to_settle: internal_id,
+                last_failed: None,
+            }),
             storage_artifacts_tagged_at: None,
         }),
-        JobType::Aggregator => {
-            JobSpecificMetadata::Aggregator(AggregatorMetadata { batch_num: internal_id, ..Default::default() })
-        }
+        JobType::Aggregator => JobSpecificMetadata::Aggregator(AggregatorMetadata {
+            batch_num: internal_id,
+            ..Default::default()
+        }),
     };
     JobItem::new(job_type, internal_id, specific)
 }
@@ -228,11 +237,23 @@ pub async fn created_job_reads_back(db: Db) {
     let j = job(JobType::SnosRun, 1);
     assert_eq!(db.create_job(j.clone()).await.expect("create"), j);
     assert_eq!(db.get_job_by_id(j.id).await.expect("by id"), Some(j.clone()));
-    assert_eq!(db.get_job_by_internal_id_and_type(1, JobType::SnosRun).await.expect("by iid"), Some(j.clone()));
-    assert_eq!(db.get_job_by_internal_id_and_type(1, JobType::ProofCreation).await.expect("other type"), None);
-    assert_eq!(db.get_job_by_internal_id_and_type(2, JobType::SnosRun).await.expect("other iid"), None);
+    assert_eq!(
+        db.get_job_by_internal_id_and_type(1, JobType::SnosRun).await.expect("by iid"),
+        Some(j.clone())
+    );
+    assert_eq!(
+        db.get_job_by_internal_id_and_type(1, JobType::ProofCreation).await.expect("other type"),
+        None
+    );
+    assert_eq!(
+        db.get_job_by_internal_id_and_type(2, JobType::SnosRun).await.expect("other iid"),
+        None
+    );
     assert_eq!(db.get_job_by_id(uuid::Uuid::new_v4()).await.expect("missing id"), None);
-    assert_eq!(db.get_job_by_internal_id_and_type(u64::MAX, JobType::SnosRun).await.expect("huge iid"), None);
+    assert_eq!(
+        db.get_job_by_internal_id_and_type(u64::MAX, JobType::SnosRun).await.expect("huge iid"),
+        None
+    );
 }
 
 /// A second create of the same (type, internal id) fails with `ItemAlreadyExists` and leaves
@@ -242,17 +263,28 @@ pub async fn duplicate_create_fails_and_changes_nothing(db: Db) {
     let second = with_status(job(JobType::SnosRun, 7), JobStatus::Completed);
     let err = db.create_job(second.clone()).await.expect_err("duplicate must fail");
     assert!(
-        matches!(err, DatabaseError::ItemAlreadyExists { job_type: JobType::SnosRun, internal_id: 7 }),
+        matches!(
+            err,
+            DatabaseError::ItemAlreadyExists { job_type: JobType::SnosRun, internal_id: 7 }
+        ),
         "{err:?}"
     );
     assert!(!err.is_retryable());
-    assert_eq!(db.get_job_by_internal_id_and_type(7, JobType::SnosRun).await.expect("get"), Some(first));
+    assert_eq!(
+        db.get_job_by_internal_id_and_type(7, JobType::SnosRun).await.expect("get"),
+        Some(first)
+    );
     assert_eq!(db.get_job_by_id(second.id).await.expect("get second"), None);
 }
 
 /// The uniqueness is per type: the same internal id may exist once per job type.
 pub async fn same_internal_id_of_other_types_coexist(db: Db) {
-    for t in [JobType::SnosRun, JobType::ProofCreation, JobType::DataSubmission, JobType::StateTransition] {
+    for t in [
+        JobType::SnosRun,
+        JobType::ProofCreation,
+        JobType::DataSubmission,
+        JobType::StateTransition,
+    ] {
         create(&db, job(t, 3)).await;
     }
     let all = db.get_jobs_by_types_and_statuses(&[], &[], None, None).await.expect("all");
@@ -263,10 +295,17 @@ pub async fn same_internal_id_of_other_types_coexist(db: Db) {
 pub async fn jobs_by_internal_ids_are_filtered_and_ascending(db: Db) {
     create_all(&db, [5, 1, 3, 10].map(|i| job(JobType::SnosRun, i))).await;
     create(&db, job(JobType::ProofCreation, 3)).await;
-    let got = db.get_jobs_by_internal_ids_and_type(&[10, 3, 99, 1], JobType::SnosRun).await.expect("query");
+    let got = db
+        .get_jobs_by_internal_ids_and_type(&[10, 3, 99, 1], JobType::SnosRun)
+        .await
+        .expect("query");
     assert_eq!(ids(&got), vec![1, 3, 10]);
     assert!(got.iter().all(|j| j.job_type == JobType::SnosRun));
-    assert!(db.get_jobs_by_internal_ids_and_type(&[], JobType::SnosRun).await.expect("empty").is_empty());
+    assert!(db
+        .get_jobs_by_internal_ids_and_type(&[], JobType::SnosRun)
+        .await
+        .expect("empty")
+        .is_empty());
 }
 
 /// An update sets the named fields, increments the version, sets `updated_at`, and returns
@@ -274,14 +313,20 @@ pub async fn jobs_by_internal_ids_are_filtered_and_ascending(db: Db) {
 pub async fn update_applies_given_fields_and_bumps_version(db: Db) {
     let j = create(&db, job(JobType::SnosRun, 1)).await;
     let v1 = db
-        .update_job(&j, JobItemUpdates::new().status(JobStatus::LockedForProcessing).external_id("0xabc"))
+        .update_job(
+            &j,
+            JobItemUpdates::new().status(JobStatus::LockedForProcessing).external_id("0xabc"),
+        )
         .await
         .expect("update 1");
     assert_eq!(v1.version, 1);
     assert_eq!(v1.status, JobStatus::LockedForProcessing);
     assert_eq!(v1.external_id, ExternalId::from("0xabc"));
     assert_eq!(v1.metadata, j.metadata);
-    assert_eq!((v1.id, v1.internal_id, v1.job_type, v1.created_at), (j.id, j.internal_id, j.job_type, j.created_at));
+    assert_eq!(
+        (v1.id, v1.internal_id, v1.job_type, v1.created_at),
+        (j.id, j.internal_id, j.job_type, j.created_at)
+    );
     assert!(v1.updated_at >= j.updated_at);
     assert!(v1.updated_at <= Utc::now());
     assert_eq!(db.get_job_by_id(j.id).await.expect("get"), Some(v1.clone()));
@@ -289,7 +334,10 @@ pub async fn update_applies_given_fields_and_bumps_version(db: Db) {
     let mut metadata = v1.metadata.clone();
     metadata.common.process_attempt_no = 1;
     metadata.common.process_started_at = Some(crate::types::jobs::now_secs());
-    let v2 = db.update_job(&v1, JobItemUpdates::new().metadata(metadata.clone())).await.expect("update 2");
+    let v2 = db
+        .update_job(&v1, JobItemUpdates::new().metadata(metadata.clone()))
+        .await
+        .expect("update 2");
     assert_eq!(v2.version, 2);
     assert_eq!(v2.metadata, metadata);
     assert_eq!(v2.status, JobStatus::LockedForProcessing);
@@ -318,9 +366,18 @@ pub async fn update_leaves_fields_it_does_not_name(db: Db) {
 /// nothing.
 pub async fn update_with_outdated_version_fails_and_changes_nothing(db: Db) {
     let v0 = create(&db, job(JobType::SnosRun, 1)).await;
-    let v1 = db.update_job(&v0, JobItemUpdates::new().status(JobStatus::LockedForProcessing)).await.expect("update");
-    let err = db.update_job(&v0, JobItemUpdates::new().status(JobStatus::Failed)).await.expect_err("stale");
-    assert!(matches!(err, DatabaseError::UpdateFailed { id, version: 0 } if id == v0.id), "{err:?}");
+    let v1 = db
+        .update_job(&v0, JobItemUpdates::new().status(JobStatus::LockedForProcessing))
+        .await
+        .expect("update");
+    let err = db
+        .update_job(&v0, JobItemUpdates::new().status(JobStatus::Failed))
+        .await
+        .expect_err("stale");
+    assert!(
+        matches!(err, DatabaseError::UpdateFailed { id, version: 0 } if id == v0.id),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
     assert_eq!(db.get_job_by_id(v0.id).await.expect("get"), Some(v1));
 }
@@ -328,7 +385,10 @@ pub async fn update_with_outdated_version_fails_and_changes_nothing(db: Db) {
 /// Updating a job that does not exist fails with `UpdateFailed`.
 pub async fn update_of_missing_job_fails(db: Db) {
     let ghost = job(JobType::SnosRun, 1);
-    let err = db.update_job(&ghost, JobItemUpdates::new().status(JobStatus::Completed)).await.expect_err("missing");
+    let err = db
+        .update_job(&ghost, JobItemUpdates::new().status(JobStatus::Completed))
+        .await
+        .expect_err("missing");
     assert!(matches!(err, DatabaseError::UpdateFailed { .. }), "{err:?}");
     assert_eq!(db.get_job_by_id(ghost.id).await.expect("get"), None);
 }
@@ -352,7 +412,9 @@ pub async fn concurrent_updates_of_one_version_have_one_winner(db: Db) {
             .into_iter()
             .map(|status| {
                 let (db, current) = (db.clone(), current.clone());
-                tokio::spawn(async move { db.update_job(&current, JobItemUpdates::new().status(status)).await })
+                tokio::spawn(async move {
+                    db.update_job(&current, JobItemUpdates::new().status(status)).await
+                })
             })
             .collect();
         let mut wins = 0;
@@ -379,7 +441,12 @@ pub async fn latest_job_by_type_is_highest_internal_id(db: Db) {
     create(&db, job(JobType::ProofCreation, 50)).await;
     let latest = |v: Option<&'static str>| {
         let db = db.clone();
-        async move { db.get_latest_job_by_type(JobType::SnosRun, v).await.expect("latest").map(|j| j.internal_id) }
+        async move {
+            db.get_latest_job_by_type(JobType::SnosRun, v)
+                .await
+                .expect("latest")
+                .map(|j| j.internal_id)
+        }
     };
     assert_eq!(latest(None).await, Some(10));
     create(&db, with_version(job(JobType::SnosRun, 11), OLD_VERSION)).await;
@@ -394,12 +461,19 @@ pub async fn latest_job_by_type_and_status(db: Db) {
     create(&db, with_status(job(JobType::SnosRun, 1), JobStatus::Completed)).await;
     create(&db, with_status(job(JobType::SnosRun, 2), JobStatus::Completed)).await;
     create(&db, job(JobType::SnosRun, 3)).await;
-    create(&db, with_version(with_status(job(JobType::SnosRun, 4), JobStatus::Completed), OLD_VERSION)).await;
+    create(
+        &db,
+        with_version(with_status(job(JobType::SnosRun, 4), JobStatus::Completed), OLD_VERSION),
+    )
+    .await;
     create(&db, with_status(job(JobType::ProofCreation, 9), JobStatus::Completed)).await;
     let latest = |s: JobStatus, v: Option<&'static str>| {
         let db = db.clone();
         async move {
-            db.get_latest_job_by_type_and_status(JobType::SnosRun, s, v).await.expect("latest").map(|j| j.internal_id)
+            db.get_latest_job_by_type_and_status(JobType::SnosRun, s, v)
+                .await
+                .expect("latest")
+                .map(|j| j.internal_id)
         }
     };
     assert_eq!(latest(JobStatus::Completed, None).await, Some(4));
@@ -415,7 +489,11 @@ pub async fn jobs_without_successor(db: Db) {
         create(&db, with_status(job(JobType::SnosRun, i), JobStatus::Completed)).await;
     }
     create(&db, job(JobType::SnosRun, 6)).await;
-    create(&db, with_version(with_status(job(JobType::SnosRun, 7), JobStatus::Completed), OLD_VERSION)).await;
+    create(
+        &db,
+        with_version(with_status(job(JobType::SnosRun, 7), JobStatus::Completed), OLD_VERSION),
+    )
+    .await;
     create(&db, job(JobType::ProofCreation, 2)).await;
     create(&db, with_status(job(JobType::ProofCreation, 4), JobStatus::Failed)).await;
     create(&db, job(JobType::DataSubmission, 5)).await;
@@ -423,10 +501,18 @@ pub async fn jobs_without_successor(db: Db) {
         let db = db.clone();
         async move {
             let jobs = db
-                .get_jobs_without_successor(JobType::SnosRun, JobStatus::Completed, JobType::ProofCreation, v, min)
+                .get_jobs_without_successor(
+                    JobType::SnosRun,
+                    JobStatus::Completed,
+                    JobType::ProofCreation,
+                    v,
+                    min,
+                )
                 .await
                 .expect("query");
-            assert!(jobs.iter().all(|j| j.job_type == JobType::SnosRun && j.status == JobStatus::Completed));
+            assert!(jobs
+                .iter()
+                .all(|j| j.job_type == JobType::SnosRun && j.status == JobStatus::Completed));
             ids(&jobs)
         }
     };
@@ -443,13 +529,22 @@ pub async fn jobs_after_internal_id(db: Db) {
         create(&db, with_status(job(JobType::SnosRun, i), JobStatus::Completed)).await;
     }
     create(&db, job(JobType::SnosRun, 6)).await;
-    create(&db, with_version(with_status(job(JobType::SnosRun, 7), JobStatus::Completed), OLD_VERSION)).await;
+    create(
+        &db,
+        with_version(with_status(job(JobType::SnosRun, 7), JobStatus::Completed), OLD_VERSION),
+    )
+    .await;
     create(&db, with_status(job(JobType::ProofCreation, 8), JobStatus::Completed)).await;
     let after = |id: u64, v: Option<&'static str>| {
         let db = db.clone();
         async move {
             ids(&db
-                .get_jobs_after_internal_id_by_job_type(JobType::SnosRun, JobStatus::Completed, id, v)
+                .get_jobs_after_internal_id_by_job_type(
+                    JobType::SnosRun,
+                    JobStatus::Completed,
+                    id,
+                    v,
+                )
                 .await
                 .expect("query"))
         }
@@ -469,9 +564,17 @@ pub async fn jobs_by_types_and_statuses(db: Db) {
     create(&db, job(JobType::DataSubmission, 3)).await;
     create(&db, with_status(job(JobType::ProofCreation, 2), JobStatus::Failed)).await;
     create(&db, with_version(job(JobType::SnosRun, 5), OLD_VERSION)).await;
-    let q = |types: Vec<JobType>, statuses: Vec<JobStatus>, limit: Option<u64>, v: Option<&'static str>| {
+    let q = |types: Vec<JobType>,
+             statuses: Vec<JobStatus>,
+             limit: Option<u64>,
+             v: Option<&'static str>| {
         let db = db.clone();
-        async move { ids(&db.get_jobs_by_types_and_statuses(&types, &statuses, limit, v).await.expect("query")) }
+        async move {
+            ids(&db
+                .get_jobs_by_types_and_statuses(&types, &statuses, limit, v)
+                .await
+                .expect("query"))
+        }
     };
     assert_eq!(q(vec![], vec![], None, None).await, vec![1, 2, 3, 4, 5]);
     assert_eq!(q(vec![], vec![], Some(2), None).await, vec![1, 2]);
@@ -479,11 +582,15 @@ pub async fn jobs_by_types_and_statuses(db: Db) {
     assert_eq!(q(vec![JobType::SnosRun], vec![], None, None).await, vec![1, 4, 5]);
     assert_eq!(q(vec![], vec![JobStatus::Created], None, None).await, vec![3, 4, 5]);
     assert_eq!(
-        q(vec![JobType::SnosRun, JobType::DataSubmission], vec![JobStatus::Created], Some(2), None).await,
+        q(vec![JobType::SnosRun, JobType::DataSubmission], vec![JobStatus::Created], Some(2), None)
+            .await,
         vec![3, 4]
     );
     assert_eq!(q(vec![JobType::Aggregator], vec![], None, None).await, Vec::<u64>::new());
-    assert_eq!(q(vec![], vec![JobStatus::Completed, JobStatus::Failed], None, None).await, vec![1, 2]);
+    assert_eq!(
+        q(vec![], vec![JobStatus::Completed, JobStatus::Failed], None, None).await,
+        vec![1, 2]
+    );
     assert_eq!(q(vec![], vec![], Some(0), None).await, Vec::<u64>::new());
 }
 
@@ -496,7 +603,8 @@ pub async fn jobs_without_storage_artifacts_tagged(db: Db) {
         j
     };
     create(&db, with_status(job(JobType::StateTransition, 4), JobStatus::Completed)).await;
-    let first = create(&db, with_status(job(JobType::StateTransition, 1), JobStatus::Completed)).await;
+    let first =
+        create(&db, with_status(job(JobType::StateTransition, 1), JobStatus::Completed)).await;
     create(&db, tag(with_status(job(JobType::StateTransition, 2), JobStatus::Completed))).await;
     create(&db, job(JobType::StateTransition, 3)).await;
     create(&db, with_status(job(JobType::SnosRun, 5), JobStatus::Completed)).await;
@@ -553,8 +661,14 @@ pub async fn oldest_job_excluding_statuses(db: Db) {
     assert_eq!(q(vec![], None).await, Some(1));
     assert_eq!(q(vec![JobStatus::Completed], None).await, Some(3));
     assert_eq!(q(vec![JobStatus::Completed, JobStatus::Failed], None).await, Some(4));
-    assert_eq!(q(vec![JobStatus::Completed, JobStatus::Failed], Some(ORCHESTRATOR_VERSION)).await, Some(5));
-    assert_eq!(q(vec![JobStatus::Completed, JobStatus::Failed, JobStatus::Created], None).await, None);
+    assert_eq!(
+        q(vec![JobStatus::Completed, JobStatus::Failed], Some(ORCHESTRATOR_VERSION)).await,
+        Some(5)
+    );
+    assert_eq!(
+        q(vec![JobStatus::Completed, JobStatus::Failed, JobStatus::Created], None).await,
+        None
+    );
 }
 
 /// The union of proving/DA jobs of the block, StateTransition jobs settling it, SnosRun jobs
@@ -577,7 +691,9 @@ pub async fn jobs_by_block_number(db: Db) {
         let db = db.clone();
         async move { keyed(&db.get_jobs_by_block_number(block).await.expect("query")) }
     };
-    let set = |items: &[(JobType, u64)]| items.iter().map(|(t, i)| (t.to_string(), *i)).collect::<BTreeSet<_>>();
+    let set = |items: &[(JobType, u64)]| {
+        items.iter().map(|(t, i)| (t.to_string(), *i)).collect::<BTreeSet<_>>()
+    };
     assert_eq!(
         q(100).await,
         set(&[
@@ -589,8 +705,14 @@ pub async fn jobs_by_block_number(db: Db) {
             (JobType::Aggregator, 1),
         ])
     );
-    assert_eq!(q(105).await, set(&[(JobType::SnosRun, 10), (JobType::StateTransition, 105), (JobType::Aggregator, 1)]));
-    assert_eq!(q(110).await, set(&[(JobType::SnosRun, 11), (JobType::ProofCreation, 11), (JobType::Aggregator, 1)]));
+    assert_eq!(
+        q(105).await,
+        set(&[(JobType::SnosRun, 10), (JobType::StateTransition, 105), (JobType::Aggregator, 1)])
+    );
+    assert_eq!(
+        q(110).await,
+        set(&[(JobType::SnosRun, 11), (JobType::ProofCreation, 11), (JobType::Aggregator, 1)])
+    );
     assert_eq!(q(125).await, set(&[(JobType::Aggregator, 2)]));
     assert_eq!(q(999).await, BTreeSet::new());
 }
@@ -641,11 +763,21 @@ pub async fn snos_batch_query_filters_and_sorts(db: Db) {
         async move { batch_indexes(&db.get_snos_batches(query).await.expect("query"), |b| b.index) }
     };
     assert_eq!(q(SnosBatchQuery::default()).await, vec![1, 2, 3, 4, 5]);
-    assert_eq!(q(SnosBatchQuery { indexes: vec![4, 2, 99], ..Default::default() }).await, vec![2, 4]);
-    assert_eq!(q(SnosBatchQuery { indexes: vec![u64::MAX], ..Default::default() }).await, Vec::<u64>::new());
-    assert_eq!(q(SnosBatchQuery { statuses: vec![SnosBatchStatus::Closed], ..Default::default() }).await, vec![2, 4]);
     assert_eq!(
-        q(SnosBatchQuery { sort: SortOrder::Descending, limit: Some(2), ..Default::default() }).await,
+        q(SnosBatchQuery { indexes: vec![4, 2, 99], ..Default::default() }).await,
+        vec![2, 4]
+    );
+    assert_eq!(
+        q(SnosBatchQuery { indexes: vec![u64::MAX], ..Default::default() }).await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        q(SnosBatchQuery { statuses: vec![SnosBatchStatus::Closed], ..Default::default() }).await,
+        vec![2, 4]
+    );
+    assert_eq!(
+        q(SnosBatchQuery { sort: SortOrder::Descending, limit: Some(2), ..Default::default() })
+            .await,
         vec![5, 4]
     );
     assert_eq!(q(SnosBatchQuery { limit: Some(2), ..Default::default() }).await, vec![1, 2]);
@@ -681,12 +813,19 @@ pub async fn snos_batch_unique_constraints(db: Db) {
 /// Setting a status by index; a missing index is `NotFound`.
 pub async fn snos_batch_status_update_by_index(db: Db) {
     let b = db.create_snos_batch(snos_batch(1, 0, 4)).await.expect("create");
-    let closed = db.update_snos_batch_status_by_index(1, SnosBatchStatus::Closed).await.expect("update");
+    let closed =
+        db.update_snos_batch_status_by_index(1, SnosBatchStatus::Closed).await.expect("update");
     assert_eq!(closed.status, SnosBatchStatus::Closed);
-    assert_eq!((closed.id, closed.start_block, closed.end_block, closed.num_blocks), (b.id, 0, 4, 5));
+    assert_eq!(
+        (closed.id, closed.start_block, closed.end_block, closed.num_blocks),
+        (b.id, 0, 4, 5)
+    );
     assert!(closed.updated_at >= b.updated_at);
     assert_eq!(db.get_latest_snos_batch().await.expect("latest"), Some(closed));
-    let err = db.update_snos_batch_status_by_index(2, SnosBatchStatus::Closed).await.expect_err("missing");
+    let err = db
+        .update_snos_batch_status_by_index(2, SnosBatchStatus::Closed)
+        .await
+        .expect_err("missing");
     assert!(matches!(err, DatabaseError::NotFound { .. }), "{err:?}");
 }
 
@@ -702,10 +841,16 @@ pub async fn snos_batch_update_grows_and_shrinks_lookups(db: Db) {
         assert_eq!(snos_lookup(&db, block).await, Some(1), "block {block}");
     }
     let shrunk = db
-        .update_snos_batch(1, SnosBatchUpdates { end_block: Some(12), status: Some(SnosBatchStatus::Closed) })
+        .update_snos_batch(
+            1,
+            SnosBatchUpdates { end_block: Some(12), status: Some(SnosBatchStatus::Closed) },
+        )
         .await
         .expect("shrink");
-    assert_eq!((shrunk.end_block, shrunk.num_blocks, shrunk.status), (12, 3, SnosBatchStatus::Closed));
+    assert_eq!(
+        (shrunk.end_block, shrunk.num_blocks, shrunk.status),
+        (12, 3, SnosBatchStatus::Closed)
+    );
     assert_eq!(snos_lookup(&db, 12).await, Some(1));
     assert_eq!(snos_lookup(&db, 13).await, None);
     assert_eq!(snos_lookup(&db, 14).await, None);
@@ -736,7 +881,8 @@ pub async fn snos_batch_update_or_create_inserts_then_replaces(db: Db) {
     for block in 2..=5 {
         assert_eq!(snos_lookup(&db, block).await, None, "block {block}");
     }
-    let err = db.update_or_create_snos_batch(&snos_batch(1, 50, 60)).await.expect_err("index taken");
+    let err =
+        db.update_or_create_snos_batch(&snos_batch(1, 50, 60)).await.expect_err("index taken");
     assert!(matches!(err, DatabaseError::Conflict(_)), "{err:?}");
     assert_eq!(snos_lookup(&db, 50).await, None);
 }
@@ -758,7 +904,9 @@ pub async fn snos_batches_without_jobs(db: Db) {
         let db = db.clone();
         async move {
             batch_indexes(
-                &db.get_snos_batches_without_jobs(SnosBatchStatus::Closed, limit, v, min).await.expect("query"),
+                &db.get_snos_batches_without_jobs(SnosBatchStatus::Closed, limit, v, min)
+                    .await
+                    .expect("query"),
                 |b| b.index,
             )
         }
@@ -779,7 +927,12 @@ pub async fn snos_batches_by_aggregator_index(db: Db) {
     }
     let by = |agg: u64| {
         let db = db.clone();
-        async move { batch_indexes(&db.get_snos_batches_by_aggregator_index(agg).await.expect("query"), |b| b.index) }
+        async move {
+            batch_indexes(
+                &db.get_snos_batches_by_aggregator_index(agg).await.expect("query"),
+                |b| b.index,
+            )
+        }
     };
     assert_eq!(by(1).await, vec![1, 2]);
     assert_eq!(by(2).await, vec![3]);
@@ -804,8 +957,14 @@ pub async fn aggregator_batch_create_latest_oldest(db: Db) {
     assert_eq!((b1.num_blocks, b2.num_blocks, b3.num_blocks), (10, 10, 10));
     assert_eq!(db.get_latest_aggregator_batch().await.expect("latest"), Some(b3.clone()));
     assert_eq!(db.get_oldest_aggregator_batch(None).await.expect("oldest"), Some(b1.clone()));
-    assert_eq!(db.get_oldest_aggregator_batch(Some(ORCHESTRATOR_VERSION)).await.expect("oldest v"), Some(b2.clone()));
-    assert_eq!(db.get_aggregator_batches(AggregatorBatchQuery::default()).await.expect("all"), vec![b1, b2, b3]);
+    assert_eq!(
+        db.get_oldest_aggregator_batch(Some(ORCHESTRATOR_VERSION)).await.expect("oldest v"),
+        Some(b2.clone())
+    );
+    assert_eq!(
+        db.get_aggregator_batches(AggregatorBatchQuery::default()).await.expect("all"),
+        vec![b1, b2, b3]
+    );
 }
 
 /// Aggregator batch queries filter, sort and limit like SNOS batch queries.
@@ -822,11 +981,20 @@ pub async fn aggregator_batch_query_filters_and_sorts(db: Db) {
     }
     let q = |query: AggregatorBatchQuery| {
         let db = db.clone();
-        async move { batch_indexes(&db.get_aggregator_batches(query).await.expect("query"), |b| b.index) }
+        async move {
+            batch_indexes(&db.get_aggregator_batches(query).await.expect("query"), |b| b.index)
+        }
     };
-    assert_eq!(q(AggregatorBatchQuery { indexes: vec![3, 1], ..Default::default() }).await, vec![1, 3]);
     assert_eq!(
-        q(AggregatorBatchQuery { statuses: vec![AggregatorBatchStatus::Closed], ..Default::default() }).await,
+        q(AggregatorBatchQuery { indexes: vec![3, 1], ..Default::default() }).await,
+        vec![1, 3]
+    );
+    assert_eq!(
+        q(AggregatorBatchQuery {
+            statuses: vec![AggregatorBatchStatus::Closed],
+            ..Default::default()
+        })
+        .await,
         vec![3, 4]
     );
     assert_eq!(
@@ -834,11 +1002,20 @@ pub async fn aggregator_batch_query_filters_and_sorts(db: Db) {
         vec![4, 3, 2, 1]
     );
     assert_eq!(
-        q(AggregatorBatchQuery { limit: Some(1), sort: SortOrder::Descending, ..Default::default() }).await,
+        q(AggregatorBatchQuery {
+            limit: Some(1),
+            sort: SortOrder::Descending,
+            ..Default::default()
+        })
+        .await,
         vec![4]
     );
     assert_eq!(
-        q(AggregatorBatchQuery { orchestrator_version: Some(OLD_VERSION.to_owned()), ..Default::default() }).await,
+        q(AggregatorBatchQuery {
+            orchestrator_version: Some(OLD_VERSION.to_owned()),
+            ..Default::default()
+        })
+        .await,
         vec![4]
     );
 }
@@ -846,14 +1023,19 @@ pub async fn aggregator_batch_query_filters_and_sorts(db: Db) {
 /// Index, start block and end block are each unique for aggregator batches too.
 pub async fn aggregator_batch_unique_constraints(db: Db) {
     let b1 = db.create_aggregator_batch(agg_batch(1, 0, 9)).await.expect("create");
-    for (what, dup) in
-        [("index", agg_batch(1, 20, 29)), ("start block", agg_batch(2, 0, 3)), ("end block", agg_batch(3, 5, 9))]
-    {
+    for (what, dup) in [
+        ("index", agg_batch(1, 20, 29)),
+        ("start block", agg_batch(2, 0, 3)),
+        ("end block", agg_batch(3, 5, 9)),
+    ] {
         let err = db.create_aggregator_batch(dup).await.expect_err(what);
         assert!(matches!(err, DatabaseError::Conflict(_)), "{what}: {err:?}");
         assert!(!err.is_retryable(), "{what}");
     }
-    assert_eq!(db.get_aggregator_batches(AggregatorBatchQuery::default()).await.expect("all"), vec![b1]);
+    assert_eq!(
+        db.get_aggregator_batches(AggregatorBatchQuery::default()).await.expect("all"),
+        vec![b1]
+    );
     assert_eq!(agg_lookup(&db, 20).await, None);
 }
 
@@ -864,7 +1046,11 @@ pub async fn aggregator_batch_updates(db: Db) {
     let grown = db
         .update_aggregator_batch(
             1,
-            AggregatorBatchUpdates { end_block: Some(104), status: None, bucket_id: Some("bucket-1".into()) },
+            AggregatorBatchUpdates {
+                end_block: Some(104),
+                status: None,
+                bucket_id: Some("bucket-1".into()),
+            },
         )
         .await
         .expect("grow");
@@ -877,11 +1063,18 @@ pub async fn aggregator_batch_updates(db: Db) {
     let shrunk = db
         .update_aggregator_batch(
             1,
-            AggregatorBatchUpdates { end_block: Some(101), status: Some(AggregatorBatchStatus::Closed), bucket_id: None },
+            AggregatorBatchUpdates {
+                end_block: Some(101),
+                status: Some(AggregatorBatchStatus::Closed),
+                bucket_id: None,
+            },
         )
         .await
         .expect("shrink");
-    assert_eq!((shrunk.end_block, shrunk.num_blocks, shrunk.status), (101, 2, AggregatorBatchStatus::Closed));
+    assert_eq!(
+        (shrunk.end_block, shrunk.num_blocks, shrunk.status),
+        (101, 2, AggregatorBatchStatus::Closed)
+    );
     assert_eq!(shrunk.bucket_id.as_deref(), Some("bucket-1"));
     assert_eq!(agg_lookup(&db, 101).await, Some(1));
     assert_eq!(agg_lookup(&db, 102).await, None);
@@ -891,7 +1084,10 @@ pub async fn aggregator_batch_updates(db: Db) {
         .expect("status");
     assert_eq!((done.status, done.end_block), (AggregatorBatchStatus::Completed, 101));
     assert_eq!(db.get_latest_aggregator_batch().await.expect("latest"), Some(done));
-    let err = db.update_aggregator_batch(2, AggregatorBatchUpdates::default()).await.expect_err("missing");
+    let err = db
+        .update_aggregator_batch(2, AggregatorBatchUpdates::default())
+        .await
+        .expect_err("missing");
     assert!(matches!(err, DatabaseError::NotFound { .. }), "{err:?}");
     let err = db
         .update_aggregator_batch_status_by_index(2, AggregatorBatchStatus::Closed)
@@ -908,13 +1104,17 @@ pub async fn aggregator_batch_update_or_create_inserts_then_replaces(db: Db) {
     b.blob_len = 77;
     let replaced = db.update_or_create_aggregator_batch(&b).await.expect("replace");
     assert_eq!((replaced.num_blocks, replaced.blob_len), (4, 77));
-    assert_eq!(db.get_aggregator_batches(AggregatorBatchQuery::default()).await.expect("all"), vec![replaced]);
+    assert_eq!(
+        db.get_aggregator_batches(AggregatorBatchQuery::default()).await.expect("all"),
+        vec![replaced]
+    );
     assert_eq!(agg_lookup(&db, 3).await, Some(1));
     b.end_block = 1;
     db.update_or_create_aggregator_batch(&b).await.expect("shrink");
     assert_eq!(agg_lookup(&db, 1).await, Some(1));
     assert_eq!(agg_lookup(&db, 2).await, None);
-    let err = db.update_or_create_aggregator_batch(&agg_batch(2, 0, 5)).await.expect_err("start taken");
+    let err =
+        db.update_or_create_aggregator_batch(&agg_batch(2, 0, 5)).await.expect_err("start taken");
     assert!(matches!(err, DatabaseError::Conflict(_)), "{err:?}");
 }
 
@@ -930,9 +1130,12 @@ pub async fn aggregator_batch_for_block(db: Db) {
     assert_eq!(for_block(9).await, Some(1));
     assert_eq!(for_block(15).await, Some(2));
     assert_eq!(for_block(20).await, None);
-    db.update_aggregator_batch(2, AggregatorBatchUpdates { end_block: Some(14), ..Default::default() })
-        .await
-        .expect("shrink");
+    db.update_aggregator_batch(
+        2,
+        AggregatorBatchUpdates { end_block: Some(14), ..Default::default() },
+    )
+    .await
+    .expect("shrink");
     assert_eq!(for_block(15).await, None);
     assert_eq!(for_block(14).await, Some(2));
 }
@@ -948,10 +1151,15 @@ pub async fn lookups_track_both_batch_kinds(db: Db) {
     db.create_snos_batch(s1).await.expect("snos 1");
     db.create_snos_batch(s2).await.expect("snos 2");
     let lookup = db.get_block_batch_lookup(7).await.expect("lookup").expect("row");
-    assert_eq!((lookup.block_number, lookup.snos_batch_index, lookup.aggregator_batch_index), (7, Some(2), Some(1)));
+    assert_eq!(
+        (lookup.block_number, lookup.snos_batch_index, lookup.aggregator_batch_index),
+        (7, Some(2), Some(1))
+    );
     assert!(lookup.created_at <= lookup.updated_at);
     assert!(lookup.updated_at <= Utc::now());
-    db.update_snos_batch(2, SnosBatchUpdates { end_block: Some(6), status: None }).await.expect("shrink");
+    db.update_snos_batch(2, SnosBatchUpdates { end_block: Some(6), status: None })
+        .await
+        .expect("shrink");
     assert_eq!(snos_lookup(&db, 7).await, None);
     assert_eq!(agg_lookup(&db, 7).await, Some(1));
     assert_eq!(snos_lookup(&db, 6).await, Some(2));

@@ -110,7 +110,10 @@ pub async fn held_lock_cannot_be_acquired(locks: Locks) {
             .acquire_lock("k", LockValue::Number(2), MINUTE, owner)
             .await
             .expect_err("held lock must not be acquired");
-        assert!(matches!(&err, LockError::AlreadyHeld { key, .. } if key == "k"), "{owner:?}: {err:?}");
+        assert!(
+            matches!(&err, LockError::AlreadyHeld { key, .. } if key == "k"),
+            "{owner:?}: {err:?}"
+        );
         assert!(err.is_retryable());
     }
     assert_eq!(locks.get_lock("k").await.expect("get"), Some(held));
@@ -122,7 +125,10 @@ pub async fn expired_lock_is_free(locks: Locks) {
     assert_eq!(locks.get_lock("k").await.expect("get"), None);
     assert!(!locks.is_locked("k").await.expect("is_locked"));
     assert_eq!(locks.get_lock_ttl("k").await.expect("ttl"), None);
-    let taken = locks.acquire_lock("k", LockValue::Boolean(true), MINUTE, Some("b")).await.expect("take over");
+    let taken = locks
+        .acquire_lock("k", LockValue::Boolean(true), MINUTE, Some("b"))
+        .await
+        .expect("take over");
     assert_eq!((taken.owner.as_deref(), &taken.value), (Some("b"), &LockValue::Boolean(true)));
     assert_eq!(locks.get_lock("k").await.expect("get").and_then(|l| l.owner), Some("b".to_owned()));
 }
@@ -162,7 +168,10 @@ pub async fn extend_checks_the_owner_and_pushes_expiry(locks: Locks) {
     let held = locks.acquire_lock("k", value(), MINUTE, Some("a")).await.expect("acquire");
     let extended = locks.extend_lock("k", Some("a"), MINUTE * 10).await.expect("extend");
     assert!(extended.expires_at > held.expires_at + chrono::Duration::seconds(500), "{extended:?}");
-    assert_eq!((&extended.key, &extended.value, &extended.owner), (&held.key, &held.value, &held.owner));
+    assert_eq!(
+        (&extended.key, &extended.value, &extended.owner),
+        (&held.key, &held.value, &held.owner)
+    );
     assert_eq!(locks.get_lock("k").await.expect("get"), Some(extended.clone()));
     let ttl = locks.get_lock_ttl("k").await.expect("ttl").expect("held");
     assert!(ttl > MINUTE * 9, "{ttl:?}");
@@ -200,7 +209,9 @@ pub async fn concurrent_acquires_have_one_winner(locks: Locks) {
         .map(|i| {
             let locks = locks.clone();
             tokio::spawn(async move {
-                locks.acquire_lock("race", LockValue::Number(i), MINUTE, Some(&format!("owner-{i}"))).await
+                locks
+                    .acquire_lock("race", LockValue::Number(i), MINUTE, Some(&format!("owner-{i}")))
+                    .await
             })
         })
         .collect();
@@ -213,7 +224,10 @@ pub async fn concurrent_acquires_have_one_winner(locks: Locks) {
         }
     }
     assert_eq!(winners.len(), 1, "{winners:?}");
-    assert_eq!(locks.get_lock("race").await.expect("get").map(|l| l.owner), Some(winners[0].clone()));
+    assert_eq!(
+        locks.get_lock("race").await.expect("get").map(|l| l.owner),
+        Some(winners[0].clone())
+    );
 }
 
 /// A real TTL runs out by itself.

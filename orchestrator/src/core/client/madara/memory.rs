@@ -52,9 +52,7 @@ impl InMemoryMadara {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock only happens in a failing test; keep going with its data.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Appends a block of `version` with `diff` (empty when `None`) and returns its number.
@@ -145,28 +143,20 @@ impl InMemoryMadara {
     }
 
     fn diffs_up_to(inner: &Inner, block: u64) -> impl DoubleEndedIterator<Item = &StateDiff> {
-        inner
-            .blocks
-            .iter()
-            .take(block as usize + 1)
-            .map(|b| &b.diff)
+        inner.blocks.iter().take(block as usize + 1).map(|b| &b.diff)
     }
 }
 
 /// A diff writing `entries` to `contract`.
 pub fn storage_diff(contract: Felt, entries: &[(Felt, Felt)]) -> StateDiff {
     let mut diff = empty_diff();
-    diff.storage_diffs
-        .push(starknet::core::types::ContractStorageDiffItem {
-            address: contract,
-            storage_entries: entries
-                .iter()
-                .map(|(key, value)| starknet::core::types::StorageEntry {
-                    key: *key,
-                    value: *value,
-                })
-                .collect(),
-        });
+    diff.storage_diffs.push(starknet::core::types::ContractStorageDiffItem {
+        address: contract,
+        storage_entries: entries
+            .iter()
+            .map(|(key, value)| starknet::core::types::StorageEntry { key: *key, value: *value })
+            .collect(),
+    });
     diff
 }
 
@@ -181,12 +171,10 @@ impl MadaraClient for InMemoryMadara {
                 reason: "node is down".into(),
             });
         }
-        let closed = inner.pending_from.map_or(inner.blocks.len() as u64, |p| {
-            p.min(inner.blocks.len() as u64)
-        });
-        closed
-            .checked_sub(1)
-            .ok_or(MadaraError::BlockNotFound { block: 0 })
+        let closed = inner
+            .pending_from
+            .map_or(inner.blocks.len() as u64, |p| p.min(inner.blocks.len() as u64));
+        closed.checked_sub(1).ok_or(MadaraError::BlockNotFound { block: 0 })
     }
 
     async fn chain_id(&self) -> MadaraResult<Felt> {
@@ -257,10 +245,7 @@ impl MadaraClient for InMemoryMadara {
                     Self::diffs_up_to(inner, block)
                         .rev()
                         .find_map(|d| {
-                            d.nonces
-                                .iter()
-                                .find(|n| n.contract_address == *c)
-                                .map(|n| n.nonce)
+                            d.nonces.iter().find(|n| n.contract_address == *c).map(|n| n.nonce)
                         })
                         .unwrap_or(Felt::ZERO)
                 })
@@ -288,26 +273,15 @@ mod tests {
         let c = Felt::from(0x999u64);
         node.push_block("0.14.2", Some(storage_diff(c, &[(Felt::ONE, Felt::TWO)])));
         node.push_block("0.14.2", Some(storage_diff(c, &[(Felt::ONE, Felt::THREE)])));
+        assert_eq!(node.storage_at(0, &[(c, Felt::ONE)]).await.unwrap(), vec![Felt::TWO]);
         assert_eq!(
-            node.storage_at(0, &[(c, Felt::ONE)]).await.unwrap(),
-            vec![Felt::TWO]
-        );
-        assert_eq!(
-            node.storage_at(1, &[(c, Felt::ONE), (c, Felt::TWO)])
-                .await
-                .unwrap(),
+            node.storage_at(1, &[(c, Felt::ONE), (c, Felt::TWO)]).await.unwrap(),
             vec![Felt::THREE, Felt::ZERO]
         );
         assert_eq!(node.block_number().await.unwrap(), 1);
         node.set_pending_from(Some(1));
         assert_eq!(node.block_number().await.unwrap(), 0);
-        assert_eq!(
-            node.block(1).await.unwrap_err(),
-            MadaraError::Pending { block: 1 }
-        );
-        assert_eq!(
-            node.block(5).await.unwrap_err(),
-            MadaraError::BlockNotFound { block: 5 }
-        );
+        assert_eq!(node.block(1).await.unwrap_err(), MadaraError::Pending { block: 1 });
+        assert_eq!(node.block(5).await.unwrap_err(), MadaraError::BlockNotFound { block: 5 });
     }
 }

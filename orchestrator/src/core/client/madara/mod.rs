@@ -122,11 +122,7 @@ pub struct ContractAddresses {
     #[serde(rename = "Starknet", default, skip_serializing_if = "Option::is_none")]
     pub starknet: Option<String>,
     /// The GPS statement verifier (fact registry).
-    #[serde(
-        rename = "GpsStatementVerifier",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "GpsStatementVerifier", default, skip_serializing_if = "Option::is_none")]
     pub gps_statement_verifier: Option<String>,
 }
 
@@ -191,11 +187,8 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// No retries: one attempt.
-    pub const NONE: Self = Self {
-        attempts: 1,
-        base_delay: Duration::ZERO,
-        max_delay: Duration::ZERO,
-    };
+    pub const NONE: Self =
+        Self { attempts: 1, base_delay: Duration::ZERO, max_delay: Duration::ZERO };
 
     /// Delay after the `attempt`-th failure (1-based).
     pub fn delay(&self, attempt: u32) -> Duration {
@@ -264,10 +257,7 @@ impl StateReader for NodeStateReader {
         if contracts.is_empty() {
             return Ok(Vec::new());
         }
-        self.node
-            .class_hash_at(block, contracts)
-            .await
-            .map_err(read_err)
+        self.node.class_hash_at(block, contracts).await.map_err(read_err)
     }
 
     async fn nonce_at(&self, block: u64, contracts: &[Felt]) -> Result<Vec<Felt>, StateReadError> {
@@ -309,10 +299,7 @@ mod tests {
         let r: MadaraResult<()> = p
             .run("t", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
-                Err(MadaraError::Transport {
-                    what: "t".into(),
-                    reason: "down".into(),
-                })
+                Err(MadaraError::Transport { what: "t".into(), reason: "down".into() })
             })
             .await;
         assert!(r.is_err());
@@ -333,15 +320,8 @@ mod tests {
     fn error_classes() {
         assert!(MadaraError::Pending { block: 1 }.is_wait());
         assert!(MadaraError::BlockNotFound { block: 1 }.is_retryable());
-        let m = MadaraError::Malformed {
-            what: "x".into(),
-            reason: "y".into(),
-        };
+        let m = MadaraError::Malformed { what: "x".into(), reason: "y".into() };
         assert!(!m.is_retryable() && !m.is_wait());
-        assert!(MadaraError::Transport {
-            what: "x".into(),
-            reason: "y".into()
-        }
-        .is_transient());
+        assert!(MadaraError::Transport { what: "x".into(), reason: "y".into() }.is_transient());
     }
 }

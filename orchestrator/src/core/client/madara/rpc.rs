@@ -114,12 +114,9 @@ impl MadaraRpcClient {
     /// # Errors
     /// `Malformed` when the HTTP client cannot be built (TLS backend).
     pub fn new(config: MadaraRpcConfig) -> MadaraResult<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .build()
-            .map_err(|e| MadaraError::Malformed {
-                what: "HTTP client".into(),
-                reason: e.to_string(),
+        let http =
+            reqwest::Client::builder().timeout(config.request_timeout).build().map_err(|e| {
+                MadaraError::Malformed { what: "HTTP client".into(), reason: e.to_string() }
             })?;
         let provider = JsonRpcClient::new(HttpTransport::new_with_client(
             config.rpc_url.clone(),
@@ -161,16 +158,11 @@ impl MadaraRpcClient {
     }
 
     fn feeder_url(&self, path_and_query: &str) -> MadaraResult<Url> {
-        let base = self
-            .config
-            .feeder_gateway_url
-            .as_ref()
-            .unwrap_or(&self.config.rpc_url);
-        base.join(path_and_query)
-            .map_err(|e| MadaraError::Malformed {
-                what: "feeder gateway URL".into(),
-                reason: e.to_string(),
-            })
+        let base = self.config.feeder_gateway_url.as_ref().unwrap_or(&self.config.rpc_url);
+        base.join(path_and_query).map_err(|e| MadaraError::Malformed {
+            what: "feeder gateway URL".into(),
+            reason: e.to_string(),
+        })
     }
 
     /// GET a feeder-gateway path; `Ok(None)` when the node does not serve it.
@@ -184,26 +176,17 @@ impl MadaraRpcClient {
         self.config
             .retry
             .run(what, || async {
-                let response = self
-                    .http
-                    .get(url.clone())
-                    .send()
-                    .await
-                    .map_err(|e| transport(what, e))?;
+                let response =
+                    self.http.get(url.clone()).send().await.map_err(|e| transport(what, e))?;
                 let status = response.status();
                 let body = response.text().await.map_err(|e| transport(what, e))?;
                 if status.is_success() {
                     return serde_json::from_str(&body).map(Some).map_err(|e| {
-                        MadaraError::Malformed {
-                            what: what.into(),
-                            reason: e.to_string(),
-                        }
+                        MadaraError::Malformed { what: what.into(), reason: e.to_string() }
                     });
                 }
                 if body.contains("BLOCK_NOT_FOUND") {
-                    return Err(MadaraError::BlockNotFound {
-                        block: block.unwrap_or_default(),
-                    });
+                    return Err(MadaraError::BlockNotFound { block: block.unwrap_or_default() });
                 }
                 match status.as_u16() {
                     404 | 405 | 501 => Ok(None),
@@ -281,10 +264,7 @@ impl MadaraRpcClient {
         let mut out = Vec::with_capacity(chunk.len());
         for p in chunk {
             let answer = self
-                .post(
-                    method,
-                    &json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": p}),
-                )
+                .post(method, &json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": p}))
                 .await?;
             out.push(rpc_result(method, answer)?);
         }
@@ -327,40 +307,27 @@ fn truncate(s: &str) -> String {
 }
 
 fn transport(what: &str, e: reqwest::Error) -> MadaraError {
-    MadaraError::Transport {
-        what: what.into(),
-        reason: e.to_string(),
-    }
+    MadaraError::Transport { what: what.into(), reason: e.to_string() }
 }
 
 /// The `result` of one JSON-RPC answer, or its error code and message.
 fn rpc_result(what: &str, answer: Value) -> MadaraResult<Result<Value, (i64, String)>> {
     if let Some(err) = answer.get("error") {
         let code = err.get("code").and_then(Value::as_i64).unwrap_or_default();
-        let message = err
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let message = err.get("message").and_then(Value::as_str).unwrap_or_default().to_owned();
         return Ok(Err((code, message)));
     }
-    answer
-        .get("result")
-        .cloned()
-        .map(Ok)
-        .ok_or_else(|| MadaraError::Malformed {
-            what: what.into(),
-            reason: format!("no result: {}", truncate(&answer.to_string())),
-        })
+    answer.get("result").cloned().map(Ok).ok_or_else(|| MadaraError::Malformed {
+        what: what.into(),
+        reason: format!("no result: {}", truncate(&answer.to_string())),
+    })
 }
 
 fn parse_felt(what: &str, v: &Value) -> MadaraResult<Felt> {
-    v.as_str()
-        .and_then(|s| Felt::from_hex(s).ok())
-        .ok_or_else(|| MadaraError::Malformed {
-            what: what.into(),
-            reason: format!("not a felt: {v}"),
-        })
+    v.as_str().and_then(|s| Felt::from_hex(s).ok()).ok_or_else(|| MadaraError::Malformed {
+        what: what.into(),
+        reason: format!("not a felt: {v}"),
+    })
 }
 
 fn block_param(block: u64) -> Value {
@@ -383,11 +350,7 @@ fn batched_value<T>(
         Ok(v) => parse(&v),
         Err((CONTRACT_NOT_FOUND, _)) => Ok(missing),
         Err((BLOCK_NOT_FOUND, _)) => Err(MadaraError::BlockNotFound { block }),
-        Err((code, message)) => Err(MadaraError::Rpc {
-            what: what.into(),
-            code,
-            message,
-        }),
+        Err((code, message)) => Err(MadaraError::Rpc { what: what.into(), code, message }),
     }
 }
 
@@ -395,53 +358,35 @@ fn batched_value<T>(
 fn classify(what: &str, block: Option<u64>, e: ProviderError) -> MadaraError {
     let what = what.to_owned();
     match e {
-        ProviderError::StarknetError(StarknetError::BlockNotFound) => MadaraError::BlockNotFound {
-            block: block.unwrap_or_default(),
-        },
-        ProviderError::StarknetError(se) => MadaraError::Rpc {
-            what,
-            code: i64::from(se.code()),
-            message: se.to_string(),
-        },
+        ProviderError::StarknetError(StarknetError::BlockNotFound) => {
+            MadaraError::BlockNotFound { block: block.unwrap_or_default() }
+        }
+        ProviderError::StarknetError(se) => {
+            MadaraError::Rpc { what, code: i64::from(se.code()), message: se.to_string() }
+        }
         ProviderError::RateLimited => MadaraError::RateLimited(what),
-        ProviderError::ArrayLengthMismatch => MadaraError::Malformed {
-            what,
-            reason: "array length mismatch".into(),
-        },
+        ProviderError::ArrayLengthMismatch => {
+            MadaraError::Malformed { what, reason: "array length mismatch".into() }
+        }
         ProviderError::Other(inner) => {
-            match inner
-                .as_any()
-                .downcast_ref::<JsonRpcClientError<HttpTransportError>>()
-            {
-                Some(JsonRpcClientError::JsonError(e)) => MadaraError::Malformed {
-                    what,
-                    reason: e.to_string(),
-                },
+            match inner.as_any().downcast_ref::<JsonRpcClientError<HttpTransportError>>() {
+                Some(JsonRpcClientError::JsonError(e)) => {
+                    MadaraError::Malformed { what, reason: e.to_string() }
+                }
                 // A body that is not JSON-RPC at all is most often a proxy's error page.
                 Some(JsonRpcClientError::TransportError(HttpTransportError::Json(e))) => {
-                    MadaraError::Transport {
-                        what,
-                        reason: format!("not a JSON-RPC answer: {e}"),
-                    }
+                    MadaraError::Transport { what, reason: format!("not a JSON-RPC answer: {e}") }
                 }
-                Some(JsonRpcClientError::TransportError(e)) => MadaraError::Transport {
-                    what,
-                    reason: e.to_string(),
-                },
+                Some(JsonRpcClientError::TransportError(e)) => {
+                    MadaraError::Transport { what, reason: e.to_string() }
+                }
                 Some(JsonRpcClientError::JsonRpcError(e)) if e.code == BLOCK_NOT_FOUND => {
-                    MadaraError::BlockNotFound {
-                        block: block.unwrap_or_default(),
-                    }
+                    MadaraError::BlockNotFound { block: block.unwrap_or_default() }
                 }
-                Some(JsonRpcClientError::JsonRpcError(e)) => MadaraError::Rpc {
-                    what,
-                    code: e.code,
-                    message: e.message.clone(),
-                },
-                None => MadaraError::Transport {
-                    what,
-                    reason: inner.to_string(),
-                },
+                Some(JsonRpcClientError::JsonRpcError(e)) => {
+                    MadaraError::Rpc { what, code: e.code, message: e.message.clone() }
+                }
+                None => MadaraError::Transport { what, reason: inner.to_string() },
             }
         }
     }
@@ -483,15 +428,11 @@ pub fn parse_bouncer_weights(v: &Value) -> Result<BouncerWeights, String> {
 #[async_trait]
 impl MadaraClient for MadaraRpcClient {
     async fn block_number(&self) -> MadaraResult<u64> {
-        self.call("starknet_blockNumber", None, || {
-            self.provider.block_number()
-        })
-        .await
+        self.call("starknet_blockNumber", None, || self.provider.block_number()).await
     }
 
     async fn chain_id(&self) -> MadaraResult<Felt> {
-        self.call("starknet_chainId", None, || self.provider.chain_id())
-            .await
+        self.call("starknet_chainId", None, || self.provider.chain_id()).await
     }
 
     async fn block(&self, block: u64) -> MadaraResult<BlockInfo> {
@@ -526,9 +467,7 @@ impl MadaraClient for MadaraRpcClient {
     async fn state_update(&self, block: u64) -> MadaraResult<StateUpdate> {
         let id = BlockId::Number(block);
         match self
-            .call("starknet_getStateUpdate", Some(block), || {
-                self.provider.get_state_update(id)
-            })
+            .call("starknet_getStateUpdate", Some(block), || self.provider.get_state_update(id))
             .await?
         {
             MaybePreConfirmedStateUpdate::Update(u) => Ok(u),
@@ -585,10 +524,8 @@ impl MadaraClient for MadaraRpcClient {
         const WHAT: &str = "get_block_bouncer_weights";
         let path = format!("feeder_gateway/get_block_bouncer_weights?blockNumber={block}");
         match self.feeder_get(WHAT, &path, Some(block)).await? {
-            Some(v) => parse_bouncer_weights(&v).map_err(|reason| MadaraError::Malformed {
-                what: WHAT.into(),
-                reason,
-            }),
+            Some(v) => parse_bouncer_weights(&v)
+                .map_err(|reason| MadaraError::Malformed { what: WHAT.into(), reason }),
             None => {
                 if !self.weights_fallback_logged.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -604,14 +541,9 @@ impl MadaraClient for MadaraRpcClient {
 
     async fn contract_addresses(&self) -> MadaraResult<ContractAddresses> {
         const WHAT: &str = "get_contract_addresses";
-        match self
-            .feeder_get(WHAT, "feeder_gateway/get_contract_addresses", None)
-            .await?
-        {
-            Some(v) => serde_json::from_value(v).map_err(|e| MadaraError::Malformed {
-                what: WHAT.into(),
-                reason: e.to_string(),
-            }),
+        match self.feeder_get(WHAT, "feeder_gateway/get_contract_addresses", None).await? {
+            Some(v) => serde_json::from_value(v)
+                .map_err(|e| MadaraError::Malformed { what: WHAT.into(), reason: e.to_string() }),
             None => {
                 if !self.addresses_fallback_logged.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -636,15 +568,7 @@ mod tests {
     #[case(json!({"l1_gas": [3], "proving_gas": 0}), (3, 0, 0, 0))]
     fn parses_weights(#[case] v: Value, #[case] want: (u64, u64, u64, u64)) {
         let w = parse_bouncer_weights(&v).unwrap();
-        assert_eq!(
-            (
-                w.l1_gas,
-                w.message_segment_length,
-                w.proving_gas,
-                w.receipt_l2_gas
-            ),
-            want
-        );
+        assert_eq!((w.l1_gas, w.message_segment_length, w.proving_gas, w.receipt_l2_gas), want);
     }
 
     #[rstest]
@@ -658,11 +582,7 @@ mod tests {
     #[tokio::test]
     async fn closed_port_is_a_transport_error() {
         // Bind then drop: nothing listens on the port afterwards.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut config = MadaraRpcConfig::new(format!("http://127.0.0.1:{port}/").parse().unwrap());
         config.retry = RetryPolicy {
             attempts: 2,
@@ -673,10 +593,7 @@ mod tests {
         let e = client.block_number().await.unwrap_err();
         assert!(matches!(e, MadaraError::Transport { .. }), "{e:?}");
         assert!(e.is_retryable() && !e.is_wait());
-        let e = client
-            .storage_at(1, &[(Felt::ONE, Felt::TWO)])
-            .await
-            .unwrap_err();
+        let e = client.storage_at(1, &[(Felt::ONE, Felt::TWO)]).await.unwrap_err();
         assert!(matches!(e, MadaraError::Transport { .. }), "{e:?}");
         let e = client.bouncer_weights(1).await.unwrap_err();
         assert!(matches!(e, MadaraError::Transport { .. }), "{e:?}");

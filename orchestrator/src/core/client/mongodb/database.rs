@@ -33,14 +33,15 @@ use crate::{
     core::client::{
         database::{DatabaseClient, DatabaseError, DatabaseResult},
         db_common::{
-            chunks, lookup_ranges_to_write, lower_bound, stale_lookup_filter, to_i64, upper_bound, BatchColumns,
-            BatchRecord, BatchSpan,
+            chunks, lookup_ranges_to_write, lower_bound, stale_lookup_filter, to_i64, upper_bound,
+            BatchColumns, BatchRecord, BatchSpan,
         },
     },
     types::{
         batch::{
-            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates, BatchQuery,
-            BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates, SortOrder,
+            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates,
+            BatchQuery, BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus,
+            SnosBatchUpdates, SortOrder,
         },
         jobs::{now_secs, JobItem, JobItemUpdates, JobStatus, JobType},
     },
@@ -88,13 +89,19 @@ impl MongoDatabase {
         self.db().collection(name)
     }
 
-    async fn find_jobs(&self, filter: Document, sort: Document, limit: Option<u64>) -> DatabaseResult<Vec<JobItem>> {
+    async fn find_jobs(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: Option<u64>,
+    ) -> DatabaseResult<Vec<JobItem>> {
         let coll = self.coll(JOBS);
         let mut find = coll.find(filter).sort(sort);
         if let Some(limit) = limit {
             find = find.limit(upper_bound(limit));
         }
-        let docs: Vec<Document> = find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
+        let docs: Vec<Document> =
+            find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
         docs.into_iter().map(|doc| d::decode_record(doc, "id", "job")).collect()
     }
 
@@ -113,17 +120,26 @@ impl MongoDatabase {
         if let Some(limit) = limit {
             find = find.limit(upper_bound(limit));
         }
-        let docs: Vec<Document> = find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
+        let docs: Vec<Document> =
+            find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
         docs.into_iter().map(|doc| d::decode_record(doc, "_id", B::WHAT)).collect()
     }
 
-    async fn find_batch<B: BatchRecord>(&self, filter: Document, sort: Document) -> DatabaseResult<Option<B>> {
+    async fn find_batch<B: BatchRecord>(
+        &self,
+        filter: Document,
+        sort: Document,
+    ) -> DatabaseResult<Option<B>> {
         Ok(self.find_batches(filter, sort, Some(1)).await?.into_iter().next())
     }
 
-    async fn query_batches<B: BatchRecord, S: AsRef<str>>(&self, query: &BatchQuery<S>) -> DatabaseResult<Vec<B>> {
+    async fn query_batches<B: BatchRecord, S: AsRef<str>>(
+        &self,
+        query: &BatchQuery<S>,
+    ) -> DatabaseResult<Vec<B>> {
         let statuses: Vec<String> = query.statuses.iter().map(|s| s.as_ref().to_owned()).collect();
-        let Some(filter) = d::batch_query_filter(&query.indexes, &statuses, query.orchestrator_version.as_deref())
+        let Some(filter) =
+            d::batch_query_filter(&query.indexes, &statuses, query.orchestrator_version.as_deref())
         else {
             return Ok(Vec::new());
         };
@@ -159,13 +175,18 @@ impl MongoDatabase {
             .await
             .map_err(conflict_or::<B>(&row))?;
         let old = old.map(|doc| d::decode_record::<B>(doc, "_id", B::WHAT)).transpose()?;
-        let old_span = old.as_ref().map(|o| BatchColumns::of(o).map(|c| BatchSpan::from(&c))).transpose()?;
+        let old_span =
+            old.as_ref().map(|o| BatchColumns::of(o).map(|c| BatchSpan::from(&c))).transpose()?;
         self.sync_lookups::<B>(old_span, (&row).into()).await?;
         Ok(batch)
     }
 
     /// Applies `change` to the batch with this index; `NotFound` if there is none.
-    async fn update_batch_by_index<B: BatchRecord>(&self, index: u64, change: impl FnOnce(&mut B)) -> DatabaseResult<B> {
+    async fn update_batch_by_index<B: BatchRecord>(
+        &self,
+        index: u64,
+        change: impl FnOnce(&mut B),
+    ) -> DatabaseResult<B> {
         let not_found = || DatabaseError::NotFound { what: format!("{} {index}", B::WHAT) };
         let Some(key) = lower_bound(index) else { return Err(not_found()) };
         let Some(old) = self.find_batch::<B>(doc! { "index": key }, doc! {}).await? else {
@@ -194,14 +215,21 @@ impl MongoDatabase {
     /// points the lookups of the blocks it newly covers at it: existing rows with
     /// `update_many`, missing ones with an unordered `insert_many` (a duplicate from a
     /// concurrent writer is then pointed by a second `update_many`).
-    async fn sync_lookups<B: BatchRecord>(&self, old: Option<BatchSpan>, new: BatchSpan) -> DatabaseResult<()> {
+    async fn sync_lookups<B: BatchRecord>(
+        &self,
+        old: Option<BatchSpan>,
+        new: BatchSpan,
+    ) -> DatabaseResult<()> {
         let field = B::LOOKUP_COLUMN;
         let now = now_secs();
         let lookups = self.coll(BLOCK_BATCH_LOOKUPS);
         if let Some(old) = old {
             if let Some(keep) = stale_lookup_filter(old, new) {
                 lookups
-                    .update_many(d::stale_lookups_filter(field, old.index, keep), d::unset_lookup(field, now))
+                    .update_many(
+                        d::stale_lookups_filter(field, old.index, keep),
+                        d::unset_lookup(field, now),
+                    )
                     .await
                     .map_err(db_err)?;
             }
@@ -209,7 +237,10 @@ impl MongoDatabase {
         for range in lookup_ranges_to_write(old, new) {
             for (start, end) in chunks(range, LOOKUP_CHUNK) {
                 let filter = d::block_range_filter(start, end);
-                lookups.update_many(filter.clone(), d::point_lookups(field, new.index, now)).await.map_err(db_err)?;
+                lookups
+                    .update_many(filter.clone(), d::point_lookups(field, new.index, now))
+                    .await
+                    .map_err(db_err)?;
                 let existing: Vec<Document> = lookups
                     .find(filter.clone())
                     .projection(doc! { "block_number": 1, "_id": 0 })
@@ -231,7 +262,10 @@ impl MongoDatabase {
                     if !is_duplicate_key(&e) {
                         return Err(db_err(e));
                     }
-                    lookups.update_many(filter, d::point_lookups(field, new.index, now)).await.map_err(db_err)?;
+                    lookups
+                        .update_many(filter, d::point_lookups(field, new.index, now))
+                        .await
+                        .map_err(db_err)?;
                 }
             }
         }
@@ -243,7 +277,10 @@ impl MongoDatabase {
 pub fn index_models() -> Vec<(&'static str, Vec<IndexModel>)> {
     let plain = |keys: Document| IndexModel::builder().keys(keys).build();
     let unique = |keys: Document| {
-        IndexModel::builder().keys(keys).options(IndexOptions::builder().unique(true).build()).build()
+        IndexModel::builder()
+            .keys(keys)
+            .options(IndexOptions::builder().unique(true).build())
+            .build()
     };
     let batch_indexes = |extra: Vec<IndexModel>| {
         let mut v = vec![
@@ -285,8 +322,13 @@ pub fn index_models() -> Vec<(&'static str, Vec<IndexModel>)> {
 async fn ensure_indexes(db: &Database) -> DatabaseResult<()> {
     for (collection, models) in index_models() {
         db.collection::<Document>(collection).create_indexes(models).await.map_err(|e| {
-            let wrapped = DatabaseError::other(format!("cannot create the indexes of {collection}: {e}"));
-            if is_transient(&e) { DatabaseError::Unavailable(Box::new(e)) } else { wrapped }
+            let wrapped =
+                DatabaseError::other(format!("cannot create the indexes of {collection}: {e}"));
+            if is_transient(&e) {
+                DatabaseError::Unavailable(Box::new(e))
+            } else {
+                wrapped
+            }
         })?;
     }
     Ok(())
@@ -307,7 +349,10 @@ impl DatabaseClient for MongoDatabase {
     /// Uses database `name` of the same server from now on (MongoDB creates it on first
     /// write) and ensures its indexes.
     async fn switch_database(&self, name: &str) -> DatabaseResult<()> {
-        if name.is_empty() || name.len() > 63 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if name.is_empty()
+            || name.len() > 63
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(DatabaseError::other(format!(
                 "invalid MongoDB database name {name:?}: use 1 to 63 ASCII letters, digits, '_' and '-'"
             )));
@@ -324,11 +369,19 @@ impl DatabaseClient for MongoDatabase {
         let internal_id = to_i64("internal_id", job.internal_id)?;
         let doc = d::encode_record(&job, job.id, "id", "job")?;
         let (filter, update) = d::create_job_upsert(&doc, job.job_type, internal_id);
-        let exists = || DatabaseError::ItemAlreadyExists { job_type: job.job_type, internal_id: job.internal_id };
-        let result = self.coll(JOBS).update_one(filter, update).upsert(true).await.map_err(|e| {
-            // Two concurrent upserts of one key: the loser hits the unique index.
-            if is_duplicate_key(&e) { exists() } else { db_err(e) }
-        })?;
+        let exists = || DatabaseError::ItemAlreadyExists {
+            job_type: job.job_type,
+            internal_id: job.internal_id,
+        };
+        let result =
+            self.coll(JOBS).update_one(filter, update).upsert(true).await.map_err(|e| {
+                // Two concurrent upserts of one key: the loser hits the unique index.
+                if is_duplicate_key(&e) {
+                    exists()
+                } else {
+                    db_err(e)
+                }
+            })?;
         if result.upserted_id.is_none() {
             return Err(exists());
         }
@@ -345,7 +398,8 @@ impl DatabaseClient for MongoDatabase {
         job_type: JobType,
     ) -> DatabaseResult<Option<JobItem>> {
         let Some(internal_id) = lower_bound(internal_id) else { return Ok(None) };
-        self.find_job(doc! { "job_type": job_type.as_ref(), "internal_id": internal_id }, doc! {}).await
+        self.find_job(doc! { "job_type": job_type.as_ref(), "internal_id": internal_id }, doc! {})
+            .await
     }
 
     async fn get_jobs_by_internal_ids_and_type(
@@ -361,7 +415,11 @@ impl DatabaseClient for MongoDatabase {
         self.find_jobs(filter, doc! { "internal_id": 1 }, None).await
     }
 
-    async fn update_job(&self, current: &JobItem, updates: JobItemUpdates) -> DatabaseResult<JobItem> {
+    async fn update_job(
+        &self,
+        current: &JobItem,
+        updates: JobItemUpdates,
+    ) -> DatabaseResult<JobItem> {
         if updates.is_empty() {
             return Err(DatabaseError::NoUpdateFound(current.id));
         }
@@ -383,7 +441,8 @@ impl DatabaseClient for MongoDatabase {
         job_type: JobType,
         orchestrator_version: Option<&str>,
     ) -> DatabaseResult<Option<JobItem>> {
-        let filter = d::with_job_version(doc! { "job_type": job_type.as_ref() }, orchestrator_version);
+        let filter =
+            d::with_job_version(doc! { "job_type": job_type.as_ref() }, orchestrator_version);
         self.find_job(filter, doc! { "internal_id": -1 }).await
     }
 
@@ -393,8 +452,10 @@ impl DatabaseClient for MongoDatabase {
         status: JobStatus,
         orchestrator_version: Option<&str>,
     ) -> DatabaseResult<Option<JobItem>> {
-        let filter =
-            d::with_job_version(doc! { "job_type": job_type.as_ref(), "status": status.as_ref() }, orchestrator_version);
+        let filter = d::with_job_version(
+            doc! { "job_type": job_type.as_ref(), "status": status.as_ref() },
+            orchestrator_version,
+        );
         self.find_job(filter, doc! { "internal_id": -1 }).await
     }
 
@@ -407,9 +468,21 @@ impl DatabaseClient for MongoDatabase {
         min_internal_id: u64,
     ) -> DatabaseResult<Vec<JobItem>> {
         let Some(min) = lower_bound(min_internal_id) else { return Ok(Vec::new()) };
-        let pipeline = d::jobs_without_successor_pipeline(job_a_type, job_a_status, job_b_type, orchestrator_version, min);
-        let docs: Vec<Document> =
-            self.coll(JOBS).aggregate(pipeline).await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
+        let pipeline = d::jobs_without_successor_pipeline(
+            job_a_type,
+            job_a_status,
+            job_b_type,
+            orchestrator_version,
+            min,
+        );
+        let docs: Vec<Document> = self
+            .coll(JOBS)
+            .aggregate(pipeline)
+            .await
+            .map_err(db_err)?
+            .try_collect()
+            .await
+            .map_err(db_err)?;
         docs.into_iter().map(|doc| d::decode_record(doc, "id", "job")).collect()
     }
 
@@ -448,7 +521,10 @@ impl DatabaseClient for MongoDatabase {
         self.find_jobs(filter, doc! { "internal_id": 1, "job_type": 1 }, limit).await
     }
 
-    async fn get_jobs_without_storage_artifacts_tagged(&self, limit: Option<u64>) -> DatabaseResult<Vec<JobItem>> {
+    async fn get_jobs_without_storage_artifacts_tagged(
+        &self,
+        limit: Option<u64>,
+    ) -> DatabaseResult<Vec<JobItem>> {
         self.find_jobs(d::untagged_artifacts_filter(), doc! { "internal_id": 1 }, limit).await
     }
 
@@ -479,7 +555,8 @@ impl DatabaseClient for MongoDatabase {
             let statuses: Vec<&str> = statuses.iter().map(|s| s.as_ref()).collect();
             filter.insert("status", doc! { "$nin": statuses });
         }
-        self.find_job(d::with_job_version(filter, orchestrator_version), doc! { "internal_id": 1 }).await
+        self.find_job(d::with_job_version(filter, orchestrator_version), doc! { "internal_id": 1 })
+            .await
     }
 
     async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>> {
@@ -487,11 +564,21 @@ impl DatabaseClient for MongoDatabase {
         let containing: Vec<AggregatorBatch> =
             self.find_batches(d::batches_containing(block), doc! { "index": 1 }, None).await?;
         let indexes: Vec<i64> = containing.iter().filter_map(|b| lower_bound(b.index)).collect();
-        self.find_jobs(d::jobs_by_block_filter(block, &indexes), doc! { "job_type": 1, "internal_id": 1 }, None).await
+        self.find_jobs(
+            d::jobs_by_block_filter(block, &indexes),
+            doc! { "job_type": 1, "internal_id": 1 },
+            None,
+        )
+        .await
     }
 
     async fn get_jobs_by_status(&self, status: JobStatus) -> DatabaseResult<Vec<JobItem>> {
-        self.find_jobs(doc! { "status": status.as_ref() }, doc! { "internal_id": 1, "job_type": 1 }, None).await
+        self.find_jobs(
+            doc! { "status": status.as_ref() },
+            doc! { "internal_id": 1, "job_type": 1 },
+            None,
+        )
+        .await
     }
 
     // ---- SNOS batches ----
@@ -520,9 +607,20 @@ impl DatabaseClient for MongoDatabase {
         min_index: u64,
     ) -> DatabaseResult<Vec<SnosBatch>> {
         let Some(min) = lower_bound(min_index) else { return Ok(Vec::new()) };
-        let pipeline = d::snos_batches_without_jobs_pipeline(status.as_ref(), upper_bound(limit), orchestrator_version, min);
-        let docs: Vec<Document> =
-            self.coll(SNOS_BATCHES).aggregate(pipeline).await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
+        let pipeline = d::snos_batches_without_jobs_pipeline(
+            status.as_ref(),
+            upper_bound(limit),
+            orchestrator_version,
+            min,
+        );
+        let docs: Vec<Document> = self
+            .coll(SNOS_BATCHES)
+            .aggregate(pipeline)
+            .await
+            .map_err(db_err)?
+            .try_collect()
+            .await
+            .map_err(db_err)?;
         docs.into_iter().map(|doc| d::decode_record(doc, "_id", SnosBatch::WHAT)).collect()
     }
 
@@ -534,7 +632,11 @@ impl DatabaseClient for MongoDatabase {
         self.create_batch(batch).await
     }
 
-    async fn update_snos_batch(&self, index: u64, updates: SnosBatchUpdates) -> DatabaseResult<SnosBatch> {
+    async fn update_snos_batch(
+        &self,
+        index: u64,
+        updates: SnosBatchUpdates,
+    ) -> DatabaseResult<SnosBatch> {
         self.update_batch_by_index(index, move |b: &mut SnosBatch| {
             if let Some(end_block) = updates.end_block {
                 b.end_block = end_block;
@@ -546,12 +648,18 @@ impl DatabaseClient for MongoDatabase {
         .await
     }
 
-    async fn get_snos_batches_by_aggregator_index(&self, aggregator_index: u64) -> DatabaseResult<Vec<SnosBatch>> {
+    async fn get_snos_batches_by_aggregator_index(
+        &self,
+        aggregator_index: u64,
+    ) -> DatabaseResult<Vec<SnosBatch>> {
         let Some(agg) = lower_bound(aggregator_index) else { return Ok(Vec::new()) };
         self.find_batches(doc! { "aggregator_batch_index": agg }, doc! { "index": 1 }, None).await
     }
 
-    async fn get_start_snos_batch_for_aggregator(&self, aggregator_index: u64) -> DatabaseResult<Option<SnosBatch>> {
+    async fn get_start_snos_batch_for_aggregator(
+        &self,
+        aggregator_index: u64,
+    ) -> DatabaseResult<Option<SnosBatch>> {
         let Some(agg) = lower_bound(aggregator_index) else { return Ok(None) };
         self.find_batch(doc! { "aggregator_batch_index": agg }, doc! { "index": 1 }).await
     }
@@ -573,7 +681,10 @@ impl DatabaseClient for MongoDatabase {
         self.find_batch(filter, doc! { "index": 1 }).await
     }
 
-    async fn get_aggregator_batches(&self, query: AggregatorBatchQuery) -> DatabaseResult<Vec<AggregatorBatch>> {
+    async fn get_aggregator_batches(
+        &self,
+        query: AggregatorBatchQuery,
+    ) -> DatabaseResult<Vec<AggregatorBatch>> {
         self.query_batches(&query).await
     }
 
@@ -604,25 +715,45 @@ impl DatabaseClient for MongoDatabase {
         .await
     }
 
-    async fn update_or_create_aggregator_batch(&self, batch: &AggregatorBatch) -> DatabaseResult<AggregatorBatch> {
+    async fn update_or_create_aggregator_batch(
+        &self,
+        batch: &AggregatorBatch,
+    ) -> DatabaseResult<AggregatorBatch> {
         self.upsert_batch(batch).await
     }
 
-    async fn create_aggregator_batch(&self, batch: AggregatorBatch) -> DatabaseResult<AggregatorBatch> {
+    async fn create_aggregator_batch(
+        &self,
+        batch: AggregatorBatch,
+    ) -> DatabaseResult<AggregatorBatch> {
         self.create_batch(batch).await
     }
 
-    async fn get_aggregator_batch_for_block(&self, block_number: u64) -> DatabaseResult<Option<AggregatorBatch>> {
-        let Some(lookup) = self.get_block_batch_lookup(block_number).await? else { return Ok(None) };
-        let Some(index) = lookup.aggregator_batch_index.and_then(lower_bound) else { return Ok(None) };
+    async fn get_aggregator_batch_for_block(
+        &self,
+        block_number: u64,
+    ) -> DatabaseResult<Option<AggregatorBatch>> {
+        let Some(lookup) = self.get_block_batch_lookup(block_number).await? else {
+            return Ok(None);
+        };
+        let Some(index) = lookup.aggregator_batch_index.and_then(lower_bound) else {
+            return Ok(None);
+        };
         self.find_batch(doc! { "index": index }, doc! {}).await
     }
 
     // ---- lookups ----
 
-    async fn get_block_batch_lookup(&self, block_number: u64) -> DatabaseResult<Option<BlockBatchLookup>> {
+    async fn get_block_batch_lookup(
+        &self,
+        block_number: u64,
+    ) -> DatabaseResult<Option<BlockBatchLookup>> {
         let Some(block) = lower_bound(block_number) else { return Ok(None) };
-        let doc = self.coll(BLOCK_BATCH_LOOKUPS).find_one(doc! { "block_number": block }).await.map_err(db_err)?;
+        let doc = self
+            .coll(BLOCK_BATCH_LOOKUPS)
+            .find_one(doc! { "block_number": block })
+            .await
+            .map_err(db_err)?;
         doc.map(|doc| decode_lookup(&doc, block_number)).transpose()
     }
 }
@@ -638,12 +769,16 @@ fn int_field(doc: &Document, field: &str) -> Option<i64> {
 
 /// A lookup document; a missing or null batch index is `None`.
 pub(crate) fn decode_lookup(doc: &Document, block_number: u64) -> DatabaseResult<BlockBatchLookup> {
-    let corrupt = |reason: String| DatabaseError::Corrupt { what: format!("block batch lookup {block_number}"), reason };
+    let corrupt = |reason: String| DatabaseError::Corrupt {
+        what: format!("block batch lookup {block_number}"),
+        reason,
+    };
     let index = |field: &str| -> DatabaseResult<Option<u64>> {
         match doc.get(field) {
             None | Some(Bson::Null) => Ok(None),
             Some(_) => {
-                let v = int_field(doc, field).ok_or_else(|| corrupt(format!("{field} is not an integer")))?;
+                let v = int_field(doc, field)
+                    .ok_or_else(|| corrupt(format!("{field} is not an integer")))?;
                 u64::try_from(v).map(Some).map_err(|_| corrupt(format!("negative {field} {v}")))
             }
         }
@@ -664,10 +799,18 @@ pub(crate) fn decode_lookup(doc: &Document, block_number: u64) -> DatabaseResult
     })
 }
 
-fn conflict_or<B: BatchRecord>(row: &BatchColumns) -> impl FnOnce(::mongodb::error::Error) -> DatabaseError + '_ {
+fn conflict_or<B: BatchRecord>(
+    row: &BatchColumns,
+) -> impl FnOnce(::mongodb::error::Error) -> DatabaseError + '_ {
     move |e| {
         if is_duplicate_key(&e) {
-            DatabaseError::Conflict(format!("{} {} ({}..={}): {e}", B::WHAT, row.index, row.start, row.end))
+            DatabaseError::Conflict(format!(
+                "{} {} ({}..={}): {e}",
+                B::WHAT,
+                row.index,
+                row.start,
+                row.end
+            ))
         } else {
             db_err(e)
         }
@@ -695,7 +838,9 @@ mod tests {
     /// when `MADARA_ORCHESTRATOR_MONGODB_CONNECTION_URL` is unset.
     async fn fresh_db() -> Option<(Arc<MongoDatabase>, TestDb)> {
         let test_db = TestDb::create().await?;
-        let db = MongoDatabase::open(test_db.client.clone(), test_db.db.clone()).await.expect("ensure indexes");
+        let db = MongoDatabase::open(test_db.client.clone(), test_db.db.clone())
+            .await
+            .expect("ensure indexes");
         Some((Arc::new(db), test_db))
     }
 
@@ -726,7 +871,11 @@ mod tests {
         };
         assert_eq!(unique("jobs"), vec![doc! { "job_type": 1, "internal_id": -1 }]);
         for c in ["snos_batches", "aggregator_batches"] {
-            assert_eq!(unique(c), vec![doc! { "index": 1 }, doc! { "start_block": 1 }, doc! { "end_block": 1 }], "{c}");
+            assert_eq!(
+                unique(c),
+                vec![doc! { "index": 1 }, doc! { "start_block": 1 }, doc! { "end_block": 1 }],
+                "{c}"
+            );
         }
         assert_eq!(unique("block_batch_lookups"), vec![doc! { "block_number": 1 }]);
     }
@@ -743,7 +892,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_clients_racing_updates_lose_nothing() {
         let Some((a, guard)) = fresh_db().await else { return };
-        let b = Arc::new(MongoDatabase::open(guard.client.clone(), guard.db.clone()).await.expect("b"));
+        let b =
+            Arc::new(MongoDatabase::open(guard.client.clone(), guard.db.clone()).await.expect("b"));
         let job = a
             .create_job(JobItem::new(
                 JobType::SnosRun,
@@ -761,7 +911,10 @@ mod tests {
                         let current = db.get_job_by_id(job.id).await.expect("get").expect("exists");
                         let mut metadata = current.metadata.clone();
                         metadata.common.process_attempt_no += 1;
-                        match db.update_job(&current, JobItemUpdates::new().metadata(metadata)).await {
+                        match db
+                            .update_job(&current, JobItemUpdates::new().metadata(metadata))
+                            .await
+                        {
                             Ok(_) => won += 1,
                             Err(DatabaseError::UpdateFailed { .. }) => {}
                             Err(e) => panic!("{e:?}"),

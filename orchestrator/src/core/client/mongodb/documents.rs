@@ -1,8 +1,8 @@
 //! The BSON documents, filters, updates and pipelines the MongoDB backend sends: pure
 //! functions, so their shapes are checked by unit tests without a server.
 
-use chrono::{DateTime, Utc};
 use ::mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
+use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 
@@ -52,7 +52,11 @@ pub fn json_to_bson(value: &serde_json::Value, path: &str) -> DatabaseResult<Bso
         }
         serde_json::Value::String(s) => Bson::String(s.clone()),
         serde_json::Value::Array(items) => Bson::Array(
-            items.iter().enumerate().map(|(i, v)| json_to_bson(v, &format!("{path}[{i}]"))).collect::<Result<_, _>>()?,
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| json_to_bson(v, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
         ),
         serde_json::Value::Object(map) => {
             let mut doc = Document::new();
@@ -76,12 +80,16 @@ pub fn bson_to_json(value: &Bson) -> serde_json::Value {
         Bson::Double(d) => serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number),
         Bson::String(s) => Value::String(s.clone()),
         Bson::Array(items) => Value::Array(items.iter().map(bson_to_json).collect()),
-        Bson::Document(doc) => Value::Object(doc.iter().map(|(k, v)| (k.clone(), bson_to_json(v))).collect()),
+        Bson::Document(doc) => {
+            Value::Object(doc.iter().map(|(k, v)| (k.clone(), bson_to_json(v))).collect())
+        }
         Bson::DateTime(d) => Value::String(
-            DateTime::<Utc>::from_timestamp_millis(d.timestamp_millis()).map_or_else(|| d.to_string(), |t| t.to_rfc3339()),
+            DateTime::<Utc>::from_timestamp_millis(d.timestamp_millis())
+                .map_or_else(|| d.to_string(), |t| t.to_rfc3339()),
         ),
         Bson::Binary(b) if b.subtype == BinarySubtype::Uuid || b.bytes.len() == 16 => {
-            Uuid::from_slice(&b.bytes).map_or_else(|_| Value::String(format!("{b}")), |u| Value::String(u.to_string()))
+            Uuid::from_slice(&b.bytes)
+                .map_or_else(|_| Value::String(format!("{b}")), |u| Value::String(u.to_string()))
         }
         Bson::ObjectId(o) => Value::String(o.to_hex()),
         other => Value::String(other.to_string()),
@@ -92,7 +100,12 @@ pub fn bson_to_json(value: &Bson) -> serde_json::Value {
 
 /// The stored document of a record: its JSON shape as BSON, with `id` moved to `id_field` as
 /// a binary UUID and the top-level timestamps as datetimes.
-pub fn encode_record<T: Serialize>(value: &T, id: Uuid, id_field: &str, kind: &str) -> DatabaseResult<Document> {
+pub fn encode_record<T: Serialize>(
+    value: &T,
+    id: Uuid,
+    id_field: &str,
+    kind: &str,
+) -> DatabaseResult<Document> {
     let json = serde_json::to_value(value).map_err(DatabaseError::other)?;
     let Bson::Document(mut doc) = json_to_bson(&json, kind)? else {
         return Err(DatabaseError::other(format!("a {kind} does not serialise to a document")));
@@ -100,7 +113,8 @@ pub fn encode_record<T: Serialize>(value: &T, id: Uuid, id_field: &str, kind: &s
     doc.remove("id");
     for field in DATE_FIELDS {
         if let Some(Bson::String(s)) = doc.get(field) {
-            let t = DateTime::parse_from_rfc3339(s).map_err(DatabaseError::other)?.with_timezone(&Utc);
+            let t =
+                DateTime::parse_from_rfc3339(s).map_err(DatabaseError::other)?.with_timezone(&Utc);
             doc.insert(field, date_bson(t));
         }
     }
@@ -112,25 +126,43 @@ pub fn encode_record<T: Serialize>(value: &T, id: Uuid, id_field: &str, kind: &s
 
 /// The record of a stored document (the inverse of [`encode_record`]); a document that does
 /// not decode is `Corrupt`, naming the record.
-pub fn decode_record<T: DeserializeOwned>(mut doc: Document, id_field: &str, kind: &str) -> DatabaseResult<T> {
+pub fn decode_record<T: DeserializeOwned>(
+    mut doc: Document,
+    id_field: &str,
+    kind: &str,
+) -> DatabaseResult<T> {
     let id = doc.remove(id_field);
     if id_field != "_id" {
         doc.remove("_id");
     }
-    let id_text = id.as_ref().map(bson_to_json).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "?".to_owned());
+    let id_text = id
+        .as_ref()
+        .map(bson_to_json)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
     let mut json = bson_to_json(&Bson::Document(doc));
     if let Some(obj) = json.as_object_mut() {
         obj.insert("id".to_owned(), serde_json::Value::String(id_text.clone()));
     }
-    serde_json::from_value(json).map_err(|e| DatabaseError::Corrupt { what: format!("{kind} {id_text}"), reason: e.to_string() })
+    serde_json::from_value(json).map_err(|e| DatabaseError::Corrupt {
+        what: format!("{kind} {id_text}"),
+        reason: e.to_string(),
+    })
 }
 
 // ---- jobs ----
 
 /// `create_job`: the filter on `(job_type, internal_id)` and the `$setOnInsert` update of an
 /// upsert that inserts `job` only if no job has that key.
-pub fn create_job_upsert(job_doc: &Document, job_type: JobType, internal_id: i64) -> (Document, Document) {
-    (doc! { "job_type": job_type.as_ref(), "internal_id": internal_id }, doc! { "$setOnInsert": job_doc.clone() })
+pub fn create_job_upsert(
+    job_doc: &Document,
+    job_type: JobType,
+    internal_id: i64,
+) -> (Document, Document) {
+    (
+        doc! { "job_type": job_type.as_ref(), "internal_id": internal_id },
+        doc! { "$setOnInsert": job_doc.clone() },
+    )
 }
 
 /// `update_job`: the `{id, version}` filter of the versioned update.
@@ -203,7 +235,9 @@ pub fn jobs_without_successor_pipeline(
 pub fn jobs_by_block_filter(block: i64, aggregator_indexes: &[i64]) -> Document {
     let types: Vec<&str> = BLOCK_NUMBER_JOB_TYPES.iter().map(|t| t.as_ref()).collect();
     let mut any = vec![
-        Bson::Document(doc! { "job_type": { "$in": types }, "metadata.specific.block_number": block }),
+        Bson::Document(
+            doc! { "job_type": { "$in": types }, "metadata.specific.block_number": block },
+        ),
         Bson::Document(doc! {
             "job_type": JobType::StateTransition.as_ref(),
             "$or": [
@@ -245,7 +279,12 @@ pub fn batches_containing(block: i64) -> Document {
 
 /// SNOS batches in `status` with index ≥ `min` (and the version, if given) that have no
 /// SnosRun job yet, ascending, at most `limit`.
-pub fn snos_batches_without_jobs_pipeline(status: &str, limit: i64, version: Option<&str>, min: i64) -> Vec<Document> {
+pub fn snos_batches_without_jobs_pipeline(
+    status: &str,
+    limit: i64,
+    version: Option<&str>,
+    min: i64,
+) -> Vec<Document> {
     let mut matching = doc! { "status": status, "index": { "$gte": min } };
     if let Some(v) = version {
         matching.insert("orchestrator_version", v);
@@ -273,7 +312,11 @@ pub fn snos_batches_without_jobs_pipeline(status: &str, limit: i64, version: Opt
 }
 
 /// The filter of a batch query (indexes and statuses: empty means any).
-pub fn batch_query_filter(indexes: &[u64], statuses: &[String], version: Option<&str>) -> Option<Document> {
+pub fn batch_query_filter(
+    indexes: &[u64],
+    statuses: &[String],
+    version: Option<&str>,
+) -> Option<Document> {
     let mut filter = Document::new();
     if !indexes.is_empty() {
         let indexes: Vec<i64> = indexes.iter().filter_map(|i| lower_bound(*i)).collect();
@@ -298,7 +341,13 @@ pub fn batch_query_filter(indexes: &[u64], statuses: &[String], version: Option<
 pub fn stale_lookups_filter(field: &str, index: i64, keep: Option<(i64, i64)>) -> Document {
     let mut filter = doc! { field: index };
     if let Some((start, end)) = keep {
-        filter.insert("$or", vec![doc! { "block_number": { "$lt": start } }, doc! { "block_number": { "$gt": end } }]);
+        filter.insert(
+            "$or",
+            vec![
+                doc! { "block_number": { "$lt": start } },
+                doc! { "block_number": { "$gt": end } },
+            ],
+        );
     }
     filter
 }
@@ -352,7 +401,13 @@ mod tests {
         JobItem::new(
             JobType::SnosRun,
             7,
-            JobSpecificMetadata::Snos(SnosMetadata { snos_batch_index: 7, start_block: 70, end_block: 79, num_blocks: 10, ..Default::default() }),
+            JobSpecificMetadata::Snos(SnosMetadata {
+                snos_batch_index: 7,
+                start_block: 70,
+                end_block: 79,
+                num_blocks: 10,
+                ..Default::default()
+            }),
         )
     }
 
@@ -368,7 +423,10 @@ mod tests {
         assert_eq!(doc.get_str("status").expect("status"), "Created");
         assert!(matches!(doc.get("created_at"), Some(Bson::DateTime(_))));
         assert!(matches!(doc.get("updated_at"), Some(Bson::DateTime(_))));
-        let specific = doc.get_document("metadata").and_then(|m| m.get_document("specific")).expect("specific");
+        let specific = doc
+            .get_document("metadata")
+            .and_then(|m| m.get_document("specific"))
+            .expect("specific");
         assert_eq!(specific.get("start_block"), Some(&Bson::Int64(70)));
         assert_eq!(specific.get_str("type").expect("tag"), "Snos");
         assert_eq!(doc.keys().next().map(String::as_str), Some("id"));
@@ -396,16 +454,27 @@ mod tests {
         let mut job = job();
         job.internal_id = u64::MAX;
         let err = encode_record(&job, job.id, "id", "job").expect_err("too big");
-        assert!(err.to_string().contains("internal_id") && err.to_string().contains("exceeds"), "{err}");
+        assert!(
+            err.to_string().contains("internal_id") && err.to_string().contains("exceeds"),
+            "{err}"
+        );
         assert_eq!(json_to_bson(&serde_json::json!(1.5), "x").expect("double"), Bson::Double(1.5));
-        assert_eq!(json_to_bson(&serde_json::json!({"$k": 1}), "x").expect("doc"), Bson::Document(doc! { "$k": 1_i64 }));
+        assert_eq!(
+            json_to_bson(&serde_json::json!({"$k": 1}), "x").expect("doc"),
+            Bson::Document(doc! { "$k": 1_i64 })
+        );
     }
 
     #[test]
     fn an_undecodable_document_is_corrupt_and_named() {
         let id = Uuid::new_v4();
-        let err = decode_record::<JobItem>(doc! { "id": uuid_bson(id), "not": "a job" }, "id", "job").expect_err("corrupt");
-        assert!(matches!(&err, DatabaseError::Corrupt { what, .. } if what == &format!("job {id}")), "{err:?}");
+        let err =
+            decode_record::<JobItem>(doc! { "id": uuid_bson(id), "not": "a job" }, "id", "job")
+                .expect_err("corrupt");
+        assert!(
+            matches!(&err, DatabaseError::Corrupt { what, .. } if what == &format!("job {id}")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -422,7 +491,11 @@ mod tests {
         let id = Uuid::new_v4();
         assert_eq!(versioned_filter(id, 3), doc! { "id": uuid_bson(id), "version": 3_i32 });
         let now = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
-        let update = job_update(&JobItemUpdates::new().status(JobStatus::Completed).external_id("0xab"), now).expect("update");
+        let update = job_update(
+            &JobItemUpdates::new().status(JobStatus::Completed).external_id("0xab"),
+            now,
+        )
+        .expect("update");
         assert_eq!(
             update,
             doc! {
@@ -430,14 +503,21 @@ mod tests {
                 "$inc": { "version": 1_i32 },
             }
         );
-        let with_meta = job_update(&JobItemUpdates::new().metadata(job().metadata), now).expect("update");
+        let with_meta =
+            job_update(&JobItemUpdates::new().metadata(job().metadata), now).expect("update");
         let set = with_meta.get_document("$set").expect("$set");
         assert!(set.get_document("metadata").is_ok() && set.get("status").is_none());
     }
 
     #[test]
     fn jobs_without_successor_is_a_lookup_pipeline() {
-        let p = jobs_without_successor_pipeline(JobType::SnosRun, JobStatus::Completed, JobType::ProofCreation, Some("0.1.0"), 5);
+        let p = jobs_without_successor_pipeline(
+            JobType::SnosRun,
+            JobStatus::Completed,
+            JobType::ProofCreation,
+            Some("0.1.0"),
+            5,
+        );
         assert_eq!(
             p[0],
             doc! { "$match": { "job_type": "SnosRun", "status": "Completed", "internal_id": { "$gte": 5_i64 }, JOB_VERSION_FIELD: "0.1.0" } }
@@ -455,7 +535,13 @@ mod tests {
             ] } } })
         );
         assert_eq!(p[3], doc! { "$match": { "successors": { "$size": 0 } } });
-        let p = jobs_without_successor_pipeline(JobType::SnosRun, JobStatus::Completed, JobType::ProofCreation, None, 0);
+        let p = jobs_without_successor_pipeline(
+            JobType::SnosRun,
+            JobStatus::Completed,
+            JobType::ProofCreation,
+            None,
+            0,
+        );
         assert!(p[0].get_document("$match").expect("match").get(JOB_VERSION_FIELD).is_none());
     }
 
@@ -481,33 +567,57 @@ mod tests {
                 "metadata.specific.block_number": 42_i64,
             })
         );
-        assert_eq!(any[3], Bson::Document(doc! { "job_type": "Aggregator", "internal_id": { "$in": [3_i64] } }));
+        assert_eq!(
+            any[3],
+            Bson::Document(doc! { "job_type": "Aggregator", "internal_id": { "$in": [3_i64] } })
+        );
         assert_eq!(jobs_by_block_filter(42, &[]).get_array("$or").expect("$or").len(), 3);
     }
 
     #[test]
     fn batch_queries_and_lookups() {
         assert_eq!(batch_query_filter(&[], &[], None), Some(Document::new()));
-        assert_eq!(batch_query_filter(&[u64::MAX], &[], None), None, "an index above i64::MAX matches nothing");
+        assert_eq!(
+            batch_query_filter(&[u64::MAX], &[], None),
+            None,
+            "an index above i64::MAX matches nothing"
+        );
         assert_eq!(
             batch_query_filter(&[1, 2], &["Open".to_owned()], Some("v")),
-            Some(doc! { "index": { "$in": [1_i64, 2_i64] }, "status": { "$in": ["Open"] }, "orchestrator_version": "v" })
+            Some(
+                doc! { "index": { "$in": [1_i64, 2_i64] }, "status": { "$in": ["Open"] }, "orchestrator_version": "v" }
+            )
         );
         assert_eq!(
             stale_lookups_filter("snos_batch_index", 4, Some((10, 20))),
             doc! { "snos_batch_index": 4_i64, "$or": [{ "block_number": { "$lt": 10_i64 } }, { "block_number": { "$gt": 20_i64 } }] }
         );
-        assert_eq!(stale_lookups_filter("snos_batch_index", 4, None), doc! { "snos_batch_index": 4_i64 });
+        assert_eq!(
+            stale_lookups_filter("snos_batch_index", 4, None),
+            doc! { "snos_batch_index": 4_i64 }
+        );
         let now = Utc::now();
-        assert_eq!(new_lookup(5, "aggregator_batch_index", 2, now).get("block_number"), Some(&Bson::Int64(5)));
-        assert!(unset_lookup("snos_batch_index", now).get_document("$unset").expect("$unset").contains_key("snos_batch_index"));
+        assert_eq!(
+            new_lookup(5, "aggregator_batch_index", 2, now).get("block_number"),
+            Some(&Bson::Int64(5))
+        );
+        assert!(unset_lookup("snos_batch_index", now)
+            .get_document("$unset")
+            .expect("$unset")
+            .contains_key("snos_batch_index"));
     }
 
     #[test]
     fn lock_filters() {
         let now = Utc::now();
-        assert_eq!(acquire_filter("k", now), doc! { "_id": "k", "expires_at": { "$lte": date_bson(now) } });
-        assert_eq!(live_lock_filter("k", Some("a"), now), doc! { "_id": "k", "expires_at": { "$gt": date_bson(now) }, "owner": "a" });
+        assert_eq!(
+            acquire_filter("k", now),
+            doc! { "_id": "k", "expires_at": { "$lte": date_bson(now) } }
+        );
+        assert_eq!(
+            live_lock_filter("k", Some("a"), now),
+            doc! { "_id": "k", "expires_at": { "$gt": date_bson(now) }, "owner": "a" }
+        );
         assert!(live_lock_filter("k", None, now).get("owner").is_none());
     }
 }

@@ -51,7 +51,12 @@ pub fn index_models() -> Vec<IndexModel> {
     vec![
         IndexModel::builder()
             .keys(doc! { "expires_at": 1 })
-            .options(IndexOptions::builder().expire_after(Duration::ZERO).name("ttl_index".to_owned()).build())
+            .options(
+                IndexOptions::builder()
+                    .expire_after(Duration::ZERO)
+                    .name("ttl_index".to_owned())
+                    .build(),
+            )
             .build(),
         IndexModel::builder()
             .keys(doc! { "created_at": 1 })
@@ -61,7 +66,12 @@ pub fn index_models() -> Vec<IndexModel> {
 }
 
 /// The `$set` of an acquire: value, owner, times.
-pub fn acquire_update(value: &LockValue, owner: Option<&str>, now: DateTime<Utc>, ttl: Duration) -> Result<Document, LockError> {
+pub fn acquire_update(
+    value: &LockValue,
+    owner: Option<&str>,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Document, LockError> {
     let json = serde_json::to_value(value).map_err(LockError::other)?;
     let value = d::json_to_bson(&json, "lock value").map_err(LockError::other)?;
     let owner = owner.map_or(Bson::Null, |o| Bson::String(o.to_owned()));
@@ -90,13 +100,18 @@ impl LockClient for MongoLock {
         let now = Utc::now();
         let taken = self
             .locks
-            .find_one_and_update(d::acquire_filter(key, now), acquire_update(&value, owner, now, ttl)?)
+            .find_one_and_update(
+                d::acquire_filter(key, now),
+                acquire_update(&value, owner, now, ttl)?,
+            )
             .upsert(true)
             .return_document(ReturnDocument::After)
             .await;
         match taken {
             Ok(Some(doc)) => decode(&doc),
-            Ok(None) => Err(LockError::other(format!("lock {key}: the upsert returned no document"))),
+            Ok(None) => {
+                Err(LockError::other(format!("lock {key}: the upsert returned no document")))
+            }
             Err(e) if is_duplicate_key(&e) => {
                 let holder = self.get_lock(key).await?.and_then(|l| l.owner);
                 Err(LockError::AlreadyHeld { key: key.to_owned(), owner: holder })
@@ -106,14 +121,26 @@ impl LockClient for MongoLock {
     }
 
     async fn release_lock(&self, key: &str, owner: Option<&str>) -> Result<(), LockError> {
-        let done = self.locks.delete_one(d::live_lock_filter(key, owner, Utc::now())).await.map_err(lock_err)?;
+        let done = self
+            .locks
+            .delete_one(d::live_lock_filter(key, owner, Utc::now()))
+            .await
+            .map_err(lock_err)?;
         if done.deleted_count == 0 {
-            return Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) });
+            return Err(LockError::NotHeld {
+                key: key.to_owned(),
+                owner: owner.map(str::to_owned),
+            });
         }
         Ok(())
     }
 
-    async fn extend_lock(&self, key: &str, owner: Option<&str>, ttl: Duration) -> Result<LockInfo, LockError> {
+    async fn extend_lock(
+        &self,
+        key: &str,
+        owner: Option<&str>,
+        ttl: Duration,
+    ) -> Result<LockInfo, LockError> {
         let now = Utc::now();
         let extended = self
             .locks
@@ -126,22 +153,30 @@ impl LockClient for MongoLock {
             .map_err(lock_err)?;
         match extended {
             Some(doc) => decode(&doc),
-            None => Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) }),
+            None => {
+                Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) })
+            }
         }
     }
 
     async fn get_lock(&self, key: &str) -> Result<Option<LockInfo>, LockError> {
-        let doc = self.locks.find_one(d::live_lock_filter(key, None, Utc::now())).await.map_err(lock_err)?;
+        let doc = self
+            .locks
+            .find_one(d::live_lock_filter(key, None, Utc::now()))
+            .await
+            .map_err(lock_err)?;
         doc.map(|doc| decode(&doc)).transpose()
     }
 }
 
 /// A stored lock document.
 pub fn decode(doc: &Document) -> Result<LockInfo, LockError> {
-    let key = doc.get_str("_id").map_err(|e| LockError::other(format!("corrupt lock: {e}")))?.to_owned();
+    let key =
+        doc.get_str("_id").map_err(|e| LockError::other(format!("corrupt lock: {e}")))?.to_owned();
     let bad = |reason: String| LockError::other(format!("corrupt lock {key}: {reason}"));
     let value = doc.get("value").ok_or_else(|| bad("no value".to_owned()))?;
-    let value: LockValue = serde_json::from_value(d::bson_to_json(value)).map_err(|e| bad(e.to_string()))?;
+    let value: LockValue =
+        serde_json::from_value(d::bson_to_json(value)).map_err(|e| bad(e.to_string()))?;
     let owner = match doc.get("owner") {
         None | Some(Bson::Null) => None,
         Some(Bson::String(s)) => Some(s.clone()),
@@ -149,9 +184,16 @@ pub fn decode(doc: &Document) -> Result<LockInfo, LockError> {
     };
     let time = |field: &str| -> Result<DateTime<Utc>, LockError> {
         let t = doc.get_datetime(field).map_err(|e| bad(e.to_string()))?;
-        DateTime::from_timestamp_millis(t.timestamp_millis()).ok_or_else(|| bad(format!("{field} out of range")))
+        DateTime::from_timestamp_millis(t.timestamp_millis())
+            .ok_or_else(|| bad(format!("{field} out of range")))
     };
-    Ok(LockInfo { value, owner, created_at: time("created_at")?, expires_at: time("expires_at")?, key })
+    Ok(LockInfo {
+        value,
+        owner,
+        created_at: time("created_at")?,
+        expires_at: time("expires_at")?,
+        key,
+    })
 }
 
 fn lock_err(e: ::mongodb::error::Error) -> LockError {
@@ -168,9 +210,13 @@ mod tests {
 
     mod conformance {
         crate::lock_conformance_tests!({
-            let Some(guard) = crate::core::client::mongodb::test_support::TestDb::create().await else { return };
+            let Some(guard) = crate::core::client::mongodb::test_support::TestDb::create().await
+            else {
+                return;
+            };
             let locks = super::MongoLock::open(&guard.db).await.expect("lock indexes");
-            let locks: std::sync::Arc<dyn crate::core::client::LockClient> = std::sync::Arc::new(locks);
+            let locks: std::sync::Arc<dyn crate::core::client::LockClient> =
+                std::sync::Arc::new(locks);
             std::future::ready((locks, guard))
         });
     }
@@ -180,7 +226,10 @@ mod tests {
         let models = index_models();
         assert_eq!(models[0].keys, doc! { "expires_at": 1 });
         let options = models[0].options.as_ref().expect("options");
-        assert_eq!((options.expire_after, options.name.as_deref()), (Some(Duration::ZERO), Some("ttl_index")));
+        assert_eq!(
+            (options.expire_after, options.name.as_deref()),
+            (Some(Duration::ZERO), Some("ttl_index"))
+        );
         assert_eq!(models[1].keys, doc! { "created_at": 1 });
     }
 
@@ -188,7 +237,8 @@ mod tests {
     fn acquire_documents_round_trip() {
         let now = DateTime::from_timestamp_millis(1_700_000_000_123).expect("time");
         let value = LockValue::Json(serde_json::json!({ "batch": 7, "$odd": ["x"] }));
-        let update = acquire_update(&value, Some("worker-1"), now, Duration::from_secs(60)).expect("update");
+        let update =
+            acquire_update(&value, Some("worker-1"), now, Duration::from_secs(60)).expect("update");
         let mut stored = update.get_document("$set").expect("$set").clone();
         assert_eq!(stored.get("owner"), Some(&Bson::String("worker-1".to_owned())));
         assert_eq!(stored.get("expires_at"), Some(&date_bson(now + chrono::Duration::seconds(60))));
@@ -204,7 +254,8 @@ mod tests {
                 expires_at: now + chrono::Duration::seconds(60),
             }
         );
-        let none = acquire_update(&LockValue::Number(-1), None, now, Duration::MAX).expect("update");
+        let none =
+            acquire_update(&LockValue::Number(-1), None, now, Duration::MAX).expect("update");
         assert_eq!(none.get_document("$set").expect("$set").get("owner"), Some(&Bson::Null));
     }
 }

@@ -64,9 +64,9 @@ pub async fn open(url: &Secret<String>, name: &str) -> Result<(Client, Database)
     let shown = redact_url(url.expose());
     let err = |source: BoxError| OpenError { url: shown.clone(), source };
     // The driver's parse errors may quote the URL: report only that it is malformed.
-    let mut options = ClientOptions::parse(url.expose())
-        .await
-        .map_err(|_| err("malformed MongoDB URL (expected mongodb://user:password@host:port)".into()))?;
+    let mut options = ClientOptions::parse(url.expose()).await.map_err(|_| {
+        err("malformed MongoDB URL (expected mongodb://user:password@host:port)".into())
+    })?;
     options.app_name = Some("madara-orchestrator".to_owned());
     options.server_selection_timeout.get_or_insert(SERVER_SELECTION_TIMEOUT);
     let client = Client::with_options(options).map_err(|e| err(Box::new(e)))?;
@@ -78,9 +78,14 @@ pub async fn open(url: &Secret<String>, name: &str) -> Result<(Client, Database)
 /// Whether the same operation may succeed later: network, server selection and pool
 /// failures, errors the driver labels retryable, and the server's "not now" codes.
 pub fn is_transient(e: &::mongodb::error::Error) -> bool {
-    if ["RetryableWriteError", "TransientTransactionError", "SystemOverloadedError", "RetryableError"]
-        .iter()
-        .any(|l| e.contains_label(l))
+    if [
+        "RetryableWriteError",
+        "TransientTransactionError",
+        "SystemOverloadedError",
+        "RetryableError",
+    ]
+    .iter()
+    .any(|l| e.contains_label(l))
     {
         return true;
     }
@@ -98,7 +103,10 @@ pub fn is_transient(e: &::mongodb::error::Error) -> bool {
 /// (50, 262), network timeout (89), shutdown in progress (91, 11600, 11602), write conflict
 /// (112), not primary / recovering (189, 10107, 13435, 13436), socket exception (9001).
 fn is_transient_code(code: i32) -> bool {
-    matches!(code, 6 | 7 | 50 | 89 | 91 | 112 | 189 | 262 | 9001 | 10107 | 11600 | 11602 | 13435 | 13436)
+    matches!(
+        code,
+        6 | 7 | 50 | 89 | 91 | 112 | 189 | 262 | 9001 | 10107 | 11600 | 11602 | 13435 | 13436
+    )
 }
 
 /// The server's error code, from a command or write error (the first of an `insert_many`).
@@ -117,7 +125,9 @@ pub(crate) fn is_duplicate_key(e: &::mongodb::error::Error) -> bool {
     match e.kind.as_ref() {
         ErrorKind::InsertMany(m) => {
             m.write_concern_error.is_none()
-                && m.write_errors.as_ref().is_some_and(|w| !w.is_empty() && w.iter().all(|w| w.code == DUPLICATE_KEY))
+                && m.write_errors
+                    .as_ref()
+                    .is_some_and(|w| !w.is_empty() && w.iter().all(|w| w.code == DUPLICATE_KEY))
         }
         _ => error_code(e) == Some(DUPLICATE_KEY),
     }
@@ -181,7 +191,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_url_is_refused_without_echoing_it() {
-        let err = open(&Secret::new("mongodb://u:s3cret@".to_owned()), "o").await.expect_err("malformed");
+        let err =
+            open(&Secret::new("mongodb://u:s3cret@".to_owned()), "o").await.expect_err("malformed");
         let msg = format!("{err} / {err:?}");
         assert!(!msg.contains("s3cret"), "{msg}");
         assert!(msg.contains("malformed"), "{msg}");
@@ -190,7 +201,9 @@ mod tests {
     /// Nothing listens on port 1: the error names the redacted URL and the cause.
     #[tokio::test]
     async fn an_unreachable_server_is_named_without_the_password() {
-        let url = Secret::new("mongodb://orch:s3cret@127.0.0.1:1/?serverSelectionTimeoutMS=300".to_owned());
+        let url = Secret::new(
+            "mongodb://orch:s3cret@127.0.0.1:1/?serverSelectionTimeoutMS=300".to_owned(),
+        );
         let err = open(&url, "o").await.expect_err("nothing listens on port 1");
         let msg = format!("{err} / {err:?}");
         assert!(!msg.contains("s3cret"), "{msg}");

@@ -36,14 +36,15 @@ use crate::{
     core::client::{
         database::{DatabaseClient, DatabaseError, DatabaseResult},
         db_common::{
-            decode_json, lookup_ranges_to_write, lower_bound, to_i64, to_json, upper_bound, BatchColumns,
-            BatchRecord, BatchSpan, JobColumns, BLOCK_NUMBER_JOB_TYPES,
+            decode_json, lookup_ranges_to_write, lower_bound, to_i64, to_json, upper_bound,
+            BatchColumns, BatchRecord, BatchSpan, JobColumns, BLOCK_NUMBER_JOB_TYPES,
         },
     },
     types::{
         batch::{
-            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates, BatchQuery,
-            BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates, SortOrder,
+            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates,
+            BatchQuery, BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus,
+            SnosBatchUpdates, SortOrder,
         },
         jobs::{now_secs, JobItem, JobItemUpdates, JobStatus, JobType},
     },
@@ -180,16 +181,25 @@ impl PostgresDatabase {
         Ok(self.fetch_jobs(qb).await?.into_iter().next())
     }
 
-    async fn fetch_batches<B: BatchRecord>(&self, mut qb: QueryBuilder<Postgres>) -> DatabaseResult<Vec<B>> {
+    async fn fetch_batches<B: BatchRecord>(
+        &self,
+        mut qb: QueryBuilder<Postgres>,
+    ) -> DatabaseResult<Vec<B>> {
         let rows = qb.build().fetch_all(&self.pool()).await.map_err(db_err)?;
         rows.iter().map(|r| decode_doc(r, B::WHAT)).collect()
     }
 
-    async fn fetch_batch<B: BatchRecord>(&self, qb: QueryBuilder<Postgres>) -> DatabaseResult<Option<B>> {
+    async fn fetch_batch<B: BatchRecord>(
+        &self,
+        qb: QueryBuilder<Postgres>,
+    ) -> DatabaseResult<Option<B>> {
         Ok(self.fetch_batches(qb).await?.into_iter().next())
     }
 
-    async fn query_batches<B: BatchRecord, S: AsRef<str>>(&self, query: &BatchQuery<S>) -> DatabaseResult<Vec<B>> {
+    async fn query_batches<B: BatchRecord, S: AsRef<str>>(
+        &self,
+        query: &BatchQuery<S>,
+    ) -> DatabaseResult<Vec<B>> {
         let mut qb = select_batches::<B>();
         if !query.indexes.is_empty() {
             let indexes: Vec<i64> = query.indexes.iter().filter_map(|i| lower_bound(*i)).collect();
@@ -199,7 +209,8 @@ impl PostgresDatabase {
             qb.push(" AND idx = ANY(").push_bind(indexes).push(")");
         }
         if !query.statuses.is_empty() {
-            let statuses: Vec<String> = query.statuses.iter().map(|s| s.as_ref().to_owned()).collect();
+            let statuses: Vec<String> =
+                query.statuses.iter().map(|s| s.as_ref().to_owned()).collect();
             qb.push(" AND status = ANY(").push_bind(statuses).push(")");
         }
         if let Some(version) = &query.orchestrator_version {
@@ -258,7 +269,8 @@ impl PostgresDatabase {
         let Some(key) = lower_bound(index) else { return Err(not_found()) };
         self.write_tx(move |conn| {
             Box::pin(async move {
-                let Some(old) = load_batch_for_update::<B>(conn, "idx", Key::Index(key)).await? else {
+                let Some(old) = load_batch_for_update::<B>(conn, "idx", Key::Index(key)).await?
+                else {
                     return Err(not_found());
                 };
                 let old_row = BatchColumns::of(&old)?;
@@ -315,7 +327,8 @@ impl DatabaseClient for PostgresDatabase {
             Err(e) => return Err(db_err(e)),
         };
         apply_schema(&next, SCHEMA).await.map_err(db_err)?;
-        let old = std::mem::replace(&mut *self.pool.write().unwrap_or_else(|e| e.into_inner()), next);
+        let old =
+            std::mem::replace(&mut *self.pool.write().unwrap_or_else(|e| e.into_inner()), next);
         old.close().await;
         Ok(())
     }
@@ -358,7 +371,10 @@ impl DatabaseClient for PostgresDatabase {
             _ => db_err(e),
         })?;
         if result.rows_affected() == 0 {
-            return Err(DatabaseError::ItemAlreadyExists { job_type: job.job_type, internal_id: job.internal_id });
+            return Err(DatabaseError::ItemAlreadyExists {
+                job_type: job.job_type,
+                internal_id: job.internal_id,
+            });
         }
         Ok(job)
     }
@@ -400,7 +416,11 @@ impl DatabaseClient for PostgresDatabase {
     /// One `UPDATE … WHERE id = $ AND version = $` that sets only the fields present in
     /// `updates` (in the columns and, merged with `||`, in the stored document), increments
     /// the version and sets `updated_at`; the stored document is returned.
-    async fn update_job(&self, current: &JobItem, updates: JobItemUpdates) -> DatabaseResult<JobItem> {
+    async fn update_job(
+        &self,
+        current: &JobItem,
+        updates: JobItemUpdates,
+    ) -> DatabaseResult<JobItem> {
         if updates.is_empty() {
             return Err(DatabaseError::NoUpdateFound(current.id));
         }
@@ -411,8 +431,9 @@ impl DatabaseClient for PostgresDatabase {
             external_id: updates.external_id.as_ref(),
             metadata: updates.metadata.as_ref(),
         };
-        let mut qb =
-            QueryBuilder::<Postgres>::new("UPDATE jobs SET version = version + 1, updated_at = to_timestamp(");
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "UPDATE jobs SET version = version + 1, updated_at = to_timestamp(",
+        );
         qb.push_bind(now.timestamp()).push(")");
         if let Some(status) = updates.status {
             qb.push(", status = ").push_bind(status.as_ref().to_owned());
@@ -498,7 +519,9 @@ impl DatabaseClient for PostgresDatabase {
         orchestrator_version: Option<&str>,
     ) -> DatabaseResult<Vec<JobItem>> {
         // No stored id exceeds i64::MAX, so "after" anything at or above it is empty.
-        let Some(after) = lower_bound(internal_id).filter(|v| *v < i64::MAX) else { return Ok(Vec::new()) };
+        let Some(after) = lower_bound(internal_id).filter(|v| *v < i64::MAX) else {
+            return Ok(Vec::new());
+        };
         let mut qb = select_jobs();
         qb.push(" AND job_type = ").push_bind(job_type.as_ref().to_owned());
         qb.push(" AND status = ").push_bind(status.as_ref().to_owned());
@@ -530,7 +553,10 @@ impl DatabaseClient for PostgresDatabase {
         self.fetch_jobs(qb).await
     }
 
-    async fn get_jobs_without_storage_artifacts_tagged(&self, limit: Option<u64>) -> DatabaseResult<Vec<JobItem>> {
+    async fn get_jobs_without_storage_artifacts_tagged(
+        &self,
+        limit: Option<u64>,
+    ) -> DatabaseResult<Vec<JobItem>> {
         let mut qb = select_jobs();
         qb.push(" AND job_type = ").push_bind(JobType::StateTransition.as_ref().to_owned());
         qb.push(" AND status = ").push_bind(JobStatus::Completed.as_ref().to_owned());
@@ -577,7 +603,8 @@ impl DatabaseClient for PostgresDatabase {
     /// aggregator batch (index = internal id) whose range contains the block.
     async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>> {
         let Some(block) = lower_bound(block_number) else { return Ok(Vec::new()) };
-        let types: Vec<String> = BLOCK_NUMBER_JOB_TYPES.iter().map(|t| t.as_ref().to_owned()).collect();
+        let types: Vec<String> =
+            BLOCK_NUMBER_JOB_TYPES.iter().map(|t| t.as_ref().to_owned()).collect();
         let mut qb = select_jobs();
         qb.push(" AND ((job_type = ANY(").push_bind(types);
         qb.push(") AND block_number = ").push_bind(block);
@@ -650,7 +677,11 @@ impl DatabaseClient for PostgresDatabase {
         self.create_batch(batch).await
     }
 
-    async fn update_snos_batch(&self, index: u64, updates: SnosBatchUpdates) -> DatabaseResult<SnosBatch> {
+    async fn update_snos_batch(
+        &self,
+        index: u64,
+        updates: SnosBatchUpdates,
+    ) -> DatabaseResult<SnosBatch> {
         self.update_batch_by_index(index, move |b: &mut SnosBatch| {
             if let Some(end_block) = updates.end_block {
                 b.end_block = end_block;
@@ -662,7 +693,10 @@ impl DatabaseClient for PostgresDatabase {
         .await
     }
 
-    async fn get_snos_batches_by_aggregator_index(&self, aggregator_index: u64) -> DatabaseResult<Vec<SnosBatch>> {
+    async fn get_snos_batches_by_aggregator_index(
+        &self,
+        aggregator_index: u64,
+    ) -> DatabaseResult<Vec<SnosBatch>> {
         let Some(agg) = lower_bound(aggregator_index) else { return Ok(Vec::new()) };
         let mut qb = select_batches::<SnosBatch>();
         qb.push(" AND aggregator_batch_index = ").push_bind(agg);
@@ -670,7 +704,10 @@ impl DatabaseClient for PostgresDatabase {
         self.fetch_batches(qb).await
     }
 
-    async fn get_start_snos_batch_for_aggregator(&self, aggregator_index: u64) -> DatabaseResult<Option<SnosBatch>> {
+    async fn get_start_snos_batch_for_aggregator(
+        &self,
+        aggregator_index: u64,
+    ) -> DatabaseResult<Option<SnosBatch>> {
         let Some(agg) = lower_bound(aggregator_index) else { return Ok(None) };
         let mut qb = select_batches::<SnosBatch>();
         qb.push(" AND aggregator_batch_index = ").push_bind(agg);
@@ -698,7 +735,10 @@ impl DatabaseClient for PostgresDatabase {
         self.fetch_batch(qb).await
     }
 
-    async fn get_aggregator_batches(&self, query: AggregatorBatchQuery) -> DatabaseResult<Vec<AggregatorBatch>> {
+    async fn get_aggregator_batches(
+        &self,
+        query: AggregatorBatchQuery,
+    ) -> DatabaseResult<Vec<AggregatorBatch>> {
         self.query_batches(&query).await
     }
 
@@ -729,15 +769,24 @@ impl DatabaseClient for PostgresDatabase {
         .await
     }
 
-    async fn update_or_create_aggregator_batch(&self, batch: &AggregatorBatch) -> DatabaseResult<AggregatorBatch> {
+    async fn update_or_create_aggregator_batch(
+        &self,
+        batch: &AggregatorBatch,
+    ) -> DatabaseResult<AggregatorBatch> {
         self.upsert_batch(batch).await
     }
 
-    async fn create_aggregator_batch(&self, batch: AggregatorBatch) -> DatabaseResult<AggregatorBatch> {
+    async fn create_aggregator_batch(
+        &self,
+        batch: AggregatorBatch,
+    ) -> DatabaseResult<AggregatorBatch> {
         self.create_batch(batch).await
     }
 
-    async fn get_aggregator_batch_for_block(&self, block_number: u64) -> DatabaseResult<Option<AggregatorBatch>> {
+    async fn get_aggregator_batch_for_block(
+        &self,
+        block_number: u64,
+    ) -> DatabaseResult<Option<AggregatorBatch>> {
         let Some(block) = lower_bound(block_number) else { return Ok(None) };
         let mut qb = QueryBuilder::<Postgres>::new(
             "SELECT b.id::text AS id, b.doc::text AS doc FROM block_batch_lookups l \
@@ -749,7 +798,10 @@ impl DatabaseClient for PostgresDatabase {
 
     // ---- lookups ----
 
-    async fn get_block_batch_lookup(&self, block_number: u64) -> DatabaseResult<Option<BlockBatchLookup>> {
+    async fn get_block_batch_lookup(
+        &self,
+        block_number: u64,
+    ) -> DatabaseResult<Option<BlockBatchLookup>> {
         let Some(block) = lower_bound(block_number) else { return Ok(None) };
         let row = sqlx::query(
             "SELECT snos_batch_index, aggregator_batch_index,
@@ -815,11 +867,15 @@ async fn load_batch_for_update<B: BatchRecord>(
 ) -> DatabaseResult<Option<B>> {
     let row = match key {
         Key::Id(id) => {
-            let sql = format!("SELECT {DOC_COLUMNS} FROM {} WHERE {column} = $1::uuid FOR UPDATE", B::TABLE);
+            let sql = format!(
+                "SELECT {DOC_COLUMNS} FROM {} WHERE {column} = $1::uuid FOR UPDATE",
+                B::TABLE
+            );
             sqlx::query(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_optional(&mut *conn).await
         }
         Key::Index(i) => {
-            let sql = format!("SELECT {DOC_COLUMNS} FROM {} WHERE {column} = $1 FOR UPDATE", B::TABLE);
+            let sql =
+                format!("SELECT {DOC_COLUMNS} FROM {} WHERE {column} = $1 FOR UPDATE", B::TABLE);
             sqlx::query(AssertSqlSafe(sql)).bind(i).fetch_optional(&mut *conn).await
         }
     }
@@ -827,7 +883,9 @@ async fn load_batch_for_update<B: BatchRecord>(
     row.map(|r| decode_doc(&r, B::WHAT)).transpose()
 }
 
-fn conflict_or<B: BatchRecord>(row: &BatchColumns) -> impl FnOnce(sqlx::Error) -> DatabaseError + '_ {
+fn conflict_or<B: BatchRecord>(
+    row: &BatchColumns,
+) -> impl FnOnce(sqlx::Error) -> DatabaseError + '_ {
     move |e| match e.as_database_error() {
         Some(d) if d.is_unique_violation() => DatabaseError::Conflict(format!(
             "{} {} ({}..={}): {}",
@@ -841,7 +899,10 @@ fn conflict_or<B: BatchRecord>(row: &BatchColumns) -> impl FnOnce(sqlx::Error) -
     }
 }
 
-async fn insert_batch<B: BatchRecord>(conn: &mut PgConnection, row: &BatchColumns) -> DatabaseResult<()> {
+async fn insert_batch<B: BatchRecord>(
+    conn: &mut PgConnection,
+    row: &BatchColumns,
+) -> DatabaseResult<()> {
     let sql = format!(
         "INSERT INTO {} (id, idx, aggregator_batch_index, status, orchestrator_version, start_block,
             end_block, created_at, updated_at, doc)
@@ -865,7 +926,10 @@ async fn insert_batch<B: BatchRecord>(conn: &mut PgConnection, row: &BatchColumn
     Ok(())
 }
 
-async fn replace_batch<B: BatchRecord>(conn: &mut PgConnection, row: &BatchColumns) -> DatabaseResult<()> {
+async fn replace_batch<B: BatchRecord>(
+    conn: &mut PgConnection,
+    row: &BatchColumns,
+) -> DatabaseResult<()> {
     let sql = format!(
         "UPDATE {} SET idx = $1, aggregator_batch_index = $2, status = $3, orchestrator_version = $4,
             start_block = $5, end_block = $6, created_at = to_timestamp($7), updated_at = to_timestamp($8),
@@ -935,7 +999,10 @@ async fn sync_lookups<B: BatchRecord>(
 }
 
 fn decode_lookup_row(row: &PgRow, block_number: u64) -> DatabaseResult<BlockBatchLookup> {
-    let corrupt = |reason: String| DatabaseError::Corrupt { what: format!("block batch lookup {block_number}"), reason };
+    let corrupt = |reason: String| DatabaseError::Corrupt {
+        what: format!("block batch lookup {block_number}"),
+        reason,
+    };
     let get_index = |col: &str| -> DatabaseResult<Option<u64>> {
         let v: Option<i64> = row.try_get(col).map_err(|e| corrupt(e.to_string()))?;
         v.map(|v| u64::try_from(v).map_err(|_| corrupt(format!("negative {col} {v}")))).transpose()
@@ -958,8 +1025,10 @@ fn decode_lookup_row(row: &PgRow, block_number: u64) -> DatabaseResult<BlockBatc
 /// Decodes the `doc` column of a row whose `id` column names the record in errors.
 fn decode_doc<T: serde::de::DeserializeOwned>(row: &PgRow, kind: &str) -> DatabaseResult<T> {
     let id: String = row.try_get("id").unwrap_or_else(|_| "?".to_owned());
-    let doc: String =
-        row.try_get("doc").map_err(|e| DatabaseError::Corrupt { what: format!("{kind} {id}"), reason: e.to_string() })?;
+    let doc: String = row.try_get("doc").map_err(|e| DatabaseError::Corrupt {
+        what: format!("{kind} {id}"),
+        reason: e.to_string(),
+    })?;
     decode_json(&doc, kind, &id)
 }
 
@@ -973,7 +1042,9 @@ pub(crate) fn db_err(e: sqlx::Error) -> DatabaseError {
         sqlx::Error::ColumnDecode { index, source } => {
             DatabaseError::Corrupt { what: format!("column {index}"), reason: source.to_string() }
         }
-        sqlx::Error::Decode(source) => DatabaseError::Corrupt { what: "row".to_owned(), reason: source.to_string() },
+        sqlx::Error::Decode(source) => {
+            DatabaseError::Corrupt { what: "row".to_owned(), reason: source.to_string() }
+        }
         e => DatabaseError::other(e),
     }
 }
@@ -991,7 +1062,8 @@ mod tests {
     /// A fresh database (dropped with the returned guard); `None` when skipped.
     async fn fresh_db() -> Option<(Arc<PostgresDatabase>, TestDb)> {
         let test_db = TestDb::create().await?;
-        let pool = connect_with(test_db.options.clone()).await.expect("connect to the test database");
+        let pool =
+            connect_with(test_db.options.clone()).await.expect("connect to the test database");
         let db = PostgresDatabase::open(pool).await.expect("create the schema");
         Some((Arc::new(db), test_db))
     }
@@ -1010,7 +1082,10 @@ mod tests {
         JobItem::new(
             JobType::SnosRun,
             internal_id,
-            JobSpecificMetadata::Snos(SnosMetadata { snos_batch_index: internal_id, ..Default::default() }),
+            JobSpecificMetadata::Snos(SnosMetadata {
+                snos_batch_index: internal_id,
+                ..Default::default()
+            }),
         )
     }
 
@@ -1019,7 +1094,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_pools_racing_updates_lose_nothing() {
         let Some(test_db) = TestDb::create().await else { return };
-        let open = || async { PostgresDatabase::open(connect_with(test_db.options.clone()).await.expect("pool")).await };
+        let open = || async {
+            PostgresDatabase::open(connect_with(test_db.options.clone()).await.expect("pool")).await
+        };
         let a = Arc::new(open().await.expect("a"));
         let b = Arc::new(open().await.expect("b"));
         let job = a.create_job(snos_job(1)).await.expect("create");
@@ -1036,7 +1113,10 @@ mod tests {
                         let current = db.get_job_by_id(id).await.expect("get").expect("exists");
                         let mut metadata = current.metadata.clone();
                         metadata.common.process_attempt_no += 1;
-                        match db.update_job(&current, JobItemUpdates::new().metadata(metadata)).await {
+                        match db
+                            .update_job(&current, JobItemUpdates::new().metadata(metadata))
+                            .await
+                        {
                             Ok(next) => won.push(next.version),
                             Err(DatabaseError::UpdateFailed { .. }) => lost += 1,
                             Err(e) => panic!("writer {w}: {e:?}"),
@@ -1070,9 +1150,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_pools_racing_creates_and_batch_writes() {
         let Some(test_db) = TestDb::create().await else { return };
-        let open = || async { PostgresDatabase::open(connect_with(test_db.options.clone()).await.expect("pool")).await };
+        let open = || async {
+            PostgresDatabase::open(connect_with(test_db.options.clone()).await.expect("pool")).await
+        };
         let (a, b) = (Arc::new(open().await.expect("a")), Arc::new(open().await.expect("b")));
-        a.create_snos_batch(SnosBatch::new(1, None, 100, "0.14.2", Default::default())).await.expect("batch");
+        a.create_snos_batch(SnosBatch::new(1, None, 100, "0.14.2", Default::default()))
+            .await
+            .expect("batch");
         let racers: Vec<_> = [a.clone(), b.clone()]
             .into_iter()
             .map(|db| {
@@ -1085,8 +1169,12 @@ mod tests {
                             Err(e) => panic!("{e:?}"),
                         }
                         // Grow the batch from whatever the other writer left.
-                        let current = db.get_latest_snos_batch().await.expect("get").expect("exists");
-                        let updates = SnosBatchUpdates { end_block: Some(current.end_block + 1), status: None };
+                        let current =
+                            db.get_latest_snos_batch().await.expect("get").expect("exists");
+                        let updates = SnosBatchUpdates {
+                            end_block: Some(current.end_block + 1),
+                            status: None,
+                        };
                         db.update_snos_batch(1, updates).await.expect("grow");
                     }
                     created
@@ -1122,9 +1210,15 @@ mod tests {
     async fn an_undecodable_document_is_corrupt_and_named() {
         let Some((db, _guard)) = fresh_db().await else { return };
         let job = db.create_job(snos_job(1)).await.expect("create");
-        sqlx::query("UPDATE jobs SET doc = '{\"not\": \"a job\"}'").execute(&db.pool()).await.expect("break");
+        sqlx::query("UPDATE jobs SET doc = '{\"not\": \"a job\"}'")
+            .execute(&db.pool())
+            .await
+            .expect("break");
         let err = db.get_job_by_id(job.id).await.expect_err("corrupt");
-        assert!(matches!(&err, DatabaseError::Corrupt { what, .. } if what.contains(&job.id.to_string())), "{err:?}");
+        assert!(
+            matches!(&err, DatabaseError::Corrupt { what, .. } if what.contains(&job.id.to_string())),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

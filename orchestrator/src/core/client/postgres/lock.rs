@@ -115,12 +115,20 @@ impl LockClient for PostgresLock {
         .await
         .map_err(lock_err)?;
         if done.rows_affected() == 0 {
-            return Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) });
+            return Err(LockError::NotHeld {
+                key: key.to_owned(),
+                owner: owner.map(str::to_owned),
+            });
         }
         Ok(())
     }
 
-    async fn extend_lock(&self, key: &str, owner: Option<&str>, ttl: Duration) -> Result<LockInfo, LockError> {
+    async fn extend_lock(
+        &self,
+        key: &str,
+        owner: Option<&str>,
+        ttl: Duration,
+    ) -> Result<LockInfo, LockError> {
         let sql = format!(
             "UPDATE locks SET expires_at = now() + make_interval(secs => $3)
              WHERE key = $1 AND expires_at > now() AND ($2::text IS NULL OR owner = $2)
@@ -135,7 +143,9 @@ impl LockClient for PostgresLock {
             .map_err(lock_err)?;
         match row {
             Some(row) => decode(&row),
-            None => Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) }),
+            None => {
+                Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) })
+            }
         }
     }
 
@@ -200,7 +210,8 @@ mod tests {
         // and ORCH_SKIP_POSTGRES_TESTS=1; otherwise an unreachable server fails the test.
         crate::lock_conformance_tests!({
             let Some((locks, guard)) = super::fresh().await else { return };
-            let locks: std::sync::Arc<dyn crate::core::client::LockClient> = std::sync::Arc::new(locks);
+            let locks: std::sync::Arc<dyn crate::core::client::LockClient> =
+                std::sync::Arc::new(locks);
             std::future::ready((locks, guard))
         });
     }
@@ -210,19 +221,36 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lock_is_shared_across_pools() {
         let Some((a, db)) = fresh().await else { return };
-        let b = PostgresLock::open(connect_with(db.options.clone()).await.expect("b")).await.expect("init b");
-        a.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("a")).await.expect("a takes");
-        let err = b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b")).await;
-        assert!(matches!(err, Err(LockError::AlreadyHeld { owner: Some(ref o), .. }) if o == "a"), "{err:?}");
+        let b = PostgresLock::open(connect_with(db.options.clone()).await.expect("b"))
+            .await
+            .expect("init b");
+        a.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("a"))
+            .await
+            .expect("a takes");
+        let err =
+            b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b")).await;
+        assert!(
+            matches!(err, Err(LockError::AlreadyHeld { owner: Some(ref o), .. }) if o == "a"),
+            "{err:?}"
+        );
         b.release_lock("k", Some("a")).await.expect("release through the other pool");
-        b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b")).await.expect("b takes");
+        b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b"))
+            .await
+            .expect("b takes");
 
         let (a, b) = (Arc::new(a), Arc::new(b));
         let racers: Vec<_> = (0..16)
             .map(|i| {
                 let locks = if i % 2 == 0 { a.clone() } else { b.clone() };
                 tokio::spawn(async move {
-                    locks.acquire_lock("race", LockValue::Number(i), Duration::from_secs(60), Some(&format!("o{i}"))).await
+                    locks
+                        .acquire_lock(
+                            "race",
+                            LockValue::Number(i),
+                            Duration::from_secs(60),
+                            Some(&format!("o{i}")),
+                        )
+                        .await
                 })
             })
             .collect();
@@ -240,7 +268,10 @@ mod tests {
     #[tokio::test]
     async fn a_huge_ttl_is_clamped_not_an_error() {
         let Some((locks, _db)) = fresh().await else { return };
-        let info = locks.acquire_lock("k", LockValue::Number(1), Duration::MAX, None).await.expect("acquire");
+        let info = locks
+            .acquire_lock("k", LockValue::Number(1), Duration::MAX, None)
+            .await
+            .expect("acquire");
         assert!(info.expires_at > Utc::now() + chrono::Duration::days(365 * 50), "{info:?}");
     }
 }

@@ -45,8 +45,10 @@ pub async fn open_pool(url: &Secret<String>) -> Result<PgPool, OpenError> {
     let err = |source: BoxError| OpenError { url: shown.clone(), source };
     // sqlx's own parse errors may quote the URL: report ours instead.
     url::Url::parse(url.expose()).map_err(|e| err(format!("malformed URL: {e}").into()))?;
-    let options = PgConnectOptions::from_str(url.expose())
-        .map_err(|_| err("malformed PostgreSQL URL (expected postgres://user:password@host:port/database)".into()))?;
+    let options = PgConnectOptions::from_str(url.expose()).map_err(|_| {
+        err("malformed PostgreSQL URL (expected postgres://user:password@host:port/database)"
+            .into())
+    })?;
     connect_with(options).await.map_err(|e| err(Box::new(e)))
 }
 
@@ -54,13 +56,17 @@ pub async fn open_pool(url: &Secret<String>) -> Result<PgPool, OpenError> {
 /// refused credentials fail fast with the real cause (a pool would only report a timeout).
 pub(crate) async fn connect_with(options: PgConnectOptions) -> Result<PgPool, sqlx::Error> {
     // `CREATE … IF NOT EXISTS` on every start would otherwise log a notice per table.
-    let options = options.application_name("madara-orchestrator").options([("client_min_messages", "warning")]);
-    let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await.map_err(|_| {
-        sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within {}s", ACQUIRE_TIMEOUT.as_secs()),
-        ))
-    })??;
+    let options = options
+        .application_name("madara-orchestrator")
+        .options([("client_min_messages", "warning")]);
+    let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
+        .await
+        .map_err(|_| {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {}s", ACQUIRE_TIMEOUT.as_secs()),
+            ))
+        })??;
     probe.close().await?;
     Ok(PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
@@ -72,7 +78,10 @@ pub(crate) async fn connect_with(options: PgConnectOptions) -> Result<PgPool, sq
 /// failures and deadlocks, a server shutting down or out of resources.
 pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
         sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| is_transient_sqlstate(&code)),
         _ => false,
@@ -121,13 +130,17 @@ pub(crate) mod test_support {
     /// Where the tests find PostgreSQL (the URL `scripts/postgres.sh` prints by default).
     pub(crate) const URL_VAR: &str = "MADARA_ORCHESTRATOR_TEST_POSTGRES_URL";
     /// The URL `scripts/postgres.sh` creates.
-    pub(crate) const DEFAULT_URL: &str = "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator";
+    pub(crate) const DEFAULT_URL: &str =
+        "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator";
     /// Set to `1` to skip (not fail) the PostgreSQL tests when no server answers.
     pub(crate) const SKIP_VAR: &str = "ORCH_SKIP_POSTGRES_TESTS";
 
     /// The server URL the tests use.
     pub(crate) fn server_url() -> String {
-        std::env::var(URL_VAR).ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_URL.to_owned())
+        std::env::var(URL_VAR)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_URL.to_owned())
     }
 
     /// A database created for one test; dropped (with its connections) when this is dropped.
@@ -169,7 +182,9 @@ pub(crate) mod test_support {
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                 .execute(&pool)
                 .await
-                .unwrap_or_else(|e| panic!("cannot create test database {name}: {e} (the role needs CREATEDB)"));
+                .unwrap_or_else(|e| {
+                    panic!("cannot create test database {name}: {e} (the role needs CREATEDB)")
+                });
             pool.close().await;
             let options = admin.clone().database(&name);
             Some(Self { name, options, admin })
@@ -235,7 +250,9 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_url_is_refused_without_echoing_it() {
-        let err = open_pool(&Secret::new("postgres://u:pw@[bad/o".to_owned())).await.expect_err("malformed");
+        let err = open_pool(&Secret::new("postgres://u:pw@[bad/o".to_owned()))
+            .await
+            .expect_err("malformed");
         assert!(!err.to_string().contains("pw@"), "{err}");
     }
 

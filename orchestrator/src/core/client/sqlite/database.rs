@@ -34,8 +34,8 @@ use crate::{
     core::client::{
         database::{DatabaseClient, DatabaseError, DatabaseResult},
         db_common::{
-            lookup_ranges_to_write, lower_bound, to_i64, to_json, upper_bound, BatchColumns, BatchRecord,
-            BatchSpan, JobColumns, BLOCK_NUMBER_JOB_TYPES,
+            lookup_ranges_to_write, lower_bound, to_i64, to_json, upper_bound, BatchColumns,
+            BatchRecord, BatchSpan, JobColumns, BLOCK_NUMBER_JOB_TYPES,
         },
     },
     types::{
@@ -159,7 +159,9 @@ impl SqliteDatabase {
     /// read followed by a write cannot fail half-way with a stale snapshot.
     async fn write_tx<T>(
         &self,
-        f: impl for<'c> FnOnce(&'c mut SqliteConnection) -> futures::future::BoxFuture<'c, DatabaseResult<T>>,
+        f: impl for<'c> FnOnce(
+            &'c mut SqliteConnection,
+        ) -> futures::future::BoxFuture<'c, DatabaseResult<T>>,
     ) -> DatabaseResult<T> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let out = f(&mut tx).await?;
@@ -176,7 +178,10 @@ impl SqliteDatabase {
         Ok(self.fetch_jobs(qb).await?.into_iter().next())
     }
 
-    async fn fetch_batches<B: BatchRecord>(&self, mut qb: QueryBuilder<Sqlite>) -> DatabaseResult<Vec<B>> {
+    async fn fetch_batches<B: BatchRecord>(
+        &self,
+        mut qb: QueryBuilder<Sqlite>,
+    ) -> DatabaseResult<Vec<B>> {
         let rows = qb.build().fetch_all(&self.pool()).await.map_err(db_err)?;
         rows.iter().map(decode_batch_row::<B>).collect()
     }
@@ -302,7 +307,9 @@ impl DatabaseClient for SqliteDatabase {
     /// pool makes their calls fail as unavailable). `name` may contain only ASCII letters,
     /// digits, `_` and `-`; an in-memory database cannot switch.
     async fn switch_database(&self, name: &str) -> DatabaseResult<()> {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(DatabaseError::other(format!(
                 "invalid SQLite database name {name:?}: use only ASCII letters, digits, '_' and '-'"
             )));
@@ -317,9 +324,11 @@ impl DatabaseClient for SqliteDatabase {
             )));
         }
         let dir = file.parent().map(PathBuf::from).unwrap_or_default();
-        let next = open_file(&dir.join(format!("{name}.sqlite"))).await.map_err(DatabaseError::other)?;
+        let next =
+            open_file(&dir.join(format!("{name}.sqlite"))).await.map_err(DatabaseError::other)?;
         init_schema(&next).await?;
-        let old = std::mem::replace(&mut *self.pool.write().unwrap_or_else(|e| e.into_inner()), next);
+        let old =
+            std::mem::replace(&mut *self.pool.write().unwrap_or_else(|e| e.into_inner()), next);
         old.close().await;
         Ok(())
     }
@@ -360,7 +369,10 @@ impl DatabaseClient for SqliteDatabase {
             _ => db_err(e),
         })?;
         if result.rows_affected() == 0 {
-            return Err(DatabaseError::ItemAlreadyExists { job_type: job.job_type, internal_id: job.internal_id });
+            return Err(DatabaseError::ItemAlreadyExists {
+                job_type: job.job_type,
+                internal_id: job.internal_id,
+            });
         }
         Ok(job)
     }
@@ -409,12 +421,17 @@ impl DatabaseClient for SqliteDatabase {
     /// One `UPDATE … WHERE id = ? AND version = ?` that sets only the fields present in
     /// `updates` (in the columns and, with `json_set`, in the stored document), increments
     /// the version and sets `updated_at`; the stored document is returned.
-    async fn update_job(&self, current: &JobItem, updates: JobItemUpdates) -> DatabaseResult<JobItem> {
+    async fn update_job(
+        &self,
+        current: &JobItem,
+        updates: JobItemUpdates,
+    ) -> DatabaseResult<JobItem> {
         if updates.is_empty() {
             return Err(DatabaseError::NoUpdateFound(current.id));
         }
         let now = now_secs();
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE jobs SET version = version + 1, updated_at = ");
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("UPDATE jobs SET version = version + 1, updated_at = ");
         qb.push_bind(now.timestamp());
         if let Some(status) = updates.status {
             qb.push(", status = ").push_bind(status.as_ref().to_owned());
@@ -508,7 +525,9 @@ impl DatabaseClient for SqliteDatabase {
         orchestrator_version: Option<&str>,
     ) -> DatabaseResult<Vec<JobItem>> {
         // No stored id exceeds i64::MAX, so "after" anything at or above it is empty.
-        let Some(after) = lower_bound(internal_id).filter(|v| *v < i64::MAX) else { return Ok(Vec::new()) };
+        let Some(after) = lower_bound(internal_id).filter(|v| *v < i64::MAX) else {
+            return Ok(Vec::new());
+        };
         let mut qb = select_jobs();
         qb.push(" AND job_type = ").push_bind(job_type.as_ref().to_owned());
         qb.push(" AND status = ").push_bind(status.as_ref().to_owned());
@@ -542,7 +561,10 @@ impl DatabaseClient for SqliteDatabase {
         self.fetch_jobs(qb).await
     }
 
-    async fn get_jobs_without_storage_artifacts_tagged(&self, limit: Option<u64>) -> DatabaseResult<Vec<JobItem>> {
+    async fn get_jobs_without_storage_artifacts_tagged(
+        &self,
+        limit: Option<u64>,
+    ) -> DatabaseResult<Vec<JobItem>> {
         let mut qb = select_jobs();
         qb.push(" AND job_type = ").push_bind(JobType::StateTransition.as_ref().to_owned());
         qb.push(" AND status = ").push_bind(JobStatus::Completed.as_ref().to_owned());
@@ -663,7 +685,11 @@ impl DatabaseClient for SqliteDatabase {
         self.create_batch(batch).await
     }
 
-    async fn update_snos_batch(&self, index: u64, updates: SnosBatchUpdates) -> DatabaseResult<SnosBatch> {
+    async fn update_snos_batch(
+        &self,
+        index: u64,
+        updates: SnosBatchUpdates,
+    ) -> DatabaseResult<SnosBatch> {
         self.update_batch_by_index(index, move |b: &mut SnosBatch| {
             if let Some(end_block) = updates.end_block {
                 b.end_block = end_block;
@@ -675,7 +701,10 @@ impl DatabaseClient for SqliteDatabase {
         .await
     }
 
-    async fn get_snos_batches_by_aggregator_index(&self, aggregator_index: u64) -> DatabaseResult<Vec<SnosBatch>> {
+    async fn get_snos_batches_by_aggregator_index(
+        &self,
+        aggregator_index: u64,
+    ) -> DatabaseResult<Vec<SnosBatch>> {
         let Some(agg) = lower_bound(aggregator_index) else { return Ok(Vec::new()) };
         let mut qb = select_batches::<SnosBatch>();
         qb.push(" AND aggregator_batch_index = ").push_bind(agg);
@@ -714,7 +743,10 @@ impl DatabaseClient for SqliteDatabase {
         Ok(self.fetch_batches(qb).await?.into_iter().next())
     }
 
-    async fn get_aggregator_batches(&self, query: AggregatorBatchQuery) -> DatabaseResult<Vec<AggregatorBatch>> {
+    async fn get_aggregator_batches(
+        &self,
+        query: AggregatorBatchQuery,
+    ) -> DatabaseResult<Vec<AggregatorBatch>> {
         self.query_batches(&query).await
     }
 
@@ -745,15 +777,24 @@ impl DatabaseClient for SqliteDatabase {
         .await
     }
 
-    async fn update_or_create_aggregator_batch(&self, batch: &AggregatorBatch) -> DatabaseResult<AggregatorBatch> {
+    async fn update_or_create_aggregator_batch(
+        &self,
+        batch: &AggregatorBatch,
+    ) -> DatabaseResult<AggregatorBatch> {
         self.upsert_batch(batch).await
     }
 
-    async fn create_aggregator_batch(&self, batch: AggregatorBatch) -> DatabaseResult<AggregatorBatch> {
+    async fn create_aggregator_batch(
+        &self,
+        batch: AggregatorBatch,
+    ) -> DatabaseResult<AggregatorBatch> {
         self.create_batch(batch).await
     }
 
-    async fn get_aggregator_batch_for_block(&self, block_number: u64) -> DatabaseResult<Option<AggregatorBatch>> {
+    async fn get_aggregator_batch_for_block(
+        &self,
+        block_number: u64,
+    ) -> DatabaseResult<Option<AggregatorBatch>> {
         let Some(block) = lower_bound(block_number) else { return Ok(None) };
         let mut qb = QueryBuilder::<Sqlite>::new(
             "SELECT b.id, b.doc FROM block_batch_lookups l \
@@ -765,7 +806,10 @@ impl DatabaseClient for SqliteDatabase {
 
     // ---- lookups ----
 
-    async fn get_block_batch_lookup(&self, block_number: u64) -> DatabaseResult<Option<BlockBatchLookup>> {
+    async fn get_block_batch_lookup(
+        &self,
+        block_number: u64,
+    ) -> DatabaseResult<Option<BlockBatchLookup>> {
         let Some(block) = lower_bound(block_number) else { return Ok(None) };
         let row = sqlx::query(
             "SELECT block_number, snos_batch_index, aggregator_batch_index, created_at, updated_at
@@ -822,7 +866,9 @@ async fn load_batch<B: BatchRecord>(
     row.map(|r| decode_batch_row::<B>(&r)).transpose()
 }
 
-fn conflict_or<B: BatchRecord>(row: &BatchColumns) -> impl FnOnce(sqlx::Error) -> DatabaseError + '_ {
+fn conflict_or<B: BatchRecord>(
+    row: &BatchColumns,
+) -> impl FnOnce(sqlx::Error) -> DatabaseError + '_ {
     move |e| match e.as_database_error() {
         Some(d) if d.is_unique_violation() => DatabaseError::Conflict(format!(
             "{} {} ({}..={}): {}",
@@ -836,7 +882,11 @@ fn conflict_or<B: BatchRecord>(row: &BatchColumns) -> impl FnOnce(sqlx::Error) -
     }
 }
 
-async fn insert_batch<B: BatchRecord>(conn: &mut SqliteConnection, row: &BatchColumns, _b: &B) -> DatabaseResult<()> {
+async fn insert_batch<B: BatchRecord>(
+    conn: &mut SqliteConnection,
+    row: &BatchColumns,
+    _b: &B,
+) -> DatabaseResult<()> {
     let sql = format!(
         "INSERT INTO {} (id, idx, aggregator_batch_index, status, orchestrator_version, start_block,
             end_block, created_at, updated_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -859,7 +909,11 @@ async fn insert_batch<B: BatchRecord>(conn: &mut SqliteConnection, row: &BatchCo
     Ok(())
 }
 
-async fn replace_batch<B: BatchRecord>(conn: &mut SqliteConnection, row: &BatchColumns, _b: &B) -> DatabaseResult<()> {
+async fn replace_batch<B: BatchRecord>(
+    conn: &mut SqliteConnection,
+    row: &BatchColumns,
+    _b: &B,
+) -> DatabaseResult<()> {
     let sql = format!(
         "UPDATE {} SET idx = ?, aggregator_batch_index = ?, status = ?, orchestrator_version = ?,
             start_block = ?, end_block = ?, created_at = ?, updated_at = ?, doc = ? WHERE id = ?",
@@ -972,7 +1026,9 @@ pub(crate) fn db_err(e: sqlx::Error) -> DatabaseError {
         sqlx::Error::ColumnDecode { index, source } => {
             DatabaseError::Corrupt { what: format!("column {index}"), reason: source.to_string() }
         }
-        sqlx::Error::Decode(source) => DatabaseError::Corrupt { what: "row".to_owned(), reason: source.to_string() },
+        sqlx::Error::Decode(source) => {
+            DatabaseError::Corrupt { what: "row".to_owned(), reason: source.to_string() }
+        }
         e => DatabaseError::other(e),
     }
 }
@@ -1024,7 +1080,10 @@ mod tests {
         JobItem::new(
             JobType::SnosRun,
             internal_id,
-            JobSpecificMetadata::Snos(SnosMetadata { snos_batch_index: internal_id, ..Default::default() }),
+            JobSpecificMetadata::Snos(SnosMetadata {
+                snos_batch_index: internal_id,
+                ..Default::default()
+            }),
         )
     }
 
@@ -1033,8 +1092,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_pools_racing_updates_lose_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let a = Arc::new(SqliteDatabase::open(open_pool(dir.path()).await.expect("pool a")).await.expect("a"));
-        let b = Arc::new(SqliteDatabase::open(open_pool(dir.path()).await.expect("pool b")).await.expect("b"));
+        let a = Arc::new(
+            SqliteDatabase::open(open_pool(dir.path()).await.expect("pool a")).await.expect("a"),
+        );
+        let b = Arc::new(
+            SqliteDatabase::open(open_pool(dir.path()).await.expect("pool b")).await.expect("b"),
+        );
         let job = a.create_job(snos_job(1)).await.expect("create");
         const WRITERS: usize = 4;
         const EACH: u64 = 25;
@@ -1049,7 +1112,10 @@ mod tests {
                         let current = db.get_job_by_id(id).await.expect("get").expect("exists");
                         let mut metadata = current.metadata.clone();
                         metadata.common.process_attempt_no += 1;
-                        match db.update_job(&current, JobItemUpdates::new().metadata(metadata)).await {
+                        match db
+                            .update_job(&current, JobItemUpdates::new().metadata(metadata))
+                            .await
+                        {
                             Ok(next) => won.push(next.version),
                             Err(DatabaseError::UpdateFailed { .. }) => lost += 1,
                             Err(e) => panic!("writer {w}: {e:?}"),
@@ -1083,11 +1149,18 @@ mod tests {
         assert!(err.to_string().contains("exceeds"), "{err}");
         assert!(!err.is_retryable());
         let err = db
-            .create_snos_batch(crate::types::batch::SnosBatch::new(1, None, u64::MAX, "0.14.2", Default::default()))
+            .create_snos_batch(crate::types::batch::SnosBatch::new(
+                1,
+                None,
+                u64::MAX,
+                "0.14.2",
+                Default::default(),
+            ))
             .await
             .expect_err("too big");
         assert!(err.to_string().contains("start_block"), "{err}");
-        let mut bad_range = crate::types::batch::SnosBatch::new(1, None, 10, "0.14.2", Default::default());
+        let mut bad_range =
+            crate::types::batch::SnosBatch::new(1, None, 10, "0.14.2", Default::default());
         bad_range.end_block = 5;
         assert!(db.create_snos_batch(bad_range).await.is_err());
     }
@@ -1095,29 +1168,39 @@ mod tests {
     #[tokio::test]
     async fn an_undecodable_document_is_corrupt_and_named() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = SqliteDatabase::open(open_pool(dir.path()).await.expect("pool")).await.expect("init");
+        let db =
+            SqliteDatabase::open(open_pool(dir.path()).await.expect("pool")).await.expect("init");
         let job = db.create_job(snos_job(1)).await.expect("create");
-        sqlx::query("UPDATE jobs SET doc = '{\"not\": \"a job\"}'").execute(&db.pool()).await.expect("break");
+        sqlx::query("UPDATE jobs SET doc = '{\"not\": \"a job\"}'")
+            .execute(&db.pool())
+            .await
+            .expect("break");
         let err = db.get_job_by_id(job.id).await.expect_err("corrupt");
-        assert!(matches!(&err, DatabaseError::Corrupt { what, .. } if what.contains(&job.id.to_string())), "{err:?}");
+        assert!(
+            matches!(&err, DatabaseError::Corrupt { what, .. } if what.contains(&job.id.to_string())),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
     async fn init_is_idempotent_and_data_survives_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = SqliteDatabase::open(open_pool(dir.path()).await.expect("pool")).await.expect("init");
+        let db =
+            SqliteDatabase::open(open_pool(dir.path()).await.expect("pool")).await.expect("init");
         let job = db.create_job(snos_job(1)).await.expect("create");
         db.init().await.expect("init again");
         db.disconnect().await.expect("disconnect");
         assert!(db.health_check().await.expect_err("closed").is_retryable());
-        let db = SqliteDatabase::open(open_pool(dir.path()).await.expect("reopen")).await.expect("init");
+        let db =
+            SqliteDatabase::open(open_pool(dir.path()).await.expect("reopen")).await.expect("init");
         assert_eq!(db.get_job_by_id(job.id).await.expect("get"), Some(job));
     }
 
     #[tokio::test]
     async fn switch_database_opens_a_sibling_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = SqliteDatabase::open(open_pool(dir.path()).await.expect("pool")).await.expect("init");
+        let db =
+            SqliteDatabase::open(open_pool(dir.path()).await.expect("pool")).await.expect("init");
         let job = db.create_job(snos_job(1)).await.expect("create");
         db.switch_database("other_db").await.expect("switch");
         assert!(dir.path().join("other_db.sqlite").exists());
@@ -1137,12 +1220,20 @@ mod tests {
         let start = Instant::now();
         for i in 0..JOBS {
             let job = db.create_job(snos_job(i)).await.expect("create");
-            let job = db.update_job(&job, JobItemUpdates::new().status(JobStatus::LockedForProcessing)).await.expect("u1");
             let job = db
-                .update_job(&job, JobItemUpdates::new().status(JobStatus::PendingVerification).external_id("0x1"))
+                .update_job(&job, JobItemUpdates::new().status(JobStatus::LockedForProcessing))
+                .await
+                .expect("u1");
+            let job = db
+                .update_job(
+                    &job,
+                    JobItemUpdates::new().status(JobStatus::PendingVerification).external_id("0x1"),
+                )
                 .await
                 .expect("u2");
-            db.update_job(&job, JobItemUpdates::new().status(JobStatus::Completed)).await.expect("u3");
+            db.update_job(&job, JobItemUpdates::new().status(JobStatus::Completed))
+                .await
+                .expect("u3");
         }
         let secs = start.elapsed().as_secs_f64();
         println!(

@@ -111,12 +111,20 @@ impl LockClient for SqliteLock {
         .await
         .map_err(lock_err)?;
         if done.rows_affected() == 0 {
-            return Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) });
+            return Err(LockError::NotHeld {
+                key: key.to_owned(),
+                owner: owner.map(str::to_owned),
+            });
         }
         Ok(())
     }
 
-    async fn extend_lock(&self, key: &str, owner: Option<&str>, ttl: Duration) -> Result<LockInfo, LockError> {
+    async fn extend_lock(
+        &self,
+        key: &str,
+        owner: Option<&str>,
+        ttl: Duration,
+    ) -> Result<LockInfo, LockError> {
         let now = now_ms();
         let sql = format!(
             "UPDATE locks SET expires_at = ?1 WHERE key = ?2 AND expires_at > ?3 AND (?4 IS NULL OR owner = ?4)
@@ -132,7 +140,9 @@ impl LockClient for SqliteLock {
             .map_err(lock_err)?;
         match row {
             Some(row) => decode(&row),
-            None => Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) }),
+            None => {
+                Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) })
+            }
         }
     }
 
@@ -206,10 +216,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = SqliteLock::open(open_pool(dir.path()).await.expect("a")).await.expect("init a");
         let b = SqliteLock::open(open_pool(dir.path()).await.expect("b")).await.expect("init b");
-        a.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("a")).await.expect("a takes");
-        let err = b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b")).await;
-        assert!(matches!(err, Err(LockError::AlreadyHeld { owner: Some(ref o), .. }) if o == "a"), "{err:?}");
+        a.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("a"))
+            .await
+            .expect("a takes");
+        let err =
+            b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b")).await;
+        assert!(
+            matches!(err, Err(LockError::AlreadyHeld { owner: Some(ref o), .. }) if o == "a"),
+            "{err:?}"
+        );
         b.release_lock("k", Some("a")).await.expect("release through the other pool");
-        b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b")).await.expect("b takes");
+        b.acquire_lock("k", LockValue::Boolean(true), Duration::from_secs(60), Some("b"))
+            .await
+            .expect("b takes");
     }
 }

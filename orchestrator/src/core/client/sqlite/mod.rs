@@ -7,7 +7,9 @@ pub mod queue;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::BoxError;
 
@@ -91,7 +93,8 @@ mod tests {
     async fn opens_a_fresh_dir_twice() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pool = open_pool(dir.path()).await.expect("open");
-        let mode: (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&pool).await.expect("pragma");
+        let mode: (String,) =
+            sqlx::query_as("PRAGMA journal_mode").fetch_one(&pool).await.expect("pragma");
         assert_eq!(mode.0, "wal");
         pool.close().await;
         open_pool(dir.path()).await.expect("reopen");

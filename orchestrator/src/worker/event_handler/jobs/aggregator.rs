@@ -128,10 +128,7 @@ impl AggregatorHandler {
             .get_snos_batches_by_aggregator_index(m.batch_num)
             .await
             .map_err(|e| {
-                JobError::retryable(format!(
-                    "cannot load the SNOS batches of {}: {e}",
-                    m.batch_num
-                ))
+                JobError::retryable(format!("cannot load the SNOS batches of {}: {e}", m.batch_num))
             })?;
         let indexes: Vec<u64> = snos.iter().map(|b| b.index).collect();
         let proofs = self
@@ -144,29 +141,19 @@ impl AggregatorHandler {
         for b in &snos {
             outputs.push(
                 self.ctx
-                    .read(
-                        &format!("{}/program_output.txt", b.index),
-                        "a child program output",
-                    )
+                    .read(&format!("{}/program_output.txt", b.index), "a child program output")
                     .await?,
             );
         }
         let run = self
             .local
-            .aggregate(
-                m.batch_num,
-                outputs.into_iter().map(|b| b.to_vec()).collect(),
-            )
+            .aggregate(m.batch_num, outputs.into_iter().map(|b| b.to_vec()).collect())
             .await?;
         if let Some(path) = &m.cairo_pie_path {
-            self.ctx
-                .write(path, run.cairo_pie_zip.clone(), "the aggregator PIE")
-                .await?;
+            self.ctx.write(path, run.cairo_pie_zip.clone(), "the aggregator PIE").await?;
         }
         if let Some(path) = &m.da_segment_path {
-            self.ctx
-                .write(path, run.da_segment.clone(), "the DA segment")
-                .await?;
+            self.ctx.write(path, run.da_segment.clone(), "the DA segment").await?;
         }
         self.store_program_output(m, &run.cairo_pie_zip).await?;
         m.ensure_on_chain_registration = Some(run.fact.clone());
@@ -199,59 +186,38 @@ impl AggregatorHandler {
         })?;
         let own = filter_aggregator_output(&full)
             .map_err(|e| JobError::fatal(format!("the aggregator output is malformed: {e}")))?;
-        self.ctx
-            .write(
-                path,
-                program_output_bincode(own)?,
-                "the aggregator program output",
-            )
-            .await
+        self.ctx.write(path, program_output_bincode(own)?, "the aggregator program output").await
     }
 
     async fn store_artifacts(&self, job: &JobItem, m: &AggregatorMetadata) -> Result<(), JobError> {
         let ext = job.external_id.to_string();
-        let artifacts = match self
-            .ctx
-            .prover
-            .get_aggregation_artifacts(&ext, m.download_proof.is_some())
-            .await
-        {
-            Ok(a) => a,
-            Err(e) if e.is_retryable() => {
-                return Err(JobError::retryable(format!(
-                    "aggregation artifacts of {ext}: {e}"
-                )))
-            }
-            Err(e) => {
-                return Err(JobError::fatal(format!(
-                    "aggregation artifacts of {ext}: {e}"
-                )))
-            }
-        };
+        let artifacts =
+            match self.ctx.prover.get_aggregation_artifacts(&ext, m.download_proof.is_some()).await
+            {
+                Ok(a) => a,
+                Err(e) if e.is_retryable() => {
+                    return Err(JobError::retryable(format!("aggregation artifacts of {ext}: {e}")))
+                }
+                Err(e) => {
+                    return Err(JobError::fatal(format!("aggregation artifacts of {ext}: {e}")))
+                }
+            };
         if let Some(pie_zip) = &artifacts.cairo_pie {
             if let Some(path) = &m.cairo_pie_path {
-                self.ctx
-                    .write(path, pie_zip.clone(), "the aggregator PIE")
-                    .await?;
+                self.ctx.write(path, pie_zip.clone(), "the aggregator PIE").await?;
             }
             self.store_program_output(m, pie_zip).await?;
         }
         for (data, path, what) in [
             (&artifacts.da_segment, &m.da_segment_path, "the DA segment"),
-            (
-                &artifacts.snos_output,
-                &m.snos_output_path,
-                "the aggregator OS output",
-            ),
+            (&artifacts.snos_output, &m.snos_output_path, "the aggregator OS output"),
         ] {
             if let (Some(data), Some(path)) = (data, path) {
                 self.ctx.write(path, data.clone(), what).await?;
             }
         }
         if let (Some(proof), Some(path)) = (&artifacts.proof, &m.download_proof) {
-            self.ctx
-                .write(path, proof.clone().into_bytes(), "the aggregation proof")
-                .await?;
+            self.ctx.write(path, proof.clone().into_bytes(), "the aggregation proof").await?;
         }
         Ok(())
     }
@@ -267,14 +233,11 @@ impl JobHandlerTrait for AggregatorHandler {
         let mut m = aggregator_metadata(job)?;
         let external_id = match self.ctx.kind {
             ProverKind::Atlantic => {
-                let bucket = m
-                    .bucket_id
-                    .clone()
-                    .ok_or_else(|| JobError::InvalidMetadata {
-                        job_type: job.job_type,
-                        internal_id: job.internal_id,
-                        reason: "an Atlantic aggregation needs the batch's bucket id".into(),
-                    })?;
+                let bucket = m.bucket_id.clone().ok_or_else(|| JobError::InvalidMetadata {
+                    job_type: job.job_type,
+                    internal_id: job.internal_id,
+                    reason: "an Atlantic aggregation needs the batch's bucket id".into(),
+                })?;
                 self.ctx
                     .prover
                     .submit_task(Task::RunAggregation(bucket))
@@ -283,11 +246,7 @@ impl JobHandlerTrait for AggregatorHandler {
             }
             ProverKind::Sharp | ProverKind::Mock => self.process_local(job, &mut m).await?,
         };
-        self.set_batch(
-            m.batch_num,
-            AggregatorBatchStatus::PendingAggregatorVerification,
-        )
-        .await?;
+        self.set_batch(m.batch_num, AggregatorBatchStatus::PendingAggregatorVerification).await?;
         Ok(external_id)
     }
 
@@ -297,19 +256,14 @@ impl JobHandlerTrait for AggregatorHandler {
         let status = match self
             .ctx
             .prover
-            .get_task_status(
-                TaskType::Aggregation,
-                &ext,
-                m.ensure_on_chain_registration.as_deref(),
-            )
+            .get_task_status(TaskType::Aggregation, &ext, m.ensure_on_chain_registration.as_deref())
             .await
         {
             Ok(s) => s,
             Err(e) => {
                 let out = verify_error(&format!("status of aggregation {ext}"), e);
                 if matches!(out, Ok(JobVerificationStatus::Rejected(_))) {
-                    self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed)
-                        .await?;
+                    self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed).await?;
                 }
                 return out;
             }
@@ -317,11 +271,8 @@ impl JobHandlerTrait for AggregatorHandler {
         match status {
             TaskStatus::Processing => Ok(JobVerificationStatus::Pending),
             TaskStatus::Failed(reason) => {
-                self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed)
-                    .await?;
-                Ok(JobVerificationStatus::Rejected(format!(
-                    "aggregation {ext} failed: {reason}"
-                )))
+                self.set_batch(m.batch_num, AggregatorBatchStatus::VerificationFailed).await?;
+                Ok(JobVerificationStatus::Rejected(format!("aggregation {ext} failed: {reason}")))
             }
             TaskStatus::Succeeded => {
                 if self.ctx.kind == ProverKind::Atlantic {
@@ -334,8 +285,7 @@ impl JobHandlerTrait for AggregatorHandler {
                         return Ok(JobVerificationStatus::Rejected(e.to_string()));
                     }
                 }
-                self.set_batch(m.batch_num, AggregatorBatchStatus::ReadyForStateUpdate)
-                    .await?;
+                self.set_batch(m.batch_num, AggregatorBatchStatus::ReadyForStateUpdate).await?;
                 Ok(JobVerificationStatus::Verified)
             }
         }

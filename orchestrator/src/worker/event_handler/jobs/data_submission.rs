@@ -17,6 +17,13 @@
 //! Verification asks the DA client (`verify_inclusion`). Processing is idempotent: the blobs
 //! are a function of the chain, the storage write overwrites, and the DA clients' publication
 //! is keyed by content.
+//!
+//! Calldata DA (an L3 settling on Starknet, which has no blobs): the OS runs with
+//! `use_kzg_da = 0`, so the state diff is part of the OS output that `update_state` carries in
+//! its calldata; that transaction is the publication and its inclusion check is the
+//! StateTransition's. The job then builds no blobs: it checks that the batch's stored OS output
+//! has KZG-DA flag 0 and a body after the header, and completes with the external id
+//! [`CALLDATA_DA`].
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -38,6 +45,12 @@ use crate::{
 
 use super::{JobError, JobHandlerTrait};
 
+/// The external id of a DataSubmission whose data travels in the settlement calldata.
+pub const CALLDATA_DA: &str = "calldata";
+
+/// Felts of the OS output header (up to and including `full_output`).
+const OS_HEADER_LEN: usize = 10;
+
 /// Where the blobs of SNOS batch `index` are stored.
 pub fn blob_data_path(index: u64) -> String {
     format!("{index}/blob_data.txt")
@@ -58,6 +71,8 @@ pub struct DataSubmissionContext {
     pub max_num_blobs: usize,
     /// Verification polling delay instead of 60 s (tests).
     pub polling_override: Option<Duration>,
+    /// The state diff travels in the settlement calldata (settling on Starknet): no blobs.
+    pub calldata_da: bool,
 }
 
 impl fmt::Debug for DataSubmissionContext {
@@ -78,7 +93,15 @@ impl DataSubmissionContext {
         storage: Arc<dyn StorageClient>,
         database: Arc<dyn DatabaseClient>,
     ) -> Self {
-        Self { node, da, storage, database, max_num_blobs: DEFAULT_MAX_NUM_BLOBS, polling_override: None }
+        Self {
+            node,
+            da,
+            storage,
+            database,
+            max_num_blobs: DEFAULT_MAX_NUM_BLOBS,
+            polling_override: None,
+            calldata_da: false,
+        }
     }
 }
 
@@ -109,17 +132,18 @@ pub async fn batch_blobs(
     node: Arc<dyn MadaraClient>,
 ) -> Result<(Vec<starknet::core::types::Felt>, Vec<Vec<u8>>), JobError> {
     let reader = NodeStateReader::new(node);
-    let out = compression::state_updates_to_blobs(updates, first_block, version, max_num_blobs, &reader)
-        .await
-        .map_err(|e| match e {
-            // Node reads (squash, aliases, nonces): the node may answer later.
-            PipelineError::Squash(_)
-            | PipelineError::Stateful(_)
-            | PipelineError::Encode(compression::encode::EncodeError::State(_)) => {
-                JobError::retryable(format!("DA data of blocks {first_block}..: {e}"))
-            }
-            other => JobError::fatal(format!("DA data of blocks {first_block}..: {other}")),
-        })?;
+    let out =
+        compression::state_updates_to_blobs(updates, first_block, version, max_num_blobs, &reader)
+            .await
+            .map_err(|e| match e {
+                // Node reads (squash, aliases, nonces): the node may answer later.
+                PipelineError::Squash(_)
+                | PipelineError::Stateful(_)
+                | PipelineError::Encode(compression::encode::EncodeError::State(_)) => {
+                    JobError::retryable(format!("DA data of blocks {first_block}..: {e}"))
+                }
+                other => JobError::fatal(format!("DA data of blocks {first_block}..: {other}")),
+            })?;
     Ok((out.felts, out.blobs))
 }
 
@@ -144,6 +168,39 @@ impl DataSubmissionHandler {
             .into_iter()
             .find(|b| b.index == index)
             .ok_or_else(|| JobError::fatal(format!("SNOS batch {index} does not exist")))
+    }
+
+    /// Calldata DA: the OS output of SNOS batch `index` must carry the diff (flag 0, a body).
+    async fn check_calldata_output(&self, index: u64) -> Result<String, JobError> {
+        let key = format!("{index}/snos_output.json");
+        let bytes = self.ctx.storage.get_data(&key).await.map_err(|e| match e {
+            crate::core::client::StorageError::NotFound(_) => {
+                JobError::fatal(format!("the OS output is missing at {key}"))
+            }
+            e => JobError::retryable(format!("cannot read the OS output at {key}: {e}")),
+        })?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| JobError::fatal(format!("the OS output at {key} is not UTF-8: {e}")))?;
+        let felts = compression::io::parse_felt_list(text)
+            .map_err(|e| JobError::fatal(format!("the OS output at {key} does not parse: {e}")))?;
+        if felts.len() <= OS_HEADER_LEN {
+            return Err(JobError::fatal(format!(
+                "the OS output at {key} has {} felts: no state diff after the header",
+                felts.len()
+            )));
+        }
+        if felts[8] != starknet::core::types::Felt::ZERO {
+            return Err(JobError::fatal(format!(
+                "SNOS batch {index}: calldata DA needs an OS output without KZG DA, but its flag is {:#x}",
+                felts[8]
+            )));
+        }
+        tracing::info!(
+            snos_batch = index,
+            felts = felts.len(),
+            "State diff travels in the update_state calldata; no blobs"
+        );
+        Ok(CALLDATA_DA.to_owned())
     }
 }
 
@@ -178,6 +235,12 @@ impl JobHandlerTrait for DataSubmissionHandler {
                 ),
             });
         }
+        if self.ctx.calldata_da {
+            let id = self.check_calldata_output(index).await?;
+            m.tx_hash = Some(id.clone());
+            job.metadata.specific = JobSpecificMetadata::Da(m);
+            return Ok(id);
+        }
         let version = StarknetVersion::parse(&batch.starknet_version).map_err(|e| {
             JobError::fatal(format!("SNOS batch {index}: unsupported Starknet version: {e}"))
         })?;
@@ -191,8 +254,14 @@ impl JobHandlerTrait for DataSubmissionHandler {
                 .map_err(|e| node_error(&format!("state update of block {block}"), e))?;
             updates.push(update);
         }
-        let (felts, blobs) =
-            batch_blobs(&updates, batch.start_block, version, self.ctx.max_num_blobs, self.ctx.node.clone()).await?;
+        let (felts, blobs) = batch_blobs(
+            &updates,
+            batch.start_block,
+            version,
+            self.ctx.max_num_blobs,
+            self.ctx.node.clone(),
+        )
+        .await?;
         let path = m.blob_data_path.clone().unwrap_or_else(|| blob_data_path(index));
         let data: Vec<u8> = blobs.concat();
         self.ctx
@@ -208,12 +277,9 @@ impl JobHandlerTrait for DataSubmissionHandler {
             %path,
             "Batch state diff encoded"
         );
-        let external_id = self
-            .ctx
-            .da
-            .publish_state_diff(blobs, &[0; 32])
-            .await
-            .map_err(|e| da_error(&format!("publishing the state diff of SNOS batch {index}"), e))?;
+        let external_id = self.ctx.da.publish_state_diff(blobs, &[0; 32]).await.map_err(|e| {
+            da_error(&format!("publishing the state diff of SNOS batch {index}"), e)
+        })?;
         m.blob_data_path = Some(path);
         m.tx_hash = Some(external_id.clone());
         job.metadata.specific = JobSpecificMetadata::Da(m);
@@ -222,6 +288,9 @@ impl JobHandlerTrait for DataSubmissionHandler {
 
     async fn verify_job(&self, job: &mut JobItem) -> Result<JobVerificationStatus, JobError> {
         let id = job.external_id.to_string();
+        if self.ctx.calldata_da && id == CALLDATA_DA {
+            return Ok(JobVerificationStatus::Verified);
+        }
         let status = self
             .ctx
             .da
@@ -256,7 +325,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        compression::{encode::state_diff_to_felts, transform::blob_to_coefficients, BYTES_PER_BLOB, FELTS_PER_BLOB},
+        compression::{
+            encode::state_diff_to_felts, transform::blob_to_coefficients, BYTES_PER_BLOB,
+            FELTS_PER_BLOB,
+        },
         config::{Config, EngineParams},
         core::client::{embedded, madara::memory::InMemoryMadara},
         types::{
@@ -278,14 +350,21 @@ mod tests {
 
     #[async_trait]
     impl DaClient for RecordingDa {
-        async fn publish_state_diff(&self, blobs: Vec<Vec<u8>>, _to: &[u8; 32]) -> orchestrator_da_client_interface::DaResult<String> {
+        async fn publish_state_diff(
+            &self,
+            blobs: Vec<Vec<u8>>,
+            _to: &[u8; 32],
+        ) -> orchestrator_da_client_interface::DaResult<String> {
             self.check_blobs(&blobs)?;
             let mut p = self.published.lock().unwrap();
             p.push(blobs);
             Ok(format!("published-{}", p.len()))
         }
 
-        async fn verify_inclusion(&self, id: &str) -> orchestrator_da_client_interface::DaResult<DaVerificationStatus> {
+        async fn verify_inclusion(
+            &self,
+            id: &str,
+        ) -> orchestrator_da_client_interface::DaResult<DaVerificationStatus> {
             Ok(if id.starts_with("published-") {
                 DaVerificationStatus::Verified
             } else {
@@ -307,7 +386,10 @@ mod tests {
             .map(|c| ContractStorageDiffItem {
                 address: contract(block, c),
                 storage_entries: (0..KEYS)
-                    .map(|k| StorageEntry { key: Felt::from(k + 1), value: Felt::from(block * 100_000 + c * 100 + k + 1) })
+                    .map(|k| StorageEntry {
+                        key: Felt::from(k + 1),
+                        value: Felt::from(block * 100_000 + c * 100 + k + 1),
+                    })
                     .collect(),
             })
             .collect();
@@ -315,7 +397,10 @@ mod tests {
             // Overwrites key 1 of the first contract of block 1: only the last value counts.
             storage_diffs.push(ContractStorageDiffItem {
                 address: contract(1, 0),
-                storage_entries: vec![StorageEntry { key: Felt::ONE, value: Felt::from(0xbeef + block) }],
+                storage_entries: vec![StorageEntry {
+                    key: Felt::ONE,
+                    value: Felt::from(0xbeef + block),
+                }],
             });
         }
         StateDiff {
@@ -342,7 +427,10 @@ mod tests {
                         StorageEntry { key: Felt::from(k + 1), value }
                     })
                     .collect();
-                storage_diffs.push(ContractStorageDiffItem { address: contract(block, c), storage_entries: entries });
+                storage_diffs.push(ContractStorageDiffItem {
+                    address: contract(block, c),
+                    storage_entries: entries,
+                });
             }
         }
         StateDiff {
@@ -380,16 +468,26 @@ mod tests {
             node.push_block(VERSION, Some(block_diff(b)));
         }
         let dir = tempfile::tempdir().unwrap();
-        let clients = embedded::open(dir.path(), &embedded::EmbeddedOptions::default()).await.unwrap();
+        let clients =
+            embedded::open(dir.path(), &embedded::EmbeddedOptions::default()).await.unwrap();
         let mut batch = SnosBatch::new(1, None, 1, VERSION, BouncerWeights::default());
         batch.end_block = 4;
         batch.num_blocks = 4;
         clients.database.create_snos_batch(batch).await.unwrap();
-        let mut pr = JobItem::new(JobType::ProofRegistration, 1, JobSpecificMetadata::Proving(ProvingMetadata::default()));
+        let mut pr = JobItem::new(
+            JobType::ProofRegistration,
+            1,
+            JobSpecificMetadata::Proving(ProvingMetadata::default()),
+        );
         pr.status = JobStatus::Completed;
         clients.database.create_job(pr).await.unwrap();
         let da = Arc::new(RecordingDa::default());
-        let ctx = DataSubmissionContext::new(node.clone(), da.clone(), clients.storage.clone(), clients.database.clone());
+        let ctx = DataSubmissionContext::new(
+            node.clone(),
+            da.clone(),
+            clients.storage.clone(),
+            clients.database.clone(),
+        );
         let handler = DataSubmissionHandler::new(ctx.clone());
         let (handlers, triggers) = crate::worker::pipeline::settlement::with_data_submission(
             ctx,
@@ -397,7 +495,8 @@ mod tests {
             JobHandlers::new(),
             Triggers::new(),
         );
-        let config = Arc::new(Config::new(Layer::L3, clients, handlers, triggers, EngineParams::default()));
+        let config =
+            Arc::new(Config::new(Layer::L3, clients, handlers, triggers, EngineParams::default()));
         Setup { config, node, da, handler, _dir: dir }
     }
 
@@ -425,19 +524,30 @@ mod tests {
         assert_eq!(id, "published-1");
 
         let expected = state_diff_to_felts(&expected_diff(4), StarknetVersion::V0_13_2).unwrap();
-        assert!(expected.len() > FELTS_PER_BLOB && expected.len() <= 2 * FELTS_PER_BLOB, "{} felts", expected.len());
+        assert!(
+            expected.len() > FELTS_PER_BLOB && expected.len() <= 2 * FELTS_PER_BLOB,
+            "{} felts",
+            expected.len()
+        );
 
         let stored = s.config.storage().get_data("1/blob_data.txt").await.unwrap();
         assert_eq!(stored.len(), 2 * BYTES_PER_BLOB, "two blobs, concatenated");
         let published = s.da.published.lock().unwrap().clone();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].len(), 2);
-        assert_eq!(published[0].concat(), stored.to_vec(), "the stored blobs are the published ones");
+        assert_eq!(
+            published[0].concat(),
+            stored.to_vec(),
+            "the stored blobs are the published ones"
+        );
 
         let mut decoded: Vec<Felt> = stored.chunks(BYTES_PER_BLOB).flat_map(decode).collect();
         assert!(decoded[expected.len()..].iter().all(|f| *f == Felt::ZERO), "zero padding");
         decoded.truncate(expected.len());
-        assert_eq!(decoded, expected, "the blobs decode to the whole batch's squashed, encoded diff");
+        assert_eq!(
+            decoded, expected,
+            "the blobs decode to the whole batch's squashed, encoded diff"
+        );
         assert_eq!(decoded[0], Felt::from(4 * CONTRACTS_PER_BLOCK), "every block's contracts");
 
         let JobSpecificMetadata::Da(m) = &job.metadata.specific else { panic!("Da metadata") };

@@ -76,7 +76,11 @@ pub trait JobHandlerTrait: Send + Sync + fmt::Debug {
     fn job_type(&self) -> JobType;
 
     /// Builds a new job; the default accepts the metadata as it is.
-    async fn create_job(&self, internal_id: u64, specific: JobSpecificMetadata) -> Result<JobItem, JobError> {
+    async fn create_job(
+        &self,
+        internal_id: u64,
+        specific: JobSpecificMetadata,
+    ) -> Result<JobItem, JobError> {
         Ok(JobItem::new(self.job_type(), internal_id, specific))
     }
 

@@ -70,8 +70,6 @@ impl JobHandlerTrait for ProofRegistrationHandler {
     }
 
     fn verification_polling_delay(&self) -> Duration {
-        self.ctx
-            .polling_override
-            .unwrap_or(Duration::from_secs(300))
+        self.ctx.polling_override.unwrap_or(Duration::from_secs(300))
     }
 }

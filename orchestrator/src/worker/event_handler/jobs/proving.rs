@@ -130,17 +130,11 @@ pub(crate) async fn verify_proving_job(
     let m = proving_metadata(job)?;
     let task_id = job.external_id.to_string();
     if task_id.is_empty() {
-        return Ok(JobVerificationStatus::Rejected(
-            "the job has no prover task id".into(),
-        ));
+        return Ok(JobVerificationStatus::Rejected("the job has no prover task id".into()));
     }
     let status = match ctx
         .prover
-        .get_task_status(
-            TaskType::Job,
-            &task_id,
-            m.ensure_on_chain_registration.as_deref(),
-        )
+        .get_task_status(TaskType::Job, &task_id, m.ensure_on_chain_registration.as_deref())
         .await
     {
         Ok(s) => s,
@@ -148,9 +142,9 @@ pub(crate) async fn verify_proving_job(
     };
     match status {
         TaskStatus::Processing => Ok(JobVerificationStatus::Pending),
-        TaskStatus::Failed(reason) => Ok(JobVerificationStatus::Rejected(format!(
-            "prover task {task_id} failed: {reason}"
-        ))),
+        TaskStatus::Failed(reason) => {
+            Ok(JobVerificationStatus::Rejected(format!("prover task {task_id} failed: {reason}")))
+        }
         TaskStatus::Succeeded => {
             if let Some(path) = &m.download_proof {
                 let proof = match ctx.prover.get_proof(&task_id).await {

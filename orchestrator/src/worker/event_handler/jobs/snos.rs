@@ -19,7 +19,8 @@ use url::Url;
 
 use crate::{
     compression::{
-        self, io::parse_state_update, squash::squash_state_updates, StarknetVersion, StateReadError, StateReader,
+        self, io::parse_state_update, squash::squash_state_updates, StarknetVersion,
+        StateReadError, StateReader,
     },
     config::{Clients, SnosParams},
     types::{
@@ -53,7 +54,12 @@ pub fn on_chain_data_path(index: u64) -> String {
 }
 
 /// The metadata the Snos trigger gives a new SnosRun job.
-pub fn snos_metadata(index: u64, start_block: u64, end_block: u64, full_output: bool) -> SnosMetadata {
+pub fn snos_metadata(
+    index: u64,
+    start_block: u64,
+    end_block: u64,
+    full_output: bool,
+) -> SnosMetadata {
     SnosMetadata {
         snos_batch_index: index,
         start_block,
@@ -95,9 +101,16 @@ impl NodeRpc {
     async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let err = |m: String| RpcError { message: format!("{method} on {}: {m}", self.url) };
-        let resp = self.http.post(self.url.clone()).json(&body).send().await.map_err(|e| err(e.to_string()))?;
+        let resp = self
+            .http
+            .post(self.url.clone())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| err(e.to_string()))?;
         let status = resp.status();
-        let v: Value = resp.json().await.map_err(|e| err(format!("HTTP {status}, not JSON: {e}")))?;
+        let v: Value =
+            resp.json().await.map_err(|e| err(format!("HTTP {status}, not JSON: {e}")))?;
         if let Some(e) = v.get("error") {
             return Err(err(format!("node error {e}")));
         }
@@ -107,7 +120,12 @@ impl NodeRpc {
     /// [`Self::call`] with by-position `params`, again with the by-name `named` when the node
     /// rejects the positions as invalid params (-32602): starknet-devnet 0.10 (RPC 0.10) wants
     /// every optional trailing parameter when given by position.
-    async fn call_either(&self, method: &str, params: Value, named: Value) -> Result<Value, RpcError> {
+    async fn call_either(
+        &self,
+        method: &str,
+        params: Value,
+        named: Value,
+    ) -> Result<Value, RpcError> {
         match self.call(method, params).await {
             Err(e) if e.message.contains("\"code\":-32602") => self.call(method, named).await,
             other => other,
@@ -123,9 +141,12 @@ impl NodeRpc {
     /// `starknet_getStateUpdate` of a closed block (a pending one is an error).
     pub async fn state_update(&self, block: u64) -> Result<StateUpdate, RpcError> {
         let id = json!({"block_number": block});
-        let v = self.call_either("starknet_getStateUpdate", json!([id]), json!({"block_id": id})).await?;
-        parse_state_update(&v.to_string())
-            .map_err(|e| RpcError { message: format!("state update of block {block} (pending or malformed): {e}") })
+        let v = self
+            .call_either("starknet_getStateUpdate", json!([id]), json!({"block_id": id}))
+            .await?;
+        parse_state_update(&v.to_string()).map_err(|e| RpcError {
+            message: format!("state update of block {block} (pending or malformed): {e}"),
+        })
     }
 }
 
@@ -135,27 +156,42 @@ fn felt_of(v: &Value) -> Option<Felt> {
 
 #[async_trait]
 impl StateReader for NodeRpc {
-    async fn storage_at(&self, block: u64, queries: &[(Felt, Felt)]) -> Result<Vec<Felt>, StateReadError> {
+    async fn storage_at(
+        &self,
+        block: u64,
+        queries: &[(Felt, Felt)],
+    ) -> Result<Vec<Felt>, StateReadError> {
         let mut out = Vec::with_capacity(queries.len());
         for (contract, key) in queries {
-            let (c, k, id) = (format!("{contract:#x}"), format!("{key:#x}"), json!({"block_number": block}));
+            let (c, k, id) =
+                (format!("{contract:#x}"), format!("{key:#x}"), json!({"block_number": block}));
             let named = json!({"contract_address": c, "key": k, "block_id": id});
-            out.push(match self.call_either("starknet_getStorageAt", json!([c, k, id]), named).await {
-                Ok(v) => felt_of(&v).ok_or_else(|| StateReadError(format!("getStorageAt returned {v}")))?,
-                // CONTRACT_NOT_FOUND (20): an unset slot of a contract that does not exist.
-                Err(e) if e.message.contains("\"code\":20") => Felt::ZERO,
-                Err(e) => return Err(StateReadError(e.message)),
-            });
+            out.push(
+                match self.call_either("starknet_getStorageAt", json!([c, k, id]), named).await {
+                    Ok(v) => felt_of(&v)
+                        .ok_or_else(|| StateReadError(format!("getStorageAt returned {v}")))?,
+                    // CONTRACT_NOT_FOUND (20): an unset slot of a contract that does not exist.
+                    Err(e) if e.message.contains("\"code\":20") => Felt::ZERO,
+                    Err(e) => return Err(StateReadError(e.message)),
+                },
+            );
         }
         Ok(out)
     }
 
-    async fn class_hash_at(&self, block: u64, contracts: &[Felt]) -> Result<Vec<Option<Felt>>, StateReadError> {
+    async fn class_hash_at(
+        &self,
+        block: u64,
+        contracts: &[Felt],
+    ) -> Result<Vec<Option<Felt>>, StateReadError> {
         let mut out = Vec::with_capacity(contracts.len());
         for contract in contracts {
             let params = json!([{"block_number": block}, format!("{contract:#x}")]);
             out.push(match self.call("starknet_getClassHashAt", params).await {
-                Ok(v) => Some(felt_of(&v).ok_or_else(|| StateReadError(format!("getClassHashAt returned {v}")))?),
+                Ok(v) => Some(
+                    felt_of(&v)
+                        .ok_or_else(|| StateReadError(format!("getClassHashAt returned {v}")))?,
+                ),
                 Err(e) if e.message.contains("\"code\":20") => None,
                 Err(e) => return Err(StateReadError(e.message)),
             });
@@ -168,7 +204,9 @@ impl StateReader for NodeRpc {
         for contract in contracts {
             let params = json!([{"block_number": block}, format!("{contract:#x}")]);
             out.push(match self.call("starknet_getNonce", params).await {
-                Ok(v) => felt_of(&v).ok_or_else(|| StateReadError(format!("getNonce returned {v}")))?,
+                Ok(v) => {
+                    felt_of(&v).ok_or_else(|| StateReadError(format!("getNonce returned {v}")))?
+                }
                 Err(e) if e.message.contains("\"code\":20") => Felt::ZERO,
                 Err(e) => return Err(StateReadError(e.message)),
             });
@@ -217,7 +255,11 @@ pub async fn full_output_state_diff(
             reader.class_hash_at(prev, &addresses).await?,
             reader.storage_at(prev, &keys).await?,
         ),
-        None => (vec![Felt::ZERO; addresses.len()], vec![None; addresses.len()], vec![Felt::ZERO; keys.len()]),
+        None => (
+            vec![Felt::ZERO; addresses.len()],
+            vec![None; addresses.len()],
+            vec![Felt::ZERO; keys.len()],
+        ),
     };
     let mut prev_values = prev_values.into_iter();
     let mut out = vec![Felt::from(contracts.len())];
@@ -254,12 +296,42 @@ pub struct SnosJobHandler {
     clients: Clients,
     runner: Arc<dyn SnosRunner>,
     max_num_blobs: usize,
+    calldata_da: bool,
 }
 
 impl SnosJobHandler {
     /// A handler running `runner` with the SNOS settings `params`.
-    pub fn new(layer: Layer, params: SnosParams, clients: Clients, runner: Arc<dyn SnosRunner>) -> Self {
-        Self { layer, params, clients, runner, max_num_blobs: compression::DEFAULT_MAX_NUM_BLOBS }
+    pub fn new(
+        layer: Layer,
+        params: SnosParams,
+        clients: Clients,
+        runner: Arc<dyn SnosRunner>,
+    ) -> Self {
+        Self {
+            layer,
+            params,
+            clients,
+            runner,
+            max_num_blobs: compression::DEFAULT_MAX_NUM_BLOBS,
+            calldata_da: false,
+        }
+    }
+
+    /// On L3, whether the state diff travels in the settlement calldata (settling on
+    /// Starknet, which has no blobs): the OS then runs with `use_kzg_da = 0` and
+    /// `full_output = 1`, so the OS output itself carries the diff. Without it (settling on
+    /// Ethereum) L3 runs with KZG DA as the reference does.
+    pub fn with_calldata_da(mut self, calldata_da: bool) -> Self {
+        self.calldata_da = calldata_da;
+        self
+    }
+
+    /// The OS flags `(use_kzg_da, full_output)` of this handler's runs.
+    pub fn os_flags(&self) -> (bool, bool) {
+        match self.layer {
+            Layer::L3 if self.calldata_da => (false, true),
+            layer => SnosInput::os_flags(layer == Layer::L3),
+        }
     }
 
     /// Sets the blob limit of the batch's DA data (stand-in only).
@@ -288,18 +360,31 @@ impl SnosJobHandler {
     }
 
     /// Reads the batch from the node and builds what the stand-in writes.
-    async fn batch_data(&self, node: &NodeRpc, m: &SnosMetadata, use_kzg_da: bool) -> Result<BatchData, JobError> {
+    async fn batch_data(
+        &self,
+        node: &NodeRpc,
+        m: &SnosMetadata,
+        use_kzg_da: bool,
+    ) -> Result<BatchData, JobError> {
         let batches = self
             .clients
             .database
-            .get_snos_batches(SnosBatchQuery { indexes: vec![m.snos_batch_index], ..Default::default() })
+            .get_snos_batches(SnosBatchQuery {
+                indexes: vec![m.snos_batch_index],
+                ..Default::default()
+            })
             .await
             .map_err(JobError::retryable)?;
         let version = match batches.first() {
             Some(b) => StarknetVersion::parse(&b.starknet_version).map_err(|e| {
-                JobError::Fatal(format!("SNOS batch {}: unsupported Starknet version: {e}", m.snos_batch_index))
+                JobError::Fatal(format!(
+                    "SNOS batch {}: unsupported Starknet version: {e}",
+                    m.snos_batch_index
+                ))
             })?,
-            None => return Err(JobError::Fatal(format!("SNOS batch {} not found", m.snos_batch_index))),
+            None => {
+                return Err(JobError::Fatal(format!("SNOS batch {} not found", m.snos_batch_index)))
+            }
         };
         let rpc = |e: RpcError| JobError::Retryable(e.message);
         let mut updates = Vec::with_capacity(m.num_blocks as usize);
@@ -312,7 +397,12 @@ impl SnosJobHandler {
         };
         let (first, last) = match (updates.first(), updates.last()) {
             (Some(f), Some(l)) => (f, l),
-            _ => return Err(JobError::Fatal(format!("SNOS batch {} has no blocks", m.snos_batch_index))),
+            _ => {
+                return Err(JobError::Fatal(format!(
+                    "SNOS batch {} has no blocks",
+                    m.snos_batch_index
+                )))
+            }
         };
         let mut data = BatchData {
             initial_root: first.old_root,
@@ -325,23 +415,32 @@ impl SnosJobHandler {
             blob_data: BlobData::default(),
             state_diff_section: Vec::new(),
         };
-        let read_err = |e: StateReadError| JobError::Retryable(format!("reading state from the node: {e}"));
+        let read_err =
+            |e: StateReadError| JobError::Retryable(format!("reading state from the node: {e}"));
         if use_kzg_da {
-            let out = compression::state_updates_to_blobs(&updates, m.start_block, version, self.max_num_blobs, node)
-                .await
-                .map_err(|e| match e {
-                    compression::PipelineError::Squash(_) | compression::PipelineError::Stateful(_) => {
-                        JobError::Retryable(format!("DA data of the batch: {e}"))
-                    }
-                    other => JobError::Fatal(format!("DA data of the batch: {other}")),
-                })?;
+            let out = compression::state_updates_to_blobs(
+                &updates,
+                m.start_block,
+                version,
+                self.max_num_blobs,
+                node,
+            )
+            .await
+            .map_err(|e| match e {
+                compression::PipelineError::Squash(_) | compression::PipelineError::Stateful(_) => {
+                    JobError::Retryable(format!("DA data of the batch: {e}"))
+                }
+                other => JobError::Fatal(format!("DA data of the batch: {other}")),
+            })?;
             data.blob_data = BlobData { felts: out.felts, blobs: out.blobs };
         } else {
             let squashed = squash_state_updates(&updates, m.start_block.checked_sub(1), node)
                 .await
                 .map_err(|e| JobError::Retryable(format!("squashing the batch: {e}")))?;
             data.state_diff_section =
-                full_output_state_diff(&squashed.state_diff, m.start_block, node).await.map_err(read_err)?;
+                full_output_state_diff(&squashed.state_diff, m.start_block, node)
+                    .await
+                    .map_err(read_err)?;
         }
         Ok(data)
     }
@@ -353,15 +452,23 @@ impl JobHandlerTrait for SnosJobHandler {
         JobType::SnosRun
     }
 
-    async fn create_job(&self, internal_id: u64, specific: JobSpecificMetadata) -> Result<JobItem, JobError> {
+    async fn create_job(
+        &self,
+        internal_id: u64,
+        specific: JobSpecificMetadata,
+    ) -> Result<JobItem, JobError> {
         match &specific {
-            JobSpecificMetadata::Snos(m) if m.snos_batch_index == internal_id && m.start_block <= m.end_block => {
+            JobSpecificMetadata::Snos(m)
+                if m.snos_batch_index == internal_id && m.start_block <= m.end_block =>
+            {
                 Ok(JobItem::new(JobType::SnosRun, internal_id, specific))
             }
             other => Err(JobError::InvalidMetadata {
                 job_type: JobType::SnosRun,
                 internal_id,
-                reason: format!("need Snos metadata of batch {internal_id} with start <= end, got {other:?}"),
+                reason: format!(
+                    "need Snos metadata of batch {internal_id} with start <= end, got {other:?}"
+                ),
             }),
         }
     }
@@ -381,7 +488,7 @@ impl JobHandlerTrait for SnosJobHandler {
         let idx = m.snos_batch_index;
         let node = NodeRpc::new(self.rpc_url(job).clone());
         let chain_id = node.chain_id().await.map_err(|e| JobError::Retryable(e.message))?;
-        let (use_kzg_da, full_output) = SnosInput::os_flags(self.layer == Layer::L3);
+        let (use_kzg_da, full_output) = self.os_flags();
         let batch = if self.runner.needs_batch_data() {
             Some(self.batch_data(&node, &m, use_kzg_da).await?)
         } else {
@@ -400,25 +507,35 @@ impl JobHandlerTrait for SnosJobHandler {
         };
         let started = std::time::Instant::now();
         let out = self.runner.run(&input).await.map_err(|e| match e {
-            SnosRunnerError::Retryable(r) => JobError::Retryable(format!("{} SNOS runner: {r}", self.runner.name())),
-            SnosRunnerError::Deterministic(r) => JobError::Fatal(format!("{} SNOS runner: {r}", self.runner.name())),
+            SnosRunnerError::Retryable(r) => {
+                JobError::Retryable(format!("{} SNOS runner: {r}", self.runner.name()))
+            }
+            SnosRunnerError::Deterministic(r) => {
+                JobError::Fatal(format!("{} SNOS runner: {r}", self.runner.name()))
+            }
         })?;
         tracing::info!(
             job_id = %job.id, snos_batch_index = idx, runner = self.runner.name(),
             n_steps = out.n_steps, elapsed_ms = started.elapsed().as_millis() as u64, "SNOS run done"
         );
 
-        let read = pie::read_pie_bytes(&out.cairo_pie_zip).map_err(|e| JobError::Fatal(format!("PIE: {e}")))?;
-        let fact = snos_fact(&read, &out.os_output).map_err(|e| JobError::Fatal(format!("fact: {e}")))?;
-        let program_output = pie::program_output(&read).map_err(|e| JobError::Fatal(format!("program output: {e}")))?;
+        let read = pie::read_pie_bytes(&out.cairo_pie_zip)
+            .map_err(|e| JobError::Fatal(format!("PIE: {e}")))?;
+        let fact =
+            snos_fact(&read, &out.os_output).map_err(|e| JobError::Fatal(format!("fact: {e}")))?;
+        let program_output = pie::program_output(&read)
+            .map_err(|e| JobError::Fatal(format!("program output: {e}")))?;
         let words: Vec<[u8; 32]> = program_output.iter().map(Felt::to_bytes_be).collect();
         let program_output_bytes = bincode::serialize(&words).map_err(JobError::fatal)?;
-        let os_output_json = serde_json::to_vec(&out.os_output.iter().map(|f| format!("{f:#x}")).collect::<Vec<_>>())
-            .map_err(JobError::fatal)?;
+        let os_output_json = serde_json::to_vec(
+            &out.os_output.iter().map(|f| format!("{f:#x}")).collect::<Vec<_>>(),
+        )
+        .map_err(JobError::fatal)?;
 
         let pie_key = m.cairo_pie_path.get_or_insert_with(|| cairo_pie_path(idx)).clone();
         let output_key = m.snos_output_path.get_or_insert_with(|| snos_output_path(idx)).clone();
-        let program_key = m.program_output_path.get_or_insert_with(|| program_output_path(idx)).clone();
+        let program_key =
+            m.program_output_path.get_or_insert_with(|| program_output_path(idx)).clone();
         let storage = &self.clients.storage;
         for (data, key) in [
             (out.cairo_pie_zip, &pie_key),
@@ -458,7 +575,8 @@ mod tests {
     use super::*;
     use crate::compression::MemoryState;
     use starknet::core::types::{
-        ContractStorageDiffItem, DeclaredClassItem, DeployedContractItem, NonceUpdate, StateDiff, StorageEntry,
+        ContractStorageDiffItem, DeclaredClassItem, DeployedContractItem, NonceUpdate, StateDiff,
+        StorageEntry,
     };
 
     #[tokio::test]
@@ -467,11 +585,20 @@ mod tests {
         let diff = StateDiff {
             storage_diffs: vec![ContractStorageDiffItem {
                 address: f(0x20u8),
-                storage_entries: vec![StorageEntry { key: f(2u8), value: f(9u8) }, StorageEntry { key: f(1u8), value: f(8u8) }],
+                storage_entries: vec![
+                    StorageEntry { key: f(2u8), value: f(9u8) },
+                    StorageEntry { key: f(1u8), value: f(8u8) },
+                ],
             }],
             deprecated_declared_classes: vec![],
-            declared_classes: vec![DeclaredClassItem { class_hash: f(0x77u8), compiled_class_hash: f(0x78u8) }],
-            deployed_contracts: vec![DeployedContractItem { address: f(0x10u8), class_hash: f(0x55u8) }],
+            declared_classes: vec![DeclaredClassItem {
+                class_hash: f(0x77u8),
+                compiled_class_hash: f(0x78u8),
+            }],
+            deployed_contracts: vec![DeployedContractItem {
+                address: f(0x10u8),
+                class_hash: f(0x55u8),
+            }],
             replaced_classes: vec![],
             nonces: vec![NonceUpdate { contract_address: f(0x20u8), nonce: f(4u8) }],
         };

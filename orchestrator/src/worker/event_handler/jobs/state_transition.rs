@@ -17,8 +17,18 @@
 //! final update conflict. The job's metadata gets the attempts (`tx_attempts`) with the
 //! outcome.
 //!
-//! L3 (SNOS batches, calldata or blobs from DataSubmission) is not built yet: the job fails
-//! with a non-retryable error naming the issue.
+//! L3: the job settles SNOS batch `to_settle` on a Cairo core contract, with the state diff
+//! in calldata (Starknet has no blobs; the OS runs with `use_kzg_da = 0`, so its output
+//! carries the diff):
+//! 1. already settled (`get_last_settled_block` ≥ the batch's end block) → no transaction;
+//! 2. the OS output (`snos_output.json`) must have KZG-DA flag 0 (flag 1 is an invalid input:
+//!    the blobs would have nowhere to go);
+//! 3. the public outputs of the SNOS proof (`<idx>/proof.json`) and of its L2 verification
+//!    proof (`<idx>/proof_part2.json`) are read; the first must equal the stored OS output
+//!    (a proof of something else is never settled);
+//! 4. `update_state(snos_output, program_output)` is sent; its hash is the external id.
+//! Verification: the contract's block number reaching the batch's end completes the SNOS
+//! batch; a reverted transaction is a rejection with the contract's reason.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -45,8 +55,7 @@ use crate::{
 use super::{JobError, JobHandlerTrait};
 
 /// The external id of a state update that needed no transaction (already settled).
-pub const ZERO_TX_HASH: &str =
-    "0x0000000000000000000000000000000000000000000000000000000000000000";
+pub const ZERO_TX_HASH: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What the settlement handlers share: the settlement client and the stores.
 #[derive(Clone)]
@@ -113,9 +122,7 @@ impl SettlementJobContext {
         match self.storage.get_data(key).await {
             Ok(b) => Ok(Some(b)),
             Err(StorageError::NotFound(_)) => Ok(None),
-            Err(e) => Err(JobError::retryable(format!(
-                "cannot read {what} at {key}: {e}"
-            ))),
+            Err(e) => Err(JobError::retryable(format!("cannot read {what} at {key}: {e}"))),
         }
     }
 
@@ -127,7 +134,9 @@ impl SettlementJobContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| JobError::retryable(format!("cannot load aggregator batch {index}: {e}")))?;
+            .map_err(|e| {
+                JobError::retryable(format!("cannot load aggregator batch {index}: {e}"))
+            })?;
         batches
             .into_iter()
             .find(|b| b.index == index)
@@ -148,14 +157,19 @@ impl SettlementJobContext {
 
     /// Marks every SNOS batch of aggregator batch `index` `Completed` (it is settled).
     async fn complete_snos_batches(&self, index: u64) -> Result<(), JobError> {
-        let batches = self.database.get_snos_batches_by_aggregator_index(index).await.map_err(|e| {
-            JobError::retryable(format!("cannot load the SNOS batches of aggregator batch {index}: {e}"))
-        })?;
+        let batches =
+            self.database.get_snos_batches_by_aggregator_index(index).await.map_err(|e| {
+                JobError::retryable(format!(
+                    "cannot load the SNOS batches of aggregator batch {index}: {e}"
+                ))
+            })?;
         for b in batches.iter().filter(|b| b.status != SnosBatchStatus::Completed) {
             self.database
                 .update_snos_batch_status_by_index(b.index, SnosBatchStatus::Completed)
                 .await
-                .map_err(|e| JobError::retryable(format!("cannot complete SNOS batch {}: {e}", b.index)))?;
+                .map_err(|e| {
+                    JobError::retryable(format!("cannot complete SNOS batch {}: {e}", b.index))
+                })?;
         }
         Ok(())
     }
@@ -212,8 +226,12 @@ pub fn to_job_attempt(a: &TxAttempt) -> StateUpdateTxAttempt {
         ClientAttemptStatus::TimedOut => (TxAttemptStatus::TimedOut, None),
         ClientAttemptStatus::RejectedUnderpriced => (TxAttemptStatus::RejectedUnderpriced, None),
         ClientAttemptStatus::SubmissionFailed => (TxAttemptStatus::SubmissionFailed, None),
-        ClientAttemptStatus::Sent => (TxAttemptStatus::TimedOut, Some("sent; outcome not known yet")),
-        ClientAttemptStatus::Reverted => (TxAttemptStatus::SubmissionFailed, Some("mined and reverted")),
+        ClientAttemptStatus::Sent => {
+            (TxAttemptStatus::TimedOut, Some("sent; outcome not known yet"))
+        }
+        ClientAttemptStatus::Reverted => {
+            (TxAttemptStatus::SubmissionFailed, Some("mined and reverted"))
+        }
         ClientAttemptStatus::Superseded => {
             (TxAttemptStatus::Replaced, Some("superseded: its nonce carried the same update"))
         }
@@ -263,11 +281,26 @@ fn state_update_metadata(job: &JobItem) -> Result<StateUpdateMetadata, JobError>
     }
 }
 
-fn l3_not_built() -> JobError {
-    JobError::fatal(
-        "StateTransition on L3 (settling SNOS batches) is not built yet (L3 issue); only the L2 \
-         aggregator-batch path exists",
-    )
+/// The KZG-DA flag of an OS output (index 8).
+const USE_KZG_DA_OFFSET: usize = 8;
+
+/// Where the proofs of SNOS batch `index` are stored on L3: the SNOS proof and the proof of
+/// its verification on L2.
+pub fn l3_proof_paths(index: u64) -> (String, String) {
+    (format!("{index}/proof.json"), format!("{index}/proof_part2.json"))
+}
+
+fn words_of(felts: &[starknet::core::types::Felt]) -> Vec<Word> {
+    felts.iter().map(|f| f.to_bytes_be()).collect()
+}
+
+/// The public output of a stored proof, as words.
+fn proof_output(bytes: &[u8], key: &str) -> Result<Vec<Word>, JobError> {
+    let json: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| JobError::fatal(format!("the proof at {key} is not JSON: {e}")))?;
+    let felts = orchestrator_prover_client_interface::public_output::public_output(&json)
+        .map_err(|e| JobError::fatal(format!("the proof at {key}: {e}")))?;
+    Ok(felts.iter().map(|f| f.to_bytes_be()).collect())
 }
 
 /// StateTransition (attempts 3, verification 10 × 60 s).
@@ -320,7 +353,9 @@ impl StateTransitionHandler {
         let prior_attempts: Vec<TxAttempt> =
             match self.ctx.read_optional(&attempts_key, "the recorded attempts").await? {
                 Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                    JobError::fatal(format!("the recorded attempts at {attempts_key} do not parse: {e}"))
+                    JobError::fatal(format!(
+                        "the recorded attempts at {attempts_key} do not parse: {e}"
+                    ))
                 })?,
                 None => Vec::new(),
             };
@@ -361,15 +396,201 @@ impl StateTransitionHandler {
             }
             Err(e) => {
                 if !e.is_retryable() {
-                    self.ctx
-                        .set_batch(to_settle, AggregatorBatchStatus::StateUpdateFailed)
-                        .await?;
+                    self.ctx.set_batch(to_settle, AggregatorBatchStatus::StateUpdateFailed).await?;
                 }
                 Err(settlement_error(&format!("settling aggregator batch {to_settle}"), e))
             }
         };
         job.metadata.specific = JobSpecificMetadata::StateUpdate(m);
         out
+    }
+}
+
+impl StateTransitionHandler {
+    async fn snos_batch(&self, index: u64) -> Result<crate::types::batch::SnosBatch, JobError> {
+        let batches = self
+            .ctx
+            .database
+            .get_snos_batches(crate::types::batch::SnosBatchQuery {
+                indexes: vec![index],
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| JobError::retryable(format!("cannot load SNOS batch {index}: {e}")))?;
+        batches
+            .into_iter()
+            .find(|b| b.index == index)
+            .ok_or_else(|| JobError::fatal(format!("SNOS batch {index} does not exist")))
+    }
+
+    async fn process_l3(
+        &self,
+        job: &mut JobItem,
+        mut m: StateUpdateMetadata,
+    ) -> Result<String, JobError> {
+        let to_settle = m.context.to_settle();
+        let batch = self.snos_batch(to_settle).await?;
+        if let Some(last) = self.ctx.last_settled().await? {
+            if last >= batch.end_block {
+                tracing::info!(
+                    snos_batch = to_settle,
+                    last_settled = last,
+                    end_block = batch.end_block,
+                    "Already settled; no transaction"
+                );
+                return Ok(ZERO_TX_HASH.to_owned());
+            }
+        }
+        let os_path = m.snos_output_path.clone().ok_or_else(|| JobError::InvalidMetadata {
+            job_type: job.job_type,
+            internal_id: job.internal_id,
+            reason: "no snos_output_path (L3 settles the OS output)".into(),
+        })?;
+        let os_bytes = self.ctx.read(&os_path, "the OS output").await?;
+        let os_text = std::str::from_utf8(&os_bytes).map_err(|e| {
+            JobError::fatal(format!("the OS output at {os_path} is not UTF-8: {e}"))
+        })?;
+        let os_output = parse_felt_list(os_text).map_err(|e| {
+            JobError::fatal(format!("the OS output at {os_path} does not parse: {e}"))
+        })?;
+        match os_output.get(USE_KZG_DA_OFFSET).map(|f| f.to_biguint()) {
+            Some(flag) if flag == 0u8.into() => {}
+            Some(flag) if flag == 1u8.into() => return self.process_l3_blobs(job, m).await,
+            Some(flag) => {
+                return Err(JobError::fatal(format!(
+                    "SNOS batch {to_settle}: unsupported KZG-DA flag {flag}"
+                )))
+            }
+            None => {
+                return Err(JobError::fatal(format!(
+                    "SNOS batch {to_settle}: the OS output has {} felts, too short for a header",
+                    os_output.len()
+                )))
+            }
+        }
+        let (snos_proof_key, bridge_proof_key) = l3_proof_paths(to_settle);
+        let snos_output = proof_output(
+            &self.ctx.read(&snos_proof_key, "the SNOS proof").await?,
+            &snos_proof_key,
+        )?;
+        if snos_output != words_of(&os_output) {
+            return Err(JobError::fatal(format!(
+                "SNOS batch {to_settle}: the public output of {snos_proof_key} ({} felts) is not the OS output of the \
+                 SNOS run ({} felts); nothing is settled",
+                snos_output.len(),
+                os_output.len()
+            )));
+        }
+        let program_output = proof_output(
+            &self.ctx.read(&bridge_proof_key, "the L2 verification proof").await?,
+            &bridge_proof_key,
+        )?;
+        let result = self
+            .ctx
+            .settlement
+            .update_state_calldata(snos_output, program_output, [0; 32], [0; 32])
+            .await;
+        match result {
+            Ok(hash) => {
+                tracing::info!(target: "orch::settlement", snos_batch = to_settle, tx = %hash, "update_state sent");
+                m.tx_hash = Some(hash.clone());
+                job.metadata.specific = JobSpecificMetadata::StateUpdate(m);
+                Ok(hash)
+            }
+            Err(e) => Err(settlement_error(&format!("settling SNOS batch {to_settle}"), e)),
+        }
+    }
+
+    /// L3 with KZG DA (the OS output has flag 1; settling on Ethereum): the SNOS program
+    /// output and the blobs DataSubmission stored go to `update_state_with_blobs`. A Cairo
+    /// core contract takes no blobs: its client answers `Unsupported`, which fails the job.
+    async fn process_l3_blobs(
+        &self,
+        job: &mut JobItem,
+        mut m: StateUpdateMetadata,
+    ) -> Result<String, JobError> {
+        let to_settle = m.context.to_settle();
+        let missing = |what: &str| JobError::InvalidMetadata {
+            job_type: job.job_type,
+            internal_id: job.internal_id,
+            reason: format!(
+                "no {what} (L3 with KZG DA settles the program output with the batch's blobs)"
+            ),
+        };
+        let po_path =
+            m.program_output_path.clone().ok_or_else(|| missing("program_output_path"))?;
+        let blob_path = m.blob_data_path.clone().ok_or_else(|| missing("blob_data_path"))?;
+        let program_output =
+            decode_program_output(&self.ctx.read(&po_path, "the program output").await?)?;
+        let data = self.ctx.read(&blob_path, "the blob data").await?;
+        if data.is_empty() || data.len() % crate::compression::BYTES_PER_BLOB != 0 {
+            return Err(JobError::fatal(format!(
+                "the blob data at {blob_path} is {} bytes, not a whole number of {}-byte blobs",
+                data.len(),
+                crate::compression::BYTES_PER_BLOB
+            )));
+        }
+        let blobs: Vec<Vec<u8>> =
+            data.chunks(crate::compression::BYTES_PER_BLOB).map(<[u8]>::to_vec).collect();
+        let update =
+            BlobStateUpdate { program_output, blobs, prior_attempts: Vec::new(), recorder: None };
+        match self.ctx.settlement.update_state_with_blobs(update).await {
+            Ok(o) => {
+                m.tx_attempts = o.attempts.iter().map(to_job_attempt).collect();
+                m.tx_hash = o.tx_hash.clone();
+                job.metadata.specific = JobSpecificMetadata::StateUpdate(m);
+                Ok(o.tx_hash.unwrap_or_else(|| ZERO_TX_HASH.to_owned()))
+            }
+            Err(e) => Err(settlement_error(
+                &format!("settling SNOS batch {to_settle} with blobs"),
+                e.error,
+            )),
+        }
+    }
+
+    async fn verify_l3(
+        &self,
+        job: &JobItem,
+        m: &StateUpdateMetadata,
+    ) -> Result<JobVerificationStatus, JobError> {
+        let to_settle = m.context.to_settle();
+        let batch = self.snos_batch(to_settle).await?;
+        let expected = batch.end_block;
+        let last = self.ctx.last_settled().await?;
+        if last.is_some_and(|l| l >= expected) {
+            self.ctx
+                .database
+                .update_snos_batch_status_by_index(to_settle, SnosBatchStatus::Completed)
+                .await
+                .map_err(|e| {
+                    JobError::retryable(format!("cannot complete SNOS batch {to_settle}: {e}"))
+                })?;
+            return Ok(JobVerificationStatus::Verified);
+        }
+        let hash = job.external_id.to_string();
+        if !hash.is_empty() && hash != ZERO_TX_HASH {
+            match self.ctx.settlement.verify_tx_inclusion(&hash).await {
+                Ok(SettlementVerificationStatus::Rejected(reason)) => {
+                    return Ok(JobVerificationStatus::Rejected(format!(
+                        "state update {hash} of SNOS batch {to_settle}: {reason}"
+                    )));
+                }
+                Ok(SettlementVerificationStatus::Pending) => {
+                    return Ok(JobVerificationStatus::Pending)
+                }
+                Ok(SettlementVerificationStatus::Verified) => {}
+                Err(e) if e.is_retryable() => return Err(JobError::retryable(e)),
+                Err(e) => return Err(JobError::fatal(e)),
+            }
+        }
+        if last == batch.start_block.checked_sub(1) {
+            // Included but the contract has not caught up in the view we read: poll again.
+            return Ok(JobVerificationStatus::Pending);
+        }
+        let found = last.map_or_else(|| "none".to_owned(), |l| l.to_string());
+        Ok(JobVerificationStatus::Rejected(format!(
+            "SNOS batch {to_settle}: expected the last settled block to be {expected} found {found}"
+        )))
     }
 }
 
@@ -387,14 +608,14 @@ impl JobHandlerTrait for StateTransitionHandler {
         let m = state_update_metadata(job)?;
         match self.ctx.layer {
             Layer::L2 => self.process_l2(job, m).await,
-            Layer::L3 => Err(l3_not_built()),
+            Layer::L3 => self.process_l3(job, m).await,
         }
     }
 
     async fn verify_job(&self, job: &mut JobItem) -> Result<JobVerificationStatus, JobError> {
         let m = state_update_metadata(job)?;
         if self.ctx.layer == Layer::L3 {
-            return Err(l3_not_built());
+            return self.verify_l3(job, &m).await;
         }
         let to_settle = m.context.to_settle();
         let batch = self.ctx.aggregator_batch(to_settle).await?;
@@ -404,9 +625,7 @@ impl JobHandlerTrait for StateTransitionHandler {
             // The SNOS batches first: a crash in between leaves the aggregator batch pending
             // and this verification runs again. (The reference never completes them on L2.)
             self.ctx.complete_snos_batches(to_settle).await?;
-            self.ctx
-                .set_batch(to_settle, AggregatorBatchStatus::Completed)
-                .await?;
+            self.ctx.set_batch(to_settle, AggregatorBatchStatus::Completed).await?;
             return Ok(JobVerificationStatus::Verified);
         }
         let previous_end = batch.start_block.checked_sub(1);
@@ -506,6 +725,8 @@ mod tests {
     #[test]
     fn retryability_follows_the_client() {
         assert!(settlement_error("x", SettlementError::Rpc("down".into())).is_retryable());
-        assert!(!settlement_error("x", SettlementError::InvalidInput("short".into())).is_retryable());
+        assert!(
+            !settlement_error("x", SettlementError::InvalidInput("short".into())).is_retryable()
+        );
     }
 }
