@@ -51,7 +51,13 @@ pub struct AggregatorRow {
 impl Api {
     /// A client of the API at `base`.
     pub fn new(base: Url) -> Self {
-        Self { base, http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client") }
+        Self {
+            base,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+        }
     }
 
     /// `GET path` → the `data` of the answer.

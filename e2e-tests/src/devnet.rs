@@ -55,7 +55,10 @@ impl Devnet {
         let devnet = Self { child, url, http: reqwest::Client::new() };
         let deadline = Instant::now() + Duration::from_secs(60);
         while devnet.try_rpc("starknet_blockNumber", json!([])).await.is_err() {
-            assert!(Instant::now() < deadline, "starknet-devnet did not answer on port {port} within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "starknet-devnet did not answer on port {port} within 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Some(devnet)

@@ -3,8 +3,8 @@
 
 use alloy::{
     consensus::Transaction as _,
-    network::TransactionResponse as _,
     eips::BlockNumberOrTag,
+    network::TransactionResponse as _,
     primitives::{Address, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::Filter,
@@ -63,10 +63,13 @@ impl L1 {
             return None;
         }
         let anvil = AnvilGuard::start("osaka", &["--block-time", "1"]);
-        let program_hash = orchestrator_snos_runner::stand_in::program_hash().expect("stand-in program hash");
+        let program_hash =
+            orchestrator_snos_runner::stand_in::program_hash().expect("stand-in program hash");
         let program_hash = U256::from_be_bytes(program_hash.to_bytes_be());
         let contracts =
-            deploy_contracts(&anvil.url(), OPERATOR_KEY, program_hash, U256::ZERO, -1, false).await.expect("deploy");
+            deploy_contracts(&anvil.url(), OPERATOR_KEY, program_hash, U256::ZERO, -1, false)
+                .await
+                .expect("deploy");
         let provider = ProviderBuilder::new().connect_http(anvil.url()).erased();
         Some(Self { anvil, contracts, provider })
     }
@@ -97,7 +100,8 @@ impl L1 {
         let logs = self.provider.get_logs(&filter).await.expect("core contract logs");
         logs.iter()
             .map(|log| {
-                let decoded = CoreView::LogStateUpdate::decode_log_data(log.data()).expect("LogStateUpdate");
+                let decoded =
+                    CoreView::LogStateUpdate::decode_log_data(log.data()).expect("LogStateUpdate");
                 i64::try_from(decoded.blockNumber).expect("block number")
             })
             .collect()

@@ -51,14 +51,21 @@ pub fn skipped(var: &str, why: &str) -> bool {
 
 /// Polls `check` every 500 ms until it returns `Ok`, or panics after `timeout` naming `what`
 /// and the last state `check` reported.
-pub async fn wait_until<T>(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+pub async fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         let last = match check().await {
             Ok(v) => return v,
             Err(state) => state,
         };
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; last state: {last}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; last state: {last}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -32,7 +32,12 @@ pub fn binary() -> PathBuf {
 /// # Panics
 /// When setup fails (its output is in the panic message).
 pub fn setup(args: &[String], envs: &[(String, String)]) {
-    let out = Command::new(binary()).arg("setup").args(args).envs(envs.iter().cloned()).output().expect("run setup");
+    let out = Command::new(binary())
+        .arg("setup")
+        .args(args)
+        .envs(envs.iter().cloned())
+        .output()
+        .expect("run setup");
     assert!(
         out.status.success(),
         "orchestrator setup failed: {}\n{}",
@@ -78,7 +83,10 @@ impl OrchestratorProcess {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = process.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("orchestrator run exited with {status} before it was ready; see {}", log.display());
+                panic!(
+                    "orchestrator run exited with {status} before it was ready; see {}",
+                    log.display()
+                );
             }
             let ready = http
                 .get(process.api.join("health/ready").expect("url"))
@@ -89,7 +97,11 @@ impl OrchestratorProcess {
             if ready {
                 return process;
             }
-            assert!(Instant::now() < deadline, "orchestrator run not ready within 60 s; see {}", log.display());
+            assert!(
+                Instant::now() < deadline,
+                "orchestrator run not ready within 60 s; see {}",
+                log.display()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -111,7 +123,9 @@ impl OrchestratorProcess {
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => return status.success(),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();

@@ -82,13 +82,16 @@ pub struct Stack {
 /// Whether moto and PostgreSQL answer; panics with how to start them unless their skip
 /// variables are set.
 async fn distributed_services() -> Option<(String, String)> {
-    let endpoint = std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into());
-    let postgres = std::env::var("MADARA_ORCHESTRATOR_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator".into());
+    let endpoint = std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:5000".into());
+    let postgres = std::env::var("MADARA_ORCHESTRATOR_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator".into()
+    });
     let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let moto_up = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&host))
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let moto_up =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&host))
+            .await
+            .is_ok_and(|r| r.is_ok());
     if !moto_up {
         if crate::skipped("ORCH_SKIP_AWS_TESTS", "no moto") {
             return None;
@@ -113,7 +116,10 @@ async fn fresh_database(base: &str) -> String {
     let options = PgConnectOptions::from_str(base).expect("PostgreSQL URL");
     let mut conn = options.connect().await.expect("connect to PostgreSQL");
     let name = format!("orch_e2e_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await.expect("create database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     let _ = conn.close().await;
     let i = base.rfind('/').expect("PostgreSQL URL with a database path");
     format!("{}/{name}", &base[..i])
@@ -149,7 +155,16 @@ impl Stack {
         })
         .await
         .expect("mock Atlantic server");
-        let stack = Self { devnet, l1, prover, tier, distributed, dir: tempfile::tempdir().expect("tempdir"), cron: None, logs: Vec::new() };
+        let stack = Self {
+            devnet,
+            l1,
+            prover,
+            tier,
+            distributed,
+            dir: tempfile::tempdir().expect("tempdir"),
+            cron: None,
+            logs: Vec::new(),
+        };
         process::setup(&stack.setup_args(), &stack.envs());
         Some(stack)
     }
@@ -165,11 +180,22 @@ impl Stack {
     }
 
     fn infra_args(&self) -> Vec<String> {
-        let mut args = vec!["--data-dir".to_owned(), self.dir.path().join("data").display().to_string()];
+        let mut args =
+            vec!["--data-dir".to_owned(), self.dir.path().join("data").display().to_string()];
         if let Some(d) = &self.distributed {
             args.extend(
-                ["--aws", "--aws-prefix", &d.prefix, "--aws-sqs", "--aws-s3", "--aws-sns", "--postgres", "--postgres-url", &d.postgres_url]
-                    .map(String::from),
+                [
+                    "--aws",
+                    "--aws-prefix",
+                    &d.prefix,
+                    "--aws-sqs",
+                    "--aws-s3",
+                    "--aws-sns",
+                    "--postgres",
+                    "--postgres-url",
+                    &d.postgres_url,
+                ]
+                .map(String::from),
             );
         }
         args
@@ -208,40 +234,71 @@ impl Stack {
         let core = self.l1.core().to_string();
         let verifier = self.l1.contracts.verifier.to_string();
         let mut args: Vec<String> = [
-            "--layer", "l2",
+            "--layer",
+            "l2",
             "--settle-on-ethereum",
-            "--ethereum-rpc-url", &l1,
-            "--ethereum-private-key", OPERATOR_KEY,
-            "--l1-core-contract-address", &core,
-            "--starknet-operator-address", OPERATOR_ADDRESS,
-            "--ethereum-finality-retry-wait-in-secs", "1",
-            "--ethereum-tx-confirmation-timeout-secs", "30",
+            "--ethereum-rpc-url",
+            &l1,
+            "--ethereum-private-key",
+            OPERATOR_KEY,
+            "--l1-core-contract-address",
+            &core,
+            "--starknet-operator-address",
+            OPERATOR_ADDRESS,
+            "--ethereum-finality-retry-wait-in-secs",
+            "1",
+            "--ethereum-tx-confirmation-timeout-secs",
+            "30",
             "--da-on-ethereum",
-            "--ethereum-da-rpc-url", &l1,
-            "--prover", "atlantic",
-            "--atlantic-api-key", "e2e",
-            "--atlantic-service-url", &prover,
-            "--atlantic-artifacts-base-url", &prover,
-            "--atlantic-mock-fact-hash", "true",
-            "--atlantic-rpc-node-url", &l1,
-            "--atlantic-settlement-layer", "ethereum",
-            "--atlantic-verifier-contract-address", &verifier,
-            "--atlantic-network", "TESTNET",
-            "--madara-rpc-url", &node,
-            "--rpc-for-snos", &node,
-            "--max-batch-time-seconds", "3600",
-            "--max-batch-size", &BLOCKS_PER_AGGREGATOR_BATCH.to_string(),
-            "--max-blocks-per-snos-batch", &BLOCKS_PER_SNOS_BATCH.to_string(),
-            "--interval-seconds", "1",
-            "--verification-poll-seconds", "1",
-            "--snos-job-timeout-seconds", "20",
-            "--proving-job-timeout-seconds", "20",
-            "--aggregator-job-timeout-seconds", "30",
-            "--state-transition-timeout-seconds", "60",
-            "--orphan-scan-interval-seconds", "2",
+            "--ethereum-da-rpc-url",
+            &l1,
+            "--prover",
+            "atlantic",
+            "--atlantic-api-key",
+            "e2e",
+            "--atlantic-service-url",
+            &prover,
+            "--atlantic-artifacts-base-url",
+            &prover,
+            "--atlantic-mock-fact-hash",
+            "true",
+            "--atlantic-rpc-node-url",
+            &l1,
+            "--atlantic-settlement-layer",
+            "ethereum",
+            "--atlantic-verifier-contract-address",
+            &verifier,
+            "--atlantic-network",
+            "TESTNET",
+            "--madara-rpc-url",
+            &node,
+            "--rpc-for-snos",
+            &node,
+            "--max-batch-time-seconds",
+            "3600",
+            "--max-batch-size",
+            &BLOCKS_PER_AGGREGATOR_BATCH.to_string(),
+            "--max-blocks-per-snos-batch",
+            &BLOCKS_PER_SNOS_BATCH.to_string(),
+            "--interval-seconds",
+            "1",
+            "--verification-poll-seconds",
+            "1",
+            "--snos-job-timeout-seconds",
+            "20",
+            "--proving-job-timeout-seconds",
+            "20",
+            "--aggregator-job-timeout-seconds",
+            "30",
+            "--state-transition-timeout-seconds",
+            "60",
+            "--orphan-scan-interval-seconds",
+            "2",
             // A batching run killed mid-way holds its lock until the TTL (reference default 1 h).
-            "--batching-worker-lock-duration", "10",
-            "--graceful-shutdown-timeout", "10",
+            "--batching-worker-lock-duration",
+            "10",
+            "--graceful-shutdown-timeout",
+            "10",
         ]
         .map(String::from)
         .to_vec();
@@ -260,13 +317,16 @@ impl Stack {
     pub async fn spawn_logging_to(&mut self, log: &Path) -> OrchestratorProcess {
         if let (Some(d), None) = (&self.distributed, &self.cron) {
             let env = AwsEnv::explicit("test", "test", "us-east-1", Some(&d.endpoint)).await;
-            let naming = QueueNaming::new("mo_{}_queue", Some(d.prefix.as_str())).expect("queue naming");
+            let naming =
+                QueueNaming::new("mo_{}_queue", Some(d.prefix.as_str())).expect("queue naming");
             let queue = Arc::new(SqsQueue::new(&env, naming, QueueType::for_layer(Layer::L2)));
             let token = CancellationToken::new();
             let child = token.clone();
             tokio::spawn(async move {
                 let cron = LocalCron::new(queue);
-                let _ = cron.run(WorkerTriggerType::for_layer(Layer::L2), Duration::from_secs(1), child).await;
+                let _ = cron
+                    .run(WorkerTriggerType::for_layer(Layer::L2), Duration::from_secs(1), child)
+                    .await;
             });
             self.cron = Some(token);
         }
@@ -279,10 +339,14 @@ impl Stack {
     /// The artifact storage the orchestrator writes to.
     pub async fn storage(&self) -> Arc<dyn StorageClient> {
         match &self.distributed {
-            None => Arc::new(FsStorage::open(self.dir.path().join("data/artifacts")).expect("artifact directory")),
+            None => Arc::new(
+                FsStorage::open(self.dir.path().join("data/artifacts"))
+                    .expect("artifact directory"),
+            ),
             Some(d) => {
                 let env = AwsEnv::explicit("test", "test", "us-east-1", Some(&d.endpoint)).await;
-                let bucket = bucket_name("mo-bucket", Some(d.prefix.as_str())).expect("bucket name");
+                let bucket =
+                    bucket_name("mo-bucket", Some(d.prefix.as_str())).expect("bucket name");
                 Arc::new(S3Storage::new(&env, bucket))
             }
         }
@@ -300,7 +364,8 @@ impl Stack {
         for log in &self.logs {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             let all: Vec<&str> = text.lines().collect();
-            let name = log.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let name =
+                log.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
             out.push(format!("--- {name} (last {lines} lines) ---"));
             out.extend(all[all.len().saturating_sub(lines)..].iter().map(|l| (*l).to_owned()));
         }

@@ -64,7 +64,10 @@ async fn wait_settled(stack: &Stack, api: &Api) {
         let batches = api.aggregator_batches().await.unwrap_or_default();
         let line = format!(
             "settled {settled}; aggregator batches {:?}",
-            batches.iter().map(|b| format!("{}:{}-{}:{}", b.index, b.start_block, b.end_block, b.status)).collect::<Vec<_>>()
+            batches
+                .iter()
+                .map(|b| format!("{}:{}-{}:{}", b.index, b.start_block, b.end_block, b.status))
+                .collect::<Vec<_>>()
         );
         if line != last_print {
             println!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
@@ -85,12 +88,17 @@ async fn wait_all_completed(stack: &Stack, api: &Api) {
         let jobs = api.jobs().await?;
         let open: Vec<_> = jobs.iter().filter(|j| j.status != "Completed").collect();
         let batches = api.aggregator_batches().await?;
-        let unsettled: Vec<_> =
-            batches.iter().filter(|b| b.end_block <= LAST_BLOCK && b.status != "Completed").collect();
+        let unsettled: Vec<_> = batches
+            .iter()
+            .filter(|b| b.end_block <= LAST_BLOCK && b.status != "Completed")
+            .collect();
         if open.is_empty() && unsettled.is_empty() {
             Ok(())
         } else {
-            Err(format!("jobs not completed: {open:?}; batches not completed: {unsettled:?}\n{}", stack.log_tail(30)))
+            Err(format!(
+                "jobs not completed: {open:?}; batches not completed: {unsettled:?}\n{}",
+                stack.log_tail(30)
+            ))
         }
     })
     .await;
@@ -101,10 +109,15 @@ async fn assert_settled_exactly_once(stack: &Stack, api: &Api) {
     // Batches: exactly the expected ranges, all completed.
     let batches = api.aggregator_batches().await.expect("aggregator batches");
     let settled_batches: Vec<_> = batches.iter().filter(|b| b.end_block <= LAST_BLOCK).collect();
-    let ranges: Vec<(u64, u64)> = settled_batches.iter().map(|b| (b.start_block, b.end_block)).collect();
-    let expected: Vec<(u64, u64)> =
-        (0..BATCHES).map(|i| (i * BLOCKS_PER_AGGREGATOR_BATCH, (i + 1) * BLOCKS_PER_AGGREGATOR_BATCH - 1)).collect();
-    assert_eq!(ranges, expected, "aggregator batches close after {BLOCKS_PER_AGGREGATOR_BATCH} blocks");
+    let ranges: Vec<(u64, u64)> =
+        settled_batches.iter().map(|b| (b.start_block, b.end_block)).collect();
+    let expected: Vec<(u64, u64)> = (0..BATCHES)
+        .map(|i| (i * BLOCKS_PER_AGGREGATOR_BATCH, (i + 1) * BLOCKS_PER_AGGREGATOR_BATCH - 1))
+        .collect();
+    assert_eq!(
+        ranges, expected,
+        "aggregator batches close after {BLOCKS_PER_AGGREGATOR_BATCH} blocks"
+    );
     assert!(settled_batches.iter().all(|b| b.status == "Completed"), "{settled_batches:?}");
 
     let snos = api.snos_batches().await.expect("SNOS batches");
@@ -112,7 +125,10 @@ async fn assert_settled_exactly_once(stack: &Stack, api: &Api) {
     let mut next = 0;
     for (index, start, end, status) in &snos_settled {
         assert_eq!(*start, next, "SNOS batch {index} starts where the previous ended: {snos:?}");
-        assert!(end - start < BLOCKS_PER_SNOS_BATCH, "SNOS batch {index} holds at most {BLOCKS_PER_SNOS_BATCH} blocks");
+        assert!(
+            end - start < BLOCKS_PER_SNOS_BATCH,
+            "SNOS batch {index} holds at most {BLOCKS_PER_SNOS_BATCH} blocks"
+        );
         assert_eq!(status, "Completed", "SNOS batch {index}");
         next = end + 1;
     }
@@ -138,9 +154,13 @@ async fn assert_settled_exactly_once(stack: &Stack, api: &Api) {
     for j in &jobs {
         let record = api.job(&j.id).await.expect("job record");
         let specific = &record["metadata"]["specific"];
-        for key in ["cairo_pie_path", "snos_output_path", "program_output_path", "da_segment_path"] {
+        for key in ["cairo_pie_path", "snos_output_path", "program_output_path", "da_segment_path"]
+        {
             let Some(path) = specific[key].as_str() else { continue };
-            let bytes = storage.get_data(path).await.unwrap_or_else(|e| panic!("{} {key} {path}: {e}", j.job_type));
+            let bytes = storage
+                .get_data(path)
+                .await
+                .unwrap_or_else(|e| panic!("{} {key} {path}: {e}", j.job_type));
             assert!(!bytes.is_empty(), "{path} is empty");
             checked += 1;
         }
@@ -153,8 +173,15 @@ async fn assert_settled_exactly_once(stack: &Stack, api: &Api) {
     let ends: Vec<i64> = expected.iter().map(|r| r.1 as i64).collect();
     assert_eq!(settled, ends, "one LogStateUpdate per batch, in order, none twice");
     let txs = stack.l1.core_transactions().await;
-    assert_eq!(txs.len(), BATCHES as usize, "one transaction per batch reached the core contract: {txs:?}");
-    assert!(txs.iter().all(|t| t.success && t.blobs >= 1), "every update succeeded and carried blobs: {txs:?}");
+    assert_eq!(
+        txs.len(),
+        BATCHES as usize,
+        "one transaction per batch reached the core contract: {txs:?}"
+    );
+    assert!(
+        txs.iter().all(|t| t.success && t.blobs >= 1),
+        "every update succeeded and carried blobs: {txs:?}"
+    );
     let hashes: HashSet<&str> = txs.iter().map(|t| t.hash.as_str()).collect();
     assert_eq!(hashes.len(), txs.len());
     assert_eq!(stack.l1.state_block_number().await.expect("stateBlockNumber"), LAST_BLOCK as i64);
@@ -171,8 +198,15 @@ async fn report_latency(stack: &Stack, api: &Api, produced_at: &BTreeMap<u64, u6
         let Some(&t0) = produced_at.get(&end) else { continue };
         let status = api.settlement_status(end).await.unwrap_or(Value::Null);
         let mut stages: BTreeMap<String, u64> = BTreeMap::new();
-        for j in status["block_jobs"].as_array().into_iter().flatten().chain(status["aggregator_proof_jobs"].as_array().into_iter().flatten()) {
-            let done = j["timestamps"]["verification_completed_at"].as_u64().or_else(|| j["updated_at"].as_u64());
+        for j in status["block_jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(status["aggregator_proof_jobs"].as_array().into_iter().flatten())
+        {
+            let done = j["timestamps"]["verification_completed_at"]
+                .as_u64()
+                .or_else(|| j["updated_at"].as_u64());
             if let (Some(t), Some(kind)) = (done, j["job_type"].as_str()) {
                 let e = stages.entry(kind.to_owned()).or_insert(t);
                 *e = (*e).max(t);
@@ -186,7 +220,11 @@ async fn report_latency(stack: &Stack, api: &Api, produced_at: &BTreeMap<u64, u6
             })
             .collect();
         if let Some(tx) = txs.get(b as usize) {
-            line.push(format!("settled on L1 (block {}) +{}", tx.block, tx.timestamp.saturating_sub(t0)));
+            line.push(format!(
+                "settled on L1 (block {}) +{}",
+                tx.block,
+                tx.timestamp.saturating_sub(t0)
+            ));
         }
         println!("  batch {b} (blocks ..={end}): {}", line.join(", "));
     }
@@ -245,7 +283,8 @@ async fn test_orchestrator_workflow_distributed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_orchestrator_workflow_crash_recovery() {
     let Some(mut stack) = Stack::start(Tier::Embedded).await else { return };
-    let seed: u64 = std::env::var("E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let seed: u64 =
+        std::env::var("E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     println!("crash schedule seed {seed} (E2E_SEED={seed} repeats it)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut orch = stack.spawn().await;
@@ -258,7 +297,9 @@ async fn test_orchestrator_workflow_crash_recovery() {
         }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(2000..10000))).await;
         let settled = stack.l1.state_block_number().await.unwrap_or(-2);
-        if (settled_at_kill.len() >= 10 && settled >= LAST_BLOCK as i64) || settled_at_kill.len() >= 25 {
+        if (settled_at_kill.len() >= 10 && settled >= LAST_BLOCK as i64)
+            || settled_at_kill.len() >= 25
+        {
             break;
         }
         orch.kill();
@@ -268,7 +309,10 @@ async fn test_orchestrator_workflow_crash_recovery() {
         }
         orch = stack.spawn().await;
     }
-    println!("{} SIGKILLs; stateBlockNumber at each kill: {settled_at_kill:?}", settled_at_kill.len());
+    println!(
+        "{} SIGKILLs; stateBlockNumber at each kill: {settled_at_kill:?}",
+        settled_at_kill.len()
+    );
     assert!(settled_at_kill.len() >= 10);
     let api = Stack::api(&orch);
     wait_settled(&stack, &api).await;
@@ -300,7 +344,10 @@ async fn test_orchestrator_workflow_two_instances() {
     wait_all_completed(&stack, &api).await;
     assert_settled_exactly_once(&stack, &api).await;
     // Both serve the same state, and both processed jobs.
-    assert_eq!(Stack::api(&b).aggregator_batches().await.unwrap(), api.aggregator_batches().await.unwrap());
+    assert_eq!(
+        Stack::api(&b).aggregator_batches().await.unwrap(),
+        api.aggregator_batches().await.unwrap()
+    );
     for log in &logs {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let processed = text.lines().filter(|l| l.contains("Processing job")).count();

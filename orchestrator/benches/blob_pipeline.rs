@@ -49,25 +49,13 @@ fn felts(n: usize, seed: u64) -> Vec<Felt> {
 
 /// The naive O(n²) transform: Horner evaluation of the polynomial at every `ω^bitrev(i)`.
 fn horner_transform(coeffs: &[Fr], xs: &[Fr]) -> Vec<Fr> {
-    xs.iter()
-        .map(|x| {
-            coeffs
-                .iter()
-                .rev()
-                .fold(Fr::ZERO, |acc, c| acc.mul(*x).add(*c))
-        })
-        .collect()
+    xs.iter().map(|x| coeffs.iter().rev().fold(Fr::ZERO, |acc, c| acc.mul(*x).add(*c))).collect()
 }
 
 /// The reference orchestrator's transform (BigUint Horner), on the given points only.
 fn horner_biguint(coeffs: &[BigUint], xs: &[BigUint], modulus: &BigUint) -> Vec<BigUint> {
     xs.iter()
-        .map(|x| {
-            coeffs
-                .iter()
-                .rev()
-                .fold(BigUint::ZERO, |acc, c| (acc * x + c) % modulus)
-        })
+        .map(|x| coeffs.iter().rev().fold(BigUint::ZERO, |acc, c| (acc * x + c) % modulus))
         .collect()
 }
 
@@ -82,9 +70,7 @@ fn bench(c: &mut Criterion) {
     let blobs = felts_to_blobs(&compressed, 6).expect("6 blobs");
 
     let mut g = c.benchmark_group("pipeline");
-    g.sample_size(10)
-        .measurement_time(Duration::from_secs(8))
-        .warm_up_time(Duration::from_secs(1));
+    g.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(1));
     g.bench_function("6_blobs", |b| {
         b.iter(|| {
             let compressed = stateless::compress(black_box(&data)).expect("compress");
@@ -107,19 +93,14 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("ckzg");
-    g.sample_size(10)
-        .measurement_time(Duration::from_secs(8))
-        .warm_up_time(Duration::from_secs(1));
+    g.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(1));
     g.bench_function("commit_and_proof_6_blobs", |b| {
         b.iter(|| {
             blobs
                 .iter()
                 .map(|blob| {
                     let commitment = kzg.commitment(black_box(blob)).expect("commitment");
-                    (
-                        commitment,
-                        kzg.blob_proof(blob, &commitment).expect("proof"),
-                    )
+                    (commitment, kzg.blob_proof(blob, &commitment).expect("proof"))
                 })
                 .collect::<Vec<_>>()
         })
@@ -128,18 +109,14 @@ fn bench(c: &mut Criterion) {
 
     let one: Vec<Fr> = felts(FELTS_PER_BLOB, 2).iter().map(felt_to_fr).collect();
     let w = omega();
-    let xs: Vec<Fr> = (0..FELTS_PER_BLOB)
-        .map(|i| w.pow(bit_reverse(i) as u64))
-        .collect();
+    let xs: Vec<Fr> = (0..FELTS_PER_BLOB).map(|i| w.pow(bit_reverse(i) as u64)).collect();
     // Sanity: both transforms agree.
     let mut ntt = one.clone();
     evaluate_in_place(&mut ntt);
     assert_eq!(horner_transform(&one, &xs[..8]), ntt[..8].to_vec());
 
     let mut g = c.benchmark_group("transform");
-    g.sample_size(10)
-        .measurement_time(Duration::from_secs(5))
-        .warm_up_time(Duration::from_secs(1));
+    g.sample_size(10).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
     g.bench_function("ntt_1_blob", |b| {
         b.iter_batched_ref(
             || one.clone(),
@@ -150,21 +127,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("inverse_1_blob", |b| {
         b.iter(|| blob_to_coefficients(black_box(&blobs[0])).expect("blob"))
     });
-    g.bench_function("horner_1_blob", |b| {
-        b.iter(|| horner_transform(black_box(&one), &xs))
-    });
+    g.bench_function("horner_1_blob", |b| b.iter(|| horner_transform(black_box(&one), &xs)));
 
-    let modulus: BigUint = orchestrator::compression::fr::MODULUS_DECIMAL
-        .parse()
-        .expect("modulus");
-    let big_coeffs: Vec<BigUint> = one
-        .iter()
-        .map(|f| BigUint::from_bytes_be(&f.to_be_bytes()))
-        .collect();
-    let big_xs: Vec<BigUint> = xs[..64]
-        .iter()
-        .map(|f| BigUint::from_bytes_be(&f.to_be_bytes()))
-        .collect();
+    let modulus: BigUint = orchestrator::compression::fr::MODULUS_DECIMAL.parse().expect("modulus");
+    let big_coeffs: Vec<BigUint> =
+        one.iter().map(|f| BigUint::from_bytes_be(&f.to_be_bytes())).collect();
+    let big_xs: Vec<BigUint> =
+        xs[..64].iter().map(|f| BigUint::from_bytes_be(&f.to_be_bytes())).collect();
     g.bench_function("horner_biguint_64_points", |b| {
         b.iter(|| horner_biguint(black_box(&big_coeffs), &big_xs, &modulus))
     });

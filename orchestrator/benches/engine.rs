@@ -17,7 +17,9 @@ use orchestrator::{
     config::{Config, EngineParams},
     core::client::embedded,
     types::{
-        jobs::{JobItem, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus, SnosMetadata},
+        jobs::{
+            JobItem, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus, SnosMetadata,
+        },
         queue::QueueParams,
         Layer,
     },
@@ -69,7 +71,8 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 }
 
 fn main() {
-    let jobs: u64 = std::env::var("ENGINE_BENCH_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let jobs: u64 =
+        std::env::var("ENGINE_BENCH_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
         let dir = tempfile::tempdir().expect("tempdir");

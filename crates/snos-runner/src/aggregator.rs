@@ -92,11 +92,12 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn felt(&mut self, what: &str) -> Result<Felt, SnosRunnerError> {
-        let f = self
-            .out
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| bad(self.child, format!("{what} at {} is past the end ({} felts)", self.pos, self.out.len())))?;
+        let f = self.out.get(self.pos).copied().ok_or_else(|| {
+            bad(
+                self.child,
+                format!("{what} at {} is past the end ({} felts)", self.pos, self.out.len()),
+            )
+        })?;
         self.pos += 1;
         Ok(f)
     }
@@ -187,7 +188,9 @@ pub fn build_aggregator_output(
     max_num_blobs: usize,
 ) -> Result<(Vec<Felt>, usize, Vec<Felt>), SnosRunnerError> {
     let (Some(first), Some(last)) = (children.first(), children.last()) else {
-        return Err(SnosRunnerError::Deterministic("an aggregation needs at least one child".into()));
+        return Err(SnosRunnerError::Deterministic(
+            "an aggregation needs at least one child".into(),
+        ));
     };
     let mut squash = Squash::default();
     let mut to_l1 = Vec::new();
@@ -195,7 +198,14 @@ pub fn build_aggregator_output(
     for (i, child) in children.iter().enumerate() {
         let out = &child.os_output;
         if out.len() < HEADER_SIZE + 2 {
-            return Err(bad(i, format!("an OS output has at least {} felts, this one {}", HEADER_SIZE + 2, out.len())));
+            return Err(bad(
+                i,
+                format!(
+                    "an OS output has at least {} felts, this one {}",
+                    HEADER_SIZE + 2,
+                    out.len()
+                ),
+            ));
         }
         let mut r = Reader { child: i, out, pos: HEADER_SIZE };
         let use_kzg_da = out[USE_KZG_DA_OFFSET];
@@ -213,12 +223,18 @@ pub fn build_aggregator_output(
         to_l2.extend_from_slice(r.take(n, "L1 → L2 messages")?);
         if use_kzg_da == Felt::ZERO {
             if full_output != Felt::ONE {
-                return Err(bad(i, "a child without KZG DA must have full_output = 1 (its diff is squashed)"));
+                return Err(bad(
+                    i,
+                    "a child without KZG DA must have full_output = 1 (its diff is squashed)",
+                ));
             }
             squash.add_full_output_diff(&mut r)?;
         }
         if r.pos != out.len() {
-            return Err(bad(i, format!("{} trailing felts after the OS output", out.len() - r.pos)));
+            return Err(bad(
+                i,
+                format!("{} trailing felts after the OS output", out.len() - r.pos),
+            ));
         }
     }
     let da_segment = squash.encode();
@@ -234,7 +250,18 @@ pub fn build_aggregator_output(
     }
     let header_offset = output.len();
     let (f, l) = (&first.os_output, &last.os_output);
-    output.extend([f[0], l[1], f[2], l[3], f[4], l[5], first.program_hash, f[7], Felt::ONE, Felt::ZERO]);
+    output.extend([
+        f[0],
+        l[1],
+        f[2],
+        l[3],
+        f[4],
+        l[5],
+        first.program_hash,
+        f[7],
+        Felt::ONE,
+        Felt::ZERO,
+    ]);
     output.extend(kzg);
     output.push(Felt::from(to_l1.len()));
     output.extend(to_l1);
@@ -253,7 +280,8 @@ pub fn run_aggregator(
     max_num_blobs: usize,
     layout: LayoutName,
 ) -> Result<AggregatorRun, SnosRunnerError> {
-    let (program_output, header_offset, da_segment) = build_aggregator_output(children, max_num_blobs)?;
+    let (program_output, header_offset, da_segment) =
+        build_aggregator_output(children, max_num_blobs)?;
     let (cairo_pie_zip, n_steps) = run_program_at(program_output.clone(), header_offset, layout)?;
     if crate::pie_output(&cairo_pie_zip)? != program_output {
         return Err(SnosRunnerError::Deterministic(
@@ -268,7 +296,9 @@ pub fn run_aggregator(
 mod tests {
     use super::*;
     use orchestrator_ethereum_settlement_client::kzg::Kzg;
-    use orchestrator_gps_fact_checker::fact::{self as facts, aggregator::filter_aggregator_output, pie};
+    use orchestrator_gps_fact_checker::fact::{
+        self as facts, aggregator::filter_aggregator_output, pie,
+    };
 
     fn f(v: &[u64]) -> Vec<Felt> {
         v.iter().copied().map(Felt::from).collect()

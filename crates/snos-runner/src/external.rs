@@ -118,20 +118,22 @@ fn canonical(bytes: [u8; 32]) -> Option<Felt> {
 pub fn parse_os_output_json(text: &str) -> Result<Vec<Felt>, String> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("{OS_OUTPUT_FILE} is not JSON: {e}"))?;
-    let items = value
-        .as_array()
-        .ok_or_else(|| format!("{OS_OUTPUT_FILE} is not a JSON array"))?;
+    let items = value.as_array().ok_or_else(|| format!("{OS_OUTPUT_FILE} is not a JSON array"))?;
     items
         .iter()
         .enumerate()
         .map(|(i, v)| {
             let felt = match v {
-                serde_json::Value::String(s) if s.starts_with("0x") || s.starts_with("0X") => parse_hex(s),
+                serde_json::Value::String(s) if s.starts_with("0x") || s.starts_with("0X") => {
+                    parse_hex(s)
+                }
                 serde_json::Value::String(s) => parse_decimal(s),
                 serde_json::Value::Number(n) => n.as_u64().map(Felt::from),
                 _ => None,
             };
-            felt.ok_or_else(|| format!("{OS_OUTPUT_FILE}[{i}] = {v} is not a felt (below the Stark prime)"))
+            felt.ok_or_else(|| {
+                format!("{OS_OUTPUT_FILE}[{i}] = {v} is not a felt (below the Stark prime)")
+            })
         })
         .collect()
 }
@@ -140,10 +142,14 @@ pub fn parse_os_output_json(text: &str) -> Result<Vec<Felt>, String> {
 pub fn read_outputs(dir: &Path) -> Result<SnosOutput, SnosRunnerError> {
     let pie_path = dir.join(PIE_FILE);
     let cairo_pie_zip = std::fs::read(&pie_path).map_err(|e| {
-        SnosRunnerError::Deterministic(format!("the command exited 0 but did not write {PIE_FILE}: {e}"))
+        SnosRunnerError::Deterministic(format!(
+            "the command exited 0 but did not write {PIE_FILE}: {e}"
+        ))
     })?;
-    let pie = orchestrator_gps_fact_checker::fact::pie::read_pie_bytes(&cairo_pie_zip)
-        .map_err(|e| SnosRunnerError::Deterministic(format!("{PIE_FILE} is not a valid Cairo PIE: {e}")))?;
+    let pie =
+        orchestrator_gps_fact_checker::fact::pie::read_pie_bytes(&cairo_pie_zip).map_err(|e| {
+            SnosRunnerError::Deterministic(format!("{PIE_FILE} is not a valid Cairo PIE: {e}"))
+        })?;
     let n_steps = pie.execution_resources.n_steps;
     let segment = pie_output(&cairo_pie_zip)?;
     let os_output = match std::fs::read_to_string(dir.join(OS_OUTPUT_FILE)) {
@@ -159,7 +165,11 @@ pub fn read_outputs(dir: &Path) -> Result<SnosOutput, SnosRunnerError> {
             given
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => segment,
-        Err(e) => return Err(SnosRunnerError::Deterministic(format!("cannot read {OS_OUTPUT_FILE}: {e}"))),
+        Err(e) => {
+            return Err(SnosRunnerError::Deterministic(format!(
+                "cannot read {OS_OUTPUT_FILE}: {e}"
+            )))
+        }
     };
     if os_output.is_empty() {
         return Err(SnosRunnerError::Deterministic("the PIE has an empty output segment".into()));
@@ -185,8 +195,10 @@ impl SnosRunner for ExternalRunner {
     }
 
     async fn run(&self, input: &SnosInput) -> Result<SnosOutput, SnosRunnerError> {
-        let dir = tempfile::tempdir().map_err(|e| SnosRunnerError::Retryable(format!("output dir: {e}")))?;
-        let blocks: Vec<String> = (input.start_block..=input.end_block).map(|b| b.to_string()).collect();
+        let dir = tempfile::tempdir()
+            .map_err(|e| SnosRunnerError::Retryable(format!("output dir: {e}")))?;
+        let blocks: Vec<String> =
+            (input.start_block..=input.end_block).map(|b| b.to_string()).collect();
         let keys: Vec<String> = input.da_public_keys.iter().map(|k| format!("{k:#x}")).collect();
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
@@ -207,9 +219,9 @@ impl SnosRunner for ExternalRunner {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| SnosRunnerError::Deterministic(format!("cannot start the SNOS command: {e}")))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            SnosRunnerError::Deterministic(format!("cannot start the SNOS command: {e}"))
+        })?;
         let pgid = child.id();
         let mut stderr = child.stderr.take();
         let reader = tokio::spawn(async move {
@@ -228,7 +240,9 @@ impl SnosRunner for ExternalRunner {
         );
 
         let status = match tokio::time::timeout(self.config.timeout, child.wait()).await {
-            Ok(status) => status.map_err(|e| SnosRunnerError::Retryable(format!("waiting for the SNOS command: {e}")))?,
+            Ok(status) => status.map_err(|e| {
+                SnosRunnerError::Retryable(format!("waiting for the SNOS command: {e}"))
+            })?,
             Err(_) => {
                 if let Some(pgid) = pgid {
                     kill_group(pgid).await;
@@ -255,9 +269,10 @@ impl SnosRunner for ExternalRunner {
         if !status.success() {
             let reason = format!(
                 "SNOS command failed ({}); stderr: {}",
-                status
-                    .code()
-                    .map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit status {c}")),
+                status.code().map_or_else(
+                    || "killed by a signal".to_owned(),
+                    |c| format!("exit status {c}")
+                ),
                 tail(&stderr)
             );
             return Err(match status.code() {

@@ -8,28 +8,16 @@
 use std::fmt;
 
 /// The modulus `r`, little-endian limbs.
-pub const MODULUS: [u64; 4] = [
-    0xffff_ffff_0000_0001,
-    0x53bd_a402_fffe_5bfe,
-    0x3339_d808_09a1_d805,
-    0x73ed_a753_299d_7d48,
-];
+pub const MODULUS: [u64; 4] =
+    [0xffff_ffff_0000_0001, 0x53bd_a402_fffe_5bfe, 0x3339_d808_09a1_d805, 0x73ed_a753_299d_7d48];
 /// `-r^{-1} mod 2^64`.
 pub const INV: u64 = 0xffff_fffe_ffff_ffff;
 /// `2^256 mod r` (the Montgomery form of 1).
-pub const R: [u64; 4] = [
-    0x0000_0001_ffff_fffe,
-    0x5884_b7fa_0003_4802,
-    0x998c_4fef_ecbc_4ff5,
-    0x1824_b159_acc5_056f,
-];
+pub const R: [u64; 4] =
+    [0x0000_0001_ffff_fffe, 0x5884_b7fa_0003_4802, 0x998c_4fef_ecbc_4ff5, 0x1824_b159_acc5_056f];
 /// `2^512 mod r` (used to enter Montgomery form).
-pub const R2: [u64; 4] = [
-    0xc999_e990_f3f2_9c6d,
-    0x2b6c_edcb_8792_5c23,
-    0x05d3_1496_7254_398f,
-    0x0748_d9d9_9f59_ff11,
-];
+pub const R2: [u64; 4] =
+    [0xc999_e990_f3f2_9c6d, 0x2b6c_edcb_8792_5c23, 0x05d3_1496_7254_398f, 0x0748_d9d9_9f59_ff11];
 
 /// The modulus `r` of the BLS12-381 scalar field as a decimal string.
 pub const MODULUS_DECIMAL: &str =
@@ -61,12 +49,7 @@ const fn reduce_once(a: [u64; 4]) -> [u64; 4] {
     let (d2, b) = sbb(a[2], MODULUS[2], b);
     let (d3, b) = sbb(a[3], MODULUS[3], b);
     // b is all ones when a < r: keep a.
-    [
-        (a[0] & b) | (d0 & !b),
-        (a[1] & b) | (d1 & !b),
-        (a[2] & b) | (d2 & !b),
-        (a[3] & b) | (d3 & !b),
-    ]
+    [(a[0] & b) | (d0 & !b), (a[1] & b) | (d1 & !b), (a[2] & b) | (d2 & !b), (a[3] & b) | (d3 & !b)]
 }
 
 /// Whether the little-endian limbs are below `r`.

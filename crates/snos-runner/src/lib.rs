@@ -134,8 +134,11 @@ pub trait SnosRunner: Send + Sync + fmt::Debug {
 
 /// Reads the output segment of a zipped PIE, as felts.
 pub fn pie_output(cairo_pie_zip: &[u8]) -> Result<Vec<Felt>, SnosRunnerError> {
-    let pie = orchestrator_gps_fact_checker::fact::pie::read_pie_bytes(cairo_pie_zip)
-        .map_err(|e| SnosRunnerError::Deterministic(format!("cairo_pie.zip is not a valid Cairo PIE: {e}")))?;
-    orchestrator_gps_fact_checker::fact::pie::program_output(&pie)
-        .map_err(|e| SnosRunnerError::Deterministic(format!("cannot read the PIE's output segment: {e}")))
+    let pie =
+        orchestrator_gps_fact_checker::fact::pie::read_pie_bytes(cairo_pie_zip).map_err(|e| {
+            SnosRunnerError::Deterministic(format!("cairo_pie.zip is not a valid Cairo PIE: {e}"))
+        })?;
+    orchestrator_gps_fact_checker::fact::pie::program_output(&pie).map_err(|e| {
+        SnosRunnerError::Deterministic(format!("cannot read the PIE's output segment: {e}"))
+    })
 }

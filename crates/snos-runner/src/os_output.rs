@@ -94,7 +94,10 @@ pub fn kzg_segment(blob_data: &BlobData) -> Result<Vec<Felt>, SnosRunnerError> {
         commitment_halves.push(Felt::from_bytes_be_slice(&c[24..]));
         commitment_halves.push(Felt::from_bytes_be_slice(&c[..24]));
     }
-    let x0 = Poseidon::hash(&Poseidon::hash_array(&blob_data.felts), &Poseidon::hash_array(&commitment_halves));
+    let x0 = Poseidon::hash(
+        &Poseidon::hash_array(&blob_data.felts),
+        &Poseidon::hash_array(&commitment_halves),
+    );
     let z = x0.to_bytes_be();
     let mut out = Vec::with_capacity(2 + 4 * blob_data.blobs.len());
     out.push(x0);
@@ -112,7 +115,9 @@ pub fn kzg_segment(blob_data: &BlobData) -> Result<Vec<Felt>, SnosRunnerError> {
 /// The OS-shaped output of `input` (whose `batch` must be set).
 pub fn build_os_output(input: &SnosInput) -> Result<Vec<Felt>, SnosRunnerError> {
     let batch = input.batch.as_ref().ok_or_else(|| {
-        SnosRunnerError::Deterministic("the stand-in needs the batch data read from the node".into())
+        SnosRunnerError::Deterministic(
+            "the stand-in needs the batch data read from the node".into(),
+        )
     })?;
     if input.end_block < input.start_block {
         return Err(SnosRunnerError::Deterministic(format!(

@@ -19,7 +19,10 @@ use cairo_vm::{
         hint_processor_definition::HintReference,
     },
     serde::deserialize_program::ApTracking,
-    types::{exec_scope::ExecutionScopes, layout_name::LayoutName, program::Program, relocatable::MaybeRelocatable},
+    types::{
+        exec_scope::ExecutionScopes, layout_name::LayoutName, program::Program,
+        relocatable::MaybeRelocatable,
+    },
     vm::{errors::hint_errors::HintError, vm_core::VirtualMachine},
 };
 
@@ -50,11 +53,12 @@ impl StandInRunner {
 /// # Errors
 /// The committed program does not load (a broken build).
 pub fn program_hash() -> Result<Felt, SnosRunnerError> {
-    let program = Program::from_bytes(PROGRAM_JSON, Some("main"))
-        .map_err(|e| SnosRunnerError::Deterministic(format!("stand-in program does not load: {e}")))?;
-    let stripped = program
-        .get_stripped_program()
-        .map_err(|e| SnosRunnerError::Deterministic(format!("stand-in program does not strip: {e}")))?;
+    let program = Program::from_bytes(PROGRAM_JSON, Some("main")).map_err(|e| {
+        SnosRunnerError::Deterministic(format!("stand-in program does not load: {e}"))
+    })?;
+    let stripped = program.get_stripped_program().map_err(|e| {
+        SnosRunnerError::Deterministic(format!("stand-in program does not strip: {e}"))
+    })?;
     cairo_vm::program_hash::compute_program_hash_chain(&stripped, 0)
         .map_err(|e| SnosRunnerError::Deterministic(format!("stand-in program hash: {e}")))
 }
@@ -86,7 +90,10 @@ pub fn layout_name(name: &str) -> Result<LayoutName, SnosRunnerError> {
 
 /// Runs the stand-in program so that its output is `os_output`; returns the zipped PIE and
 /// the step count. Blocking (CPU-bound).
-pub fn run_program(os_output: Vec<Felt>, layout: LayoutName) -> Result<(Vec<u8>, usize), SnosRunnerError> {
+pub fn run_program(
+    os_output: Vec<Felt>,
+    layout: LayoutName,
+) -> Result<(Vec<u8>, usize), SnosRunnerError> {
     run_program_at(os_output, 0, layout)
 }
 
@@ -103,11 +110,13 @@ pub fn run_program_at(
         // The dynamic layout needs parameters we do not have; any fixed layout with an output
         // builtin will do for the stand-in.
         return Err(SnosRunnerError::Deterministic(
-            "the stand-in cannot run with the dynamic layout; use a fixed one such as all_cairo".into(),
+            "the stand-in cannot run with the dynamic layout; use a fixed one such as all_cairo"
+                .into(),
         ));
     }
-    let program = Program::from_bytes(PROGRAM_JSON, Some("main"))
-        .map_err(|e| SnosRunnerError::Deterministic(format!("stand-in program does not load: {e}")))?;
+    let program = Program::from_bytes(PROGRAM_JSON, Some("main")).map_err(|e| {
+        SnosRunnerError::Deterministic(format!("stand-in program does not load: {e}"))
+    })?;
     let data = Arc::new(os_output);
     let hint_data = Arc::clone(&data);
     let hint = HintFunc(Box::new(
@@ -118,7 +127,8 @@ pub fn run_program_at(
               _constants: &HashMap<String, Felt>|
               -> Result<(), HintError> {
             let base = vm.add_memory_segment();
-            let values: Vec<MaybeRelocatable> = hint_data.iter().map(|f| MaybeRelocatable::from(*f)).collect();
+            let values: Vec<MaybeRelocatable> =
+                hint_data.iter().map(|f| MaybeRelocatable::from(*f)).collect();
             vm.load_data(base, &values)?;
             insert_value_from_var_name("os_output", base, vm, ids, ap)?;
             insert_value_from_var_name("n_felts", Felt::from(hint_data.len()), vm, ids, ap)?;
@@ -128,7 +138,12 @@ pub fn run_program_at(
     ));
     let mut hints = BuiltinHintProcessor::new_empty();
     hints.add_hint(HINT_CODE.to_owned(), Rc::new(hint));
-    let config = CairoRunConfig { layout, proof_mode: false, relocate_mem: true, ..CairoRunConfig::default() };
+    let config = CairoRunConfig {
+        layout,
+        proof_mode: false,
+        relocate_mem: true,
+        ..CairoRunConfig::default()
+    };
     let runner = cairo_run_program(&program, &config, &mut hints)
         .map_err(|e| SnosRunnerError::Deterministic(format!("stand-in run failed: {e}")))?;
     let pie = runner
@@ -136,7 +151,8 @@ pub fn run_program_at(
         .map_err(|e| SnosRunnerError::Deterministic(format!("stand-in PIE: {e}")))?;
     let n_steps = pie.execution_resources.n_steps;
 
-    let file = tempfile::NamedTempFile::new().map_err(|e| SnosRunnerError::Retryable(format!("temp file: {e}")))?;
+    let file = tempfile::NamedTempFile::new()
+        .map_err(|e| SnosRunnerError::Retryable(format!("temp file: {e}")))?;
     pie.write_zip_file(file.path(), false)
         .map_err(|e| SnosRunnerError::Retryable(format!("writing the PIE zip: {e}")))?;
     let mut zip = Vec::new();
@@ -161,9 +177,10 @@ impl SnosRunner for StandInRunner {
         let layout = layout_name(&input.layout)?;
         let os_output = build_os_output(input)?;
         let expected = os_output.clone();
-        let (cairo_pie_zip, n_steps) = tokio::task::spawn_blocking(move || run_program(os_output, layout))
-            .await
-            .map_err(|e| SnosRunnerError::Retryable(format!("stand-in task: {e}")))??;
+        let (cairo_pie_zip, n_steps) =
+            tokio::task::spawn_blocking(move || run_program(os_output, layout))
+                .await
+                .map_err(|e| SnosRunnerError::Retryable(format!("stand-in task: {e}")))??;
         // The PIE must carry exactly the output we meant to write.
         let written = crate::pie_output(&cairo_pie_zip)?;
         if written != expected {
@@ -192,9 +209,11 @@ mod tests {
 
     #[test]
     fn program_hash_is_the_hash_its_pies_carry() {
-        let (zip, _) = run_program(build_os_output(&input(true)).unwrap(), LayoutName::all_cairo).unwrap();
+        let (zip, _) =
+            run_program(build_os_output(&input(true)).unwrap(), LayoutName::all_cairo).unwrap();
         let parsed = pie::read_pie_bytes(&zip).unwrap();
-        let from_pie = orchestrator_gps_fact_checker::fact::program_hash::program_hash(&parsed).unwrap();
+        let from_pie =
+            orchestrator_gps_fact_checker::fact::program_hash::program_hash(&parsed).unwrap();
         assert_eq!(program_hash().unwrap(), from_pie);
         assert_ne!(from_pie, Felt::ZERO);
     }
@@ -240,18 +259,19 @@ mod tests {
             let i = input(kzg);
             let started = std::time::Instant::now();
             let out = StandInRunner::new().run(&i).await.unwrap();
-            eprintln!("stand-in run (use_kzg_da={kzg}): {:?}, {} steps", started.elapsed(), out.n_steps);
+            eprintln!(
+                "stand-in run (use_kzg_da={kzg}): {:?}, {} steps",
+                started.elapsed(),
+                out.n_steps
+            );
             assert!(out.n_steps > 0);
             let read = pie::read_pie_bytes(&out.cairo_pie_zip).unwrap();
             read.run_validity_checks().unwrap();
             assert_eq!(pie::program_output(&read).unwrap(), out.os_output);
             assert_eq!(out.os_output, build_os_output(&i).unwrap());
             let fact = snos_fact(&read, &out.os_output).unwrap();
-            let expected = if kzg {
-                facts::fact(&read).unwrap()
-            } else {
-                facts::l2_fact(&read).unwrap()
-            };
+            let expected =
+                if kzg { facts::fact(&read).unwrap() } else { facts::l2_fact(&read).unwrap() };
             assert_eq!(fact, expected);
         }
     }
@@ -280,8 +300,9 @@ mod tests {
     #[test]
     fn committed_json_matches_a_fresh_compile() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-        let venv = std::env::var("ORCH_PYREF_VENV")
-            .unwrap_or_else(|_| format!("{}/.cache/orchestrator/pyref-venv", std::env::var("HOME").unwrap_or_default()));
+        let venv = std::env::var("ORCH_PYREF_VENV").unwrap_or_else(|_| {
+            format!("{}/.cache/orchestrator/pyref-venv", std::env::var("HOME").unwrap_or_default())
+        });
         if !std::path::Path::new(&format!("{venv}/bin/cairo-compile")).exists() {
             eprintln!("skipped: no cairo-compile in {venv} (scripts/install-pyrefs.sh)");
             return;
@@ -291,6 +312,9 @@ mod tests {
             .env("ORCH_PYREF_VENV", &venv)
             .status()
             .unwrap();
-        assert!(status.success(), "committed os_stand_in.json is stale: run scripts/compile-cairo.sh");
+        assert!(
+            status.success(),
+            "committed os_stand_in.json is stale: run scripts/compile-cairo.sh"
+        );
     }
 }

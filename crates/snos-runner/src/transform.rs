@@ -29,12 +29,8 @@ const LOG_N: u32 = 12;
 /// The EIP-4844 primitive 4096-th root of unity
 /// (`39033254847818212395286706435128746857159659164139250548781411570340225835782`),
 /// little-endian limbs.
-const OMEGA: [u64; 4] = [
-    0xe206_da11_a5d3_6306,
-    0x0ad1_347b_378f_bf96,
-    0xfc3e_8acf_e0f8_245f,
-    0x564c_0a11_a0f7_04f4,
-];
+const OMEGA: [u64; 4] =
+    [0xe206_da11_a5d3_6306, 0x0ad1_347b_378f_bf96, 0xfc3e_8acf_e0f8_245f, 0x564c_0a11_a0f7_04f4];
 
 /// A blob: 131072 bytes, 4096 big-endian 32-byte field elements in evaluation form.
 pub type Blob = Vec<u8>;
@@ -91,14 +87,8 @@ fn twiddles() -> &'static Twiddles {
             }
             v
         };
-        let n_inv = Fr::from_u64(FELTS_PER_BLOB as u64)
-            .inverse()
-            .unwrap_or(Fr::ONE);
-        Twiddles {
-            forward: powers(omega),
-            inverse: powers(omega_inv),
-            n_inv,
-        }
+        let n_inv = Fr::from_u64(FELTS_PER_BLOB as u64).inverse().unwrap_or(Fr::ONE);
+        Twiddles { forward: powers(omega), inverse: powers(omega_inv), n_inv }
     })
 }
 
@@ -119,11 +109,7 @@ pub fn bit_reverse(i: usize) -> usize {
 /// # Panics
 /// Never for a 4096-element slice; other lengths are a programming error and panic.
 pub fn evaluate_in_place(values: &mut [Fr]) {
-    assert_eq!(
-        values.len(),
-        FELTS_PER_BLOB,
-        "the transform works on exactly 4096 elements"
-    );
+    assert_eq!(values.len(), FELTS_PER_BLOB, "the transform works on exactly 4096 elements");
     let tw = &twiddles().forward;
     let n = values.len();
     let mut half = n / 2;
@@ -152,11 +138,7 @@ pub fn evaluate_in_place(values: &mut [Fr]) {
 /// # Panics
 /// Never for a 4096-element slice; other lengths are a programming error and panic.
 pub fn interpolate_in_place(values: &mut [Fr]) {
-    assert_eq!(
-        values.len(),
-        FELTS_PER_BLOB,
-        "the transform works on exactly 4096 elements"
-    );
+    assert_eq!(values.len(), FELTS_PER_BLOB, "the transform works on exactly 4096 elements");
     let t = twiddles();
     let tw = &t.inverse;
     let n = values.len();
@@ -255,10 +237,7 @@ mod tests {
 
     /// Direct evaluation by Horner's rule at `ω^bitrev(i)` (O(n²)); only used on a few points.
     fn horner_at(coeffs: &[Fr], x: Fr) -> Fr {
-        coeffs
-            .iter()
-            .rev()
-            .fold(Fr::ZERO, |acc, c| acc.mul(x).add(*c))
+        coeffs.iter().rev().fold(Fr::ZERO, |acc, c| acc.mul(x).add(*c))
     }
 
     #[test]
@@ -284,9 +263,7 @@ mod tests {
 
     #[test]
     fn ntt_matches_horner_on_sample_points() {
-        let coeffs: Vec<Fr> = (0..FELTS_PER_BLOB as u64)
-            .map(|i| Fr::from_u64(i * i + 7))
-            .collect();
+        let coeffs: Vec<Fr> = (0..FELTS_PER_BLOB as u64).map(|i| Fr::from_u64(i * i + 7)).collect();
         let mut evals = coeffs.clone();
         evaluate_in_place(&mut evals);
         let w = omega();
@@ -303,26 +280,13 @@ mod tests {
         assert_eq!(felts_to_blobs(&felts, 6).unwrap().len(), 2);
         assert_eq!(
             felts_to_blobs(&felts, 1),
-            Err(TransformError::TooManyBlobs {
-                needed: 2,
-                max: 1,
-                n_felts: 4097
-            })
+            Err(TransformError::TooManyBlobs { needed: 2, max: 1, n_felts: 4097 })
         );
-        assert_eq!(
-            blob_to_coefficients(&[0u8; 10]),
-            Err(TransformError::BlobSize(10))
-        );
+        assert_eq!(blob_to_coefficients(&[0u8; 10]), Err(TransformError::BlobSize(10)));
         let mut blob = vec![0u8; BYTES_PER_BLOB];
         blob[32 * 5..32 * 6].fill(0xff);
-        assert_eq!(
-            blob_to_coefficients(&blob),
-            Err(TransformError::NonCanonical { index: 5 })
-        );
-        assert!(matches!(
-            felts_to_blob(&felts),
-            Err(TransformError::TooManyFelts(4097))
-        ));
+        assert_eq!(blob_to_coefficients(&blob), Err(TransformError::NonCanonical { index: 5 }));
+        assert!(matches!(felts_to_blob(&felts), Err(TransformError::TooManyFelts(4097))));
     }
 
     #[test]

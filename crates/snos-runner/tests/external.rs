@@ -3,7 +3,8 @@
 use std::{path::Path, time::Duration, time::Instant};
 
 use orchestrator_snos_runner::{
-    stand_in::run_program, ExternalRunner, ExternalRunnerConfig, Felt, SnosInput, SnosRunner, SnosRunnerError,
+    stand_in::run_program, ExternalRunner, ExternalRunnerConfig, Felt, SnosInput, SnosRunner,
+    SnosRunnerError,
 };
 
 fn input() -> SnosInput {
@@ -25,7 +26,8 @@ fn pie(dir: &Path) -> (std::path::PathBuf, Vec<Felt>) {
     let mut output: Vec<Felt> = (1u64..=12).map(Felt::from).collect();
     output[8] = Felt::ZERO;
     output[9] = Felt::ONE;
-    let (zip, _) = run_program(output.clone(), cairo_vm::types::layout_name::LayoutName::all_cairo).unwrap();
+    let (zip, _) =
+        run_program(output.clone(), cairo_vm::types::layout_name::LayoutName::all_cairo).unwrap();
     let path = dir.join("fixture_pie.zip");
     std::fs::write(&path, zip).unwrap();
     (path, output)
@@ -37,7 +39,10 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
     format!("sh {}", path.display())
 }
 
-async fn run(command: String, timeout: Duration) -> Result<orchestrator_snos_runner::SnosOutput, SnosRunnerError> {
+async fn run(
+    command: String,
+    timeout: Duration,
+) -> Result<orchestrator_snos_runner::SnosOutput, SnosRunnerError> {
     ExternalRunner::new(ExternalRunnerConfig { command, timeout }).run(&input()).await
 }
 
@@ -77,18 +82,29 @@ async fn success_with_and_without_os_output_json() {
     }
 
     // Without os_output.json the PIE's output segment is the OS output.
-    let cmd = script(dir.path(), "pie_only.sh", &format!("cp {} \"$SNOS_OUTPUT_DIR/cairo_pie.zip\"", pie_path.display()));
+    let cmd = script(
+        dir.path(),
+        "pie_only.sh",
+        &format!("cp {} \"$SNOS_OUTPUT_DIR/cairo_pie.zip\"", pie_path.display()),
+    );
     assert_eq!(run(cmd, Duration::from_secs(30)).await.unwrap().os_output, output);
 }
 
 #[tokio::test]
 async fn failure_carries_the_stderr_tail_and_is_classified_by_exit_status() {
     let dir = tempfile::tempdir().unwrap();
-    let cmd = script(dir.path(), "fail.sh", "echo 'lots of noise' >&2\necho 'block 4: OS execution failed: assertion' >&2\nexit 2");
+    let cmd = script(
+        dir.path(),
+        "fail.sh",
+        "echo 'lots of noise' >&2\necho 'block 4: OS execution failed: assertion' >&2\nexit 2",
+    );
     let err = run(cmd, Duration::from_secs(30)).await.unwrap_err();
     assert!(!err.is_retryable());
     let msg = err.to_string();
-    assert!(msg.contains("exit status 2") && msg.contains("block 4: OS execution failed: assertion"), "{msg}");
+    assert!(
+        msg.contains("exit status 2") && msg.contains("block 4: OS execution failed: assertion"),
+        "{msg}"
+    );
 
     let cmd = script(dir.path(), "tempfail.sh", "echo 'rpc down' >&2\nexit 75");
     let err = run(cmd, Duration::from_secs(30)).await.unwrap_err();
@@ -108,7 +124,10 @@ async fn timeout_kills_the_command_and_its_children() {
     let cmd = script(
         dir.path(),
         "slow.sh",
-        &format!("echo 'working on block 3' >&2\n(sleep 3; touch {}) &\nsleep 30", marker.display()),
+        &format!(
+            "echo 'working on block 3' >&2\n(sleep 3; touch {}) &\nsleep 30",
+            marker.display()
+        ),
     );
     let started = Instant::now();
     let err = run(cmd, Duration::from_millis(700)).await.unwrap_err();

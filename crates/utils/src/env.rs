@@ -93,13 +93,10 @@ where
         let Some(path) = lookup(&format!("{var}{FILE_SUFFIX}")).filter(|p| !p.is_empty()) else {
             continue;
         };
-        let path =
-            PathBuf::from(
-                path.into_string()
-                    .map_err(|_| FileSecretError::PathNotUnicode {
-                        var: var.to_owned(),
-                    })?,
-            );
+        let path = PathBuf::from(
+            path.into_string()
+                .map_err(|_| FileSecretError::PathNotUnicode { var: var.to_owned() })?,
+        );
         let value = read_secret_file(var, &path)?;
         let var_is_set = lookup(var).is_some_and(|v| !v.is_empty());
         if !var_is_set {
@@ -129,16 +126,11 @@ fn read_secret_file(var: &str, path: &Path) -> Result<String, FileSecretError> {
         path: path.to_owned(),
         source,
     })?;
-    let text = String::from_utf8(bytes).map_err(|_| FileSecretError::NotUtf8 {
-        var: var.to_owned(),
-        path: path.to_owned(),
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| FileSecretError::NotUtf8 { var: var.to_owned(), path: path.to_owned() })?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(FileSecretError::Empty {
-            var: var.to_owned(),
-            path: path.to_owned(),
-        });
+        return Err(FileSecretError::Empty { var: var.to_owned(), path: path.to_owned() });
     }
     Ok(trimmed.to_owned())
 }
@@ -149,10 +141,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
-        let map: HashMap<String, OsString> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
-            .collect();
+        let map: HashMap<String, OsString> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), OsString::from(v))).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -198,18 +188,13 @@ mod tests {
         let err = resolve_file_secrets(&["KEY"], env(&[("KEY_FILE", "/nonexistent/secret")]))
             .unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("KEY_FILE") && msg.contains("/nonexistent/secret"),
-            "{msg}"
-        );
+        assert!(msg.contains("KEY_FILE") && msg.contains("/nonexistent/secret"), "{msg}");
     }
 
     #[test]
     fn missing_file_is_an_error_even_when_variable_is_set() {
-        let err = resolve_file_secrets(
-            &["KEY"],
-            env(&[("KEY", "v"), ("KEY_FILE", "/nonexistent/x")]),
-        );
+        let err =
+            resolve_file_secrets(&["KEY"], env(&[("KEY", "v"), ("KEY_FILE", "/nonexistent/x")]));
         assert!(matches!(err, Err(FileSecretError::Read { .. })));
     }
 

@@ -84,10 +84,7 @@ mod tests {
             maybe: Some("k2-hidden".to_owned().into()),
         };
         let out = format!("{h:?} {h:#?}");
-        assert!(
-            !out.contains("top-secret") && !out.contains("hidden"),
-            "{out}"
-        );
+        assert!(!out.contains("top-secret") && !out.contains("hidden"), "{out}");
     }
 
     #[test]

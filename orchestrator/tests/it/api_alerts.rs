@@ -47,9 +47,7 @@ impl JobTrigger for ScriptedTrigger {
     async fn run(&self, _config: Arc<Config>) -> Result<(), TriggerError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         if self.fail.load(Ordering::SeqCst) {
-            Err(TriggerError::Other(
-                "madara node unreachable at block 42".to_owned(),
-            ))
+            Err(TriggerError::Other("madara node unreachable at block 42".to_owned()))
         } else {
             Ok(())
         }
@@ -97,21 +95,11 @@ async fn trigger_failures_halts_and_pauses() {
     run().await;
     trigger.fail.store(true, Ordering::SeqCst);
     run().await;
-    let records = LogAlert::read_records(&dir.path().join("alerts.jsonl"))
-        .await
-        .unwrap();
-    let failed: Vec<_> = records
-        .iter()
-        .filter(|r| r.title.contains("Trigger Snos failed"))
-        .collect();
+    let records = LogAlert::read_records(&dir.path().join("alerts.jsonl")).await.unwrap();
+    let failed: Vec<_> =
+        records.iter().filter(|r| r.title.contains("Trigger Snos failed")).collect();
     assert_eq!(failed.len(), 2);
-    assert!(
-        failed[0]
-            .body
-            .contains("madara node unreachable at block 42"),
-        "{}",
-        failed[0].body
-    );
+    assert!(failed[0].body.contains("madara node unreachable at block 42"), "{}", failed[0].body);
     assert_eq!(runs(&config, "error"), "3");
     trigger.fail.store(false, Ordering::SeqCst);
 
@@ -120,33 +108,14 @@ async fn trigger_failures_halts_and_pauses() {
     let before = trigger.runs.load(Ordering::SeqCst);
     run().await;
     run().await;
-    assert_eq!(
-        trigger.runs.load(Ordering::SeqCst),
-        before,
-        "a halted trigger does not run"
-    );
-    let records = LogAlert::read_records(&dir.path().join("alerts.jsonl"))
-        .await
-        .unwrap();
-    let halted: Vec<_> = records
-        .iter()
-        .filter(|r| r.title.starts_with("Pipeline halted"))
-        .collect();
+    assert_eq!(trigger.runs.load(Ordering::SeqCst), before, "a halted trigger does not run");
+    let records = LogAlert::read_records(&dir.path().join("alerts.jsonl")).await.unwrap();
+    let halted: Vec<_> =
+        records.iter().filter(|r| r.title.starts_with("Pipeline halted")).collect();
     assert_eq!(halted.len(), 1, "{halted:?}");
-    assert!(
-        halted[0].body.contains(&job.id.to_string()),
-        "{}",
-        halted[0].body
-    );
-    assert!(
-        halted[0].body.contains("internal_id 7"),
-        "{}",
-        halted[0].body
-    );
-    assert_eq!(
-        config.trigger_control.halted(),
-        vec![WorkerTriggerType::Snos]
-    );
+    assert!(halted[0].body.contains(&job.id.to_string()), "{}", halted[0].body);
+    assert!(halted[0].body.contains("internal_id 7"), "{}", halted[0].body);
+    assert_eq!(config.trigger_control.halted(), vec![WorkerTriggerType::Snos]);
     assert_eq!(runs(&config, "halted"), "2");
     assert!(config
         .metrics

@@ -29,13 +29,10 @@ fn chromium() -> Option<PathBuf> {
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .flat_map(|d| [d.join("chromium"), d.join("chromium-browser")]);
-    [
-        "/usr/bin/chromium".into(),
-        "/usr/bin/chromium-browser".into(),
-    ]
-    .into_iter()
-    .chain(on_path)
-    .find(|p: &PathBuf| p.is_file())
+    ["/usr/bin/chromium".into(), "/usr/bin/chromium-browser".into()]
+        .into_iter()
+        .chain(on_path)
+        .find(|p: &PathBuf| p.is_file())
 }
 
 /// Runs headless Chromium (the flags that work on a closed network, as root) with `extra`.
@@ -63,11 +60,7 @@ async fn run_chromium(chrome: &Path, profile: &Path, extra: &[String]) -> String
         .await
         .expect("chromium finished within 120 s")
         .expect("chromium runs");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -94,34 +87,19 @@ async fn dashboard_renders_batch_rows_in_chromium() {
     db.create_aggregator_batch(s::aggregator_batch(2, 10, 14, AggregatorBatchStatus::Open))
         .await
         .unwrap();
-    db.create_snos_batch(s::snos_batch(1, 1, 0, 4, SnosBatchStatus::Closed))
-        .await
-        .unwrap();
-    db.create_snos_batch(s::snos_batch(2, 1, 5, 9, SnosBatchStatus::Closed))
-        .await
-        .unwrap();
-    db.create_snos_batch(s::snos_batch(3, 2, 10, 14, SnosBatchStatus::Open))
-        .await
-        .unwrap();
+    db.create_snos_batch(s::snos_batch(1, 1, 0, 4, SnosBatchStatus::Closed)).await.unwrap();
+    db.create_snos_batch(s::snos_batch(2, 1, 5, 9, SnosBatchStatus::Closed)).await.unwrap();
+    db.create_snos_batch(s::snos_batch(3, 2, 10, 14, SnosBatchStatus::Open)).await.unwrap();
     s::snos_job(&config, 1, 0, 4, JobStatus::Completed).await;
     let failed = s::snos_job(&config, 2, 5, 9, JobStatus::Failed).await;
-    let proving = JobSpecificMetadata::Proving(ProvingMetadata {
-        block_number: 0,
-        ..Default::default()
-    });
-    let proof = db
-        .create_job(JobItem::new(JobType::ProofCreation, 1, proving))
-        .await
-        .unwrap();
+    let proving =
+        JobSpecificMetadata::Proving(ProvingMetadata { block_number: 0, ..Default::default() });
+    let proof = db.create_job(JobItem::new(JobType::ProofCreation, 1, proving)).await.unwrap();
     s::set_status(&config, proof, JobStatus::Completed).await;
-    let aggregation = JobSpecificMetadata::Aggregator(AggregatorMetadata {
-        batch_num: 1,
-        ..Default::default()
-    });
-    let aggregator = db
-        .create_job(JobItem::new(JobType::Aggregator, 1, aggregation))
-        .await
-        .unwrap();
+    let aggregation =
+        JobSpecificMetadata::Aggregator(AggregatorMetadata { batch_num: 1, ..Default::default() });
+    let aggregator =
+        db.create_job(JobItem::new(JobType::Aggregator, 1, aggregation)).await.unwrap();
     let aggregator = s::set_status(&config, aggregator, JobStatus::PendingVerification).await;
 
     // No workers touch these jobs: there are no messages for them.
@@ -138,37 +116,23 @@ async fn dashboard_renders_batch_rows_in_chromium() {
     let dom = run_chromium(
         &chrome,
         &profile,
-        &[
-            "--virtual-time-budget=5000".into(),
-            "--dump-dom".into(),
-            url.clone(),
-        ],
+        &["--virtual-time-budget=5000".into(), "--dump-dom".into(), url.clone()],
     )
     .await;
-    assert!(
-        dom.contains(r#"data-loaded="true""#),
-        "the page's script loaded the data:\n{dom}"
-    );
+    assert!(dom.contains(r#"data-loaded="true""#), "the page's script loaded the data:\n{dom}");
     assert_eq!(
         dom.matches(r#"class="batch-row""#).count(),
         5,
         "3 SNOS + 2 aggregator rows:\n{dom}"
     );
-    for (kind, index) in [
-        ("snos", 1),
-        ("snos", 2),
-        ("snos", 3),
-        ("aggregator", 1),
-        ("aggregator", 2),
-    ] {
+    for (kind, index) in
+        [("snos", 1), ("snos", 2), ("snos", 3), ("aggregator", 1), ("aggregator", 2)]
+    {
         let row = format!(r#"data-kind="{kind}" data-index="{index}""#);
         assert!(dom.contains(&row), "row {row} missing:\n{dom}");
     }
     assert!(
-        dom.contains(&format!(
-            r#"class="status s-Failed" href="jobs/{}""#,
-            failed.id
-        )),
+        dom.contains(&format!(r#"class="status s-Failed" href="jobs/{}""#, failed.id)),
         "{dom}"
     );
     assert!(
@@ -179,10 +143,7 @@ async fn dashboard_renders_batch_rows_in_chromium() {
         "{dom}"
     );
     for stage in ["SnosRun", "ProofCreation", "Aggregator", "StateTransition"] {
-        assert!(
-            dom.contains(&format!("<th>{stage}</th>")),
-            "stage column {stage} missing"
-        );
+        assert!(dom.contains(&format!("<th>{stage}</th>")), "stage column {stage} missing");
     }
     // The job link answers the job JSON.
     let job: serde_json::Value =
@@ -208,10 +169,7 @@ async fn dashboard_renders_batch_rows_in_chromium() {
     .await;
     let size = std::fs::metadata(&shot).expect("screenshot written").len();
     eprintln!("dashboard screenshot: {} ({size} bytes)", shot.display());
-    assert!(
-        size > 5_000,
-        "a rendered page, not a blank one: {size} bytes"
-    );
+    assert!(size > 5_000, "a rendered page, not a blank one: {size} bytes");
     if let Ok(keep) = std::env::var("ORCH_DASHBOARD_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }

@@ -26,12 +26,7 @@ fn parse(text: &str) -> HashMap<String, f64> {
 }
 
 async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
     parse(&text)
 }
 
@@ -48,37 +43,25 @@ async fn metrics_follow_a_pipeline_run() {
     let dir = tempfile::tempdir().unwrap();
     let config = s::config(dir.path(), s::settings(false), Duration::from_secs(2)).await;
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let running = Orchestrator::start_with(config.clone(), addr, None)
-        .await
-        .unwrap();
+    let running = Orchestrator::start_with(config.clone(), addr, None).await.unwrap();
 
     let before = scrape(running.addr).await;
     assert_eq!(value(&before, &status_key("Completed")), 0.0);
-    assert!(
-        before.contains_key(r#"job_queue_depth{queue="snos_job_processing"}"#),
-        "{before:?}"
-    );
+    assert!(before.contains_key(r#"job_queue_depth{queue="snos_job_processing"}"#), "{before:?}");
 
     let mut ids = Vec::new();
     for i in 1..=3 {
         ids.push(
-            service::create_job(&config, JobType::SnosRun, i, support::snos(i))
-                .await
-                .unwrap()
-                .id,
+            service::create_job(&config, JobType::SnosRun, i, support::snos(i)).await.unwrap().id,
         );
     }
 
     // During: the handler sleeps 2 s, so the jobs are seen locked.
     let mut during = HashMap::new();
-    wait_for(
-        Duration::from_secs(20),
-        "jobs seen LockedForProcessing in /metrics",
-        async || {
-            during = scrape(running.addr).await;
-            value(&during, &status_key("LockedForProcessing")) >= 1.0
-        },
-    )
+    wait_for(Duration::from_secs(20), "jobs seen LockedForProcessing in /metrics", async || {
+        during = scrape(running.addr).await;
+        value(&during, &status_key("LockedForProcessing")) >= 1.0
+    })
     .await;
     let locked = r#"job_state_transitions_total{operation_job_type="SnosRun",from_state="Created",to_state="LockedForProcessing"}"#;
     assert!(value(&during, locked) >= 1.0, "{during:?}");
@@ -133,17 +116,11 @@ async fn metrics_follow_a_pipeline_run() {
     };
     assert_eq!((bucket("1"), bucket("2.5")), (0.0, 3.0));
     assert_eq!(
-        value(
-            &after,
-            r#"job_e2e_latency_seconds_count{operation_job_type="SnosRun"}"#
-        ),
+        value(&after, r#"job_e2e_latency_seconds_count{operation_job_type="SnosRun"}"#),
         3.0
     );
     assert_eq!(
-        value(
-            &after,
-            r#"verification_time_seconds_count{operation_job_type="SnosRun"}"#
-        ),
+        value(&after, r#"verification_time_seconds_count{operation_job_type="SnosRun"}"#),
         3.0
     );
     assert_eq!(
@@ -153,11 +130,6 @@ async fn metrics_follow_a_pipeline_run() {
         ),
         3.0
     );
-    assert!(
-        value(
-            &after,
-            r#"http_requests_total{route="/metrics",status="200"}"#
-        ) >= 2.0
-    );
+    assert!(value(&after, r#"http_requests_total{route="/metrics",status="200"}"#) >= 2.0);
     running.stop().await.unwrap();
 }

@@ -39,46 +39,26 @@ async fn fixture(admin: bool) -> Fixture {
     db.create_aggregator_batch(s::aggregator_batch(2, 10, 14, AggregatorBatchStatus::Open))
         .await
         .unwrap();
-    db.create_snos_batch(s::snos_batch(1, 1, 0, 4, SnosBatchStatus::Closed))
-        .await
-        .unwrap();
-    db.create_snos_batch(s::snos_batch(2, 1, 5, 9, SnosBatchStatus::Closed))
-        .await
-        .unwrap();
-    db.create_snos_batch(s::snos_batch(3, 2, 10, 14, SnosBatchStatus::Open))
-        .await
-        .unwrap();
+    db.create_snos_batch(s::snos_batch(1, 1, 0, 4, SnosBatchStatus::Closed)).await.unwrap();
+    db.create_snos_batch(s::snos_batch(2, 1, 5, 9, SnosBatchStatus::Closed)).await.unwrap();
+    db.create_snos_batch(s::snos_batch(3, 2, 10, 14, SnosBatchStatus::Open)).await.unwrap();
     let snos = vec![
         s::snos_job(&config, 1, 0, 4, JobStatus::Completed).await,
         s::snos_job(&config, 2, 5, 9, JobStatus::Failed).await,
         s::snos_job(&config, 3, 10, 14, JobStatus::Created).await,
     ];
-    let proving = JobSpecificMetadata::Proving(ProvingMetadata {
-        block_number: 0,
-        ..Default::default()
-    });
-    let proof = db
-        .create_job(JobItem::new(JobType::ProofCreation, 1, proving))
-        .await
-        .unwrap();
+    let proving =
+        JobSpecificMetadata::Proving(ProvingMetadata { block_number: 0, ..Default::default() });
+    let proof = db.create_job(JobItem::new(JobType::ProofCreation, 1, proving)).await.unwrap();
     let proof = s::set_status(&config, proof, JobStatus::Completed).await;
-    Fixture {
-        _dir: dir,
-        config,
-        snos,
-        proof,
-    }
+    Fixture { _dir: dir, config, snos, proof }
 }
 
 fn assert_error(a: &s::Answer, status: StatusCode, needle: &str) {
     assert_eq!(a.status, status, "{}", a.text);
     let body = a.json();
     assert_eq!(body["success"], false, "{}", a.text);
-    assert!(
-        a.message().contains(needle),
-        "message {:?} lacks {needle:?}",
-        a.message()
-    );
+    assert!(a.message().contains(needle), "message {:?} lacks {needle:?}", a.message());
 }
 
 #[tokio::test]
@@ -91,17 +71,11 @@ async fn health_metrics_and_unknown_routes() {
     let a = get(&router, "/nope").await;
     assert_eq!(
         (a.status, a.text.as_str()),
-        (
-            StatusCode::NOT_FOUND,
-            "The requested resource was not found"
-        )
+        (StatusCode::NOT_FOUND, "The requested resource was not found")
     );
     let a = get(&router, "/metrics").await;
     assert_eq!(a.status, StatusCode::OK);
-    assert!(a.headers["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
+    assert!(a.headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     assert!(
         a.text.contains(
             r#"job_status_current{operation_job_type="SnosRun",operation_job_status="Failed"} 1"#
@@ -109,12 +83,7 @@ async fn health_metrics_and_unknown_routes() {
         "{}",
         a.text
     );
-    assert!(
-        a.text
-            .contains(r#"job_queue_depth{queue="snos_job_processing"} 0"#),
-        "{}",
-        a.text
-    );
+    assert!(a.text.contains(r#"job_queue_depth{queue="snos_job_processing"} 0"#), "{}", a.text);
 }
 
 #[tokio::test]
@@ -135,16 +104,11 @@ async fn jobs_by_status_with_validation() {
     let a = get(&router, "/jobs?status=Completed&job_type=ProofCreation").await;
     assert_eq!(a.json()["data"]["jobs"][0]["id"], f.proof.id.to_string());
 
-    assert_error(
-        &get(&router, "/jobs").await,
-        StatusCode::BAD_REQUEST,
-        "status is required",
-    );
+    assert_error(&get(&router, "/jobs").await, StatusCode::BAD_REQUEST, "status is required");
     let a = get(&router, "/jobs?status=Bogus").await;
     assert_error(&a, StatusCode::BAD_REQUEST, "invalid status \"Bogus\"");
     assert!(
-        a.message()
-            .contains("Created, LockedForProcessing, PendingVerification"),
+        a.message().contains("Created, LockedForProcessing, PendingVerification"),
         "{}",
         a.message()
     );
@@ -197,26 +161,10 @@ async fn process_verify_retry() {
     // process: queues a message on the job's processing queue.
     let a = get(&router, &format!("/jobs/{created}/process")).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    assert_eq!(
-        queue
-            .approximate_len(QueueType::SnosJobProcessing)
-            .await
-            .unwrap(),
-        1
-    );
-    let a = get(
-        &router,
-        &format!("/api/v1/jobs/{created}/process?priority=true"),
-    )
-    .await;
+    assert_eq!(queue.approximate_len(QueueType::SnosJobProcessing).await.unwrap(), 1);
+    let a = get(&router, &format!("/api/v1/jobs/{created}/process?priority=true")).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    assert_eq!(
-        queue
-            .approximate_len(QueueType::PriorityProcessingQueue)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(queue.approximate_len(QueueType::PriorityProcessingQueue).await.unwrap(), 1);
     assert_error(
         &get(&router, &format!("/jobs/{created}/process?priority=maybe")).await,
         StatusCode::BAD_REQUEST,
@@ -263,18 +211,11 @@ async fn a_full_priority_queue_answers_429() {
         let body = format!(r#"{{"id": "{}"}}"#, uuid::Uuid::new_v4());
         f.config
             .queue()
-            .send(
-                QueueType::PriorityProcessingQueue,
-                OutgoingMessage::new(body),
-            )
+            .send(QueueType::PriorityProcessingQueue, OutgoingMessage::new(body))
             .await
             .unwrap();
     }
-    let a = get(
-        &router,
-        &format!("/jobs/{}/process?priority=true", f.snos[2].id),
-    )
-    .await;
+    let a = get(&router, &format!("/jobs/{}/process?priority=true", f.snos[2].id)).await;
     assert_error(
         &a,
         StatusCode::TOO_MANY_REQUESTS,
@@ -282,9 +223,7 @@ async fn a_full_priority_queue_answers_429() {
     );
     // Without priority the job is still accepted.
     assert_eq!(
-        get(&router, &format!("/jobs/{}/process", f.snos[2].id))
-            .await
-            .status,
+        get(&router, &format!("/jobs/{}/process", f.snos[2].id)).await.status,
         StatusCode::OK
     );
 }
@@ -312,19 +251,12 @@ async fn batch_listings() {
     let a = get(&router, "/batches/snos").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let batches = a.json()["data"]["batches"].as_array().unwrap().clone();
-    let indexes: Vec<u64> = batches
-        .iter()
-        .map(|b| b["index"].as_u64().unwrap())
-        .collect();
+    let indexes: Vec<u64> = batches.iter().map(|b| b["index"].as_u64().unwrap()).collect();
     assert_eq!(indexes, vec![3, 2, 1], "newest first by default");
     assert_eq!(batches[0]["aggregator_batch_index"], 2);
     assert!(batches[0]["metrics"]["proving_gas"].is_u64());
 
-    let a = get(
-        &router,
-        "/api/v1/batches/snos?status=closed&sort=asc&limit=1",
-    )
-    .await;
+    let a = get(&router, "/api/v1/batches/snos?status=closed&sort=asc&limit=1").await;
     let batches = a.json()["data"]["batches"].as_array().unwrap().clone();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0]["index"], 1);
@@ -392,12 +324,7 @@ async fn block_routes() {
     assert_eq!(d["snos_batch"]["index"], 1);
     assert_eq!(d["aggregator_batch"]["index"], 1);
     let block_jobs = d["block_jobs"].as_array().unwrap();
-    assert!(
-        block_jobs
-            .iter()
-            .any(|j| j["id"] == f.snos[0].id.to_string()),
-        "{d}"
-    );
+    assert!(block_jobs.iter().any(|j| j["id"] == f.snos[0].id.to_string()), "{d}");
     let proofs = d["aggregator_proof_jobs"].as_array().unwrap();
     assert_eq!(proofs.len(), 1, "{d}");
     assert_eq!(proofs[0]["id"], f.proof.id.to_string());
@@ -427,10 +354,7 @@ async fn admin_routes_do_not_exist_when_disabled() {
         let a = admin_post(&router, uri).await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{uri}: {}", a.text);
     }
-    assert_eq!(
-        get(&router, "/admin/triggers").await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(get(&router, "/admin/triggers").await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -448,11 +372,9 @@ async fn admin_routes_need_the_bearer_token() {
         (Method::POST, "/api/v1/admin/triggers/Snos/resume"),
     ];
     for (method, uri) in routes {
-        for headers in [
-            vec![],
-            vec![("authorization", "Bearer wrong-token")],
-            vec![("authorization", TOKEN)],
-        ] {
+        for headers in
+            [vec![], vec![("authorization", "Bearer wrong-token")], vec![("authorization", TOKEN)]]
+        {
             let a = send(&router, method.clone(), uri, &headers, None).await;
             assert_error(&a, StatusCode::UNAUTHORIZED, "bearer token");
             assert_eq!(a.headers["www-authenticate"], "Bearer");
@@ -460,10 +382,7 @@ async fn admin_routes_need_the_bearer_token() {
         }
     }
     // Nothing changed.
-    assert_eq!(
-        crate::support::status(&f.config, f.snos[1].id).await,
-        JobStatus::Failed
-    );
+    assert_eq!(crate::support::status(&f.config, f.snos[1].id).await, JobStatus::Failed);
 }
 
 #[tokio::test]
@@ -478,10 +397,7 @@ async fn admin_bulk_operations() {
     assert_eq!(d["success_count"], 1);
     assert_eq!(d["successful_job_ids"][0], f.snos[1].id.to_string());
     assert_eq!(d["failed_count"], 0);
-    assert_eq!(
-        crate::support::status(&f.config, f.snos[1].id).await,
-        JobStatus::PendingRetry
-    );
+    assert_eq!(crate::support::status(&f.config, f.snos[1].id).await, JobStatus::PendingRetry);
     assert_error(
         &admin_post(&router, "/admin/jobs/retry/failed?job_type=Nope").await,
         StatusCode::BAD_REQUEST,
@@ -490,12 +406,7 @@ async fn admin_bulk_operations() {
 
     let timed_out = s::set_status(
         &f.config,
-        f.config
-            .database()
-            .get_job_by_id(f.snos[0].id)
-            .await
-            .unwrap()
-            .unwrap(),
+        f.config.database().get_job_by_id(f.snos[0].id).await.unwrap().unwrap(),
         JobStatus::VerificationTimeout,
     )
     .await;
@@ -506,33 +417,15 @@ async fn admin_bulk_operations() {
         JobStatus::PendingVerification
     );
 
-    let before = queue
-        .approximate_len(QueueType::SnosJobVerification)
-        .await
-        .unwrap();
+    let before = queue.approximate_len(QueueType::SnosJobVerification).await.unwrap();
     let a = admin_post(&router, "/admin/jobs/requeue/pending-verification").await;
     assert_eq!(a.json()["data"]["success_count"], 1, "{}", a.text);
-    assert_eq!(
-        queue
-            .approximate_len(QueueType::SnosJobVerification)
-            .await
-            .unwrap(),
-        before + 1
-    );
+    assert_eq!(queue.approximate_len(QueueType::SnosJobVerification).await.unwrap(), before + 1);
 
-    let before = queue
-        .approximate_len(QueueType::SnosJobProcessing)
-        .await
-        .unwrap();
+    let before = queue.approximate_len(QueueType::SnosJobProcessing).await.unwrap();
     let a = admin_post(&router, "/admin/jobs/requeue/created").await;
     assert_eq!(a.json()["data"]["success_count"], 1, "{}", a.text);
-    assert_eq!(
-        queue
-            .approximate_len(QueueType::SnosJobProcessing)
-            .await
-            .unwrap(),
-        before + 1
-    );
+    assert_eq!(queue.approximate_len(QueueType::SnosJobProcessing).await.unwrap(), before + 1);
 
     let a = admin_post(&router, "/admin/batches/close-open").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
@@ -563,12 +456,7 @@ async fn admin_pauses_and_resumes_triggers() {
     )
     .await;
     assert_eq!(listed.json()["data"]["paused"][0], "Snos");
-    assert_eq!(
-        admin_post(&router, "/admin/triggers/Snos/resume")
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(admin_post(&router, "/admin/triggers/Snos/resume").await.status, StatusCode::OK);
     assert!(!f.config.trigger_control.is_paused(WorkerTriggerType::Snos));
 
     let a = admin_post(&router, "/admin/triggers/Bogus/pause").await;
@@ -582,33 +470,12 @@ async fn trace_ids_are_accepted_or_generated_and_echoed() {
     let f = fixture(false).await;
     let router = server::router(f.config.clone());
     let id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let a = send(
-        &router,
-        Method::GET,
-        "/batches/snos",
-        &[("x-trace-id", id)],
-        None,
-    )
-    .await;
+    let a = send(&router, Method::GET, "/batches/snos", &[("x-trace-id", id)], None).await;
     assert_eq!(a.headers["x-trace-id"], id);
     let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let a = send(
-        &router,
-        Method::GET,
-        "/jobs?status=Bogus",
-        &[("traceparent", tp)],
-        None,
-    )
-    .await;
-    assert_eq!(
-        a.headers["x-trace-id"], "0af7651916cd43dd8448eb211c80319c",
-        "errors carry it too"
-    );
-    for bad in [
-        None,
-        Some("not-hex"),
-        Some("00000000000000000000000000000000"),
-    ] {
+    let a = send(&router, Method::GET, "/jobs?status=Bogus", &[("traceparent", tp)], None).await;
+    assert_eq!(a.headers["x-trace-id"], "0af7651916cd43dd8448eb211c80319c", "errors carry it too");
+    for bad in [None, Some("not-hex"), Some("00000000000000000000000000000000")] {
         let headers: Vec<(&str, &str)> = bad.map(|b| ("x-trace-id", b)).into_iter().collect();
         let a = send(&router, Method::GET, "/nope", &headers, None).await;
         let got = a.headers["x-trace-id"].to_str().unwrap();
@@ -632,31 +499,21 @@ async fn clients_over_their_rate_get_429_and_probes_never_do() {
     let b: SocketAddr = "127.0.0.3:40000".parse().unwrap();
     for _ in 0..3 {
         assert_eq!(
-            send(&router, Method::GET, "/batches/snos", &[], Some(a))
-                .await
-                .status,
+            send(&router, Method::GET, "/batches/snos", &[], Some(a)).await.status,
             StatusCode::OK
         );
     }
     let refused = send(&router, Method::GET, "/batches/snos", &[], Some(a)).await;
-    assert_error(
-        &refused,
-        StatusCode::TOO_MANY_REQUESTS,
-        "too many requests from 127.0.0.2",
-    );
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "too many requests from 127.0.0.2");
     assert!(refused.headers.contains_key("retry-after"));
     assert_eq!(
-        send(&router, Method::GET, "/batches/snos", &[], Some(b))
-            .await
-            .status,
+        send(&router, Method::GET, "/batches/snos", &[], Some(b)).await.status,
         StatusCode::OK,
         "per client"
     );
     for _ in 0..10 {
         assert_eq!(
-            send(&router, Method::GET, "/health", &[], Some(a))
-                .await
-                .status,
+            send(&router, Method::GET, "/health", &[], Some(a)).await.status,
             StatusCode::OK
         );
     }
@@ -668,27 +525,16 @@ async fn database_failures_answer_500_without_details() {
     let router = server::router(f.config.clone());
     f.config.database().disconnect().await.unwrap();
     let a = get(&router, "/jobs?status=Failed").await;
-    assert_error(
-        &a,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal server error",
-    );
+    assert_error(&a, StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     assert!(!a.text.to_lowercase().contains("sqlite"), "{}", a.text);
 }
 
 #[tokio::test]
 async fn admin_without_a_token_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = orchestrator::config::ServerSettings {
-        admin_token: None,
-        ..s::settings(true)
-    };
+    let settings = orchestrator::config::ServerSettings { admin_token: None, ..s::settings(true) };
     let config = s::config(dir.path(), settings, Duration::ZERO).await;
-    let err = Orchestrator::start_with(config, "127.0.0.1:0".parse().unwrap(), None)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("MADARA_ORCHESTRATOR_ADMIN_TOKEN"),
-        "{err}"
-    );
+    let err =
+        Orchestrator::start_with(config, "127.0.0.1:0".parse().unwrap(), None).await.unwrap_err();
+    assert!(err.to_string().contains("MADARA_ORCHESTRATOR_ADMIN_TOKEN"), "{err}");
 }

@@ -88,11 +88,7 @@ async fn a_full_run_at_debug_never_shows_a_secret() {
     let writer = captured.clone();
     let json_writer = captured.clone();
     let subscriber = tracing_subscriber::registry()
-        .with(
-            fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || writer.clone()),
-        )
+        .with(fmt::layer().with_ansi(false).with_writer(move || writer.clone()))
         .with(fmt::layer().json().with_writer(move || json_writer.clone()))
         .with(tracing_subscriber::filter::LevelFilter::DEBUG);
     // Global, so the engine's tasks on every worker thread are captured.
@@ -103,20 +99,15 @@ async fn a_full_run_at_debug_never_shows_a_secret() {
     let data_dir = dir.path().to_str().unwrap().to_owned();
     let mut shown = Vec::new();
 
-    let params = RunCmd::try_parse_from(command_line(&data_dir, PRIVATE_KEY))
-        .unwrap()
-        .params()
-        .unwrap();
+    let params =
+        RunCmd::try_parse_from(command_line(&data_dir, PRIVATE_KEY)).unwrap().params().unwrap();
     shown.push(format!("{params:?}"));
     shown.push(format!("{params:#?}"));
     tracing::debug!(?params, "Parameters");
 
     // A rejected key: the error names the flag, not the value.
     let bad_key = format!("{PRIVATE_KEY}zz");
-    match RunCmd::try_parse_from(command_line(&data_dir, &bad_key))
-        .unwrap()
-        .params()
-    {
+    match RunCmd::try_parse_from(command_line(&data_dir, &bad_key)).unwrap().params() {
         Ok(_) => panic!("a malformed key is rejected"),
         Err(e) => {
             shown.push(e.to_string());
@@ -128,12 +119,8 @@ async fn a_full_run_at_debug_never_shows_a_secret() {
     shown.push(format!("{:?}", running.config));
     let base = format!("http://{}", running.addr);
     let client = reqwest::Client::new();
-    let admin = client
-        .get(format!("{base}/admin/triggers"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let admin =
+        client.get(format!("{base}/admin/triggers")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(admin.status(), 200);
     shown.push(admin.text().await.unwrap());
     let refused = client
@@ -144,48 +131,23 @@ async fn a_full_run_at_debug_never_shows_a_secret() {
         .unwrap();
     assert_eq!(refused.status(), 401);
     shown.push(refused.text().await.unwrap());
-    for path in [
-        "/health/ready",
-        "/jobs?status=Bogus",
-        "/metrics",
-        "/dashboard/data",
-        "/jobs/nope",
-    ] {
-        shown.push(
-            client
-                .get(format!("{base}{path}"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        );
+    for path in ["/health/ready", "/jobs?status=Bogus", "/metrics", "/dashboard/data", "/jobs/nope"]
+    {
+        shown.push(client.get(format!("{base}{path}")).send().await.unwrap().text().await.unwrap());
     }
     // Let the in-process cron tick a few times (triggers log at DEBUG).
     tokio::time::sleep(Duration::from_millis(2500)).await;
     running.stop().await.unwrap();
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.contains("Orchestrator started"),
-        "the capture works:\n{logs}"
-    );
+    assert!(logs.contains("Orchestrator started"), "the capture works:\n{logs}");
     assert!(
         logs.contains("DEBUG") || logs.contains("\"level\":\"DEBUG\""),
         "DEBUG lines are captured"
     );
-    assert!(
-        logs.contains("Admin request refused"),
-        "the refused admin request is logged"
-    );
+    assert!(logs.contains("Admin request refused"), "the refused admin request is logged");
     let haystack = format!("{logs}\n{}", shown.join("\n"));
-    for secret in [
-        PRIVATE_KEY,
-        PRIVATE_KEY.trim_start_matches("0x"),
-        API_KEY,
-        ADMIN_TOKEN,
-    ] {
+    for secret in [PRIVATE_KEY, PRIVATE_KEY.trim_start_matches("0x"), API_KEY, ADMIN_TOKEN] {
         assert!(!haystack.contains(secret), "secret {secret:?} leaked");
     }
     eprintln!(

@@ -51,10 +51,8 @@ pub async fn config_with(
     triggers: Triggers,
 ) -> Arc<Config> {
     let clients = support::clients(dir).await;
-    let handlers = JobHandlers::new().with(Arc::new(RecordingHandler {
-        log: dir.join("side-effects.log"),
-        work,
-    }));
+    let handlers = JobHandlers::new()
+        .with(Arc::new(RecordingHandler { log: dir.join("side-effects.log"), work }));
     let engine = EngineParams {
         job_timeouts: [(JobType::SnosRun, Duration::from_secs(60))].into(),
         orphan_scan_interval: Duration::from_secs(3600),
@@ -82,10 +80,7 @@ impl Answer {
 
     /// The envelope's message.
     pub fn message(&self) -> String {
-        self.json()["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.json()["message"].as_str().unwrap_or_default().to_owned()
     }
 }
 
@@ -108,14 +103,8 @@ pub async fn send(
     let res = router.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
-        .await
-        .unwrap();
-    Answer {
-        status,
-        headers,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    let bytes = axum::body::to_bytes(res.into_body(), 16 << 20).await.unwrap();
+    Answer { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
 pub async fn get(router: &Router, uri: &str) -> Answer {
@@ -124,14 +113,7 @@ pub async fn get(router: &Router, uri: &str) -> Answer {
 
 /// POST with the admin token.
 pub async fn admin_post(router: &Router, uri: &str) -> Answer {
-    send(
-        router,
-        Method::POST,
-        uri,
-        &[("authorization", &format!("Bearer {TOKEN}"))],
-        None,
-    )
-    .await
+    send(router, Method::POST, uri, &[("authorization", &format!("Bearer {TOKEN}"))], None).await
 }
 
 /// A SNOS batch `index` over `start..=end` in aggregator batch `agg`.

@@ -30,16 +30,9 @@ fn endpoint() -> String {
 /// moto's SDK configuration, or `None` when it is down and `ORCH_SKIP_AWS_TESTS=1`.
 async fn moto_or_skip() -> Option<AwsEnv> {
     let endpoint = endpoint();
-    let addr = endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
     let up = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(&addr)
-        )
-        .await,
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await,
         Ok(Ok(_))
     );
     if !up {
@@ -96,10 +89,7 @@ fn params(
         "1",
     ];
     args.extend_from_slice(extra);
-    SetupCmd::try_parse_from(args)
-        .expect("setup flags")
-        .params()
-        .expect("setup params")
+    SetupCmd::try_parse_from(args).expect("setup flags").params().expect("setup params")
 }
 
 /// Everything under `prefix` on moto, with the settings that matter, for before/after
@@ -140,13 +130,7 @@ async fn snapshot(env: &AwsEnv, prefix: &str) -> BTreeMap<String, String> {
         );
     }
     let s3 = env.s3();
-    for bucket in s3
-        .list_buckets()
-        .send()
-        .await
-        .expect("list buckets")
-        .buckets
-        .unwrap_or_default()
+    for bucket in s3.list_buckets().send().await.expect("list buckets").buckets.unwrap_or_default()
     {
         let name = bucket.name.unwrap_or_default();
         if name.starts_with(prefix) {
@@ -157,27 +141,13 @@ async fn snapshot(env: &AwsEnv, prefix: &str) -> BTreeMap<String, String> {
                 .await
                 .ok()
                 .and_then(|o| o.rules);
-            out.insert(
-                format!("bucket {name}"),
-                format!("{:?} {rules:?}", bucket.creation_date),
-            );
+            out.insert(format!("bucket {name}"), format!("{:?} {rules:?}", bucket.creation_date));
         }
     }
     let sns = env.sns();
-    for topic in sns
-        .list_topics()
-        .send()
-        .await
-        .expect("list topics")
-        .topics
-        .unwrap_or_default()
-    {
+    for topic in sns.list_topics().send().await.expect("list topics").topics.unwrap_or_default() {
         let arn = topic.topic_arn.unwrap_or_default();
-        if arn
-            .rsplit(':')
-            .next()
-            .is_some_and(|n| n.starts_with(prefix))
-        {
+        if arn.rsplit(':').next().is_some_and(|n| n.starts_with(prefix)) {
             out.insert(format!("topic {arn}"), String::new());
         }
     }
@@ -232,10 +202,7 @@ async fn snapshot(env: &AwsEnv, prefix: &str) -> BTreeMap<String, String> {
             .unwrap_or_default();
         out.insert(
             format!("rule {name}"),
-            format!(
-                "{:?} {:?} {targets:?}",
-                rule.schedule_expression, rule.state
-            ),
+            format!("{:?} {:?} {targets:?}", rule.schedule_expression, rule.state),
         );
     }
     let scheduler = env.scheduler();
@@ -248,12 +215,7 @@ async fn snapshot(env: &AwsEnv, prefix: &str) -> BTreeMap<String, String> {
         .schedules;
     for s in schedules {
         let name = s.name.unwrap_or_default();
-        let full = scheduler
-            .get_schedule()
-            .name(&name)
-            .send()
-            .await
-            .expect("schedule");
+        let full = scheduler.get_schedule().name(&name).send().await.expect("schedule");
         out.insert(
             format!("schedule {name}"),
             format!(
@@ -298,11 +260,7 @@ async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
 
     // Queues: exactly the layer's, with visibility, retention and redrive.
     let queues: Vec<&String> = snap.keys().filter(|k| k.starts_with("queue ")).collect();
-    assert_eq!(
-        queues.len(),
-        QueueType::for_layer(layer).len(),
-        "{queues:?}"
-    );
+    assert_eq!(queues.len(), QueueType::for_layer(layer).len(), "{queues:?}");
     let dlq_arn = queue_attributes(env, &queue(QueueType::JobHandleFailure)).await
         [&QueueAttributeName::QueueArn]
         .clone();
@@ -314,16 +272,8 @@ async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
             config.visibility_timeout.as_secs().to_string(),
             "{q}"
         );
-        let retention = if q == QueueType::WorkerTrigger {
-            "60"
-        } else {
-            "1209600"
-        };
-        assert_eq!(
-            attrs[&QueueAttributeName::MessageRetentionPeriod],
-            retention,
-            "{q}"
-        );
+        let retention = if q == QueueType::WorkerTrigger { "60" } else { "1209600" };
+        assert_eq!(attrs[&QueueAttributeName::MessageRetentionPeriod], retention, "{q}");
         match attrs.get(&QueueAttributeName::RedrivePolicy) {
             Some(policy) => {
                 assert!(
@@ -332,38 +282,20 @@ async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
                 );
                 let v: serde_json::Value = serde_json::from_str(policy).expect("redrive JSON");
                 assert_eq!(v["deadLetterTargetArn"], dlq_arn.as_str(), "{q}");
-                assert_eq!(
-                    v["maxReceiveCount"].to_string().trim_matches('"'),
-                    "5",
-                    "{q}"
-                );
+                assert_eq!(v["maxReceiveCount"].to_string().trim_matches('"'), "5", "{q}");
             }
-            None => assert!(
-                config.dead_letter_queue.is_none(),
-                "{q} lacks its redrive policy"
-            ),
+            None => assert!(config.dead_letter_queue.is_none(), "{q} lacks its redrive policy"),
         }
     }
-    for q in [
-        QueueType::AggregatorJobProcessing,
-        QueueType::ProofRegistrationJobProcessing,
-    ] {
+    for q in [QueueType::AggregatorJobProcessing, QueueType::ProofRegistrationJobProcessing] {
         let want = q.layers().contains(&layer);
-        assert_eq!(
-            snap.contains_key(&format!("queue {}", queue(q))),
-            want,
-            "{q} on {layer}"
-        );
+        assert_eq!(snap.contains_key(&format!("queue {}", queue(q))), want, "{q} on {layer}");
     }
 
     // Bucket and its lifecycle rule.
     let s3 = env.s3();
     let bucket = format!("{prefix}-mo-bucket");
-    s3.head_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket exists");
+    s3.head_bucket().bucket(&bucket).send().await.expect("bucket exists");
     let rules = s3
         .get_bucket_lifecycle_configuration()
         .bucket(&bucket)
@@ -376,21 +308,13 @@ async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
         .iter()
         .find(|r| r.id.as_deref() == Some("expire-settled-artifacts"))
         .expect("lifecycle rule");
-    let tag = rule
-        .filter
-        .as_ref()
-        .and_then(|f| f.tag.as_ref())
-        .expect("tag filter");
-    assert_eq!(
-        (tag.key.as_str(), tag.value.as_str()),
-        ("expire-after-settlement", "true")
-    );
+    let tag = rule.filter.as_ref().and_then(|f| f.tag.as_ref()).expect("tag filter");
+    assert_eq!((tag.key.as_str(), tag.value.as_str()), ("expire-after-settlement", "true"));
     assert_eq!(rule.expiration.as_ref().and_then(|e| e.days), Some(14));
 
     // Topic and the one role.
     assert!(
-        snap.keys()
-            .any(|k| k.starts_with("topic ") && k.ends_with(&format!(":{prefix}_alerts"))),
+        snap.keys().any(|k| k.starts_with("topic ") && k.ends_with(&format!(":{prefix}_alerts"))),
         "{snap:#?}"
     );
     let roles: Vec<&String> = snap.keys().filter(|k| k.starts_with("role ")).collect();
@@ -408,10 +332,7 @@ async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
         .expect("role policy")
         .policy_document;
     let policy = decode(&policy);
-    assert!(
-        policy.contains("sqs:SendMessage") && policy.contains(&trigger_arn),
-        "{policy}"
-    );
+    assert!(policy.contains("sqs:SendMessage") && policy.contains(&trigger_arn), "{policy}");
 
     // One rule or schedule per trigger of the layer, sending its name to the trigger queue.
     let triggers = WorkerTriggerType::for_layer(layer);
@@ -438,22 +359,15 @@ async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
                 assert_eq!(targets.len(), 1, "{name}");
                 assert_eq!(targets[0].arn, trigger_arn);
                 assert_eq!(
-                    targets[0]
-                        .input_transformer
-                        .as_ref()
-                        .map(|i| i.input_template.as_str()),
+                    targets[0].input_transformer.as_ref().map(|i| i.input_template.as_str()),
                     Some(t.as_ref())
                 );
             }
-            assert_eq!(
-                snap.keys().filter(|k| k.starts_with("rule ")).count(),
-                triggers.len()
-            );
+            assert_eq!(snap.keys().filter(|k| k.starts_with("rule ")).count(), triggers.len());
             assert!(!snap.keys().any(|k| k.starts_with("schedule ")));
             let attrs = queue_attributes(env, &queue(QueueType::WorkerTrigger)).await;
-            let policy = attrs
-                .get(&QueueAttributeName::Policy)
-                .expect("trigger queue policy for rules");
+            let policy =
+                attrs.get(&QueueAttributeName::Policy).expect("trigger queue policy for rules");
             assert!(policy.contains("events.amazonaws.com"), "{policy}");
         }
         _ => {
@@ -486,10 +400,7 @@ async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
                     Some(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off)
                 );
             }
-            assert_eq!(
-                snap.keys().filter(|k| k.starts_with("schedule ")).count(),
-                triggers.len()
-            );
+            assert_eq!(snap.keys().filter(|k| k.starts_with("schedule ")).count(), triggers.len());
             assert!(!snap.keys().any(|k| k.starts_with("rule ")));
         }
     }
@@ -502,28 +413,16 @@ async fn setup_twice(layer: Layer, kind: &str) {
     };
     let prefix = unique_prefix();
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = params(
-        &prefix,
-        &layer.to_string().to_lowercase(),
-        kind,
-        dir.path(),
-        &[],
-    );
+    let p = params(&prefix, &layer.to_string().to_lowercase(), kind, dir.path(), &[]);
 
     let first = setup_aws(&p, &env).await.expect("first setup");
-    assert!(
-        first.iter().all(|r| r.action == Action::Create),
-        "a fresh prefix: {first:#?}"
-    );
+    assert!(first.iter().all(|r| r.action == Action::Create), "a fresh prefix: {first:#?}");
     check_created(&env, &prefix, layer, kind).await;
 
     let before = snapshot(&env, &prefix).await;
     let second = setup_aws(&p, &env).await.expect("second setup");
-    let changed: Vec<String> = second
-        .iter()
-        .filter(|r| r.action != Action::Unchanged)
-        .map(ToString::to_string)
-        .collect();
+    let changed: Vec<String> =
+        second.iter().filter(|r| r.action != Action::Unchanged).map(ToString::to_string).collect();
     assert!(changed.is_empty(), "the second run changed: {changed:#?}");
     assert_eq!(second.len(), first.len(), "the same resources are reported");
     assert_eq!(
@@ -562,44 +461,25 @@ async fn dry_run_creates_nothing_and_plans_everything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = params(&prefix, "l2", "schedule", dir.path(), &["--dry-run"]);
     let plan = setup_aws(&p, &env).await.expect("dry run");
-    assert!(
-        snapshot(&env, &prefix).await.is_empty(),
-        "a dry run created something"
-    );
-    assert!(
-        plan.iter().all(|r| r.dry_run && r.action == Action::Create),
-        "{plan:#?}"
-    );
+    assert!(snapshot(&env, &prefix).await.is_empty(), "a dry run created something");
+    assert!(plan.iter().all(|r| r.dry_run && r.action == Action::Create), "{plan:#?}");
     // bucket + lifecycle + 12 queues + topic + role + policy + 7 schedules
     assert_eq!(plan.len(), 2 + 12 + 1 + 2 + 7, "{plan:#?}");
 
     // Through the whole command: nothing on moto and nothing on disk either.
     let lines = run_setup_with(&p, Some(&env)).await.expect("dry run");
+    assert!(lines.iter().any(|l| l.starts_with("create") && l.contains("queue")), "{lines:#?}");
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("create") && l.contains("queue")),
-        "{lines:#?}"
-    );
-    assert!(
-        std::fs::read_dir(dir.path())
-            .expect("data dir")
-            .next()
-            .is_none(),
+        std::fs::read_dir(dir.path()).expect("data dir").next().is_none(),
         "the dry run wrote to the data dir"
     );
     assert!(snapshot(&env, &prefix).await.is_empty());
 
     // After a real run, a dry run plans no change.
-    setup_aws(&params(&prefix, "l2", "schedule", dir.path(), &[]), &env)
-        .await
-        .expect("setup");
+    setup_aws(&params(&prefix, "l2", "schedule", dir.path(), &[]), &env).await.expect("setup");
     let before = snapshot(&env, &prefix).await;
     let plan = setup_aws(&p, &env).await.expect("dry run after setup");
-    assert!(
-        plan.iter().all(|r| r.action == Action::Unchanged),
-        "{plan:#?}"
-    );
+    assert!(plan.iter().all(|r| r.action == Action::Unchanged), "{plan:#?}");
     assert_eq!(snapshot(&env, &prefix).await, before);
 }
 
@@ -614,14 +494,8 @@ async fn drifted_attributes_are_reconciled() {
     setup_aws(&p, &env).await.expect("setup");
     let name = format!("{prefix}_mo_snos_job_processing_queue");
     let sqs = env.sqs();
-    let url = sqs
-        .get_queue_url()
-        .queue_name(&name)
-        .send()
-        .await
-        .expect("url")
-        .queue_url
-        .expect("url");
+    let url =
+        sqs.get_queue_url().queue_name(&name).send().await.expect("url").queue_url.expect("url");
     sqs.set_queue_attributes()
         .queue_url(&url)
         .attributes(QueueAttributeName::VisibilityTimeout, "30")
@@ -630,23 +504,11 @@ async fn drifted_attributes_are_reconciled() {
         .expect("drift");
 
     let again = setup_aws(&p, &env).await.expect("reconcile");
-    let updated: Vec<_> = again
-        .iter()
-        .filter(|r| matches!(r.action, Action::Update(_)))
-        .collect();
+    let updated: Vec<_> = again.iter().filter(|r| matches!(r.action, Action::Update(_))).collect();
     assert_eq!(updated.len(), 1, "{again:#?}");
     assert_eq!(updated[0].name, name);
-    assert!(
-        updated[0]
-            .to_string()
-            .contains("VisibilityTimeout 30 → 360"),
-        "{}",
-        updated[0]
-    );
-    assert_eq!(
-        queue_attributes(&env, &name).await[&QueueAttributeName::VisibilityTimeout],
-        "360"
-    );
+    assert!(updated[0].to_string().contains("VisibilityTimeout 30 → 360"), "{}", updated[0]);
+    assert_eq!(queue_attributes(&env, &name).await[&QueueAttributeName::VisibilityTimeout], "360");
 }
 
 #[tokio::test]
@@ -655,25 +517,16 @@ async fn an_unreachable_endpoint_fails_naming_the_resource() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
     };
-    let env = AwsEnv::explicit(
-        "test",
-        "test",
-        "us-east-1",
-        Some(&format!("http://127.0.0.1:{port}")),
-    )
-    .await;
+    let env =
+        AwsEnv::explicit("test", "test", "us-east-1", Some(&format!("http://127.0.0.1:{port}")))
+            .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let p = params("tunreachable", "l2", "rule", dir.path(), &[]);
     let err = setup_aws(&p, &env).await.expect_err("closed port");
     let msg = format!("{err}");
     assert!(matches!(err, SetupError::Aws { .. }), "{err:?}");
-    assert!(
-        msg.contains("bucket tunreachable-mo-bucket"),
-        "names the resource: {msg}"
-    );
-    let source = std::error::Error::source(&err)
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    assert!(msg.contains("bucket tunreachable-mo-bucket"), "names the resource: {msg}");
+    let source = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
     assert!(!source.is_empty(), "gives the cause: {msg}");
 }
 
@@ -684,30 +537,14 @@ async fn a_queue_name_that_is_not_allowed_fails_before_anything_is_created() {
     };
     let prefix = unique_prefix();
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = params(
-        &prefix,
-        "l2",
-        "rule",
-        dir.path(),
-        &["--queue-identifier", "mo.{}.queue"],
-    );
-    let err = setup_aws(&p, &env)
-        .await
-        .expect_err("dots are not allowed in SQS names");
+    let p = params(&prefix, "l2", "rule", dir.path(), &["--queue-identifier", "mo.{}.queue"]);
+    let err = setup_aws(&p, &env).await.expect_err("dots are not allowed in SQS names");
     let msg = format!(
         "{err}: {}",
-        std::error::Error::source(&err)
-            .map(ToString::to_string)
-            .unwrap_or_default()
+        std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default()
     );
-    assert!(
-        msg.contains(&format!("queue {prefix}_mo.")) && msg.contains("'.'"),
-        "{msg}"
-    );
-    assert!(
-        snapshot(&env, &prefix).await.is_empty(),
-        "nothing half-created"
-    );
+    assert!(msg.contains(&format!("queue {prefix}_mo.")) && msg.contains("'.'"), "{msg}");
+    assert!(snapshot(&env, &prefix).await.is_empty(), "nothing half-created");
 }
 
 #[tokio::test]
@@ -750,19 +587,10 @@ async fn the_cli_exits_non_zero_naming_the_queue_and_dry_runs_cleanly() {
 
     let dry = run(&["--dry-run"]);
     let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
     assert!(
-        dry.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
-    assert!(
-        stdout.contains(&format!(
-            "create     queue {prefix}_mo_worker_trigger_queue"
-        )),
+        stdout.contains(&format!("create     queue {prefix}_mo_worker_trigger_queue")),
         "{stdout}"
     );
-    assert!(
-        stdout.contains(&format!("create     rule {prefix}-mo-wt-rule-snos")),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("create     rule {prefix}-mo-wt-rule-snos")), "{stdout}");
 }

@@ -26,9 +26,21 @@ async fn garbage_messages_are_dead_lettered_with_an_alert_and_the_process_keeps_
     let running = Orchestrator::start_with(config.clone(), addr, None).await.unwrap();
     let queue = config.queue();
     let unknown = uuid::Uuid::new_v4();
-    queue.send(QueueType::SnosJobProcessing, OutgoingMessage::new("not json at all")).await.unwrap();
-    queue.send(QueueType::SnosJobVerification, OutgoingMessage::new(r#"{"id": "not-a-uuid"}"#)).await.unwrap();
-    queue.send(QueueType::SnosJobProcessing, OutgoingMessage::new(format!(r#"{{"id": "{unknown}"}}"#))).await.unwrap();
+    queue
+        .send(QueueType::SnosJobProcessing, OutgoingMessage::new("not json at all"))
+        .await
+        .unwrap();
+    queue
+        .send(QueueType::SnosJobVerification, OutgoingMessage::new(r#"{"id": "not-a-uuid"}"#))
+        .await
+        .unwrap();
+    queue
+        .send(
+            QueueType::SnosJobProcessing,
+            OutgoingMessage::new(format!(r#"{{"id": "{unknown}"}}"#)),
+        )
+        .await
+        .unwrap();
     queue.send(QueueType::WorkerTrigger, OutgoingMessage::new("NotATrigger")).await.unwrap();
 
     let alerts_file = dir.path().join("alerts.jsonl");
@@ -61,7 +73,9 @@ async fn garbage_messages_are_dead_lettered_with_an_alert_and_the_process_keeps_
 async fn a_corrupt_data_dir_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("orchestrator.sqlite"), vec![7u8; 4096]).unwrap();
-    let err = orchestrator::core::client::embedded::open(dir.path(), &Default::default()).await.unwrap_err();
+    let err = orchestrator::core::client::embedded::open(dir.path(), &Default::default())
+        .await
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("orchestrator.sqlite"), "{msg}");
 }
@@ -70,7 +84,11 @@ async fn a_corrupt_data_dir_is_named_in_the_error() {
 async fn http_get(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out

@@ -78,33 +78,16 @@ fn rpc_node(url: &url::Url) -> Arc<dyn MadaraClient> {
 }
 
 async fn agg_ranges(config: &Config) -> Vec<(u64, u64, AggregatorBatchStatus)> {
-    let batches = config
-        .database()
-        .get_aggregator_batches(Default::default())
-        .await
-        .expect("batches");
-    batches
-        .into_iter()
-        .map(|b| (b.start_block, b.end_block, b.status))
-        .collect()
+    let batches =
+        config.database().get_aggregator_batches(Default::default()).await.expect("batches");
+    batches.into_iter().map(|b| (b.start_block, b.end_block, b.status)).collect()
 }
 
 async fn snos_ranges(config: &Config) -> Vec<(u64, u64, Option<u64>, SnosBatchStatus)> {
-    let batches = config
-        .database()
-        .get_snos_batches(Default::default())
-        .await
-        .expect("batches");
+    let batches = config.database().get_snos_batches(Default::default()).await.expect("batches");
     batches
         .into_iter()
-        .map(|b| {
-            (
-                b.start_block,
-                b.end_block,
-                b.aggregator_batch_index,
-                b.status,
-            )
-        })
+        .map(|b| (b.start_block, b.end_block, b.aggregator_batch_index, b.status))
         .collect()
 }
 
@@ -116,27 +99,18 @@ async fn devnet_blocks_are_batched_per_the_rules() {
         return;
     };
     for i in 0..6u64 {
-        devnet
-            .mint(&format!("{:#x}", 0x5000 + i % 2), 1_000 + u128::from(i))
-            .await;
+        devnet.mint(&format!("{:#x}", 0x5000 + i % 2), 1_000 + u128::from(i)).await;
     }
     assert_eq!(devnet.block_number().await, 6);
 
     let (config, _dir) = config(Layer::L2).await;
     let node = rpc_node(&devnet.url);
     // The node has no bouncer weights: the client answers its defaults.
-    assert_eq!(
-        node.bouncer_weights(1).await.expect("weights"),
-        BouncerWeights::ZERO
-    );
+    assert_eq!(node.bouncer_weights(1).await.expect("weights"), BouncerWeights::ZERO);
     let info = node.block(1).await.expect("block 1");
     assert_eq!(info.starknet_version, "0.14.4");
 
-    let settings = BatchingSettings {
-        params: params(),
-        min_block: 1,
-        max_block: None,
-    };
+    let settings = BatchingSettings { params: params(), min_block: 1, max_block: None };
     let agg = AggregatorBatchingTrigger::new(node.clone(), None, settings.clone());
     let snos = SnosBatchingTrigger::new(node.clone(), None, settings);
     agg.run(config.clone()).await.expect("aggregator batching");
@@ -144,10 +118,7 @@ async fn devnet_blocks_are_batched_per_the_rules() {
 
     use AggregatorBatchStatus as A;
     use SnosBatchStatus as S;
-    assert_eq!(
-        agg_ranges(&config).await,
-        vec![(1, 3, A::Closed), (4, 6, A::Closed)]
-    );
+    assert_eq!(agg_ranges(&config).await, vec![(1, 3, A::Closed), (4, 6, A::Closed)]);
     assert_eq!(
         snos_ranges(&config).await,
         vec![
@@ -163,19 +134,10 @@ async fn devnet_blocks_are_batched_per_the_rules() {
         .await
         .expect("lookup")
         .is_none_or(|l| l.aggregator_batch_index.is_none()));
-    for (block, snos_index, agg_index) in [
-        (1, 1, 1),
-        (2, 1, 1),
-        (3, 2, 1),
-        (4, 3, 2),
-        (5, 3, 2),
-        (6, 4, 2),
-    ] {
-        let l = db
-            .get_block_batch_lookup(block)
-            .await
-            .expect("lookup")
-            .expect("a lookup row");
+    for (block, snos_index, agg_index) in
+        [(1, 1, 1), (2, 1, 1), (3, 2, 1), (4, 3, 2), (5, 3, 2), (6, 4, 2)]
+    {
+        let l = db.get_block_batch_lookup(block).await.expect("lookup").expect("a lookup row");
         assert_eq!(
             (l.snos_batch_index, l.aggregator_batch_index),
             (Some(snos_index), Some(agg_index)),
@@ -186,49 +148,22 @@ async fn devnet_blocks_are_batched_per_the_rules() {
     // Files: the squashed diff matches the chain at the batch's last block, and the blob holds
     // the compressed felts the batch row counts.
     let storage = config.storage();
-    for batch in db
-        .get_aggregator_batches(Default::default())
-        .await
-        .expect("batches")
-    {
+    for batch in db.get_aggregator_batches(Default::default()).await.expect("batches") {
         let squashed: StateUpdate = serde_json::from_slice(
-            &storage
-                .get_data(&batch.squashed_state_updates_path)
-                .await
-                .expect("squashed diff"),
+            &storage.get_data(&batch.squashed_state_updates_path).await.expect("squashed diff"),
         )
         .expect("a state update");
-        assert!(
-            !squashed.state_diff.storage_diffs.is_empty(),
-            "batch {}",
-            batch.index
-        );
+        assert!(!squashed.state_diff.storage_diffs.is_empty(), "batch {}", batch.index);
         for d in &squashed.state_diff.storage_diffs {
-            let keys: Vec<(Felt, Felt)> = d
-                .storage_entries
-                .iter()
-                .map(|e| (d.address, e.key))
-                .collect();
-            let values = node
-                .storage_at(batch.end_block, &keys)
-                .await
-                .expect("storage");
+            let keys: Vec<(Felt, Felt)> =
+                d.storage_entries.iter().map(|e| (d.address, e.key)).collect();
+            let values = node.storage_at(batch.end_block, &keys).await.expect("storage");
             let want: Vec<Felt> = d.storage_entries.iter().map(|e| e.value).collect();
-            assert_eq!(
-                values, want,
-                "batch {} contract {:#x}",
-                batch.index, d.address
-            );
+            assert_eq!(values, want, "batch {} contract {:#x}", batch.index, d.address);
         }
-        let blob = storage
-            .get_data(&format!("{}/1.txt", batch.blob_path))
-            .await
-            .expect("blob 1");
+        let blob = storage.get_data(&format!("{}/1.txt", batch.blob_path)).await.expect("blob 1");
         assert_eq!(blob.len(), transform::BYTES_PER_BLOB);
-        assert!(storage
-            .get_data(&format!("{}/2.txt", batch.blob_path))
-            .await
-            .is_err());
+        assert!(storage.get_data(&format!("{}/2.txt", batch.blob_path)).await.is_err());
         let coefficients = transform::blob_to_coefficients(&blob).expect("blob decodes");
         let felts: Vec<Felt> = coefficients[..batch.blob_len as usize]
             .iter()
@@ -244,9 +179,7 @@ async fn devnet_blocks_are_batched_per_the_rules() {
         );
         assert!(batch.aggregator_input_size_upper_bound > 1 + 3 * 16);
         assert_eq!(
-            StarknetVersion::parse(&batch.starknet_version)
-                .expect("version")
-                .to_string(),
+            StarknetVersion::parse(&batch.starknet_version).expect("version").to_string(),
             "0.14.4"
         );
     }
@@ -257,10 +190,7 @@ async fn devnet_blocks_are_batched_per_the_rules() {
     agg.run(config.clone()).await.expect("aggregator batching");
     snos.run(config.clone()).await.expect("SNOS batching");
     assert_eq!(agg_ranges(&config).await.last(), Some(&(7, 8, A::Open)));
-    assert_eq!(
-        snos_ranges(&config).await.last(),
-        Some(&(7, 8, Some(3), S::Closed))
-    );
+    assert_eq!(snos_ranges(&config).await.last(), Some(&(7, 8, Some(3), S::Closed)));
 }
 
 /// The node itself as replay-bounds reference: every block hash matches, batching goes on and
@@ -295,11 +225,7 @@ async fn node_down_fails_the_run_and_changes_nothing() {
     let node = rpc_node(&format!("http://127.0.0.1:{port}/").parse().expect("url"));
     for layer in [Layer::L2, Layer::L3] {
         let (config, _dir) = config(layer).await;
-        let settings = BatchingSettings {
-            params: params(),
-            min_block: 0,
-            max_block: None,
-        };
+        let settings = BatchingSettings { params: params(), min_block: 0, max_block: None };
         let trigger: Arc<dyn JobTrigger> = match layer {
             Layer::L2 => Arc::new(AggregatorBatchingTrigger::new(node.clone(), None, settings)),
             Layer::L3 => Arc::new(SnosBatchingTrigger::new(node.clone(), None, settings)),
@@ -322,27 +248,16 @@ async fn unsupported_starknet_version_halts_with_alert() {
     node.push_blocks(3, "0.14.4");
     node.push_block("0.16.0", None);
     node.push_blocks(1, "0.14.4");
-    let settings = BatchingSettings {
-        params: params(),
-        min_block: 0,
-        max_block: None,
-    };
+    let settings = BatchingSettings { params: params(), min_block: 0, max_block: None };
     let snos = SnosBatchingTrigger::new(node.clone(), None, settings);
     for _ in 0..3 {
-        snos.run(config.clone())
-            .await
-            .expect("a halt is not an error");
+        snos.run(config.clone()).await.expect("a halt is not an error");
     }
     assert_eq!(
         snos_ranges(&config).await,
-        vec![
-            (0, 1, None, SnosBatchStatus::Closed),
-            (2, 2, None, SnosBatchStatus::Closed)
-        ]
+        vec![(0, 1, None, SnosBatchStatus::Closed), (2, 2, None, SnosBatchStatus::Closed)]
     );
-    let alerts = LogAlert::read_records(&dir.path().join("alerts.jsonl"))
-        .await
-        .expect("alerts");
+    let alerts = LogAlert::read_records(&dir.path().join("alerts.jsonl")).await.expect("alerts");
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert!(format!("{alerts:?}").contains("unsupported Starknet version 0.16.0"));
 }

@@ -10,11 +10,7 @@ fn run(cmd: BlobCommand) -> (u8, String, String) {
     let mut out = Vec::new();
     let mut err = Vec::new();
     let code = cmd.run(&mut out, &mut err);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }
 
 fn vector(rel: &str) -> PathBuf {
@@ -38,11 +34,8 @@ fn encode_args(block: u64, nonces: bool, format: EncodeFormat) -> EncodeArgs {
 #[test]
 fn encode_prints_the_mainnet_blob() {
     for block in [178u64, 671070] {
-        let (code, out, err) = run(BlobCommand::Encode(encode_args(
-            block,
-            true,
-            EncodeFormat::Blobs,
-        )));
+        let (code, out, err) =
+            run(BlobCommand::Encode(encode_args(block, true, EncodeFormat::Blobs)));
         assert_eq!(code, 0, "{err}");
         let expected = read(&format!("anchor/da_blob/test_blob/{block}.txt"));
         assert_eq!(out, format!("{}\n", expected.trim()), "block {block}");
@@ -51,15 +44,10 @@ fn encode_prints_the_mainnet_blob() {
 
 #[test]
 fn encode_felts_match_decode() {
-    let (code, felts, err) = run(BlobCommand::Encode(encode_args(
-        178,
-        true,
-        EncodeFormat::Felts,
-    )));
+    let (code, felts, err) = run(BlobCommand::Encode(encode_args(178, true, EncodeFormat::Felts)));
     assert_eq!(code, 0, "{err}");
-    let (code, decoded, err) = run(BlobCommand::Decode(DecodeArgs {
-        blob: vector("anchor/da_blob/test_blob/178.txt"),
-    }));
+    let (code, decoded, err) =
+        run(BlobCommand::Decode(DecodeArgs { blob: vector("anchor/da_blob/test_blob/178.txt") }));
     assert_eq!(code, 0, "{err}");
     assert!(err.is_empty(), "{err}");
     let decoded: Vec<&str> = decoded.lines().collect();
@@ -71,17 +59,11 @@ fn encode_felts_match_decode() {
 
 #[test]
 fn missing_nonce_names_the_contract() {
-    let (code, out, err) = run(BlobCommand::Encode(encode_args(
-        631861,
-        false,
-        EncodeFormat::Blobs,
-    )));
+    let (code, out, err) =
+        run(BlobCommand::Encode(encode_args(631861, false, EncodeFormat::Blobs)));
     assert_eq!(code, 2);
     assert!(out.is_empty());
-    assert!(
-        err.contains("no nonce given for contract 0x") && err.contains("--nonces"),
-        "{err}"
-    );
+    assert!(err.contains("no nonce given for contract 0x") && err.contains("--nonces"), "{err}");
 }
 
 #[test]
@@ -100,10 +82,7 @@ fn compressed_encodings_run() {
     args.starknet_version = "0.14.4".into();
     let (code, _, err) = run(BlobCommand::Encode(args));
     assert_eq!(code, 2);
-    assert!(
-        err.contains("no alias given for key 0x") && err.contains("--aliases"),
-        "{err}"
-    );
+    assert!(err.contains("no alias given for key 0x") && err.contains("--aliases"), "{err}");
 }
 
 #[test]
@@ -115,10 +94,7 @@ fn kzg_point_proof_matches_mainnet() {
     }));
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        json["point_proof"],
-        read("anchor/kzg_state_update/651053/kzg_proof.txt").trim()
-    );
+    assert_eq!(json["point_proof"], read("anchor/kzg_state_update/651053/kzg_proof.txt").trim());
 
     let (code, out, err) = run(BlobCommand::Kzg(KzgArgs {
         blob: vector("anchor/kzg_sidecar/blob_data/20462788.txt"),
@@ -126,13 +102,7 @@ fn kzg_point_proof_matches_mainnet() {
     }));
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        json["commitment"],
-        read("anchor/kzg_sidecar/blob_commitment/20462788.txt").trim()
-    );
-    assert_eq!(
-        json["proof"],
-        read("anchor/kzg_sidecar/blob_proof/20462788.txt").trim()
-    );
+    assert_eq!(json["commitment"], read("anchor/kzg_sidecar/blob_commitment/20462788.txt").trim());
+    assert_eq!(json["proof"], read("anchor/kzg_sidecar/blob_proof/20462788.txt").trim());
     assert!(json.get("y").is_none());
 }

@@ -58,10 +58,7 @@ fn python() -> Option<PathBuf> {
 }
 
 fn script() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../scripts/pyref/crosscheck.py"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pyref/crosscheck.py"))
 }
 
 /// Writes `payload`, runs `crosscheck.py MODE FILE`, and fails with its output unless it passes.
@@ -78,10 +75,7 @@ fn crosscheck(python: &Path, mode: &str, payload: &Value) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "crosscheck.py {mode} failed:\n{stdout}\n{stderr}"
-    );
+    assert!(output.status.success(), "crosscheck.py {mode} failed:\n{stdout}\n{stderr}");
 }
 
 fn random_felt(rng: &mut StdRng, max_bits: u32) -> Felt {
@@ -129,11 +123,7 @@ fn random_felt_list(rng: &mut StdRng, case: usize) -> Vec<Felt> {
             if !pool.is_empty() && rng.gen_bool(repeat_rate) {
                 pool[rng.gen_range(0..pool.len())]
             } else {
-                let v = if rng.gen_bool(0.1) {
-                    Felt::MAX
-                } else {
-                    random_felt(rng, max_bits)
-                };
+                let v = if rng.gen_bool(0.1) { Felt::MAX } else { random_felt(rng, max_bits) };
                 pool.push(v);
                 v
             }
@@ -160,11 +150,8 @@ fn pyref_compression_matches_cairo_lang() {
     let mut words = Vec::new();
     for _ in 0..300 {
         let class = rng.gen_bool(0.5);
-        let nonce: u64 = if rng.gen_bool(0.3) {
-            0
-        } else {
-            rng.gen::<u64>() >> rng.gen_range(0..64)
-        };
+        let nonce: u64 =
+            if rng.gen_bool(0.3) { 0 } else { rng.gen::<u64>() >> rng.gen_range(0..64) };
         let n: u64 = match rng.gen_range(0..4) {
             0 => rng.gen_range(0..256),
             1 => rng.gen_range(250..262),
@@ -174,11 +161,7 @@ fn pyref_compression_matches_cairo_lang() {
         let w = da_word(class, nonce, n, StarknetVersion::V0_13_5);
         words.push(json!({ "class": class, "nonce": nonce.to_string(), "n": n.to_string(), "word": felt_hex(&w) }));
     }
-    crosscheck(
-        &py,
-        "compression",
-        &json!({ "cases": cases, "da_words": words }),
-    );
+    crosscheck(&py, "compression", &json!({ "cases": cases, "da_words": words }));
 }
 
 fn fr_hex(v: &Fr) -> String {
@@ -212,9 +195,8 @@ fn pyref_kzg_verifies_with_ckzg() {
     let mut rng = StdRng::seed_from_u64(SEED ^ 2);
     let mut blobs: Vec<Vec<u8>> = (0..3)
         .map(|_| {
-            let felts: Vec<Felt> = (0..rng.gen_range(1..4096))
-                .map(|_| random_felt(&mut rng, 252))
-                .collect();
+            let felts: Vec<Felt> =
+                (0..rng.gen_range(1..4096)).map(|_| random_felt(&mut rng, 252)).collect();
             felts_to_blob(&felts).unwrap()
         })
         .collect();
@@ -246,12 +228,8 @@ fn pyref_kzg_verifies_with_ckzg() {
             let c = kzg.commitment(blob).unwrap();
             let proof = kzg.blob_proof(blob, &c).unwrap();
             let pp = kzg.point_proof(blob, z).unwrap();
-            let cell_proofs: Vec<String> = kzg
-                .cell_proofs(blob)
-                .unwrap()
-                .iter()
-                .map(hex::encode)
-                .collect();
+            let cell_proofs: Vec<String> =
+                kzg.cell_proofs(blob).unwrap().iter().map(hex::encode).collect();
             json!({
                 "blob": hex::encode(blob),
                 "commitment": hex::encode(c),

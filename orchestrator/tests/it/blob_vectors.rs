@@ -14,10 +14,7 @@ use rstest::rstest;
 
 /// The shared acceptance vectors (`<repo>/../shared/testdata`). Fails loudly when absent.
 pub(crate) fn testdata() -> PathBuf {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata"
-    ));
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata"));
     assert!(
         dir.join("README.md").is_file(),
         "acceptance vectors not found at {} (the repository must sit next to `shared/`)",
@@ -42,17 +39,9 @@ fn encode_block(block: u64) -> Vec<starknet::core::types::Felt> {
     {
         state.nonces.insert(address, nonce);
     }
-    let options = EncodeOptions {
-        version: StarknetVersion::V0_13_2,
-        compress: false,
-    };
-    futures::executor::block_on(diff_to_blob_felts(
-        &update.state_diff,
-        block,
-        options,
-        &state,
-    ))
-    .unwrap()
+    let options = EncodeOptions { version: StarknetVersion::V0_13_2, compress: false };
+    futures::executor::block_on(diff_to_blob_felts(&update.state_diff, block, options, &state))
+        .unwrap()
 }
 
 #[rstest]
@@ -63,17 +52,10 @@ fn encode_block(block: u64) -> Vec<starknet::core::types::Felt> {
 #[case(671070)]
 fn state_update_encodes_to_the_mainnet_blob(#[case] block: u64) {
     let felts = encode_block(block);
-    assert!(
-        felts.len() <= FELTS_PER_BLOB,
-        "block {block}: {} felts",
-        felts.len()
-    );
+    assert!(felts.len() <= FELTS_PER_BLOB, "block {block}: {} felts", felts.len());
     let blob = felts_to_blob(&felts).unwrap();
     let expected = read(&format!("anchor/da_blob/test_blob/{block}.txt"));
-    let expected = expected
-        .trim()
-        .trim_start_matches("0x")
-        .to_ascii_lowercase();
+    let expected = expected.trim().trim_start_matches("0x").to_ascii_lowercase();
     assert_eq!(hex::encode(&blob), expected, "block {block}: blob differs");
 
     // And the inverse transform of the expected blob is our felts padded with zeros.
@@ -96,9 +78,5 @@ fn state_update_encodes_to_the_mainnet_blob(#[case] block: u64) {
 fn blob_round_trip(#[case] block: u64) {
     let blob = parse_blob_hex(&read(&format!("anchor/da_blob/test_blob/{block}.txt"))).unwrap();
     let coefficients = blob_to_coefficients(&blob).unwrap();
-    assert_eq!(
-        coefficients_to_blob(&coefficients).unwrap(),
-        blob,
-        "block {block}"
-    );
+    assert_eq!(coefficients_to_blob(&coefficients).unwrap(), blob, "block {block}");
 }

@@ -58,13 +58,8 @@ fn newest_rules_alias_and_compress() {
     let updates = [update(671070)];
     let mut state = MemoryState::new();
     state.strict_aliases = true;
-    for (i, v) in values_needing_aliases(&updates[0].state_diff)
-        .into_iter()
-        .enumerate()
-    {
-        state
-            .storage
-            .insert((ALIAS_CONTRACT_ADDRESS, v), Felt::from(0x80u64 + i as u64));
+    for (i, v) in values_needing_aliases(&updates[0].state_diff).into_iter().enumerate() {
+        state.storage.insert((ALIAS_CONTRACT_ADDRESS, v), Felt::from(0x80u64 + i as u64));
     }
     let out = run(&updates, StarknetVersion::Later(0, 14, 4), &state);
     let felts = stateless::decompress(&out.felts).unwrap();
@@ -72,8 +67,5 @@ fn newest_rules_alias_and_compress() {
     let n_contracts: usize = felts[0].to_biguint().try_into().unwrap();
     assert!(n_contracts > 0);
     assert!(felts[1] < Felt::from(0x80u64 + 100_000));
-    assert!(
-        out.felts.len() < felts.len(),
-        "compression should shrink real data"
-    );
+    assert!(out.felts.len() < felts.len(), "compression should shrink real data");
 }

@@ -4,7 +4,10 @@
 use std::{collections::HashMap, time::Duration};
 
 use orchestrator::{
-    types::{jobs::{JobStatus, JobType}, queue::QueueType},
+    types::{
+        jobs::{JobStatus, JobType},
+        queue::QueueType,
+    },
     worker::service,
 };
 use strum::IntoEnumIterator;
@@ -26,7 +29,12 @@ async fn sigkill_during_a_slow_job_heals_it_and_it_completes_once() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("side-effects.log");
     let job_timeout = Duration::from_secs(1);
-    let config = support::config(support::clients(dir.path()).await, log.clone(), Duration::ZERO, job_timeout);
+    let config = support::config(
+        support::clients(dir.path()).await,
+        log.clone(),
+        Duration::ZERO,
+        job_timeout,
+    );
     let job = service::create_job(&config, JobType::SnosRun, 1, snos(1)).await.unwrap();
 
     // A worker starts the slow job and dies mid-way.
@@ -38,7 +46,11 @@ async fn sigkill_during_a_slow_job_heals_it_and_it_completes_once() {
     first.kill();
     let events = read_log(&log);
     assert_eq!(events.iter().filter(|e| e.0 == "start").count(), 1);
-    assert_eq!(events.iter().filter(|e| e.0 == "done").count(), 0, "the killed worker must not finish");
+    assert_eq!(
+        events.iter().filter(|e| e.0 == "done").count(),
+        0,
+        "the killed worker must not finish"
+    );
     assert_eq!(status(&config, job.id).await, JobStatus::LockedForProcessing, "orphaned");
 
     // A restarted worker heals the orphan and completes it.
@@ -54,8 +66,13 @@ async fn sigkill_during_a_slow_job_heals_it_and_it_completes_once() {
     assert_eq!(done.len(), 1, "processing finished exactly once: {done:?}");
     let job = config.database().get_job_by_id(job.id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Completed);
-    let reasons: Vec<&String> =
-        job.metadata.common.previous_failure_reasons.iter().chain(job.metadata.common.failure_reason.iter()).collect();
+    let reasons: Vec<&String> = job
+        .metadata
+        .common
+        .previous_failure_reasons
+        .iter()
+        .chain(job.metadata.common.failure_reason.iter())
+        .collect();
     assert!(reasons.iter().any(|r| r.starts_with("healed")), "healing is recorded: {reasons:?}");
 }
 
@@ -64,7 +81,12 @@ async fn two_worker_processes_never_process_the_same_job_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("side-effects.log");
     let job_timeout = Duration::from_secs(300);
-    let config = support::config(support::clients(dir.path()).await, log.clone(), Duration::ZERO, job_timeout);
+    let config = support::config(
+        support::clients(dir.path()).await,
+        log.clone(),
+        Duration::ZERO,
+        job_timeout,
+    );
     let jobs = 40;
     let mut ids = Vec::new();
     for i in 1..=jobs {
@@ -76,7 +98,12 @@ async fn two_worker_processes_never_process_the_same_job_at_once() {
     wait_for(Duration::from_secs(120), "every job to complete", async || {
         let done = config
             .database()
-            .get_jobs_by_types_and_statuses(&[JobType::SnosRun], &[JobStatus::Completed], None, None)
+            .get_jobs_by_types_and_statuses(
+                &[JobType::SnosRun],
+                &[JobStatus::Completed],
+                None,
+                None,
+            )
             .await
             .unwrap();
         done.len() == jobs as usize

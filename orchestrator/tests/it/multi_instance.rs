@@ -39,7 +39,12 @@ async fn two_processes_on_postgres_and_sqs_process_every_job_exactly_once() {
     wait_for(Duration::from_secs(180), "every job to complete", async || {
         let done = config
             .database()
-            .get_jobs_by_types_and_statuses(&[JobType::SnosRun], &[JobStatus::Completed], None, None)
+            .get_jobs_by_types_and_statuses(
+                &[JobType::SnosRun],
+                &[JobStatus::Completed],
+                None,
+                None,
+            )
             .await
             .unwrap();
         done.len() == jobs as usize
@@ -61,7 +66,12 @@ async fn two_processes_on_postgres_and_sqs_process_every_job_exactly_once() {
     assert!(per_job.values().all(|&c| c == (1, 1)), "each job processed exactly once: {per_job:?}");
     let pids: std::collections::HashSet<u32> = events.iter().map(|e| e.2).collect();
     assert_eq!(pids.len(), 2, "both processes took work");
-    for job in config.database().get_jobs_by_types_and_statuses(&[JobType::SnosRun], &[], None, None).await.unwrap() {
+    for job in config
+        .database()
+        .get_jobs_by_types_and_statuses(&[JobType::SnosRun], &[], None, None)
+        .await
+        .unwrap()
+    {
         assert_eq!(job.status, JobStatus::Completed);
         // created → locked → pending verification → completed: no update lost or doubled.
         assert_eq!(job.version, 3, "job {} has version {}", job.internal_id, job.version);
@@ -74,11 +84,14 @@ async fn wrong_postgres_credentials_name_the_database_and_the_cause_without_the_
         return;
     }
     let url = distributed::postgres_url();
-    let rest = url.split_once('@').map(|(_, host)| host).unwrap_or_else(|| panic!("test URL has no credentials: {url}"));
+    let rest = url
+        .split_once('@')
+        .map(|(_, host)| host)
+        .unwrap_or_else(|| panic!("test URL has no credentials: {url}"));
     let wrong = format!("postgres://orchestrator:not-the-password-42@{rest}");
-    let err = orchestrator::core::client::database_backends::open(&orchestrator::config::DatabaseBackend::Postgres {
-        url: wrong.clone().into(),
-    })
+    let err = orchestrator::core::client::database_backends::open(
+        &orchestrator::config::DatabaseBackend::Postgres { url: wrong.clone().into() },
+    )
     .await
     .err()
     .expect("wrong credentials must fail");

@@ -75,10 +75,7 @@ fn atlantic_config(service: Url, artifacts: Url, timeout: Duration) -> AtlanticC
         settlement_layer: AtlanticSettlementLayer::Ethereum,
         proof_layout: "dynamic".into(),
         cairo_verifier_program_hash: Some("0x1".into()),
-        aggregator_params: AtlanticAggregatorParams {
-            use_kzg_da: true,
-            ..Default::default()
-        },
+        aggregator_params: AtlanticAggregatorParams { use_kzg_da: true, ..Default::default() },
         retry: RetryPolicy::new(Duration::from_millis(20), Duration::from_millis(500)),
         request_timeout: timeout,
     }
@@ -86,9 +83,8 @@ fn atlantic_config(service: Url, artifacts: Url, timeout: Duration) -> AtlanticC
 
 async fn env(layer: Layer, service: Url, artifacts: Url, timeout: Duration) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut clients = embedded::open(dir.path(), &embedded::EmbeddedOptions::default())
-        .await
-        .unwrap();
+    let mut clients =
+        embedded::open(dir.path(), &embedded::EmbeddedOptions::default()).await.unwrap();
     let alerts = Arc::new(Alerts::default());
     clients.alerts = alerts.clone();
     let prover = Arc::new(
@@ -112,16 +108,8 @@ async fn env(layer: Layer, service: Url, artifacts: Url, timeout: Duration) -> E
     };
     let config = Arc::new(Config::new(layer, clients, handlers, triggers, engine));
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let orch = Orchestrator::start_with(config.clone(), addr, None)
-        .await
-        .unwrap();
-    Env {
-        orch,
-        config,
-        alerts,
-        prover,
-        _dir: dir,
-    }
+    let orch = Orchestrator::start_with(config.clone(), addr, None).await.unwrap();
+    Env { orch, config, alerts, prover, _dir: dir }
 }
 
 fn mock(f: impl FnOnce(&mut MockAtlanticConfig)) -> MockAtlanticConfig {
@@ -162,11 +150,7 @@ async fn seed_l2(env: &Env) {
 
 async fn seed_snos_job(env: &Env, i: u64) {
     let pie_path = format!("{i}/cairo_pie.zip");
-    env.config
-        .storage()
-        .put_data(pie_bytes().into(), &pie_path)
-        .await
-        .unwrap();
+    env.config.storage().put_data(pie_bytes().into(), &pie_path).await.unwrap();
     let meta = SnosMetadata {
         snos_batch_index: i,
         start_block: i,
@@ -183,11 +167,7 @@ async fn seed_snos_job(env: &Env, i: u64) {
 }
 
 async fn job(env: &Env, t: JobType, i: u64) -> Option<JobItem> {
-    env.config
-        .database()
-        .get_job_by_internal_id_and_type(i, t)
-        .await
-        .unwrap()
+    env.config.database().get_job_by_internal_id_and_type(i, t).await.unwrap()
 }
 
 async fn wait_status(env: &Env, t: JobType, i: u64, want: JobStatus, within: Duration) -> JobItem {
@@ -213,13 +193,7 @@ async fn wait_status(env: &Env, t: JobType, i: u64, want: JobStatus, within: Dur
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proving_then_aggregation_complete_and_store_the_artifacts() {
     let server = MockAtlanticServer::start(mock(|_| {})).await.unwrap();
-    let env = env(
-        Layer::L2,
-        server.url(),
-        server.url(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let env = env(Layer::L2, server.url(), server.url(), Duration::from_secs(5)).await;
     seed_l2(&env).await;
 
     for i in 1..=2 {
@@ -231,65 +205,34 @@ async fn proving_then_aggregation_complete_and_store_the_artifacts() {
             Duration::from_secs(30),
         )
         .await;
-        let JobSpecificMetadata::Proving(m) = &j.metadata.specific else {
-            panic!()
-        };
+        let JobSpecificMetadata::Proving(m) = &j.metadata.specific else { panic!() };
         assert_eq!(m.bucket_job_index, Some(i), "index inside the bucket");
         assert!(m.bucket_id.is_some());
         // store_audit_artifacts: the proof was downloaded.
-        let proof = env
-            .config
-            .storage()
-            .get_data(&format!("{i}/proof.json"))
-            .await
-            .unwrap();
+        let proof = env.config.storage().get_data(&format!("{i}/proof.json")).await.unwrap();
         assert!(String::from_utf8_lossy(&proof).contains(&j.external_id.to_string()));
     }
-    let agg = wait_status(
-        &env,
-        JobType::Aggregator,
-        1,
-        JobStatus::Completed,
-        Duration::from_secs(30),
-    )
-    .await;
-    let batch = env
-        .config
-        .database()
-        .get_aggregator_batches(Default::default())
-        .await
-        .unwrap()
-        .remove(0);
+    let agg =
+        wait_status(&env, JobType::Aggregator, 1, JobStatus::Completed, Duration::from_secs(30))
+            .await;
+    let batch =
+        env.config.database().get_aggregator_batches(Default::default()).await.unwrap().remove(0);
     assert_eq!(batch.status, AggregatorBatchStatus::ReadyForStateUpdate);
-    assert_eq!(
-        agg.external_id.to_string(),
-        batch.bucket_id.clone().unwrap()
-    );
+    assert_eq!(agg.external_id.to_string(), batch.bucket_id.clone().unwrap());
     let storage = env.config.storage();
-    for file in [
-        "cairo_pie.zip",
-        "da_blob.json",
-        "snos_output.json",
-        "proof.json",
-    ] {
+    for file in ["cairo_pie.zip", "da_blob.json", "snos_output.json", "proof.json"] {
         storage
             .get_data(&format!("artifacts/batch/1/{file}"))
             .await
             .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
     let output: Vec<[u8; 32]> = bincode::deserialize(
-        &storage
-            .get_data("artifacts/batch/1/program_output.txt")
-            .await
-            .unwrap(),
+        &storage.get_data("artifacts/batch/1/program_output.txt").await.unwrap(),
     )
     .unwrap();
     // The aggregator's own output (the OS output part) is the stand-in's snos_output.json.
     let snos: Vec<String> = serde_json::from_slice(
-        &storage
-            .get_data("artifacts/batch/1/snos_output.json")
-            .await
-            .unwrap(),
+        &storage.get_data("artifacts/batch/1/snos_output.json").await.unwrap(),
     )
     .unwrap();
     let snos: Vec<[u8; 32]> = snos
@@ -303,25 +246,12 @@ async fn proving_then_aggregation_complete_and_store_the_artifacts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prover_failures_fail_the_job_with_an_alert() {
-    let server = MockAtlanticServer::start(mock(|c| c.failure_rate = 1.0))
-        .await
-        .unwrap();
-    let env = env(
-        Layer::L2,
-        server.url(),
-        server.url(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let server = MockAtlanticServer::start(mock(|c| c.failure_rate = 1.0)).await.unwrap();
+    let env = env(Layer::L2, server.url(), server.url(), Duration::from_secs(5)).await;
     seed_l2(&env).await;
-    let j = wait_status(
-        &env,
-        JobType::ProofCreation,
-        1,
-        JobStatus::Failed,
-        Duration::from_secs(30),
-    )
-    .await;
+    let j =
+        wait_status(&env, JobType::ProofCreation, 1, JobStatus::Failed, Duration::from_secs(30))
+            .await;
     let reason = j.metadata.common.failure_reason.clone().unwrap_or_default();
     assert!(reason.contains("injected failure"), "{reason}");
     let alerts = env.alerts.0.lock().unwrap().clone();
@@ -341,57 +271,31 @@ async fn prover_failures_fail_the_job_with_an_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_query_id_rejects_with_a_clear_reason() {
     let server = MockAtlanticServer::start(mock(|_| {})).await.unwrap();
-    let env = env(
-        Layer::L2,
-        server.url(),
-        server.url(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let env = env(Layer::L2, server.url(), server.url(), Duration::from_secs(5)).await;
     let meta = ProvingMetadata {
         block_number: 9,
         input_path: Some(ProvingInputType::CairoPie("9/cairo_pie.zip".into())),
         ..Default::default()
     };
-    let mut j = JobItem::new(
-        JobType::ProofCreation,
-        9,
-        JobSpecificMetadata::Proving(meta),
-    );
+    let mut j = JobItem::new(JobType::ProofCreation, 9, JobSpecificMetadata::Proving(meta));
     j.status = JobStatus::PendingVerification;
     j.external_id = "01NOSUCHQUERY".into();
     // As after its one processing attempt.
     j.metadata.common.process_attempt_no = 1;
     let j = env.config.database().create_job(j).await.unwrap();
-    service::send_job_message(&env.config, &j, JobAction::Verify, Duration::ZERO)
-        .await
-        .unwrap();
-    let j = wait_status(
-        &env,
-        JobType::ProofCreation,
-        9,
-        JobStatus::Failed,
-        Duration::from_secs(20),
-    )
-    .await;
+    service::send_job_message(&env.config, &j, JobAction::Verify, Duration::ZERO).await.unwrap();
+    let j =
+        wait_status(&env, JobType::ProofCreation, 9, JobStatus::Failed, Duration::from_secs(20))
+            .await;
     let reason = j.metadata.common.failure_reason.unwrap_or_default();
-    assert!(
-        reason.contains("01NOSUCHQUERY") && reason.contains("unknown"),
-        "{reason}"
-    );
+    assert!(reason.contains("01NOSUCHQUERY") && reason.contains("unknown"), "{reason}");
     env.orch.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proof_that_does_not_parse_fails_registration() {
     let server = MockAtlanticServer::start(mock(|_| {})).await.unwrap();
-    let env = env(
-        Layer::L3,
-        server.url(),
-        server.url(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let env = env(Layer::L3, server.url(), server.url(), Duration::from_secs(5)).await;
     env.config
         .storage()
         .put_data(b"{\"proof\": [1, 2".to_vec().into(), "3/proof.json")
@@ -421,11 +325,7 @@ async fn a_proof_that_does_not_parse_fails_registration() {
     .await;
     let reason = j.metadata.common.failure_reason.unwrap_or_default();
     assert!(reason.contains("3/proof.json does not parse"), "{reason}");
-    assert_eq!(
-        server.submissions().len(),
-        0,
-        "nothing was sent to the prover"
-    );
+    assert_eq!(server.submissions().len(), 0, "nothing was sent to the prover");
     env.orch.stop().await.unwrap();
 }
 
@@ -433,9 +333,7 @@ async fn a_proof_that_does_not_parse_fails_registration() {
 async fn a_prover_timeout_keeps_the_job_for_a_retry() {
     // A server that accepts connections and never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url: Url = format!("http://{}/", silent.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let url: Url = format!("http://{}/", silent.local_addr().unwrap()).parse().unwrap();
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = silent.accept().await {
@@ -466,11 +364,7 @@ async fn a_prover_timeout_keeps_the_job_for_a_retry() {
     .await;
     let j = job(&env, JobType::ProofCreation, 1).await.unwrap();
     assert_eq!(j.id, created.id);
-    assert!(
-        !j.status.is_terminal(),
-        "retryable: the job waits for another try, {:?}",
-        j.status
-    );
+    assert!(!j.status.is_terminal(), "retryable: the job waits for another try, {:?}", j.status);
     assert!(env.alerts.0.lock().unwrap().is_empty());
     env.orch.stop().await.unwrap();
 }

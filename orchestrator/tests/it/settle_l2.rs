@@ -32,7 +32,9 @@ use orchestrator::{
         event_handler::jobs::{state_transition::SettlementJobContext, JobHandlers},
         pipeline::settlement::with_stage,
         service,
-        triggers::{aggregator::aggregator_metadata, update_state::UpdateStateTrigger, JobTrigger, Triggers},
+        triggers::{
+            aggregator::aggregator_metadata, update_state::UpdateStateTrigger, JobTrigger, Triggers,
+        },
     },
 };
 use orchestrator_ethereum_settlement_client::{
@@ -73,7 +75,10 @@ fn da_felts() -> Vec<Felt> {
         storage_diffs,
         deprecated_declared_classes: vec![],
         declared_classes: vec![],
-        deployed_contracts: vec![DeployedContractItem { address: f(0x1000), class_hash: f(0xc1a55) }],
+        deployed_contracts: vec![DeployedContractItem {
+            address: f(0x1000),
+            class_hash: f(0xc1a55),
+        }],
         replaced_classes: vec![],
         nonces: vec![NonceUpdate { contract_address: f(0x1001), nonce: f(3) }],
     };
@@ -217,9 +222,10 @@ async fn env_with(options: Options) -> Option<Env> {
     sc.tx_confirmation_timeout = Duration::from_secs(5);
     sc.confirmations = 1;
     sc.peerdas = false;
-    let client = EthereumSettlementClient::new(sc, OperatorSigner::local(ANVIL_KEY_0, Some(31337)).unwrap())
-        .await
-        .unwrap();
+    let client =
+        EthereumSettlementClient::new(sc, OperatorSigner::local(ANVIL_KEY_0, Some(31337)).unwrap())
+            .await
+            .unwrap();
     let operator = client.address();
     let dir = tempfile::tempdir().unwrap();
     let clients = embedded::open(dir.path(), &embedded::EmbeddedOptions::default()).await.unwrap();
@@ -269,12 +275,18 @@ impl Env {
         db.create_aggregator_batch(batch).await.unwrap();
         let storage = self.config.storage();
         storage
-            .put_data(bincode::serialize(&po.to_vec()).unwrap().into(), m.program_output_path.as_deref().unwrap())
+            .put_data(
+                bincode::serialize(&po.to_vec()).unwrap().into(),
+                m.program_output_path.as_deref().unwrap(),
+            )
             .await
             .unwrap();
         let segment: Vec<String> = felts.iter().map(felt_hex).collect();
         storage
-            .put_data(serde_json::to_vec(&segment).unwrap().into(), m.da_segment_path.as_deref().unwrap())
+            .put_data(
+                serde_json::to_vec(&segment).unwrap().into(),
+                m.da_segment_path.as_deref().unwrap(),
+            )
             .await
             .unwrap();
         let mut job = JobItem::new(JobType::Aggregator, 1, JobSpecificMetadata::Aggregator(m));
@@ -317,12 +329,15 @@ impl Env {
 
     /// The `/metrics` sample `name{settlement_layer="ethereum"}`, if present.
     async fn settlement_sample(&self, name: &str) -> Option<f64> {
-        let text = reqwest::get(format!("http://{}/metrics", self._orch.as_ref().expect("a running orchestrator for /metrics").addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = reqwest::get(format!(
+            "http://{}/metrics",
+            self._orch.as_ref().expect("a running orchestrator for /metrics").addr
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
         let key = format!(r#"{name}{{settlement_layer="ethereum"}} "#);
         text.lines().find_map(|l| l.strip_prefix(key.as_str())).map(|v| v.parse().unwrap())
     }
@@ -336,7 +351,8 @@ impl Env {
     }
 
     async fn anvil(&self, method: &'static str, params: Vec<serde_json::Value>) {
-        let _: serde_json::Value = self.provider().raw_request(method.into(), params).await.unwrap();
+        let _: serde_json::Value =
+            self.provider().raw_request(method.into(), params).await.unwrap();
     }
 
     /// Runs the UpdateState trigger once and returns the StateTransition it created.
@@ -409,13 +425,17 @@ async fn aggregator_batch_settles_with_blobs_on_anvil() {
     let JobSpecificMetadata::StateUpdate(m) = &job.metadata.specific else { panic!("metadata") };
     assert_eq!(m.context.to_settle(), 1);
     let hash = job.external_id.to_string();
-    assert!(hash.starts_with("0x") && hash.len() == 66 && hash != format!("0x{}", "0".repeat(64)), "{hash}");
+    assert!(
+        hash.starts_with("0x") && hash.len() == 66 && hash != format!("0x{}", "0".repeat(64)),
+        "{hash}"
+    );
     assert_eq!(m.tx_hash.as_deref(), Some(hash.as_str()));
     assert!(!m.tx_attempts.is_empty());
     assert_eq!(env.state_block_number().await, U256::from(2));
     assert_eq!(env.batch_status().await, AggregatorBatchStatus::Completed);
     // The attempts were persisted as they happened.
-    let recorded = env.config.storage().get_data("artifacts/batch/1/tx_attempts.json").await.unwrap();
+    let recorded =
+        env.config.storage().get_data("artifacts/batch/1/tx_attempts.json").await.unwrap();
     assert!(String::from_utf8_lossy(&recorded).contains(&hash));
 
     // The settlement metrics: the fee of the confirmed transaction, the sampled blob base fee
@@ -429,15 +449,18 @@ async fn aggregator_batch_settles_with_blobs_on_anvil() {
     let fee = u128::from(receipt.gas_used) * receipt.effective_gas_price
         + u128::from(receipt.blob_gas_used.unwrap_or(0)) * receipt.blob_gas_price.unwrap_or(0);
     assert!(fee > 0);
-    let fees_paid = env.settlement_sample("settlement_fees_paid_wei_total").await.expect("fees paid");
+    let fees_paid =
+        env.settlement_sample("settlement_fees_paid_wei_total").await.expect("fees paid");
     assert_eq!(fees_paid, fee as f64, "fees paid = the receipt's gas and blob gas");
-    let blob_base_fee = env.settlement_sample("settlement_blob_base_fee_wei").await.expect("blob base fee");
+    let blob_base_fee =
+        env.settlement_sample("settlement_blob_base_fee_wei").await.expect("blob base fee");
     assert!(blob_base_fee >= 1.0, "{blob_base_fee}");
     let attempts = env.settlement_sample("settlement_tx_attempts_total").await.expect("attempts");
     assert!(attempts >= 1.0, "{attempts}");
     let balance = env.provider().get_balance(env.operator).await.unwrap();
     let balance = u128::try_from(balance).unwrap() as f64;
-    let exported = env.settlement_sample("settlement_signer_balance_wei").await.expect("signer balance");
+    let exported =
+        env.settlement_sample("settlement_signer_balance_wei").await.expect("signer balance");
     assert!(
         (exported - balance).abs() <= fee as f64,
         "exported signer balance {exported} vs Anvil {balance} (fee {fee})"
@@ -481,7 +504,10 @@ async fn restart_mid_flight_neither_loses_nor_duplicates_the_update() {
     let locked = env
         .config
         .database()
-        .update_job(&job, JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata))
+        .update_job(
+            &job,
+            JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata),
+        )
         .await
         .unwrap();
     let handler = env.config.handlers.get(JobType::StateTransition).unwrap().clone();
@@ -520,12 +546,19 @@ async fn restart_mid_flight_neither_loses_nor_duplicates_the_update() {
         .chain(done.metadata.common.failure_reason.clone())
         .collect();
     assert!(reasons.iter().any(|r| r.contains("healed")), "the orphan was healed: {reasons:?}");
-    assert_eq!(env.operator_nonce().await, nonce_before + 1, "exactly one transaction of the operator");
+    assert_eq!(
+        env.operator_nonce().await,
+        nonce_before + 1,
+        "exactly one transaction of the operator"
+    );
     assert_eq!(env.pending_nonce().await, nonce_before + 1, "nothing else in the pool");
     assert_eq!(env.state_block_number().await, U256::from(2), "the update landed once");
     let JobSpecificMetadata::StateUpdate(m) = &done.metadata.specific else { panic!("metadata") };
     assert!(!m.tx_attempts.is_empty());
-    assert!(m.tx_attempts.iter().all(|a| a.nonce == nonce_before), "every attempt used the same nonce");
+    assert!(
+        m.tx_attempts.iter().all(|a| a.nonce == nonce_before),
+        "every attempt used the same nonce"
+    );
 }
 
 /// The settlement RPC is down for the first processing attempt: the job goes back to its

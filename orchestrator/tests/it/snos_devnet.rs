@@ -67,7 +67,12 @@ async fn context(layer: Layer, rpc_url: &url::Url) -> (Arc<Config>, SnosJobHandl
     let dir = tempfile::tempdir().expect("tempdir");
     let clients = support::clients(dir.path()).await;
     let handler = || {
-        SnosJobHandler::new(layer, crate::snos_run::snos_params(rpc_url.clone()), clients.clone(), Arc::new(StandInRunner::new()))
+        SnosJobHandler::new(
+            layer,
+            crate::snos_run::snos_params(rpc_url.clone()),
+            clients.clone(),
+            Arc::new(StandInRunner::new()),
+        )
     };
     let handlers = JobHandlers::new().with(Arc::new(handler()));
     let triggers = Triggers::new().with(Arc::new(SnosTrigger { buffer: 50, full_output: false }));
@@ -107,7 +112,12 @@ async fn run_snos_jobs(config: &Arc<Config>, indexes: &[u64]) -> Vec<JobItem> {
     running.stop().await.expect("stop");
     let mut jobs = Vec::new();
     for &i in indexes {
-        jobs.push(db.get_job_by_internal_id_and_type(i, JobType::SnosRun).await.expect("db").expect("job"));
+        jobs.push(
+            db.get_job_by_internal_id_and_type(i, JobType::SnosRun)
+                .await
+                .expect("db")
+                .expect("job"),
+        );
     }
     jobs
 }
@@ -134,7 +144,13 @@ struct Stored {
 /// program output, `snos_fact` equal to what `orchestrator fact --pie` prints for the stored
 /// PIE, and the OS header equal to the devnet's blocks (numbers, `starknet_getBlockWithTxHashes`
 /// hashes, `starknet_getStateUpdate` roots).
-async fn check_job(config: &Config, devnet: &Devnet, job: &JobItem, start: u64, end: u64) -> Stored {
+async fn check_job(
+    config: &Config,
+    devnet: &Devnet,
+    job: &JobItem,
+    start: u64,
+    end: u64,
+) -> Stored {
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.metadata.common.failure_reason);
     let m = snos_meta(job);
     let idx = m.snos_batch_index;
@@ -142,9 +158,13 @@ async fn check_job(config: &Config, devnet: &Devnet, job: &JobItem, start: u64, 
     assert_eq!(job.external_id.to_string(), idx.to_string());
     assert_eq!(m.cairo_pie_path.as_deref(), Some(format!("{idx}/cairo_pie.zip").as_str()));
     assert_eq!(m.snos_output_path.as_deref(), Some(format!("{idx}/snos_output.json").as_str()));
-    assert_eq!(m.program_output_path.as_deref(), Some(format!("{idx}/program_output.txt").as_str()));
+    assert_eq!(
+        m.program_output_path.as_deref(),
+        Some(format!("{idx}/program_output.txt").as_str())
+    );
     let storage = config.storage();
-    let pie_zip = storage.get_data(&format!("{idx}/cairo_pie.zip")).await.expect("PIE stored").to_vec();
+    let pie_zip =
+        storage.get_data(&format!("{idx}/cairo_pie.zip")).await.expect("PIE stored").to_vec();
 
     // cairo-vm's own reader accepts the stored zip.
     let read = CairoPie::from_bytes(&pie_zip).expect("cairo-vm reads the stored PIE");
@@ -153,14 +173,17 @@ async fn check_job(config: &Config, devnet: &Devnet, job: &JobItem, start: u64, 
     assert!(read.execution_resources.n_steps > 0);
     let segment = pie::program_output(&read).expect("output segment");
 
-    let os_output: Vec<String> =
-        serde_json::from_slice(&storage.get_data(&format!("{idx}/snos_output.json")).await.expect("OS output"))
-            .expect("a JSON array");
-    let os_output: Vec<Felt> = os_output.iter().map(|s| Felt::from_hex(s).expect("0x felt")).collect();
+    let os_output: Vec<String> = serde_json::from_slice(
+        &storage.get_data(&format!("{idx}/snos_output.json")).await.expect("OS output"),
+    )
+    .expect("a JSON array");
+    let os_output: Vec<Felt> =
+        os_output.iter().map(|s| Felt::from_hex(s).expect("0x felt")).collect();
     assert_eq!(os_output, segment, "snos_output.json is the PIE's output segment");
-    let words: Vec<[u8; 32]> =
-        bincode::deserialize(&storage.get_data(&format!("{idx}/program_output.txt")).await.expect("program output"))
-            .expect("bincode words");
+    let words: Vec<[u8; 32]> = bincode::deserialize(
+        &storage.get_data(&format!("{idx}/program_output.txt")).await.expect("program output"),
+    )
+    .expect("bincode words");
     assert_eq!(words, segment.iter().map(Felt::to_bytes_be).collect::<Vec<_>>());
 
     // The CLI computes the fact from the stored file on its own.
@@ -175,7 +198,11 @@ async fn check_job(config: &Config, devnet: &Devnet, job: &JobItem, start: u64, 
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(printed.starts_with("0x") && printed.len() > 2, "{printed}");
-    assert_eq!(m.snos_fact.as_deref(), Some(printed.as_str()), "recorded fact vs orchestrator fact");
+    assert_eq!(
+        m.snos_fact.as_deref(),
+        Some(printed.as_str()),
+        "recorded fact vs orchestrator fact"
+    );
 
     // The OS header describes the devnet's blocks.
     let prev_hash = devnet.block_hash(start - 1).await;
@@ -216,13 +243,25 @@ async fn devnet_l3_snos_run_without_an_alias_table_is_retried_not_failed() {
     assert_eq!(snos_ranges(&config).await, vec![(1, 1, 2, S::Closed)]);
     // Devnet's alias contract is empty.
     let alias_counter = devnet
-        .try_call("starknet_getStorageAt", json!({"contract_address": "0x2", "key": "0x0", "block_id": "latest"}))
+        .try_call(
+            "starknet_getStorageAt",
+            json!({"contract_address": "0x2", "key": "0x0", "block_id": "latest"}),
+        )
         .await;
-    assert!(alias_counter.as_ref().is_err() || alias_counter == Ok(json!("0x0")), "{alias_counter:?}");
+    assert!(
+        alias_counter.as_ref().is_err() || alias_counter == Ok(json!("0x0")),
+        "{alias_counter:?}"
+    );
 
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let running = Orchestrator::start_with(Arc::clone(&config), addr, None).await.expect("engine");
-    config.triggers.get(WorkerTriggerType::Snos).expect("trigger").run(config.clone()).await.expect("Snos trigger");
+    config
+        .triggers
+        .get(WorkerTriggerType::Snos)
+        .expect("trigger")
+        .run(config.clone())
+        .await
+        .expect("Snos trigger");
     let db = Arc::clone(config.database());
     wait_for(Duration::from_secs(60), "two attempts to fail retryably", async || {
         let job = db.get_job_by_internal_id_and_type(1, JobType::SnosRun).await.expect("db");
@@ -230,7 +269,8 @@ async fn devnet_l3_snos_run_without_an_alias_table_is_retried_not_failed() {
     })
     .await;
     running.stop().await.expect("stop");
-    let job = db.get_job_by_internal_id_and_type(1, JobType::SnosRun).await.expect("db").expect("job");
+    let job =
+        db.get_job_by_internal_id_and_type(1, JobType::SnosRun).await.expect("db").expect("job");
     assert!(!matches!(job.status, JobStatus::Failed | JobStatus::Completed), "{}", job.status);
     let reason = job.metadata.common.failure_reason.clone().unwrap_or_default();
     assert!(reason.contains("no alias for"), "{reason}");
@@ -257,9 +297,17 @@ fn parse_full_output_diff(felts: &[Felt]) -> (Vec<ContractDiff>, Vec<(Felt, Felt
     let mut next = || it.next().expect("diff ends early");
     let mut contracts = Vec::new();
     for _ in 0..n(next()) {
-        let (address, prev_nonce, new_nonce, prev_class, new_class) = (next(), next(), next(), next(), next());
+        let (address, prev_nonce, new_nonce, prev_class, new_class) =
+            (next(), next(), next(), next(), next());
         let storage = (0..n(next())).map(|_| (next(), next(), next())).collect();
-        contracts.push(ContractDiff { address, prev_nonce, new_nonce, prev_class, new_class, storage });
+        contracts.push(ContractDiff {
+            address,
+            prev_nonce,
+            new_nonce,
+            prev_class,
+            new_class,
+            storage,
+        });
     }
     let classes = (0..n(next())).map(|_| (next(), next(), next())).collect();
     assert!(it.next().is_none(), "felts after the state diff");
@@ -295,7 +343,10 @@ async fn devnet_blocks_run_through_snos_batching_and_snos_run_l2_full_output() {
         .run(config.clone())
         .await
         .expect("aggregator batching");
-    SnosBatchingTrigger::new(node.clone(), None, s).run(config.clone()).await.expect("SNOS batching");
+    SnosBatchingTrigger::new(node.clone(), None, s)
+        .run(config.clone())
+        .await
+        .expect("SNOS batching");
     let agg = config.database().get_aggregator_batches(Default::default()).await.expect("batches");
     assert_eq!(
         agg.iter().map(|b| (b.start_block, b.end_block, b.status)).collect::<Vec<_>>(),
@@ -310,7 +361,10 @@ async fn devnet_blocks_run_through_snos_batching_and_snos_run_l2_full_output() {
         let os_output = &stored.os_output;
         assert_eq!((os_output[8], os_output[9]), (Felt::ZERO, Felt::ONE), "L2 flags");
         let read = pie::read_pie_bytes(&stored.pie_zip).expect("PIE");
-        assert_eq!(snos_meta(job).snos_fact, Some(facts::l2_fact(&read).expect("L2 fact").to_string()));
+        assert_eq!(
+            snos_meta(job).snos_fact,
+            Some(facts::l2_fact(&read).expect("L2 fact").to_string())
+        );
         // No messages (the stand-in reads none), then the diff.
         assert_eq!((os_output[10], os_output[11]), (Felt::ZERO, Felt::ZERO));
         let (contracts, classes) = parse_full_output_diff(&os_output[12..]);
@@ -345,20 +399,29 @@ async fn devnet_blocks_run_through_snos_batching_and_snos_run_l2_full_output() {
                 assert_eq!(got, want, "nonce of {a} at {block}");
             }
             for (block, want) in [(prev, c.prev_class), (last, c.new_class)] {
-                let got = read_or_zero(&devnet, "starknet_getClassHashAt", json!([at(block), a])).await;
+                let got =
+                    read_or_zero(&devnet, "starknet_getClassHashAt", json!([at(block), a])).await;
                 assert_eq!(got, want, "class of {a} at {block}");
             }
             assert!(c.storage.windows(2).all(|w| w[0].0 < w[1].0), "keys ascending");
             for &(key, before, after) in &c.storage {
                 let k = format!("{key:#x}");
                 for (block, want) in [(prev, before), (last, after)] {
-                    let got = read_or_zero(&devnet, "starknet_getStorageAt", json!({"contract_address": a, "key": k, "block_id": at(block)})).await;
+                    let got = read_or_zero(
+                        &devnet,
+                        "starknet_getStorageAt",
+                        json!({"contract_address": a, "key": k, "block_id": at(block)}),
+                    )
+                    .await;
                     assert_eq!(got, want, "storage {a}/{k} at {block}");
                 }
             }
         }
         // Something really changed in each batch.
-        assert!(contracts.iter().flat_map(|c| &c.storage).any(|(_, before, after)| before != after));
+        assert!(contracts
+            .iter()
+            .flat_map(|c| &c.storage)
+            .any(|(_, before, after)| before != after));
     }
 }
 
@@ -384,7 +447,10 @@ async fn devnet_pending_block_is_waited_for_by_batching_and_snos_run() {
     assert_eq!(pending["transactions"].as_array().map(Vec::len), Some(2), "{pending}");
 
     let node = rpc_node(&devnet.url);
-    for e in [node.block(2).await.expect_err("pending"), node.state_update(2).await.expect_err("pending")] {
+    for e in [
+        node.block(2).await.expect_err("pending"),
+        node.state_update(2).await.expect_err("pending"),
+    ] {
         assert!(e.is_wait(), "{e:?}");
     }
     let (config, _, dir) = context(Layer::L3, &devnet.url).await;
@@ -399,7 +465,8 @@ async fn devnet_pending_block_is_waited_for_by_batching_and_snos_run() {
     // A SnosRun job over the pending block, on its own tier.
     // L2 (full output): the L3 KZG segment needs an alias table devnet lacks (see above).
     let (config2, handler, _dir2) = context(Layer::L2, &devnet.url).await;
-    let mut batch = orchestrator::types::batch::SnosBatch::new(1, None, 2, "0.14.4", BouncerWeights::ZERO);
+    let mut batch =
+        orchestrator::types::batch::SnosBatch::new(1, None, 2, "0.14.4", BouncerWeights::ZERO);
     batch.status = S::Closed;
     config2.database().create_snos_batch(batch).await.expect("batch");
     let metadata = orchestrator::worker::event_handler::jobs::snos::snos_metadata(1, 2, 2, false);
@@ -441,8 +508,12 @@ async fn devnet_killed_mid_test_keeps_batches_and_requeues_snos_run() {
     let snos_before = vec![(1, 1, 2, S::Closed), (2, 3, 3, S::Open)];
     assert_eq!(snos_ranges(&l3).await, snos_before);
     let agg_ranges = async |c: &Config| {
-        let batches = c.database().get_aggregator_batches(Default::default()).await.expect("batches");
-        batches.into_iter().map(|b| (b.index, b.start_block, b.end_block, b.status)).collect::<Vec<_>>()
+        let batches =
+            c.database().get_aggregator_batches(Default::default()).await.expect("batches");
+        batches
+            .into_iter()
+            .map(|b| (b.index, b.start_block, b.end_block, b.status))
+            .collect::<Vec<_>>()
     };
     let agg_before = agg_ranges(&l2).await;
     assert_eq!(agg_before, vec![(1, 1, 3, AggregatorBatchStatus::Open)]);
@@ -462,13 +533,28 @@ async fn devnet_killed_mid_test_keeps_batches_and_requeues_snos_run() {
     // The closed batch gets its job; the engine finds the RPC down and queues it again.
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let running = Orchestrator::start_with(Arc::clone(&l3), addr, None).await.expect("engine");
-    l3.triggers.get(WorkerTriggerType::Snos).expect("trigger").run(l3.clone()).await.expect("Snos trigger");
+    l3.triggers
+        .get(WorkerTriggerType::Snos)
+        .expect("trigger")
+        .run(l3.clone())
+        .await
+        .expect("Snos trigger");
     tokio::time::sleep(Duration::from_secs(3)).await;
     running.stop().await.expect("stop");
-    let job = l3.database().get_job_by_internal_id_and_type(1, JobType::SnosRun).await.expect("db").expect("job");
+    let job = l3
+        .database()
+        .get_job_by_internal_id_and_type(1, JobType::SnosRun)
+        .await
+        .expect("db")
+        .expect("job");
     assert_eq!(job.status, JobStatus::Created, "{:?}", job.metadata.common.failure_reason);
     assert_eq!(job.metadata.common.process_attempt_no, 0);
-    assert!(l3.database().get_job_by_internal_id_and_type(2, JobType::SnosRun).await.expect("db").is_none());
+    assert!(l3
+        .database()
+        .get_job_by_internal_id_and_type(2, JobType::SnosRun)
+        .await
+        .expect("db")
+        .is_none());
     assert_eq!(snos_ranges(&l3).await[0], (1, 1, 2, S::SnosJobCreated));
     assert_eq!(
         handler.check_ready_to_process(&job).await,
@@ -497,7 +583,11 @@ async fn devnet_reorganised_block_halts_batching_with_a_critical_alert() {
         }
     }
     for b in 0..=3 {
-        assert_eq!(chain.block_hash(b).await, reference.block_hash(b).await, "block {b} before the reorg");
+        assert_eq!(
+            chain.block_hash(b).await,
+            reference.block_hash(b).await,
+            "block {b} before the reorg"
+        );
     }
     let mut s = settings();
     s.params.max_batch_processing_size = 2;
@@ -512,8 +602,12 @@ async fn devnet_reorganised_block_halts_batching_with_a_critical_alert() {
     use SnosBatchStatus as S;
     assert_eq!(snos_ranges(&l3).await, vec![(1, 1, 2, S::Closed)]);
     let agg_ranges = async |c: &Config| {
-        let batches = c.database().get_aggregator_batches(Default::default()).await.expect("batches");
-        batches.into_iter().map(|b| (b.index, b.start_block, b.end_block, b.status)).collect::<Vec<_>>()
+        let batches =
+            c.database().get_aggregator_batches(Default::default()).await.expect("batches");
+        batches
+            .into_iter()
+            .map(|b| (b.index, b.start_block, b.end_block, b.status))
+            .collect::<Vec<_>>()
     };
     assert_eq!(agg_ranges(&l2).await, vec![(1, 1, 2, AggregatorBatchStatus::Open)]);
     assert!(alerts(&dir3).await.is_empty() && alerts(&dir2).await.is_empty());
@@ -521,7 +615,10 @@ async fn devnet_reorganised_block_halts_batching_with_a_critical_alert() {
     // Reorganise block 3 on the node.
     let old3 = chain.block_hash(3).await;
     let aborted = chain.abort_blocks(3).await;
-    assert_eq!(aborted.iter().map(|h| Felt::from_hex(h).expect("hash")).collect::<Vec<_>>(), vec![old3]);
+    assert_eq!(
+        aborted.iter().map(|h| Felt::from_hex(h).expect("hash")).collect::<Vec<_>>(),
+        vec![old3]
+    );
     assert_eq!(chain.block_number().await, 2);
     chain.create_block().await;
     assert_eq!(chain.block_number().await, 3);
@@ -535,13 +632,21 @@ async fn devnet_reorganised_block_halts_batching_with_a_critical_alert() {
         agg.run(l2.clone()).await.expect("a halt is not an error");
     }
     assert_eq!(snos_ranges(&l3).await, vec![(1, 1, 2, S::Closed)], "SNOS batches untouched");
-    assert_eq!(agg_ranges(&l2).await, vec![(1, 1, 2, AggregatorBatchStatus::Open)], "aggregator batches untouched");
+    assert_eq!(
+        agg_ranges(&l2).await,
+        vec![(1, 1, 2, AggregatorBatchStatus::Open)],
+        "aggregator batches untouched"
+    );
     for dir in [&dir3, &dir2] {
         let alerts = alerts(dir).await;
         assert_eq!(alerts.len(), 1, "one alert per condition: {alerts:?}");
         let a = &alerts[0];
         assert_eq!(a.severity, AlertSeverity::Critical);
         assert!(a.title.contains("block 3 differs from the replay-bounds node"), "{}", a.title);
-        assert!(a.body.contains(&format!("{new3:#x}")) && a.body.contains(&format!("{old3:#x}")), "{}", a.body);
+        assert!(
+            a.body.contains(&format!("{new3:#x}")) && a.body.contains(&format!("{old3:#x}")),
+            "{}",
+            a.body
+        );
     }
 }

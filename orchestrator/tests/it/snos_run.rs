@@ -70,7 +70,10 @@ fn state_update(n: u64) -> StateUpdate {
 
 /// Answers the JSON-RPC calls SnosRun makes; the state before block 1 holds only `CONTRACT`
 /// (class `EXISTING_CLASS`, nonce 0, empty storage).
-async fn rpc(State(calls): State<Arc<std::sync::Mutex<Vec<String>>>>, Json(req): Json<Value>) -> Json<Value> {
+async fn rpc(
+    State(calls): State<Arc<std::sync::Mutex<Vec<String>>>>,
+    Json(req): Json<Value>,
+) -> Json<Value> {
     let method = req["method"].as_str().unwrap_or_default().to_owned();
     calls.lock().unwrap().push(method.clone());
     let p = &req["params"];
@@ -78,14 +81,24 @@ async fn rpc(State(calls): State<Arc<std::sync::Mutex<Vec<String>>>>, Json(req):
         "starknet_chainId" => json!(CHAIN_ID),
         "starknet_getStateUpdate" => match p[0]["block_number"].as_u64() {
             Some(n) if n <= 3 => state_update_json(n),
-            _ => return Json(json!({"jsonrpc": "2.0", "id": 1, "error": {"code": 24, "message": "Block not found"}})),
+            _ => {
+                return Json(
+                    json!({"jsonrpc": "2.0", "id": 1, "error": {"code": 24, "message": "Block not found"}}),
+                )
+            }
         },
         "starknet_getStorageAt" | "starknet_getNonce" => json!("0x0"),
         "starknet_getClassHashAt" if p[1] == json!(CONTRACT) => json!(EXISTING_CLASS),
         "starknet_getClassHashAt" => {
-            return Json(json!({"jsonrpc": "2.0", "id": 1, "error": {"code": 20, "message": "Contract not found"}}))
+            return Json(
+                json!({"jsonrpc": "2.0", "id": 1, "error": {"code": 20, "message": "Contract not found"}}),
+            )
         }
-        _ => return Json(json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": "no"}})),
+        _ => {
+            return Json(
+                json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": "no"}}),
+            )
+        }
     };
     Json(json!({"jsonrpc": "2.0", "id": 1, "result": result}))
 }
@@ -189,7 +202,10 @@ async fn check_artifacts(config: &Config, job: &JobItem) -> Vec<Felt> {
     assert_eq!(words, segment.iter().map(Felt::to_bytes_be).collect::<Vec<_>>());
     assert_eq!(os_output, segment);
     // The fact the handler recorded is the one gps-fact-checker computes from the stored PIE.
-    assert_eq!(m.snos_fact.as_deref(), Some(facts::snos_fact(&read, &os_output).unwrap().to_string().as_str()));
+    assert_eq!(
+        m.snos_fact.as_deref(),
+        Some(facts::snos_fact(&read, &os_output).unwrap().to_string().as_str())
+    );
     assert_eq!(m.snos_n_steps, Some(read.execution_resources.n_steps));
     // `orchestrator fact` on the stored PIE prints the same fact.
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -212,7 +228,8 @@ async fn check_artifacts(config: &Config, job: &JobItem) -> Vec<Felt> {
 async fn l3_stand_in_run_carries_the_kzg_values_of_the_batch_blob() {
     let dir = tempfile::tempdir().unwrap();
     let node = fake_node().await;
-    let config = context(dir.path(), Layer::L3, node.url.clone(), Arc::new(StandInRunner::new())).await;
+    let config =
+        context(dir.path(), Layer::L3, node.url.clone(), Arc::new(StandInRunner::new())).await;
     closed_batch(&config).await;
     let started = std::time::Instant::now();
     let job = run_to_end(&config).await;
@@ -226,7 +243,9 @@ async fn l3_stand_in_run_carries_the_kzg_values_of_the_batch_blob() {
     // The batch's real blob, built independently from the same state updates, verifies
     // against x0 and y of the output: the settlement client's check passes.
     let mut state = MemoryState::new();
-    state.classes.insert(Felt::from_hex(CONTRACT).unwrap(), Felt::from_hex(EXISTING_CLASS).unwrap());
+    state
+        .classes
+        .insert(Felt::from_hex(CONTRACT).unwrap(), Felt::from_hex(EXISTING_CLASS).unwrap());
     let blobs = compression::state_updates_to_blobs(
         &[state_update(1), state_update(2)],
         1,
@@ -242,15 +261,20 @@ async fn l3_stand_in_run_carries_the_kzg_values_of_the_batch_blob() {
     assert_eq!(proofs.len(), 1);
     assert_eq!(os_output[11], Felt::ONE);
     // The PIE's fact is the keccak (GPS) fact.
-    let read = pie::read_pie_bytes(&config.storage().get_data("1/cairo_pie.zip").await.unwrap()).unwrap();
-    assert_eq!(snos_meta(&job).snos_fact.as_deref(), Some(facts::fact(&read).unwrap().to_string().as_str()));
+    let read =
+        pie::read_pie_bytes(&config.storage().get_data("1/cairo_pie.zip").await.unwrap()).unwrap();
+    assert_eq!(
+        snos_meta(&job).snos_fact.as_deref(),
+        Some(facts::fact(&read).unwrap().to_string().as_str())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l2_stand_in_run_writes_the_full_output_state_diff() {
     let dir = tempfile::tempdir().unwrap();
     let node = fake_node().await;
-    let config = context(dir.path(), Layer::L2, node.url.clone(), Arc::new(StandInRunner::new())).await;
+    let config =
+        context(dir.path(), Layer::L2, node.url.clone(), Arc::new(StandInRunner::new())).await;
     closed_batch(&config).await;
     let job = run_to_end(&config).await;
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.metadata.common.failure_reason);
@@ -264,14 +288,39 @@ async fn l2_stand_in_run_writes_the_full_output_state_diff() {
         f(0u8),
         f(0u8),
         f(2u8),
-        h(CONTRACT), f(0u8), f(2u8), h(EXISTING_CLASS), h(EXISTING_CLASS), f(2u8),
-        f(5u8), f(0u8), f(7u8), f(6u8), f(0u8), f(8u8),
-        h("0x456"), f(0u8), f(0u8), f(0u8), h("0x789"), f(1u8), f(1u8), f(0u8), f(2u8),
-        f(1u8), h("0xaaa"), f(0u8), h("0xbbb"),
+        h(CONTRACT),
+        f(0u8),
+        f(2u8),
+        h(EXISTING_CLASS),
+        h(EXISTING_CLASS),
+        f(2u8),
+        f(5u8),
+        f(0u8),
+        f(7u8),
+        f(6u8),
+        f(0u8),
+        f(8u8),
+        h("0x456"),
+        f(0u8),
+        f(0u8),
+        f(0u8),
+        h("0x789"),
+        f(1u8),
+        f(1u8),
+        f(0u8),
+        f(2u8),
+        f(1u8),
+        h("0xaaa"),
+        f(0u8),
+        h("0xbbb"),
     ];
     assert_eq!(os_output[10..], want[..]);
-    let read = pie::read_pie_bytes(&config.storage().get_data("1/cairo_pie.zip").await.unwrap()).unwrap();
-    assert_eq!(snos_meta(&job).snos_fact.as_deref(), Some(facts::l2_fact(&read).unwrap().to_string().as_str()));
+    let read =
+        pie::read_pie_bytes(&config.storage().get_data("1/cairo_pie.zip").await.unwrap()).unwrap();
+    assert_eq!(
+        snos_meta(&job).snos_fact.as_deref(),
+        Some(facts::l2_fact(&read).unwrap().to_string().as_str())
+    );
     let calls = node.calls.lock().unwrap().clone();
     assert!(calls.iter().any(|c| c == "starknet_getStorageAt"), "{calls:?}");
 }

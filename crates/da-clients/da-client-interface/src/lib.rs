@@ -63,10 +63,20 @@ pub trait DaClient: Send + Sync + std::fmt::Debug {
     /// Checks `blobs` against the limits.
     fn check_blobs(&self, blobs: &[Vec<u8>]) -> DaResult<()> {
         if blobs.len() as u64 > self.max_blob_per_txn() {
-            return Err(DaError::InvalidInput(format!("{} blobs; at most {}", blobs.len(), self.max_blob_per_txn())));
+            return Err(DaError::InvalidInput(format!(
+                "{} blobs; at most {}",
+                blobs.len(),
+                self.max_blob_per_txn()
+            )));
         }
-        if let Some((i, b)) = blobs.iter().enumerate().find(|(_, b)| b.len() as u64 != self.max_bytes_per_blob()) {
-            return Err(DaError::InvalidInput(format!("blob {i} has {} bytes, expected {}", b.len(), self.max_bytes_per_blob())));
+        if let Some((i, b)) =
+            blobs.iter().enumerate().find(|(_, b)| b.len() as u64 != self.max_bytes_per_blob())
+        {
+            return Err(DaError::InvalidInput(format!(
+                "blob {i} has {} bytes, expected {}",
+                b.len(),
+                self.max_bytes_per_blob()
+            )));
         }
         Ok(())
     }

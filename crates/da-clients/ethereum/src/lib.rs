@@ -7,7 +7,9 @@ use alloy::{
     providers::{Provider, RootProvider},
 };
 use async_trait::async_trait;
-use orchestrator_da_client_interface::{DaClient, DaError, DaResult, DaVerificationStatus, NOT_APPLICABLE};
+use orchestrator_da_client_interface::{
+    DaClient, DaError, DaResult, DaVerificationStatus, NOT_APPLICABLE,
+};
 use url::Url;
 
 /// DA on Ethereum blobs.
@@ -43,17 +45,21 @@ impl DaClient for EthereumDaClient {
         if external_id == NOT_APPLICABLE {
             return Ok(DaVerificationStatus::Verified);
         }
-        let hash: B256 = external_id
-            .parse()
-            .map_err(|_| DaError::InvalidInput(format!("{external_id} is neither NA nor a transaction hash")))?;
-        let receipt = self
-            .provider
-            .get_transaction_receipt(hash)
-            .await
-            .map_err(|e| DaError::Rpc(format!("receipt of {external_id} from {}: {}", self.host, e.to_string().replace(self.host.as_str(), "node"))))?;
+        let hash: B256 = external_id.parse().map_err(|_| {
+            DaError::InvalidInput(format!("{external_id} is neither NA nor a transaction hash"))
+        })?;
+        let receipt = self.provider.get_transaction_receipt(hash).await.map_err(|e| {
+            DaError::Rpc(format!(
+                "receipt of {external_id} from {}: {}",
+                self.host,
+                e.to_string().replace(self.host.as_str(), "node")
+            ))
+        })?;
         Ok(match receipt {
             None => DaVerificationStatus::Pending,
-            Some(r) if !r.status() => DaVerificationStatus::Rejected(format!("{external_id} reverted")),
+            Some(r) if !r.status() => {
+                DaVerificationStatus::Rejected(format!("{external_id} reverted"))
+            }
             Some(r) if r.blob_gas_used.unwrap_or(0) == 0 => {
                 DaVerificationStatus::Rejected(format!("{external_id} carries no blobs"))
             }

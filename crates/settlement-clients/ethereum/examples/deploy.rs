@@ -10,10 +10,16 @@ use orchestrator_ethereum_settlement_client::testing::{deploy_contracts, ANVIL_K
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let get = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let get =
+        |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let rpc = get("--rpc").unwrap_or_else(|| "http://127.0.0.1:8545".into()).parse()?;
-    let key = get("--key").or_else(|| std::env::var("MADARA_ORCHESTRATOR_ETHEREUM_PRIVATE_KEY").ok()).unwrap_or_else(|| ANVIL_KEY_0.into());
-    let program_hash = get("--program-hash").map(|h| U256::from_str_radix(h.trim_start_matches("0x"), 16)).transpose()?.unwrap_or(U256::ZERO);
+    let key = get("--key")
+        .or_else(|| std::env::var("MADARA_ORCHESTRATOR_ETHEREUM_PRIVATE_KEY").ok())
+        .unwrap_or_else(|| ANVIL_KEY_0.into());
+    let program_hash = get("--program-hash")
+        .map(|h| U256::from_str_radix(h.trim_start_matches("0x"), 16))
+        .transpose()?
+        .unwrap_or(U256::ZERO);
     let strict = args.iter().any(|a| a == "--strict");
     let deployed = deploy_contracts(&rpc, &key, program_hash, U256::ZERO, -1, strict).await?;
     let json = serde_json::to_string_pretty(&deployed)?;

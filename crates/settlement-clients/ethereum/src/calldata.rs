@@ -109,15 +109,8 @@ pub fn build_sidecar(
 ) -> Result<(BlobTransactionSidecarVariant, Vec<B256>), KzgError> {
     let proofs = kzg.sidecar_proofs(blobs, peerdas)?;
     let blobs: Vec<Blob> = blobs.iter().map(|b| Blob::from_slice(b)).collect();
-    let commitments: Vec<Bytes48> = proofs
-        .commitments
-        .iter()
-        .map(|c| Bytes48::from(*c))
-        .collect();
-    let hashes = commitments
-        .iter()
-        .map(|c| kzg_to_versioned_hash(c.as_slice()))
-        .collect();
+    let commitments: Vec<Bytes48> = proofs.commitments.iter().map(|c| Bytes48::from(*c)).collect();
+    let hashes = commitments.iter().map(|c| kzg_to_versioned_hash(c.as_slice())).collect();
     let proofs: Vec<Bytes48> = proofs.proofs.iter().map(|p| Bytes48::from(*p)).collect();
     let sidecar = if peerdas {
         BlobTransactionSidecarVariant::Eip7594(BlobTransactionSidecarEip7594::new(
@@ -168,11 +161,7 @@ pub fn prepare_blob_update(
             blobs.len()
         )));
     }
-    if let Some((index, b)) = blobs
-        .iter()
-        .enumerate()
-        .find(|(_, b)| b.len() != BYTES_PER_BLOB)
-    {
+    if let Some((index, b)) = blobs.iter().enumerate().find(|(_, b)| b.len() != BYTES_PER_BLOB) {
         return Err(invalid(format!(
             "blob {index} has {} bytes, expected {BYTES_PER_BLOB}",
             b.len()
@@ -186,16 +175,12 @@ pub fn prepare_blob_update(
         )));
     }
     if small(&program_output[USE_KZG_DA_OFFSET]) != Some(1) {
-        return Err(invalid(
-            "program output does not use KZG DA (word 8 is not 1)",
-        ));
+        return Err(invalid("program output does not use KZG DA (word 8 is not 1)"));
     }
     let target_block = small(&program_output[NEW_BLOCK_NUMBER_OFFSET])
         .filter(|b| *b < i64::MAX as u64)
         .ok_or_else(|| invalid("program output's new block number (word 3) is out of range"))?;
-    let point_proofs = kzg
-        .prove_program_output(program_output, blobs)
-        .map_err(invalid)?;
+    let point_proofs = kzg.prove_program_output(program_output, blobs).map_err(invalid)?;
     let n = blobs.len();
     for (i, pp) in point_proofs.iter().enumerate() {
         // Commitment felts: low 192 bits at 12 + 2i, high 192 bits at 13 + 2i.
@@ -217,13 +202,7 @@ pub fn prepare_blob_update(
     let proofs: Vec<G1> = point_proofs.iter().map(|p| p.proof).collect();
     let calldata = update_state_kzg_da_calldata(program_output, &proofs);
     let (sidecar, versioned_hashes) = build_sidecar(kzg, blobs, peerdas).map_err(invalid)?;
-    Ok(PreparedBlobUpdate {
-        calldata,
-        sidecar,
-        versioned_hashes,
-        point_proofs,
-        target_block,
-    })
+    Ok(PreparedBlobUpdate { calldata, sidecar, versioned_hashes, point_proofs, target_block })
 }
 
 #[cfg(test)]
@@ -249,11 +228,7 @@ mod tests {
                 kzgProofs: proofs.iter().map(|p| Bytes::copy_from_slice(p)).collect(),
             }
             .abi_encode();
-            assert_eq!(
-                update_state_kzg_da_calldata(&po, &proofs),
-                expected,
-                "n={n} m={m}"
-            );
+            assert_eq!(update_state_kzg_da_calldata(&po, &proofs), expected, "n={n} m={m}");
         }
     }
 
@@ -279,10 +254,8 @@ mod tests {
     #[test]
     fn mainnet_update_builds_the_exact_calldata_and_sidecar() {
         let kzg = Kzg::ethereum();
-        let po: Vec<Word> = vector("program_output/6806848.txt")
-            .split_whitespace()
-            .map(dec_word)
-            .collect();
+        let po: Vec<Word> =
+            vector("program_output/6806848.txt").split_whitespace().map(dec_word).collect();
         let blob = hex_vec(&vector("blob_data/6806848.txt"));
         for peerdas in [false, true] {
             let p =
@@ -339,15 +312,11 @@ mod tests {
     #[test]
     fn invalid_updates_are_named() {
         let kzg = Kzg::ethereum();
-        let po: Vec<Word> = vector("program_output/6806848.txt")
-            .split_whitespace()
-            .map(dec_word)
-            .collect();
+        let po: Vec<Word> =
+            vector("program_output/6806848.txt").split_whitespace().map(dec_word).collect();
         let blob = hex_vec(&vector("blob_data/6806848.txt"));
         let err = |po: &[Word], blobs: &[Vec<u8>], max| {
-            prepare_blob_update(&kzg, po, blobs, false, max)
-                .unwrap_err()
-                .to_string()
+            prepare_blob_update(&kzg, po, blobs, false, max).unwrap_err().to_string()
         };
         assert!(err(&po, &[], 6).contains("no blobs"));
         assert!(err(&po, &[blob.clone(), blob.clone()], 1).contains("at most 1"));

@@ -204,11 +204,7 @@ impl EthereumSettlementClient {
     /// Reads base fee, blob base fee and the signer's balance into the metrics.
     pub async fn refresh_metrics(&self) -> SettlementResult<SettlementMetrics> {
         let (base, blob) = self.current_fees().await?;
-        let balance = self
-            .provider
-            .get_balance(self.address())
-            .await
-            .map_err(|e| self.rpc(e))?;
+        let balance = self.provider.get_balance(self.address()).await.map_err(|e| self.rpc(e))?;
         let mut m = self.lock_metrics();
         m.base_fee_wei = Some(base);
         m.blob_base_fee_wei = Some(blob);
@@ -229,11 +225,7 @@ impl EthereumSettlementClient {
             .map_err(|e| self.rpc(e))?
             .ok_or_else(|| SettlementError::Rpc("the node has no latest block".into()))?;
         let base = u128::from(block.header.base_fee_per_gas.unwrap_or(0));
-        let blob = self
-            .provider
-            .get_blob_base_fee()
-            .await
-            .map_err(|e| self.rpc(e))?;
+        let blob = self.provider.get_blob_base_fee().await.map_err(|e| self.rpc(e))?;
         let mut m = self.lock_metrics();
         m.base_fee_wei = Some(base);
         m.blob_base_fee_wei = Some(blob);
@@ -256,7 +248,12 @@ impl EthereumSettlementClient {
         Ok((latest, pending))
     }
 
-    fn blob_request(&self, prepared: &PreparedBlobUpdate, caps: FeeCaps, chain_id: u64) -> TransactionRequest {
+    fn blob_request(
+        &self,
+        prepared: &PreparedBlobUpdate,
+        caps: FeeCaps,
+        chain_id: u64,
+    ) -> TransactionRequest {
         let mut tx = TransactionRequest::default()
             .with_from(self.address())
             .with_to(self.config.core_contract)
@@ -277,19 +274,12 @@ impl EthereumSettlementClient {
         caps: FeeCaps,
     ) -> SettlementResult<u64> {
         let chain_id = self.chain_id().await?;
-        match self
-            .provider
-            .estimate_gas(self.blob_request(prepared, caps, chain_id))
-            .await
-        {
+        match self.provider.estimate_gas(self.blob_request(prepared, caps, chain_id)).await {
             Ok(estimate) => Ok(gas_limit_from_estimate(estimate)),
             Err(e) => {
                 let msg = scrub(&self.config.rpc_url, &e.to_string());
                 if msg.contains("revert") {
-                    Err(SettlementError::Reverted {
-                        tx_hash: None,
-                        reason: msg,
-                    })
+                    Err(SettlementError::Reverted { tx_hash: None, reason: msg })
                 } else {
                     Err(SettlementError::Rpc(msg))
                 }
@@ -306,15 +296,11 @@ impl EthereumSettlementClient {
         caps: FeeCaps,
     ) -> Result<B256, (Option<B256>, String)> {
         let chain_id = self.chain_id().await.map_err(|e| (None, e.to_string()))?;
-        let mut tx = self
-            .blob_request(prepared, caps, chain_id)
-            .with_nonce(nonce)
-            .with_gas_limit(gas_limit);
+        let mut tx =
+            self.blob_request(prepared, caps, chain_id).with_nonce(nonce).with_gas_limit(gas_limit);
         tx.sidecar = Some(prepared.sidecar.clone());
-        let envelope: TxEnvelope = tx
-            .build(&self.wallet)
-            .await
-            .map_err(|e| (None, format!("signing failed: {e}")))?;
+        let envelope: TxEnvelope =
+            tx.build(&self.wallet).await.map_err(|e| (None, format!("signing failed: {e}")))?;
         let hash = *envelope.tx_hash();
         let raw = envelope.encoded_2718();
         match self.provider.send_raw_transaction(&raw).await {
@@ -324,10 +310,7 @@ impl EthereumSettlementClient {
     }
 
     async fn receipt(&self, hash: B256) -> SettlementResult<Option<TransactionReceipt>> {
-        self.provider
-            .get_transaction_receipt(hash)
-            .await
-            .map_err(|e| self.rpc(e))
+        self.provider.get_transaction_receipt(hash).await.map_err(|e| self.rpc(e))
     }
 
     /// Polls the receipts of `hashes` (all on `nonce`) until one is mined with enough
@@ -352,11 +335,7 @@ impl EthereumSettlementClient {
                 }
                 mined = true;
                 let block = receipt.block_number.unwrap_or_default();
-                let head = self
-                    .provider
-                    .get_block_number()
-                    .await
-                    .map_err(|e| self.rpc(e))?;
+                let head = self.provider.get_block_number().await.map_err(|e| self.rpc(e))?;
                 if head.saturating_sub(block) + 1 >= self.config.confirmations {
                     return Ok(WaitOutcome::Confirmed {
                         tx_hash: *hash,
@@ -391,11 +370,8 @@ impl EthereumSettlementClient {
         calldata: &[u8],
         attempt_no: u32,
     ) -> Option<TxAttempt> {
-        let pool: serde_json::Value = self
-            .provider
-            .raw_request("txpool_content".into(), ())
-            .await
-            .ok()?;
+        let pool: serde_json::Value =
+            self.provider.raw_request("txpool_content".into(), ()).await.ok()?;
         let me = self.address().to_string().to_lowercase();
         let pending = pool.get("pending")?.as_object()?;
         let (_, by_nonce) = pending.iter().find(|(a, _)| a.to_lowercase() == me)?;
@@ -451,18 +427,10 @@ impl EthereumSettlementClient {
             if let Some(r) = self.receipt(hash).await? {
                 if r.status() {
                     // Mined: no timeout applies any more, only confirmations.
-                    let outcome = self
-                        .wait_for_attempts(&[hash], nonce, Duration::from_secs(86_400))
-                        .await?;
-                    if let WaitOutcome::Confirmed {
-                        tx_hash,
-                        block,
-                        receipt,
-                    } = outcome
-                    {
-                        return Ok(self
-                            .finish(attempts, tx_hash, block, &receipt, &record)
-                            .await);
+                    let outcome =
+                        self.wait_for_attempts(&[hash], nonce, Duration::from_secs(86_400)).await?;
+                    if let WaitOutcome::Confirmed { tx_hash, block, receipt } = outcome {
+                        return Ok(self.finish(attempts, tx_hash, block, &receipt, &record).await);
                     }
                 } else if self.last_settled().await?.is_none_or(|b| b < target) {
                     attempts[i].status = TxAttemptStatus::Reverted;
@@ -476,10 +444,7 @@ impl EthereumSettlementClient {
         }
         if self.last_settled().await?.is_some_and(|b| b >= target) {
             // Which of our attempts carried it? Receipts may show up a moment after the state.
-            let sent: Vec<B256> = attempts
-                .iter()
-                .filter_map(|a| a.tx_hash.parse().ok())
-                .collect();
+            let sent: Vec<B256> = attempts.iter().filter_map(|a| a.tx_hash.parse().ok()).collect();
             for _ in 0..if sent.is_empty() { 0 } else { 5 } {
                 for hash in &sent {
                     if let Some(r) = self.receipt(*hash).await?.filter(|r| r.status()) {
@@ -489,10 +454,7 @@ impl EthereumSettlementClient {
                 }
                 tokio::time::sleep(self.config.poll_interval).await;
             }
-            for a in attempts
-                .iter_mut()
-                .filter(|a| a.status == TxAttemptStatus::Sent)
-            {
+            for a in attempts.iter_mut().filter(|a| a.status == TxAttemptStatus::Sent) {
                 a.status = TxAttemptStatus::Superseded;
             }
             tracing::info!(target: "orch::settlement", target_block = target, "The core contract already settled this update; nothing sent");
@@ -534,10 +496,7 @@ impl EthereumSettlementClient {
             }
         } else {
             // Nothing of ours is in the pool: earlier unmined attempts were dropped.
-            for a in attempts
-                .iter_mut()
-                .filter(|a| a.status == TxAttemptStatus::Sent)
-            {
+            for a in attempts.iter_mut().filter(|a| a.status == TxAttemptStatus::Sent) {
                 a.status = TxAttemptStatus::TimedOut;
             }
         }
@@ -553,10 +512,7 @@ impl EthereumSettlementClient {
         // 3. Send (or resume), wait, bump.
         let mut gas_limit: Option<u64> = None;
         loop {
-            if let Some(cur) = current
-                .as_ref()
-                .filter(|c| c.status == TxAttemptStatus::Sent)
-            {
+            if let Some(cur) = current.as_ref().filter(|c| c.status == TxAttemptStatus::Sent) {
                 let hashes: Vec<B256> = attempts
                     .iter()
                     .filter(|a| live(a))
@@ -567,19 +523,12 @@ impl EthereumSettlementClient {
                     .wait_for_attempts(&hashes, nonce, self.config.tx_confirmation_timeout)
                     .await?
                 {
-                    WaitOutcome::Confirmed {
-                        tx_hash,
-                        block,
-                        receipt,
-                    } => {
-                        return Ok(self
-                            .finish(attempts, tx_hash, block, &receipt, &record)
-                            .await)
+                    WaitOutcome::Confirmed { tx_hash, block, receipt } => {
+                        return Ok(self.finish(attempts, tx_hash, block, &receipt, &record).await)
                     }
                     WaitOutcome::Reverted { tx_hash } => {
-                        if let Some(a) = attempts
-                            .iter_mut()
-                            .find(|a| a.tx_hash == tx_hash.to_string())
+                        if let Some(a) =
+                            attempts.iter_mut().find(|a| a.tx_hash == tx_hash.to_string())
                         {
                             a.status = TxAttemptStatus::Reverted;
                         }
@@ -649,10 +598,8 @@ impl EthereumSettlementClient {
                     cap_wei: self.config.max_fee_wei,
                 });
             }
-            if let Some(cur) = attempts
-                .iter_mut()
-                .rev()
-                .find(|a| live(a) && a.status == TxAttemptStatus::Sent)
+            if let Some(cur) =
+                attempts.iter_mut().rev().find(|a| live(a) && a.status == TxAttemptStatus::Sent)
             {
                 cur.status = TxAttemptStatus::Replaced;
             }
@@ -791,12 +738,7 @@ impl EthereumSettlementClient {
             .with_input(Bytes::from(call));
         // Explicitly `latest`: some nodes (Anvil) answer a call without a block tag from the
         // pending state, which would count an unmined update as settled.
-        let out = self
-            .provider
-            .call(tx)
-            .block(BlockId::latest())
-            .await
-            .map_err(|e| self.rpc(e))?;
+        let out = self.provider.call(tx).block(BlockId::latest()).await.map_err(|e| self.rpc(e))?;
         let n: I256 = StarknetValidityContract::stateBlockNumberCall::abi_decode_returns(&out)
             .map_err(|e| {
                 SettlementError::Rpc(format!(
@@ -804,11 +746,7 @@ impl EthereumSettlementClient {
                     out.len()
                 ))
             })?;
-        Ok(if n.is_negative() {
-            None
-        } else {
-            u64::try_from(n.into_raw()).ok()
-        })
+        Ok(if n.is_negative() { None } else { u64::try_from(n.into_raw()).ok() })
     }
 }
 
@@ -846,10 +784,7 @@ impl SettlementClient for EthereumSettlementClient {
         let estimate = self.provider.estimate_gas(tx.clone()).await.map_err(|e| {
             let msg = scrub(&self.config.rpc_url, &e.to_string());
             if msg.contains("revert") {
-                SettlementError::Reverted {
-                    tx_hash: None,
-                    reason: msg,
-                }
+                SettlementError::Reverted { tx_hash: None, reason: msg }
             } else {
                 SettlementError::Rpc(msg)
             }
@@ -874,20 +809,14 @@ impl SettlementClient for EthereumSettlementClient {
             .send_raw_transaction(&envelope.encoded_2718())
             .await
             .map_err(|e| self.rpc(e))?;
-        match self
-            .wait_for_attempts(&[hash], nonce, self.config.tx_confirmation_timeout)
-            .await?
-        {
+        match self.wait_for_attempts(&[hash], nonce, self.config.tx_confirmation_timeout).await? {
             WaitOutcome::Confirmed { .. } => Ok(hash.to_string()),
             WaitOutcome::Reverted { tx_hash } => Err(SettlementError::Reverted {
                 tx_hash: Some(tx_hash.to_string()),
                 reason: "receipt status 0".into(),
             }),
             WaitOutcome::NonceConsumed | WaitOutcome::TimedOut => {
-                Err(SettlementError::NotConfirmed {
-                    attempts: 1,
-                    bumps: 0,
-                })
+                Err(SettlementError::NotConfirmed { attempts: 1, bumps: 0 })
             }
         }
     }
@@ -901,10 +830,7 @@ impl SettlementClient for EthereumSettlementClient {
             Ok(p) => p,
             Err(error) => return Err(StateUpdateTxError { error, attempts }),
         };
-        match self
-            .settle_blobs(&prepared, &mut attempts, update.recorder.as_ref())
-            .await
-        {
+        match self.settle_blobs(&prepared, &mut attempts, update.recorder.as_ref()).await {
             Ok(outcome) => Ok(outcome),
             Err(error) => Err(StateUpdateTxError { error, attempts }),
         }
@@ -918,30 +844,21 @@ impl SettlementClient for EthereumSettlementClient {
             SettlementError::InvalidInput(format!("{tx_hash} is not a transaction hash"))
         })?;
         match self.receipt(hash).await? {
-            Some(r) if !r.status() => Ok(SettlementVerificationStatus::Rejected(format!(
-                "{tx_hash} reverted"
-            ))),
+            Some(r) if !r.status() => {
+                Ok(SettlementVerificationStatus::Rejected(format!("{tx_hash} reverted")))
+            }
             Some(r) => {
-                let head = self
-                    .provider
-                    .get_block_number()
-                    .await
-                    .map_err(|e| self.rpc(e))?;
+                let head = self.provider.get_block_number().await.map_err(|e| self.rpc(e))?;
                 let block = r.block_number.unwrap_or(head);
-                Ok(
-                    if head.saturating_sub(block) + 1 >= self.config.confirmations {
-                        SettlementVerificationStatus::Verified
-                    } else {
-                        SettlementVerificationStatus::Pending
-                    },
-                )
+                Ok(if head.saturating_sub(block) + 1 >= self.config.confirmations {
+                    SettlementVerificationStatus::Verified
+                } else {
+                    SettlementVerificationStatus::Pending
+                })
             }
             None => {
-                let known = self
-                    .provider
-                    .get_transaction_by_hash(hash)
-                    .await
-                    .map_err(|e| self.rpc(e))?;
+                let known =
+                    self.provider.get_transaction_by_hash(hash).await.map_err(|e| self.rpc(e))?;
                 Ok(if known.is_some() {
                     SettlementVerificationStatus::Pending
                 } else {
@@ -994,10 +911,8 @@ mod tests {
     #[test]
     fn rpc_errors_do_not_show_the_endpoint_path() {
         let url: Url = "https://eth.example.com/v2/SECRETKEY".parse().unwrap();
-        let e = rpc_error(
-            &url,
-            "error sending request for url (https://eth.example.com/v2/SECRETKEY)",
-        );
+        let e =
+            rpc_error(&url, "error sending request for url (https://eth.example.com/v2/SECRETKEY)");
         assert!(!e.to_string().contains("SECRETKEY"), "{e}");
         assert!(e.to_string().contains("eth.example.com"));
     }

@@ -56,31 +56,22 @@ pub fn fresh_caps(base_fee: u128, blob_base_fee: u128, bump: u32) -> FeeCaps {
 /// The caps of a replacement: the fresh caps, each raised to at least 2.1× the replaced cap.
 pub fn replacement_caps(fresh: FeeCaps, replaced: FeeCaps) -> FeeCaps {
     let floor = |v| mul_ceil(v, REPLACEMENT_FLOOR_TENTHS, 10);
-    let tip = fresh
-        .max_priority_fee_per_gas
-        .max(floor(replaced.max_priority_fee_per_gas));
+    let tip = fresh.max_priority_fee_per_gas.max(floor(replaced.max_priority_fee_per_gas));
     FeeCaps {
         // The fee cap must cover the tip.
-        max_fee_per_gas: fresh
-            .max_fee_per_gas
-            .max(floor(replaced.max_fee_per_gas))
-            .max(tip),
+        max_fee_per_gas: fresh.max_fee_per_gas.max(floor(replaced.max_fee_per_gas)).max(tip),
         max_priority_fee_per_gas: tip,
-        max_fee_per_blob_gas: fresh
-            .max_fee_per_blob_gas
-            .max(floor(replaced.max_fee_per_blob_gas)),
+        max_fee_per_blob_gas: fresh.max_fee_per_blob_gas.max(floor(replaced.max_fee_per_blob_gas)),
     }
 }
 
 /// The most a transaction with these caps can cost, in wei.
 pub fn worst_case_fee(caps: FeeCaps, gas_limit: u64, n_blobs: usize) -> u128 {
-    u128::from(gas_limit)
-        .saturating_mul(caps.max_fee_per_gas)
-        .saturating_add(
-            (n_blobs as u128)
-                .saturating_mul(BLOB_GAS_PER_BLOB)
-                .saturating_mul(caps.max_fee_per_blob_gas),
-        )
+    u128::from(gas_limit).saturating_mul(caps.max_fee_per_gas).saturating_add(
+        (n_blobs as u128)
+            .saturating_mul(BLOB_GAS_PER_BLOB)
+            .saturating_mul(caps.max_fee_per_blob_gas),
+    )
 }
 
 /// The gas limit from an estimate: +20 % headroom, capped at [`GAS_LIMIT_CAP`].
@@ -108,24 +99,15 @@ mod tests {
         assert_eq!(multiplier_milli(0), 1100);
         assert_eq!(multiplier_milli(1), 2200);
         assert_eq!(multiplier_milli(2), 4400);
-        assert_eq!(
-            fresh_caps(GWEI, GWEI, 1).max_fee_per_blob_gas,
-            2_200_000_000
-        );
+        assert_eq!(fresh_caps(GWEI, GWEI, 1).max_fee_per_blob_gas, 2_200_000_000);
     }
 
     #[test]
     fn replacement_is_at_least_2_1x_every_cap() {
-        let replaced = FeeCaps {
-            max_fee_per_gas: 100,
-            max_priority_fee_per_gas: 10,
-            max_fee_per_blob_gas: 7,
-        };
-        let fresh = FeeCaps {
-            max_fee_per_gas: 50,
-            max_priority_fee_per_gas: 5,
-            max_fee_per_blob_gas: 100,
-        };
+        let replaced =
+            FeeCaps { max_fee_per_gas: 100, max_priority_fee_per_gas: 10, max_fee_per_blob_gas: 7 };
+        let fresh =
+            FeeCaps { max_fee_per_gas: 50, max_priority_fee_per_gas: 5, max_fee_per_blob_gas: 100 };
         let r = replacement_caps(fresh, replaced);
         assert_eq!(
             r,
@@ -139,11 +121,8 @@ mod tests {
 
     #[test]
     fn liability_and_gas_limit() {
-        let c = FeeCaps {
-            max_fee_per_gas: 2,
-            max_priority_fee_per_gas: 1,
-            max_fee_per_blob_gas: 3,
-        };
+        let c =
+            FeeCaps { max_fee_per_gas: 2, max_priority_fee_per_gas: 1, max_fee_per_blob_gas: 3 };
         assert_eq!(worst_case_fee(c, 1_000, 2), 2_000 + 2 * 131_072 * 3);
         assert_eq!(gas_limit_from_estimate(100_000), 120_000);
         assert_eq!(gas_limit_from_estimate(1_400_000), GAS_LIMIT_CAP);

@@ -135,10 +135,7 @@ impl Default for Kzg {
 
 fn blob_of(index: usize, bytes: &[u8]) -> Result<Box<Blob>, KzgError> {
     if bytes.len() != BYTES_PER_BLOB {
-        return Err(KzgError::BlobSize {
-            index,
-            len: bytes.len(),
-        });
+        return Err(KzgError::BlobSize { index, len: bytes.len() });
     }
     Blob::from_bytes(bytes).map(Box::new).map_err(lib)
 }
@@ -150,9 +147,7 @@ fn is_bad_args(e: &c_kzg::Error) -> bool {
 impl Kzg {
     /// The Ethereum trusted setup without precomputation (as the reference orchestrator).
     pub fn ethereum() -> Self {
-        Self {
-            settings: c_kzg::ethereum_kzg_settings(0),
-        }
+        Self { settings: c_kzg::ethereum_kzg_settings(0) }
     }
 
     /// The Ethereum trusted setup with a precompute level (0..=15; higher = faster cell proofs,
@@ -161,9 +156,7 @@ impl Kzg {
         if precompute > 15 {
             return Err(KzgError::Precompute(precompute));
         }
-        Ok(Self {
-            settings: c_kzg::ethereum_kzg_settings(precompute),
-        })
+        Ok(Self { settings: c_kzg::ethereum_kzg_settings(precompute) })
     }
 
     /// The commitment of a blob.
@@ -175,10 +168,7 @@ impl Kzg {
         let b = blob_of(index, blob)?;
         let c = self.settings.blob_to_kzg_commitment(&b).map_err(|e| {
             if is_bad_args(&e) {
-                KzgError::InvalidBlob {
-                    index,
-                    detail: format!("{e:?}"),
-                }
+                KzgError::InvalidBlob { index, detail: format!("{e:?}") }
             } else {
                 lib(e)
             }
@@ -189,15 +179,10 @@ impl Kzg {
     /// The EIP-4844 blob proof (`compute_blob_kzg_proof`).
     pub fn blob_proof(&self, blob: &[u8], commitment: &G1) -> Result<G1, KzgError> {
         let b = blob_of(0, blob)?;
-        let p = self
-            .settings
-            .compute_blob_kzg_proof(&b, &Bytes48::from(*commitment))
-            .map_err(|e| {
+        let p =
+            self.settings.compute_blob_kzg_proof(&b, &Bytes48::from(*commitment)).map_err(|e| {
                 if is_bad_args(&e) {
-                    KzgError::InvalidBlob {
-                        index: 0,
-                        detail: format!("{e:?}"),
-                    }
+                    KzgError::InvalidBlob { index: 0, detail: format!("{e:?}") }
                 } else {
                     lib(e)
                 }
@@ -221,22 +206,16 @@ impl Kzg {
     /// The proof of the blob's value at `z` (`compute_kzg_proof`), with that value.
     pub fn point_proof(&self, blob: &[u8], z: &[u8; 32]) -> Result<PointProof, KzgError> {
         let b = blob_of(0, blob)?;
-        let (proof, y) = self
-            .settings
-            .compute_kzg_proof(&b, &Bytes32::from(*z))
-            .map_err(|e| {
-                if is_bad_args(&e) {
-                    KzgError::InvalidPoint(format!("0x{}", hex::encode(z)))
-                } else {
-                    lib(e)
-                }
-            })?;
+        let (proof, y) = self.settings.compute_kzg_proof(&b, &Bytes32::from(*z)).map_err(|e| {
+            if is_bad_args(&e) {
+                KzgError::InvalidPoint(format!("0x{}", hex::encode(z)))
+            } else {
+                lib(e)
+            }
+        })?;
         let mut y_bytes = [0u8; 32];
         y_bytes.copy_from_slice(y.as_slice());
-        Ok(PointProof {
-            proof: proof.to_bytes().into_inner(),
-            y: y_bytes,
-        })
+        Ok(PointProof { proof: proof.to_bytes().into_inner(), y: y_bytes })
     }
 
     /// Verifies a point proof against a commitment.
@@ -260,14 +239,8 @@ impl Kzg {
     /// The 128 EIP-7594 cells and cell proofs of a blob.
     pub fn cells_and_proofs(&self, blob: &[u8]) -> Result<(Vec<Cell>, Vec<G1>), KzgError> {
         let b = blob_of(0, blob)?;
-        let (cells, proofs) = self
-            .settings
-            .compute_cells_and_kzg_proofs(&b)
-            .map_err(lib)?;
-        Ok((
-            cells.to_vec(),
-            proofs.iter().map(|p| p.to_bytes().into_inner()).collect(),
-        ))
+        let (cells, proofs) = self.settings.compute_cells_and_kzg_proofs(&b).map_err(lib)?;
+        Ok((cells.to_vec(), proofs.iter().map(|p| p.to_bytes().into_inner()).collect()))
     }
 
     /// The 128 EIP-7594 cell proofs of a blob.
@@ -308,10 +281,7 @@ impl Kzg {
             }
             commitments.push(c);
         }
-        Ok(SidecarProofs {
-            commitments,
-            proofs,
-        })
+        Ok(SidecarProofs { commitments, proofs })
     }
 
     /// For a state update carried in `blobs`: each blob's commitment and its proof at the
@@ -344,16 +314,9 @@ impl Kzg {
                 });
             }
             if !self.verify_point_proof(&commitment, &x0, &y, &proof)? {
-                return Err(KzgError::ProofRejected {
-                    index,
-                    what: "point proof at x0",
-                });
+                return Err(KzgError::ProofRejected { index, what: "point proof at x0" });
             }
-            out.push(BlobPointProof {
-                commitment,
-                proof,
-                y,
-            });
+            out.push(BlobPointProof { commitment, proof, y });
         }
         Ok(out)
     }
@@ -364,14 +327,9 @@ pub fn program_output_points(
     program_output: &[[u8; 32]],
 ) -> Result<([u8; 32], Vec<[u8; 32]>), KzgError> {
     let len = program_output.len();
-    let n_blobs_word =
-        program_output
-            .get(N_BLOBS_OFFSET)
-            .ok_or(KzgError::ProgramOutputTooShort {
-                len,
-                n_blobs: 0,
-                needed: N_BLOBS_OFFSET + 1,
-            })?;
+    let n_blobs_word = program_output
+        .get(N_BLOBS_OFFSET)
+        .ok_or(KzgError::ProgramOutputTooShort { len, n_blobs: 0, needed: N_BLOBS_OFFSET + 1 })?;
     let n_blobs = if n_blobs_word[..24].iter().all(|b| *b == 0) {
         let mut w = [0u8; 8];
         w.copy_from_slice(&n_blobs_word[24..]);
@@ -386,11 +344,7 @@ pub fn program_output_points(
         .and_then(|n| n.checked_add(12))
         .unwrap_or(usize::MAX);
     if n_blobs == 0 || len < needed {
-        return Err(KzgError::ProgramOutputTooShort {
-            len,
-            n_blobs,
-            needed: needed.max(16),
-        });
+        return Err(KzgError::ProgramOutputTooShort { len, n_blobs, needed: needed.max(16) });
     }
     let n = n_blobs as usize;
     let x0 = program_output[X_0_POINT_OFFSET];
@@ -414,10 +368,8 @@ mod tests {
     use std::path::PathBuf;
 
     fn testdata() -> PathBuf {
-        let dir = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../../shared/testdata"
-        ));
+        let dir =
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../shared/testdata"));
         assert!(
             dir.join("README.md").is_file(),
             "acceptance vectors not found at {} (the repository must sit next to `shared/`)",
@@ -469,9 +421,7 @@ mod tests {
             let commitment = kzg.commitment(&blob).unwrap();
             assert_eq!(
                 commitment,
-                g1(&read(&format!(
-                    "anchor/kzg_sidecar/blob_commitment/{block}.txt"
-                ))),
+                g1(&read(&format!("anchor/kzg_sidecar/blob_commitment/{block}.txt"))),
                 "{block}"
             );
             let proof = kzg.blob_proof(&blob, &commitment).unwrap();
@@ -490,25 +440,16 @@ mod tests {
     fn starknet_point_proofs_at_x0() {
         let kzg = Kzg::ethereum();
         for block in [651053, 651054, 651055, 651056] {
-            let blob = hex_bytes(&read(&format!(
-                "anchor/kzg_state_update/{block}/blob_data.txt"
-            )));
+            let blob = hex_bytes(&read(&format!("anchor/kzg_state_update/{block}/blob_data.txt")));
             let x0 = word(&read(&format!("anchor/kzg_state_update/{block}/x_0.txt")));
-            let expected = g1(&read(&format!(
-                "anchor/kzg_state_update/{block}/kzg_proof.txt"
-            )));
+            let expected = g1(&read(&format!("anchor/kzg_state_update/{block}/kzg_proof.txt")));
             let pp = kzg.point_proof(&blob, &x0).unwrap();
             assert_eq!(pp.proof, expected, "block {block}");
             let c = kzg.commitment(&blob).unwrap();
-            assert!(
-                kzg.verify_point_proof(&c, &x0, &pp.y, &pp.proof).unwrap(),
-                "block {block}"
-            );
+            assert!(kzg.verify_point_proof(&c, &x0, &pp.y, &pp.proof).unwrap(), "block {block}");
             let mut wrong_y = pp.y;
             wrong_y[31] ^= 1;
-            assert!(!kzg
-                .verify_point_proof(&c, &x0, &wrong_y, &pp.proof)
-                .unwrap());
+            assert!(!kzg.verify_point_proof(&c, &x0, &wrong_y, &pp.proof).unwrap());
         }
         // 630872 has no proof file: the proof must still verify.
         let blob = hex_bytes(&read("anchor/kzg_state_update/630872/blob_data.txt"));
@@ -531,9 +472,7 @@ mod tests {
         let kzg = Kzg::ethereum();
         let blob = hex_bytes(&read("anchor/kzg_sidecar/blob_data/6806848.txt"));
         let po = program_output("6806848");
-        let proofs = kzg
-            .prove_program_output(&po, std::slice::from_ref(&blob))
-            .unwrap();
+        let proofs = kzg.prove_program_output(&po, std::slice::from_ref(&blob)).unwrap();
         assert_eq!(proofs.len(), 1);
         assert_eq!(proofs[0].commitment, kzg.commitment(&blob).unwrap());
 
@@ -545,10 +484,7 @@ mod tests {
         ));
         assert!(matches!(
             kzg.prove_program_output(&po, &[blob.clone(), blob.clone()]),
-            Err(KzgError::BlobCountMismatch {
-                in_output: 1,
-                given: 2
-            })
+            Err(KzgError::BlobCountMismatch { in_output: 1, given: 2 })
         ));
         assert!(matches!(
             kzg.prove_program_output(&po[..14], &[blob]),
@@ -582,23 +518,11 @@ mod tests {
     #[test]
     fn bad_inputs_are_named() {
         let kzg = Kzg::ethereum();
-        assert_eq!(
-            kzg.commitment(&[0u8; 10]),
-            Err(KzgError::BlobSize { index: 0, len: 10 })
-        );
+        assert_eq!(kzg.commitment(&[0u8; 10]), Err(KzgError::BlobSize { index: 0, len: 10 }));
         let bad = vec![0xffu8; BYTES_PER_BLOB];
-        assert!(matches!(
-            kzg.commitment(&bad),
-            Err(KzgError::InvalidBlob { index: 0, .. })
-        ));
+        assert!(matches!(kzg.commitment(&bad), Err(KzgError::InvalidBlob { index: 0, .. })));
         let zero = vec![0u8; BYTES_PER_BLOB];
-        assert!(matches!(
-            kzg.point_proof(&zero, &[0xff; 32]),
-            Err(KzgError::InvalidPoint(_))
-        ));
-        assert_eq!(
-            Kzg::ethereum_with_precompute(16).unwrap_err(),
-            KzgError::Precompute(16)
-        );
+        assert!(matches!(kzg.point_proof(&zero, &[0xff; 32]), Err(KzgError::InvalidPoint(_))));
+        assert_eq!(Kzg::ethereum_with_precompute(16).unwrap_err(), KzgError::Precompute(16));
     }
 }

@@ -126,32 +126,17 @@ impl KmsSigner {
         key_id: impl Into<String>,
     ) -> Result<Self, SignerError> {
         let key_id = key_id.into();
-        let out = client
-            .get_public_key()
-            .key_id(&key_id)
-            .send()
-            .await
-            .map_err(|e| SignerError::Kms {
+        let out =
+            client.get_public_key().key_id(&key_id).send().await.map_err(|e| SignerError::Kms {
                 op: "GetPublicKey",
                 key_id: key_id.clone(),
                 detail: aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
             })?;
-        let der = out
-            .public_key()
-            .map(|b| b.as_ref().to_vec())
-            .unwrap_or_default();
-        let verifying_key =
-            verifying_key_from_spki(&der).map_err(|detail| SignerError::Malformed {
-                key_id: key_id.clone(),
-                detail,
-            })?;
+        let der = out.public_key().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        let verifying_key = verifying_key_from_spki(&der)
+            .map_err(|detail| SignerError::Malformed { key_id: key_id.clone(), detail })?;
         let address = Address::from_public_key(&verifying_key);
-        Ok(Self {
-            client,
-            key_id,
-            verifying_key,
-            address,
-        })
+        Ok(Self { client, key_id, verifying_key, address })
     }
 
     /// A signer from a KMS client built from the environment's AWS configuration (region,
@@ -181,16 +166,9 @@ impl KmsSigner {
                 key_id: self.key_id.clone(),
                 detail: aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
             })?;
-        let der = out
-            .signature()
-            .map(|b| b.as_ref().to_vec())
-            .unwrap_or_default();
-        signature_from_der(&der, digest, &self.verifying_key).map_err(|detail| {
-            SignerError::Malformed {
-                key_id: self.key_id.clone(),
-                detail,
-            }
-        })
+        let der = out.signature().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        signature_from_der(&der, digest, &self.verifying_key)
+            .map_err(|detail| SignerError::Malformed { key_id: self.key_id.clone(), detail })
     }
 }
 
@@ -205,9 +183,7 @@ impl TxSigner<Signature> for KmsSigner {
         tx: &mut dyn SignableTransaction<Signature>,
     ) -> alloy::signers::Result<Signature> {
         let digest = tx.signature_hash();
-        self.sign_digest(digest)
-            .await
-            .map_err(alloy::signers::Error::other)
+        self.sign_digest(digest).await.map_err(alloy::signers::Error::other)
     }
 }
 
@@ -283,11 +259,7 @@ mod tests {
     fn der_of(sig: &KSig) -> Vec<u8> {
         let (r, s) = sig.split_bytes();
         let int = |v: &[u8]| {
-            let mut v = v
-                .iter()
-                .copied()
-                .skip_while(|b| *b == 0)
-                .collect::<Vec<_>>();
+            let mut v = v.iter().copied().skip_while(|b| *b == 0).collect::<Vec<_>>();
             if v.first().is_some_and(|b| b & 0x80 != 0) {
                 v.insert(0, 0);
             }
@@ -305,16 +277,9 @@ mod tests {
     #[test]
     fn local_signer_from_hex_and_debug_hides_the_key() {
         let s = OperatorSigner::local(ANVIL_KEY_0, Some(31337)).unwrap();
-        assert_eq!(
-            s.address().to_string(),
-            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
-        );
+        assert_eq!(s.address().to_string(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
         let dbg = format!("{s:?}");
-        assert!(
-            !dbg.to_lowercase()
-                .contains("ac0974bec39a17e36ba4a6b4d238ff944bacb478"),
-            "{dbg}"
-        );
+        assert!(!dbg.to_lowercase().contains("ac0974bec39a17e36ba4a6b4d238ff944bacb478"), "{dbg}");
         assert_eq!(
             OperatorSigner::local("0x12", None).unwrap_err(),
             SignerError::InvalidPrivateKey("not 32 bytes")
@@ -342,10 +307,7 @@ mod tests {
                 KSig::from_scalars(sig.r().to_bytes(), (-*sig.s()).to_bytes()).unwrap()
             };
             let eth = signature_from_der(&der_of(&sig), digest, &vk).unwrap();
-            assert_eq!(
-                eth.recover_address_from_prehash(&digest).unwrap(),
-                local.address()
-            );
+            assert_eq!(eth.recover_address_from_prehash(&digest).unwrap(), local.address());
             assert_eq!(eth, local.sign_hash_sync(&digest).unwrap());
         }
         assert!(signature_from_der(&[0x30, 1, 2], B256::ZERO, &vk).is_err());
@@ -368,16 +330,7 @@ mod tests {
         let err = KmsSigner::new(aws_sdk_kms::Client::from_conf(conf), "alias/operator")
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                SignerError::Kms {
-                    op: "GetPublicKey",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, SignerError::Kms { op: "GetPublicKey", .. }), "{err}");
         assert!(err.to_string().contains("alias/operator"));
         assert!(!err.to_string().contains("secret-test-value"));
     }

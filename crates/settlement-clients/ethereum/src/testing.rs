@@ -46,12 +46,10 @@ pub fn anvil_path() -> PathBuf {
     if let Ok(p) = std::env::var("ORCH_ANVIL_BIN") {
         return PathBuf::from(p);
     }
-    let cache = std::env::var("ORCH_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
-                .join(".cache/orchestrator")
-        });
+    let cache = std::env::var("ORCH_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
+            .join(".cache/orchestrator")
+    });
     cache.join("node/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 }
 
@@ -104,10 +102,7 @@ impl AnvilGuard {
         let guard = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "anvil did not start on port {port}"
-            );
+            assert!(Instant::now() < deadline, "anvil did not start on port {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
         guard
@@ -115,9 +110,7 @@ impl AnvilGuard {
 
     /// Its HTTP endpoint.
     pub fn url(&self) -> Url {
-        format!("http://127.0.0.1:{}", self.port)
-            .parse()
-            .expect("valid url")
+        format!("http://127.0.0.1:{}", self.port).parse().expect("valid url")
     }
 }
 
@@ -138,11 +131,8 @@ pub struct DeployedContracts {
 }
 
 fn artifact_bytecode(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../contracts/artifacts"
-    ))
-    .join(format!("{name}.json"));
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../contracts/artifacts"))
+        .join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/compile-contracts.sh)", path.display()));
     let json: serde_json::Value = serde_json::from_str(&text).expect("artifact json");
@@ -161,9 +151,8 @@ pub async fn deploy_contracts(
     strict: bool,
 ) -> Result<DeployedContracts, String> {
     let signer: PrivateKeySigner = key.parse().map_err(|e| format!("key: {e}"))?;
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::new(signer))
-        .connect_http(rpc.clone());
+    let provider =
+        ProviderBuilder::new().wallet(EthereumWallet::new(signer)).connect_http(rpc.clone());
     let deploy = |code: Vec<u8>| {
         let provider = provider.clone();
         async move {
@@ -175,9 +164,7 @@ pub async fn deploy_contracts(
                 .get_receipt()
                 .await
                 .map_err(|e| e.to_string())?;
-            receipt
-                .contract_address
-                .ok_or_else(|| "no contract address".to_owned())
+            receipt.contract_address.ok_or_else(|| "no contract address".to_owned())
         }
     };
     let verifier = deploy(artifact_bytecode("MockGpsVerifier")).await?;
@@ -194,10 +181,7 @@ pub async fn deploy_contracts(
         .abi_encode(),
     );
     let core_contract = deploy(code).await?;
-    Ok(DeployedContracts {
-        core_contract,
-        verifier,
-    })
+    Ok(DeployedContracts { core_contract, verifier })
 }
 
 /// The fact the core contract checks: keccak(programHash ‖ keccak(programOutput)).
@@ -214,14 +198,11 @@ pub async fn register_fact(
     fact: B256,
 ) -> Result<(), String> {
     let signer: PrivateKeySigner = key.parse().map_err(|e| format!("key: {e}"))?;
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::new(signer))
-        .connect_http(rpc.clone());
+    let provider =
+        ProviderBuilder::new().wallet(EthereumWallet::new(signer)).connect_http(rpc.clone());
     let tx = TransactionRequest::default()
         .with_to(verifier)
-        .with_input(Bytes::from(
-            MockGpsVerifier::registerFactCall { fact }.abi_encode(),
-        ));
+        .with_input(Bytes::from(MockGpsVerifier::registerFactCall { fact }.abi_encode()));
     let receipt = provider
         .send_transaction(tx)
         .await

@@ -128,16 +128,10 @@ async fn chain(hardfork: &str) -> Option<Chain> {
         return None;
     }
     let anvil = AnvilGuard::start(hardfork, &[]);
-    let contracts = deploy_contracts(
-        &anvil.url(),
-        ANVIL_KEY_1,
-        U256::from(PROGRAM_HASH),
-        U256::ZERO,
-        -1,
-        true,
-    )
-    .await
-    .unwrap();
+    let contracts =
+        deploy_contracts(&anvil.url(), ANVIL_KEY_1, U256::from(PROGRAM_HASH), U256::ZERO, -1, true)
+            .await
+            .unwrap();
     Some(Chain { anvil, contracts })
 }
 
@@ -171,29 +165,18 @@ impl Chain {
     }
 
     async fn automine(&self, client: &EthereumSettlementClient, on: bool) {
-        let _: serde_json::Value = client
-            .provider()
-            .raw_request("evm_setAutomine".into(), (on,))
-            .await
-            .unwrap();
+        let _: serde_json::Value =
+            client.provider().raw_request("evm_setAutomine".into(), (on,)).await.unwrap();
     }
 
     async fn mine(&self, client: &EthereumSettlementClient) {
-        let _: serde_json::Value = client
-            .provider()
-            .raw_request("evm_mine".into(), ())
-            .await
-            .unwrap();
+        let _: serde_json::Value =
+            client.provider().raw_request("evm_mine".into(), ()).await.unwrap();
     }
 }
 
 async fn nonce_of(client: &EthereumSettlementClient) -> u64 {
-    client
-        .provider()
-        .get_transaction_count(client.address())
-        .latest()
-        .await
-        .unwrap()
+    client.provider().get_transaction_count(client.address()).latest().await.unwrap()
 }
 
 #[derive(Default)]
@@ -229,11 +212,7 @@ async fn blob_updates_settle_with_eip4844_and_eip7594_sidecars() {
             })
             .await
             .unwrap_or_else(|e| panic!("{hardfork}: {e}"));
-        assert_eq!(
-            client.get_last_settled_block().await.unwrap(),
-            Some(5),
-            "{hardfork}"
-        );
+        assert_eq!(client.get_last_settled_block().await.unwrap(), Some(5), "{hardfork}");
         let hash = out.tx_hash.clone().unwrap();
         assert_eq!(out.attempts.len(), 1);
         assert_eq!(out.attempts[0].status, TxAttemptStatus::Finalized);
@@ -276,7 +255,11 @@ async fn blob_updates_settle_with_eip4844_and_eip7594_sidecars() {
         let po = program_output(&blobs, Some(9), 12, 222, 333);
         chain.register(&po).await;
         let out = client
-            .update_state_with_blobs(BlobStateUpdate { program_output: po, blobs, ..Default::default() })
+            .update_state_with_blobs(BlobStateUpdate {
+                program_output: po,
+                blobs,
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(client.get_last_settled_block().await.unwrap(), Some(12), "{hardfork}: 6 blobs");
@@ -302,11 +285,7 @@ async fn send_unchecked(
     let wallet = EthereumWallet::new(signer.clone());
     let provider: alloy::providers::RootProvider =
         alloy::providers::RootProvider::new_http(chain.anvil.url());
-    let nonce = provider
-        .get_transaction_count(signer.address())
-        .latest()
-        .await
-        .unwrap();
+    let nonce = provider.get_transaction_count(signer.address()).latest().await.unwrap();
     let mut tx = TransactionRequest::default()
         .with_from(signer.address())
         .with_to(chain.contracts.core_contract)
@@ -316,17 +295,10 @@ async fn send_unchecked(
         .with_max_priority_fee_per_gas(1_000_000_000)
         .with_max_fee_per_blob_gas(1_000_000_000);
     tx.blob_versioned_hashes = Some(hashes);
-    let estimate = provider
-        .estimate_gas(tx.clone())
-        .await
-        .map_err(|e| e.to_string());
+    let estimate = provider.estimate_gas(tx.clone()).await.map_err(|e| e.to_string());
     tx.sidecar = Some(sidecar);
-    let env: TxEnvelope = tx
-        .with_nonce(nonce)
-        .with_gas_limit(1_500_000)
-        .build(&wallet)
-        .await
-        .unwrap();
+    let env: TxEnvelope =
+        tx.with_nonce(nonce).with_gas_limit(1_500_000).build(&wallet).await.unwrap();
     let receipt = provider
         .send_raw_transaction(&env.encoded_2718())
         .await
@@ -359,9 +331,7 @@ async fn the_contract_really_checks_blobs_y_and_proofs() {
     // Wrong blob: the output commits to blob 10, the transaction carries blob 11.
     chain.register(&good).await;
     let (estimate, ok) = send_unchecked(&chain, &good, &[proof], &[blob(11)]).await;
-    assert!(estimate
-        .unwrap_err()
-        .contains("BLOB_NOT_COMMITTED_IN_OUTPUT"));
+    assert!(estimate.unwrap_err().contains("BLOB_NOT_COMMITTED_IN_OUTPUT"));
     assert!(!ok, "a wrong blob must revert");
 
     // Wrong proof for the right blob and y.
@@ -405,33 +375,15 @@ async fn unmined_updates_are_replaced_on_the_same_nonce_until_the_bump_limit() {
         })
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err.error,
-            SettlementError::NotConfirmed {
-                attempts: 3,
-                bumps: 2
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err.error, SettlementError::NotConfirmed { attempts: 3, bumps: 2 }), "{err}");
     assert!(err.error.is_retryable());
     let a = &err.attempts;
     assert_eq!(a.len(), 3);
     assert!(a.iter().all(|x| x.nonce == start_nonce));
     for w in a.windows(2) {
-        assert!(
-            w[1].max_fee_per_gas * 10 >= w[0].max_fee_per_gas * 21,
-            "{a:?}"
-        );
-        assert!(
-            w[1].max_fee_per_blob_gas * 10 >= w[0].max_fee_per_blob_gas * 21,
-            "{a:?}"
-        );
-        assert!(
-            w[1].max_priority_fee_per_gas * 10 >= w[0].max_priority_fee_per_gas * 21,
-            "{a:?}"
-        );
+        assert!(w[1].max_fee_per_gas * 10 >= w[0].max_fee_per_gas * 21, "{a:?}");
+        assert!(w[1].max_fee_per_blob_gas * 10 >= w[0].max_fee_per_blob_gas * 21, "{a:?}");
+        assert!(w[1].max_priority_fee_per_gas * 10 >= w[0].max_priority_fee_per_gas * 21, "{a:?}");
     }
     assert_eq!(
         a.iter().map(|x| x.gas_multiplier_milli).collect::<Vec<_>>(),
@@ -453,16 +405,9 @@ async fn unmined_updates_are_replaced_on_the_same_nonce_until_the_bump_limit() {
         .await
         .unwrap();
     assert_eq!(out.tx_hash.as_deref(), Some(a[2].tx_hash.as_str()));
-    assert_eq!(
-        nonce_of(&client).await,
-        start_nonce + 1,
-        "exactly one transaction mined"
-    );
+    assert_eq!(nonce_of(&client).await, start_nonce + 1, "exactly one transaction mined");
     assert_eq!(client.get_last_settled_block().await.unwrap(), Some(2));
-    assert_eq!(
-        out.attempts.last().unwrap().status,
-        TxAttemptStatus::Finalized
-    );
+    assert_eq!(out.attempts.last().unwrap().status, TxAttemptStatus::Finalized);
 }
 
 #[tokio::test]
@@ -514,16 +459,8 @@ async fn the_fee_cap_stops_bumping_and_refuses_to_sign_above_it() {
         })
         .await
         .unwrap_err();
-    assert!(
-        matches!(err.error, SettlementError::FeeCapExceeded { .. }),
-        "{err}"
-    );
-    assert_eq!(
-        err.attempts.len(),
-        1,
-        "no bump above the cap: {:?}",
-        err.attempts
-    );
+    assert!(matches!(err.error, SettlementError::FeeCapExceeded { .. }), "{err}");
+    assert_eq!(err.attempts.len(), 1, "no bump above the cap: {:?}", err.attempts);
     assert_eq!(err.attempts[0].status, TxAttemptStatus::Sent);
 
     // A cap below even the first attempt: nothing is signed.
@@ -542,10 +479,7 @@ async fn the_fee_cap_stops_bumping_and_refuses_to_sign_above_it() {
         })
         .await
         .unwrap_err();
-    assert!(
-        matches!(err.error, SettlementError::FeeCapExceeded { .. }),
-        "{err}"
-    );
+    assert!(matches!(err.error, SettlementError::FeeCapExceeded { .. }), "{err}");
     assert!(err.attempts.is_empty());
     assert_eq!(nonce_of(&low).await, before);
 }
@@ -655,17 +589,11 @@ async fn bad_input_is_refused_before_anything_is_sent() {
     );
     let seven: Vec<_> = (0..7).map(blob).collect();
     let e = send(program_output(&seven, None, 2, 0, 5), seven).await;
-    assert!(
-        matches!(&e.error, SettlementError::InvalidInput(m) if m.contains("at most 6")),
-        "{e}"
-    );
+    assert!(matches!(&e.error, SettlementError::InvalidInput(m) if m.contains("at most 6")), "{e}");
     let mut wrong_y = po.clone();
     wrong_y[14][31] ^= 1;
     let e = send(wrong_y, blobs.clone()).await;
-    assert!(
-        matches!(&e.error, SettlementError::InvalidInput(m) if m.contains("y at x0")),
-        "{e}"
-    );
+    assert!(matches!(&e.error, SettlementError::InvalidInput(m) if m.contains("y at x0")), "{e}");
     let e = send(po.clone(), vec![blob(51)]).await;
     assert!(matches!(&e.error, SettlementError::InvalidInput(_)), "{e}");
     assert!(!e.error.is_retryable());
@@ -688,9 +616,10 @@ async fn bad_input_is_refused_before_anything_is_sent() {
     cfg.poll_interval = Duration::from_millis(10);
     // Building the client needs no node (the orchestrator starts while L1 is down); its
     // first call fails retryably.
-    let client = EthereumSettlementClient::new(cfg, OperatorSigner::local(ANVIL_KEY_0, None).unwrap())
-        .await
-        .expect("the client is built without contacting the node");
+    let client =
+        EthereumSettlementClient::new(cfg, OperatorSigner::local(ANVIL_KEY_0, None).unwrap())
+            .await
+            .expect("the client is built without contacting the node");
     let e = client.get_last_settled_block().await.unwrap_err();
     assert!(matches!(e, SettlementError::Rpc(_)) && e.is_retryable(), "{e}");
 }

@@ -292,25 +292,14 @@ mod tests {
     #[test]
     fn retryability() {
         assert!(SettlementError::Rpc("down".into()).is_retryable());
-        assert!(SettlementError::FeeCapExceeded {
-            needed_wei: 2,
-            cap_wei: 1
-        }
-        .is_retryable());
+        assert!(SettlementError::FeeCapExceeded { needed_wei: 2, cap_wei: 1 }.is_retryable());
         assert!(!SettlementError::InvalidInput("short".into()).is_retryable());
-        assert!(!SettlementError::Reverted {
-            tx_hash: None,
-            reason: "x".into()
-        }
-        .is_retryable());
+        assert!(!SettlementError::Reverted { tx_hash: None, reason: "x".into() }.is_retryable());
     }
 
     #[test]
     fn reverted_message_names_the_tx() {
-        let e = SettlementError::Reverted {
-            tx_hash: Some("0xab".into()),
-            reason: "BAD".into(),
-        };
+        let e = SettlementError::Reverted { tx_hash: Some("0xab".into()), reason: "BAD".into() };
         assert_eq!(e.to_string(), "state update reverted in 0xab: BAD");
     }
 }

@@ -29,11 +29,9 @@ pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("ORCH_DEVNET_BIN") {
         return PathBuf::from(p);
     }
-    let cache = std::env::var_os("ORCH_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orchestrator")
-        });
+    let cache = std::env::var_os("ORCH_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orchestrator")
+    });
     cache.join("tools/devnet/bin/starknet-devnet")
 }
 
@@ -70,14 +68,7 @@ impl Devnet {
         );
         let port = free_port();
         let child = Command::new(&bin)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--seed",
-                "0",
-            ])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--seed", "0"])
             .args(["--state-archive-capacity", "full"])
             .args(extra)
             .stdout(Stdio::null())
@@ -85,18 +76,10 @@ impl Devnet {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let url: Url = format!("http://127.0.0.1:{port}/").parse().expect("url");
-        let devnet = Self {
-            child,
-            url,
-            http: reqwest::Client::new(),
-        };
+        let devnet = Self { child, url, http: reqwest::Client::new() };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if devnet
-                .try_rpc("starknet_blockNumber", json!([]))
-                .await
-                .is_ok()
-            {
+            if devnet.try_rpc("starknet_blockNumber", json!([])).await.is_ok() {
                 return Some(devnet);
             }
             assert!(
@@ -127,18 +110,12 @@ impl Devnet {
 
     /// A JSON-RPC call that must succeed.
     pub async fn rpc(&self, method: &str, params: Value) -> Value {
-        self.try_rpc(method, params)
-            .await
-            .unwrap_or_else(|e| panic!("{method}: {e}"))
+        self.try_rpc(method, params).await.unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
     /// Mints `amount` FRI to `address`: one invoke transaction, hence one new block.
     pub async fn mint(&self, address: &str, amount: u128) -> Value {
-        self.rpc(
-            "devnet_mint",
-            json!({"address": address, "amount": amount, "unit": "FRI"}),
-        )
-        .await
+        self.rpc("devnet_mint", json!({"address": address, "amount": amount, "unit": "FRI"})).await
     }
 
     /// Closes an empty block.
@@ -148,10 +125,7 @@ impl Devnet {
 
     /// The latest block number.
     pub async fn block_number(&self) -> u64 {
-        self.rpc("starknet_blockNumber", json!([]))
-            .await
-            .as_u64()
-            .expect("block number")
+        self.rpc("starknet_blockNumber", json!([])).await.as_u64().expect("block number")
     }
 
     /// A JSON-RPC call that may fail: the result, or the error answer (or transport error) as
@@ -162,8 +136,7 @@ impl Devnet {
 
     /// `starknet_getBlockWithTxHashes` of closed block `n`.
     pub async fn block(&self, n: u64) -> Value {
-        self.rpc("starknet_getBlockWithTxHashes", json!([{"block_number": n}]))
-            .await
+        self.rpc("starknet_getBlockWithTxHashes", json!([{"block_number": n}])).await
     }
 
     /// The hash of closed block `n`.
@@ -178,18 +151,14 @@ impl Devnet {
     /// `starknet_getStateUpdate` of closed block `n` (JSON). By name: devnet 0.10 refuses a
     /// by-position call without the optional `contract_addresses`.
     pub async fn state_update(&self, n: u64) -> Value {
-        self.rpc("starknet_getStateUpdate", json!({"block_id": {"block_number": n}}))
-            .await
+        self.rpc("starknet_getStateUpdate", json!({"block_id": {"block_number": n}})).await
     }
 
     /// `devnet_abortBlocks` from block `from` (inclusive) to the tip; answers the aborted
     /// hashes. Needs `--state-archive-capacity full` (as started here).
     pub async fn abort_blocks(&self, from: u64) -> Vec<String> {
         let answer = self
-            .rpc(
-                "devnet_abortBlocks",
-                json!({"starting_block_id": {"block_number": from}}),
-            )
+            .rpc("devnet_abortBlocks", json!({"starting_block_id": {"block_number": from}}))
             .await;
         answer["aborted"]
             .as_array()

@@ -7,7 +7,10 @@ use orchestrator::{
     cli::setup::SetupCmd,
     config::{Clients, DatabaseBackend},
     core::client::{
-        aws::{sqs::{QueueNaming, SqsQueue}, AwsEnv},
+        aws::{
+            sqs::{QueueNaming, SqsQueue},
+            AwsEnv,
+        },
         database_backends,
     },
     setup,
@@ -17,22 +20,25 @@ use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
 
 /// moto's endpoint for tests.
 pub fn aws_endpoint() -> String {
-    std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
+    std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
 }
 
 /// The PostgreSQL server URL for tests.
 pub fn postgres_url() -> String {
-    std::env::var("MADARA_ORCHESTRATOR_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator".to_owned())
+    std::env::var("MADARA_ORCHESTRATOR_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator".to_owned()
+    })
 }
 
 /// Whether moto and PostgreSQL answer; panics with how to start them unless the skip
 /// variables are set (then prints why and returns false).
 pub async fn services_or_skip() -> bool {
     let moto = aws_endpoint().trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let moto_up = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&moto))
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let moto_up =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&moto))
+            .await
+            .is_ok_and(|r| r.is_ok());
     let pg_up = match PgConnectOptions::from_str(&postgres_url()) {
         Ok(o) => o.connect().await.is_ok(),
         Err(_) => false,
@@ -61,7 +67,10 @@ pub async fn fresh_database() -> String {
     let options = PgConnectOptions::from_str(&base).expect("PostgreSQL URL");
     let mut conn = options.connect().await.expect("connect to PostgreSQL");
     let name = format!("orch_mi_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await.expect("create database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     let _ = conn.close().await;
     match base.rfind('/') {
         Some(i) => format!("{}/{name}", &base[..i]),
@@ -77,7 +86,17 @@ fn env_for(endpoint: &str) -> impl std::future::Future<Output = AwsEnv> + '_ {
 pub async fn create_queues(dir: &Path, prefix: &str) {
     let data_dir = dir.display().to_string();
     let params = <SetupCmd as clap::Parser>::try_parse_from([
-        "setup", "--data-dir", &data_dir, "--aws", "--aws-prefix", prefix, "--aws-sqs", "--timeout", "30", "--poll-interval", "1",
+        "setup",
+        "--data-dir",
+        &data_dir,
+        "--aws",
+        "--aws-prefix",
+        prefix,
+        "--aws-sqs",
+        "--timeout",
+        "30",
+        "--poll-interval",
+        "1",
     ])
     .expect("setup flags")
     .params()

@@ -2,8 +2,8 @@
 //! worker processes (this test binary re-run with `ORCH_TEST_ROLE=worker`) that can be killed
 //! with SIGKILL.
 
-pub mod distributed;
 pub mod devnet;
+pub mod distributed;
 
 use std::{
     fs::OpenOptions,
@@ -21,7 +21,9 @@ use orchestrator::{
     config::{Clients, Config, EngineParams},
     core::client::embedded::{self, EmbeddedOptions},
     types::{
-        jobs::{JobItem, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus, SnosMetadata},
+        jobs::{
+            JobItem, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus, SnosMetadata,
+        },
         Layer,
     },
     worker::{
@@ -48,7 +50,8 @@ pub fn now_ms() -> u128 {
 fn record(log: &Path, event: &str, job: &JobItem) {
     // One short O_APPEND write per line: lines from several processes do not interleave.
     let line = format!("{event} {} {} {}\n", job.id, std::process::id(), now_ms());
-    let mut f = OpenOptions::new().create(true).append(true).open(log).expect("open side-effect log");
+    let mut f =
+        OpenOptions::new().create(true).append(true).open(log).expect("open side-effect log");
     f.write_all(line.as_bytes()).expect("append side-effect log");
 }
 
@@ -110,7 +113,12 @@ pub async fn clients(dir: &Path) -> Clients {
 }
 
 /// A context over `clients` with one recording handler.
-pub fn config(clients: Clients, log: PathBuf, work: Duration, job_timeout: Duration) -> Arc<Config> {
+pub fn config(
+    clients: Clients,
+    log: PathBuf,
+    work: Duration,
+    job_timeout: Duration,
+) -> Arc<Config> {
     let handlers = JobHandlers::new().with(Arc::new(RecordingHandler { log, work }));
     let engine = EngineParams {
         job_timeouts: [(JobType::SnosRun, job_timeout)].into(),
@@ -133,7 +141,12 @@ impl ChildWorker {
     }
 
     /// A worker with extra environment (e.g. the distributed backends of `distributed`).
-    pub fn spawn_with(dir: &Path, work: Duration, job_timeout: Duration, env: &[(&str, String)]) -> Self {
+    pub fn spawn_with(
+        dir: &Path,
+        work: Duration,
+        job_timeout: Duration,
+        env: &[(&str, String)],
+    ) -> Self {
         let exe = std::env::current_exe().expect("test binary path");
         let child = Command::new(exe)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -171,14 +184,20 @@ async fn child_worker() {
     }
     let dir = PathBuf::from(std::env::var("ORCH_TEST_DIR").expect("ORCH_TEST_DIR"));
     let ms = |var: &str| Duration::from_millis(std::env::var(var).expect(var).parse().expect("ms"));
-    let clients = match (std::env::var("ORCH_TEST_PG_URL"), std::env::var("ORCH_TEST_QUEUE_PREFIX")) {
+    let clients = match (std::env::var("ORCH_TEST_PG_URL"), std::env::var("ORCH_TEST_QUEUE_PREFIX"))
+    {
         (Ok(pg), Ok(prefix)) => {
             let endpoint = std::env::var("ORCH_TEST_AWS_ENDPOINT").expect("ORCH_TEST_AWS_ENDPOINT");
             distributed::clients(&dir, &pg, &endpoint, &prefix).await
         }
         _ => clients(&dir).await,
     };
-    let config = config(clients, dir.join("side-effects.log"), ms("ORCH_TEST_WORK_MS"), ms("ORCH_TEST_JOB_TIMEOUT_MS"));
+    let config = config(
+        clients,
+        dir.join("side-effects.log"),
+        ms("ORCH_TEST_WORK_MS"),
+        ms("ORCH_TEST_JOB_TIMEOUT_MS"),
+    );
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let _running = Orchestrator::start_with(config, addr, None).await.expect("start");
     // Run until killed.
