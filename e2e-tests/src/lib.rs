@@ -12,11 +12,16 @@
 //!   SIGKILL or stopped with SIGINT;
 //! - [`stack::Stack`]: all of it wired for the L2 pipeline on one infrastructure tier.
 //!
-//! The workflow tests live in `tests/workflow.rs` (feature `testing`).
+//! - [`l3::L3Stack`]: an L3: a second devnet as the settlement layer with our Cairo core
+//!   contract, the orchestrator with `--layer l3 --settle-on-starknet`.
+//!
+//! The workflow tests live in `tests/workflow.rs` and `tests/workflow_l3.rs` (feature
+//! `testing`).
 
 pub mod api;
 pub mod devnet;
 pub mod l1;
+pub mod l3;
 pub mod process;
 pub mod stack;
 

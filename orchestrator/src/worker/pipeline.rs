@@ -223,13 +223,20 @@ pub mod settlement {
         EthereumSettlementClient, EthereumSettlementConfig,
     };
     use orchestrator_settlement_client_interface::SettlementClient;
+    use orchestrator_starknet_settlement_client::{
+        StarknetSettlementClient, StarknetSettlementConfig,
+    };
+    use starknet::core::types::Felt;
 
     use orchestrator_da_client_interface::DaClient;
     use orchestrator_ethereum_da_client::EthereumDaClient;
     use orchestrator_starknet_da_client::StarknetDaClient;
 
     use crate::{
-        config::{Clients, DaParams, EthereumSettlementParams, RunParams, SettlementParams},
+        config::{
+            Clients, DaParams, EthereumSettlementParams, RunParams, SettlementParams,
+            StarknetSettlementParams,
+        },
         core::client::madara::{
             rpc::{MadaraRpcClient, MadaraRpcConfig},
             MadaraClient,
@@ -271,10 +278,25 @@ pub mod settlement {
         EthereumSettlementClient::new(config, signer).await.wrap_err("Ethereum settlement client")
     }
 
+    /// The Starknet settlement client of `sn` (an L3's Cairo core contract).
+    pub fn starknet_client(
+        sn: &StarknetSettlementParams,
+    ) -> eyre::Result<StarknetSettlementClient> {
+        let key = Felt::from_hex(sn.private_key.expose().trim())
+            .map_err(|_| eyre::eyre!("--starknet-private-key is not a hex felt"))?;
+        let mut config = StarknetSettlementConfig::new(
+            sn.rpc_url.expose().clone(),
+            sn.account_address,
+            key,
+            sn.cairo_core_contract_address,
+        );
+        config.finality_retry_wait = sn.finality_retry_wait;
+        Ok(StarknetSettlementClient::new(config))
+    }
+
     /// Adds the settlement handlers and triggers of the layer: DataSubmission on L3 (node
     /// client from `--madara-rpc-url`, DA client from `--da-on-*`), then StateTransition and
-    /// UpdateState. Starknet settlement has no client yet: that part is left out with a
-    /// warning.
+    /// UpdateState (on Ethereum or on Starknet).
     pub async fn stage(
         params: &RunParams,
         clients: &Clients,
@@ -301,12 +323,7 @@ pub mod settlement {
         };
         let client: Arc<dyn SettlementClient> = match &params.settlement {
             SettlementParams::Ethereum(eth) => Arc::new(ethereum_client(eth).await?),
-            SettlementParams::Starknet(_) => {
-                tracing::warn!(
-                    "Settlement on Starknet has no client yet: no StateTransition jobs will run"
-                );
-                return Ok((handlers, triggers));
-            }
+            SettlementParams::Starknet(sn) => Arc::new(starknet_client(sn)?),
         };
         let mut ctx = SettlementJobContext::new(
             client,

@@ -20,6 +20,7 @@ mod crash;
 mod multi_instance;
 mod prover_flow;
 mod settle_l2;
+mod settle_l3;
 mod snos_devnet;
 mod snos_run;
 mod support;

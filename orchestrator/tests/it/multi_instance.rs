@@ -89,12 +89,13 @@ async fn wrong_postgres_credentials_name_the_database_and_the_cause_without_the_
         .map(|(_, host)| host)
         .unwrap_or_else(|| panic!("test URL has no credentials: {url}"));
     let wrong = format!("postgres://orchestrator:not-the-password-42@{rest}");
-    let err = orchestrator::core::client::database_backends::open(
+    let Err(err) = orchestrator::core::client::database_backends::open(
         &orchestrator::config::DatabaseBackend::Postgres { url: wrong.clone().into() },
     )
     .await
-    .err()
-    .expect("wrong credentials must fail");
+    else {
+        panic!("wrong credentials must fail");
+    };
     let msg = format!("{err:#}");
     assert!(msg.contains("password authentication failed"), "{msg}");
     assert!(msg.contains("127.0.0.1"), "names the server: {msg}");

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use orchestrator::{
     app::Orchestrator,
     cli::args::prover::ProverKind,
-    config::{Config, EngineParams},
+    config::Config,
     core::client::{embedded, Alert, AlertClient, AlertError},
     types::{
         batch::{AggregatorBatch, AggregatorBatchStatus, SnosBatch, SnosBatchStatus},
@@ -99,13 +99,7 @@ async fn env(layer: Layer, service: Url, artifacts: Url, timeout: Duration) -> E
         polling_override: Some(Duration::from_millis(100)),
     };
     let (handlers, triggers) = with_stage(ctx, 5, true, JobHandlers::new(), Triggers::new());
-    let engine = EngineParams {
-        empty_poll_interval: Duration::from_millis(20),
-        retry_backoff_base: Duration::from_millis(50),
-        retry_backoff_max: Duration::from_millis(200),
-        graceful_shutdown_timeout: Duration::from_secs(5),
-        ..EngineParams::default()
-    };
+    let engine = crate::support::fast_engine();
     let config = Arc::new(Config::new(layer, clients, handlers, triggers, engine));
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let orch = Orchestrator::start_with(config.clone(), addr, None).await.unwrap();

@@ -20,12 +20,11 @@ use orchestrator::{
     compression::{
         encode::state_diff_to_felts, io::felt_hex, transform::felts_to_blobs, StarknetVersion,
     },
-    config::{Config, EngineParams},
+    config::Config,
     core::client::embedded,
     types::{
         batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus},
         jobs::{now_secs, JobItem, JobItemUpdates, JobSpecificMetadata, JobStatus, JobType},
-        queue::WorkerTriggerType,
         Layer,
     },
     worker::{
@@ -237,13 +236,7 @@ async fn env_with(options: Options) -> Option<Env> {
     );
     let (handlers, triggers) =
         with_stage(ctx, Some(Duration::from_millis(200)), JobHandlers::new(), Triggers::new());
-    let mut engine = EngineParams {
-        empty_poll_interval: Duration::from_millis(20),
-        retry_backoff_base: Duration::from_millis(50),
-        retry_backoff_max: Duration::from_millis(200),
-        graceful_shutdown_timeout: Duration::from_secs(5),
-        ..EngineParams::default()
-    };
+    let mut engine = crate::support::fast_engine();
     engine.job_timeouts.insert(JobType::StateTransition, JOB_TIMEOUT);
     let config = Arc::new(Config::new(Layer::L2, clients, handlers, triggers, engine));
     let orch = if options.manual {
@@ -295,16 +288,7 @@ impl Env {
     }
 
     async fn wait_job(&self, want: JobStatus, within: Duration) -> JobItem {
-        let db = self.config.database();
-        wait_for(within, &format!("StateTransition 1 to be {want}"), async || {
-            let _ = service::send_trigger(&self.config, WorkerTriggerType::UpdateState).await;
-            db.get_job_by_internal_id_and_type(1, JobType::StateTransition)
-                .await
-                .unwrap()
-                .is_some_and(|j| j.status == want)
-        })
-        .await;
-        db.get_job_by_internal_id_and_type(1, JobType::StateTransition).await.unwrap().unwrap()
+        crate::support::wait_state_transition(&self.config, 1, want, within).await
     }
 
     async fn batch_status(&self) -> AggregatorBatchStatus {

@@ -38,7 +38,7 @@ pub fn multiplier_milli(bump: u32) -> u128 {
 /// `ceil(value × num / den)` without overflow panics (saturates).
 fn mul_ceil(value: u128, num: u128, den: u128) -> u128 {
     let product = value.saturating_mul(num);
-    product / den + u128::from(product % den != 0)
+    product / den + u128::from(!product.is_multiple_of(den))
 }
 
 /// The caps for attempt `bump` at the current base fees, before the replacement floor.

@@ -230,13 +230,13 @@ fn parse_8_digits(digits: [u8; 8]) -> Option<u32> {
     // of each byte of `x + (0x80 - c)` tells whether that byte is at least `c`.
     let at_least = |v: u64, c: u64| v + ONES * (0x80 - c);
     let is_digit = at_least(x, 0x30) & !at_least(x, 0x3a);
-    let lower = x | ONES * 0x20;
+    let lower = x | (ONES * 0x20);
     let is_letter = at_least(lower, 0x61) & !at_least(lower, 0x67);
     if (is_digit | is_letter) & (ONES * 0x80) != ONES * 0x80 {
         return None;
     }
     // '0'..'9' → low nibble; 'a'..'f' / 'A'..'F' → low nibble + 9.
-    let nibbles = (x & ONES * 0x0f) + ((is_letter >> 7) & ONES) * 9;
+    let nibbles = (x & (ONES * 0x0f)) + ((is_letter >> 7) & ONES) * 9;
     // Byte i holds digit i; pack to one byte per pair, then four consecutive bytes.
     let pairs = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
     let quads = (pairs | pairs >> 8) & 0x0000_ffff_0000_ffff;

@@ -217,3 +217,41 @@ pub async fn wait_for(within: Duration, what: &str, mut probe: impl AsyncFnMut()
 pub async fn status(config: &Config, id: uuid::Uuid) -> JobStatus {
     config.database().get_job_by_id(id).await.expect("db").expect("job").status
 }
+
+/// Engine timings for tests: quick empty polls and retry backoffs, a 5 s graceful shutdown.
+pub fn fast_engine() -> EngineParams {
+    EngineParams {
+        empty_poll_interval: Duration::from_millis(20),
+        retry_backoff_base: Duration::from_millis(50),
+        retry_backoff_max: Duration::from_millis(200),
+        graceful_shutdown_timeout: Duration::from_secs(5),
+        ..EngineParams::default()
+    }
+}
+
+/// Sends UpdateState triggers until StateTransition `internal_id` is `want` (within `within`),
+/// then returns the job.
+pub async fn wait_state_transition(
+    config: &Config,
+    internal_id: u64,
+    want: JobStatus,
+    within: Duration,
+) -> JobItem {
+    let db = config.database();
+    wait_for(within, &format!("StateTransition {internal_id} to be {want}"), async || {
+        let _ = orchestrator::worker::service::send_trigger(
+            config,
+            orchestrator::types::queue::WorkerTriggerType::UpdateState,
+        )
+        .await;
+        db.get_job_by_internal_id_and_type(internal_id, JobType::StateTransition)
+            .await
+            .unwrap()
+            .is_some_and(|j| j.status == want)
+    })
+    .await;
+    db.get_job_by_internal_id_and_type(internal_id, JobType::StateTransition)
+        .await
+        .unwrap()
+        .unwrap()
+}

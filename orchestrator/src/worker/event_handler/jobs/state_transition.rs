@@ -27,6 +27,7 @@
 //!    proof (`<idx>/proof_part2.json`) are read; the first must equal the stored OS output
 //!    (a proof of something else is never settled);
 //! 4. `update_state(snos_output, program_output)` is sent; its hash is the external id.
+//!
 //! Verification: the contract's block number reaching the batch's end completes the SNOS
 //! batch; a reverted transaction is a rejection with the contract's reason.
 

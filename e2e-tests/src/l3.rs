@@ -1,0 +1,206 @@
+//! The L3 stack: one starknet-devnet as the appchain's node, a second one as the settlement
+//! layer with our Cairo core contract (`contracts/cairo`) deployed, the mock Atlantic server
+//! (proofs whose public output is their input's, L2 verification queries), and the
+//! `orchestrator` binary on the embedded tier with `--layer l3 --settle-on-starknet`.
+
+use std::path::{Path, PathBuf};
+
+use orchestrator_mock_atlantic_server::{MockAtlanticConfig, MockAtlanticServer};
+use orchestrator_settlement_client_interface::SettlementClient;
+use orchestrator_starknet_settlement_client::{
+    testing::{
+        deploy_core_contract, predeployed_accounts, Deployed, InitialState, PredeployedAccount,
+    },
+    StarknetSettlementClient, StarknetSettlementConfig,
+};
+use starknet::core::types::Felt;
+
+use crate::{devnet::Devnet, process::OrchestratorProcess};
+
+/// Blocks per SNOS batch of the L3 workflow.
+pub const L3_BLOCKS_PER_SNOS_BATCH: u64 = 3;
+
+/// The program hash the core contract records (the fact check is off: no fact registry).
+const PROGRAM_HASH: u64 = 0x5eed;
+
+/// Everything an L3 workflow runs against.
+#[derive(Debug)]
+pub struct L3Stack {
+    /// The appchain's node.
+    pub node: Devnet,
+    /// The settlement layer.
+    pub settlement: Devnet,
+    /// The core contract on `settlement`.
+    pub deployed: Deployed,
+    /// The operator account on `settlement` (owner and registered operator).
+    pub operator: PredeployedAccount,
+    /// The prover.
+    pub prover: MockAtlanticServer,
+    dir: tempfile::TempDir,
+}
+
+impl L3Stack {
+    /// Starts both devnets, deploys the core contract (nothing settled yet) and the mock
+    /// prover, runs `orchestrator setup`. `None` when devnet tests are skipped.
+    pub async fn start() -> Option<Self> {
+        let node = Devnet::start().await?;
+        let settlement = Devnet::start().await?;
+        let operator = *predeployed_accounts(&settlement.url)
+            .await
+            .expect("predeployed accounts of the settlement devnet")
+            .first()
+            .expect("a predeployed account");
+        let deployed = deploy_core_contract(
+            &settlement.url,
+            operator.address,
+            operator.private_key,
+            InitialState::default(),
+            Felt::from(PROGRAM_HASH),
+            false,
+        )
+        .await
+        .expect("deploy the core contract on the settlement devnet");
+        let prover = MockAtlanticServer::start(MockAtlanticConfig {
+            port: 0,
+            processing_delay: std::time::Duration::from_millis(300),
+            completion_delay: std::time::Duration::from_millis(700),
+            max_concurrent_jobs: 50,
+            ..MockAtlanticConfig::default()
+        })
+        .await
+        .expect("mock Atlantic server");
+        let stack = Self {
+            node,
+            settlement,
+            deployed,
+            operator,
+            prover,
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        crate::process::setup(&stack.infra_args(), &stack.envs());
+        Some(stack)
+    }
+
+    fn infra_args(&self) -> Vec<String> {
+        vec!["--data-dir".to_owned(), self.dir.path().join("data").display().to_string()]
+    }
+
+    /// Environment of the orchestrator process.
+    pub fn envs(&self) -> Vec<(String, String)> {
+        vec![("RUST_LOG".to_owned(), "info,orch=debug".to_owned())]
+    }
+
+    /// The orchestrator's log.
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("orchestrator.log")
+    }
+
+    /// Its data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `orchestrator run` command line of an L3 settling on the second devnet.
+    pub fn run_args(&self) -> Vec<String> {
+        let node = self.node.url.to_string();
+        let settlement = self.settlement.url.to_string();
+        let prover = self.prover.url().to_string();
+        let account = format!("{:#x}", self.operator.address);
+        let key = format!("{:#x}", self.operator.private_key);
+        let core = format!("{:#x}", self.deployed.core);
+        let mut args: Vec<String> = [
+            "--layer",
+            "l3",
+            "--settle-on-starknet",
+            "--starknet-rpc-url",
+            &settlement,
+            "--starknet-private-key",
+            &key,
+            "--starknet-account-address",
+            &account,
+            "--starknet-cairo-core-contract-address",
+            &core,
+            "--starknet-finality-retry-wait-in-secs",
+            "1",
+            "--da-on-starknet",
+            "--starknet-da-rpc-url",
+            &settlement,
+            "--prover",
+            "atlantic",
+            "--atlantic-api-key",
+            "e2e",
+            "--atlantic-service-url",
+            &prover,
+            "--atlantic-artifacts-base-url",
+            &prover,
+            "--atlantic-mock-fact-hash",
+            "true",
+            "--atlantic-rpc-node-url",
+            &settlement,
+            "--atlantic-settlement-layer",
+            "starknet",
+            // Facts are mocked (`--atlantic-mock-fact-hash`): the Ethereum verifier is never read.
+            "--atlantic-verifier-contract-address",
+            "0x0000000000000000000000000000000000000001",
+            "--cairo-verifier-program-hash",
+            "0x1234",
+            "--atlantic-network",
+            "TESTNET",
+            "--madara-rpc-url",
+            &node,
+            "--rpc-for-snos",
+            &node,
+            "--max-blocks-per-snos-batch",
+            &L3_BLOCKS_PER_SNOS_BATCH.to_string(),
+            "--max-batch-time-seconds",
+            "3600",
+            "--interval-seconds",
+            "1",
+            "--verification-poll-seconds",
+            "1",
+            "--snos-job-timeout-seconds",
+            "20",
+            "--proving-job-timeout-seconds",
+            "20",
+            "--state-transition-timeout-seconds",
+            "60",
+            "--orphan-scan-interval-seconds",
+            "2",
+            "--batching-worker-lock-duration",
+            "10",
+            "--graceful-shutdown-timeout",
+            "10",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(self.infra_args());
+        args
+    }
+
+    /// Starts `orchestrator run` logging to [`L3Stack::log`].
+    pub async fn spawn(&self) -> OrchestratorProcess {
+        OrchestratorProcess::start(&self.run_args(), &self.envs(), &self.log()).await
+    }
+
+    /// A settlement client reading the core contract (the test's view of the settlement layer).
+    pub fn settlement_client(&self) -> StarknetSettlementClient {
+        StarknetSettlementClient::new(StarknetSettlementConfig::new(
+            self.settlement.url.clone(),
+            self.operator.address,
+            self.operator.private_key,
+            self.deployed.core,
+        ))
+    }
+
+    /// The last block the core contract settled (`None` before the first update).
+    pub async fn settled_block(&self) -> Result<Option<u64>, String> {
+        self.settlement_client().get_last_settled_block().await.map_err(|e| e.to_string())
+    }
+
+    /// The last lines of the orchestrator log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
