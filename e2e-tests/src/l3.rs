@@ -154,25 +154,10 @@ impl L3Stack {
             &L3_BLOCKS_PER_SNOS_BATCH.to_string(),
             "--max-batch-time-seconds",
             "3600",
-            "--interval-seconds",
-            "1",
-            "--verification-poll-seconds",
-            "1",
-            "--snos-job-timeout-seconds",
-            "20",
-            "--proving-job-timeout-seconds",
-            "20",
-            "--state-transition-timeout-seconds",
-            "60",
-            "--orphan-scan-interval-seconds",
-            "2",
-            "--batching-worker-lock-duration",
-            "10",
-            "--graceful-shutdown-timeout",
-            "10",
         ]
         .map(String::from)
         .to_vec();
+        args.extend(crate::stack::quick_engine_args());
         args.extend(self.infra_args());
         args
     }
@@ -199,8 +184,6 @@ impl L3Stack {
 
     /// The last lines of the orchestrator log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::tail(&self.log(), lines)
     }
 }

@@ -74,3 +74,10 @@ pub async fn wait_until<T>(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// The last `lines` lines of the file at `path` (empty when it cannot be read).
+pub fn tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -83,12 +83,10 @@ impl OrchestratorProcess {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = process.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
                 panic!(
                     "orchestrator run exited with {status} before it was ready; the end of {}:\n{}",
                     log.display(),
-                    lines[lines.len().saturating_sub(20)..].join("\n")
+                    crate::tail(log, 20)
                 );
             }
             let ready = http

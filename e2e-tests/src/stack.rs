@@ -79,6 +79,33 @@ pub struct Stack {
     logs: Vec<PathBuf>,
 }
 
+/// Polling, job-timeout and shutdown flags that keep a test run quick: 1 s intervals and
+/// verification polls, job lock timeouts of 20–60 s (healing after a SIGKILL), a short
+/// batching lock TTL.
+pub fn quick_engine_args() -> Vec<String> {
+    [
+        "--interval-seconds",
+        "1",
+        "--verification-poll-seconds",
+        "1",
+        "--snos-job-timeout-seconds",
+        "20",
+        "--proving-job-timeout-seconds",
+        "20",
+        "--state-transition-timeout-seconds",
+        "60",
+        "--orphan-scan-interval-seconds",
+        "2",
+        // A batching run killed mid-way holds its lock until the TTL (reference default 1 h).
+        "--batching-worker-lock-duration",
+        "10",
+        "--graceful-shutdown-timeout",
+        "10",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Whether moto and PostgreSQL answer; panics with how to start them unless their skip
 /// variables are set.
 async fn distributed_services() -> Option<(String, String)> {
@@ -280,28 +307,12 @@ impl Stack {
             &BLOCKS_PER_AGGREGATOR_BATCH.to_string(),
             "--max-blocks-per-snos-batch",
             &BLOCKS_PER_SNOS_BATCH.to_string(),
-            "--interval-seconds",
-            "1",
-            "--verification-poll-seconds",
-            "1",
-            "--snos-job-timeout-seconds",
-            "20",
-            "--proving-job-timeout-seconds",
-            "20",
             "--aggregator-job-timeout-seconds",
             "30",
-            "--state-transition-timeout-seconds",
-            "60",
-            "--orphan-scan-interval-seconds",
-            "2",
-            // A batching run killed mid-way holds its lock until the TTL (reference default 1 h).
-            "--batching-worker-lock-duration",
-            "10",
-            "--graceful-shutdown-timeout",
-            "10",
         ]
         .map(String::from)
         .to_vec();
+        args.extend(quick_engine_args());
         args.extend(self.infra_args());
         args
     }
@@ -362,12 +373,10 @@ impl Stack {
     pub fn log_tail(&self, lines: usize) -> String {
         let mut out = Vec::new();
         for log in &self.logs {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let all: Vec<&str> = text.lines().collect();
             let name =
                 log.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
             out.push(format!("--- {name} (last {lines} lines) ---"));
-            out.extend(all[all.len().saturating_sub(lines)..].iter().map(|l| (*l).to_owned()));
+            out.push(crate::tail(log, lines));
         }
         out.join("\n")
     }
