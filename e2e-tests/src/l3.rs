@@ -1,11 +1,14 @@
 //! The L3 stack: one starknet-devnet as the appchain's node, a second one as the settlement
-//! layer with our Cairo core contract (`contracts/cairo`) deployed, the mock Atlantic server
-//! (proofs whose public output is their input's, L2 verification queries), and the
+//! layer with our Cairo core contract and fact registry (`contracts/cairo`) deployed, the mock
+//! Atlantic server (proofs whose public output is their input's; L2 verification queries that
+//! register their fact in the registry, which `update_state` checks), and the
 //! `orchestrator` binary on the embedded tier with `--layer l3 --settle-on-starknet`.
 
 use std::path::{Path, PathBuf};
 
-use orchestrator_mock_atlantic_server::{MockAtlanticConfig, MockAtlanticServer};
+use orchestrator_mock_atlantic_server::{
+    MockAtlanticConfig, MockAtlanticServer, StarknetFactRegistration,
+};
 use orchestrator_settlement_client_interface::SettlementClient;
 use orchestrator_starknet_settlement_client::{
     testing::{
@@ -20,8 +23,10 @@ use crate::{devnet::Devnet, process::OrchestratorProcess};
 /// Blocks per SNOS batch of the L3 workflow.
 pub const L3_BLOCKS_PER_SNOS_BATCH: u64 = 3;
 
-/// The program hash the core contract records (the fact check is off: no fact registry).
-const PROGRAM_HASH: u64 = 0x5eed;
+/// The Cairo verifier's program hash: the orchestrator sends it with every L2 verification
+/// query, the mock registers `poseidon([it, poseidon(output)])` for each, and the core contract
+/// checks that fact against its program info.
+const VERIFIER_PROGRAM_HASH: &str = "0x1234";
 
 /// Everything an L3 workflow runs against.
 #[derive(Debug)]
@@ -45,18 +50,18 @@ impl L3Stack {
     pub async fn start() -> Option<Self> {
         let node = Devnet::start().await?;
         let settlement = Devnet::start().await?;
-        let operator = *predeployed_accounts(&settlement.url)
+        let accounts = predeployed_accounts(&settlement.url)
             .await
-            .expect("predeployed accounts of the settlement devnet")
-            .first()
-            .expect("a predeployed account");
+            .expect("predeployed accounts of the settlement devnet");
+        // The orchestrator's operator, and another account for the prover's registrations.
+        let (operator, prover_account) = (accounts[0], accounts[1]);
         let deployed = deploy_core_contract(
             &settlement.url,
             operator.address,
             operator.private_key,
             InitialState::default(),
-            Felt::from(PROGRAM_HASH),
-            false,
+            Felt::from_hex(VERIFIER_PROGRAM_HASH).expect("program hash"),
+            true,
         )
         .await
         .expect("deploy the core contract on the settlement devnet");
@@ -65,6 +70,12 @@ impl L3Stack {
             processing_delay: std::time::Duration::from_millis(300),
             completion_delay: std::time::Duration::from_millis(700),
             max_concurrent_jobs: 50,
+            starknet_fact_registration: Some(StarknetFactRegistration {
+                rpc_url: settlement.url.clone(),
+                account: prover_account.address,
+                private_key: prover_account.private_key,
+                registry: deployed.fact_registry.expect("the fact registry"),
+            }),
             ..MockAtlanticConfig::default()
         })
         .await
@@ -143,7 +154,7 @@ impl L3Stack {
             "--atlantic-verifier-contract-address",
             "0x0000000000000000000000000000000000000001",
             "--cairo-verifier-program-hash",
-            "0x1234",
+            VERIFIER_PROGRAM_HASH,
             "--atlantic-network",
             "TESTNET",
             "--madara-rpc-url",

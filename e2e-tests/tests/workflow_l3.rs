@@ -1,8 +1,9 @@
 //! The L3 workflow end to end: blocks produced on one starknet-devnet (the appchain) are
 //! batched, run through the SNOS stand-in with calldata DA, proven and verified on L2 by the
-//! mock Atlantic server, and settled with `update_state` on our Cairo core contract deployed
-//! on a second starknet-devnet (the settlement layer) — by the `orchestrator` binary on the
-//! embedded tier.
+//! mock Atlantic server (which registers each verification's fact in our Cairo fact registry),
+//! and settled with `update_state` on our Cairo core contract deployed on a second
+//! starknet-devnet (the settlement layer; it checks each fact) — by the `orchestrator` binary
+//! on the embedded tier.
 //!
 //! `cargo test --features testing test_orchestrator_workflow_l3` (needs starknet-devnet, which
 //! `make test` installs).
@@ -101,6 +102,21 @@ async fn test_orchestrator_workflow_l3() {
         .await;
     let hash = Felt::from_hex(block["block_hash"].as_str().expect("block hash")).unwrap();
     assert_eq!(state.block_hash, hash, "the settled hash is the appchain's block {LAST_BLOCK}");
+    // The contract checked each batch's fact: its registry is the one the prover registered in.
+    let selector = starknet::core::utils::get_selector_from_name("get_facts_registry").unwrap();
+    let registry = stack
+        .settlement
+        .rpc(
+            "starknet_call",
+            json!([{"contract_address": format!("{:#x}", stack.deployed.core), "entry_point_selector": format!("{selector:#x}"), "calldata": []}, "latest"]),
+        )
+        .await;
+    let registry = Felt::from_hex(registry[0].as_str().expect("registry address")).unwrap();
+    assert_eq!(
+        Some(registry),
+        stack.deployed.fact_registry,
+        "update_state checked facts in the prover's registry"
+    );
     let mut hashes = Vec::new();
     for j in jobs.iter().filter(|j| j.job_type == "StateTransition") {
         let record = api.job(&j.id).await.expect("job");

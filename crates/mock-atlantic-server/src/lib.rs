@@ -66,6 +66,36 @@ pub struct MockAtlanticConfig {
     /// When set, the fact of every aggregation is registered on this `MockGpsVerifier`
     /// before the aggregator query reports `DONE`, as SHARP's on-chain verification would.
     pub fact_registration: Option<FactRegistration>,
+    /// When set, every L2 verification query (`PROOF_VERIFICATION_ON_L2`) registers its fact
+    /// in this Cairo `FactRegistry` before it reports `DONE`, as Atlantic's verification on
+    /// Starknet would (library only: the tests of an L3 set it).
+    pub starknet_fact_registration: Option<StarknetFactRegistration>,
+}
+
+/// Where L2 verification queries register their facts: a Starknet node, an account, the Cairo
+/// `FactRegistry` of `contracts/cairo`. The fact is the one our core contract checks:
+/// `poseidon([programHash, poseidon(public output of the verified proof)])`, `programHash` being
+/// the query's form field.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StarknetFactRegistration {
+    /// The Starknet JSON-RPC URL.
+    pub rpc_url: Url,
+    /// The sending account; use another one than the orchestrator's operator.
+    pub account: cairo_vm::Felt252,
+    /// Its private key.
+    pub private_key: cairo_vm::Felt252,
+    /// The `FactRegistry` contract.
+    pub registry: cairo_vm::Felt252,
+}
+
+impl std::fmt::Debug for StarknetFactRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StarknetFactRegistration")
+            .field("rpc_url", &self.rpc_url.host_str())
+            .field("account", &format_args!("{:#x}", self.account))
+            .field("registry", &format_args!("{:#x}", self.registry))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the mock registers aggregation facts: an Ethereum node, a funded key, the
@@ -104,6 +134,7 @@ impl Default for MockAtlanticConfig {
             seed: 0,
             api_key: None,
             fact_registration: None,
+            starknet_fact_registration: None,
         }
     }
 }
@@ -202,6 +233,7 @@ impl MockAtlanticArgs {
             seed: self.seed,
             api_key: self.api_key,
             fact_registration,
+            starknet_fact_registration: None,
         })
     }
 }
@@ -231,6 +263,8 @@ pub(crate) struct AppState {
     pub(crate) state: Shared,
     pub(crate) producer: Arc<dyn AggregationArtifactsProducer>,
     pub(crate) registrar: Option<Arc<orchestrator_gps_fact_checker::FactRegistrar>>,
+    /// One Starknet registration at a time (one account, one nonce sequence).
+    pub(crate) starknet_sends: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A running mock server; stops when dropped or on [`MockAtlanticServer::stop`].
@@ -278,6 +312,7 @@ impl MockAtlanticServer {
             state: Arc::new(Mutex::new(state::State::new(config))),
             producer,
             registrar,
+            starknet_sends: Arc::default(),
         };
         let router = routes::router(app.clone());
         let shutdown = CancellationToken::new();

@@ -179,9 +179,25 @@ async fn submit_query(State(app): State<AppState>, mut multipart: Multipart) -> 
         input,
         artifacts: HashMap::new(),
     };
+    let mut query = query;
+    let l2_registration = match &state.config.starknet_fact_registration {
+        Some(reg) if query.result == "PROOF_VERIFICATION_ON_L2" && !will_fail => {
+            // Running until its fact is registered.
+            query.forced = Some(Phase::InProgress);
+            Some((
+                reg.clone(),
+                fields.get("programHash").cloned().unwrap_or_default(),
+                query.input.clone(),
+            ))
+        }
+        _ => None,
+    };
     state.insert(query);
     state.submissions.push(fields);
     tracing::info!(target: "orch::mock_atlantic", query_id = %id, will_fail, "Query received");
+    if let Some((reg, program_hash, input)) = l2_registration {
+        tokio::spawn(register_l2_fact(app.clone(), id.clone(), reg, program_hash, input));
+    }
     (StatusCode::CREATED, Json(json!({"atlanticQueryId": id}))).into_response()
 }
 
@@ -417,4 +433,48 @@ async fn register_fact(
     let tx = registrar.ensure_registered(fact).await.map_err(|e| e.to_string())?;
     tracing::info!(target: "orch::mock_atlantic", %fact, tx = ?tx, "Aggregation fact registered");
     Ok(())
+}
+
+/// Registers the fact of L2 verification query `query_id` in the Cairo `FactRegistry`, then
+/// lets the query run its delays (or fails it with the reason).
+async fn register_l2_fact(
+    app: AppState,
+    query_id: String,
+    reg: crate::StarknetFactRegistration,
+    program_hash: String,
+    input: Vec<u8>,
+) {
+    use starknet_types_core::{
+        felt::Felt,
+        hash::{Poseidon, StarkHash},
+    };
+    let outcome = async {
+        let program_hash = Felt::from_hex(&program_hash)
+            .map_err(|_| format!("programHash {program_hash:?} is not a felt"))?;
+        let output = ServerState::public_output_of_input(&input)?;
+        let fact = Poseidon::hash_array(&[program_hash, Poseidon::hash_array(&output)]);
+        let _one_at_a_time = app.starknet_sends.lock().await;
+        orchestrator_starknet_settlement_client::testing::register_fact(
+            &reg.rpc_url,
+            reg.account,
+            reg.private_key,
+            reg.registry,
+            fact,
+        )
+        .await
+        .map(|tx| (fact, tx))
+    }
+    .await;
+    let mut state = lock(&app);
+    let Some(q) = state.queries.get_mut(&query_id) else { return };
+    match outcome {
+        Ok((fact, tx)) => {
+            tracing::info!(target: "orch::mock_atlantic", %query_id, fact = %format!("{fact:#x}"), tx = %format!("{tx:#x}"), "L2 fact registered on Starknet");
+            q.forced = None;
+            q.created = Instant::now();
+        }
+        Err(reason) => {
+            q.forced = Some(Phase::Failed(format!("L2 fact registration failed: {reason}")))
+        }
+    }
 }

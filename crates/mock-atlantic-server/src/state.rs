@@ -334,12 +334,17 @@ impl State {
     }
 
     fn public_output_of(q: &Query) -> Result<Vec<Felt>, String> {
+        Self::public_output_of_input(&q.input)
+    }
+
+    /// The public output a proof of `input` (a PIE zip, or a proof JSON to verify) exposes.
+    pub(crate) fn public_output_of_input(input: &[u8]) -> Result<Vec<Felt>, String> {
         use orchestrator_gps_fact_checker::fact::pie;
-        if q.input.starts_with(b"PK") {
-            let parsed = pie::read_pie_bytes(&q.input).map_err(|e| e.to_string())?;
+        if input.starts_with(b"PK") {
+            let parsed = pie::read_pie_bytes(input).map_err(|e| e.to_string())?;
             return pie::program_output(&parsed).map_err(|e| e.to_string());
         }
-        let json: Value = serde_json::from_slice(&q.input)
+        let json: Value = serde_json::from_slice(input)
             .map_err(|e| format!("input is neither a zip nor JSON: {e}"))?;
         let proof = json.get("proof").unwrap_or(&json);
         orchestrator_prover_client_interface::public_output::public_output(proof)
