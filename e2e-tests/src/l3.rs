@@ -136,16 +136,6 @@ impl L3Stack {
             "--da-on-starknet",
             "--starknet-da-rpc-url",
             &settlement,
-            "--prover",
-            "atlantic",
-            "--atlantic-api-key",
-            "e2e",
-            "--atlantic-service-url",
-            &prover,
-            "--atlantic-artifacts-base-url",
-            &prover,
-            "--atlantic-mock-fact-hash",
-            "true",
             "--atlantic-rpc-node-url",
             &settlement,
             "--atlantic-settlement-layer",
@@ -155,8 +145,6 @@ impl L3Stack {
             "0x0000000000000000000000000000000000000001",
             "--cairo-verifier-program-hash",
             VERIFIER_PROGRAM_HASH,
-            "--atlantic-network",
-            "TESTNET",
             "--madara-rpc-url",
             &node,
             "--rpc-for-snos",
@@ -168,6 +156,7 @@ impl L3Stack {
         ]
         .map(String::from)
         .to_vec();
+        args.extend(crate::stack::atlantic_args(&prover));
         args.extend(crate::stack::quick_engine_args());
         args.extend(self.infra_args());
         args

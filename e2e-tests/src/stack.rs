@@ -79,6 +79,26 @@ pub struct Stack {
     logs: Vec<PathBuf>,
 }
 
+/// The mock Atlantic server at `url` as the prover (TESTNET, facts mocked).
+pub fn atlantic_args(url: &str) -> Vec<String> {
+    [
+        "--prover",
+        "atlantic",
+        "--atlantic-api-key",
+        "e2e",
+        "--atlantic-service-url",
+        url,
+        "--atlantic-artifacts-base-url",
+        url,
+        "--atlantic-mock-fact-hash",
+        "true",
+        "--atlantic-network",
+        "TESTNET",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Polling, job-timeout and shutdown flags that keep a test run quick: 1 s intervals and
 /// verification polls, job lock timeouts of 20–60 s (healing after a SIGKILL), a short
 /// batching lock TTL.
@@ -279,24 +299,12 @@ impl Stack {
             "--da-on-ethereum",
             "--ethereum-da-rpc-url",
             &l1,
-            "--prover",
-            "atlantic",
-            "--atlantic-api-key",
-            "e2e",
-            "--atlantic-service-url",
-            &prover,
-            "--atlantic-artifacts-base-url",
-            &prover,
-            "--atlantic-mock-fact-hash",
-            "true",
             "--atlantic-rpc-node-url",
             &l1,
             "--atlantic-settlement-layer",
             "ethereum",
             "--atlantic-verifier-contract-address",
             &verifier,
-            "--atlantic-network",
-            "TESTNET",
             "--madara-rpc-url",
             &node,
             "--rpc-for-snos",
@@ -312,6 +320,7 @@ impl Stack {
         ]
         .map(String::from)
         .to_vec();
+        args.extend(atlantic_args(&prover));
         args.extend(quick_engine_args());
         args.extend(self.infra_args());
         args

@@ -37,19 +37,15 @@ use crate::{
         madara::{MadaraClient, MadaraError, NodeStateReader},
         DatabaseClient, StorageClient,
     },
-    types::{
-        batch::{SnosBatch, SnosBatchQuery},
-        jobs::{DaMetadata, JobItem, JobSpecificMetadata, JobType, JobVerificationStatus},
-    },
+    types::jobs::{DaMetadata, JobItem, JobSpecificMetadata, JobType, JobVerificationStatus},
 };
 
-use super::{JobError, JobHandlerTrait};
+use super::{
+    load_snos_batch, read_os_output, JobError, JobHandlerTrait, OS_HEADER_LEN, USE_KZG_DA_OFFSET,
+};
 
 /// The external id of a DataSubmission whose data travels in the settlement calldata.
 pub const CALLDATA_DA: &str = "calldata";
-
-/// Felts of the OS output header (up to and including `full_output`).
-const OS_HEADER_LEN: usize = 10;
 
 /// Where the blobs of SNOS batch `index` are stored.
 pub fn blob_data_path(index: u64) -> String {
@@ -159,40 +155,20 @@ impl DataSubmissionHandler {
         Self { ctx }
     }
 
-    async fn snos_batch(&self, index: u64) -> Result<SnosBatch, JobError> {
-        self.ctx
-            .database
-            .get_snos_batches(SnosBatchQuery { indexes: vec![index], ..Default::default() })
-            .await
-            .map_err(|e| JobError::retryable(format!("cannot load SNOS batch {index}: {e}")))?
-            .into_iter()
-            .find(|b| b.index == index)
-            .ok_or_else(|| JobError::fatal(format!("SNOS batch {index} does not exist")))
-    }
-
     /// Calldata DA: the OS output of SNOS batch `index` must carry the diff (flag 0, a body).
     async fn check_calldata_output(&self, index: u64) -> Result<String, JobError> {
-        let key = format!("{index}/snos_output.json");
-        let bytes = self.ctx.storage.get_data(&key).await.map_err(|e| match e {
-            crate::core::client::StorageError::NotFound(_) => {
-                JobError::fatal(format!("the OS output is missing at {key}"))
-            }
-            e => JobError::retryable(format!("cannot read the OS output at {key}: {e}")),
-        })?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|e| JobError::fatal(format!("the OS output at {key} is not UTF-8: {e}")))?;
-        let felts = compression::io::parse_felt_list(text)
-            .map_err(|e| JobError::fatal(format!("the OS output at {key} does not parse: {e}")))?;
+        let key = super::snos::snos_output_path(index);
+        let felts = read_os_output(self.ctx.storage.as_ref(), &key).await?;
         if felts.len() <= OS_HEADER_LEN {
             return Err(JobError::fatal(format!(
                 "the OS output at {key} has {} felts: no state diff after the header",
                 felts.len()
             )));
         }
-        if felts[8] != starknet::core::types::Felt::ZERO {
+        if felts[USE_KZG_DA_OFFSET] != starknet::core::types::Felt::ZERO {
             return Err(JobError::fatal(format!(
                 "SNOS batch {index}: calldata DA needs an OS output without KZG DA, but its flag is {:#x}",
-                felts[8]
+                felts[USE_KZG_DA_OFFSET]
             )));
         }
         tracing::info!(
@@ -224,7 +200,7 @@ impl JobHandlerTrait for DataSubmissionHandler {
     async fn process_job(&self, job: &mut JobItem) -> Result<String, JobError> {
         let mut m = da_metadata(job)?;
         let index = job.internal_id;
-        let batch = self.snos_batch(index).await?;
+        let batch = load_snos_batch(self.ctx.database.as_ref(), index).await?;
         if m.block_number != batch.start_block {
             return Err(JobError::InvalidMetadata {
                 job_type: job.job_type,
@@ -332,7 +308,7 @@ mod tests {
         config::{Config, EngineParams},
         core::client::{embedded, madara::memory::InMemoryMadara},
         types::{
-            batch::BouncerWeights,
+            batch::{BouncerWeights, SnosBatch},
             jobs::{JobStatus, ProvingMetadata},
             Layer,
         },

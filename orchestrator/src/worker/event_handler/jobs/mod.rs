@@ -18,6 +18,57 @@ use orchestrator_settlement_client_interface::SettlementClient;
 use crate::types::jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus};
 
 use crate::core::client::BoxError;
+use crate::{
+    compression::io::parse_felt_list,
+    core::client::{DatabaseClient, StorageClient, StorageError},
+    types::batch::{SnosBatch, SnosBatchQuery},
+};
+
+/// Index of the KZG-DA flag in an OS output.
+pub const USE_KZG_DA_OFFSET: usize = 8;
+
+/// Felts of the OS output header (up to and including `full_output`).
+pub const OS_HEADER_LEN: usize = 10;
+
+/// SNOS batch `index`: a database error is retryable, a missing batch fatal.
+pub(crate) async fn load_snos_batch(
+    database: &dyn DatabaseClient,
+    index: u64,
+) -> Result<SnosBatch, JobError> {
+    database
+        .get_snos_batches(SnosBatchQuery { indexes: vec![index], ..Default::default() })
+        .await
+        .map_err(|e| JobError::retryable(format!("cannot load SNOS batch {index}: {e}")))?
+        .into_iter()
+        .find(|b| b.index == index)
+        .ok_or_else(|| JobError::fatal(format!("SNOS batch {index} does not exist")))
+}
+
+/// The artifact at `key` (`what` names it in errors): missing is fatal, a storage error
+/// retryable when the storage says so.
+pub(crate) async fn read_artifact(
+    storage: &dyn StorageClient,
+    key: &str,
+    what: &str,
+) -> Result<bytes::Bytes, JobError> {
+    storage.get_data(key).await.map_err(|e| match e {
+        StorageError::NotFound(_) => JobError::fatal(format!("{what} is missing at {key}")),
+        e if e.is_retryable() => JobError::retryable(format!("cannot read {what} at {key}: {e}")),
+        e => JobError::fatal(format!("cannot read {what} at {key}: {e}")),
+    })
+}
+
+/// The OS output stored at `key` (a JSON array of hex felts).
+pub(crate) async fn read_os_output(
+    storage: &dyn StorageClient,
+    key: &str,
+) -> Result<Vec<starknet::core::types::Felt>, JobError> {
+    let bytes = read_artifact(storage, key, "the OS output").await?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| JobError::fatal(format!("the OS output at {key} is not UTF-8: {e}")))?;
+    parse_felt_list(text)
+        .map_err(|e| JobError::fatal(format!("the OS output at {key} does not parse: {e}")))
+}
 
 /// Why a handler could not do its work.
 #[derive(Debug, thiserror::Error)]

@@ -53,7 +53,9 @@ use crate::{
     },
 };
 
-use super::{JobError, JobHandlerTrait};
+use super::{
+    load_snos_batch, read_artifact, read_os_output, JobError, JobHandlerTrait, USE_KZG_DA_OFFSET,
+};
 
 /// The external id of a state update that needed no transaction (already settled).
 pub const ZERO_TX_HASH: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
@@ -105,13 +107,7 @@ impl SettlementJobContext {
     }
 
     pub(crate) async fn read(&self, key: &str, what: &str) -> Result<Bytes, JobError> {
-        self.storage.get_data(key).await.map_err(|e| match e {
-            StorageError::NotFound(_) => JobError::fatal(format!("{what} is missing at {key}")),
-            e if e.is_retryable() => {
-                JobError::retryable(format!("cannot read {what} at {key}: {e}"))
-            }
-            e => JobError::fatal(format!("cannot read {what} at {key}: {e}")),
-        })
+        read_artifact(self.storage.as_ref(), key, what).await
     }
 
     /// Reads an artifact that may not exist yet.
@@ -282,9 +278,6 @@ fn state_update_metadata(job: &JobItem) -> Result<StateUpdateMetadata, JobError>
     }
 }
 
-/// The KZG-DA flag of an OS output (index 8).
-const USE_KZG_DA_OFFSET: usize = 8;
-
 /// Where the proofs of SNOS batch `index` are stored on L3: the SNOS proof and the proof of
 /// its verification on L2.
 pub fn l3_proof_paths(index: u64) -> (String, String) {
@@ -301,7 +294,7 @@ fn proof_output(bytes: &[u8], key: &str) -> Result<Vec<Word>, JobError> {
         .map_err(|e| JobError::fatal(format!("the proof at {key} is not JSON: {e}")))?;
     let felts = orchestrator_prover_client_interface::public_output::public_output(&json)
         .map_err(|e| JobError::fatal(format!("the proof at {key}: {e}")))?;
-    Ok(felts.iter().map(|f| f.to_bytes_be()).collect())
+    Ok(words_of(&felts))
 }
 
 /// StateTransition (attempts 3, verification 10 × 60 s).
@@ -408,29 +401,13 @@ impl StateTransitionHandler {
 }
 
 impl StateTransitionHandler {
-    async fn snos_batch(&self, index: u64) -> Result<crate::types::batch::SnosBatch, JobError> {
-        let batches = self
-            .ctx
-            .database
-            .get_snos_batches(crate::types::batch::SnosBatchQuery {
-                indexes: vec![index],
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| JobError::retryable(format!("cannot load SNOS batch {index}: {e}")))?;
-        batches
-            .into_iter()
-            .find(|b| b.index == index)
-            .ok_or_else(|| JobError::fatal(format!("SNOS batch {index} does not exist")))
-    }
-
     async fn process_l3(
         &self,
         job: &mut JobItem,
         mut m: StateUpdateMetadata,
     ) -> Result<String, JobError> {
         let to_settle = m.context.to_settle();
-        let batch = self.snos_batch(to_settle).await?;
+        let batch = load_snos_batch(self.ctx.database.as_ref(), to_settle).await?;
         if let Some(last) = self.ctx.last_settled().await? {
             if last >= batch.end_block {
                 tracing::info!(
@@ -447,13 +424,7 @@ impl StateTransitionHandler {
             internal_id: job.internal_id,
             reason: "no snos_output_path (L3 settles the OS output)".into(),
         })?;
-        let os_bytes = self.ctx.read(&os_path, "the OS output").await?;
-        let os_text = std::str::from_utf8(&os_bytes).map_err(|e| {
-            JobError::fatal(format!("the OS output at {os_path} is not UTF-8: {e}"))
-        })?;
-        let os_output = parse_felt_list(os_text).map_err(|e| {
-            JobError::fatal(format!("the OS output at {os_path} does not parse: {e}"))
-        })?;
+        let os_output = read_os_output(self.ctx.storage.as_ref(), &os_path).await?;
         match os_output.get(USE_KZG_DA_OFFSET).map(|f| f.to_biguint()) {
             Some(flag) if flag == 0u8.into() => {}
             Some(flag) if flag == 1u8.into() => return self.process_l3_blobs(job, m).await,
@@ -555,7 +526,7 @@ impl StateTransitionHandler {
         m: &StateUpdateMetadata,
     ) -> Result<JobVerificationStatus, JobError> {
         let to_settle = m.context.to_settle();
-        let batch = self.snos_batch(to_settle).await?;
+        let batch = load_snos_batch(self.ctx.database.as_ref(), to_settle).await?;
         let expected = batch.end_block;
         let last = self.ctx.last_settled().await?;
         if last.is_some_and(|l| l >= expected) {
