@@ -3,34 +3,50 @@
 # `orchestrator blob decode` process (release binary, a mainnet blob) under hyperfine, next to
 # `orchestrator --version` (bare process start of the same binary).
 #
+# Usage: scripts/bench.sh [all|criterion|process] (default all: both parts).
 # Environment: ORCH_TESTDATA (default ../shared/testdata), BENCH_RUNS (hyperfine runs, 200).
 # Figures of the dev machine are in docs/da-encoding.md ("Performance").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
+part="${1:-all}"
+case "$part" in
+  all | criterion | process) ;;
+  *) echo "bench.sh: unknown part '$part' (all, criterion or process)" >&2; exit 2 ;;
+esac
 testdata="${ORCH_TESTDATA:-../shared/testdata}"
 runs="${BENCH_RUNS:-200}"
 state_update="$testdata/anchor/da_blob/state_update/178.txt"
 nonces="$testdata/anchor/da_blob/nonces/178.txt"
 
-command -v hyperfine >/dev/null || {
-  echo "bench.sh: hyperfine is missing (apt-get install hyperfine)" >&2
-  exit 1
-}
+# hyperfine from Debian's packages (idempotent: nothing to do when it is on the PATH).
+if ! command -v hyperfine >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "== installing Debian hyperfine"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends hyperfine >/dev/null
+fi
 for f in "$state_update" "$nonces"; do
   [[ -f "$f" ]] || { echo "bench.sh: missing test vector $f (set ORCH_TESTDATA)" >&2; exit 1; }
 done
 
-for bench in orchestrator/benches/*.rs; do
-  name="$(basename "$bench" .rs)"
-  echo "== cargo bench -p orchestrator --bench $name"
-  cargo bench -p orchestrator --bench "$name"
-done
+if [[ "$part" != process ]]; then
+  for bench in orchestrator/benches/*.rs; do
+    name="$(basename "$bench" .rs)"
+    echo "== cargo bench -p orchestrator --bench $name"
+    cargo bench -p orchestrator --bench "$name"
+  done
+fi
+[[ "$part" != criterion ]] || exit 0
 
 echo "== orchestrator blob decode (release binary, hyperfine)"
 cargo build -p orchestrator --bin orchestrator --release
 bin="$CARGO_TARGET_DIR/release/orchestrator"
+# How the binary is linked decides most of its start time (orchestrator/build.rs).
+echo "== $(file -b "$bin" | cut -d, -f1)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # Block 178 (Starknet 0.13.2) fits one blob: one line of 262144 hex characters.

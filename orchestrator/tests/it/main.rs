@@ -12,6 +12,7 @@ mod api_support;
 mod aws_setup;
 mod bad_input;
 mod batching_devnet;
+mod binary;
 mod blob_cli;
 mod blob_pyref;
 mod blob_vectors;
