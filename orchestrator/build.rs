@@ -20,7 +20,10 @@ fn main() {
 
     // `-no-pie` is a flag of the C compiler driver that rustc links through on linux-gnu (gcc
     // or clang, whichever linker it then selects); other targets keep their defaults.
-    if target_os == "linux" && target_env == "gnu" && !keep_pie {
+    let no_pie = target_os == "linux" && target_env == "gnu" && !keep_pie;
+    if no_pie {
         println!("cargo:rustc-link-arg-bin=orchestrator=-no-pie");
     }
+    // What was decided, for the test that checks the built binary against it.
+    println!("cargo:rustc-env=ORCHESTRATOR_LINKED_NO_PIE={no_pie}");
 }

@@ -20,15 +20,6 @@ runs="${BENCH_RUNS:-200}"
 state_update="$testdata/anchor/da_blob/state_update/178.txt"
 nonces="$testdata/anchor/da_blob/nonces/178.txt"
 
-# hyperfine from Debian's packages (idempotent: nothing to do when it is on the PATH).
-if ! command -v hyperfine >/dev/null; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "== installing Debian hyperfine"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends hyperfine >/dev/null
-fi
 for f in "$state_update" "$nonces"; do
   [[ -f "$f" ]] || { echo "bench.sh: missing test vector $f (set ORCH_TESTDATA)" >&2; exit 1; }
 done
@@ -43,6 +34,8 @@ fi
 [[ "$part" != criterion ]] || exit 0
 
 echo "== orchestrator blob decode (release binary, hyperfine)"
+# hyperfine from Debian's packages (nothing to do when it is on the PATH).
+command -v hyperfine >/dev/null || { echo "== installing Debian hyperfine"; apt_install hyperfine; }
 cargo build -p orchestrator --bin orchestrator --release
 bin="$CARGO_TARGET_DIR/release/orchestrator"
 # How the binary is linked decides most of its start time (orchestrator/build.rs).

@@ -29,8 +29,7 @@ as_postgres() {
 
 if ! command -v pg_ctlcluster >/dev/null; then
     log "installing PostgreSQL (Debian package postgresql)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2 \
-        || { as_root apt-get update >&2 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2; }
+    apt_install postgresql
 fi
 
 PG_VERSION="${PG_VERSION:-$(ls /usr/lib/postgresql | sort -V | tail -n1)}"
