@@ -4,7 +4,7 @@
 # `orchestrator --version` (bare process start of the same binary).
 #
 # Usage: scripts/bench.sh [all|criterion|process] (default all: both parts).
-# Environment: ORCH_TESTDATA (default ../shared/testdata), BENCH_RUNS (hyperfine runs, 200).
+# Environment: BENCH_RUNS (hyperfine runs, 200). Vectors: crates/test-support/vectors.
 # Figures of the dev machine are in docs/da-encoding.md ("Performance").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,13 +15,13 @@ case "$part" in
   all | criterion | process) ;;
   *) echo "bench.sh: unknown part '$part' (all, criterion or process)" >&2; exit 2 ;;
 esac
-testdata="${ORCH_TESTDATA:-../shared/testdata}"
+testdata=crates/test-support/vectors
 runs="${BENCH_RUNS:-200}"
-state_update="$testdata/anchor/da_blob/state_update/178.txt"
-nonces="$testdata/anchor/da_blob/nonces/178.txt"
+state_update="$testdata/da_blob/state_update/178.txt"
+nonces="$testdata/da_blob/nonces/178.txt"
 
 for f in "$state_update" "$nonces"; do
-  [[ -f "$f" ]] || { echo "bench.sh: missing test vector $f (set ORCH_TESTDATA)" >&2; exit 1; }
+  [[ -f "$f" ]] || { echo "bench.sh: missing test vector $f" >&2; exit 1; }
 done
 
 if [[ "$part" != process ]]; then

@@ -25,8 +25,16 @@ scripts/anvil.sh >/dev/null
 echo "==> starknet-devnet (about 20 minutes the first time, then cached)"
 [ "${ORCH_SKIP_DEVNET_TESTS:-0}" = 1 ] || scripts/devnet.sh install
 
-echo "==> unit and integration tests"
-cargo test --workspace --all-features --locked -- --test-threads="${TEST_THREADS:-2}"
+# Every step below runs even when an earlier one failed; the summary at the end names what failed
+# and the exit status says whether anything did.
+log_dir="$(mktemp -d)"
+failed_steps=()
+
+echo "==> unit and integration tests (every test binary, even after a failure)"
+cargo test --workspace --all-features --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" \
+    2>&1 | tee "$log_dir/cargo-test.log" || failed_steps+=("cargo test")
 
 echo "==> cross-checks against cairo-lang and ckzg"
-scripts/pyref/check.sh
+scripts/pyref/check.sh 2>&1 | tee "$log_dir/pyref.log" || failed_steps+=("pyref cross-checks")
+
+scripts/test-summary.sh "$log_dir/cargo-test.log" "$log_dir/pyref.log" "${failed_steps[@]}"

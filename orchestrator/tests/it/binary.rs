@@ -5,7 +5,7 @@ use std::process::Command;
 
 use orchestrator::cli::dev::blob::{BlobCommand, DecodeArgs};
 
-use crate::blob_vectors::testdata;
+use crate::blob_vectors::vector;
 
 const BIN: &str = env!("CARGO_BIN_EXE_orchestrator");
 
@@ -30,7 +30,7 @@ fn the_binary_is_linked_position_dependent_unless_asked_for_pie() {
 
 #[test]
 fn a_decode_process_prints_what_the_library_decodes() {
-    let blob = testdata().join("anchor/da_blob/test_blob/178.txt");
+    let blob = vector("da_blob/test_blob/178.txt");
     let out = Command::new(BIN).args(["blob", "decode", "--blob"]).arg(&blob).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use orchestrator::cli::dev::blob::{BlobCommand, DecodeArgs, EncodeArgs, EncodeFormat, KzgArgs};
 
-use crate::blob_vectors::{read, testdata};
+use crate::blob_vectors::{read, vector};
 
 fn run(cmd: BlobCommand) -> (u8, String, String) {
     let mut out = Vec::new();
@@ -13,16 +13,10 @@ fn run(cmd: BlobCommand) -> (u8, String, String) {
     (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }
 
-fn vector(rel: &str) -> PathBuf {
-    let p = testdata().join(rel);
-    assert!(p.is_file(), "missing vector {}", p.display());
-    p
-}
-
 fn encode_args(block: u64, nonces: bool, format: EncodeFormat) -> EncodeArgs {
     EncodeArgs {
-        state_update: vector(&format!("anchor/da_blob/state_update/{block}.txt")),
-        nonces: nonces.then(|| vector(&format!("anchor/da_blob/nonces/{block}.txt"))),
+        state_update: vector(&format!("da_blob/state_update/{block}.txt")),
+        nonces: nonces.then(|| vector(&format!("da_blob/nonces/{block}.txt"))),
         aliases: None,
         starknet_version: "0.13.2".into(),
         compress: false,
@@ -37,7 +31,7 @@ fn encode_prints_the_mainnet_blob() {
         let (code, out, err) =
             run(BlobCommand::Encode(encode_args(block, true, EncodeFormat::Blobs)));
         assert_eq!(code, 0, "{err}");
-        let expected = read(&format!("anchor/da_blob/test_blob/{block}.txt"));
+        let expected = read(&format!("da_blob/test_blob/{block}.txt"));
         assert_eq!(out, format!("{}\n", expected.trim()), "block {block}");
     }
 }
@@ -47,7 +41,7 @@ fn encode_felts_match_decode() {
     let (code, felts, err) = run(BlobCommand::Encode(encode_args(178, true, EncodeFormat::Felts)));
     assert_eq!(code, 0, "{err}");
     let (code, decoded, err) =
-        run(BlobCommand::Decode(DecodeArgs { blob: vector("anchor/da_blob/test_blob/178.txt") }));
+        run(BlobCommand::Decode(DecodeArgs { blob: vector("da_blob/test_blob/178.txt") }));
     assert_eq!(code, 0, "{err}");
     assert!(err.is_empty(), "{err}");
     let decoded: Vec<&str> = decoded.lines().collect();
@@ -87,22 +81,22 @@ fn compressed_encodings_run() {
 
 #[test]
 fn kzg_point_proof_matches_mainnet() {
-    let x0 = read("anchor/kzg_state_update/651053/x_0.txt");
+    let x0 = read("kzg_state_update/651053/x_0.txt");
     let (code, out, err) = run(BlobCommand::Kzg(KzgArgs {
-        blob: vector("anchor/kzg_state_update/651053/blob_data.txt"),
+        blob: vector("kzg_state_update/651053/blob_data.txt"),
         x0: Some(x0.trim().to_string()),
     }));
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["point_proof"], read("anchor/kzg_state_update/651053/kzg_proof.txt").trim());
+    assert_eq!(json["point_proof"], read("kzg_state_update/651053/kzg_proof.txt").trim());
 
     let (code, out, err) = run(BlobCommand::Kzg(KzgArgs {
-        blob: vector("anchor/kzg_sidecar/blob_data/20462788.txt"),
+        blob: vector("kzg_sidecar/blob_data/20462788.txt"),
         x0: None,
     }));
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["commitment"], read("anchor/kzg_sidecar/blob_commitment/20462788.txt").trim());
-    assert_eq!(json["proof"], read("anchor/kzg_sidecar/blob_proof/20462788.txt").trim());
+    assert_eq!(json["commitment"], read("kzg_sidecar/blob_commitment/20462788.txt").trim());
+    assert_eq!(json["proof"], read("kzg_sidecar/blob_proof/20462788.txt").trim());
     assert!(json.get("y").is_none());
 }

@@ -26,7 +26,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::{json, Value};
 use starknet::core::types::Felt;
 
-use crate::blob_vectors::{read, testdata};
+use crate::blob_vectors::read;
 
 const SEED: u64 = 0x0da_b10b;
 
@@ -181,7 +181,7 @@ fn pyref_transform_matches_cairo_lang_fft() {
         cases.push(json!({ "coefficients": hexes(&felts), "blob": hex::encode(&blob) }));
     }
     // A mainnet blob and its coefficients.
-    let blob = hex::decode(read("anchor/da_blob/test_blob/640644.txt").trim()).unwrap();
+    let blob = hex::decode(read("da_blob/test_blob/640644.txt").trim()).unwrap();
     let coefficients = blob_to_coefficients(&blob).unwrap();
     cases.push(json!({ "coefficients": coefficients.iter().map(fr_hex).collect::<Vec<_>>(), "blob": hex::encode(&blob) }));
     crosscheck(&py, "fft", &json!({ "cases": cases }));
@@ -210,11 +210,11 @@ fn pyref_kzg_verifies_with_ckzg() {
         .collect();
     for block in [651053, 651056] {
         blobs.push(
-            hex::decode(read(&format!("anchor/kzg_state_update/{block}/blob_data.txt")).trim())
+            hex::decode(read(&format!("kzg_state_update/{block}/blob_data.txt")).trim())
                 .unwrap(),
         );
         let x0 = hex::decode(
-            read(&format!("anchor/kzg_state_update/{block}/x_0.txt"))
+            read(&format!("kzg_state_update/{block}/x_0.txt"))
                 .trim()
                 .trim_start_matches("0x"),
         )
@@ -241,6 +241,5 @@ fn pyref_kzg_verifies_with_ckzg() {
             })
         })
         .collect();
-    let _ = testdata();
     crosscheck(&py, "kzg", &json!({ "cases": cases }));
 }

@@ -1,7 +1,5 @@
-//! The acceptance vectors of `shared/testdata/anchor/da_blob`: state update → blob (0.13.2
-//! encoding, no compression) and blob round trips.
-
-use std::path::PathBuf;
+//! The acceptance vectors of `da_blob/` (in `orchestrator-test-support`): state update → blob
+//! (0.13.2 encoding, no compression) and blob round trips.
 
 use orchestrator::compression::{
     diff_to_blob_felts,
@@ -12,30 +10,15 @@ use orchestrator::compression::{
 };
 use rstest::rstest;
 
-/// The shared acceptance vectors (`<repo>/../shared/testdata`). Fails loudly when absent.
-pub(crate) fn testdata() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "acceptance vectors not found at {} (the repository must sit next to `shared/`)",
-        dir.display()
-    );
-    dir
-}
-
-pub(crate) fn read(rel: &str) -> String {
-    let path = testdata().join(rel);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display()))
-}
+pub(crate) use orchestrator_test_support::vectors::{path as vector, read};
 
 fn encode_block(block: u64) -> Vec<starknet::core::types::Felt> {
     let update =
-        parse_state_update(&read(&format!("anchor/da_blob/state_update/{block}.txt"))).unwrap();
+        parse_state_update(&read(&format!("da_blob/state_update/{block}.txt"))).unwrap();
     let mut state = MemoryState::new();
     state.strict_nonces = true;
     for (address, nonce) in
-        parse_nonces(&read(&format!("anchor/da_blob/nonces/{block}.txt"))).unwrap()
+        parse_nonces(&read(&format!("da_blob/nonces/{block}.txt"))).unwrap()
     {
         state.nonces.insert(address, nonce);
     }
@@ -54,7 +37,7 @@ fn state_update_encodes_to_the_mainnet_blob(#[case] block: u64) {
     let felts = encode_block(block);
     assert!(felts.len() <= FELTS_PER_BLOB, "block {block}: {} felts", felts.len());
     let blob = felts_to_blob(&felts).unwrap();
-    let expected = read(&format!("anchor/da_blob/test_blob/{block}.txt"));
+    let expected = read(&format!("da_blob/test_blob/{block}.txt"));
     let expected = expected.trim().trim_start_matches("0x").to_ascii_lowercase();
     assert_eq!(hex::encode(&blob), expected, "block {block}: blob differs");
 
@@ -76,7 +59,7 @@ fn state_update_encodes_to_the_mainnet_blob(#[case] block: u64) {
 #[case(640647)]
 #[case(671070)]
 fn blob_round_trip(#[case] block: u64) {
-    let blob = parse_blob_hex(&read(&format!("anchor/da_blob/test_blob/{block}.txt"))).unwrap();
+    let blob = parse_blob_hex(&read(&format!("da_blob/test_blob/{block}.txt"))).unwrap();
     let coefficients = blob_to_coefficients(&blob).unwrap();
     assert_eq!(coefficients_to_blob(&coefficients).unwrap(), blob, "block {block}");
 }

@@ -13,7 +13,7 @@ use starknet::core::types::{Felt, StateUpdate};
 use crate::blob_vectors::read;
 
 fn update(block: u64) -> StateUpdate {
-    parse_state_update(&read(&format!("anchor/da_blob/state_update/{block}.txt"))).unwrap()
+    parse_state_update(&read(&format!("da_blob/state_update/{block}.txt"))).unwrap()
 }
 
 fn run(
@@ -38,7 +38,7 @@ fn two_blocks_squash_and_encode_with_0_13_2_rules() {
         }
     }
     for block in [638353, 640641] {
-        for (a, n) in parse_nonces(&read(&format!("anchor/da_blob/nonces/{block}.txt"))).unwrap() {
+        for (a, n) in parse_nonces(&read(&format!("da_blob/nonces/{block}.txt"))).unwrap() {
             state.nonces.insert(a, n);
         }
     }

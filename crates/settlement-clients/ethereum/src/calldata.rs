@@ -233,13 +233,7 @@ mod tests {
     }
 
     fn vector(rel: &str) -> String {
-        let p = std::path::PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../../shared/testdata/anchor/kzg_sidecar"
-        ))
-        .join(rel);
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("missing vector {}: {e}", p.display()))
+        orchestrator_test_support::vectors::read(&format!("kzg_sidecar/{rel}"))
     }
 
     fn hex_vec(s: &str) -> Vec<u8> {

@@ -367,22 +367,7 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn testdata() -> PathBuf {
-        let dir =
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../shared/testdata"));
-        assert!(
-            dir.join("README.md").is_file(),
-            "acceptance vectors not found at {} (the repository must sit next to `shared/`)",
-            dir.display()
-        );
-        dir
-    }
-
-    fn read(rel: &str) -> String {
-        let p = testdata().join(rel);
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("missing vector {}: {e}", p.display()))
-    }
+    use orchestrator_test_support::vectors::read;
 
     fn hex_bytes(s: &str) -> Vec<u8> {
         hex::decode(s.trim().trim_start_matches("0x")).unwrap()
@@ -417,17 +402,17 @@ mod tests {
     fn mainnet_sidecar_commitments_and_blob_proofs() {
         let kzg = Kzg::ethereum();
         for block in ["20462788", "20462818"] {
-            let blob = hex_bytes(&read(&format!("anchor/kzg_sidecar/blob_data/{block}.txt")));
+            let blob = hex_bytes(&read(&format!("kzg_sidecar/blob_data/{block}.txt")));
             let commitment = kzg.commitment(&blob).unwrap();
             assert_eq!(
                 commitment,
-                g1(&read(&format!("anchor/kzg_sidecar/blob_commitment/{block}.txt"))),
+                g1(&read(&format!("kzg_sidecar/blob_commitment/{block}.txt"))),
                 "{block}"
             );
             let proof = kzg.blob_proof(&blob, &commitment).unwrap();
             assert_eq!(
                 proof,
-                g1(&read(&format!("anchor/kzg_sidecar/blob_proof/{block}.txt"))),
+                g1(&read(&format!("kzg_sidecar/blob_proof/{block}.txt"))),
                 "{block}"
             );
             assert!(kzg.verify_blob_proof(&blob, &commitment, &proof).unwrap());
@@ -440,9 +425,9 @@ mod tests {
     fn starknet_point_proofs_at_x0() {
         let kzg = Kzg::ethereum();
         for block in [651053, 651054, 651055, 651056] {
-            let blob = hex_bytes(&read(&format!("anchor/kzg_state_update/{block}/blob_data.txt")));
-            let x0 = word(&read(&format!("anchor/kzg_state_update/{block}/x_0.txt")));
-            let expected = g1(&read(&format!("anchor/kzg_state_update/{block}/kzg_proof.txt")));
+            let blob = hex_bytes(&read(&format!("kzg_state_update/{block}/blob_data.txt")));
+            let x0 = word(&read(&format!("kzg_state_update/{block}/x_0.txt")));
+            let expected = g1(&read(&format!("kzg_state_update/{block}/kzg_proof.txt")));
             let pp = kzg.point_proof(&blob, &x0).unwrap();
             assert_eq!(pp.proof, expected, "block {block}");
             let c = kzg.commitment(&blob).unwrap();
@@ -461,7 +446,7 @@ mod tests {
     }
 
     fn program_output(block: &str) -> Vec<[u8; 32]> {
-        read(&format!("anchor/kzg_sidecar/program_output/{block}.txt"))
+        read(&format!("kzg_sidecar/program_output/{block}.txt"))
             .split_whitespace()
             .map(dec_word)
             .collect()

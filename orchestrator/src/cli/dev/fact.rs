@@ -107,14 +107,9 @@ mod tests {
         "0xca15503f02f8406b599cb220879e842394f5cf2cef753f3ee430647b5981b782";
     const SEPOLIA_FACT: &str = "0x033144ad6b132b1012f15e50aa53de1ed91b3b1af729014c3f1c00b702f972ea";
 
-    /// Path of a shared acceptance vector; a missing vector fails loudly.
+    /// Path of a PIE acceptance vector; a missing vector fails loudly.
     fn vector(name: &str) -> PathBuf {
-        let path: PathBuf =
-            [env!("CARGO_MANIFEST_DIR"), "..", "..", "shared", "testdata", "anchor", "pie", name]
-                .iter()
-                .collect();
-        assert!(path.is_file(), "missing test vector {}", path.display());
-        path
+        orchestrator_test_support::vectors::path(&format!("pie/{name}"))
     }
 
     #[derive(Debug, Parser)]

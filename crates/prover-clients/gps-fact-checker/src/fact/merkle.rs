@@ -121,7 +121,7 @@ mod tests {
         (1..=12u64).map(Felt::from).collect()
     }
 
-    /// The acceptance vector of `shared/testdata` (cross-checked there with cairo-lang).
+    /// The acceptance vector of the repository's test vectors (cross-checked there with cairo-lang).
     #[test]
     fn merkle_acceptance_vector() {
         let topology = FactTopology {

@@ -133,12 +133,10 @@ pub fn snos_fact(pie: &CairoPie, os_output: &[Felt]) -> Result<Hash256, FactErro
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    /// Loads a shared acceptance vector from `shared/testdata/anchor/pie/`; a missing file fails
-    /// loudly.
+    /// Loads a PIE acceptance vector (`orchestrator-test-support`'s `vectors/pie/`); a missing
+    /// file fails loudly.
     pub(crate) fn vector(name: &str) -> Vec<u8> {
-        let path =
-            format!("{}/../../../../shared/testdata/anchor/pie/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("missing test vector {path}: {e}"))
+        orchestrator_test_support::vectors::bytes(&format!("pie/{name}"))
     }
 }
 
