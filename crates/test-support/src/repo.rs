@@ -4,7 +4,8 @@
 //! Markdown, Cairo, the CI entry point) and reports every relative path that climbs above the
 //! repository root from where it is resolved:
 //! - in Rust sources, from the crate's own folder (`CARGO_MANIFEST_DIR`, and the working
-//!   directory of its tests); `"..", ".."` path arrays count like `../..`;
+//!   directory of its tests), or from the file's folder inside `include_str!`/`include_bytes!`;
+//!   `"..", ".."` path arrays count like `../..`;
 //! - in shell scripts, from the repository root (every script starts with a `cd` there), or
 //!   from the script's own folder when the path follows `dirname`;
 //! - elsewhere, from the file's own folder (Markdown links, Cargo manifests).
@@ -126,8 +127,8 @@ fn check_file(root: &Path, rel: &Path, kind: Kind, text: &str) -> Vec<Escape> {
     out
 }
 
-/// The path-like tokens of a line that contain a `..` segment, each with whether it follows a
-/// `dirname` (resolved from the script's folder).
+/// The path-like tokens of a line that contain a `..` segment, each with whether it is resolved
+/// from the file's own folder (after `dirname` in a script, inside `include_str!` in Rust).
 fn relative_paths(line: &str, kind: Kind) -> Vec<(String, bool)> {
     let joined;
     let line = if kind == Kind::Rust {
@@ -144,10 +145,14 @@ fn relative_paths(line: &str, kind: Kind) -> Vec<(String, bool)> {
         match (is_path_char(c) && i < line.len(), start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
-                let token = &line[s..i];
+                // `${VAR:-../x}`: the `-` belongs to the shell, not to the path.
+                let token = line[s..i].trim_start_matches('-');
                 if token.split('/').any(|seg| seg == "..") {
+                    // `dirname` in a script, `include_str!`/`include_bytes!` in Rust: relative
+                    // to the file itself.
                     let before = &line[..s];
-                    out.push((token.to_string(), before.contains("dirname")));
+                    let from_own_dir = before.contains("dirname") || before.contains("include_");
+                    out.push((token.to_string(), from_own_dir));
                 }
                 start = None;
             }
@@ -198,8 +203,8 @@ mod tests {
         let found = rust_in("crates/settlement-clients/ethereum/src/kzg.rs", line);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].path, "/../../../../shared/testdata"); // path-guard: allow
-        // Three levels up from the same crate is the root itself: allowed.
-        let inside = r#"concat!(env!("CARGO_MANIFEST_DIR"), "/../../../Cargo.toml")"#;
+                                                                   // Three levels up from the same crate is the root itself: allowed.
+        let inside = r#"concat!(env!("CARGO_MANIFEST_DIR"), "/../../../Cargo.toml")"#; // path-guard: allow (three levels deep in the test, two here)
         assert!(rust_in("crates/settlement-clients/ethereum/src/kzg.rs", inside).is_empty());
     }
 
@@ -209,6 +214,15 @@ mod tests {
         assert_eq!(rust_in("orchestrator/src/cli/dev/fact.rs", line).len(), 1);
         let line = r#"[env!("CARGO_MANIFEST_DIR"), "..", "crates", "x.zip"]"#;
         assert!(rust_in("orchestrator/src/cli/dev/fact.rs", line).is_empty());
+    }
+
+    #[test]
+    fn include_str_resolves_from_the_file() {
+        let rel = "crates/settlement-clients/starknet/src/testing.rs";
+        let ok = r#"include_str!("../../../../contracts/cairo/artifacts/C.json");"#; // path-guard: allow (valid from the starknet crate, not from here)
+        assert!(rust_in(rel, ok).is_empty());
+        let bad = r#"include_str!("../../../../../x.json");"#; // path-guard: allow
+        assert_eq!(rust_in(rel, bad).len(), 1);
     }
 
     #[test]

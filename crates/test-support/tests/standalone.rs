@@ -15,3 +15,14 @@ fn nothing_in_the_repository_names_a_path_outside_it() {
         found.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     );
 }
+
+#[test]
+fn every_declared_dependency_is_used() {
+    let found = orchestrator_test_support::deps::unused_dependencies(&repo::root());
+    assert!(
+        found.is_empty(),
+        "{} unused dependencies:\n{}",
+        found.len(),
+        found.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    );
+}
