@@ -30,6 +30,13 @@ echo "==> starknet-devnet (about 20 minutes the first time, then cached)"
 log_dir="$(mktemp -d)"
 failed_steps=()
 
+echo "==> cargo fmt --check"
+cargo fmt --all --check || failed_steps+=("cargo fmt --check")
+
+echo "==> cargo clippy -D warnings (missing docs, unused code)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings \
+    || failed_steps+=("cargo clippy")
+
 echo "==> unit and integration tests (every test binary, even after a failure)"
 cargo test --workspace --all-features --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" \
     2>&1 | tee "$log_dir/cargo-test.log" || failed_steps+=("cargo test")

@@ -18,7 +18,10 @@ use crate::{
     server,
     types::{jobs::JobType, queue::WorkerTriggerType},
     worker::{
-        controller::WorkerController, event_handler::jobs::JobHandlers, pipeline,
+        controller::WorkerController,
+        event_handler::jobs::JobHandlers,
+        pipeline,
+        supervisor::{OnPanic, Supervisor},
         triggers::Triggers,
     },
 };
@@ -32,6 +35,7 @@ pub struct Orchestrator {
     pub config: Arc<Config>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    supervisor: Supervisor,
     graceful_timeout: Duration,
 }
 
@@ -86,44 +90,56 @@ impl Orchestrator {
         server::check_settings(&config.server)?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let supervisor = Supervisor::new(tracker.clone(), shutdown.clone());
         let (listener, addr) =
             server::bind(addr).await.wrap_err_with(|| format!("cannot listen on {addr}"))?;
         let router = server::router(config.clone());
-        let server_token = shutdown.clone();
-        let server_shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            if let Err(e) = server::serve(listener, router, server_token).await {
-                tracing::error!(error = %e, "HTTP server stopped; shutting down");
-                server_shutdown.cancel();
+        // The server cannot be restarted on the same listener: any end of it stops the process.
+        let listener = Arc::new(std::sync::Mutex::new(Some(listener)));
+        let server_supervisor = supervisor.clone();
+        supervisor.spawn("http-server", OnPanic::StopProcess, move |token| {
+            let listener = listener.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let (router, supervisor) = (router.clone(), server_supervisor.clone());
+            async move {
+                let Some(listener) = listener else { return };
+                if let Err(e) = server::serve(listener, router, token.clone()).await {
+                    supervisor.fail("http-server", e);
+                }
             }
         });
-        WorkerController::new(config.clone()).spawn(&tracker, &shutdown);
+        WorkerController::new(config.clone()).spawn(&supervisor);
         if let Some((cron, interval)) = cron {
             let triggers = WorkerTriggerType::for_layer(config.layer).to_vec();
-            let token = shutdown.child_token();
-            tracker.spawn(async move {
-                if let Err(e) = cron.run(&triggers, interval, token).await {
-                    tracing::error!(error = %e, "In-process cron stopped");
+            let cron_supervisor = supervisor.clone();
+            supervisor.spawn("cron", OnPanic::Restart, move |token| {
+                let (cron, triggers, supervisor) =
+                    (cron.clone(), triggers.clone(), cron_supervisor.clone());
+                async move {
+                    if let Err(e) = cron.run(&triggers, interval, token).await {
+                        supervisor.fail("cron", e);
+                    }
                 }
             });
         }
         if crate::telemetry::otlp_active() {
             // OTLP has no scrape: push the job-status and queue-depth gauges periodically.
             let config = config.clone();
-            let token = shutdown.child_token();
-            tracker.spawn(async move {
-                loop {
-                    config.metrics.refresh_gauges(&config, Duration::ZERO).await;
-                    tokio::select! {
-                        _ = token.cancelled() => break,
-                        _ = tokio::time::sleep(GAUGE_PUSH_INTERVAL) => {}
+            supervisor.spawn("gauge-pusher", OnPanic::Restart, move |token| {
+                let config = config.clone();
+                async move {
+                    loop {
+                        config.metrics.refresh_gauges(&config, Duration::ZERO).await;
+                        tokio::select! {
+                            _ = token.cancelled() => break,
+                            _ = tokio::time::sleep(GAUGE_PUSH_INTERVAL) => {}
+                        }
                     }
                 }
             });
         }
         tracing::info!(%addr, layer = %config.layer, admin = config.server.admin_enabled, "Orchestrator started");
         let graceful_timeout = config.engine.graceful_shutdown_timeout;
-        Ok(Self { addr, config, shutdown, tracker, graceful_timeout })
+        Ok(Self { addr, config, shutdown, tracker, supervisor, graceful_timeout })
     }
 
     /// A token that stops the orchestrator when cancelled.
@@ -131,14 +147,24 @@ impl Orchestrator {
         self.shutdown.clone()
     }
 
+    /// Why a task stopped the orchestrator, if one did (a panic of a critical task, or of a
+    /// worker beyond its restarts).
+    pub fn failure(&self) -> Option<String> {
+        self.supervisor.failure()
+    }
+
     /// Stops receiving, lets in-flight work finish within the graceful timeout, then returns.
+    /// It is an error when a task stopped the orchestrator (so `run` exits non-zero).
     pub async fn stop(self) -> eyre::Result<()> {
         self.shutdown.cancel();
         self.tracker.close();
         match tokio::time::timeout(self.graceful_timeout, self.tracker.wait()).await {
             Ok(()) => {
                 tracing::info!("Orchestrator stopped");
-                Ok(())
+                match self.supervisor.failure() {
+                    Some(reason) => Err(eyre::eyre!(reason)),
+                    None => Ok(()),
+                }
             }
             Err(_) => Err(eyre::eyre!(
                 "in-flight work did not finish within {:?}; its jobs will be healed on the next start",

@@ -6,6 +6,7 @@
 //! `.env`), `<VAR>_FILE` for secrets (see `orchestrator_utils::env`). Validation errors name
 //! the flag and the problem; they never echo secret values.
 
+pub mod choices;
 pub mod context;
 pub mod params;
 

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::SetupError;
 use crate::{
-    cli::args::cron::EventBridgeType,
+    config::choices::EventBridgeType,
     config::{AlertBackend, CronBackend, QueueBackend, SetupParams, StorageBackend},
     core::client::aws::{
         eventbridge::{rate_expression, trigger_resource_name, EventBridgeCron, TriggerTarget},

@@ -6,12 +6,16 @@ use std::{sync::Arc, time::Duration};
 
 use orchestrator_settlement_client_interface::SettlementClient;
 
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,
     types::queue::QueueType,
-    worker::{event_worker::EventWorker, orphan},
+    worker::{
+        event_worker::EventWorker,
+        orphan,
+        supervisor::{OnPanic, Supervisor},
+    },
 };
 
 /// Runs the layer's workers until `shutdown`, then waits for them to drain.
@@ -31,20 +35,25 @@ impl WorkerController {
         QueueType::for_layer(self.config.layer)
     }
 
-    /// Spawns every worker on `tracker`; they stop when `shutdown` is cancelled.
-    pub fn spawn(&self, tracker: &TaskTracker, shutdown: &CancellationToken) {
+    /// Starts every worker under `supervisor`, each named after what it does; a worker that
+    /// panics is logged and restarted (see [`Supervisor`]). They stop with the supervisor's
+    /// shutdown token.
+    pub fn spawn(&self, supervisor: &Supervisor) {
         for queue in self.queues() {
-            let worker = EventWorker::new(queue, self.config.clone());
-            tracker.spawn(worker.run(shutdown.child_token()));
+            let config = self.config.clone();
+            supervisor.spawn(format!("worker:{queue}"), OnPanic::Restart, move |token| {
+                EventWorker::new(queue, config.clone()).run(token)
+            });
         }
-        tracker.spawn(orphan::run(self.config.clone(), shutdown.child_token()));
+        let config = self.config.clone();
+        supervisor.spawn("orphan-scanner", OnPanic::Restart, move |token| {
+            orphan::run(config.clone(), token)
+        });
         if let Some(client) = self.config.handlers.settlement_client() {
-            tracker.spawn(sample_settlement(
-                self.config.clone(),
-                client,
-                SETTLEMENT_SAMPLE_INTERVAL,
-                shutdown.child_token(),
-            ));
+            let config = self.config.clone();
+            supervisor.spawn("settlement-sampler", OnPanic::Restart, move |token| {
+                sample_settlement(config.clone(), client.clone(), SETTLEMENT_SAMPLE_INTERVAL, token)
+            });
         }
         tracing::info!(layer = %self.config.layer, queues = self.queues().len(), "Workers started");
     }

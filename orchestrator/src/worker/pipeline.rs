@@ -6,7 +6,7 @@ use std::sync::Arc;
 use orchestrator_snos_runner::{ExternalRunner, ExternalRunnerConfig, SnosRunner, StandInRunner};
 
 use crate::{
-    cli::args::snos::SnosRunnerKind,
+    config::choices::SnosRunnerKind,
     config::{Clients, RunParams, SnosParams},
     worker::{
         event_handler::jobs::{snos::SnosJobHandler, JobHandlers},
@@ -31,7 +31,7 @@ pub mod proving {
     use orchestrator_sharp_service::{SharpConfig, SharpProverService};
 
     use crate::{
-        cli::args::prover::{AtlanticQueryStep, ProofSettlementLayer},
+        config::choices::{AtlanticQueryStep, ProofSettlementLayer},
         config::{AtlanticParams, Clients, ProverParams, RunParams, SettlementParams},
         types::Layer,
         worker::{

@@ -1,14 +1,6 @@
 //! Cron flags (`--aws-event-bridge`).
 
-/// Which EventBridge API carries the worker triggers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
-#[strum(serialize_all = "lowercase")]
-pub enum EventBridgeType {
-    /// EventBridge rules (use with LocalStack / moto).
-    Rule,
-    /// EventBridge Scheduler (use on AWS).
-    Schedule,
-}
+pub use crate::config::choices::EventBridgeType;
 
 /// Worker-trigger cron; without `--aws-event-bridge` an in-process ticker sends the triggers.
 #[derive(Debug, Clone, clap::Args)]

@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod batching;
+pub mod choices;
 pub mod cron;
 pub mod da;
 pub mod database;

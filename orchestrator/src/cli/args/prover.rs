@@ -1,84 +1,11 @@
 //! Prover flags (reference §2.6): `--prover` selects SHARP, Atlantic or the mock prover.
 
+pub use crate::config::choices::{ProverKind, ProofSettlementLayer, AtlanticNetwork, AtlanticCairoVm, AtlanticQueryStep, AtlanticSharpProver};
+
 use std::path::PathBuf;
 
 use orchestrator_utils::Secret;
 use url::Url;
-
-/// Which prover proves the batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
-#[strum(serialize_all = "lowercase")]
-pub enum ProverKind {
-    /// StarkWare's SHARP gateway (L2 only).
-    Sharp,
-    /// Herodotus Atlantic.
-    Atlantic,
-    /// The mock prover (optionally registering facts in a mock GPS verifier).
-    Mock,
-}
-
-/// Where proofs are verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
-#[strum(serialize_all = "lowercase")]
-pub enum ProofSettlementLayer {
-    /// Facts registered on Ethereum.
-    Ethereum,
-    /// Facts registered on Starknet.
-    Starknet,
-}
-
-/// Atlantic network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
-#[value(rename_all = "SCREAMING_SNAKE_CASE")]
-#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum AtlanticNetwork {
-    /// `MAINNET`
-    Mainnet,
-    /// `TESTNET` (the only network the embedded mock Atlantic server serves).
-    Testnet,
-}
-
-/// Cairo VM Atlantic runs the trace with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
-#[strum(serialize_all = "lowercase")]
-pub enum AtlanticCairoVm {
-    /// `rust`
-    Rust,
-    /// `python`
-    Python,
-}
-
-/// The last step an Atlantic query runs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
-#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum AtlanticQueryStep {
-    /// `trace-generation`
-    TraceGeneration,
-    /// `proof-generation`
-    ProofGeneration,
-    /// `proof-verification`
-    ProofVerification,
-    /// `proof-verification-on-l1`
-    ProofVerificationOnL1,
-    /// `proof-verification-on-l2`
-    ProofVerificationOnL2,
-    /// `proof-generation-and-verification`
-    ProofGenerationAndVerification,
-    /// `fact-hash-registration`
-    FactHashRegistration,
-    /// `trace-and-metadata-generation`
-    TraceAndMetadataGeneration,
-}
-
-/// The SHARP prover Atlantic uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
-#[strum(serialize_all = "lowercase")]
-pub enum AtlanticSharpProver {
-    /// `stone`
-    Stone,
-    /// `stwo`
-    Stwo,
-}
 
 /// Prover selection and the settings of every prover; only the selected prover's are used.
 #[derive(Debug, Clone, clap::Args)]

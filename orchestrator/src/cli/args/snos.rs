@@ -1,52 +1,10 @@
 //! SNOS flags (reference §2.5) and the Cairo layouts.
 
+pub use crate::config::choices::{CairoLayout, SnosRunnerKind};
+
 use std::path::PathBuf;
 
 use url::Url;
-
-/// A Cairo layout name, as accepted by cairo-vm.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, strum::Display, strum::EnumString,
-)]
-#[value(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum CairoLayout {
-    /// `plain`
-    Plain,
-    /// `small`
-    Small,
-    /// `dex`
-    Dex,
-    /// `recursive`
-    Recursive,
-    /// `starknet`
-    Starknet,
-    /// `starknet_with_keccak`
-    StarknetWithKeccak,
-    /// `recursive_large_output`
-    RecursiveLargeOutput,
-    /// `recursive_with_poseidon`
-    RecursiveWithPoseidon,
-    /// `all_solidity`
-    AllSolidity,
-    /// `all_cairo`
-    AllCairo,
-    /// `dynamic`
-    Dynamic,
-}
-
-/// Which [`SnosRunner`](orchestrator_snos_runner::SnosRunner) runs the Starknet OS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, strum::Display)]
-#[value(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case")]
-pub enum SnosRunnerKind {
-    /// A small Cairo 0 program of ours run with cairo-vm, writing an OS-shaped output for the
-    /// batch. A STAND-IN: it proves nothing about the execution of the blocks.
-    #[default]
-    StandIn,
-    /// The command of `--snos-command` (for example the snos project's `generate-pie`).
-    External,
-}
 
 /// The Starknet OS run.
 #[derive(Debug, Clone, clap::Args)]

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Action, AwsEnv, AwsError, ResourceReport};
 use crate::{
-    cli::args::cron::EventBridgeType,
+    config::choices::EventBridgeType,
     core::client::cron::{CronClient, CronError},
     types::queue::WorkerTriggerType,
 };
