@@ -15,8 +15,6 @@
 //! The Starknet OS runner itself (`generate-pie`, `starknet_os`) is not published on crates.io,
 //! which is why the seam exists.
 
-#![warn(missing_docs)]
-
 pub mod aggregator;
 pub mod external;
 pub mod fr;
@@ -27,6 +25,7 @@ pub mod transform;
 use std::fmt;
 
 use async_trait::async_trait;
+pub use orchestrator_utils::Retryable;
 pub use starknet_types_core::felt::Felt;
 
 pub use external::{ExternalRunner, ExternalRunnerConfig};
@@ -104,10 +103,17 @@ pub enum SnosRunnerError {
     Deterministic(String),
 }
 
-impl SnosRunnerError {
-    /// Whether trying again later may succeed.
-    pub fn is_retryable(&self) -> bool {
+impl Retryable for SnosRunnerError {
+    /// The runner's own classification: `Retryable` is, `Deterministic` is not.
+    fn is_retryable(&self) -> bool {
         matches!(self, Self::Retryable(_))
+    }
+}
+
+impl SnosRunnerError {
+    /// The [`Retryable`] answer, for callers that do not import the trait.
+    pub fn is_retryable(&self) -> bool {
+        Retryable::is_retryable(self)
     }
 
     pub(crate) fn deterministic(e: impl fmt::Display) -> Self {

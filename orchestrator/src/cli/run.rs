@@ -44,38 +44,55 @@ pub struct RunCmd {
     #[arg(long, env = "MADARA_ORCHESTRATOR_LAYER", value_enum, default_value = "l2")]
     pub layer: Layer,
 
+    /// Embedded tier: the data directory.
     #[command(flatten)]
     pub embedded: EmbeddedArgs,
+    /// AWS provider: `--aws` and the resource prefix.
     #[command(flatten)]
     pub provider: AwsProviderArgs,
+    /// Artifact storage (S3 or the data directory).
     #[command(flatten)]
     pub storage: StorageArgs,
+    /// Queues (SQS or the embedded queue).
     #[command(flatten)]
     pub queue: QueueArgs,
+    /// Alerts (SNS or the log and alert file).
     #[command(flatten)]
     pub alert: AlertArgs,
+    /// Job database (MongoDB, PostgreSQL or SQLite).
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Worker-trigger cron (EventBridge or in process).
     #[command(flatten)]
     pub cron: CronArgs,
+    /// HTTP server.
     #[command(flatten)]
     pub server: ServerArgs,
+    /// The Madara node.
     #[command(flatten)]
     pub madara: MadaraArgs,
+    /// Block range, concurrency, timeouts.
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// Batch limits.
     #[command(flatten)]
     pub batching: BatchingArgs,
+    /// The Starknet OS run.
     #[command(flatten)]
     pub snos: SnosArgs,
+    /// The prover and its settings.
     #[command(flatten)]
     pub prover: ProverArgs,
+    /// Settlement on Ethereum.
     #[command(flatten)]
     pub ethereum_settlement: EthereumSettlementArgs,
+    /// Settlement on Starknet.
     #[command(flatten)]
     pub starknet_settlement: StarknetSettlementArgs,
+    /// Data availability layer.
     #[command(flatten)]
     pub da: DaArgs,
+    /// OpenTelemetry export.
     #[command(flatten)]
     pub otel: OtelArgs,
 }

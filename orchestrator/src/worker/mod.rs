@@ -1,6 +1,7 @@
 //! The job engine: the state machine (`service`), one event worker per queue
-//! (`event_worker`), the controller that starts the layer's workers, the orphan scanner,
-//! the job handlers and the triggers.
+//! (`event_worker`), the controller that starts the layer's workers, the supervisor that
+//! names them and watches them for panics, the orphan scanner, the job handlers and the
+//! triggers.
 
 pub mod controller;
 pub mod error;
@@ -8,7 +9,9 @@ pub mod event_handler;
 pub mod event_worker;
 pub mod orphan;
 pub mod pipeline;
+pub mod retry;
 pub mod service;
+pub mod supervisor;
 pub mod triggers;
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub async fn create_job(
         }
     };
     config.metrics.created(job_type, Outcome::Success);
-    config.metrics.transition(job_type, None, JobStatus::Created);
+    record_transition(config, &job, None, JobStatus::Created);
     tracing::info!(job_id = %job.id, %job_type, internal_id, "Job created");
     if let Err(e) = send_job_message(config, &job, JobAction::Process, Duration::ZERO).await {
         tracing::warn!(job_id = %job.id, error = %e, "Job created but not queued; the orphan scanner will queue it");
@@ -114,9 +114,44 @@ pub fn is_stale(config: &Config, job: &JobItem) -> bool {
     }
 }
 
-/// Outcome of a versioned update that another writer may have beaten.
-fn lost_race(e: &DatabaseError) -> bool {
-    matches!(e, DatabaseError::UpdateFailed { .. })
+/// Applies one change of `job` — status, external id, metadata — the only way the engine
+/// changes a job: a versioned update (`WHERE id = ? AND version = ?`), then, when the status is
+/// set, the transition metric and log line.
+///
+/// `Ok(None)` means another writer changed the job first (a duplicate message, a second worker
+/// or process, an operator): losing that race is normal, the change is dropped and the caller
+/// ends quietly.
+async fn transition(
+    config: &Config,
+    job: &JobItem,
+    updates: JobItemUpdates,
+) -> Result<Option<JobItem>, EngineError> {
+    let to = updates.status;
+    match config.database().update_job(job, updates).await {
+        Ok(updated) => {
+            if let Some(to) = to {
+                record_transition(config, &updated, Some(job.status), to);
+            }
+            Ok(Some(updated))
+        }
+        Err(DatabaseError::UpdateFailed { .. }) => {
+            tracing::debug!(job_id = %job.id, version = job.version, status = %job.status, "The job changed first; this change is dropped");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Counts and logs a status change of `job` (`from` is `None` for a new job).
+fn record_transition(config: &Config, job: &JobItem, from: Option<JobStatus>, to: JobStatus) {
+    config.metrics.transition(job.job_type, from, to);
+    tracing::debug!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, from = ?from, %to, "Job transition");
+}
+
+/// The error of an operator action (or a scan) whose job another writer changed first: the
+/// action did not happen and the caller reads the job again.
+fn changed_first(job: &JobItem) -> EngineError {
+    EngineError::Database(DatabaseError::UpdateFailed { id: job.id, version: job.version })
 }
 
 /// Processes a job: heal it if orphaned, check readiness, lock it, run the handler, and move
@@ -133,14 +168,9 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
             tracing::debug!(job_id = %id, "Job is being processed elsewhere; duplicate message dropped");
             return Ok(());
         }
-        match heal(config, &job).await {
-            Ok(healed) => {
-                config.metrics.healed(healed.job_type, "redelivery");
-                job = healed
-            }
-            Err(EngineError::Database(e)) if lost_race(&e) => return Ok(()),
-            Err(e) => return Err(e),
-        }
+        let Some(healed) = heal_orphan(config, &job).await? else { return Ok(()) };
+        config.metrics.healed(healed.job_type, "redelivery");
+        job = healed;
     }
     if !JobStatus::PROCESSABLE.contains(&job.status) {
         tracing::debug!(job_id = %id, status = %job.status, "Job is not processable; message dropped");
@@ -155,23 +185,9 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
     let prior_status = job.status;
     let mut metadata = job.metadata.clone();
     metadata.common.process_started_at = Some(now_secs());
-    let locked = match config
-        .database()
-        .update_job(
-            &job,
-            JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata),
-        )
-        .await
-    {
-        Ok(locked) => locked,
-        Err(e) if lost_race(&e) => {
-            tracing::debug!(job_id = %id, "Another worker locked the job first");
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let lock = JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata);
+    let Some(locked) = transition(config, &job, lock).await? else { return Ok(()) };
     tracing::info!(job_id = %id, job_type = %locked.job_type, internal_id = locked.internal_id, "Processing job");
-    config.metrics.transition(locked.job_type, Some(prior_status), JobStatus::LockedForProcessing);
 
     let started = std::time::Instant::now();
     let (outcome, worked) = run_handler(handler.clone(), locked.clone(), |h, job| {
@@ -196,47 +212,29 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
                 .status(JobStatus::PendingVerification)
                 .external_id(external_id)
                 .metadata(metadata);
-            let pending = match config.database().update_job(&locked, updates).await {
-                Ok(pending) => pending,
-                Err(e) if lost_race(&e) => {
-                    tracing::warn!(job_id = %id, "Job changed while it was processed; outcome dropped");
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
+            let Some(pending) = transition(config, &locked, updates).await? else {
+                tracing::warn!(job_id = %id, "Job changed while it was processed; outcome dropped");
+                return Ok(());
             };
-            config.metrics.transition(
-                pending.job_type,
-                Some(JobStatus::LockedForProcessing),
-                pending.status,
-            );
             send_job_message(
                 config,
                 &pending,
                 JobAction::Verify,
                 handler.verification_polling_delay(),
             )
-            .await?;
-            Ok(())
+            .await
         }
         Err(HandlerFailure::Error(e)) if !e.is_retryable() => {
-            fail_job(config, &locked, metadata, format!("processing failed: {e}")).await?;
-            Ok(())
+            fail_job(config, &locked, metadata, format!("processing failed: {e}")).await
         }
         Err(failure) => {
             let error = failure.into_engine_error(&locked);
             metadata.common.record_failure(format!("processing attempt failed: {error}"));
             metadata.common.process_started_at = None;
             let restore = JobItemUpdates::new().status(prior_status).metadata(metadata);
-            match config.database().update_job(&locked, restore).await {
-                Ok(restored) => {
-                    config.metrics.transition(
-                        restored.job_type,
-                        Some(JobStatus::LockedForProcessing),
-                        restored.status,
-                    );
-                    config.metrics.retry(restored.job_type, "automatic");
-                }
-                Err(e) if lost_race(&e) => {}
+            match transition(config, &locked, restore).await {
+                Ok(Some(restored)) => config.metrics.retry(restored.job_type, "automatic"),
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(job_id = %id, error = %e, "Could not restore the job's status; the orphan scanner will heal it")
                 }
@@ -263,118 +261,85 @@ pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
     .await;
     config.metrics.handler_call(job.job_type, "verify", Outcome::of(&outcome), started.elapsed());
     let mut metadata = worked.metadata.clone();
-    let db = config.database();
-    let result = match outcome {
+    match outcome {
         Ok(JobVerificationStatus::Verified) => {
             metadata.common.verification_completed_at = Some(now_secs());
-            let done = db
-                .update_job(
-                    &job,
-                    JobItemUpdates::new().status(JobStatus::Completed).metadata(metadata),
-                )
-                .await;
-            if let Ok(done) = &done {
-                tracing::info!(job_id = %id, job_type = %job.job_type, internal_id = job.internal_id, "Job completed");
-                config.metrics.transition(job.job_type, Some(job.status), JobStatus::Completed);
-                config.metrics.completed(
-                    job.job_type,
-                    stage_time(done),
-                    (Utc::now() - done.created_at).to_std().ok(),
-                );
-                if let Some(next) = next_stage(config.layer, job.job_type) {
-                    if let Err(e) = send_trigger(config, next).await {
-                        tracing::warn!(error = %e, trigger = %next, "Could not chain the next stage; cron will run it");
-                    }
+            let updates = JobItemUpdates::new().status(JobStatus::Completed).metadata(metadata);
+            let Some(done) = transition(config, &job, updates).await? else { return Ok(()) };
+            tracing::info!(job_id = %id, job_type = %job.job_type, internal_id = job.internal_id, "Job completed");
+            config.metrics.completed(
+                job.job_type,
+                stage_time(&done),
+                (Utc::now() - done.created_at).to_std().ok(),
+            );
+            if let Some(next) = next_stage(config.layer, job.job_type) {
+                if let Err(e) = send_trigger(config, next).await {
+                    tracing::warn!(error = %e, trigger = %next, "Could not chain the next stage; cron will run it");
                 }
             }
-            done.map(|_| ())
+            Ok(())
+        }
+        Ok(JobVerificationStatus::Rejected(reason))
+            if metadata.common.process_attempt_no < handler.max_process_attempts() =>
+        {
+            metadata.common.record_failure(format!("verification rejected: {reason}"));
+            let updates =
+                JobItemUpdates::new().status(JobStatus::VerificationFailed).metadata(metadata);
+            let Some(failed) = transition(config, &job, updates).await? else { return Ok(()) };
+            tracing::warn!(job_id = %id, %reason, "Verification rejected; processing again");
+            send_job_message(config, &failed, JobAction::Process, Duration::ZERO).await
         }
         Ok(JobVerificationStatus::Rejected(reason)) => {
-            if metadata.common.process_attempt_no < handler.max_process_attempts() {
-                metadata.common.record_failure(format!("verification rejected: {reason}"));
-                let updates =
-                    JobItemUpdates::new().status(JobStatus::VerificationFailed).metadata(metadata);
-                match db.update_job(&job, updates).await {
-                    Ok(failed) => {
-                        config.metrics.transition(job.job_type, Some(job.status), failed.status);
-                        tracing::warn!(job_id = %id, %reason, "Verification rejected; processing again");
-                        send_job_message(config, &failed, JobAction::Process, Duration::ZERO)
-                            .await?;
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            } else {
-                return fail_job(
-                    config,
-                    &job,
-                    metadata,
-                    format!("verification rejected: {reason}"),
-                )
-                .await
-                .or_else(ignore_lost_race);
-            }
+            fail_job(config, &job, metadata, format!("verification rejected: {reason}")).await
         }
         Ok(JobVerificationStatus::Pending) => {
             metadata.common.verification_attempt_no += 1;
-            if metadata.common.verification_attempt_no >= handler.max_verification_attempts() {
-                let reason = format!(
-                    "verification still pending after {} attempts",
-                    metadata.common.verification_attempt_no
-                );
-                metadata.common.record_failure(reason.clone());
-                let updates =
-                    JobItemUpdates::new().status(JobStatus::VerificationTimeout).metadata(metadata);
-                match db.update_job(&job, updates).await {
-                    Ok(timed_out) => {
-                        config.metrics.transition(job.job_type, Some(job.status), timed_out.status);
-                        alert(
-                            config,
-                            &timed_out,
-                            AlertSeverity::Critical,
-                            "Job verification timed out",
-                            &reason,
-                        )
-                        .await;
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            } else {
-                match db.update_job(&job, JobItemUpdates::new().metadata(metadata)).await {
-                    Ok(pending) => {
-                        send_job_message(
-                            config,
-                            &pending,
-                            JobAction::Verify,
-                            handler.verification_polling_delay(),
-                        )
-                        .await?;
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
+            if metadata.common.verification_attempt_no < handler.max_verification_attempts() {
+                let poll = JobItemUpdates::new().metadata(metadata);
+                let Some(pending) = transition(config, &job, poll).await? else { return Ok(()) };
+                return send_job_message(
+                    config,
+                    &pending,
+                    JobAction::Verify,
+                    handler.verification_polling_delay(),
+                )
+                .await;
             }
+            let reason = format!(
+                "verification still pending after {} attempts",
+                metadata.common.verification_attempt_no
+            );
+            metadata.common.record_failure(reason.clone());
+            let updates =
+                JobItemUpdates::new().status(JobStatus::VerificationTimeout).metadata(metadata);
+            let Some(timed_out) = transition(config, &job, updates).await? else { return Ok(()) };
+            alert(
+                config,
+                &timed_out,
+                AlertSeverity::Critical,
+                "Job verification timed out",
+                &reason,
+            )
+            .await;
+            Ok(())
         }
         Err(HandlerFailure::Error(e)) if !e.is_retryable() => {
-            return fail_job(config, &job, metadata, format!("verification failed: {e}"))
-                .await
-                .or_else(ignore_lost_race);
+            fail_job(config, &job, metadata, format!("verification failed: {e}")).await
         }
-        Err(failure) => return Err(failure.into_engine_error(&job)),
-    };
-    result.or_else(|e| if lost_race(&e) { Ok(()) } else { Err(e.into()) })
-}
-
-fn ignore_lost_race(e: EngineError) -> Result<(), EngineError> {
-    match e {
-        EngineError::Database(db) if lost_race(&db) => Ok(()),
-        other => Err(other),
+        Err(failure) => Err(failure.into_engine_error(&job)),
     }
 }
 
 /// Moves an orphaned `LockedForProcessing` job back to `Created`.
+///
+/// # Errors
+/// `Database(UpdateFailed)` when another writer changed the job first (it is not orphaned).
 pub async fn heal(config: &Config, job: &JobItem) -> Result<JobItem, EngineError> {
+    heal_orphan(config, job).await?.ok_or_else(|| changed_first(job))
+}
+
+/// [`heal`]; `None` when another writer changed the job first.
+async fn heal_orphan(config: &Config, job: &JobItem) -> Result<Option<JobItem>, EngineError> {
     let mut metadata = job.metadata.clone();
     let since =
         metadata.common.process_started_at.map_or("an unknown time".to_owned(), |t| t.to_rfc3339());
@@ -382,16 +347,16 @@ pub async fn heal(config: &Config, job: &JobItem) -> Result<JobItem, EngineError
         .common
         .record_failure(format!("healed: orphaned in LockedForProcessing since {since}"));
     metadata.common.process_started_at = None;
-    let healed = config
-        .database()
-        .update_job(job, JobItemUpdates::new().status(JobStatus::Created).metadata(metadata))
-        .await?;
-    config.metrics.transition(job.job_type, Some(job.status), healed.status);
-    tracing::warn!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, "Healed an orphaned job");
+    let updates = JobItemUpdates::new().status(JobStatus::Created).metadata(metadata);
+    let healed = transition(config, job, updates).await?;
+    if healed.is_some() {
+        tracing::warn!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, "Healed an orphaned job");
+    }
     Ok(healed)
 }
 
-/// Marks a job `Failed` with `reason` and alerts.
+/// Marks a job `Failed` with `reason` and alerts. When another writer changed the job first,
+/// nothing happens: the job is as that writer left it.
 pub async fn fail_job(
     config: &Config,
     job: &JobItem,
@@ -399,11 +364,8 @@ pub async fn fail_job(
     reason: String,
 ) -> Result<(), EngineError> {
     metadata.common.record_failure(reason.clone());
-    let failed = config
-        .database()
-        .update_job(job, JobItemUpdates::new().status(JobStatus::Failed).metadata(metadata))
-        .await?;
-    config.metrics.transition(job.job_type, Some(job.status), JobStatus::Failed);
+    let updates = JobItemUpdates::new().status(JobStatus::Failed).metadata(metadata);
+    let Some(failed) = transition(config, job, updates).await? else { return Ok(()) };
     tracing::error!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, %reason, "Job failed");
     alert(config, &failed, AlertSeverity::Critical, "Job failed", &reason).await;
     Ok(())
@@ -484,7 +446,7 @@ pub async fn handle_dead_letter(
             format!("message dead-lettered after {receive_count} receives; last failure: {last}")
         }
     };
-    fail_job(config, &job, job.metadata.clone(), why).await.or_else(ignore_lost_race)
+    fail_job(config, &job, job.metadata.clone(), why).await
 }
 
 /// Operator retry of a `Failed` job: `PendingRetry` with the attempt counter reset, queued for
@@ -502,11 +464,8 @@ pub async fn retry_job(config: &Config, id: Uuid, priority: bool) -> Result<JobI
     let mut metadata = job.metadata.clone();
     metadata.common.process_attempt_no = 0;
     metadata.common.process_retry_attempt_no += 1;
-    let retried = config
-        .database()
-        .update_job(&job, JobItemUpdates::new().status(JobStatus::PendingRetry).metadata(metadata))
-        .await?;
-    config.metrics.transition(job.job_type, Some(job.status), retried.status);
+    let updates = JobItemUpdates::new().status(JobStatus::PendingRetry).metadata(metadata);
+    let retried = transition(config, &job, updates).await?.ok_or_else(|| changed_first(&job))?;
     config.metrics.retry(job.job_type, "operator");
     if priority {
         send_to_queue(config, QueueType::PriorityProcessingQueue, id, Duration::ZERO).await?;
@@ -527,14 +486,8 @@ pub async fn force_verify(
     let mut metadata = job.metadata.clone();
     metadata.common.verification_attempt_no = 0;
     metadata.common.verification_retry_attempt_no += 1;
-    let pending = config
-        .database()
-        .update_job(
-            &job,
-            JobItemUpdates::new().status(JobStatus::PendingVerification).metadata(metadata),
-        )
-        .await?;
-    config.metrics.transition(job.job_type, Some(job.status), pending.status);
+    let updates = JobItemUpdates::new().status(JobStatus::PendingVerification).metadata(metadata);
+    let pending = transition(config, &job, updates).await?.ok_or_else(|| changed_first(&job))?;
     if priority {
         send_to_queue(config, QueueType::PriorityVerificationQueue, id, Duration::ZERO).await?;
     } else {

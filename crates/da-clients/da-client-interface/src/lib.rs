@@ -5,6 +5,7 @@
 //! the external id is a transaction hash.
 
 use async_trait::async_trait;
+pub use orchestrator_utils::Retryable;
 
 /// External id of a publication that happens elsewhere (inside the settlement transaction).
 pub const NOT_APPLICABLE: &str = "NA";
@@ -20,10 +21,17 @@ pub enum DaError {
     Rpc(String),
 }
 
-impl DaError {
-    /// Whether the same call may succeed later.
-    pub fn is_retryable(&self) -> bool {
+impl Retryable for DaError {
+    /// Node failures are retryable; invalid input is not.
+    fn is_retryable(&self) -> bool {
         matches!(self, Self::Rpc(_))
+    }
+}
+
+impl DaError {
+    /// The [`Retryable`] answer, for callers that do not import the trait.
+    pub fn is_retryable(&self) -> bool {
+        Retryable::is_retryable(self)
     }
 }
 

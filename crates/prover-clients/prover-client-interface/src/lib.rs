@@ -9,7 +9,7 @@
 //!   the status of the job key, the mock prover echoes it);
 //! - "not ready yet" is `Ok(TaskStatus::Processing)`, a prover-side failure is
 //!   `Ok(TaskStatus::Failed(reason))`, and `Err` means the prover could not be asked;
-//! - an `Err` answers [`ProverError::is_retryable`]: only transport and infrastructure
+//! - an `Err` answers [`Retryable::is_retryable`]: only transport and infrastructure
 //!   failures (timeouts, 502/503/504, HTML error pages from a proxy, 429) are retryable.
 
 pub mod public_output;
@@ -18,6 +18,7 @@ pub mod retry;
 use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
+pub use orchestrator_utils::Retryable;
 
 pub use retry::{classify_http_failure, HttpFailureKind, RetryPolicy};
 
@@ -197,15 +198,22 @@ pub enum ProverError {
     Other(BoxError),
 }
 
-impl ProverError {
-    /// Whether trying the same operation again later may succeed: transport failures,
-    /// infrastructure answers (502/503/504, proxy HTML pages, 429) and fact-check RPC errors.
-    pub fn is_retryable(&self) -> bool {
+impl Retryable for ProverError {
+    /// Transport failures, infrastructure answers (502/503/504, proxy HTML pages, 429) and
+    /// fact-check RPC errors are retryable; the prover's own answers are not.
+    fn is_retryable(&self) -> bool {
         match self {
             Self::Unavailable { .. } | Self::FactCheck(_) => true,
             Self::Http { kind, .. } => kind.is_retryable(),
             _ => false,
         }
+    }
+}
+
+impl ProverError {
+    /// The [`Retryable`] answer, for callers that do not import the trait.
+    pub fn is_retryable(&self) -> bool {
+        Retryable::is_retryable(self)
     }
 
     /// The delay the server asked for, if any.

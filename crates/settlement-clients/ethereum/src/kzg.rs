@@ -365,7 +365,6 @@ pub fn program_output_points(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     use orchestrator_test_support::vectors::read;
 
@@ -410,11 +409,7 @@ mod tests {
                 "{block}"
             );
             let proof = kzg.blob_proof(&blob, &commitment).unwrap();
-            assert_eq!(
-                proof,
-                g1(&read(&format!("kzg_sidecar/blob_proof/{block}.txt"))),
-                "{block}"
-            );
+            assert_eq!(proof, g1(&read(&format!("kzg_sidecar/blob_proof/{block}.txt"))), "{block}");
             assert!(kzg.verify_blob_proof(&blob, &commitment, &proof).unwrap());
             let side = kzg.sidecar_proofs(&[blob], false).unwrap();
             assert_eq!(side.proofs, vec![proof]);
@@ -437,8 +432,8 @@ mod tests {
             assert!(!kzg.verify_point_proof(&c, &x0, &wrong_y, &pp.proof).unwrap());
         }
         // 630872 has no proof file: the proof must still verify.
-        let blob = hex_bytes(&read("anchor/kzg_state_update/630872/blob_data.txt"));
-        let x0 = word(&read("anchor/kzg_state_update/630872/x_0.txt"));
+        let blob = hex_bytes(&read("kzg_state_update/630872/blob_data.txt"));
+        let x0 = word(&read("kzg_state_update/630872/x_0.txt"));
         let pp = kzg.point_proof(&blob, &x0).unwrap();
         assert!(kzg
             .verify_point_proof(&kzg.commitment(&blob).unwrap(), &x0, &pp.y, &pp.proof)
@@ -455,14 +450,14 @@ mod tests {
     #[test]
     fn y_is_checked_against_the_program_output() {
         let kzg = Kzg::ethereum();
-        let blob = hex_bytes(&read("anchor/kzg_sidecar/blob_data/6806848.txt"));
+        let blob = hex_bytes(&read("kzg_sidecar/blob_data/6806848.txt"));
         let po = program_output("6806848");
         let proofs = kzg.prove_program_output(&po, std::slice::from_ref(&blob)).unwrap();
         assert_eq!(proofs.len(), 1);
         assert_eq!(proofs[0].commitment, kzg.commitment(&blob).unwrap());
 
         // A different blob has another y.
-        let other = hex_bytes(&read("anchor/kzg_sidecar/blob_data/20468828.txt"));
+        let other = hex_bytes(&read("kzg_sidecar/blob_data/20468828.txt"));
         assert!(matches!(
             kzg.prove_program_output(&po, std::slice::from_ref(&other)),
             Err(KzgError::YMismatch { index: 0, .. })
@@ -488,7 +483,7 @@ mod tests {
     #[test]
     fn cell_proofs_verify() {
         let kzg = Kzg::ethereum();
-        let blob = hex_bytes(&read("anchor/kzg_sidecar/blob_data/20462818.txt"));
+        let blob = hex_bytes(&read("kzg_sidecar/blob_data/20462818.txt"));
         let c = kzg.commitment(&blob).unwrap();
         let (cells, proofs) = kzg.cells_and_proofs(&blob).unwrap();
         assert_eq!(proofs.len(), CELLS_PER_BLOB);

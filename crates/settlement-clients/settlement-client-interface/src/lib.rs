@@ -16,6 +16,7 @@
 use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
+pub use orchestrator_utils::Retryable;
 use serde::{Deserialize, Serialize};
 
 /// A 32-byte big-endian word (a felt of a program output).
@@ -65,9 +66,10 @@ pub enum SettlementError {
     Unsupported(&'static str),
 }
 
-impl SettlementError {
-    /// Whether the same call may succeed later.
-    pub fn is_retryable(&self) -> bool {
+impl Retryable for SettlementError {
+    /// RPC and signer failures, a fee cap in the way and unconfirmed attempts are retryable;
+    /// invalid input, reverts and unsupported calls are not.
+    fn is_retryable(&self) -> bool {
         matches!(
             self,
             Self::Rpc(_)
@@ -75,6 +77,20 @@ impl SettlementError {
                 | Self::NotConfirmed { .. }
                 | Self::Signer(_)
         )
+    }
+}
+
+impl SettlementError {
+    /// The [`Retryable`] answer, for callers that do not import the trait.
+    pub fn is_retryable(&self) -> bool {
+        Retryable::is_retryable(self)
+    }
+}
+
+impl Retryable for StateUpdateTxError {
+    /// The answer of the settlement error.
+    fn is_retryable(&self) -> bool {
+        self.error.is_retryable()
     }
 }
 

@@ -19,12 +19,15 @@ pub struct ProverArgs {
     #[arg(long)]
     pub mock_atlantic_server: bool,
 
+    /// SHARP settings.
     #[command(flatten)]
     pub sharp: SharpArgs,
 
+    /// Atlantic settings.
     #[command(flatten)]
     pub atlantic: AtlanticArgs,
 
+    /// Mock prover settings.
     #[command(flatten)]
     pub mock: MockProverArgs,
 }

@@ -1,6 +1,7 @@
 //! Engine tests on the real embedded tier (SQLite database and queue in a temp dir) with
 //! scripted handlers.
 
+mod lost_race;
 mod state_machine;
 
 use std::{

@@ -17,7 +17,7 @@ use crate::{
     },
 };
 
-use super::{available_slots, is_halted, proving::create_once, JobTrigger, TriggerError};
+use super::{available_slots, proving::create_once, JobTrigger, TriggerError};
 
 /// Creates Aggregator jobs, at most `buffer` incomplete ones at a time.
 #[derive(Debug, Clone)]
@@ -73,9 +73,6 @@ impl JobTrigger for AggregatorTrigger {
     }
 
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
-        if is_halted(&config, self).await? {
-            return Ok(());
-        }
         let slots = available_slots(&config, JobType::Aggregator, self.buffer).await?;
         if slots == 0 {
             return Ok(());

@@ -40,7 +40,10 @@ use crate::{
         stateless, transform, EncodeOptions, PipelineError, StarknetVersion,
     },
     config::Config,
-    core::client::madara::{BlockInfo, MadaraClient, NodeStateReader},
+    core::client::{
+        madara::{BlockInfo, MadaraClient, NodeStateReader},
+        StorageError,
+    },
     types::{
         batch::{
             AggregatorBatch, AggregatorBatchStatus, AggregatorBatchUpdates, AggregatorBatchWeights,
@@ -234,21 +237,17 @@ impl AggregatorBatchingTrigger {
                     );
                 }
                 let felts = encode::state_diff_to_felts(diff, version).map_err(|e| {
-                    TriggerError::Other(format!("encoding the diff up to block {block}: {e}"))
+                    TriggerError::failed(format!("encoding the diff up to block {block}"), e)
                 })?;
                 if version.supports_stateless_compression() {
                     stateless::compress(&felts).map_err(|e| {
-                        TriggerError::Other(format!(
-                            "compressing the diff up to block {block}: {e}"
-                        ))
+                        TriggerError::failed(format!("compressing the diff up to block {block}"), e)
                     })
                 } else {
                     Ok(felts)
                 }
             }
-            Err(e) => {
-                Err(TriggerError::Other(format!("blob of the diff up to block {block}: {e}")))
-            }
+            Err(e) => Err(TriggerError::client(format!("blob of the diff up to block {block}"), e)),
         }
     }
 
@@ -260,22 +259,28 @@ impl AggregatorBatchingTrigger {
     ) -> Result<StateUpdate, TriggerError> {
         squash_state_updates(updates, start.checked_sub(1), reader)
             .await
-            .map_err(|e| TriggerError::Other(format!("squashing from block {start}: {e}")))
+            .map_err(|e| TriggerError::client(format!("squashing from block {start}"), e))
     }
 
     async fn load(&self, config: &Config, batch: AggregatorBatch) -> Result<Open, TriggerError> {
         let bytes =
             config.storage().get_data(&batch.squashed_state_updates_path).await.map_err(|e| {
-                TriggerError::Other(format!(
-                    "open aggregator batch {}: cannot read {}: {e}",
-                    batch.index, batch.squashed_state_updates_path
-                ))
+                TriggerError::client(
+                    format!(
+                        "open aggregator batch {}: cannot read {}",
+                        batch.index, batch.squashed_state_updates_path
+                    ),
+                    e,
+                )
             })?;
         let squashed: StateUpdate = serde_json::from_slice(&bytes).map_err(|e| {
-            TriggerError::Other(format!(
-                "open aggregator batch {}: {} is not a state update: {e}",
-                batch.index, batch.squashed_state_updates_path
-            ))
+            TriggerError::failed(
+                format!(
+                    "open aggregator batch {}: {} is not a state update",
+                    batch.index, batch.squashed_state_updates_path
+                ),
+                e,
+            )
         })?;
         Ok(Open { batch, squashed, felts: None, dirty: false })
     }
@@ -295,20 +300,20 @@ impl AggregatorBatchingTrigger {
             Some(f) => f,
             None => {
                 let version = StarknetVersion::parse(&batch.starknet_version).map_err(|e| {
-                    TriggerError::Other(format!("aggregator batch {}: {e}", batch.index))
+                    TriggerError::failed(format!("aggregator batch {}", batch.index), e)
                 })?;
                 self.blob_felts(&open.squashed.state_diff, batch.end_block, version, reader).await?
             }
         };
         let blobs = transform::felts_to_blobs(&felts, self.settings.params.max_num_blobs)
-            .map_err(|e| TriggerError::Other(format!("aggregator batch {}: {e}", batch.index)))?;
+            .map_err(|e| TriggerError::failed(format!("aggregator batch {}", batch.index), e))?;
         batch.blob_len = felts.len() as u64;
         let storage = config.storage();
-        let json = serde_json::to_vec(&open.squashed).map_err(|e| {
-            TriggerError::Other(format!("serialising the squashed state update: {e}"))
-        })?;
-        let storage_err =
-            |e| TriggerError::Other(format!("aggregator batch {} files: {e}", batch.index));
+        let json = serde_json::to_vec(&open.squashed)
+            .map_err(|e| TriggerError::failed("serialising the squashed state update", e))?;
+        let storage_err = |e: StorageError| {
+            TriggerError::client(format!("aggregator batch {} files", batch.index), e)
+        };
         storage
             .put_data(Bytes::from(json), &batch.squashed_state_updates_path)
             .await

@@ -154,7 +154,7 @@ where
             tracing::debug!(target: "orch::batching", key, ?holder, "Another worker is batching; skipping this run");
             return Ok(false);
         }
-        Err(e) => return Err(TriggerError::Other(format!("cannot take the {key} lock: {e}"))),
+        Err(e) => return Err(TriggerError::client(format!("cannot take the {key} lock"), e)),
     }
     let result = work.await;
     if let Err(e) = config.lock().release_lock(key, Some(owner)).await {
@@ -166,7 +166,7 @@ where
 
 /// A node error as a trigger error.
 pub fn node_error(e: MadaraError) -> TriggerError {
-    TriggerError::Other(format!("Madara node: {e}"))
+    TriggerError::client("Madara node", e)
 }
 
 /// What the per-block gate decided.
@@ -209,7 +209,7 @@ pub async fn gate_block(
                     "block {b} is not final on the replay-bounds node yet: {e}"
                 )))
             }
-            Err(e) => return Err(TriggerError::Other(format!("replay-bounds node: {e}"))),
+            Err(e) => return Err(TriggerError::client("replay-bounds node", e)),
         };
         if theirs.hash != info.hash {
             let key = format!("replay-mismatch-{b}");

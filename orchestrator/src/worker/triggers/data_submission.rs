@@ -16,9 +16,7 @@ use crate::{
     worker::event_handler::jobs::data_submission::blob_data_path,
 };
 
-use super::{
-    first_unsettled_snos_batch_index, is_halted, proving::create_once, JobTrigger, TriggerError,
-};
+use super::{first_unsettled_snos_batch_index, proving::create_once, JobTrigger, TriggerError};
 
 /// Creates DataSubmission jobs after ProofRegistration.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,9 +33,6 @@ impl JobTrigger for DataSubmissionTrigger {
     }
 
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
-        if is_halted(&config, self).await? {
-            return Ok(());
-        }
         let watermark = first_unsettled_snos_batch_index(&config).await?;
         let db = config.database();
         let done = db

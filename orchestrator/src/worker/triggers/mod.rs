@@ -26,17 +26,7 @@ use crate::{
     },
 };
 
-/// Why a trigger run failed. Triggers are re-run by the next cron tick or chained event, so
-/// every error is retried implicitly; the variants say what to tell the operator.
-#[derive(Debug, thiserror::Error)]
-pub enum TriggerError {
-    /// The database failed.
-    #[error(transparent)]
-    Database(#[from] DatabaseError),
-    /// Anything else, with context.
-    #[error("{0}")]
-    Other(String),
-}
+pub use crate::worker::error::TriggerError;
 
 /// Statuses of a job that mean "an operator must look".
 pub const HALTING_STATUSES: [JobStatus; 2] = [JobStatus::Failed, JobStatus::VerificationTimeout];
@@ -50,7 +40,8 @@ pub trait JobTrigger: Send + Sync + fmt::Debug {
     /// The job type it creates, if any; used by the failed-job gate.
     fn creates(&self) -> Option<JobType>;
 
-    /// Does one round of work.
+    /// Does one round of work. The failed-job gate ([`is_halted`]) is checked once, by the
+    /// event worker before it calls this (`event_worker::run_trigger`), not here again.
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError>;
 }
 

@@ -13,9 +13,7 @@ use crate::{
     },
 };
 
-use super::{
-    first_unsettled_snos_batch_index, is_halted, proving::create_once, JobTrigger, TriggerError,
-};
+use super::{first_unsettled_snos_batch_index, proving::create_once, JobTrigger, TriggerError};
 
 /// Creates ProofRegistration jobs from the metadata of the ProofCreation job: the proof it
 /// downloaded is the input, and the L2 verification's proof goes to `proof_part2.json`.
@@ -33,9 +31,6 @@ impl JobTrigger for ProofRegistrationTrigger {
     }
 
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
-        if is_halted(&config, self).await? {
-            return Ok(());
-        }
         let watermark = first_unsettled_snos_batch_index(&config).await?;
         let done = config
             .database()

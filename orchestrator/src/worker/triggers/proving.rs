@@ -17,7 +17,7 @@ use crate::{
     worker::{error::EngineError, service},
 };
 
-use super::{first_unsettled_snos_batch_index, is_halted, JobTrigger, TriggerError};
+use super::{first_unsettled_snos_batch_index, JobTrigger, TriggerError};
 
 /// Creates ProofCreation jobs.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ pub(crate) async fn create_once(
     match service::create_job(config, job_type, internal_id, specific).await {
         Ok(_) | Err(EngineError::AlreadyExists { .. }) => Ok(()),
         Err(e) => {
-            Err(TriggerError::Other(format!("cannot create {job_type} job {internal_id}: {e}")))
+            Err(TriggerError::client(format!("cannot create {job_type} job {internal_id}"), e))
         }
     }
 }
@@ -113,9 +113,6 @@ impl JobTrigger for ProvingTrigger {
     }
 
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
-        if is_halted(&config, self).await? {
-            return Ok(());
-        }
         let watermark = first_unsettled_snos_batch_index(&config).await?;
         let done = config
             .database()

@@ -16,9 +16,7 @@ use crate::{
     worker::{
         event_handler::jobs::snos::snos_metadata,
         service::create_job,
-        triggers::{
-            available_slots, first_unsettled_snos_batch_index, is_halted, JobTrigger, TriggerError,
-        },
+        triggers::{available_slots, first_unsettled_snos_batch_index, JobTrigger, TriggerError},
         EngineError,
     },
 };
@@ -43,10 +41,6 @@ impl JobTrigger for SnosTrigger {
     }
 
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
-        if is_halted(&config, self).await? {
-            tracing::debug!("Snos trigger halted by failed jobs");
-            return Ok(());
-        }
         let slots = available_slots(&config, JobType::SnosRun, self.buffer).await?;
         if slots == 0 {
             return Ok(());
@@ -74,10 +68,10 @@ impl JobTrigger for SnosTrigger {
             {
                 Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
                 Err(e) => {
-                    return Err(TriggerError::Other(format!(
-                        "SnosRun job for batch {}: {e}",
-                        batch.index
-                    )))
+                    return Err(TriggerError::client(
+                        format!("SnosRun job for batch {}", batch.index),
+                        e,
+                    ))
                 }
             }
             config

@@ -25,7 +25,7 @@ use crate::{
     },
 };
 
-use super::{is_halted, proving::create_once, JobTrigger, TriggerError};
+use super::{proving::create_once, JobTrigger, TriggerError};
 
 /// Creates StateTransition jobs, one at a time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -107,9 +107,6 @@ impl JobTrigger for UpdateStateTrigger {
     }
 
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
-        if is_halted(&config, self).await? {
-            return Ok(());
-        }
         let db = config.database();
         let latest = db.get_latest_job_by_type(JobType::StateTransition, None).await?;
         if latest.as_ref().is_some_and(|j| j.status != JobStatus::Completed) {

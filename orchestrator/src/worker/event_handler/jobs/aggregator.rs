@@ -26,7 +26,7 @@ use crate::{
 };
 
 use super::{
-    proving::{process_error, variant, verify_error, ProverContext},
+    proving::{variant, verify_error, ProverContext},
     JobError, JobHandlerTrait,
 };
 
@@ -95,7 +95,7 @@ pub fn program_output_bincode(
 ) -> Result<Vec<u8>, JobError> {
     let words: Vec<[u8; 32]> = output.iter().map(|f| f.to_bytes_be()).collect();
     bincode::serialize(&words)
-        .map_err(|e| JobError::fatal(format!("cannot encode the program output: {e}")))
+        .map_err(|e| JobError::fatal_with("cannot encode the program output", e))
 }
 
 impl AggregatorHandler {
@@ -111,9 +111,7 @@ impl AggregatorHandler {
             .await
             .map(|_| ())
             .map_err(|e| {
-                JobError::retryable(format!(
-                    "cannot set aggregator batch {index} to {status:?}: {e}"
-                ))
+                JobError::client(format!("cannot set aggregator batch {index} to {status:?}"), e)
             })
     }
 
@@ -122,21 +120,17 @@ impl AggregatorHandler {
         job: &mut JobItem,
         m: &mut AggregatorMetadata,
     ) -> Result<String, JobError> {
-        let snos = self
-            .ctx
-            .database
-            .get_snos_batches_by_aggregator_index(m.batch_num)
-            .await
-            .map_err(|e| {
-                JobError::retryable(format!("cannot load the SNOS batches of {}: {e}", m.batch_num))
-            })?;
+        let snos =
+            self.ctx.database.get_snos_batches_by_aggregator_index(m.batch_num).await.map_err(
+                |e| JobError::client(format!("cannot load the SNOS batches of {}", m.batch_num), e),
+            )?;
         let indexes: Vec<u64> = snos.iter().map(|b| b.index).collect();
         let proofs = self
             .ctx
             .database
             .get_jobs_by_internal_ids_and_type(&indexes, JobType::ProofCreation)
             .await
-            .map_err(|e| JobError::retryable(format!("cannot load the ProofCreation jobs: {e}")))?;
+            .map_err(|e| JobError::client("cannot load the ProofCreation jobs", e))?;
         let mut outputs = Vec::with_capacity(snos.len());
         for b in &snos {
             outputs.push(
@@ -167,7 +161,7 @@ impl AggregatorHandler {
             .prover
             .submit_task(task)
             .await
-            .map_err(|e| process_error("submitting the aggregation", e))
+            .map_err(|e| JobError::client("submitting the aggregation", e))
     }
 
     /// Recomputes the aggregator's own program output from its PIE and stores it.
@@ -180,28 +174,22 @@ impl AggregatorHandler {
             return Ok(());
         };
         let parsed = pie::read_pie_bytes(pie_zip)
-            .map_err(|e| JobError::fatal(format!("the aggregator PIE does not parse: {e}")))?;
-        let full = pie::program_output(&parsed).map_err(|e| {
-            JobError::fatal(format!("the aggregator PIE has no usable output: {e}"))
-        })?;
+            .map_err(|e| JobError::fatal_with("the aggregator PIE does not parse", e))?;
+        let full = pie::program_output(&parsed)
+            .map_err(|e| JobError::fatal_with("the aggregator PIE has no usable output", e))?;
         let own = filter_aggregator_output(&full)
-            .map_err(|e| JobError::fatal(format!("the aggregator output is malformed: {e}")))?;
+            .map_err(|e| JobError::fatal_with("the aggregator output is malformed", e))?;
         self.ctx.write(path, program_output_bincode(own)?, "the aggregator program output").await
     }
 
     async fn store_artifacts(&self, job: &JobItem, m: &AggregatorMetadata) -> Result<(), JobError> {
         let ext = job.external_id.to_string();
-        let artifacts =
-            match self.ctx.prover.get_aggregation_artifacts(&ext, m.download_proof.is_some()).await
-            {
-                Ok(a) => a,
-                Err(e) if e.is_retryable() => {
-                    return Err(JobError::retryable(format!("aggregation artifacts of {ext}: {e}")))
-                }
-                Err(e) => {
-                    return Err(JobError::fatal(format!("aggregation artifacts of {ext}: {e}")))
-                }
-            };
+        let artifacts = self
+            .ctx
+            .prover
+            .get_aggregation_artifacts(&ext, m.download_proof.is_some())
+            .await
+            .map_err(|e| JobError::client(format!("aggregation artifacts of {ext}"), e))?;
         if let Some(pie_zip) = &artifacts.cairo_pie {
             if let Some(path) = &m.cairo_pie_path {
                 self.ctx.write(path, pie_zip.clone(), "the aggregator PIE").await?;
@@ -242,7 +230,7 @@ impl JobHandlerTrait for AggregatorHandler {
                     .prover
                     .submit_task(Task::RunAggregation(bucket))
                     .await
-                    .map_err(|e| process_error("closing the bucket", e))?
+                    .map_err(|e| JobError::client("closing the bucket", e))?
             }
             ProverKind::Sharp | ProverKind::Mock => self.process_local(job, &mut m).await?,
         };

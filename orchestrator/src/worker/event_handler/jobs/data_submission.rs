@@ -28,20 +28,21 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use orchestrator_da_client_interface::{DaClient, DaError, DaVerificationStatus};
+use orchestrator_da_client_interface::{DaClient, DaVerificationStatus};
 use starknet::core::types::StateUpdate;
 
 use crate::{
-    compression::{self, PipelineError, StarknetVersion, DEFAULT_MAX_NUM_BLOBS},
+    compression::{self, StarknetVersion, DEFAULT_MAX_NUM_BLOBS},
     core::client::{
-        madara::{MadaraClient, MadaraError, NodeStateReader},
+        madara::{MadaraClient, NodeStateReader},
         DatabaseClient, StorageClient,
     },
     types::jobs::{DaMetadata, JobItem, JobSpecificMetadata, JobType, JobVerificationStatus},
 };
 
 use super::{
-    load_snos_batch, read_os_output, JobError, JobHandlerTrait, OS_HEADER_LEN, USE_KZG_DA_OFFSET,
+    load_snos_batch, read_os_output, write_artifact, JobError, JobHandlerTrait, OS_HEADER_LEN,
+    USE_KZG_DA_OFFSET,
 };
 
 /// The external id of a DataSubmission whose data travels in the settlement calldata.
@@ -101,22 +102,6 @@ impl DataSubmissionContext {
     }
 }
 
-fn node_error(what: &str, e: MadaraError) -> JobError {
-    if e.is_retryable() {
-        JobError::retryable(format!("{what}: {e}"))
-    } else {
-        JobError::fatal(format!("{what}: {e}"))
-    }
-}
-
-fn da_error(what: &str, e: DaError) -> JobError {
-    if e.is_retryable() {
-        JobError::retryable(format!("{what}: {e}"))
-    } else {
-        JobError::fatal(format!("{what}: {e}"))
-    }
-}
-
 /// The blobs of a SNOS batch: squash the batch's `updates` (blocks `first_block ..`), encode
 /// with `version`'s rules, transform into at most `max_num_blobs` blobs. Returns the felts and
 /// the blobs. Node reads failing are retryable; a diff that does not fit is fatal.
@@ -131,15 +116,7 @@ pub async fn batch_blobs(
     let out =
         compression::state_updates_to_blobs(updates, first_block, version, max_num_blobs, &reader)
             .await
-            .map_err(|e| match e {
-                // Node reads (squash, aliases, nonces): the node may answer later.
-                PipelineError::Squash(_)
-                | PipelineError::Stateful(_)
-                | PipelineError::Encode(compression::encode::EncodeError::State(_)) => {
-                    JobError::retryable(format!("DA data of blocks {first_block}..: {e}"))
-                }
-                other => JobError::fatal(format!("DA data of blocks {first_block}..: {other}")),
-            })?;
+            .map_err(|e| JobError::client(format!("DA data of blocks {first_block}.."), e))?;
     Ok((out.felts, out.blobs))
 }
 
@@ -218,7 +195,7 @@ impl JobHandlerTrait for DataSubmissionHandler {
             return Ok(id);
         }
         let version = StarknetVersion::parse(&batch.starknet_version).map_err(|e| {
-            JobError::fatal(format!("SNOS batch {index}: unsupported Starknet version: {e}"))
+            JobError::fatal_with(format!("SNOS batch {index}: unsupported Starknet version"), e)
         })?;
         let mut updates = Vec::with_capacity(batch.num_blocks as usize);
         for block in batch.start_block..=batch.end_block {
@@ -227,7 +204,7 @@ impl JobHandlerTrait for DataSubmissionHandler {
                 .node
                 .state_update(block)
                 .await
-                .map_err(|e| node_error(&format!("state update of block {block}"), e))?;
+                .map_err(|e| JobError::client(format!("state update of block {block}"), e))?;
             updates.push(update);
         }
         let (felts, blobs) = batch_blobs(
@@ -240,11 +217,7 @@ impl JobHandlerTrait for DataSubmissionHandler {
         .await?;
         let path = m.blob_data_path.clone().unwrap_or_else(|| blob_data_path(index));
         let data: Vec<u8> = blobs.concat();
-        self.ctx
-            .storage
-            .put_data(data.into(), &path)
-            .await
-            .map_err(|e| JobError::retryable(format!("cannot store the blobs at {path}: {e}")))?;
+        write_artifact(self.ctx.storage.as_ref(), &path, data.into(), "the blobs").await?;
         tracing::info!(
             snos_batch = index,
             blocks = %format!("{}..={}", batch.start_block, batch.end_block),
@@ -254,7 +227,7 @@ impl JobHandlerTrait for DataSubmissionHandler {
             "Batch state diff encoded"
         );
         let external_id = self.ctx.da.publish_state_diff(blobs, &[0; 32]).await.map_err(|e| {
-            da_error(&format!("publishing the state diff of SNOS batch {index}"), e)
+            JobError::client(format!("publishing the state diff of SNOS batch {index}"), e)
         })?;
         m.blob_data_path = Some(path);
         m.tx_hash = Some(external_id.clone());
@@ -272,7 +245,7 @@ impl JobHandlerTrait for DataSubmissionHandler {
             .da
             .verify_inclusion(&id)
             .await
-            .map_err(|e| da_error(&format!("checking the publication {id}"), e))?;
+            .map_err(|e| JobError::client(format!("checking the publication {id}"), e))?;
         Ok(match status {
             DaVerificationStatus::Pending => JobVerificationStatus::Pending,
             DaVerificationStatus::Verified => JobVerificationStatus::Verified,

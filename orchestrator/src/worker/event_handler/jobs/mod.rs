@@ -17,10 +17,10 @@ use orchestrator_settlement_client_interface::SettlementClient;
 
 use crate::types::jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus};
 
-use crate::core::client::BoxError;
+pub use crate::worker::error::JobError;
 use crate::{
     compression::io::parse_felt_list,
-    core::client::{DatabaseClient, StorageClient, StorageError},
+    core::client::{DatabaseClient, StorageClient},
     types::batch::{SnosBatch, SnosBatchQuery},
 };
 
@@ -30,7 +30,8 @@ pub const USE_KZG_DA_OFFSET: usize = 8;
 /// Felts of the OS output header (up to and including `full_output`).
 pub const OS_HEADER_LEN: usize = 10;
 
-/// SNOS batch `index`: a database error is retryable, a missing batch fatal.
+/// SNOS batch `index`: a database error is what the database says it is, a missing batch
+/// fatal.
 pub(crate) async fn load_snos_batch(
     database: &dyn DatabaseClient,
     index: u64,
@@ -38,24 +39,36 @@ pub(crate) async fn load_snos_batch(
     database
         .get_snos_batches(SnosBatchQuery { indexes: vec![index], ..Default::default() })
         .await
-        .map_err(|e| JobError::retryable(format!("cannot load SNOS batch {index}: {e}")))?
+        .map_err(|e| JobError::client(format!("cannot load SNOS batch {index}"), e))?
         .into_iter()
         .find(|b| b.index == index)
         .ok_or_else(|| JobError::fatal(format!("SNOS batch {index} does not exist")))
 }
 
-/// The artifact at `key` (`what` names it in errors): missing is fatal, a storage error
-/// retryable when the storage says so.
+/// The artifact at `key` (`what` names it in errors): retryable when the storage says so
+/// (a missing artifact is not: it will not appear by itself).
 pub(crate) async fn read_artifact(
     storage: &dyn StorageClient,
     key: &str,
     what: &str,
 ) -> Result<bytes::Bytes, JobError> {
-    storage.get_data(key).await.map_err(|e| match e {
-        StorageError::NotFound(_) => JobError::fatal(format!("{what} is missing at {key}")),
-        e if e.is_retryable() => JobError::retryable(format!("cannot read {what} at {key}: {e}")),
-        e => JobError::fatal(format!("cannot read {what} at {key}: {e}")),
-    })
+    storage
+        .get_data(key)
+        .await
+        .map_err(|e| JobError::client(format!("cannot read {what} at {key}"), e))
+}
+
+/// Stores `data` at `key` (`what` names it in errors): retryable when the storage says so.
+pub(crate) async fn write_artifact(
+    storage: &dyn StorageClient,
+    key: &str,
+    data: bytes::Bytes,
+    what: &str,
+) -> Result<(), JobError> {
+    storage
+        .put_data(data, key)
+        .await
+        .map_err(|e| JobError::client(format!("cannot store {what} at {key}"), e))
 }
 
 /// The OS output stored at `key` (a JSON array of hex felts).
@@ -65,55 +78,9 @@ pub(crate) async fn read_os_output(
 ) -> Result<Vec<starknet::core::types::Felt>, JobError> {
     let bytes = read_artifact(storage, key, "the OS output").await?;
     let text = std::str::from_utf8(&bytes)
-        .map_err(|e| JobError::fatal(format!("the OS output at {key} is not UTF-8: {e}")))?;
+        .map_err(|e| JobError::fatal_with(format!("the OS output at {key} is not UTF-8"), e))?;
     parse_felt_list(text)
-        .map_err(|e| JobError::fatal(format!("the OS output at {key} does not parse: {e}")))
-}
-
-/// Why a handler could not do its work.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// Something that may work later (an RPC or prover outage, a busy database): the job goes
-    /// back to its previous status and the message is delivered again after a backoff.
-    #[error("{0}")]
-    Retryable(String),
-    /// Something that will not fix itself (bad input, a deterministic failure): the job is
-    /// marked `Failed` and an operator is alerted.
-    #[error("{0}")]
-    Fatal(String),
-    /// The handler rejected the metadata it was created with.
-    #[error("invalid metadata for {job_type} job {internal_id}: {reason}")]
-    InvalidMetadata {
-        /// Job type.
-        job_type: JobType,
-        /// Internal id.
-        internal_id: u64,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-impl JobError {
-    /// A retryable error from anything displayable.
-    pub fn retryable(e: impl fmt::Display) -> Self {
-        Self::Retryable(e.to_string())
-    }
-
-    /// A fatal error from anything displayable.
-    pub fn fatal(e: impl fmt::Display) -> Self {
-        Self::Fatal(e.to_string())
-    }
-
-    /// Whether trying again later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable(_))
-    }
-}
-
-impl From<BoxError> for JobError {
-    fn from(e: BoxError) -> Self {
-        Self::Retryable(e.to_string())
-    }
+        .map_err(|e| JobError::fatal_with(format!("the OS output at {key} does not parse"), e))
 }
 
 /// Creates, processes and verifies the jobs of one type.

@@ -8,7 +8,7 @@ use orchestrator_prover_client_interface::validate_proof_json;
 use crate::types::jobs::{JobItem, JobType, JobVerificationStatus, ProvingInputType};
 
 use super::{
-    proving::{process_error, proving_metadata, verify_proving_job, ProverContext},
+    proving::{proving_metadata, verify_proving_job, ProverContext},
     JobError, JobHandlerTrait,
 };
 
@@ -41,10 +41,11 @@ impl JobHandlerTrait for ProofRegistrationHandler {
             });
         };
         let bytes = self.ctx.read(proof_path, "the proof").await?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| JobError::fatal(format!("the proof at {proof_path} is not UTF-8")))?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            JobError::fatal_with(format!("the proof at {proof_path} is not UTF-8"), e)
+        })?;
         let proof = validate_proof_json(text).map_err(|e| {
-            JobError::fatal(format!("the proof at {proof_path} does not parse: {e}"))
+            JobError::fatal_with(format!("the proof at {proof_path} does not parse"), e)
         })?;
         let wrapped = serde_json::json!({ "proof": proof }).to_string();
         // The job id keys the query, so a re-processed job finds its earlier query.
@@ -53,7 +54,7 @@ impl JobHandlerTrait for ProofRegistrationHandler {
             .prover
             .submit_l2_query(&job.id.to_string(), &wrapped, m.n_steps)
             .await
-            .map_err(|e| process_error("submitting the L2 verification", e))?;
+            .map_err(|e| JobError::client("submitting the L2 verification", e))?;
         Ok(key)
     }
 

@@ -11,7 +11,7 @@ use orchestrator_prover_client_interface::{
 
 use crate::{
     cli::args::prover::ProverKind,
-    core::client::{DatabaseClient, StorageClient, StorageError},
+    core::client::{DatabaseClient, StorageClient},
     types::{
         jobs::{
             JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, ProvingInputType,
@@ -21,7 +21,7 @@ use crate::{
     },
 };
 
-use super::{JobError, JobHandlerTrait};
+use super::{read_artifact, write_artifact, JobError, JobHandlerTrait};
 
 /// What the proving handlers share: the prover and the stores.
 #[derive(Clone)]
@@ -52,51 +52,30 @@ impl fmt::Debug for ProverContext {
 }
 
 impl ProverContext {
-    /// Reads an artifact; a missing one is fatal (it will not appear by itself).
+    /// Reads an artifact (see [`read_artifact`]).
     pub(crate) async fn read(&self, key: &str, what: &str) -> Result<Bytes, JobError> {
-        self.storage.get_data(key).await.map_err(|e| match e {
-            StorageError::NotFound(_) => JobError::fatal(format!("{what} is missing at {key}")),
-            e if e.is_retryable() => {
-                JobError::retryable(format!("cannot read {what} at {key}: {e}"))
-            }
-            e => JobError::fatal(format!("cannot read {what} at {key}: {e}")),
-        })
+        read_artifact(self.storage.as_ref(), key, what).await
     }
 
-    /// Writes an artifact.
+    /// Writes an artifact (see [`write_artifact`]).
     pub(crate) async fn write(
         &self,
         key: &str,
         data: impl Into<Bytes>,
         what: &str,
     ) -> Result<(), JobError> {
-        self.storage.put_data(data.into(), key).await.map_err(|e| {
-            if e.is_retryable() {
-                JobError::retryable(format!("cannot store {what} at {key}: {e}"))
-            } else {
-                JobError::fatal(format!("cannot store {what} at {key}: {e}"))
-            }
-        })
-    }
-}
-
-/// A prover error while processing: retryable ones go back to the queue, the rest fail the
-/// job with the prover's reason.
-pub(crate) fn process_error(what: &str, e: ProverError) -> JobError {
-    if e.is_retryable() {
-        JobError::retryable(format!("{what}: {e}"))
-    } else {
-        JobError::fatal(format!("{what}: {e}"))
+        write_artifact(self.storage.as_ref(), key, data.into(), what).await
     }
 }
 
 /// A prover error while verifying: retryable ones are tried again; anything else (an unknown
 /// query id, an invalid proof) rejects the job with the reason.
 pub(crate) fn verify_error(what: &str, e: ProverError) -> Result<JobVerificationStatus, JobError> {
+    let e = JobError::client(what, e);
     if e.is_retryable() {
-        Err(JobError::retryable(format!("{what}: {e}")))
+        Err(e)
     } else {
-        Ok(JobVerificationStatus::Rejected(format!("{what}: {e}")))
+        Ok(JobVerificationStatus::Rejected(e.to_string()))
     }
 }
 
@@ -185,7 +164,7 @@ impl ProofCreationHandler {
             .get_job_by_internal_id_and_type(job.internal_id, JobType::SnosRun)
             .await
             .map_err(|e| {
-                JobError::retryable(format!("cannot load SnosRun job {}: {e}", job.internal_id))
+                JobError::client(format!("cannot load SnosRun job {}", job.internal_id), e)
             })?;
         match snos.map(|j| j.metadata.specific) {
             Some(JobSpecificMetadata::Snos(s)) => s.snos_fact.ok_or_else(|| {
@@ -228,7 +207,7 @@ impl JobHandlerTrait for ProofCreationHandler {
             .prover
             .submit_task(task)
             .await
-            .map_err(|e| process_error("submitting the PIE", e))?;
+            .map_err(|e| JobError::client("submitting the PIE", e))?;
         tracing::info!(target: "orch::prover", job_id = %job.id, internal_id = job.internal_id, task_id = %key, "PIE submitted for proving");
         Ok(key)
     }

@@ -12,7 +12,8 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use bytes::Bytes;
 use orchestrator_gps_fact_checker::fact::{pie, snos_fact};
-use orchestrator_snos_runner::{BatchData, BlobData, SnosInput, SnosRunner, SnosRunnerError};
+use orchestrator_snos_runner::{BatchData, BlobData, SnosInput, SnosRunner};
+use orchestrator_utils::Retryable;
 use serde_json::{json, Value};
 use starknet::core::types::{Felt, StateUpdate};
 use url::Url;
@@ -28,7 +29,7 @@ use crate::{
         jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, SnosMetadata},
         Layer,
     },
-    worker::event_handler::jobs::{JobError, JobHandlerTrait},
+    worker::event_handler::jobs::{write_artifact, JobError, JobHandlerTrait},
 };
 
 /// Delay before a job whose RPC is down is looked at again.
@@ -75,13 +76,21 @@ pub fn snos_metadata(
     }
 }
 
-/// A JSON-RPC failure: `transient` when the node could not be reached or answered an error
-/// that may go away (unknown block, pending data).
+/// A JSON-RPC failure: the node could not be reached or answered an error that may go away
+/// (unknown block, pending data).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct RpcError {
     /// What happened.
     pub message: String,
+}
+
+/// Every failure of the SNOS RPC is taken as retryable: the node may be down, or behind the
+/// batch (a block still pending); readiness is checked again before the next attempt.
+impl Retryable for RpcError {
+    fn is_retryable(&self) -> bool {
+        true
+    }
 }
 
 /// A minimal Starknet JSON-RPC client for what SnosRun reads.
@@ -374,31 +383,32 @@ impl SnosJobHandler {
                 ..Default::default()
             })
             .await
-            .map_err(JobError::retryable)?;
+            .map_err(|e| {
+                JobError::client(format!("cannot load SNOS batch {}", m.snos_batch_index), e)
+            })?;
         let version = match batches.first() {
             Some(b) => StarknetVersion::parse(&b.starknet_version).map_err(|e| {
-                JobError::Fatal(format!(
-                    "SNOS batch {}: unsupported Starknet version: {e}",
-                    m.snos_batch_index
-                ))
+                JobError::fatal_with(
+                    format!("SNOS batch {}: unsupported Starknet version", m.snos_batch_index),
+                    e,
+                )
             })?,
             None => {
-                return Err(JobError::Fatal(format!("SNOS batch {} not found", m.snos_batch_index)))
+                return Err(JobError::fatal(format!("SNOS batch {} not found", m.snos_batch_index)))
             }
         };
-        let rpc = |e: RpcError| JobError::Retryable(e.message);
         let mut updates = Vec::with_capacity(m.num_blocks as usize);
         for block in m.start_block..=m.end_block {
-            updates.push(node.state_update(block).await.map_err(rpc)?);
+            updates.push(node.state_update(block).await?);
         }
         let prev_block_hash = match m.start_block.checked_sub(1) {
-            Some(prev) => node.state_update(prev).await.map_err(rpc)?.block_hash,
+            Some(prev) => node.state_update(prev).await?.block_hash,
             None => Felt::ZERO,
         };
         let (first, last) = match (updates.first(), updates.last()) {
             (Some(f), Some(l)) => (f, l),
             _ => {
-                return Err(JobError::Fatal(format!(
+                return Err(JobError::fatal(format!(
                     "SNOS batch {} has no blocks",
                     m.snos_batch_index
                 )))
@@ -415,8 +425,6 @@ impl SnosJobHandler {
             blob_data: BlobData::default(),
             state_diff_section: Vec::new(),
         };
-        let read_err =
-            |e: StateReadError| JobError::Retryable(format!("reading state from the node: {e}"));
         if use_kzg_da {
             let out = compression::state_updates_to_blobs(
                 &updates,
@@ -426,21 +434,16 @@ impl SnosJobHandler {
                 node,
             )
             .await
-            .map_err(|e| match e {
-                compression::PipelineError::Squash(_) | compression::PipelineError::Stateful(_) => {
-                    JobError::Retryable(format!("DA data of the batch: {e}"))
-                }
-                other => JobError::Fatal(format!("DA data of the batch: {other}")),
-            })?;
+            .map_err(|e| JobError::client("DA data of the batch", e))?;
             data.blob_data = BlobData { felts: out.felts, blobs: out.blobs };
         } else {
             let squashed = squash_state_updates(&updates, m.start_block.checked_sub(1), node)
                 .await
-                .map_err(|e| JobError::Retryable(format!("squashing the batch: {e}")))?;
+                .map_err(|e| JobError::client("squashing the batch", e))?;
             data.state_diff_section =
                 full_output_state_diff(&squashed.state_diff, m.start_block, node)
                     .await
-                    .map_err(read_err)?;
+                    .map_err(|e| JobError::client("reading state from the node", e))?;
         }
         Ok(data)
     }
@@ -487,7 +490,7 @@ impl JobHandlerTrait for SnosJobHandler {
         let mut m = Self::metadata(job)?;
         let idx = m.snos_batch_index;
         let node = NodeRpc::new(self.rpc_url(job).clone());
-        let chain_id = node.chain_id().await.map_err(|e| JobError::Retryable(e.message))?;
+        let chain_id = node.chain_id().await?;
         let (use_kzg_da, full_output) = self.os_flags();
         let batch = if self.runner.needs_batch_data() {
             Some(self.batch_data(&node, &m, use_kzg_da).await?)
@@ -506,31 +509,28 @@ impl JobHandlerTrait for SnosJobHandler {
             batch,
         };
         let started = std::time::Instant::now();
-        let out = self.runner.run(&input).await.map_err(|e| match e {
-            SnosRunnerError::Retryable(r) => {
-                JobError::Retryable(format!("{} SNOS runner: {r}", self.runner.name()))
-            }
-            SnosRunnerError::Deterministic(r) => {
-                JobError::Fatal(format!("{} SNOS runner: {r}", self.runner.name()))
-            }
-        })?;
+        let out = self
+            .runner
+            .run(&input)
+            .await
+            .map_err(|e| JobError::client(format!("{} SNOS runner", self.runner.name()), e))?;
         tracing::info!(
             job_id = %job.id, snos_batch_index = idx, runner = self.runner.name(),
             n_steps = out.n_steps, elapsed_ms = started.elapsed().as_millis() as u64, "SNOS run done"
         );
 
-        let read = pie::read_pie_bytes(&out.cairo_pie_zip)
-            .map_err(|e| JobError::Fatal(format!("PIE: {e}")))?;
-        let fact =
-            snos_fact(&read, &out.os_output).map_err(|e| JobError::Fatal(format!("fact: {e}")))?;
-        let program_output = pie::program_output(&read)
-            .map_err(|e| JobError::Fatal(format!("program output: {e}")))?;
+        let read =
+            pie::read_pie_bytes(&out.cairo_pie_zip).map_err(|e| JobError::fatal_with("PIE", e))?;
+        let fact = snos_fact(&read, &out.os_output).map_err(|e| JobError::fatal_with("fact", e))?;
+        let program_output =
+            pie::program_output(&read).map_err(|e| JobError::fatal_with("program output", e))?;
         let words: Vec<[u8; 32]> = program_output.iter().map(Felt::to_bytes_be).collect();
-        let program_output_bytes = bincode::serialize(&words).map_err(JobError::fatal)?;
+        let program_output_bytes = bincode::serialize(&words)
+            .map_err(|e| JobError::fatal_with("encoding the program output", e))?;
         let os_output_json = serde_json::to_vec(
             &out.os_output.iter().map(|f| format!("{f:#x}")).collect::<Vec<_>>(),
         )
-        .map_err(JobError::fatal)?;
+        .map_err(|e| JobError::fatal_with("encoding the OS output", e))?;
 
         let pie_key = m.cairo_pie_path.get_or_insert_with(|| cairo_pie_path(idx)).clone();
         let output_key = m.snos_output_path.get_or_insert_with(|| snos_output_path(idx)).clone();
@@ -542,10 +542,8 @@ impl JobHandlerTrait for SnosJobHandler {
             (os_output_json, &output_key),
             (program_output_bytes, &program_key),
         ] {
-            storage
-                .put_data(Bytes::from(data), key)
-                .await
-                .map_err(|e| JobError::Retryable(format!("storing {key}: {e}")))?;
+            write_artifact(storage.as_ref(), key, Bytes::from(data), "the SNOS run's output")
+                .await?;
         }
         m.snos_fact = Some(fact.to_string());
         m.snos_n_steps = Some(out.n_steps);

@@ -36,8 +36,8 @@ use std::{fmt, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use bytes::Bytes;
 use orchestrator_settlement_client_interface::{
-    AttemptRecorder, BlobStateUpdate, SettlementClient, SettlementError,
-    SettlementVerificationStatus, TxAttempt, TxAttemptStatus as ClientAttemptStatus, Word,
+    AttemptRecorder, BlobStateUpdate, SettlementClient, SettlementVerificationStatus, TxAttempt,
+    TxAttemptStatus as ClientAttemptStatus, Word,
 };
 
 use crate::{
@@ -119,7 +119,7 @@ impl SettlementJobContext {
         match self.storage.get_data(key).await {
             Ok(b) => Ok(Some(b)),
             Err(StorageError::NotFound(_)) => Ok(None),
-            Err(e) => Err(JobError::retryable(format!("cannot read {what} at {key}: {e}"))),
+            Err(e) => Err(JobError::client(format!("cannot read {what} at {key}"), e)),
         }
     }
 
@@ -131,9 +131,7 @@ impl SettlementJobContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| {
-                JobError::retryable(format!("cannot load aggregator batch {index}: {e}"))
-            })?;
+            .map_err(|e| JobError::client(format!("cannot load aggregator batch {index}"), e))?;
         batches
             .into_iter()
             .find(|b| b.index == index)
@@ -146,9 +144,7 @@ impl SettlementJobContext {
             .await
             .map(|_| ())
             .map_err(|e| {
-                JobError::retryable(format!(
-                    "cannot set aggregator batch {index} to {status:?}: {e}"
-                ))
+                JobError::client(format!("cannot set aggregator batch {index} to {status:?}"), e)
             })
     }
 
@@ -156,16 +152,17 @@ impl SettlementJobContext {
     async fn complete_snos_batches(&self, index: u64) -> Result<(), JobError> {
         let batches =
             self.database.get_snos_batches_by_aggregator_index(index).await.map_err(|e| {
-                JobError::retryable(format!(
-                    "cannot load the SNOS batches of aggregator batch {index}: {e}"
-                ))
+                JobError::client(
+                    format!("cannot load the SNOS batches of aggregator batch {index}"),
+                    e,
+                )
             })?;
         for b in batches.iter().filter(|b| b.status != SnosBatchStatus::Completed) {
             self.database
                 .update_snos_batch_status_by_index(b.index, SnosBatchStatus::Completed)
                 .await
                 .map_err(|e| {
-                    JobError::retryable(format!("cannot complete SNOS batch {}: {e}", b.index))
+                    JobError::client(format!("cannot complete SNOS batch {}", b.index), e)
                 })?;
         }
         Ok(())
@@ -175,17 +172,7 @@ impl SettlementJobContext {
         self.settlement
             .get_last_settled_block()
             .await
-            .map_err(|e| settlement_error("reading the last settled block", e))
-    }
-}
-
-/// A settlement error as a job error: retryable ones go back to the queue, the rest (invalid
-/// input, a revert) fail the job with the reason.
-pub(crate) fn settlement_error(what: &str, e: SettlementError) -> JobError {
-    if e.is_retryable() {
-        JobError::retryable(format!("{what}: {e}"))
-    } else {
-        JobError::fatal(format!("{what}: {e}"))
+            .map_err(|e| JobError::client("reading the last settled block", e))
     }
 }
 
@@ -251,20 +238,20 @@ pub fn to_job_attempt(a: &TxAttempt) -> StateUpdateTxAttempt {
 /// Decodes a program output stored as bincode `Vec<[u8; 32]>`.
 pub fn decode_program_output(bytes: &[u8]) -> Result<Vec<Word>, JobError> {
     bincode::deserialize::<Vec<[u8; 32]>>(bytes)
-        .map_err(|e| JobError::fatal(format!("the program output does not decode: {e}")))
+        .map_err(|e| JobError::fatal_with("the program output does not decode", e))
 }
 
 /// The blobs of a DA segment (a JSON array of hex felts): 4096-felt chunks, the last one
 /// zero-padded, each in evaluation form; at most `max_blobs`.
 pub fn da_segment_to_blobs(segment: &[u8], max_blobs: usize) -> Result<Vec<Vec<u8>>, JobError> {
     let text = std::str::from_utf8(segment)
-        .map_err(|e| JobError::fatal(format!("the DA segment is not UTF-8: {e}")))?;
+        .map_err(|e| JobError::fatal_with("the DA segment is not UTF-8", e))?;
     let felts = parse_felt_list(text)
-        .map_err(|e| JobError::fatal(format!("the DA segment does not parse: {e}")))?;
+        .map_err(|e| JobError::fatal_with("the DA segment does not parse", e))?;
     if felts.is_empty() {
         return Err(JobError::fatal("the DA segment is empty"));
     }
-    felts_to_blobs(&felts, max_blobs).map_err(|e| JobError::fatal(format!("the DA segment: {e}")))
+    felts_to_blobs(&felts, max_blobs).map_err(|e| JobError::fatal_with("the DA segment", e))
 }
 
 fn state_update_metadata(job: &JobItem) -> Result<StateUpdateMetadata, JobError> {
@@ -291,9 +278,9 @@ fn words_of(felts: &[starknet::core::types::Felt]) -> Vec<Word> {
 /// The public output of a stored proof, as words.
 fn proof_output(bytes: &[u8], key: &str) -> Result<Vec<Word>, JobError> {
     let json: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| JobError::fatal(format!("the proof at {key} is not JSON: {e}")))?;
+        .map_err(|e| JobError::fatal_with(format!("the proof at {key} is not JSON"), e))?;
     let felts = orchestrator_prover_client_interface::public_output::public_output(&json)
-        .map_err(|e| JobError::fatal(format!("the proof at {key}: {e}")))?;
+        .map_err(|e| JobError::fatal_with(format!("the proof at {key}"), e))?;
     Ok(words_of(&felts))
 }
 
@@ -347,9 +334,10 @@ impl StateTransitionHandler {
         let prior_attempts: Vec<TxAttempt> =
             match self.ctx.read_optional(&attempts_key, "the recorded attempts").await? {
                 Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                    JobError::fatal(format!(
-                        "the recorded attempts at {attempts_key} do not parse: {e}"
-                    ))
+                    JobError::fatal_with(
+                        format!("the recorded attempts at {attempts_key} do not parse"),
+                        e,
+                    )
                 })?,
                 None => Vec::new(),
             };
@@ -389,10 +377,11 @@ impl StateTransitionHandler {
                 Ok(o.tx_hash.unwrap_or_else(|| ZERO_TX_HASH.to_owned()))
             }
             Err(e) => {
+                let e = JobError::client(format!("settling aggregator batch {to_settle}"), e);
                 if !e.is_retryable() {
                     self.ctx.set_batch(to_settle, AggregatorBatchStatus::StateUpdateFailed).await?;
                 }
-                Err(settlement_error(&format!("settling aggregator batch {to_settle}"), e))
+                Err(e)
             }
         };
         job.metadata.specific = JobSpecificMetadata::StateUpdate(m);
@@ -469,7 +458,7 @@ impl StateTransitionHandler {
                 job.metadata.specific = JobSpecificMetadata::StateUpdate(m);
                 Ok(hash)
             }
-            Err(e) => Err(settlement_error(&format!("settling SNOS batch {to_settle}"), e)),
+            Err(e) => Err(JobError::client(format!("settling SNOS batch {to_settle}"), e)),
         }
     }
 
@@ -513,8 +502,8 @@ impl StateTransitionHandler {
                 job.metadata.specific = JobSpecificMetadata::StateUpdate(m);
                 Ok(o.tx_hash.unwrap_or_else(|| ZERO_TX_HASH.to_owned()))
             }
-            Err(e) => Err(settlement_error(
-                &format!("settling SNOS batch {to_settle} with blobs"),
+            Err(e) => Err(JobError::client(
+                format!("settling SNOS batch {to_settle} with blobs"),
                 e.error,
             )),
         }
@@ -535,7 +524,7 @@ impl StateTransitionHandler {
                 .update_snos_batch_status_by_index(to_settle, SnosBatchStatus::Completed)
                 .await
                 .map_err(|e| {
-                    JobError::retryable(format!("cannot complete SNOS batch {to_settle}: {e}"))
+                    JobError::client(format!("cannot complete SNOS batch {to_settle}"), e)
                 })?;
             return Ok(JobVerificationStatus::Verified);
         }
@@ -551,8 +540,7 @@ impl StateTransitionHandler {
                     return Ok(JobVerificationStatus::Pending)
                 }
                 Ok(SettlementVerificationStatus::Verified) => {}
-                Err(e) if e.is_retryable() => return Err(JobError::retryable(e)),
-                Err(e) => return Err(JobError::fatal(e)),
+                Err(e) => return Err(e.into()),
             }
         }
         if last == batch.start_block.checked_sub(1) {
@@ -612,8 +600,7 @@ impl JobHandlerTrait for StateTransitionHandler {
                         )));
                     }
                     Ok(_) => {}
-                    Err(e) if e.is_retryable() => return Err(JobError::retryable(e)),
-                    Err(e) => return Err(JobError::fatal(e)),
+                    Err(e) => return Err(e.into()),
                 }
             }
             return Ok(JobVerificationStatus::Pending);
@@ -639,6 +626,8 @@ impl JobHandlerTrait for StateTransitionHandler {
 
 #[cfg(test)]
 mod tests {
+    use orchestrator_settlement_client_interface::SettlementError;
+
     use super::*;
     use crate::compression::{io::felt_hex, BYTES_PER_BLOB};
     use starknet::core::types::Felt;
@@ -696,9 +685,9 @@ mod tests {
 
     #[test]
     fn retryability_follows_the_client() {
-        assert!(settlement_error("x", SettlementError::Rpc("down".into())).is_retryable());
+        assert!(JobError::client("x", SettlementError::Rpc("down".into())).is_retryable());
         assert!(
-            !settlement_error("x", SettlementError::InvalidInput("short".into())).is_retryable()
+            !JobError::client("x", SettlementError::InvalidInput("short".into())).is_retryable()
         );
     }
 }

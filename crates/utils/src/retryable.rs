@@ -1,0 +1,40 @@
+//! [`Retryable`]: how an error says whether trying the same operation again later may succeed.
+//!
+//! Every client error of the workspace answers through this one trait: the prover, settlement
+//! and DA clients, the SNOS runner, and the orchestrator's own clients (database, queue,
+//! storage, alerts, locks, cron, the Madara node). The job engine takes the answer once, when
+//! a client error becomes a job or trigger error, and retries (or fails the job) on it alone.
+
+/// An error that knows whether the failed operation may succeed if tried again later.
+///
+/// Retryable: the path to the service failed or the service was not ready (a timeout, an
+/// outage, a busy database, a block not there yet, a rate limit). Not retryable: trying again
+/// gives the same answer (bad input, a missing resource, a deterministic failure, a revert).
+pub trait Retryable {
+    /// Whether trying the same operation again later may succeed.
+    fn is_retryable(&self) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outage(bool);
+
+    impl Retryable for Outage {
+        fn is_retryable(&self) -> bool {
+            self.0
+        }
+    }
+
+    fn answer(e: &dyn Retryable) -> bool {
+        e.is_retryable()
+    }
+
+    #[test]
+    fn answers_through_a_trait_object() {
+        assert!(answer(&Outage(true)));
+        assert!(!answer(&Outage(false)));
+    }
+}
