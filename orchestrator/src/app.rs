@@ -1,15 +1,14 @@
 //! Starting and stopping a whole orchestrator: clients, workers, cron, HTTP server.
 
+use crate::core::client::Clients;
+use crate::worker::Config;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use eyre::WrapErr;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::{
-        AlertBackend, Clients, Config, CronBackend, EngineParams, JobTimeouts, RunParams,
-        ServerSettings,
-    },
+    config::{AlertBackend, CronBackend, EngineParams, JobTimeouts, RunParams, ServerSettings},
     core::client::{
         embedded::{self, EmbeddedOptions},
         local_cron::LocalCron,
@@ -128,7 +127,7 @@ impl Orchestrator {
                 let config = config.clone();
                 async move {
                     loop {
-                        config.metrics.refresh_gauges(&config, Duration::ZERO).await;
+                        crate::worker::gauges::refresh_gauges(&config, Duration::ZERO).await;
                         tokio::select! {
                             _ = token.cancelled() => break,
                             _ = tokio::time::sleep(GAUGE_PUSH_INTERVAL) => {}

@@ -4,14 +4,7 @@
 
 /// Which prover proves the batches.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::Display,
-    strum::VariantArray,
-    strum::EnumMessage,
+    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
 )]
 #[strum(serialize_all = "lowercase")]
 pub enum ProverKind {
@@ -25,14 +18,7 @@ pub enum ProverKind {
 
 /// Where proofs are verified.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::Display,
-    strum::VariantArray,
-    strum::EnumMessage,
+    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
 )]
 #[strum(serialize_all = "lowercase")]
 pub enum ProofSettlementLayer {
@@ -44,14 +30,7 @@ pub enum ProofSettlementLayer {
 
 /// Atlantic network.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::Display,
-    strum::VariantArray,
-    strum::EnumMessage,
+    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
 )]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum AtlanticNetwork {
@@ -63,14 +42,7 @@ pub enum AtlanticNetwork {
 
 /// Cairo VM Atlantic runs the trace with.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::Display,
-    strum::VariantArray,
-    strum::EnumMessage,
+    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
 )]
 #[strum(serialize_all = "lowercase")]
 pub enum AtlanticCairoVm {
@@ -82,14 +54,7 @@ pub enum AtlanticCairoVm {
 
 /// The last step an Atlantic query runs to.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::Display,
-    strum::VariantArray,
-    strum::EnumMessage,
+    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
 )]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum AtlanticQueryStep {
@@ -113,14 +78,7 @@ pub enum AtlanticQueryStep {
 
 /// The SHARP prover Atlantic uses.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::Display,
-    strum::VariantArray,
-    strum::EnumMessage,
+    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
 )]
 #[strum(serialize_all = "lowercase")]
 pub enum AtlanticSharpProver {
@@ -193,14 +151,7 @@ pub enum SnosRunnerKind {
 
 /// Which EventBridge API carries the worker triggers.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::Display,
-    strum::VariantArray,
-    strum::EnumMessage,
+    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
 )]
 #[strum(serialize_all = "lowercase")]
 pub enum EventBridgeType {
@@ -208,4 +159,26 @@ pub enum EventBridgeType {
     Rule,
     /// EventBridge Scheduler (use on AWS).
     Schedule,
+}
+
+/// Which failed jobs stop triggers from creating new jobs.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::Display,
+    strum::VariantArray,
+    strum::EnumMessage,
+)]
+#[strum(serialize_all = "lowercase")]
+pub enum FailedJobHalt {
+    /// A `Failed`/`VerificationTimeout` job stops only the trigger creating jobs of its type;
+    /// other stages go on (bounded by their buffers).
+    #[default]
+    Stage,
+    /// Any `Failed`/`VerificationTimeout` job stops every trigger (the reference's behaviour).
+    Global,
 }

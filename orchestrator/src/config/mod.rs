@@ -1,6 +1,7 @@
-//! Configuration: the parsed `run` / `setup` command lines turned into typed, validated
-//! parameters ([`RunParams`], [`SetupParams`]), and the runtime context ([`Config`]) built
-//! from them.
+//! Configuration: the typed parameters of `run` and `setup` ([`RunParams`], [`SetupParams`]),
+//! the named choices among them, and the engine and server settings. The command line is
+//! turned into them in `cli::params`; the runtime context built from them is
+//! `worker::Config`.
 //!
 //! Sources, highest precedence first: command-line flag, environment variable (including
 //! `.env`), `<VAR>_FILE` for secrets (see `orchestrator_utils::env`). Validation errors name
@@ -12,7 +13,8 @@ pub mod params;
 
 use std::path::PathBuf;
 
-pub use context::{Clients, Config, EngineParams, FailedJobHalt, ServerSettings, TriggerControl};
+pub use choices::FailedJobHalt;
+pub use context::{EngineParams, ServerSettings};
 pub use params::*;
 
 /// Why a command line does not make a valid configuration.

@@ -11,11 +11,9 @@ use orchestrator_utils::Secret;
 use starknet_types_core::felt::Felt;
 use url::Url;
 
-use super::{
-    choices::{
-        AtlanticCairoVm, AtlanticNetwork, AtlanticQueryStep, AtlanticSharpProver, CairoLayout,
-        EventBridgeType, ProofSettlementLayer, ProverKind, SnosRunnerKind,
-    },
+use super::choices::{
+    AtlanticCairoVm, AtlanticNetwork, AtlanticQueryStep, AtlanticSharpProver, CairoLayout,
+    EventBridgeType, ProofSettlementLayer, ProverKind, SnosRunnerKind,
 };
 use crate::types::{batch::BouncerWeights, queue::QueueParams, Layer};
 

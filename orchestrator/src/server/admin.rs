@@ -21,12 +21,12 @@ use super::{
     AppState,
 };
 use crate::{
-    config::Config,
     types::{
         batch::{AggregatorBatchQuery, AggregatorBatchStatus, SnosBatchQuery, SnosBatchStatus},
         jobs::{JobItem, JobStatus, JobType},
         queue::{JobAction, WorkerTriggerType},
     },
+    worker::Config,
     worker::{service, EngineError},
 };
 

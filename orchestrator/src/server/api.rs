@@ -20,13 +20,13 @@ use super::{
     AppState,
 };
 use crate::{
-    config::Config,
     types::{
         batch::{AggregatorBatch, AggregatorBatchQuery, SnosBatch, SnosBatchQuery, SortOrder},
         jobs::{JobItem, JobStatus, JobType},
         queue::QueueType,
     },
     worker::service,
+    worker::Config,
 };
 
 /// Default and largest page of list routes.

@@ -13,6 +13,7 @@ pub mod health;
 pub mod middleware;
 pub mod response;
 
+use crate::worker::Config;
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
@@ -26,10 +27,7 @@ use axum::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    config::{Config, ServerSettings},
-    telemetry::metrics::GAUGE_MIN_REFRESH,
-};
+use crate::{config::ServerSettings, telemetry::metrics::GAUGE_MIN_REFRESH};
 
 /// Shared state of the routes.
 pub type AppState = Arc<Config>;
@@ -83,7 +81,7 @@ pub fn router(config: Arc<Config>) -> Router {
 
 /// Prometheus text exposition of every instrument; gauges are recomputed at most once a second.
 async fn metrics(State(config): State<AppState>) -> Response {
-    config.metrics.refresh_gauges(&config, GAUGE_MIN_REFRESH).await;
+    crate::worker::gauges::refresh_gauges(&config, GAUGE_MIN_REFRESH).await;
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -23,12 +23,9 @@ use opentelemetry::{metrics::Meter, KeyValue};
 use orchestrator_settlement_client_interface::SettlementMetrics;
 use strum::IntoEnumIterator;
 
-use crate::{
-    config::Config,
-    types::{
-        jobs::{JobStatus, JobType},
-        queue::{QueueType, WorkerTriggerType},
-    },
+use crate::types::{
+    jobs::{JobStatus, JobType},
+    queue::{QueueType, WorkerTriggerType},
 };
 
 /// Buckets of the duration histograms, in seconds: from a fast handler call to a slow proof.
@@ -528,68 +525,50 @@ impl Metrics {
         self.http_requests.add(&[("route", route), ("status", &status.to_string())], 1);
     }
 
-    /// Recomputes the gauges (job counts per type × status, queue depths, trigger states)
-    /// unless they were refreshed less than `min_age` ago. A failing query keeps the previous
-    /// values of its gauge and is logged.
-    pub async fn refresh_gauges(&self, config: &Config, min_age: Duration) {
-        if let Some(client) = config.handlers.settlement_client() {
-            // The client's cached values: no RPC, so done at every scrape.
-            self.settlement(client.layer_name(), &client.metrics());
+    /// Whether the gauges are older than `min_age` (or were never set); when they are, the
+    /// refresh is claimed: a concurrent caller gets `false` until `min_age` has passed again.
+    pub fn claim_gauge_refresh(&self, min_age: Duration) -> bool {
+        let mut at = lock(&self.refreshed_at);
+        if at.is_some_and(|t| t.elapsed() < min_age) {
+            return false;
         }
-        {
-            let mut at = lock(&self.refreshed_at);
-            if at.is_some_and(|t| t.elapsed() < min_age) {
-                return;
-            }
-            *at = Some(Instant::now());
-        }
-        let mut counts: std::collections::HashMap<(JobType, JobStatus), u64> = Default::default();
-        let mut ok = true;
-        for status in JobStatus::iter() {
-            match config.database().get_jobs_by_status(status).await {
-                Ok(jobs) => {
-                    for job in jobs {
-                        *counts.entry((job.job_type, status)).or_default() += 1;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, %status, "Could not count jobs for /metrics");
-                    ok = false;
-                }
-            }
-        }
-        if ok {
-            let mut series = Vec::new();
-            for job_type in JobType::iter() {
-                for status in JobStatus::iter() {
-                    let n = counts.get(&(job_type, status)).copied().unwrap_or(0);
-                    let labels = vec![
-                        ("operation_job_type", job_type.to_string()),
-                        ("operation_job_status", status.to_string()),
-                    ];
-                    series.push((labels, n as f64));
-                }
-            }
-            self.job_status_current.replace(series);
-        }
+        *at = Some(Instant::now());
+        true
+    }
 
-        let mut depths = Vec::new();
-        for queue in QueueType::for_layer(config.layer) {
-            match config.queue().approximate_len(queue).await {
-                Ok(n) => depths.push((queue, n)),
-                Err(e) => {
-                    tracing::warn!(error = %e, %queue, "Could not read the queue depth for /metrics")
-                }
+    /// Sets `job_status_current` from the count of jobs per type and status (pairs not in
+    /// `counts` are zero).
+    pub fn set_job_counts(&self, counts: &std::collections::HashMap<(JobType, JobStatus), u64>) {
+        let mut series = Vec::new();
+        for job_type in JobType::iter() {
+            for status in JobStatus::iter() {
+                let n = counts.get(&(job_type, status)).copied().unwrap_or(0);
+                let labels = vec![
+                    ("operation_job_type", job_type.to_string()),
+                    ("operation_job_status", status.to_string()),
+                ];
+                series.push((labels, n as f64));
             }
         }
+        self.job_status_current.replace(series);
+    }
+
+    /// Sets `job_queue_depth` to the given depths (queues not listed disappear).
+    pub fn set_queue_depths(&self, depths: &[(QueueType, u64)]) {
         self.job_queue_depth.replace(
             depths.iter().map(|(q, n)| (vec![("queue", q.to_string())], *n as f64)).collect(),
         );
+    }
 
-        let paused = config.trigger_control.paused();
-        let halted = config.trigger_control.halted();
+    /// Sets `worker_trigger_state` for each of `triggers`: paused and halted, 1 or 0.
+    pub fn set_trigger_states(
+        &self,
+        triggers: &[WorkerTriggerType],
+        paused: &[WorkerTriggerType],
+        halted: &[WorkerTriggerType],
+    ) {
         let mut states = Vec::new();
-        for t in WorkerTriggerType::for_layer(config.layer) {
+        for t in triggers {
             for (state, on) in [("paused", paused.contains(t)), ("halted", halted.contains(t))] {
                 states.push((
                     vec![("trigger", t.to_string()), ("state", state.to_owned())],

@@ -6,7 +6,6 @@
 //!   exported over gRPC, under the configured service name.
 //! - [`metrics`] holds the instruments; `/metrics` renders them for Prometheus.
 
-pub mod alerts;
 pub mod metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};

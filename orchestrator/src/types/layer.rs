@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
     Default,
     Serialize,
     Deserialize,
-    clap::ValueEnum,
     strum::Display,
     strum::EnumString,
+    strum::VariantArray,
+    strum::EnumMessage,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase", ascii_case_insensitive)]

@@ -9,8 +9,8 @@ use orchestrator_settlement_client_interface::SettlementClient;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::Config,
     types::queue::QueueType,
+    worker::Config,
     worker::{
         event_worker::EventWorker,
         orphan,

@@ -3,10 +3,13 @@
 //! names them and watches them for panics, the orphan scanner, the job handlers and the
 //! triggers.
 
+pub mod alerts;
+pub mod context;
 pub mod controller;
 pub mod error;
 pub mod event_handler;
 pub mod event_worker;
+pub mod gauges;
 pub mod orphan;
 pub mod pipeline;
 pub mod retry;
@@ -17,4 +20,5 @@ pub mod triggers;
 #[cfg(test)]
 mod tests;
 
+pub use context::{Config, TriggerControl, Wakers};
 pub use error::EngineError;

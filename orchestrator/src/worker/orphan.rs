@@ -8,12 +8,12 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::Config,
     core::client::DatabaseError,
     types::{
         jobs::{JobItem, JobItemUpdates, JobStatus},
         queue::JobAction,
     },
+    worker::Config,
     worker::{error::EngineError, service},
 };
 

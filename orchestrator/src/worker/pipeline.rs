@@ -1,13 +1,14 @@
 //! Builds the job handlers and triggers of the layer from the run parameters. Each stage adds
 //! its handlers and triggers in its own section below; handlers hold the clients they need.
 
+use crate::core::client::Clients;
 use std::sync::Arc;
 
 use orchestrator_snos_runner::{ExternalRunner, ExternalRunnerConfig, SnosRunner, StandInRunner};
 
 use crate::{
     config::choices::SnosRunnerKind,
-    config::{Clients, RunParams, SnosParams},
+    config::{RunParams, SnosParams},
     worker::{
         event_handler::jobs::{snos::SnosJobHandler, JobHandlers},
         triggers::{snos::SnosTrigger, Triggers},
@@ -32,7 +33,8 @@ pub mod proving {
 
     use crate::{
         config::choices::{AtlanticQueryStep, ProofSettlementLayer},
-        config::{AtlanticParams, Clients, ProverParams, RunParams, SettlementParams},
+        config::{AtlanticParams, ProverParams, RunParams, SettlementParams},
+        core::client::Clients,
         types::Layer,
         worker::{
             event_handler::jobs::{
@@ -234,12 +236,15 @@ pub mod settlement {
 
     use crate::{
         config::{
-            Clients, DaParams, EthereumSettlementParams, RunParams, SettlementParams,
+            DaParams, EthereumSettlementParams, RunParams, SettlementParams,
             StarknetSettlementParams,
         },
-        core::client::madara::{
-            rpc::{MadaraRpcClient, MadaraRpcConfig},
-            MadaraClient,
+        core::client::{
+            madara::{
+                rpc::{MadaraRpcClient, MadaraRpcConfig},
+                MadaraClient,
+            },
+            Clients,
         },
         types::Layer,
         worker::{

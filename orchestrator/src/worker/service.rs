@@ -9,7 +9,6 @@ use futures::FutureExt;
 use uuid::Uuid;
 
 use crate::{
-    config::Config,
     core::client::{Alert, AlertSeverity, DatabaseError, OutgoingMessage},
     telemetry::metrics::Outcome,
     types::{
@@ -19,6 +18,7 @@ use crate::{
         },
         queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType, MAX_MESSAGE_DELAY},
     },
+    worker::Config,
     worker::{
         error::EngineError,
         event_handler::jobs::{JobError, JobHandlerTrait},

@@ -2,6 +2,7 @@
 //! failed jobs alerts once per halt episode (naming the jobs), and a paused trigger does not
 //! run. Metrics count every run by outcome.
 
+use orchestrator::worker::Config;
 use std::{
     path::Path,
     sync::{
@@ -13,7 +14,6 @@ use std::{
 
 use async_trait::async_trait;
 use orchestrator::{
-    config::Config,
     core::client::log_alert::LogAlert,
     types::{
         jobs::{JobStatus, JobType},

@@ -1,12 +1,12 @@
 //! Every route of reference §11 and its error cases, through the router in-process (`oneshot`):
 //! envelope, query parameters, `/api/v1` aliases, trace ids, admin auth, rate limiting.
 
+use orchestrator::worker::Config;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::http::{Method, StatusCode};
 use orchestrator::{
     app::Orchestrator,
-    config::Config,
     core::client::OutgoingMessage,
     server,
     types::{

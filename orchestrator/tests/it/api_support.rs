@@ -1,6 +1,7 @@
 //! Helpers of the API tests: a context with server settings on the embedded tier, in-process
 //! requests through the router (`oneshot`), batches and jobs to look at.
 
+use orchestrator::worker::Config;
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use axum::{
@@ -10,7 +11,7 @@ use axum::{
     Router,
 };
 use orchestrator::{
-    config::{Config, EngineParams, ServerSettings},
+    config::{EngineParams, ServerSettings},
     types::{
         batch::{
             AggregatorBatch, AggregatorBatchStatus, BouncerWeights, SnosBatch, SnosBatchStatus,

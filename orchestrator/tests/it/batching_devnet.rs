@@ -1,11 +1,12 @@
 //! SnosBatching and AggregatorBatching against a real starknet-devnet (and bad input: a node
 //! that is down, a reorganised chain, an unsupported Starknet version).
 
+use orchestrator::worker::Config;
 use std::{sync::Arc, time::Duration};
 
 use orchestrator::{
     compression::{stateless, transform, StarknetVersion},
-    config::{BatchingParams, Config, EngineParams},
+    config::{BatchingParams, EngineParams},
     core::client::{
         embedded,
         log_alert::LogAlert,

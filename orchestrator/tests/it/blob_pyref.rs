@@ -210,13 +210,10 @@ fn pyref_kzg_verifies_with_ckzg() {
         .collect();
     for block in [651053, 651056] {
         blobs.push(
-            hex::decode(read(&format!("kzg_state_update/{block}/blob_data.txt")).trim())
-                .unwrap(),
+            hex::decode(read(&format!("kzg_state_update/{block}/blob_data.txt")).trim()).unwrap(),
         );
         let x0 = hex::decode(
-            read(&format!("kzg_state_update/{block}/x_0.txt"))
-                .trim()
-                .trim_start_matches("0x"),
+            read(&format!("kzg_state_update/{block}/x_0.txt")).trim().trim_start_matches("0x"),
         )
         .unwrap();
         points.push(x0.try_into().unwrap());

@@ -13,13 +13,10 @@ use rstest::rstest;
 pub(crate) use orchestrator_test_support::vectors::{path as vector, read};
 
 fn encode_block(block: u64) -> Vec<starknet::core::types::Felt> {
-    let update =
-        parse_state_update(&read(&format!("da_blob/state_update/{block}.txt"))).unwrap();
+    let update = parse_state_update(&read(&format!("da_blob/state_update/{block}.txt"))).unwrap();
     let mut state = MemoryState::new();
     state.strict_nonces = true;
-    for (address, nonce) in
-        parse_nonces(&read(&format!("da_blob/nonces/{block}.txt"))).unwrap()
-    {
+    for (address, nonce) in parse_nonces(&read(&format!("da_blob/nonces/{block}.txt"))).unwrap() {
         state.nonces.insert(address, nonce);
     }
     let options = EncodeOptions { version: StarknetVersion::V0_13_2, compress: false };

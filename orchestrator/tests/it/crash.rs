@@ -16,7 +16,7 @@ use crate::support::{self, read_log, snos, status, wait_for, ChildWorker, VISIBI
 
 /// Every queue is empty, including messages in flight (waits out the visibility timeout so
 /// un-acked messages would be visible again).
-async fn assert_queues_empty(config: &orchestrator::config::Config) {
+async fn assert_queues_empty(config: &orchestrator::worker::Config) {
     tokio::time::sleep(VISIBILITY + Duration::from_millis(500)).await;
     for queue in QueueType::iter() {
         let left = config.queue().approximate_len(queue).await.expect("len");

@@ -1,6 +1,7 @@
 //! Proving → Aggregator on the embedded tier with the mock Atlantic server over HTTP: the
 //! real handlers, triggers and engine; failures end in the documented states with alerts.
 
+use orchestrator::worker::Config;
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -11,7 +12,6 @@ use async_trait::async_trait;
 use orchestrator::{
     app::Orchestrator,
     cli::args::prover::ProverKind,
-    config::Config,
     core::client::{embedded, Alert, AlertClient, AlertError},
     types::{
         batch::{AggregatorBatch, AggregatorBatchStatus, SnosBatch, SnosBatchStatus},

@@ -9,6 +9,7 @@
 //!
 //! Needs Anvil (`scripts/anvil.sh`); `ORCH_SKIP_ANVIL_TESTS=1` skips.
 
+use orchestrator::worker::Config;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use alloy::{
@@ -20,7 +21,6 @@ use orchestrator::{
     compression::{
         encode::state_diff_to_felts, io::felt_hex, transform::felts_to_blobs, StarknetVersion,
     },
-    config::Config,
     core::client::embedded,
     types::{
         batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus},

@@ -9,12 +9,12 @@
 //!
 //! Needs starknet-devnet (`scripts/devnet.sh install`); `ORCH_SKIP_DEVNET_TESTS=1` skips.
 
+use orchestrator::worker::Config;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use orchestrator::{
     app::Orchestrator,
     compression::io::felt_hex,
-    config::Config,
     core::client::embedded,
     types::{
         batch::{BouncerWeights, SnosBatch, SnosBatchQuery, SnosBatchStatus},

@@ -4,12 +4,13 @@
 //! artifacts are checked against the devnet's blocks and state. Bad input on the devnet: a
 //! pending block, the node killed mid-test, a reorganised chain (`devnet_abortBlocks`).
 
+use orchestrator::worker::Config;
 use std::{collections::BTreeSet, net::SocketAddr, sync::Arc, time::Duration};
 
 use cairo_vm::vm::runners::cairo_pie::CairoPie;
 use orchestrator::{
     app::Orchestrator,
-    config::{BatchingParams, Config, EngineParams},
+    config::{BatchingParams, EngineParams},
     core::client::{
         log_alert::LogAlert,
         madara::{

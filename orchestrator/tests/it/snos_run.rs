@@ -3,6 +3,7 @@
 //! artifacts at the reference's paths and records a fact that gps-fact-checker reproduces from
 //! the stored PIE.
 
+use orchestrator::worker::Config;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{extract::State, routing::post, Json, Router};
@@ -10,7 +11,7 @@ use orchestrator::{
     app::Orchestrator,
     cli::args::snos::{CairoLayout, SnosRunnerKind},
     compression::{self, io::parse_state_update, MemoryState, StarknetVersion},
-    config::{Config, EngineParams, SnosParams},
+    config::{EngineParams, SnosParams},
     types::{
         batch::{BouncerWeights, SnosBatch, SnosBatchStatus},
         jobs::{JobItem, JobSpecificMetadata, JobStatus, JobType, SnosMetadata},

@@ -1,12 +1,16 @@
-//! Flag values of the configuration's named choices ([`crate::config::choices`]): clap's
+//! Flag values of the configuration's named choices ([`crate::config::choices`], and the
+//! [`Layer`]): clap's
 //! [`ValueEnum`] for each, with the names the reference's flags accept and each variant's doc
 //! comment as its help.
 
 use clap::{builder::PossibleValue, ValueEnum};
 
-use crate::config::choices::{
-    AtlanticCairoVm, AtlanticNetwork, AtlanticQueryStep, AtlanticSharpProver, CairoLayout,
-    EventBridgeType, ProofSettlementLayer, ProverKind, SnosRunnerKind,
+use crate::{
+    config::choices::{
+        AtlanticCairoVm, AtlanticNetwork, AtlanticQueryStep, AtlanticSharpProver, CairoLayout,
+        EventBridgeType, FailedJobHalt, ProofSettlementLayer, ProverKind, SnosRunnerKind,
+    },
+    types::Layer,
 };
 
 /// How a variant's name is written as a flag value.
@@ -26,8 +30,8 @@ fn flag_value(variant: &str, case: Case) -> String {
     let mut words: Vec<String> = Vec::new();
     let mut prev: Option<char> = None;
     for c in variant.chars() {
-        let starts_word = c.is_uppercase()
-            && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit());
+        let starts_word =
+            c.is_uppercase() && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit());
         if starts_word || words.is_empty() {
             words.push(String::new());
         }
@@ -65,6 +69,7 @@ macro_rules! flag_values {
 }
 
 flag_values! {
+    Layer => Case::Kebab,
     ProverKind => Case::Kebab,
     ProofSettlementLayer => Case::Kebab,
     AtlanticNetwork => Case::ScreamingSnake,
@@ -74,6 +79,7 @@ flag_values! {
     CairoLayout => Case::Snake,
     SnosRunnerKind => Case::Kebab,
     EventBridgeType => Case::Kebab,
+    FailedJobHalt => Case::Kebab,
 }
 
 #[cfg(test)]
@@ -90,6 +96,7 @@ mod tests {
     /// The values the reference's flags accept (and existing deployments pass).
     #[test]
     fn flag_values_keep_the_reference_names() {
+        assert_eq!(names::<Layer>(), ["l2", "l3"]);
         assert_eq!(names::<ProverKind>(), ["sharp", "atlantic", "mock"]);
         assert_eq!(names::<ProofSettlementLayer>(), ["ethereum", "starknet"]);
         assert_eq!(names::<AtlanticNetwork>(), ["MAINNET", "TESTNET"]);
@@ -126,6 +133,7 @@ mod tests {
         );
         assert_eq!(names::<SnosRunnerKind>(), ["stand-in", "external"]);
         assert_eq!(names::<EventBridgeType>(), ["rule", "schedule"]);
+        assert_eq!(names::<FailedJobHalt>(), ["stage", "global"]);
     }
 
     #[test]

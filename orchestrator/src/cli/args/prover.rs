@@ -1,6 +1,9 @@
 //! Prover flags (reference §2.6): `--prover` selects SHARP, Atlantic or the mock prover.
 
-pub use crate::config::choices::{ProverKind, ProofSettlementLayer, AtlanticNetwork, AtlanticCairoVm, AtlanticQueryStep, AtlanticSharpProver};
+pub use crate::config::choices::{
+    AtlanticCairoVm, AtlanticNetwork, AtlanticQueryStep, AtlanticSharpProver, ProofSettlementLayer,
+    ProverKind,
+};
 
 use std::path::PathBuf;
 

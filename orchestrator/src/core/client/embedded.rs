@@ -11,7 +11,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use url::Url;
 
 use crate::{
-    config::Clients,
+    core::client::Clients,
     types::queue::{QueueConfig, QueueParams, QueueType},
 };
 

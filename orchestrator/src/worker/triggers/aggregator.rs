@@ -6,7 +6,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    config::Config,
     types::{
         batch::{
             AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, SnosBatch,
@@ -15,6 +14,7 @@ use crate::{
         jobs::{AggregatorMetadata, JobSpecificMetadata, JobStatus, JobType},
         queue::WorkerTriggerType,
     },
+    worker::Config,
 };
 
 use super::{available_slots, proving::create_once, JobTrigger, TriggerError};

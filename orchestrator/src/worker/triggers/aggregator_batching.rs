@@ -39,7 +39,6 @@ use crate::{
         diff_to_blob_felts, encode, squash::squash_state_updates, stateful::StatefulError,
         stateless, transform, EncodeOptions, PipelineError, StarknetVersion,
     },
-    config::Config,
     core::client::{
         madara::{BlockInfo, MadaraClient, NodeStateReader},
         StorageError,
@@ -52,6 +51,7 @@ use crate::{
         queue::WorkerTriggerType,
         ORCHESTRATOR_VERSION,
     },
+    worker::Config,
 };
 
 /// Name of the TTL lock of this trigger.

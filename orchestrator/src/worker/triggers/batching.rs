@@ -16,12 +16,12 @@ use chrono::{DateTime, Utc};
 use super::TriggerError;
 use crate::{
     compression::StarknetVersion,
-    config::Config,
     config::{BatchingParams, RunParams},
     core::client::{
         madara::{BlockInfo, MadaraClient, MadaraError},
         Alert, AlertSeverity, LockError, LockValue,
     },
+    worker::Config,
 };
 
 /// Starknet versions (`major.minor.patch`) whose blocks are batched: every version the DA

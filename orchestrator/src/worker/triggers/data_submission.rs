@@ -7,13 +7,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    config::Config,
     types::{
         batch::SnosBatchQuery,
         jobs::{DaMetadata, JobSpecificMetadata, JobStatus, JobType},
         queue::WorkerTriggerType,
     },
     worker::event_handler::jobs::data_submission::blob_data_path,
+    worker::Config,
 };
 
 use super::{first_unsettled_snos_batch_index, proving::create_once, JobTrigger, TriggerError};

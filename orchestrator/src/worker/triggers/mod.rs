@@ -12,12 +12,13 @@ pub mod snos;
 pub mod snos_batching;
 pub mod update_state;
 
+use crate::worker::Config;
 use std::{collections::HashMap, fmt, sync::Arc};
 
 use async_trait::async_trait;
 
 use crate::{
-    config::{Config, FailedJobHalt},
+    config::FailedJobHalt,
     core::client::DatabaseError,
     types::{
         jobs::{JobSpecificMetadata, JobStatus, JobType, SettlementContext},

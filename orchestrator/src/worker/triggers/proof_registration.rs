@@ -6,11 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    config::Config,
     types::{
         jobs::{JobSpecificMetadata, JobStatus, JobType, ProvingInputType},
         queue::WorkerTriggerType,
     },
+    worker::Config,
 };
 
 use super::{first_unsettled_snos_batch_index, proving::create_once, JobTrigger, TriggerError};

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    cli::args::prover::ProverKind,
-    config::Config,
+    config::choices::ProverKind,
     types::{
         jobs::{
             JobItem, JobSpecificMetadata, JobStatus, JobType, ProvingInputType, ProvingMetadata,
@@ -14,6 +13,7 @@ use crate::{
         queue::WorkerTriggerType,
         Layer,
     },
+    worker::Config,
     worker::{error::EngineError, service},
 };
 

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    config::Config,
     types::{
         batch::SnosBatchStatus,
         jobs::{JobSpecificMetadata, JobType},
         queue::WorkerTriggerType,
         ORCHESTRATOR_VERSION,
     },
+    worker::Config,
     worker::{
         event_handler::jobs::snos::snos_metadata,
         service::create_job,

@@ -28,7 +28,6 @@ use super::{
     JobTrigger, TriggerError,
 };
 use crate::{
-    config::Config,
     core::client::madara::{BlockInfo, MadaraClient},
     types::{
         batch::{
@@ -39,6 +38,7 @@ use crate::{
         queue::WorkerTriggerType,
         Layer, ORCHESTRATOR_VERSION,
     },
+    worker::Config,
 };
 
 /// Name of the TTL lock of this trigger.

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    config::Config,
     types::{
         batch::{AggregatorBatchQuery, AggregatorBatchStatus},
         jobs::{
@@ -23,6 +22,7 @@ use crate::{
         queue::WorkerTriggerType,
         Layer,
     },
+    worker::Config,
 };
 
 use super::{proving::create_once, JobTrigger, TriggerError};

@@ -1,11 +1,12 @@
 //! The distributed tier for multi-process tests: PostgreSQL (database, locks) and SQS on moto
 //! (queues), artifacts and alerts still in the test's directory.
 
+use orchestrator::core::client::Clients;
 use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use orchestrator::{
     cli::setup::SetupCmd,
-    config::{Clients, DatabaseBackend},
+    config::DatabaseBackend,
     core::client::{
         aws::{
             sqs::{QueueNaming, SqsQueue},

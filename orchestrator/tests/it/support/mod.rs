@@ -5,6 +5,8 @@
 pub mod devnet;
 pub mod distributed;
 
+use orchestrator::core::client::Clients;
+use orchestrator::worker::Config;
 use std::{
     fs::OpenOptions,
     io::Write,
@@ -18,7 +20,7 @@ use std::{
 use async_trait::async_trait;
 use orchestrator::{
     app::Orchestrator,
-    config::{Clients, Config, EngineParams},
+    config::EngineParams,
     core::client::embedded::{self, EmbeddedOptions},
     types::{
         jobs::{

@@ -13,6 +13,7 @@ pub mod sqs;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+use crate::core::client::Clients;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -22,7 +23,7 @@ use aws_sdk_sqs::{
 };
 
 use crate::{
-    config::{AlertBackend, Clients, InfraParams, QueueBackend, StorageBackend},
+    config::{AlertBackend, InfraParams, QueueBackend, StorageBackend},
     types::{queue::QueueType, Layer},
 };
 

@@ -18,7 +18,7 @@ use orchestrator_gps_fact_checker::fact::{aggregator::filter_aggregator_output, 
 use orchestrator_prover_client_interface::{ApplicativeJobInfo, Task, TaskStatus, TaskType};
 
 use crate::{
-    cli::args::prover::ProverKind,
+    config::choices::ProverKind,
     types::{
         batch::AggregatorBatchStatus,
         jobs::{AggregatorMetadata, JobItem, JobSpecificMetadata, JobType, JobVerificationStatus},

@@ -278,7 +278,7 @@ mod tests {
             encode::state_diff_to_felts, transform::blob_to_coefficients, BYTES_PER_BLOB,
             FELTS_PER_BLOB,
         },
-        config::{Config, EngineParams},
+        config::EngineParams,
         core::client::{embedded, madara::memory::InMemoryMadara},
         types::{
             batch::{BouncerWeights, SnosBatch},
@@ -288,6 +288,7 @@ mod tests {
         worker::{
             event_handler::jobs::JobHandlers,
             triggers::{data_submission::DataSubmissionTrigger, JobTrigger, Triggers},
+            Config,
         },
     };
 

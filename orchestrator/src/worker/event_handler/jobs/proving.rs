@@ -10,7 +10,7 @@ use orchestrator_prover_client_interface::{
 };
 
 use crate::{
-    cli::args::prover::ProverKind,
+    config::choices::ProverKind,
     core::client::{DatabaseClient, StorageClient},
     types::{
         jobs::{

@@ -7,6 +7,7 @@
 //! updates, roots, block hashes) and builds the DA data with the compression pipeline: the KZG
 //! segment's blobs on L3 (KZG DA), the full-output state diff on L2.
 
+use crate::core::client::Clients;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -23,7 +24,7 @@ use crate::{
         self, io::parse_state_update, squash::squash_state_updates, StarknetVersion,
         StateReadError, StateReader,
     },
-    config::{Clients, SnosParams},
+    config::SnosParams,
     types::{
         batch::SnosBatchQuery,
         jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, SnosMetadata},

@@ -4,8 +4,9 @@
 //! succeeds or the halt lifts. Job alerts (Failed, VerificationTimeout, dead letters) live in
 //! `worker::service::alert`.
 
+use crate::worker::Config;
 use crate::{
-    config::{Config, FailedJobHalt},
+    config::FailedJobHalt,
     core::client::{Alert, AlertSeverity},
     types::{queue::WorkerTriggerType, ORCHESTRATOR_VERSION},
     worker::triggers::{JobTrigger, HALTING_STATUSES},
