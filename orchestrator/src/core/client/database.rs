@@ -1,4 +1,10 @@
 //! The job and batch database (reference §4).
+//!
+//! [`DatabaseClient`] has a few required methods — the statements a backend really runs —
+//! and provides every other one as a shortcut of them (the job reads are all
+//! [`DatabaseClient::get_jobs`] with a [`JobQuery`]), so the backends implement only the former.
+
+use std::slice::from_ref;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -6,7 +12,7 @@ use uuid::Uuid;
 use crate::types::{
     batch::{
         AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates,
-        BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates,
+        BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates, SortOrder,
     },
     jobs::{JobItem, JobItemUpdates, JobStatus, JobType},
 };
@@ -75,6 +81,53 @@ impl DatabaseError {
     }
 }
 
+/// The general job read behind the job shortcuts of [`DatabaseClient`]: every filter that is
+/// set must match (an empty type or status list matches any); the jobs come by internal id,
+/// then job type, in `sort` order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobQuery<'a> {
+    /// Only the job with this id.
+    pub id: Option<Uuid>,
+    /// Only jobs of these types.
+    pub job_types: &'a [JobType],
+    /// Only jobs in these statuses.
+    pub statuses: &'a [JobStatus],
+    /// No job in these statuses.
+    pub excluded_statuses: &'a [JobStatus],
+    /// Only these internal ids (an empty list matches nothing).
+    pub internal_ids: Option<&'a [u64]>,
+    /// Internal id at least this.
+    pub min_internal_id: Option<u64>,
+    /// Internal id at most this.
+    pub max_internal_id: Option<u64>,
+    /// Only jobs of this `metadata.common.orchestrator_version`.
+    pub orchestrator_version: Option<&'a str>,
+    /// Only jobs whose storage artifacts are not tagged for expiry yet.
+    pub storage_artifacts_untagged: bool,
+    /// Order of the internal ids.
+    pub sort: SortOrder,
+    /// At most this many.
+    pub limit: Option<u64>,
+}
+
+/// What a batch write does when a batch with the same id is stored already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchWrite {
+    /// Inserts only: a taken id is a `Conflict`, like a taken index, start or end block.
+    Create,
+    /// Inserts, or replaces the batch with the same id; sets `updated_at`.
+    Upsert,
+}
+
+/// Internal ids per query of [`DatabaseClient::get_jobs_by_internal_ids_and_type`], well below
+/// the bound-parameter limits of the SQL databases.
+const INTERNAL_IDS_PER_QUERY: usize = 10_000;
+
+/// The first item of a result.
+fn first<T>(items: DatabaseResult<Vec<T>>) -> DatabaseResult<Option<T>> {
+    Ok(items?.into_iter().next())
+}
+
 /// Stores jobs, SNOS batches, aggregator batches and the block → batch lookup.
 ///
 /// Contract shared by every backend (checked by the conformance suite):
@@ -94,7 +147,9 @@ impl DatabaseError {
 /// - integers are stored as signed 64-bit on every backend: writing a `u64` above `i64::MAX`
 ///   fails, a filter value above it matches nothing (or everything, as an upper bound).
 ///
-/// The conformance suite `conformance::database` checks every line of this contract.
+/// A backend implements the required methods; the provided ones are shortcuts of them and
+/// keep their contract whatever the backend. The conformance suite `conformance::database`
+/// checks every line of this contract.
 #[async_trait]
 pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
     /// Checks the database answers.
@@ -108,39 +163,14 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
 
     /// Inserts a new job; `ItemAlreadyExists` when `(job_type, internal_id)` is taken.
     async fn create_job(&self, job: JobItem) -> DatabaseResult<JobItem>;
-    /// The job with this id.
-    async fn get_job_by_id(&self, id: Uuid) -> DatabaseResult<Option<JobItem>>;
-    /// The job of this type and internal id.
-    async fn get_job_by_internal_id_and_type(
-        &self,
-        internal_id: u64,
-        job_type: JobType,
-    ) -> DatabaseResult<Option<JobItem>>;
-    /// The jobs of this type with these internal ids, by internal id ascending.
-    async fn get_jobs_by_internal_ids_and_type(
-        &self,
-        internal_ids: &[u64],
-        job_type: JobType,
-    ) -> DatabaseResult<Vec<JobItem>>;
     /// Versioned update; returns the stored job after the update.
     async fn update_job(
         &self,
         current: &JobItem,
         updates: JobItemUpdates,
     ) -> DatabaseResult<JobItem>;
-    /// The job of this type with the highest internal id.
-    async fn get_latest_job_by_type(
-        &self,
-        job_type: JobType,
-        orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Option<JobItem>>;
-    /// The job of this type and status with the highest internal id.
-    async fn get_latest_job_by_type_and_status(
-        &self,
-        job_type: JobType,
-        status: JobStatus,
-        orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Option<JobItem>>;
+    /// The jobs matching `query`, ordered and limited as it says.
+    async fn get_jobs(&self, query: JobQuery<'_>) -> DatabaseResult<Vec<JobItem>>;
     /// Jobs of `job_a_type` in `job_a_status` with internal id ≥ `min_internal_id` for which
     /// no job of `job_b_type` with the same internal id exists, by internal id ascending.
     async fn get_jobs_without_successor(
@@ -151,6 +181,81 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         orchestrator_version: Option<&str>,
         min_internal_id: u64,
     ) -> DatabaseResult<Vec<JobItem>>;
+    /// Jobs related to a block: proving/DA jobs whose `block_number` is it, StateTransition
+    /// jobs whose `context.to_settle` is it, SnosRun jobs whose `start_block..=end_block`
+    /// contains it, and Aggregator jobs of the aggregator batch whose range contains it
+    /// (Aggregator metadata has no block range: the job's internal id is the batch index).
+    async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>>;
+
+    /// The job with this id.
+    async fn get_job_by_id(&self, id: Uuid) -> DatabaseResult<Option<JobItem>> {
+        first(self.get_jobs(JobQuery { id: Some(id), ..JobQuery::default() }).await)
+    }
+    /// The job of this type and internal id.
+    async fn get_job_by_internal_id_and_type(
+        &self,
+        internal_id: u64,
+        job_type: JobType,
+    ) -> DatabaseResult<Option<JobItem>> {
+        let query = JobQuery {
+            job_types: from_ref(&job_type),
+            min_internal_id: Some(internal_id),
+            max_internal_id: Some(internal_id),
+            ..JobQuery::default()
+        };
+        first(self.get_jobs(query).await)
+    }
+    /// The jobs of this type with these internal ids, by internal id ascending.
+    async fn get_jobs_by_internal_ids_and_type(
+        &self,
+        internal_ids: &[u64],
+        job_type: JobType,
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let mut jobs = Vec::with_capacity(internal_ids.len());
+        for chunk in internal_ids.chunks(INTERNAL_IDS_PER_QUERY) {
+            let query = JobQuery {
+                job_types: from_ref(&job_type),
+                internal_ids: Some(chunk),
+                ..JobQuery::default()
+            };
+            jobs.extend(self.get_jobs(query).await?);
+        }
+        jobs.sort_by_key(|j| j.internal_id);
+        jobs.dedup_by_key(|j| j.internal_id);
+        Ok(jobs)
+    }
+    /// The job of this type with the highest internal id.
+    async fn get_latest_job_by_type(
+        &self,
+        job_type: JobType,
+        orchestrator_version: Option<&str>,
+    ) -> DatabaseResult<Option<JobItem>> {
+        let query = JobQuery {
+            job_types: from_ref(&job_type),
+            orchestrator_version,
+            sort: SortOrder::Descending,
+            limit: Some(1),
+            ..JobQuery::default()
+        };
+        first(self.get_jobs(query).await)
+    }
+    /// The job of this type and status with the highest internal id.
+    async fn get_latest_job_by_type_and_status(
+        &self,
+        job_type: JobType,
+        status: JobStatus,
+        orchestrator_version: Option<&str>,
+    ) -> DatabaseResult<Option<JobItem>> {
+        let query = JobQuery {
+            job_types: from_ref(&job_type),
+            statuses: from_ref(&status),
+            orchestrator_version,
+            sort: SortOrder::Descending,
+            limit: Some(1),
+            ..JobQuery::default()
+        };
+        first(self.get_jobs(query).await)
+    }
     /// Jobs of this type and status with internal id > `internal_id`, ascending.
     async fn get_jobs_after_internal_id_by_job_type(
         &self,
@@ -158,7 +263,17 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         status: JobStatus,
         internal_id: u64,
         orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Vec<JobItem>>;
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let Some(min) = internal_id.checked_add(1) else { return Ok(Vec::new()) };
+        let query = JobQuery {
+            job_types: from_ref(&job_type),
+            statuses: from_ref(&status),
+            min_internal_id: Some(min),
+            orchestrator_version,
+            ..JobQuery::default()
+        };
+        self.get_jobs(query).await
+    }
     /// Jobs of any of `job_types` (empty = any) in any of `statuses` (empty = any), by
     /// internal id ascending, at most `limit`.
     async fn get_jobs_by_types_and_statuses(
@@ -167,12 +282,25 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         statuses: &[JobStatus],
         limit: Option<u64>,
         orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Vec<JobItem>>;
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let query =
+            JobQuery { job_types, statuses, limit, orchestrator_version, ..JobQuery::default() };
+        self.get_jobs(query).await
+    }
     /// Completed StateTransition jobs whose artifacts are not yet tagged for expiry.
     async fn get_jobs_without_storage_artifacts_tagged(
         &self,
         limit: Option<u64>,
-    ) -> DatabaseResult<Vec<JobItem>>;
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let query = JobQuery {
+            job_types: &[JobType::StateTransition],
+            statuses: &[JobStatus::Completed],
+            storage_artifacts_untagged: true,
+            limit,
+            ..JobQuery::default()
+        };
+        self.get_jobs(query).await
+    }
     /// Jobs of this type and status with `gte ≤ internal_id ≤ lte`, ascending.
     async fn get_jobs_between_internal_ids(
         &self,
@@ -180,34 +308,46 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         status: JobStatus,
         gte: u64,
         lte: u64,
-    ) -> DatabaseResult<Vec<JobItem>>;
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let query = JobQuery {
+            job_types: from_ref(&job_type),
+            statuses: from_ref(&status),
+            min_internal_id: Some(gte),
+            max_internal_id: Some(lte),
+            ..JobQuery::default()
+        };
+        self.get_jobs(query).await
+    }
     /// The job of this type with the lowest internal id whose status is not in `statuses`.
     async fn get_oldest_job_by_type_excluding_statuses(
         &self,
         job_type: JobType,
         statuses: &[JobStatus],
         orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Option<JobItem>>;
-    /// Jobs related to a block: proving/DA jobs whose `block_number` is it, StateTransition
-    /// jobs whose `context.to_settle` is it, SnosRun jobs whose `start_block..=end_block`
-    /// contains it, and Aggregator jobs of the aggregator batch whose range contains it
-    /// (Aggregator metadata has no block range: the job's internal id is the batch index).
-    async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>>;
+    ) -> DatabaseResult<Option<JobItem>> {
+        let query = JobQuery {
+            job_types: from_ref(&job_type),
+            excluded_statuses: statuses,
+            orchestrator_version,
+            limit: Some(1),
+            ..JobQuery::default()
+        };
+        first(self.get_jobs(query).await)
+    }
     /// Jobs in this status, by internal id ascending.
-    async fn get_jobs_by_status(&self, status: JobStatus) -> DatabaseResult<Vec<JobItem>>;
+    async fn get_jobs_by_status(&self, status: JobStatus) -> DatabaseResult<Vec<JobItem>> {
+        self.get_jobs_by_types_and_statuses(&[], from_ref(&status), None, None).await
+    }
 
     // ---- SNOS batches ----
 
-    /// The SNOS batch with the highest index.
-    async fn get_latest_snos_batch(&self) -> DatabaseResult<Option<SnosBatch>>;
     /// SNOS batches matching the query.
     async fn get_snos_batches(&self, query: SnosBatchQuery) -> DatabaseResult<Vec<SnosBatch>>;
-    /// Sets the status of the SNOS batch with this index; `NotFound` if there is none.
-    async fn update_snos_batch_status_by_index(
+    /// The SNOS batches of an aggregator batch, ascending.
+    async fn get_snos_batches_by_aggregator_index(
         &self,
-        index: u64,
-        status: SnosBatchStatus,
-    ) -> DatabaseResult<SnosBatch>;
+        aggregator_index: u64,
+    ) -> DatabaseResult<Vec<SnosBatch>>;
     /// SNOS batches in `status` with index ≥ `min_index` that have no SnosRun job yet,
     /// ascending, at most `limit`.
     async fn get_snos_batches_without_jobs(
@@ -217,46 +357,64 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         orchestrator_version: Option<&str>,
         min_index: u64,
     ) -> DatabaseResult<Vec<SnosBatch>>;
-    /// Inserts or replaces the batch (by id) and syncs the block lookups.
-    async fn update_or_create_snos_batch(&self, batch: &SnosBatch) -> DatabaseResult<SnosBatch>;
-    /// Inserts a new batch; `Conflict` on a taken index or block range start/end.
-    async fn create_snos_batch(&self, batch: SnosBatch) -> DatabaseResult<SnosBatch>;
+    /// Writes the batch as `mode` says and syncs the block lookups; `Conflict` on a taken
+    /// index or block range start/end.
+    async fn write_snos_batch(
+        &self,
+        batch: &SnosBatch,
+        mode: BatchWrite,
+    ) -> DatabaseResult<SnosBatch>;
     /// Applies `updates` to the SNOS batch with this index; `NotFound` if there is none.
     async fn update_snos_batch(
         &self,
         index: u64,
         updates: SnosBatchUpdates,
     ) -> DatabaseResult<SnosBatch>;
-    /// The SNOS batches of an aggregator batch, ascending.
-    async fn get_snos_batches_by_aggregator_index(
+
+    /// The SNOS batch with the highest index.
+    async fn get_latest_snos_batch(&self) -> DatabaseResult<Option<SnosBatch>> {
+        let query =
+            SnosBatchQuery { sort: SortOrder::Descending, limit: Some(1), ..Default::default() };
+        first(self.get_snos_batches(query).await)
+    }
+    /// Sets the status of the SNOS batch with this index; `NotFound` if there is none.
+    async fn update_snos_batch_status_by_index(
         &self,
-        aggregator_index: u64,
-    ) -> DatabaseResult<Vec<SnosBatch>>;
+        index: u64,
+        status: SnosBatchStatus,
+    ) -> DatabaseResult<SnosBatch> {
+        self.update_snos_batch(index, SnosBatchUpdates { status: Some(status), end_block: None })
+            .await
+    }
+    /// Inserts or replaces the batch (by id) and syncs the block lookups.
+    async fn update_or_create_snos_batch(&self, batch: &SnosBatch) -> DatabaseResult<SnosBatch> {
+        self.write_snos_batch(batch, BatchWrite::Upsert).await
+    }
+    /// Inserts a new batch; `Conflict` on a taken id, index or block range start/end.
+    async fn create_snos_batch(&self, batch: SnosBatch) -> DatabaseResult<SnosBatch> {
+        self.write_snos_batch(&batch, BatchWrite::Create).await
+    }
     /// The lowest-index SNOS batch of an aggregator batch.
     async fn get_start_snos_batch_for_aggregator(
         &self,
         aggregator_index: u64,
-    ) -> DatabaseResult<Option<SnosBatch>>;
+    ) -> DatabaseResult<Option<SnosBatch>> {
+        first(self.get_snos_batches_by_aggregator_index(aggregator_index).await)
+    }
 
     // ---- aggregator batches ----
 
-    /// The aggregator batch with the highest index.
-    async fn get_latest_aggregator_batch(&self) -> DatabaseResult<Option<AggregatorBatch>>;
-    /// The aggregator batch with the lowest index.
-    async fn get_oldest_aggregator_batch(
-        &self,
-        orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Option<AggregatorBatch>>;
     /// Aggregator batches matching the query.
     async fn get_aggregator_batches(
         &self,
         query: AggregatorBatchQuery,
     ) -> DatabaseResult<Vec<AggregatorBatch>>;
-    /// Sets the status of the aggregator batch with this index; `NotFound` if there is none.
-    async fn update_aggregator_batch_status_by_index(
+    /// Writes the batch as `mode` says and syncs the block lookups; `Conflict` on a taken
+    /// index or block range start/end.
+    async fn write_aggregator_batch(
         &self,
-        index: u64,
-        status: AggregatorBatchStatus,
+        batch: &AggregatorBatch,
+        mode: BatchWrite,
     ) -> DatabaseResult<AggregatorBatch>;
     /// Applies `updates` to the aggregator batch with this index; `NotFound` if there is none.
     async fn update_aggregator_batch(
@@ -264,21 +422,61 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         index: u64,
         updates: AggregatorBatchUpdates,
     ) -> DatabaseResult<AggregatorBatch>;
+
+    /// The aggregator batch with the highest index.
+    async fn get_latest_aggregator_batch(&self) -> DatabaseResult<Option<AggregatorBatch>> {
+        let query = AggregatorBatchQuery {
+            sort: SortOrder::Descending,
+            limit: Some(1),
+            ..Default::default()
+        };
+        first(self.get_aggregator_batches(query).await)
+    }
+    /// The aggregator batch with the lowest index.
+    async fn get_oldest_aggregator_batch(
+        &self,
+        orchestrator_version: Option<&str>,
+    ) -> DatabaseResult<Option<AggregatorBatch>> {
+        let query = AggregatorBatchQuery {
+            orchestrator_version: orchestrator_version.map(str::to_owned),
+            limit: Some(1),
+            ..Default::default()
+        };
+        first(self.get_aggregator_batches(query).await)
+    }
+    /// Sets the status of the aggregator batch with this index; `NotFound` if there is none.
+    async fn update_aggregator_batch_status_by_index(
+        &self,
+        index: u64,
+        status: AggregatorBatchStatus,
+    ) -> DatabaseResult<AggregatorBatch> {
+        let updates = AggregatorBatchUpdates { status: Some(status), ..Default::default() };
+        self.update_aggregator_batch(index, updates).await
+    }
     /// Inserts or replaces the batch (by id) and syncs the block lookups.
     async fn update_or_create_aggregator_batch(
         &self,
         batch: &AggregatorBatch,
-    ) -> DatabaseResult<AggregatorBatch>;
-    /// Inserts a new batch; `Conflict` on a taken index or block range start/end.
+    ) -> DatabaseResult<AggregatorBatch> {
+        self.write_aggregator_batch(batch, BatchWrite::Upsert).await
+    }
+    /// Inserts a new batch; `Conflict` on a taken id, index or block range start/end.
     async fn create_aggregator_batch(
         &self,
         batch: AggregatorBatch,
-    ) -> DatabaseResult<AggregatorBatch>;
-    /// The aggregator batch containing `block_number`.
+    ) -> DatabaseResult<AggregatorBatch> {
+        self.write_aggregator_batch(&batch, BatchWrite::Create).await
+    }
+    /// The aggregator batch containing `block_number`, found through its block lookup.
     async fn get_aggregator_batch_for_block(
         &self,
         block_number: u64,
-    ) -> DatabaseResult<Option<AggregatorBatch>>;
+    ) -> DatabaseResult<Option<AggregatorBatch>> {
+        let lookup = self.get_block_batch_lookup(block_number).await?;
+        let Some(index) = lookup.and_then(|l| l.aggregator_batch_index) else { return Ok(None) };
+        let query = AggregatorBatchQuery { indexes: vec![index], ..Default::default() };
+        first(self.get_aggregator_batches(query).await)
+    }
 
     // ---- lookups ----
 

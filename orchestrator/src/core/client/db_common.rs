@@ -10,9 +10,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    core::client::database::{DatabaseError, DatabaseResult},
+    core::client::database::{DatabaseError, DatabaseResult, JobQuery},
     types::{
-        batch::{AggregatorBatch, SnosBatch},
+        batch::{AggregatorBatch, AggregatorBatchUpdates, SnosBatch, SnosBatchUpdates},
         jobs::{JobMetadata, JobSpecificMetadata, JobType},
     },
 };
@@ -71,6 +71,53 @@ impl JobColumns {
     }
 }
 
+/// A [`JobQuery`] with its integers as stored ones; built by [`JobFilter::of`].
+#[derive(Debug, Clone)]
+pub(crate) struct JobFilter<'a> {
+    /// The query, for its other filters.
+    pub(crate) query: JobQuery<'a>,
+    /// Internal ids that can be stored (the others match nothing).
+    pub(crate) internal_ids: Option<Vec<i64>>,
+    /// Lowest internal id.
+    pub(crate) min_internal_id: Option<i64>,
+    /// Highest internal id.
+    pub(crate) max_internal_id: Option<i64>,
+    /// At most this many (never 0).
+    pub(crate) limit: Option<i64>,
+}
+
+impl<'a> JobFilter<'a> {
+    /// The filter of `query`; `None` when it matches nothing whatever is stored (ids above
+    /// `i64::MAX` only, an empty id list, a zero limit), so no statement need be sent.
+    pub(crate) fn of(query: JobQuery<'a>) -> Option<Self> {
+        let internal_ids = match query.internal_ids {
+            Some(ids) => {
+                let ids: Vec<i64> = ids.iter().filter_map(|i| lower_bound(*i)).collect();
+                if ids.is_empty() {
+                    return None;
+                }
+                Some(ids)
+            }
+            None => None,
+        };
+        let min_internal_id = match query.min_internal_id {
+            Some(min) => Some(lower_bound(min)?),
+            None => None,
+        };
+        let limit = match query.limit {
+            Some(0) => return None,
+            limit => limit.map(upper_bound),
+        };
+        let max_internal_id = query.max_internal_id.map(upper_bound);
+        Some(Self { query, internal_ids, min_internal_id, max_internal_id, limit })
+    }
+}
+
+/// The names of job types or statuses, as stored.
+pub(crate) fn names<T: AsRef<str>>(items: &[T]) -> Vec<String> {
+    items.iter().map(|i| i.as_ref().to_owned()).collect()
+}
+
 /// What the generic batch code needs from a SNOS or aggregator batch.
 pub(crate) trait BatchRecord:
     Serialize + DeserializeOwned + Clone + Send + Sync + 'static
@@ -81,6 +128,11 @@ pub(crate) trait BatchRecord:
     const LOOKUP_COLUMN: &'static str;
     /// Name in messages.
     const WHAT: &'static str;
+    /// The fields an update by index may change.
+    type Updates: Send + 'static;
+
+    /// Applies `updates` (a field left `None` keeps its value).
+    fn apply(&mut self, updates: Self::Updates);
 
     /// Primary key.
     fn id(&self) -> Uuid;
@@ -119,11 +171,26 @@ pub(crate) trait BatchRecord:
 }
 
 macro_rules! batch_record {
-    ($ty:ty, $table:literal, $what:literal, $lookup:literal, |$b:ident| $agg:expr) => {
+    (
+        $ty:ty, $table:literal, $what:literal, $lookup:literal, |$b:ident| $agg:expr,
+        $updates:ty, |$ub:ident, $u:ident| $apply:block
+    ) => {
         impl BatchRecord for $ty {
             const TABLE: &'static str = $table;
             const LOOKUP_COLUMN: &'static str = $lookup;
             const WHAT: &'static str = $what;
+            type Updates = $updates;
+
+            fn apply(&mut self, $u: $updates) {
+                let $ub = self;
+                if let Some(end_block) = $u.end_block {
+                    $ub.end_block = end_block;
+                }
+                if let Some(status) = $u.status {
+                    $ub.status = status;
+                }
+                $apply
+            }
 
             fn id(&self) -> Uuid {
                 self.id
@@ -160,21 +227,34 @@ macro_rules! batch_record {
     };
 }
 
-batch_record!(SnosBatch, "snos_batches", "SNOS batch", "snos_batch_index", |b| b
-    .aggregator_batch_index);
+batch_record!(
+    SnosBatch,
+    "snos_batches",
+    "SNOS batch",
+    "snos_batch_index",
+    |b| b.aggregator_batch_index,
+    SnosBatchUpdates,
+    |b, u| {}
+);
 batch_record!(
     AggregatorBatch,
     "aggregator_batches",
     "aggregator batch",
     "aggregator_batch_index",
-    |_b| None
+    |_b| None,
+    AggregatorBatchUpdates,
+    |b, u| {
+        if let Some(bucket_id) = u.bucket_id {
+            b.bucket_id = Some(bucket_id);
+        }
+    }
 );
 
 /// The stored fields of a batch, checked to fit in i64, with its JSON document.
 #[derive(Debug, Clone)]
 pub(crate) struct BatchColumns {
-    /// Primary key, as text.
-    pub(crate) id: String,
+    /// Primary key.
+    pub(crate) id: Uuid,
     /// Batch index.
     pub(crate) index: i64,
     /// Aggregator batch of a SNOS batch.
@@ -200,7 +280,7 @@ impl BatchColumns {
     pub(crate) fn of<B: BatchRecord>(b: &B) -> DatabaseResult<Self> {
         let (start, end) = b.range();
         Ok(Self {
-            id: b.id().to_string(),
+            id: b.id(),
             index: to_i64("batch index", b.index())?,
             aggregator_batch_index: b
                 .aggregator_batch_index()

@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod aws;
+pub mod clients;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod cron;
@@ -21,12 +22,14 @@ pub mod madara;
 pub mod mongodb;
 pub mod postgres;
 pub mod queue;
+pub mod sql;
 pub mod sqlite;
 pub mod storage;
 
 pub use alert::{Alert, AlertClient, AlertError, AlertSeverity};
+pub use clients::Clients;
 pub use cron::{CronClient, CronError};
-pub use database::{DatabaseClient, DatabaseError, DatabaseResult};
+pub use database::{BatchWrite, DatabaseClient, DatabaseError, DatabaseResult, JobQuery};
 pub use lock::{LockClient, LockError, LockInfo, LockValue};
 pub use queue::{Delivery, OutgoingMessage, QueueClient, QueueError};
 pub use storage::{StorageClient, StorageError};

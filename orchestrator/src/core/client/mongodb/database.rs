@@ -23,7 +23,6 @@ use ::mongodb::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use uuid::Uuid;
 
 use super::{
     documents::{self as d, uuid_bson},
@@ -31,17 +30,17 @@ use super::{
 };
 use crate::{
     core::client::{
-        database::{DatabaseClient, DatabaseError, DatabaseResult},
+        database::{BatchWrite, DatabaseClient, DatabaseError, DatabaseResult, JobQuery},
         db_common::{
             chunks, lookup_ranges_to_write, lower_bound, stale_lookup_filter, to_i64, upper_bound,
-            BatchColumns, BatchRecord, BatchSpan,
+            BatchColumns, BatchRecord, BatchSpan, JobFilter,
         },
     },
     types::{
         batch::{
-            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates,
-            BatchQuery, BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus,
-            SnosBatchUpdates, SortOrder,
+            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchUpdates, BatchQuery,
+            BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates,
+            SortOrder,
         },
         jobs::{now_secs, JobItem, JobItemUpdates, JobStatus, JobType},
     },
@@ -93,20 +92,16 @@ impl MongoDatabase {
         &self,
         filter: Document,
         sort: Document,
-        limit: Option<u64>,
+        limit: Option<i64>,
     ) -> DatabaseResult<Vec<JobItem>> {
         let coll = self.coll(JOBS);
         let mut find = coll.find(filter).sort(sort);
         if let Some(limit) = limit {
-            find = find.limit(upper_bound(limit));
+            find = find.limit(limit);
         }
         let docs: Vec<Document> =
             find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
         docs.into_iter().map(|doc| d::decode_record(doc, "id", "job")).collect()
-    }
-
-    async fn find_job(&self, filter: Document, sort: Document) -> DatabaseResult<Option<JobItem>> {
-        Ok(self.find_jobs(filter, sort, Some(1)).await?.into_iter().next())
     }
 
     async fn find_batches<B: BatchRecord>(
@@ -150,30 +145,28 @@ impl MongoDatabase {
         self.find_batches(filter, sort, query.limit).await
     }
 
-    /// Inserts a new batch and points its blocks' lookups at it.
-    async fn create_batch<B: BatchRecord>(&self, mut batch: B) -> DatabaseResult<B> {
-        batch.normalize()?;
-        let row = BatchColumns::of(&batch)?;
-        let doc = d::encode_record(&batch, batch.id(), "_id", B::WHAT)?;
-        self.coll(B::TABLE).insert_one(doc).await.map_err(conflict_or::<B>(&row))?;
-        self.sync_lookups::<B>(None, (&row).into()).await?;
-        Ok(batch)
-    }
-
-    /// Inserts the batch or replaces the one with the same id, syncing the lookups.
-    async fn upsert_batch<B: BatchRecord>(&self, batch: &B) -> DatabaseResult<B> {
+    /// Writes a batch as `mode` says, then syncs its lookups.
+    async fn write_batch<B: BatchRecord>(&self, batch: &B, mode: BatchWrite) -> DatabaseResult<B> {
         let mut batch = batch.clone();
         batch.normalize()?;
-        batch.touch(now_secs());
+        if mode == BatchWrite::Upsert {
+            batch.touch(now_secs());
+        }
         let row = BatchColumns::of(&batch)?;
         let doc = d::encode_record(&batch, batch.id(), "_id", B::WHAT)?;
-        let old = self
-            .coll(B::TABLE)
-            .find_one_and_replace(doc! { "_id": uuid_bson(batch.id()) }, doc)
-            .upsert(true)
-            .return_document(ReturnDocument::Before)
-            .await
-            .map_err(conflict_or::<B>(&row))?;
+        let coll = self.coll(B::TABLE);
+        let old = match mode {
+            BatchWrite::Create => {
+                coll.insert_one(doc).await.map_err(conflict_or::<B>(&row))?;
+                None
+            }
+            BatchWrite::Upsert => coll
+                .find_one_and_replace(doc! { "_id": uuid_bson(batch.id()) }, doc)
+                .upsert(true)
+                .return_document(ReturnDocument::Before)
+                .await
+                .map_err(conflict_or::<B>(&row))?,
+        };
         let old = old.map(|doc| d::decode_record::<B>(doc, "_id", B::WHAT)).transpose()?;
         let old_span =
             old.as_ref().map(|o| BatchColumns::of(o).map(|c| BatchSpan::from(&c))).transpose()?;
@@ -181,11 +174,11 @@ impl MongoDatabase {
         Ok(batch)
     }
 
-    /// Applies `change` to the batch with this index; `NotFound` if there is none.
-    async fn update_batch_by_index<B: BatchRecord>(
+    /// Applies `updates` to the batch with this index; `NotFound` if there is none.
+    async fn update_batch<B: BatchRecord>(
         &self,
         index: u64,
-        change: impl FnOnce(&mut B),
+        updates: B::Updates,
     ) -> DatabaseResult<B> {
         let not_found = || DatabaseError::NotFound { what: format!("{} {index}", B::WHAT) };
         let Some(key) = lower_bound(index) else { return Err(not_found()) };
@@ -194,7 +187,7 @@ impl MongoDatabase {
         };
         let old_span = BatchSpan::from(&BatchColumns::of(&old)?);
         let mut batch = old;
-        change(&mut batch);
+        batch.apply(updates);
         batch.normalize()?;
         batch.touch(now_secs());
         let row = BatchColumns::of(&batch)?;
@@ -388,33 +381,6 @@ impl DatabaseClient for MongoDatabase {
         Ok(job)
     }
 
-    async fn get_job_by_id(&self, id: Uuid) -> DatabaseResult<Option<JobItem>> {
-        self.find_job(doc! { "id": uuid_bson(id) }, doc! {}).await
-    }
-
-    async fn get_job_by_internal_id_and_type(
-        &self,
-        internal_id: u64,
-        job_type: JobType,
-    ) -> DatabaseResult<Option<JobItem>> {
-        let Some(internal_id) = lower_bound(internal_id) else { return Ok(None) };
-        self.find_job(doc! { "job_type": job_type.as_ref(), "internal_id": internal_id }, doc! {})
-            .await
-    }
-
-    async fn get_jobs_by_internal_ids_and_type(
-        &self,
-        internal_ids: &[u64],
-        job_type: JobType,
-    ) -> DatabaseResult<Vec<JobItem>> {
-        let ids: Vec<i64> = internal_ids.iter().filter_map(|i| lower_bound(*i)).collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let filter = doc! { "job_type": job_type.as_ref(), "internal_id": { "$in": ids } };
-        self.find_jobs(filter, doc! { "internal_id": 1 }, None).await
-    }
-
     async fn update_job(
         &self,
         current: &JobItem,
@@ -436,27 +402,9 @@ impl DatabaseClient for MongoDatabase {
         }
     }
 
-    async fn get_latest_job_by_type(
-        &self,
-        job_type: JobType,
-        orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Option<JobItem>> {
-        let filter =
-            d::with_job_version(doc! { "job_type": job_type.as_ref() }, orchestrator_version);
-        self.find_job(filter, doc! { "internal_id": -1 }).await
-    }
-
-    async fn get_latest_job_by_type_and_status(
-        &self,
-        job_type: JobType,
-        status: JobStatus,
-        orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Option<JobItem>> {
-        let filter = d::with_job_version(
-            doc! { "job_type": job_type.as_ref(), "status": status.as_ref() },
-            orchestrator_version,
-        );
-        self.find_job(filter, doc! { "internal_id": -1 }).await
+    async fn get_jobs(&self, query: JobQuery<'_>) -> DatabaseResult<Vec<JobItem>> {
+        let Some(filter) = JobFilter::of(query) else { return Ok(Vec::new()) };
+        self.find_jobs(d::job_filter(&filter), d::job_sort(query.sort), filter.limit).await
     }
 
     async fn get_jobs_without_successor(
@@ -486,79 +434,6 @@ impl DatabaseClient for MongoDatabase {
         docs.into_iter().map(|doc| d::decode_record(doc, "id", "job")).collect()
     }
 
-    async fn get_jobs_after_internal_id_by_job_type(
-        &self,
-        job_type: JobType,
-        status: JobStatus,
-        internal_id: u64,
-        orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Vec<JobItem>> {
-        let Some(after) = lower_bound(internal_id) else { return Ok(Vec::new()) };
-        let filter = d::with_job_version(
-            doc! { "job_type": job_type.as_ref(), "status": status.as_ref(), "internal_id": { "$gt": after } },
-            orchestrator_version,
-        );
-        self.find_jobs(filter, doc! { "internal_id": 1 }, None).await
-    }
-
-    async fn get_jobs_by_types_and_statuses(
-        &self,
-        job_types: &[JobType],
-        statuses: &[JobStatus],
-        limit: Option<u64>,
-        orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Vec<JobItem>> {
-        let mut filter = Document::new();
-        if !job_types.is_empty() {
-            let types: Vec<&str> = job_types.iter().map(|t| t.as_ref()).collect();
-            filter.insert("job_type", doc! { "$in": types });
-        }
-        if !statuses.is_empty() {
-            let statuses: Vec<&str> = statuses.iter().map(|s| s.as_ref()).collect();
-            filter.insert("status", doc! { "$in": statuses });
-        }
-        let filter = d::with_job_version(filter, orchestrator_version);
-        self.find_jobs(filter, doc! { "internal_id": 1, "job_type": 1 }, limit).await
-    }
-
-    async fn get_jobs_without_storage_artifacts_tagged(
-        &self,
-        limit: Option<u64>,
-    ) -> DatabaseResult<Vec<JobItem>> {
-        self.find_jobs(d::untagged_artifacts_filter(), doc! { "internal_id": 1 }, limit).await
-    }
-
-    async fn get_jobs_between_internal_ids(
-        &self,
-        job_type: JobType,
-        status: JobStatus,
-        gte: u64,
-        lte: u64,
-    ) -> DatabaseResult<Vec<JobItem>> {
-        let Some(gte) = lower_bound(gte) else { return Ok(Vec::new()) };
-        let filter = doc! {
-            "job_type": job_type.as_ref(),
-            "status": status.as_ref(),
-            "internal_id": { "$gte": gte, "$lte": upper_bound(lte) },
-        };
-        self.find_jobs(filter, doc! { "internal_id": 1 }, None).await
-    }
-
-    async fn get_oldest_job_by_type_excluding_statuses(
-        &self,
-        job_type: JobType,
-        statuses: &[JobStatus],
-        orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Option<JobItem>> {
-        let mut filter = doc! { "job_type": job_type.as_ref() };
-        if !statuses.is_empty() {
-            let statuses: Vec<&str> = statuses.iter().map(|s| s.as_ref()).collect();
-            filter.insert("status", doc! { "$nin": statuses });
-        }
-        self.find_job(d::with_job_version(filter, orchestrator_version), doc! { "internal_id": 1 })
-            .await
-    }
-
     async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>> {
         let Some(block) = lower_bound(block_number) else { return Ok(Vec::new()) };
         let containing: Vec<AggregatorBatch> =
@@ -572,31 +447,18 @@ impl DatabaseClient for MongoDatabase {
         .await
     }
 
-    async fn get_jobs_by_status(&self, status: JobStatus) -> DatabaseResult<Vec<JobItem>> {
-        self.find_jobs(
-            doc! { "status": status.as_ref() },
-            doc! { "internal_id": 1, "job_type": 1 },
-            None,
-        )
-        .await
-    }
-
     // ---- SNOS batches ----
-
-    async fn get_latest_snos_batch(&self) -> DatabaseResult<Option<SnosBatch>> {
-        self.find_batch(doc! {}, doc! { "index": -1 }).await
-    }
 
     async fn get_snos_batches(&self, query: SnosBatchQuery) -> DatabaseResult<Vec<SnosBatch>> {
         self.query_batches(&query).await
     }
 
-    async fn update_snos_batch_status_by_index(
+    async fn get_snos_batches_by_aggregator_index(
         &self,
-        index: u64,
-        status: SnosBatchStatus,
-    ) -> DatabaseResult<SnosBatch> {
-        self.update_batch_by_index(index, move |b: &mut SnosBatch| b.status = status).await
+        aggregator_index: u64,
+    ) -> DatabaseResult<Vec<SnosBatch>> {
+        let Some(agg) = lower_bound(aggregator_index) else { return Ok(Vec::new()) };
+        self.find_batches(doc! { "aggregator_batch_index": agg }, doc! { "index": 1 }, None).await
     }
 
     async fn get_snos_batches_without_jobs(
@@ -624,12 +486,12 @@ impl DatabaseClient for MongoDatabase {
         docs.into_iter().map(|doc| d::decode_record(doc, "_id", SnosBatch::WHAT)).collect()
     }
 
-    async fn update_or_create_snos_batch(&self, batch: &SnosBatch) -> DatabaseResult<SnosBatch> {
-        self.upsert_batch(batch).await
-    }
-
-    async fn create_snos_batch(&self, batch: SnosBatch) -> DatabaseResult<SnosBatch> {
-        self.create_batch(batch).await
+    async fn write_snos_batch(
+        &self,
+        batch: &SnosBatch,
+        mode: BatchWrite,
+    ) -> DatabaseResult<SnosBatch> {
+        self.write_batch(batch, mode).await
     }
 
     async fn update_snos_batch(
@@ -637,49 +499,10 @@ impl DatabaseClient for MongoDatabase {
         index: u64,
         updates: SnosBatchUpdates,
     ) -> DatabaseResult<SnosBatch> {
-        self.update_batch_by_index(index, move |b: &mut SnosBatch| {
-            if let Some(end_block) = updates.end_block {
-                b.end_block = end_block;
-            }
-            if let Some(status) = updates.status {
-                b.status = status;
-            }
-        })
-        .await
-    }
-
-    async fn get_snos_batches_by_aggregator_index(
-        &self,
-        aggregator_index: u64,
-    ) -> DatabaseResult<Vec<SnosBatch>> {
-        let Some(agg) = lower_bound(aggregator_index) else { return Ok(Vec::new()) };
-        self.find_batches(doc! { "aggregator_batch_index": agg }, doc! { "index": 1 }, None).await
-    }
-
-    async fn get_start_snos_batch_for_aggregator(
-        &self,
-        aggregator_index: u64,
-    ) -> DatabaseResult<Option<SnosBatch>> {
-        let Some(agg) = lower_bound(aggregator_index) else { return Ok(None) };
-        self.find_batch(doc! { "aggregator_batch_index": agg }, doc! { "index": 1 }).await
+        self.update_batch(index, updates).await
     }
 
     // ---- aggregator batches ----
-
-    async fn get_latest_aggregator_batch(&self) -> DatabaseResult<Option<AggregatorBatch>> {
-        self.find_batch(doc! {}, doc! { "index": -1 }).await
-    }
-
-    async fn get_oldest_aggregator_batch(
-        &self,
-        orchestrator_version: Option<&str>,
-    ) -> DatabaseResult<Option<AggregatorBatch>> {
-        let mut filter = Document::new();
-        if let Some(v) = orchestrator_version {
-            filter.insert("orchestrator_version", v);
-        }
-        self.find_batch(filter, doc! { "index": 1 }).await
-    }
 
     async fn get_aggregator_batches(
         &self,
@@ -688,12 +511,12 @@ impl DatabaseClient for MongoDatabase {
         self.query_batches(&query).await
     }
 
-    async fn update_aggregator_batch_status_by_index(
+    async fn write_aggregator_batch(
         &self,
-        index: u64,
-        status: AggregatorBatchStatus,
+        batch: &AggregatorBatch,
+        mode: BatchWrite,
     ) -> DatabaseResult<AggregatorBatch> {
-        self.update_batch_by_index(index, move |b: &mut AggregatorBatch| b.status = status).await
+        self.write_batch(batch, mode).await
     }
 
     async fn update_aggregator_batch(
@@ -701,45 +524,7 @@ impl DatabaseClient for MongoDatabase {
         index: u64,
         updates: AggregatorBatchUpdates,
     ) -> DatabaseResult<AggregatorBatch> {
-        self.update_batch_by_index(index, move |b: &mut AggregatorBatch| {
-            if let Some(end_block) = updates.end_block {
-                b.end_block = end_block;
-            }
-            if let Some(status) = updates.status {
-                b.status = status;
-            }
-            if let Some(bucket_id) = updates.bucket_id {
-                b.bucket_id = Some(bucket_id);
-            }
-        })
-        .await
-    }
-
-    async fn update_or_create_aggregator_batch(
-        &self,
-        batch: &AggregatorBatch,
-    ) -> DatabaseResult<AggregatorBatch> {
-        self.upsert_batch(batch).await
-    }
-
-    async fn create_aggregator_batch(
-        &self,
-        batch: AggregatorBatch,
-    ) -> DatabaseResult<AggregatorBatch> {
-        self.create_batch(batch).await
-    }
-
-    async fn get_aggregator_batch_for_block(
-        &self,
-        block_number: u64,
-    ) -> DatabaseResult<Option<AggregatorBatch>> {
-        let Some(lookup) = self.get_block_batch_lookup(block_number).await? else {
-            return Ok(None);
-        };
-        let Some(index) = lookup.aggregator_batch_index.and_then(lower_bound) else {
-            return Ok(None);
-        };
-        self.find_batch(doc! { "index": index }, doc! {}).await
+        self.update_batch(index, updates).await
     }
 
     // ---- lookups ----

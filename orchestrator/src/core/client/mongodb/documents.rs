@@ -9,9 +9,12 @@ use uuid::Uuid;
 use crate::{
     core::client::{
         database::{DatabaseError, DatabaseResult},
-        db_common::{lower_bound, BLOCK_NUMBER_JOB_TYPES},
+        db_common::{lower_bound, names, JobFilter, BLOCK_NUMBER_JOB_TYPES},
     },
-    types::jobs::{JobItemUpdates, JobStatus, JobType},
+    types::{
+        batch::SortOrder,
+        jobs::{JobItemUpdates, JobStatus, JobType},
+    },
 };
 
 /// Field of a job's orchestrator version.
@@ -260,14 +263,53 @@ pub fn jobs_by_block_filter(block: i64, aggregator_indexes: &[i64]) -> Document 
     doc! { "$or": any }
 }
 
-/// Completed StateTransition jobs whose storage artifacts are not tagged (`null` matches a
-/// missing field too).
-pub fn untagged_artifacts_filter() -> Document {
-    doc! {
-        "job_type": JobType::StateTransition.as_ref(),
-        "status": JobStatus::Completed.as_ref(),
-        "metadata.specific.storage_artifacts_tagged_at": Bson::Null,
+/// The filter of a job query (see `DatabaseClient::get_jobs`). Untagged storage artifacts are
+/// a `null` tag, which matches a missing field too.
+pub(crate) fn job_filter(f: &JobFilter<'_>) -> Document {
+    let q = &f.query;
+    let mut filter = Document::new();
+    if let Some(id) = q.id {
+        filter.insert("id", uuid_bson(id));
     }
+    if !q.job_types.is_empty() {
+        filter.insert("job_type", doc! { "$in": names(q.job_types) });
+    }
+    let mut status = Document::new();
+    if !q.statuses.is_empty() {
+        status.insert("$in", names(q.statuses));
+    }
+    if !q.excluded_statuses.is_empty() {
+        status.insert("$nin", names(q.excluded_statuses));
+    }
+    if !status.is_empty() {
+        filter.insert("status", status);
+    }
+    let mut internal_id = Document::new();
+    if let Some(ids) = &f.internal_ids {
+        internal_id.insert("$in", ids.clone());
+    }
+    if let Some(min) = f.min_internal_id {
+        internal_id.insert("$gte", min);
+    }
+    if let Some(max) = f.max_internal_id {
+        internal_id.insert("$lte", max);
+    }
+    if !internal_id.is_empty() {
+        filter.insert("internal_id", internal_id);
+    }
+    if q.storage_artifacts_untagged {
+        filter.insert("metadata.specific.storage_artifacts_tagged_at", Bson::Null);
+    }
+    with_job_version(filter, q.orchestrator_version)
+}
+
+/// The order of a job query: by internal id, then job type.
+pub fn job_sort(sort: SortOrder) -> Document {
+    let direction = match sort {
+        SortOrder::Ascending => 1,
+        SortOrder::Descending => -1,
+    };
+    doc! { "internal_id": direction, "job_type": direction }
 }
 
 // ---- batches ----
@@ -572,6 +614,45 @@ mod tests {
             Bson::Document(doc! { "job_type": "Aggregator", "internal_id": { "$in": [3_i64] } })
         );
         assert_eq!(jobs_by_block_filter(42, &[]).get_array("$or").expect("$or").len(), 3);
+    }
+
+    #[test]
+    fn a_job_query_is_one_filter_and_sort() {
+        use crate::core::client::database::JobQuery;
+        let query = JobQuery {
+            job_types: &[JobType::StateTransition],
+            statuses: &[JobStatus::Completed],
+            excluded_statuses: &[JobStatus::Failed],
+            internal_ids: Some(&[3, u64::MAX, 1]),
+            min_internal_id: Some(1),
+            max_internal_id: Some(u64::MAX),
+            orchestrator_version: Some("v"),
+            storage_artifacts_untagged: true,
+            sort: SortOrder::Descending,
+            limit: Some(5),
+            ..JobQuery::default()
+        };
+        let filter = JobFilter::of(query).expect("matches something");
+        assert_eq!(filter.limit, Some(5));
+        assert_eq!(
+            job_filter(&filter),
+            doc! {
+                "job_type": { "$in": ["StateTransition"] },
+                "status": { "$in": ["Completed"], "$nin": ["Failed"] },
+                "internal_id": { "$in": [3_i64, 1_i64], "$gte": 1_i64, "$lte": i64::MAX },
+                "metadata.specific.storage_artifacts_tagged_at": Bson::Null,
+                JOB_VERSION_FIELD: "v",
+            }
+        );
+        assert_eq!(job_sort(SortOrder::Descending), doc! { "internal_id": -1, "job_type": -1 });
+        assert_eq!(job_filter(&JobFilter::of(JobQuery::default()).expect("all")), doc! {});
+        for nothing in [
+            JobQuery { internal_ids: Some(&[u64::MAX]), ..JobQuery::default() },
+            JobQuery { min_internal_id: Some(u64::MAX), ..JobQuery::default() },
+            JobQuery { limit: Some(0), ..JobQuery::default() },
+        ] {
+            assert!(JobFilter::of(nothing).is_none(), "{nothing:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! shared by several orchestrator processes.
 //!
 //! [`open_pool`] connects and checks the server answers; [`database::PostgresDatabase`] and
-//! [`lock::PostgresLock`] create their tables idempotently in their `init`. Connection URLs
+//! [`lock::PostgresLock`] — the shared SQL layer ([`super::sql`]) over the PostgreSQL
+//! [`Dialect`] below — create their tables idempotently in their `init`. Connection URLs
 //! carry passwords: errors and `Debug` output show them with the password redacted.
 
 pub mod database;
@@ -10,13 +11,19 @@ pub mod lock;
 
 use std::{str::FromStr, time::Duration};
 
+use futures::future::BoxFuture;
 use orchestrator_utils::Secret;
 use sqlx::{
     postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions},
-    Connection,
+    AssertSqlSafe, Connection, Postgres,
 };
 
-use super::{db_common::redact_url, BoxError};
+use super::{
+    database::{DatabaseError, DatabaseResult},
+    db_common::redact_url,
+    sql::{database::db_err, ColumnTypes, Dialect, List, Sql, Value},
+    BoxError,
+};
 
 /// Connections per process; workers hold one only for the length of a statement.
 const MAX_CONNECTIONS: u32 = 10;
@@ -99,27 +106,117 @@ fn is_transient_sqlstate(code: &str) -> bool {
 }
 
 /// The SQLSTATE of a database error.
-pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<String> {
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
     e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
 }
 
-/// Runs the idempotent DDL `schema` under a transaction-scoped advisory lock, so processes
-/// starting together do not race on `CREATE … IF NOT EXISTS` (which is not atomic in
-/// PostgreSQL: two concurrent creates of one table may fail on the catalog's unique index).
-pub(crate) async fn apply_schema(pool: &PgPool, schema: &str) -> Result<(), sqlx::Error> {
-    /// Arbitrary, fixed key of the schema lock ("orchestr" in ASCII).
-    const SCHEMA_LOCK_KEY: i64 = 0x6f72_6368_6573_7472;
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SCHEMA_LOCK_KEY).execute(&mut *tx).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(schema.to_owned())).execute(&mut *tx).await?;
-    tx.commit().await
-}
-
 /// Whether `name` is safe to use as a database name without quoting surprises.
-pub(crate) fn valid_database_name(name: &str) -> bool {
+fn valid_database_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// PostgreSQL: ids `UUID`, documents `JSONB`, times `TIMESTAMPTZ` (lock times from the
+/// server's clock, so hosts whose clocks disagree still agree on expiry), lists bound as one
+/// array (`= ANY($1)`), batch rows locked with `FOR UPDATE`.
+impl Dialect for Postgres {
+    const TYPES: ColumnTypes = ColumnTypes {
+        id: "UUID",
+        int: "BIGINT",
+        // Bytewise, so orderings match the other backends whatever the server's locale.
+        name: "TEXT COLLATE \"C\"",
+        time: "TIMESTAMPTZ",
+        json: "JSONB",
+    };
+    const BEGIN: &'static str = "BEGIN";
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const TO_TEXT: &'static str = "::text";
+
+    fn push_value(q: &mut Sql<Self>, value: Value) {
+        match value {
+            Value::Time(_) => q.push("to_timestamp(").bind_plain(value).push(")"),
+            Value::Uuid(_) => q.bind_plain(value).push("::uuid"),
+            Value::Json(_) => q.bind_plain(value).push("::jsonb"),
+            value => q.bind_plain(value),
+        };
+    }
+
+    fn push_in(q: &mut Sql<Self>, column: &str, list: List, negated: bool) {
+        q.push(if negated { "NOT (" } else { "(" }).push(column).push(" = ANY(");
+        match list {
+            List::Ints(values) => q.builder().push_bind(values),
+            List::Texts(values) => q.builder().push_bind(values),
+        };
+        q.push("))");
+    }
+
+    fn secs(column: &str) -> String {
+        format!("extract(epoch FROM {column})::bigint")
+    }
+
+    fn push_doc_patch(q: &mut Sql<Self>, patch: serde_json::Map<String, serde_json::Value>) {
+        q.push("doc || ").bind(Value::Json(serde_json::Value::Object(patch).to_string()));
+        q.push(" || jsonb_build_object('version', version + 1)");
+    }
+
+    fn push_lock_time(q: &mut Sql<Self>, _now_ms: i64, ttl: Option<Duration>) {
+        match ttl {
+            None => q.push("now()"),
+            Some(ttl) => q.push("now() + make_interval(secs => ").bind(ttl.as_secs_f64()).push(")"),
+        };
+    }
+
+    fn lock_micros(column: &str) -> String {
+        format!("(extract(epoch FROM {column}) * 1000000)::bigint")
+    }
+
+    fn is_transient(e: &sqlx::Error) -> bool {
+        self::is_transient(e)
+    }
+
+    /// Runs the DDL under a transaction-scoped advisory lock, so processes starting together
+    /// do not race on `CREATE … IF NOT EXISTS` (which is not atomic in PostgreSQL: two
+    /// concurrent creates of one table may fail on the catalog's unique index).
+    fn apply_schema(pool: &PgPool, schema: String) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        /// Arbitrary, fixed key of the schema lock ("orchestr" in ASCII).
+        const SCHEMA_LOCK_KEY: i64 = 0x6f72_6368_6573_7472;
+        Box::pin(async move {
+            let mut tx = pool.begin().await?;
+            let lock = sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SCHEMA_LOCK_KEY);
+            lock.execute(&mut *tx).await?;
+            sqlx::raw_sql(AssertSqlSafe(schema)).execute(&mut *tx).await?;
+            tx.commit().await
+        })
+    }
+
+    /// Connects to database `name` of the same server, creating it if missing; `name` may
+    /// contain only ASCII letters, digits, `_` and `-`.
+    fn open_sibling<'a>(pool: &'a PgPool, name: &'a str) -> BoxFuture<'a, DatabaseResult<PgPool>> {
+        Box::pin(async move {
+            if !valid_database_name(name) {
+                return Err(DatabaseError::other(format!(
+                    "invalid PostgreSQL database name {name:?}: use 1 to 63 ASCII letters, digits, '_' and '-'"
+                )));
+            }
+            let options = (*pool.connect_options()).clone().database(name);
+            match connect_with(options.clone()).await {
+                Ok(pool) => Ok(pool),
+                // 3D000: the database does not exist.
+                Err(e) if sqlstate(&e).as_deref() == Some("3D000") => {
+                    let sql = format!("CREATE DATABASE \"{name}\"");
+                    if let Err(e) = sqlx::query(AssertSqlSafe(sql)).execute(pool).await {
+                        // 42P04: another process created it first.
+                        if sqlstate(&e).as_deref() != Some("42P04") {
+                            return Err(db_err::<Postgres>(e));
+                        }
+                    }
+                    connect_with(options).await.map_err(db_err::<Postgres>)
+                }
+                Err(e) => Err(db_err::<Postgres>(e)),
+            }
+        })
+    }
 }
 
 /// Fresh databases for tests, dropped afterwards.

@@ -1,17 +1,30 @@
 //! The embedded tier's SQLite file (WAL): jobs, batches, lookups, locks and queues share it.
 //!
 //! Each backend creates its own tables with `CREATE TABLE IF NOT EXISTS` in its `init`, so
-//! opening an existing data dir is idempotent.
+//! opening an existing data dir is idempotent. The database and locks are the shared SQL layer
+//! ([`super::sql`]) over the SQLite [`Dialect`] below.
 
 pub mod queue;
 
-use std::{path::Path, str::FromStr, time::Duration};
-
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
 };
 
-use super::BoxError;
+use futures::future::BoxFuture;
+use sqlx::{
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
+    Sqlite,
+};
+
+use super::{
+    database::{DatabaseError, DatabaseResult},
+    sql::{ColumnTypes, Dialect, Sql},
+    BoxError,
+};
 
 pub mod database;
 pub mod lock;
@@ -82,6 +95,69 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
             msg.contains("database is locked") || msg.contains("busy")
         }
         _ => false,
+    }
+}
+
+/// SQLite: times are integers (unix seconds; lock times unix milliseconds of this process's
+/// clock, which the processes sharing the file share), ids and documents text, lists `IN (…)`.
+impl Dialect for Sqlite {
+    const TYPES: ColumnTypes =
+        ColumnTypes { id: "TEXT", int: "INTEGER", name: "TEXT", time: "INTEGER", json: "TEXT" };
+    /// The write lock is taken up front, so a read followed by a write cannot fail half-way
+    /// with a stale snapshot, and no other writer runs until the commit.
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const FOR_UPDATE: &'static str = "";
+    const TO_TEXT: &'static str = "";
+
+    fn secs(column: &str) -> String {
+        column.to_owned()
+    }
+
+    fn push_doc_patch(q: &mut Sql<Self>, patch: serde_json::Map<String, serde_json::Value>) {
+        q.push("json_set(doc, '$.version', version + 1");
+        for (field, value) in patch {
+            q.push(format!(", '$.{field}', json(")).bind(value.to_string()).push(")");
+        }
+        q.push(")");
+    }
+
+    fn push_lock_time(q: &mut Sql<Self>, now_ms: i64, ttl: Option<Duration>) {
+        let ttl_ms = ttl.map_or(0, |ttl| i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        q.bind(now_ms.saturating_add(ttl_ms));
+    }
+
+    fn lock_micros(column: &str) -> String {
+        format!("{column} * 1000")
+    }
+
+    fn is_transient(e: &sqlx::Error) -> bool {
+        self::is_transient(e)
+    }
+
+    /// Opens (creating if needed) `<name>.sqlite` in the directory of the current file; an
+    /// in-memory database has no such directory.
+    fn open_sibling<'a>(
+        pool: &'a SqlitePool,
+        name: &'a str,
+    ) -> BoxFuture<'a, DatabaseResult<SqlitePool>> {
+        Box::pin(async move {
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(DatabaseError::other(format!(
+                    "invalid SQLite database name {name:?}: use only ASCII letters, digits, '_' and '-'"
+                )));
+            }
+            let file: PathBuf = pool.connect_options().get_filename().to_path_buf();
+            let shown = file.display().to_string();
+            if shown.is_empty() || shown.starts_with(':') || shown.contains("mode=memory") {
+                return Err(DatabaseError::other(format!(
+                    "cannot switch database: the current SQLite database {shown:?} is not a file"
+                )));
+            }
+            let dir = file.parent().map(PathBuf::from).unwrap_or_default();
+            open_file(&dir.join(format!("{name}.sqlite"))).await.map_err(DatabaseError::other)
+        })
     }
 }
 

@@ -1,0 +1,820 @@
+//! [`DatabaseClient`] on a SQL database, for every [`Dialect`].
+//!
+//! Every record is stored as its JSON document (`doc`, the source of truth when reading) plus
+//! the columns the queries filter and sort on, denormalised from the document at each write
+//! (see `core::client::db_common`):
+//!
+//! - `jobs`: `id` primary key, `UNIQUE (job_type, internal_id)`;
+//! - `snos_batches` / `aggregator_batches`: `idx`, `start_block` and `end_block` each unique;
+//! - `block_batch_lookups`: one row per block, `block_number` primary key.
+//!
+//! Integers are 64-bit: a `u64` above `i64::MAX` is refused on write and, in a filter, matches
+//! nothing (or, as an upper bound, everything).
+//!
+//! Several processes may share one database:
+//! - `create_job` is one `INSERT … ON CONFLICT (job_type, internal_id) DO NOTHING`;
+//! - `update_job` is one `UPDATE … WHERE id = ? AND version = ? RETURNING`, so of several
+//!   writers holding one version exactly one matches a row;
+//! - a batch write and its block lookup sync run in one transaction ([`Dialect::BEGIN`]) that
+//!   reads the batch row first ([`Dialect::FOR_UPDATE`]), so a read-modify-write never loses a
+//!   concurrent one and a crash leaves both or neither; lookup rows are written in ascending
+//!   block order, so concurrent syncs cannot deadlock each other.
+
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use sqlx::{pool::PoolConnection, Pool, Transaction};
+
+use super::{
+    dialect::{Dialect, List, Sql, Value},
+    schema,
+};
+use crate::{
+    core::client::{
+        database::{BatchWrite, DatabaseClient, DatabaseError, DatabaseResult, JobQuery},
+        db_common::{
+            decode_json, lookup_ranges_to_write, lower_bound, names, to_i64, to_json, upper_bound,
+            BatchColumns, BatchRecord, BatchSpan, JobColumns, JobFilter, BLOCK_NUMBER_JOB_TYPES,
+        },
+    },
+    types::{
+        batch::{
+            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchUpdates, BatchQuery,
+            BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates,
+            SortOrder,
+        },
+        jobs::{now_secs, JobItem, JobItemUpdates, JobStatus, JobType},
+    },
+};
+
+/// The stored columns of a batch besides `id`, in the order of [`batch_values`].
+const BATCH_COLUMNS: [&str; 9] = [
+    "idx",
+    "aggregator_batch_index",
+    "status",
+    "orchestrator_version",
+    "start_block",
+    "end_block",
+    "created_at",
+    "updated_at",
+    "doc",
+];
+
+/// The job and batch database on a SQL database of dialect `D`.
+///
+/// Build it with [`SqlDatabase::open`] over a pool (or [`SqlDatabase::new`], then
+/// [`SqlDatabase::init`]).
+#[derive(Debug)]
+pub struct SqlDatabase<D: sqlx::Database> {
+    /// The current pool; replaced by [`DatabaseClient::switch_database`].
+    pool: RwLock<Pool<D>>,
+}
+
+impl<D: Dialect> SqlDatabase<D> {
+    /// Wraps a pool; call [`Self::init`] before use.
+    pub fn new(pool: Pool<D>) -> Self {
+        Self { pool: RwLock::new(pool) }
+    }
+
+    /// Wraps a pool and creates the tables.
+    ///
+    /// # Errors
+    /// When the schema cannot be created (see [`Self::init`]).
+    pub async fn open(pool: Pool<D>) -> DatabaseResult<Self> {
+        let db = Self::new(pool);
+        db.init().await?;
+        Ok(db)
+    }
+
+    /// Creates the tables and indexes if they do not exist; safe on every start, also from
+    /// several processes at once.
+    ///
+    /// # Errors
+    /// `Unavailable` when the database is busy or unreachable, `Other` when the schema cannot
+    /// be applied.
+    pub async fn init(&self) -> DatabaseResult<()> {
+        D::apply_schema(&self.pool(), schema::database(&D::TYPES)).await.map_err(db_err::<D>)
+    }
+
+    /// The current pool (cheap clone of a shared handle).
+    pub fn pool(&self) -> Pool<D> {
+        // A poisoned lock only means another thread panicked while swapping the handle; the
+        // handle itself is always valid.
+        self.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn conn(&self) -> DatabaseResult<PoolConnection<D>> {
+        self.pool().acquire().await.map_err(db_err::<D>)
+    }
+
+    /// A transaction for a batch write; rolled back if dropped before its commit.
+    async fn begin(&self) -> DatabaseResult<Transaction<'static, D>> {
+        self.pool().begin_with(D::BEGIN).await.map_err(db_err::<D>)
+    }
+
+    /// Runs `q` and decodes the `doc` of each row as a `kind`.
+    async fn fetch_docs<T: DeserializeOwned>(
+        &self,
+        q: Sql<D>,
+        kind: &str,
+    ) -> DatabaseResult<Vec<T>> {
+        let rows = q.fetch(&mut *self.conn().await?).await.map_err(db_err::<D>)?;
+        rows.iter().map(|row| decode_doc::<D, T>(row, kind)).collect()
+    }
+
+    async fn query_batches<B: BatchRecord, S: AsRef<str>>(
+        &self,
+        query: &BatchQuery<S>,
+    ) -> DatabaseResult<Vec<B>> {
+        let mut q = select::<D>(B::TABLE);
+        if !query.indexes.is_empty() {
+            let indexes: Vec<i64> = query.indexes.iter().filter_map(|i| lower_bound(*i)).collect();
+            if indexes.is_empty() {
+                return Ok(Vec::new());
+            }
+            q.and_in("idx", List::Ints(indexes), false);
+        }
+        if !query.statuses.is_empty() {
+            q.and_in("status", List::Texts(names(&query.statuses)), false);
+        }
+        if let Some(version) = &query.orchestrator_version {
+            q.push(" AND orchestrator_version = ").bind(version.as_str());
+        }
+        q.push(match query.sort {
+            SortOrder::Ascending => " ORDER BY idx ASC",
+            SortOrder::Descending => " ORDER BY idx DESC",
+        });
+        q.limit(query.limit.map(upper_bound));
+        self.fetch_docs(q, B::WHAT).await
+    }
+
+    /// Writes a batch as `mode` says and syncs its lookups, in one transaction.
+    async fn write_batch<B: BatchRecord>(&self, batch: &B, mode: BatchWrite) -> DatabaseResult<B> {
+        let mut batch = batch.clone();
+        batch.normalize()?;
+        if mode == BatchWrite::Upsert {
+            batch.touch(now_secs());
+        }
+        let row = BatchColumns::of(&batch)?;
+        let mut tx = self.begin().await?;
+        let old = match mode {
+            BatchWrite::Create => None,
+            BatchWrite::Upsert => {
+                load_batch::<D, B>(&mut tx, "id", Value::Uuid(batch.id())).await?
+            }
+        };
+        let old_row = old.as_ref().map(BatchColumns::of).transpose()?;
+        put_batch::<D, B>(&mut tx, &row, old_row.is_some()).await?;
+        sync_lookups::<D, B>(&mut tx, old_row.as_ref(), &row).await?;
+        tx.commit().await.map_err(db_err::<D>)?;
+        Ok(batch)
+    }
+
+    /// Applies `updates` to the batch with this index and syncs its lookups, in one
+    /// transaction; `NotFound` if there is none.
+    async fn update_batch<B: BatchRecord>(
+        &self,
+        index: u64,
+        updates: B::Updates,
+    ) -> DatabaseResult<B> {
+        let not_found = || DatabaseError::NotFound { what: format!("{} {index}", B::WHAT) };
+        let Some(key) = lower_bound(index) else { return Err(not_found()) };
+        let mut tx = self.begin().await?;
+        let Some(mut batch) = load_batch::<D, B>(&mut tx, "idx", key.into()).await? else {
+            return Err(not_found());
+        };
+        let old_row = BatchColumns::of(&batch)?;
+        batch.apply(updates);
+        batch.normalize()?;
+        batch.touch(now_secs());
+        let row = BatchColumns::of(&batch)?;
+        put_batch::<D, B>(&mut tx, &row, true).await?;
+        sync_lookups::<D, B>(&mut tx, Some(&old_row), &row).await?;
+        tx.commit().await.map_err(db_err::<D>)?;
+        Ok(batch)
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
+    async fn health_check(&self) -> DatabaseResult<()> {
+        Sql::<D>::new("SELECT 1").fetch(&mut *self.conn().await?).await.map_err(db_err::<D>)?;
+        Ok(())
+    }
+
+    async fn disconnect(&self) -> DatabaseResult<()> {
+        self.pool().close().await;
+        Ok(())
+    }
+
+    /// Opens the database `name` beside the current one (see [`Dialect::open_sibling`]),
+    /// creates the tables and uses it from now on; the previous pool is closed. Only this
+    /// client switches: locks (and queues) sharing the old pool keep it.
+    async fn switch_database(&self, name: &str) -> DatabaseResult<()> {
+        let next = D::open_sibling(&self.pool(), name).await?;
+        D::apply_schema(&next, schema::database(&D::TYPES)).await.map_err(db_err::<D>)?;
+        let old =
+            std::mem::replace(&mut *self.pool.write().unwrap_or_else(|e| e.into_inner()), next);
+        old.close().await;
+        Ok(())
+    }
+
+    // ---- jobs ----
+
+    async fn create_job(&self, job: JobItem) -> DatabaseResult<JobItem> {
+        let cols = JobColumns::of(&job.metadata)?;
+        let mut q = Sql::<D>::new(
+            "INSERT INTO jobs (id, internal_id, job_type, status, external_id, version, created_at,
+                updated_at, orchestrator_version, block_number, start_block, end_block, to_settle,
+                storage_artifacts_tagged_at, doc) VALUES (",
+        );
+        q.binds([
+            Value::Uuid(job.id),
+            to_i64("internal_id", job.internal_id)?.into(),
+            job.job_type.as_ref().into(),
+            job.status.as_ref().into(),
+            job.external_id.to_string().into(),
+            job.version.into(),
+            Value::Time(Some(job.created_at.timestamp())),
+            Value::Time(Some(job.updated_at.timestamp())),
+            cols.orchestrator_version.into(),
+            cols.block_number.into(),
+            cols.start_block.into(),
+            cols.end_block.into(),
+            cols.to_settle.into(),
+            Value::Time(cols.storage_artifacts_tagged_at),
+            Value::Json(to_json(&job)?),
+        ]);
+        q.push(") ON CONFLICT (job_type, internal_id) DO NOTHING RETURNING id");
+        let inserted = q.fetch(&mut *self.conn().await?).await.map_err(|e| {
+            match e.as_database_error() {
+                // Only the primary key is left to violate: the conflict target absorbs the rest.
+                Some(d) if d.is_unique_violation() => {
+                    DatabaseError::Conflict(format!("a job with id {} already exists", job.id))
+                }
+                _ => db_err::<D>(e),
+            }
+        })?;
+        if inserted.is_empty() {
+            return Err(DatabaseError::ItemAlreadyExists {
+                job_type: job.job_type,
+                internal_id: job.internal_id,
+            });
+        }
+        Ok(job)
+    }
+
+    /// One `UPDATE … WHERE id = ? AND version = ?` that sets only the fields present in
+    /// `updates` (in the columns and, through [`Dialect::push_doc_patch`], in the stored
+    /// document), increments the version and sets `updated_at`; the stored document is
+    /// returned.
+    async fn update_job(
+        &self,
+        current: &JobItem,
+        updates: JobItemUpdates,
+    ) -> DatabaseResult<JobItem> {
+        if updates.is_empty() {
+            return Err(DatabaseError::NoUpdateFound(current.id));
+        }
+        let now = now_secs();
+        let mut patch = serde_json::Map::new();
+        patch.insert("updated_at".to_owned(), to_value(&now)?);
+        let mut q = Sql::<D>::new("UPDATE jobs SET version = version + 1, updated_at = ");
+        q.bind(Value::Time(Some(now.timestamp())));
+        if let Some(status) = updates.status {
+            q.push(", status = ").bind(status.as_ref());
+            patch.insert("status".to_owned(), to_value(&status)?);
+        }
+        if let Some(external_id) = &updates.external_id {
+            q.push(", external_id = ").bind(external_id.to_string());
+            patch.insert("external_id".to_owned(), to_value(external_id)?);
+        }
+        if let Some(metadata) = &updates.metadata {
+            let cols = JobColumns::of(metadata)?;
+            q.push(", orchestrator_version = ").bind(cols.orchestrator_version);
+            q.push(", block_number = ").bind(cols.block_number);
+            q.push(", start_block = ").bind(cols.start_block);
+            q.push(", end_block = ").bind(cols.end_block);
+            q.push(", to_settle = ").bind(cols.to_settle);
+            q.push(", storage_artifacts_tagged_at = ")
+                .bind(Value::Time(cols.storage_artifacts_tagged_at));
+            patch.insert("metadata".to_owned(), to_value(metadata)?);
+        }
+        // On the right-hand side of SET every column is its value before the update.
+        q.push(", doc = ");
+        D::push_doc_patch(&mut q, patch);
+        q.push(" WHERE id = ").bind(Value::Uuid(current.id));
+        q.push(" AND version = ").bind(current.version);
+        q.push(" RETURNING ").push(doc_columns::<D>());
+        let rows = q.fetch(&mut *self.conn().await?).await.map_err(db_err::<D>)?;
+        match rows.first() {
+            Some(row) => decode_doc::<D, _>(row, "job"),
+            None => Err(DatabaseError::UpdateFailed { id: current.id, version: current.version }),
+        }
+    }
+
+    async fn get_jobs(&self, query: JobQuery<'_>) -> DatabaseResult<Vec<JobItem>> {
+        let Some(filter) = JobFilter::of(query) else { return Ok(Vec::new()) };
+        let mut q = select::<D>("jobs");
+        if let Some(id) = query.id {
+            q.push(" AND id = ").bind(Value::Uuid(id));
+        }
+        if !query.job_types.is_empty() {
+            q.and_in("job_type", List::Texts(names(query.job_types)), false);
+        }
+        if !query.statuses.is_empty() {
+            q.and_in("status", List::Texts(names(query.statuses)), false);
+        }
+        if !query.excluded_statuses.is_empty() {
+            q.and_in("status", List::Texts(names(query.excluded_statuses)), true);
+        }
+        if let Some(ids) = filter.internal_ids {
+            q.and_in("internal_id", List::Ints(ids), false);
+        }
+        if let Some(min) = filter.min_internal_id {
+            q.push(" AND internal_id >= ").bind(min);
+        }
+        if let Some(max) = filter.max_internal_id {
+            q.push(" AND internal_id <= ").bind(max);
+        }
+        if let Some(version) = query.orchestrator_version {
+            q.push(" AND orchestrator_version = ").bind(version);
+        }
+        if query.storage_artifacts_untagged {
+            q.push(" AND storage_artifacts_tagged_at IS NULL");
+        }
+        q.push(match query.sort {
+            SortOrder::Ascending => " ORDER BY internal_id ASC, job_type ASC",
+            SortOrder::Descending => " ORDER BY internal_id DESC, job_type DESC",
+        });
+        q.limit(filter.limit);
+        self.fetch_docs(q, "job").await
+    }
+
+    async fn get_jobs_without_successor(
+        &self,
+        job_a_type: JobType,
+        job_a_status: JobStatus,
+        job_b_type: JobType,
+        orchestrator_version: Option<&str>,
+        min_internal_id: u64,
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let Some(min) = lower_bound(min_internal_id) else { return Ok(Vec::new()) };
+        let mut q = select::<D>("jobs");
+        q.push(" AND job_type = ").bind(job_a_type.as_ref());
+        q.push(" AND status = ").bind(job_a_status.as_ref());
+        q.push(" AND internal_id >= ").bind(min);
+        if let Some(version) = orchestrator_version {
+            q.push(" AND orchestrator_version = ").bind(version);
+        }
+        q.push(" AND NOT EXISTS (SELECT 1 FROM jobs b WHERE b.internal_id = jobs.internal_id");
+        q.push(" AND b.job_type = ").bind(job_b_type.as_ref());
+        q.push(") ORDER BY internal_id ASC");
+        self.fetch_docs(q, "job").await
+    }
+
+    /// Aggregator jobs carry no block range in their metadata: they are matched through the
+    /// aggregator batch (index = internal id) whose range contains the block.
+    async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>> {
+        let Some(block) = lower_bound(block_number) else { return Ok(Vec::new()) };
+        let mut q = select::<D>("jobs");
+        q.push(" AND ((");
+        D::push_in(&mut q, "job_type", List::Texts(names(&BLOCK_NUMBER_JOB_TYPES)), false);
+        q.push(" AND block_number = ").bind(block);
+        q.push(") OR (job_type = ").bind(JobType::StateTransition.as_ref());
+        q.push(" AND to_settle = ").bind(block);
+        q.push(") OR (job_type = ").bind(JobType::SnosRun.as_ref());
+        q.push(" AND start_block <= ").bind(block);
+        q.push(" AND end_block >= ").bind(block);
+        q.push(") OR (job_type = ").bind(JobType::Aggregator.as_ref());
+        q.push(" AND internal_id IN (SELECT idx FROM aggregator_batches WHERE start_block <= ");
+        q.bind(block).push(" AND end_block >= ").bind(block);
+        q.push("))) ORDER BY job_type ASC, internal_id ASC");
+        self.fetch_docs(q, "job").await
+    }
+
+    // ---- SNOS batches ----
+
+    async fn get_snos_batches(&self, query: SnosBatchQuery) -> DatabaseResult<Vec<SnosBatch>> {
+        self.query_batches(&query).await
+    }
+
+    async fn get_snos_batches_by_aggregator_index(
+        &self,
+        aggregator_index: u64,
+    ) -> DatabaseResult<Vec<SnosBatch>> {
+        let Some(agg) = lower_bound(aggregator_index) else { return Ok(Vec::new()) };
+        let mut q = select::<D>(SnosBatch::TABLE);
+        q.push(" AND aggregator_batch_index = ").bind(agg).push(" ORDER BY idx ASC");
+        self.fetch_docs(q, SnosBatch::WHAT).await
+    }
+
+    async fn get_snos_batches_without_jobs(
+        &self,
+        status: SnosBatchStatus,
+        limit: u64,
+        orchestrator_version: Option<&str>,
+        min_index: u64,
+    ) -> DatabaseResult<Vec<SnosBatch>> {
+        let Some(min) = lower_bound(min_index) else { return Ok(Vec::new()) };
+        let mut q = select::<D>(SnosBatch::TABLE);
+        q.push(" AND status = ").bind(status.as_ref());
+        q.push(" AND idx >= ").bind(min);
+        if let Some(version) = orchestrator_version {
+            q.push(" AND orchestrator_version = ").bind(version);
+        }
+        q.push(" AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.internal_id = snos_batches.idx");
+        q.push(" AND j.job_type = ").bind(JobType::SnosRun.as_ref());
+        q.push(") ORDER BY idx ASC").limit(Some(upper_bound(limit)));
+        self.fetch_docs(q, SnosBatch::WHAT).await
+    }
+
+    async fn write_snos_batch(
+        &self,
+        batch: &SnosBatch,
+        mode: BatchWrite,
+    ) -> DatabaseResult<SnosBatch> {
+        self.write_batch(batch, mode).await
+    }
+
+    async fn update_snos_batch(
+        &self,
+        index: u64,
+        updates: SnosBatchUpdates,
+    ) -> DatabaseResult<SnosBatch> {
+        self.update_batch(index, updates).await
+    }
+
+    // ---- aggregator batches ----
+
+    async fn get_aggregator_batches(
+        &self,
+        query: AggregatorBatchQuery,
+    ) -> DatabaseResult<Vec<AggregatorBatch>> {
+        self.query_batches(&query).await
+    }
+
+    async fn write_aggregator_batch(
+        &self,
+        batch: &AggregatorBatch,
+        mode: BatchWrite,
+    ) -> DatabaseResult<AggregatorBatch> {
+        self.write_batch(batch, mode).await
+    }
+
+    async fn update_aggregator_batch(
+        &self,
+        index: u64,
+        updates: AggregatorBatchUpdates,
+    ) -> DatabaseResult<AggregatorBatch> {
+        self.update_batch(index, updates).await
+    }
+
+    // ---- lookups ----
+
+    async fn get_block_batch_lookup(
+        &self,
+        block_number: u64,
+    ) -> DatabaseResult<Option<BlockBatchLookup>> {
+        let Some(block) = lower_bound(block_number) else { return Ok(None) };
+        let mut q = Sql::<D>::new(format!(
+            "SELECT snos_batch_index, aggregator_batch_index, {} AS created_at, {} AS updated_at
+             FROM block_batch_lookups WHERE block_number = ",
+            D::secs("created_at"),
+            D::secs("updated_at"),
+        ));
+        q.bind(block);
+        let rows = q.fetch(&mut *self.conn().await?).await.map_err(db_err::<D>)?;
+        rows.first().map(|row| decode_lookup::<D>(row, block_number)).transpose()
+    }
+}
+
+/// `SELECT id, doc FROM table WHERE true`, to be extended with `AND …` filters.
+fn select<D: Dialect>(table: &str) -> Sql<D> {
+    Sql::new(format!("SELECT {} FROM {table} WHERE true", doc_columns::<D>()))
+}
+
+/// The `id` and `doc` columns of a table, as text.
+fn doc_columns<D: Dialect>() -> String {
+    format!("id{t} AS id, doc{t} AS doc", t = D::TO_TEXT)
+}
+
+/// Reads the batch whose `column` is `key`, keeping its row until the transaction ends.
+async fn load_batch<D: Dialect, B: BatchRecord>(
+    conn: &mut D::Connection,
+    column: &str,
+    key: Value,
+) -> DatabaseResult<Option<B>> {
+    let mut q =
+        Sql::<D>::new(format!("SELECT {} FROM {} WHERE {column} = ", doc_columns::<D>(), B::TABLE));
+    q.bind(key).push(D::FOR_UPDATE);
+    let rows = q.fetch(conn).await.map_err(db_err::<D>)?;
+    rows.first().map(|row| decode_doc::<D, B>(row, B::WHAT)).transpose()
+}
+
+/// The values of [`BATCH_COLUMNS`].
+fn batch_values(row: &BatchColumns) -> [Value; 9] {
+    [
+        row.index.into(),
+        row.aggregator_batch_index.into(),
+        row.status.as_str().into(),
+        row.orchestrator_version.as_str().into(),
+        row.start.into(),
+        row.end.into(),
+        Value::Time(Some(row.created_at)),
+        Value::Time(Some(row.updated_at)),
+        Value::Json(row.doc.clone()),
+    ]
+}
+
+/// Inserts the batch `row`, or replaces the stored one with its id; unique violations are
+/// `Conflict`.
+async fn put_batch<D: Dialect, B: BatchRecord>(
+    conn: &mut D::Connection,
+    row: &BatchColumns,
+    replace: bool,
+) -> DatabaseResult<()> {
+    let id = Value::Uuid(row.id);
+    let q = if replace {
+        let mut q = Sql::<D>::new(format!("UPDATE {} SET ", B::TABLE));
+        for (i, (column, value)) in BATCH_COLUMNS.iter().zip(batch_values(row)).enumerate() {
+            q.push(if i > 0 { ", " } else { "" }).push(column).push(" = ").bind(value);
+        }
+        q.push(" WHERE id = ").bind(id);
+        q
+    } else {
+        let columns = BATCH_COLUMNS.join(", ");
+        let mut q = Sql::<D>::new(format!("INSERT INTO {} (id, {columns}) VALUES (", B::TABLE));
+        q.binds(std::iter::once(id).chain(batch_values(row))).push(")");
+        q
+    };
+    q.fetch(conn).await.map_err(|e| match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => DatabaseError::Conflict(format!(
+            "{} {} ({}..={}): {}",
+            B::WHAT,
+            row.index,
+            row.start,
+            row.end,
+            d.message()
+        )),
+        _ => db_err::<D>(e),
+    })?;
+    Ok(())
+}
+
+/// Points the lookups of the blocks of `new` at its index and unsets the index on blocks the
+/// batch (as `old`) covered but no longer does. Runs inside the batch write's transaction.
+async fn sync_lookups<D: Dialect, B: BatchRecord>(
+    conn: &mut D::Connection,
+    old: Option<&BatchColumns>,
+    new: &BatchColumns,
+) -> DatabaseResult<()> {
+    let col = B::LOOKUP_COLUMN;
+    let now = Value::Time(Some(now_secs().timestamp()));
+    if let Some(old) = old {
+        let mut q =
+            Sql::<D>::new(format!("UPDATE block_batch_lookups SET {col} = NULL, updated_at = "));
+        q.bind(now.clone()).push(format!(" WHERE {col} = ")).bind(old.index);
+        if old.index == new.index {
+            q.push(" AND (block_number < ").bind(new.start);
+            q.push(" OR block_number > ").bind(new.end).push(")");
+        }
+        q.fetch(conn).await.map_err(db_err::<D>)?;
+    }
+    for (start, end) in lookup_ranges_to_write(old.map(BatchSpan::from), new.into()) {
+        let mut q = Sql::<D>::new("WITH RECURSIVE r(b) AS (SELECT ");
+        q.bind(start).push(" UNION ALL SELECT b + 1 FROM r WHERE b < ").bind(end);
+        q.push(format!(
+            ") INSERT INTO block_batch_lookups (block_number, {col}, created_at, updated_at) SELECT b, "
+        ));
+        q.bind(new.index).push(", ").bind(now.clone()).push(", ").bind(now.clone());
+        q.push(format!(
+            " FROM r WHERE true ON CONFLICT (block_number) DO UPDATE SET {col} = excluded.{col},
+                updated_at = excluded.updated_at"
+        ));
+        q.fetch(conn).await.map_err(db_err::<D>)?;
+    }
+    Ok(())
+}
+
+fn decode_lookup<D: Dialect>(row: &D::Row, block_number: u64) -> DatabaseResult<BlockBatchLookup> {
+    let corrupt = |reason: String| DatabaseError::Corrupt {
+        what: format!("block batch lookup {block_number}"),
+        reason,
+    };
+    let int = |col: &str| D::int(row, col).map_err(|e| corrupt(e.to_string()));
+    let index = |col: &str| -> DatabaseResult<Option<u64>> {
+        let v = int(col)?;
+        v.map(|v| u64::try_from(v).map_err(|_| corrupt(format!("negative {col} {v}")))).transpose()
+    };
+    let time = |col: &str| -> DatabaseResult<DateTime<Utc>> {
+        let v = int(col)?.ok_or_else(|| corrupt(format!("{col} is NULL")))?;
+        DateTime::from_timestamp(v, 0).ok_or_else(|| corrupt(format!("{col} {v} out of range")))
+    };
+    Ok(BlockBatchLookup {
+        block_number,
+        snos_batch_index: index("snos_batch_index")?,
+        aggregator_batch_index: index("aggregator_batch_index")?,
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+    })
+}
+
+/// Decodes the `doc` column of a row whose `id` column names the record in errors.
+fn decode_doc<D: Dialect, T: DeserializeOwned>(row: &D::Row, kind: &str) -> DatabaseResult<T> {
+    let id = D::text(row, "id").ok().flatten().unwrap_or_else(|| "?".to_owned());
+    let corrupt = |reason: String| DatabaseError::Corrupt { what: format!("{kind} {id}"), reason };
+    let doc = D::text(row, "doc").map_err(|e| corrupt(e.to_string()))?;
+    decode_json(&doc.ok_or_else(|| corrupt("doc is NULL".to_owned()))?, kind, &id)
+}
+
+/// A value as JSON.
+fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> DatabaseResult<serde_json::Value> {
+    serde_json::to_value(value).map_err(DatabaseError::other)
+}
+
+/// Maps a sqlx error: transient ([`Dialect::is_transient`]) → `Unavailable` (retryable),
+/// decoding → `Corrupt`, anything else → `Other`.
+pub(crate) fn db_err<D: Dialect>(e: sqlx::Error) -> DatabaseError {
+    if D::is_transient(&e) {
+        return DatabaseError::Unavailable(Box::new(e));
+    }
+    match e {
+        sqlx::Error::ColumnDecode { index, source } => {
+            DatabaseError::Corrupt { what: format!("column {index}"), reason: source.to_string() }
+        }
+        sqlx::Error::Decode(source) => {
+            DatabaseError::Corrupt { what: "row".to_owned(), reason: source.to_string() }
+        }
+        e => DatabaseError::other(e),
+    }
+}
+
+/// Checks every dialect runs besides the conformance suite, on databases the caller opens.
+#[cfg(test)]
+pub(crate) mod checks {
+    use std::{collections::BTreeSet, sync::Arc};
+
+    use super::*;
+    use crate::types::jobs::{JobSpecificMetadata, SnosMetadata};
+
+    /// A `Created` SnosRun job.
+    pub(crate) fn snos_job(internal_id: u64) -> JobItem {
+        JobItem::new(
+            JobType::SnosRun,
+            internal_id,
+            JobSpecificMetadata::Snos(SnosMetadata {
+                snos_batch_index: internal_id,
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// Two clients on one database behave like two processes: many racing updates, none
+    /// lost, and every version won by exactly one writer.
+    pub(crate) async fn racing_updates_lose_nothing<D: Dialect>(
+        a: Arc<SqlDatabase<D>>,
+        b: Arc<SqlDatabase<D>>,
+    ) {
+        let job = a.create_job(snos_job(1)).await.expect("create");
+        const WRITERS: usize = 4;
+        const EACH: u64 = 25;
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let db = if w % 2 == 0 { a.clone() } else { b.clone() };
+                let id = job.id;
+                tokio::spawn(async move {
+                    let mut won = Vec::new();
+                    let mut lost = 0u64;
+                    while (won.len() as u64) < EACH {
+                        let current = db.get_job_by_id(id).await.expect("get").expect("exists");
+                        let mut metadata = current.metadata.clone();
+                        metadata.common.process_attempt_no += 1;
+                        match db
+                            .update_job(&current, JobItemUpdates::new().metadata(metadata))
+                            .await
+                        {
+                            Ok(next) => won.push(next.version),
+                            Err(DatabaseError::UpdateFailed { .. }) => lost += 1,
+                            Err(e) => panic!("writer {w}: {e:?}"),
+                        }
+                    }
+                    (won, lost)
+                })
+            })
+            .collect();
+        let mut versions = BTreeSet::new();
+        let mut conflicts = 0;
+        for w in writers {
+            let (won, lost) = w.await.expect("writer panicked");
+            conflicts += lost;
+            for v in won {
+                assert!(versions.insert(v), "version {v} won twice");
+            }
+        }
+        let total = WRITERS as u64 * EACH;
+        let stored = b.get_job_by_id(job.id).await.expect("get").expect("exists");
+        assert_eq!(stored.version as u64, total);
+        assert_eq!(stored.metadata.common.process_attempt_no, total, "an update was lost");
+        assert_eq!(versions, (1..=total as i32).collect::<BTreeSet<_>>());
+        assert!(conflicts > 0, "writers never raced; the test proves nothing");
+        a.disconnect().await.expect("disconnect");
+        b.disconnect().await.expect("disconnect");
+    }
+
+    /// Two clients creating the same jobs and growing the same batch concurrently: each job
+    /// exists once, and the lookups end consistent with the batch.
+    pub(crate) async fn racing_creates_and_batch_writes<D: Dialect>(
+        a: Arc<SqlDatabase<D>>,
+        b: Arc<SqlDatabase<D>>,
+    ) {
+        a.create_snos_batch(SnosBatch::new(1, None, 100, "0.14.2", Default::default()))
+            .await
+            .expect("batch");
+        let racers: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .map(|db| {
+                tokio::spawn(async move {
+                    let mut created = 0;
+                    for i in 0..20u64 {
+                        match db.create_job(snos_job(i)).await {
+                            Ok(_) => created += 1,
+                            Err(DatabaseError::ItemAlreadyExists { .. }) => {}
+                            Err(e) => panic!("{e:?}"),
+                        }
+                        // Grow the batch from whatever the other writer left.
+                        let current =
+                            db.get_latest_snos_batch().await.expect("get").expect("exists");
+                        let updates = SnosBatchUpdates {
+                            end_block: Some(current.end_block + 1),
+                            status: None,
+                        };
+                        db.update_snos_batch(1, updates).await.expect("grow");
+                    }
+                    created
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for r in racers {
+            created += r.await.expect("racer panicked");
+        }
+        assert_eq!(created, 20, "every job created exactly once");
+        // Grows raced with absolute end blocks, so the final end is whichever landed last; the
+        // lookups must agree with it exactly.
+        let batch = a.get_latest_snos_batch().await.expect("get").expect("exists");
+        assert!(batch.end_block > 100, "{batch:?}");
+        assert_eq!(batch.num_blocks, batch.end_block - 99);
+        for block in 100..=140 {
+            let l = b.get_block_batch_lookup(block).await.expect("lookup");
+            let expected = (block <= batch.end_block).then_some(1);
+            assert_eq!(l.and_then(|l| l.snos_batch_index), expected, "block {block}");
+        }
+    }
+
+    /// Integers above `i64::MAX` and inverted block ranges are refused on write.
+    pub(crate) async fn values_above_i64_max_are_refused_on_write<D: Dialect>(db: &SqlDatabase<D>) {
+        let err = db.create_job(snos_job(u64::MAX)).await.expect_err("too big");
+        assert!(err.to_string().contains("exceeds"), "{err}");
+        assert!(!err.is_retryable());
+        let huge = SnosBatch::new(1, None, u64::MAX, "0.14.2", Default::default());
+        let err = db.create_snos_batch(huge).await.expect_err("too big");
+        assert!(err.to_string().contains("start_block"), "{err}");
+        let mut bad_range = SnosBatch::new(1, None, 10, "0.14.2", Default::default());
+        bad_range.end_block = 5;
+        assert!(db.create_snos_batch(bad_range).await.is_err());
+    }
+
+    /// A stored document that does not decode is `Corrupt`, naming the record.
+    pub(crate) async fn an_undecodable_document_is_corrupt_and_named<D: Dialect>(
+        db: &SqlDatabase<D>,
+    ) {
+        let job = db.create_job(snos_job(1)).await.expect("create");
+        let mut conn = db.conn().await.expect("connection");
+        Sql::<D>::new("UPDATE jobs SET doc = '{\"not\": \"a job\"}'")
+            .fetch(&mut conn)
+            .await
+            .expect("break");
+        let err = db.get_job_by_id(job.id).await.expect_err("corrupt");
+        assert!(
+            matches!(&err, DatabaseError::Corrupt { what, .. } if what.contains(&job.id.to_string())),
+            "{err:?}"
+        );
+    }
+
+    /// `init` again (also concurrently, as processes starting together) keeps the data; after
+    /// `disconnect` calls fail as retryable.
+    pub(crate) async fn init_is_idempotent_and_a_closed_pool_is_unavailable<D: Dialect>(
+        db: &SqlDatabase<D>,
+    ) {
+        let job = db.create_job(snos_job(1)).await.expect("create");
+        let (x, y) = tokio::join!(db.init(), db.init());
+        x.expect("init again");
+        y.expect("init again");
+        assert_eq!(db.get_job_by_id(job.id).await.expect("get"), Some(job));
+        db.disconnect().await.expect("disconnect");
+        assert!(db.health_check().await.expect_err("closed").is_retryable());
+    }
+}
