@@ -12,22 +12,16 @@ use url::Url;
 use crate::{
     cli::{
         args::{
-            alert::AlertArgs,
             batching::BatchingArgs,
-            cron::CronArgs,
             da::DaArgs,
-            database::DatabaseArgs,
-            embedded::EmbeddedArgs,
+            infra::InfraArgs,
             madara::MadaraArgs,
             otel::OtelArgs,
             prover::{AtlanticArgs, MockProverArgs, ProverArgs, SharpArgs},
-            provider::AwsProviderArgs,
-            queue::QueueArgs,
             server::ServerArgs,
             service::ServiceArgs,
             settlement::{EthereumSettlementArgs, StarknetSettlementArgs},
             snos::SnosArgs,
-            storage::StorageArgs,
         },
         run::RunCmd,
         setup::SetupCmd,
@@ -45,18 +39,7 @@ impl TryFrom<RunCmd> for RunParams {
 
     fn try_from(cmd: RunCmd) -> ConfigResult<Self> {
         let layer = cmd.layer;
-        let infra = InfraParams::build(
-            InfraArgs {
-                embedded: cmd.embedded,
-                provider: cmd.provider,
-                storage: cmd.storage,
-                queue: cmd.queue,
-                alert: cmd.alert,
-                database: cmd.database,
-                cron: cmd.cron,
-            },
-            Command::Run,
-        )?;
+        let infra = InfraParams::build(cmd.infra, Command::Run)?;
         let service = service_params(cmd.service.clone())?;
         let queue = queue_params(&cmd.service)?;
         let settlement = settlement_params(cmd.ethereum_settlement, cmd.starknet_settlement)?;
@@ -87,18 +70,7 @@ impl TryFrom<SetupCmd> for SetupParams {
     type Error = ConfigError;
 
     fn try_from(cmd: SetupCmd) -> ConfigResult<Self> {
-        let infra = InfraParams::build(
-            InfraArgs {
-                embedded: cmd.embedded,
-                provider: cmd.provider,
-                storage: cmd.storage,
-                queue: cmd.queue,
-                alert: cmd.alert,
-                database: cmd.database,
-                cron: cmd.cron,
-            },
-            Command::Setup,
-        )?;
+        let infra = InfraParams::build(cmd.infra, Command::Setup)?;
         Ok(Self {
             layer: cmd.layer,
             infra,
@@ -114,17 +86,6 @@ impl TryFrom<SetupCmd> for SetupParams {
 enum Command {
     Run,
     Setup,
-}
-
-/// The infrastructure flag groups common to `run` and `setup`.
-struct InfraArgs {
-    embedded: EmbeddedArgs,
-    provider: AwsProviderArgs,
-    storage: StorageArgs,
-    queue: QueueArgs,
-    alert: AlertArgs,
-    database: DatabaseArgs,
-    cron: CronArgs,
 }
 
 impl InfraParams {

@@ -4,22 +4,16 @@ use clap::ArgGroup;
 use eyre::WrapErr;
 
 use super::args::{
-    alert::AlertArgs,
     batching::BatchingArgs,
-    cron::CronArgs,
     da::DaArgs,
-    database::DatabaseArgs,
-    embedded::EmbeddedArgs,
+    infra::InfraArgs,
     madara::MadaraArgs,
     otel::OtelArgs,
     prover::ProverArgs,
-    provider::AwsProviderArgs,
-    queue::QueueArgs,
     server::ServerArgs,
     service::ServiceArgs,
     settlement::{EthereumSettlementArgs, StarknetSettlementArgs},
     snos::SnosArgs,
-    storage::StorageArgs,
 };
 use crate::{config::RunParams, types::Layer};
 
@@ -44,27 +38,9 @@ pub struct RunCmd {
     #[arg(long, env = "MADARA_ORCHESTRATOR_LAYER", value_enum, default_value = "l2")]
     pub layer: Layer,
 
-    /// Embedded tier: the data directory.
+    /// Storage, queues, alerts, database and cron (AWS, a database server or embedded).
     #[command(flatten)]
-    pub embedded: EmbeddedArgs,
-    /// AWS provider: `--aws` and the resource prefix.
-    #[command(flatten)]
-    pub provider: AwsProviderArgs,
-    /// Artifact storage (S3 or the data directory).
-    #[command(flatten)]
-    pub storage: StorageArgs,
-    /// Queues (SQS or the embedded queue).
-    #[command(flatten)]
-    pub queue: QueueArgs,
-    /// Alerts (SNS or the log and alert file).
-    #[command(flatten)]
-    pub alert: AlertArgs,
-    /// Job database (MongoDB, PostgreSQL or SQLite).
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    /// Worker-trigger cron (EventBridge or in process).
-    #[command(flatten)]
-    pub cron: CronArgs,
+    pub infra: InfraArgs,
     /// HTTP server.
     #[command(flatten)]
     pub server: ServerArgs,

@@ -2,10 +2,7 @@
 
 use eyre::WrapErr;
 
-use super::args::{
-    alert::AlertArgs, cron::CronArgs, database::DatabaseArgs, embedded::EmbeddedArgs,
-    provider::AwsProviderArgs, queue::QueueArgs, storage::StorageArgs,
-};
+use super::args::infra::InfraArgs;
 use crate::{config::SetupParams, types::Layer};
 
 /// `orchestrator setup`: every flag of the reference's `setup`.
@@ -20,27 +17,9 @@ pub struct SetupCmd {
     #[arg(long, env = "MADARA_ORCHESTRATOR_LAYER", value_enum, default_value = "l2")]
     pub layer: Layer,
 
-    /// Embedded tier: the data directory.
+    /// Storage, queues, alerts, database and cron (AWS, a database server or embedded).
     #[command(flatten)]
-    pub embedded: EmbeddedArgs,
-    /// AWS provider: `--aws` and the resource prefix.
-    #[command(flatten)]
-    pub provider: AwsProviderArgs,
-    /// Artifact storage (S3 or the data directory).
-    #[command(flatten)]
-    pub storage: StorageArgs,
-    /// Queues (SQS or the embedded queue).
-    #[command(flatten)]
-    pub queue: QueueArgs,
-    /// Alerts (SNS or the log and alert file).
-    #[command(flatten)]
-    pub alert: AlertArgs,
-    /// Job database (MongoDB, PostgreSQL or SQLite).
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    /// Worker-trigger cron (EventBridge or in process).
-    #[command(flatten)]
-    pub cron: CronArgs,
+    pub infra: InfraArgs,
 
     /// Seconds to wait for the resources to become ready.
     #[arg(

@@ -22,11 +22,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use starknet::core::types::{
-    ContractStorageDiffItem, DeclaredClassItem, DeployedContractItem, Felt, NonceUpdate,
-    ReplacedClassItem, StateDiff, StateUpdate, StorageEntry,
+    DeclaredClassItem, DeployedContractItem, Felt, NonceUpdate, ReplacedClassItem, StateDiff,
+    StateUpdate,
 };
 
-use super::state::{StateReadError, StateReader};
+use super::{
+    state::{StateReadError, StateReader},
+    stateful::storage_diffs,
+};
 
 /// Problems squashing state updates.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,16 +165,7 @@ pub async fn squash_state_updates(
     storage.retain(|_, slots| !slots.is_empty());
 
     let state_diff = StateDiff {
-        storage_diffs: storage
-            .into_iter()
-            .map(|(address, slots)| ContractStorageDiffItem {
-                address,
-                storage_entries: slots
-                    .into_iter()
-                    .map(|(key, value)| StorageEntry { key, value })
-                    .collect(),
-            })
-            .collect(),
+        storage_diffs: storage_diffs(storage),
         deprecated_declared_classes: deprecated.into_iter().collect(),
         declared_classes: declared
             .into_iter()
@@ -206,6 +200,8 @@ pub async fn squash_state_updates(
 
 #[cfg(test)]
 mod tests {
+    use starknet::core::types::{ContractStorageDiffItem, StorageEntry};
+
     use super::*;
     use crate::compression::state::MemoryState;
 

@@ -156,22 +156,30 @@ pub async fn alias_compress(
     declared.sort_by_key(|d| d.class_hash);
 
     Ok(StateDiff {
-        storage_diffs: storage
-            .into_iter()
-            .map(|(address, slots)| ContractStorageDiffItem {
-                address,
-                storage_entries: slots
-                    .into_iter()
-                    .map(|(key, value)| StorageEntry { key, value })
-                    .collect(),
-            })
-            .collect(),
+        storage_diffs: storage_diffs(storage),
         deprecated_declared_classes: diff.deprecated_declared_classes.clone(),
         declared_classes: declared,
         deployed_contracts: deployed,
         replaced_classes: replaced,
         nonces,
     })
+}
+
+/// Storage writes by contract and key, as the storage diffs of a [`StateDiff`] (contracts and
+/// keys in ascending order).
+pub(crate) fn storage_diffs(
+    storage: BTreeMap<Felt, BTreeMap<Felt, Felt>>,
+) -> Vec<ContractStorageDiffItem> {
+    storage
+        .into_iter()
+        .map(|(address, slots)| ContractStorageDiffItem {
+            address,
+            storage_entries: slots
+                .into_iter()
+                .map(|(key, value)| StorageEntry { key, value })
+                .collect(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -20,8 +20,12 @@ use super::{
     AppState,
 };
 use crate::{
+    core::client::{database::BatchStore, DatabaseClient},
     types::{
-        batch::{AggregatorBatch, AggregatorBatchQuery, SnosBatch, SnosBatchQuery, SortOrder},
+        batch::{
+            AggregatorBatch, AggregatorBatchQuery, BatchKind, BatchQuery, SnosBatch,
+            SnosBatchQuery, SortOrder,
+        },
         jobs::{JobItem, JobStatus, JobType},
         queue::QueueType,
     },
@@ -39,12 +43,12 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job))
-        .route("/jobs/{id}/process", get(process_job))
-        .route("/jobs/{id}/verify", get(verify_job))
-        .route("/jobs/{id}/retry", get(retry_job))
+        .route("/jobs/{id}/process", get(|s, p, q| job_action(JobAction::Process, s, p, q)))
+        .route("/jobs/{id}/verify", get(|s, p, q| job_action(JobAction::Verify, s, p, q)))
+        .route("/jobs/{id}/retry", get(|s, p, q| job_action(JobAction::Retry, s, p, q)))
         .route("/jobs/block/{block_number}/status", get(jobs_for_block))
-        .route("/batches/snos", get(snos_batches))
-        .route("/batches/aggregator", get(aggregator_batches))
+        .route("/batches/snos", get(|s, q| batches(snos_batch_json, s, q)))
+        .route("/batches/aggregator", get(|s, q| batches(aggregator_batch_json, s, q)))
         .route("/blocks/batch-for-block/{block_number}", get(batch_for_block))
         .route("/blocks/settlement-status/{block_number}", get(settlement_status))
 }
@@ -326,59 +330,53 @@ async fn admit_priority(config: &Config, queue: QueueType) -> ApiResult<()> {
     Ok(())
 }
 
-/// The job id and `priority` flag of a job action route; with `priority`, checks the priority
-/// queue has room (429 otherwise).
-async fn job_action_request(
-    config: &AppState,
-    id: &str,
-    raw: Option<&str>,
-    priority_queue: QueueType,
-) -> ApiResult<(Uuid, bool)> {
-    let id = parse_job_id(id)?;
-    let priority = QueryParams::parse(raw).bool("priority", false)?;
+/// An operator action on one job (`/jobs/{id}/process`, `/verify`, `/retry`); with
+/// `?priority=true` the job goes through the action's priority queue.
+#[derive(Debug, Clone, Copy)]
+enum JobAction {
+    /// Queue the job for processing again.
+    Process,
+    /// Force a verification.
+    Verify,
+    /// Retry a failed job.
+    Retry,
+}
+
+/// Runs `action` on the job `id`; with `priority`, checks the priority queue has room (429
+/// otherwise).
+async fn job_action(
+    action: JobAction,
+    State(config): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id = parse_job_id(&id)?;
+    let priority = QueryParams::parse(raw.as_deref()).bool("priority", false)?;
     if priority {
-        admit_priority(config, priority_queue).await?;
+        let queue = match action {
+            JobAction::Verify => QueueType::PriorityVerificationQueue,
+            JobAction::Process | JobAction::Retry => QueueType::PriorityProcessingQueue,
+        };
+        admit_priority(&config, queue).await?;
     }
-    Ok((id, priority))
-}
-
-async fn process_job(
-    State(config): State<AppState>,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    let (id, priority) =
-        job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityProcessingQueue)
-            .await?;
-    let job = service::requeue_process(&config, id, priority).await?;
-    tracing::info!(job_id = %id, priority, "Operator queued a job for processing");
-    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for processing")))
-}
-
-async fn verify_job(
-    State(config): State<AppState>,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    let (id, priority) =
-        job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityVerificationQueue)
-            .await?;
-    let job = service::force_verify(&config, id, priority).await?;
-    tracing::info!(job_id = %id, priority, "Operator forced a verification");
-    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for verification")))
-}
-
-async fn retry_job(
-    State(config): State<AppState>,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    let (id, priority) =
-        job_action_request(&config, &id, raw.as_deref(), QueueType::PriorityProcessingQueue)
-            .await?;
-    let job = service::retry_job(&config, id, priority).await?;
-    tracing::info!(job_id = %id, priority, "Operator retried a failed job");
-    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for retry")))
+    let (job, done) = match action {
+        JobAction::Process => {
+            let job = service::requeue_process(&config, id, priority).await?;
+            tracing::info!(job_id = %id, priority, "Operator queued a job for processing");
+            (job, "processing")
+        }
+        JobAction::Verify => {
+            let job = service::force_verify(&config, id, priority).await?;
+            tracing::info!(job_id = %id, priority, "Operator forced a verification");
+            (job, "verification")
+        }
+        JobAction::Retry => {
+            let job = service::retry_job(&config, id, priority).await?;
+            tracing::info!(job_id = %id, priority, "Operator retried a failed job");
+            (job, "retry")
+        }
+    };
+    Ok(ok_msg(JobSummary::from(&job), format!("job {id} queued for {done}")))
 }
 
 async fn jobs_for_block(
@@ -393,37 +391,27 @@ async fn jobs_for_block(
 
 // ---- batches ----
 
-async fn snos_batches(
+/// `/batches/snos` and `/batches/aggregator`: the batches of kind `B` selected by `index`,
+/// `status`, `limit` and `sort`, each as `to_json` shows it.
+async fn batches<B: BatchKind>(
+    to_json: fn(&B) -> serde_json::Value,
     State(config): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
+) -> ApiResult<Response>
+where
+    B::Status: FromStr + IntoEnumIterator + std::fmt::Display,
+    dyn DatabaseClient: BatchStore<B>,
+{
     let q = QueryParams::parse(raw.as_deref());
-    let query = SnosBatchQuery {
+    let query = BatchQuery {
         indexes: q.u64("index")?.into_iter().collect(),
         statuses: parse_enums(&q, "status")?,
         limit: Some(q.limit()?),
         orchestrator_version: None,
         sort: q.sort()?,
     };
-    let batches = config.database().get_snos_batches(query).await?;
-    let batches: Vec<_> = batches.iter().map(snos_batch_json).collect();
-    Ok(ok(json!({ "batches": batches })))
-}
-
-async fn aggregator_batches(
-    State(config): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    let q = QueryParams::parse(raw.as_deref());
-    let query = AggregatorBatchQuery {
-        indexes: q.u64("index")?.into_iter().collect(),
-        statuses: parse_enums(&q, "status")?,
-        limit: Some(q.limit()?),
-        orchestrator_version: None,
-        sort: q.sort()?,
-    };
-    let batches = config.database().get_aggregator_batches(query).await?;
-    let batches: Vec<_> = batches.iter().map(aggregator_batch_json).collect();
+    let batches = BatchStore::<B>::get_batches(config.database().as_ref(), query).await?;
+    let batches: Vec<_> = batches.iter().map(to_json).collect();
     Ok(ok(json!({ "batches": batches })))
 }
 

@@ -16,9 +16,13 @@ use super::{
     response::{json, ApiResponse},
     AppState,
 };
-use crate::types::{
-    batch::{AggregatorBatchQuery, SnosBatchQuery, SortOrder},
-    jobs::JobType,
+use crate::{
+    core::client::{database::BatchStore, DatabaseClient},
+    types::{
+        batch::{BatchKind, BatchQuery, SortOrder},
+        jobs::JobType,
+    },
+    worker::Config,
 };
 
 /// The page, compiled into the binary.
@@ -42,30 +46,30 @@ fn stage_names(types: &[JobType]) -> Vec<String> {
     types.iter().map(ToString::to_string).collect()
 }
 
-/// Newest batches first, each with the job of every stage (or null).
-async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = QueryParams::parse(raw.as_deref());
-    let limit = q.limit()?;
-    let db = config.database();
-    let (snos_stages, aggregator_stages) = dashboard_stages(config.layer);
-
-    let snos = db
-        .get_snos_batches(SnosBatchQuery {
-            limit: Some(limit),
-            sort: SortOrder::Descending,
-            ..Default::default()
-        })
-        .await?;
-    let indexes: Vec<u64> = snos.iter().map(|b| b.index).collect();
-    let mut jobs = jobs_by_stage(&config, &snos_stages, &indexes).await?;
-    let snos_rows: Vec<_> = snos
+/// The newest `limit` batches of kind `B`, newest first, each as `to_json` shows it with the job
+/// of every stage of `stages` (or null).
+async fn batch_rows<B: BatchKind>(
+    config: &Config,
+    stages: &[JobType],
+    limit: u64,
+    to_json: fn(&B) -> serde_json::Value,
+) -> ApiResult<Vec<serde_json::Value>>
+where
+    dyn DatabaseClient: BatchStore<B>,
+{
+    let query =
+        BatchQuery { limit: Some(limit), sort: SortOrder::Descending, ..Default::default() };
+    let batches = BatchStore::<B>::get_batches(config.database().as_ref(), query).await?;
+    let indexes: Vec<u64> = batches.iter().map(B::index).collect();
+    let mut jobs = jobs_by_stage(config, stages, &indexes).await?;
+    let rows = batches
         .iter()
         .map(|b| {
-            let mut row = snos_batch_json(b);
-            let stages: serde_json::Map<String, serde_json::Value> = snos_stages
+            let mut row = to_json(b);
+            let stages: serde_json::Map<String, serde_json::Value> = stages
                 .iter()
                 .map(|t| {
-                    let job = jobs.get_mut(&t.to_string()).and_then(|m| m.remove(&b.index));
+                    let job = jobs.get_mut(&t.to_string()).and_then(|m| m.remove(&b.index()));
                     (t.to_string(), json!(job))
                 })
                 .collect();
@@ -73,31 +77,21 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
             row
         })
         .collect();
+    Ok(rows)
+}
 
-    let mut aggregator_rows = Vec::new();
-    if !aggregator_stages.is_empty() {
-        let batches = db
-            .get_aggregator_batches(AggregatorBatchQuery {
-                limit: Some(limit),
-                sort: SortOrder::Descending,
-                ..Default::default()
-            })
-            .await?;
-        let indexes: Vec<u64> = batches.iter().map(|b| b.index).collect();
-        let mut jobs = jobs_by_stage(&config, &aggregator_stages, &indexes).await?;
-        for b in &batches {
-            let mut row = aggregator_batch_json(b);
-            let stages: serde_json::Map<String, serde_json::Value> = aggregator_stages
-                .iter()
-                .map(|t| {
-                    let job = jobs.get_mut(&t.to_string()).and_then(|m| m.remove(&b.index));
-                    (t.to_string(), json!(job))
-                })
-                .collect();
-            row["jobs"] = serde_json::Value::Object(stages);
-            aggregator_rows.push(row);
-        }
-    }
+/// Newest batches first, each with the job of every stage (or null).
+async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryParams::parse(raw.as_deref());
+    let limit = q.limit()?;
+    let (snos_stages, aggregator_stages) = dashboard_stages(config.layer);
+
+    let snos_rows = batch_rows(&config, &snos_stages, limit, snos_batch_json).await?;
+    let aggregator_rows = if aggregator_stages.is_empty() {
+        Vec::new()
+    } else {
+        batch_rows(&config, &aggregator_stages, limit, aggregator_batch_json).await?
+    };
 
     let paused: Vec<String> =
         config.trigger_control.paused().iter().map(ToString::to_string).collect();

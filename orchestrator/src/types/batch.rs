@@ -361,3 +361,33 @@ pub struct SnosBatchUpdates {
     /// New status.
     pub status: Option<SnosBatchStatus>,
 }
+
+/// A kind of batch ([`SnosBatch`] or [`AggregatorBatch`]): the types its queries and updates
+/// use, so that code storing batches is written once for both kinds.
+pub trait BatchKind: Clone + Send + Sync + 'static {
+    /// Its life cycle.
+    type Status: AsRef<str> + Clone + Send + Sync + 'static;
+    /// The fields an update by index may change.
+    type Updates: Send + 'static;
+
+    /// The batch index.
+    fn index(&self) -> u64;
+}
+
+impl BatchKind for SnosBatch {
+    type Status = SnosBatchStatus;
+    type Updates = SnosBatchUpdates;
+
+    fn index(&self) -> u64 {
+        self.index
+    }
+}
+
+impl BatchKind for AggregatorBatch {
+    type Status = AggregatorBatchStatus;
+    type Updates = AggregatorBatchUpdates;
+
+    fn index(&self) -> u64 {
+        self.index
+    }
+}

@@ -12,6 +12,7 @@ pub mod cron;
 pub mod da;
 pub mod database;
 pub mod embedded;
+pub mod infra;
 pub mod madara;
 pub mod otel;
 pub mod prover;

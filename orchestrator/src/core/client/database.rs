@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::types::{
     batch::{
         AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates,
-        BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates, SortOrder,
+        BatchKind, BatchQuery, BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus,
+        SnosBatchUpdates, SortOrder,
     },
     jobs::{JobItem, JobItemUpdates, JobStatus, JobType},
 };
@@ -110,6 +111,37 @@ pub struct JobQuery<'a> {
     pub limit: Option<u64>,
 }
 
+/// The read behind [`DatabaseClient::get_jobs_without_successor`]: jobs of `job_type` in
+/// `status` with internal id ≥ `min_internal_id` for which no job of `successor_type` with
+/// the same internal id exists.
+#[derive(Debug, Clone, Copy)]
+pub struct WithoutSuccessorQuery<'a> {
+    /// Type of the jobs.
+    pub job_type: JobType,
+    /// Status of the jobs.
+    pub status: JobStatus,
+    /// The type of the job that must not exist yet.
+    pub successor_type: JobType,
+    /// Only jobs of this `metadata.common.orchestrator_version`.
+    pub orchestrator_version: Option<&'a str>,
+    /// Internal id at least this.
+    pub min_internal_id: u64,
+}
+
+/// The read behind [`DatabaseClient::get_snos_batches_without_jobs`]: SNOS batches in
+/// `status` with index ≥ `min_index` that have no SnosRun job yet, at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct WithoutJobsQuery<'a> {
+    /// Status of the batches.
+    pub status: SnosBatchStatus,
+    /// At most this many.
+    pub limit: u64,
+    /// Only batches of this orchestrator version.
+    pub orchestrator_version: Option<&'a str>,
+    /// Index at least this.
+    pub min_index: u64,
+}
+
 /// What a batch write does when a batch with the same id is stored already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchWrite {
@@ -126,6 +158,19 @@ const INTERNAL_IDS_PER_QUERY: usize = 10_000;
 /// The first item of a result.
 fn first<T>(items: DatabaseResult<Vec<T>>) -> DatabaseResult<Option<T>> {
     Ok(items?.into_iter().next())
+}
+
+/// The batch statements of a backend, written once for both kinds of batch `B`; the batch
+/// methods of [`DatabaseClient`] are these for [`SnosBatch`] and [`AggregatorBatch`].
+#[async_trait]
+pub trait BatchStore<B: BatchKind>: Send + Sync {
+    /// The batches matching the query.
+    async fn get_batches(&self, query: BatchQuery<B::Status>) -> DatabaseResult<Vec<B>>;
+    /// Writes the batch as `mode` says and syncs the block lookups; `Conflict` on a taken
+    /// index or block range start/end.
+    async fn write_batch(&self, batch: &B, mode: BatchWrite) -> DatabaseResult<B>;
+    /// Applies `updates` to the batch with this index; `NotFound` if there is none.
+    async fn update_batch(&self, index: u64, updates: B::Updates) -> DatabaseResult<B>;
 }
 
 /// Stores jobs, SNOS batches, aggregator batches and the block → batch lookup.
@@ -147,11 +192,13 @@ fn first<T>(items: DatabaseResult<Vec<T>>) -> DatabaseResult<Option<T>> {
 /// - integers are stored as signed 64-bit on every backend: writing a `u64` above `i64::MAX`
 ///   fails, a filter value above it matches nothing (or everything, as an upper bound).
 ///
-/// A backend implements the required methods; the provided ones are shortcuts of them and
-/// keep their contract whatever the backend. The conformance suite `conformance::database`
+/// A backend implements the required methods and [`BatchStore`]; the provided ones are
+/// shortcuts of them and keep their contract whatever the backend. The conformance suite `conformance::database`
 /// checks every line of this contract.
 #[async_trait]
-pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
+pub trait DatabaseClient:
+    BatchStore<SnosBatch> + BatchStore<AggregatorBatch> + Send + Sync + std::fmt::Debug
+{
     /// Checks the database answers.
     async fn health_check(&self) -> DatabaseResult<()>;
     /// Closes connections; later calls may fail.
@@ -161,16 +208,49 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
 
     // ---- jobs ----
 
+    /// Inserts a new job unless `(job_type, internal_id)` is taken; whether it did.
+    async fn insert_job(&self, job: &JobItem) -> DatabaseResult<bool>;
+    /// Versioned update of at least one field; the stored job after the update, or `None`
+    /// when the stored version is not `current.version` (or the job is gone).
+    async fn write_job_update(
+        &self,
+        current: &JobItem,
+        updates: JobItemUpdates,
+    ) -> DatabaseResult<Option<JobItem>>;
+    /// The jobs matching `query`, ordered and limited as it says.
+    async fn get_jobs(&self, query: JobQuery<'_>) -> DatabaseResult<Vec<JobItem>>;
+    /// The jobs matching `query`, by internal id ascending.
+    async fn jobs_without_successor(
+        &self,
+        query: WithoutSuccessorQuery<'_>,
+    ) -> DatabaseResult<Vec<JobItem>>;
+    /// Jobs related to a block: proving/DA jobs whose `block_number` is it, StateTransition
+    /// jobs whose `context.to_settle` is it, SnosRun jobs whose `start_block..=end_block`
+    /// contains it, and Aggregator jobs of the aggregator batch whose range contains it
+    /// (Aggregator metadata has no block range: the job's internal id is the batch index).
+    async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>>;
+
     /// Inserts a new job; `ItemAlreadyExists` when `(job_type, internal_id)` is taken.
-    async fn create_job(&self, job: JobItem) -> DatabaseResult<JobItem>;
+    async fn create_job(&self, job: JobItem) -> DatabaseResult<JobItem> {
+        if !self.insert_job(&job).await? {
+            let (job_type, internal_id) = (job.job_type, job.internal_id);
+            return Err(DatabaseError::ItemAlreadyExists { job_type, internal_id });
+        }
+        Ok(job)
+    }
     /// Versioned update; returns the stored job after the update.
     async fn update_job(
         &self,
         current: &JobItem,
         updates: JobItemUpdates,
-    ) -> DatabaseResult<JobItem>;
-    /// The jobs matching `query`, ordered and limited as it says.
-    async fn get_jobs(&self, query: JobQuery<'_>) -> DatabaseResult<Vec<JobItem>>;
+    ) -> DatabaseResult<JobItem> {
+        if updates.is_empty() {
+            return Err(DatabaseError::NoUpdateFound(current.id));
+        }
+        self.write_job_update(current, updates)
+            .await?
+            .ok_or(DatabaseError::UpdateFailed { id: current.id, version: current.version })
+    }
     /// Jobs of `job_a_type` in `job_a_status` with internal id ≥ `min_internal_id` for which
     /// no job of `job_b_type` with the same internal id exists, by internal id ascending.
     async fn get_jobs_without_successor(
@@ -180,13 +260,16 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         job_b_type: JobType,
         orchestrator_version: Option<&str>,
         min_internal_id: u64,
-    ) -> DatabaseResult<Vec<JobItem>>;
-    /// Jobs related to a block: proving/DA jobs whose `block_number` is it, StateTransition
-    /// jobs whose `context.to_settle` is it, SnosRun jobs whose `start_block..=end_block`
-    /// contains it, and Aggregator jobs of the aggregator batch whose range contains it
-    /// (Aggregator metadata has no block range: the job's internal id is the batch index).
-    async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>>;
-
+    ) -> DatabaseResult<Vec<JobItem>> {
+        let query = WithoutSuccessorQuery {
+            job_type: job_a_type,
+            status: job_a_status,
+            successor_type: job_b_type,
+            orchestrator_version,
+            min_internal_id,
+        };
+        self.jobs_without_successor(query).await
+    }
     /// The job with this id.
     async fn get_job_by_id(&self, id: Uuid) -> DatabaseResult<Option<JobItem>> {
         first(self.get_jobs(JobQuery { id: Some(id), ..JobQuery::default() }).await)
@@ -342,12 +425,37 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
     // ---- SNOS batches ----
 
     /// SNOS batches matching the query.
-    async fn get_snos_batches(&self, query: SnosBatchQuery) -> DatabaseResult<Vec<SnosBatch>>;
+    async fn get_snos_batches(&self, query: SnosBatchQuery) -> DatabaseResult<Vec<SnosBatch>> {
+        self.get_batches(query).await
+    }
     /// The SNOS batches of an aggregator batch, ascending.
     async fn get_snos_batches_by_aggregator_index(
         &self,
         aggregator_index: u64,
     ) -> DatabaseResult<Vec<SnosBatch>>;
+    /// The SNOS batches matching `query`, ascending.
+    async fn snos_batches_without_jobs(
+        &self,
+        query: WithoutJobsQuery<'_>,
+    ) -> DatabaseResult<Vec<SnosBatch>>;
+    /// Writes the batch as `mode` says and syncs the block lookups; `Conflict` on a taken
+    /// index or block range start/end.
+    async fn write_snos_batch(
+        &self,
+        batch: &SnosBatch,
+        mode: BatchWrite,
+    ) -> DatabaseResult<SnosBatch> {
+        self.write_batch(batch, mode).await
+    }
+    /// Applies `updates` to the SNOS batch with this index; `NotFound` if there is none.
+    async fn update_snos_batch(
+        &self,
+        index: u64,
+        updates: SnosBatchUpdates,
+    ) -> DatabaseResult<SnosBatch> {
+        self.update_batch(index, updates).await
+    }
+
     /// SNOS batches in `status` with index ≥ `min_index` that have no SnosRun job yet,
     /// ascending, at most `limit`.
     async fn get_snos_batches_without_jobs(
@@ -356,21 +464,10 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
         limit: u64,
         orchestrator_version: Option<&str>,
         min_index: u64,
-    ) -> DatabaseResult<Vec<SnosBatch>>;
-    /// Writes the batch as `mode` says and syncs the block lookups; `Conflict` on a taken
-    /// index or block range start/end.
-    async fn write_snos_batch(
-        &self,
-        batch: &SnosBatch,
-        mode: BatchWrite,
-    ) -> DatabaseResult<SnosBatch>;
-    /// Applies `updates` to the SNOS batch with this index; `NotFound` if there is none.
-    async fn update_snos_batch(
-        &self,
-        index: u64,
-        updates: SnosBatchUpdates,
-    ) -> DatabaseResult<SnosBatch>;
-
+    ) -> DatabaseResult<Vec<SnosBatch>> {
+        let query = WithoutJobsQuery { status, limit, orchestrator_version, min_index };
+        self.snos_batches_without_jobs(query).await
+    }
     /// The SNOS batch with the highest index.
     async fn get_latest_snos_batch(&self) -> DatabaseResult<Option<SnosBatch>> {
         let query =
@@ -408,20 +505,26 @@ pub trait DatabaseClient: Send + Sync + std::fmt::Debug {
     async fn get_aggregator_batches(
         &self,
         query: AggregatorBatchQuery,
-    ) -> DatabaseResult<Vec<AggregatorBatch>>;
+    ) -> DatabaseResult<Vec<AggregatorBatch>> {
+        self.get_batches(query).await
+    }
     /// Writes the batch as `mode` says and syncs the block lookups; `Conflict` on a taken
     /// index or block range start/end.
     async fn write_aggregator_batch(
         &self,
         batch: &AggregatorBatch,
         mode: BatchWrite,
-    ) -> DatabaseResult<AggregatorBatch>;
+    ) -> DatabaseResult<AggregatorBatch> {
+        self.write_batch(batch, mode).await
+    }
     /// Applies `updates` to the aggregator batch with this index; `NotFound` if there is none.
     async fn update_aggregator_batch(
         &self,
         index: u64,
         updates: AggregatorBatchUpdates,
-    ) -> DatabaseResult<AggregatorBatch>;
+    ) -> DatabaseResult<AggregatorBatch> {
+        self.update_batch(index, updates).await
+    }
 
     /// The aggregator batch with the highest index.
     async fn get_latest_aggregator_batch(&self) -> DatabaseResult<Option<AggregatorBatch>> {

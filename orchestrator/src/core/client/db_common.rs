@@ -10,10 +10,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    core::client::database::{DatabaseError, DatabaseResult, JobQuery},
+    core::client::database::{BatchWrite, DatabaseError, DatabaseResult, JobQuery},
     types::{
-        batch::{AggregatorBatch, AggregatorBatchUpdates, SnosBatch, SnosBatchUpdates},
-        jobs::{JobMetadata, JobSpecificMetadata, JobType},
+        batch::{AggregatorBatch, AggregatorBatchUpdates, BatchKind, SnosBatch, SnosBatchUpdates},
+        jobs::{now_secs, JobMetadata, JobSpecificMetadata, JobType},
     },
 };
 
@@ -119,25 +119,19 @@ pub(crate) fn names<T: AsRef<str>>(items: &[T]) -> Vec<String> {
 }
 
 /// What the generic batch code needs from a SNOS or aggregator batch.
-pub(crate) trait BatchRecord:
-    Serialize + DeserializeOwned + Clone + Send + Sync + 'static
-{
+pub(crate) trait BatchRecord: BatchKind + Serialize + DeserializeOwned {
     /// Table (SQL) or collection (MongoDB) name.
     const TABLE: &'static str;
     /// Column (field) of the block lookups pointing at this kind of batch.
     const LOOKUP_COLUMN: &'static str;
     /// Name in messages.
     const WHAT: &'static str;
-    /// The fields an update by index may change.
-    type Updates: Send + 'static;
 
     /// Applies `updates` (a field left `None` keeps its value).
     fn apply(&mut self, updates: Self::Updates);
 
     /// Primary key.
     fn id(&self) -> Uuid;
-    /// Batch index.
-    fn index(&self) -> u64;
     /// `(start_block, end_block)`, inclusive.
     fn range(&self) -> (u64, u64);
     /// Status name.
@@ -168,6 +162,32 @@ pub(crate) trait BatchRecord:
         self.set_num_blocks(end - start + 1);
         Ok(())
     }
+
+    /// The batch as a write in `mode` stores it (checked, `num_blocks` recomputed and, for an
+    /// upsert, `updated_at` set), with its columns.
+    fn prepared(&self, mode: BatchWrite) -> DatabaseResult<(Self, BatchColumns)> {
+        let mut batch = self.clone();
+        batch.normalize()?;
+        if mode == BatchWrite::Upsert {
+            batch.touch(now_secs());
+        }
+        let row = BatchColumns::of(&batch)?;
+        Ok((batch, row))
+    }
+
+    /// The batch with `updates` applied, checked and touched, with its columns.
+    fn updated(mut self, updates: Self::Updates) -> DatabaseResult<(Self, BatchColumns)> {
+        self.apply(updates);
+        self.normalize()?;
+        self.touch(now_secs());
+        let row = BatchColumns::of(&self)?;
+        Ok((self, row))
+    }
+
+    /// The error of an update of batch `index` when none is stored.
+    fn not_found(index: u64) -> DatabaseError {
+        DatabaseError::NotFound { what: format!("{} {index}", Self::WHAT) }
+    }
 }
 
 macro_rules! batch_record {
@@ -179,7 +199,6 @@ macro_rules! batch_record {
             const TABLE: &'static str = $table;
             const LOOKUP_COLUMN: &'static str = $lookup;
             const WHAT: &'static str = $what;
-            type Updates = $updates;
 
             fn apply(&mut self, $u: $updates) {
                 let $ub = self;
@@ -194,9 +213,6 @@ macro_rules! batch_record {
 
             fn id(&self) -> Uuid {
                 self.id
-            }
-            fn index(&self) -> u64 {
-                self.index
             }
             fn range(&self) -> (u64, u64) {
                 (self.start_block, self.end_block)

@@ -75,6 +75,11 @@ pub struct LockInfo {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The `NotHeld` error of `key` and `owner`.
+fn not_held(key: &str, owner: Option<&str>) -> LockError {
+    LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) }
+}
+
 /// Named locks with a time to live: an expired lock counts as free.
 ///
 /// Contract shared by every backend (checked by `conformance::lock`):
@@ -83,8 +88,30 @@ pub struct LockInfo {
 ///   and of concurrent acquires of a free lock exactly one succeeds;
 /// - `release_lock` / `extend_lock` of a missing or expired lock are `NotHeld`; without an
 ///   owner they act on any holder, with one only on that owner's lock.
+///
+/// A backend implements the `try_` methods and `get_lock`; the others are provided.
 #[async_trait]
 pub trait LockClient: Send + Sync + std::fmt::Debug {
+    /// Takes the lock if it is free or expired; `None` when it is held.
+    async fn try_acquire_lock(
+        &self,
+        key: &str,
+        value: LockValue,
+        ttl: Duration,
+        owner: Option<&str>,
+    ) -> Result<Option<LockInfo>, LockError>;
+    /// Deletes the lock if it is held (by `owner`, when given); whether it was.
+    async fn try_release_lock(&self, key: &str, owner: Option<&str>) -> Result<bool, LockError>;
+    /// Pushes the expiry of a lock held (by `owner`, when given) to now + `ttl`; `None` when
+    /// it is not held.
+    async fn try_extend_lock(
+        &self,
+        key: &str,
+        owner: Option<&str>,
+        ttl: Duration,
+    ) -> Result<Option<LockInfo>, LockError>;
+    /// The lock, if held and not expired.
+    async fn get_lock(&self, key: &str) -> Result<Option<LockInfo>, LockError>;
     /// Takes the lock if it is free or expired; `AlreadyHeld` otherwise.
     async fn acquire_lock(
         &self,
@@ -92,18 +119,32 @@ pub trait LockClient: Send + Sync + std::fmt::Debug {
         value: LockValue,
         ttl: Duration,
         owner: Option<&str>,
-    ) -> Result<LockInfo, LockError>;
+    ) -> Result<LockInfo, LockError> {
+        match self.try_acquire_lock(key, value, ttl, owner).await? {
+            Some(lock) => Ok(lock),
+            None => {
+                let holder = self.get_lock(key).await?.and_then(|l| l.owner);
+                Err(LockError::AlreadyHeld { key: key.to_owned(), owner: holder })
+            }
+        }
+    }
     /// Releases the lock; with an owner, only if that owner holds it (`NotHeld` otherwise).
-    async fn release_lock(&self, key: &str, owner: Option<&str>) -> Result<(), LockError>;
+    async fn release_lock(&self, key: &str, owner: Option<&str>) -> Result<(), LockError> {
+        if self.try_release_lock(key, owner).await? {
+            Ok(())
+        } else {
+            Err(not_held(key, owner))
+        }
+    }
     /// Pushes the expiry of a held lock to now + `ttl`; `NotHeld` if it is not held by `owner`.
     async fn extend_lock(
         &self,
         key: &str,
         owner: Option<&str>,
         ttl: Duration,
-    ) -> Result<LockInfo, LockError>;
-    /// The lock, if held and not expired.
-    async fn get_lock(&self, key: &str) -> Result<Option<LockInfo>, LockError>;
+    ) -> Result<LockInfo, LockError> {
+        self.try_extend_lock(key, owner, ttl).await?.ok_or_else(|| not_held(key, owner))
+    }
     /// Whether the lock is held and not expired.
     async fn is_locked(&self, key: &str) -> Result<bool, LockError> {
         Ok(self.get_lock(key).await?.is_some())

@@ -351,36 +351,29 @@ impl EventBridgeCron {
                 .build()
                 .map_err(|e| AwsError::invalid(e.to_string()))?;
             let description = format!("Sends {trigger} to the orchestrator's worker-trigger queue");
+            // `update_schedule` and `create_schedule` take the same fields, on builders of
+            // different types.
+            macro_rules! put_schedule {
+                ($builder:expr) => {
+                    $builder
+                        .name(name)
+                        .group_name(SCHEDULE_GROUP)
+                        .schedule_expression(expression)
+                        .schedule_expression_timezone("UTC")
+                        .flexible_time_window(window)
+                        .target(target)
+                        .state(ScheduleState::Enabled)
+                        .description(description)
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|e| AwsError::from_sdk(&e))
+                };
+            }
             let result = if existing.is_some() {
-                self.scheduler
-                    .update_schedule()
-                    .name(name)
-                    .group_name(SCHEDULE_GROUP)
-                    .schedule_expression(expression)
-                    .schedule_expression_timezone("UTC")
-                    .flexible_time_window(window)
-                    .target(target)
-                    .state(ScheduleState::Enabled)
-                    .description(description)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| AwsError::from_sdk(&e))
+                put_schedule!(self.scheduler.update_schedule())
             } else {
-                self.scheduler
-                    .create_schedule()
-                    .name(name)
-                    .group_name(SCHEDULE_GROUP)
-                    .schedule_expression(expression)
-                    .schedule_expression_timezone("UTC")
-                    .flexible_time_window(window)
-                    .target(target)
-                    .state(ScheduleState::Enabled)
-                    .description(description)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| AwsError::from_sdk(&e))
+                put_schedule!(self.scheduler.create_schedule())
             };
             result?;
         }

@@ -118,11 +118,8 @@ impl InMemoryMadara {
         self.lock().calls
     }
 
-    fn with_block<T>(
-        &self,
-        block: u64,
-        f: impl FnOnce(&Inner, &FakeBlock) -> T,
-    ) -> MadaraResult<T> {
+    /// Counts a call; the node's state when it is up, `Transport` when it is down.
+    fn answer(&self) -> MadaraResult<std::sync::MutexGuard<'_, Inner>> {
         let mut inner = self.lock();
         inner.calls += 1;
         if inner.down {
@@ -131,6 +128,15 @@ impl InMemoryMadara {
                 reason: "node is down".into(),
             });
         }
+        Ok(inner)
+    }
+
+    fn with_block<T>(
+        &self,
+        block: u64,
+        f: impl FnOnce(&Inner, &FakeBlock) -> T,
+    ) -> MadaraResult<T> {
+        let inner = self.answer()?;
         if inner.pending_from.is_some_and(|p| block >= p) && (block as usize) < inner.blocks.len() {
             return Err(MadaraError::Pending { block });
         }
@@ -163,14 +169,7 @@ pub fn storage_diff(contract: Felt, entries: &[(Felt, Felt)]) -> StateDiff {
 #[async_trait]
 impl MadaraClient for InMemoryMadara {
     async fn block_number(&self) -> MadaraResult<u64> {
-        let mut inner = self.lock();
-        inner.calls += 1;
-        if inner.down {
-            return Err(MadaraError::Transport {
-                what: "in-memory node".into(),
-                reason: "node is down".into(),
-            });
-        }
+        let inner = self.answer()?;
         let closed = inner
             .pending_from
             .map_or(inner.blocks.len() as u64, |p| p.min(inner.blocks.len() as u64));

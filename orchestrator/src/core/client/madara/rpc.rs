@@ -206,6 +206,23 @@ impl MadaraRpcClient {
     }
 
     /// One JSON-RPC method over many parameter sets, batched; one result per set, in order.
+    /// `method` once per entry of `params` at `block` (see [`Self::batch`]), each answer read
+    /// by `parse`, `missing` where the node has nothing.
+    async fn batched<T: Clone>(
+        &self,
+        method: &'static str,
+        block: u64,
+        params: Vec<Value>,
+        missing: T,
+        parse: impl Fn(&Value) -> MadaraResult<T>,
+    ) -> MadaraResult<Vec<T>> {
+        self.batch(method, params)
+            .await?
+            .into_iter()
+            .map(|r| batched_value(method, block, r, missing.clone(), &parse))
+            .collect()
+    }
+
     async fn batch(
         &self,
         method: &'static str,
@@ -339,6 +356,14 @@ fn felt_hex(f: &Felt) -> String {
 }
 
 /// Maps one batched answer: `CONTRACT_NOT_FOUND` → `missing`, `BLOCK_NOT_FOUND` → wait.
+/// The parameters of a per-contract call at `block`, one per contract.
+fn contract_params(block: u64, contracts: &[Felt]) -> Vec<Value> {
+    contracts
+        .iter()
+        .map(|c| json!({"block_id": block_param(block), "contract_address": felt_hex(c)}))
+        .collect()
+}
+
 fn batched_value<T>(
     what: &str,
     block: u64,
@@ -483,11 +508,7 @@ impl MadaraClient for MadaraRpcClient {
             .iter()
             .map(|(c, k)| json!({"contract_address": felt_hex(c), "key": felt_hex(k), "block_id": block_param(block)}))
             .collect();
-        self.batch(M, params)
-            .await?
-            .into_iter()
-            .map(|r| batched_value(M, block, r, Felt::ZERO, |v| parse_felt(M, v)))
-            .collect()
+        self.batched(M, block, params, Felt::ZERO, |v| parse_felt(M, v)).await
     }
 
     async fn class_hash_at(
@@ -496,28 +517,14 @@ impl MadaraClient for MadaraRpcClient {
         contracts: &[Felt],
     ) -> MadaraResult<Vec<Option<Felt>>> {
         const M: &str = "starknet_getClassHashAt";
-        let params = contracts
-            .iter()
-            .map(|c| json!({"block_id": block_param(block), "contract_address": felt_hex(c)}))
-            .collect();
-        self.batch(M, params)
-            .await?
-            .into_iter()
-            .map(|r| batched_value(M, block, r, None, |v| parse_felt(M, v).map(Some)))
-            .collect()
+        let params = contract_params(block, contracts);
+        self.batched(M, block, params, None, |v| parse_felt(M, v).map(Some)).await
     }
 
     async fn nonce_at(&self, block: u64, contracts: &[Felt]) -> MadaraResult<Vec<Felt>> {
         const M: &str = "starknet_getNonce";
-        let params = contracts
-            .iter()
-            .map(|c| json!({"block_id": block_param(block), "contract_address": felt_hex(c)}))
-            .collect();
-        self.batch(M, params)
-            .await?
-            .into_iter()
-            .map(|r| batched_value(M, block, r, Felt::ZERO, |v| parse_felt(M, v)))
-            .collect()
+        let params = contract_params(block, contracts);
+        self.batched(M, block, params, Felt::ZERO, |v| parse_felt(M, v)).await
     }
 
     async fn bouncer_weights(&self, block: u64) -> MadaraResult<BouncerWeights> {

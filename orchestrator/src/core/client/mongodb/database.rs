@@ -18,11 +18,12 @@ use std::sync::RwLock;
 use ::mongodb::{
     bson::{doc, Bson, Document},
     options::{IndexOptions, ReturnDocument},
-    Client, Collection, Database, IndexModel,
+    Client, Collection, Cursor, Database, IndexModel,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use serde::de::DeserializeOwned;
 
 use super::{
     documents::{self as d, uuid_bson},
@@ -30,19 +31,18 @@ use super::{
 };
 use crate::{
     core::client::{
-        database::{BatchWrite, DatabaseClient, DatabaseError, DatabaseResult, JobQuery},
+        database::{
+            BatchStore, BatchWrite, DatabaseClient, DatabaseError, DatabaseResult, JobQuery,
+            WithoutJobsQuery, WithoutSuccessorQuery,
+        },
         db_common::{
             chunks, lookup_ranges_to_write, lower_bound, stale_lookup_filter, to_i64, upper_bound,
             BatchColumns, BatchRecord, BatchSpan, JobFilter,
         },
     },
     types::{
-        batch::{
-            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchUpdates, BatchQuery,
-            BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates,
-            SortOrder,
-        },
-        jobs::{now_secs, JobItem, JobItemUpdates, JobStatus, JobType},
+        batch::{AggregatorBatch, BatchQuery, BlockBatchLookup, SnosBatch, SortOrder},
+        jobs::{now_secs, JobItem, JobItemUpdates},
     },
 };
 
@@ -99,9 +99,7 @@ impl MongoDatabase {
         if let Some(limit) = limit {
             find = find.limit(limit);
         }
-        let docs: Vec<Document> =
-            find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
-        docs.into_iter().map(|doc| d::decode_record(doc, "id", "job")).collect()
+        decode_all(find.await.map_err(db_err)?, "id", "job").await
     }
 
     async fn find_batches<B: BatchRecord>(
@@ -115,9 +113,7 @@ impl MongoDatabase {
         if let Some(limit) = limit {
             find = find.limit(upper_bound(limit));
         }
-        let docs: Vec<Document> =
-            find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
-        docs.into_iter().map(|doc| d::decode_record(doc, "_id", B::WHAT)).collect()
+        decode_all(find.await.map_err(db_err)?, "_id", B::WHAT).await
     }
 
     async fn find_batch<B: BatchRecord>(
@@ -126,82 +122,6 @@ impl MongoDatabase {
         sort: Document,
     ) -> DatabaseResult<Option<B>> {
         Ok(self.find_batches(filter, sort, Some(1)).await?.into_iter().next())
-    }
-
-    async fn query_batches<B: BatchRecord, S: AsRef<str>>(
-        &self,
-        query: &BatchQuery<S>,
-    ) -> DatabaseResult<Vec<B>> {
-        let statuses: Vec<String> = query.statuses.iter().map(|s| s.as_ref().to_owned()).collect();
-        let Some(filter) =
-            d::batch_query_filter(&query.indexes, &statuses, query.orchestrator_version.as_deref())
-        else {
-            return Ok(Vec::new());
-        };
-        let sort = match query.sort {
-            SortOrder::Ascending => doc! { "index": 1 },
-            SortOrder::Descending => doc! { "index": -1 },
-        };
-        self.find_batches(filter, sort, query.limit).await
-    }
-
-    /// Writes a batch as `mode` says, then syncs its lookups.
-    async fn write_batch<B: BatchRecord>(&self, batch: &B, mode: BatchWrite) -> DatabaseResult<B> {
-        let mut batch = batch.clone();
-        batch.normalize()?;
-        if mode == BatchWrite::Upsert {
-            batch.touch(now_secs());
-        }
-        let row = BatchColumns::of(&batch)?;
-        let doc = d::encode_record(&batch, batch.id(), "_id", B::WHAT)?;
-        let coll = self.coll(B::TABLE);
-        let old = match mode {
-            BatchWrite::Create => {
-                coll.insert_one(doc).await.map_err(conflict_or::<B>(&row))?;
-                None
-            }
-            BatchWrite::Upsert => coll
-                .find_one_and_replace(doc! { "_id": uuid_bson(batch.id()) }, doc)
-                .upsert(true)
-                .return_document(ReturnDocument::Before)
-                .await
-                .map_err(conflict_or::<B>(&row))?,
-        };
-        let old = old.map(|doc| d::decode_record::<B>(doc, "_id", B::WHAT)).transpose()?;
-        let old_span =
-            old.as_ref().map(|o| BatchColumns::of(o).map(|c| BatchSpan::from(&c))).transpose()?;
-        self.sync_lookups::<B>(old_span, (&row).into()).await?;
-        Ok(batch)
-    }
-
-    /// Applies `updates` to the batch with this index; `NotFound` if there is none.
-    async fn update_batch<B: BatchRecord>(
-        &self,
-        index: u64,
-        updates: B::Updates,
-    ) -> DatabaseResult<B> {
-        let not_found = || DatabaseError::NotFound { what: format!("{} {index}", B::WHAT) };
-        let Some(key) = lower_bound(index) else { return Err(not_found()) };
-        let Some(old) = self.find_batch::<B>(doc! { "index": key }, doc! {}).await? else {
-            return Err(not_found());
-        };
-        let old_span = BatchSpan::from(&BatchColumns::of(&old)?);
-        let mut batch = old;
-        batch.apply(updates);
-        batch.normalize()?;
-        batch.touch(now_secs());
-        let row = BatchColumns::of(&batch)?;
-        let doc = d::encode_record(&batch, batch.id(), "_id", B::WHAT)?;
-        let replaced = self
-            .coll(B::TABLE)
-            .replace_one(doc! { "_id": uuid_bson(batch.id()) }, doc)
-            .await
-            .map_err(conflict_or::<B>(&row))?;
-        if replaced.matched_count == 0 {
-            return Err(not_found());
-        }
-        self.sync_lookups::<B>(Some(old_span), (&row).into()).await?;
-        Ok(batch)
     }
 
     /// Unsets the batch index on lookups the batch (as `old`) covered and no longer does, then
@@ -328,6 +248,67 @@ async fn ensure_indexes(db: &Database) -> DatabaseResult<()> {
 }
 
 #[async_trait]
+impl<B: BatchRecord> BatchStore<B> for MongoDatabase {
+    async fn get_batches(&self, query: BatchQuery<B::Status>) -> DatabaseResult<Vec<B>> {
+        let statuses: Vec<String> = query.statuses.iter().map(|s| s.as_ref().to_owned()).collect();
+        let Some(filter) =
+            d::batch_query_filter(&query.indexes, &statuses, query.orchestrator_version.as_deref())
+        else {
+            return Ok(Vec::new());
+        };
+        let sort = match query.sort {
+            SortOrder::Ascending => doc! { "index": 1 },
+            SortOrder::Descending => doc! { "index": -1 },
+        };
+        self.find_batches(filter, sort, query.limit).await
+    }
+
+    /// Writes the batch, then syncs its lookups.
+    async fn write_batch(&self, batch: &B, mode: BatchWrite) -> DatabaseResult<B> {
+        let (batch, row) = batch.prepared(mode)?;
+        let doc = d::encode_record(&batch, batch.id(), "_id", B::WHAT)?;
+        let coll = self.coll(B::TABLE);
+        let old = match mode {
+            BatchWrite::Create => {
+                coll.insert_one(doc).await.map_err(conflict_or::<B>(&row))?;
+                None
+            }
+            BatchWrite::Upsert => coll
+                .find_one_and_replace(doc! { "_id": uuid_bson(batch.id()) }, doc)
+                .upsert(true)
+                .return_document(ReturnDocument::Before)
+                .await
+                .map_err(conflict_or::<B>(&row))?,
+        };
+        let old = old.map(|doc| d::decode_record::<B>(doc, "_id", B::WHAT)).transpose()?;
+        let old_span =
+            old.as_ref().map(|o| BatchColumns::of(o).map(|c| BatchSpan::from(&c))).transpose()?;
+        self.sync_lookups::<B>(old_span, (&row).into()).await?;
+        Ok(batch)
+    }
+
+    async fn update_batch(&self, index: u64, updates: B::Updates) -> DatabaseResult<B> {
+        let Some(key) = lower_bound(index) else { return Err(B::not_found(index)) };
+        let Some(old) = self.find_batch::<B>(doc! { "index": key }, doc! {}).await? else {
+            return Err(B::not_found(index));
+        };
+        let old_span = BatchSpan::from(&BatchColumns::of(&old)?);
+        let (batch, row) = old.updated(updates)?;
+        let doc = d::encode_record(&batch, batch.id(), "_id", B::WHAT)?;
+        let replaced = self
+            .coll(B::TABLE)
+            .replace_one(doc! { "_id": uuid_bson(batch.id()) }, doc)
+            .await
+            .map_err(conflict_or::<B>(&row))?;
+        if replaced.matched_count == 0 {
+            return Err(B::not_found(index));
+        }
+        self.sync_lookups::<B>(Some(old_span), (&row).into()).await?;
+        Ok(batch)
+    }
+}
+
+#[async_trait]
 impl DatabaseClient for MongoDatabase {
     async fn health_check(&self) -> DatabaseResult<()> {
         self.db().run_command(doc! { "ping": 1 }).await.map_err(db_err)?;
@@ -358,37 +339,23 @@ impl DatabaseClient for MongoDatabase {
 
     // ---- jobs ----
 
-    async fn create_job(&self, job: JobItem) -> DatabaseResult<JobItem> {
+    async fn insert_job(&self, job: &JobItem) -> DatabaseResult<bool> {
         let internal_id = to_i64("internal_id", job.internal_id)?;
-        let doc = d::encode_record(&job, job.id, "id", "job")?;
+        let doc = d::encode_record(job, job.id, "id", "job")?;
         let (filter, update) = d::create_job_upsert(&doc, job.job_type, internal_id);
-        let exists = || DatabaseError::ItemAlreadyExists {
-            job_type: job.job_type,
-            internal_id: job.internal_id,
-        };
-        let result =
-            self.coll(JOBS).update_one(filter, update).upsert(true).await.map_err(|e| {
-                // Two concurrent upserts of one key: the loser hits the unique index.
-                if is_duplicate_key(&e) {
-                    exists()
-                } else {
-                    db_err(e)
-                }
-            })?;
-        if result.upserted_id.is_none() {
-            return Err(exists());
+        match self.coll(JOBS).update_one(filter, update).upsert(true).await {
+            Ok(result) => Ok(result.upserted_id.is_some()),
+            // Two concurrent upserts of one key: the loser hits the unique index.
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(db_err(e)),
         }
-        Ok(job)
     }
 
-    async fn update_job(
+    async fn write_job_update(
         &self,
         current: &JobItem,
         updates: JobItemUpdates,
-    ) -> DatabaseResult<JobItem> {
-        if updates.is_empty() {
-            return Err(DatabaseError::NoUpdateFound(current.id));
-        }
+    ) -> DatabaseResult<Option<JobItem>> {
         let update = d::job_update(&updates, now_secs())?;
         let updated = self
             .coll(JOBS)
@@ -396,10 +363,7 @@ impl DatabaseClient for MongoDatabase {
             .return_document(ReturnDocument::After)
             .await
             .map_err(db_err)?;
-        match updated {
-            Some(doc) => d::decode_record(doc, "id", "job"),
-            None => Err(DatabaseError::UpdateFailed { id: current.id, version: current.version }),
-        }
+        updated.map(|doc| d::decode_record(doc, "id", "job")).transpose()
     }
 
     async fn get_jobs(&self, query: JobQuery<'_>) -> DatabaseResult<Vec<JobItem>> {
@@ -407,31 +371,20 @@ impl DatabaseClient for MongoDatabase {
         self.find_jobs(d::job_filter(&filter), d::job_sort(query.sort), filter.limit).await
     }
 
-    async fn get_jobs_without_successor(
+    async fn jobs_without_successor(
         &self,
-        job_a_type: JobType,
-        job_a_status: JobStatus,
-        job_b_type: JobType,
-        orchestrator_version: Option<&str>,
-        min_internal_id: u64,
+        query: WithoutSuccessorQuery<'_>,
     ) -> DatabaseResult<Vec<JobItem>> {
-        let Some(min) = lower_bound(min_internal_id) else { return Ok(Vec::new()) };
+        let Some(min) = lower_bound(query.min_internal_id) else { return Ok(Vec::new()) };
         let pipeline = d::jobs_without_successor_pipeline(
-            job_a_type,
-            job_a_status,
-            job_b_type,
-            orchestrator_version,
+            query.job_type,
+            query.status,
+            query.successor_type,
+            query.orchestrator_version,
             min,
         );
-        let docs: Vec<Document> = self
-            .coll(JOBS)
-            .aggregate(pipeline)
-            .await
-            .map_err(db_err)?
-            .try_collect()
-            .await
-            .map_err(db_err)?;
-        docs.into_iter().map(|doc| d::decode_record(doc, "id", "job")).collect()
+        let cursor = self.coll(JOBS).aggregate(pipeline).await.map_err(db_err)?;
+        decode_all(cursor, "id", "job").await
     }
 
     async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>> {
@@ -447,11 +400,7 @@ impl DatabaseClient for MongoDatabase {
         .await
     }
 
-    // ---- SNOS batches ----
-
-    async fn get_snos_batches(&self, query: SnosBatchQuery) -> DatabaseResult<Vec<SnosBatch>> {
-        self.query_batches(&query).await
-    }
+    // ---- SNOS batches (the rest of the batch methods are `BatchStore`) ----
 
     async fn get_snos_batches_by_aggregator_index(
         &self,
@@ -461,70 +410,19 @@ impl DatabaseClient for MongoDatabase {
         self.find_batches(doc! { "aggregator_batch_index": agg }, doc! { "index": 1 }, None).await
     }
 
-    async fn get_snos_batches_without_jobs(
+    async fn snos_batches_without_jobs(
         &self,
-        status: SnosBatchStatus,
-        limit: u64,
-        orchestrator_version: Option<&str>,
-        min_index: u64,
+        query: WithoutJobsQuery<'_>,
     ) -> DatabaseResult<Vec<SnosBatch>> {
-        let Some(min) = lower_bound(min_index) else { return Ok(Vec::new()) };
+        let Some(min) = lower_bound(query.min_index) else { return Ok(Vec::new()) };
         let pipeline = d::snos_batches_without_jobs_pipeline(
-            status.as_ref(),
-            upper_bound(limit),
-            orchestrator_version,
+            query.status.as_ref(),
+            upper_bound(query.limit),
+            query.orchestrator_version,
             min,
         );
-        let docs: Vec<Document> = self
-            .coll(SNOS_BATCHES)
-            .aggregate(pipeline)
-            .await
-            .map_err(db_err)?
-            .try_collect()
-            .await
-            .map_err(db_err)?;
-        docs.into_iter().map(|doc| d::decode_record(doc, "_id", SnosBatch::WHAT)).collect()
-    }
-
-    async fn write_snos_batch(
-        &self,
-        batch: &SnosBatch,
-        mode: BatchWrite,
-    ) -> DatabaseResult<SnosBatch> {
-        self.write_batch(batch, mode).await
-    }
-
-    async fn update_snos_batch(
-        &self,
-        index: u64,
-        updates: SnosBatchUpdates,
-    ) -> DatabaseResult<SnosBatch> {
-        self.update_batch(index, updates).await
-    }
-
-    // ---- aggregator batches ----
-
-    async fn get_aggregator_batches(
-        &self,
-        query: AggregatorBatchQuery,
-    ) -> DatabaseResult<Vec<AggregatorBatch>> {
-        self.query_batches(&query).await
-    }
-
-    async fn write_aggregator_batch(
-        &self,
-        batch: &AggregatorBatch,
-        mode: BatchWrite,
-    ) -> DatabaseResult<AggregatorBatch> {
-        self.write_batch(batch, mode).await
-    }
-
-    async fn update_aggregator_batch(
-        &self,
-        index: u64,
-        updates: AggregatorBatchUpdates,
-    ) -> DatabaseResult<AggregatorBatch> {
-        self.update_batch(index, updates).await
+        let cursor = self.coll(SNOS_BATCHES).aggregate(pipeline).await.map_err(db_err)?;
+        decode_all(cursor, "_id", SnosBatch::WHAT).await
     }
 
     // ---- lookups ----
@@ -541,6 +439,16 @@ impl DatabaseClient for MongoDatabase {
             .map_err(db_err)?;
         doc.map(|doc| decode_lookup(&doc, block_number)).transpose()
     }
+}
+
+/// Decodes every document of `cursor` as a `kind` record whose id is `id_field`.
+async fn decode_all<T: DeserializeOwned>(
+    cursor: Cursor<Document>,
+    id_field: &str,
+    kind: &str,
+) -> DatabaseResult<Vec<T>> {
+    let docs: Vec<Document> = cursor.try_collect().await.map_err(db_err)?;
+    docs.into_iter().map(|doc| d::decode_record(doc, id_field, kind)).collect()
 }
 
 /// An integer field (Int32 or Int64), if present.
@@ -617,7 +525,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::core::client::mongodb::test_support::TestDb;
+    use crate::{core::client::mongodb::test_support::TestDb, types::jobs::JobType};
 
     /// A fresh database (dropped with the guard); `None` (after printing `skipped: no MongoDB`)
     /// when `MADARA_ORCHESTRATOR_MONGODB_CONNECTION_URL` is unset.

@@ -90,13 +90,13 @@ fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
 
 #[async_trait]
 impl LockClient for MongoLock {
-    async fn acquire_lock(
+    async fn try_acquire_lock(
         &self,
         key: &str,
         value: LockValue,
         ttl: Duration,
         owner: Option<&str>,
-    ) -> Result<LockInfo, LockError> {
+    ) -> Result<Option<LockInfo>, LockError> {
         let now = Utc::now();
         let taken = self
             .locks
@@ -108,39 +108,31 @@ impl LockClient for MongoLock {
             .return_document(ReturnDocument::After)
             .await;
         match taken {
-            Ok(Some(doc)) => decode(&doc),
+            Ok(Some(doc)) => decode(&doc).map(Some),
             Ok(None) => {
                 Err(LockError::other(format!("lock {key}: the upsert returned no document")))
             }
-            Err(e) if is_duplicate_key(&e) => {
-                let holder = self.get_lock(key).await?.and_then(|l| l.owner);
-                Err(LockError::AlreadyHeld { key: key.to_owned(), owner: holder })
-            }
+            // A live lock does not match the filter, so the upsert hits the unique key.
+            Err(e) if is_duplicate_key(&e) => Ok(None),
             Err(e) => Err(lock_err(e)),
         }
     }
 
-    async fn release_lock(&self, key: &str, owner: Option<&str>) -> Result<(), LockError> {
+    async fn try_release_lock(&self, key: &str, owner: Option<&str>) -> Result<bool, LockError> {
         let done = self
             .locks
             .delete_one(d::live_lock_filter(key, owner, Utc::now()))
             .await
             .map_err(lock_err)?;
-        if done.deleted_count == 0 {
-            return Err(LockError::NotHeld {
-                key: key.to_owned(),
-                owner: owner.map(str::to_owned),
-            });
-        }
-        Ok(())
+        Ok(done.deleted_count > 0)
     }
 
-    async fn extend_lock(
+    async fn try_extend_lock(
         &self,
         key: &str,
         owner: Option<&str>,
         ttl: Duration,
-    ) -> Result<LockInfo, LockError> {
+    ) -> Result<Option<LockInfo>, LockError> {
         let now = Utc::now();
         let extended = self
             .locks
@@ -151,12 +143,7 @@ impl LockClient for MongoLock {
             .return_document(ReturnDocument::After)
             .await
             .map_err(lock_err)?;
-        match extended {
-            Some(doc) => decode(&doc),
-            None => {
-                Err(LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) })
-            }
-        }
+        extended.map(|doc| decode(&doc)).transpose()
     }
 
     async fn get_lock(&self, key: &str) -> Result<Option<LockInfo>, LockError> {

@@ -33,19 +33,18 @@ use super::{
 };
 use crate::{
     core::client::{
-        database::{BatchWrite, DatabaseClient, DatabaseError, DatabaseResult, JobQuery},
+        database::{
+            BatchStore, BatchWrite, DatabaseClient, DatabaseError, DatabaseResult, JobQuery,
+            WithoutJobsQuery, WithoutSuccessorQuery,
+        },
         db_common::{
             decode_json, lookup_ranges_to_write, lower_bound, names, to_i64, to_json, upper_bound,
             BatchColumns, BatchRecord, BatchSpan, JobColumns, JobFilter, BLOCK_NUMBER_JOB_TYPES,
         },
     },
     types::{
-        batch::{
-            AggregatorBatch, AggregatorBatchQuery, AggregatorBatchUpdates, BatchQuery,
-            BlockBatchLookup, SnosBatch, SnosBatchQuery, SnosBatchStatus, SnosBatchUpdates,
-            SortOrder,
-        },
-        jobs::{now_secs, JobItem, JobItemUpdates, JobStatus, JobType},
+        batch::{BatchQuery, BlockBatchLookup, SnosBatch, SortOrder},
+        jobs::{now_secs, JobItem, JobItemUpdates, JobType},
     },
 };
 
@@ -123,11 +122,11 @@ impl<D: Dialect> SqlDatabase<D> {
         let rows = q.fetch(&mut *self.conn().await?).await.map_err(db_err::<D>)?;
         rows.iter().map(|row| decode_doc::<D, T>(row, kind)).collect()
     }
+}
 
-    async fn query_batches<B: BatchRecord, S: AsRef<str>>(
-        &self,
-        query: &BatchQuery<S>,
-    ) -> DatabaseResult<Vec<B>> {
+#[async_trait]
+impl<D: Dialect, B: BatchRecord> BatchStore<B> for SqlDatabase<D> {
+    async fn get_batches(&self, query: BatchQuery<B::Status>) -> DatabaseResult<Vec<B>> {
         let mut q = select::<D>(B::TABLE);
         if !query.indexes.is_empty() {
             let indexes: Vec<i64> = query.indexes.iter().filter_map(|i| lower_bound(*i)).collect();
@@ -150,14 +149,9 @@ impl<D: Dialect> SqlDatabase<D> {
         self.fetch_docs(q, B::WHAT).await
     }
 
-    /// Writes a batch as `mode` says and syncs its lookups, in one transaction.
-    async fn write_batch<B: BatchRecord>(&self, batch: &B, mode: BatchWrite) -> DatabaseResult<B> {
-        let mut batch = batch.clone();
-        batch.normalize()?;
-        if mode == BatchWrite::Upsert {
-            batch.touch(now_secs());
-        }
-        let row = BatchColumns::of(&batch)?;
+    /// Writes the batch and syncs its lookups, in one transaction.
+    async fn write_batch(&self, batch: &B, mode: BatchWrite) -> DatabaseResult<B> {
+        let (batch, row) = batch.prepared(mode)?;
         let mut tx = self.begin().await?;
         let old = match mode {
             BatchWrite::Create => None,
@@ -172,24 +166,15 @@ impl<D: Dialect> SqlDatabase<D> {
         Ok(batch)
     }
 
-    /// Applies `updates` to the batch with this index and syncs its lookups, in one
-    /// transaction; `NotFound` if there is none.
-    async fn update_batch<B: BatchRecord>(
-        &self,
-        index: u64,
-        updates: B::Updates,
-    ) -> DatabaseResult<B> {
-        let not_found = || DatabaseError::NotFound { what: format!("{} {index}", B::WHAT) };
-        let Some(key) = lower_bound(index) else { return Err(not_found()) };
+    /// Updates the batch and syncs its lookups, in one transaction.
+    async fn update_batch(&self, index: u64, updates: B::Updates) -> DatabaseResult<B> {
+        let Some(key) = lower_bound(index) else { return Err(B::not_found(index)) };
         let mut tx = self.begin().await?;
-        let Some(mut batch) = load_batch::<D, B>(&mut tx, "idx", key.into()).await? else {
-            return Err(not_found());
+        let Some(old) = load_batch::<D, B>(&mut tx, "idx", key.into()).await? else {
+            return Err(B::not_found(index));
         };
-        let old_row = BatchColumns::of(&batch)?;
-        batch.apply(updates);
-        batch.normalize()?;
-        batch.touch(now_secs());
-        let row = BatchColumns::of(&batch)?;
+        let old_row = BatchColumns::of(&old)?;
+        let (batch, row) = old.updated(updates)?;
         put_batch::<D, B>(&mut tx, &row, true).await?;
         sync_lookups::<D, B>(&mut tx, Some(&old_row), &row).await?;
         tx.commit().await.map_err(db_err::<D>)?;
@@ -223,7 +208,7 @@ impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
 
     // ---- jobs ----
 
-    async fn create_job(&self, job: JobItem) -> DatabaseResult<JobItem> {
+    async fn insert_job(&self, job: &JobItem) -> DatabaseResult<bool> {
         let cols = JobColumns::of(&job.metadata)?;
         let mut q = Sql::<D>::new(
             "INSERT INTO jobs (id, internal_id, job_type, status, external_id, version, created_at,
@@ -245,7 +230,7 @@ impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
             cols.end_block.into(),
             cols.to_settle.into(),
             Value::Time(cols.storage_artifacts_tagged_at),
-            Value::Json(to_json(&job)?),
+            Value::Json(to_json(job)?),
         ]);
         q.push(") ON CONFLICT (job_type, internal_id) DO NOTHING RETURNING id");
         let inserted = q.fetch(&mut *self.conn().await?).await.map_err(|e| {
@@ -257,27 +242,18 @@ impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
                 _ => db_err::<D>(e),
             }
         })?;
-        if inserted.is_empty() {
-            return Err(DatabaseError::ItemAlreadyExists {
-                job_type: job.job_type,
-                internal_id: job.internal_id,
-            });
-        }
-        Ok(job)
+        Ok(!inserted.is_empty())
     }
 
     /// One `UPDATE … WHERE id = ? AND version = ?` that sets only the fields present in
     /// `updates` (in the columns and, through [`Dialect::push_doc_patch`], in the stored
     /// document), increments the version and sets `updated_at`; the stored document is
     /// returned.
-    async fn update_job(
+    async fn write_job_update(
         &self,
         current: &JobItem,
         updates: JobItemUpdates,
-    ) -> DatabaseResult<JobItem> {
-        if updates.is_empty() {
-            return Err(DatabaseError::NoUpdateFound(current.id));
-        }
+    ) -> DatabaseResult<Option<JobItem>> {
         let now = now_secs();
         let mut patch = serde_json::Map::new();
         patch.insert("updated_at".to_owned(), to_value(&now)?);
@@ -309,10 +285,7 @@ impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
         q.push(" AND version = ").bind(current.version);
         q.push(" RETURNING ").push(doc_columns::<D>());
         let rows = q.fetch(&mut *self.conn().await?).await.map_err(db_err::<D>)?;
-        match rows.first() {
-            Some(row) => decode_doc::<D, _>(row, "job"),
-            None => Err(DatabaseError::UpdateFailed { id: current.id, version: current.version }),
-        }
+        rows.first().map(|row| decode_doc::<D, _>(row, "job")).transpose()
     }
 
     async fn get_jobs(&self, query: JobQuery<'_>) -> DatabaseResult<Vec<JobItem>> {
@@ -353,24 +326,20 @@ impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
         self.fetch_docs(q, "job").await
     }
 
-    async fn get_jobs_without_successor(
+    async fn jobs_without_successor(
         &self,
-        job_a_type: JobType,
-        job_a_status: JobStatus,
-        job_b_type: JobType,
-        orchestrator_version: Option<&str>,
-        min_internal_id: u64,
+        query: WithoutSuccessorQuery<'_>,
     ) -> DatabaseResult<Vec<JobItem>> {
-        let Some(min) = lower_bound(min_internal_id) else { return Ok(Vec::new()) };
+        let Some(min) = lower_bound(query.min_internal_id) else { return Ok(Vec::new()) };
         let mut q = select::<D>("jobs");
-        q.push(" AND job_type = ").bind(job_a_type.as_ref());
-        q.push(" AND status = ").bind(job_a_status.as_ref());
+        q.push(" AND job_type = ").bind(query.job_type.as_ref());
+        q.push(" AND status = ").bind(query.status.as_ref());
         q.push(" AND internal_id >= ").bind(min);
-        if let Some(version) = orchestrator_version {
+        if let Some(version) = query.orchestrator_version {
             q.push(" AND orchestrator_version = ").bind(version);
         }
         q.push(" AND NOT EXISTS (SELECT 1 FROM jobs b WHERE b.internal_id = jobs.internal_id");
-        q.push(" AND b.job_type = ").bind(job_b_type.as_ref());
+        q.push(" AND b.job_type = ").bind(query.successor_type.as_ref());
         q.push(") ORDER BY internal_id ASC");
         self.fetch_docs(q, "job").await
     }
@@ -395,11 +364,7 @@ impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
         self.fetch_docs(q, "job").await
     }
 
-    // ---- SNOS batches ----
-
-    async fn get_snos_batches(&self, query: SnosBatchQuery) -> DatabaseResult<Vec<SnosBatch>> {
-        self.query_batches(&query).await
-    }
+    // ---- SNOS batches (the rest of the batch methods are `BatchStore`) ----
 
     async fn get_snos_batches_by_aggregator_index(
         &self,
@@ -411,65 +376,21 @@ impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
         self.fetch_docs(q, SnosBatch::WHAT).await
     }
 
-    async fn get_snos_batches_without_jobs(
+    async fn snos_batches_without_jobs(
         &self,
-        status: SnosBatchStatus,
-        limit: u64,
-        orchestrator_version: Option<&str>,
-        min_index: u64,
+        query: WithoutJobsQuery<'_>,
     ) -> DatabaseResult<Vec<SnosBatch>> {
-        let Some(min) = lower_bound(min_index) else { return Ok(Vec::new()) };
+        let Some(min) = lower_bound(query.min_index) else { return Ok(Vec::new()) };
         let mut q = select::<D>(SnosBatch::TABLE);
-        q.push(" AND status = ").bind(status.as_ref());
+        q.push(" AND status = ").bind(query.status.as_ref());
         q.push(" AND idx >= ").bind(min);
-        if let Some(version) = orchestrator_version {
+        if let Some(version) = query.orchestrator_version {
             q.push(" AND orchestrator_version = ").bind(version);
         }
         q.push(" AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.internal_id = snos_batches.idx");
         q.push(" AND j.job_type = ").bind(JobType::SnosRun.as_ref());
-        q.push(") ORDER BY idx ASC").limit(Some(upper_bound(limit)));
+        q.push(") ORDER BY idx ASC").limit(Some(upper_bound(query.limit)));
         self.fetch_docs(q, SnosBatch::WHAT).await
-    }
-
-    async fn write_snos_batch(
-        &self,
-        batch: &SnosBatch,
-        mode: BatchWrite,
-    ) -> DatabaseResult<SnosBatch> {
-        self.write_batch(batch, mode).await
-    }
-
-    async fn update_snos_batch(
-        &self,
-        index: u64,
-        updates: SnosBatchUpdates,
-    ) -> DatabaseResult<SnosBatch> {
-        self.update_batch(index, updates).await
-    }
-
-    // ---- aggregator batches ----
-
-    async fn get_aggregator_batches(
-        &self,
-        query: AggregatorBatchQuery,
-    ) -> DatabaseResult<Vec<AggregatorBatch>> {
-        self.query_batches(&query).await
-    }
-
-    async fn write_aggregator_batch(
-        &self,
-        batch: &AggregatorBatch,
-        mode: BatchWrite,
-    ) -> DatabaseResult<AggregatorBatch> {
-        self.write_batch(batch, mode).await
-    }
-
-    async fn update_aggregator_batch(
-        &self,
-        index: u64,
-        updates: AggregatorBatchUpdates,
-    ) -> DatabaseResult<AggregatorBatch> {
-        self.update_batch(index, updates).await
     }
 
     // ---- lookups ----
@@ -658,7 +579,10 @@ pub(crate) mod checks {
     use std::{collections::BTreeSet, sync::Arc};
 
     use super::*;
-    use crate::types::jobs::{JobSpecificMetadata, SnosMetadata};
+    use crate::types::{
+        batch::SnosBatchUpdates,
+        jobs::{JobSpecificMetadata, SnosMetadata},
+    };
 
     /// A `Created` SnosRun job.
     pub(crate) fn snos_job(internal_id: u64) -> JobItem {

@@ -74,13 +74,13 @@ impl<D: Dialect> SqlLock<D> {
 
 #[async_trait]
 impl<D: Dialect> LockClient for SqlLock<D> {
-    async fn acquire_lock(
+    async fn try_acquire_lock(
         &self,
         key: &str,
         value: LockValue,
         ttl: Duration,
         owner: Option<&str>,
-    ) -> Result<LockInfo, LockError> {
+    ) -> Result<Option<LockInfo>, LockError> {
         let now = now_ms();
         let value = serde_json::to_string(&value).map_err(LockError::other)?;
         // Insert, or take over a row whose lock has expired; a live lock makes the conflict
@@ -96,41 +96,26 @@ impl<D: Dialect> LockClient for SqlLock<D> {
              WHERE l.expires_at <= ",
         );
         q.lock_time(now, None).push(" RETURNING ").push(returning::<D>());
-        match self.fetch_lock(q).await? {
-            Some(lock) => Ok(lock),
-            None => {
-                let holder = self.get_lock(key).await?.and_then(|l| l.owner);
-                Err(LockError::AlreadyHeld { key: key.to_owned(), owner: holder })
-            }
-        }
+        self.fetch_lock(q).await
     }
 
-    async fn release_lock(&self, key: &str, owner: Option<&str>) -> Result<(), LockError> {
+    async fn try_release_lock(&self, key: &str, owner: Option<&str>) -> Result<bool, LockError> {
         let mut q = Sql::<D>::new("DELETE FROM locks WHERE ");
         push_held(&mut q, key, owner, now_ms()).push(" RETURNING key");
-        if self.fetch(q).await?.is_empty() {
-            return Err(LockError::NotHeld {
-                key: key.to_owned(),
-                owner: owner.map(str::to_owned),
-            });
-        }
-        Ok(())
+        Ok(!self.fetch(q).await?.is_empty())
     }
 
-    async fn extend_lock(
+    async fn try_extend_lock(
         &self,
         key: &str,
         owner: Option<&str>,
         ttl: Duration,
-    ) -> Result<LockInfo, LockError> {
+    ) -> Result<Option<LockInfo>, LockError> {
         let now = now_ms();
         let mut q = Sql::<D>::new("UPDATE locks SET expires_at = ");
         q.lock_time(now, Some(ttl.min(MAX_TTL))).push(" WHERE ");
         push_held(&mut q, key, owner, now).push(" RETURNING ").push(returning::<D>());
-        self.fetch_lock(q).await?.ok_or_else(|| LockError::NotHeld {
-            key: key.to_owned(),
-            owner: owner.map(str::to_owned),
-        })
+        self.fetch_lock(q).await
     }
 
     async fn get_lock(&self, key: &str) -> Result<Option<LockInfo>, LockError> {
