@@ -295,6 +295,7 @@ pub fn run_aggregator(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Retryable;
     use orchestrator_ethereum_settlement_client::kzg::Kzg;
     use orchestrator_gps_fact_checker::fact::{
         self as facts, aggregator::filter_aggregator_output, pie,

@@ -111,11 +111,6 @@ impl Retryable for SnosRunnerError {
 }
 
 impl SnosRunnerError {
-    /// The [`Retryable`] answer, for callers that do not import the trait.
-    pub fn is_retryable(&self) -> bool {
-        Retryable::is_retryable(self)
-    }
-
     pub(crate) fn deterministic(e: impl fmt::Display) -> Self {
         Self::Deterministic(e.to_string())
     }

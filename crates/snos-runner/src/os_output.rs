@@ -154,6 +154,7 @@ pub fn build_os_output(input: &SnosInput) -> Result<Vec<Felt>, SnosRunnerError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Retryable;
     use orchestrator_ethereum_settlement_client::kzg::program_output_points;
 
     pub(crate) fn blob_of(felts: &[Felt]) -> Vec<u8> {

@@ -205,6 +205,7 @@ impl SnosRunner for StandInRunner {
 mod tests {
     use super::*;
     use crate::os_output::{BatchData, BlobData};
+    use crate::Retryable;
     use orchestrator_gps_fact_checker::fact::{self as facts, pie, snos_fact};
 
     #[test]

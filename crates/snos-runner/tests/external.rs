@@ -3,8 +3,8 @@
 use std::{path::Path, time::Duration, time::Instant};
 
 use orchestrator_snos_runner::{
-    stand_in::run_program, ExternalRunner, ExternalRunnerConfig, Felt, SnosInput, SnosRunner,
-    SnosRunnerError,
+    stand_in::run_program, ExternalRunner, ExternalRunnerConfig, Felt, Retryable, SnosInput,
+    SnosRunner, SnosRunnerError,
 };
 
 fn input() -> SnosInput {

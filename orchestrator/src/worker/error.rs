@@ -97,13 +97,6 @@ impl Retryable for EngineError {
     }
 }
 
-impl EngineError {
-    /// The [`Retryable`] answer, for callers that do not import the trait.
-    pub fn is_retryable(&self) -> bool {
-        Retryable::is_retryable(self)
-    }
-}
-
 /// Why a handler could not do its work.
 ///
 /// Whether the job is tried again is decided when the error is made: a client error converted

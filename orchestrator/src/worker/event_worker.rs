@@ -3,17 +3,18 @@
 
 use std::{sync::Arc, time::Duration};
 
+use orchestrator_utils::Retryable;
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::Config,
     core::client::{Alert, AlertSeverity, Delivery, OutgoingMessage},
-    telemetry::{alerts, metrics::TriggerOutcome},
+    telemetry::metrics::TriggerOutcome,
     types::{
         queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType},
         ORCHESTRATOR_VERSION,
     },
+    worker::{alerts, Config},
     worker::{error::EngineError, service, triggers},
 };
 

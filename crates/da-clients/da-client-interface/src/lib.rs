@@ -28,13 +28,6 @@ impl Retryable for DaError {
     }
 }
 
-impl DaError {
-    /// The [`Retryable`] answer, for callers that do not import the trait.
-    pub fn is_retryable(&self) -> bool {
-        Retryable::is_retryable(self)
-    }
-}
-
 /// Result of a DA call.
 pub type DaResult<T> = Result<T, DaError>;
 
@@ -50,6 +43,7 @@ pub enum DaVerificationStatus {
 }
 
 /// Publishes state diffs and checks their availability.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait DaClient: Send + Sync + std::fmt::Debug {
     /// Publishes `blobs` (each `max_bytes_per_blob` bytes) to `to`; returns an external id.

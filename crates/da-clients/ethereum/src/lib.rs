@@ -70,6 +70,8 @@ impl DaClient for EthereumDaClient {
 
 #[cfg(test)]
 mod tests {
+    use orchestrator_da_client_interface::Retryable;
+
     use super::*;
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use orchestrator_mock_atlantic_server::{
     Fault, FaultRoute, MockAtlanticConfig, MockAtlanticServer,
 };
 use orchestrator_prover_client_interface::{
-    CreateJobInfo, ProverClient, ProverError, RetryPolicy, Task, TaskStatus, TaskType,
+    CreateJobInfo, ProverClient, ProverError, RetryPolicy, Retryable, Task, TaskStatus, TaskType,
 };
 use orchestrator_utils::Secret;
 

@@ -7,8 +7,6 @@
 //! On-chain parts ([`onchain`]): the [`FactRegistry`] check (`isValid(bytes32)` on the GPS
 //! verifier) and, for the `MockGpsVerifier`, fact registration with fee bumps.
 
-#![warn(missing_docs)]
-
 pub mod fact;
 pub mod onchain;
 

@@ -17,7 +17,7 @@ use orchestrator_ethereum_settlement_client::testing::{
 use orchestrator_gps_fact_checker::{FactRegistrar, FactRegistry, GpsFactChecker};
 use orchestrator_mock_service::MockProverService;
 use orchestrator_prover_client_interface::{
-    ApplicativeJobInfo, ProverClient, ProverError, Task, TaskStatus, TaskType,
+    ApplicativeJobInfo, ProverClient, ProverError, Retryable, Task, TaskStatus, TaskType,
 };
 
 fn aggregation(fact: &str) -> Task {

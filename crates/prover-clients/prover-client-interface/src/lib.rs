@@ -211,11 +211,6 @@ impl Retryable for ProverError {
 }
 
 impl ProverError {
-    /// The [`Retryable`] answer, for callers that do not import the trait.
-    pub fn is_retryable(&self) -> bool {
-        Retryable::is_retryable(self)
-    }
-
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -239,6 +234,7 @@ impl ProverError {
 ///
 /// Backends are shared as `Arc<dyn ProverClient>`; every method is safe to call again after an
 /// error (see the crate docs for idempotency).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait ProverClient: Send + Sync + fmt::Debug {
     /// Submits a task and returns its id (job key, query id, bucket id or tx hash).
@@ -246,11 +242,15 @@ pub trait ProverClient: Send + Sync + fmt::Debug {
 
     /// The status of a task. `fact`, when given, must also be registered on chain before the
     /// task counts as `Succeeded` (backends without a fact checker ignore it).
-    async fn get_task_status(
-        &self,
+    ///
+    /// The lifetimes are named for the mock (mockall needs a name for the one inside the
+    /// `Option`): all of them, in the order `#[async_trait]` names elided ones, so that
+    /// implementations can leave them elided.
+    async fn get_task_status<'s, 'i, 'f>(
+        &'s self,
         task_type: TaskType,
-        task_id: &str,
-        fact: Option<&str>,
+        task_id: &'i str,
+        fact: Option<&'f str>,
     ) -> ProverResult<TaskStatus>;
 
     /// The proof of a finished task, validated as JSON.

@@ -13,7 +13,7 @@ use std::{future::Future, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::{ProverError, ProverResult};
+use crate::{ProverError, ProverResult, Retryable};
 
 /// Longest body kept in an error message.
 const MAX_ERROR_BODY: usize = 512;

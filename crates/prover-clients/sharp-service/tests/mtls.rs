@@ -18,7 +18,7 @@ use orchestrator_gps_fact_checker::{
     FactRegistry,
 };
 use orchestrator_prover_client_interface::{
-    CreateJobInfo, ProverClient, RetryPolicy, Task, TaskStatus, TaskType,
+    CreateJobInfo, ProverClient, RetryPolicy, Retryable, Task, TaskStatus, TaskType,
 };
 use orchestrator_sharp_service::{SharpConfig, SharpProverService};
 use orchestrator_utils::Secret;

@@ -31,7 +31,7 @@ use orchestrator_ethereum_settlement_client::{
     EthereumSettlementClient, EthereumSettlementConfig,
 };
 use orchestrator_settlement_client_interface::{
-    AttemptRecorder, BlobStateUpdate, SettlementClient, SettlementError, TxAttempt,
+    AttemptRecorder, BlobStateUpdate, Retryable, SettlementClient, SettlementError, TxAttempt,
     TxAttemptStatus, Word,
 };
 

@@ -80,13 +80,6 @@ impl Retryable for SettlementError {
     }
 }
 
-impl SettlementError {
-    /// The [`Retryable`] answer, for callers that do not import the trait.
-    pub fn is_retryable(&self) -> bool {
-        Retryable::is_retryable(self)
-    }
-}
-
 impl Retryable for StateUpdateTxError {
     /// The answer of the settlement error.
     fn is_retryable(&self) -> bool {
@@ -239,6 +232,7 @@ pub struct SettlementMetrics {
 }
 
 /// Settles state updates on a base layer (reference §9.1).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait SettlementClient: Send + Sync + fmt::Debug {
     /// Registers a proof on the settlement layer. Neither backend implements it (as in the

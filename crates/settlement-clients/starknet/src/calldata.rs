@@ -73,6 +73,8 @@ pub fn settled_block(block_number: Felt) -> SettlementResult<Option<u64>> {
 
 #[cfg(test)]
 mod tests {
+    use orchestrator_settlement_client_interface::Retryable;
+
     use super::*;
 
     fn word(v: u64) -> Word {

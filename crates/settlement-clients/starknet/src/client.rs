@@ -403,6 +403,7 @@ impl SettlementClient for StarknetSettlementClient {
 
 #[cfg(test)]
 mod tests {
+    use orchestrator_settlement_client_interface::Retryable;
     use starknet::core::types::InnerContractExecutionError;
 
     use super::*;

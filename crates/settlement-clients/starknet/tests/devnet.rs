@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use orchestrator_settlement_client_interface::{
-    SettlementClient, SettlementError, SettlementVerificationStatus, Word,
+    Retryable, SettlementClient, SettlementError, SettlementVerificationStatus, Word,
 };
 use orchestrator_starknet_settlement_client::{
     calldata::{felt_to_word, update_state_calldata},

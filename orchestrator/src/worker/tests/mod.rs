@@ -1,9 +1,11 @@
 //! Engine tests on the real embedded tier (SQLite database and queue in a temp dir) with
-//! scripted handlers.
+//! scripted handlers, and with the real handlers over mocked clients (`mocked_clients`).
 
 mod lost_race;
+mod mocked_clients;
 mod state_machine;
 
+use crate::worker::Config;
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
@@ -14,7 +16,7 @@ use async_trait::async_trait;
 use tempfile::TempDir;
 
 use crate::{
-    config::{Config, EngineParams},
+    config::EngineParams,
     core::client::{embedded, Alert, AlertClient, AlertError, Delivery},
     types::{
         jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, SnosMetadata},

@@ -6,6 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
+use orchestrator_utils::Retryable;
 use rstest::rstest;
 
 use super::{ids, snos_metadata, Check, Harness, Step, TestHandler};

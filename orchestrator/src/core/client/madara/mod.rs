@@ -137,6 +137,7 @@ pub struct ContractAddresses {
 ///   them (e.g. starknet-devnet), never an error for that reason;
 /// - implementations retry transport errors with capped exponential backoff before giving up;
 ///   every call is read-only and safe to repeat.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait MadaraClient: Send + Sync + std::fmt::Debug {
     /// The latest closed block number.

@@ -108,6 +108,10 @@ impl MongoDatabase {
         sort: Document,
         limit: Option<u64>,
     ) -> DatabaseResult<Vec<B>> {
+        // The contract: a limit of 0 returns nothing (MongoDB's own `limit(0)` means no limit).
+        if limit == Some(0) {
+            return Ok(Vec::new());
+        }
         let coll = self.coll(B::TABLE);
         let mut find = coll.find(filter).sort(sort);
         if let Some(limit) = limit {
@@ -415,6 +419,10 @@ impl DatabaseClient for MongoDatabase {
         query: WithoutJobsQuery<'_>,
     ) -> DatabaseResult<Vec<SnosBatch>> {
         let Some(min) = lower_bound(query.min_index) else { return Ok(Vec::new()) };
+        // MongoDB refuses `$limit: 0` ("the limit must be positive"); the contract is nothing.
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
         let pipeline = d::snos_batches_without_jobs_pipeline(
             query.status.as_ref(),
             upper_bound(query.limit),
