@@ -8,7 +8,7 @@ use eyre::WrapErr;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::{AlertBackend, CronBackend, EngineParams, JobTimeouts, RunParams, ServerSettings},
+    config::{AlertBackend, CronBackend, EngineParams, RunParams, ServerSettings},
     core::client::{
         embedded::{self, EmbeddedOptions},
         local_cron::LocalCron,
@@ -243,28 +243,14 @@ pub async fn build_clients(params: &RunParams) -> eyre::Result<Clients> {
 
 /// Engine knobs from the command line.
 pub fn engine_params(params: &RunParams) -> EngineParams {
-    let JobTimeouts {
-        snos,
-        proving,
-        proof_registration,
-        data_submission,
-        state_transition,
-        aggregator,
-    } = params.service.timeouts;
     let trigger_interval = match params.infra.cron {
         CronBackend::Embedded { interval } | CronBackend::EventBridge { interval, .. } => interval,
     };
     EngineParams {
         queue: params.queue.clone(),
-        job_timeouts: [
-            (JobType::SnosRun, snos),
-            (JobType::ProofCreation, proving),
-            (JobType::ProofRegistration, proof_registration),
-            (JobType::DataSubmission, data_submission),
-            (JobType::StateTransition, state_transition),
-            (JobType::Aggregator, aggregator),
-        ]
-        .into(),
+        job_timeouts: <JobType as strum::IntoEnumIterator>::iter()
+            .map(|t| (t, params.service.timeouts.for_job(t)))
+            .collect(),
         failed_job_halt: params.service.failed_job_halt,
         orphan_scan_interval: params.service.orphan_scan_interval,
         trigger_interval,

@@ -15,7 +15,7 @@ use super::choices::{
     AtlanticCairoVm, AtlanticNetwork, AtlanticQueryStep, AtlanticSharpProver, CairoLayout,
     EventBridgeType, ProofSettlementLayer, ProverKind, SnosRunnerKind,
 };
-use crate::types::{batch::BouncerWeights, queue::QueueParams, Layer};
+use crate::types::{batch::BouncerWeights, jobs::JobType, queue::QueueParams, Layer};
 
 /// Felts per blob (EIP-4844).
 pub const FELTS_PER_BLOB: usize = 4096;
@@ -253,6 +253,20 @@ pub struct JobTimeouts {
     pub state_transition: Duration,
     /// Aggregator.
     pub aggregator: Duration,
+}
+
+impl JobTimeouts {
+    /// The timeout of `job_type`.
+    pub fn for_job(&self, job_type: JobType) -> Duration {
+        match job_type {
+            JobType::SnosRun => self.snos,
+            JobType::ProofCreation => self.proving,
+            JobType::ProofRegistration => self.proof_registration,
+            JobType::DataSubmission => self.data_submission,
+            JobType::StateTransition => self.state_transition,
+            JobType::Aggregator => self.aggregator,
+        }
+    }
 }
 
 /// Batching limits.

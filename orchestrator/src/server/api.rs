@@ -487,25 +487,11 @@ async fn settlement_status(
 /// How long the dashboard data may be cached by the browser.
 pub const DASHBOARD_REFRESH: Duration = Duration::from_secs(3);
 
-/// Stages of the dashboard per layer: SNOS-batch stages, then aggregator-batch stages.
+/// Stages of the dashboard per layer: SNOS-batch stages, then aggregator-batch stages (from
+/// the stage table).
 pub fn dashboard_stages(layer: crate::types::Layer) -> (Vec<JobType>, Vec<JobType>) {
-    use crate::types::Layer;
-    match layer {
-        Layer::L2 => (
-            vec![JobType::SnosRun, JobType::ProofCreation],
-            vec![JobType::Aggregator, JobType::StateTransition],
-        ),
-        Layer::L3 => (
-            vec![
-                JobType::SnosRun,
-                JobType::ProofCreation,
-                JobType::ProofRegistration,
-                JobType::DataSubmission,
-                JobType::StateTransition,
-            ],
-            Vec::new(),
-        ),
-    }
+    use crate::types::stage::{dashboard_columns, BatchKind};
+    (dashboard_columns(layer, BatchKind::Snos), dashboard_columns(layer, BatchKind::Aggregator))
 }
 
 /// Jobs of `types` for the batches `indexes`: `{stage: {index: summary}}`.

@@ -1,9 +1,11 @@
-//! Domain types: jobs and their metadata, batches, queues and worker triggers.
+//! Domain types: jobs and their metadata, batches, queues and worker triggers, and the stage
+//! table of each layer.
 
 pub mod batch;
 pub mod jobs;
 pub mod layer;
 pub mod queue;
+pub mod stage;
 
 pub use layer::Layer;
 

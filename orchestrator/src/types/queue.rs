@@ -1,6 +1,6 @@
 //! The queues, their settings (reference §5) and the messages sent on them.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -87,65 +87,27 @@ impl QueueType {
     /// The queues of `layer`, in a stable order.
     pub fn for_layer(layer: Layer) -> Vec<Self> {
         use strum::IntoEnumIterator;
-        Self::iter().filter(|q| q.layers().contains(&layer)).collect()
+        Self::iter().filter(|q| super::stage::layer_has_queue(layer, *q)).collect()
     }
 
-    /// Layers that use this queue.
-    pub fn layers(self) -> &'static [Layer] {
-        use QueueType::*;
-        match self {
-            ProofRegistrationJobProcessing
-            | ProofRegistrationJobVerification
-            | DataSubmissionJobProcessing
-            | DataSubmissionJobVerification => &[Layer::L3],
-            AggregatorJobProcessing | AggregatorJobVerification => &[Layer::L2],
-            _ => &[Layer::L2, Layer::L3],
-        }
+    /// Layers that use this queue (from the stage table).
+    pub fn layers(self) -> Vec<Layer> {
+        [Layer::L2, Layer::L3]
+            .into_iter()
+            .filter(|l| super::stage::layer_has_queue(*l, self))
+            .collect()
     }
 
-    /// The queue carrying `action` messages for `job_type`.
+    /// The queue carrying `action` messages for `job_type` (from the stage table).
     pub fn for_job(job_type: JobType, action: JobAction) -> Self {
-        use JobAction::*;
-        use QueueType::*;
-        match (job_type, action) {
-            (JobType::SnosRun, Process) => SnosJobProcessing,
-            (JobType::SnosRun, Verify) => SnosJobVerification,
-            (JobType::ProofCreation, Process) => ProvingJobProcessing,
-            (JobType::ProofCreation, Verify) => ProvingJobVerification,
-            (JobType::ProofRegistration, Process) => ProofRegistrationJobProcessing,
-            (JobType::ProofRegistration, Verify) => ProofRegistrationJobVerification,
-            (JobType::DataSubmission, Process) => DataSubmissionJobProcessing,
-            (JobType::DataSubmission, Verify) => DataSubmissionJobVerification,
-            (JobType::StateTransition, Process) => UpdateStateJobProcessing,
-            (JobType::StateTransition, Verify) => UpdateStateJobVerification,
-            (JobType::Aggregator, Process) => AggregatorJobProcessing,
-            (JobType::Aggregator, Verify) => AggregatorJobVerification,
-        }
+        super::stage::queue_for(job_type, action)
+            .unwrap_or_else(|| panic!("{job_type} is in no stage table (types/stage.rs)"))
     }
 
     /// The job type and action of a job queue; `None` for the trigger, failure and priority
     /// queues.
     pub fn job(self) -> Option<(JobType, JobAction)> {
-        use JobAction::*;
-        use QueueType::*;
-        Some(match self {
-            SnosJobProcessing => (JobType::SnosRun, Process),
-            SnosJobVerification => (JobType::SnosRun, Verify),
-            ProvingJobProcessing => (JobType::ProofCreation, Process),
-            ProvingJobVerification => (JobType::ProofCreation, Verify),
-            ProofRegistrationJobProcessing => (JobType::ProofRegistration, Process),
-            ProofRegistrationJobVerification => (JobType::ProofRegistration, Verify),
-            DataSubmissionJobProcessing => (JobType::DataSubmission, Process),
-            DataSubmissionJobVerification => (JobType::DataSubmission, Verify),
-            UpdateStateJobProcessing => (JobType::StateTransition, Process),
-            UpdateStateJobVerification => (JobType::StateTransition, Verify),
-            AggregatorJobProcessing => (JobType::Aggregator, Process),
-            AggregatorJobVerification => (JobType::Aggregator, Verify),
-            JobHandleFailure
-            | WorkerTrigger
-            | PriorityProcessingQueue
-            | PriorityVerificationQueue => return None,
-        })
+        super::stage::job_of_queue(self)
     }
 
     /// The settings of this queue under `params`.
@@ -224,6 +186,13 @@ pub struct JobQueueMessage {
     pub id: Uuid,
 }
 
+fn layer_triggers(layer: Layer) -> Vec<WorkerTriggerType> {
+    let mut triggers = super::stage::batching_triggers(layer).to_vec();
+    triggers.extend(super::stage::stages(layer).iter().map(|s| s.trigger));
+    triggers.push(WorkerTriggerType::StorageCleanup);
+    triggers
+}
+
 /// What a cron message asks the worker-trigger queue to run.
 #[derive(
     Debug,
@@ -261,28 +230,14 @@ pub enum WorkerTriggerType {
 }
 
 impl WorkerTriggerType {
-    /// The triggers of `layer`, in the order the reference registers them.
+    /// The triggers of `layer`: batching, then each stage's in pipeline order, then storage
+    /// cleanup (from the stage table).
     pub fn for_layer(layer: Layer) -> &'static [Self] {
-        use WorkerTriggerType::*;
+        static L2: LazyLock<Vec<WorkerTriggerType>> = LazyLock::new(|| layer_triggers(Layer::L2));
+        static L3: LazyLock<Vec<WorkerTriggerType>> = LazyLock::new(|| layer_triggers(Layer::L3));
         match layer {
-            Layer::L2 => &[
-                AggregatorBatching,
-                SnosBatching,
-                Snos,
-                Proving,
-                UpdateState,
-                Aggregator,
-                StorageCleanup,
-            ],
-            Layer::L3 => &[
-                SnosBatching,
-                Snos,
-                Proving,
-                ProofRegistration,
-                DataSubmission,
-                UpdateState,
-                StorageCleanup,
-            ],
+            Layer::L2 => &L2,
+            Layer::L3 => &L3,
         }
     }
 

@@ -167,18 +167,10 @@ pub async fn first_unsettled_snos_batch_index(config: &Config) -> Result<u64, Da
     })
 }
 
-/// The trigger to run at once when a job of `job_type` completes (event-driven chaining).
+/// The trigger to run at once when a job of `job_type` completes (event-driven chaining), from
+/// the stage table.
 pub fn next_stage(layer: Layer, job_type: JobType) -> Option<WorkerTriggerType> {
-    use WorkerTriggerType as T;
-    Some(match (layer, job_type) {
-        (_, JobType::SnosRun) => T::Proving,
-        (Layer::L2, JobType::ProofCreation) => T::Aggregator,
-        (Layer::L3, JobType::ProofCreation) => T::ProofRegistration,
-        (_, JobType::ProofRegistration) => T::DataSubmission,
-        (_, JobType::DataSubmission) | (_, JobType::Aggregator) | (_, JobType::StateTransition) => {
-            T::UpdateState
-        }
-    })
+    crate::types::stage::stage(layer, job_type).map(|s| s.next)
 }
 
 #[cfg(test)]
