@@ -9,21 +9,88 @@
 //!   arithmetic), and `transform/horner_biguint_64_points`: the reference orchestrator's BigUint
 //!   Horner on 64 of the 4096 points (multiply by 64 for one blob).
 //! - `transform/inverse_1_blob`: blob → coefficients.
+//! - `decode/1_blob` and `decode/65_blobs`: `orchestrator blob decode` in-process
+//!   ([`BlobCommand::run`], output to a sink) on a file of one mainnet blob and on a file of 65
+//!   (the nine of `da_blob/test_blob` repeated), file read and printing included.
+//!
+//! At the end it prints the summary line `blob decode: per blob …`: the decode time of one more
+//! blob, `(t65 − t1) / 64` (the per-call cost cancels out), next to the reference's O(n²)
+//! transform of one blob (`horner_biguint_64_points` × 64) and their ratio. Each figure is
+//! criterion's estimate of the benchmark (the slope of its samples), taken in the same run.
 
-use std::{hint::black_box, time::Duration};
+use std::{
+    cell::RefCell,
+    hint::black_box,
+    io,
+    path::Path,
+    time::{Duration, Instant},
+};
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{BatchSize, Criterion};
 use num_bigint::BigUint;
-use orchestrator::compression::{
-    fr::Fr,
-    stateless,
-    transform::{
-        bit_reverse, blob_to_coefficients, evaluate_in_place, felt_to_fr, felts_to_blobs, omega,
-        FELTS_PER_BLOB,
+use orchestrator::{
+    cli::dev::blob::{BlobCommand, DecodeArgs},
+    compression::{
+        fr::Fr,
+        stateless,
+        transform::{
+            bit_reverse, blob_to_coefficients, evaluate_in_place, felt_to_fr, felts_to_blobs,
+            omega, FELTS_PER_BLOB,
+        },
     },
 };
 use orchestrator_ethereum_settlement_client::kzg::Kzg;
 use starknet::core::types::Felt;
+
+/// Criterion samples of the `transform` group.
+const TRANSFORM_SAMPLES: usize = 10;
+/// Criterion samples of the `decode` group.
+const DECODE_SAMPLES: usize = 20;
+/// Blobs in the big file of the `decode` group.
+const MANY_BLOBS: usize = 65;
+/// Points of `horner_biguint_64_points` (of the 4096 of a blob).
+const BIGUINT_POINTS: usize = 64;
+
+/// The samples criterion took of a benchmark through `iter_custom` (iterations, total time),
+/// for the summary line.
+#[derive(Default)]
+struct Samples(RefCell<Vec<(u64, Duration)>>);
+
+impl Samples {
+    /// Runs `f` `iters` times, records the sample and returns its total time.
+    fn time<T>(&self, iters: u64, mut f: impl FnMut() -> T) -> Duration {
+        let start = Instant::now();
+        for _ in 0..iters {
+            black_box(f());
+        }
+        let total = start.elapsed();
+        self.0.borrow_mut().push((iters, total));
+        total
+    }
+
+    /// The time of one iteration as criterion estimates it: the least-squares slope through the
+    /// origin of total time over iterations (the mean when every sample has as many
+    /// iterations), over the last `n` samples (criterion's measurement comes after its warm-up
+    /// calls). `None` if the benchmark did not run (filtered out).
+    fn estimate(&self, n: usize) -> Option<Duration> {
+        let all = self.0.borrow();
+        let last = &all[all.len().saturating_sub(n)..];
+        let xy: f64 = last.iter().map(|(i, t)| *i as f64 * t.as_secs_f64()).sum();
+        let xx: f64 = last.iter().map(|(i, _)| (*i as f64).powi(2)).sum();
+        (xx > 0.0).then(|| Duration::from_secs_f64(xy / xx))
+    }
+}
+
+/// What the summary line is made of.
+#[derive(Default)]
+struct Figures {
+    /// `decode/1_blob`.
+    decode_1: Samples,
+    /// `decode/65_blobs`.
+    decode_many: Samples,
+    /// `transform/horner_biguint_64_points`.
+    biguint_64_points: Samples,
+}
 
 /// Deterministic pseudo-random felts (splitmix64), below 2^251.
 fn felts(n: usize, seed: u64) -> Vec<Felt> {
@@ -59,7 +126,23 @@ fn horner_biguint(coeffs: &[BigUint], xs: &[BigUint], modulus: &BigUint) -> Vec<
         .collect()
 }
 
-fn bench(c: &mut Criterion) {
+/// Writes `lines` (blobs as in the vectors) to `path`, one per line.
+fn write_blob_file(path: &Path, lines: &[&str]) {
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write the blob file");
+}
+
+/// `orchestrator blob decode --blob FILE` in-process, output and warnings to sinks.
+fn decode_file(path: &Path) -> u8 {
+    BlobCommand::Decode(DecodeArgs { blob: path.to_path_buf() })
+        .run(&mut io::sink(), &mut io::sink())
+}
+
+fn bench(c: &mut Criterion, figures: &Figures) {
     let kzg = Kzg::ethereum();
 
     // 24 576 felts whose compression (1 header + n values + ⌈n/83⌉ bucket-index felts) fills
@@ -116,7 +199,9 @@ fn bench(c: &mut Criterion) {
     assert_eq!(horner_transform(&one, &xs[..8]), ntt[..8].to_vec());
 
     let mut g = c.benchmark_group("transform");
-    g.sample_size(10).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    g.sample_size(TRANSFORM_SAMPLES)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1));
     g.bench_function("ntt_1_blob", |b| {
         b.iter_batched_ref(
             || one.clone(),
@@ -133,16 +218,91 @@ fn bench(c: &mut Criterion) {
     let big_coeffs: Vec<BigUint> =
         one.iter().map(|f| BigUint::from_bytes_be(&f.to_be_bytes())).collect();
     let big_xs: Vec<BigUint> =
-        xs[..64].iter().map(|f| BigUint::from_bytes_be(&f.to_be_bytes())).collect();
+        xs[..BIGUINT_POINTS].iter().map(|f| BigUint::from_bytes_be(&f.to_be_bytes())).collect();
     g.bench_function("horner_biguint_64_points", |b| {
-        b.iter(|| horner_biguint(black_box(&big_coeffs), &big_xs, &modulus))
+        b.iter_custom(|iters| {
+            figures
+                .biguint_64_points
+                .time(iters, || horner_biguint(black_box(&big_coeffs), &big_xs, &modulus))
+        })
+    });
+    g.finish();
+
+    // The nine mainnet blobs repeated to 65 lines, and the first of them alone.
+    let vectors: Vec<String> =
+        ["178", "631861", "638353", "639404", "640641", "640644", "640646", "640647", "671070"]
+            .iter()
+            .map(|block| {
+                let path = orchestrator_test_support::vectors::path(&format!(
+                    "da_blob/test_blob/{block}.txt"
+                ));
+                std::fs::read_to_string(&path).expect("blob vector").trim().to_owned()
+            })
+            .collect();
+    let lines: Vec<&str> = vectors.iter().map(String::as_str).cycle().take(MANY_BLOBS).collect();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let one_file = dir.path().join("1_blob.txt");
+    let many_file = dir.path().join(format!("{MANY_BLOBS}_blobs.txt"));
+    write_blob_file(&one_file, &lines[..1]);
+    write_blob_file(&many_file, &lines);
+    // Sanity: both files decode, one line per blob.
+    for (path, n) in [(&one_file, 1), (&many_file, MANY_BLOBS)] {
+        let mut out = Vec::new();
+        let code =
+            BlobCommand::Decode(DecodeArgs { blob: path.clone() }).run(&mut out, &mut io::sink());
+        assert_eq!(code, 0, "{}", path.display());
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), n);
+    }
+
+    let mut g = c.benchmark_group("decode");
+    g.sample_size(DECODE_SAMPLES)
+        .measurement_time(Duration::from_secs(6))
+        .warm_up_time(Duration::from_secs(1));
+    g.bench_function("1_blob", |b| {
+        b.iter_custom(|iters| figures.decode_1.time(iters, || decode_file(black_box(&one_file))))
+    });
+    g.bench_function(format!("{MANY_BLOBS}_blobs"), |b| {
+        b.iter_custom(|iters| {
+            figures.decode_many.time(iters, || decode_file(black_box(&many_file)))
+        })
     });
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().nresamples(20_000).without_plots();
-    targets = bench
+/// The summary line, or `None` when the decode benchmarks did not run.
+fn summary(figures: &Figures) -> Option<String> {
+    let t1 = figures.decode_1.estimate(DECODE_SAMPLES)?;
+    let t_many = figures.decode_many.estimate(DECODE_SAMPLES)?;
+    let per_blob = t_many.saturating_sub(t1).as_secs_f64() / (MANY_BLOBS - 1) as f64;
+    let mut line = format!(
+        "blob decode: per blob {:.1} µs (({MANY_BLOBS} − 1 blobs)/{}: {:.2} ms − {:.3} ms)",
+        per_blob * 1e6,
+        MANY_BLOBS - 1,
+        t_many.as_secs_f64() * 1e3,
+        t1.as_secs_f64() * 1e3,
+    );
+    match figures.biguint_64_points.estimate(TRANSFORM_SAMPLES) {
+        Some(t) => {
+            let quadratic = t.as_secs_f64() * (FELTS_PER_BLOB / BIGUINT_POINTS) as f64;
+            line.push_str(&format!(
+                "; O(n²) {:.0} ms (BigUint Horner, {BIGUINT_POINTS} points × {}); ratio {:.0}×",
+                quadratic * 1e3,
+                FELTS_PER_BLOB / BIGUINT_POINTS,
+                quadratic / per_blob,
+            ));
+        }
+        None => line.push_str("; O(n²) not measured (filtered out)"),
+    }
+    Some(line)
 }
-criterion_main!(benches);
+
+// `criterion_group!`/`criterion_main!` by hand, to print the summary line after the benchmarks.
+fn main() {
+    let figures = Figures::default();
+    let mut c = Criterion::default().nresamples(20_000).without_plots().configure_from_args();
+    bench(&mut c, &figures);
+    c.final_summary();
+    if let Some(line) = summary(&figures) {
+        println!("{line}");
+    }
+}

@@ -4,6 +4,7 @@
 //!
 //! `cargo bench -p orchestrator --bench engine` (set `ENGINE_BENCH_JOBS` to change the size).
 
+use orchestrator::worker::Config;
 use std::{
     collections::HashMap,
     net::SocketAddr,
@@ -14,7 +15,7 @@ use std::{
 use async_trait::async_trait;
 use orchestrator::{
     app::Orchestrator,
-    config::{Config, EngineParams},
+    config::EngineParams,
     core::client::embedded,
     types::{
         jobs::{

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use orchestrator::cli::{dev, Cli, Commands, FILE_SECRET_VARS};
+use orchestrator::cli::{Cli, Commands, FILE_SECRET_VARS};
 use orchestrator_utils::env::{apply_file_secrets, load_dotenv};
 
 fn main() -> ExitCode {
@@ -17,13 +17,7 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    // `blob …` and `fact …` are parsed without building the `run`/`setup` flags (see
-    // `cli::dev::dispatch`); the help, errors and exit codes are the same.
-    let args: Vec<_> = std::env::args_os().collect();
-    if dev::is_dev_command(args.get(1)) {
-        return dev::dispatch(args);
-    }
-    let cli = Cli::parse_from(args);
+    let cli = Cli::parse_from(std::env::args_os());
     let result = match cli.command {
         Commands::Run(cmd) => cmd.execute(),
         Commands::Setup(cmd) => cmd.execute(),

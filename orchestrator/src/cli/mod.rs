@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod dev;
+pub mod params;
 pub mod run;
 pub mod setup;
 

@@ -1,8 +1,9 @@
 //! The `orchestrator blob …` commands run in-process on the acceptance vectors.
 
-use std::path::PathBuf;
-
-use orchestrator::cli::dev::blob::{BlobCommand, DecodeArgs, EncodeArgs, EncodeFormat, KzgArgs};
+use orchestrator::{
+    cli::dev::blob::{BlobCommand, DecodeArgs, EncodeArgs, EncodeFormat, KzgArgs},
+    compression::{io::parse_blob_hex, transform::blob_to_coefficients},
+};
 
 use crate::blob_vectors::{read, vector};
 
@@ -44,11 +45,37 @@ fn encode_felts_match_decode() {
         run(BlobCommand::Decode(DecodeArgs { blob: vector("da_blob/test_blob/178.txt") }));
     assert_eq!(code, 0, "{err}");
     assert!(err.is_empty(), "{err}");
-    let decoded: Vec<&str> = decoded.lines().collect();
+    // One blob: one line of 4096 coefficients.
+    assert_eq!(decoded.lines().count(), 1);
+    let decoded: Vec<&str> = decoded.trim_end_matches('\n').split(' ').collect();
     assert_eq!(decoded.len(), 4096);
     let felts: Vec<&str> = felts.lines().collect();
     assert_eq!(&decoded[..felts.len()], &felts[..]);
-    assert!(decoded[felts.len()..].iter().all(|l| *l == "0x0"));
+    assert!(decoded[felts.len()..].iter().all(|c| *c == "0x0"));
+}
+
+/// The nine mainnet blobs in one file, with blank lines around them: one output line per blob,
+/// each the coefficients of the general inverse transform.
+#[test]
+fn decode_prints_every_mainnet_blob_on_its_line() {
+    let blocks = [178u64, 631861, 638353, 639404, 640641, 640644, 640646, 640647, 671070];
+    let texts: Vec<String> =
+        blocks.iter().map(|b| read(&format!("da_blob/test_blob/{b}.txt"))).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blobs.txt");
+    let content: String = texts.iter().map(|t| format!("\n{}\n", t.trim())).collect();
+    std::fs::write(&path, content).unwrap();
+
+    let (code, out, err) = run(BlobCommand::Decode(DecodeArgs { blob: path }));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), blocks.len());
+    for ((block, text), line) in blocks.iter().zip(&texts).zip(lines) {
+        let coefficients = blob_to_coefficients(&parse_blob_hex(text).unwrap()).unwrap();
+        let expected: Vec<String> = coefficients.iter().map(|c| c.to_string()).collect();
+        assert_eq!(line, expected.join(" "), "block {block}");
+    }
 }
 
 #[test]

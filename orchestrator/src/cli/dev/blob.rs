@@ -6,8 +6,7 @@
 //! to `&mut dyn Write` ([`BlobCommand::run`]) so it can be tested in-process.
 
 use std::{
-    ffi::OsString,
-    io::{self, BufWriter, Write},
+    io::{self, BufRead, BufWriter, Write},
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -23,8 +22,9 @@ use crate::compression::{
     },
     stateful::ALIAS_CONTRACT_ADDRESS,
     stateless,
-    transform::{blob_to_coefficients, felts_to_blobs},
-    EncodeOptions, MemoryState, StarknetVersion, DEFAULT_MAX_NUM_BLOBS,
+    transform::{felts_to_blobs, TransformError},
+    EncodeOptions, MemoryState, StarknetVersion, BYTES_PER_BLOB, DEFAULT_MAX_NUM_BLOBS,
+    FELTS_PER_BLOB,
 };
 
 /// The `blob` subcommands.
@@ -36,7 +36,8 @@ pub enum BlobCommand {
     Compress(FeltsArgs),
     /// Inverse of `compress`.
     Decompress(FeltsArgs),
-    /// A blob (hex) → its 4096 coefficients (one 0x hex per line).
+    /// Blobs (hex, one blob per line) → their 4096 coefficients each: one line per blob, the
+    /// coefficients as 0x hex separated by spaces.
     Decode(DecodeArgs),
     /// KZG commitment and blob proof of a blob, and optionally the proof at a point (JSON).
     Kzg(KzgArgs),
@@ -91,7 +92,8 @@ pub struct FeltsArgs {
 /// Arguments of `blob decode`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DecodeArgs {
-    /// The blob: 262144 hex characters (`0x` optional, whitespace ignored).
+    /// The blobs, one blob per line: 262144 hex characters each (`0x` optional, spaces
+    /// ignored); blank lines are ignored.
     #[arg(long)]
     pub blob: PathBuf,
 }
@@ -244,79 +246,87 @@ fn decompress(a: &FeltsArgs, out: &mut dyn Write) -> Outcome {
 }
 
 fn decode(a: &DecodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Outcome {
-    // The usual file (one line of hex, canonical words) takes the fast path; any other form,
-    // and every error, goes through the general parser and transform, which name the problem.
-    let fast =
-        std::fs::read(&a.blob).ok().and_then(|bytes| super::decode::decode_blob_file(&bytes));
-    let coefficients = match fast {
-        Some(c) => c,
-        None => {
-            let blob = parse_blob_hex(&read_input(&a.blob)?).map_err(|e| bad(&a.blob, e))?;
-            blob_to_coefficients(&blob)
-                .map_err(|e| bad(&a.blob, e))?
-                .iter()
-                .map(|c| c.to_canonical_limbs())
-                .collect()
-        }
-    };
+    let cannot_read = |e: io::Error| bad(&a.blob, format!("cannot read: {e}"));
+    let mut lines = io::BufReader::new(std::fs::File::open(&a.blob).map_err(cannot_read)?);
+    // One blob at a time, through buffers reused from line to line: memory stays that of one
+    // blob whatever the file, and the blob's data stays in cache from parsing to printing.
+    let mut line = Vec::with_capacity(2 * BYTES_PER_BLOB + 4);
+    let mut words = Vec::with_capacity(FELTS_PER_BLOB);
     // Values at or above the Starknet prime (2^251 + 17·2^192 + 1) are not felts.
     let stark_prime_top = 0x0800_0000_0000_0011u64;
-    let mut not_felts = 0usize;
-    let mut first_not_felt = None;
-    // Written in pieces of about 64 KiB: "0x" + up to 64 digits + "\n" per coefficient.
+    // Written in pieces of about 64 KiB ("0x" + up to 64 digits + a separator per coefficient),
+    // and at the end of each blob.
     const PIECE: usize = 1 << 16;
     let mut s = Vec::with_capacity(PIECE + 67);
-    for (i, limbs) in coefficients.iter().enumerate() {
-        let is_felt =
-            limbs[3] < stark_prime_top || (limbs[3] == stark_prime_top && limbs[..3] == [0, 0, 0]);
-        if !is_felt {
-            not_felts += 1;
-            first_not_felt.get_or_insert(i);
+    let mut n_blobs = 0usize;
+    for line_no in 1.. {
+        line.clear();
+        if lines.read_until(b'\n', &mut line).map_err(cannot_read)? == 0 {
+            break;
         }
-        super::decode::push_hex_line(&mut s, limbs);
-        if s.len() >= PIECE {
-            out.write_all(&s)?;
-            s.clear();
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        // A bad line ends the command; the blobs before it have been printed.
+        blob_words(&line, &mut words).map_err(|e| bad(&a.blob, format!("line {line_no}: {e}")))?;
+        super::decode::interpolate_raw(&mut words);
+        let mut not_felts = 0usize;
+        let mut first_not_felt = None;
+        for (i, limbs) in words.iter().enumerate() {
+            let is_felt = limbs[3] < stark_prime_top
+                || (limbs[3] == stark_prime_top && limbs[..3] == [0, 0, 0]);
+            if !is_felt {
+                not_felts += 1;
+                first_not_felt.get_or_insert(i);
+            }
+            if i > 0 {
+                s.push(b' ');
+            }
+            super::decode::push_hex(&mut s, limbs);
+            if s.len() >= PIECE {
+                out.write_all(&s)?;
+                s.clear();
+            }
+        }
+        s.push(b'\n');
+        // The blob's line is complete before the next line is read.
+        out.write_all(&s)?;
+        s.clear();
+        n_blobs += 1;
+        if let Some(first) = first_not_felt {
+            let _ = writeln!(
+                err,
+                "warning: {}: line {line_no}: {not_felts} coefficient(s) are not below the \
+                 Starknet prime (first at index {first}); this is not a Starknet blob",
+                a.blob.display(),
+            );
         }
     }
-    out.write_all(&s)?;
-    if let Some(first) = first_not_felt {
-        let _ = writeln!(
-            err,
-            "warning: {}: {not_felts} coefficient(s) are not below the Starknet prime (first at index {first}); \
-             this is not a Starknet blob",
-            a.blob.display(),
-        );
+    if n_blobs == 0 {
+        return Err(bad(&a.blob, "no blob: the file is empty or has only blank lines"));
     }
     Ok(())
 }
 
-/// The blob file of `orchestrator blob decode --blob FILE` (or `--blob=FILE`) when `args` (the
-/// whole argv) is exactly that, so `main` can skip clap. Anything else (help, extra or
-/// repeated flags, a value clap would read differently) is `None` and goes through clap.
-pub fn plain_decode_args(args: &[OsString]) -> Option<PathBuf> {
-    let [_, blob, decode, rest @ ..] = args else {
-        return None;
-    };
-    if blob != "blob" || decode != "decode" {
-        return None;
+/// Replaces `words` with the 4096 words (canonical limbs, blob order) of one non-blank line of
+/// a `blob decode` file, or says what is wrong with the line.
+fn blob_words(line: &[u8], words: &mut Vec<[u64; 4]>) -> Result<(), String> {
+    // The usual line (hex digits only) takes the fast parser; any other form, and every error,
+    // goes through the general parser, which names the problem. A byte that is not UTF-8
+    // becomes U+FFFD, which it reports as not a hex digit.
+    if super::decode::parse_words(line, words) {
+        return Ok(());
     }
-    let value = match rest {
-        [flag, value] if flag == "--blob" => value.clone(),
-        [flag] => {
-            let bytes = flag.as_encoded_bytes();
-            let v = bytes.strip_prefix(b"--blob=")?;
-            // Non-UTF-8 paths are left to clap.
-            OsString::from(std::str::from_utf8(v).ok()?)
+    let blob = parse_blob_hex(&String::from_utf8_lossy(line)).map_err(|e| {
+        // The size error's location is the whole blob, which the line number already names.
+        if e.location == "blob" {
+            e.message
+        } else {
+            e.to_string()
         }
-        _ => return None,
-    };
-    // clap rejects a separate value that looks like a flag and reports an empty one; leave
-    // those cases (and `-`) to it.
-    if value.is_empty() || value.as_encoded_bytes().starts_with(b"-") {
-        return None;
-    }
-    Some(PathBuf::from(value))
+    })?;
+    super::decode::words_from_bytes(&blob, words)
+        .map_err(|index| TransformError::NonCanonical { index }.to_string())
 }
 
 fn parse_point(s: &str) -> Result<[u8; 32], Failure> {
@@ -430,7 +440,94 @@ mod tests {
         assert!(err.contains("--x0"), "{err}");
         let (code, out, _) = run(BlobCommand::Decode(DecodeArgs { blob: zero.path().into() }));
         assert_eq!(code, 0);
-        assert_eq!(out.lines().count(), 4096);
+        assert_eq!(out, format!("{}\n", ["0x0"; 4096].join(" ")));
+    }
+
+    fn decode(content: &str) -> (u8, String, String, tempfile::NamedTempFile) {
+        let file = temp(content);
+        let (code, out, err) = run(BlobCommand::Decode(DecodeArgs { blob: file.path().into() }));
+        (code, out, err, file)
+    }
+
+    /// A blob whose every word is `word` (64 hex digits): the constant polynomial `word`.
+    fn constant_blob(word: &str) -> String {
+        assert_eq!(word.len(), 64);
+        word.repeat(4096)
+    }
+
+    #[test]
+    fn decode_prints_one_line_per_blob() {
+        let one = format!("{:064x}", 1);
+        let seven = format!("{:064x}", 7);
+        let (code, out, err, _f) = decode(&format!(
+            "\n{}\n  \r\n0x{}\r\n\n{} {}\n",
+            constant_blob(&one),
+            constant_blob(&seven),
+            &constant_blob(&one)[..64],
+            &constant_blob(&one)[64..],
+        ));
+        assert_eq!(code, 0, "{err}");
+        assert!(err.is_empty(), "{err}");
+        let zeros = [" 0x0"; 4095].concat();
+        assert_eq!(out, format!("0x1{zeros}\n0x7{zeros}\n0x1{zeros}\n"));
+    }
+
+    #[test]
+    fn decode_names_the_bad_line_and_stops_there() {
+        let good = constant_blob(&format!("{:064x}", 1));
+        let good_out = format!("0x1{}\n", [" 0x0"; 4095].concat());
+        let cases = [
+            (format!("{good}\n\n0xabcd\n{good}\n"), "line 3: a blob is 262144 hex characters"),
+            (format!("{good}\n{good}00\n"), "line 2: a blob is 262144 hex characters"),
+            (
+                format!("{good}\n{}zz\n", &good[2..]),
+                "line 2: character 262142: `z` is not a hex digit",
+            ),
+            (
+                format!("\n\n{}", "ff".repeat(131072)),
+                "line 3: blob element 0 is not below the BLS12-381",
+            ),
+            // A blob cut over two lines is two bad lines.
+            (format!("{}\n{}\n", &good[..131072], &good[131072..]), "line 1: a blob is 262144"),
+            (" \n\n\t\n".to_string(), "no blob: the file is empty or has only blank lines"),
+            (String::new(), "no blob"),
+        ];
+        for (content, needle) in cases {
+            let (code, out, err, file) = decode(&content);
+            assert_eq!(code, 2, "{needle}: {err}");
+            // Every good line before the bad one has been printed, nothing after it.
+            let good_before = content
+                .lines()
+                .take_while(|l| l.trim().is_empty() || l.trim() == good)
+                .filter(|l| !l.trim().is_empty())
+                .count();
+            assert_eq!(out, good_out.repeat(good_before), "{needle}");
+            assert!(err.contains(&format!("{}: ", file.path().display())), "{err}");
+            assert!(err.contains(needle), "`{err}` lacks `{needle}`");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        // Lines after a bad one are not read.
+        let (code, out, err, _f) = decode(&format!("{good}\nzz\n{good}\n"));
+        assert_eq!((code, out.lines().count()), (2, 1), "{err}");
+    }
+
+    #[test]
+    fn decode_warns_about_coefficients_that_are_not_felts() {
+        let felt = constant_blob(&format!("{:064x}", 1));
+        // 2^252 is below the BLS12-381 modulus but above the Starknet prime.
+        let big = constant_blob(&format!("1{}", "0".repeat(63)));
+        let (code, out, err, file) = decode(&format!("{felt}\n{big}\n"));
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.lines().count(), 2);
+        assert!(out.lines().nth(1).unwrap().starts_with(&format!("0x1{} 0x0 ", "0".repeat(63))));
+        assert_eq!(
+            err,
+            format!(
+                "warning: {}: line 2: 1 coefficient(s) are not below the Starknet prime (first at \
+                 index 0); this is not a Starknet blob\n",
+                file.path().display()
+            )
+        );
     }
 
     #[test]

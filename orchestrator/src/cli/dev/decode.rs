@@ -1,5 +1,5 @@
-//! The fast path of `orchestrator blob decode`: hex file → 4096 canonical coefficients, without
-//! leaving the raw limbs.
+//! The fast path of `orchestrator blob decode`: a line of hex → 4096 canonical coefficients,
+//! without leaving the raw limbs.
 //!
 //! [`crate::compression::transform::blob_to_coefficients`] converts every word into Montgomery
 //! form, runs the inverse NTT and converts back. The inverse NTT is linear and its twiddles
@@ -10,13 +10,15 @@
 //! computed at compile time. The arithmetic is the CIOS product of `compression::fr` (same
 //! modulus); the tests check the whole path against `blob_to_coefficients`.
 //!
-//! Only the usual file form is handled here — optional whitespace, optional `0x`, exactly
+//! Reading and transforming are separate steps ([`parse_words`] or [`words_from_bytes`], then
+//! [`interpolate_raw`]), on a buffer the caller reuses from blob to blob.
+//! [`parse_words`] only takes the usual line — optional whitespace, optional `0x`, exactly
 //! 262144 hex digits, optional whitespace — with every word below the BLS12-381 modulus.
-//! Anything else returns `None` and the caller takes the general path, which accepts the other
-//! forms and names the problem with bad input, so behaviour and messages stay those of the
-//! general path.
+//! Anything else returns `false` and the caller takes the general parser
+//! (`compression::io::parse_blob_hex`, then [`words_from_bytes`]), which accepts the other
+//! forms and names the problem with bad input.
 
-use crate::compression::{BYTES_PER_BLOB, FELTS_PER_BLOB};
+use crate::compression::{fr::be_bytes_to_limbs, BYTES_PER_BLOB, FELTS_PER_BLOB};
 
 // The BLS12-381 scalar modulus `r` (little-endian limbs), `-r^{-1} mod 2^64`, the Montgomery
 // form of 1 (`2^256 mod r`) and `2^512 mod r`, shared with the field of `snos-runner`.
@@ -71,6 +73,9 @@ const fn below_modulus(a: &[u64; 4]) -> bool {
     b
 }
 
+// The low limb of r is 2^64 - 2^32 + 1; `cios_round` relies on it.
+const _: () = assert!(MODULUS[0] == 0xffff_ffff_0000_0001);
+
 /// One CIOS round: `(t + a_i·b + m·r) / 2^64` with `m` clearing the low limb.
 #[inline(always)]
 const fn cios_round(t: [u64; 4], ai: u64, b: &[u64; 4]) -> [u64; 4] {
@@ -79,7 +84,11 @@ const fn cios_round(t: [u64; 4], ai: u64, b: &[u64; 4]) -> [u64; 4] {
     let (t2, c) = mac(t[2], ai, b[2], c);
     let (t3, t4) = mac(t[3], ai, b[3], c);
     let m = t0.wrapping_mul(INV);
-    let (_, c) = mac(t0, m, MODULUS[0], 0);
+    // t0 + m·r[0] = m·2^64 + (t0 + m) - m·2^32, a multiple of 2^64 (that is what m is for): the
+    // low limbs of t0 + m and of m·2^32 cancel, and the high limb is what is left, without a
+    // product.
+    let (_, low_carry) = t0.overflowing_add(m);
+    let c = m - (m >> 32) + low_carry as u64;
     let (t0, c) = mac(t1, m, MODULUS[1], c);
     let (t1, c) = mac(t2, m, MODULUS[2], c);
     let (t2, c) = mac(t3, m, MODULUS[3], c);
@@ -184,10 +193,10 @@ static INV_TWIDDLES: [[u64; 4]; FELTS_PER_BLOB / 2] = {
     t
 };
 
-/// Inverse NTT in place on raw limbs: the values at `ω^bitrev12(i)` (blob order) → the
-/// coefficients in natural order. The same decimation-in-time butterflies as
-/// `transform::interpolate_in_place`.
-fn interpolate_raw(values: &mut [[u64; 4]]) {
+/// Inverse NTT in place on raw limbs: the values at `ω^bitrev12(i)` (blob order, canonical
+/// limbs) → the canonical limbs of the coefficients in natural order. The same
+/// decimation-in-time butterflies as `transform::interpolate_in_place`.
+pub(super) fn interpolate_raw(values: &mut [[u64; 4]]) {
     debug_assert_eq!(values.len(), FELTS_PER_BLOB);
     let n = values.len();
     let mut half = 1;
@@ -217,66 +226,81 @@ fn interpolate_raw(values: &mut [[u64; 4]]) {
     }
 }
 
-/// Eight hex digits (`digits[0]` most significant) → their value, or `None` if one is not a
-/// hex digit. Branch-free on the eight bytes at once (SWAR).
+/// Eight hex digits (`digits[0]` most significant) → their value, and a mask that is 0 if and
+/// only if every byte is a hex digit. Branch-free on the eight bytes at once (SWAR).
 #[inline(always)]
-fn parse_8_digits(digits: [u8; 8]) -> Option<u32> {
+fn hex_8(digits: &[u8]) -> (u32, u64) {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    let x = u64::from_le_bytes(digits);
-    if x & (ONES * 0x80) != 0 {
-        return None;
-    }
-    // Every byte is below 0x80, so adding at most 0x50 never carries into the next byte; bit 7
-    // of each byte of `x + (0x80 - c)` tells whether that byte is at least `c`.
-    let at_least = |v: u64, c: u64| v + ONES * (0x80 - c);
+    const HIGH: u64 = ONES * 0x80;
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digits[..8]);
+    let x = u64::from_le_bytes(bytes);
+    // For bytes below 0x80, adding at most 0x50 never carries into the next byte, and bit 7 of
+    // each byte of `x + (0x80 - c)` tells whether that byte is at least `c`. A byte at or above
+    // 0x80 is not a digit whatever the other bits say, so its own bit 7 marks it.
+    let at_least = |v: u64, c: u64| v.wrapping_add(ONES * (0x80 - c));
     let is_digit = at_least(x, 0x30) & !at_least(x, 0x3a);
     let lower = x | (ONES * 0x20);
     let is_letter = at_least(lower, 0x61) & !at_least(lower, 0x67);
-    if (is_digit | is_letter) & (ONES * 0x80) != ONES * 0x80 {
-        return None;
-    }
-    // '0'..'9' → low nibble; 'a'..'f' / 'A'..'F' → low nibble + 9.
-    let nibbles = (x & (ONES * 0x0f)) + ((is_letter >> 7) & ONES) * 9;
+    let bad = (x | !(is_digit | is_letter)) & HIGH;
+    // '0'..'9' (bit 6 clear) → low nibble; 'a'..'f' / 'A'..'F' (bit 6 set) → low nibble + 9.
+    let nibbles = (x & (ONES * 0x0f)) + ((x >> 6) & ONES) * 9;
     // Byte i holds digit i; pack to one byte per pair, then four consecutive bytes.
     let pairs = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
     let quads = (pairs | pairs >> 8) & 0x0000_ffff_0000_ffff;
     let word = (quads | quads >> 16) as u32;
-    Some(word.swap_bytes())
+    (word.swap_bytes(), bad)
 }
 
-/// 16 hex digits (big-endian) → the value, or `None` on a non-hex byte.
+/// The first 16 hex digits of `digits` (big-endian) → the value, and a mask that is 0 if and
+/// only if every one of those bytes is a hex digit.
 #[inline(always)]
-fn parse_u64(digits: &[u8]) -> Option<u64> {
-    let mut hi = [0u8; 8];
-    let mut lo = [0u8; 8];
-    hi.copy_from_slice(&digits[..8]);
-    lo.copy_from_slice(&digits[8..16]);
-    Some(u64::from(parse_8_digits(hi)?) << 32 | u64::from(parse_8_digits(lo)?))
+fn hex_16(digits: &[u8]) -> (u64, u64) {
+    let (hi, hi_bad) = hex_8(&digits[..8]);
+    let (lo, lo_bad) = hex_8(&digits[8..16]);
+    (u64::from(hi) << 32 | u64::from(lo), hi_bad | lo_bad)
 }
 
-/// The canonical coefficients (little-endian limbs, natural order) of a blob file in the usual
-/// form, or `None` when the general path must handle the file (another layout, bad input).
-pub(super) fn decode_blob_file(bytes: &[u8]) -> Option<Vec<[u64; 4]>> {
-    let body = bytes.trim_ascii();
+/// Replaces `values` with the 4096 words (canonical little-endian limbs, blob order) of a line
+/// in the usual form. `false` when the general parser must handle the line (another layout,
+/// bad input); `values` is then unspecified.
+pub(super) fn parse_words(line: &[u8], values: &mut Vec<[u64; 4]>) -> bool {
+    values.clear();
+    let body = line.trim_ascii();
     let body = body.strip_prefix(b"0x").or_else(|| body.strip_prefix(b"0X")).unwrap_or(body);
     if body.len() != 2 * BYTES_PER_BLOB {
-        return None;
+        return false;
     }
-    let mut values = Vec::with_capacity(FELTS_PER_BLOB);
     for word in body.chunks_exact(64) {
-        let limbs = [
-            parse_u64(&word[48..])?,
-            parse_u64(&word[32..])?,
-            parse_u64(&word[16..])?,
-            parse_u64(word)?,
-        ];
-        if !below_modulus(&limbs) {
-            return None;
+        let (l3, bad3) = hex_16(word);
+        let (l2, bad2) = hex_16(&word[16..]);
+        let (l1, bad1) = hex_16(&word[32..]);
+        let (l0, bad0) = hex_16(&word[48..]);
+        let limbs = [l0, l1, l2, l3];
+        if bad0 | bad1 | bad2 | bad3 != 0 || !below_modulus(&limbs) {
+            return false;
         }
         values.push(limbs);
     }
-    interpolate_raw(&mut values);
-    Some(values)
+    true
+}
+
+/// Replaces `values` with the words (canonical little-endian limbs, blob order) of a blob's
+/// 131072 bytes; the error is the index of the first word that is not below the BLS12-381
+/// modulus.
+pub(super) fn words_from_bytes(blob: &[u8], values: &mut Vec<[u64; 4]>) -> Result<(), usize> {
+    debug_assert_eq!(blob.len(), BYTES_PER_BLOB);
+    values.clear();
+    for (index, word) in blob.chunks_exact(32).enumerate() {
+        let mut w = [0u8; 32];
+        w.copy_from_slice(word);
+        let limbs = be_bytes_to_limbs(&w);
+        if !below_modulus(&limbs) {
+            return Err(index);
+        }
+        values.push(limbs);
+    }
+    Ok(())
 }
 
 /// Two lowercase hex digits per byte value.
@@ -300,9 +324,9 @@ fn hex16(x: u64) -> [u8; 16] {
     out
 }
 
-/// Appends `0x`, the lowercase hex of the value of little-endian `limbs` without leading zeros
-/// (`0x0` for zero) and a newline: the text of `Fr`'s `Display` (`fr::hex_limbs`).
-pub(super) fn push_hex_line(buf: &mut Vec<u8>, limbs: &[u64; 4]) {
+/// Appends `0x` and the lowercase hex of the value of little-endian `limbs` without leading
+/// zeros (`0x0` for zero): the text of `Fr`'s `Display` (`fr::hex_limbs`).
+pub(super) fn push_hex(buf: &mut Vec<u8>, limbs: &[u64; 4]) {
     buf.extend_from_slice(b"0x");
     match limbs.iter().rposition(|&l| l != 0) {
         None => buf.push(b'0'),
@@ -315,7 +339,6 @@ pub(super) fn push_hex_line(buf: &mut Vec<u8>, limbs: &[u64; 4]) {
             }
         }
     }
-    buf.push(b'\n');
 }
 
 #[cfg(test)]
@@ -334,6 +357,28 @@ mod tests {
         blob_to_coefficients(&blob).unwrap().iter().map(|c| c.to_canonical_limbs()).collect()
     }
 
+    /// The fast path on a whole line: words, then the inverse NTT.
+    fn decode_line(line: &[u8]) -> Option<Vec<[u64; 4]>> {
+        let mut values = vec![[7; 4]; 3];
+        if !parse_words(line, &mut values) {
+            return None;
+        }
+        interpolate_raw(&mut values);
+        Some(values)
+    }
+
+    /// [`parse_words`] as a value.
+    fn fast_words(line: &[u8]) -> Option<Vec<[u64; 4]>> {
+        let mut values = Vec::new();
+        parse_words(line, &mut values).then_some(values)
+    }
+
+    /// [`words_from_bytes`] as a value.
+    fn words_of_bytes(blob: &[u8]) -> Result<Vec<[u64; 4]>, usize> {
+        let mut values = vec![[7; 4]; 3];
+        words_from_bytes(blob, &mut values).map(|()| values)
+    }
+
     fn fr(limbs: [u64; 4]) -> Fr {
         let mut l = limbs;
         l[3] &= 0x3fff_ffff_ffff_ffff; // below 2^254 < r
@@ -350,7 +395,7 @@ mod tests {
     }
 
     #[test]
-    fn hex_lines_match_display() {
+    fn hex_matches_display() {
         let cases = [
             [0, 0, 0, 0],
             [1, 0, 0, 0],
@@ -363,8 +408,8 @@ mod tests {
         ];
         for l in cases {
             let mut buf = Vec::new();
-            push_hex_line(&mut buf, &l);
-            assert_eq!(String::from_utf8(buf).unwrap(), format!("{}\n", hex_limbs(&l)));
+            push_hex(&mut buf, &l);
+            assert_eq!(String::from_utf8(buf).unwrap(), hex_limbs(&l));
         }
     }
 
@@ -378,23 +423,27 @@ mod tests {
                     .ok()
                     .filter(|s| s.bytes().all(|c| c.is_ascii_hexdigit()))
                     .map(|s| u64::from_str_radix(s, 16).unwrap());
-                assert_eq!(parse_u64(&digits), expected, "byte {b:#x} at {pos}");
+                let (value, bad) = hex_16(&digits);
+                assert_eq!((bad == 0).then_some(value), expected, "byte {b:#x} at {pos}");
             }
         }
-        assert_eq!(parse_u64(b"FEDCBA9876543210"), Some(0xfedc_ba98_7654_3210));
-        assert_eq!(parse_u64(b"ffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(hex_16(b"FEDCBA9876543210"), (0xfedc_ba98_7654_3210, 0));
+        assert_eq!(hex_16(b"ffffffffffffffff"), (u64::MAX, 0));
+        // Bytes at or above 0x80 (UTF-8 of U+FFFD here) are not digits wherever they are.
+        assert_ne!(hex_16("0123456\u{fffd}789abc".as_bytes()).1, 0);
+        assert_ne!(hex_16("\u{fffd}0123456789abc".as_bytes()).1, 0);
     }
 
     #[test]
     fn zero_blob_and_forms() {
         let zeros = "00".repeat(BYTES_PER_BLOB);
-        assert_eq!(decode_blob_file(zeros.as_bytes()).unwrap(), vec![[0u64; 4]; 4096]);
+        assert_eq!(decode_line(zeros.as_bytes()).unwrap(), vec![[0u64; 4]; 4096]);
         for text in [
             format!("0x{zeros}\n"),
             format!("  0X{zeros}  \r\n"),
             format!("\n{}", zeros.to_uppercase()),
         ] {
-            assert!(decode_blob_file(text.as_bytes()).is_some(), "{}", &text[..4]);
+            assert!(decode_line(text.as_bytes()).is_some(), "{}", &text[..4]);
         }
         // Other layouts and bad input are left to the general path.
         for text in [
@@ -407,16 +456,22 @@ mod tests {
             "ff".repeat(BYTES_PER_BLOB),
             String::new(),
         ] {
-            assert!(decode_blob_file(text.as_bytes()).is_none());
+            assert!(decode_line(text.as_bytes()).is_none());
         }
         // The modulus itself is not canonical; r - 1 is.
         let word = |l: [u64; 4]| format!("{:016x}{:016x}{:016x}{:016x}", l[3], l[2], l[1], l[0]);
         let mut r_minus_1 = MODULUS;
         r_minus_1[0] -= 1;
         let at_r = format!("{}{}", word(MODULUS), &zeros[64..]);
-        assert!(decode_blob_file(at_r.as_bytes()).is_none());
+        assert!(decode_line(at_r.as_bytes()).is_none());
         let below = format!("{}{}", word(r_minus_1), &zeros[64..]);
-        assert_eq!(decode_blob_file(below.as_bytes()).unwrap(), general(&below));
+        assert_eq!(decode_line(below.as_bytes()).unwrap(), general(&below));
+        // The general parser's bytes give the same words, and name the first word at r.
+        let bytes = |text: &str| parse_blob_hex(text).unwrap();
+        assert_eq!(words_of_bytes(&bytes(&below)), Ok(fast_words(below.as_bytes()).unwrap()));
+        assert_eq!(words_of_bytes(&bytes(&at_r)), Err(0));
+        let at_r_later = format!("{}{}{}", &zeros[..64 * 7], word(MODULUS), &zeros[64 * 8..]);
+        assert_eq!(words_of_bytes(&bytes(&at_r_later)), Err(7));
     }
 
     proptest! {
@@ -440,13 +495,14 @@ mod tests {
                 blob.extend_from_slice(&w.to_be_bytes());
             }
             let text = hex::encode(&blob);
-            prop_assert_eq!(decode_blob_file(text.as_bytes()).unwrap(), general(&text));
+            prop_assert_eq!(decode_line(text.as_bytes()).unwrap(), general(&text));
+            prop_assert_eq!(words_of_bytes(&blob), Ok(fast_words(text.as_bytes()).unwrap()));
 
             let mut coeffs: Vec<Fr> = (0..n_coeffs).map(|_| fr([next(), next(), next(), next()])).collect();
             coeffs.resize(4096, Fr::ZERO);
             let text = hex::encode(coefficients_to_blob(&coeffs).unwrap());
             let expected: Vec<[u64; 4]> = coeffs.iter().map(|c| c.to_canonical_limbs()).collect();
-            prop_assert_eq!(decode_blob_file(text.as_bytes()).unwrap(), expected);
+            prop_assert_eq!(decode_line(text.as_bytes()).unwrap(), expected);
         }
     }
 }

@@ -1,176 +1,158 @@
 //! Developer commands used by operators to debug DA and facts (`orchestrator blob …`,
-//! `orchestrator fact …`). Each returns a process exit code: 0 on success, 2 on bad input.
-//!
-//! [`dispatch`] runs them without building the whole command line: `run` and `setup` carry
-//! more than a hundred flags, and clap builds every one of them before it looks at the first
-//! argument. The developer commands are short-lived processes (a `blob decode` takes about a
-//! millisecond), so `main` hands `blob …` and `fact …` to [`dispatch`], which parses with a
-//! command tree holding only these two. Their help, errors and exit codes are clap's, exactly
-//! as when parsed through [`crate::cli::Cli`] (`cli::tests` checks that the trees agree).
-
-use std::{ffi::OsString, process::ExitCode};
-
-use clap::Parser;
+//! `orchestrator fact …`). They are parsed by clap with the rest of [`crate::cli::Cli`]; each
+//! returns a process exit code: 0 on success, 2 on bad input (clap's usage errors exit with 2
+//! too).
 
 pub mod blob;
 mod decode;
 pub mod fact;
 
-/// The command line restricted to the developer commands. Name, version, about text and the
-/// two subcommands are those of [`crate::cli::Cli`].
-#[derive(Debug, clap::Parser)]
-#[command(name = "orchestrator", version, about = "Carries Madara blocks to settlement")]
-pub struct DevCli {
-    /// The subcommand.
-    #[command(subcommand)]
-    pub command: DevCommands,
-}
-
-/// The developer subcommands (the same variants, docs and attributes as in
-/// [`crate::cli::Commands`]).
-#[derive(Debug, clap::Subcommand)]
-pub enum DevCommands {
-    /// Developer tools for blobs: encode, compress, decompress, decode, KZG.
-    #[command(subcommand)]
-    Blob(blob::BlobCommand),
-    /// Prints the fact of a Cairo PIE.
-    Fact(fact::FactArgs),
-}
-
-/// Whether the first argument names a developer command that [`dispatch`] handles.
-pub fn is_dev_command(first: Option<&OsString>) -> bool {
-    matches!(first.and_then(|a| a.to_str()), Some("blob" | "fact"))
-}
-
-/// Parses `args` (the whole argv, program name first) as a developer command and runs it.
-///
-/// `blob decode --blob FILE` (the one-flag form, or `--blob=FILE`) goes straight to the
-/// decoder without clap; everything else — help, other spellings, errors — goes through clap.
-pub fn dispatch(args: Vec<OsString>) -> ExitCode {
-    if let Some(path) = blob::plain_decode_args(&args) {
-        return blob::BlobCommand::Decode(blob::DecodeArgs { blob: path }).execute();
-    }
-    match DevCli::parse_from(args).command {
-        DevCommands::Blob(cmd) => cmd.execute(),
-        DevCommands::Fact(a) => a.execute(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::cli::Cli;
+    use std::path::PathBuf;
 
-    const ARGVS: &[&[&str]] = &[
-        &["blob"],
-        &["blob", "--help"],
-        &["blob", "-h"],
-        &["blob", "help"],
-        &["blob", "help", "decode"],
-        &["blob", "decode"],
-        &["blob", "decode", "--help"],
-        &["blob", "decode", "--blob"],
-        &["blob", "decode", "--blob", "f.txt"],
-        &["blob", "decode", "--blob=f.txt"],
-        &["blob", "decode", "--blob", "f.txt", "--blob", "g.txt"],
-        &["blob", "decode", "--blob", "-x"],
-        &["blob", "decode", "--blob=-x"],
-        &["blob", "decode", "--blob="],
-        &["blob", "decode", "--blob", ""],
-        &["blob", "decode", "--blob", "f", "extra"],
-        &["blob", "decode", "--blo", "f"],
-        &["blob", "decod", "--blob", "f"],
-        &["blob", "encode", "--help"],
-        &["blob", "encode", "--state-update", "s", "--starknet-version", "0.13.2"],
-        &[
-            "blob",
-            "encode",
-            "--state-update",
-            "s",
-            "--starknet-version",
-            "0.13.2",
-            "--format",
-            "felts",
-            "--compress",
-            "--max-blobs",
-            "3",
-            "--nonces",
-            "n",
-            "--aliases",
-            "a",
-        ],
-        &[
-            "blob",
-            "encode",
-            "--state-update",
-            "s",
-            "--starknet-version",
-            "0.13.2",
-            "--format",
-            "bad",
-        ],
-        &["blob", "compress", "--felts", "f"],
-        &["blob", "decompress", "--felts", "f"],
-        &["blob", "kzg", "--blob", "b", "--x0", "0x1"],
-        &["blob", "kzg", "--help"],
-        &["blob", "--version"],
-        &["fact"],
-        &["fact", "--help"],
-        &["fact", "--pie", "p.zip"],
-        &["fact", "--pie", "p.zip", "--l2", "--aggregator"],
-        &["fact", "--pie", "p.zip", "--program-hash", "0x12"],
-        &["fact", "--pie", "p.zip", "--program-hash", "zz"],
+    use clap::{error::ErrorKind, Parser};
+
+    use super::*;
+    use crate::cli::{Cli, Commands};
+
+    /// What parsing an argv gives.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Parsed {
+        /// A command to run.
+        Command,
+        /// Help or version on stdout, exit code 0.
+        Info,
+        /// A usage error on stderr, exit code 2.
+        Usage,
+    }
+
+    const ARGVS: &[(&[&str], Parsed)] = &[
+        (&["blob"], Parsed::Usage),
+        (&["blob", "--help"], Parsed::Info),
+        (&["blob", "-h"], Parsed::Info),
+        (&["blob", "help"], Parsed::Info),
+        (&["blob", "help", "decode"], Parsed::Info),
+        (&["blob", "decode"], Parsed::Usage),
+        (&["blob", "decode", "--help"], Parsed::Info),
+        (&["blob", "decode", "--blob"], Parsed::Usage),
+        (&["blob", "decode", "--blob", "f.txt"], Parsed::Command),
+        (&["blob", "decode", "--blob=f.txt"], Parsed::Command),
+        (&["blob", "decode", "--blob", "f.txt", "--blob", "g.txt"], Parsed::Usage),
+        (&["blob", "decode", "--blob", "-x"], Parsed::Usage),
+        (&["blob", "decode", "--blob=-x"], Parsed::Command),
+        (&["blob", "decode", "--blob="], Parsed::Usage),
+        (&["blob", "decode", "--blob", ""], Parsed::Usage),
+        (&["blob", "decode", "--blob", "f", "extra"], Parsed::Usage),
+        (&["blob", "decode", "--blo", "f"], Parsed::Usage),
+        (&["blob", "decod", "--blob", "f"], Parsed::Usage),
+        (&["blob", "encode", "--help"], Parsed::Info),
+        (
+            &["blob", "encode", "--state-update", "s", "--starknet-version", "0.13.2"],
+            Parsed::Command,
+        ),
+        (
+            &[
+                "blob",
+                "encode",
+                "--state-update",
+                "s",
+                "--starknet-version",
+                "0.13.2",
+                "--format",
+                "felts",
+                "--compress",
+                "--max-blobs",
+                "3",
+                "--nonces",
+                "n",
+                "--aliases",
+                "a",
+            ],
+            Parsed::Command,
+        ),
+        (
+            &[
+                "blob",
+                "encode",
+                "--state-update",
+                "s",
+                "--starknet-version",
+                "0.13.2",
+                "--format",
+                "bad",
+            ],
+            Parsed::Usage,
+        ),
+        (&["blob", "compress", "--felts", "f"], Parsed::Command),
+        (&["blob", "decompress", "--felts", "f"], Parsed::Command),
+        (&["blob", "kzg", "--blob", "b", "--x0", "0x1"], Parsed::Command),
+        (&["blob", "kzg", "--help"], Parsed::Info),
+        (&["blob", "--version"], Parsed::Usage),
+        (&["--version"], Parsed::Info),
+        (&["fact"], Parsed::Usage),
+        (&["fact", "--help"], Parsed::Info),
+        (&["fact", "--pie", "p.zip"], Parsed::Command),
+        (&["fact", "--pie", "p.zip", "--l2", "--aggregator"], Parsed::Usage),
+        (&["fact", "--pie", "p.zip", "--program-hash", "0x12"], Parsed::Command),
+        (&["fact", "--pie", "p.zip", "--program-hash", "zz"], Parsed::Usage),
     ];
 
-    fn argv(args: &[&str]) -> Vec<OsString> {
-        std::iter::once("orchestrator").chain(args.iter().copied()).map(OsString::from).collect()
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("orchestrator").chain(args.iter().copied()))
     }
 
-    /// The restricted tree parses, helps and fails exactly like the whole command line.
+    /// `blob …` and `fact …` go through the whole command line: help and version exit with 0,
+    /// every usage error with 2.
     #[test]
-    fn dev_cli_agrees_with_the_whole_cli() {
-        for args in ARGVS {
-            let full = Cli::try_parse_from(argv(args));
-            let dev = DevCli::try_parse_from(argv(args));
-            match (full, dev) {
-                (Ok(full), Ok(dev)) => {
-                    assert_eq!(
-                        format!("{:?}", full.command),
-                        format!("{:?}", dev.command),
-                        "{args:?}"
+    fn dev_commands_parse_with_the_whole_cli() {
+        for &(args, expected) in ARGVS {
+            let got = match parse(args) {
+                Ok(cli) => {
+                    assert!(
+                        matches!(cli.command, Commands::Blob(_) | Commands::Fact(_)),
+                        "{args:?}: {cli:?}"
                     );
+                    Parsed::Command
                 }
-                (Err(full), Err(dev)) => {
-                    assert_eq!(full.kind(), dev.kind(), "{args:?}");
-                    assert_eq!(full.exit_code(), dev.exit_code(), "{args:?}");
-                    assert_eq!(full.render().to_string(), dev.render().to_string(), "{args:?}");
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) =>
+                {
+                    assert_eq!(e.exit_code(), 0, "{args:?}");
+                    Parsed::Info
                 }
-                (full, dev) => panic!("{args:?}: {full:?} vs {dev:?}"),
+                Err(e) => {
+                    assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+                    assert!(e.use_stderr(), "{args:?}");
+                    Parsed::Usage
+                }
+            };
+            assert_eq!(got, expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn decode_takes_the_blob_file_in_either_spelling() {
+        for args in
+            [&["blob", "decode", "--blob", "f.txt"][..], &["blob", "decode", "--blob=f.txt"]]
+        {
+            match parse(args).map(|c| c.command) {
+                Ok(Commands::Blob(blob::BlobCommand::Decode(a))) => {
+                    assert_eq!(a.blob, PathBuf::from("f.txt"), "{args:?}")
+                }
+                other => panic!("{args:?}: {other:?}"),
             }
         }
     }
 
-    /// The clap-free `blob decode` path only takes argvs that clap reads the same way.
     #[test]
-    fn plain_decode_args_agree_with_clap() {
-        let mut taken = 0;
-        for args in ARGVS {
-            let argv = argv(args);
-            if let Some(path) = blob::plain_decode_args(&argv) {
-                taken += 1;
-                match DevCli::try_parse_from(argv).map(|c| c.command) {
-                    Ok(DevCommands::Blob(blob::BlobCommand::Decode(a))) => {
-                        assert_eq!(a.blob, path, "{args:?}")
-                    }
-                    other => panic!("{args:?}: clap gives {other:?}"),
-                }
-            }
-        }
-        assert_eq!(taken, 2);
-        assert!(is_dev_command(Some(&"blob".into())));
-        assert!(is_dev_command(Some(&"fact".into())));
-        assert!(!is_dev_command(Some(&"run".into())));
-        assert!(!is_dev_command(Some(&"--help".into())));
-        assert!(!is_dev_command(None));
+    fn decode_help_describes_the_file_and_the_output() {
+        let help = match parse(&["blob", "decode", "--help"]) {
+            Err(e) if e.kind() == ErrorKind::DisplayHelp => e.render().to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert!(help.contains("one blob per line"), "{help}");
+        assert!(help.contains("one line per blob"), "{help}");
+        assert!(help.contains("--blob <BLOB>"), "{help}");
     }
 }
