@@ -199,18 +199,18 @@ mod tests {
     #[test]
     fn a_manifest_dir_path_to_a_sibling_folder_is_caught() {
         // The form the vectors were once read with, three crate depths deep.
-        let line = r#"concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../shared/testdata")"#; // path-guard: allow
+        let line = r#"concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../sibling/data")"#; // path-guard: allow
         let found = rust_in("crates/settlement-clients/ethereum/src/kzg.rs", line);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].path, "/../../../../shared/testdata"); // path-guard: allow
-                                                                   // Three levels up from the same crate is the root itself: allowed.
+        assert_eq!(found[0].path, "/../../../../sibling/data"); // path-guard: allow
+                                                                // Three levels up from the same crate is the root itself: allowed.
         let inside = r#"concat!(env!("CARGO_MANIFEST_DIR"), "/../../../Cargo.toml")"#; // path-guard: allow (three levels deep in the test, two here)
         assert!(rust_in("crates/settlement-clients/ethereum/src/kzg.rs", inside).is_empty());
     }
 
     #[test]
     fn a_path_array_counts_like_a_path() {
-        let line = r#"[env!("CARGO_MANIFEST_DIR"), "..", "..", "shared", "x.zip"]"#; // path-guard: allow
+        let line = r#"[env!("CARGO_MANIFEST_DIR"), "..", "..", "sibling", "x.zip"]"#; // path-guard: allow
         assert_eq!(rust_in("orchestrator/src/cli/dev/fact.rs", line).len(), 1);
         let line = r#"[env!("CARGO_MANIFEST_DIR"), "..", "crates", "x.zip"]"#;
         assert!(rust_in("orchestrator/src/cli/dev/fact.rs", line).is_empty());
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn scripts_resolve_from_the_root_unless_after_dirname() {
         let rel = Path::new("scripts/bench.sh");
-        let bad = r#"testdata="${ORCH_TESTDATA:-../shared/testdata}""#; // path-guard: allow
+        let bad = r#"testdata="${DATA_DIR:-../sibling/data}""#; // path-guard: allow
         assert_eq!(check_file(&root(), rel, Kind::Shell, bad).len(), 1);
         let ok = r#"cd "$(dirname "$0")/..""#;
         assert!(check_file(&root(), rel, Kind::Shell, ok).is_empty());
@@ -250,7 +250,7 @@ mod tests {
     fn markdown_links_resolve_from_the_document() {
         let rel = Path::new("docs/architecture.md");
         assert!(check_file(&root(), rel, Kind::Other, "see [x](../README.md)").is_empty());
-        let bad = "read ../../shared/reference/spec.md"; // path-guard: allow
+        let bad = "read ../../sibling/spec.md"; // path-guard: allow
         assert_eq!(check_file(&root(), rel, Kind::Other, bad).len(), 1);
     }
 }

@@ -2,41 +2,14 @@
 //! into [`JobError`](crate::worker::event_handler::jobs::JobError)s and
 //! [`TriggerError`](crate::worker::triggers::TriggerError)s.
 //!
-//! The client errors (database, queue, storage, alerts, locks, cron, the Madara node) classify
-//! themselves in `core::client`; the implementations here hand that answer to the trait. The
-//! DA pipeline's errors are classified here, once, for every handler that runs the pipeline:
-//! what failed while reading the node may work later, the rest will not.
+//! The client errors (database, queue, storage, alerts, locks, cron, the Madara node) implement
+//! the trait beside their definitions in `core::client`. The DA pipeline's errors are
+//! classified here, once, for every handler that runs the pipeline: what failed while reading
+//! the node may work later, the rest will not.
 
 use orchestrator_utils::Retryable;
 
-use crate::{
-    compression::{encode::EncodeError, squash::SquashError, PipelineError, StateReadError},
-    core::client::{
-        madara::MadaraError, AlertError, CronError, DatabaseError, LockError, QueueError,
-        StorageError,
-    },
-};
-
-/// Hands each client error's own classification to the trait.
-macro_rules! client_errors {
-    ($($error:ty),+ $(,)?) => {$(
-        impl Retryable for $error {
-            fn is_retryable(&self) -> bool {
-                <$error>::is_retryable(self)
-            }
-        }
-    )+};
-}
-
-client_errors!(
-    DatabaseError,
-    QueueError,
-    StorageError,
-    AlertError,
-    LockError,
-    CronError,
-    MadaraError,
-);
+use crate::compression::{encode::EncodeError, squash::SquashError, PipelineError, StateReadError};
 
 /// A state read goes to the node, which may answer later.
 impl Retryable for StateReadError {
@@ -72,7 +45,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        core::client::BoxError,
+        core::client::{madara::MadaraError, BoxError, DatabaseError, QueueError, StorageError},
         types::jobs::JobType,
         worker::{error::EngineError, event_handler::jobs::JobError, triggers::TriggerError},
     };

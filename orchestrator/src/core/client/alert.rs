@@ -1,6 +1,7 @@
 //! Alerts to operators (SNS, or the log plus a JSON-lines file).
 
 use async_trait::async_trait;
+use orchestrator_utils::Retryable;
 use serde::{Deserialize, Serialize};
 
 use super::BoxError;
@@ -20,14 +21,16 @@ pub enum AlertError {
 }
 
 impl AlertError {
-    /// Whether the same operation may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-
     /// Wraps any error as `Other`.
     pub fn other(e: impl Into<BoxError>) -> Self {
         Self::Other(e.into())
+    }
+}
+
+impl Retryable for AlertError {
+    /// Whether the same operation may succeed later.
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
     }
 }
 

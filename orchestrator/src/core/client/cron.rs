@@ -1,5 +1,6 @@
 //! Periodic worker triggers (EventBridge in the cloud, a ticker in process).
 
+use orchestrator_utils::Retryable;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,14 +31,16 @@ pub enum CronError {
 }
 
 impl CronError {
-    /// Whether the same operation may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-
     /// Wraps any error as `Other`.
     pub fn other(e: impl Into<BoxError>) -> Self {
         Self::Other(e.into())
+    }
+}
+
+impl Retryable for CronError {
+    /// Whether the same operation may succeed later.
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
     }
 }
 

@@ -4,6 +4,7 @@
 //! and provides every other one as a shortcut of them (the job reads are all
 //! [`DatabaseClient::get_jobs`] with a [`JobQuery`]), so the backends implement only the former.
 
+use orchestrator_utils::Retryable;
 use std::slice::from_ref;
 
 use async_trait::async_trait;
@@ -71,14 +72,16 @@ pub enum DatabaseError {
 }
 
 impl DatabaseError {
-    /// Whether the same operation may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::UpdateFailed { .. })
-    }
-
     /// Wraps any error as `Other`.
     pub fn other(e: impl Into<BoxError>) -> Self {
         Self::Other(e.into())
+    }
+}
+
+impl Retryable for DatabaseError {
+    /// Whether the same operation may succeed later.
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::UpdateFailed { .. })
     }
 }
 

@@ -5,6 +5,7 @@
 //! process per interval; the trigger handlers take locks where running twice would hurt
 //! (batching, storage cleanup) and are otherwise idempotent.
 
+use orchestrator_utils::Retryable;
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use async_trait::async_trait;

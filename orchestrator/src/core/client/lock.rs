@@ -1,5 +1,6 @@
 //! TTL locks that keep batching and cleanup workers single across processes.
 
+use orchestrator_utils::Retryable;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,14 +37,16 @@ pub enum LockError {
 }
 
 impl LockError {
-    /// Whether the same operation may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::AlreadyHeld { .. })
-    }
-
     /// Wraps any error as `Other`.
     pub fn other(e: impl Into<BoxError>) -> Self {
         Self::Other(e.into())
+    }
+}
+
+impl Retryable for LockError {
+    /// Whether the same operation may succeed later.
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::AlreadyHeld { .. })
     }
 }
 

@@ -1,5 +1,6 @@
 //! Durable message queues with SQS semantics (reference §5).
 
+use orchestrator_utils::Retryable;
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
@@ -39,14 +40,16 @@ pub enum QueueError {
 }
 
 impl QueueError {
-    /// Whether the same operation may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-
     /// Wraps any error as `Other`.
     pub fn other(e: impl Into<BoxError>) -> Self {
         Self::Other(e.into())
+    }
+}
+
+impl Retryable for QueueError {
+    /// Whether the same operation may succeed later.
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use orchestrator_utils::Retryable;
 
 use super::BoxError;
 
@@ -28,14 +29,16 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// Whether the same operation may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-
     /// Wraps any error as `Other`.
     pub fn other(e: impl Into<BoxError>) -> Self {
         Self::Other(e.into())
+    }
+}
+
+impl Retryable for StorageError {
+    /// Whether the same operation may succeed later.
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
     }
 }
 

@@ -223,6 +223,7 @@ impl StorageClient for S3Storage {
 
 #[cfg(test)]
 mod tests {
+    use orchestrator_utils::Retryable;
     use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;

@@ -419,6 +419,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use orchestrator_utils::Retryable;
     use std::sync::Arc;
 
     use async_trait::async_trait;

@@ -3,6 +3,7 @@
 //! Run them with [`crate::database_conformance_tests!`] (one test per check) or
 //! [`database_conformance`].
 
+use orchestrator_utils::Retryable;
 use std::{collections::BTreeSet, future::Future, sync::Arc};
 
 use chrono::Utc;

@@ -3,6 +3,7 @@
 //! Expiry is mostly checked with a zero TTL (expired on arrival); one check waits for a real
 //! one-second TTL to run out.
 
+use orchestrator_utils::Retryable;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use chrono::Utc;

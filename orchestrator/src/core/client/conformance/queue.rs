@@ -4,6 +4,7 @@
 //! visibility timeouts and eventually consistent receives (SQS, also on moto/localstack)
 //! passes the same checks as the SQLite queue.
 
+use orchestrator_utils::Retryable;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},

@@ -2,6 +2,7 @@
 //! semantics as the reference: keys are plain strings listed by string prefix, tags are
 //! replaced as a whole, and writing an object drops its tags.
 
+use orchestrator_utils::Retryable;
 use std::sync::Arc;
 
 use async_trait::async_trait;

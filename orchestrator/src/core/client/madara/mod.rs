@@ -15,6 +15,7 @@
 pub mod memory;
 pub mod rpc;
 
+use orchestrator_utils::Retryable;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -76,17 +77,6 @@ pub enum MadaraError {
 }
 
 impl MadaraError {
-    /// Whether the same call may succeed later (transport trouble, or a block not there yet).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Pending { .. }
-                | Self::BlockNotFound { .. }
-                | Self::Transport { .. }
-                | Self::RateLimited(_)
-        )
-    }
-
     /// Whether the error only means "the block is not final yet": callers wait for a later run
     /// instead of reporting an error.
     pub fn is_wait(&self) -> bool {
@@ -97,6 +87,19 @@ impl MadaraError {
     /// pending block is not retried in a loop; the next run asks again.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transport { .. } | Self::RateLimited(_))
+    }
+}
+
+impl Retryable for MadaraError {
+    /// Whether the same call may succeed later (transport trouble, or a block not there yet).
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Pending { .. }
+                | Self::BlockNotFound { .. }
+                | Self::Transport { .. }
+                | Self::RateLimited(_)
+        )
     }
 }
 

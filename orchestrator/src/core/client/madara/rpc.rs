@@ -567,6 +567,7 @@ impl MadaraClient for MadaraRpcClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orchestrator_utils::Retryable;
     use rstest::rstest;
 
     #[rstest]

@@ -576,6 +576,7 @@ pub(crate) fn db_err<D: Dialect>(e: sqlx::Error) -> DatabaseError {
 /// Checks every dialect runs besides the conformance suite, on databases the caller opens.
 #[cfg(test)]
 pub(crate) mod checks {
+    use orchestrator_utils::Retryable;
     use std::{collections::BTreeSet, sync::Arc};
 
     use super::*;

@@ -340,6 +340,8 @@ fn map_err(e: sqlx::Error, queue: &str) -> QueueError {
 mod tests {
     use std::{collections::HashSet, path::Path, sync::Arc};
 
+    use orchestrator_utils::Retryable;
+
     use super::*;
     use crate::{
         core::client::{
