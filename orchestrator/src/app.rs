@@ -17,11 +17,8 @@ use crate::{
     server,
     types::{jobs::JobType, queue::WorkerTriggerType},
     worker::{
-        controller::WorkerController,
-        event_handler::jobs::JobHandlers,
-        pipeline,
-        supervisor::{OnPanic, Supervisor},
-        triggers::Triggers,
+        controller::WorkerController, event_handler::jobs::JobHandlers, pipeline,
+        supervisor::Supervisor, triggers::Triggers,
     },
 };
 
@@ -93,28 +90,21 @@ impl Orchestrator {
         let (listener, addr) =
             server::bind(addr).await.wrap_err_with(|| format!("cannot listen on {addr}"))?;
         let router = server::router(config.clone());
-        // The server cannot be restarted on the same listener: any end of it stops the process.
-        let listener = Arc::new(std::sync::Mutex::new(Some(listener)));
-        let server_supervisor = supervisor.clone();
-        supervisor.spawn("http-server", OnPanic::StopProcess, move |token| {
-            let listener = listener.lock().unwrap_or_else(|p| p.into_inner()).take();
-            let (router, supervisor) = (router.clone(), server_supervisor.clone());
-            async move {
-                let Some(listener) = listener else { return };
-                if let Err(e) = server::serve(listener, router, token.clone()).await {
-                    supervisor.fail("http-server", e);
-                }
+        // The server cannot be started again on its listener: any end of it stops the process.
+        let (server_token, server_supervisor) = (shutdown.child_token(), supervisor.clone());
+        supervisor.spawn_critical("http-server", async move {
+            if let Err(e) = server::serve(listener, router, server_token).await {
+                server_supervisor.fail("http-server", e);
             }
         });
         WorkerController::new(config.clone()).spawn(&supervisor);
         if let Some((cron, interval)) = cron {
-            let triggers = WorkerTriggerType::for_layer(config.layer).to_vec();
+            let triggers = WorkerTriggerType::for_layer(config.layer);
             let cron_supervisor = supervisor.clone();
-            supervisor.spawn("cron", OnPanic::Restart, move |token| {
-                let (cron, triggers, supervisor) =
-                    (cron.clone(), triggers.clone(), cron_supervisor.clone());
+            supervisor.spawn("cron", move |token| {
+                let (cron, supervisor) = (cron.clone(), cron_supervisor.clone());
                 async move {
-                    if let Err(e) = cron.run(&triggers, interval, token).await {
+                    if let Err(e) = cron.run(triggers, interval, token).await {
                         supervisor.fail("cron", e);
                     }
                 }
@@ -123,7 +113,7 @@ impl Orchestrator {
         if crate::telemetry::otlp_active() {
             // OTLP has no scrape: push the job-status and queue-depth gauges periodically.
             let config = config.clone();
-            supervisor.spawn("gauge-pusher", OnPanic::Restart, move |token| {
+            supervisor.spawn("gauge-pusher", move |token| {
                 let config = config.clone();
                 async move {
                     loop {

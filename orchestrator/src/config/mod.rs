@@ -8,14 +8,14 @@
 //! the flag and the problem; they never echo secret values.
 
 pub mod choices;
-pub mod context;
 pub mod params;
+pub mod settings;
 
 use std::path::PathBuf;
 
 pub use choices::FailedJobHalt;
-pub use context::{EngineParams, ServerSettings};
 pub use params::*;
+pub use settings::{EngineParams, ServerSettings};
 
 /// Why a command line does not make a valid configuration.
 #[derive(Debug, thiserror::Error)]

@@ -11,11 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     types::queue::QueueType,
     worker::Config,
-    worker::{
-        event_worker::EventWorker,
-        orphan,
-        supervisor::{OnPanic, Supervisor},
-    },
+    worker::{event_worker::EventWorker, orphan, supervisor::Supervisor},
 };
 
 /// Runs the layer's workers until `shutdown`, then waits for them to drain.
@@ -41,17 +37,15 @@ impl WorkerController {
     pub fn spawn(&self, supervisor: &Supervisor) {
         for queue in self.queues() {
             let config = self.config.clone();
-            supervisor.spawn(format!("worker:{queue}"), OnPanic::Restart, move |token| {
+            supervisor.spawn(format!("worker:{queue}"), move |token| {
                 EventWorker::new(queue, config.clone()).run(token)
             });
         }
         let config = self.config.clone();
-        supervisor.spawn("orphan-scanner", OnPanic::Restart, move |token| {
-            orphan::run(config.clone(), token)
-        });
+        supervisor.spawn("orphan-scanner", move |token| orphan::run(config.clone(), token));
         if let Some(client) = self.config.handlers.settlement_client() {
             let config = self.config.clone();
-            supervisor.spawn("settlement-sampler", OnPanic::Restart, move |token| {
+            supervisor.spawn("settlement-sampler", move |token| {
                 sample_settlement(config.clone(), client.clone(), SETTLEMENT_SAMPLE_INTERVAL, token)
             });
         }

@@ -3,13 +3,13 @@
 //! Every loop of a running orchestrator (one event worker per queue, the orphan scanner, the
 //! settlement sampler, the HTTP server, the in-process cron, the gauge pusher) is started through
 //! a [`Supervisor`] under a name. The loop runs in its own tokio task, so a panic ends only that
-//! task; the supervisor logs it as an error with the task's name and the panic message, then
-//! follows the task's [`OnPanic`] policy:
-//! - [`OnPanic::Restart`]: the loop starts again after a short backoff, unless it already panicked
-//!   [`MAX_RESTARTS`] times within [`RESTART_WINDOW`]; then it is treated as
-//!   [`OnPanic::StopProcess`].
-//! - [`OnPanic::StopProcess`]: the supervisor records the failure and cancels the shutdown
-//!   token: the orchestrator drains and `orchestrator run` exits with a non-zero status.
+//! task; the supervisor logs it as an error with the task's name and the panic message, then:
+//! - for a loop started with [`Supervisor::spawn`]: starts it again after a short backoff,
+//!   unless it already panicked [`MAX_RESTARTS`] times within [`RESTART_WINDOW`];
+//! - for a task started with [`Supervisor::spawn_critical`] (one that cannot be started again,
+//!   such as the HTTP server on its listener), or a loop past its restarts: records the failure
+//!   and cancels the shutdown token, so the orchestrator drains and `orchestrator run` exits
+//!   with a non-zero status.
 
 use std::{
     future::Future,
@@ -26,15 +26,6 @@ pub const MAX_RESTARTS: usize = 5;
 pub const RESTART_WINDOW: Duration = Duration::from_secs(300);
 /// The first wait before a restart; it doubles with each panic in the window.
 pub const RESTART_BACKOFF: Duration = Duration::from_millis(500);
-
-/// What happens when a supervised task panics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnPanic {
-    /// Log it and start the loop again (bounded, see [`MAX_RESTARTS`]).
-    Restart,
-    /// Log it and stop the whole process with a non-zero exit.
-    StopProcess,
-}
 
 /// Starts named tasks on a [`TaskTracker`] and watches them for panics.
 #[derive(Debug, Clone)]
@@ -63,9 +54,10 @@ impl Supervisor {
         self.shutdown.cancel();
     }
 
-    /// Runs the loop `make(token)` under `name` until the token is cancelled or the loop returns.
-    /// `make` is called again for every restart. The token is a child of the shutdown token.
-    pub fn spawn<F, Fut>(&self, name: impl Into<String>, on_panic: OnPanic, make: F)
+    /// Runs the loop `make(token)` under `name` until the token is cancelled or the loop returns;
+    /// a panic restarts it (see the module docs). `make` is called again for every restart. The
+    /// token is a child of the shutdown token.
+    pub fn spawn<F, Fut>(&self, name: impl Into<String>, make: F)
     where
         F: Fn(CancellationToken) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -75,22 +67,13 @@ impl Supervisor {
         self.tracker.spawn(async move {
             let mut panics: Vec<Instant> = Vec::new();
             loop {
-                let token = this.shutdown.child_token();
-                let span = tracing::info_span!("task", name = %name);
-                let outcome = tokio::spawn(make(token).instrument(span)).await;
-                let Err(err) = outcome else { return };
-                if !err.is_panic() {
-                    // Cancelled by the runtime shutting down.
+                let Some(message) = this.run_once(&name, make(this.shutdown.child_token())).await
+                else {
                     return;
-                }
-                let message = panic_message(err.into_panic());
+                };
                 let now = Instant::now();
                 panics.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
                 panics.push(now);
-                if on_panic == OnPanic::StopProcess {
-                    this.fail(&name, format_args!("panicked: {message}"));
-                    return;
-                }
                 if panics.len() > MAX_RESTARTS {
                     this.fail(
                         &name,
@@ -110,6 +93,33 @@ impl Supervisor {
                 }
             }
         });
+    }
+
+    /// Runs `task` under `name` once; a panic stops the orchestrator.
+    pub fn spawn_critical<Fut>(&self, name: impl Into<String>, task: Fut)
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let name = name.into();
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            if let Some(message) = this.run_once(&name, task).await {
+                this.fail(&name, format_args!("panicked: {message}"));
+            }
+        });
+    }
+
+    /// Runs `task` in its own tokio task; the panic message if it panicked.
+    async fn run_once<Fut>(&self, name: &str, task: Fut) -> Option<String>
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let span = tracing::info_span!("task", name = %name);
+        match tokio::spawn(task.instrument(span)).await {
+            Err(err) if err.is_panic() => Some(panic_message(err.into_panic())),
+            // Returned, or cancelled by the runtime shutting down.
+            _ => None,
+        }
     }
 }
 
@@ -141,7 +151,7 @@ mod tests {
         let (sup, tracker, shutdown) = supervisor();
         let runs = Arc::new(AtomicUsize::new(0));
         let r = runs.clone();
-        sup.spawn("flaky-loop", OnPanic::Restart, move |token| {
+        sup.spawn("flaky-loop", move |token| {
             let n = r.fetch_add(1, Ordering::SeqCst);
             async move {
                 if n == 0 {
@@ -164,7 +174,7 @@ mod tests {
         let (sup, tracker, shutdown) = supervisor();
         let runs = Arc::new(AtomicUsize::new(0));
         let r = runs.clone();
-        sup.spawn("broken-loop", OnPanic::Restart, move |_| {
+        sup.spawn("broken-loop", move |_| {
             r.fetch_add(1, Ordering::SeqCst);
             async { panic!("always") }
         });
@@ -181,9 +191,7 @@ mod tests {
     #[tokio::test]
     async fn a_critical_task_that_panics_stops_the_process_at_once() {
         let (sup, tracker, shutdown) = supervisor();
-        sup.spawn("http-server", OnPanic::StopProcess, |_| async {
-            panic!("{}", String::from("bind lost"))
-        });
+        sup.spawn_critical("http-server", async { panic!("{}", String::from("bind lost")) });
         tokio::time::timeout(Duration::from_secs(10), shutdown.cancelled())
             .await
             .expect("the process is stopped");
@@ -198,7 +206,7 @@ mod tests {
         let (sup, tracker, shutdown) = supervisor();
         let runs = Arc::new(AtomicUsize::new(0));
         let r = runs.clone();
-        sup.spawn("one-shot", OnPanic::Restart, move |_| {
+        sup.spawn("one-shot", move |_| {
             r.fetch_add(1, Ordering::SeqCst);
             async {}
         });
