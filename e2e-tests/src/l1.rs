@@ -1,5 +1,6 @@
 //! The settlement layer: an Anvil producing a block every second (Osaka: blobs with EIP-7594
-//! cell proofs) with our core contract and mock verifier, and what a test reads back from it.
+//! cell proofs; the workspace's one launcher, `orchestrator_test_support::anvil`) with our core
+//! contract and mock verifier, and what a test reads back from it.
 
 use alloy::{
     consensus::Transaction as _,
@@ -12,8 +13,9 @@ use alloy::{
     sol_types::SolEvent,
 };
 use orchestrator_ethereum_settlement_client::testing::{
-    anvil_available, deploy_contracts, AnvilGuard, DeployedContracts, ANVIL_KEY_0, ANVIL_KEY_1,
+    deploy_contracts, DeployedContracts, ANVIL_KEY_0, ANVIL_KEY_1,
 };
+use orchestrator_test_support::anvil::{Anvil, AnvilConfig};
 use url::Url;
 
 sol! {
@@ -34,7 +36,7 @@ pub const OPERATOR_ADDRESS: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 /// A running L1 with the contracts deployed.
 #[derive(Debug)]
 pub struct L1 {
-    anvil: AnvilGuard,
+    anvil: Anvil,
     /// Core contract and verifier.
     pub contracts: DeployedContracts,
     provider: DynProvider,
@@ -59,10 +61,7 @@ impl L1 {
     /// Starts Anvil and deploys the contracts, the core contract accepting runs of the SNOS
     /// stand-in's program; `None` when Anvil tests are skipped.
     pub async fn start() -> Option<Self> {
-        if !anvil_available() {
-            return None;
-        }
-        let anvil = AnvilGuard::start("osaka", &["--block-time", "1"]);
+        let anvil = Anvil::start(AnvilConfig::new("osaka").block_time(1)).await?;
         let program_hash =
             orchestrator_snos_runner::stand_in::program_hash().expect("stand-in program hash");
         let program_hash = U256::from_be_bytes(program_hash.to_bytes_be());

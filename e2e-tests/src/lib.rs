@@ -25,25 +25,10 @@ pub mod l3;
 pub mod process;
 pub mod stack;
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-/// The tool cache (`$ORCH_CACHE`, default `~/.cache/orchestrator`).
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("ORCH_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orchestrator")
-    })
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released: the service binds it right after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
+/// A free TCP port on 127.0.0.1 (the shared launchers' helper).
+pub use orchestrator_test_support::launch::free_port;
 
 /// Whether the skip variable `var` is `1` (then prints `skipped: why`).
 pub fn skipped(var: &str, why: &str) -> bool {

@@ -4,7 +4,12 @@
 //! - **embedded**: SQLite, the SQLite queue, artifacts under the data dir, the in-process cron;
 //! - **distributed**: PostgreSQL (a fresh database on the test server), SQS, S3 and SNS on moto
 //!   (a fresh resource prefix); the test process stands in for EventBridge (moto does not fire
-//!   schedules) and sends the worker triggers to the SQS trigger queue every second.
+//!   schedules) and sends the worker triggers to the SQS trigger queue every second;
+//! - **MongoDB + LocalStack**, the reference's own stack: MongoDB (a fresh database on the test
+//!   server), SQS, S3, SNS and EventBridge on LocalStack (a fresh resource prefix). The worker
+//!   triggers come from the EventBridge rules `orchestrator setup --aws-event-bridge
+//!   --event-bridge-type rule` created (LocalStack fires rules, not Scheduler schedules); the
+//!   test sends none. A rule fires at most once a minute, so this tier is minutes slower.
 
 use std::{
     path::{Path, PathBuf},
@@ -52,13 +57,26 @@ pub enum Tier {
     Embedded,
     /// PostgreSQL + SQS/S3/SNS on moto.
     Distributed,
+    /// MongoDB + SQS/S3/SNS/EventBridge rules on LocalStack.
+    MongoLocalStack,
+}
+
+/// The shared database of a distributed tier.
+#[derive(Debug)]
+enum SharedDb {
+    /// A fresh database's URL on the PostgreSQL test server.
+    Postgres(String),
+    /// The MongoDB test server's URL and a fresh database name.
+    Mongo { url: String, name: String },
 }
 
 #[derive(Debug)]
 struct Distributed {
     endpoint: String,
     prefix: String,
-    postgres_url: String,
+    db: SharedDb,
+    /// Whether EventBridge rules send the worker triggers (LocalStack); otherwise the test does.
+    rules: bool,
 }
 
 /// The running stack; every service stops when it is dropped.
@@ -126,50 +144,36 @@ pub fn quick_engine_args() -> Vec<String> {
     .to_vec()
 }
 
-/// Whether moto and PostgreSQL answer; panics with how to start them unless their skip
-/// variables are set.
+/// The endpoint of moto and the URL of the PostgreSQL server (the shared launchers of
+/// `orchestrator-test-support`); `None` when their skip variables are set, a panic with how to
+/// start them when they do not answer.
 async fn distributed_services() -> Option<(String, String)> {
-    let endpoint = std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT")
-        .unwrap_or_else(|_| "http://127.0.0.1:5000".into());
-    let postgres = std::env::var("MADARA_ORCHESTRATOR_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator".into()
-    });
-    let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let moto_up =
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&host))
-            .await
-            .is_ok_and(|r| r.is_ok());
-    if !moto_up {
-        if crate::skipped("ORCH_SKIP_AWS_TESTS", "no moto") {
-            return None;
-        }
-        panic!("moto is not reachable at {endpoint}: run `scripts/moto.sh start` or set ORCH_SKIP_AWS_TESTS=1");
-    }
-    let pg_up = match PgConnectOptions::from_str(&postgres) {
-        Ok(o) => o.connect().await.is_ok(),
-        Err(_) => false,
-    };
-    if !pg_up {
-        if crate::skipped("ORCH_SKIP_POSTGRES_TESTS", "no PostgreSQL") {
-            return None;
-        }
-        panic!("PostgreSQL is not reachable: run `scripts/postgres.sh` or set ORCH_SKIP_POSTGRES_TESTS=1");
-    }
+    let endpoint = orchestrator_test_support::moto::endpoint_or_skip().await?;
+    let postgres = orchestrator_test_support::postgres::server_or_skip().await?;
     Some((endpoint, postgres))
+}
+
+/// LocalStack's endpoint and the MongoDB test server's URL (the shared helpers of
+/// `orchestrator-test-support`); `None` when their skip variables are set, a panic with how to
+/// start them when they do not answer.
+async fn mongo_localstack_services() -> Option<(String, String)> {
+    let endpoint = orchestrator_test_support::localstack::endpoint_or_skip().await?;
+    let url = orchestrator_test_support::mongodb::url_or_skip().await?;
+    Some((endpoint, url))
 }
 
 /// A fresh database on the server of `base`; its URL.
 async fn fresh_database(base: &str) -> String {
+    use orchestrator_test_support::postgres::{database_url, fresh_database_name};
     let options = PgConnectOptions::from_str(base).expect("PostgreSQL URL");
     let mut conn = options.connect().await.expect("connect to PostgreSQL");
-    let name = format!("orch_e2e_{}", uuid::Uuid::new_v4().simple());
+    let name = fresh_database_name("orch_e2e");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut conn)
         .await
         .expect("create database");
     let _ = conn.close().await;
-    let i = base.rfind('/').expect("PostgreSQL URL with a database path");
-    format!("{}/{name}", &base[..i])
+    database_url(base, &name)
 }
 
 impl Stack {
@@ -177,13 +181,24 @@ impl Stack {
     /// creates a database and a resource prefix; runs `orchestrator setup`. `None` (after
     /// printing why) when a service the tier needs is skipped.
     pub async fn start(tier: Tier) -> Option<Self> {
+        let prefix = || format!("e2e{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let distributed = match tier {
             Tier::Embedded => None,
             Tier::Distributed => {
                 let (endpoint, base) = distributed_services().await?;
-                let postgres_url = fresh_database(&base).await;
-                let prefix = format!("e2e{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-                Some(Distributed { endpoint, prefix, postgres_url })
+                let db = SharedDb::Postgres(fresh_database(&base).await);
+                Some(Distributed { endpoint, prefix: prefix(), db, rules: false })
+            }
+            Tier::MongoLocalStack => {
+                let (endpoint, url) = mongo_localstack_services().await?;
+                // MongoDB creates the database on the first write.
+                let name = format!("orch_e2e_{}", uuid::Uuid::new_v4().simple());
+                Some(Distributed {
+                    endpoint,
+                    prefix: prefix(),
+                    db: SharedDb::Mongo { url, name },
+                    rules: true,
+                })
             }
         };
         let devnet = Devnet::start().await?;
@@ -231,32 +246,38 @@ impl Stack {
             vec!["--data-dir".to_owned(), self.dir.path().join("data").display().to_string()];
         if let Some(d) = &self.distributed {
             args.extend(
-                [
-                    "--aws",
-                    "--aws-prefix",
-                    &d.prefix,
-                    "--aws-sqs",
-                    "--aws-s3",
-                    "--aws-sns",
-                    "--postgres",
-                    "--postgres-url",
-                    &d.postgres_url,
-                ]
-                .map(String::from),
+                ["--aws", "--aws-prefix", &d.prefix, "--aws-sqs", "--aws-s3", "--aws-sns"]
+                    .map(String::from),
             );
+            match &d.db {
+                SharedDb::Postgres(url) => {
+                    args.extend(["--postgres", "--postgres-url", url].map(String::from));
+                }
+                SharedDb::Mongo { url, name } => args.extend(
+                    ["--mongodb", "--mongodb-connection-url", url, "--mongodb-database-name", name]
+                        .map(String::from),
+                ),
+            }
         }
         args
     }
 
     fn setup_args(&self) -> Vec<String> {
         let mut args = self.infra_args();
-        if self.distributed.is_some() {
+        if let Some(d) = &self.distributed {
             args.extend(["--timeout", "60", "--poll-interval", "1"].map(String::from));
+            if d.rules {
+                // One rule per trigger, `rate(1 minute)` (the default --interval-seconds 60):
+                // EventBridge's finest rate.
+                args.extend(
+                    ["--aws-event-bridge", "--event-bridge-type", "rule"].map(String::from),
+                );
+            }
         }
         args
     }
 
-    /// Environment of every orchestrator process (AWS settings for moto).
+    /// Environment of every orchestrator process (AWS settings for moto or LocalStack).
     pub fn envs(&self) -> Vec<(String, String)> {
         let mut envs = vec![("RUST_LOG".to_owned(), "info,orch=debug".to_owned())];
         if let Some(d) = &self.distributed {
@@ -333,9 +354,10 @@ impl Stack {
     }
 
     /// Starts one `orchestrator run` of this stack appending its output to `log` (and, on the
-    /// distributed tier, the test's EventBridge stand-in, once).
+    /// distributed tier without EventBridge rules, the test's EventBridge stand-in, once).
     pub async fn spawn_logging_to(&mut self, log: &Path) -> OrchestratorProcess {
-        if let (Some(d), None) = (&self.distributed, &self.cron) {
+        if let (Some(d @ Distributed { rules: false, .. }), None) = (&self.distributed, &self.cron)
+        {
             let env = AwsEnv::explicit("test", "test", "us-east-1", Some(&d.endpoint)).await;
             let naming =
                 QueueNaming::new("mo_{}_queue", Some(d.prefix.as_str())).expect("queue naming");

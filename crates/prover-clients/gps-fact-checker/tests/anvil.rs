@@ -4,7 +4,7 @@
 //! errors for a non-contract address and a closed port, and fee bumps on an underpriced
 //! registration.
 //!
-//! Needs Anvil (`scripts/anvil.sh`); `ORCH_SKIP_ANVIL_TESTS=1` skips when it is missing.
+//! Needs Anvil (`scripts/anvil.sh`); `ORCH_SKIP_ANVIL_TESTS=1` skips.
 
 use std::{
     sync::{
@@ -23,17 +23,15 @@ use alloy::{
 };
 use axum::{routing::post, Json, Router};
 use orchestrator_ethereum_settlement_client::testing::{
-    anvil_available, deploy_contracts, AnvilGuard, ANVIL_KEY_0, ANVIL_KEY_1,
+    deploy_contracts, ANVIL_KEY_0, ANVIL_KEY_1,
 };
 use orchestrator_gps_fact_checker::{FactCheckError, FactRegistrar, FactRegistry, GpsFactChecker};
+use orchestrator_test_support::anvil::{Anvil, AnvilConfig};
 use url::Url;
 
 /// Anvil with the contracts deployed (by account 0); `None` when skipped.
-async fn anvil_with_verifier(extra: &[&str]) -> Option<(AnvilGuard, Address)> {
-    if !anvil_available() {
-        return None;
-    }
-    let anvil = AnvilGuard::start("cancun", extra);
+async fn anvil_with_verifier(extra: &[&str]) -> Option<(Anvil, Address)> {
+    let anvil = Anvil::start(AnvilConfig::new("cancun").args(extra.iter().copied())).await?;
     let deployed =
         deploy_contracts(&anvil.url(), ANVIL_KEY_0, U256::from(7), U256::ZERO, -1, false)
             .await
@@ -60,7 +58,7 @@ async fn nonce(url: &Url, who: Address) -> u64 {
 
 /// A URL on which nothing listens.
 fn closed_port_url() -> Url {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = orchestrator_test_support::launch::free_port();
     format!("http://127.0.0.1:{port}").parse().unwrap()
 }
 
@@ -266,7 +264,7 @@ async fn nonce_race_proxy(anvil: Url, competitor: TransactionRequest) -> NonceRa
 /// `percent` % of the fees the registrar will estimate, and the racing proxy.
 async fn underpriced_setup(
     percent: u128,
-) -> Option<(AnvilGuard, Address, NonceRace, TransactionRequest)> {
+) -> Option<(Anvil, Address, NonceRace, TransactionRequest)> {
     let (anvil, verifier) = anvil_with_verifier(&[]).await?;
     let url = anvil.url();
     rpc(&url, "evm_setAutomine", serde_json::json!([false])).await;

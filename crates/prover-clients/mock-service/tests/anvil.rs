@@ -2,7 +2,7 @@
 //! registers its fact on chain and is `Succeeded` only once `isValid(fact)` is true; without a
 //! verifier the fact is echoed.
 //!
-//! Needs Anvil (`scripts/anvil.sh`); `ORCH_SKIP_ANVIL_TESTS=1` skips when it is missing.
+//! Needs Anvil (`scripts/anvil.sh`); `ORCH_SKIP_ANVIL_TESTS=1` skips.
 
 use std::sync::Arc;
 
@@ -12,13 +12,14 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use orchestrator_ethereum_settlement_client::testing::{
-    anvil_available, deploy_contracts, register_fact, AnvilGuard, ANVIL_KEY_0, ANVIL_KEY_1,
+    deploy_contracts, register_fact, ANVIL_KEY_0, ANVIL_KEY_1,
 };
 use orchestrator_gps_fact_checker::{FactRegistrar, FactRegistry, GpsFactChecker};
 use orchestrator_mock_service::MockProverService;
 use orchestrator_prover_client_interface::{
     ApplicativeJobInfo, ProverClient, ProverError, Retryable, Task, TaskStatus, TaskType,
 };
+use orchestrator_test_support::anvil::{Anvil, AnvilConfig};
 
 fn aggregation(fact: &str) -> Task {
     Task::RunAggregationWithPie(ApplicativeJobInfo {
@@ -30,10 +31,9 @@ fn aggregation(fact: &str) -> Task {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregation_registers_the_fact_and_succeeds_once_valid() {
-    if !anvil_available() {
+    let Some(anvil) = Anvil::start(AnvilConfig::new("cancun")).await else {
         return;
-    }
-    let anvil = AnvilGuard::start("cancun", &[]);
+    };
     let url = anvil.url();
     let verifier = deploy_contracts(&url, ANVIL_KEY_0, U256::from(7), U256::ZERO, -1, false)
         .await
@@ -112,7 +112,7 @@ async fn without_a_verifier_the_fact_is_echoed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_node_is_a_retryable_fact_check_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = orchestrator_test_support::launch::free_port();
     let url: url::Url = format!("http://127.0.0.1:{port}").parse().unwrap();
     let registrar =
         FactRegistrar::new(url, ANVIL_KEY_1, alloy::primitives::Address::repeat_byte(1)).unwrap();

@@ -1,13 +1,8 @@
-//! Test support: an Anvil node started on a free port and killed on drop, and deployment of
-//! the project's test contracts (`contracts/artifacts`). Compiled for tests and with the
-//! `test-utils` feature.
+//! Test support: Anvil's test keys, and deployment of the project's test contracts
+//! (`contracts/artifacts`) on a node. Compiled for tests and with the `test-utils` feature. Anvil
+//! itself is started by `orchestrator_test_support::anvil`, the one launcher of the workspace.
 
-use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::path::PathBuf;
 
 use alloy::{
     network::{EthereumWallet, TransactionBuilder},
@@ -38,86 +33,6 @@ sol! {
     contract MockGpsVerifier {
         function registerFact(bytes32 fact) external;
         function isValid(bytes32 fact) external view returns (bool);
-    }
-}
-
-/// Where `scripts/anvil.sh` installs Anvil, or `$ORCH_ANVIL_BIN`.
-pub fn anvil_path() -> PathBuf {
-    if let Ok(p) = std::env::var("ORCH_ANVIL_BIN") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var("ORCH_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
-            .join(".cache/orchestrator")
-    });
-    cache.join("node/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
-}
-
-/// Whether Anvil tests should run. Panics with the install hint when the binary is missing,
-/// unless `ORCH_SKIP_ANVIL_TESTS=1` (then prints "skipped: no anvil" and returns false).
-pub fn anvil_available() -> bool {
-    if anvil_path().is_file() {
-        return true;
-    }
-    if std::env::var("ORCH_SKIP_ANVIL_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipped: no anvil");
-        return false;
-    }
-    panic!(
-        "anvil not found at {}: run scripts/anvil.sh (or set ORCH_SKIP_ANVIL_TESTS=1)",
-        anvil_path().display()
-    );
-}
-
-/// A running Anvil, killed when dropped.
-#[derive(Debug)]
-pub struct AnvilGuard {
-    child: Child,
-    port: u16,
-}
-
-impl AnvilGuard {
-    /// Starts Anvil (`--hardfork <hardfork>`, 127.0.0.1, a free port) with `extra` arguments
-    /// and waits until it answers.
-    pub fn start(hardfork: &str, extra: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = Command::new(anvil_path())
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--hardfork",
-                hardfork,
-                "--silent",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start anvil");
-        let guard = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "anvil did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        guard
-    }
-
-    /// Its HTTP endpoint.
-    pub fn url(&self) -> Url {
-        format!("http://127.0.0.1:{}", self.port).parse().expect("valid url")
-    }
-}
-
-impl Drop for AnvilGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

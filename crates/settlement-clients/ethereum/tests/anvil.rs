@@ -22,18 +22,19 @@ use alloy::{
 use async_trait::async_trait;
 use orchestrator_ethereum_settlement_client::{
     calldata::{build_sidecar, update_state_kzg_da_calldata},
-    kzg::{Kzg, BYTES_PER_BLOB},
     signer::OperatorSigner,
     testing::{
-        anvil_available, deploy_contracts, register_fact, state_transition_fact, AnvilGuard,
-        DeployedContracts, ANVIL_KEY_0, ANVIL_KEY_1,
+        deploy_contracts, register_fact, state_transition_fact, DeployedContracts, ANVIL_KEY_0,
+        ANVIL_KEY_1,
     },
     EthereumSettlementClient, EthereumSettlementConfig,
 };
+use orchestrator_protocol::kzg::{Kzg, BYTES_PER_BLOB};
 use orchestrator_settlement_client_interface::{
     AttemptRecorder, BlobStateUpdate, Retryable, SettlementClient, SettlementError, TxAttempt,
     TxAttemptStatus, Word,
 };
+use orchestrator_test_support::anvil::{Anvil, AnvilConfig};
 
 const PROGRAM_HASH: u64 = 0x5eed;
 
@@ -119,15 +120,12 @@ fn program_output(
 }
 
 struct Chain {
-    anvil: AnvilGuard,
+    anvil: Anvil,
     contracts: DeployedContracts,
 }
 
 async fn chain(hardfork: &str) -> Option<Chain> {
-    if !anvil_available() {
-        return None;
-    }
-    let anvil = AnvilGuard::start(hardfork, &[]);
+    let anvil = Anvil::start(AnvilConfig::new(hardfork)).await?;
     let contracts =
         deploy_contracts(&anvil.url(), ANVIL_KEY_1, U256::from(PROGRAM_HASH), U256::ZERO, -1, true)
             .await

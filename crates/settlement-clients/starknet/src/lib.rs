@@ -7,8 +7,8 @@
 //!   (BLAKE2s, Starknet 0.14.1) a declare carries.
 //! - [`client`]: [`StarknetSettlementClient`], the `SettlementClient` over a starknet-rs
 //!   `SingleOwnerAccount`.
-//! - `testing` (feature `test-utils`): a starknet-devnet launcher with a `Drop` guard and
-//!   deployment of the Cairo contracts from the committed artifacts.
+//! - `testing` (feature `test-utils`): deployment of the Cairo contracts from the committed
+//!   artifacts on a starknet-devnet started by `orchestrator_test_support::devnet`.
 
 pub mod calldata;
 pub mod classes;

@@ -1,23 +1,25 @@
-//! Test support: a starknet-devnet started on a free port and killed on drop, its predeployed
-//! accounts, and deployment of the project's Cairo contracts from the committed artifacts
-//! (`contracts/cairo/artifacts`). Compiled for tests and with the `test-utils` feature.
+//! Test support: a devnet's predeployed accounts, and deployment of the project's Cairo
+//! contracts from the committed artifacts (`contracts/cairo/artifacts`). Compiled for tests and
+//! with the `test-utils` feature. The devnet itself is started by
+//! `orchestrator_test_support::devnet`, the one launcher of the workspace.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), String> {
 //! use orchestrator_starknet_settlement_client::testing::*;
-//! let devnet = DevnetGuard::start().await;
-//! let operator = predeployed_accounts(&devnet.url()).await?[0];
+//! use orchestrator_test_support::devnet::{Devnet, DevnetConfig};
+//! let Some(devnet) = Devnet::start_with(DevnetConfig::new().full_state_archive(false)).await
+//! else {
+//!     return Ok(()); // ORCH_SKIP_DEVNET_TESTS=1
+//! };
+//! let operator = predeployed_accounts(&devnet.url).await?[0];
 //! let deployed = deploy_core_contract(
-//!     &devnet.url(), operator.address, operator.private_key,
+//!     &devnet.url, operator.address, operator.private_key,
 //!     InitialState::default(), 0x5eed_u64.into(), true,
 //! ).await?;
 //! # let _ = deployed; Ok(()) }
 //! ```
 
 use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -63,91 +65,6 @@ pub const FACT_REGISTRY_CASM: &str =
 
 /// How long a test transaction may take to be executed.
 const TX_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Where `scripts/devnet.sh install` puts starknet-devnet, or `$ORCH_DEVNET_BIN`.
-pub fn devnet_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORCH_DEVNET_BIN") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("ORCH_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
-            .join(".cache/orchestrator")
-    });
-    cache.join("tools/devnet/bin/starknet-devnet")
-}
-
-/// Whether devnet tests should run. `ORCH_SKIP_DEVNET_TESTS=1` prints "skipped: …" and
-/// returns false.
-///
-/// # Panics
-/// The binary is missing (the message names `scripts/devnet.sh install`).
-pub fn devnet_available() -> bool {
-    if std::env::var("ORCH_SKIP_DEVNET_TESTS").as_deref() == Ok("1") {
-        println!("skipped: starknet-devnet tests (ORCH_SKIP_DEVNET_TESTS=1)");
-        return false;
-    }
-    assert!(
-        devnet_path().is_file(),
-        "starknet-devnet not found at {}: run scripts/devnet.sh install (or set ORCH_SKIP_DEVNET_TESTS=1)",
-        devnet_path().display()
-    );
-    true
-}
-
-/// A running starknet-devnet (`--seed 0`: fixed predeployed accounts), killed when dropped.
-#[derive(Debug)]
-pub struct DevnetGuard {
-    child: Child,
-    port: u16,
-}
-
-impl DevnetGuard {
-    /// Starts devnet on 127.0.0.1 and a free port and waits until it answers JSON-RPC.
-    ///
-    /// # Panics
-    /// Devnet cannot be spawned or does not answer within 60 s.
-    pub async fn start() -> Self {
-        Self::start_with_args(&[]).await
-    }
-
-    /// [`Self::start`] with `extra` devnet arguments (`--block-generation-on demand`, …).
-    ///
-    /// # Panics
-    /// As [`Self::start`].
-    pub async fn start_with_args(extra: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port on 127.0.0.1");
-        let child = Command::new(devnet_path())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--seed", "0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", devnet_path().display()));
-        let guard = Self { child, port };
-        let provider = provider(&guard.url());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while provider.block_number().await.is_err() {
-            assert!(Instant::now() < deadline, "starknet-devnet did not answer on port {port}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        guard
-    }
-
-    /// Its JSON-RPC endpoint.
-    pub fn url(&self) -> Url {
-        format!("http://127.0.0.1:{}/", self.port).parse().expect("a valid URL")
-    }
-}
-
-impl Drop for DevnetGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A predeployed devnet account (public test keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

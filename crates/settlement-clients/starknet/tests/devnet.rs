@@ -17,13 +17,14 @@ use orchestrator_starknet_settlement_client::{
         FACT_REGISTRY_COMPILED_CLASS_HASH,
     },
     testing::{
-        account, deploy_core_contract, devnet_available, devnet_rpc, invoke, predeployed_accounts,
-        register_fact, state_transition_fact, wait_executed, Deployed, DevnetGuard, InitialState,
-        PredeployedAccount, SnosHeader, CORE_CONTRACT_CASM, CORE_CONTRACT_SIERRA,
-        FACT_REGISTRY_CASM, FACT_REGISTRY_SIERRA,
+        account, deploy_core_contract, devnet_rpc, invoke, predeployed_accounts, register_fact,
+        state_transition_fact, wait_executed, Deployed, InitialState, PredeployedAccount,
+        SnosHeader, CORE_CONTRACT_CASM, CORE_CONTRACT_SIERRA, FACT_REGISTRY_CASM,
+        FACT_REGISTRY_SIERRA,
     },
     StarknetSettlementClient, StarknetSettlementConfig,
 };
+use orchestrator_test_support::devnet::{Devnet, DevnetConfig};
 use starknet::{
     accounts::{Account, ConnectedAccount},
     core::{
@@ -39,21 +40,20 @@ use starknet::{
 const PROGRAM_HASH: u64 = 0x5eed;
 
 struct Chain {
-    devnet: DevnetGuard,
+    devnet: Devnet,
     accounts: Vec<PredeployedAccount>,
     deployed: Deployed,
 }
 
 async fn chain(with_fact_registry: bool, devnet_args: &[&str]) -> Option<Chain> {
-    if !devnet_available() {
-        return None;
-    }
-    let devnet = DevnetGuard::start_with_args(devnet_args).await;
-    let accounts = predeployed_accounts(&devnet.url()).await.unwrap();
+    // Only the latest state: the contract tests read no history.
+    let config = DevnetConfig::new().full_state_archive(false).args(devnet_args.iter().copied());
+    let devnet = Devnet::start_with(config).await?;
+    let accounts = predeployed_accounts(&devnet.url).await.unwrap();
     assert!(accounts.len() >= 2, "devnet --seed 0 predeploys several accounts");
     let owner = accounts[0];
     let deployed = deploy_core_contract(
-        &devnet.url(),
+        &devnet.url,
         owner.address,
         owner.private_key,
         InitialState::default(),
@@ -68,7 +68,7 @@ async fn chain(with_fact_registry: bool, devnet_args: &[&str]) -> Option<Chain> 
 impl Chain {
     fn client_for(&self, account: PredeployedAccount) -> StarknetSettlementClient {
         let mut config = StarknetSettlementConfig::new(
-            self.devnet.url(),
+            self.devnet.url.clone(),
             account.address,
             account.private_key,
             self.deployed.core,
@@ -301,7 +301,7 @@ async fn with_a_registry_only_a_registered_fact_settles() {
 
     let fact = state_transition_fact(felt(PROGRAM_HASH), &output);
     register_fact(
-        &chain.devnet.url(),
+        &chain.devnet.url,
         owner.address,
         owner.private_key,
         chain.deployed.fact_registry.unwrap(),
@@ -334,7 +334,7 @@ async fn a_transaction_reverted_on_chain_is_rejected_with_the_reason() {
     let owner = chain.accounts[0];
     // Fixed resource bounds: starknet-rs skips the fee estimate, so the node takes the
     // transaction and it reverts in its block.
-    let account = account(&chain.devnet.url(), owner.address, owner.private_key).await.unwrap();
+    let account = account(&chain.devnet.url, owner.address, owner.private_key).await.unwrap();
     let MaybePreConfirmedBlockWithTxHashes::Block(head) =
         account.provider().get_block_with_tx_hashes(BlockId::Tag(BlockTag::Latest)).await.unwrap()
     else {
@@ -387,7 +387,7 @@ async fn a_pre_confirmed_update_is_pending_until_its_block_closes() {
     // Blocks close only on devnet_createBlock: a new transaction stays pre-confirmed.
     let Some(chain) = chain(false, &["--block-generation-on", "demand"]).await else { return };
     // Close the deployment's block: `get_state` reads `latest`.
-    devnet_rpc(&chain.devnet.url(), "devnet_createBlock", serde_json::json!({})).await.unwrap();
+    devnet_rpc(&chain.devnet.url, "devnet_createBlock", serde_json::json!({})).await.unwrap();
     let mut config = chain.client().config().clone();
     config.finality_polls = 3;
     config.finality_retry_wait = Duration::from_millis(50);
@@ -406,7 +406,7 @@ async fn a_pre_confirmed_update_is_pending_until_its_block_closes() {
     assert_eq!(client.get_nonce().await.unwrap(), nonce0 + 1);
     assert_eq!(client.get_last_settled_block().await.unwrap(), None);
 
-    devnet_rpc(&chain.devnet.url(), "devnet_createBlock", serde_json::json!({})).await.unwrap();
+    devnet_rpc(&chain.devnet.url, "devnet_createBlock", serde_json::json!({})).await.unwrap();
     assert_eq!(
         client.verify_tx_inclusion(&tx).await.unwrap(),
         SettlementVerificationStatus::Verified
@@ -417,7 +417,7 @@ async fn a_pre_confirmed_update_is_pending_until_its_block_closes() {
 
 #[tokio::test]
 async fn a_closed_port_is_a_retryable_rpc_error_without_the_url() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = orchestrator_test_support::launch::free_port();
     let url = format!("http://127.0.0.1:{port}/");
     let client = StarknetSettlementClient::new(StarknetSettlementConfig::new(
         url.parse().unwrap(),
@@ -447,7 +447,7 @@ async fn a_closed_port_is_a_retryable_rpc_error_without_the_url() {
 async fn only_the_owner_manages_operators() {
     let Some(chain) = chain(false, &[]).await else { return };
     let [owner, other] = [chain.accounts[0], chain.accounts[1]];
-    let url = chain.devnet.url();
+    let url = chain.devnet.url.clone();
     let e = invoke(
         &url,
         other.address,

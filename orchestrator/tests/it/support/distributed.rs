@@ -2,7 +2,7 @@
 //! (queues), artifacts and alerts still in the test's directory.
 
 use orchestrator::core::client::Clients;
-use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc};
 
 use orchestrator::{
     cli::setup::SetupCmd,
@@ -17,49 +17,26 @@ use orchestrator::{
     setup,
     types::{queue::QueueType, Layer},
 };
+use orchestrator_test_support::{moto, postgres};
 use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
 
 /// moto's endpoint for tests.
 pub fn aws_endpoint() -> String {
-    std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT")
-        .unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
+    moto::endpoint()
 }
 
 /// The PostgreSQL server URL for tests.
 pub fn postgres_url() -> String {
-    std::env::var("MADARA_ORCHESTRATOR_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator".to_owned()
-    })
+    postgres::server_url()
 }
 
-/// Whether moto and PostgreSQL answer; panics with how to start them unless the skip
-/// variables are set (then prints why and returns false).
+/// Whether the tests run: moto and PostgreSQL answer. `false` (after printing why) when either
+/// is skipped (`ORCH_SKIP_AWS_TESTS=1`, `ORCH_SKIP_POSTGRES_TESTS=1`).
+///
+/// # Panics
+/// A service does not answer (the message says how to start it).
 pub async fn services_or_skip() -> bool {
-    let moto = aws_endpoint().trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let moto_up =
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&moto))
-            .await
-            .is_ok_and(|r| r.is_ok());
-    let pg_up = match PgConnectOptions::from_str(&postgres_url()) {
-        Ok(o) => o.connect().await.is_ok(),
-        Err(_) => false,
-    };
-    let skip = |var: &str| std::env::var(var).as_deref() == Ok("1");
-    if !moto_up {
-        if skip("ORCH_SKIP_AWS_TESTS") {
-            println!("skipped: no moto");
-            return false;
-        }
-        panic!("moto is not reachable at {moto}: run `scripts/moto.sh start` or set ORCH_SKIP_AWS_TESTS=1");
-    }
-    if !pg_up {
-        if skip("ORCH_SKIP_POSTGRES_TESTS") {
-            println!("skipped: no PostgreSQL");
-            return false;
-        }
-        panic!("PostgreSQL is not reachable: run `scripts/postgres.sh` or set ORCH_SKIP_POSTGRES_TESTS=1");
-    }
-    true
+    moto::endpoint_or_skip().await.is_some() && postgres::server_or_skip().await.is_some()
 }
 
 /// A fresh database on the test server; returns its URL.
@@ -67,16 +44,13 @@ pub async fn fresh_database() -> String {
     let base = postgres_url();
     let options = PgConnectOptions::from_str(&base).expect("PostgreSQL URL");
     let mut conn = options.connect().await.expect("connect to PostgreSQL");
-    let name = format!("orch_mi_{}", uuid::Uuid::new_v4().simple());
+    let name = postgres::fresh_database_name("orch_mi");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut conn)
         .await
         .expect("create database");
     let _ = conn.close().await;
-    match base.rfind('/') {
-        Some(i) => format!("{}/{name}", &base[..i]),
-        None => panic!("PostgreSQL URL without a database path: {base}"),
-    }
+    postgres::database_url(&base, &name)
 }
 
 fn env_for(endpoint: &str) -> impl std::future::Future<Output = AwsEnv> + '_ {

@@ -29,8 +29,8 @@ use orchestrator::{
         Layer,
     },
     worker::{
-        event_handler::jobs::{JobError, JobHandlerTrait, JobHandlers},
-        triggers::Triggers,
+        handler::{Attempts, JobError, JobHandlerTrait, JobHandlers},
+        trigger::Triggers,
     },
 };
 
@@ -74,16 +74,8 @@ impl JobHandlerTrait for RecordingHandler {
         Ok(JobVerificationStatus::Verified)
     }
 
-    fn max_process_attempts(&self) -> u64 {
-        1
-    }
-
-    fn max_verification_attempts(&self) -> u64 {
-        3
-    }
-
-    fn verification_polling_delay(&self) -> Duration {
-        Duration::ZERO
+    fn attempts(&self) -> Attempts {
+        Attempts::new(1, 3, Duration::ZERO)
     }
 }
 
@@ -243,7 +235,7 @@ pub async fn wait_state_transition(
     wait_for(within, &format!("StateTransition {internal_id} to be {want}"), async || {
         let _ = orchestrator::worker::service::send_trigger(
             config,
-            orchestrator::types::queue::WorkerTriggerType::UpdateState,
+            orchestrator::types::queue::WorkerTriggerType::Stage(JobType::StateTransition),
         )
         .await;
         db.get_job_by_internal_id_and_type(internal_id, JobType::StateTransition)
