@@ -12,9 +12,32 @@ scripts/install-pyrefs.sh
 echo "==> headless Chromium for the dashboard test"
 [ "${ORCH_SKIP_BROWSER_TESTS:-0}" = 1 ] || scripts/chromium.sh
 
+# The servers this script starts are stopped when it exits, whatever happened.
+stop_servers() {
+    scripts/moto.sh stop >/dev/null 2>&1 || true
+    scripts/mongodb.sh stop >/dev/null 2>&1 || true
+    scripts/localstack.sh stop >/dev/null 2>&1 || true
+}
+trap stop_servers EXIT
+
 echo "==> moto server (AWS APIs) on 127.0.0.1"
 export MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT="$(scripts/moto.sh start | tail -n 1)"
-trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
+
+# MongoDB and LocalStack: started unless their tests are skipped or a server is already named.
+# A failed start stops `make test` here (the assignment carries the script's exit status).
+echo "==> MongoDB-wire server (secantusdb) on 127.0.0.1"
+if [ "${ORCH_SKIP_MONGODB_TESTS:-0}" != 1 ] && [ -z "${MADARA_ORCHESTRATOR_TEST_MONGODB_URL:-}" ]; then
+    mongodb_url="$(scripts/mongodb.sh start | tail -n 1)" \
+        || { echo "scripts/mongodb.sh start failed (ORCH_SKIP_MONGODB_TESTS=1 skips the MongoDB tests)" >&2; exit 1; }
+    export MADARA_ORCHESTRATOR_TEST_MONGODB_URL="$mongodb_url"
+fi
+
+echo "==> LocalStack (AWS APIs whose EventBridge rules fire) on 127.0.0.1"
+if [ "${ORCH_SKIP_LOCALSTACK_TESTS:-0}" != 1 ] && [ -z "${MADARA_ORCHESTRATOR_TEST_LOCALSTACK_ENDPOINT:-}" ]; then
+    localstack_endpoint="$(scripts/localstack.sh start | tail -n 1)" \
+        || { echo "scripts/localstack.sh start failed (ORCH_SKIP_LOCALSTACK_TESTS=1 skips the LocalStack tests)" >&2; exit 1; }
+    export MADARA_ORCHESTRATOR_TEST_LOCALSTACK_ENDPOINT="$localstack_endpoint"
+fi
 
 echo "==> PostgreSQL on 127.0.0.1"
 export MADARA_ORCHESTRATOR_TEST_POSTGRES_URL="${MADARA_ORCHESTRATOR_TEST_POSTGRES_URL:-$(scripts/postgres.sh | tail -n 1)}"

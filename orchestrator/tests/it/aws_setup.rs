@@ -7,7 +7,7 @@
 //! parallel on one moto without resets. Without moto the tests fail, unless
 //! `ORCH_SKIP_AWS_TESTS=1` ("skipped: no moto").
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use clap::Parser;
@@ -17,33 +17,16 @@ use orchestrator::{
     core::client::aws::{Action, AwsEnv},
     setup::{run_setup_with, setup_aws, SetupError},
     types::{
+        jobs::JobType,
         queue::{QueueParams, QueueType, WorkerTriggerType},
         Layer,
     },
 };
+use orchestrator_test_support::moto;
 
-fn endpoint() -> String {
-    std::env::var("MADARA_ORCHESTRATOR_TEST_AWS_ENDPOINT")
-        .unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
-}
-
-/// moto's SDK configuration, or `None` when it is down and `ORCH_SKIP_AWS_TESTS=1`.
+/// moto's SDK configuration, or `None` when AWS tests are skipped (`ORCH_SKIP_AWS_TESTS=1`).
 async fn moto_or_skip() -> Option<AwsEnv> {
-    let endpoint = endpoint();
-    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let up = matches!(
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await,
-        Ok(Ok(_))
-    );
-    if !up {
-        if std::env::var("ORCH_SKIP_AWS_TESTS").is_ok_and(|v| v == "1") {
-            eprintln!("skipped: no moto");
-            return None;
-        }
-        panic!(
-            "moto is not reachable at {endpoint}: start it with `scripts/moto.sh start`, or set ORCH_SKIP_AWS_TESTS=1 to skip"
-        );
-    }
+    let endpoint = moto::endpoint_or_skip().await?;
     Some(AwsEnv::explicit("test", "test", "us-east-1", Some(&endpoint)).await)
 }
 
@@ -55,12 +38,8 @@ fn decode(document: &str) -> String {
         .unwrap_or_default()
 }
 
-fn unique_prefix() -> String {
-    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
-}
-
 /// `setup` parameters for every AWS service, with `extra` flags.
-fn params(
+pub(crate) fn params(
     prefix: &str,
     layer: &str,
     kind: &str,
@@ -92,10 +71,10 @@ fn params(
     SetupCmd::try_parse_from(args).expect("setup flags").params().expect("setup params")
 }
 
-/// Everything under `prefix` on moto, with the settings that matter, for before/after
-/// comparisons (volatile counters left out; creation dates and ids kept, so a recreated
-/// resource shows).
-async fn snapshot(env: &AwsEnv, prefix: &str) -> BTreeMap<String, String> {
+/// Everything under `prefix` on moto (or LocalStack), with the settings that matter, for
+/// before/after comparisons (volatile counters left out; creation dates and ids kept, so a
+/// recreated resource shows).
+pub(crate) async fn snapshot(env: &AwsEnv, prefix: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let sqs = env.sqs();
     let urls = sqs
@@ -254,7 +233,7 @@ async fn queue_attributes(
 }
 
 /// Checks what setup created for `layer` under `prefix`.
-async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
+pub(crate) async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
     let snap = snapshot(env, prefix).await;
     let queue = |q: QueueType| format!("{prefix}_mo_{q}_queue");
 
@@ -287,7 +266,10 @@ async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
             None => assert!(config.dead_letter_queue.is_none(), "{q} lacks its redrive policy"),
         }
     }
-    for q in [QueueType::AggregatorJobProcessing, QueueType::ProofRegistrationJobProcessing] {
+    for q in [
+        QueueType::JobProcessing(JobType::Aggregator),
+        QueueType::JobProcessing(JobType::ProofRegistration),
+    ] {
         let want = q.layers().contains(&layer);
         assert_eq!(snap.contains_key(&format!("queue {}", queue(q))), want, "{q} on {layer}");
     }
@@ -360,7 +342,7 @@ async fn check_created(env: &AwsEnv, prefix: &str, layer: Layer, kind: &str) {
                 assert_eq!(targets[0].arn, trigger_arn);
                 assert_eq!(
                     targets[0].input_transformer.as_ref().map(|i| i.input_template.as_str()),
-                    Some(t.as_ref())
+                    Some(format!("\"{}\"", t.as_ref()).as_str())
                 );
             }
             assert_eq!(snap.keys().filter(|k| k.starts_with("rule ")).count(), triggers.len());
@@ -411,7 +393,7 @@ async fn setup_twice(layer: Layer, kind: &str) {
     let Some(env) = moto_or_skip().await else {
         return;
     };
-    let prefix = unique_prefix();
+    let prefix = moto::fresh_prefix();
     let dir = tempfile::tempdir().expect("tempdir");
     let p = params(&prefix, &layer.to_string().to_lowercase(), kind, dir.path(), &[]);
 
@@ -457,7 +439,7 @@ async fn dry_run_creates_nothing_and_plans_everything() {
     let Some(env) = moto_or_skip().await else {
         return;
     };
-    let prefix = unique_prefix();
+    let prefix = moto::fresh_prefix();
     let dir = tempfile::tempdir().expect("tempdir");
     let p = params(&prefix, "l2", "schedule", dir.path(), &["--dry-run"]);
     let plan = setup_aws(&p, &env).await.expect("dry run");
@@ -488,7 +470,7 @@ async fn drifted_attributes_are_reconciled() {
     let Some(env) = moto_or_skip().await else {
         return;
     };
-    let prefix = unique_prefix();
+    let prefix = moto::fresh_prefix();
     let dir = tempfile::tempdir().expect("tempdir");
     let p = params(&prefix, "l2", "rule", dir.path(), &[]);
     setup_aws(&p, &env).await.expect("setup");
@@ -535,7 +517,7 @@ async fn a_queue_name_that_is_not_allowed_fails_before_anything_is_created() {
     let Some(env) = moto_or_skip().await else {
         return;
     };
-    let prefix = unique_prefix();
+    let prefix = moto::fresh_prefix();
     let dir = tempfile::tempdir().expect("tempdir");
     let p = params(&prefix, "l2", "rule", dir.path(), &["--queue-identifier", "mo.{}.queue"]);
     let err = setup_aws(&p, &env).await.expect_err("dots are not allowed in SQS names");
@@ -552,7 +534,7 @@ async fn the_cli_exits_non_zero_naming_the_queue_and_dry_runs_cleanly() {
     let Some(_env) = moto_or_skip().await else {
         return;
     };
-    let prefix = unique_prefix();
+    let prefix = moto::fresh_prefix();
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |extra: &[&str]| {
         let mut args = vec![
@@ -575,7 +557,7 @@ async fn the_cli_exits_non_zero_naming_the_queue_and_dry_runs_cleanly() {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_ENDPOINT_URL", moto::endpoint())
             .current_dir(dir.path())
             .output()
             .expect("run the orchestrator binary")

@@ -6,7 +6,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target as RuleTarget};
+use aws_sdk_eventbridge::{
+    config::http::HttpResponse,
+    error::{ProvideErrorMetadata, SdkError},
+    types::{InputTransformer, RuleState, Target as RuleTarget},
+};
 use aws_sdk_scheduler::types::{
     FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target as ScheduleTarget,
 };
@@ -170,16 +174,7 @@ impl EventBridgeCron {
         dry_run: bool,
     ) -> Result<ResourceReport, AwsError> {
         let mut changes = Vec::new();
-        let existing = match self.events.describe_rule().name(name).send().await {
-            Ok(rule) => Some(rule),
-            Err(e) => {
-                let e = AwsError::from_sdk(&e);
-                if !e.is_code(MISSING_CODES) {
-                    return Err(e);
-                }
-                None
-            }
-        };
+        let existing = found(self.events.describe_rule().name(name).send().await)?;
         let exists = existing.is_some();
         if let Some(rule) = &existing {
             if rule.schedule_expression.as_deref() != Some(expression) {
@@ -192,7 +187,11 @@ impl EventBridgeCron {
                 changes.push("enable".to_owned());
             }
         }
-        let template = trigger.as_ref().to_owned();
+        // A string template is written with its quotes, as in AWS's own examples
+        // (`"<instance> is in state <status>"`), and sent as written; LocalStack strips the first
+        // and last character of a template that is not JSON, so an unquoted one arrives cut.
+        // `run` reads the name with or without quotes.
+        let template = format!("\"{}\"", trigger.as_ref());
         if exists {
             let targets = self
                 .events
@@ -280,23 +279,9 @@ impl EventBridgeCron {
             AwsError::invalid("a schedule needs the ARN of the role the Scheduler assumes")
         })?;
         let input = trigger.as_ref().to_owned();
-        let existing = match self
-            .scheduler
-            .get_schedule()
-            .name(name)
-            .group_name(SCHEDULE_GROUP)
-            .send()
-            .await
-        {
-            Ok(s) => Some(s),
-            Err(e) => {
-                let e = AwsError::from_sdk(&e);
-                if !e.is_code(MISSING_CODES) {
-                    return Err(e);
-                }
-                None
-            }
-        };
+        let existing = found(
+            self.scheduler.get_schedule().name(name).group_name(SCHEDULE_GROUP).send().await,
+        )?;
         let action = match &existing {
             None => Action::Create,
             Some(s) => {
@@ -381,6 +366,17 @@ impl EventBridgeCron {
     }
 }
 
+/// The resource an SDK call read, `None` when the service says it does not exist.
+fn found<T, E>(result: Result<T, SdkError<E, HttpResponse>>) -> Result<Option<T>, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) => missing_or_err(AwsError::from_sdk(&e)).map(|_| None),
+    }
+}
+
 /// `Ok(false)` for a missing resource, the error otherwise.
 fn missing_or_err(e: AwsError) -> Result<bool, AwsError> {
     if e.is_code(MISSING_CODES) {
@@ -425,6 +421,7 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+    use crate::types::jobs::JobType;
 
     #[rstest]
     #[case(60, "rate(1 minute)")]
@@ -453,7 +450,7 @@ mod tests {
             "mo-wt-rule-aggregatorbatching"
         );
         assert_eq!(
-            trigger_resource_name(Some("dev"), WorkerTriggerType::Snos),
+            trigger_resource_name(Some("dev"), WorkerTriggerType::Stage(JobType::SnosRun)),
             "dev-mo-wt-rule-snos"
         );
     }

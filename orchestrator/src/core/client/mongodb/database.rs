@@ -112,12 +112,11 @@ impl MongoDatabase {
         if limit == Some(0) {
             return Ok(Vec::new());
         }
-        let coll = self.coll(B::TABLE);
-        let mut find = coll.find(filter).sort(sort);
-        if let Some(limit) = limit {
-            find = find.limit(upper_bound(limit));
-        }
-        decode_all(find.await.map_err(db_err)?, "_id", B::WHAT).await
+        // An aggregation rather than `find`: see `d::sorted_find_pipeline` (a server ignoring a
+        // `find`'s sort on an `$in` field).
+        let pipeline = d::sorted_find_pipeline(filter, sort, limit.map(upper_bound));
+        let cursor = self.coll(B::TABLE).aggregate(pipeline).await.map_err(db_err)?;
+        decode_all(cursor, "_id", B::WHAT).await
     }
 
     async fn find_batch<B: BatchRecord>(
@@ -536,7 +535,7 @@ mod tests {
     use crate::{core::client::mongodb::test_support::TestDb, types::jobs::JobType};
 
     /// A fresh database (dropped with the guard); `None` (after printing `skipped: no MongoDB`)
-    /// when `MADARA_ORCHESTRATOR_MONGODB_CONNECTION_URL` is unset.
+    /// when no test server is set and `ORCH_SKIP_MONGODB_TESTS=1` (see `TestDb::create`).
     async fn fresh_db() -> Option<(Arc<MongoDatabase>, TestDb)> {
         let test_db = TestDb::create().await?;
         let db = MongoDatabase::open(test_db.client.clone(), test_db.db.clone())

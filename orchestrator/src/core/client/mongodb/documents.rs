@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     core::client::{
         database::{DatabaseError, DatabaseResult},
-        db_common::{lower_bound, names, JobFilter, BLOCK_NUMBER_JOB_TYPES},
+        db_common::{lower_bound, names, JobFilter},
     },
     types::{
         batch::SortOrder,
@@ -233,23 +233,17 @@ pub fn jobs_without_successor_pipeline(
     ]
 }
 
-/// Jobs related to a block (see `DatabaseClient::get_jobs_by_block_number`); `aggregator_indexes`
-/// are the indexes of the aggregator batches containing the block.
+/// Jobs related to a block (see `DatabaseClient::get_jobs_by_block_number`), through the
+/// metadata fields that only the job types touching a block carry (the block a proving or DA job
+/// works on, the block or batch a state transition settles, the range of a SNOS run), as the SQL
+/// backends do through `JobSpecificMetadata::indexed`; `aggregator_indexes` are the indexes of
+/// the aggregator batches containing the block.
 pub fn jobs_by_block_filter(block: i64, aggregator_indexes: &[i64]) -> Document {
-    let types: Vec<&str> = BLOCK_NUMBER_JOB_TYPES.iter().map(|t| t.as_ref()).collect();
     let mut any = vec![
-        Bson::Document(
-            doc! { "job_type": { "$in": types }, "metadata.specific.block_number": block },
-        ),
+        Bson::Document(doc! { "metadata.specific.block_number": block }),
+        Bson::Document(doc! { "metadata.specific.context.Batch.to_settle": block }),
+        Bson::Document(doc! { "metadata.specific.context.Block.to_settle": block }),
         Bson::Document(doc! {
-            "job_type": JobType::StateTransition.as_ref(),
-            "$or": [
-                { "metadata.specific.context.Batch.to_settle": block },
-                { "metadata.specific.context.Block.to_settle": block },
-            ],
-        }),
-        Bson::Document(doc! {
-            "job_type": JobType::SnosRun.as_ref(),
             "metadata.specific.start_block": { "$lte": block },
             "metadata.specific.end_block": { "$gte": block },
         }),
@@ -313,6 +307,26 @@ pub fn job_sort(sort: SortOrder) -> Document {
 }
 
 // ---- batches ----
+
+/// A sorted read as an aggregation: `$match` `filter`, then `$sort` by `sort` (left out when
+/// empty: MongoDB refuses an empty `$sort`), then `$limit` when given.
+///
+/// Batch reads use this rather than `find(filter).sort(sort)`. On MongoDB both are the same
+/// query (the pipeline optimizer turns a leading `$match` + `$sort` + `$limit` into the
+/// `find` plan), but SecantusDB 0.7.0b3, the MongoDB-wire server `make test` runs, ignores a
+/// `find`'s single-field sort when the filter has `$in` on that same indexed field
+/// (`{index: {$in: [4, 2]}}` sorted by `{index: 1}` comes back 4, 2, in the `$in` list's
+/// order); its aggregation `$sort` is correct. See `docs/databases.md`.
+pub fn sorted_find_pipeline(filter: Document, sort: Document, limit: Option<i64>) -> Vec<Document> {
+    let mut pipeline = vec![doc! { "$match": filter }];
+    if !sort.is_empty() {
+        pipeline.push(doc! { "$sort": sort });
+    }
+    if let Some(limit) = limit {
+        pipeline.push(doc! { "$limit": limit });
+    }
+    pipeline
+}
 
 /// Batches containing `block`.
 pub fn batches_containing(block: i64) -> Document {
@@ -451,6 +465,24 @@ mod tests {
                 ..Default::default()
             }),
         )
+    }
+
+    #[test]
+    fn sorted_reads_are_match_sort_limit_pipelines() {
+        let filter = doc! { "index": { "$in": [4_i64, 2_i64] } };
+        assert_eq!(
+            sorted_find_pipeline(filter.clone(), doc! { "index": 1 }, Some(3)),
+            vec![
+                doc! { "$match": filter.clone() },
+                doc! { "$sort": { "index": 1 } },
+                doc! { "$limit": 3_i64 },
+            ]
+        );
+        // No sort key: no `$sort` stage (MongoDB refuses an empty one); no limit: no `$limit`.
+        assert_eq!(
+            sorted_find_pipeline(filter.clone(), doc! {}, None),
+            vec![doc! { "$match": filter }]
+        );
     }
 
     #[test]
@@ -601,19 +633,13 @@ mod tests {
     fn the_block_filter_covers_every_job_kind() {
         let f = jobs_by_block_filter(42, &[3]);
         let any = f.get_array("$or").expect("$or");
-        assert_eq!(any.len(), 4);
+        assert_eq!(any.len(), 5);
+        assert_eq!(any[0], Bson::Document(doc! { "metadata.specific.block_number": 42_i64 }));
         assert_eq!(
-            any[0],
-            Bson::Document(doc! {
-                "job_type": { "$in": ["ProofCreation", "ProofRegistration", "DataSubmission"] },
-                "metadata.specific.block_number": 42_i64,
-            })
-        );
-        assert_eq!(
-            any[3],
+            any[4],
             Bson::Document(doc! { "job_type": "Aggregator", "internal_id": { "$in": [3_i64] } })
         );
-        assert_eq!(jobs_by_block_filter(42, &[]).get_array("$or").expect("$or").len(), 3);
+        assert_eq!(jobs_by_block_filter(42, &[]).get_array("$or").expect("$or").len(), 4);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::{
     documents::{self as d, date_bson},
     is_duplicate_key, is_transient, LOCKS,
 };
-use crate::core::client::lock::{LockClient, LockError, LockInfo, LockValue};
+use crate::core::client::lock::{LockClient, LockError, LockInfo, LockRequest, LockValue};
 
 /// Longest TTL stored; longer ones are clamped (BSON datetimes have a range).
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -90,13 +90,8 @@ fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
 
 #[async_trait]
 impl LockClient for MongoLock {
-    async fn try_acquire_lock(
-        &self,
-        key: &str,
-        value: LockValue,
-        ttl: Duration,
-        owner: Option<&str>,
-    ) -> Result<Option<LockInfo>, LockError> {
+    async fn try_acquire_lock(&self, req: LockRequest<'_>) -> Result<Option<LockInfo>, LockError> {
+        let LockRequest { key, value, ttl, owner } = req;
         let now = Utc::now();
         let taken = self
             .locks

@@ -2,13 +2,14 @@
 //! `aggregator_batches`, `block_batch_lookups` and `locks` (reference §4).
 //!
 //! Documents are built by the pure functions of [`documents`] (unit-tested against the
-//! expected shapes, since no MongoDB server runs on the project's machines):
+//! expected shapes):
 //! - integers are BSON Int64 (a `u64` above `i64::MAX` is refused, never silently a double);
 //! - ids are BSON binary UUIDs (`id` on jobs, `_id` on batches), top-level `created_at` /
 //!   `updated_at` BSON datetimes; everything else keeps its JSON shape.
 //!
-//! The conformance suites run against a real server when
-//! `MADARA_ORCHESTRATOR_MONGODB_CONNECTION_URL` is set (see `docs/databases.md`).
+//! The conformance suites run against the MongoDB-wire server `scripts/mongodb.sh` starts
+//! (`make test` sets `MADARA_ORCHESTRATOR_TEST_MONGODB_URL`); without a URL they fail unless
+//! `ORCH_SKIP_MONGODB_TESTS=1` (see `docs/databases.md`).
 
 pub mod database;
 pub mod documents;
@@ -138,9 +139,6 @@ pub(crate) fn is_duplicate_key(e: &::mongodb::error::Error) -> bool {
 pub(crate) mod test_support {
     use super::*;
 
-    /// The variable naming the test server; without it every MongoDB test is skipped.
-    pub(crate) const URL_VAR: &str = "MADARA_ORCHESTRATOR_MONGODB_CONNECTION_URL";
-
     /// A database created for one test; dropped when this is dropped.
     #[derive(Debug)]
     pub(crate) struct TestDb {
@@ -151,20 +149,22 @@ pub(crate) mod test_support {
     }
 
     impl TestDb {
-        /// Connects to the server in `MADARA_ORCHESTRATOR_MONGODB_CONNECTION_URL` with a fresh
-        /// database name; `None` (after printing `skipped: no MongoDB`) when it is unset.
+        /// Connects to the test server (`orchestrator_test_support::mongodb`: the URL in
+        /// `MADARA_ORCHESTRATOR_TEST_MONGODB_URL`) with a fresh database name; `None` (after
+        /// printing `skipped: no MongoDB`) when `ORCH_SKIP_MONGODB_TESTS=1`.
         ///
         /// # Panics
-        /// When the variable is set but the server does not answer.
+        /// When no URL is set and the tests are not skipped (the message says what to set),
+        /// or when the server does not answer.
         pub(crate) async fn create() -> Option<Self> {
-            let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.trim().is_empty()) else {
-                println!("skipped: no MongoDB");
-                return None;
-            };
+            let url = orchestrator_test_support::mongodb::url_or_skip().await?;
             let name = format!("orch_test_{}", uuid::Uuid::new_v4().simple());
-            let (client, db) = open(&Secret::new(url), &name)
-                .await
-                .unwrap_or_else(|e| panic!("{URL_VAR} is set but MongoDB does not answer: {e}"));
+            let (client, db) = open(&Secret::new(url), &name).await.unwrap_or_else(|e| {
+                panic!(
+                    "the MongoDB test server does not answer: {e} (start one with \
+                     `scripts/mongodb.sh start`, or set ORCH_SKIP_MONGODB_TESTS=1 to skip)"
+                )
+            });
             Some(Self { client, db })
         }
     }
