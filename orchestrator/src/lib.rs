@@ -2,12 +2,12 @@
 //!
 //! Layout follows `docs/architecture.md`: `cli` (clap commands), `config` (parameters → one
 //! `Config`), `core` (client traits and backends), `types` (jobs, batches, queues), `worker`
-//! (job engine, event workers, triggers, job handlers), `compression` (state diff → blob
-//! felts), `server` (HTTP), `setup` (resource provisioning), `telemetry`.
+//! (job engine, event workers, triggers, job handlers), `server` (HTTP), `setup` (resource
+//! provisioning), `telemetry`. The DA protocol (squash, compression, blobs, KZG) is the
+//! `orchestrator-protocol` crate's.
 
 pub mod app;
 pub mod cli;
-pub mod compression;
 pub mod config;
 pub mod core;
 pub mod server;

@@ -160,7 +160,8 @@ mod tests {
     use orchestrator_gps_fact_checker::fact::{
         self as facts, aggregator::filter_aggregator_output,
     };
-    use orchestrator_snos_runner::{stand_in::run_program, transform};
+    use orchestrator_protocol::transform;
+    use orchestrator_snos_runner::stand_in::run_program;
 
     use super::*;
 

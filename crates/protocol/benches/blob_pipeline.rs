@@ -10,8 +10,9 @@
 //!   Horner on 64 of the 4096 points (multiply by 64 for one blob).
 //! - `transform/inverse_1_blob`: blob → coefficients.
 //! - `decode/1_blob` and `decode/65_blobs`: `orchestrator blob decode` in-process
-//!   ([`BlobCommand::run`], output to a sink) on a file of one mainnet blob and on a file of 65
-//!   (the nine of `da_blob/test_blob` repeated), file read and printing included.
+//!   ([`decode_blobs`], what the command runs, output to a sink) on a file of one mainnet blob
+//!   and on a file of 65 (the nine of `da_blob/test_blob` repeated), file read and printing
+//!   included.
 //!
 //! At the end it prints the summary line `blob decode: per blob …`: the decode time of one more
 //! blob, `(t65 − t1) / 64` (the per-call cost cancels out), next to the reference's O(n²)
@@ -28,19 +29,17 @@ use std::{
 
 use criterion::{BatchSize, Criterion};
 use num_bigint::BigUint;
-use orchestrator::{
-    cli::dev::blob::{BlobCommand, DecodeArgs},
-    compression::{
-        fr::Fr,
-        stateless,
-        transform::{
-            bit_reverse, blob_to_coefficients, evaluate_in_place, felt_to_fr, felts_to_blobs,
-            omega, FELTS_PER_BLOB,
-        },
+use orchestrator_protocol::{
+    compression::stateless,
+    decode::decode_blobs,
+    fr::{Fr, MODULUS_DECIMAL},
+    kzg::Kzg,
+    transform::{
+        bit_reverse, blob_to_coefficients, evaluate_in_place, felt_to_fr, felts_to_blobs, omega,
+        FELTS_PER_BLOB,
     },
 };
-use orchestrator_ethereum_settlement_client::kzg::Kzg;
-use starknet::core::types::Felt;
+use starknet_core::types::Felt;
 
 /// Criterion samples of the `transform` group.
 const TRANSFORM_SAMPLES: usize = 10;
@@ -136,10 +135,11 @@ fn write_blob_file(path: &Path, lines: &[&str]) {
     std::fs::write(path, text).expect("write the blob file");
 }
 
-/// `orchestrator blob decode --blob FILE` in-process, output and warnings to sinks.
-fn decode_file(path: &Path) -> u8 {
-    BlobCommand::Decode(DecodeArgs { blob: path.to_path_buf() })
-        .run(&mut io::sink(), &mut io::sink())
+/// `orchestrator blob decode --blob FILE` in-process (what the command runs once the file is
+/// open), output to a sink and warnings ignored; the number of blobs.
+fn decode_file(path: &Path) -> usize {
+    let file = std::fs::File::open(path).expect("open the blob file");
+    decode_blobs(file, &mut io::sink(), &mut |_| {}).expect("the blobs decode")
 }
 
 fn bench(c: &mut Criterion, figures: &Figures) {
@@ -214,7 +214,7 @@ fn bench(c: &mut Criterion, figures: &Figures) {
     });
     g.bench_function("horner_1_blob", |b| b.iter(|| horner_transform(black_box(&one), &xs)));
 
-    let modulus: BigUint = orchestrator::compression::fr::MODULUS_DECIMAL.parse().expect("modulus");
+    let modulus: BigUint = MODULUS_DECIMAL.parse().expect("modulus");
     let big_coeffs: Vec<BigUint> =
         one.iter().map(|f| BigUint::from_bytes_be(&f.to_be_bytes())).collect();
     let big_xs: Vec<BigUint> =
@@ -245,12 +245,12 @@ fn bench(c: &mut Criterion, figures: &Figures) {
     let many_file = dir.path().join(format!("{MANY_BLOBS}_blobs.txt"));
     write_blob_file(&one_file, &lines[..1]);
     write_blob_file(&many_file, &lines);
-    // Sanity: both files decode, one line per blob.
+    // Sanity: both files decode, one line per blob, and no blob is refused as not Starknet's.
     for (path, n) in [(&one_file, 1), (&many_file, MANY_BLOBS)] {
         let mut out = Vec::new();
-        let code =
-            BlobCommand::Decode(DecodeArgs { blob: path.clone() }).run(&mut out, &mut io::sink());
-        assert_eq!(code, 0, "{}", path.display());
+        let file = std::fs::File::open(path).expect("open the blob file");
+        let decoded = decode_blobs(file, &mut out, &mut |w| panic!("{w:?}")).expect("decodes");
+        assert_eq!(decoded, n, "{}", path.display());
         assert_eq!(out.iter().filter(|b| **b == b'\n').count(), n);
     }
 

@@ -10,8 +10,9 @@
 
 use c_kzg::{Blob, Bytes32, Bytes48, Cell, KzgSettings};
 
-/// Bytes per blob.
-pub const BYTES_PER_BLOB: usize = c_kzg::BYTES_PER_BLOB;
+pub use crate::transform::BYTES_PER_BLOB;
+// The transform's blob is c-kzg's.
+const _: () = assert!(BYTES_PER_BLOB == c_kzg::BYTES_PER_BLOB);
 /// Cells (and cell proofs) per extended blob (EIP-7594).
 pub const CELLS_PER_BLOB: usize = c_kzg::CELLS_PER_EXT_BLOB;
 /// Index of the evaluation point `x0` in the program output.

@@ -36,11 +36,12 @@
 use std::collections::BTreeMap;
 
 use cairo_vm::types::layout_name::LayoutName;
+use orchestrator_protocol::transform;
 
 use crate::{
     os_output::{kzg_segment, BlobData, HEADER_SIZE, N_BLOBS_OFFSET, USE_KZG_DA_OFFSET},
     stand_in::run_program_at,
-    transform, Felt, SnosRunnerError,
+    Felt, SnosRunnerError,
 };
 
 /// One child of an aggregation: its program hash and its OS output.
@@ -296,10 +297,10 @@ pub fn run_aggregator(
 mod tests {
     use super::*;
     use crate::Retryable;
-    use orchestrator_ethereum_settlement_client::kzg::Kzg;
     use orchestrator_gps_fact_checker::fact::{
         self as facts, aggregator::filter_aggregator_output, pie,
     };
+    use orchestrator_protocol::kzg::Kzg;
 
     fn f(v: &[u64]) -> Vec<Felt> {
         v.iter().copied().map(Felt::from).collect()

@@ -31,7 +31,7 @@ use std::{path::Path, process::Stdio, time::Duration};
 use async_trait::async_trait;
 use tokio::{io::AsyncReadExt, process::Command};
 
-use crate::{pie_output, Felt, SnosInput, SnosOutput, SnosRunner, SnosRunnerError};
+use crate::{Felt, SnosInput, SnosOutput, SnosRunner, SnosRunnerError};
 
 /// Exit status meaning "transient failure, retry" (sysexits `EX_TEMPFAIL`).
 pub const EXIT_RETRYABLE: i32 = 75;
@@ -138,7 +138,7 @@ pub fn parse_os_output_json(text: &str) -> Result<Vec<Felt>, String> {
         .collect()
 }
 
-/// Reads and checks what the command wrote into `dir`.
+/// Reads and checks what the command wrote into `dir` (see [`check_outputs`]).
 pub fn read_outputs(dir: &Path) -> Result<SnosOutput, SnosRunnerError> {
     let pie_path = dir.join(PIE_FILE);
     let cairo_pie_zip = std::fs::read(&pie_path).map_err(|e| {
@@ -146,15 +146,41 @@ pub fn read_outputs(dir: &Path) -> Result<SnosOutput, SnosRunnerError> {
             "the command exited 0 but did not write {PIE_FILE}: {e}"
         ))
     })?;
+    let os_output_json = match std::fs::read_to_string(dir.join(OS_OUTPUT_FILE)) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(SnosRunnerError::Deterministic(format!(
+                "cannot read {OS_OUTPUT_FILE}: {e}"
+            )))
+        }
+    };
+    check_outputs(cairo_pie_zip, os_output_json.as_deref())
+}
+
+/// Checks what the command wrote, given as bytes: the `cairo_pie.zip` and, when the command
+/// wrote one, the text of `os_output.json`.
+///
+/// The PIE must be a valid Cairo PIE with a non-empty output segment; `os_output.json`, when
+/// given, must hold exactly that segment. The OS output is the segment.
+///
+/// # Errors
+/// `Deterministic`, naming the file and the problem: the same output fails the same way.
+pub fn check_outputs(
+    cairo_pie_zip: Vec<u8>,
+    os_output_json: Option<&str>,
+) -> Result<SnosOutput, SnosRunnerError> {
     let pie =
         orchestrator_gps_fact_checker::fact::pie::read_pie_bytes(&cairo_pie_zip).map_err(|e| {
             SnosRunnerError::Deterministic(format!("{PIE_FILE} is not a valid Cairo PIE: {e}"))
         })?;
     let n_steps = pie.execution_resources.n_steps;
-    let segment = pie_output(&cairo_pie_zip)?;
-    let os_output = match std::fs::read_to_string(dir.join(OS_OUTPUT_FILE)) {
-        Ok(text) => {
-            let given = parse_os_output_json(&text).map_err(SnosRunnerError::Deterministic)?;
+    let segment = orchestrator_gps_fact_checker::fact::pie::program_output(&pie).map_err(|e| {
+        SnosRunnerError::Deterministic(format!("cannot read the PIE's output segment: {e}"))
+    })?;
+    let os_output = match os_output_json {
+        Some(text) => {
+            let given = parse_os_output_json(text).map_err(SnosRunnerError::Deterministic)?;
             if given != segment {
                 return Err(SnosRunnerError::Deterministic(format!(
                     "{OS_OUTPUT_FILE} ({} felts) differs from the PIE's output segment ({} felts)",
@@ -164,12 +190,7 @@ pub fn read_outputs(dir: &Path) -> Result<SnosOutput, SnosRunnerError> {
             }
             given
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => segment,
-        Err(e) => {
-            return Err(SnosRunnerError::Deterministic(format!(
-                "cannot read {OS_OUTPUT_FILE}: {e}"
-            )))
-        }
+        None => segment,
     };
     if os_output.is_empty() {
         return Err(SnosRunnerError::Deterministic("the PIE has an empty output segment".into()));
@@ -311,6 +332,25 @@ mod tests {
         // The prime in decimal is out of range too.
         let p_dec = "3618502788666131213697322783095070105623107215331596699973092056135872020481";
         assert!(parse_os_output_json(&format!(r#"["{p_dec}"]"#)).is_err());
+    }
+
+    #[test]
+    fn outputs_are_checked_from_bytes() {
+        use crate::Retryable;
+        let pie = include_bytes!("../../test-support/vectors/pie/fibonacci.zip").to_vec();
+        let out = check_outputs(pie.clone(), None).unwrap();
+        assert_eq!(out.os_output.len(), 1);
+        let json = format!(r#"["{:#x}"]"#, out.os_output[0]);
+        assert_eq!(check_outputs(pie.clone(), Some(&json)).unwrap(), out);
+        for (zip, json) in [
+            (pie.clone(), Some(r#"["0x1", "0x2"]"#)),
+            (pie.clone(), Some("not json")),
+            (pie[..pie.len() / 2].to_vec(), None),
+            (Vec::new(), None),
+        ] {
+            let err = check_outputs(zip, json).unwrap_err();
+            assert!(!err.is_retryable(), "{err}");
+        }
     }
 
     #[test]

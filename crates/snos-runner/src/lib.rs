@@ -17,10 +17,8 @@
 
 pub mod aggregator;
 pub mod external;
-pub mod fr;
 pub mod os_output;
 pub mod stand_in;
-pub mod transform;
 
 use std::fmt;
 

@@ -21,7 +21,7 @@
 //! and `y_i` is blob `i`'s polynomial evaluated at `x0` (c-kzg), so a settlement contract that
 //! checks point proofs against the blobs accepts it.
 
-use orchestrator_ethereum_settlement_client::kzg::{Kzg, BYTES_PER_BLOB};
+use orchestrator_protocol::kzg::{Kzg, BYTES_PER_BLOB};
 use starknet_types_core::hash::{Poseidon, StarkHash};
 
 use crate::{Felt, SnosInput, SnosRunnerError};
@@ -155,7 +155,7 @@ pub fn build_os_output(input: &SnosInput) -> Result<Vec<Felt>, SnosRunnerError> 
 mod tests {
     use super::*;
     use crate::Retryable;
-    use orchestrator_ethereum_settlement_client::kzg::program_output_points;
+    use orchestrator_protocol::kzg::program_output_points;
 
     pub(crate) fn blob_of(felts: &[Felt]) -> Vec<u8> {
         // Coefficient form is enough for KZG: any canonical scalars make a valid blob.

@@ -221,7 +221,7 @@ mod tests {
 
     fn input(use_kzg_da: bool) -> SnosInput {
         let felts: Vec<Felt> = (1u64..=50).map(Felt::from).collect();
-        let mut blob = vec![0u8; orchestrator_ethereum_settlement_client::kzg::BYTES_PER_BLOB];
+        let mut blob = vec![0u8; orchestrator_protocol::kzg::BYTES_PER_BLOB];
         for (i, f) in felts.iter().enumerate() {
             blob[32 * i..32 * (i + 1)].copy_from_slice(&f.to_bytes_be());
         }

@@ -1,9 +1,7 @@
 //! The `orchestrator blob …` commands run in-process on the acceptance vectors.
 
-use orchestrator::{
-    cli::dev::blob::{BlobCommand, DecodeArgs, EncodeArgs, EncodeFormat, KzgArgs},
-    compression::{io::parse_blob_hex, transform::blob_to_coefficients},
-};
+use orchestrator::cli::dev::blob::{BlobCommand, DecodeArgs, EncodeArgs, EncodeFormat, KzgArgs};
+use orchestrator_protocol::{compression::io::parse_blob_hex, transform::blob_to_coefficients};
 
 use crate::blob_vectors::{read, vector};
 

@@ -13,15 +13,12 @@ use std::{
     process::Command,
 };
 
-use orchestrator::compression::{
-    encode::da_word,
+use orchestrator_protocol::{
+    compression::{encode::da_word, io::felt_hex, stateless, StarknetVersion},
     fr::Fr,
-    io::felt_hex,
-    stateless,
+    kzg::Kzg,
     transform::{blob_to_coefficients, felts_to_blob},
-    StarknetVersion,
 };
-use orchestrator_ethereum_settlement_client::kzg::Kzg;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::{json, Value};
 use starknet::core::types::Felt;

@@ -1,12 +1,14 @@
 //! The acceptance vectors of `da_blob/` (in `orchestrator-test-support`): state update → blob
 //! (0.13.2 encoding, no compression) and blob round trips.
 
-use orchestrator::compression::{
-    diff_to_blob_felts,
+use orchestrator_protocol::{
+    compression::{
+        diff_to_blob_felts,
+        io::{parse_blob_hex, parse_nonces, parse_state_update},
+        EncodeOptions, MemoryState, StarknetVersion, FELTS_PER_BLOB,
+    },
     fr::Fr,
-    io::{parse_blob_hex, parse_nonces, parse_state_update},
     transform::{blob_to_coefficients, coefficients_to_blob, felt_to_fr, felts_to_blob},
-    EncodeOptions, MemoryState, StarknetVersion, FELTS_PER_BLOB,
 };
 use rstest::rstest;
 

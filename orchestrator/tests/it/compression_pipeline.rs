@@ -1,12 +1,13 @@
 //! The whole pipeline (squash → nonces/aliases → felts → compression → blobs) on real state
 //! updates, with an in-memory pre-range state.
 
-use orchestrator::compression::{
-    io::{parse_nonces, parse_state_update},
-    stateful::{values_needing_aliases, ALIAS_CONTRACT_ADDRESS},
-    stateless,
+use orchestrator_protocol::{
+    compression::{
+        io::{parse_nonces, parse_state_update},
+        stateful::{values_needing_aliases, ALIAS_CONTRACT_ADDRESS},
+        stateless, MemoryState, StarknetVersion,
+    },
     transform::{blob_to_coefficients, felt_to_fr},
-    MemoryState, StarknetVersion,
 };
 use starknet::core::types::{Felt, StateUpdate};
 
@@ -20,8 +21,8 @@ fn run(
     updates: &[StateUpdate],
     version: StarknetVersion,
     state: &MemoryState,
-) -> orchestrator::compression::PipelineOutput {
-    futures::executor::block_on(orchestrator::compression::state_updates_to_blobs(
+) -> orchestrator_protocol::compression::PipelineOutput {
+    futures::executor::block_on(orchestrator_protocol::compression::state_updates_to_blobs(
         updates, 100, version, 6, state,
     ))
     .unwrap()

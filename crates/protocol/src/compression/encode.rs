@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use num_bigint::BigUint;
-use starknet::core::types::{Felt, NonceUpdate, StateDiff};
+use starknet_core::types::{Felt, NonceUpdate, StateDiff};
 
 use super::{
     state::{StateReadError, StateReader},
@@ -193,7 +193,7 @@ pub fn state_diff_to_felts(
 mod tests {
     use super::*;
     use rstest::rstest;
-    use starknet::core::types::{
+    use starknet_core::types::{
         ContractStorageDiffItem, DeclaredClassItem, DeployedContractItem, StorageEntry,
     };
 

@@ -5,9 +5,9 @@ use std::sync::OnceLock;
 
 use num_bigint::BigUint;
 use serde_json::Value;
-use starknet::core::types::{Felt, StateUpdate};
+use starknet_core::types::{Felt, StateUpdate};
 
-use super::{fr::hex_limbs, transform::BYTES_PER_BLOB};
+use crate::{fr::hex_limbs, transform::BYTES_PER_BLOB};
 
 /// A parse failure with its location inside the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

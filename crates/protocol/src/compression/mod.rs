@@ -7,24 +7,23 @@
 //! 3. [`stateful`] (≥ 0.13.4): addresses and keys → aliases.
 //! 4. [`encode`]: diff → felts (`da_word` per contract).
 //! 5. [`stateless`] (≥ 0.13.3): felts → compressed felts (cairo-lang's `compression.py`).
-//! 6. [`transform`]: felts → 4096-felt chunks → blobs in evaluation form.
+//! 6. [`transform`](crate::transform): felts → 4096-felt chunks → blobs in evaluation form.
 //!
 //! Chain state the diffs do not carry is read through [`state::StateReader`].
 
 pub mod encode;
-pub use orchestrator_snos_runner::fr;
 pub mod io;
 pub mod squash;
 pub mod state;
 pub mod stateful;
 pub mod stateless;
-pub use orchestrator_snos_runner::transform;
 pub mod version;
 
-use starknet::core::types::{Felt, StateDiff, StateUpdate};
+use starknet_core::types::{Felt, StateDiff, StateUpdate};
 
+use crate::transform;
+pub use crate::transform::{Blob, BYTES_PER_BLOB, FELTS_PER_BLOB};
 pub use state::{MemoryState, StateReadError, StateReader};
-pub use transform::{Blob, BYTES_PER_BLOB, FELTS_PER_BLOB};
 pub use version::StarknetVersion;
 
 /// The default maximum number of blobs per Ethereum transaction.

@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use starknet::core::types::{
+use starknet_core::types::{
     DeclaredClassItem, DeployedContractItem, Felt, NonceUpdate, ReplacedClassItem, StateDiff,
     StateUpdate,
 };
@@ -200,7 +200,7 @@ pub async fn squash_state_updates(
 
 #[cfg(test)]
 mod tests {
-    use starknet::core::types::{ContractStorageDiffItem, StorageEntry};
+    use starknet_core::types::{ContractStorageDiffItem, StorageEntry};
 
     use super::*;
     use crate::compression::state::MemoryState;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use starknet::core::types::Felt;
+use starknet_core::types::Felt;
 
 /// A failed state lookup (transport error, node error, missing data...).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -20,7 +20,7 @@ use std::{
     hash::{BuildHasherDefault, Hasher},
 };
 
-use starknet::core::types::Felt;
+use starknet_core::types::Felt;
 
 /// The compression format version written in the header.
 pub const COMPRESSION_VERSION: u64 = 0;

@@ -13,7 +13,9 @@ use alloy::{
 };
 use orchestrator_settlement_client_interface::{SettlementError, Word};
 
-use crate::kzg::{BlobPointProof, Kzg, KzgError, BYTES_PER_BLOB, G1, N_BLOBS_OFFSET};
+use orchestrator_protocol::kzg::{
+    BlobPointProof, Kzg, KzgError, BYTES_PER_BLOB, G1, N_BLOBS_OFFSET,
+};
 
 sol! {
     /// The functions of the Starknet core contract this client calls.

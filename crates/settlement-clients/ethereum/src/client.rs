@@ -50,9 +50,9 @@ use crate::{
         fresh_caps, gas_limit_from_estimate, multiplier_milli, replacement_caps, worst_case_fee,
         FeeCaps, GAS_LIMIT_CAP,
     },
-    kzg::Kzg,
     signer::OperatorSigner,
 };
+use orchestrator_protocol::kzg::Kzg;
 
 /// Settings of the Ethereum settlement client (reference §2.7 flags).
 #[derive(Debug, Clone)]

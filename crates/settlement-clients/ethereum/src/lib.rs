@@ -1,7 +1,6 @@
 //! orchestrator-ethereum-settlement-client: settles state updates on the Starknet core
 //! contract on Ethereum.
 //!
-//! - [`kzg`]: commitments and proofs for the EIP-4844 blobs of `updateStateKzgDA`.
 //! - [`calldata`]: validation of a blob update, `updateStateKzgDA` / `updateState` calldata and
 //!   the blob sidecar (EIP-7594 cell proofs by default, EIP-4844 blob proofs with
 //!   `--disable-peerdas`).
@@ -9,13 +8,14 @@
 //! - [`signer`]: local key or AWS KMS signer.
 //! - [`client`]: [`EthereumSettlementClient`], the `SettlementClient` with its transaction
 //!   manager (nonce safety across restarts, bounded fee bumps, confirmations).
-//! - `testing` (feature `test-utils`): an Anvil launcher with a `Drop` guard and deployment of
-//!   the project's test contracts (`contracts/`).
+//! - `testing` (feature `test-utils`): deployment of the project's test contracts
+//!   (`contracts/`) on an Anvil started by `orchestrator_test_support::anvil`.
+//!
+//! The commitments and proofs of the EIP-4844 blobs are `orchestrator_protocol::kzg`'s.
 
 pub mod calldata;
 pub mod client;
 pub mod fees;
-pub mod kzg;
 pub mod signer;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

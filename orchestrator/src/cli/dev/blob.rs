@@ -6,26 +6,28 @@
 //! to `&mut dyn Write` ([`BlobCommand::run`]) so it can be tested in-process.
 
 use std::{
-    io::{self, BufRead, BufWriter, Write},
+    io::{self, BufWriter, Write},
     path::{Path, PathBuf},
     process::ExitCode,
 };
 
-use orchestrator_ethereum_settlement_client::kzg::Kzg;
-use starknet::core::types::Felt;
-
-use crate::compression::{
-    diff_to_blob_felts,
-    fr::Fr,
-    io::{
-        felt_hex, parse_aliases, parse_blob_hex, parse_felt_list, parse_nonces, parse_state_update,
+use orchestrator_protocol::{
+    compression::{
+        diff_to_blob_felts,
+        io::{
+            felt_hex, parse_aliases, parse_blob_hex, parse_felt_list, parse_nonces,
+            parse_state_update,
+        },
+        stateful::ALIAS_CONTRACT_ADDRESS,
+        stateless, EncodeOptions, MemoryState, PipelineError, StarknetVersion,
+        DEFAULT_MAX_NUM_BLOBS,
     },
-    stateful::ALIAS_CONTRACT_ADDRESS,
-    stateless,
-    transform::{felts_to_blobs, TransformError},
-    EncodeOptions, MemoryState, StarknetVersion, BYTES_PER_BLOB, DEFAULT_MAX_NUM_BLOBS,
-    FELTS_PER_BLOB,
+    decode::{decode_blobs, DecodeError, NotFelts},
+    fr::Fr,
+    kzg::Kzg,
+    transform::felts_to_blobs,
 };
+use starknet::core::types::Felt;
 
 /// The `blob` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -207,10 +209,8 @@ fn encode(a: &EncodeArgs, out: &mut dyn Write, _err: &mut dyn Write) -> Outcome 
         futures::executor::block_on(diff_to_blob_felts(&update.state_diff, 0, options, &state))
             .map_err(|e| {
                 let hint = match (&e, &a.nonces) {
-                    (crate::compression::PipelineError::Encode(_), None) => {
-                        " (give nonces with --nonces)"
-                    }
-                    (crate::compression::PipelineError::Stateful(_), _) if a.aliases.is_none() => {
+                    (PipelineError::Encode(_), None) => " (give nonces with --nonces)",
+                    (PipelineError::Stateful(_), _) if a.aliases.is_none() => {
                         " (give existing aliases with --aliases)"
                     }
                     _ => "",
@@ -246,87 +246,25 @@ fn decompress(a: &FeltsArgs, out: &mut dyn Write) -> Outcome {
 }
 
 fn decode(a: &DecodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Outcome {
-    let cannot_read = |e: io::Error| bad(&a.blob, format!("cannot read: {e}"));
-    let mut lines = io::BufReader::new(std::fs::File::open(&a.blob).map_err(cannot_read)?);
-    // One blob at a time, through buffers reused from line to line: memory stays that of one
-    // blob whatever the file, and the blob's data stays in cache from parsing to printing.
-    let mut line = Vec::with_capacity(2 * BYTES_PER_BLOB + 4);
-    let mut words = Vec::with_capacity(FELTS_PER_BLOB);
-    // Values at or above the Starknet prime (2^251 + 17·2^192 + 1) are not felts.
-    let stark_prime_top = 0x0800_0000_0000_0011u64;
-    // Written in pieces of about 64 KiB ("0x" + up to 64 digits + a separator per coefficient),
-    // and at the end of each blob.
-    const PIECE: usize = 1 << 16;
-    let mut s = Vec::with_capacity(PIECE + 67);
-    let mut n_blobs = 0usize;
-    for line_no in 1.. {
-        line.clear();
-        if lines.read_until(b'\n', &mut line).map_err(cannot_read)? == 0 {
-            break;
-        }
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
+    let file =
+        std::fs::File::open(&a.blob).map_err(|e| bad(&a.blob, format!("cannot read: {e}")))?;
+    let mut warn = |w: NotFelts| {
+        let _ = writeln!(
+            err,
+            "warning: {}: line {}: {} coefficient(s) are not below the Starknet prime (first at \
+             index {}); this is not a Starknet blob",
+            a.blob.display(),
+            w.line,
+            w.count,
+            w.first,
+        );
+    };
+    match decode_blobs(file, out, &mut warn) {
+        Ok(_) => Ok(()),
+        Err(DecodeError::Write(e)) => Err(Failure::Output(e)),
         // A bad line ends the command; the blobs before it have been printed.
-        blob_words(&line, &mut words).map_err(|e| bad(&a.blob, format!("line {line_no}: {e}")))?;
-        super::decode::interpolate_raw(&mut words);
-        let mut not_felts = 0usize;
-        let mut first_not_felt = None;
-        for (i, limbs) in words.iter().enumerate() {
-            let is_felt = limbs[3] < stark_prime_top
-                || (limbs[3] == stark_prime_top && limbs[..3] == [0, 0, 0]);
-            if !is_felt {
-                not_felts += 1;
-                first_not_felt.get_or_insert(i);
-            }
-            if i > 0 {
-                s.push(b' ');
-            }
-            super::decode::push_hex(&mut s, limbs);
-            if s.len() >= PIECE {
-                out.write_all(&s)?;
-                s.clear();
-            }
-        }
-        s.push(b'\n');
-        // The blob's line is complete before the next line is read.
-        out.write_all(&s)?;
-        s.clear();
-        n_blobs += 1;
-        if let Some(first) = first_not_felt {
-            let _ = writeln!(
-                err,
-                "warning: {}: line {line_no}: {not_felts} coefficient(s) are not below the \
-                 Starknet prime (first at index {first}); this is not a Starknet blob",
-                a.blob.display(),
-            );
-        }
+        Err(e) => Err(bad(&a.blob, e)),
     }
-    if n_blobs == 0 {
-        return Err(bad(&a.blob, "no blob: the file is empty or has only blank lines"));
-    }
-    Ok(())
-}
-
-/// Replaces `words` with the 4096 words (canonical limbs, blob order) of one non-blank line of
-/// a `blob decode` file, or says what is wrong with the line.
-fn blob_words(line: &[u8], words: &mut Vec<[u64; 4]>) -> Result<(), String> {
-    // The usual line (hex digits only) takes the fast parser; any other form, and every error,
-    // goes through the general parser, which names the problem. A byte that is not UTF-8
-    // becomes U+FFFD, which it reports as not a hex digit.
-    if super::decode::parse_words(line, words) {
-        return Ok(());
-    }
-    let blob = parse_blob_hex(&String::from_utf8_lossy(line)).map_err(|e| {
-        // The size error's location is the whole blob, which the line number already names.
-        if e.location == "blob" {
-            e.message
-        } else {
-            e.to_string()
-        }
-    })?;
-    super::decode::words_from_bytes(&blob, words)
-        .map_err(|index| TransformError::NonCanonical { index }.to_string())
 }
 
 fn parse_point(s: &str) -> Result<[u8; 32], Failure> {

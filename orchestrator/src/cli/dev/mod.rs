@@ -4,7 +4,6 @@
 //! too).
 
 pub mod blob;
-mod decode;
 pub mod fact;
 
 #[cfg(test)]
