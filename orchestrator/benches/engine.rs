@@ -25,9 +25,9 @@ use orchestrator::{
         Layer,
     },
     worker::{
-        event_handler::jobs::{JobError, JobHandlerTrait, JobHandlers},
+        handler::{Attempts, JobError, JobHandlerTrait, JobHandlers},
         service,
-        triggers::Triggers,
+        trigger::Triggers,
     },
 };
 use uuid::Uuid;
@@ -55,14 +55,8 @@ impl JobHandlerTrait for InstantHandler {
         self.0.lock().unwrap().verified.insert(job.internal_id, Instant::now());
         Ok(JobVerificationStatus::Verified)
     }
-    fn max_process_attempts(&self) -> u64 {
-        1
-    }
-    fn max_verification_attempts(&self) -> u64 {
-        1
-    }
-    fn verification_polling_delay(&self) -> Duration {
-        Duration::ZERO
+    fn attempts(&self) -> Attempts {
+        Attempts::new(1, 1, Duration::ZERO)
     }
 }
 

@@ -17,8 +17,8 @@ use crate::{
     server,
     types::{jobs::JobType, queue::WorkerTriggerType},
     worker::{
-        controller::WorkerController, event_handler::jobs::JobHandlers, pipeline,
-        supervisor::Supervisor, triggers::Triggers,
+        controller::WorkerController, handler::JobHandlers, stages, supervisor::Supervisor,
+        trigger::Triggers,
     },
 };
 
@@ -43,7 +43,7 @@ impl Orchestrator {
     pub async fn start(mut params: RunParams) -> eyre::Result<Self> {
         let mock_atlantic = start_mock_atlantic(&mut params).await?;
         let clients = build_clients(&params).await?;
-        let (handlers, triggers) = pipeline::build(&params, &clients).await?;
+        let (handlers, triggers) = stages::build(&params, &clients).await?;
         report_missing(&params, &handlers, &triggers);
         let engine = engine_params(&params);
         let config = Arc::new(
@@ -142,9 +142,19 @@ impl Orchestrator {
         self.supervisor.failure()
     }
 
-    /// Stops receiving, lets in-flight work finish within the graceful timeout, then returns.
-    /// It is an error when a task stopped the orchestrator (so `run` exits non-zero).
+    /// Stops receiving and hands the work in flight back, within the graceful timeout, then
+    /// returns. It is an error when a task stopped the orchestrator (so `run` exits non-zero).
+    ///
+    /// A job handler still running is cut off at once: its job returns to the status it had
+    /// before `LockedForProcessing` (a versioned update) and its message is made visible again
+    /// immediately, so another instance — or this one restarted — continues it without waiting
+    /// for the lock timeout. A verification in flight is cut off the same way (it holds no
+    /// lock; only its message is made visible). Work past the handler (recording an outcome,
+    /// acking, a trigger run, a dead letter) finishes normally. Whatever is still running when
+    /// the graceful timeout expires is dropped with the process: a job it left locked is healed
+    /// after its lock timeout, as after a crash.
     pub async fn stop(self) -> eyre::Result<()> {
+        tracing::info!(graceful_timeout = ?self.graceful_timeout, "Stopping: handing the work in flight back");
         self.shutdown.cancel();
         self.tracker.close();
         match tokio::time::timeout(self.graceful_timeout, self.tracker.wait()).await {
@@ -156,7 +166,8 @@ impl Orchestrator {
                 }
             }
             Err(_) => Err(eyre::eyre!(
-                "in-flight work did not finish within {:?}; its jobs will be healed on the next start",
+                "in-flight work did not finish within {:?} (--graceful-shutdown-timeout); a job it \
+                 left locked is healed after its lock timeout",
                 self.graceful_timeout
             )),
         }
@@ -181,6 +192,7 @@ pub fn server_settings(params: &RunParams) -> ServerSettings {
     ServerSettings {
         admin_enabled: params.server.admin_enabled,
         admin_token: params.server.admin_token.clone(),
+        open_job_actions: params.server.open_job_actions,
         max_priority_queue_size: params.service.max_priority_queue_size,
         ..ServerSettings::default()
     }
@@ -222,7 +234,7 @@ pub async fn build_clients(params: &RunParams) -> eyre::Result<Clients> {
         })?;
     crate::core::client::aws::apply_backends(&mut clients, &params.infra, params.layer)
         .await
-        .wrap_err("invalid AWS resource identifier")?;
+        .wrap_err("AWS configuration")?;
     // `--postgres` / `--mongodb` replace the embedded database and locks.
     if let Some(db) = crate::core::client::database_backends::open(&params.infra.database).await? {
         clients.database = db.database;
@@ -238,9 +250,7 @@ pub fn engine_params(params: &RunParams) -> EngineParams {
     };
     EngineParams {
         queue: params.queue.clone(),
-        job_timeouts: <JobType as strum::IntoEnumIterator>::iter()
-            .map(|t| (t, params.service.timeouts.for_job(t)))
-            .collect(),
+        job_timeouts: params.service.timeouts.clone(),
         failed_job_halt: params.service.failed_job_halt,
         orphan_scan_interval: params.service.orphan_scan_interval,
         trigger_interval,

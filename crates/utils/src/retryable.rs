@@ -13,6 +13,26 @@
 pub trait Retryable {
     /// Whether trying the same operation again later may succeed.
     fn is_retryable(&self) -> bool;
+
+    /// For a failure that neither retrying nor the orchestrator can fix, but an operator can
+    /// outside it (the prover account ran out of credits): what to tell them. The job engine
+    /// then fails the job with this dedicated alert instead of the generic "Job failed" one.
+    /// `None` (the default) for every other error.
+    fn operator_action(&self) -> Option<OperatorAction> {
+        None
+    }
+}
+
+/// A failure that needs an operator outside the orchestrator, and the alert it raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorAction {
+    /// The alert's kind: the `kind` label of the `alerts_sent` metric, e.g.
+    /// `prover_insufficient_credits`.
+    pub alert: &'static str,
+    /// The alert's title, e.g. "Prover account out of credits".
+    pub title: &'static str,
+    /// What the operator has to do, in one sentence.
+    pub action: &'static str,
 }
 
 #[cfg(test)]
@@ -36,5 +56,10 @@ mod tests {
     fn answers_through_a_trait_object() {
         assert!(answer(&Outage(true)));
         assert!(!answer(&Outage(false)));
+    }
+
+    #[test]
+    fn errors_need_no_operator_unless_they_say_so() {
+        assert_eq!(Outage(false).operator_action(), None);
     }
 }

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use orchestrator_utils::Secret;
+use orchestrator_utils::{
+    upstream::{UpstreamRetry, UpstreamRetryError},
+    Secret,
+};
 use starknet_types_core::felt::Felt;
 use url::Url;
 
@@ -22,6 +25,7 @@ use crate::{
             service::ServiceArgs,
             settlement::{EthereumSettlementArgs, StarknetSettlementArgs},
             snos::SnosArgs,
+            upstream::UpstreamArgs,
         },
         run::RunCmd,
         setup::SetupCmd,
@@ -31,7 +35,7 @@ use crate::{
         params::*,
         ConfigError, ConfigResult,
     },
-    types::{batch::BouncerWeights, queue::QueueParams, Layer},
+    types::{batch::BouncerWeights, jobs::JobType, queue::QueueParams, Layer},
 };
 
 impl TryFrom<RunCmd> for RunParams {
@@ -60,6 +64,7 @@ impl TryFrom<RunCmd> for RunParams {
             settlement,
             da: da_params(cmd.da)?,
             madara: madara_params(cmd.madara),
+            upstream: upstream_params(&cmd.upstream)?,
             otel: otel_params(cmd.otel)?,
             queue,
         })
@@ -90,7 +95,23 @@ enum Command {
 
 impl InfraParams {
     fn build(a: InfraArgs, command: Command) -> ConfigResult<Self> {
-        let aws = a.provider.aws.then(|| AwsParams { prefix: a.provider.aws_prefix.clone() });
+        let aws = if a.provider.aws {
+            Some(AwsParams {
+                prefix: a.provider.aws_prefix.clone(),
+                connect_timeout: a
+                    .provider
+                    .aws_connect_timeout_secs
+                    .map(|s| positive_secs(s, "--aws-connect-timeout-secs"))
+                    .transpose()?,
+                identity_load_timeout: a
+                    .provider
+                    .aws_identity_load_timeout_secs
+                    .map(|s| positive_secs(s, "--aws-identity-load-timeout-secs"))
+                    .transpose()?,
+            })
+        } else {
+            None
+        };
         let prefix = || a.provider.aws_prefix.clone();
 
         let database = match (a.database.mongodb, a.database.postgres) {
@@ -231,6 +252,7 @@ fn server_params(a: ServerArgs) -> ConfigResult<ServerParams> {
         port: a.port,
         admin_enabled: a.admin_enabled,
         admin_token: a.admin_token,
+        open_job_actions: a.open_job_actions,
     })
 }
 
@@ -252,26 +274,37 @@ fn service_params(a: ServiceArgs) -> ConfigResult<ServiceParams> {
         min_block_to_process: a.min_block_to_process,
         max_block_to_process: a.max_block_to_process,
         max_concurrent_created_snos_jobs: a.max_concurrent_created_snos_jobs,
-        timeouts: JobTimeouts {
-            snos: positive_secs(a.snos_job_timeout_seconds, "--snos-job-timeout-seconds")?,
-            proving: positive_secs(a.proving_job_timeout_seconds, "--proving-job-timeout-seconds")?,
-            proof_registration: positive_secs(
+        timeouts: [
+            (JobType::SnosRun, a.snos_job_timeout_seconds, "--snos-job-timeout-seconds"),
+            (
+                JobType::ProofCreation,
+                a.proving_job_timeout_seconds,
+                "--proving-job-timeout-seconds",
+            ),
+            (
+                JobType::ProofRegistration,
                 a.proof_registration_timeout_seconds,
                 "--proof-registration-timeout-seconds",
-            )?,
-            data_submission: positive_secs(
+            ),
+            (
+                JobType::DataSubmission,
                 a.data_submission_timeout_seconds,
                 "--data-submission-timeout-seconds",
-            )?,
-            state_transition: positive_secs(
+            ),
+            (
+                JobType::StateTransition,
                 a.state_transition_timeout_seconds,
                 "--state-transition-timeout-seconds",
-            )?,
-            aggregator: positive_secs(
+            ),
+            (
+                JobType::Aggregator,
                 a.aggregator_job_timeout_seconds,
                 "--aggregator-job-timeout-seconds",
-            )?,
-        },
+            ),
+        ]
+        .into_iter()
+        .map(|(job_type, secs, flag)| Ok((job_type, positive_secs(secs, flag)?)))
+        .collect::<Result<JobTimeouts, ConfigError>>()?,
         snos_job_buffer_size: a.snos_job_buffer_size,
         aggregator_job_buffer_size: a.aggregator_job_buffer_size,
         max_priority_queue_size: a.max_priority_queue_size,
@@ -697,6 +730,20 @@ fn madara_params(a: MadaraArgs) -> MadaraParams {
     }
 }
 
+/// `--upstream-read-max-attempts` (at least 1) and `--upstream-read-timeout-secs` (positive).
+fn upstream_params(a: &UpstreamArgs) -> ConfigResult<UpstreamRetry> {
+    let timeout = Duration::from_secs(a.upstream_read_timeout_secs);
+    UpstreamRetry::new(a.upstream_read_max_attempts, timeout).map_err(|e| match e {
+        UpstreamRetryError::NoAttempts => ConfigError::invalid(
+            "--upstream-read-max-attempts",
+            "must be at least 1 (1 = no retry)",
+        ),
+        UpstreamRetryError::NoTime => {
+            ConfigError::invalid("--upstream-read-timeout-secs", "must be greater than 0")
+        }
+    })
+}
+
 fn otel_params(a: OtelArgs) -> ConfigResult<OtelParams> {
     non_empty(&a.otel_service_name, "--otel-service-name")?;
     Ok(OtelParams {
@@ -917,7 +964,7 @@ mod tests {
         assert_eq!(p.batching.max_blob_size(), 6 * 4096 - 15);
         assert_eq!(p.madara.feeder_gateway_url, p.madara.rpc_url);
         assert_eq!(p.server.port, 3000);
-        assert_eq!(p.service.timeouts.snos, Duration::from_secs(300));
+        assert_eq!(p.service.timeouts[&JobType::SnosRun], Duration::from_secs(300));
         assert!(matches!(
             p.prover,
             ProverParams::Mock(MockProverParams { verifier_address: None })
@@ -1191,5 +1238,47 @@ mod tests {
                 prefix: None
             }
         );
+    }
+
+    #[test]
+    fn upstream_retry_flags_reach_the_params_and_zero_is_refused() {
+        let p = params::<&str>(&[]).unwrap();
+        assert_eq!(p.upstream, UpstreamRetry::default());
+        assert_eq!((p.upstream.max_attempts, p.upstream.read_timeout.as_secs()), (3, 30));
+        let p =
+            params(&["--upstream-read-max-attempts", "5", "--upstream-read-timeout-secs", "12"])
+                .unwrap();
+        assert_eq!((p.upstream.max_attempts, p.upstream.read_timeout.as_secs()), (5, 12));
+        let msg = error(&["--upstream-read-max-attempts", "0"]);
+        assert!(
+            msg.contains("--upstream-read-max-attempts") && msg.contains("at least 1"),
+            "{msg}"
+        );
+        let msg = error(&["--upstream-read-timeout-secs", "0"]);
+        assert!(msg.contains("--upstream-read-timeout-secs"), "{msg}");
+    }
+
+    #[test]
+    fn aws_timeout_flags_reach_the_params_and_zero_is_refused() {
+        let p = SetupCmd::try_parse_from([
+            "setup",
+            "--aws",
+            "--aws-sqs",
+            "--aws-connect-timeout-secs",
+            "8",
+            "--aws-identity-load-timeout-secs",
+            "21",
+        ])
+        .unwrap()
+        .params()
+        .unwrap();
+        let aws = p.infra.aws.expect("--aws");
+        assert_eq!(aws.connect_timeout, Some(Duration::from_secs(8)));
+        assert_eq!(aws.identity_load_timeout, Some(Duration::from_secs(21)));
+        let p = params::<&str>(&["--aws"]).unwrap();
+        let aws = p.infra.aws.expect("--aws");
+        assert_eq!((aws.connect_timeout, aws.identity_load_timeout), (None, None));
+        let msg = error(&["--aws", "--aws-connect-timeout-secs", "0"]);
+        assert!(msg.contains("--aws-connect-timeout-secs"), "{msg}");
     }
 }

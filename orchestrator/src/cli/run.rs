@@ -14,6 +14,7 @@ use super::args::{
     service::ServiceArgs,
     settlement::{EthereumSettlementArgs, StarknetSettlementArgs},
     snos::SnosArgs,
+    upstream::UpstreamArgs,
 };
 use crate::{config::RunParams, types::Layer};
 
@@ -47,6 +48,9 @@ pub struct RunCmd {
     /// The Madara node.
     #[command(flatten)]
     pub madara: MadaraArgs,
+    /// Retries of calls to the node and the prover.
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
     /// Block range, concurrency, timeouts.
     #[command(flatten)]
     pub service: ServiceArgs,

@@ -3,9 +3,8 @@
 //! nothing here depends on clap.
 
 /// Which prover proves the batches.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(strum::Display, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "lowercase")]
 pub enum ProverKind {
     /// StarkWare's SHARP gateway (L2 only).
@@ -17,9 +16,8 @@ pub enum ProverKind {
 }
 
 /// Where proofs are verified.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(strum::Display, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "lowercase")]
 pub enum ProofSettlementLayer {
     /// Facts registered on Ethereum.
@@ -29,9 +27,8 @@ pub enum ProofSettlementLayer {
 }
 
 /// Atlantic network.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(strum::Display, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum AtlanticNetwork {
     /// `MAINNET`
@@ -41,9 +38,8 @@ pub enum AtlanticNetwork {
 }
 
 /// Cairo VM Atlantic runs the trace with.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(strum::Display, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "lowercase")]
 pub enum AtlanticCairoVm {
     /// `rust`
@@ -53,9 +49,8 @@ pub enum AtlanticCairoVm {
 }
 
 /// The last step an Atlantic query runs to.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(strum::Display, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum AtlanticQueryStep {
     /// `trace-generation`
@@ -77,9 +72,8 @@ pub enum AtlanticQueryStep {
 }
 
 /// The SHARP prover Atlantic uses.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(strum::Display, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "lowercase")]
 pub enum AtlanticSharpProver {
     /// `stone`
@@ -89,18 +83,8 @@ pub enum AtlanticSharpProver {
 }
 
 /// A Cairo layout name, as accepted by cairo-vm.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    strum::Display,
-    strum::EnumString,
-    strum::VariantArray,
-    strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(strum::Display, strum::EnumString, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "snake_case")]
 pub enum CairoLayout {
     /// `plain`
@@ -128,17 +112,8 @@ pub enum CairoLayout {
 }
 
 /// Which [`SnosRunner`](orchestrator_snos_runner::SnosRunner) runs the Starknet OS.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    strum::Display,
-    strum::VariantArray,
-    strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(strum::Display, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "kebab-case")]
 pub enum SnosRunnerKind {
     /// A small Cairo 0 program of ours run with cairo-vm, writing an OS-shaped output for the
@@ -150,9 +125,8 @@ pub enum SnosRunnerKind {
 }
 
 /// Which EventBridge API carries the worker triggers.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::VariantArray, strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(strum::Display, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "lowercase")]
 pub enum EventBridgeType {
     /// EventBridge rules (use with LocalStack / moto).
@@ -162,17 +136,8 @@ pub enum EventBridgeType {
 }
 
 /// Which failed jobs stop triggers from creating new jobs.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    strum::Display,
-    strum::VariantArray,
-    strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(strum::Display, strum::VariantArray, strum::EnumMessage)]
 #[strum(serialize_all = "lowercase")]
 pub enum FailedJobHalt {
     /// A `Failed`/`VerificationTimeout` job stops only the trigger creating jobs of its type;

@@ -47,6 +47,9 @@ pub struct RunParams {
     pub da: DaParams,
     /// The Madara node.
     pub madara: MadaraParams,
+    /// Retries of calls to the node (JSON-RPC, feeder gateway) and the prover
+    /// (`--upstream-read-max-attempts`, `--upstream-read-timeout-secs`).
+    pub upstream: orchestrator_utils::UpstreamRetry,
     /// Telemetry export.
     pub otel: OtelParams,
     /// Queue settings from the concurrency and timeout flags (the flags work, not only env).
@@ -104,6 +107,10 @@ impl InfraParams {
 pub struct AwsParams {
     /// Prefix of resource names (`--aws-prefix`).
     pub prefix: Option<String>,
+    /// Connect timeout of AWS calls (`--aws-connect-timeout-secs`); `None`: 5 s.
+    pub connect_timeout: Option<Duration>,
+    /// Credentials load timeout (`--aws-identity-load-timeout-secs`); `None`: the SDK's.
+    pub identity_load_timeout: Option<Duration>,
 }
 
 /// Job database backend.
@@ -205,8 +212,10 @@ pub struct ServerParams {
     pub port: u16,
     /// Whether `/admin/*` is mounted.
     pub admin_enabled: bool,
-    /// Bearer token of `/admin/*` (our addition).
+    /// Bearer token of `/admin/*` and of the job routes that change state (our addition).
     pub admin_token: Option<Secret<String>>,
+    /// Job routes that change state stay open even with a token (the reference's behaviour).
+    pub open_job_actions: bool,
 }
 
 /// Service and scheduling limits.
@@ -238,36 +247,9 @@ pub struct ServiceParams {
     pub verification_poll: Option<Duration>,
 }
 
-/// Per-job-type staleness thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobTimeouts {
-    /// SnosRun.
-    pub snos: Duration,
-    /// ProofCreation.
-    pub proving: Duration,
-    /// ProofRegistration.
-    pub proof_registration: Duration,
-    /// DataSubmission.
-    pub data_submission: Duration,
-    /// StateTransition.
-    pub state_transition: Duration,
-    /// Aggregator.
-    pub aggregator: Duration,
-}
-
-impl JobTimeouts {
-    /// The timeout of `job_type`.
-    pub fn for_job(&self, job_type: JobType) -> Duration {
-        match job_type {
-            JobType::SnosRun => self.snos,
-            JobType::ProofCreation => self.proving,
-            JobType::ProofRegistration => self.proof_registration,
-            JobType::DataSubmission => self.data_submission,
-            JobType::StateTransition => self.state_transition,
-            JobType::Aggregator => self.aggregator,
-        }
-    }
-}
+/// Per-job-type staleness thresholds, from the `--*-timeout-seconds` flags. A job type without
+/// an entry (a new type that has no flag of its own) gets the engine's default.
+pub type JobTimeouts = std::collections::HashMap<JobType, Duration>;
 
 /// Batching limits.
 #[derive(Debug, Clone, PartialEq, Eq)]

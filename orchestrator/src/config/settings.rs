@@ -12,8 +12,12 @@ use crate::types::{jobs::JobType, queue::QueueParams};
 pub struct ServerSettings {
     /// Whether the `/admin/*` routes are mounted.
     pub admin_enabled: bool,
-    /// Bearer token the `/admin/*` routes require; admin stays refused without one.
+    /// Bearer token the `/admin/*` routes require; admin stays refused without one. When set,
+    /// the job routes that change state (`/jobs/{id}/process|verify|retry`) require it too.
     pub admin_token: Option<Secret<String>>,
+    /// Serve the job routes that change state without the token even when one is set (the
+    /// reference's open behaviour).
+    pub open_job_actions: bool,
     /// Requests per second each client (peer IP) may make on average.
     pub rate_limit_per_second: u32,
     /// Requests a client may make in a burst above the average.
@@ -27,6 +31,7 @@ impl Default for ServerSettings {
         Self {
             admin_enabled: false,
             admin_token: None,
+            open_job_actions: false,
             rate_limit_per_second: 20,
             rate_limit_burst: 100,
             max_priority_queue_size: 20,

@@ -38,14 +38,24 @@ pub const DEFAULT_LIMIT: u64 = 50;
 /// Largest `limit` a list route accepts.
 pub const MAX_LIMIT: u64 = 500;
 
-/// The routes of this module.
+/// The routes that change a job's state, as `GET` (the reference's) and `POST`. The server
+/// puts them behind the admin token when one is set (unless `--open-job-actions`).
+pub fn job_action_routes() -> Router<AppState> {
+    let route = |action: JobAction| {
+        get(move |s, p, q| job_action(action, s, p, q))
+            .post(move |s, p, q| job_action(action, s, p, q))
+    };
+    Router::new()
+        .route("/jobs/{id}/process", route(JobAction::Process))
+        .route("/jobs/{id}/verify", route(JobAction::Verify))
+        .route("/jobs/{id}/retry", route(JobAction::Retry))
+}
+
+/// The read-only routes of this module.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job))
-        .route("/jobs/{id}/process", get(|s, p, q| job_action(JobAction::Process, s, p, q)))
-        .route("/jobs/{id}/verify", get(|s, p, q| job_action(JobAction::Verify, s, p, q)))
-        .route("/jobs/{id}/retry", get(|s, p, q| job_action(JobAction::Retry, s, p, q)))
         .route("/jobs/block/{block_number}/status", get(jobs_for_block))
         .route("/batches/snos", get(|s, q| batches(snos_batch_json, s, q)))
         .route("/batches/aggregator", get(|s, q| batches(aggregator_batch_json, s, q)))

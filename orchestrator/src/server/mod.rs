@@ -57,7 +57,12 @@ pub fn check_settings(settings: &ServerSettings) -> Result<(), ServerError> {
 
 /// The router with every route mounted.
 pub fn router(config: Arc<Config>) -> Router {
-    let api = api::routes();
+    let mut actions = api::job_action_routes();
+    if config.server.admin_token.is_some() && !config.server.open_job_actions {
+        actions =
+            actions.route_layer(from_fn_with_state(config.clone(), middleware::require_admin));
+    }
+    let api = api::routes().merge(actions);
     let mut app = Router::new()
         .merge(health::routes())
         .merge(api.clone())

@@ -888,6 +888,7 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::jobs::JobType;
 
     #[test]
     fn url_encoded_policies_parse() {
@@ -916,7 +917,8 @@ mod tests {
         let trigger = desired_queue_attributes(QueueType::WorkerTrigger, "arn:dlq");
         assert_eq!(trigger[&QueueAttributeName::MessageRetentionPeriod], "60");
         assert!(!trigger.contains_key(&QueueAttributeName::RedrivePolicy));
-        let update = desired_queue_attributes(QueueType::UpdateStateJobProcessing, "arn:dlq");
+        let update =
+            desired_queue_attributes(QueueType::JobProcessing(JobType::StateTransition), "arn:dlq");
         assert_eq!(update[&QueueAttributeName::VisibilityTimeout], "1080");
         assert!(same_redrive(
             &update[&QueueAttributeName::RedrivePolicy],

@@ -68,7 +68,9 @@ pub async fn run_setup_with(
     if uses_aws(&params.infra) {
         let env = match aws {
             Some(env) => env.clone(),
-            None => AwsEnv::from_env().await,
+            None => AwsEnv::load(params.infra.aws.as_ref()).await.map_err(|source| {
+                SetupError::Aws { resource: "the AWS client configuration".into(), source }
+            })?,
         };
         lines.extend(aws::setup_aws(params, &env).await?.iter().map(ToString::to_string));
     }

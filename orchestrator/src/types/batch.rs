@@ -7,20 +7,8 @@ use uuid::Uuid;
 use super::{jobs::now_secs, ORCHESTRATOR_VERSION};
 
 /// Life cycle of a SNOS batch.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::EnumIter,
-    strum::AsRefStr,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(strum::Display, strum::EnumString, strum::EnumIter, strum::AsRefStr)]
 #[strum(ascii_case_insensitive)]
 pub enum SnosBatchStatus {
     /// Still taking blocks.
@@ -34,20 +22,8 @@ pub enum SnosBatchStatus {
 }
 
 /// Life cycle of an aggregator batch.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::EnumIter,
-    strum::AsRefStr,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(strum::Display, strum::EnumString, strum::EnumIter, strum::AsRefStr)]
 #[strum(ascii_case_insensitive)]
 pub enum AggregatorBatchStatus {
     /// Still taking blocks.

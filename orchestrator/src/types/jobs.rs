@@ -9,22 +9,8 @@ use uuid::Uuid;
 use super::ORCHESTRATOR_VERSION;
 
 /// The six stages a batch goes through.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::EnumIter,
-    strum::AsRefStr,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(strum::Display, strum::EnumString, strum::EnumIter, strum::AsRefStr)]
 pub enum JobType {
     /// Runs the Starknet OS over a SNOS batch and stores the Cairo PIE.
     SnosRun,
@@ -41,20 +27,8 @@ pub enum JobType {
 }
 
 /// Where a job is in its life cycle.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::EnumIter,
-    strum::AsRefStr,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(strum::Display, strum::EnumString, strum::EnumIter, strum::AsRefStr)]
 pub enum JobStatus {
     /// Created, waiting to be processed.
     Created,
@@ -255,6 +229,43 @@ pub enum JobSpecificMetadata {
     StateUpdate(StateUpdateMetadata),
     /// Aggregator.
     Aggregator(AggregatorMetadata),
+}
+
+/// The fields of a job's metadata the databases store in their own columns, so that the block
+/// and settlement queries need no per-type code: a job type's metadata says here which block it
+/// works on, which range it covers, which batch it settles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexedFields {
+    /// The block the job works on (proving, DA).
+    pub block_number: Option<u64>,
+    /// The first and last block of the range it covers (SNOS).
+    pub block_range: Option<(u64, u64)>,
+    /// The block or batch it settles (state transition).
+    pub to_settle: Option<u64>,
+    /// When its storage artifacts were tagged for expiry (state transition).
+    pub storage_artifacts_tagged_at: Option<DateTime<Utc>>,
+}
+
+impl JobSpecificMetadata {
+    /// The fields of this metadata the databases index.
+    pub fn indexed(&self) -> IndexedFields {
+        match self {
+            Self::Snos(m) => IndexedFields {
+                block_range: Some((m.start_block, m.end_block)),
+                ..Default::default()
+            },
+            Self::Proving(ProvingMetadata { block_number, .. })
+            | Self::Da(DaMetadata { block_number, .. }) => {
+                IndexedFields { block_number: Some(*block_number), ..Default::default() }
+            }
+            Self::StateUpdate(m) => IndexedFields {
+                to_settle: Some(m.context.to_settle()),
+                storage_artifacts_tagged_at: m.storage_artifacts_tagged_at,
+                ..Default::default()
+            },
+            Self::Aggregator(_) => IndexedFields::default(),
+        }
+    }
 }
 
 /// SnosRun data.

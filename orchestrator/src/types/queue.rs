@@ -1,6 +1,6 @@
 //! The queues, their settings (reference §5) and the messages sent on them.
 
-use std::{sync::LazyLock, time::Duration};
+use std::{fmt, str::FromStr, sync::LazyLock, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,61 +16,22 @@ pub const MAX_MESSAGE_DELAY: Duration = Duration::from_secs(900);
 /// Name of the message attribute carrying the sender's version.
 pub const ORCHESTRATOR_VERSION_ATTRIBUTE: &str = "OrchestratorVersion";
 
-/// The 16 queues. The string form is the name used in the queue template (`mo_{}_queue`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::EnumIter,
-    strum::AsRefStr,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
+/// The queues: the failure and trigger queues, a processing and a verification queue per job
+/// type (named in the stage table, `types/stage.rs`), and the two priority queues. The string
+/// form is the name used in the queue template (`mo_{}_queue`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QueueType {
     /// Dead-letter queue: its consumer marks jobs `Failed`.
     JobHandleFailure,
     /// Cron trigger messages.
     WorkerTrigger,
-    /// SnosRun processing.
-    SnosJobProcessing,
-    /// SnosRun verification.
-    SnosJobVerification,
-    /// ProofCreation processing.
-    ProvingJobProcessing,
-    /// ProofCreation verification.
-    ProvingJobVerification,
-    /// ProofRegistration processing (L3).
-    ProofRegistrationJobProcessing,
-    /// ProofRegistration verification (L3).
-    ProofRegistrationJobVerification,
-    /// DataSubmission processing (L3).
-    DataSubmissionJobProcessing,
-    /// DataSubmission verification (L3).
-    DataSubmissionJobVerification,
-    /// StateTransition processing.
-    UpdateStateJobProcessing,
-    /// StateTransition verification.
-    UpdateStateJobVerification,
-    /// Aggregator processing (L2).
-    AggregatorJobProcessing,
-    /// Aggregator verification (L2).
-    AggregatorJobVerification,
+    /// Processing messages of a job type.
+    JobProcessing(JobType),
+    /// Verification messages of a job type.
+    JobVerification(JobType),
     /// Operator-requested priority processing.
-    #[strum(serialize = "priority_processing_queue")]
-    #[serde(rename = "priority_processing_queue")]
     PriorityProcessingQueue,
     /// Operator-requested priority verification.
-    #[strum(serialize = "priority_verification_queue")]
-    #[serde(rename = "priority_verification_queue")]
     PriorityVerificationQueue,
 }
 
@@ -84,30 +45,62 @@ pub enum JobAction {
 }
 
 impl QueueType {
+    /// Every queue, in a stable order.
+    pub fn all() -> Vec<Self> {
+        let mut queues = vec![Self::JobHandleFailure, Self::WorkerTrigger];
+        for job_type in super::stage::job_types() {
+            queues.extend([Self::JobProcessing(job_type), Self::JobVerification(job_type)]);
+        }
+        queues.extend([Self::PriorityProcessingQueue, Self::PriorityVerificationQueue]);
+        queues
+    }
+
+    /// The name of the queue (`snos_job_processing`, `worker_trigger`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::JobHandleFailure => "job_handle_failure",
+            Self::WorkerTrigger => "worker_trigger",
+            Self::JobProcessing(job_type) => super::stage::names(job_type).processing,
+            Self::JobVerification(job_type) => super::stage::names(job_type).verification,
+            Self::PriorityProcessingQueue => "priority_processing_queue",
+            Self::PriorityVerificationQueue => "priority_verification_queue",
+        }
+    }
+
     /// The queues of `layer`, in a stable order.
     pub fn for_layer(layer: Layer) -> Vec<Self> {
-        use strum::IntoEnumIterator;
-        Self::iter().filter(|q| super::stage::layer_has_queue(layer, *q)).collect()
+        Self::all().into_iter().filter(|q| q.in_layer(layer)).collect()
     }
 
-    /// Layers that use this queue (from the stage table).
+    /// Layers that use this queue (a job queue belongs to the layers whose stage table runs its
+    /// job type, every other queue to both).
     pub fn layers(self) -> Vec<Layer> {
-        [Layer::L2, Layer::L3]
-            .into_iter()
-            .filter(|l| super::stage::layer_has_queue(*l, self))
-            .collect()
+        [Layer::L2, Layer::L3].into_iter().filter(|l| self.in_layer(*l)).collect()
     }
 
-    /// The queue carrying `action` messages for `job_type` (from the stage table).
+    fn in_layer(self, layer: Layer) -> bool {
+        match self.job() {
+            Some((job_type, _)) => super::stage::stage(layer, job_type).is_some(),
+            None => true,
+        }
+    }
+
+    /// The queue carrying `action` messages for `job_type`.
     pub fn for_job(job_type: JobType, action: JobAction) -> Self {
-        super::stage::queue_for(job_type, action)
-            .unwrap_or_else(|| panic!("{job_type} is in no stage table (types/stage.rs)"))
+        match action {
+            JobAction::Process => Self::JobProcessing(job_type),
+            JobAction::Verify => Self::JobVerification(job_type),
+        }
     }
 
     /// The job type and action of a job queue; `None` for the trigger, failure and priority
     /// queues.
     pub fn job(self) -> Option<(JobType, JobAction)> {
-        super::stage::job_of_queue(self)
+        match self {
+            Self::JobProcessing(job_type) => Some((job_type, JobAction::Process)),
+            Self::JobVerification(job_type) => Some((job_type, JobAction::Verify)),
+            _ => None,
+        }
     }
 
     /// The settings of this queue under `params`.
@@ -120,11 +113,11 @@ impl QueueType {
         let (visibility_timeout, max_in_flight) = match self {
             JobHandleFailure => (base, 10),
             WorkerTrigger => (base, 50),
-            SnosJobProcessing => (base, params.max_concurrent_snos_jobs),
-            SnosJobVerification => (base, 5),
-            ProvingJobProcessing => (base, params.max_concurrent_proving_jobs),
-            AggregatorJobProcessing => (base, params.max_concurrent_aggregator_jobs),
-            UpdateStateJobProcessing => (update_state, 10),
+            JobProcessing(JobType::SnosRun) => (base, params.max_concurrent_snos_jobs),
+            JobVerification(JobType::SnosRun) => (base, 5),
+            JobProcessing(JobType::ProofCreation) => (base, params.max_concurrent_proving_jobs),
+            JobProcessing(JobType::Aggregator) => (base, params.max_concurrent_aggregator_jobs),
+            JobProcessing(JobType::StateTransition) => (update_state, 10),
             PriorityProcessingQueue => (update_state, 1),
             PriorityVerificationQueue => (2 * base, 1),
             _ => (base, 10),
@@ -188,39 +181,18 @@ pub struct JobQueueMessage {
 
 fn layer_triggers(layer: Layer) -> Vec<WorkerTriggerType> {
     let mut triggers = super::stage::batching_triggers(layer).to_vec();
-    triggers.extend(super::stage::stages(layer).iter().map(|s| s.trigger));
+    triggers
+        .extend(super::stage::stages(layer).iter().map(|s| WorkerTriggerType::Stage(s.job_type)));
     triggers.push(WorkerTriggerType::StorageCleanup);
     triggers
 }
 
-/// What a cron message asks the worker-trigger queue to run.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::EnumIter,
-    strum::AsRefStr,
-)]
+/// What a cron message asks the worker-trigger queue to run. The string form is the message
+/// body (`Snos`, `UpdateState`, `SnosBatching`, ...); a stage's name is in its stage table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WorkerTriggerType {
-    /// Create SnosRun jobs.
-    Snos,
-    /// Create ProofCreation jobs.
-    Proving,
-    /// Create ProofRegistration jobs (L3).
-    ProofRegistration,
-    /// Create DataSubmission jobs (L3).
-    DataSubmission,
-    /// Create StateTransition jobs.
-    UpdateState,
-    /// Create Aggregator jobs (L2).
-    Aggregator,
+    /// Create the jobs of a job type (the trigger of its stage).
+    Stage(JobType),
     /// Build aggregator batches (L2).
     AggregatorBatching,
     /// Build SNOS batches.
@@ -230,6 +202,24 @@ pub enum WorkerTriggerType {
 }
 
 impl WorkerTriggerType {
+    /// Every trigger, in a stable order.
+    pub fn all() -> Vec<Self> {
+        let mut triggers: Vec<Self> =
+            super::stage::job_types().into_iter().map(Self::Stage).collect();
+        triggers.extend([Self::AggregatorBatching, Self::SnosBatching, Self::StorageCleanup]);
+        triggers
+    }
+
+    /// The name of the trigger, as cron messages carry it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stage(job_type) => super::stage::names(job_type).trigger,
+            Self::AggregatorBatching => "AggregatorBatching",
+            Self::SnosBatching => "SnosBatching",
+            Self::StorageCleanup => "StorageCleanup",
+        }
+    }
+
     /// The triggers of `layer`: batching, then each stage's in pipeline order, then storage
     /// cleanup (from the stage table).
     pub fn for_layer(layer: Layer) -> &'static [Self] {
@@ -247,6 +237,69 @@ impl WorkerTriggerType {
     }
 }
 
+/// The string forms of the queue and trigger names: `Display`, `FromStr`, `AsRef<str>`, serde
+/// and strum's iteration, all through `name()` and `all()`.
+macro_rules! named {
+    ($ty:ident, $what:literal) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                self.name()
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = UnknownName;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::all()
+                    .into_iter()
+                    .find(|v| v.name() == s)
+                    .ok_or_else(|| UnknownName { what: $what, name: s.to_owned() })
+            }
+        }
+
+        impl strum::IntoEnumIterator for $ty {
+            type Iterator = std::vec::IntoIter<Self>;
+
+            fn iter() -> Self::Iterator {
+                Self::all().into_iter()
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                name.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+named!(QueueType, "queue");
+named!(WorkerTriggerType, "worker trigger");
+
+/// A name that is no queue or trigger.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {name:?}")]
+pub struct UnknownName {
+    /// What was looked up (queue, worker trigger).
+    pub what: &'static str,
+    /// The name given.
+    pub name: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +314,7 @@ mod tests {
         assert!(names.contains(&"priority_processing_queue".to_owned()));
         assert_eq!(
             "update_state_job_verification".parse::<QueueType>().ok(),
-            Some(QueueType::UpdateStateJobVerification)
+            Some(QueueType::JobVerification(JobType::StateTransition))
         );
     }
 
@@ -273,8 +326,8 @@ mod tests {
     }
 
     #[rstest]
-    #[case(QueueType::SnosJobProcessing, 360, 5, true)]
-    #[case(QueueType::UpdateStateJobProcessing, 1080, 10, true)]
+    #[case(QueueType::JobProcessing(JobType::SnosRun), 360, 5, true)]
+    #[case(QueueType::JobProcessing(JobType::StateTransition), 1080, 10, true)]
     #[case(QueueType::PriorityVerificationQueue, 720, 1, true)]
     #[case(QueueType::WorkerTrigger, 360, 50, false)]
     #[case(QueueType::JobHandleFailure, 360, 10, false)]
@@ -294,7 +347,10 @@ mod tests {
     fn update_state_visibility_covers_a_long_timeout() {
         let params = QueueParams { state_transition_timeout_secs: 3600, ..Default::default() };
         assert_eq!(
-            QueueType::UpdateStateJobProcessing.config(&params).visibility_timeout.as_secs(),
+            QueueType::JobProcessing(JobType::StateTransition)
+                .config(&params)
+                .visibility_timeout
+                .as_secs(),
             4200
         );
     }
@@ -309,9 +365,9 @@ mod tests {
     }
 
     #[rstest]
-    #[case("Snos", Some(WorkerTriggerType::Snos))]
+    #[case("Snos", Some(WorkerTriggerType::Stage(JobType::SnosRun)))]
     #[case("\"SnosBatching\"", Some(WorkerTriggerType::SnosBatching))]
-    #[case(" UpdateState\n", Some(WorkerTriggerType::UpdateState))]
+    #[case(" UpdateState\n", Some(WorkerTriggerType::Stage(JobType::StateTransition)))]
     #[case("Nope", None)]
     fn trigger_bodies(#[case] body: &str, #[case] want: Option<WorkerTriggerType>) {
         assert_eq!(WorkerTriggerType::from_message_body(body), want);

@@ -1,16 +1,13 @@
 //! The stage table: one declaration per job type of each layer, from which the engine derives
-//! which queues carry the type's messages, which trigger creates its jobs, which trigger runs at
-//! once when one of its jobs completes (event-driven chaining), which queues and triggers a
-//! layer runs, and where the dashboard shows the type.
+//! the names of the type's queues and trigger, which trigger runs at once when one of its jobs
+//! completes (event-driven chaining), which queues and triggers a layer runs, and where the
+//! dashboard shows the type.
 //!
-//! Adding a job type to a layer is one [`Stage`] entry here (plus the type itself, its queues
-//! and its handler and trigger); the lookups below need no change.
+//! Adding a job type to a layer is one [`Stage`] entry here (plus the type itself in
+//! `types/jobs.rs` and its handler and trigger under `worker/stages/`); the lookups below need no
+//! change. `docs/architecture.md` lists the places.
 
-use super::{
-    jobs::JobType,
-    queue::{JobAction, QueueType, WorkerTriggerType},
-    Layer,
-};
+use super::{jobs::JobType, queue::WorkerTriggerType, Layer};
 
 /// Which batch a stage's jobs belong to (the dashboard's row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,52 +18,65 @@ pub enum BatchKind {
     Aggregator,
 }
 
+/// The names a job type is known by outside the process: its two queues (reference §5) and
+/// its trigger (the body of its cron message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
+    /// The queue of its processing messages.
+    pub processing: &'static str,
+    /// The queue of its verification messages.
+    pub verification: &'static str,
+    /// The trigger that creates its jobs.
+    pub trigger: &'static str,
+}
+
 /// One job type in a layer's pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stage {
     /// The job type.
     pub job_type: JobType,
-    /// The queue of its processing messages.
-    pub processing: QueueType,
-    /// The queue of its verification messages.
-    pub verification: QueueType,
-    /// The trigger that creates its jobs.
-    pub trigger: WorkerTriggerType,
-    /// The trigger run at once when one of its jobs completes.
-    pub next: WorkerTriggerType,
+    /// Its queue and trigger names (the same in every layer).
+    pub names: Names,
+    /// The job type whose trigger runs at once when one of its jobs completes.
+    pub next: JobType,
     /// The batch its jobs belong to.
     pub batch: BatchKind,
 }
 
 use BatchKind as B;
 use JobType as J;
-use QueueType as Q;
-use WorkerTriggerType as T;
 
 const SNOS: Stage = Stage {
     job_type: J::SnosRun,
-    processing: Q::SnosJobProcessing,
-    verification: Q::SnosJobVerification,
-    trigger: T::Snos,
-    next: T::Proving,
+    names: Names {
+        processing: "snos_job_processing",
+        verification: "snos_job_verification",
+        trigger: "Snos",
+    },
+    next: J::ProofCreation,
     batch: B::Snos,
 };
 
 const PROVING: Stage = Stage {
     job_type: J::ProofCreation,
-    processing: Q::ProvingJobProcessing,
-    verification: Q::ProvingJobVerification,
-    trigger: T::Proving,
-    next: T::Aggregator,
+    names: Names {
+        processing: "proving_job_processing",
+        verification: "proving_job_verification",
+        trigger: "Proving",
+    },
+    next: J::Aggregator,
     batch: B::Snos,
 };
 
 const STATE_TRANSITION: Stage = Stage {
     job_type: J::StateTransition,
-    processing: Q::UpdateStateJobProcessing,
-    verification: Q::UpdateStateJobVerification,
-    trigger: T::UpdateState,
-    next: T::UpdateState,
+    names: Names {
+        processing: "update_state_job_processing",
+        verification: "update_state_job_verification",
+        trigger: "UpdateState",
+    },
+    // The next batch may be ready to settle as soon as this one is.
+    next: J::StateTransition,
     batch: B::Aggregator,
 };
 
@@ -77,10 +87,12 @@ pub const L2_STAGES: &[Stage] = &[
     PROVING,
     Stage {
         job_type: J::Aggregator,
-        processing: Q::AggregatorJobProcessing,
-        verification: Q::AggregatorJobVerification,
-        trigger: T::Aggregator,
-        next: T::UpdateState,
+        names: Names {
+            processing: "aggregator_job_processing",
+            verification: "aggregator_job_verification",
+            trigger: "Aggregator",
+        },
+        next: J::StateTransition,
         batch: B::Aggregator,
     },
     STATE_TRANSITION,
@@ -90,21 +102,25 @@ pub const L2_STAGES: &[Stage] = &[
 /// its state settled on Starknet.
 pub const L3_STAGES: &[Stage] = &[
     SNOS,
-    Stage { next: T::ProofRegistration, ..PROVING },
+    Stage { next: J::ProofRegistration, ..PROVING },
     Stage {
         job_type: J::ProofRegistration,
-        processing: Q::ProofRegistrationJobProcessing,
-        verification: Q::ProofRegistrationJobVerification,
-        trigger: T::ProofRegistration,
-        next: T::DataSubmission,
+        names: Names {
+            processing: "proof_registration_job_processing",
+            verification: "proof_registration_job_verification",
+            trigger: "ProofRegistration",
+        },
+        next: J::DataSubmission,
         batch: B::Snos,
     },
     Stage {
         job_type: J::DataSubmission,
-        processing: Q::DataSubmissionJobProcessing,
-        verification: Q::DataSubmissionJobVerification,
-        trigger: T::DataSubmission,
-        next: T::UpdateState,
+        names: Names {
+            processing: "data_submission_job_processing",
+            verification: "data_submission_job_verification",
+            trigger: "DataSubmission",
+        },
+        next: J::StateTransition,
         batch: B::Snos,
     },
     Stage { batch: B::Snos, ..STATE_TRANSITION },
@@ -128,40 +144,39 @@ fn all_stages() -> impl Iterator<Item = &'static Stage> {
     L2_STAGES.iter().chain(L3_STAGES)
 }
 
-/// The queue carrying `action` messages of `job_type` (the same in every layer).
-pub fn queue_for(job_type: JobType, action: JobAction) -> Option<QueueType> {
-    all_stages().find(|s| s.job_type == job_type).map(|s| match action {
-        JobAction::Process => s.processing,
-        JobAction::Verify => s.verification,
-    })
-}
-
-/// The job type and action of a job queue; `None` for the other queues.
-pub fn job_of_queue(queue: QueueType) -> Option<(JobType, JobAction)> {
-    all_stages().find_map(|s| {
-        if s.processing == queue {
-            Some((s.job_type, JobAction::Process))
-        } else if s.verification == queue {
-            Some((s.job_type, JobAction::Verify))
-        } else {
-            None
+/// Every job type once, in pipeline order (the L3 pipeline, then the types only L2 runs): the
+/// order of the queues and triggers in listings.
+pub fn job_types() -> Vec<JobType> {
+    let mut types: Vec<JobType> = Vec::new();
+    for s in L3_STAGES.iter().chain(L2_STAGES) {
+        if !types.contains(&s.job_type) {
+            types.push(s.job_type);
         }
-    })
+    }
+    types
 }
 
-/// Whether `layer` runs the job queue `queue` (a queue of no stage belongs to every layer).
-pub fn layer_has_queue(layer: Layer, queue: QueueType) -> bool {
-    match job_of_queue(queue) {
-        Some((job_type, _)) => stage(layer, job_type).is_some(),
-        None => true,
-    }
+/// The queue and trigger names of `job_type` (the same in every layer).
+///
+/// # Panics
+/// When no layer runs `job_type` (a test checks that every job type has a stage).
+pub fn names(job_type: JobType) -> &'static Names {
+    all_stages()
+        .find(|s| s.job_type == job_type)
+        .map(|s| &s.names)
+        .unwrap_or_else(|| panic!("{job_type} is in no stage table (types/stage.rs)"))
+}
+
+/// The trigger run at once when a `job_type` job completes in `layer`.
+pub fn next_trigger(layer: Layer, job_type: JobType) -> Option<WorkerTriggerType> {
+    stage(layer, job_type).map(|s| WorkerTriggerType::Stage(s.next))
 }
 
 /// The batch-building triggers of `layer`, which run before the stages' triggers.
 pub fn batching_triggers(layer: Layer) -> &'static [WorkerTriggerType] {
     match layer {
-        Layer::L2 => &[T::AggregatorBatching, T::SnosBatching],
-        Layer::L3 => &[T::SnosBatching],
+        Layer::L2 => &[WorkerTriggerType::AggregatorBatching, WorkerTriggerType::SnosBatching],
+        Layer::L3 => &[WorkerTriggerType::SnosBatching],
     }
 }
 
@@ -172,48 +187,86 @@ pub fn dashboard_columns(layer: Layer, batch: BatchKind) -> Vec<JobType> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use strum::IntoEnumIterator;
 
     use super::*;
+    use crate::types::queue::{JobAction, QueueType};
 
     #[test]
-    fn every_job_type_is_a_stage_of_some_layer_with_one_pair_of_queues() {
+    fn every_job_type_is_a_stage_with_the_same_names_in_every_layer() {
         for job_type in JobType::iter() {
-            let process = queue_for(job_type, JobAction::Process).expect("a stage");
-            let verify = queue_for(job_type, JobAction::Verify).expect("a stage");
-            assert_eq!(job_of_queue(process), Some((job_type, JobAction::Process)));
-            assert_eq!(job_of_queue(verify), Some((job_type, JobAction::Verify)));
-            // Both layers that run it use the same queues.
+            let names = names(job_type);
             for layer in [Layer::L2, Layer::L3] {
                 if let Some(s) = stage(layer, job_type) {
-                    assert_eq!((s.processing, s.verification), (process, verify));
+                    assert_eq!(&s.names, names, "{layer} {job_type}");
                 }
             }
         }
     }
 
     #[test]
-    fn no_queue_serves_two_stages_and_no_trigger_creates_two_job_types() {
-        for layer in [Layer::L2, Layer::L3] {
-            let s = stages(layer);
-            for (i, a) in s.iter().enumerate() {
-                for b in &s[i + 1..] {
-                    assert_ne!(a.job_type, b.job_type, "{layer}");
-                    assert_ne!(a.trigger, b.trigger, "{layer}");
-                    for q in [a.processing, a.verification] {
-                        assert!(q != b.processing && q != b.verification, "{layer}: {q}");
-                    }
-                }
+    fn no_two_job_types_share_a_queue_or_a_trigger_name() {
+        let mut seen = HashSet::new();
+        for job_type in JobType::iter() {
+            let n = names(job_type);
+            for name in [n.processing, n.verification, n.trigger] {
+                assert!(seen.insert(name), "{name} is used twice");
             }
+        }
+        for other in [
+            WorkerTriggerType::AggregatorBatching,
+            WorkerTriggerType::SnosBatching,
+            WorkerTriggerType::StorageCleanup,
+        ] {
+            assert!(seen.insert(other.name()), "{other}");
+        }
+        for q in [
+            QueueType::JobHandleFailure,
+            QueueType::WorkerTrigger,
+            QueueType::PriorityProcessingQueue,
+            QueueType::PriorityVerificationQueue,
+        ] {
+            assert!(seen.insert(q.name()), "{q}");
         }
     }
 
     #[test]
-    fn each_stage_chains_to_a_trigger_of_its_layer() {
+    fn every_name_parses_back_to_its_queue_or_trigger() {
+        for q in QueueType::all() {
+            assert_eq!(q.name().parse::<QueueType>(), Ok(q));
+            if let Some((job_type, action)) = q.job() {
+                assert_eq!(QueueType::for_job(job_type, action), q);
+            }
+        }
+        for t in WorkerTriggerType::all() {
+            assert_eq!(WorkerTriggerType::from_message_body(&format!("\"{t}\"")), Some(t));
+        }
+        assert!("snos_job".parse::<QueueType>().is_err());
+        assert_eq!(
+            QueueType::for_job(JobType::Aggregator, JobAction::Verify).name(),
+            "aggregator_job_verification"
+        );
+    }
+
+    #[test]
+    fn every_job_type_is_listed_once_in_pipeline_order() {
+        let mut all: Vec<JobType> = JobType::iter().collect();
+        let listed = job_types();
+        assert_eq!(listed[..2], [JobType::SnosRun, JobType::ProofCreation]);
+        assert_eq!(listed.last(), Some(&JobType::Aggregator));
+        all.sort();
+        let mut sorted = listed.clone();
+        sorted.sort();
+        assert_eq!(sorted, all);
+    }
+
+    #[test]
+    fn each_stage_chains_to_a_stage_of_its_layer() {
         for layer in [Layer::L2, Layer::L3] {
-            let triggers: Vec<_> = stages(layer).iter().map(|s| s.trigger).collect();
             for s in stages(layer) {
-                assert!(triggers.contains(&s.next), "{layer}: {} → {}", s.job_type, s.next);
+                assert!(stage(layer, s.next).is_some(), "{layer}: {} → {}", s.job_type, s.next);
             }
         }
     }

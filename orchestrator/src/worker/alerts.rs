@@ -2,14 +2,20 @@
 //! halted by failed jobs. Each is sent once per episode — when the trigger starts failing or
 //! becomes halted — not on every cron tick; the episode ends (and is logged) when a run
 //! succeeds or the halt lifts. Job alerts (Failed, VerificationTimeout, dead letters) live in
-//! `worker::service::alert`.
+//! `worker::service::alert`, except a job failure only an operator can fix outside the
+//! orchestrator ([`operator_action`]: a prover account out of credits), which has its own kind.
+
+use orchestrator_utils::OperatorAction;
 
 use crate::worker::Config;
 use crate::{
     config::FailedJobHalt,
     core::client::{Alert, AlertSeverity},
-    types::{queue::WorkerTriggerType, ORCHESTRATOR_VERSION},
-    worker::triggers::{JobTrigger, HALTING_STATUSES},
+    types::{jobs::JobItem, queue::WorkerTriggerType, ORCHESTRATOR_VERSION},
+    worker::{
+        service::job_alert_body,
+        trigger::{JobTrigger, HALTING_STATUSES},
+    },
 };
 
 /// How many of the halting jobs an alert lists.
@@ -21,6 +27,19 @@ async fn send(config: &Config, kind: &'static str, alert: Alert) {
     if let Err(e) = sent {
         tracing::error!(error = %e, title = %alert.title, "Could not send alert");
     }
+}
+
+/// A job failed for a reason only an operator can fix outside the orchestrator: one critical
+/// alert of the action's own kind (`action.alert`, the `kind` label of `alerts_sent`), titled
+/// with the action and the job, whose body says what to do, instead of the generic
+/// "Job failed".
+pub async fn operator_action(config: &Config, job: &JobItem, action: OperatorAction, reason: &str) {
+    let alert = Alert {
+        severity: AlertSeverity::Critical,
+        title: format!("{}: {} {} ({})", action.title, job.job_type, job.internal_id, job.id),
+        body: format!("action: {}\n{}", action.action, job_alert_body(job, reason)),
+    };
+    send(config, action.alert, alert).await;
 }
 
 /// A trigger run failed: alerts at the start of a failure streak, logs every failure.

@@ -18,7 +18,7 @@ use crate::{
         queue::{QueueType, WorkerTriggerType},
         Layer,
     },
-    worker::{event_handler::jobs::JobHandlers, triggers::Triggers},
+    worker::{handler::JobHandlers, trigger::Triggers},
 };
 
 /// Operator control over job creation: triggers paused through the admin API, and the

@@ -10,7 +10,7 @@
 
 use std::{error::Error as StdError, fmt};
 
-use orchestrator_utils::Retryable;
+use orchestrator_utils::{OperatorAction, Retryable};
 use uuid::Uuid;
 
 use crate::{
@@ -79,6 +79,19 @@ pub enum EngineError {
     Queue(#[from] QueueError),
 }
 
+impl EngineError {
+    /// The error of a job whose handler was cut off because the orchestrator is stopping.
+    pub fn interrupted(id: Uuid, job_type: JobType) -> Self {
+        Self::Handler { id, job_type, source: JobError::Interrupted }
+    }
+
+    /// Whether the handler was cut off because the orchestrator is stopping: the job was
+    /// handed back and its message must be made visible again at once.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Self::Handler { source: JobError::Interrupted, .. })
+    }
+}
+
 impl Retryable for EngineError {
     /// Whether delivering the same message again later may succeed. Non-retryable errors send
     /// the message to the dead-letter queue at once.
@@ -125,6 +138,25 @@ pub enum JobError {
         #[source]
         source: Option<BoxError>,
     },
+    /// Something neither retrying nor the orchestrator can fix, but an operator can outside it
+    /// (the prover account has no credits left): the job is marked `Failed` and the action's
+    /// own alert is sent (its kind, title and what to do) instead of the generic one.
+    #[error("{}", Caused(.message, .source.as_deref()))]
+    NeedsOperator {
+        /// What the operator must do, and the alert it raises.
+        action: OperatorAction,
+        /// What failed (the handler's context); empty when the cause says it all.
+        message: String,
+        /// The client error behind it.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The orchestrator is stopping and cut the handler off: the job is handed back
+    /// (processing) or left as it was (verification), and its message is made visible again at
+    /// once so another instance, or this one restarted, takes it without waiting for the lock
+    /// timeout. Made by the engine only.
+    #[error("interrupted because the orchestrator is stopping")]
+    Interrupted,
     /// The handler rejected the metadata it was created with.
     #[error("invalid metadata for {job_type} job {internal_id}: {reason}")]
     InvalidMetadata {
@@ -165,12 +197,19 @@ impl JobError {
         Self::Fatal { message: message.to_string(), source: Some(Box::new(source)) }
     }
 
-    /// A client error with what the handler was doing: retryable when the client says so.
+    /// A client error with what the handler was doing: retryable when the client says so,
+    /// [`JobError::NeedsOperator`] when it names an [`OperatorAction`].
     pub fn client<E>(context: impl fmt::Display, source: E) -> Self
     where
         E: Retryable + StdError + Send + Sync + 'static,
     {
-        if source.is_retryable() {
+        if let Some(action) = source.operator_action() {
+            Self::NeedsOperator {
+                action,
+                message: context.to_string(),
+                source: Some(Box::new(source)),
+            }
+        } else if source.is_retryable() {
             Self::retryable_with(context, source)
         } else {
             Self::fatal_with(context, source)
@@ -179,7 +218,15 @@ impl JobError {
 
     /// Whether trying again later may succeed (decided when the error was made).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable { .. })
+        matches!(self, Self::Retryable { .. } | Self::Interrupted)
+    }
+
+    /// What an operator must do, for a [`JobError::NeedsOperator`].
+    pub fn operator_action(&self) -> Option<OperatorAction> {
+        match self {
+            Self::NeedsOperator { action, .. } => Some(*action),
+            _ => None,
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! One worker per queue: receives messages within its concurrency cap and hands them to the
 //! state machine, the trigger runner or the dead-letter handler.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use orchestrator_utils::Retryable;
 use tokio::sync::Semaphore;
@@ -15,7 +18,11 @@ use crate::{
         ORCHESTRATOR_VERSION,
     },
     worker::{alerts, Config},
-    worker::{error::EngineError, service, triggers},
+    worker::{
+        error::EngineError,
+        service,
+        trigger::{self, JobTrigger},
+    },
 };
 
 /// Attribute naming why a message was dead-lettered by the orchestrator itself.
@@ -42,6 +49,11 @@ impl EventWorker {
     ///
     /// A concurrency permit is taken before receiving, so messages this worker cannot handle
     /// yet stay in the queue for other workers.
+    ///
+    /// On `shutdown` the job handlers in flight are cut off and their jobs handed back (see
+    /// [`service::process_job_until`]); their messages, and one received while stopping, are
+    /// made visible again at once. The rest of the work in flight (recording an outcome, a
+    /// trigger run, a dead letter) finishes normally.
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = self.queue.config(&self.config.engine.queue).max_in_flight.max(1);
         let permits = Arc::new(Semaphore::new(slots));
@@ -58,11 +70,18 @@ impl EventWorker {
                 },
             };
             match self.config.queue().receive(self.queue).await {
+                Ok(Some(delivery)) if shutdown.is_cancelled() => {
+                    tracing::debug!(queue = %self.queue, "Stopping: a message received meanwhile is visible again at once");
+                    nack(&self.config, self.queue, &delivery, Duration::ZERO).await;
+                    drop(permit);
+                    break;
+                }
                 Ok(Some(delivery)) => {
                     let config = self.config.clone();
                     let queue = self.queue;
+                    let stop = shutdown.clone();
                     tracker.spawn(async move {
-                        handle_delivery(&config, queue, delivery).await;
+                        handle_delivery_until(&config, queue, delivery, &stop).await;
                         drop(permit);
                     });
                 }
@@ -92,7 +111,20 @@ impl EventWorker {
 
 /// Handles one delivery and acks, nacks or dead-letters it. Never panics; never drops a
 /// message without either handling it or moving it to the dead-letter queue.
+///
+/// The same as [`handle_delivery_until`] with a stop that never comes.
 pub async fn handle_delivery(config: &Arc<Config>, queue: QueueType, delivery: Delivery) {
+    handle_delivery_until(config, queue, delivery, &CancellationToken::new()).await;
+}
+
+/// [`handle_delivery`]; when `stop` is cancelled while a job handler runs, the handler is cut
+/// off, the job handed back and the message made visible again at once (`nack` with no delay).
+pub async fn handle_delivery_until(
+    config: &Arc<Config>,
+    queue: QueueType,
+    delivery: Delivery,
+    stop: &CancellationToken,
+) {
     if let Some(version) = delivery.orchestrator_version() {
         if version != ORCHESTRATOR_VERSION && queue != QueueType::JobHandleFailure {
             tracing::debug!(%queue, %version, "Message of another orchestrator version left for its instances");
@@ -119,15 +151,19 @@ pub async fn handle_delivery(config: &Arc<Config>, queue: QueueType, delivery: D
         QueueType::PriorityProcessingQueue | QueueType::PriorityVerificationQueue => {
             match parse_job_message(&delivery.body) {
                 Ok(id) if queue == QueueType::PriorityProcessingQueue => {
-                    service::process_job(config, id).await
+                    service::process_job_until(config, id, stop).await
                 }
-                Ok(id) => service::verify_job(config, id).await,
+                Ok(id) => service::verify_job_until(config, id, stop).await,
                 Err(e) => Err(e),
             }
         }
         job_queue => match (parse_job_message(&delivery.body), job_queue.job()) {
-            (Ok(id), Some((_, JobAction::Process))) => service::process_job(config, id).await,
-            (Ok(id), Some((_, JobAction::Verify))) => service::verify_job(config, id).await,
+            (Ok(id), Some((_, JobAction::Process))) => {
+                service::process_job_until(config, id, stop).await
+            }
+            (Ok(id), Some((_, JobAction::Verify))) => {
+                service::verify_job_until(config, id, stop).await
+            }
             (Err(e), _) => Err(e),
             (Ok(_), None) => {
                 Err(EngineError::MalformedMessage(format!("queue {job_queue} carries no jobs")))
@@ -136,6 +172,10 @@ pub async fn handle_delivery(config: &Arc<Config>, queue: QueueType, delivery: D
     };
     match outcome {
         Ok(()) => ack(config, queue, &delivery).await,
+        Err(e) if e.is_interrupted() => {
+            tracing::info!(%queue, error = %e, "Stopping: message visible again at once for another instance");
+            nack(config, queue, &delivery, Duration::ZERO).await;
+        }
         Err(e) if e.is_retryable() => {
             let delay = config.engine.retry_delay(delivery.receive_count);
             tracing::warn!(%queue, error = %e, retry_in_s = delay.as_secs(), "Message will be delivered again");
@@ -209,20 +249,43 @@ pub async fn run_trigger(config: &Arc<Config>, kind: WorkerTriggerType) {
         tracing::debug!(trigger = %kind, "Trigger not built in this version; skipped");
         return;
     };
-    let Ok(_running) = guard.try_lock() else {
-        tracing::debug!(trigger = %kind, "Trigger already running; coalesced");
-        return;
-    };
+    loop {
+        let running = match guard.running.try_lock() {
+            Ok(running) => running,
+            Err(_) => {
+                guard.pending.store(true, Ordering::SeqCst);
+                // The run may have ended between the two looks: then this request runs it.
+                match guard.running.try_lock() {
+                    Ok(running) => running,
+                    Err(_) => {
+                        tracing::debug!(trigger = %kind, "Trigger already running; it runs once more when done");
+                        return;
+                    }
+                }
+            }
+        };
+        guard.pending.store(false, Ordering::SeqCst);
+        run_trigger_once(config, kind, trigger.as_ref()).await;
+        drop(running);
+        if !guard.pending.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::debug!(trigger = %kind, "Trigger asked for while it ran; running it again");
+    }
+}
+
+/// One run of `trigger` unless paused or halted, with its metrics and alerts.
+async fn run_trigger_once(config: &Arc<Config>, kind: WorkerTriggerType, trigger: &dyn JobTrigger) {
     if config.trigger_control.is_paused(kind) {
         tracing::debug!(trigger = %kind, "Trigger paused by an operator; skipped");
         config.metrics.trigger_run(kind, TriggerOutcome::Paused);
         return;
     }
-    match triggers::is_halted(config, trigger.as_ref()).await {
+    match trigger::is_halted(config, trigger).await {
         Ok(true) => {
             tracing::info!(trigger = %kind, "Trigger halted by failed jobs; retry or fix them to resume");
             config.metrics.trigger_run(kind, TriggerOutcome::Halted);
-            alerts::trigger_halted(config, kind, trigger.as_ref()).await;
+            alerts::trigger_halted(config, kind, trigger).await;
             return;
         }
         Ok(false) => alerts::trigger_not_halted(config, kind),

@@ -3,26 +3,43 @@
 //! A job type lives in one file next to this one. The engine (`worker::service`) owns every
 //! status transition; a handler only does the work and says how it went.
 
-pub mod aggregator;
-pub mod data_submission;
-pub mod proof_registration;
-pub mod proving;
-pub mod snos;
-pub mod state_transition;
-
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use orchestrator_protocol::compression::io::parse_felt_list;
 use orchestrator_settlement_client_interface::SettlementClient;
-
-use crate::types::jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus};
 
 pub use crate::worker::error::JobError;
 use crate::{
-    compression::io::parse_felt_list,
     core::client::{DatabaseClient, StorageClient},
-    types::batch::{SnosBatch, SnosBatchQuery},
+    types::{
+        batch::{SnosBatch, SnosBatchQuery},
+        jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus},
+    },
 };
+
+/// How a job type's jobs are retried and polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts {
+    /// Times a job may be processed before a rejected verification fails it.
+    pub process: u64,
+    /// Pending verifications before the job times out.
+    pub verification: u64,
+    /// Delay between verification attempts (at most 900 s).
+    pub polling_delay: Duration,
+}
+
+impl Attempts {
+    /// `process` and `verification` attempts, polling every `polling_delay`.
+    pub const fn new(process: u64, verification: u64, polling_delay: Duration) -> Self {
+        Self { process, verification, polling_delay }
+    }
+
+    /// The same, polling every `polling_override` instead when it is set (tests shorten it).
+    pub fn polling(self, polling_override: Option<Duration>) -> Self {
+        Self { polling_delay: polling_override.unwrap_or(self.polling_delay), ..self }
+    }
+}
 
 /// Index of the KZG-DA flag in an OS output.
 pub const USE_KZG_DA_OFFSET: usize = 8;
@@ -108,14 +125,23 @@ pub trait JobHandlerTrait: Send + Sync + fmt::Debug {
     /// Checks the outcome of the work.
     async fn verify_job(&self, job: &mut JobItem) -> Result<JobVerificationStatus, JobError>;
 
+    /// How the type's jobs are retried and polled.
+    fn attempts(&self) -> Attempts;
+
     /// Times a job may be processed before a rejected verification fails it.
-    fn max_process_attempts(&self) -> u64;
+    fn max_process_attempts(&self) -> u64 {
+        self.attempts().process
+    }
 
     /// Pending verifications before the job times out.
-    fn max_verification_attempts(&self) -> u64;
+    fn max_verification_attempts(&self) -> u64 {
+        self.attempts().verification
+    }
 
     /// Delay between verification attempts (at most 900 s).
-    fn verification_polling_delay(&self) -> Duration;
+    fn verification_polling_delay(&self) -> Duration {
+        self.attempts().polling_delay
+    }
 
     /// Whether the job can be processed now; `Err(delay)` puts it back for `delay` without
     /// locking it (for example while an RPC is down).

@@ -4,18 +4,19 @@
 //! triggers.
 
 pub mod alerts;
+pub mod batching;
 pub mod context;
 pub mod controller;
 pub mod error;
-pub mod event_handler;
 pub mod event_worker;
 pub mod gauges;
+pub mod handler;
 pub mod orphan;
-pub mod pipeline;
 pub mod retry;
 pub mod service;
+pub mod stages;
 pub mod supervisor;
-pub mod triggers;
+pub mod trigger;
 
 #[cfg(test)]
 mod tests;

@@ -1,37 +1,11 @@
-//! The [`Retryable`] answers of the orchestrator's own errors that handlers and triggers turn
-//! into [`JobError`](crate::worker::event_handler::jobs::JobError)s and
-//! [`TriggerError`](crate::worker::triggers::TriggerError)s.
+//! Tests of the [`Retryable`](orchestrator_utils::Retryable) answers the handlers and triggers
+//! rely on when they turn errors into [`JobError`](crate::worker::handler::JobError)s and
+//! [`TriggerError`](crate::worker::trigger::TriggerError)s.
 //!
 //! The client errors (database, queue, storage, alerts, locks, cron, the Madara node) implement
-//! the trait beside their definitions in `core::client`. The DA pipeline's errors are
-//! classified here, once, for every handler that runs the pipeline: what failed while reading
-//! the node may work later, the rest will not.
-
-use orchestrator_utils::Retryable;
-
-use crate::compression::{encode::EncodeError, squash::SquashError, PipelineError, StateReadError};
-
-/// A state read goes to the node, which may answer later.
-impl Retryable for StateReadError {
-    fn is_retryable(&self) -> bool {
-        true
-    }
-}
-
-/// Squashing reads the state before the range from the node.
-impl Retryable for SquashError {
-    fn is_retryable(&self) -> bool {
-        true
-    }
-}
-
-/// Node reads (squash, aliases, nonces) may work later; a diff that does not encode, compress
-/// or fit in the blobs will not.
-impl Retryable for PipelineError {
-    fn is_retryable(&self) -> bool {
-        matches!(self, Self::Squash(_) | Self::Stateful(_) | Self::Encode(EncodeError::State(_)))
-    }
-}
+//! the trait beside their definitions in `core::client`; the DA pipeline's errors in
+//! `orchestrator-protocol` (`retry.rs`): what failed while reading the node may work later, the
+//! rest will not.
 
 #[cfg(test)]
 mod tests {
@@ -43,11 +17,15 @@ mod tests {
     use orchestrator_snos_runner::SnosRunnerError;
     use uuid::Uuid;
 
-    use super::*;
+    use orchestrator_protocol::compression::{
+        encode::EncodeError, squash::SquashError, PipelineError, StateReadError,
+    };
+    use orchestrator_utils::Retryable;
+
     use crate::{
         core::client::{madara::MadaraError, BoxError, DatabaseError, QueueError, StorageError},
         types::jobs::JobType,
-        worker::{error::EngineError, event_handler::jobs::JobError, triggers::TriggerError},
+        worker::{error::EngineError, handler::JobError, trigger::TriggerError},
     };
 
     fn failure(message: &str) -> std::io::Error {

@@ -6,6 +6,8 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use futures::FutureExt;
+use orchestrator_utils::OperatorAction;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -21,8 +23,8 @@ use crate::{
     worker::Config,
     worker::{
         error::EngineError,
-        event_handler::jobs::{JobError, JobHandlerTrait},
-        triggers::next_stage,
+        handler::{JobError, JobHandlerTrait},
+        trigger::next_stage,
     },
 };
 
@@ -159,8 +161,27 @@ fn changed_first(job: &JobItem) -> EngineError {
 ///
 /// Returns an error when the message should be delivered again (retryable) or dead-lettered
 /// (not retryable); `Ok` means the message is done with, including for duplicates.
+///
+/// The same as [`process_job_until`] with a stop that never comes.
 pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
+    process_job_until(config, id, &CancellationToken::new()).await
+}
+
+/// [`process_job`], handing the job back when `stop` is cancelled while it is processed (the
+/// process is told to stop): the handler is cut off, the job returns to the status it had
+/// before `LockedForProcessing` through a versioned update (see [`hand_back`]), and the
+/// returned error ([`EngineError::is_interrupted`]) tells the caller to make the message
+/// visible again at once.
+/// A handler that finished before the cut is not undone: its outcome is recorded as usual.
+pub async fn process_job_until(
+    config: &Config,
+    id: Uuid,
+    stop: &CancellationToken,
+) -> Result<(), EngineError> {
     let mut job = load(config, id).await?;
+    if stop.is_cancelled() {
+        return Err(EngineError::interrupted(id, job.job_type));
+    }
     let handler = handler(config, job.job_type)?;
 
     if job.status == JobStatus::LockedForProcessing {
@@ -176,10 +197,17 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
         tracing::debug!(job_id = %id, status = %job.status, "Job is not processable; message dropped");
         return Ok(());
     }
-    if let Err(delay) = handler.check_ready_to_process(&job).await {
+    let ready = tokio::select! {
+        ready = handler.check_ready_to_process(&job) => ready,
+        _ = stop.cancelled() => return Err(EngineError::interrupted(id, job.job_type)),
+    };
+    if let Err(delay) = ready {
         tracing::info!(job_id = %id, delay_s = delay.as_secs(), "Job not ready; queued again");
         send_job_message(config, &job, JobAction::Process, delay).await?;
         return Ok(());
+    }
+    if stop.is_cancelled() {
+        return Err(EngineError::interrupted(id, job.job_type));
     }
 
     let prior_status = job.status;
@@ -190,10 +218,13 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
     tracing::info!(job_id = %id, job_type = %locked.job_type, internal_id = locked.internal_id, "Processing job");
 
     let started = std::time::Instant::now();
-    let (outcome, worked) = run_handler(handler.clone(), locked.clone(), |h, job| {
+    let (outcome, worked) = run_handler(handler.clone(), locked.clone(), stop, |h, job| {
         async move { h.process_job(job).await }.boxed()
     })
     .await;
+    if let Err(HandlerFailure::Interrupted) = outcome {
+        return hand_back(config, &locked, prior_status).await;
+    }
     config.metrics.handler_call(
         locked.job_type,
         "process",
@@ -225,7 +256,9 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
             .await
         }
         Err(HandlerFailure::Error(e)) if !e.is_retryable() => {
-            fail_job(config, &locked, metadata, format!("processing failed: {e}")).await
+            let action = e.operator_action();
+            fail_job_with(config, &locked, metadata, format!("processing failed: {e}"), action)
+                .await
         }
         Err(failure) => {
             let error = failure.into_engine_error(&locked);
@@ -245,20 +278,80 @@ pub async fn process_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
     }
 }
 
+/// Hands back a job whose processing was cut off by a stop: the status it had before
+/// `LockedForProcessing` (`prior`), `process_started_at` cleared and the reason recorded, in one
+/// versioned update of the job as it was locked. Counted in `job_retry_count` with
+/// `operation_type="shutdown"`.
+///
+/// Losing the race (another writer changed the job first: an operator, or an instance that
+/// healed it) is harmless: the job stays as that writer left it. If the database cannot be
+/// reached the job stays locked and the orphan scanner heals it after its lock timeout, as
+/// after a crash. Always returns the interrupted error ([`EngineError::is_interrupted`]), so the
+/// message is made visible again at once.
+async fn hand_back(config: &Config, locked: &JobItem, prior: JobStatus) -> Result<(), EngineError> {
+    let interrupted = EngineError::interrupted(locked.id, locked.job_type);
+    let mut metadata = locked.metadata.clone();
+    metadata.common.record_failure(HANDED_BACK_REASON.to_owned());
+    metadata.common.process_started_at = None;
+    let restore = JobItemUpdates::new().status(prior).metadata(metadata);
+    match transition(config, locked, restore).await {
+        Ok(Some(restored)) => {
+            config.metrics.retry(restored.job_type, "shutdown");
+            tracing::info!(job_id = %locked.id, job_type = %locked.job_type, internal_id = locked.internal_id, status = %prior, "Stopping: job handed back for another instance");
+        }
+        Ok(None) => {
+            tracing::info!(job_id = %locked.id, job_type = %locked.job_type, "Stopping: the job changed meanwhile; left as it is");
+        }
+        Err(e) => {
+            tracing::warn!(job_id = %locked.id, job_type = %locked.job_type, error = %e, "Stopping: could not hand the job back; the orphan scanner heals it after its lock timeout");
+        }
+    }
+    Err(interrupted)
+}
+
+/// The failure reason recorded on a job handed back at shutdown.
+pub const HANDED_BACK_REASON: &str =
+    "handed back: processing interrupted because the orchestrator was stopping";
+
 /// Verifies a job: `Completed` when verified, back to processing or `Failed` when rejected,
 /// polled again or `VerificationTimeout` while pending.
+///
+/// The same as [`verify_job_until`] with a stop that never comes.
 pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
+    verify_job_until(config, id, &CancellationToken::new()).await
+}
+
+/// [`verify_job`], cut off when `stop` is cancelled during the handler's check: a verification
+/// holds no lock and changes nothing until its outcome is known, so nothing is restored; the
+/// caller gets the interrupted error ([`EngineError::is_interrupted`]) and makes the message
+/// visible again at once; the next instance checks again (one poll earlier than the polling
+/// delay, which is harmless).
+pub async fn verify_job_until(
+    config: &Config,
+    id: Uuid,
+    stop: &CancellationToken,
+) -> Result<(), EngineError> {
     let job = load(config, id).await?;
     if !JobStatus::VERIFIABLE.contains(&job.status) {
         tracing::debug!(job_id = %id, status = %job.status, "Job is not verifiable; message dropped");
         return Ok(());
     }
+    let interrupted = || {
+        tracing::info!(job_id = %id, job_type = %job.job_type, internal_id = job.internal_id, "Stopping: verification cut off; its message is visible again at once");
+        Err(EngineError::interrupted(id, job.job_type))
+    };
+    if stop.is_cancelled() {
+        return interrupted();
+    }
     let handler = handler(config, job.job_type)?;
     let started = std::time::Instant::now();
-    let (outcome, worked) = run_handler(handler.clone(), job.clone(), |h, job| {
+    let (outcome, worked) = run_handler(handler.clone(), job.clone(), stop, |h, job| {
         async move { h.verify_job(job).await }.boxed()
     })
     .await;
+    if let Err(HandlerFailure::Interrupted) = outcome {
+        return interrupted();
+    }
     config.metrics.handler_call(job.job_type, "verify", Outcome::of(&outcome), started.elapsed());
     let mut metadata = worked.metadata.clone();
     match outcome {
@@ -324,7 +417,8 @@ pub async fn verify_job(config: &Config, id: Uuid) -> Result<(), EngineError> {
             Ok(())
         }
         Err(HandlerFailure::Error(e)) if !e.is_retryable() => {
-            fail_job(config, &job, metadata, format!("verification failed: {e}")).await
+            let action = e.operator_action();
+            fail_job_with(config, &job, metadata, format!("verification failed: {e}"), action).await
         }
         Err(failure) => Err(failure.into_engine_error(&job)),
     }
@@ -360,14 +454,35 @@ async fn heal_orphan(config: &Config, job: &JobItem) -> Result<Option<JobItem>, 
 pub async fn fail_job(
     config: &Config,
     job: &JobItem,
+    metadata: JobMetadata,
+    reason: String,
+) -> Result<(), EngineError> {
+    fail_job_with(config, job, metadata, reason, None).await
+}
+
+/// [`fail_job`]; with an operator `action` (a failure only an operator can fix, such as a
+/// prover account out of credits) the alert is that action's own — its kind, title and what to
+/// do — instead of the generic "Job failed".
+async fn fail_job_with(
+    config: &Config,
+    job: &JobItem,
     mut metadata: JobMetadata,
     reason: String,
+    action: Option<OperatorAction>,
 ) -> Result<(), EngineError> {
     metadata.common.record_failure(reason.clone());
     let updates = JobItemUpdates::new().status(JobStatus::Failed).metadata(metadata);
     let Some(failed) = transition(config, job, updates).await? else { return Ok(()) };
-    tracing::error!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, %reason, "Job failed");
-    alert(config, &failed, AlertSeverity::Critical, "Job failed", &reason).await;
+    match action {
+        Some(action) => {
+            tracing::error!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, %reason, alert = action.alert, "Job failed; an operator must act: {}", action.action);
+            crate::worker::alerts::operator_action(config, &failed, action, &reason).await;
+        }
+        None => {
+            tracing::error!(job_id = %job.id, job_type = %job.job_type, internal_id = job.internal_id, %reason, "Job failed");
+            alert(config, &failed, AlertSeverity::Critical, "Job failed", &reason).await;
+        }
+    }
     Ok(())
 }
 
@@ -379,8 +494,22 @@ pub async fn alert(
     title: &str,
     reason: &str,
 ) {
+    let alert = Alert {
+        severity,
+        title: format!("{title}: {} {} ({})", job.job_type, job.internal_id, job.id),
+        body: job_alert_body(job, reason),
+    };
+    let sent = config.alerts().send_alert(&alert).await;
+    config.metrics.alert("job", sent.is_ok());
+    if let Err(e) = sent {
+        tracing::error!(error = %e, job_id = %job.id, "Could not send alert");
+    }
+}
+
+/// The body of an alert about `job`: its identity, status, `reason` and earlier failures.
+pub fn job_alert_body(job: &JobItem, reason: &str) -> String {
     let common = &job.metadata.common;
-    let body = format!(
+    format!(
         "job_id: {}\njob_type: {}\ninternal_id: {}\nstatus: {}\nexternal_id: {}\nreason: {}\nprevious_failures: {}",
         job.id,
         job.job_type,
@@ -393,17 +522,7 @@ pub async fn alert(
         } else {
             common.previous_failure_reasons.join(" | ")
         },
-    );
-    let alert = Alert {
-        severity,
-        title: format!("{title}: {} {} ({})", job.job_type, job.internal_id, job.id),
-        body,
-    };
-    let sent = config.alerts().send_alert(&alert).await;
-    config.metrics.alert("job", sent.is_ok());
-    if let Err(e) = sent {
-        tracing::error!(error = %e, job_id = %job.id, "Could not send alert");
-    }
+    )
 }
 
 /// A dead-lettered job message: the job is marked `Failed` unless it is already done.
@@ -532,6 +651,8 @@ impl Outcome {
 enum HandlerFailure {
     Error(JobError),
     Panic(String),
+    /// Cut off by a stop (or by the runtime shutting down) before it finished.
+    Interrupted,
 }
 
 impl HandlerFailure {
@@ -543,15 +664,21 @@ impl HandlerFailure {
             Self::Panic(message) => {
                 EngineError::Panicked { id: job.id, job_type: job.job_type, message }
             }
+            Self::Interrupted => EngineError::interrupted(job.id, job.job_type),
         }
     }
 }
 
 /// Runs a handler call in its own task so a panic becomes an error instead of killing the
 /// worker; returns the outcome and the job as the handler left it.
+///
+/// When `stop` is cancelled first, the task is aborted and the outcome is
+/// [`HandlerFailure::Interrupted`] with the job as it was given — unless the call had already
+/// finished, whose outcome is then returned as usual.
 async fn run_handler<T, F>(
     handler: Arc<dyn JobHandlerTrait>,
     job: JobItem,
+    stop: &CancellationToken,
     call: F,
 ) -> (Result<T, HandlerFailure>, JobItem)
 where
@@ -564,13 +691,21 @@ where
         + 'static,
 {
     let original = job.clone();
-    let task = tokio::spawn(async move {
+    let mut task = tokio::spawn(async move {
         let mut job = job;
         let outcome = call(handler, &mut job).await;
         (outcome, job)
     });
-    match task.await {
+    let joined = tokio::select! {
+        joined = &mut task => joined,
+        _ = stop.cancelled() => {
+            task.abort();
+            task.await
+        }
+    };
+    match joined {
         Ok((outcome, job)) => (outcome.map_err(HandlerFailure::Error), job),
+        Err(join) if join.is_cancelled() => (Err(HandlerFailure::Interrupted), original),
         Err(join) => {
             let message = match join.try_into_panic() {
                 Ok(payload) => payload

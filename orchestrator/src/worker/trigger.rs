@@ -2,21 +2,11 @@
 //! batches. Each trigger lives in one file next to this one; this module holds the trait, the
 //! registry and the helpers every trigger shares (failed-job gate, buffer, watermark).
 
-pub mod aggregator;
-pub mod aggregator_batching;
-pub mod batching;
-pub mod data_submission;
-pub mod proof_registration;
-pub mod proving;
-pub mod snos;
-pub mod snos_batching;
-pub mod update_state;
-
-use crate::worker::Config;
 use std::{collections::HashMap, fmt, sync::Arc};
 
 use async_trait::async_trait;
 
+pub use crate::worker::error::TriggerError;
 use crate::{
     config::FailedJobHalt,
     core::client::DatabaseError,
@@ -25,9 +15,8 @@ use crate::{
         queue::WorkerTriggerType,
         Layer, ORCHESTRATOR_VERSION,
     },
+    worker::Config,
 };
-
-pub use crate::worker::error::TriggerError;
 
 /// Statuses of a job that mean "an operator must look".
 pub const HALTING_STATUSES: [JobStatus; 2] = [JobStatus::Failed, JobStatus::VerificationTimeout];
@@ -38,16 +27,33 @@ pub trait JobTrigger: Send + Sync + fmt::Debug {
     /// Which trigger this is.
     fn trigger_type(&self) -> WorkerTriggerType;
 
-    /// The job type it creates, if any; used by the failed-job gate.
-    fn creates(&self) -> Option<JobType>;
+    /// The job type it creates, if any (a stage's trigger creates its stage's jobs); used by
+    /// the failed-job gate.
+    fn creates(&self) -> Option<JobType> {
+        match self.trigger_type() {
+            WorkerTriggerType::Stage(job_type) => Some(job_type),
+            _ => None,
+        }
+    }
 
     /// Does one round of work. The failed-job gate ([`is_halted`]) is checked once, by the
     /// event worker before it calls this (`event_worker::run_trigger`), not here again.
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError>;
 }
 
-/// A trigger and the guard that keeps one run of it at a time per process.
-pub type GuardedTrigger = (Arc<dyn JobTrigger>, Arc<tokio::sync::Mutex<()>>);
+/// What keeps one run of a trigger at a time per process without losing a request: a request
+/// that finds the trigger running marks it `pending`, and the running one runs once more when it
+/// finishes (many requests during one run make one more run, not many).
+#[derive(Debug, Default)]
+pub struct TriggerGuard {
+    /// Held while the trigger runs.
+    pub running: tokio::sync::Mutex<()>,
+    /// A run was asked for while it was running.
+    pub pending: std::sync::atomic::AtomicBool,
+}
+
+/// A trigger and its guard.
+pub type GuardedTrigger = (Arc<dyn JobTrigger>, Arc<TriggerGuard>);
 
 /// The triggers of the running layer, by type.
 #[derive(Clone, Default)]
@@ -170,13 +176,14 @@ pub async fn first_unsettled_snos_batch_index(config: &Config) -> Result<u64, Da
 /// The trigger to run at once when a job of `job_type` completes (event-driven chaining), from
 /// the stage table.
 pub fn next_stage(layer: Layer, job_type: JobType) -> Option<WorkerTriggerType> {
-    crate::types::stage::stage(layer, job_type).map(|s| s.next)
+    crate::types::stage::next_trigger(layer, job_type)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use rstest::rstest;
+
+    use super::*;
 
     #[rstest]
     #[case(50, None, None, 50)]
@@ -194,10 +201,10 @@ mod tests {
     }
 
     #[rstest]
-    #[case(Layer::L2, JobType::ProofCreation, WorkerTriggerType::Aggregator)]
-    #[case(Layer::L3, JobType::ProofCreation, WorkerTriggerType::ProofRegistration)]
-    #[case(Layer::L2, JobType::Aggregator, WorkerTriggerType::UpdateState)]
-    #[case(Layer::L3, JobType::DataSubmission, WorkerTriggerType::UpdateState)]
+    #[case(Layer::L2, JobType::ProofCreation, WorkerTriggerType::Stage(JobType::Aggregator))]
+    #[case(Layer::L3, JobType::ProofCreation, WorkerTriggerType::Stage(JobType::ProofRegistration))]
+    #[case(Layer::L2, JobType::Aggregator, WorkerTriggerType::Stage(JobType::StateTransition))]
+    #[case(Layer::L3, JobType::DataSubmission, WorkerTriggerType::Stage(JobType::StateTransition))]
     fn chaining(#[case] layer: Layer, #[case] done: JobType, #[case] next: WorkerTriggerType) {
         assert_eq!(next_stage(layer, done), Some(next));
     }

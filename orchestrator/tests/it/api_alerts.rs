@@ -22,7 +22,7 @@ use orchestrator::{
     worker::{
         event_worker::run_trigger,
         service,
-        triggers::{JobTrigger, TriggerError, Triggers},
+        trigger::{JobTrigger, TriggerError, Triggers},
     },
 };
 
@@ -37,11 +37,7 @@ struct ScriptedTrigger {
 #[async_trait]
 impl JobTrigger for ScriptedTrigger {
     fn trigger_type(&self) -> WorkerTriggerType {
-        WorkerTriggerType::Snos
-    }
-
-    fn creates(&self) -> Option<JobType> {
-        Some(JobType::SnosRun)
+        WorkerTriggerType::Stage(JobType::SnosRun)
     }
 
     async fn run(&self, _config: Arc<Config>) -> Result<(), TriggerError> {
@@ -75,7 +71,7 @@ async fn trigger_failures_halts_and_pauses() {
     let trigger = Arc::new(ScriptedTrigger::default());
     let triggers = Triggers::new().with(trigger.clone());
     let config = s::config_with(dir.path(), s::settings(false), Duration::ZERO, triggers).await;
-    let run = || run_trigger(&config, WorkerTriggerType::Snos);
+    let run = || run_trigger(&config, WorkerTriggerType::Stage(JobType::SnosRun));
 
     run().await;
     assert_eq!(runs(&config, "ok"), "1");
@@ -115,7 +111,7 @@ async fn trigger_failures_halts_and_pauses() {
     assert_eq!(halted.len(), 1, "{halted:?}");
     assert!(halted[0].body.contains(&job.id.to_string()), "{}", halted[0].body);
     assert!(halted[0].body.contains("internal_id 7"), "{}", halted[0].body);
-    assert_eq!(config.trigger_control.halted(), vec![WorkerTriggerType::Snos]);
+    assert_eq!(config.trigger_control.halted(), vec![WorkerTriggerType::Stage(JobType::SnosRun)]);
     assert_eq!(runs(&config, "halted"), "2");
     assert!(config
         .metrics
@@ -129,11 +125,11 @@ async fn trigger_failures_halts_and_pauses() {
     assert_eq!(trigger.runs.load(Ordering::SeqCst), before + 1);
 
     // A paused trigger does not run.
-    config.trigger_control.pause(WorkerTriggerType::Snos);
+    config.trigger_control.pause(WorkerTriggerType::Stage(JobType::SnosRun));
     run().await;
     assert_eq!(trigger.runs.load(Ordering::SeqCst), before + 1);
     assert_eq!(runs(&config, "paused"), "1");
-    config.trigger_control.resume(WorkerTriggerType::Snos);
+    config.trigger_control.resume(WorkerTriggerType::Stage(JobType::SnosRun));
     run().await;
     assert_eq!(trigger.runs.load(Ordering::SeqCst), before + 2);
 }

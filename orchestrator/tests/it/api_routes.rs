@@ -161,7 +161,7 @@ async fn process_verify_retry() {
     // process: queues a message on the job's processing queue.
     let a = get(&router, &format!("/jobs/{created}/process")).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    assert_eq!(queue.approximate_len(QueueType::SnosJobProcessing).await.unwrap(), 1);
+    assert_eq!(queue.approximate_len(QueueType::JobProcessing(JobType::SnosRun)).await.unwrap(), 1);
     let a = get(&router, &format!("/api/v1/jobs/{created}/process?priority=true")).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(queue.approximate_len(QueueType::PriorityProcessingQueue).await.unwrap(), 1);
@@ -201,6 +201,56 @@ async fn process_verify_retry() {
         StatusCode::NOT_FOUND,
         "no job",
     );
+}
+
+#[tokio::test]
+async fn job_actions_take_post_and_need_the_admin_token_when_one_is_set() {
+    let f = fixture(true).await;
+    let router = server::router(f.config.clone());
+    let queue = f.config.queue();
+    let created = f.snos[2].id;
+    let bearer = format!("Bearer {TOKEN}");
+    for method in [Method::GET, Method::POST] {
+        for action in ["process", "verify", "retry"] {
+            for prefix in ["", "/api/v1"] {
+                let uri = format!("{prefix}/jobs/{created}/{action}");
+                let a = send(&router, method.clone(), &uri, &[], None).await;
+                assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {uri}: {}", a.text);
+                let wrong = [("authorization", "Bearer not-the-token")];
+                let a = send(&router, method.clone(), &uri, &wrong, None).await;
+                assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {uri}: {}", a.text);
+            }
+        }
+    }
+    // Refused requests changed nothing.
+    let processing = QueueType::JobProcessing(JobType::SnosRun);
+    assert_eq!(queue.approximate_len(processing).await.unwrap(), 0);
+    // With the token, POST does what GET does.
+    let uri = format!("/jobs/{created}/process");
+    let a = send(&router, Method::POST, &uri, &[("authorization", &bearer)], None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(queue.approximate_len(processing).await.unwrap(), 1);
+    // Reading stays open.
+    assert_eq!(get(&router, &format!("/jobs/{created}")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn open_job_actions_restores_the_reference_routes_and_no_token_means_open() {
+    for settings in [
+        orchestrator::config::ServerSettings { open_job_actions: true, ..s::settings(true) },
+        s::settings(false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = s::config(dir.path(), settings, Duration::ZERO).await;
+        let job = s::snos_job(&config, 1, 0, 4, JobStatus::Created).await;
+        let router = server::router(config.clone());
+        for method in [Method::POST, Method::GET] {
+            let a = send(&router, method, &format!("/jobs/{}/process", job.id), &[], None).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        }
+        let processing = QueueType::JobProcessing(JobType::SnosRun);
+        assert_eq!(config.queue().approximate_len(processing).await.unwrap(), 2);
+    }
 }
 
 #[tokio::test]
@@ -417,15 +467,21 @@ async fn admin_bulk_operations() {
         JobStatus::PendingVerification
     );
 
-    let before = queue.approximate_len(QueueType::SnosJobVerification).await.unwrap();
+    let before = queue.approximate_len(QueueType::JobVerification(JobType::SnosRun)).await.unwrap();
     let a = admin_post(&router, "/admin/jobs/requeue/pending-verification").await;
     assert_eq!(a.json()["data"]["success_count"], 1, "{}", a.text);
-    assert_eq!(queue.approximate_len(QueueType::SnosJobVerification).await.unwrap(), before + 1);
+    assert_eq!(
+        queue.approximate_len(QueueType::JobVerification(JobType::SnosRun)).await.unwrap(),
+        before + 1
+    );
 
-    let before = queue.approximate_len(QueueType::SnosJobProcessing).await.unwrap();
+    let before = queue.approximate_len(QueueType::JobProcessing(JobType::SnosRun)).await.unwrap();
     let a = admin_post(&router, "/admin/jobs/requeue/created").await;
     assert_eq!(a.json()["data"]["success_count"], 1, "{}", a.text);
-    assert_eq!(queue.approximate_len(QueueType::SnosJobProcessing).await.unwrap(), before + 1);
+    assert_eq!(
+        queue.approximate_len(QueueType::JobProcessing(JobType::SnosRun)).await.unwrap(),
+        before + 1
+    );
 
     let a = admin_post(&router, "/admin/batches/close-open").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
@@ -444,7 +500,7 @@ async fn admin_pauses_and_resumes_triggers() {
     let a = admin_post(&router, "/admin/triggers/snos/pause").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.json()["data"]["paused"][0], "Snos");
-    assert!(f.config.trigger_control.is_paused(WorkerTriggerType::Snos));
+    assert!(f.config.trigger_control.is_paused(WorkerTriggerType::Stage(JobType::SnosRun)));
     let a = admin_post(&router, "/admin/triggers/Snos/pause").await;
     assert!(a.message().contains("already paused"), "{}", a.text);
     let listed = send(
@@ -457,7 +513,7 @@ async fn admin_pauses_and_resumes_triggers() {
     .await;
     assert_eq!(listed.json()["data"]["paused"][0], "Snos");
     assert_eq!(admin_post(&router, "/admin/triggers/Snos/resume").await.status, StatusCode::OK);
-    assert!(!f.config.trigger_control.is_paused(WorkerTriggerType::Snos));
+    assert!(!f.config.trigger_control.is_paused(WorkerTriggerType::Stage(JobType::SnosRun)));
 
     let a = admin_post(&router, "/admin/triggers/Bogus/pause").await;
     assert_error(&a, StatusCode::BAD_REQUEST, "expected one of Snos, Proving");

@@ -19,7 +19,7 @@ use orchestrator::{
         jobs::{JobItem, JobStatus, JobType},
         Layer,
     },
-    worker::{event_handler::jobs::JobHandlers, triggers::Triggers},
+    worker::{handler::JobHandlers, trigger::Triggers},
 };
 use orchestrator_utils::Secret;
 use tower::ServiceExt;
@@ -33,6 +33,7 @@ pub fn settings(admin: bool) -> ServerSettings {
     ServerSettings {
         admin_enabled: admin,
         admin_token: admin.then(|| Secret::new(TOKEN.to_owned())),
+        open_job_actions: false,
         rate_limit_per_second: 1000,
         rate_limit_burst: 1000,
         max_priority_queue_size: 5,

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 use orchestrator::{
     app::Orchestrator,
     core::client::{log_alert::LogAlert, OutgoingMessage},
-    types::queue::QueueType,
+    types::{jobs::JobType, queue::QueueType},
 };
 use strum::IntoEnumIterator;
 
@@ -27,16 +27,19 @@ async fn garbage_messages_are_dead_lettered_with_an_alert_and_the_process_keeps_
     let queue = config.queue();
     let unknown = uuid::Uuid::new_v4();
     queue
-        .send(QueueType::SnosJobProcessing, OutgoingMessage::new("not json at all"))
-        .await
-        .unwrap();
-    queue
-        .send(QueueType::SnosJobVerification, OutgoingMessage::new(r#"{"id": "not-a-uuid"}"#))
+        .send(QueueType::JobProcessing(JobType::SnosRun), OutgoingMessage::new("not json at all"))
         .await
         .unwrap();
     queue
         .send(
-            QueueType::SnosJobProcessing,
+            QueueType::JobVerification(JobType::SnosRun),
+            OutgoingMessage::new(r#"{"id": "not-a-uuid"}"#),
+        )
+        .await
+        .unwrap();
+    queue
+        .send(
+            QueueType::JobProcessing(JobType::SnosRun),
             OutgoingMessage::new(format!(r#"{{"id": "{unknown}"}}"#)),
         )
         .await

@@ -5,7 +5,6 @@ use orchestrator::worker::Config;
 use std::{sync::Arc, time::Duration};
 
 use orchestrator::{
-    compression::{stateless, transform, StarknetVersion},
     config::{BatchingParams, EngineParams},
     core::client::{
         embedded,
@@ -21,12 +20,16 @@ use orchestrator::{
         Layer,
     },
     worker::{
-        event_handler::jobs::JobHandlers,
-        triggers::{
-            aggregator_batching::AggregatorBatchingTrigger, batching::BatchingSettings,
-            snos_batching::SnosBatchingTrigger, JobTrigger, Triggers,
+        batching::{
+            aggregator::AggregatorBatchingTrigger, snos::SnosBatchingTrigger, BatchingSettings,
         },
+        handler::JobHandlers,
+        trigger::{JobTrigger, Triggers},
     },
+};
+use orchestrator_protocol::{
+    compression::{stateless, StarknetVersion},
+    transform,
 };
 use starknet::core::types::{Felt, StateUpdate};
 use tempfile::TempDir;

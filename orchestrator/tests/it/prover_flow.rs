@@ -23,10 +23,8 @@ use orchestrator::{
         Layer,
     },
     worker::{
-        event_handler::jobs::{proving::ProverContext, JobHandlers},
-        pipeline::proving::with_stage,
-        service,
-        triggers::Triggers,
+        handler::JobHandlers, service, stages::proving::with_stage, stages::proving::ProverContext,
+        trigger::Triggers,
     },
 };
 use orchestrator_atlantic_service::{
@@ -171,9 +169,9 @@ async fn wait_status(env: &Env, t: JobType, i: u64, want: JobStatus, within: Dur
         kick += 1;
         if kick % 5 == 1 {
             for tr in [
-                WorkerTriggerType::Proving,
-                WorkerTriggerType::Aggregator,
-                WorkerTriggerType::ProofRegistration,
+                WorkerTriggerType::Stage(JobType::ProofCreation),
+                WorkerTriggerType::Stage(JobType::Aggregator),
+                WorkerTriggerType::Stage(JobType::ProofRegistration),
             ] {
                 let _ = service::send_trigger(&env.config, tr).await;
             }

@@ -18,9 +18,6 @@ use alloy::{
 };
 use orchestrator::{
     app::Orchestrator,
-    compression::{
-        encode::state_diff_to_felts, io::felt_hex, transform::felts_to_blobs, StarknetVersion,
-    },
     core::client::embedded,
     types::{
         batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus},
@@ -28,23 +25,28 @@ use orchestrator::{
         Layer,
     },
     worker::{
-        event_handler::jobs::{state_transition::SettlementJobContext, JobHandlers},
-        pipeline::settlement::with_stage,
+        handler::JobHandlers,
         service,
-        triggers::{
-            aggregator::aggregator_metadata, update_state::UpdateStateTrigger, JobTrigger, Triggers,
-        },
+        stages::state_transition::SettlementJobContext,
+        stages::{aggregator::aggregator_metadata, state_transition::UpdateStateTrigger},
+        stages::{register, state_transition::workers},
+        trigger::{JobTrigger, Triggers},
     },
 };
 use orchestrator_ethereum_settlement_client::{
-    kzg::Kzg,
     signer::OperatorSigner,
     testing::{
-        anvil_available, deploy_contracts, register_fact, state_transition_fact, AnvilGuard,
-        DeployedContracts, ANVIL_KEY_0, ANVIL_KEY_1,
+        deploy_contracts, register_fact, state_transition_fact, DeployedContracts, ANVIL_KEY_0,
+        ANVIL_KEY_1,
     },
     EthereumSettlementClient, EthereumSettlementConfig,
 };
+use orchestrator_protocol::{
+    compression::{encode::state_diff_to_felts, io::felt_hex, StarknetVersion},
+    kzg::Kzg,
+    transform::felts_to_blobs,
+};
+use orchestrator_test_support::anvil::{Anvil, AnvilConfig};
 use starknet::core::types::{
     ContractStorageDiffItem, DeployedContractItem, Felt, NonceUpdate, StateDiff, StorageEntry,
 };
@@ -131,7 +133,7 @@ fn program_output(felts: &[Felt], new_block: u64) -> Vec<Word> {
 struct Env {
     _orch: Option<Orchestrator>,
     config: Arc<Config>,
-    anvil: AnvilGuard,
+    anvil: Anvil,
     contracts: DeployedContracts,
     operator: alloy::primitives::Address,
     proxy: Option<Proxy>,
@@ -201,10 +203,7 @@ async fn env() -> Option<Env> {
 }
 
 async fn env_with(options: Options) -> Option<Env> {
-    if !anvil_available() {
-        return None;
-    }
-    let anvil = AnvilGuard::start("prague", &[]);
+    let anvil = Anvil::start(AnvilConfig::new("prague")).await?;
     let contracts =
         deploy_contracts(&anvil.url(), ANVIL_KEY_1, U256::from(PROGRAM_HASH), U256::ZERO, -1, true)
             .await
@@ -228,14 +227,14 @@ async fn env_with(options: Options) -> Option<Env> {
     let operator = client.address();
     let dir = tempfile::tempdir().unwrap();
     let clients = embedded::open(dir.path(), &embedded::EmbeddedOptions::default()).await.unwrap();
-    let ctx = SettlementJobContext::new(
+    let mut ctx = SettlementJobContext::new(
         Arc::new(client),
         clients.storage.clone(),
         clients.database.clone(),
         Layer::L2,
     );
-    let (handlers, triggers) =
-        with_stage(ctx, Some(Duration::from_millis(200)), JobHandlers::new(), Triggers::new());
+    ctx.polling_override = Some(Duration::from_millis(200));
+    let (handlers, triggers) = register(workers(ctx), JobHandlers::new(), Triggers::new());
     let mut engine = crate::support::fast_engine();
     engine.job_timeouts.insert(JobType::StateTransition, JOB_TIMEOUT);
     let config = Arc::new(Config::new(Layer::L2, clients, handlers, triggers, engine));

@@ -14,7 +14,6 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use orchestrator::{
     app::Orchestrator,
-    compression::io::felt_hex,
     core::client::embedded,
     types::{
         batch::{BouncerWeights, SnosBatch, SnosBatchQuery, SnosBatchStatus},
@@ -22,23 +21,23 @@ use orchestrator::{
         Layer,
     },
     worker::{
-        event_handler::jobs::{
+        handler::JobHandlers,
+        stages::{
             data_submission::blob_data_path,
             state_transition::{l3_proof_paths, SettlementJobContext},
-            JobHandlers,
         },
-        pipeline::settlement::with_stage,
-        triggers::Triggers,
+        stages::{register, state_transition::workers},
+        trigger::Triggers,
     },
 };
+use orchestrator_protocol::compression::io::felt_hex;
 use orchestrator_prover_client_interface::public_output::proof_with_public_output;
 use orchestrator_settlement_client_interface::SettlementClient;
 use orchestrator_starknet_settlement_client::{
-    testing::{
-        deploy_core_contract, devnet_available, predeployed_accounts, DevnetGuard, InitialState,
-    },
+    testing::{deploy_core_contract, predeployed_accounts, InitialState},
     StarknetSettlementClient, StarknetSettlementConfig,
 };
+use orchestrator_test_support::devnet::{Devnet, DevnetConfig};
 use starknet::core::types::Felt;
 
 /// An OS output (calldata DA: KZG flag 0, full output) settling blocks `prev + 1 ..= new`,
@@ -56,7 +55,7 @@ struct Env {
     _orch: Orchestrator,
     config: Arc<Config>,
     client: Arc<StarknetSettlementClient>,
-    _devnet: DevnetGuard,
+    _devnet: Devnet,
     _dir: tempfile::TempDir,
 }
 
@@ -64,14 +63,11 @@ struct Env {
 /// stage of an L3 over it, signing with predeployed account `signer` (account 0 owns the
 /// contract and is its only operator).
 async fn env(signer: usize) -> Option<Env> {
-    if !devnet_available() {
-        return None;
-    }
-    let devnet = DevnetGuard::start().await;
-    let accounts = predeployed_accounts(&devnet.url()).await.unwrap();
+    let devnet = Devnet::start_with(DevnetConfig::new().full_state_archive(false)).await?;
+    let accounts = predeployed_accounts(&devnet.url).await.unwrap();
     let owner = accounts[0];
     let deployed = deploy_core_contract(
-        &devnet.url(),
+        &devnet.url,
         owner.address,
         owner.private_key,
         InitialState::default(),
@@ -82,7 +78,7 @@ async fn env(signer: usize) -> Option<Env> {
     .unwrap();
     let account = accounts[signer];
     let mut sc = StarknetSettlementConfig::new(
-        devnet.url(),
+        devnet.url.clone(),
         account.address,
         account.private_key,
         deployed.core,
@@ -91,14 +87,14 @@ async fn env(signer: usize) -> Option<Env> {
     let client = Arc::new(StarknetSettlementClient::new(sc));
     let dir = tempfile::tempdir().unwrap();
     let clients = embedded::open(dir.path(), &embedded::EmbeddedOptions::default()).await.unwrap();
-    let ctx = SettlementJobContext::new(
+    let mut ctx = SettlementJobContext::new(
         client.clone(),
         clients.storage.clone(),
         clients.database.clone(),
         Layer::L3,
     );
-    let (handlers, triggers) =
-        with_stage(ctx, Some(Duration::from_millis(200)), JobHandlers::new(), Triggers::new());
+    ctx.polling_override = Some(Duration::from_millis(200));
+    let (handlers, triggers) = register(workers(ctx), JobHandlers::new(), Triggers::new());
     let engine = crate::support::fast_engine();
     let config = Arc::new(Config::new(Layer::L3, clients, handlers, triggers, engine));
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();

@@ -26,11 +26,13 @@ use orchestrator::{
         Layer,
     },
     worker::{
-        event_handler::jobs::{snos::SnosJobHandler, JobHandlerTrait, JobHandlers},
-        triggers::{
-            aggregator_batching::AggregatorBatchingTrigger, batching::BatchingSettings,
-            snos::SnosTrigger, snos_batching::SnosBatchingTrigger, JobTrigger, Triggers,
+        batching::{
+            aggregator::AggregatorBatchingTrigger, snos::SnosBatchingTrigger, BatchingSettings,
         },
+        handler::{JobHandlerTrait, JobHandlers},
+        stages::snos::SnosJobHandler,
+        stages::snos::SnosTrigger,
+        trigger::{JobTrigger, Triggers},
     },
 };
 use orchestrator_gps_fact_checker::fact::{self as facts, pie};
@@ -39,7 +41,11 @@ use serde_json::{json, Value};
 use starknet::core::types::Felt;
 use tempfile::TempDir;
 
-use crate::support::{self, devnet::Devnet, wait_for};
+use crate::support::{
+    self,
+    devnet::{BlockHashes, Devnet, DevnetConfig},
+    wait_for,
+};
 
 /// The limits of the batching tests, with aggregator batches of 4 blocks.
 fn batching_params() -> BatchingParams {
@@ -97,7 +103,11 @@ async fn snos_ranges(config: &Config) -> Vec<(u64, u64, u64, SnosBatchStatus)> {
 async fn run_snos_jobs(config: &Arc<Config>, indexes: &[u64]) -> Vec<JobItem> {
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let running = Orchestrator::start_with(Arc::clone(config), addr, None).await.expect("engine");
-    let trigger = config.triggers.get(WorkerTriggerType::Snos).expect("Snos trigger").clone();
+    let trigger = config
+        .triggers
+        .get(WorkerTriggerType::Stage(JobType::SnosRun))
+        .expect("Snos trigger")
+        .clone();
     trigger.run(Arc::clone(config)).await.expect("Snos trigger");
     let db = Arc::clone(config.database());
     wait_for(Duration::from_secs(120), "the SnosRun jobs to finish", async || {
@@ -244,7 +254,7 @@ async fn devnet_l3_snos_run_without_an_alias_table_is_retried_not_failed() {
     assert_eq!(snos_ranges(&config).await, vec![(1, 1, 2, S::Closed)]);
     // Devnet's alias contract is empty.
     let alias_counter = devnet
-        .try_call(
+        .try_rpc(
             "starknet_getStorageAt",
             json!({"contract_address": "0x2", "key": "0x0", "block_id": "latest"}),
         )
@@ -258,7 +268,7 @@ async fn devnet_l3_snos_run_without_an_alias_table_is_retried_not_failed() {
     let running = Orchestrator::start_with(Arc::clone(&config), addr, None).await.expect("engine");
     config
         .triggers
-        .get(WorkerTriggerType::Snos)
+        .get(WorkerTriggerType::Stage(JobType::SnosRun))
         .expect("trigger")
         .run(config.clone())
         .await
@@ -317,7 +327,7 @@ fn parse_full_output_diff(felts: &[Felt]) -> (Vec<ContractDiff>, Vec<(Felt, Felt
 
 /// A value at a block, 0 when devnet says the contract does not exist (code 20).
 async fn read_or_zero(devnet: &Devnet, method: &str, params: Value) -> Felt {
-    match devnet.try_call(method, params).await {
+    match devnet.try_rpc(method, params).await {
         Ok(v) => felt(&v),
         Err(e) if e.contains("\"code\":20") => Felt::ZERO,
         Err(e) => panic!("{method}: {e}"),
@@ -436,7 +446,8 @@ async fn alerts(dir: &TempDir) -> Vec<orchestrator::core::client::log_alert::Ale
 /// stores nothing; once devnet closes the block both go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_pending_block_is_waited_for_by_batching_and_snos_run() {
-    let Some(devnet) = Devnet::start_with(&["--block-generation-on", "demand"]).await else {
+    let on_demand = DevnetConfig::new().block_generation_on_demand();
+    let Some(devnet) = Devnet::start_with(on_demand).await else {
         return;
     };
     devnet.mint("0x7200", 1).await;
@@ -470,7 +481,7 @@ async fn devnet_pending_block_is_waited_for_by_batching_and_snos_run() {
         orchestrator::types::batch::SnosBatch::new(1, None, 2, "0.14.4", BouncerWeights::ZERO);
     batch.status = S::Closed;
     config2.database().create_snos_batch(batch).await.expect("batch");
-    let metadata = orchestrator::worker::event_handler::jobs::snos::snos_metadata(1, 2, 2, false);
+    let metadata = orchestrator::worker::stages::snos::snos_metadata(1, 2, 2, false);
     let mut job = handler.create_job(1, JobSpecificMetadata::Snos(metadata)).await.expect("job");
     assert_eq!(handler.check_ready_to_process(&job).await, Ok(()), "the node is up");
     let e = handler.process_job(&mut job).await.expect_err("block 2 is pending");
@@ -520,7 +531,7 @@ async fn devnet_killed_mid_test_keeps_batches_and_requeues_snos_run() {
     assert_eq!(agg_before, vec![(1, 1, 3, AggregatorBatchStatus::Open)]);
 
     devnet.kill();
-    devnet.try_call("starknet_blockNumber", json!([])).await.expect_err("devnet is gone");
+    devnet.try_rpc("starknet_blockNumber", json!([])).await.expect_err("devnet is gone");
     let e = snos.run(l3.clone()).await.expect_err("node down");
     assert!(e.to_string().contains("node unreachable"), "{e}");
     let e = agg.run(l2.clone()).await.expect_err("node down");
@@ -535,7 +546,7 @@ async fn devnet_killed_mid_test_keeps_batches_and_requeues_snos_run() {
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let running = Orchestrator::start_with(Arc::clone(&l3), addr, None).await.expect("engine");
     l3.triggers
-        .get(WorkerTriggerType::Snos)
+        .get(WorkerTriggerType::Stage(JobType::SnosRun))
         .expect("trigger")
         .run(l3.clone())
         .await
@@ -559,7 +570,7 @@ async fn devnet_killed_mid_test_keeps_batches_and_requeues_snos_run() {
     assert_eq!(snos_ranges(&l3).await[0], (1, 1, 2, S::SnosJobCreated));
     assert_eq!(
         handler.check_ready_to_process(&job).await,
-        Err(orchestrator::worker::event_handler::jobs::snos::RPC_DOWN_RETRY_DELAY)
+        Err(orchestrator::worker::stages::snos::RPC_DOWN_RETRY_DELAY)
     );
     let mut job = job;
     assert!(handler.process_job(&mut job).await.expect_err("node down").is_retryable());

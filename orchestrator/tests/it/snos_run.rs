@@ -10,7 +10,6 @@ use axum::{extract::State, routing::post, Json, Router};
 use orchestrator::{
     app::Orchestrator,
     cli::args::snos::{CairoLayout, SnosRunnerKind},
-    compression::{self, io::parse_state_update, MemoryState, StarknetVersion},
     config::{EngineParams, SnosParams},
     types::{
         batch::{BouncerWeights, SnosBatch, SnosBatchStatus},
@@ -19,12 +18,17 @@ use orchestrator::{
         Layer,
     },
     worker::{
-        event_handler::jobs::{snos::SnosJobHandler, JobHandlerTrait, JobHandlers},
-        triggers::{snos::SnosTrigger, Triggers},
+        handler::{JobHandlerTrait, JobHandlers},
+        stages::snos::SnosJobHandler,
+        stages::snos::SnosTrigger,
+        trigger::Triggers,
     },
 };
-use orchestrator_ethereum_settlement_client::kzg::Kzg;
 use orchestrator_gps_fact_checker::fact::{self as facts, pie};
+use orchestrator_protocol::{
+    compression::{self, io::parse_state_update, MemoryState, StarknetVersion},
+    kzg::Kzg,
+};
 use orchestrator_snos_runner::{ExternalRunner, ExternalRunnerConfig, SnosRunner, StandInRunner};
 use serde_json::{json, Value};
 use starknet::core::types::{Felt, StateUpdate};
@@ -167,7 +171,7 @@ async fn closed_batch(config: &Config) {
 async fn run_to_end(config: &Arc<Config>) -> JobItem {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running = Orchestrator::start_with(Arc::clone(config), addr, None).await.unwrap();
-    let trigger = config.triggers.get(WorkerTriggerType::Snos).unwrap().clone();
+    let trigger = config.triggers.get(WorkerTriggerType::Stage(JobType::SnosRun)).unwrap().clone();
     trigger.run(Arc::clone(config)).await.unwrap();
     let db = Arc::clone(config.database());
     wait_for(Duration::from_secs(60), "the SnosRun job to finish", async || {

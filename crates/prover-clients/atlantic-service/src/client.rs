@@ -7,7 +7,7 @@ use orchestrator_prover_client_interface::{
     retry::{send_with_retry, transport_error},
     ProverError, ProverResult, RetryPolicy,
 };
-use orchestrator_utils::Secret;
+use orchestrator_utils::{upstream::CONNECT_TIMEOUT, Secret};
 use reqwest::{
     header::{HeaderMap, HeaderValue, CONTENT_TYPE},
     multipart::{Form, Part},
@@ -54,7 +54,11 @@ impl AtlanticClient {
         request_timeout: Duration,
         mock_fact_hash: bool,
     ) -> ProverResult<Self> {
-        let http = reqwest::Client::builder().timeout(request_timeout).build().map_err(|e| {
+        let mut builder = reqwest::Client::builder().timeout(request_timeout);
+        if let Some(read) = retry.read_timeout {
+            builder = builder.connect_timeout(read.min(CONNECT_TIMEOUT));
+        }
+        let http = builder.build().map_err(|e| {
             ProverError::Config(format!("cannot build the Atlantic HTTP client: {e}"))
         })?;
         Ok(Self { http, service_url, artifacts_base_url, api_key, retry, mock_fact_hash })

@@ -12,8 +12,11 @@
 //! - A finished query counts as `Succeeded` only once its fact is valid on chain, unless facts
 //!   are mocked (`mock_fact_hash`); the check goes through a [`FactRegistry`].
 //!
-//! Every request goes through the shared retry policy; the API key travels in the `api-key`
-//! header and is never logged (the config's `Debug` redacts it).
+//! Every request goes through the shared retry policy (transport errors, 429 and 5xx retried
+//! with backoff and jitter, `--upstream-read-*`); the API key travels in the `api-key` header
+//! and is never logged (the config's `Debug` redacts it). A 402 (the API key's account has no
+//! credits left) is [`ProverError::InsufficientCredits`]: not retried, and the job it stops
+//! fails with its own alert.
 
 pub mod client;
 pub mod types;

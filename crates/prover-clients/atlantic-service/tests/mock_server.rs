@@ -201,6 +201,43 @@ async fn gateway_errors_and_html_pages_are_retried() {
 }
 
 #[tokio::test]
+async fn server_errors_are_retried_up_to_the_attempts() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    // Three attempts (the default): two 500s then the query is accepted.
+    server.inject(Fault::status(FaultRoute::SubmitQuery, 500, 2));
+    s.submit_task(job("five-hundred", None)).await.unwrap();
+    assert_eq!(server.submissions().len(), 1);
+    // Three 500s spend the three attempts: a retryable error for the job level, and the next
+    // call (no fault left) goes through, so exactly three attempts were made.
+    server.inject(Fault::status(FaultRoute::SubmitQuery, 500, 3));
+    let err = s.submit_task(job("spent", None)).await.unwrap_err();
+    assert!(matches!(err, ProverError::Http { status: 500, .. }) && err.is_retryable(), "{err}");
+    s.submit_task(job("spent", None)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_402_is_insufficient_credits_not_retried_and_needs_an_operator() {
+    let server = server(|_| {}).await;
+    let s = service(&server);
+    // As many 402s as attempts: the mock answers before reading the upload, and a connection
+    // reset can hide that answer from the client, which then retries as for any transport
+    // error (a real account stays empty too). That no 402 is retried is checked against a
+    // server that reads every request (`prover-client-interface`, `retry::tests`).
+    server.inject(Fault::status(FaultRoute::SubmitQuery, 402, 3));
+    let err = s.submit_task(job("broke", None)).await.unwrap_err();
+    assert!(matches!(err, ProverError::InsufficientCredits { .. }), "{err:?}");
+    assert!(!err.is_retryable(), "{err}");
+    assert_eq!(
+        err.operator_action().map(|a| a.alert),
+        Some("prover_insufficient_credits"),
+        "its own alert kind"
+    );
+    assert!(err.to_string().contains("402"), "{err}");
+    assert!(server.submissions().is_empty());
+}
+
+#[tokio::test]
 async fn client_errors_are_not_retried() {
     let server = server(|_| {}).await;
     let s = service(&server);

@@ -10,7 +10,9 @@
 //! - "not ready yet" is `Ok(TaskStatus::Processing)`, a prover-side failure is
 //!   `Ok(TaskStatus::Failed(reason))`, and `Err` means the prover could not be asked;
 //! - an `Err` answers [`Retryable::is_retryable`]: only transport and infrastructure
-//!   failures (timeouts, 502/503/504, HTML error pages from a proxy, 429) are retryable.
+//!   failures (timeouts, 5xx, HTML error pages from a proxy, 429) are retryable; a 402
+//!   (no credits left) is [`ProverError::InsufficientCredits`], not retryable, and names its
+//!   [`OperatorAction`].
 
 pub mod public_output;
 pub mod retry;
@@ -18,7 +20,7 @@ pub mod retry;
 use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
-pub use orchestrator_utils::Retryable;
+pub use orchestrator_utils::{OperatorAction, Retryable};
 
 pub use retry::{classify_http_failure, HttpFailureKind, RetryPolicy};
 
@@ -160,6 +162,16 @@ pub enum ProverError {
         /// The server's `Retry-After`, if any.
         retry_after: Option<Duration>,
     },
+    /// The prover refused the request because the account has no credits left (HTTP 402
+    /// Payment Required). Not retried: nothing changes until an operator tops the account
+    /// up; the job fails with its own alert (`prover_insufficient_credits`).
+    #[error("{operation}: the prover account has insufficient credits (HTTP 402 Payment Required): {body}")]
+    InsufficientCredits {
+        /// What was attempted.
+        operation: String,
+        /// The prover's answer, truncated.
+        body: String,
+    },
     /// The prover does not know this task (an unknown query id or job key).
     #[error("{operation}: {what} is unknown to the prover")]
     NotFound {
@@ -198,15 +210,28 @@ pub enum ProverError {
     Other(BoxError),
 }
 
+/// What an operator must do when the prover account is out of credits.
+pub const INSUFFICIENT_CREDITS: OperatorAction = OperatorAction {
+    alert: "prover_insufficient_credits",
+    title: "Prover account out of credits",
+    action: "top up the prover account (Atlantic: the API key's credits), then retry the failed \
+             jobs (POST /admin/jobs/retry/failed or GET /jobs/<id>/retry)",
+};
+
 impl Retryable for ProverError {
-    /// Transport failures, infrastructure answers (502/503/504, proxy HTML pages, 429) and
-    /// fact-check RPC errors are retryable; the prover's own answers are not.
+    /// Transport failures, 429, 5xx answers, proxy pages and fact-check RPC errors are
+    /// retryable; the prover's own 4xx answers are not, and a 402 needs an operator.
     fn is_retryable(&self) -> bool {
         match self {
             Self::Unavailable { .. } | Self::FactCheck(_) => true,
             Self::Http { kind, .. } => kind.is_retryable(),
             _ => false,
         }
+    }
+
+    /// [`INSUFFICIENT_CREDITS`] for a 402; `None` otherwise.
+    fn operator_action(&self) -> Option<OperatorAction> {
+        matches!(self, Self::InsufficientCredits { .. }).then_some(INSUFFICIENT_CREDITS)
     }
 }
 
@@ -304,8 +329,22 @@ mod tests {
         assert!(http(503, "").is_retryable());
         assert!(http(500, "<html>oops</html>").is_retryable());
         assert!(!http(400, "{\"message\":\"bad pie\"}").is_retryable());
+        assert!(http(500, "{\"message\":\"prover hiccup\"}").is_retryable());
         assert!(!ProverError::NotFound { operation: "x".into(), what: "q".into() }.is_retryable());
         assert!(!ProverError::InvalidProof("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn insufficient_credits_is_not_retried_and_names_its_alert() {
+        let e = ProverError::InsufficientCredits {
+            operation: "submit query".into(),
+            body: "{}".into(),
+        };
+        assert!(!e.is_retryable());
+        assert_eq!(e.operator_action().map(|a| a.alert), Some("prover_insufficient_credits"));
+        assert!(e.to_string().contains("insufficient credits"), "{e}");
+        let other = ProverError::Unavailable { operation: "x".into(), reason: "reset".into() };
+        assert_eq!(other.operator_action(), None);
     }
 
     #[test]

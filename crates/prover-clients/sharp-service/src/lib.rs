@@ -23,7 +23,7 @@ use orchestrator_prover_client_interface::{
     validate_proof_json, AggregationArtifacts, ProverClient, ProverError, ProverResult,
     RetryPolicy, Task, TaskStatus, TaskType,
 };
-use orchestrator_utils::Secret;
+use orchestrator_utils::{upstream::CONNECT_TIMEOUT, Secret};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -136,6 +136,9 @@ impl SharpProverService {
             .add_root_certificate(server)
             .identity(identity)
             .timeout(config.request_timeout)
+            .connect_timeout(
+                config.retry.read_timeout.map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)),
+            )
             .build()
             .map_err(|e| ProverError::Config(format!("cannot build the SHARP TLS client: {e}")))?;
         Ok(Self { http, config, fact_checker })

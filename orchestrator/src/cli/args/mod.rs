@@ -23,3 +23,4 @@ pub mod service;
 pub mod settlement;
 pub mod snos;
 pub mod storage;
+pub mod upstream;

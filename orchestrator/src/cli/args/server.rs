@@ -22,4 +22,9 @@ pub struct ServerArgs {
     /// reference).
     #[arg(long, env = "MADARA_ORCHESTRATOR_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret<String>>,
+
+    /// Serve `/jobs/{id}/process|verify|retry` without the admin token even when one is set,
+    /// as the reference does (not in the reference: there they are always open).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_OPEN_JOB_ACTIONS")]
+    pub open_job_actions: bool,
 }

@@ -13,13 +13,9 @@ use crate::{
     core::client::database::{BatchWrite, DatabaseError, DatabaseResult, JobQuery},
     types::{
         batch::{AggregatorBatch, AggregatorBatchUpdates, BatchKind, SnosBatch, SnosBatchUpdates},
-        jobs::{now_secs, JobMetadata, JobSpecificMetadata, JobType},
+        jobs::{now_secs, JobMetadata},
     },
 };
-
-/// Jobs whose `block_number` metadata names the block they work on.
-pub(crate) const BLOCK_NUMBER_JOB_TYPES: [JobType; 3] =
-    [JobType::ProofCreation, JobType::ProofRegistration, JobType::DataSubmission];
 
 /// Fields of a job derived from its metadata, as stored integers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,33 +37,16 @@ pub(crate) struct JobColumns {
 impl JobColumns {
     /// The columns of `metadata`; fails when a block number does not fit in i64.
     pub(crate) fn of(metadata: &JobMetadata) -> DatabaseResult<Self> {
-        let mut cols = Self {
+        let fields = metadata.specific.indexed();
+        let int = |name: &str, v: Option<u64>| v.map(|v| to_i64(name, v)).transpose();
+        Ok(Self {
             orchestrator_version: metadata.common.orchestrator_version.clone(),
-            block_number: None,
-            start_block: None,
-            end_block: None,
-            to_settle: None,
-            storage_artifacts_tagged_at: None,
-        };
-        match &metadata.specific {
-            JobSpecificMetadata::Snos(m) => {
-                cols.start_block = Some(to_i64("start_block", m.start_block)?);
-                cols.end_block = Some(to_i64("end_block", m.end_block)?);
-            }
-            JobSpecificMetadata::Proving(m) => {
-                cols.block_number = Some(to_i64("block_number", m.block_number)?)
-            }
-            JobSpecificMetadata::Da(m) => {
-                cols.block_number = Some(to_i64("block_number", m.block_number)?)
-            }
-            JobSpecificMetadata::StateUpdate(m) => {
-                cols.to_settle = Some(to_i64("to_settle", m.context.to_settle())?);
-                cols.storage_artifacts_tagged_at =
-                    m.storage_artifacts_tagged_at.map(|t| t.timestamp());
-            }
-            JobSpecificMetadata::Aggregator(_) => {}
-        }
-        Ok(cols)
+            block_number: int("block_number", fields.block_number)?,
+            start_block: int("start_block", fields.block_range.map(|(start, _)| start))?,
+            end_block: int("end_block", fields.block_range.map(|(_, end)| end))?,
+            to_settle: int("to_settle", fields.to_settle)?,
+            storage_artifacts_tagged_at: fields.storage_artifacts_tagged_at.map(|t| t.timestamp()),
+        })
     }
 }
 

@@ -119,6 +119,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::types::jobs::JobType;
     use crate::{
         core::client::queue::{Delivery, QueueError},
         types::{queue::QueueParams, ORCHESTRATOR_VERSION},
@@ -193,7 +194,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fires_every_trigger_at_once_then_every_interval() {
         let queue = Arc::new(RecordingQueue::default());
-        let triggers = &[WorkerTriggerType::Snos, WorkerTriggerType::StorageCleanup];
+        let triggers =
+            &[WorkerTriggerType::Stage(JobType::SnosRun), WorkerTriggerType::StorageCleanup];
         run_for(Arc::clone(&queue), triggers, MINUTE * 2 + MINUTE / 2).await;
         // Ticks at 0, 60 and 120 s.
         assert_eq!(queue.bodies(), ["Snos", "StorageCleanup"].repeat(3));
@@ -212,7 +214,10 @@ mod tests {
     async fn send_failures_are_retried_next_tick() {
         let queue =
             Arc::new(RecordingQueue { fail_first: AtomicUsize::new(3), ..Default::default() });
-        let triggers = &[WorkerTriggerType::Snos, WorkerTriggerType::Proving];
+        let triggers = &[
+            WorkerTriggerType::Stage(JobType::SnosRun),
+            WorkerTriggerType::Stage(JobType::ProofCreation),
+        ];
         run_for(Arc::clone(&queue), triggers, MINUTE * 2 + MINUTE / 2).await;
         // Tick 0: both fail; tick 60: Snos fails, Proving sent; tick 120: both sent.
         assert_eq!(queue.bodies(), ["Proving", "Snos", "Proving"]);
@@ -225,7 +230,9 @@ mod tests {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { cron.run(&[WorkerTriggerType::Snos], MINUTE, shutdown).await }
+            async move {
+                cron.run(&[WorkerTriggerType::Stage(JobType::SnosRun)], MINUTE, shutdown).await
+            }
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
         shutdown.cancel();
@@ -244,7 +251,13 @@ mod tests {
         cron.setup_triggers(layer, MINUTE).await.expect("idempotent");
         assert!(cron.setup_triggers(layer, Duration::ZERO).await.is_err());
         let err = cron
-            .setup_triggers(&[WorkerTriggerType::Snos, WorkerTriggerType::Snos], MINUTE)
+            .setup_triggers(
+                &[
+                    WorkerTriggerType::Stage(JobType::SnosRun),
+                    WorkerTriggerType::Stage(JobType::SnosRun),
+                ],
+                MINUTE,
+            )
             .await
             .expect_err("duplicate");
         assert!(err.to_string().contains("Snos"), "{err}");

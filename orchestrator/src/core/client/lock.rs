@@ -78,6 +78,19 @@ pub struct LockInfo {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What `try_acquire_lock` asks for: the lock `key` with `value` for `ttl`, held by `owner`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockRequest<'a> {
+    /// The lock.
+    pub key: &'a str,
+    /// Its value.
+    pub value: LockValue,
+    /// How long it stays held unless extended.
+    pub ttl: Duration,
+    /// Who takes it.
+    pub owner: Option<&'a str>,
+}
+
 /// The `NotHeld` error of `key` and `owner`.
 fn not_held(key: &str, owner: Option<&str>) -> LockError {
     LockError::NotHeld { key: key.to_owned(), owner: owner.map(str::to_owned) }
@@ -96,13 +109,7 @@ fn not_held(key: &str, owner: Option<&str>) -> LockError {
 #[async_trait]
 pub trait LockClient: Send + Sync + std::fmt::Debug {
     /// Takes the lock if it is free or expired; `None` when it is held.
-    async fn try_acquire_lock(
-        &self,
-        key: &str,
-        value: LockValue,
-        ttl: Duration,
-        owner: Option<&str>,
-    ) -> Result<Option<LockInfo>, LockError>;
+    async fn try_acquire_lock(&self, req: LockRequest<'_>) -> Result<Option<LockInfo>, LockError>;
     /// Deletes the lock if it is held (by `owner`, when given); whether it was.
     async fn try_release_lock(&self, key: &str, owner: Option<&str>) -> Result<bool, LockError>;
     /// Pushes the expiry of a lock held (by `owner`, when given) to now + `ttl`; `None` when
@@ -123,7 +130,7 @@ pub trait LockClient: Send + Sync + std::fmt::Debug {
         ttl: Duration,
         owner: Option<&str>,
     ) -> Result<LockInfo, LockError> {
-        match self.try_acquire_lock(key, value, ttl, owner).await? {
+        match self.try_acquire_lock(LockRequest { key, value, ttl, owner }).await? {
             Some(lock) => Ok(lock),
             None => {
                 let holder = self.get_lock(key).await?.and_then(|l| l.owner);

@@ -25,20 +25,20 @@ use std::{
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use orchestrator_protocol::{
+    compression::{
+        diff_to_blob_felts, encode, squash::squash_state_updates, stateful::StatefulError,
+        stateless, EncodeOptions, PipelineError, StarknetVersion,
+    },
+    transform,
+};
 use starknet::core::types::{Felt, StateDiff, StateUpdate};
 
 use super::{
-    batching::{
-        gate_block, halt_alert, lock_owner, node_error, system_clock, unsupported_alert, with_lock,
-        AlertOnce, BatchingSettings, Clock, CloseReason, Gate,
-    },
-    JobTrigger, TriggerError,
+    gate_block, halt_alert, lock_owner, node_error, system_clock, unsupported_alert, with_lock,
+    AlertOnce, BatchingSettings, Clock, CloseReason, Gate,
 };
 use crate::{
-    compression::{
-        diff_to_blob_felts, encode, squash::squash_state_updates, stateful::StatefulError,
-        stateless, transform, EncodeOptions, PipelineError, StarknetVersion,
-    },
     core::client::{
         madara::{BlockInfo, MadaraClient, NodeStateReader},
         StorageError,
@@ -47,11 +47,13 @@ use crate::{
         batch::{
             AggregatorBatch, AggregatorBatchStatus, AggregatorBatchUpdates, AggregatorBatchWeights,
         },
-        jobs::JobType,
         queue::WorkerTriggerType,
         ORCHESTRATOR_VERSION,
     },
-    worker::Config,
+    worker::{
+        trigger::{JobTrigger, TriggerError},
+        Config,
+    },
 };
 
 /// Name of the TTL lock of this trigger.
@@ -564,10 +566,6 @@ impl JobTrigger for AggregatorBatchingTrigger {
         WorkerTriggerType::AggregatorBatching
     }
 
-    fn creates(&self) -> Option<JobType> {
-        None
-    }
-
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
         let ttl = self.settings.params.batching_worker_lock_duration;
         with_lock(&config, LOCK_KEY, ttl, &self.owner, self.run_batching(&config)).await.map(|_| ())
@@ -591,7 +589,7 @@ pub(crate) mod tests {
             Alert, AlertClient, AlertError,
         },
         types::{batch::BouncerWeights, Layer},
-        worker::{event_handler::jobs::JobHandlers, triggers::Triggers},
+        worker::{handler::JobHandlers, trigger::Triggers},
     };
 
     /// Batching flags with the reference defaults and a one-hour age limit.

@@ -13,15 +13,18 @@ use std::{
 
 use chrono::{DateTime, Utc};
 
-use super::TriggerError;
+pub mod aggregator;
+pub mod snos;
+
+use orchestrator_protocol::compression::StarknetVersion;
+
 use crate::{
-    compression::StarknetVersion,
     config::{BatchingParams, RunParams},
     core::client::{
         madara::{BlockInfo, MadaraClient, MadaraError},
         Alert, AlertSeverity, LockError, LockValue,
     },
-    worker::Config,
+    worker::{trigger::TriggerError, Config},
 };
 
 /// Starknet versions (`major.minor.patch`) whose blocks are batched: every version the DA
@@ -292,8 +295,9 @@ impl fmt::Display for CloseReason {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use rstest::rstest;
+
+    use super::*;
 
     #[rstest]
     #[case("0.13.2", true)]
@@ -309,7 +313,7 @@ mod tests {
     }
 
     fn settings(min: u64, max: Option<u64>, cap: u64) -> BatchingSettings {
-        let mut params = crate::worker::triggers::aggregator_batching::tests::params();
+        let mut params = crate::worker::batching::aggregator::tests::params();
         params.max_batch_processing_size = cap;
         BatchingSettings { params, min_block: min, max_block: max }
     }

@@ -21,11 +21,8 @@ use std::{fmt, sync::Arc};
 use async_trait::async_trait;
 
 use super::{
-    batching::{
-        gate_block, lock_owner, node_error, system_clock, unsupported_alert, with_lock, AlertOnce,
-        BatchingSettings, Clock, CloseReason, Gate,
-    },
-    JobTrigger, TriggerError,
+    gate_block, lock_owner, node_error, system_clock, unsupported_alert, with_lock, AlertOnce,
+    BatchingSettings, Clock, CloseReason, Gate,
 };
 use crate::{
     core::client::madara::{BlockInfo, MadaraClient},
@@ -34,11 +31,13 @@ use crate::{
             AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, BouncerWeights,
             SnosBatch, SnosBatchStatus,
         },
-        jobs::JobType,
         queue::WorkerTriggerType,
         Layer, ORCHESTRATOR_VERSION,
     },
-    worker::Config,
+    worker::{
+        trigger::{JobTrigger, TriggerError},
+        Config,
+    },
 };
 
 /// Name of the TTL lock of this trigger.
@@ -351,10 +350,6 @@ impl JobTrigger for SnosBatchingTrigger {
         WorkerTriggerType::SnosBatching
     }
 
-    fn creates(&self) -> Option<JobType> {
-        None
-    }
-
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
         let ttl = self.settings.params.batching_worker_lock_duration;
         with_lock(&config, LOCK_KEY, ttl, &self.owner, self.run_batching(&config)).await.map(|_| ())
@@ -367,17 +362,16 @@ mod tests {
 
     use rstest::rstest;
     use starknet::core::types::Felt;
+    use SnosBatchStatus::{Closed as C, Open as O};
 
     use super::*;
     use crate::{
         core::client::madara::memory::InMemoryMadara,
-        worker::triggers::aggregator_batching::{
+        worker::batching::aggregator::{
             tests::{env, params, ranges as agg_ranges, settings, TestClock},
             AggregatorBatchingTrigger,
         },
     };
-
-    use SnosBatchStatus::{Closed as C, Open as O};
 
     const V: &str = "0.14.2";
 

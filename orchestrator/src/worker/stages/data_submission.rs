@@ -24,25 +24,40 @@
 //! StateTransition's. The job then builds no blobs: it checks that the batch's stored OS output
 //! has KZG-DA flag 0 and a body after the header, and completes with the external id
 //! [`CALLDATA_DA`].
+//!
+//! DataSubmission trigger (L3): a DataSubmission job for every completed ProofRegistration job
+//! (reference §7), with `block_number` = the first block of the SNOS batch and the blobs at
+//! `<idx>/blob_data.txt`.
 
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use orchestrator_da_client_interface::{DaClient, DaVerificationStatus};
+use orchestrator_protocol::compression::{self, StarknetVersion, DEFAULT_MAX_NUM_BLOBS};
 use starknet::core::types::StateUpdate;
 
+use super::{proving::create_once, StageInputs, StageWorkers};
 use crate::{
-    compression::{self, StarknetVersion, DEFAULT_MAX_NUM_BLOBS},
+    config::SettlementParams,
     core::client::{
         madara::{MadaraClient, NodeStateReader},
         DatabaseClient, StorageClient,
     },
-    types::jobs::{DaMetadata, JobItem, JobSpecificMetadata, JobType, JobVerificationStatus},
-};
-
-use super::{
-    load_snos_batch, read_os_output, write_artifact, JobError, JobHandlerTrait, OS_HEADER_LEN,
-    USE_KZG_DA_OFFSET,
+    types::{
+        batch::SnosBatchQuery,
+        jobs::{
+            DaMetadata, JobItem, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus,
+        },
+        queue::WorkerTriggerType,
+    },
+    worker::{
+        handler::{
+            load_snos_batch, read_os_output, write_artifact, Attempts, JobError, JobHandlerTrait,
+            OS_HEADER_LEN, USE_KZG_DA_OFFSET,
+        },
+        trigger::{first_unsettled_snos_batch_index, JobTrigger, TriggerError},
+        Config,
+    },
 };
 
 /// The external id of a DataSubmission whose data travels in the settlement calldata.
@@ -253,31 +268,94 @@ impl JobHandlerTrait for DataSubmissionHandler {
         })
     }
 
-    fn max_process_attempts(&self) -> u64 {
-        1
+    fn attempts(&self) -> Attempts {
+        Attempts::new(1, 3, Duration::from_secs(60)).polling(self.ctx.polling_override)
+    }
+}
+
+// -- The trigger --
+
+/// Creates DataSubmission jobs after ProofRegistration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DataSubmissionTrigger;
+
+#[async_trait]
+impl JobTrigger for DataSubmissionTrigger {
+    fn trigger_type(&self) -> WorkerTriggerType {
+        WorkerTriggerType::Stage(JobType::DataSubmission)
     }
 
-    fn max_verification_attempts(&self) -> u64 {
-        3
+    async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
+        let watermark = first_unsettled_snos_batch_index(&config).await?;
+        let db = config.database();
+        let done = db
+            .get_jobs_without_successor(
+                JobType::ProofRegistration,
+                JobStatus::Completed,
+                JobType::DataSubmission,
+                None,
+                watermark,
+            )
+            .await?;
+        for job in done {
+            let index = job.internal_id;
+            let batch = db
+                .get_snos_batches(SnosBatchQuery { indexes: vec![index], ..Default::default() })
+                .await?
+                .into_iter()
+                .find(|b| b.index == index)
+                .ok_or_else(|| {
+                    TriggerError::Other(format!(
+                        "SNOS batch {index} of ProofRegistration job {} does not exist",
+                        job.id
+                    ))
+                })?;
+            let m = DaMetadata {
+                block_number: batch.start_block,
+                blob_data_path: Some(blob_data_path(index)),
+                tx_hash: None,
+            };
+            create_once(&config, JobType::DataSubmission, index, JobSpecificMetadata::Da(m))
+                .await?;
+        }
+        Ok(())
     }
+}
 
-    fn verification_polling_delay(&self) -> Duration {
-        self.ctx.polling_override.unwrap_or(Duration::from_secs(60))
-    }
+// -- Building the stage --
+
+/// The DataSubmission handler (the node and DA clients of the pipeline) and trigger.
+pub(crate) fn build(inputs: &StageInputs<'_>) -> StageWorkers {
+    let StageInputs { params, clients, external } = *inputs;
+    let mut ctx = DataSubmissionContext::new(
+        external.node.clone(),
+        external.da.clone(),
+        clients.storage.clone(),
+        clients.database.clone(),
+    );
+    ctx.max_num_blobs = params.batching.max_num_blobs;
+    ctx.calldata_da = matches!(params.settlement, SettlementParams::Starknet(_));
+    ctx.polling_override = params.service.verification_poll;
+    workers(ctx)
+}
+
+/// The DataSubmission handler over `ctx` and the DataSubmission trigger.
+pub fn workers(ctx: DataSubmissionContext) -> StageWorkers {
+    (Arc::new(DataSubmissionHandler::new(ctx)), Arc::new(DataSubmissionTrigger))
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
 
+    use orchestrator_protocol::{
+        compression::{encode::state_diff_to_felts, BYTES_PER_BLOB, FELTS_PER_BLOB},
+        transform::blob_to_coefficients,
+    };
     use starknet::core::types::{ContractStorageDiffItem, Felt, StateDiff, StorageEntry};
 
     use super::*;
     use crate::{
-        compression::{
-            encode::state_diff_to_felts, transform::blob_to_coefficients, BYTES_PER_BLOB,
-            FELTS_PER_BLOB,
-        },
         config::EngineParams,
         core::client::{embedded, madara::memory::InMemoryMadara},
         types::{
@@ -286,8 +364,9 @@ mod tests {
             Layer,
         },
         worker::{
-            event_handler::jobs::JobHandlers,
-            triggers::{data_submission::DataSubmissionTrigger, JobTrigger, Triggers},
+            handler::JobHandlers,
+            stages::data_submission::DataSubmissionTrigger,
+            trigger::{JobTrigger, Triggers},
             Config,
         },
     };
@@ -439,12 +518,8 @@ mod tests {
             clients.database.clone(),
         );
         let handler = DataSubmissionHandler::new(ctx.clone());
-        let (handlers, triggers) = crate::worker::pipeline::settlement::with_data_submission(
-            ctx,
-            None,
-            JobHandlers::new(),
-            Triggers::new(),
-        );
+        let (handlers, triggers) =
+            crate::worker::stages::register(workers(ctx), JobHandlers::new(), Triggers::new());
         let config =
             Arc::new(Config::new(Layer::L3, clients, handlers, triggers, EngineParams::default()));
         Setup { config, node, da, handler, _dir: dir }

@@ -1,15 +1,30 @@
 //! ProofRegistration (L3): has the proof of a SNOS batch verified on L2 (reference §6.3).
+//!
+//! ProofRegistration trigger (L3): a ProofRegistration job for every completed ProofCreation
+//! job (reference §7).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use orchestrator_prover_client_interface::validate_proof_json;
 
-use crate::types::jobs::{JobItem, JobType, JobVerificationStatus, ProvingInputType};
-
 use super::{
-    proving::{proving_metadata, verify_proving_job, ProverContext},
-    JobError, JobHandlerTrait,
+    proving::{create_once, proving_metadata, verify_proving_job, ProverContext},
+    StageInputs, StageWorkers,
+};
+use crate::{
+    types::{
+        jobs::{
+            JobItem, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus,
+            ProvingInputType,
+        },
+        queue::WorkerTriggerType,
+    },
+    worker::{
+        handler::{Attempts, JobError, JobHandlerTrait},
+        trigger::{first_unsettled_snos_batch_index, JobTrigger, TriggerError},
+        Config,
+    },
 };
 
 /// ProofRegistration (attempts 2, verification 300 × 300 s).
@@ -62,15 +77,64 @@ impl JobHandlerTrait for ProofRegistrationHandler {
         verify_proving_job(&self.ctx, job).await
     }
 
-    fn max_process_attempts(&self) -> u64 {
-        2
+    fn attempts(&self) -> Attempts {
+        Attempts::new(2, 300, Duration::from_secs(300)).polling(self.ctx.polling_override)
+    }
+}
+
+// -- The trigger --
+
+/// Creates ProofRegistration jobs from the metadata of the ProofCreation job: the proof it
+/// downloaded is the input, and the L2 verification's proof goes to `proof_part2.json`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProofRegistrationTrigger;
+
+#[async_trait]
+impl JobTrigger for ProofRegistrationTrigger {
+    fn trigger_type(&self) -> WorkerTriggerType {
+        WorkerTriggerType::Stage(JobType::ProofRegistration)
     }
 
-    fn max_verification_attempts(&self) -> u64 {
-        300
+    async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
+        let watermark = first_unsettled_snos_batch_index(&config).await?;
+        let done = config
+            .database()
+            .get_jobs_without_successor(
+                JobType::ProofCreation,
+                JobStatus::Completed,
+                JobType::ProofRegistration,
+                None,
+                watermark,
+            )
+            .await?;
+        for job in done {
+            let JobSpecificMetadata::Proving(mut m) = job.metadata.specific.clone() else {
+                return Err(TriggerError::Other(format!(
+                    "ProofCreation job {} has no Proving metadata",
+                    job.id
+                )));
+            };
+            let index = job.internal_id;
+            m.input_path = Some(ProvingInputType::Proof(
+                m.download_proof.clone().unwrap_or_else(|| format!("{index}/proof.json")),
+            ));
+            m.download_proof = Some(format!("{index}/proof_part2.json"));
+            create_once(
+                &config,
+                JobType::ProofRegistration,
+                index,
+                JobSpecificMetadata::Proving(m),
+            )
+            .await?;
+        }
+        Ok(())
     }
+}
 
-    fn verification_polling_delay(&self) -> Duration {
-        self.ctx.polling_override.unwrap_or(Duration::from_secs(300))
-    }
+// -- Building the stage --
+
+/// The ProofRegistration handler and trigger.
+pub(crate) fn build(inputs: &StageInputs<'_>) -> StageWorkers {
+    let ctx = ProverContext::from_inputs(inputs);
+    (Arc::new(ProofRegistrationHandler::new(ctx)), Arc::new(ProofRegistrationTrigger))
 }

@@ -1,5 +1,7 @@
 //! ProofCreation: has the SNOS PIE of a batch proven (reference §6.2), plus the pieces the
 //! other proving handlers share ([`ProverContext`], error mapping, proof download).
+//!
+//! Proving trigger: a ProofCreation job for every completed SnosRun job (reference §7).
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -9,19 +11,32 @@ use orchestrator_prover_client_interface::{
     CreateJobInfo, ProverClient, ProverError, Task, TaskStatus, TaskType,
 };
 
+use super::{
+    aggregator::{AggregatorHandler, AggregatorTrigger, UnavailableAggregator},
+    proof_registration::{ProofRegistrationHandler, ProofRegistrationTrigger},
+    StageInputs, StageWorkers,
+};
 use crate::{
     config::choices::ProverKind,
     core::client::{DatabaseClient, StorageClient},
     types::{
         jobs::{
-            JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, ProvingInputType,
-            ProvingMetadata,
+            JobItem, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus,
+            ProvingInputType, ProvingMetadata,
         },
+        queue::WorkerTriggerType,
         Layer,
     },
+    worker::{
+        error::EngineError,
+        handler::{
+            read_artifact, write_artifact, Attempts, JobError, JobHandlerTrait, JobHandlers,
+        },
+        service,
+        trigger::{first_unsettled_snos_batch_index, JobTrigger, TriggerError, Triggers},
+        Config,
+    },
 };
-
-use super::{read_artifact, write_artifact, JobError, JobHandlerTrait};
 
 /// What the proving handlers share: the prover and the stores.
 #[derive(Clone)]
@@ -68,11 +83,12 @@ impl ProverContext {
     }
 }
 
-/// A prover error while verifying: retryable ones are tried again; anything else (an unknown
-/// query id, an invalid proof) rejects the job with the reason.
+/// A prover error while verifying: retryable ones are tried again; one that needs an operator
+/// (no credits left) fails the job with its own alert; anything else (an unknown query id, an
+/// invalid proof) rejects the job with the reason.
 pub(crate) fn verify_error(what: &str, e: ProverError) -> Result<JobVerificationStatus, JobError> {
     let e = JobError::client(what, e);
-    if e.is_retryable() {
+    if e.is_retryable() || e.operator_action().is_some() {
         Err(e)
     } else {
         Ok(JobVerificationStatus::Rejected(e.to_string()))
@@ -216,15 +232,179 @@ impl JobHandlerTrait for ProofCreationHandler {
         verify_proving_job(&self.ctx, job).await
     }
 
-    fn max_process_attempts(&self) -> u64 {
-        1
+    fn attempts(&self) -> Attempts {
+        Attempts::new(1, 900, Duration::from_secs(30)).polling(self.ctx.polling_override)
+    }
+}
+
+// -- The trigger --
+
+/// Creates ProofCreation jobs.
+#[derive(Debug, Clone)]
+pub struct ProvingTrigger {
+    /// Which prover runs (Atlantic needs bucket fields).
+    pub prover: ProverKind,
+    /// Whether L2 proofs are downloaded for audit.
+    pub store_audit_artifacts: bool,
+}
+
+/// Creates a job, treating "already exists" (another run got there first) as done.
+pub(crate) async fn create_once(
+    config: &Config,
+    job_type: JobType,
+    internal_id: u64,
+    specific: JobSpecificMetadata,
+) -> Result<(), TriggerError> {
+    match service::create_job(config, job_type, internal_id, specific).await {
+        Ok(_) | Err(EngineError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => {
+            Err(TriggerError::client(format!("cannot create {job_type} job {internal_id}"), e))
+        }
+    }
+}
+
+impl ProvingTrigger {
+    /// The ProofCreation metadata for a completed SnosRun job, or `None` when it must wait
+    /// (Atlantic: the aggregator batch has no bucket yet).
+    async fn metadata(
+        &self,
+        config: &Config,
+        snos_job: &JobItem,
+    ) -> Result<Option<ProvingMetadata>, TriggerError> {
+        let JobSpecificMetadata::Snos(s) = &snos_job.metadata.specific else {
+            return Err(TriggerError::Other(format!(
+                "SnosRun job {} has no Snos metadata",
+                snos_job.id
+            )));
+        };
+        let index = snos_job.internal_id;
+        let mut m = ProvingMetadata {
+            block_number: s.start_block,
+            input_path: Some(ProvingInputType::CairoPie(
+                s.cairo_pie_path.clone().unwrap_or_else(|| format!("{index}/cairo_pie.zip")),
+            )),
+            n_steps: s.snos_n_steps,
+            ..ProvingMetadata::default()
+        };
+        match config.layer {
+            Layer::L3 => {
+                m.download_proof = Some(format!("{index}/proof.json"));
+                m.ensure_on_chain_registration = s.snos_fact.clone();
+            }
+            Layer::L2 => {
+                if self.store_audit_artifacts {
+                    m.download_proof = Some(format!("{index}/proof.json"));
+                }
+                if self.prover == ProverKind::Atlantic {
+                    let db = config.database();
+                    let Some(batch) = db.get_aggregator_batch_for_block(s.start_block).await?
+                    else {
+                        return Ok(None);
+                    };
+                    let Some(bucket) = batch.bucket_id.clone() else {
+                        tracing::debug!(
+                            snos_batch = index,
+                            aggregator_batch = batch.index,
+                            "No Atlantic bucket yet; waiting"
+                        );
+                        return Ok(None);
+                    };
+                    let first = db
+                        .get_start_snos_batch_for_aggregator(batch.index)
+                        .await?
+                        .map_or(index, |b| b.index);
+                    m.bucket_id = Some(bucket);
+                    m.bucket_job_index = Some(index.saturating_sub(first) + 1);
+                }
+            }
+        }
+        Ok(Some(m))
+    }
+}
+
+#[async_trait]
+impl JobTrigger for ProvingTrigger {
+    fn trigger_type(&self) -> WorkerTriggerType {
+        WorkerTriggerType::Stage(JobType::ProofCreation)
     }
 
-    fn max_verification_attempts(&self) -> u64 {
-        900
+    async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
+        let watermark = first_unsettled_snos_batch_index(&config).await?;
+        let done = config
+            .database()
+            .get_jobs_without_successor(
+                JobType::SnosRun,
+                JobStatus::Completed,
+                JobType::ProofCreation,
+                None,
+                watermark,
+            )
+            .await?;
+        for snos_job in done {
+            if let Some(m) = self.metadata(&config, &snos_job).await? {
+                create_once(
+                    &config,
+                    JobType::ProofCreation,
+                    snos_job.internal_id,
+                    JobSpecificMetadata::Proving(m),
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
+}
 
-    fn verification_polling_delay(&self) -> Duration {
-        self.ctx.polling_override.unwrap_or(Duration::from_secs(30))
+// -- Building the stage --
+
+impl ProverContext {
+    /// The prover context of the running pipeline.
+    pub(crate) fn from_inputs(inputs: &StageInputs<'_>) -> Self {
+        Self {
+            prover: inputs.external.prover.clone(),
+            kind: inputs.params.prover.kind(),
+            layer: inputs.params.layer,
+            storage: inputs.clients.storage.clone(),
+            database: inputs.clients.database.clone(),
+            polling_override: inputs.params.service.verification_poll,
+        }
+    }
+}
+
+/// The ProofCreation handler and the Proving trigger.
+pub(crate) fn build(inputs: &StageInputs<'_>) -> StageWorkers {
+    let ctx = ProverContext::from_inputs(inputs);
+    let trigger = ProvingTrigger {
+        prover: ctx.kind,
+        store_audit_artifacts: inputs.params.service.store_audit_artifacts,
+    };
+    (Arc::new(ProofCreationHandler::new(ctx)), Arc::new(trigger))
+}
+
+/// Adds the proving stages of `ctx.layer` over an existing prover context: ProofCreation, then
+/// Aggregator (L2, with local aggregation unavailable) or ProofRegistration (L3). Tests use this
+/// with their own prover and polling delay.
+pub fn with_stage(
+    ctx: ProverContext,
+    aggregator_buffer: u64,
+    store_audit_artifacts: bool,
+    handlers: JobHandlers,
+    triggers: Triggers,
+) -> (JobHandlers, Triggers) {
+    let handlers = handlers.with(Arc::new(ProofCreationHandler::new(ctx.clone())));
+    let triggers =
+        triggers.with(Arc::new(ProvingTrigger { prover: ctx.kind, store_audit_artifacts }));
+    match ctx.layer {
+        Layer::L2 => (
+            handlers.with(Arc::new(AggregatorHandler::new(ctx, Arc::new(UnavailableAggregator)))),
+            triggers.with(Arc::new(AggregatorTrigger {
+                buffer: aggregator_buffer,
+                store_audit_artifacts,
+            })),
+        ),
+        Layer::L3 => (
+            handlers.with(Arc::new(ProofRegistrationHandler::new(ctx))),
+            triggers.with(Arc::new(ProofRegistrationTrigger)),
+        ),
     }
 }

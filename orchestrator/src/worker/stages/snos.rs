@@ -6,31 +6,41 @@
 //! see `docs/snos.md`. For the stand-in the handler reads the batch from the node (state
 //! updates, roots, block hashes) and builds the DA data with the compression pipeline: the KZG
 //! segment's blobs on L3 (KZG DA), the full-output state diff on L2.
+//!
+//! The Snos trigger (reference §7): creates SnosRun jobs for closed SNOS batches, oldest
+//! first, within the SNOS job buffer and at or above the settlement watermark.
 
-use crate::core::client::Clients;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use orchestrator_gps_fact_checker::fact::{pie, snos_fact};
+use orchestrator_protocol::compression::{
+    self, io::parse_state_update, squash::squash_state_updates, StarknetVersion, StateReadError,
+    StateReader,
+};
 use orchestrator_snos_runner::{BatchData, BlobData, SnosInput, SnosRunner};
 use orchestrator_utils::Retryable;
 use serde_json::{json, Value};
 use starknet::core::types::{Felt, StateUpdate};
 use url::Url;
 
+use super::{StageInputs, StageWorkers};
 use crate::{
-    compression::{
-        self, io::parse_state_update, squash::squash_state_updates, StarknetVersion,
-        StateReadError, StateReader,
-    },
-    config::SnosParams,
+    config::{SettlementParams, SnosParams},
+    core::client::Clients,
     types::{
-        batch::SnosBatchQuery,
+        batch::{SnosBatchQuery, SnosBatchStatus},
         jobs::{JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, SnosMetadata},
-        Layer,
+        queue::WorkerTriggerType,
+        Layer, ORCHESTRATOR_VERSION,
     },
-    worker::event_handler::jobs::{write_artifact, JobError, JobHandlerTrait},
+    worker::{
+        handler::{write_artifact, Attempts, JobError, JobHandlerTrait},
+        service::create_job,
+        trigger::{available_slots, first_unsettled_snos_batch_index, JobTrigger, TriggerError},
+        Config, EngineError,
+    },
 };
 
 /// Delay before a job whose RPC is down is looked at again.
@@ -556,27 +566,100 @@ impl JobHandlerTrait for SnosJobHandler {
         Ok(JobVerificationStatus::Verified)
     }
 
-    fn max_process_attempts(&self) -> u64 {
-        1
+    fn attempts(&self) -> Attempts {
+        Attempts::new(1, 1, Duration::from_secs(1))
+    }
+}
+
+// -- The trigger --
+
+/// Creates SnosRun jobs.
+#[derive(Debug, Clone)]
+pub struct SnosTrigger {
+    /// Most SnosRun jobs in the window [oldest incomplete, latest] (`--snos-job-buffer-size`).
+    pub buffer: u64,
+    /// `--snos-full-output`, recorded in the job metadata.
+    pub full_output: bool,
+}
+
+#[async_trait]
+impl JobTrigger for SnosTrigger {
+    fn trigger_type(&self) -> WorkerTriggerType {
+        WorkerTriggerType::Stage(JobType::SnosRun)
     }
 
-    fn max_verification_attempts(&self) -> u64 {
-        1
+    async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
+        let slots = available_slots(&config, JobType::SnosRun, self.buffer).await?;
+        if slots == 0 {
+            return Ok(());
+        }
+        let watermark = first_unsettled_snos_batch_index(&config).await?;
+        let batches = config
+            .database()
+            .get_snos_batches_without_jobs(
+                SnosBatchStatus::Closed,
+                slots,
+                Some(ORCHESTRATOR_VERSION),
+                watermark,
+            )
+            .await?;
+        for batch in batches {
+            let metadata =
+                snos_metadata(batch.index, batch.start_block, batch.end_block, self.full_output);
+            match create_job(
+                &config,
+                JobType::SnosRun,
+                batch.index,
+                JobSpecificMetadata::Snos(metadata),
+            )
+            .await
+            {
+                Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
+                Err(e) => {
+                    return Err(TriggerError::client(
+                        format!("SnosRun job for batch {}", batch.index),
+                        e,
+                    ))
+                }
+            }
+            config
+                .database()
+                .update_snos_batch_status_by_index(batch.index, SnosBatchStatus::SnosJobCreated)
+                .await?;
+        }
+        Ok(())
     }
+}
 
-    fn verification_polling_delay(&self) -> Duration {
-        Duration::from_secs(1)
-    }
+// -- Building the stage --
+
+/// The SnosRun handler (the SNOS runner of the pipeline) and the Snos trigger.
+pub(crate) fn build(inputs: &StageInputs<'_>) -> StageWorkers {
+    let StageInputs { params, clients, external } = *inputs;
+    let handler = SnosJobHandler::new(
+        params.layer,
+        params.snos.clone(),
+        clients.clone(),
+        external.snos_runner.clone(),
+    )
+    .with_max_num_blobs(params.batching.max_num_blobs)
+    .with_calldata_da(matches!(params.settlement, SettlementParams::Starknet(_)));
+    let trigger = SnosTrigger {
+        buffer: params.service.snos_job_buffer_size,
+        full_output: params.snos.full_output,
+    };
+    (Arc::new(handler), Arc::new(trigger))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::compression::MemoryState;
+    use orchestrator_protocol::compression::MemoryState;
     use starknet::core::types::{
         ContractStorageDiffItem, DeclaredClassItem, DeployedContractItem, NonceUpdate, StateDiff,
         StorageEntry,
     };
+
+    use super::*;
 
     #[tokio::test]
     async fn full_output_diff_has_previous_values() {

@@ -30,31 +30,51 @@
 //!
 //! Verification: the contract's block number reaching the batch's end completes the SNOS
 //! batch; a reverted transaction is a rejection with the contract's reason.
+//!
+//! UpdateState trigger: at most one StateTransition at a time, strictly in order (reference
+//! §7). Its parent is the Aggregator job on L2 (aggregator batches) and the DataSubmission job
+//! on L3 (SNOS batches).
+//!
+//! One run: if the latest StateTransition is not `Completed`, nothing happens. Otherwise the
+//! completed parents after the last settled index are listed; the smallest must be the next
+//! index (last + 1, or 1 when nothing is settled), and exactly one StateTransition is created
+//! for it with `Batch { to_settle }` and the parent's artifact paths. On L2 the aggregator
+//! batch must also be `ReadyForStateUpdate`.
 
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use orchestrator_protocol::{
+    compression::{io::parse_felt_list, DEFAULT_MAX_NUM_BLOBS},
+    transform::felts_to_blobs,
+};
 use orchestrator_settlement_client_interface::{
     AttemptRecorder, BlobStateUpdate, SettlementClient, SettlementVerificationStatus, TxAttempt,
     TxAttemptStatus as ClientAttemptStatus, Word,
 };
 
+use super::{proving::create_once, StageInputs, StageWorkers};
 use crate::{
-    compression::{io::parse_felt_list, transform::felts_to_blobs, DEFAULT_MAX_NUM_BLOBS},
     core::client::{DatabaseClient, StorageClient, StorageError},
     types::{
         batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, SnosBatchStatus},
         jobs::{
-            JobItem, JobSpecificMetadata, JobType, JobVerificationStatus, StateUpdateMetadata,
-            StateUpdateTxAttempt, TxAttemptStatus,
+            JobItem, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus,
+            SettlementContext, SettlementContextData, StateUpdateMetadata, StateUpdateTxAttempt,
+            TxAttemptStatus,
         },
+        queue::WorkerTriggerType,
         Layer,
     },
-};
-
-use super::{
-    load_snos_batch, read_artifact, read_os_output, JobError, JobHandlerTrait, USE_KZG_DA_OFFSET,
+    worker::{
+        handler::{
+            load_snos_batch, read_artifact, read_os_output, Attempts, JobError, JobHandlerTrait,
+            USE_KZG_DA_OFFSET,
+        },
+        trigger::{JobTrigger, TriggerError},
+        Config,
+    },
 };
 
 /// The external id of a state update that needed no transaction (already settled).
@@ -254,7 +274,7 @@ pub fn da_segment_to_blobs(segment: &[u8], max_blobs: usize) -> Result<Vec<Vec<u
     felts_to_blobs(&felts, max_blobs).map_err(|e| JobError::fatal_with("the DA segment", e))
 }
 
-fn state_update_metadata(job: &JobItem) -> Result<StateUpdateMetadata, JobError> {
+fn metadata(job: &JobItem) -> Result<StateUpdateMetadata, JobError> {
     match &job.metadata.specific {
         JobSpecificMetadata::StateUpdate(m) => Ok(m.clone()),
         _ => Err(JobError::InvalidMetadata {
@@ -484,15 +504,17 @@ impl StateTransitionHandler {
         let program_output =
             decode_program_output(&self.ctx.read(&po_path, "the program output").await?)?;
         let data = self.ctx.read(&blob_path, "the blob data").await?;
-        if data.is_empty() || data.len() % crate::compression::BYTES_PER_BLOB != 0 {
+        if data.is_empty() || data.len() % orchestrator_protocol::compression::BYTES_PER_BLOB != 0 {
             return Err(JobError::fatal(format!(
                 "the blob data at {blob_path} is {} bytes, not a whole number of {}-byte blobs",
                 data.len(),
-                crate::compression::BYTES_PER_BLOB
+                orchestrator_protocol::compression::BYTES_PER_BLOB
             )));
         }
-        let blobs: Vec<Vec<u8>> =
-            data.chunks(crate::compression::BYTES_PER_BLOB).map(<[u8]>::to_vec).collect();
+        let blobs: Vec<Vec<u8>> = data
+            .chunks(orchestrator_protocol::compression::BYTES_PER_BLOB)
+            .map(<[u8]>::to_vec)
+            .collect();
         let update =
             BlobStateUpdate { program_output, blobs, prior_attempts: Vec::new(), recorder: None };
         match self.ctx.settlement.update_state_with_blobs(update).await {
@@ -565,7 +587,7 @@ impl JobHandlerTrait for StateTransitionHandler {
     }
 
     async fn process_job(&self, job: &mut JobItem) -> Result<String, JobError> {
-        let m = state_update_metadata(job)?;
+        let m = metadata(job)?;
         match self.ctx.layer {
             Layer::L2 => self.process_l2(job, m).await,
             Layer::L3 => self.process_l3(job, m).await,
@@ -573,7 +595,7 @@ impl JobHandlerTrait for StateTransitionHandler {
     }
 
     async fn verify_job(&self, job: &mut JobItem) -> Result<JobVerificationStatus, JobError> {
-        let m = state_update_metadata(job)?;
+        let m = metadata(job)?;
         if self.ctx.layer == Layer::L3 {
             return self.verify_l3(job, &m).await;
         }
@@ -611,26 +633,175 @@ impl JobHandlerTrait for StateTransitionHandler {
         )))
     }
 
-    fn max_process_attempts(&self) -> u64 {
-        3
+    fn attempts(&self) -> Attempts {
+        Attempts::new(3, 10, Duration::from_secs(60)).polling(self.ctx.polling_override)
+    }
+}
+
+// -- The trigger --
+
+/// Creates StateTransition jobs, one at a time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpdateStateTrigger;
+
+/// The job type a StateTransition follows on `layer`.
+pub fn parent_job_type(layer: Layer) -> JobType {
+    match layer {
+        Layer::L2 => JobType::Aggregator,
+        Layer::L3 => JobType::DataSubmission,
+    }
+}
+
+/// The index the last StateTransition settled (its context's `to_settle`).
+fn settled_index(job: &JobItem) -> u64 {
+    match &job.metadata.specific {
+        JobSpecificMetadata::StateUpdate(m) => m.context.to_settle(),
+        _ => job.internal_id,
+    }
+}
+
+/// The StateTransition metadata settling the batch of `parent` (its artifact paths).
+pub fn state_update_metadata(layer: Layer, parent: &JobItem) -> StateUpdateMetadata {
+    let index = parent.internal_id;
+    let mut m = StateUpdateMetadata {
+        snos_output_path: None,
+        program_output_path: None,
+        blob_data_path: None,
+        da_segment_path: None,
+        tx_hash: None,
+        tx_nonce: None,
+        tx_attempts: Vec::new(),
+        context: SettlementContext::Batch(SettlementContextData {
+            to_settle: index,
+            last_failed: None,
+        }),
+        storage_artifacts_tagged_at: None,
+    };
+    match (layer, &parent.metadata.specific) {
+        (Layer::L2, JobSpecificMetadata::Aggregator(a)) => {
+            m.snos_output_path = a.snos_output_path.clone();
+            m.program_output_path = a.program_output_path.clone();
+            m.da_segment_path = a.da_segment_path.clone();
+            m.blob_data_path = a.blob_data_path.clone();
+        }
+        (Layer::L3, JobSpecificMetadata::Da(d)) => {
+            m.snos_output_path = Some(format!("{index}/snos_output.json"));
+            m.program_output_path = Some(format!("{index}/program_output.txt"));
+            m.blob_data_path = d.blob_data_path.clone();
+        }
+        _ => {
+            m.snos_output_path = Some(format!("{index}/snos_output.json"));
+            m.program_output_path = Some(format!("{index}/program_output.txt"));
+        }
+    }
+    m
+}
+
+/// What the trigger should do given the latest StateTransition and the completed parents
+/// after it (ascending): `Some(parent)` to settle it next, `None` to wait.
+pub fn next_to_settle<'a>(latest: Option<&JobItem>, parents: &'a [JobItem]) -> Option<&'a JobItem> {
+    let expected = match latest {
+        Some(j) if j.status != JobStatus::Completed => return None,
+        Some(j) => settled_index(j) + 1,
+        None => 1,
+    };
+    let first = parents.iter().min_by_key(|j| j.internal_id)?;
+    (first.internal_id == expected).then_some(first)
+}
+
+#[async_trait]
+impl JobTrigger for UpdateStateTrigger {
+    fn trigger_type(&self) -> WorkerTriggerType {
+        WorkerTriggerType::Stage(JobType::StateTransition)
     }
 
-    fn max_verification_attempts(&self) -> u64 {
-        10
+    async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
+        let db = config.database();
+        let latest = db.get_latest_job_by_type(JobType::StateTransition, None).await?;
+        if latest.as_ref().is_some_and(|j| j.status != JobStatus::Completed) {
+            tracing::debug!("A StateTransition is in flight; waiting");
+            return Ok(());
+        }
+        let last = latest.as_ref().map_or(0, settled_index);
+        let parents = db
+            .get_jobs_after_internal_id_by_job_type(
+                parent_job_type(config.layer),
+                JobStatus::Completed,
+                last,
+                None,
+            )
+            .await?;
+        let Some(parent) = next_to_settle(latest.as_ref(), &parents) else {
+            if let Some(first) = parents.first() {
+                tracing::debug!(
+                    last_settled = last,
+                    next_candidate = first.internal_id,
+                    "The next batch to settle is not ready; waiting"
+                );
+            }
+            return Ok(());
+        };
+        if config.layer == Layer::L2 {
+            let batch = db
+                .get_aggregator_batches(AggregatorBatchQuery {
+                    indexes: vec![parent.internal_id],
+                    ..Default::default()
+                })
+                .await?
+                .into_iter()
+                .find(|b| b.index == parent.internal_id);
+            match batch {
+                Some(b) if b.status == AggregatorBatchStatus::ReadyForStateUpdate => {}
+                other => {
+                    tracing::debug!(
+                        aggregator_batch = parent.internal_id,
+                        status = ?other.map(|b| b.status),
+                        "Aggregator batch not ReadyForStateUpdate; waiting"
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        let m = state_update_metadata(config.layer, parent);
+        create_once(
+            &config,
+            JobType::StateTransition,
+            parent.internal_id,
+            JobSpecificMetadata::StateUpdate(m),
+        )
+        .await
     }
+}
 
-    fn verification_polling_delay(&self) -> Duration {
-        self.ctx.polling_override.unwrap_or(Duration::from_secs(60))
-    }
+// -- Building the stage --
+
+/// The StateTransition handler (the settlement client of the pipeline) and the UpdateState
+/// trigger.
+pub(crate) fn build(inputs: &StageInputs<'_>) -> StageWorkers {
+    let StageInputs { params, clients, external } = *inputs;
+    let mut ctx = SettlementJobContext::new(
+        external.settlement.clone(),
+        clients.storage.clone(),
+        clients.database.clone(),
+        params.layer,
+    );
+    ctx.max_num_blobs = params.batching.max_num_blobs;
+    ctx.polling_override = params.service.verification_poll;
+    workers(ctx)
+}
+
+/// The StateTransition handler over `ctx` and the UpdateState trigger.
+pub fn workers(ctx: SettlementJobContext) -> StageWorkers {
+    (Arc::new(StateTransitionHandler::new(ctx)), Arc::new(UpdateStateTrigger))
 }
 
 #[cfg(test)]
 mod tests {
+    use orchestrator_protocol::compression::{io::felt_hex, BYTES_PER_BLOB};
     use orchestrator_settlement_client_interface::SettlementError;
+    use starknet::core::types::Felt;
 
     use super::*;
-    use crate::compression::{io::felt_hex, BYTES_PER_BLOB};
-    use starknet::core::types::Felt;
 
     fn segment(n: usize) -> Vec<u8> {
         let felts: Vec<String> = (0..n as u64).map(|i| felt_hex(&Felt::from(i + 1))).collect();
@@ -689,5 +860,58 @@ mod tests {
         assert!(
             !JobError::client("x", SettlementError::InvalidInput("short".into())).is_retryable()
         );
+    }
+}
+
+#[cfg(test)]
+mod trigger_tests {
+    use super::*;
+    use crate::types::jobs::AggregatorMetadata;
+
+    fn agg(i: u64) -> JobItem {
+        let mut j = JobItem::new(
+            JobType::Aggregator,
+            i,
+            JobSpecificMetadata::Aggregator(AggregatorMetadata {
+                batch_num: i,
+                program_output_path: Some(format!("artifacts/batch/{i}/program_output.txt")),
+                da_segment_path: Some(format!("artifacts/batch/{i}/da_blob.json")),
+                ..Default::default()
+            }),
+        );
+        j.status = JobStatus::Completed;
+        j
+    }
+
+    fn st(i: u64, status: JobStatus) -> JobItem {
+        let mut j = JobItem::new(
+            JobType::StateTransition,
+            i,
+            JobSpecificMetadata::StateUpdate(state_update_metadata(Layer::L2, &agg(i))),
+        );
+        j.status = status;
+        j
+    }
+
+    #[test]
+    fn strictly_sequential() {
+        let parents = [agg(2), agg(3)];
+        assert!(next_to_settle(None, &parents).is_none(), "1 is missing");
+        assert_eq!(next_to_settle(None, &[agg(1), agg(2)]).unwrap().internal_id, 1);
+        let done = st(1, JobStatus::Completed);
+        assert_eq!(next_to_settle(Some(&done), &parents).unwrap().internal_id, 2);
+        let busy = st(1, JobStatus::PendingVerification);
+        assert!(next_to_settle(Some(&busy), &parents).is_none());
+        assert!(next_to_settle(Some(&done), &[agg(3)]).is_none(), "gap");
+        assert!(next_to_settle(Some(&done), &[]).is_none());
+    }
+
+    #[test]
+    fn paths_come_from_the_aggregator_job() {
+        let m = state_update_metadata(Layer::L2, &agg(4));
+        assert_eq!(m.context.to_settle(), 4);
+        assert!(matches!(m.context, SettlementContext::Batch(_)));
+        assert_eq!(m.program_output_path.as_deref(), Some("artifacts/batch/4/program_output.txt"));
+        assert_eq!(m.da_segment_path.as_deref(), Some("artifacts/batch/4/da_blob.json"));
     }
 }

@@ -17,7 +17,7 @@ use crate::{
         queue::QueueType,
     },
     worker::{
-        event_handler::jobs::{JobError, JobHandlerTrait},
+        handler::{Attempts, JobError, JobHandlerTrait},
         service,
     },
 };
@@ -51,16 +51,8 @@ impl JobHandlerTrait for ChangedUnderfoot {
         Ok(JobVerificationStatus::Verified)
     }
 
-    fn max_process_attempts(&self) -> u64 {
-        1
-    }
-
-    fn max_verification_attempts(&self) -> u64 {
-        1
-    }
-
-    fn verification_polling_delay(&self) -> Duration {
-        Duration::ZERO
+    fn attempts(&self) -> Attempts {
+        Attempts::new(1, 1, Duration::ZERO)
     }
 }
 
@@ -73,12 +65,12 @@ async fn a_lost_race_drops_the_change_quietly(#[case] fatal: bool) {
     let h = Harness::new(vec![handler.clone()]).await;
     handler.database.set(h.config.database().clone()).expect("set once");
     let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
-    h.drain(QueueType::SnosJobProcessing).await;
+    h.drain(QueueType::JobProcessing(JobType::SnosRun)).await;
 
     service::process_job(&h.config, job.id).await.expect("a lost race is not an error");
 
     let after = h.job(job.id).await;
     assert_eq!(after.status, JobStatus::LockedForProcessing, "as the other writer left it");
-    assert!(h.drain(QueueType::SnosJobVerification).await.is_empty());
+    assert!(h.drain(QueueType::JobVerification(JobType::SnosRun)).await.is_empty());
     assert!(h.alerts.0.lock().unwrap().is_empty());
 }

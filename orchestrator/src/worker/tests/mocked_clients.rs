@@ -11,6 +11,7 @@ use std::sync::{
 };
 
 use orchestrator_da_client_interface::{DaError, MockDaClient};
+use orchestrator_protocol::compression::io::felt_hex;
 use orchestrator_prover_client_interface::{
     classify_http_failure, AggregationArtifacts, MockProverClient, ProverError, Task, TaskStatus,
     TaskType,
@@ -25,7 +26,6 @@ use starknet::core::types::Felt;
 
 use super::{Harness, RecordingAlerts};
 use crate::{
-    compression::io::felt_hex,
     config::{choices::ProverKind, EngineParams},
     core::client::{
         embedded,
@@ -43,17 +43,17 @@ use crate::{
         Layer,
     },
     worker::{
-        event_handler::jobs::{
-            aggregator::{AggregatorHandler, UnavailableAggregator},
+        handler::{JobHandlerTrait, JobHandlers},
+        service,
+        stages::{
+            aggregator::{aggregator_metadata, AggregatorHandler, UnavailableAggregator},
             data_submission::{blob_data_path, DataSubmissionContext, DataSubmissionHandler},
             proving::{ProofCreationHandler, ProverContext},
-            state_transition::{SettlementJobContext, StateTransitionHandler},
-            JobHandlerTrait, JobHandlers,
+            state_transition::{
+                state_update_metadata, SettlementJobContext, StateTransitionHandler,
+            },
         },
-        service,
-        triggers::{
-            aggregator::aggregator_metadata, update_state::state_update_metadata, Triggers,
-        },
+        trigger::Triggers,
         Config,
     },
 };

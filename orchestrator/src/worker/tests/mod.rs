@@ -4,6 +4,7 @@
 mod lost_race;
 mod mocked_clients;
 mod state_machine;
+mod trigger_requests;
 
 use crate::worker::Config;
 use std::{
@@ -24,8 +25,8 @@ use crate::{
         Layer,
     },
     worker::{
-        event_handler::jobs::{JobError, JobHandlerTrait, JobHandlers},
-        triggers::Triggers,
+        handler::{Attempts, JobError, JobHandlerTrait, JobHandlers},
+        trigger::Triggers,
     },
 };
 
@@ -107,17 +108,10 @@ impl JobHandlerTrait for TestHandler {
         }
     }
 
-    fn max_process_attempts(&self) -> u64 {
-        self.max_process_attempts
-    }
-
-    fn max_verification_attempts(&self) -> u64 {
-        self.max_verification_attempts
-    }
-
-    fn verification_polling_delay(&self) -> Duration {
-        // Zero so follow-up messages are visible at once; delays are tested on their own.
-        Duration::ZERO
+    fn attempts(&self) -> Attempts {
+        // Polling delay zero so follow-up messages are visible at once; delays are tested on
+        // their own.
+        Attempts::new(self.max_process_attempts, self.max_verification_attempts, Duration::ZERO)
     }
 
     async fn check_ready_to_process(&self, _job: &JobItem) -> Result<(), Duration> {

@@ -39,7 +39,7 @@ async fn job_in(h: &Harness, status: JobStatus, locked_age: Option<Duration>) ->
     let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1))
         .await
         .expect("create");
-    h.drain(QueueType::SnosJobProcessing).await;
+    h.drain(QueueType::JobProcessing(JobType::SnosRun)).await;
     if status == JobStatus::Created {
         return job;
     }
@@ -64,29 +64,29 @@ async fn job_in(h: &Harness, status: JobStatus, locked_age: Option<Duration>) ->
 }
 
 #[rstest]
-#[case::created_processed(JobStatus::Created, None, Action::Process, vec![Step::Ok("ext-1")], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::created_processed(JobStatus::Created, None, Action::Process, vec![Step::Ok("ext-1")], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
 #[case::created_retryable_error(JobStatus::Created, None, Action::Process, vec![Step::Retry], vec![], JobStatus::Created, None, 0, Outcome::Retryable)]
 #[case::created_fatal_error(JobStatus::Created, None, Action::Process, vec![Step::Fatal], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
 #[case::created_panic(JobStatus::Created, None, Action::Process, vec![Step::Panic], vec![], JobStatus::Created, None, 0, Outcome::Retryable)]
-#[case::verification_failed_processed(JobStatus::VerificationFailed, None, Action::Process, vec![Step::Ok("ext-2")], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::verification_failed_processed(JobStatus::VerificationFailed, None, Action::Process, vec![Step::Ok("ext-2")], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
 #[case::verification_failed_retryable_restores(JobStatus::VerificationFailed, None, Action::Process, vec![Step::Retry], vec![], JobStatus::VerificationFailed, None, 0, Outcome::Retryable)]
-#[case::pending_retry_processed(JobStatus::PendingRetry, None, Action::Process, vec![Step::Ok("ext-3")], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::pending_retry_processed(JobStatus::PendingRetry, None, Action::Process, vec![Step::Ok("ext-3")], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
 #[case::locked_fresh_is_a_duplicate(JobStatus::LockedForProcessing, Some(Duration::from_secs(1)), Action::Process, vec![], vec![], JobStatus::LockedForProcessing, None, 0, Outcome::Ok)]
-#[case::locked_stale_is_healed_and_processed(JobStatus::LockedForProcessing, Some(Duration::from_secs(3600)), Action::Process, vec![Step::Ok("ext-4")], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::locked_stale_is_healed_and_processed(JobStatus::LockedForProcessing, Some(Duration::from_secs(3600)), Action::Process, vec![Step::Ok("ext-4")], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
 #[case::completed_is_not_processed(JobStatus::Completed, None, Action::Process, vec![], vec![], JobStatus::Completed, None, 0, Outcome::Ok)]
 #[case::pending_verification_is_not_processed(JobStatus::PendingVerification, None, Action::Process, vec![], vec![], JobStatus::PendingVerification, None, 0, Outcome::Ok)]
 #[case::verified(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Verified], JobStatus::Completed, Some(QueueType::WorkerTrigger), 0, Outcome::Ok)]
-#[case::rejected_with_attempts_left(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Rejected], JobStatus::VerificationFailed, Some(QueueType::SnosJobProcessing), 0, Outcome::Ok)]
-#[case::pending_polls_again(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Pending], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::rejected_with_attempts_left(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Rejected], JobStatus::VerificationFailed, Some(QueueType::JobProcessing(JobType::SnosRun)), 0, Outcome::Ok)]
+#[case::pending_polls_again(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Pending], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
 #[case::verify_retryable_error(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Retry], JobStatus::PendingVerification, None, 0, Outcome::Retryable)]
 #[case::timeout_verified_later(JobStatus::VerificationTimeout, None, Action::Verify, vec![], vec![Check::Verified], JobStatus::Completed, Some(QueueType::WorkerTrigger), 0, Outcome::Ok)]
 #[case::created_is_not_verified(JobStatus::Created, None, Action::Verify, vec![], vec![], JobStatus::Created, None, 0, Outcome::Ok)]
 #[case::dead_letter_fails_a_waiting_job(JobStatus::Created, None, Action::DeadLetter, vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
 #[case::dead_letter_fails_a_locked_job(JobStatus::LockedForProcessing, Some(Duration::from_secs(1)), Action::DeadLetter, vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
 #[case::dead_letter_ignores_completed(JobStatus::Completed, None, Action::DeadLetter, vec![], vec![], JobStatus::Completed, None, 0, Outcome::Ok)]
-#[case::retry_of_failed(JobStatus::Failed, None, Action::Retry, vec![], vec![], JobStatus::PendingRetry, Some(QueueType::SnosJobProcessing), 0, Outcome::Ok)]
+#[case::retry_of_failed(JobStatus::Failed, None, Action::Retry, vec![], vec![], JobStatus::PendingRetry, Some(QueueType::JobProcessing(JobType::SnosRun)), 0, Outcome::Ok)]
 #[case::retry_refused_unless_failed(JobStatus::Created, None, Action::Retry, vec![], vec![], JobStatus::Created, None, 0, Outcome::Refused)]
-#[case::force_verify(JobStatus::Failed, None, Action::ForceVerify, vec![], vec![], JobStatus::PendingVerification, Some(QueueType::SnosJobVerification), 0, Outcome::Ok)]
+#[case::force_verify(JobStatus::Failed, None, Action::ForceVerify, vec![], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
 #[tokio::test]
 #[allow(clippy::too_many_arguments)]
 async fn transition(
@@ -133,14 +133,19 @@ async fn transition(
     );
 
     // Exactly the expected follow-up message, nothing else on the job queues.
-    for queue in
-        [QueueType::SnosJobProcessing, QueueType::SnosJobVerification, QueueType::WorkerTrigger]
-    {
+    for queue in [
+        QueueType::JobProcessing(JobType::SnosRun),
+        QueueType::JobVerification(JobType::SnosRun),
+        QueueType::WorkerTrigger,
+    ] {
         let sent = h.drain(queue).await;
         if Some(queue) == want_queued {
             assert_eq!(sent.len(), 1, "one message on {queue}");
             if queue == QueueType::WorkerTrigger {
-                assert_eq!(sent[0].body, WorkerTriggerType::Proving.to_string());
+                assert_eq!(
+                    sent[0].body,
+                    WorkerTriggerType::Stage(JobType::ProofCreation).to_string()
+                );
             } else {
                 assert_eq!(ids(&sent), vec![job.id]);
             }
@@ -235,13 +240,16 @@ async fn not_ready_requeues_with_the_handler_delay_without_locking() {
     *handler.not_ready_for.lock().unwrap() = Some(Duration::from_secs(60));
     let h = Harness::new(vec![handler.clone()]).await;
     let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
-    h.drain(QueueType::SnosJobProcessing).await;
+    h.drain(QueueType::JobProcessing(JobType::SnosRun)).await;
     service::process_job(&h.config, job.id).await.unwrap();
     let after = h.job(job.id).await;
     assert_eq!((after.status, after.version), (JobStatus::Created, job.version));
     // The message is delayed: not visible now.
-    assert!(h.drain(QueueType::SnosJobProcessing).await.is_empty());
-    assert_eq!(h.config.queue().approximate_len(QueueType::SnosJobProcessing).await.unwrap(), 0);
+    assert!(h.drain(QueueType::JobProcessing(JobType::SnosRun)).await.is_empty());
+    assert_eq!(
+        h.config.queue().approximate_len(QueueType::JobProcessing(JobType::SnosRun)).await.unwrap(),
+        0
+    );
     assert!(handler.calls.lock().unwrap().is_empty());
 }
 
@@ -252,7 +260,7 @@ async fn duplicate_create_is_refused_and_changes_nothing() {
     let err =
         service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap_err();
     assert!(matches!(err, EngineError::AlreadyExists { internal_id: 1, .. }), "{err}");
-    assert_eq!(h.drain(QueueType::SnosJobProcessing).await.len(), 1);
+    assert_eq!(h.drain(QueueType::JobProcessing(JobType::SnosRun)).await.len(), 1);
     assert_eq!(h.job(job.id).await, job);
 }
 

@@ -5,6 +5,7 @@
 //! entry. The entries themselves are decoded with cairo-vm's own serde types, so the resulting
 //! [`CairoPie`] is exactly what cairo-vm would build.
 
+use std::collections::BTreeMap;
 use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 
@@ -93,30 +94,36 @@ pub fn program_output(pie: &CairoPie) -> Result<Vec<Felt>, FactError> {
     let index = usize::try_from(segment.index).map_err(|_| FactError::OutputSegmentMissing)?;
     let size = segment.size;
 
-    let mut cells: Vec<Option<Felt>> = vec![None; size];
+    // The cells by offset. The segment size comes from the PIE's metadata and may be anything:
+    // nothing here is allocated by it, only by the cells the memory really holds.
+    let mut cells: BTreeMap<usize, Felt> = BTreeMap::new();
     for ((seg, offset), value) in &pie.memory.0 {
         if *seg != index {
             continue;
         }
         let offset = *offset;
-        let slot = cells.get_mut(offset).ok_or(FactError::OutputCellOutOfRange { offset, size })?;
+        if offset >= size {
+            return Err(FactError::OutputCellOutOfRange { offset, size });
+        }
         let felt = match value {
             MaybeRelocatable::Int(felt) => *felt,
             MaybeRelocatable::RelocatableValue(_) => {
                 return Err(FactError::OutputCellNotInteger { offset })
             }
         };
-        if slot.replace(felt).is_some() {
+        if cells.insert(offset, felt).is_some() {
             return Err(FactError::OutputCellDuplicate { offset });
         }
     }
 
-    let present = cells.iter().filter(|c| c.is_some()).count();
-    cells
-        .into_iter()
-        .enumerate()
-        .map(|(offset, cell)| cell.ok_or(FactError::OutputCellMissing { offset, size, present }))
-        .collect()
+    // Distinct offsets below `size`: all are there exactly when there are `size` of them, and
+    // otherwise the first missing one is the first offset that does not match its rank.
+    let present = cells.len();
+    if present != size {
+        let offset = cells.keys().zip(0..).find(|(k, i)| *k != i).map_or(present, |(_, i)| i);
+        return Err(FactError::OutputCellMissing { offset, size, present });
+    }
+    Ok(cells.into_values().collect())
 }
 
 #[cfg(test)]
@@ -223,6 +230,59 @@ mod tests {
         ));
         let pie = pie_with_output(vec![((2, 0), Felt::ONE.into()), ((2, 0), Felt::TWO.into())], 1);
         assert!(matches!(program_output(&pie), Err(FactError::OutputCellDuplicate { offset: 0 })));
+    }
+
+    /// Found by the `pie_fact` fuzz target: a metadata output segment size of 10^14 made this
+    /// allocate 4 PB up front (the process aborted). The size is now only compared with the
+    /// cells the memory holds.
+    #[test]
+    fn huge_output_segment_size_is_a_missing_cell_not_an_allocation() {
+        for size in [99_999_999_999_999, usize::MAX] {
+            let pie = pie_with_output(vec![((2, 0), Felt::ONE.into())], size);
+            assert!(matches!(
+                program_output(&pie),
+                Err(FactError::OutputCellMissing { offset: 1, present: 1, .. })
+            ));
+        }
+        // The same PIE as a zip, as the fuzz target read it.
+        let fib = vector("fibonacci.zip");
+        let mut archive = zip::ZipArchive::new(Cursor::new(&fib)).unwrap();
+        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+        for i in 0..archive.len() {
+            let mut f = archive.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            entries.push((f.name().to_owned(), data));
+        }
+        for (name, data) in &mut entries {
+            if name == METADATA {
+                let text = String::from_utf8(data.clone()).unwrap().replace(
+                    r#""output":{"index":2,"size":1}"#,
+                    r#""output":{"index":2,"size":99999999999999}"#,
+                );
+                assert!(text.contains("99999999999999"));
+                *data = text.into_bytes();
+            }
+        }
+        let entries: Vec<(&str, &[u8])> =
+            entries.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        let pie = read_pie_bytes(&zip_with(&entries)).unwrap();
+        assert!(matches!(
+            program_output(&pie),
+            Err(FactError::OutputCellMissing { offset: 1, .. })
+        ));
+        assert!(crate::fact::fact(&pie).is_err());
+    }
+
+    #[test]
+    fn missing_cells_are_named_in_order() {
+        let pie = pie_with_output(vec![((2, 0), Felt::ONE.into()), ((2, 2), Felt::TWO.into())], 4);
+        assert!(matches!(
+            program_output(&pie),
+            Err(FactError::OutputCellMissing { offset: 1, size: 4, present: 2 })
+        ));
+        let pie = pie_with_output(vec![((2, 1), Felt::ONE.into()), ((2, 0), Felt::TWO.into())], 2);
+        assert_eq!(program_output(&pie).unwrap(), vec![Felt::TWO, Felt::ONE]);
     }
 
     #[test]

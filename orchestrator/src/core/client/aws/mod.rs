@@ -3,7 +3,13 @@
 //!
 //! Every backend takes SDK clients built from one [`AwsEnv`]: credentials and region from the
 //! standard `AWS_*` variables, and an optional endpoint override (`AWS_ENDPOINT_URL`) for an
-//! emulator such as moto or LocalStack. Resource names follow the reference (§2.1): a name,
+//! emulator such as moto or LocalStack.
+//!
+//! Retries are the SDK's own: `AWS_MAX_ATTEMPTS` (default 3) and `AWS_RETRY_MODE` (`standard`
+//! or `adaptive`) from the environment or the profile; [`AwsEnv::load`] refuses a malformed
+//! value with an error naming the variable (the SDK would panic). Each attempt connects within
+//! `--aws-connect-timeout-secs` (default 5 s) and ends after 30 s; credentials load within
+//! `--aws-identity-load-timeout-secs` (default: the SDK's 5 s). Resource names follow the reference (§2.1): a name,
 //! optionally prefixed (`--aws-prefix`), or an ARN used verbatim.
 
 pub mod eventbridge;
@@ -23,7 +29,7 @@ use aws_sdk_sqs::{
 };
 
 use crate::{
-    config::{AlertBackend, InfraParams, QueueBackend, StorageBackend},
+    config::{AlertBackend, AwsParams, InfraParams, QueueBackend, StorageBackend},
     types::{queue::QueueType, Layer},
 };
 
@@ -51,11 +57,36 @@ impl std::fmt::Debug for AwsEnv {
 
 impl AwsEnv {
     /// Loads credentials, region and endpoint from the environment (`AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles).
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles),
+    /// with the default timeouts. Prefer [`AwsEnv::load`], which also checks the retry
+    /// variables.
     pub async fn from_env() -> Self {
-        let config =
-            aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts()).load().await;
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts(None))
+            .load()
+            .await;
         Self { config }
+    }
+
+    /// [`AwsEnv::from_env`] with the timeouts of `settings` (`--aws-connect-timeout-secs`,
+    /// `--aws-identity-load-timeout-secs`; `None`: the defaults), after checking
+    /// `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE`. Logs the retry and timeout settings in effect.
+    ///
+    /// # Errors
+    /// `AWS_MAX_ATTEMPTS` is not a positive integer, or `AWS_RETRY_MODE` is neither `standard`
+    /// nor `adaptive`: the message names the variable and the value.
+    pub async fn load(settings: Option<&AwsParams>) -> Result<Self, AwsError> {
+        check_retry_env(|name| std::env::var(name).ok())?;
+        let config = loader(settings).load().await;
+        let retry = config.retry_config();
+        tracing::info!(
+            aws_max_attempts = retry.map(|r| r.max_attempts()),
+            aws_retry_mode = ?retry.map(|r| r.mode()),
+            aws_connect_timeout = ?config.timeout_config().and_then(|t| t.connect_timeout()),
+            aws_identity_load_timeout = ?settings.and_then(|s| s.identity_load_timeout),
+            "AWS clients: retries and timeouts"
+        );
+        Ok(Self { config })
     }
 
     /// An explicit configuration, independent of the process environment: static
@@ -71,7 +102,7 @@ impl AwsEnv {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
             .credentials_provider(credentials)
-            .timeout_config(timeouts());
+            .timeout_config(timeouts(None));
         if let Some(endpoint) = endpoint {
             loader = loader.endpoint_url(endpoint);
         }
@@ -133,12 +164,50 @@ impl AwsEnv {
     }
 }
 
-/// Connect and per-attempt timeouts: an unreachable endpoint fails in seconds, not minutes.
-fn timeouts() -> aws_config::timeout::TimeoutConfig {
+/// The SDK configuration loader with the timeouts of `settings`; retries are left to the SDK's
+/// own sources (`AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, the profile).
+fn loader(settings: Option<&AwsParams>) -> aws_config::ConfigLoader {
+    let connect = settings.and_then(|s| s.connect_timeout);
+    let loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts(connect));
+    match settings.and_then(|s| s.identity_load_timeout) {
+        Some(load_timeout) => loader.identity_cache(
+            aws_config::identity::IdentityCache::lazy().load_timeout(load_timeout).build(),
+        ),
+        None => loader,
+    }
+}
+
+/// Connect timeout of AWS calls when `--aws-connect-timeout-secs` is not given.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connect (`connect`, default 5 s) and per-attempt (30 s) timeouts: an unreachable endpoint
+/// fails in seconds, not minutes, and the SDK's retries get their turn.
+fn timeouts(connect: Option<Duration>) -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
         .operation_attempt_timeout(Duration::from_secs(30))
         .build()
+}
+
+/// Checks the SDK's retry variables as `get` reads them: `AWS_MAX_ATTEMPTS` a positive integer,
+/// `AWS_RETRY_MODE` `standard` or `adaptive` (the SDK panics on anything else).
+fn check_retry_env(get: impl Fn(&str) -> Option<String>) -> Result<(), AwsError> {
+    if let Some(v) = get("AWS_MAX_ATTEMPTS") {
+        if !v.trim().parse::<u32>().is_ok_and(|n| n > 0) {
+            return Err(AwsError::invalid(format!(
+                "AWS_MAX_ATTEMPTS={v:?}: must be a positive integer (attempts per AWS call, the \
+                 first included)"
+            )));
+        }
+    }
+    if let Some(v) = get("AWS_RETRY_MODE") {
+        if v.parse::<aws_config::retry::RetryMode>().is_err() {
+            return Err(AwsError::invalid(format!(
+                "AWS_RETRY_MODE={v:?}: must be `standard` or `adaptive`"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the queue, storage and alert clients of `clients` with the AWS backends `infra`
@@ -157,7 +226,7 @@ pub async fn apply_backends(
     if !uses_aws {
         return Ok(());
     }
-    let env = AwsEnv::from_env().await;
+    let env = AwsEnv::load(infra.aws.as_ref()).await?;
     if let QueueBackend::Sqs { identifier, prefix } = &infra.queue {
         let naming = sqs::QueueNaming::new(identifier, prefix.as_deref())?;
         clients.queue =
@@ -367,6 +436,48 @@ mod tests {
         assert!(Arn::parse("arn:aws:sns:us-east-1:1:topic", "sqs").is_err());
         assert!(Arn::parse("my-bucket", "s3").is_err());
         assert!(Arn::parse("arn:aws:s3:::", "s3").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_timeout_flags_reach_the_sdk_configuration() {
+        let settings = AwsParams {
+            prefix: None,
+            connect_timeout: Some(Duration::from_secs(8)),
+            identity_load_timeout: Some(Duration::from_secs(21)),
+        };
+        // An explicit region and credentials: nothing is looked up on the network.
+        let fixed = |l: aws_config::ConfigLoader| {
+            l.region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+        };
+        let config = fixed(loader(Some(&settings))).load().await;
+        let timeouts = config.timeout_config().expect("timeouts");
+        assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(8)));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(Duration::from_secs(30)));
+        let config = fixed(loader(None)).load().await;
+        let timeouts = config.timeout_config().expect("timeouts");
+        assert_eq!(timeouts.connect_timeout(), Some(DEFAULT_CONNECT_TIMEOUT));
+        // Retries stay the SDK's: AWS_MAX_ATTEMPTS / AWS_RETRY_MODE or its defaults.
+        assert!(config.retry_config().is_some_and(|r| r.max_attempts() >= 1));
+    }
+
+    #[test]
+    fn malformed_retry_variables_are_refused_with_their_name() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert!(check_retry_env(env(&[])).is_ok());
+        assert!(check_retry_env(env(&[("AWS_MAX_ATTEMPTS", "5"), ("AWS_RETRY_MODE", "adaptive")]))
+            .is_ok());
+        for (pairs, name) in [
+            (&[("AWS_MAX_ATTEMPTS", "0")][..], "AWS_MAX_ATTEMPTS"),
+            (&[("AWS_MAX_ATTEMPTS", "lots")][..], "AWS_MAX_ATTEMPTS"),
+            (&[("AWS_RETRY_MODE", "legacy-ish")][..], "AWS_RETRY_MODE"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = pairs;
+            let err = check_retry_env(env(pairs)).unwrap_err();
+            assert!(err.message.contains(name) && !err.retryable, "{err}");
+        }
     }
 
     #[tokio::test]

@@ -430,6 +430,7 @@ mod tests {
         aws::test_support::{moto_or_skip, unique_prefix, MotoQueues},
         conformance::queue::QueueFactory,
     };
+    use crate::types::jobs::JobType;
 
     #[rstest]
     #[case("mo_{}_queue", None, "mo_snos_job_processing_queue")]
@@ -437,7 +438,7 @@ mod tests {
     #[case("arn:aws:sqs:eu-west-1:123456789012:x_{}", Some("ignored"), "x_snos_job_processing")]
     fn names(#[case] id: &str, #[case] prefix: Option<&str>, #[case] want: &str) {
         let n = QueueNaming::new(id, prefix).expect("naming");
-        assert_eq!(n.name(QueueType::SnosJobProcessing), want);
+        assert_eq!(n.name(QueueType::JobProcessing(JobType::SnosRun)), want);
     }
 
     #[test]
@@ -461,7 +462,7 @@ mod tests {
 
     #[test]
     fn delays_round_up_to_seconds_and_are_capped() {
-        let q = QueueType::SnosJobProcessing;
+        let q = QueueType::JobProcessing(JobType::SnosRun);
         assert_eq!(delay_secs(q, Duration::ZERO).ok(), Some(0));
         assert_eq!(delay_secs(q, Duration::from_millis(1500)).ok(), Some(2));
         assert_eq!(delay_secs(q, MAX_MESSAGE_DELAY).ok(), Some(900));

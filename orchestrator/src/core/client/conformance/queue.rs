@@ -18,6 +18,7 @@ use super::eventually;
 use crate::{
     core::client::queue::{Delivery, OutgoingMessage, QueueClient, QueueError},
     types::{
+        jobs::JobType,
         queue::{
             JobQueueMessage, QueueType, MAX_MESSAGE_DELAY, ORCHESTRATOR_VERSION_ATTRIBUTE,
             QUEUE_MAX_RECEIVE_COUNT,
@@ -36,9 +37,9 @@ const DELAY: Duration = Duration::from_secs(2);
 const SLACK: Duration = Duration::from_secs(10);
 
 /// A job queue with a dead-letter queue.
-const JOBS: QueueType = QueueType::SnosJobProcessing;
+const JOBS: QueueType = QueueType::JobProcessing(JobType::SnosRun);
 /// Another job queue.
-const OTHER: QueueType = QueueType::ProvingJobVerification;
+const OTHER: QueueType = QueueType::JobVerification(JobType::ProofCreation);
 /// The dead-letter queue of the job queues.
 const DLQ: QueueType = QueueType::JobHandleFailure;
 

@@ -3,10 +3,10 @@
 //! [`MadaraClient`] is what the batching triggers and SNOS code need from the node: the tip,
 //! block headers (hash, Starknet version, timestamp), state updates, batched state reads at a
 //! block, the chain id, and Madara's feeder-gateway extras (per-block bouncer weights, core
-//! contract addresses). [`rpc::MadaraRpcClient`] implements it with starknet-rs over JSON-RPC
-//! (and plain HTTP for the feeder gateway); [`memory::InMemoryMadara`] is a scripted node for
+//! contract addresses). [`rpc::MadaraRpcClient`] implements it over JSON-RPC (starknet-rs
+//! types) and plain HTTP for the feeder gateway; [`memory::InMemoryMadara`] is a scripted node for
 //! tests. [`NodeStateReader`] adapts any node to the DA pipeline's
-//! [`StateReader`](crate::compression::StateReader) (pre-range state, aliases, nonces).
+//! [`StateReader`] (pre-range state, aliases, nonces).
 //!
 //! Errors say whether trying again may help ([`MadaraError::is_retryable`]) and whether the
 //! node simply does not have the block yet ([`MadaraError::is_wait`]): a batching run stops
@@ -15,17 +15,18 @@
 pub mod memory;
 pub mod rpc;
 
-use orchestrator_utils::Retryable;
+use orchestrator_utils::{
+    upstream::{equal_jitter, UpstreamRetry},
+    Retryable,
+};
 use std::{future::Future, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use orchestrator_protocol::compression::{StateReadError, StateReader};
 use serde::{Deserialize, Serialize};
 use starknet::core::types::{Felt, StateUpdate};
 
-use crate::{
-    compression::{StateReadError, StateReader},
-    types::batch::BouncerWeights,
-};
+use crate::types::batch::BouncerWeights;
 
 /// Result of a node call.
 pub type MadaraResult<T> = Result<T, MadaraError>;
@@ -138,8 +139,9 @@ pub struct ContractAddresses {
 ///   not exist at the block reads as zero storage, no class (`None`) and nonce zero;
 /// - the feeder-gateway extras answer the configured defaults when the node does not serve
 ///   them (e.g. starknet-devnet), never an error for that reason;
-/// - implementations retry transport errors with capped exponential backoff before giving up;
-///   every call is read-only and safe to repeat.
+/// - implementations retry transport errors, 429 and 5xx answers with capped exponential backoff
+///   and jitter before giving up (`--upstream-read-*`); JSON-RPC errors are answers and are not
+///   retried; every call is read-only and safe to repeat.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait MadaraClient: Send + Sync + std::fmt::Debug {
@@ -168,7 +170,10 @@ pub trait MadaraClient: Send + Sync + std::fmt::Debug {
     async fn contract_addresses(&self) -> MadaraResult<ContractAddresses>;
 }
 
-/// Capped exponential backoff for transport errors.
+/// Capped exponential backoff with jitter for transport errors, 429 and 5xx answers.
+///
+/// The wait after the `n`-th failure is [`RetryPolicy::delay`]`(n)` with equal jitter (a random
+/// point of its upper half, [`orchestrator_utils::upstream::equal_jitter`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in total (1 = no retry).
@@ -180,12 +185,10 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
+    /// The defaults of `--upstream-read-max-attempts` (3) and the upstream backoff (0.5 s
+    /// doubling, at most 8 s apart).
     fn default() -> Self {
-        Self {
-            attempts: 4,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(8),
-        }
+        Self::upstream(&UpstreamRetry::default())
     }
 }
 
@@ -194,7 +197,16 @@ impl RetryPolicy {
     pub const NONE: Self =
         Self { attempts: 1, base_delay: Duration::ZERO, max_delay: Duration::ZERO };
 
-    /// Delay after the `attempt`-th failure (1-based).
+    /// The attempts and backoff of `upstream` (`--upstream-read-max-attempts`).
+    pub fn upstream(upstream: &UpstreamRetry) -> Self {
+        Self {
+            attempts: upstream.max_attempts.max(1),
+            base_delay: upstream.base_delay,
+            max_delay: upstream.max_delay,
+        }
+    }
+
+    /// Delay after the `attempt`-th failure (1-based), before jitter.
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
         self.base_delay.saturating_mul(factor).min(self.max_delay)
@@ -212,7 +224,7 @@ impl RetryPolicy {
         loop {
             match op().await {
                 Err(e) if e.is_transient() && attempt < attempts => {
-                    let delay = self.delay(attempt);
+                    let delay = equal_jitter(self.delay(attempt));
                     tracing::debug!(target: "orch::madara", what, attempt, ?delay, error = %e, "Retrying node call");
                     tokio::time::sleep(delay).await;
                     attempt += 1;

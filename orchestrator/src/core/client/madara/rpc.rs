@@ -1,8 +1,13 @@
-//! [`MadaraClient`] over JSON-RPC (starknet-rs `JsonRpcClient<HttpTransport>`) plus plain HTTP
-//! for Madara's feeder-gateway extras.
+//! [`MadaraClient`] over JSON-RPC (answers read into starknet-rs types) plus plain HTTP for
+//! Madara's feeder-gateway extras.
 //!
-//! - Single calls go through starknet-rs; their errors are classified into [`MadaraError`]
-//!   (block not found → wait, transport → retried with backoff, JSON-RPC errors → not).
+//! - Every request is one upstream read (`--upstream-read-max-attempts`,
+//!   `--upstream-read-timeout-secs`): no answer (connect error, reset, timeout), HTTP 429, HTTP
+//!   5xx and a body that is not JSON-RPC at all (a proxy's page, a truncated answer) are retried
+//!   with capped exponential backoff and jitter ([`RetryPolicy`]); the read as a whole, attempts
+//!   and waits included, ends after [`MadaraRpcConfig::request_timeout`]. A JSON-RPC error is
+//!   the node's answer and is returned at once: `BLOCK_NOT_FOUND` → wait for the block, any
+//!   other → [`MadaraError::Rpc`].
 //! - State reads for the DA pipeline are sent as JSON-RPC batches (`starknet_getStorageAt`,
 //!   `starknet_getClassHashAt`, `starknet_getNonce`; [`MadaraRpcConfig::batch_size`] calls per
 //!   request, [`MadaraRpcConfig::batch_concurrency`] requests in flight) so that one missing
@@ -20,16 +25,11 @@ use std::{
 
 use async_trait::async_trait;
 use futures::{stream, StreamExt, TryStreamExt};
+use orchestrator_utils::UpstreamRetry;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use starknet::{
-    core::types::{
-        BlockId, Felt, MaybePreConfirmedBlockWithTxHashes, MaybePreConfirmedStateUpdate,
-        StarknetError, StateUpdate,
-    },
-    providers::{
-        jsonrpc::{HttpTransport, HttpTransportError, JsonRpcClientError},
-        JsonRpcClient, Provider, ProviderError,
-    },
+use starknet::core::types::{
+    Felt, MaybePreConfirmedBlockWithTxHashes, MaybePreConfirmedStateUpdate, StateUpdate,
 };
 use url::Url;
 
@@ -49,9 +49,10 @@ pub struct MadaraRpcConfig {
     /// Feeder gateway base URL (paths `/feeder_gateway/...` are appended); the RPC URL's origin
     /// when `None`.
     pub feeder_gateway_url: Option<Url>,
-    /// Backoff for transport errors.
+    /// Attempts and backoff for transport errors, 429 and 5xx.
     pub retry: RetryPolicy,
-    /// Timeout of one HTTP request.
+    /// Total time of one read, attempts and waits included (`--upstream-read-timeout-secs`);
+    /// each attempt connects within the shorter of this and 5 s.
     pub request_timeout: Duration,
     /// Weights answered when the node has no bouncer-weights endpoint.
     pub default_bouncer_weights: BouncerWeights,
@@ -64,14 +65,16 @@ pub struct MadaraRpcConfig {
 }
 
 impl MadaraRpcConfig {
-    /// Defaults for `rpc_url`: 4 attempts (0.5 s doubling, at most 8 s apart), 30 s per request,
-    /// zero default weights, batches of 100 calls, 10 in flight (as the reference).
+    /// Defaults for `rpc_url`: the upstream defaults (3 attempts, 0.5 s doubling with jitter,
+    /// at most 8 s apart, 30 s per read), zero default weights, batches of 100 calls, 10 in
+    /// flight (as the reference).
     pub fn new(rpc_url: Url) -> Self {
+        let upstream = UpstreamRetry::default();
         Self {
             rpc_url,
             feeder_gateway_url: None,
-            retry: RetryPolicy::default(),
-            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::upstream(&upstream),
+            request_timeout: upstream.read_timeout,
             default_bouncer_weights: BouncerWeights::ZERO,
             default_contract_addresses: ContractAddresses::default(),
             batch_size: 100,
@@ -86,11 +89,20 @@ impl MadaraRpcConfig {
             ..Self::new(params.rpc_url.clone())
         }
     }
+
+    /// The same settings with the attempts, backoff and read timeout of `upstream`
+    /// (`--upstream-read-max-attempts`, `--upstream-read-timeout-secs`).
+    pub fn with_upstream(self, upstream: &UpstreamRetry) -> Self {
+        Self {
+            retry: RetryPolicy::upstream(upstream),
+            request_timeout: upstream.read_timeout,
+            ..self
+        }
+    }
 }
 
 /// A Madara node over JSON-RPC and the feeder gateway.
 pub struct MadaraRpcClient {
-    provider: JsonRpcClient<HttpTransport>,
     http: reqwest::Client,
     config: MadaraRpcConfig,
     weights_fallback_logged: AtomicBool,
@@ -104,6 +116,7 @@ impl fmt::Debug for MadaraRpcClient {
         f.debug_struct("MadaraRpcClient")
             .field("rpc_host", &self.config.rpc_url.host_str())
             .field("retry", &self.config.retry)
+            .field("read_timeout", &self.config.request_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -114,16 +127,16 @@ impl MadaraRpcClient {
     /// # Errors
     /// `Malformed` when the HTTP client cannot be built (TLS backend).
     pub fn new(config: MadaraRpcConfig) -> MadaraResult<Self> {
-        let http =
-            reqwest::Client::builder().timeout(config.request_timeout).build().map_err(|e| {
-                MadaraError::Malformed { what: "HTTP client".into(), reason: e.to_string() }
+        let connect = config.request_timeout.min(orchestrator_utils::upstream::CONNECT_TIMEOUT);
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(connect)
+            .build()
+            .map_err(|e| MadaraError::Malformed {
+                what: "HTTP client".into(),
+                reason: e.to_string(),
             })?;
-        let provider = JsonRpcClient::new(HttpTransport::new_with_client(
-            config.rpc_url.clone(),
-            http.clone(),
-        ));
         Ok(Self {
-            provider,
             http,
             config,
             weights_fallback_logged: AtomicBool::new(false),
@@ -132,29 +145,51 @@ impl MadaraRpcClient {
         })
     }
 
-    async fn call<T, Fut>(
-        &self,
-        what: &str,
-        block: Option<u64>,
-        f: impl Fn() -> Fut + Send + Sync,
-    ) -> MadaraResult<T>
+    /// One upstream read: `op` under the retry policy, all of it within the read timeout.
+    async fn read<T, F, Fut>(&self, what: &str, op: F) -> MadaraResult<T>
     where
-        Fut: std::future::Future<Output = Result<T, ProviderError>> + Send,
+        F: FnMut() -> Fut + Send,
+        Fut: std::future::Future<Output = MadaraResult<T>> + Send,
         T: Send,
     {
         let timeout = self.config.request_timeout;
-        self.config
-            .retry
-            .run(what, || async {
-                match tokio::time::timeout(timeout, f()).await {
-                    Ok(r) => r.map_err(|e| classify(what, block, e)),
-                    Err(_) => Err(MadaraError::Transport {
-                        what: what.into(),
-                        reason: format!("timed out after {timeout:?}"),
-                    }),
+        match tokio::time::timeout(timeout, self.config.retry.run(what, op)).await {
+            Ok(result) => {
+                if let Err(e) = &result {
+                    if e.is_transient() {
+                        tracing::warn!(target: "orch::madara", what, attempts = self.config.retry.attempts, error = %e, "Node call failed; giving up for now");
+                    }
                 }
-            })
-            .await
+                result
+            }
+            Err(_) => {
+                tracing::warn!(target: "orch::madara", what, ?timeout, "Node call got no answer within the read timeout; giving up for now");
+                Err(MadaraError::Transport {
+                    what: what.into(),
+                    reason: format!("no answer within {timeout:?} (--upstream-read-timeout-secs)"),
+                })
+            }
+        }
+    }
+
+    /// A single JSON-RPC call whose result is read as `T`; `block` names the block of a
+    /// `BLOCK_NOT_FOUND` answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        block: Option<u64>,
+        params: Value,
+    ) -> MadaraResult<T> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let answer = self.post(method, &body).await?;
+        match rpc_result(method, answer)? {
+            Ok(result) => serde_json::from_value(result)
+                .map_err(|e| MadaraError::Malformed { what: method.into(), reason: e.to_string() }),
+            Err((BLOCK_NOT_FOUND, _)) => {
+                Err(MadaraError::BlockNotFound { block: block.unwrap_or_default() })
+            }
+            Err((code, message)) => Err(MadaraError::Rpc { what: method.into(), code, message }),
+        }
     }
 
     fn feeder_url(&self, path_and_query: &str) -> MadaraResult<Url> {
@@ -173,36 +208,36 @@ impl MadaraRpcClient {
         block: Option<u64>,
     ) -> MadaraResult<Option<Value>> {
         let url = self.feeder_url(path_and_query)?;
-        self.config
-            .retry
-            .run(what, || async {
-                let response =
-                    self.http.get(url.clone()).send().await.map_err(|e| transport(what, e))?;
-                let status = response.status();
-                let body = response.text().await.map_err(|e| transport(what, e))?;
-                if status.is_success() {
-                    return serde_json::from_str(&body).map(Some).map_err(|e| {
-                        MadaraError::Malformed { what: what.into(), reason: e.to_string() }
-                    });
-                }
-                if body.contains("BLOCK_NOT_FOUND") {
-                    return Err(MadaraError::BlockNotFound { block: block.unwrap_or_default() });
-                }
-                match status.as_u16() {
-                    404 | 405 | 501 => Ok(None),
-                    429 => Err(MadaraError::RateLimited(what.into())),
-                    s if s >= 500 => Err(MadaraError::Transport {
-                        what: what.into(),
-                        reason: format!("HTTP {status}"),
-                    }),
-                    _ => Err(MadaraError::Rpc {
-                        what: what.into(),
-                        code: i64::from(status.as_u16()),
-                        message: truncate(&body),
-                    }),
-                }
-            })
-            .await
+        self.read(what, || async {
+            let response =
+                self.http.get(url.clone()).send().await.map_err(|e| transport(what, e))?;
+            let status = response.status();
+            let body = response.text().await.map_err(|e| transport(what, e))?;
+            if status.is_success() {
+                // A body that is not JSON at all is a proxy's page or a cut answer.
+                return serde_json::from_str(&body).map(Some).map_err(|e| MadaraError::Transport {
+                    what: what.into(),
+                    reason: format!("HTTP {status}, not JSON ({e}): {}", truncate(&body)),
+                });
+            }
+            if body.contains("BLOCK_NOT_FOUND") {
+                return Err(MadaraError::BlockNotFound { block: block.unwrap_or_default() });
+            }
+            match status.as_u16() {
+                404 | 405 | 501 => Ok(None),
+                429 => Err(MadaraError::RateLimited(what.into())),
+                s if s >= 500 => Err(MadaraError::Transport {
+                    what: what.into(),
+                    reason: format!("HTTP {status}: {}", truncate(&body)),
+                }),
+                _ => Err(MadaraError::Rpc {
+                    what: what.into(),
+                    code: i64::from(status.as_u16()),
+                    message: truncate(&body),
+                }),
+            }
+        })
+        .await
     }
 
     /// One JSON-RPC method over many parameter sets, batched; one result per set, in order.
@@ -288,34 +323,53 @@ impl MadaraRpcClient {
         Ok(out)
     }
 
+    /// POSTs a JSON-RPC request (or batch) as one upstream read; returns the answer, which is
+    /// a JSON-RPC answer object or an array of them.
     async fn post(&self, what: &str, body: &Value) -> MadaraResult<Value> {
-        self.config
-            .retry
-            .run(what, || async {
-                let response = self
-                    .http
-                    .post(self.config.rpc_url.clone())
-                    .json(body)
-                    .send()
-                    .await
-                    .map_err(|e| transport(what, e))?;
-                let status = response.status();
-                if status.as_u16() == 429 {
-                    return Err(MadaraError::RateLimited(what.into()));
-                }
-                if status.is_server_error() {
-                    return Err(MadaraError::Transport {
-                        what: what.into(),
-                        reason: format!("HTTP {status}"),
-                    });
-                }
-                let text = response.text().await.map_err(|e| transport(what, e))?;
-                serde_json::from_str(&text).map_err(|e| MadaraError::Malformed {
+        self.read(what, || async {
+            let response = self
+                .http
+                .post(self.config.rpc_url.clone())
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| transport(what, e))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|e| transport(what, e))?;
+            if status.as_u16() == 429 {
+                return Err(MadaraError::RateLimited(what.into()));
+            }
+            if status.is_server_error() {
+                return Err(MadaraError::Transport {
                     what: what.into(),
-                    reason: format!("HTTP {status}, not JSON ({e}): {}", truncate(&text)),
-                })
-            })
-            .await
+                    reason: format!("HTTP {status}: {}", truncate(&text)),
+                });
+            }
+            match serde_json::from_str::<Value>(&text) {
+                Ok(answer) if is_json_rpc(&answer) => Ok(answer),
+                // The answer of a proxy or a cut connection, not of the node: retried.
+                Ok(_) | Err(_) if status.is_success() => Err(MadaraError::Transport {
+                    what: what.into(),
+                    reason: format!("HTTP {status}, not a JSON-RPC answer: {}", truncate(&text)),
+                }),
+                _ => Err(MadaraError::Rpc {
+                    what: what.into(),
+                    code: i64::from(status.as_u16()),
+                    message: format!("HTTP {status}: {}", truncate(&text)),
+                }),
+            }
+        })
+        .await
+    }
+}
+
+/// Whether `answer` has the shape of a JSON-RPC answer (an object with `result` or `error`) or
+/// of a batch of them (an array).
+fn is_json_rpc(answer: &Value) -> bool {
+    match answer {
+        Value::Array(_) => true,
+        Value::Object(o) => o.contains_key("result") || o.contains_key("error"),
+        _ => false,
     }
 }
 
@@ -379,44 +433,6 @@ fn batched_value<T>(
     }
 }
 
-/// Turns a starknet-rs error into a [`MadaraError`].
-fn classify(what: &str, block: Option<u64>, e: ProviderError) -> MadaraError {
-    let what = what.to_owned();
-    match e {
-        ProviderError::StarknetError(StarknetError::BlockNotFound) => {
-            MadaraError::BlockNotFound { block: block.unwrap_or_default() }
-        }
-        ProviderError::StarknetError(se) => {
-            MadaraError::Rpc { what, code: i64::from(se.code()), message: se.to_string() }
-        }
-        ProviderError::RateLimited => MadaraError::RateLimited(what),
-        ProviderError::ArrayLengthMismatch => {
-            MadaraError::Malformed { what, reason: "array length mismatch".into() }
-        }
-        ProviderError::Other(inner) => {
-            match inner.as_any().downcast_ref::<JsonRpcClientError<HttpTransportError>>() {
-                Some(JsonRpcClientError::JsonError(e)) => {
-                    MadaraError::Malformed { what, reason: e.to_string() }
-                }
-                // A body that is not JSON-RPC at all is most often a proxy's error page.
-                Some(JsonRpcClientError::TransportError(HttpTransportError::Json(e))) => {
-                    MadaraError::Transport { what, reason: format!("not a JSON-RPC answer: {e}") }
-                }
-                Some(JsonRpcClientError::TransportError(e)) => {
-                    MadaraError::Transport { what, reason: e.to_string() }
-                }
-                Some(JsonRpcClientError::JsonRpcError(e)) if e.code == BLOCK_NOT_FOUND => {
-                    MadaraError::BlockNotFound { block: block.unwrap_or_default() }
-                }
-                Some(JsonRpcClientError::JsonRpcError(e)) => {
-                    MadaraError::Rpc { what, code: e.code, message: e.message.clone() }
-                }
-                None => MadaraError::Transport { what, reason: inner.to_string() },
-            }
-        }
-    }
-}
-
 /// Reads a number that may be a JSON number, a decimal string or a `0x` hex string.
 fn weight(v: Option<&Value>) -> Result<u64, String> {
     match v {
@@ -453,19 +469,21 @@ pub fn parse_bouncer_weights(v: &Value) -> Result<BouncerWeights, String> {
 #[async_trait]
 impl MadaraClient for MadaraRpcClient {
     async fn block_number(&self) -> MadaraResult<u64> {
-        self.call("starknet_blockNumber", None, || self.provider.block_number()).await
+        self.call("starknet_blockNumber", None, json!([])).await
     }
 
     async fn chain_id(&self) -> MadaraResult<Felt> {
-        self.call("starknet_chainId", None, || self.provider.chain_id()).await
+        self.call("starknet_chainId", None, json!([])).await
     }
 
     async fn block(&self, block: u64) -> MadaraResult<BlockInfo> {
-        let id = BlockId::Number(block);
+        let params = json!({ "block_id": block_param(block) });
         match self
-            .call("starknet_getBlockWithTxHashes", Some(block), || {
-                self.provider.get_block_with_tx_hashes(id)
-            })
+            .call::<MaybePreConfirmedBlockWithTxHashes>(
+                "starknet_getBlockWithTxHashes",
+                Some(block),
+                params,
+            )
             .await?
         {
             MaybePreConfirmedBlockWithTxHashes::Block(b) => {
@@ -490,9 +508,9 @@ impl MadaraClient for MadaraRpcClient {
     }
 
     async fn state_update(&self, block: u64) -> MadaraResult<StateUpdate> {
-        let id = BlockId::Number(block);
+        let params = json!({ "block_id": block_param(block) });
         match self
-            .call("starknet_getStateUpdate", Some(block), || self.provider.get_state_update(id))
+            .call::<MaybePreConfirmedStateUpdate>("starknet_getStateUpdate", Some(block), params)
             .await?
         {
             MaybePreConfirmedStateUpdate::Update(u) => Ok(u),
@@ -605,5 +623,175 @@ mod tests {
         assert!(matches!(e, MadaraError::Transport { .. }), "{e:?}");
         let e = client.bouncer_weights(1).await.unwrap_err();
         assert!(matches!(e, MadaraError::Transport { .. }), "{e:?}");
+    }
+
+    /// A local node that answers each request with the next scripted `(status, body)` (the last
+    /// one once the script is spent) after `delay`, and counts the requests.
+    struct Scripted {
+        answers: std::sync::Mutex<std::collections::VecDeque<(u16, String)>>,
+        last: (u16, String),
+        delay: Duration,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Scripted {
+        fn calls(&self) -> usize {
+            self.calls.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    async fn scripted(answers: &[(u16, &str)], delay: Duration) -> (std::sync::Arc<Scripted>, Url) {
+        let script = std::sync::Arc::new(Scripted {
+            answers: std::sync::Mutex::new(
+                answers.iter().map(|(s, b)| (*s, (*b).to_owned())).collect(),
+            ),
+            last: answers.last().map(|(s, b)| (*s, (*b).to_owned())).expect("an answer"),
+            delay,
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let s = script.clone();
+        let app = axum::Router::new().fallback(move || {
+            let s = s.clone();
+            async move {
+                s.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(s.delay).await;
+                let (status, body) =
+                    s.answers.lock().unwrap().pop_front().unwrap_or_else(|| s.last.clone());
+                (axum::http::StatusCode::from_u16(status).unwrap(), body)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (script, format!("http://{addr}/").parse().unwrap())
+    }
+
+    /// A client of `url` with `attempts` attempts, 1 ms backoff and `timeout` per read.
+    fn client(url: Url, attempts: u32, timeout: Duration) -> MadaraRpcClient {
+        let upstream = UpstreamRetry::new(attempts, timeout)
+            .unwrap()
+            .with_backoff(Duration::from_millis(1), Duration::from_millis(5));
+        MadaraRpcClient::new(MadaraRpcConfig::new(url).with_upstream(&upstream)).unwrap()
+    }
+
+    const OK_42: &str = r#"{"jsonrpc":"2.0","id":1,"result":42}"#;
+
+    #[tokio::test]
+    async fn rate_limits_server_errors_and_garbage_are_retried_until_an_answer() {
+        let (node, url) = scripted(
+            &[(429, "slow down"), (503, "unavailable"), (200, "<html>proxy</html>"), (200, OK_42)],
+            Duration::ZERO,
+        )
+        .await;
+        let c = client(url, 4, Duration::from_secs(10));
+        assert_eq!(c.block_number().await.unwrap(), 42);
+        assert_eq!(node.calls(), 4, "429, 503 and garbage each retried once");
+    }
+
+    #[tokio::test]
+    async fn the_attempts_are_the_configured_number_then_a_retryable_error() {
+        let (node, url) =
+            scripted(&[(503, "down"), (503, "down"), (503, "down"), (200, OK_42)], Duration::ZERO)
+                .await;
+        let c = client(url, 3, Duration::from_secs(10));
+        let e = c.block_number().await.unwrap_err();
+        assert!(
+            matches!(&e, MadaraError::Transport { reason, .. } if reason.contains("503")),
+            "{e:?}"
+        );
+        assert!(e.is_retryable(), "the job level tries again later");
+        assert_eq!(node.calls(), 3);
+        assert_eq!(c.block_number().await.unwrap(), 42, "the next read starts afresh");
+    }
+
+    #[tokio::test]
+    async fn json_rpc_errors_are_answers_and_not_retried() {
+        let (node, url) = scripted(
+            &[(
+                200,
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}"#,
+            )],
+            Duration::ZERO,
+        )
+        .await;
+        let c = client(url, 3, Duration::from_secs(10));
+        let e = c.chain_id().await.unwrap_err();
+        assert_eq!(
+            e,
+            MadaraError::Rpc {
+                what: "starknet_chainId".into(),
+                code: -32601,
+                message: "Method not found".into()
+            }
+        );
+        assert!(!e.is_retryable());
+        assert_eq!(node.calls(), 1);
+
+        let (node, url) = scripted(
+            &[(200, r#"{"jsonrpc":"2.0","id":1,"error":{"code":24,"message":"Block not found"}}"#)],
+            Duration::ZERO,
+        )
+        .await;
+        let e = client(url, 3, Duration::from_secs(10)).block(7).await.unwrap_err();
+        assert_eq!(e, MadaraError::BlockNotFound { block: 7 });
+        assert_eq!(
+            node.calls(),
+            1,
+            "a missing block is waited for by the caller, not retried here"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_result_of_the_wrong_shape_is_malformed_and_not_retried() {
+        let (node, url) = scripted(
+            &[(200, r#"{"jsonrpc":"2.0","id":1,"result":"not a number"}"#)],
+            Duration::ZERO,
+        )
+        .await;
+        let e = client(url, 3, Duration::from_secs(10)).block_number().await.unwrap_err();
+        assert!(matches!(e, MadaraError::Malformed { .. }), "{e:?}");
+        assert_eq!(node.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_feeder_gateway_is_retried_the_same_way() {
+        let weights = r#"{"l1_gas": 5, "proving_gas": 11}"#;
+        let (node, url) =
+            scripted(&[(503, "down"), (429, "slow"), (200, weights)], Duration::ZERO).await;
+        let w = client(url, 3, Duration::from_secs(10)).bouncer_weights(3).await.unwrap();
+        assert_eq!((w.l1_gas, w.proving_gas), (5, 11));
+        assert_eq!(node.calls(), 3);
+
+        let (node, url) = scripted(&[(404, "not found")], Duration::ZERO).await;
+        let w = client(url, 3, Duration::from_secs(10)).bouncer_weights(3).await.unwrap();
+        assert_eq!(w, BouncerWeights::ZERO, "no endpoint: the configured defaults");
+        assert_eq!(node.calls(), 1, "a 404 is an answer");
+    }
+
+    #[tokio::test]
+    async fn batched_reads_are_retried() {
+        let (node, url) = scripted(
+            &[(502, "bad gateway"), (200, r#"[{"jsonrpc":"2.0","id":0,"result":"0x7"}]"#)],
+            Duration::ZERO,
+        )
+        .await;
+        let got = client(url, 3, Duration::from_secs(10))
+            .storage_at(1, &[(Felt::ONE, Felt::TWO)])
+            .await
+            .unwrap();
+        assert_eq!(got, vec![Felt::from(7u64)]);
+        assert_eq!(node.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_ends_at_its_timeout_whatever_the_attempts_left() {
+        // Every answer takes 3 s; the read has 1 s in total, so one attempt and a timeout.
+        let (node, url) = scripted(&[(200, OK_42)], Duration::from_secs(3)).await;
+        let c = client(url, 3, Duration::from_secs(1));
+        let started = std::time::Instant::now();
+        let e = c.block_number().await.unwrap_err();
+        assert!(matches!(e, MadaraError::Transport { .. }) && e.is_retryable(), "{e:?}");
+        assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+        assert!(node.calls() <= 2, "{} attempts", node.calls());
     }
 }

@@ -42,8 +42,8 @@ mod tests {
     }
 
     mod conformance {
-        // Each test returns early (after printing "skipped: no PostgreSQL") when the server is
-        // unreachable and ORCH_SKIP_POSTGRES_TESTS=1; otherwise an unreachable server fails it.
+        // Each test returns early (after printing "skipped: no PostgreSQL") with
+        // ORCH_SKIP_POSTGRES_TESTS=1; otherwise an unreachable server fails it.
         crate::database_conformance_tests!({
             let Some((db, guard)) = super::fresh_db().await else { return };
             let db: std::sync::Arc<dyn crate::core::client::DatabaseClient> = db;

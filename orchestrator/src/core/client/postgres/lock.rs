@@ -27,8 +27,8 @@ mod tests {
     }
 
     mod conformance {
-        // Returns early (after printing "skipped: no PostgreSQL") when the server is unreachable
-        // and ORCH_SKIP_POSTGRES_TESTS=1; otherwise an unreachable server fails the test.
+        // Returns early (after printing "skipped: no PostgreSQL") with
+        // ORCH_SKIP_POSTGRES_TESTS=1; otherwise an unreachable server fails the test.
         crate::lock_conformance_tests!({
             let Some((locks, guard)) = super::fresh().await else { return };
             let locks: std::sync::Arc<dyn crate::core::client::LockClient> =

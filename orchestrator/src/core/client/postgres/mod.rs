@@ -224,20 +224,12 @@ impl Dialect for Postgres {
 pub(crate) mod test_support {
     use super::*;
 
-    /// Where the tests find PostgreSQL (the URL `scripts/postgres.sh` prints by default).
-    pub(crate) const URL_VAR: &str = "MADARA_ORCHESTRATOR_TEST_POSTGRES_URL";
-    /// The URL `scripts/postgres.sh` creates.
-    pub(crate) const DEFAULT_URL: &str =
-        "postgres://orchestrator:orchestrator@127.0.0.1:5432/orchestrator";
-    /// Set to `1` to skip (not fail) the PostgreSQL tests when no server answers.
-    pub(crate) const SKIP_VAR: &str = "ORCH_SKIP_POSTGRES_TESTS";
+    use orchestrator_test_support::postgres::{self as server, URL_VAR};
 
-    /// The server URL the tests use.
+    /// The server URL the tests use (`MADARA_ORCHESTRATOR_TEST_POSTGRES_URL`, default the URL
+    /// `scripts/postgres.sh` prints).
     pub(crate) fn server_url() -> String {
-        std::env::var(URL_VAR)
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_URL.to_owned())
+        server::server_url()
     }
 
     /// A database created for one test; dropped (with its connections) when this is dropped.
@@ -252,30 +244,25 @@ pub(crate) mod test_support {
 
     impl TestDb {
         /// Creates a fresh database on the test server; `None` (after printing
-        /// `skipped: no PostgreSQL`) when the server is unreachable and skipping is allowed.
+        /// `skipped: no PostgreSQL`) when PostgreSQL tests are skipped
+        /// (`ORCH_SKIP_POSTGRES_TESTS=1`).
         ///
         /// # Panics
-        /// When the server is unreachable and `ORCH_SKIP_POSTGRES_TESTS` is not `1`.
+        /// When the server is unreachable or refuses the connection.
         pub(crate) async fn create() -> Option<Self> {
-            let url = server_url();
+            let url = server::server_or_skip().await?;
             let admin = match PgConnectOptions::from_str(&url) {
                 Ok(o) => o,
                 Err(e) => panic!("{URL_VAR} is not a PostgreSQL URL ({}): {e}", redact_url(&url)),
             };
-            let pool = match connect_with(admin.clone()).await {
-                Ok(pool) => pool,
-                Err(e) if std::env::var(SKIP_VAR).as_deref() == Ok("1") => {
-                    let _ = e;
-                    println!("skipped: no PostgreSQL");
-                    return None;
-                }
-                Err(e) => panic!(
-                    "PostgreSQL is unreachable at {} ({e}). Start it with `scripts/postgres.sh` (it prints the \
-                     URL; set {URL_VAR} to use another server), or set {SKIP_VAR}=1 to skip these tests.",
+            let pool = connect_with(admin.clone()).await.unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL at {} refused the test connection ({e}): check {URL_VAR} \
+                     (`scripts/postgres.sh` prints the URL it creates)",
                     redact_url(&url)
-                ),
-            };
-            let name = format!("orch_test_{}", uuid::Uuid::new_v4().simple());
+                )
+            });
+            let name = server::fresh_database_name("orch_test");
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                 .execute(&pool)
                 .await

@@ -39,7 +39,7 @@ use crate::{
         },
         db_common::{
             decode_json, lookup_ranges_to_write, lower_bound, names, to_i64, to_json, upper_bound,
-            BatchColumns, BatchRecord, BatchSpan, JobColumns, JobFilter, BLOCK_NUMBER_JOB_TYPES,
+            BatchColumns, BatchRecord, BatchSpan, JobColumns, JobFilter,
         },
     },
     types::{
@@ -344,18 +344,16 @@ impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
         self.fetch_docs(q, "job").await
     }
 
-    /// Aggregator jobs carry no block range in their metadata: they are matched through the
-    /// aggregator batch (index = internal id) whose range contains the block.
+    /// A job touches the block through its indexed fields (`JobSpecificMetadata::indexed`):
+    /// the block it works on, the range it covers, the block or batch it settles. Aggregator
+    /// jobs carry none of them: they are matched through the aggregator batch (index = internal
+    /// id) whose range contains the block.
     async fn get_jobs_by_block_number(&self, block_number: u64) -> DatabaseResult<Vec<JobItem>> {
         let Some(block) = lower_bound(block_number) else { return Ok(Vec::new()) };
         let mut q = select::<D>("jobs");
-        q.push(" AND ((");
-        D::push_in(&mut q, "job_type", List::Texts(names(&BLOCK_NUMBER_JOB_TYPES)), false);
-        q.push(" AND block_number = ").bind(block);
-        q.push(") OR (job_type = ").bind(JobType::StateTransition.as_ref());
-        q.push(" AND to_settle = ").bind(block);
-        q.push(") OR (job_type = ").bind(JobType::SnosRun.as_ref());
-        q.push(" AND start_block <= ").bind(block);
+        q.push(" AND ((block_number = ").bind(block);
+        q.push(") OR (to_settle = ").bind(block);
+        q.push(") OR (start_block <= ").bind(block);
         q.push(" AND end_block >= ").bind(block);
         q.push(") OR (job_type = ").bind(JobType::Aggregator.as_ref());
         q.push(" AND internal_id IN (SELECT idx FROM aggregator_batches WHERE start_block <= ");

@@ -16,7 +16,7 @@ use super::{
     dialect::{Dialect, Sql, Value},
     schema,
 };
-use crate::core::client::lock::{LockClient, LockError, LockInfo, LockValue};
+use crate::core::client::lock::{LockClient, LockError, LockInfo, LockRequest, LockValue};
 
 /// Longest TTL stored; longer ones are clamped (stored times have a range).
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -74,13 +74,8 @@ impl<D: Dialect> SqlLock<D> {
 
 #[async_trait]
 impl<D: Dialect> LockClient for SqlLock<D> {
-    async fn try_acquire_lock(
-        &self,
-        key: &str,
-        value: LockValue,
-        ttl: Duration,
-        owner: Option<&str>,
-    ) -> Result<Option<LockInfo>, LockError> {
+    async fn try_acquire_lock(&self, req: LockRequest<'_>) -> Result<Option<LockInfo>, LockError> {
+        let LockRequest { key, value, ttl, owner } = req;
         let now = now_ms();
         let value = serde_json::to_string(&value).map_err(LockError::other)?;
         // Insert, or take over a row whose lock has expired; a live lock makes the conflict

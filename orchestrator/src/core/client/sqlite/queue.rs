@@ -343,6 +343,7 @@ mod tests {
     use orchestrator_utils::Retryable;
 
     use super::*;
+    use crate::types::jobs::JobType;
     use crate::{
         core::client::{
             conformance::queue::{QueueFactory, DEFAULT_SHORT_VISIBILITY},
@@ -396,7 +397,10 @@ mod tests {
         queue.init().await.expect("init");
         queue.init().await.expect("init again");
         assert_eq!(
-            queue.config(QueueType::UpdateStateJobProcessing).visibility_timeout.as_secs(),
+            queue
+                .config(QueueType::JobProcessing(JobType::StateTransition))
+                .visibility_timeout
+                .as_secs(),
             1080
         );
         queue.health_check().await.expect("health");
@@ -419,7 +423,7 @@ mod tests {
     async fn an_unacked_garbage_message_comes_back_and_is_never_lost() {
         let dir = tempfile::tempdir().expect("tempdir");
         let queue = open_queue(dir.path(), Duration::from_millis(100)).await;
-        let q = QueueType::SnosJobProcessing;
+        let q = QueueType::JobProcessing(JobType::SnosRun);
         queue.send(q, OutgoingMessage::new("not json at all")).await.expect("send");
         // The consumer cannot parse the body and drops the delivery without acking.
         let first = queue.receive(q).await.expect("receive").expect("a message");
@@ -435,7 +439,7 @@ mod tests {
     async fn the_dead_lettered_row_records_its_source_queue() {
         let dir = tempfile::tempdir().expect("tempdir");
         let queue = open_queue(dir.path(), Duration::from_millis(1)).await;
-        let q = QueueType::ProvingJobVerification;
+        let q = QueueType::JobVerification(JobType::ProofCreation);
         queue.send(q, OutgoingMessage::new("{\"id\":\"x\"}")).await.expect("send");
         for _ in 0..QUEUE_MAX_RECEIVE_COUNT {
             let d = queue.receive(q).await.expect("receive").expect("a message");
@@ -466,7 +470,7 @@ mod tests {
     async fn worker_triggers_expire_and_job_messages_do_not() {
         let dir = tempfile::tempdir().expect("tempdir");
         let queue = open_queue(dir.path(), Duration::from_secs(60)).await;
-        for q in [QueueType::WorkerTrigger, QueueType::SnosJobProcessing] {
+        for q in [QueueType::WorkerTrigger, QueueType::JobProcessing(JobType::SnosRun)] {
             queue.send(q, OutgoingMessage::new("old")).await.expect("send");
         }
         // Age both messages past the retention.
@@ -479,7 +483,7 @@ mod tests {
         let d = queue.receive(QueueType::WorkerTrigger).await.expect("receive").expect("fresh");
         assert_eq!(d.body, "Snos");
         assert!(queue.receive(QueueType::WorkerTrigger).await.expect("receive").is_none());
-        let job = queue.receive(QueueType::SnosJobProcessing).await.expect("receive");
+        let job = queue.receive(QueueType::JobProcessing(JobType::SnosRun)).await.expect("receive");
         assert_eq!(job.expect("job messages never expire").body, "old");
     }
 
@@ -487,7 +491,7 @@ mod tests {
     async fn nack_rejects_delays_longer_than_sqs_allows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let queue = open_queue(dir.path(), Duration::from_secs(60)).await;
-        let q = QueueType::SnosJobProcessing;
+        let q = QueueType::JobProcessing(JobType::SnosRun);
         queue.send(q, OutgoingMessage::new("a")).await.expect("send");
         let d = queue.receive(q).await.expect("receive").expect("a message");
         let err = queue.nack(q, &d, Duration::from_secs(901)).await.expect_err("too long");
@@ -500,7 +504,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = open_queue(dir.path(), Duration::from_secs(300)).await;
         let b = open_queue(dir.path(), Duration::from_secs(300)).await;
-        let q = QueueType::SnosJobProcessing;
+        let q = QueueType::JobProcessing(JobType::SnosRun);
         const N: usize = 200;
         for i in 0..N {
             a.send(q, OutgoingMessage::new(i.to_string())).await.expect("send");
@@ -538,7 +542,7 @@ mod tests {
     async fn throughput() {
         let dir = tempfile::tempdir().expect("tempdir");
         let queue = open_queue(dir.path(), Duration::from_secs(300)).await;
-        let q = QueueType::SnosJobProcessing;
+        let q = QueueType::JobProcessing(JobType::SnosRun);
         let n = 2_000;
         let start = std::time::Instant::now();
         for i in 0..n {
