@@ -26,4 +26,5 @@ fi
 export ORCH_PYREF_PYTHON="$PY"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 cd "$ROOT"
-exec cargo test -p orchestrator --test it pyref_ -- --ignored --nocapture --test-threads=1
+# The same features as `make test`'s `cargo test`, so nothing is rebuilt for this step.
+exec cargo test --workspace --all-features --locked --test it pyref_ -- --ignored --nocapture --test-threads=1
