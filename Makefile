@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test build test-unit bench fmt lint clean-data
+.PHONY: help run test build test-unit bench fmt lint clean-data fuzz
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ test: ## Install what the tests need, then run every test
 
 build: ## Build the workspace
 	@source scripts/env.sh && cargo build --workspace --all-targets
+
+fuzz: ## Run every fuzz target for 10 minutes (cargo-fuzz, nightly)
+	@scripts/fuzz.sh long
 
 bench: ## Run the benchmarks
 	@scripts/bench.sh

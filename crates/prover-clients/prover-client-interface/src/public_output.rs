@@ -7,6 +7,8 @@
 //! the OS output; the output of an L2 verification proof is what the verifier program
 //! outputs. The L3 state update sends both (reference §6.5).
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 use starknet_types_core::felt::Felt;
 
@@ -41,13 +43,13 @@ pub fn public_output(proof: &Value) -> ProverResult<Vec<Felt>> {
             "the output segment ends ({stop}) before it begins ({begin})"
         )));
     }
-    let len =
-        usize::try_from(stop - begin).map_err(|_| invalid("the output segment is too long"))?;
     let cells = input
         .get("public_memory")
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("the proof's public input has no public_memory list"))?;
-    let mut out: Vec<Option<Felt>> = vec![None; len];
+    // Only the cells the proof holds are stored: the claimed segment length is untrusted, so
+    // nothing is allocated from it (a missing cell ends the walk below at once).
+    let mut found: BTreeMap<u64, Felt> = BTreeMap::new();
     for cell in cells {
         if cell.get("page").and_then(Value::as_u64).unwrap_or(0) != 0 {
             continue;
@@ -62,16 +64,16 @@ pub fn public_output(proof: &Value) -> ProverResult<Vec<Felt>> {
         let felt = Felt::from_hex(text)
             .or_else(|_| Felt::from_dec_str(text))
             .map_err(|_| invalid(format!("the value at {addr} is not a felt: {text}")))?;
-        out[(addr - begin) as usize] = Some(felt);
+        found.insert(addr, felt);
     }
-    out.into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.ok_or_else(|| {
-                invalid(format!("output cell {} is not in the public memory", begin + i as u64))
-            })
-        })
-        .collect()
+    let mut out = Vec::with_capacity(found.len());
+    for addr in begin..stop {
+        let felt = found
+            .remove(&addr)
+            .ok_or_else(|| invalid(format!("output cell {addr} is not in the public memory")))?;
+        out.push(felt);
+    }
+    Ok(out)
 }
 
 /// A proof-shaped JSON whose public output is `output` (mock provers; proves nothing).
@@ -111,6 +113,18 @@ mod tests {
             public_output(&proof_with_public_output("dynamic", 1, &[])).unwrap(),
             Vec::<Felt>::new()
         );
+    }
+
+    /// Found by the `atlantic_response` fuzz target's review: a proof claiming a huge output
+    /// segment must be an error naming the first missing cell, not an allocation that aborts.
+    #[test]
+    fn a_huge_claimed_output_segment_is_a_missing_cell_not_an_allocation() {
+        let proof = json!({"public_input": {
+            "memory_segments": {"output": {"begin_addr": 10, "stop_ptr": 99_999_999_999_999_u64}},
+            "public_memory": [{"address": 10, "page": 0, "value": "0x1"}],
+        }});
+        let err = public_output(&proof).expect_err("cell 11 is missing").to_string();
+        assert!(err.contains("output cell 11 is not in the public memory"), "{err}");
     }
 
     #[test]
