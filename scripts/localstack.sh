@@ -2,7 +2,8 @@
 # LocalStack (PyPI `localstack-core`, run without Docker): the AWS emulator whose EventBridge
 # rules fire, so the MongoDB + LocalStack workflow test gets its worker triggers from the rules
 # `orchestrator setup` creates. Services: SQS, S3, SNS, EventBridge (rules), Scheduler (its
-# schedules are stored but never run) and IAM (setup creates the trigger role).
+# schedules are stored but never run), IAM (setup creates the trigger role) and KMS (the
+# Ethereum KMS signer's test: moto's KMS ignores MessageType=DIGEST, see docs/settlement.md).
 #
 #   scripts/localstack.sh install   install localstack-core into a cached venv (idempotent)
 #   scripts/localstack.sh start     install if needed, start on 127.0.0.1 unless already up;
@@ -25,7 +26,7 @@ LOCALSTACK_HOST=127.0.0.1
 LOCALSTACK_ENDPOINT="http://$LOCALSTACK_HOST:$LOCALSTACK_PORT"
 LOCALSTACK_PID_FILE="$ORCH_CACHE/localstack-$LOCALSTACK_PORT.pid"
 LOCALSTACK_LOG="$ORCH_CACHE/localstack-$LOCALSTACK_PORT.log"
-LOCALSTACK_SERVICES=sqs,s3,sns,events,scheduler,iam
+LOCALSTACK_SERVICES=sqs,s3,sns,events,scheduler,iam,kms
 # Pinned: with unpinned dependencies localstack-core 4.14.0 does not start (cbor2 6,
 # pyopenssl/cryptography/service_identity releases newer than these). Bump deliberately.
 LOCALSTACK_SPEC=("localstack-core[runtime]==4.14.0" "cbor2<6" "pyopenssl==24.3.0"
@@ -85,6 +86,16 @@ start() {
         log "already answering at $LOCALSTACK_ENDPOINT"
         echo "$LOCALSTACK_ENDPOINT"
         return 0
+    fi
+    # One started by this script with fewer services (an older version of the list): restart it.
+    if [[ -f "$LOCALSTACK_PID_FILE" ]] && kill -0 "$(cat "$LOCALSTACK_PID_FILE")" 2>/dev/null \
+        && curl -fsS --max-time 2 "$LOCALSTACK_ENDPOINT/_localstack/health" >/dev/null 2>&1; then
+        log "running without every service of $LOCALSTACK_SERVICES: restarting it"
+        stop
+        for _ in $(seq 1 50); do
+            curl -sS -o /dev/null --max-time 1 "$LOCALSTACK_ENDPOINT/" 2>/dev/null || break
+            sleep 0.2
+        done
     fi
     if [[ "$(id -u)" -ne 0 ]]; then
         log "LocalStack without Docker must run as root (it writes to /etc/localstack, /var/lib/localstack and /usr/lib/localstack)"

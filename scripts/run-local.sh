@@ -147,7 +147,14 @@ for v in ETHEREUM_PRIVATE_KEY STARKNET_OPERATOR_ADDRESS ETHEREUM_DA_RPC_URL ETHE
     L1_CORE_CONTRACT_ADDRESS; do
     export "MADARA_ORCHESTRATOR_$v"
 done
-unset MADARA_ORCHESTRATOR_MOCK_VERIFIER_ADDRESS # the mock prover registers facts here, not the orchestrator
+if [ "$MADARA_ORCHESTRATOR_PROVER" = mock ]; then
+    # The orchestrator's mock prover aggregates with the SNOS stand-in (the program hash the
+    # core contract was deployed with) and registers each aggregation's fact on the mock
+    # verifier itself, with the operator key.
+    export MADARA_ORCHESTRATOR_MOCK_VERIFIER_ADDRESS
+else
+    unset MADARA_ORCHESTRATOR_MOCK_VERIFIER_ADDRESS # the mock Atlantic prover registers facts here, not the orchestrator
+fi
 
 "$bin" setup >"$LOGS/setup.log" 2>&1 || { cat "$LOGS/setup.log" >&2; exit 1; }
 echo "==> orchestrator run (log: $LOGS/orchestrator.log; API http://127.0.0.1:3000, dashboard /dashboard)"

@@ -1,7 +1,8 @@
 //! The L3 stack: one starknet-devnet as the appchain's node, a second one as the settlement
 //! layer with our Cairo core contract and fact registry (`contracts/cairo`) deployed, the mock
 //! Atlantic server (proofs whose public output is their input's; L2 verification queries that
-//! register their fact in the registry, which `update_state` checks), and the
+//! register their fact in the registry, which the orchestrator checks before the job completes
+//! and `update_state` checks again), and the
 //! `orchestrator` binary on the embedded tier with `--layer l3 --settle-on-starknet`.
 
 use std::path::{Path, PathBuf};
@@ -119,6 +120,7 @@ impl L3Stack {
         let account = format!("{:#x}", self.operator.address);
         let key = format!("{:#x}", self.operator.private_key);
         let core = format!("{:#x}", self.deployed.core);
+        let registry = format!("{:#x}", self.deployed.fact_registry.expect("the fact registry"));
         let mut args: Vec<String> = [
             "--layer",
             "l3",
@@ -140,9 +142,9 @@ impl L3Stack {
             &settlement,
             "--atlantic-settlement-layer",
             "starknet",
-            // Facts are mocked (`--atlantic-mock-fact-hash`): the Ethereum verifier is never read.
+            // The fact of each L2 verification is checked in the Cairo fact registry.
             "--atlantic-verifier-contract-address",
-            "0x0000000000000000000000000000000000000001",
+            &registry,
             "--cairo-verifier-program-hash",
             VERIFIER_PROGRAM_HASH,
             "--madara-rpc-url",
@@ -157,6 +159,10 @@ impl L3Stack {
         .map(String::from)
         .to_vec();
         args.extend(crate::stack::atlantic_args(&prover));
+        // Real fact checks: the L2 verification facts the mock registers are read back.
+        if let Some(i) = args.iter().position(|a| a == "--atlantic-mock-fact-hash") {
+            args[i + 1] = "false".to_owned();
+        }
         args.extend(crate::stack::quick_engine_args());
         args.extend(self.infra_args());
         args

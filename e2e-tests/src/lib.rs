@@ -19,6 +19,7 @@
 //! `testing`).
 
 pub mod api;
+pub mod chaos;
 pub mod devnet;
 pub mod l1;
 pub mod l3;

@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::Api,
+    chaos::{PostgresCluster, TcpProxy},
     devnet::Devnet,
     l1::{L1, OPERATOR_ADDRESS, OPERATOR_KEY, PROVER_KEY},
     process::{self, OrchestratorProcess},
@@ -95,6 +96,85 @@ pub struct Stack {
     cron: Option<CancellationToken>,
     /// Every log an orchestrator of this stack wrote to.
     logs: Vec<PathBuf>,
+    /// Chaos: the proxies the orchestrator reaches the node and the L1 through.
+    pub proxies: Option<Proxies>,
+    /// Chaos: the PostgreSQL cluster of this stack alone (distributed tier).
+    pub postgres: Option<PostgresCluster>,
+    /// Flags added to every `orchestrator run`.
+    pub extra_args: Vec<String>,
+}
+
+/// Where a stack's alerts are read back ([`Stack::alert_inbox`]).
+#[derive(Debug)]
+pub enum AlertInbox {
+    /// The embedded tier's JSON-lines alert file.
+    File(PathBuf),
+    /// An SQS queue subscribed to the SNS alert topic.
+    Queue {
+        /// The client.
+        sqs: aws_sdk_sqs::Client,
+        /// The queue.
+        url: String,
+    },
+}
+
+impl AlertInbox {
+    /// Every alert delivered so far, as `title: body` (a queue is drained).
+    pub async fn read(&self) -> Vec<String> {
+        match self {
+            Self::File(path) => std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .map(|v| {
+                    format!(
+                        "{}: {}",
+                        v["title"].as_str().unwrap_or(""),
+                        v["body"].as_str().unwrap_or("")
+                    )
+                })
+                .collect(),
+            Self::Queue { sqs, url } => {
+                let mut out = Vec::new();
+                loop {
+                    let got = sqs
+                        .receive_message()
+                        .queue_url(url)
+                        .max_number_of_messages(10)
+                        .wait_time_seconds(1)
+                        .send()
+                        .await
+                        .expect("receive alerts");
+                    let messages = got.messages();
+                    if messages.is_empty() {
+                        return out;
+                    }
+                    for m in messages {
+                        let body = m.body().unwrap_or_default();
+                        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                        out.push(format!(
+                            "{}: {}",
+                            v["Subject"].as_str().unwrap_or(""),
+                            v["Message"].as_str().unwrap_or(body)
+                        ));
+                        if let Some(h) = m.receipt_handle() {
+                            let _ =
+                                sqs.delete_message().queue_url(url).receipt_handle(h).send().await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The proxies of a chaos stack.
+#[derive(Debug)]
+pub struct Proxies {
+    /// In front of the Starknet node (JSON-RPC and feeder gateway).
+    pub node: Arc<TcpProxy>,
+    /// In front of the settlement layer's JSON-RPC (settlement, DA and the prover's RPC).
+    pub l1: Arc<TcpProxy>,
 }
 
 /// The mock Atlantic server at `url` as the prover (TESTNET, facts mocked).
@@ -134,6 +214,10 @@ pub fn quick_engine_args() -> Vec<String> {
         "60",
         "--orphan-scan-interval-seconds",
         "2",
+        // A message held by a killed instance comes back after the queue's visibility timeout
+        // (6 minutes and more): the scanner sends it again after 20 s instead.
+        "--stale-message-seconds",
+        "20",
         // A batching run killed mid-way holds its lock until the TTL (reference default 1 h).
         "--batching-worker-lock-duration",
         "10",
@@ -181,11 +265,35 @@ impl Stack {
     /// creates a database and a resource prefix; runs `orchestrator setup`. `None` (after
     /// printing why) when a service the tier needs is skipped.
     pub async fn start(tier: Tier) -> Option<Self> {
+        Self::start_on(tier, None).await
+    }
+
+    /// [`Stack::start`] for the chaos workflow: the orchestrator reaches the node and the L1
+    /// through [`TcpProxy`]s a test can cut, and the distributed tier runs on a PostgreSQL
+    /// cluster of its own that a test can restart.
+    pub async fn start_chaos(tier: Tier) -> Option<Self> {
+        let cluster = match tier {
+            Tier::Distributed => Some(PostgresCluster::start()?),
+            Tier::Embedded | Tier::MongoLocalStack => None,
+        };
+        let mut stack = Self::start_on(tier, cluster.as_ref().map(PostgresCluster::url)).await?;
+        stack.proxies = Some(Proxies {
+            node: Arc::new(TcpProxy::start(&stack.devnet.url).await),
+            l1: Arc::new(TcpProxy::start(&stack.l1.url()).await),
+        });
+        stack.postgres = cluster;
+        Some(stack)
+    }
+
+    /// [`Stack::start`], the distributed tier's database on the PostgreSQL server `postgres`
+    /// when given (otherwise the shared test server).
+    async fn start_on(tier: Tier, postgres: Option<String>) -> Option<Self> {
         let prefix = || format!("e2e{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let distributed = match tier {
             Tier::Embedded => None,
             Tier::Distributed => {
-                let (endpoint, base) = distributed_services().await?;
+                let (endpoint, shared) = distributed_services().await?;
+                let base = postgres.unwrap_or(shared);
                 let db = SharedDb::Postgres(fresh_database(&base).await);
                 Some(Distributed { endpoint, prefix: prefix(), db, rules: false })
             }
@@ -223,9 +331,20 @@ impl Stack {
             prover,
             tier,
             distributed,
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir: {
+                let mut dir = tempfile::tempdir().expect("tempdir");
+                // E2E_KEEP=1 keeps the data and logs of every stack for a look afterwards.
+                if std::env::var("E2E_KEEP").as_deref() == Ok("1") {
+                    dir.disable_cleanup(true);
+                    println!("E2E_KEEP=1: keeping {}", dir.path().display());
+                }
+                dir
+            },
             cron: None,
             logs: Vec::new(),
+            proxies: None,
+            postgres: None,
+            extra_args: Vec::new(),
         };
         process::setup(&stack.setup_args(), &stack.envs());
         Some(stack)
@@ -296,8 +415,12 @@ impl Stack {
 
     /// The `orchestrator run` command line (without `--host`/`--port`).
     pub fn run_args(&self) -> Vec<String> {
-        let l1 = self.l1.url().to_string();
-        let node = self.devnet.url.to_string();
+        let (l1, node) = match &self.proxies {
+            Some(p) => {
+                (p.l1.url(&self.l1.url()).to_string(), p.node.url(&self.devnet.url).to_string())
+            }
+            None => (self.l1.url().to_string(), self.devnet.url.to_string()),
+        };
         let prover = self.prover.url().to_string();
         let core = self.l1.core().to_string();
         let verifier = self.l1.contracts.verifier.to_string();
@@ -344,6 +467,7 @@ impl Stack {
         args.extend(atlantic_args(&prover));
         args.extend(quick_engine_args());
         args.extend(self.infra_args());
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 
@@ -392,6 +516,57 @@ impl Stack {
                 Arc::new(S3Storage::new(&env, bucket))
             }
         }
+    }
+
+    /// Where the alerts of this stack's orchestrators can be read back: the embedded tier's
+    /// alert file, or (distributed) an SQS queue this subscribes to the alert topic `setup`
+    /// created.
+    ///
+    /// # Panics
+    /// When the topic is missing or the subscription fails.
+    pub async fn alert_inbox(&self) -> AlertInbox {
+        let Some(d) = &self.distributed else {
+            return AlertInbox::File(self.dir.path().join("data/alerts.jsonl"));
+        };
+        let env = AwsEnv::explicit("test", "test", "us-east-1", Some(&d.endpoint)).await;
+        let topic = format!("{}_alerts", d.prefix);
+        let topics = env.sns().list_topics().send().await.expect("list SNS topics");
+        let topic_arn = topics
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn())
+            .find(|arn| arn.ends_with(&format!(":{topic}")))
+            .unwrap_or_else(|| panic!("setup created no SNS topic {topic}"))
+            .to_owned();
+        let sqs = env.sqs();
+        let queue = sqs
+            .create_queue()
+            .queue_name(format!("{}_test_alert_inbox", d.prefix))
+            .send()
+            .await
+            .expect("create the alert inbox queue");
+        let url = queue.queue_url().expect("queue url").to_owned();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes");
+        let queue_arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("queue ARN")
+            .clone();
+        env.sns()
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("subscribe the inbox to the alert topic");
+        AlertInbox::Queue { sqs, url }
     }
 
     /// An API client of `process`.

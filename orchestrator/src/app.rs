@@ -194,6 +194,9 @@ pub fn server_settings(params: &RunParams) -> ServerSettings {
         admin_token: params.server.admin_token.clone(),
         open_job_actions: params.server.open_job_actions,
         max_priority_queue_size: params.service.max_priority_queue_size,
+        dependencies: server::health::ExternalDependencies::new(
+            crate::preflight::dependency_probes(params),
+        ),
         ..ServerSettings::default()
     }
 }
@@ -253,6 +256,7 @@ pub fn engine_params(params: &RunParams) -> EngineParams {
         job_timeouts: params.service.timeouts.clone(),
         failed_job_halt: params.service.failed_job_halt,
         orphan_scan_interval: params.service.orphan_scan_interval,
+        stale_message_after: params.service.stale_message_after,
         trigger_interval,
         graceful_shutdown_timeout: params.service.graceful_shutdown_timeout,
         ..EngineParams::default()

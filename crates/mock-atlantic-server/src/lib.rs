@@ -19,7 +19,8 @@
 //! then `DONE` — or `FAILED` with probability `failure_rate`, drawn from an RNG seeded with
 //! `seed` so runs repeat. With `auto_complete` off, queries stay `IN_PROGRESS` until a test
 //! finishes them ([`MockAtlanticServer::complete_query`]). Tests inject error answers
-//! ([`Fault`]) per route.
+//! ([`Fault`]) per route, or turn on [`Chaos`]: a seeded share of all calls answered with 500,
+//! 503, 429, a hang or a cut body ([`MockAtlanticServer::set_chaos`]).
 
 pub mod producer;
 mod routes;
@@ -38,7 +39,7 @@ pub use producer::{
     AggregationArtifactsProducer, AggregationInput, ChildQuery, ProducedArtifacts,
     StandInAggregationProducer,
 };
-pub use state::{Fault, FaultRoute, Phase};
+pub use state::{Chaos, ChaosKind, Fault, FaultRoute, Phase};
 
 /// Settings of the mock server.
 #[derive(Debug, Clone, PartialEq)]
@@ -348,6 +349,19 @@ impl MockAtlanticServer {
     /// Queues an error answer.
     pub fn inject(&self, fault: Fault) {
         self.lock().faults.push_back(fault);
+    }
+
+    /// Turns chaos on (`Some`) or off: a seeded share of the calls answered with a fault.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.lock().chaos = chaos.map(|c| {
+            let rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(c.seed);
+            (c, rng)
+        });
+    }
+
+    /// Faults chaos answered so far, by kind.
+    pub fn chaos_counts(&self) -> std::collections::BTreeMap<ChaosKind, u64> {
+        self.lock().chaos_counts.clone()
     }
 
     /// Finishes a query now, successfully (`None`) or with a failure reason.

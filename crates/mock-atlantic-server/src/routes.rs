@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 
 use crate::{
     producer::{AggregationInput, ChildQuery},
-    state::{Bucket, Fault, FaultRoute, Phase, Query as StoredQuery, State as ServerState},
+    state::{
+        Bucket, ChaosKind, Fault, FaultRoute, Phase, Query as StoredQuery, State as ServerState,
+    },
     AppState,
 };
 
@@ -34,6 +36,7 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/queries/{id}/{file}", get(artifact))
         .route("/is-alive", get(|| async { Json(json!({"alive": true})) }))
         .layer(middleware::from_fn_with_state(app.clone(), check_api_key))
+        .layer(middleware::from_fn_with_state(app.clone(), chaos))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
@@ -56,6 +59,36 @@ fn fault_response(fault: Fault) -> Response {
 /// Answers an injected fault for `route`, if one is queued.
 fn faulted(app: &AppState, route: FaultRoute) -> Option<Response> {
     lock(app).take_fault(route).map(fault_response)
+}
+
+/// With chaos on, answers a drawn share of the calls with a fault instead of handling them
+/// (`/is-alive` excepted).
+async fn chaos(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if request.uri().path() == "/is-alive" {
+        return next.run(request).await;
+    }
+    let drawn = lock(&app).draw_chaos();
+    let Some((kind, hang)) = drawn else { return next.run(request).await };
+    tracing::debug!(target: "orch::mock_atlantic", path = request.uri().path(), fault = kind.name(), "Chaos fault");
+    match kind {
+        ChaosKind::InternalError => fault_response(Fault::status(FaultRoute::Any, 500, 1)),
+        ChaosKind::Unavailable => fault_response(Fault::html(FaultRoute::Any, 503, 1)),
+        ChaosKind::RateLimited => {
+            let mut r = fault_response(Fault::status(FaultRoute::Any, 429, 1));
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        ChaosKind::Hang => {
+            tokio::time::sleep(hang).await;
+            error(StatusCode::GATEWAY_TIMEOUT, "chaos: hung past the client's timeout")
+        }
+        ChaosKind::Malformed => {
+            let mut r = (StatusCode::OK, "{\"atlanticQuery\": {\"id\": \"01").into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+    }
 }
 
 async fn check_api_key(State(app): State<AppState>, request: Request, next: Next) -> Response {

@@ -129,6 +129,52 @@ impl Fault {
     }
 }
 
+/// Random error answers on a share of the calls (a chaos test's prover): each call is, with
+/// probability `rate`, answered by one of the [`ChaosKind`]s instead of being handled. Draws
+/// come from an RNG seeded with `seed`, so a schedule repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chaos {
+    /// Share of calls answered with a fault (0.0–1.0).
+    pub rate: f64,
+    /// Seed of the draws.
+    pub seed: u64,
+    /// How long a `Hang` holds the call before answering 504 (set it past the client's
+    /// timeout).
+    pub hang: std::time::Duration,
+}
+
+/// The faults of [`Chaos`], drawn with equal weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChaosKind {
+    /// `500` with a JSON message.
+    InternalError,
+    /// `503` with a proxy's HTML page.
+    Unavailable,
+    /// `429` with `Retry-After: 1`.
+    RateLimited,
+    /// No answer until `hang` has passed, then `504`.
+    Hang,
+    /// `200` with a cut JSON body.
+    Malformed,
+}
+
+impl ChaosKind {
+    /// Every kind, in draw order.
+    pub const ALL: [Self; 5] =
+        [Self::InternalError, Self::Unavailable, Self::RateLimited, Self::Hang, Self::Malformed];
+
+    /// A short name for reports: `500`, `503`, `429`, `hang`, `malformed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InternalError => "500",
+            Self::Unavailable => "503",
+            Self::RateLimited => "429",
+            Self::Hang => "hang",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
 /// Everything the server holds.
 #[derive(Debug)]
 pub struct State {
@@ -140,6 +186,10 @@ pub struct State {
     pub(crate) seq: u64,
     /// Text fields and file names of every accepted submission, in order.
     pub(crate) submissions: Vec<HashMap<String, String>>,
+    /// The chaos settings and their RNG, when on.
+    pub(crate) chaos: Option<(Chaos, StdRng)>,
+    /// Faults [`Chaos`] answered so far, by kind.
+    pub(crate) chaos_counts: std::collections::BTreeMap<ChaosKind, u64>,
 }
 
 /// Crockford base32, as ULIDs use.
@@ -156,6 +206,8 @@ impl State {
             faults: VecDeque::new(),
             seq: 0,
             submissions: Vec::new(),
+            chaos: None,
+            chaos_counts: std::collections::BTreeMap::new(),
         }
     }
 
@@ -178,6 +230,18 @@ impl State {
             self.faults.remove(pos);
         }
         Some(out)
+    }
+
+    /// Draws whether this call gets a chaos fault, and which (counted).
+    pub(crate) fn draw_chaos(&mut self) -> Option<(ChaosKind, std::time::Duration)> {
+        let (chaos, rng) = self.chaos.as_mut()?;
+        if !rng.gen_bool(chaos.rate.clamp(0.0, 1.0)) {
+            return None;
+        }
+        let kind = ChaosKind::ALL[rng.gen_range(0..ChaosKind::ALL.len())];
+        let hang = chaos.hang;
+        *self.chaos_counts.entry(kind).or_default() += 1;
+        Some((kind, hang))
     }
 
     /// The phase of a query now.

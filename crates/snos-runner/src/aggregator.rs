@@ -293,6 +293,69 @@ pub fn run_aggregator(
     Ok(AggregatorRun { cairo_pie_zip, program_output, os_output, da_segment, n_steps })
 }
 
+/// The child an unreadable PIE stands in as: an empty L2 block `index` (no messages, an
+/// empty diff, program hash 0).
+pub fn placeholder_child(index: u64) -> AggregatorChild {
+    let mut os_output = vec![Felt::ZERO; 14];
+    os_output[2] = Felt::from(index) - Felt::ONE; // prev_block_number
+    os_output[3] = Felt::from(index); // new_block_number
+    os_output[9] = Felt::ONE; // full_output (the rest: no messages, no contract, no class)
+    AggregatorChild { program_hash: Felt::ZERO, os_output }
+}
+
+/// Reads a child from its PIE: the output segment is its OS output, and the PIE's program
+/// hash goes into its segment of the aggregator output.
+///
+/// # Errors
+/// A PIE that does not parse, or whose output is not OS-shaped (the checks the aggregation
+/// applies).
+pub fn child_from_pie(cairo_pie_zip: &[u8]) -> Result<AggregatorChild, SnosRunnerError> {
+    use orchestrator_gps_fact_checker::fact::{pie, program_hash::program_hash};
+    let parsed = pie::read_pie_bytes(cairo_pie_zip)
+        .map_err(|e| SnosRunnerError::Deterministic(format!("not a valid Cairo PIE: {e}")))?;
+    let os_output = pie::program_output(&parsed).map_err(|e| {
+        SnosRunnerError::Deterministic(format!("cannot read the PIE's output segment: {e}"))
+    })?;
+    let program_hash = program_hash(&parsed).map_err(|e| {
+        SnosRunnerError::Deterministic(format!("cannot compute the PIE's program hash: {e}"))
+    })?;
+    let child = AggregatorChild { program_hash, os_output };
+    build_aggregator_output(std::slice::from_ref(&child), usize::MAX)?;
+    Ok(child)
+}
+
+/// Aggregates child PIEs with the stand-in ([`run_aggregator`]): the shared piece of the mock
+/// Atlantic server's bucket producer and of the orchestrator's local stand-in aggregation
+/// (`--prover mock`).
+///
+/// `children` are `(bucket index, PIE zip)`, in order. A child whose PIE is not an OS-shaped
+/// PIE stands in as an empty block `index` ([`placeholder_child`]), with a warning, when
+/// `lenient`; otherwise it fails the aggregation, naming the child.
+///
+/// # Errors
+/// A child refused (not `lenient`), or the run fails.
+pub fn aggregate_pies(
+    children: &[(u64, &[u8])],
+    max_num_blobs: usize,
+    layout: LayoutName,
+    lenient: bool,
+) -> Result<AggregatorRun, SnosRunnerError> {
+    let mut read = Vec::with_capacity(children.len());
+    for (index, zip) in children {
+        match child_from_pie(zip) {
+            Ok(child) => read.push(child),
+            Err(e) if lenient => {
+                tracing::warn!(index, reason = %e, "Child PIE is not an OS-shaped PIE; it stands in as an empty block");
+                read.push(placeholder_child(*index));
+            }
+            Err(e) => {
+                return Err(SnosRunnerError::Deterministic(format!("child {index}: {e}")));
+            }
+        }
+    }
+    run_aggregator(&read, max_num_blobs, layout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +411,24 @@ mod tests {
         let mut c = child(0, 1, &[0, 0]);
         c.os_output.truncate(c.os_output.len() - 1);
         assert!(build_aggregator_output(&[c], 6).is_err());
+    }
+
+    #[test]
+    fn child_pies_are_read_and_garbage_is_refused_unless_lenient() {
+        let a = child(0, 1, &[1, 5, 0, 1, 9, 9, 1, 1, 0, 10, 0]);
+        let (zip, _) =
+            crate::stand_in::run_program(a.os_output.clone(), LayoutName::all_cairo).unwrap();
+        let read = child_from_pie(&zip).unwrap();
+        assert_eq!(read.os_output, a.os_output);
+        assert_eq!(read.program_hash, crate::stand_in::program_hash().unwrap());
+        let junk: &[u8] = b"PK\x03\x04junk";
+        let err =
+            aggregate_pies(&[(1, &zip), (2, junk)], 6, LayoutName::all_cairo, false).unwrap_err();
+        assert!(err.to_string().starts_with("child 2: not a valid Cairo PIE"), "{err}");
+        assert!(!err.is_retryable());
+        let run = aggregate_pies(&[(1, &zip), (2, junk)], 6, LayoutName::all_cairo, true).unwrap();
+        // The second child stands in as an empty block 2: the aggregate ends at block 2.
+        assert_eq!(run.os_output[3], Felt::from(2u8));
+        assert_eq!(run.program_output[0], Felt::from(2u8));
     }
 }

@@ -1,5 +1,5 @@
-//! Runs the Starknet OS through an external command (for example the snos project's
-//! `generate-pie`).
+//! Runs the Starknet OS through an external command, for example the snos project's
+//! `generate-pie` binary, unmodified: it reads its settings from the `SNOS_*` variables below.
 //!
 //! # Contract
 //! The command line is run with `sh -c`, in a fresh empty directory that is also its output
@@ -12,31 +12,35 @@
 //! | `SNOS_RPC_URL` | the RPC to read them from |
 //! | `SNOS_LAYOUT` | the Cairo layout (`all_cairo`, ...) |
 //! | `SNOS_CHAIN_ID` | the chain id, `0x` hex |
+//! | `SNOS_NETWORK` | the chain for generate-pie's `--chain`: see [`network_name`] |
+//! | `SNOS_IS_L3` | `true` on an L3, `false` on an L2 |
+//! | `SNOS_STRK_FEE_TOKEN_ADDRESS`, `SNOS_ETH_FEE_TOKEN_ADDRESS` | the fee tokens, `0x` hex |
 //! | `SNOS_USE_KZG_DA`, `SNOS_FULL_OUTPUT` | the OS flags, `0` or `1` |
 //! | `SNOS_DA_PUBLIC_KEYS` | DA public keys, comma-separated `0x` hex (may be empty) |
+//! | `SNOS_PUBLIC_KEYS` | the same keys; unset when there are none |
+//! | `SNOS_VERSIONED_CONSTANTS_PATH` | absolute path of the versioned constants JSON; unset without one |
 //! | `SNOS_OUTPUT_DIR` | the output directory (also the working directory) |
+//! | `SNOS_OUTPUT` | `$SNOS_OUTPUT_DIR/cairo_pie.zip`, where the PIE goes |
 //!
-//! On success (exit status 0) it must have written `cairo_pie.zip` in the output directory,
-//! and may write `os_output.json`, a JSON array of felts (`"0x…"` hex strings, decimal strings
-//! or non-negative integers below the Stark prime). Without `os_output.json` the OS output is
-//! the PIE's output segment; with it, it must equal that segment.
+//! On success (exit status 0) it must have written the PIE zip at `$SNOS_OUTPUT`
+//! (`cairo_pie.zip` in the output directory), and may write `os_output.json` there, a JSON
+//! array of felts (`"0x…"` hex strings, decimal strings or non-negative integers below the
+//! Stark prime). Without `os_output.json` the OS output is the PIE's output segment; with it,
+//! it must equal that segment.
 //!
 //! Exit status 75 (`EX_TEMPFAIL`) means "transient, retry later" (for example the RPC is down);
 //! any other failure status is deterministic. A command still running after the timeout is
 //! killed with its whole process group and the run is retryable. Errors carry the tail of the
 //! command's stderr; stdout is discarded.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{ffi::OsString, path::Path, time::Duration};
 
 use async_trait::async_trait;
-use tokio::{io::AsyncReadExt, process::Command};
+use tokio::process::Command;
 
-use crate::{Felt, SnosInput, SnosOutput, SnosRunner, SnosRunnerError};
+pub use crate::command::{EXIT_RETRYABLE, STDERR_TAIL};
+use crate::{command::run_command, Felt, SnosInput, SnosOutput, SnosRunner, SnosRunnerError};
 
-/// Exit status meaning "transient failure, retry" (sysexits `EX_TEMPFAIL`).
-pub const EXIT_RETRYABLE: i32 = 75;
-/// How much of the command's stderr an error keeps (bytes, from the end).
-pub const STDERR_TAIL: usize = 2000;
 /// The PIE the command must write.
 pub const PIE_FILE: &str = "cairo_pie.zip";
 /// The optional OS output the command may write.
@@ -61,17 +65,6 @@ impl ExternalRunner {
     /// A runner of `config.command`.
     pub fn new(config: ExternalRunnerConfig) -> Self {
         Self { config }
-    }
-}
-
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(STDERR_TAIL);
-    let text = String::from_utf8_lossy(&bytes[start..]);
-    let text = text.trim();
-    if text.is_empty() {
-        "<empty stderr>".into()
-    } else {
-        text.to_owned()
     }
 }
 
@@ -138,12 +131,85 @@ pub fn parse_os_output_json(text: &str) -> Result<Vec<Felt>, String> {
         .collect()
 }
 
-/// Reads and checks what the command wrote into `dir` (see [`check_outputs`]).
+/// The `SNOS_NETWORK` of `chain_id`, as generate-pie's `--chain` takes it: `mainnet` for
+/// `SN_MAIN`, `sepolia` for `SN_SEPOLIA`, otherwise the chain id as the short string it encodes
+/// (`0x4d4144415241` → `MADARA`), which generate-pie turns back into the same felt. A
+/// chain id that is not a printable ASCII short string is given as `0x` hex (generate-pie
+/// cannot represent it; a wrapper can read `SNOS_CHAIN_ID`).
+pub fn network_name(chain_id: Felt) -> String {
+    let bytes = chain_id.to_bytes_be();
+    let text: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
+    match std::str::from_utf8(&text) {
+        Ok("SN_MAIN") => "mainnet".into(),
+        Ok("SN_SEPOLIA") => "sepolia".into(),
+        Ok(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()) => s.to_owned(),
+        _ => format!("{chain_id:#x}"),
+    }
+}
+
+/// The environment of a run writing into `dir`: `(name, Some(value))` to set, `(name, None)`
+/// to remove (an optional variable without a value must not leak in from the orchestrator's
+/// own environment).
+///
+/// # Errors
+/// `Deterministic` when the versioned constants file is not there: every run would fail.
+pub fn command_env(
+    input: &SnosInput,
+    dir: &Path,
+) -> Result<Vec<(&'static str, Option<OsString>)>, SnosRunnerError> {
+    let blocks: Vec<String> =
+        (input.start_block..=input.end_block).map(|b| b.to_string()).collect();
+    let keys = input.da_public_keys.iter().map(|k| format!("{k:#x}")).collect::<Vec<_>>().join(",");
+    let versioned_constants = match &input.versioned_constants_path {
+        Some(path) => {
+            // The command runs in `dir`: a relative path would point into it.
+            let path = std::path::absolute(path).map_err(|e| {
+                SnosRunnerError::Deterministic(format!(
+                    "versioned constants file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            if !path.is_file() {
+                return Err(SnosRunnerError::Deterministic(format!(
+                    "the versioned constants file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            Some(path.into_os_string())
+        }
+        None => None,
+    };
+    let bit = |b: bool| OsString::from(if b { "1" } else { "0" });
+    let s = |s: String| Some(OsString::from(s));
+    Ok(vec![
+        ("SNOS_START_BLOCK", s(input.start_block.to_string())),
+        ("SNOS_END_BLOCK", s(input.end_block.to_string())),
+        ("SNOS_BLOCKS", s(blocks.join(","))),
+        ("SNOS_RPC_URL", s(input.rpc_url.to_string())),
+        ("SNOS_LAYOUT", s(input.layout.clone())),
+        ("SNOS_CHAIN_ID", s(format!("{:#x}", input.chain_id))),
+        ("SNOS_NETWORK", s(network_name(input.chain_id))),
+        ("SNOS_IS_L3", s(input.is_l3.to_string())),
+        ("SNOS_STRK_FEE_TOKEN_ADDRESS", s(format!("{:#x}", input.strk_fee_token_address))),
+        ("SNOS_ETH_FEE_TOKEN_ADDRESS", s(format!("{:#x}", input.eth_fee_token_address))),
+        ("SNOS_USE_KZG_DA", Some(bit(input.use_kzg_da))),
+        ("SNOS_FULL_OUTPUT", Some(bit(input.full_output))),
+        ("SNOS_PUBLIC_KEYS", (!keys.is_empty()).then(|| OsString::from(&keys))),
+        ("SNOS_DA_PUBLIC_KEYS", s(keys)),
+        ("SNOS_VERSIONED_CONSTANTS_PATH", versioned_constants),
+        ("SNOS_OUTPUT_DIR", Some(dir.as_os_str().to_owned())),
+        ("SNOS_OUTPUT", Some(dir.join(PIE_FILE).into_os_string())),
+    ])
+}
+
+/// Reads and checks what the command wrote into `dir`: the PIE at `$SNOS_OUTPUT`
+/// (`dir/cairo_pie.zip`) and the optional `os_output.json` (see [`check_outputs`]).
 pub fn read_outputs(dir: &Path) -> Result<SnosOutput, SnosRunnerError> {
     let pie_path = dir.join(PIE_FILE);
     let cairo_pie_zip = std::fs::read(&pie_path).map_err(|e| {
         SnosRunnerError::Deterministic(format!(
-            "the command exited 0 but did not write {PIE_FILE}: {e}"
+            "the command exited 0 but did not write {PIE_FILE} ($SNOS_OUTPUT = {}): {e}",
+            pie_path.display()
         ))
     })?;
     let os_output_json = match std::fs::read_to_string(dir.join(OS_OUTPUT_FILE)) {
@@ -198,17 +264,6 @@ pub fn check_outputs(
     Ok(SnosOutput { cairo_pie_zip, os_output, n_steps })
 }
 
-/// Kills the process group `pgid` (the command and everything it started).
-async fn kill_group(pgid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-}
-
 #[async_trait]
 impl SnosRunner for ExternalRunner {
     fn name(&self) -> &'static str {
@@ -218,89 +273,24 @@ impl SnosRunner for ExternalRunner {
     async fn run(&self, input: &SnosInput) -> Result<SnosOutput, SnosRunnerError> {
         let dir = tempfile::tempdir()
             .map_err(|e| SnosRunnerError::Retryable(format!("output dir: {e}")))?;
-        let blocks: Vec<String> =
-            (input.start_block..=input.end_block).map(|b| b.to_string()).collect();
-        let keys: Vec<String> = input.da_public_keys.iter().map(|k| format!("{k:#x}")).collect();
         let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(&self.config.command)
-            .current_dir(dir.path())
-            .env("SNOS_START_BLOCK", input.start_block.to_string())
-            .env("SNOS_END_BLOCK", input.end_block.to_string())
-            .env("SNOS_BLOCKS", blocks.join(","))
-            .env("SNOS_RPC_URL", input.rpc_url.as_str())
-            .env("SNOS_LAYOUT", &input.layout)
-            .env("SNOS_CHAIN_ID", format!("{:#x}", input.chain_id))
-            .env("SNOS_USE_KZG_DA", if input.use_kzg_da { "1" } else { "0" })
-            .env("SNOS_FULL_OUTPUT", if input.full_output { "1" } else { "0" })
-            .env("SNOS_DA_PUBLIC_KEYS", keys.join(","))
-            .env("SNOS_OUTPUT_DIR", dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            SnosRunnerError::Deterministic(format!("cannot start the SNOS command: {e}"))
-        })?;
-        let pgid = child.id();
-        let mut stderr = child.stderr.take();
-        let reader = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.read_to_end(&mut buf).await;
-            }
-            buf
-        });
-        tracing::info!(
-            runner = "external",
-            start_block = input.start_block,
-            end_block = input.end_block,
-            pid = pgid,
-            "SNOS command started"
-        );
-
-        let status = match tokio::time::timeout(self.config.timeout, child.wait()).await {
-            Ok(status) => status.map_err(|e| {
-                SnosRunnerError::Retryable(format!("waiting for the SNOS command: {e}"))
-            })?,
-            Err(_) => {
-                if let Some(pgid) = pgid {
-                    kill_group(pgid).await;
-                }
-                let _ = child.kill().await;
-                let err = tokio::time::timeout(Duration::from_secs(5), reader).await;
-                let stderr = err.ok().and_then(Result::ok).unwrap_or_default();
-                return Err(SnosRunnerError::Retryable(format!(
-                    "SNOS command timed out after {}s and was killed; stderr: {}",
-                    self.config.timeout.as_secs_f64(),
-                    tail(&stderr)
-                )));
-            }
-        };
-        // Children that outlive the command would keep the pipe open: end the group.
-        if let Some(pgid) = pgid {
-            kill_group(pgid).await;
+        cmd.arg("-c").arg(&self.config.command).current_dir(dir.path());
+        for (name, value) in command_env(input, dir.path())? {
+            match value {
+                Some(value) => cmd.env(name, value),
+                None => cmd.env_remove(name),
+            };
         }
-        let stderr = tokio::time::timeout(Duration::from_secs(5), reader)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        if !status.success() {
-            let reason = format!(
-                "SNOS command failed ({}); stderr: {}",
-                status.code().map_or_else(
-                    || "killed by a signal".to_owned(),
-                    |c| format!("exit status {c}")
-                ),
-                tail(&stderr)
+        run_command(cmd, "SNOS", self.config.timeout, |pid| {
+            tracing::info!(
+                runner = "external",
+                start_block = input.start_block,
+                end_block = input.end_block,
+                pid,
+                "SNOS command started"
             );
-            return Err(match status.code() {
-                Some(EXIT_RETRYABLE) | None => SnosRunnerError::Retryable(reason),
-                Some(_) => SnosRunnerError::Deterministic(reason),
-            });
-        }
+        })
+        .await?;
         read_outputs(dir.path())
     }
 }
@@ -308,6 +298,7 @@ impl SnosRunner for ExternalRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::tail;
 
     #[test]
     fn felts_parse_strictly() {
@@ -351,6 +342,91 @@ mod tests {
             let err = check_outputs(zip, json).unwrap_err();
             assert!(!err.is_retryable(), "{err}");
         }
+    }
+
+    #[test]
+    fn network_names_follow_generate_pie() {
+        let short = |s: &str| Felt::from_bytes_be_slice(s.as_bytes());
+        assert_eq!(network_name(short("SN_MAIN")), "mainnet");
+        assert_eq!(network_name(short("SN_SEPOLIA")), "sepolia");
+        assert_eq!(network_name(Felt::from_hex_unchecked("0x4d4144415241")), "MADARA");
+        assert_eq!(network_name(short("SN_INTEGRATION_SEPOLIA")), "SN_INTEGRATION_SEPOLIA");
+        // Not a printable short string: the hex, as SNOS_CHAIN_ID.
+        assert_eq!(network_name(Felt::from(0x01ffu16)), "0x1ff");
+        assert_eq!(network_name(short("A B")), format!("{:#x}", short("A B")));
+        assert_eq!(network_name(Felt::ZERO), "0x0");
+    }
+
+    fn env_input() -> SnosInput {
+        SnosInput {
+            start_block: 9,
+            end_block: 9,
+            rpc_url: "http://127.0.0.1:9/".parse().unwrap(),
+            layout: "all_cairo".into(),
+            use_kzg_da: false,
+            full_output: true,
+            chain_id: Felt::from_bytes_be_slice(b"SN_MAIN"),
+            da_public_keys: vec![],
+            is_l3: false,
+            strk_fee_token_address: crate::MAINNET_STRK_FEE_TOKEN_ADDRESS,
+            eth_fee_token_address: crate::MAINNET_ETH_FEE_TOKEN_ADDRESS,
+            versioned_constants_path: None,
+            batch: None,
+        }
+    }
+
+    #[test]
+    fn optional_variables_are_removed_not_left_empty() {
+        let env = command_env(&env_input(), Path::new("/tmp/out")).unwrap();
+        let get = |name: &str| env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+        // Present in the list with `None`: the runner removes any inherited value.
+        assert_eq!(get("SNOS_PUBLIC_KEYS"), Some(None));
+        assert_eq!(get("SNOS_VERSIONED_CONSTANTS_PATH"), Some(None));
+        assert_eq!(get("SNOS_DA_PUBLIC_KEYS"), Some(Some("".into())));
+        assert_eq!(get("SNOS_NETWORK"), Some(Some("mainnet".into())));
+        assert_eq!(get("SNOS_OUTPUT"), Some(Some("/tmp/out/cairo_pie.zip".into())));
+        assert_eq!(
+            get("SNOS_STRK_FEE_TOKEN_ADDRESS"),
+            Some(Some("0x4718f5a0fc34cc1af16a1cdee98ffb20c31f5cd61d6ab07201858f4287c938d".into()))
+        );
+    }
+
+    #[test]
+    fn versioned_constants_path_is_made_absolute_and_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vc.json");
+        std::fs::write(&file, "{}").unwrap();
+        // A path relative to the orchestrator's working directory.
+        let cwd = std::env::current_dir().unwrap();
+        let relative = pathdiff(&file, &cwd);
+        let mut input = env_input();
+        input.versioned_constants_path = Some(relative.clone());
+        let env = command_env(&input, Path::new("/tmp/out")).unwrap();
+        let vc = env.iter().find(|(n, _)| *n == "SNOS_VERSIONED_CONSTANTS_PATH").unwrap();
+        let got = std::path::PathBuf::from(vc.1.clone().unwrap());
+        assert!(got.is_absolute(), "{got:?} from {relative:?}");
+        assert_eq!(std::fs::canonicalize(&got).unwrap(), std::fs::canonicalize(&file).unwrap());
+
+        input.versioned_constants_path = Some(dir.path().join("missing.json"));
+        let err = command_env(&input, Path::new("/tmp/out")).unwrap_err();
+        assert!(
+            matches!(&err, SnosRunnerError::Deterministic(m) if m.contains("missing.json") && m.contains("does not exist")),
+            "{err}"
+        );
+    }
+
+    /// `path` relative to `base` (both absolute), with `..` steps.
+    fn pathdiff(path: &Path, base: &Path) -> std::path::PathBuf {
+        let (p, b): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+        let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let mut out = std::path::PathBuf::new();
+        for _ in common..b.len() {
+            out.push("..");
+        }
+        for c in &p[common..] {
+            out.push(c);
+        }
+        out
     }
 
     #[test]

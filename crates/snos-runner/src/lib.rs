@@ -16,11 +16,13 @@
 //! which is why the seam exists.
 
 pub mod aggregator;
+mod command;
 pub mod external;
+pub mod external_aggregator;
 pub mod os_output;
 pub mod stand_in;
 
-use std::fmt;
+use std::{fmt, path::PathBuf};
 
 use async_trait::async_trait;
 pub use orchestrator_utils::Retryable;
@@ -50,10 +52,28 @@ pub struct SnosInput {
     pub chain_id: Felt,
     /// DA encryption public keys.
     pub da_public_keys: Vec<Felt>,
+    /// Whether the chain is an L3 (settles on a Starknet chain), whatever its DA flags.
+    pub is_l3: bool,
+    /// The chain's STRK fee token contract.
+    pub strk_fee_token_address: Felt,
+    /// The chain's ETH fee token contract.
+    pub eth_fee_token_address: Felt,
+    /// A JSON file overriding the blockifier versioned constants; `None` lets the runner pick
+    /// the constants of each block's Starknet version.
+    pub versioned_constants_path: Option<PathBuf>,
     /// What the chain did in the range, read from the node by the caller; needed by runners
     /// whose [`SnosRunner::needs_batch_data`] is true (the stand-in).
     pub batch: Option<BatchData>,
 }
+
+/// The STRK fee token of Starknet mainnet (and Sepolia), the default of
+/// [`SnosInput::strk_fee_token_address`].
+pub const MAINNET_STRK_FEE_TOKEN_ADDRESS: Felt =
+    Felt::from_hex_unchecked("0x04718f5a0fc34cc1af16a1cdee98ffb20c31f5cd61d6ab07201858f4287c938d");
+/// The ETH fee token of Starknet mainnet (and Sepolia), the default of
+/// [`SnosInput::eth_fee_token_address`].
+pub const MAINNET_ETH_FEE_TOKEN_ADDRESS: Felt =
+    Felt::from_hex_unchecked("0x049d36570d4e46f48e99674bd3fcc84644ddd6b96f7c741b1562b82f9e004dc7");
 
 impl SnosInput {
     /// The OS flags the reference uses per layer: L2 → no KZG DA, full output; L3 → KZG DA,

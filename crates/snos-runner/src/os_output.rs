@@ -177,6 +177,10 @@ mod tests {
             full_output: !use_kzg_da,
             chain_id: Felt::from_bytes_be_slice(b"SN_TEST"),
             da_public_keys: vec![],
+            is_l3: use_kzg_da,
+            strk_fee_token_address: crate::MAINNET_STRK_FEE_TOKEN_ADDRESS,
+            eth_fee_token_address: crate::MAINNET_ETH_FEE_TOKEN_ADDRESS,
+            versioned_constants_path: None,
             batch: Some(BatchData {
                 initial_root: Felt::from(11u8),
                 final_root: Felt::from(12u8),

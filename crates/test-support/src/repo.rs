@@ -32,12 +32,25 @@ impl std::fmt::Display for Escape {
 }
 
 /// The repository root (two levels above this crate).
+///
+/// Found at run time from the `CARGO_MANIFEST_DIR` cargo gives the test process (the tested
+/// crate's folder, inside the repository), so a build cached from another checkout of the
+/// repository (a shared target dir: cargo's dep-info paths are relative, so it counts as fresh)
+/// still reads this checkout's files; the folder this crate was compiled in otherwise.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .and_then(Path::parent)
-        .expect("crates/test-support sits two levels below the root")
-        .to_path_buf()
+    let at_runtime = std::env::var_os("CARGO_MANIFEST_DIR").and_then(|dir| {
+        Path::new(&dir)
+            .ancestors()
+            .find(|a| a.join("crates/test-support/Cargo.toml").is_file())
+            .map(Path::to_path_buf)
+    });
+    at_runtime.unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .and_then(Path::parent)
+            .expect("crates/test-support sits two levels below the root")
+            .to_path_buf()
+    })
 }
 
 /// Folders never scanned: build output, VCS data, tool caches, and the vectors (data).

@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-/// The folder that holds the vectors.
+/// The folder that holds the vectors (under [`crate::repo::root`], found at run time).
 pub fn dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/vectors"))
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| crate::repo::root().join("crates/test-support/vectors"))
 }
 
 /// The path of one vector; panics when the file is not there.

@@ -47,7 +47,9 @@ impl TryFrom<RunCmd> for RunParams {
         let service = service_params(cmd.service.clone())?;
         let queue = queue_params(&cmd.service)?;
         let settlement = settlement_params(cmd.ethereum_settlement, cmd.starknet_settlement)?;
+        let prover_args = cmd.prover.clone();
         let prover = prover_params(layer, cmd.prover, &settlement)?;
+        let aggregator = aggregator_params(layer, &prover_args, &settlement)?;
         if service.store_audit_artifacts && prover.kind() == ProverKind::Mock {
             return Err(ConfigError::Conflict(
                 "--store-audit-artifacts cannot be used with --prover mock (it has no proofs to store)".into(),
@@ -61,6 +63,7 @@ impl TryFrom<RunCmd> for RunParams {
             batching: batching_params(cmd.batching)?,
             snos: snos_params(cmd.snos)?,
             prover,
+            aggregator,
             settlement,
             da: da_params(cmd.da)?,
             madara: madara_params(cmd.madara),
@@ -312,9 +315,20 @@ fn service_params(a: ServiceArgs) -> ConfigResult<ServiceParams> {
         graceful_shutdown_timeout: Duration::from_secs(a.graceful_shutdown_timeout),
         failed_job_halt: a.failed_job_halt,
         orphan_scan_interval: Duration::from_secs(a.orphan_scan_interval_seconds.max(1)),
+        stale_message_after: positive_secs(a.stale_message_seconds, "--stale-message-seconds")?,
         verification_poll: a
             .verification_poll_seconds
             .map(|s| positive_secs(s, "--verification-poll-seconds"))
+            .transpose()?,
+        skip_preflight: a.skip_preflight,
+        preflight_wait: Duration::from_secs(a.preflight_wait_seconds),
+        preflight_chain_id: a
+            .preflight_chain_id
+            .as_deref()
+            .map(|id| {
+                crate::preflight::parse_chain_id(id)
+                    .map_err(|e| ConfigError::invalid("--preflight-chain-id", e))
+            })
             .transpose()?,
     })
 }
@@ -406,10 +420,20 @@ fn snos_params(a: SnosArgs) -> ConfigResult<SnosParams> {
     let versioned_constants = match a.versioned_constants {
         Some(path) => {
             let json = read_json(&path, "--versioned-constants", "versioned constants JSON")?;
+            // The external command runs in a directory of its own: give it an absolute path.
+            let path = std::fs::canonicalize(&path).map_err(|source| ConfigError::ReadFile {
+                flag: "--versioned-constants",
+                path: path.clone(),
+                source,
+            })?;
             Some(VersionedConstants { path, json })
         }
         None => None,
     };
+    let strk_fee_token_address =
+        felt(&a.snos_strk_fee_token_address, "--snos-strk-fee-token-address")?;
+    let eth_fee_token_address =
+        felt(&a.snos_eth_fee_token_address, "--snos-eth-fee-token-address")?;
     let da_public_keys = a
         .da_public_keys
         .unwrap_or_default()
@@ -439,6 +463,8 @@ fn snos_params(a: SnosArgs) -> ConfigResult<SnosParams> {
         backup_rpc_url: a.rpc_for_snos_backup,
         full_output: a.snos_full_output,
         versioned_constants,
+        strk_fee_token_address,
+        eth_fee_token_address,
         layout: a.snos_layout_name,
         prover_layout: a.prover_layout_name,
         da_public_keys,
@@ -601,13 +627,55 @@ fn mock_params(
         if layer != Layer::L2 {
             return Err(ConfigError::Conflict("--mock-verifier-address is for L2 only".into()));
         }
-        if !matches!(settlement, SettlementParams::Ethereum(_)) {
-            return Err(ConfigError::Conflict(
-                "--mock-verifier-address uses the Ethereum settlement RPC and key: it needs --settle-on-ethereum".into(),
-            ));
+        match settlement {
+            SettlementParams::Ethereum(eth) if eth.signer.private_key().is_none() => {
+                return Err(ConfigError::Conflict(
+                    "--mock-verifier-address registers facts with --ethereum-private-key: it cannot be used with --ethereum-kms-key-id".into(),
+                ));
+            }
+            SettlementParams::Ethereum(_) => {}
+            SettlementParams::Starknet(_) => {
+                return Err(ConfigError::Conflict(
+                    "--mock-verifier-address uses the Ethereum settlement RPC and key: it needs --settle-on-ethereum".into(),
+                ));
+            }
         }
     }
     Ok(MockProverParams { verifier_address })
+}
+
+/// The operator's signer: exactly one of `--ethereum-private-key` and `--ethereum-kms-key-id`
+/// (a blank value counts as not given, as an empty variable in `.env` does).
+fn ethereum_signer(
+    private_key: Option<Secret<String>>,
+    kms_key_id: Option<String>,
+) -> ConfigResult<EthereumSignerParams> {
+    let private_key = private_key.filter(|k| !k.expose().trim().is_empty());
+    let kms_key_id = kms_key_id.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
+    match (private_key, kms_key_id) {
+        (Some(_), Some(_)) => Err(ConfigError::Conflict(
+            "--ethereum-private-key and --ethereum-kms-key-id cannot be used together: state \
+             updates are signed by one key, give either the private key or the KMS key id"
+                .into(),
+        )),
+        (Some(key), None) => {
+            check_hex_bytes(key.expose(), 32, "--ethereum-private-key")?;
+            Ok(EthereumSignerParams::PrivateKey(key))
+        }
+        (None, Some(key_id)) => {
+            if key_id.chars().any(char::is_whitespace) {
+                return Err(ConfigError::invalid(
+                    "--ethereum-kms-key-id",
+                    "must be a KMS key id, key ARN, alias name or alias ARN (no whitespace)",
+                ));
+            }
+            Ok(EthereumSignerParams::Kms { key_id })
+        }
+        (None, None) => Err(ConfigError::Missing {
+            flag: "--ethereum-private-key or --ethereum-kms-key-id",
+            when: "with --settle-on-ethereum",
+        }),
+    }
 }
 
 fn settlement_params(
@@ -620,9 +688,7 @@ fn settlement_params(
             let need = |flag| ConfigError::Missing { flag, when: WHEN };
             let rpc_url = eth.ethereum_rpc_url.ok_or_else(|| need("--ethereum-rpc-url"))?;
             http_url(rpc_url.expose(), "--ethereum-rpc-url")?;
-            let private_key =
-                eth.ethereum_private_key.ok_or_else(|| need("--ethereum-private-key"))?;
-            check_hex_bytes(private_key.expose(), 32, "--ethereum-private-key")?;
+            let signer = ethereum_signer(eth.ethereum_private_key, eth.ethereum_kms_key_id)?;
             let core =
                 eth.l1_core_contract_address.ok_or_else(|| need("--l1-core-contract-address"))?;
             let operator =
@@ -635,7 +701,7 @@ fn settlement_params(
             }
             Ok(SettlementParams::Ethereum(EthereumSettlementParams {
                 rpc_url,
-                private_key,
+                signer,
                 l1_core_contract_address: eth_address(&core, "--l1-core-contract-address")?,
                 starknet_operator_address: eth_address(&operator, "--starknet-operator-address")?,
                 finality_retry_wait: positive_secs(
@@ -649,10 +715,6 @@ fn settlement_params(
                 max_fee_bumps: eth.ethereum_max_fee_bumps,
                 l2_state_update_max_fee_wei: eth.ethereum_l2_state_update_max_fee_wei,
                 disable_peerdas: eth.disable_peerdas,
-                kms_key_id: eth
-                    .ethereum_kms_key_id
-                    .map(|k| k.trim().to_owned())
-                    .filter(|k| !k.is_empty()),
             }))
         }
         (false, true) => {
@@ -839,6 +901,71 @@ fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The supported matrix and the local aggregation (`--aggregator-*`): an L2 settles on
+/// Ethereum (its aggregated batches go as blobs); `--prover sharp` on L2 needs the external
+/// aggregator (SHARP proves the aggregation but does not run the aggregator program); the
+/// local aggregator flags are for SHARP and the mock prover on L2. Each refusal is one line
+/// naming the flag. The supported combinations are the table of `docs/configuration.md`.
+fn aggregator_params(
+    layer: Layer,
+    prover: &ProverArgs,
+    settlement: &SettlementParams,
+) -> ConfigResult<AggregatorParams> {
+    let a = &prover.aggregator;
+    if layer == Layer::L2 && matches!(settlement, SettlementParams::Starknet(_)) {
+        return Err(ConfigError::Conflict(
+            "--settle-on-starknet needs --layer l3: an L2 settles its aggregated batches with \
+             blobs on Ethereum (--settle-on-ethereum)"
+                .into(),
+        ));
+    }
+    let command = a.aggregator_command.clone().filter(|c| !c.trim().is_empty());
+    let runner = a.aggregator_runner.unwrap_or_default();
+    let given = a.aggregator_runner.is_some() || command.is_some();
+    if given && layer == Layer::L3 {
+        return Err(ConfigError::Conflict(
+            "--aggregator-runner and --aggregator-command are for L2: an L3 has no aggregation"
+                .into(),
+        ));
+    }
+    if given && prover.prover == ProverKind::Atlantic {
+        return Err(ConfigError::Conflict(
+            "--aggregator-runner and --aggregator-command need --prover sharp or mock: Atlantic \
+             aggregates in its buckets"
+                .into(),
+        ));
+    }
+    if layer == Layer::L2
+        && prover.prover == ProverKind::Sharp
+        && runner != AggregatorRunnerKind::External
+    {
+        return Err(ConfigError::Missing {
+            flag: "--aggregator-runner external (with --aggregator-command)",
+            when: "with --prover sharp on L2: SHARP proves the aggregation, the orchestrator \
+                   runs the aggregator program",
+        });
+    }
+    if runner == AggregatorRunnerKind::External && command.is_none() {
+        return Err(ConfigError::Missing {
+            flag: "--aggregator-command",
+            when: "with --aggregator-runner external",
+        });
+    }
+    if runner == AggregatorRunnerKind::StandIn && command.is_some() {
+        return Err(ConfigError::Conflict(
+            "--aggregator-command needs --aggregator-runner external".into(),
+        ));
+    }
+    Ok(AggregatorParams {
+        runner,
+        command,
+        command_timeout: positive_secs(
+            a.aggregator_command_timeout_seconds,
+            "--aggregator-command-timeout-seconds",
+        )?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -951,6 +1078,51 @@ mod tests {
         assert_eq!(p.snos.runner, SnosRunnerKind::External);
         assert_eq!(p.snos.command.as_deref(), Some("generate-pie --blocks \"$SNOS_BLOCKS\""));
         assert_eq!(p.snos.command_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn snos_chain_settings_for_the_external_command() {
+        let p = params::<&str>(&[]).unwrap();
+        // Defaults: Starknet mainnet's fee tokens, no versioned constants.
+        assert_eq!(
+            p.snos.strk_fee_token_address,
+            Felt::from_hex_unchecked(
+                "0x4718f5a0fc34cc1af16a1cdee98ffb20c31f5cd61d6ab07201858f4287c938d"
+            )
+        );
+        assert_eq!(
+            p.snos.eth_fee_token_address,
+            Felt::from_hex_unchecked(
+                "0x49d36570d4e46f48e99674bd3fcc84644ddd6b96f7c741b1562b82f9e004dc7"
+            )
+        );
+        assert_eq!(p.snos.versioned_constants, None);
+
+        // A relative --versioned-constants is kept as an absolute path next to its JSON.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vc.json");
+        std::fs::write(&file, r#"{"max_recursion_depth": 50}"#).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let mut relative = PathBuf::new();
+        for _ in cwd.components().skip(1) {
+            relative.push("..");
+        }
+        relative.push(file.strip_prefix("/").unwrap());
+        let p = params(&[
+            "--versioned-constants",
+            relative.to_str().unwrap(),
+            "--snos-strk-fee-token-address",
+            "0x5afe",
+            "--snos-eth-fee-token-address",
+            "0xe7e",
+        ])
+        .unwrap();
+        let vc = p.snos.versioned_constants.unwrap();
+        assert!(vc.path.is_absolute(), "{:?}", vc.path);
+        assert_eq!(vc.path, std::fs::canonicalize(&file).unwrap());
+        assert_eq!(vc.json["max_recursion_depth"], 50);
+        assert_eq!(p.snos.strk_fee_token_address, Felt::from(0x5afeu16));
+        assert_eq!(p.snos.eth_fee_token_address, Felt::from(0xe7eu16));
     }
 
     #[test]
@@ -1071,9 +1243,88 @@ mod tests {
     #[case(&["--layer", "l3", "--mock-verifier-address", ADDR], "--mock-verifier-address")]
     #[case(&["--bouncer-weights-limit-file", "/nonexistent/bouncer.json"], "/nonexistent/bouncer.json")]
     #[case(&["--versioned-constants", "/nonexistent/vc.json"], "--versioned-constants")]
+    #[case(&["--snos-strk-fee-token-address", "4718f5a0"], "--snos-strk-fee-token-address")]
+    #[case(&["--snos-eth-fee-token-address", "0xnope"], "--snos-eth-fee-token-address")]
     fn invalid_values_are_named(#[case] extra: &[&str], #[case] named: &str) {
         let msg = error(extra);
         assert!(msg.contains(named), "{msg:?} does not name {named}");
+    }
+
+    /// `base()` with `--ethereum-private-key` replaced by `--ethereum-kms-key-id key_id`, then
+    /// `extra` appended.
+    fn kms_params(key_id: &str, extra: &[&str]) -> ConfigResult<RunParams> {
+        let mut args = base();
+        let at = args.iter().position(|a| a == "--ethereum-private-key").expect("in base()");
+        args.drain(at..at + 2);
+        args.extend(["--ethereum-kms-key-id", key_id].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        RunCmd::try_parse_from(args).expect("command line parses").params()
+    }
+
+    #[test]
+    fn a_kms_key_signs_without_a_private_key() {
+        let p = kms_params(" alias/operator ", &[]).unwrap();
+        let SettlementParams::Ethereum(eth) = &p.settlement else { panic!("not ethereum") };
+        assert!(
+            matches!(&eth.signer, EthereumSignerParams::Kms { key_id } if key_id == "alias/operator"),
+            "{:?}",
+            eth.signer
+        );
+        assert!(eth.signer.private_key().is_none());
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let p = kms_params(arn, &[]).unwrap();
+        let SettlementParams::Ethereum(eth) = &p.settlement else { panic!("not ethereum") };
+        assert!(matches!(&eth.signer, EthereumSignerParams::Kms { key_id } if key_id == arn));
+        // The private key alone still works.
+        let p = params::<&str>(&[]).unwrap();
+        let SettlementParams::Ethereum(eth) = &p.settlement else { panic!("not ethereum") };
+        assert_eq!(eth.signer.private_key().map(|k| k.expose().as_str()), Some(ETH_KEY));
+    }
+
+    #[test]
+    fn the_private_key_and_a_kms_key_are_refused_together() {
+        let msg = error(&["--ethereum-kms-key-id", "alias/operator"]);
+        assert!(
+            msg.contains("--ethereum-private-key")
+                && msg.contains("--ethereum-kms-key-id")
+                && msg.contains("cannot be used together"),
+            "{msg}"
+        );
+        assert!(!msg.contains(&ETH_KEY[2..]), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+
+    #[test]
+    fn ethereum_settlement_needs_a_private_key_or_a_kms_key() {
+        // A blank value counts as not given (an empty variable in `.env`).
+        for blank in ["", "  "] {
+            let msg = kms_params(blank, &[]).unwrap_err().to_string();
+            assert_eq!(
+                msg,
+                "--ethereum-private-key or --ethereum-kms-key-id is required with \
+                 --settle-on-ethereum"
+            );
+        }
+        let p = params(&["--ethereum-private-key", " ", "--ethereum-kms-key-id", "alias/op"])
+            .expect("a blank private key beside a KMS key is no conflict");
+        let SettlementParams::Ethereum(eth) = &p.settlement else { panic!("not ethereum") };
+        assert!(
+            matches!(&eth.signer, EthereumSignerParams::Kms { key_id } if key_id == "alias/op")
+        );
+        let msg = kms_params("alias/my operator", &[]).unwrap_err().to_string();
+        assert!(msg.starts_with("--ethereum-kms-key-id:"), "{msg}");
+    }
+
+    #[test]
+    fn the_mock_verifier_needs_the_private_key_not_kms() {
+        let msg = kms_params("alias/operator", &["--mock-verifier-address", ADDR])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("--mock-verifier-address") && msg.contains("--ethereum-kms-key-id"),
+            "{msg}"
+        );
+        assert!(params(&["--mock-verifier-address", ADDR]).is_ok());
     }
 
     #[test]
@@ -1116,6 +1367,10 @@ mod tests {
             "http://localhost:8545",
             "--gps-verifier-contract-address",
             ADDR,
+            "--aggregator-runner",
+            "external",
+            "--aggregator-command",
+            "stand-in-aggregator",
         ])
         .unwrap();
         let ProverParams::Sharp(s) = &p.prover else { panic!("not sharp") };
@@ -1280,5 +1535,20 @@ mod tests {
         assert_eq!((aws.connect_timeout, aws.identity_load_timeout), (None, None));
         let msg = error(&["--aws", "--aws-connect-timeout-secs", "0"]);
         assert!(msg.contains("--aws-connect-timeout-secs"), "{msg}");
+    }
+
+    #[test]
+    fn preflight_flags_reach_the_params() {
+        let p = params::<&str>(&[]).unwrap();
+        assert!(!p.service.skip_preflight);
+        assert_eq!(p.service.preflight_chain_id, None);
+        let p = params(&["--skip-preflight", "--preflight-chain-id", "MADARA_DEVNET"]).unwrap();
+        assert!(p.service.skip_preflight);
+        let devnet = Felt::from_hex("0x4d41444152415f4445564e4554").unwrap();
+        assert_eq!(p.service.preflight_chain_id, Some(devnet));
+        let p = params(&["--preflight-chain-id", "0x534e5f4d41494e"]).unwrap();
+        assert_eq!(p.service.preflight_chain_id, Felt::from_hex("0x534e5f4d41494e").ok());
+        let msg = error(&["--preflight-chain-id", "not a chain"]);
+        assert!(msg.starts_with("--preflight-chain-id:") && msg.contains("short string"), "{msg}");
     }
 }

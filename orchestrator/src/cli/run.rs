@@ -86,19 +86,32 @@ impl RunCmd {
         RunParams::try_from(self)
     }
 
-    /// Placeholder until the engine is wired: validates and prints the parameters (secrets
-    /// redacted).
+    /// Runs the orchestrator: validates the parameters, runs the preflight (unless
+    /// `--skip-preflight`; one `preflight:` line per check on stdout, fatal ones last), then
+    /// starts the workers and the server and runs until SIGINT/SIGTERM.
     ///
     /// # Errors
-    /// Invalid configuration.
+    /// Invalid configuration, a fatal preflight check, or a failure while running.
     pub fn execute(self) -> eyre::Result<()> {
         let params = self.params().wrap_err("invalid `run` configuration")?;
         let runtime = tokio::runtime::Runtime::new().wrap_err("cannot start the async runtime")?;
         runtime.block_on(async move {
             // Inside the runtime: the OTLP gRPC client needs it. Dropped last: flushes exports.
             let _telemetry = crate::telemetry::init(&params.otel)?;
+            preflight(&params).await?;
             let orchestrator = crate::app::Orchestrator::start(params).await?;
             orchestrator.run_until_signal().await
         })
     }
+}
+
+/// The preflight of `run` (see [`crate::preflight`]): its lines on stdout; an error when a
+/// check is fatal, so the workers never start.
+async fn preflight(params: &RunParams) -> eyre::Result<()> {
+    if params.service.skip_preflight {
+        tracing::warn!("Preflight skipped (--skip-preflight): dependencies are not checked");
+        return Ok(());
+    }
+    let report = crate::preflight::run(params).await;
+    report.print(&mut std::io::stdout().lock())
 }

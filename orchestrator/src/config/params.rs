@@ -41,6 +41,8 @@ pub struct RunParams {
     pub snos: SnosParams,
     /// The prover.
     pub prover: ProverParams,
+    /// The local aggregation of `--prover sharp` and `--prover mock` on L2.
+    pub aggregator: AggregatorParams,
     /// The settlement layer.
     pub settlement: SettlementParams,
     /// The DA layer.
@@ -243,8 +245,16 @@ pub struct ServiceParams {
     pub failed_job_halt: crate::config::FailedJobHalt,
     /// Time between orphan scans.
     pub orphan_scan_interval: Duration,
+    /// How long a waiting job may go without its message before the scanner sends it again.
+    pub stale_message_after: Duration,
     /// Verification poll delay for every job type that polls an external service, when set.
     pub verification_poll: Option<Duration>,
+    /// Start without the preflight checks (`--skip-preflight`).
+    pub skip_preflight: bool,
+    /// How long the preflight waits for an unreachable dependency (`--preflight-wait-seconds`).
+    pub preflight_wait: Duration,
+    /// The chain id the node must answer (`--preflight-chain-id`).
+    pub preflight_chain_id: Option<Felt>,
 }
 
 /// Per-job-type staleness thresholds, from the `--*-timeout-seconds` flags. A job type without
@@ -299,8 +309,12 @@ pub struct SnosParams {
     pub backup_rpc_url: Option<Url>,
     /// `--snos-full-output`.
     pub full_output: bool,
-    /// File overriding the versioned constants, and its parsed JSON.
+    /// File overriding the versioned constants (absolute path), and its parsed JSON.
     pub versioned_constants: Option<VersionedConstants>,
+    /// The chain's STRK fee token (`--snos-strk-fee-token-address`).
+    pub strk_fee_token_address: Felt,
+    /// The chain's ETH fee token (`--snos-eth-fee-token-address`).
+    pub eth_fee_token_address: Felt,
     /// Layout of the SNOS run.
     pub layout: CairoLayout,
     /// Layout sent to the prover.
@@ -318,7 +332,7 @@ pub struct SnosParams {
 /// A versioned-constants override file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VersionedConstants {
-    /// The file.
+    /// The file, absolute (the external SNOS command runs in a directory of its own).
     pub path: PathBuf,
     /// Its JSON content.
     pub json: serde_json::Value,
@@ -434,8 +448,8 @@ pub enum SettlementParams {
 pub struct EthereumSettlementParams {
     /// RPC URL (may carry an API key).
     pub rpc_url: Secret<Url>,
-    /// Operator private key.
-    pub private_key: Secret<String>,
+    /// Who signs the state updates: the private key or an AWS KMS key.
+    pub signer: EthereumSignerParams,
     /// Starknet core contract.
     pub l1_core_contract_address: Address,
     /// Operator address.
@@ -450,8 +464,30 @@ pub struct EthereumSettlementParams {
     pub l2_state_update_max_fee_wei: u128,
     /// EIP-4844 blob proofs instead of EIP-7594 cell proofs.
     pub disable_peerdas: bool,
-    /// AWS KMS key that signs state updates instead of the private key.
-    pub kms_key_id: Option<String>,
+}
+
+/// The signer of the Ethereum operator account: exactly one of `--ethereum-private-key` and
+/// `--ethereum-kms-key-id`.
+#[derive(Debug, Clone)]
+pub enum EthereumSignerParams {
+    /// `--ethereum-private-key` (32 bytes of hex).
+    PrivateKey(Secret<String>),
+    /// `--ethereum-kms-key-id`: an AWS KMS `ECC_SECG_P256K1` sign-only key (id, ARN or alias);
+    /// region, credentials and endpoint come from the AWS environment.
+    Kms {
+        /// The key id, ARN or alias (not secret).
+        key_id: String,
+    },
+}
+
+impl EthereumSignerParams {
+    /// The private key, when the operator signs with one (not with KMS).
+    pub fn private_key(&self) -> Option<&Secret<String>> {
+        match self {
+            Self::PrivateKey(key) => Some(key),
+            Self::Kms { .. } => None,
+        }
+    }
 }
 
 /// Settlement on Starknet.
@@ -502,4 +538,28 @@ pub struct OtelParams {
     pub service_name: String,
     /// OTLP gRPC endpoint; `None` disables export.
     pub collector_endpoint: Option<Url>,
+}
+
+/// Which local aggregator runs the aggregator program (`--aggregator-runner`; L2 with
+/// `--prover sharp` or `--prover mock`: Atlantic aggregates in its buckets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, strum::Display)]
+#[strum(serialize_all = "kebab-case")]
+pub enum AggregatorRunnerKind {
+    /// The SNOS stand-in in aggregator mode, in process (the mock prover's default). Proves
+    /// nothing.
+    #[default]
+    StandIn,
+    /// The command of `--aggregator-command` (`docs/provers.md`, "External aggregator").
+    External,
+}
+
+/// The local aggregation (`--aggregator-*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregatorParams {
+    /// Which aggregator runs.
+    pub runner: AggregatorRunnerKind,
+    /// The command of the external aggregator (required with `external`).
+    pub command: Option<String>,
+    /// How long the command may run before it is killed (the job is retried).
+    pub command_timeout: Duration,
 }

@@ -24,6 +24,8 @@ pub struct ServerSettings {
     pub rate_limit_burst: u32,
     /// Most messages waiting in a priority queue before `?priority=true` answers 429.
     pub max_priority_queue_size: usize,
+    /// External dependencies `/health/ready` reports (none by default).
+    pub dependencies: crate::server::health::ExternalDependencies,
 }
 
 impl Default for ServerSettings {
@@ -35,6 +37,7 @@ impl Default for ServerSettings {
             rate_limit_per_second: 20,
             rate_limit_burst: 100,
             max_priority_queue_size: 20,
+            dependencies: Default::default(),
         }
     }
 }

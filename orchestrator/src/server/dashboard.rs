@@ -11,6 +11,7 @@ use axum::{
 use serde_json::json;
 
 use super::{
+    admin::trigger_pause_json,
     api::{aggregator_batch_json, dashboard_stages, jobs_by_stage, snos_batch_json, QueryParams},
     error::ApiResult,
     response::{json, ApiResponse},
@@ -93,14 +94,17 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
         batch_rows(&config, &aggregator_stages, limit, aggregator_batch_json).await?
     };
 
-    let paused: Vec<String> =
-        config.trigger_control.paused().iter().map(ToString::to_string).collect();
+    // Pauses come from the database, so the page shows every process's, with who and when.
+    let pauses = config.database().get_trigger_pauses().await?;
+    let paused: Vec<String> = pauses.iter().map(|p| p.trigger.to_string()).collect();
+    let pauses: Vec<serde_json::Value> = pauses.iter().map(trigger_pause_json).collect();
     let halted: Vec<String> =
         config.trigger_control.halted().iter().map(ToString::to_string).collect();
     let body = json!({
         "layer": config.layer.to_string(),
         "generated_at": chrono::Utc::now(),
         "paused_triggers": paused,
+        "trigger_pauses": pauses,
         "halted_triggers": halted,
         "snos": { "stages": stage_names(&snos_stages), "rows": snos_rows },
         "aggregator": { "stages": stage_names(&aggregator_stages), "rows": aggregator_rows },

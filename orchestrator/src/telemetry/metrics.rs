@@ -327,6 +327,7 @@ pub struct Metrics {
     settlement_fees_paid: WeiCounter,
     settlement_tx_attempts: Counter,
     settlement_tx_replacements: Counter,
+    settlement_tx_dropped: Counter,
     settlement_base_fee: Gauge,
     settlement_blob_base_fee: Gauge,
     settlement_signer_balance: Gauge,
@@ -374,6 +375,7 @@ impl Metrics {
             settlement_fees_paid: WeiCounter::new(&m, "settlement_fees_paid_wei", "Fees paid by confirmed state update transactions (gas and blob gas), in wei."),
             settlement_tx_attempts: Counter::new(&m, "settlement_tx_attempts", "State update transactions sent, replacements included."),
             settlement_tx_replacements: Counter::new(&m, "settlement_tx_replacements", "State update transactions sent to replace a stuck one with higher fees."),
+            settlement_tx_dropped: Counter::new(&m, "settlement_tx_dropped", "State update transactions found dropped from the pool unmined, each sent again on its nonce."),
             settlement_base_fee: Gauge::new(&m, "settlement_base_fee_wei", "Base fee per gas of the settlement layer's latest block, in wei."),
             settlement_blob_base_fee: Gauge::new(&m, "settlement_blob_base_fee_wei", "Blob base fee of the settlement layer, in wei."),
             settlement_signer_balance: Gauge::new(&m, "settlement_signer_balance_wei", "Balance of the account that signs state updates, in wei."),
@@ -388,17 +390,19 @@ impl Metrics {
         let labels = [("settlement_layer", layer)];
         // The client's totals only grow; a smaller value is an older snapshot (the sampler and
         // a scrape raced) and adds nothing. The high-water marks are kept.
-        let (fees, sent, bumps) = {
+        let (fees, sent, bumps, dropped) = {
             let mut seen = lock(&self.settlement_seen);
             let prev = seen.entry(layer).or_default();
             let d = (
                 m.fees_paid_wei.saturating_sub(prev.fees_paid_wei),
                 m.txs_sent.saturating_sub(prev.txs_sent),
                 m.fee_bumps.saturating_sub(prev.fee_bumps),
+                m.txs_dropped.saturating_sub(prev.txs_dropped),
             );
             prev.fees_paid_wei = prev.fees_paid_wei.max(m.fees_paid_wei);
             prev.txs_sent = prev.txs_sent.max(m.txs_sent);
             prev.fee_bumps = prev.fee_bumps.max(m.fee_bumps);
+            prev.txs_dropped = prev.txs_dropped.max(m.txs_dropped);
             d
         };
         if fees > 0 || !self.settlement_fees_paid.has(&labels) {
@@ -409,6 +413,9 @@ impl Metrics {
         }
         if bumps > 0 || !self.settlement_tx_replacements.has(&labels) {
             self.settlement_tx_replacements.add(&labels, bumps);
+        }
+        if dropped > 0 || !self.settlement_tx_dropped.has(&labels) {
+            self.settlement_tx_dropped.add(&labels, dropped);
         }
         for (gauge, v) in [
             (&self.settlement_base_fee, m.base_fee_wei),
@@ -603,6 +610,7 @@ impl Metrics {
             &self.http_requests,
             &self.settlement_tx_attempts,
             &self.settlement_tx_replacements,
+            &self.settlement_tx_dropped,
         ] {
             c.render(&mut out);
         }
@@ -666,6 +674,7 @@ mod tests {
             signer_balance_wei: Some(5_000),
             txs_sent: 3,
             fee_bumps: 1,
+            txs_dropped: 2,
         };
         m.settlement("ethereum", &v);
         // The same cumulative values again, or an older snapshot, add nothing.
@@ -673,11 +682,13 @@ mod tests {
         m.settlement("ethereum", &SettlementMetrics { fees_paid_wei: 1, txs_sent: 1, ..v.clone() });
         v.fees_paid_wei += 5;
         v.txs_sent += 1;
+        v.txs_dropped += 1;
         v.signer_balance_wei = Some(4_000);
         m.settlement("ethereum", &v);
         assert_eq!(m.settlement_fees_paid.get(&labels), 30_000_000_000_000_000_005);
         assert_eq!(m.settlement_tx_attempts.get(&labels), 4);
         assert_eq!(m.settlement_tx_replacements.get(&labels), 1);
+        assert_eq!(m.settlement_tx_dropped.get(&labels), 3);
         assert_eq!(m.settlement_signer_balance.get(&labels), Some(4_000.0));
         let text = m.render_prometheus();
         for line in [
@@ -685,6 +696,7 @@ mod tests {
             "settlement_fees_paid_wei_total{settlement_layer=\"ethereum\"} 30000000000000000005",
             "settlement_tx_attempts_total{settlement_layer=\"ethereum\"} 4",
             "settlement_tx_replacements_total{settlement_layer=\"ethereum\"} 1",
+            "settlement_tx_dropped_total{settlement_layer=\"ethereum\"} 3",
             "# TYPE settlement_signer_balance_wei gauge",
             "settlement_signer_balance_wei{settlement_layer=\"ethereum\"} 4000",
             "settlement_blob_base_fee_wei{settlement_layer=\"ethereum\"} 1",

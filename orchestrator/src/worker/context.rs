@@ -1,6 +1,6 @@
 //! The runtime context every worker, trigger and route shares ([`Config`]): the layer, the
-//! clients, the handlers and triggers, the engine settings, local wake-ups, trigger control and
-//! the metrics.
+//! clients, the handlers and triggers, the engine settings, local wake-ups, the halted and
+//! failing triggers, and the metrics.
 
 use crate::core::client::Clients;
 use std::{
@@ -21,40 +21,20 @@ use crate::{
     worker::{handler::JobHandlers, trigger::Triggers},
 };
 
-/// Operator control over job creation: triggers paused through the admin API, and the
-/// triggers currently halted by failed jobs (so the halt alert is sent once per episode).
+/// The triggers currently halted by failed jobs (so the halt alert is sent once per episode)
+/// and those whose last run failed (one failure alert per streak).
 ///
-/// Process-local: each orchestrator process keeps its own set.
+/// Process-local: each orchestrator process keeps its own sets, recomputed at every trigger
+/// run. Operator pauses are not here: they live in the database
+/// ([`DatabaseClient::get_trigger_pause`] and its siblings), so every process sharing it
+/// honours them and they survive restarts.
 #[derive(Debug, Default)]
 pub struct TriggerControl {
-    paused: RwLock<HashSet<WorkerTriggerType>>,
     halted: RwLock<HashSet<WorkerTriggerType>>,
     failing: RwLock<HashSet<WorkerTriggerType>>,
 }
 
 impl TriggerControl {
-    /// Stops `trigger` from creating jobs; returns whether it was running before.
-    pub fn pause(&self, trigger: WorkerTriggerType) -> bool {
-        write(&self.paused).insert(trigger)
-    }
-
-    /// Lets `trigger` create jobs again; returns whether it was paused.
-    pub fn resume(&self, trigger: WorkerTriggerType) -> bool {
-        write(&self.paused).remove(&trigger)
-    }
-
-    /// Whether `trigger` is paused.
-    pub fn is_paused(&self, trigger: WorkerTriggerType) -> bool {
-        read(&self.paused).contains(&trigger)
-    }
-
-    /// The paused triggers, sorted by name.
-    pub fn paused(&self) -> Vec<WorkerTriggerType> {
-        let mut v: Vec<_> = read(&self.paused).iter().copied().collect();
-        v.sort_by_key(|t| t.to_string());
-        v
-    }
-
     /// Records whether `trigger` is halted by failed jobs; returns whether that changed (a
     /// halt episode starts or ends).
     pub fn set_halted(&self, trigger: WorkerTriggerType, halted: bool) -> bool {
@@ -129,10 +109,12 @@ pub struct Config {
     pub wakers: Wakers,
     /// HTTP server settings (admin access, rate limits).
     pub server: ServerSettings,
-    /// Paused and halted triggers.
+    /// Halted and failing triggers of this process (pauses are in the database).
     pub trigger_control: TriggerControl,
     /// Instruments every component records into; `/metrics` renders them.
     pub metrics: Arc<Metrics>,
+    /// Episodes of the job alerts (retry streaks, healed-job throttle) of this process.
+    pub job_alerts: crate::worker::alerts::JobAlertState,
 }
 
 impl Config {
@@ -154,6 +136,7 @@ impl Config {
             server: ServerSettings::default(),
             trigger_control: TriggerControl::default(),
             metrics: Arc::new(Metrics::new()),
+            job_alerts: Default::default(),
         }
     }
 

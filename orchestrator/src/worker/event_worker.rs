@@ -17,7 +17,10 @@ use crate::{
         queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType},
         ORCHESTRATOR_VERSION,
     },
-    worker::{alerts, Config},
+    worker::{
+        alerts::{self, RetriedJob},
+        Config,
+    },
     worker::{
         error::EngineError,
         service,
@@ -180,6 +183,17 @@ pub async fn handle_delivery_until(
             let delay = config.engine.retry_delay(delivery.receive_count);
             tracing::warn!(%queue, error = %e, retry_in_s = delay.as_secs(), "Message will be delivered again");
             nack(config, queue, &delivery, delay).await;
+            // A handler's failure was alerted by the engine with the job; this covers the
+            // engine's own (the database or the queue failing around the handler).
+            let engine_failure =
+                !matches!(e, EngineError::Handler { .. } | EngineError::Panicked { .. });
+            if let (true, Some((job_type, action)), Ok(id)) =
+                (engine_failure, queue.job(), parse_job_message(&delivery.body))
+            {
+                let attempt = u64::from(delivery.receive_count.max(1));
+                let retried = RetriedJob { job_type, id, internal_id: None, action, attempt };
+                alerts::job_retrying(config, retried, &e).await;
+            }
         }
         Err(e) if queue == QueueType::JobHandleFailure => {
             tracing::error!(error = %e, body = %delivery.body, "Dead-letter message could not be handled; dropped");
@@ -275,11 +289,33 @@ pub async fn run_trigger(config: &Arc<Config>, kind: WorkerTriggerType) {
 }
 
 /// One run of `trigger` unless paused or halted, with its metrics and alerts.
+///
+/// The pause is read from the database at every run (one read by key), so a pause written by
+/// any process sharing the database stops this one's next run. When it (or the failed-job
+/// halt) cannot be read, the run is skipped — a pause must not be overrun because the database
+/// hiccuped — and counted and alerted as a failed run (`Trigger … failed`).
 async fn run_trigger_once(config: &Arc<Config>, kind: WorkerTriggerType, trigger: &dyn JobTrigger) {
-    if config.trigger_control.is_paused(kind) {
-        tracing::debug!(trigger = %kind, "Trigger paused by an operator; skipped");
-        config.metrics.trigger_run(kind, TriggerOutcome::Paused);
-        return;
+    match config.database().get_trigger_pause(kind).await {
+        Ok(Some(pause)) => {
+            tracing::debug!(
+                trigger = %kind,
+                paused_by = %pause.paused_by,
+                paused_at = %pause.paused_at,
+                "Trigger paused by an operator; skipped"
+            );
+            config.metrics.trigger_run(kind, TriggerOutcome::Paused);
+            return;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            // The run cannot go on without knowing: a failed run like any other (counted,
+            // alerted once per streak), so a database outage is seen even when this read is
+            // the first to hit it.
+            config.metrics.trigger_run(kind, TriggerOutcome::Error);
+            let error = format!("reading whether the trigger is paused: {e}");
+            alerts::trigger_failed(config, kind, &error).await;
+            return;
+        }
     }
     match trigger::is_halted(config, trigger).await {
         Ok(true) => {
@@ -290,7 +326,9 @@ async fn run_trigger_once(config: &Arc<Config>, kind: WorkerTriggerType, trigger
         }
         Ok(false) => alerts::trigger_not_halted(config, kind),
         Err(e) => {
-            tracing::warn!(trigger = %kind, error = %e, "Could not check for failed jobs; trigger skipped");
+            config.metrics.trigger_run(kind, TriggerOutcome::Error);
+            let error = format!("checking for failed jobs: {e}");
+            alerts::trigger_failed(config, kind, &error).await;
             return;
         }
     }

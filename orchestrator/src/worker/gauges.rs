@@ -52,9 +52,15 @@ pub async fn refresh_gauges(config: &Config, min_age: Duration) {
     }
     metrics.set_queue_depths(&depths);
 
-    metrics.set_trigger_states(
-        WorkerTriggerType::for_layer(config.layer),
-        &config.trigger_control.paused(),
-        &config.trigger_control.halted(),
-    );
+    match config.database().get_trigger_pauses().await {
+        Ok(pauses) => {
+            let paused: Vec<WorkerTriggerType> = pauses.iter().map(|p| p.trigger).collect();
+            metrics.set_trigger_states(
+                WorkerTriggerType::for_layer(config.layer),
+                &paused,
+                &config.trigger_control.halted(),
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "Could not read the trigger pauses for /metrics"),
+    }
 }

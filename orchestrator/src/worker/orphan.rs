@@ -1,6 +1,9 @@
 //! The orphan scanner: finds jobs no message will move on (a worker died while holding them,
 //! a send failed after a create) and puts them back in motion. Lazy healing on redelivery
 //! still happens in `service::process_job`; this covers messages that are gone.
+//!
+//! Healed jobs are the sign of an instance that died holding them (SIGKILL, OOM): each scan
+//! that heals any sends one `job_healed` alert listing them.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     core::client::DatabaseError,
     types::{
-        jobs::{JobItem, JobItemUpdates, JobStatus},
+        jobs::{JobItem, JobItemUpdates, JobStatus, JobType},
         queue::JobAction,
     },
     worker::Config,
-    worker::{error::EngineError, service},
+    worker::{alerts, error::EngineError, service},
 };
 
 /// Jobs looked at per status per scan.
@@ -47,8 +50,9 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) {
     }
 }
 
-/// One scan: heals stale `LockedForProcessing` jobs and sends again the message of jobs that
-/// have waited longer than `stale_message_after` in a status that needs one.
+/// One scan: heals stale `LockedForProcessing` jobs (one `job_healed` alert listing them) and
+/// sends again the message of jobs that have waited longer than `stale_message_after` in a
+/// status that needs one.
 pub async fn scan(config: &Config) -> Result<ScanReport, EngineError> {
     let db = config.database();
     let types: Vec<_> = config.handlers.job_types().collect();
@@ -57,29 +61,12 @@ pub async fn scan(config: &Config) -> Result<ScanReport, EngineError> {
     }
     let mut report = ScanReport::default();
 
-    for job in db
-        .get_jobs_by_types_and_statuses(
-            &types,
-            &[JobStatus::LockedForProcessing],
-            Some(SCAN_LIMIT),
-            None,
-        )
-        .await?
-    {
-        if !service::is_stale(config, &job) {
-            continue;
-        }
-        match service::heal(config, &job).await {
-            Ok(healed) => {
-                config.metrics.healed(healed.job_type, "scanner");
-                service::send_job_message(config, &healed, JobAction::Process, Duration::ZERO)
-                    .await?;
-                report.healed += 1;
-            }
-            Err(EngineError::Database(DatabaseError::UpdateFailed { .. })) => {}
-            Err(e) => return Err(e),
-        }
+    let mut healed = Vec::new();
+    let outcome = heal_stale(config, &types, &mut healed, &mut report).await;
+    if !healed.is_empty() {
+        alerts::jobs_healed(config, &healed, "scanner").await;
     }
+    outcome?;
 
     let waiting = [
         (JobStatus::Created, JobAction::Process),
@@ -108,6 +95,41 @@ pub async fn scan(config: &Config) -> Result<ScanReport, EngineError> {
         }
     }
     Ok(report)
+}
+
+/// Heals the stale `LockedForProcessing` jobs of `types` and queues them; every healed job is
+/// pushed to `healed` (queued or not), `report.healed` counts the queued ones.
+async fn heal_stale(
+    config: &Config,
+    types: &[JobType],
+    healed: &mut Vec<JobItem>,
+    report: &mut ScanReport,
+) -> Result<(), EngineError> {
+    for job in config
+        .database()
+        .get_jobs_by_types_and_statuses(
+            types,
+            &[JobStatus::LockedForProcessing],
+            Some(SCAN_LIMIT),
+            None,
+        )
+        .await?
+    {
+        if !service::is_stale(config, &job) {
+            continue;
+        }
+        match service::heal(config, &job).await {
+            Ok(job) => {
+                config.metrics.healed(job.job_type, "scanner");
+                healed.push(job.clone());
+                service::send_job_message(config, &job, JobAction::Process, Duration::ZERO).await?;
+                report.healed += 1;
+            }
+            Err(EngineError::Database(DatabaseError::UpdateFailed { .. })) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn waited_too_long(config: &Config, job: &JobItem, action: JobAction) -> bool {

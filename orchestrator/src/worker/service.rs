@@ -22,6 +22,7 @@ use crate::{
     },
     worker::Config,
     worker::{
+        alerts::{self, AlertSink, RetriedJob},
         error::EngineError,
         handler::{JobError, JobHandlerTrait},
         trigger::next_stage,
@@ -191,6 +192,7 @@ pub async fn process_job_until(
         }
         let Some(healed) = heal_orphan(config, &job).await? else { return Ok(()) };
         config.metrics.healed(healed.job_type, "redelivery");
+        alerts::jobs_healed(config, std::slice::from_ref(&healed), "redelivery").await;
         job = healed;
     }
     if !JobStatus::PROCESSABLE.contains(&job.status) {
@@ -218,7 +220,8 @@ pub async fn process_job_until(
     tracing::info!(job_id = %id, job_type = %locked.job_type, internal_id = locked.internal_id, "Processing job");
 
     let started = std::time::Instant::now();
-    let (outcome, worked) = run_handler(handler.clone(), locked.clone(), stop, |h, job| {
+    let sink = AlertSink::of(config);
+    let (outcome, worked) = run_handler(handler.clone(), locked.clone(), stop, sink, |h, job| {
         async move { h.process_job(job).await }.boxed()
     })
     .await;
@@ -231,6 +234,9 @@ pub async fn process_job_until(
         Outcome::of(&outcome),
         started.elapsed(),
     );
+    if outcome.is_ok() {
+        alerts::job_succeeded(config, locked.job_type);
+    }
     let mut metadata = worked.metadata.clone();
     match outcome {
         Ok(external_id) => {
@@ -262,8 +268,20 @@ pub async fn process_job_until(
         }
         Err(failure) => {
             let error = failure.into_engine_error(&locked);
-            metadata.common.record_failure(format!("processing attempt failed: {error}"));
+            metadata.common.record_failure(format!("{RETRIED_PROCESSING_REASON}: {error}"));
             metadata.common.process_started_at = None;
+            let attempt = std::iter::once(&metadata.common.failure_reason)
+                .flatten()
+                .chain(&metadata.common.previous_failure_reasons)
+                .filter(|r| r.starts_with(RETRIED_PROCESSING_REASON))
+                .count() as u64;
+            let retried = RetriedJob {
+                job_type: locked.job_type,
+                id,
+                internal_id: Some(locked.internal_id),
+                action: JobAction::Process,
+                attempt,
+            };
             let restore = JobItemUpdates::new().status(prior_status).metadata(metadata);
             match transition(config, &locked, restore).await {
                 Ok(Some(restored)) => config.metrics.retry(restored.job_type, "automatic"),
@@ -273,6 +291,7 @@ pub async fn process_job_until(
                 }
             }
             tracing::warn!(job_id = %id, error = %error, "Processing failed; will retry");
+            alerts::job_retrying(config, retried, &error).await;
             Err(error)
         }
     }
@@ -308,6 +327,9 @@ async fn hand_back(config: &Config, locked: &JobItem, prior: JobStatus) -> Resul
     }
     Err(interrupted)
 }
+
+/// How the failure reason of a processing attempt that is retried starts.
+const RETRIED_PROCESSING_REASON: &str = "processing attempt failed";
 
 /// The failure reason recorded on a job handed back at shutdown.
 pub const HANDED_BACK_REASON: &str =
@@ -345,7 +367,8 @@ pub async fn verify_job_until(
     }
     let handler = handler(config, job.job_type)?;
     let started = std::time::Instant::now();
-    let (outcome, worked) = run_handler(handler.clone(), job.clone(), stop, |h, job| {
+    let sink = AlertSink::of(config);
+    let (outcome, worked) = run_handler(handler.clone(), job.clone(), stop, sink, |h, job| {
         async move { h.verify_job(job).await }.boxed()
     })
     .await;
@@ -353,6 +376,9 @@ pub async fn verify_job_until(
         return interrupted();
     }
     config.metrics.handler_call(job.job_type, "verify", Outcome::of(&outcome), started.elapsed());
+    if outcome.is_ok() {
+        alerts::job_succeeded(config, job.job_type);
+    }
     let mut metadata = worked.metadata.clone();
     match outcome {
         Ok(JobVerificationStatus::Verified) => {
@@ -420,7 +446,18 @@ pub async fn verify_job_until(
             let action = e.operator_action();
             fail_job_with(config, &job, metadata, format!("verification failed: {e}"), action).await
         }
-        Err(failure) => Err(failure.into_engine_error(&job)),
+        Err(failure) => {
+            let error = failure.into_engine_error(&job);
+            let retried = RetriedJob {
+                job_type: job.job_type,
+                id,
+                internal_id: Some(job.internal_id),
+                action: JobAction::Verify,
+                attempt: job.metadata.common.verification_attempt_no + 1,
+            };
+            alerts::job_retrying(config, retried, &error).await;
+            Err(error)
+        }
     }
 }
 
@@ -675,10 +712,13 @@ impl HandlerFailure {
 /// When `stop` is cancelled first, the task is aborted and the outcome is
 /// [`HandlerFailure::Interrupted`] with the job as it was given — unless the call had already
 /// finished, whose outcome is then returned as usual.
+///
+/// The handler can raise alerts of its own through `alerts` ([`alerts::from_handler`]).
 async fn run_handler<T, F>(
     handler: Arc<dyn JobHandlerTrait>,
     job: JobItem,
     stop: &CancellationToken,
+    alerts: AlertSink,
     call: F,
 ) -> (Result<T, HandlerFailure>, JobItem)
 where
@@ -693,7 +733,7 @@ where
     let original = job.clone();
     let mut task = tokio::spawn(async move {
         let mut job = job;
-        let outcome = call(handler, &mut job).await;
+        let outcome = alerts::with_handler_alerts(alerts, call(handler, &mut job)).await;
         (outcome, job)
     });
     let joined = tokio::select! {

@@ -14,7 +14,7 @@ use std::{
 
 use async_trait::async_trait;
 use orchestrator::{
-    core::client::log_alert::LogAlert,
+    core::client::{database::TriggerPause, log_alert::LogAlert},
     types::{
         jobs::{JobStatus, JobType},
         queue::WorkerTriggerType,
@@ -125,11 +125,15 @@ async fn trigger_failures_halts_and_pauses() {
     assert_eq!(trigger.runs.load(Ordering::SeqCst), before + 1);
 
     // A paused trigger does not run.
-    config.trigger_control.pause(WorkerTriggerType::Stage(JobType::SnosRun));
+    let pause = TriggerPause::new(WorkerTriggerType::Stage(JobType::SnosRun), "test", None);
+    assert!(config.database().insert_trigger_pause(&pause).await.unwrap());
     run().await;
     assert_eq!(trigger.runs.load(Ordering::SeqCst), before + 1);
     assert_eq!(runs(&config, "paused"), "1");
-    config.trigger_control.resume(WorkerTriggerType::Stage(JobType::SnosRun));
+    assert_eq!(
+        config.database().delete_trigger_pause(pause.trigger).await.unwrap(),
+        Some(pause.clone())
+    );
     run().await;
     assert_eq!(trigger.runs.load(Ordering::SeqCst), before + 2);
 }

@@ -101,6 +101,12 @@ async fn dashboard_renders_batch_rows_in_chromium() {
     let aggregator =
         db.create_job(JobItem::new(JobType::Aggregator, 1, aggregation)).await.unwrap();
     let aggregator = s::set_status(&config, aggregator, JobStatus::PendingVerification).await;
+    let pause = orchestrator::core::client::database::TriggerPause::new(
+        orchestrator::types::queue::WorkerTriggerType::Stage(JobType::SnosRun),
+        "alice",
+        Some("prover down".to_owned()),
+    );
+    assert!(db.insert_trigger_pause(&pause).await.unwrap());
 
     // No workers touch these jobs: there are no messages for them.
     let running = Orchestrator::start_with(
@@ -142,6 +148,9 @@ async fn dashboard_renders_batch_rows_in_chromium() {
         )),
         "{dom}"
     );
+    // The banner names who paused the trigger and why (the time is in the browser's locale).
+    assert!(dom.contains("Trigger Snos paused by alice at "), "pause banner missing:\n{dom}");
+    assert!(dom.contains(" (prover down)</div>"), "pause reason missing:\n{dom}");
     for stage in ["SnosRun", "ProofCreation", "Aggregator", "StateTransition"] {
         assert!(dom.contains(&format!("<th>{stage}</th>")), "stage column {stage} missing");
     }

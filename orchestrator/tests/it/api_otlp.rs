@@ -20,6 +20,8 @@ async fn run_exports_to_the_otlp_collector_over_grpc() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
         .args([
             "run",
+            // Every dependency is a closed port: the run is about the OTLP export.
+            "--skip-preflight",
             "--settle-on-ethereum",
             "--ethereum-rpc-url",
             "http://127.0.0.1:1",

@@ -500,7 +500,9 @@ async fn admin_pauses_and_resumes_triggers() {
     let a = admin_post(&router, "/admin/triggers/snos/pause").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.json()["data"]["paused"][0], "Snos");
-    assert!(f.config.trigger_control.is_paused(WorkerTriggerType::Stage(JobType::SnosRun)));
+    let snos = WorkerTriggerType::Stage(JobType::SnosRun);
+    let stored = f.config.database().get_trigger_pause(snos).await.unwrap().expect("paused");
+    assert_eq!(stored.paused_by, "admin", "the default actor");
     let a = admin_post(&router, "/admin/triggers/Snos/pause").await;
     assert!(a.message().contains("already paused"), "{}", a.text);
     let listed = send(
@@ -513,7 +515,7 @@ async fn admin_pauses_and_resumes_triggers() {
     .await;
     assert_eq!(listed.json()["data"]["paused"][0], "Snos");
     assert_eq!(admin_post(&router, "/admin/triggers/Snos/resume").await.status, StatusCode::OK);
-    assert!(!f.config.trigger_control.is_paused(WorkerTriggerType::Stage(JobType::SnosRun)));
+    assert_eq!(f.config.database().get_trigger_pause(snos).await.unwrap(), None);
 
     let a = admin_post(&router, "/admin/triggers/Bogus/pause").await;
     assert_error(&a, StatusCode::BAD_REQUEST, "expected one of Snos, Proving");

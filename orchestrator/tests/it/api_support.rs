@@ -37,6 +37,7 @@ pub fn settings(admin: bool) -> ServerSettings {
         rate_limit_per_second: 1000,
         rate_limit_burst: 1000,
         max_priority_queue_size: 5,
+        ..ServerSettings::default()
     }
 }
 

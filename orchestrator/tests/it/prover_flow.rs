@@ -357,6 +357,13 @@ async fn a_prover_timeout_keeps_the_job_for_a_retry() {
     let j = job(&env, JobType::ProofCreation, 1).await.unwrap();
     assert_eq!(j.id, created.id);
     assert!(!j.status.is_terminal(), "retryable: the job waits for another try, {:?}", j.status);
-    assert!(env.alerts.0.lock().unwrap().is_empty());
+    // Sent right after the failure is recorded.
+    wait_for(Duration::from_secs(5), "the retry-streak alert", async || {
+        !env.alerts.0.lock().unwrap().is_empty()
+    })
+    .await;
+    let titles: Vec<String> =
+        env.alerts.0.lock().unwrap().iter().map(|a| a.title.clone()).collect();
+    assert_eq!(titles, ["ProofCreation jobs retrying: prover"], "only the retry-streak alert");
     env.orch.stop().await.unwrap();
 }

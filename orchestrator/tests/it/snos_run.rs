@@ -129,6 +129,8 @@ pub(crate) fn snos_params(rpc_url: url::Url) -> SnosParams {
         backup_rpc_url: None,
         full_output: false,
         versioned_constants: None,
+        strk_fee_token_address: orchestrator_snos_runner::MAINNET_STRK_FEE_TOKEN_ADDRESS,
+        eth_fee_token_address: orchestrator_snos_runner::MAINNET_ETH_FEE_TOKEN_ADDRESS,
         layout: CairoLayout::AllCairo,
         prover_layout: CairoLayout::Dynamic,
         da_public_keys: vec![],

@@ -5,11 +5,17 @@
 use alloy::{
     primitives::B256,
     providers::{Provider, RootProvider},
+    rpc::client::RpcClient,
+    transports::http::reqwest::{
+        header::{HeaderMap, HeaderValue, AUTHORIZATION},
+        Client,
+    },
 };
 use async_trait::async_trait;
 use orchestrator_da_client_interface::{
     DaClient, DaError, DaResult, DaVerificationStatus, NOT_APPLICABLE,
 };
+use orchestrator_utils::secret::split_userinfo;
 use url::Url;
 
 /// DA on Ethereum blobs.
@@ -27,10 +33,29 @@ impl std::fmt::Debug for EthereumDaClient {
 }
 
 impl EthereumDaClient {
-    /// A client of the node at `rpc_url`.
-    pub fn new(rpc_url: Url) -> Self {
+    /// A client of the node at `rpc_url`. Credentials in the URL
+    /// (`http://user:password@host/`) go in an `Authorization: Basic` header of every request;
+    /// the transport, which records its URL in a DEBUG span, gets the URL without them.
+    ///
+    /// # Errors
+    /// The credentials do not fit in a header, or the HTTP client cannot be built.
+    pub fn new(rpc_url: Url) -> DaResult<Self> {
         let host = rpc_url.host_str().unwrap_or("node").to_owned();
-        Self { provider: RootProvider::new_http(rpc_url), host }
+        let (url, authorization) = split_userinfo(&rpc_url);
+        let mut headers = HeaderMap::new();
+        if let Some(value) = authorization {
+            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
+                DaError::InvalidInput(
+                    "the credentials of the Ethereum DA RPC URL are not a valid header".into(),
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let client = Client::builder().default_headers(headers).build().map_err(|e| {
+            DaError::Rpc(format!("cannot build the HTTP client of the Ethereum DA RPC: {e}"))
+        })?;
+        Ok(Self { provider: RootProvider::new(RpcClient::new_http_with_client(client, url)), host })
     }
 }
 
@@ -76,7 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn publish_validates_and_returns_na() {
-        let c = EthereumDaClient::new("http://127.0.0.1:1".parse().unwrap());
+        let c = EthereumDaClient::new("http://127.0.0.1:1".parse().unwrap()).unwrap();
         assert_eq!(c.publish_state_diff(vec![vec![0; 131_072]], &[0; 32]).await.unwrap(), "NA");
         assert!(c.publish_state_diff(vec![vec![0; 131_072]; 7], &[0; 32]).await.is_err());
         assert!(c.publish_state_diff(vec![vec![0; 10]], &[0; 32]).await.is_err());

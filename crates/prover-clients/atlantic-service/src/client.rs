@@ -1,5 +1,7 @@
 //! The HTTP calls of the Atlantic API, one method per route, each under the shared retry
 //! policy. The `api-key` header goes to the service only, never to the artifacts host.
+//! Credentials in either URL (`http://user:password@host/`) are taken out of it and sent as an
+//! `Authorization: Basic` header to that URL's host only.
 
 use std::time::Duration;
 
@@ -7,9 +9,9 @@ use orchestrator_prover_client_interface::{
     retry::{send_with_retry, transport_error},
     ProverError, ProverResult, RetryPolicy,
 };
-use orchestrator_utils::{upstream::CONNECT_TIMEOUT, Secret};
+use orchestrator_utils::{secret::split_userinfo, upstream::CONNECT_TIMEOUT, Secret};
 use reqwest::{
-    header::{HeaderMap, HeaderValue, CONTENT_TYPE},
+    header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE},
     multipart::{Form, Part},
     StatusCode,
 };
@@ -34,8 +36,12 @@ pub enum FormField {
 #[derive(Debug, Clone)]
 pub struct AtlanticClient {
     http: reqwest::Client,
+    /// Without its credentials, which are in `service_auth`.
     service_url: Url,
+    service_auth: Option<HeaderValue>,
+    /// Without its credentials, which are in `artifacts_auth`.
     artifacts_base_url: Url,
+    artifacts_auth: Option<HeaderValue>,
     api_key: Secret<String>,
     retry: RetryPolicy,
     mock_fact_hash: bool,
@@ -61,7 +67,18 @@ impl AtlanticClient {
         let http = builder.build().map_err(|e| {
             ProverError::Config(format!("cannot build the Atlantic HTTP client: {e}"))
         })?;
-        Ok(Self { http, service_url, artifacts_base_url, api_key, retry, mock_fact_hash })
+        let (service_url, service_auth) = split_auth(&service_url)?;
+        let (artifacts_base_url, artifacts_auth) = split_auth(&artifacts_base_url)?;
+        Ok(Self {
+            http,
+            service_url,
+            service_auth,
+            artifacts_base_url,
+            artifacts_auth,
+            api_key,
+            retry,
+            mock_fact_hash,
+        })
     }
 
     /// `base` with `segments` appended as escaped path segments.
@@ -79,7 +96,9 @@ impl AtlanticClient {
     }
 
     fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
-        self.http.request(method, url).header("api-key", self.api_key.expose().as_str())
+        let request =
+            self.http.request(method, url).header("api-key", self.api_key.expose().as_str());
+        with_auth(request, self.service_auth.as_ref())
     }
 
     async fn json<T: DeserializeOwned>(
@@ -87,7 +106,7 @@ impl AtlanticClient {
         response: reqwest::Response,
     ) -> ProverResult<T> {
         let bytes = response.bytes().await.map_err(|e| transport_error(operation, &e))?;
-        serde_json::from_slice(&bytes).map_err(|e| ProverError::invalid_response(operation, e))
+        serde_json::from_slice(&bytes).map_err(|e| ProverError::from_body(operation, &e))
     }
 
     /// Maps a 404 whose body is Atlantic's own (not a proxy page) to `NotFound`.
@@ -232,7 +251,8 @@ impl AtlanticClient {
         const OP: &str = "download artifact";
         let url = Self::url(&self.artifacts_base_url, &["queries", query_id, file])?;
         // No api-key here: the artifacts live on another host.
-        match send_with_retry(&self.retry, OP, || self.http.get(url.clone())).await {
+        let get = || with_auth(self.http.get(url.clone()), self.artifacts_auth.as_ref());
+        match send_with_retry(&self.retry, OP, get).await {
             Ok(r) => {
                 let bytes = r.bytes().await.map_err(|e| transport_error(OP, &e))?;
                 Ok(Some(bytes.to_vec()))
@@ -242,6 +262,33 @@ impl AtlanticClient {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// `url` without its credentials, and them as a sensitive `Authorization` header value.
+fn split_auth(url: &Url) -> ProverResult<(Url, Option<HeaderValue>)> {
+    let (url, authorization) = split_userinfo(url);
+    let value = authorization
+        .map(|v| {
+            HeaderValue::from_str(v.expose()).map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+        })
+        .transpose()
+        .map_err(|_| {
+            ProverError::Config("the credentials of an Atlantic URL are not a valid header".into())
+        })?;
+    Ok((url, value))
+}
+
+fn with_auth(
+    request: reqwest::RequestBuilder,
+    auth: Option<&HeaderValue>,
+) -> reqwest::RequestBuilder {
+    match auth {
+        Some(value) => request.header(AUTHORIZATION, value.clone()),
+        None => request,
     }
 }
 

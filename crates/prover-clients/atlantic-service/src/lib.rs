@@ -10,7 +10,10 @@
 //! - Verification on L2 (L3): `submit_l2_query` sends a proof to be verified by the Cairo
 //!   verifier program.
 //! - A finished query counts as `Succeeded` only once its fact is valid on chain, unless facts
-//!   are mocked (`mock_fact_hash`); the check goes through a [`FactRegistry`].
+//!   are mocked (`mock_fact_hash`); the check goes through a [`FactRegistry`]. On a Starknet
+//!   settlement layer (L3) that is the L2 verification query's fact,
+//!   `poseidon([verifier program hash, poseidon(public output of its proof)])`, in the Starknet
+//!   fact registry; proving queries register no fact there.
 //!
 //! Every request goes through the shared retry policy (transport errors, 429 and 5xx retried
 //! with backoff and jitter, `--upstream-read-*`); the API key travels in the `api-key` header
@@ -24,12 +27,14 @@ pub mod types;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use orchestrator_gps_fact_checker::{onchain::parse_fact, FactRegistry};
-use orchestrator_prover_client_interface::{
-    validate_proof_json, AggregationArtifacts, CreateJobInfo, ProverClient, ProverError,
-    ProverResult, RetryPolicy, Task, TaskStatus, TaskType,
+use orchestrator_gps_fact_checker::{
+    fact::Felt, l3_fact, onchain::parse_fact, starknet_registry::felt_to_fact, FactRegistry,
 };
-use orchestrator_utils::Secret;
+use orchestrator_prover_client_interface::{
+    public_output::public_output, validate_proof_json, AggregationArtifacts, CreateJobInfo,
+    ProverClient, ProverError, ProverResult, RetryPolicy, Task, TaskStatus, TaskType,
+};
+use orchestrator_utils::{secret::without_userinfo, Secret};
 use url::Url;
 
 pub use client::{AtlanticClient, FormField};
@@ -66,11 +71,12 @@ pub enum AtlanticSettlementLayer {
 /// Everything the Atlantic client needs.
 #[derive(Debug, Clone)]
 pub struct AtlanticConfig {
-    /// Service URL.
+    /// Service URL. Credentials in it (`http://user:password@host/`) are sent as an
+    /// `Authorization: Basic` header to the service only; the service keeps the URL without them.
     pub service_url: Url,
     /// API key (sent as the `api-key` header).
     pub api_key: Secret<String>,
-    /// Base URL of the artifacts.
+    /// Base URL of the artifacts (credentials in it go to the artifacts host only, as a header).
     pub artifacts_base_url: Url,
     /// Facts are mocked: no on-chain check, buckets with `mockProof`.
     pub mock_fact_hash: bool,
@@ -96,12 +102,26 @@ pub struct AtlanticConfig {
     pub request_timeout: Duration,
 }
 
+/// Reads the appchain's chain id, for new buckets whose aggregator parameters have none
+/// (the orchestrator's: `starknet_chainId` on the Madara node).
+#[async_trait]
+pub trait ChainIdSource: Send + Sync + std::fmt::Debug {
+    /// The chain id.
+    ///
+    /// # Errors
+    /// Why it could not be read (the bucket is not created; the job retries).
+    async fn chain_id(&self) -> Result<Felt, String>;
+}
+
 /// The Atlantic [`ProverClient`].
 #[derive(Debug, Clone)]
 pub struct AtlanticProverService {
     client: AtlanticClient,
     config: AtlanticConfig,
     fact_checker: Option<Arc<dyn FactRegistry>>,
+    chain_id_source: Option<Arc<dyn ChainIdSource>>,
+    /// The chain id read from `chain_id_source`, once.
+    chain_id: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl AtlanticProverService {
@@ -110,7 +130,7 @@ impl AtlanticProverService {
     /// # Errors
     /// `Config` when the HTTP client cannot be built.
     pub fn new(
-        config: AtlanticConfig,
+        mut config: AtlanticConfig,
         fact_checker: Option<Arc<dyn FactRegistry>>,
     ) -> ProverResult<Self> {
         let client = AtlanticClient::new(
@@ -121,8 +141,40 @@ impl AtlanticProverService {
             config.request_timeout,
             config.mock_fact_hash,
         )?;
+        // The client holds the credentials; the kept settings (printed by `Debug`) do not.
+        config.service_url = without_userinfo(&config.service_url);
+        config.artifacts_base_url = without_userinfo(&config.artifacts_base_url);
         let fact_checker = if config.mock_fact_hash { None } else { fact_checker };
-        Ok(Self { client, config, fact_checker })
+        Ok(Self { client, config, fact_checker, chain_id_source: None, chain_id: Arc::default() })
+    }
+
+    /// Reads the chain id of new buckets from `source` (once, on the first bucket) when the
+    /// aggregator parameters have none.
+    #[must_use]
+    pub fn with_chain_id_source(mut self, source: Arc<dyn ChainIdSource>) -> Self {
+        self.chain_id_source = Some(source);
+        self
+    }
+
+    /// The aggregator parameters of a new bucket: the configured ones, with the chain id
+    /// read from the chain id source when they have none.
+    pub async fn bucket_params(&self) -> ProverResult<AtlanticAggregatorParams> {
+        let mut params = self.config.aggregator_params.clone();
+        if let (None, Some(source)) = (&params.chain_id_hex, &self.chain_id_source) {
+            let chain_id = self
+                .chain_id
+                .get_or_try_init(|| async {
+                    let id =
+                        source.chain_id().await.map_err(|reason| ProverError::Unavailable {
+                            operation: "chain id of a new bucket".into(),
+                            reason,
+                        })?;
+                    Ok::<_, ProverError>(format!("{id:#x}"))
+                })
+                .await?;
+            params.chain_id_hex = Some(chain_id.clone());
+        }
+        Ok(params)
     }
 
     /// The low-level client.
@@ -183,6 +235,11 @@ impl AtlanticProverService {
                 TaskStatus::Processing
             }
             AtlanticQueryStatus::Failed => TaskStatus::Failed(failure_reason(&q)),
+            AtlanticQueryStatus::Done
+                if self.config.settlement_layer == AtlanticSettlementLayer::Starknet =>
+            {
+                self.starknet_fact_status(&q).await?
+            }
             AtlanticQueryStatus::Done => match (&self.fact_checker, fact) {
                 (Some(checker), Some(fact)) => {
                     let parsed =
@@ -201,6 +258,59 @@ impl AtlanticProverService {
                 }
                 _ => TaskStatus::Succeeded,
             },
+        })
+    }
+
+    /// A done query on a Starknet settlement layer (L3). The keccak fact of a proven PIE is
+    /// registered nowhere there, so a proving query (`PROOF_GENERATION`) is done when Atlantic
+    /// says so. An L2 verification query is done once the fact of its proof,
+    /// `poseidon([verifier program hash, poseidon(public output)])` — the fact the core
+    /// contract checks in `update_state` — is valid in the Starknet fact registry.
+    async fn starknet_fact_status(&self, q: &AtlanticQuery) -> ProverResult<TaskStatus> {
+        let Some(checker) = &self.fact_checker else {
+            return Ok(TaskStatus::Succeeded);
+        };
+        if !q.is_l2_verification() {
+            return Ok(TaskStatus::Succeeded);
+        }
+        let program_hash = self.config.cairo_verifier_program_hash.as_deref().ok_or_else(|| {
+            ProverError::Config(
+                "checking an L2 verification fact needs the Cairo verifier program hash".into(),
+            )
+        })?;
+        let program_hash = Felt::from_hex(program_hash).map_err(|_| {
+            ProverError::Config(format!(
+                "Cairo verifier program hash {program_hash:?} is not a felt"
+            ))
+        })?;
+        let bytes = self.client.get_artifact(&q.id, artifacts::PROOF).await?.ok_or_else(|| {
+            ProverError::NotFound {
+                operation: "L2 verification fact".into(),
+                what: format!("proof of query {}", q.id),
+            }
+        })?;
+        let proof: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ProverError::InvalidProof(format!("the proof of query {} is not JSON: {e}", q.id))
+        })?;
+        let output = public_output(&proof)?;
+        let fact = l3_fact(program_hash, &output);
+        let valid = checker.is_valid(felt_to_fact(fact)).await.map_err(|e| {
+            if e.is_retryable() {
+                ProverError::FactCheck(e.to_string())
+            } else {
+                ProverError::Config(e.to_string())
+            }
+        })?;
+        Ok(if valid {
+            tracing::debug!(target: "orch::prover", query_id = %q.id, fact = %format!("{fact:#x}"), "L2 verification fact is registered");
+            TaskStatus::Succeeded
+        } else {
+            TaskStatus::Failed(format!(
+                "L2 verification query {} is done but its fact {fact:#x} \
+                 (poseidon of the verifier program hash and of its proof's public output) is \
+                 not registered in the Starknet fact registry",
+                q.id
+            ))
         })
     }
 
@@ -236,7 +346,7 @@ impl ProverClient for AtlanticProverService {
                     external_id: None,
                     node_width: None,
                     aggregator_version: AGGREGATOR_VERSION.to_owned(),
-                    aggregator_params: self.config.aggregator_params.clone(),
+                    aggregator_params: self.bucket_params().await?,
                     mock_proof: self.config.mock_fact_hash,
                 };
                 let bucket = self.client.create_bucket(&body).await?.atlantic_bucket;

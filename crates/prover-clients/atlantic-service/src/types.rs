@@ -85,6 +85,10 @@ pub struct AtlanticQuery {
     /// Current (or last) step.
     #[serde(default)]
     pub step: Option<AtlanticQueryStep>,
+    /// The last step asked for (`PROOF_VERIFICATION_ON_L2` for an L2 verification); kept as
+    /// text so that a step this client does not know still parses.
+    #[serde(default)]
+    pub result: Option<String>,
     /// Why it failed.
     #[serde(default)]
     pub error_reason: Option<String>,
@@ -106,6 +110,15 @@ pub struct AtlanticQuery {
     /// Layout.
     #[serde(default)]
     pub layout: Option<String>,
+}
+
+impl AtlanticQuery {
+    /// Whether this is an L2 verification query (`result` or its last step
+    /// `PROOF_VERIFICATION_ON_L2`).
+    pub fn is_l2_verification(&self) -> bool {
+        self.result.as_deref() == Some(AtlanticQueryStep::ProofVerificationOnL2.as_str())
+            || self.step == Some(AtlanticQueryStep::ProofVerificationOnL2)
+    }
 }
 
 /// `GET /atlantic-query/{id}` and `GET /atlantic-query-by-dedup-id`.

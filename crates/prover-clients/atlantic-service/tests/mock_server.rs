@@ -12,7 +12,7 @@ use orchestrator_gps_fact_checker::{
     FactRegistry,
 };
 use orchestrator_mock_atlantic_server::{
-    Fault, FaultRoute, MockAtlanticConfig, MockAtlanticServer,
+    Chaos, ChaosKind, Fault, FaultRoute, MockAtlanticConfig, MockAtlanticServer,
 };
 use orchestrator_prover_client_interface::{
     CreateJobInfo, ProverClient, ProverError, RetryPolicy, Retryable, Task, TaskStatus, TaskType,
@@ -235,6 +235,71 @@ async fn a_402_is_insufficient_credits_not_retried_and_needs_an_operator() {
     );
     assert!(err.to_string().contains("402"), "{err}");
     assert!(server.submissions().is_empty());
+}
+
+/// A prover answering a seeded 40 % of calls with 500, 503, 429, a hang past the client's
+/// timeout or a cut body: every call either succeeds or fails retryably (the job level tries
+/// again later), nothing is ever a fatal error, and a query submitted through it is taken once
+/// and completes.
+#[tokio::test]
+async fn chaos_answers_are_retryable_and_never_fatal() {
+    let server = server(|_| {}).await;
+    let mut cfg = config(&server);
+    cfg.request_timeout = Duration::from_millis(300);
+    let s = AtlanticProverService::new(cfg, None).unwrap();
+    server.set_chaos(Some(Chaos { rate: 0.4, seed: 7, hang: Duration::from_millis(600) }));
+    let mut submitted = None;
+    let mut retryable_errors = 0;
+    for _ in 0..40 {
+        let result = match &submitted {
+            None => s.submit_task(job("chaos", None)).await.map(|id| {
+                submitted = Some(id);
+            }),
+            Some(id) => match s.get_task_status(TaskType::Job, id, None).await {
+                Ok(TaskStatus::Succeeded) => break,
+                Ok(TaskStatus::Processing) => Ok(()),
+                Ok(other) => panic!("chaos turned a query into {other:?}"),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = result {
+            assert!(e.is_retryable(), "a chaos answer must be retryable: {e}");
+            retryable_errors += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let counts = server.chaos_counts();
+    server.set_chaos(None);
+    let id = submitted.expect("a submission got through the chaos");
+    assert_eq!(wait_status(&s, TaskType::Job, &id, None).await, TaskStatus::Succeeded);
+    assert_eq!(server.submissions().len(), 1, "the dedup id keeps it to one query");
+    let faults: u64 = counts.values().sum();
+    assert!(faults >= 5, "chaos answered {faults} calls: {counts:?}");
+    assert!(counts.len() >= 3, "several kinds were drawn: {counts:?}");
+    println!("chaos faults {counts:?}; {retryable_errors} call(s) gave up retryably");
+    // The same seed draws the same schedule.
+    let again = server_with_chaos_draws(7, 30).await;
+    assert_eq!(again, server_with_chaos_draws(7, 30).await);
+}
+
+/// The kinds a fresh server with chaos `seed` (rate 0.5) answers to `calls` liveness-free
+/// status calls, in order.
+async fn server_with_chaos_draws(seed: u64, calls: usize) -> Vec<Option<ChaosKind>> {
+    let server = server(|_| {}).await;
+    server.set_chaos(Some(Chaos { rate: 0.5, seed, hang: Duration::from_millis(1) }));
+    let http = reqwest::Client::new();
+    let mut out = Vec::new();
+    for _ in 0..calls {
+        let before = server.chaos_counts();
+        let _ = http
+            .get(server.url().join("atlantic-query/01X").unwrap())
+            .header("api-key", KEY)
+            .send()
+            .await;
+        let after = server.chaos_counts();
+        out.push(after.iter().find(|(k, n)| before.get(k) != Some(n)).map(|(k, _)| *k));
+    }
+    out
 }
 
 #[tokio::test]

@@ -11,8 +11,13 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
     sol,
+    transports::http::reqwest::{
+        header::{HeaderMap, HeaderValue, AUTHORIZATION},
+        Client,
+    },
 };
 use async_trait::async_trait;
+use orchestrator_utils::secret::split_userinfo;
 use url::Url;
 
 sol! {
@@ -95,8 +100,8 @@ pub trait FactRegistry: Send + Sync + fmt::Debug {
     async fn is_valid(&self, fact: B256) -> Result<bool, FactCheckError>;
 }
 
-/// Every fact is valid: used where the check is not implemented (facts registered on
-/// Starknet, as in the reference).
+/// Every fact is valid: for clients that never decide a job on a fact (a connectivity probe).
+/// Starknet settlement layers have their own check ([`crate::StarknetFactRegistry`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AlwaysValid;
 
@@ -111,9 +116,28 @@ fn rpc(operation: &'static str, e: impl fmt::Display) -> FactCheckError {
     FactCheckError::Rpc { operation, reason: redact_urls(&e.to_string()) }
 }
 
+/// The HTTP client and URL an RPC at `url` is reached with: credentials in the URL
+/// (`http://user:password@host/`) go in an `Authorization: Basic` header of every request, and
+/// the URL handed to alloy's transport, which records it in a DEBUG span, is without them.
+fn http_client(url: &Url) -> (Client, Url) {
+    let (url, authorization) = split_userinfo(url);
+    let mut headers = HeaderMap::new();
+    if let Some(value) = authorization {
+        // `Basic ` and base64: visible ASCII, always a valid header value.
+        let mut value = HeaderValue::from_str(value.expose()).expect("Basic credentials are ASCII");
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    // Building fails only when the TLS backend cannot start, where alloy's own default client
+    // (`Client::new`, used by `connect_http`) panics as well.
+    let client =
+        Client::builder().default_headers(headers).build().expect("the TLS backend starts");
+    (client, url)
+}
+
 /// Replaces every URL in a transport error (reqwest prints "error sending request for url
 /// (http://…)") with `<rpc url>`: RPC URLs often carry an API key.
-fn redact_urls(message: &str) -> String {
+pub(crate) fn redact_urls(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(start) = ["http://", "https://", "ws://", "wss://"]
@@ -148,9 +172,11 @@ impl fmt::Debug for GpsFactChecker {
 }
 
 impl GpsFactChecker {
-    /// A checker of the verifier at `address` through the RPC at `rpc_url`.
+    /// A checker of the verifier at `address` through the RPC at `rpc_url` (its credentials, if
+    /// any, sent as an `Authorization` header).
     pub fn new(rpc_url: Url, address: Address) -> Self {
-        let provider = ProviderBuilder::new().connect_http(rpc_url).erased();
+        let (client, rpc_url) = http_client(&rpc_url);
+        let provider = ProviderBuilder::new().connect_reqwest(client, rpc_url).erased();
         Self { provider, address }
     }
 
@@ -201,7 +227,8 @@ impl fmt::Debug for FactRegistrar {
 }
 
 impl FactRegistrar {
-    /// A registrar sending from `private_key` (hex) through `rpc_url` to the mock at `address`.
+    /// A registrar sending from `private_key` (hex) through `rpc_url` (its credentials, if any,
+    /// sent as an `Authorization` header) to the mock at `address`.
     ///
     /// # Errors
     /// `Config` when the key does not parse (the key itself is never printed).
@@ -210,9 +237,10 @@ impl FactRegistrar {
             FactCheckError::Config("the private key is not a valid secp256k1 key".into())
         })?;
         let from = signer.address();
+        let (client, rpc_url) = http_client(&rpc_url);
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer))
-            .connect_http(rpc_url)
+            .connect_reqwest(client, rpc_url)
             .erased();
         Ok(Self {
             checker: GpsFactChecker::with_provider(provider, address),

@@ -7,9 +7,19 @@
 //!   node says underpriced) and the transaction hash is returned (the zero hash when it was
 //!   already registered); without one, the fact itself is returned.
 //! - Aggregation status: `isValid(fact)` on the verifier when configured, else `Succeeded`.
-//! - Buckets are not supported; there are no proofs and no artifacts.
+//! - Proofs (`get_proof`, the L3 path): a proof-shaped JSON that proves nothing but exposes
+//!   what a real proof would, as the mock Atlantic server's do
+//!   ([`public_output::proof_with_public_output`]): for a `CreateJob` task the output segment
+//!   of its PIE, for an L2 verification query (`submit_l2_query`, `{"proof": …}`) the public
+//!   output of the proof being verified. The outputs are kept in memory (at most
+//!   [`MAX_REMEMBERED`] tasks, oldest forgotten first): a task submitted before a restart has
+//!   no proof ([`ProverError::NotFound`]), and the job submits it again.
+//! - Buckets are not supported; there are no artifacts.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+};
 
 use async_trait::async_trait;
 use orchestrator_gps_fact_checker::{
@@ -17,20 +27,81 @@ use orchestrator_gps_fact_checker::{
     FactRegistrar, FactRegistry,
 };
 use orchestrator_prover_client_interface::{
-    AggregationArtifacts, ProverClient, ProverError, ProverResult, Task, TaskStatus, TaskType,
+    public_output, validate_proof_json, AggregationArtifacts, ProverClient, ProverError,
+    ProverResult, Task, TaskStatus, TaskType,
 };
+
+/// How many tasks' public outputs the mock prover remembers.
+pub const MAX_REMEMBERED: usize = 4096;
+
+/// The layout its proofs claim.
+const PROOF_LAYOUT: &str = "recursive_with_poseidon";
+
+/// Steps its proofs claim when the job gave none.
+const DEFAULT_STEPS: u64 = 32768;
+
+/// A task's proof (JSON), or why its input has none.
+type Remembered = Result<String, String>;
+
+#[derive(Debug, Default)]
+struct Memory {
+    outputs: HashMap<String, Remembered>,
+    order: VecDeque<String>,
+}
+
+impl Memory {
+    fn insert(&mut self, task_id: String, entry: Remembered) {
+        if self.outputs.insert(task_id.clone(), entry).is_none() {
+            self.order.push_back(task_id);
+            while self.order.len() > MAX_REMEMBERED {
+                if let Some(old) = self.order.pop_front() {
+                    self.outputs.remove(&old);
+                }
+            }
+        }
+    }
+}
 
 /// The mock prover.
 #[derive(Debug, Clone, Default)]
 pub struct MockProverService {
     verifier: Option<Arc<FactRegistrar>>,
+    memory: Arc<Mutex<Memory>>,
 }
 
 impl MockProverService {
     /// A mock prover that registers facts through `verifier`, if given.
     pub fn new(verifier: Option<Arc<FactRegistrar>>) -> Self {
-        Self { verifier }
+        Self { verifier, memory: Arc::default() }
     }
+
+    fn remember(&self, task_id: &str, proof: Remembered) {
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(task_id.to_owned(), proof);
+    }
+}
+
+/// A proof (JSON) exposing the output segment of a zipped PIE.
+fn pie_proof(zip: &[u8], n_steps: Option<usize>) -> Remembered {
+    use orchestrator_gps_fact_checker::fact::pie;
+    let parsed = pie::read_pie_bytes(zip).map_err(|e| format!("the PIE does not parse: {e}"))?;
+    let output =
+        pie::program_output(&parsed).map_err(|e| format!("the PIE has no readable output: {e}"))?;
+    let steps = n_steps.map_or(DEFAULT_STEPS, |n| n as u64);
+    Ok(public_output::proof_with_public_output(PROOF_LAYOUT, steps, &output).to_string())
+}
+
+/// A proof (JSON) exposing the public output of the proof an L2 verification query verifies
+/// (`{"proof": …}`, or the bare proof).
+fn verification_proof(proof: &str, n_steps: Option<usize>) -> Remembered {
+    let json = validate_proof_json(proof).map_err(|e| format!("the proof to verify: {e}"))?;
+    let inner = json.get("proof").unwrap_or(&json);
+    let output =
+        public_output::public_output(inner).map_err(|e| format!("the proof to verify: {e}"))?;
+    let steps = n_steps.map_or(DEFAULT_STEPS, |n| n as u64);
+    Ok(public_output::proof_with_public_output(PROOF_LAYOUT, steps, &output).to_string())
 }
 
 fn fact_of(fact: &str) -> ProverResult<B256> {
@@ -49,7 +120,10 @@ fn fact_error(e: orchestrator_gps_fact_checker::FactCheckError) -> ProverError {
 impl ProverClient for MockProverService {
     async fn submit_task(&self, task: Task) -> ProverResult<String> {
         match task {
-            Task::CreateJob(info) => Ok(info.dedup_id),
+            Task::CreateJob(info) => {
+                self.remember(&info.dedup_id, pie_proof(&info.cairo_pie_zip, info.num_steps));
+                Ok(info.dedup_id)
+            }
             Task::CreateBucket | Task::RunAggregation(_) => {
                 Err(ProverError::Unsupported { prover: "mock", operation: "buckets" })
             }
@@ -79,16 +153,33 @@ impl ProverClient for MockProverService {
         }
     }
 
-    async fn get_proof(&self, _task_id: &str) -> ProverResult<String> {
-        Err(ProverError::Unsupported { prover: "mock", operation: "proof download" })
+    async fn get_proof(&self, task_id: &str) -> ProverResult<String> {
+        let remembered = self
+            .memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .outputs
+            .get(task_id)
+            .cloned();
+        let proof = remembered.ok_or_else(|| ProverError::NotFound {
+            operation: "mock proof".into(),
+            what: format!(
+                "task {task_id} (the mock prover keeps its proofs in memory: it was restarted since \
+                 the task was submitted, or forgot it among more than {MAX_REMEMBERED} newer ones)"
+            ),
+        })?;
+        proof.map_err(|reason| {
+            ProverError::InvalidProof(format!("mock proof of task {task_id}: {reason}"))
+        })
     }
 
     async fn submit_l2_query(
         &self,
         task_id: &str,
-        _proof: &str,
-        _n_steps: Option<usize>,
+        proof: &str,
+        n_steps: Option<usize>,
     ) -> ProverResult<String> {
+        self.remember(task_id, verification_proof(proof, n_steps));
         Ok(task_id.to_owned())
     }
 
@@ -103,7 +194,7 @@ impl ProverClient for MockProverService {
 
 #[cfg(test)]
 mod tests {
-    use orchestrator_prover_client_interface::{ApplicativeJobInfo, CreateJobInfo};
+    use orchestrator_prover_client_interface::{ApplicativeJobInfo, CreateJobInfo, Retryable};
 
     use super::*;
 
@@ -133,5 +224,76 @@ mod tests {
             p.get_aggregation_artifacts("x", true).await.unwrap(),
             AggregationArtifacts::default()
         );
+    }
+
+    fn create_job(pie: Vec<u8>, dedup_id: &str) -> Task {
+        Task::CreateJob(CreateJobInfo {
+            cairo_pie_zip: pie,
+            bucket_id: None,
+            bucket_job_index: None,
+            num_steps: Some(1234),
+            dedup_id: dedup_id.into(),
+        })
+    }
+
+    /// The L3 path: the proof of a PIE exposes the PIE's output segment; the proof of its L2
+    /// verification exposes the same output (what StateTransition compares and settles).
+    #[tokio::test]
+    async fn proofs_expose_the_pie_output_and_the_verified_output() {
+        use orchestrator_gps_fact_checker::fact::pie;
+        use orchestrator_prover_client_interface::public_output::public_output;
+        let zip = orchestrator_test_support::vectors::bytes("pie/fibonacci.zip");
+        let expected = pie::program_output(&pie::read_pie_bytes(&zip).unwrap()).unwrap();
+        assert!(!expected.is_empty());
+        let p = MockProverService::default();
+        let key = p.submit_task(create_job(zip, "0xfact")).await.unwrap();
+        assert_eq!(key, "0xfact");
+        let proof = p.get_proof(&key).await.unwrap();
+        let json = validate_proof_json(&proof).unwrap();
+        assert_eq!(public_output(&json).unwrap(), expected);
+        assert_eq!(json["public_input"]["n_steps"], 1234);
+
+        // ProofRegistration wraps the stored proof and keys the query by the job id.
+        let wrapped = format!("{{\"proof\": {proof}}}");
+        let id = p.submit_l2_query("job-1", &wrapped, None).await.unwrap();
+        assert_eq!(id, "job-1");
+        assert_eq!(
+            p.get_task_status(TaskType::Job, &id, None).await.unwrap(),
+            TaskStatus::Succeeded
+        );
+        let part2 = validate_proof_json(&p.get_proof(&id).await.unwrap()).unwrap();
+        assert_eq!(public_output(&part2).unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn unknown_tasks_and_unreadable_inputs_are_named_errors() {
+        let p = MockProverService::default();
+        let err = p.get_proof("0xnever").await.unwrap_err();
+        assert!(matches!(err, ProverError::NotFound { .. }), "{err:?}");
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("task 0xnever") && err.to_string().contains("restarted"));
+        // Any zip is accepted as a job (the mock accepts everything), but it has no proof.
+        p.submit_task(create_job(b"PK\x03\x04junk".to_vec(), "0xjunk")).await.unwrap();
+        let err = p.get_proof("0xjunk").await.unwrap_err();
+        assert!(matches!(err, ProverError::InvalidProof(_)), "{err:?}");
+        assert!(err.to_string().contains("the PIE does not parse"), "{err}");
+        p.submit_l2_query("job-2", "{\"proof\": {}}", None).await.unwrap();
+        let err = p.get_proof("job-2").await.unwrap_err();
+        assert!(err.to_string().contains("no public_input"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_oldest_first() {
+        let p = MockProverService::default();
+        let zip = orchestrator_test_support::vectors::bytes("pie/fibonacci.zip");
+        p.submit_task(create_job(zip.clone(), "first")).await.unwrap();
+        for i in 0..MAX_REMEMBERED {
+            p.submit_l2_query(&format!("q{i}"), "{}", None).await.unwrap();
+        }
+        assert!(matches!(p.get_proof("first").await, Err(ProverError::NotFound { .. })));
+        assert!(p.get_proof(&format!("q{}", MAX_REMEMBERED - 1)).await.is_err_and(|e| {
+            // Remembered (its input had no public output), not forgotten.
+            matches!(e, ProverError::InvalidProof(_))
+        }));
     }
 }

@@ -180,6 +180,15 @@ pub enum ProverError {
         /// The id that was not found.
         what: String,
     },
+    /// The answer was cut short or is not JSON at all (a connection closed mid-body, a proxy's
+    /// page with a 200): retryable, as a transport failure is.
+    #[error("{operation}: unreadable answer (cut short or not JSON): {reason}")]
+    UnreadableResponse {
+        /// What was attempted.
+        operation: String,
+        /// The parser's report.
+        reason: String,
+    },
     /// The prover answered something this client cannot understand.
     #[error("{operation}: unexpected answer: {reason}")]
     InvalidResponse {
@@ -219,11 +228,11 @@ pub const INSUFFICIENT_CREDITS: OperatorAction = OperatorAction {
 };
 
 impl Retryable for ProverError {
-    /// Transport failures, 429, 5xx answers, proxy pages and fact-check RPC errors are
-    /// retryable; the prover's own 4xx answers are not, and a 402 needs an operator.
+    /// Transport failures, 429, 5xx answers, proxy pages, answers cut short and fact-check
+    /// RPC errors are retryable; the prover's own 4xx answers are not, and a 402 needs an operator.
     fn is_retryable(&self) -> bool {
         match self {
-            Self::Unavailable { .. } | Self::FactCheck(_) => true,
+            Self::Unavailable { .. } | Self::UnreadableResponse { .. } | Self::FactCheck(_) => true,
             Self::Http { kind, .. } => kind.is_retryable(),
             _ => false,
         }
@@ -247,6 +256,18 @@ impl ProverError {
     /// Wraps any error as `Other`.
     pub fn other(e: impl Into<BoxError>) -> Self {
         Self::Other(e.into())
+    }
+
+    /// The error of a JSON body that does not decode: `UnreadableResponse` (retryable) when
+    /// it is cut short or not JSON, `InvalidResponse` (not retryable) when it is JSON of
+    /// another shape.
+    pub fn from_body(operation: impl Into<String>, e: &serde_json::Error) -> Self {
+        let operation = operation.into();
+        if e.is_eof() || e.is_syntax() {
+            Self::UnreadableResponse { operation, reason: e.to_string() }
+        } else {
+            Self::InvalidResponse { operation, reason: e.to_string() }
+        }
     }
 
     /// An `InvalidResponse` for `operation`.
@@ -314,6 +335,27 @@ pub fn validate_proof_json(proof: &str) -> ProverResult<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_cut_short_or_not_json_is_retryable_json_of_another_shape_is_not() {
+        // A list of ids is expected.
+        let decode = |body: &str| {
+            ProverError::from_body("op", &serde_json::from_str::<Vec<String>>(body).unwrap_err())
+        };
+        let cut = decode(r#"["01"#);
+        assert!(
+            matches!(cut, ProverError::UnreadableResponse { .. }) && cut.is_retryable(),
+            "{cut}"
+        );
+        let page = decode("<html>Bad Gateway</html>");
+        assert!(page.is_retryable(), "{page}");
+        let shape = decode(r#"{"id": 7}"#);
+        assert!(
+            matches!(shape, ProverError::InvalidResponse { .. }) && !shape.is_retryable(),
+            "{shape}"
+        );
+        assert!(cut.to_string().starts_with("op: unreadable answer"), "{cut}");
+    }
 
     #[test]
     fn retryable_errors_are_transport_and_infrastructure_only() {

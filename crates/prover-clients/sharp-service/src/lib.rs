@@ -23,14 +23,15 @@ use orchestrator_prover_client_interface::{
     validate_proof_json, AggregationArtifacts, ProverClient, ProverError, ProverResult,
     RetryPolicy, Task, TaskStatus, TaskType,
 };
-use orchestrator_utils::{upstream::CONNECT_TIMEOUT, Secret};
+use orchestrator_utils::{secret::split_userinfo, upstream::CONNECT_TIMEOUT, Secret};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// Settings of the SHARP client.
 #[derive(Debug, Clone)]
 pub struct SharpConfig {
-    /// Gateway URL.
+    /// Gateway URL. Credentials in it (`https://user:password@host/`) are sent as an
+    /// `Authorization: Basic` header; the client keeps the URL without them.
     pub url: Url,
     /// Customer id (query parameter of every call).
     pub customer_id: String,
@@ -117,7 +118,20 @@ impl SharpProverService {
     /// # Errors
     /// `Config` when a PEM does not parse or the TLS client cannot be built (the key is never
     /// printed).
-    pub fn new(config: SharpConfig, fact_checker: Arc<dyn FactRegistry>) -> ProverResult<Self> {
+    pub fn new(mut config: SharpConfig, fact_checker: Arc<dyn FactRegistry>) -> ProverResult<Self> {
+        let (url, authorization) = split_userinfo(&config.url);
+        config.url = url;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = authorization {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
+                    ProverError::Config(
+                        "the credentials of the SHARP URL are not a valid header".into(),
+                    )
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let mut identity_pem = config.user_crt_pem.clone().into_bytes();
         identity_pem.push(b'\n');
         identity_pem.extend_from_slice(config.user_key_pem.expose().as_bytes());
@@ -135,6 +149,7 @@ impl SharpProverService {
             .tls_built_in_root_certs(false)
             .add_root_certificate(server)
             .identity(identity)
+            .default_headers(headers)
             .timeout(config.request_timeout)
             .connect_timeout(
                 config.retry.read_timeout.map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)),
@@ -175,7 +190,7 @@ impl SharpProverService {
         let url = self.url("get_status", &[("cairo_job_key", key)])?;
         let r = send_with_retry(&self.config.retry, OP, || self.http.get(url.clone())).await?;
         let bytes = r.bytes().await.map_err(|e| transport_error(OP, &e))?;
-        serde_json::from_slice(&bytes).map_err(|e| ProverError::invalid_response(OP, e))
+        serde_json::from_slice(&bytes).map_err(|e| ProverError::from_body(OP, &e))
     }
 
     async fn post_job(

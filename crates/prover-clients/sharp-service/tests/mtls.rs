@@ -301,3 +301,33 @@ fn a_key_that_is_not_pem_is_a_config_error_without_the_key() {
     let err = SharpProverService::new(config, Arc::new(Facts(true))).unwrap_err();
     assert!(!err.to_string().contains("super-secret"), "{err}");
 }
+
+#[tokio::test]
+async fn credentials_in_the_url_travel_as_a_basic_header_and_never_show() {
+    let ca = Ca::new();
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let record = seen.clone();
+    let router = Router::new().route(
+        "/is_alive",
+        get(move |headers: axum::http::HeaderMap| {
+            let auth =
+                headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            record.lock().unwrap().push(auth);
+            async { "ok" }
+        }),
+    );
+    let mut url = serve(&ca, &ca, router).await;
+    url.set_username("sharp").unwrap();
+    url.set_password(Some("sharp-pw-0c4e7a")).unwrap();
+    let sharp =
+        client(url, &ca, ca.issue(&["orchestrator"], ExtendedKeyUsagePurpose::ClientAuth), true);
+    sharp.is_alive().await.unwrap();
+    // base64 of `sharp:sharp-pw-0c4e7a`, computed with Python's `base64.b64encode`.
+    assert_eq!(*seen.lock().unwrap(), [Some("Basic c2hhcnA6c2hhcnAtcHctMGM0ZTdh".to_owned())]);
+    let shown = format!("{sharp:?} {sharp:#?}");
+    assert!(
+        !shown.contains("sharp-pw-0c4e7a") && !shown.contains("c2hhcnA6c2hhcnAtcHctMGM0ZTdh"),
+        "{shown}"
+    );
+    assert!(shown.contains("localhost"), "the URL without credentials is shown: {shown}");
+}

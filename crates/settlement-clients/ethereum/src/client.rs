@@ -14,7 +14,14 @@
 //!    inclusion, then replaces the transaction on the same nonce with higher caps, at most
 //!    `max_fee_bumps` times and never above the fee cap;
 //! 5. reports every attempt to the caller's recorder as soon as it is sent, and waits for
-//!    `confirmations` blocks once one is mined. A reverted receipt is an error.
+//!    `confirmations` blocks once one is mined. A reverted receipt is an error;
+//! 6. notices at once an attempt that left the pool unmined (evicted, or the node restarted):
+//!    when for [`DROPPED_AFTER_POLLS`] polls in a row none of the attempts is mined, the mined
+//!    nonce has not moved and the pending nonce equals it (nothing of ours is in the pool), the
+//!    attempt is marked `Dropped` and the update sent again on the same nonce with fresh caps —
+//!    not a fee bump, so it does not count against `max_fee_bumps`; after
+//!    [`MAX_DROPPED_RESENDS`] such re-sends in one call it gives up with the retryable
+//!    [`SettlementError::Dropped`].
 
 use std::{
     fmt,
@@ -30,7 +37,10 @@ use alloy::{
     },
     primitives::{Address, Bytes, B256, I256},
     providers::{Provider, RootProvider},
-    rpc::types::{TransactionReceipt, TransactionRequest},
+    rpc::{
+        client::RpcClient,
+        types::{TransactionReceipt, TransactionRequest},
+    },
     sol_types::SolCall,
 };
 use async_trait::async_trait;
@@ -39,6 +49,7 @@ use orchestrator_settlement_client_interface::{
     SettlementResult, SettlementVerificationStatus, StateUpdateOutcome, StateUpdateTxError,
     TxAttempt, TxAttemptStatus, Word,
 };
+use orchestrator_utils::secret::split_userinfo;
 use url::Url;
 
 use crate::{
@@ -54,10 +65,20 @@ use crate::{
 };
 use orchestrator_protocol::kzg::Kzg;
 
+/// Polls in a row that must find nothing of ours in the pool (and the nonce unmoved) before an
+/// attempt counts as dropped: a node may answer the pending nonce from a view a moment behind
+/// its pool (a load balancer, a send still propagating).
+pub const DROPPED_AFTER_POLLS: u32 = 3;
+
+/// Re-sends of dropped attempts allowed in one `update_state_with_blobs` call.
+pub const MAX_DROPPED_RESENDS: u32 = 5;
+
 /// Settings of the Ethereum settlement client (reference §2.7 flags).
 #[derive(Debug, Clone)]
 pub struct EthereumSettlementConfig {
-    /// Ethereum RPC endpoint (may carry an API key: never logged).
+    /// Ethereum RPC endpoint (may carry an API key: never logged). Credentials in it
+    /// (`http://user:password@host/`) are sent as an `Authorization: Basic` header; the client
+    /// keeps and hands the transport the URL without them.
     pub rpc_url: Url,
     /// The Starknet core contract.
     pub core_contract: Address,
@@ -133,6 +154,8 @@ enum WaitOutcome {
     },
     /// The nonce was used by a transaction that is not one of the attempts.
     NonceConsumed,
+    /// None of the attempts is mined or in the pool any more, and the nonce is unused.
+    Dropped,
     TimedOut,
 }
 
@@ -141,10 +164,11 @@ impl EthereumSettlementClient {
     /// the chain id is read on first use, so the orchestrator starts (and reports itself not
     /// ready) while the L1 node is down instead of exiting.
     pub async fn new(
-        config: EthereumSettlementConfig,
+        mut config: EthereumSettlementConfig,
         signer: OperatorSigner,
     ) -> SettlementResult<Self> {
-        let provider = RootProvider::new_http(config.rpc_url.clone());
+        let (provider, rpc_url) = http_provider(&config.rpc_url)?;
+        config.rpc_url = rpc_url;
         let wallet = signer.wallet();
         Ok(Self {
             provider,
@@ -314,8 +338,10 @@ impl EthereumSettlementClient {
     }
 
     /// Polls the receipts of `hashes` (all on `nonce`) until one is mined with enough
-    /// confirmations, the nonce is used by another transaction, or `timeout` passes with none
-    /// mined. A mined attempt is waited on past the timeout (no bump once mined).
+    /// confirmations, the nonce is used by another transaction, none of them is in the pool
+    /// any more ([`DROPPED_AFTER_POLLS`] polls in a row with the pending nonce at `nonce`), or
+    /// `timeout` passes with none mined. A mined attempt is waited on past the timeout (no bump
+    /// once mined).
     async fn wait_for_attempts(
         &self,
         hashes: &[B256],
@@ -324,6 +350,7 @@ impl EthereumSettlementClient {
     ) -> SettlementResult<WaitOutcome> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut consumed_polls = 0u32;
+        let mut empty_pool_polls = 0u32;
         loop {
             let mut mined = false;
             for hash in hashes.iter().rev() {
@@ -345,7 +372,7 @@ impl EthereumSettlementClient {
                 }
             }
             if !mined {
-                let (latest, _) = self.nonces().await?;
+                let (latest, pending) = self.nonces().await?;
                 if latest > nonce {
                     // The nonce moved but none of our receipts is visible. Nodes may expose the
                     // new nonce a moment before the receipt (Anvil does), so only conclude
@@ -354,8 +381,19 @@ impl EthereumSettlementClient {
                     if consumed_polls > 5 {
                         return Ok(WaitOutcome::NonceConsumed);
                     }
-                } else if tokio::time::Instant::now() >= deadline {
-                    return Ok(WaitOutcome::TimedOut);
+                } else {
+                    // Unmined and the nonce unused: is anything of ours still pending on it?
+                    if pending <= nonce {
+                        empty_pool_polls += 1;
+                        if empty_pool_polls >= DROPPED_AFTER_POLLS {
+                            return Ok(WaitOutcome::Dropped);
+                        }
+                    } else {
+                        empty_pool_polls = 0;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(WaitOutcome::TimedOut);
+                    }
                 }
             }
             tokio::time::sleep(self.config.poll_interval).await;
@@ -500,19 +538,21 @@ impl EthereumSettlementClient {
                 a.status = TxAttemptStatus::TimedOut;
             }
         }
-        let mut bumps = attempts
-            .iter()
-            .filter(|a| a.nonce == nonce && a.attempt_no > 0)
-            .count()
-            .saturating_sub(1) as u32;
+        // Every attempt on the nonce after the first is a bump, except the re-sends of dropped
+        // attempts (one per `Dropped` attempt).
+        let on_nonce = || attempts.iter().filter(|a| a.nonce == nonce && a.attempt_no > 0);
+        let dropped_on_nonce = on_nonce().filter(|a| a.status == TxAttemptStatus::Dropped).count();
+        let mut bumps =
+            on_nonce().count().saturating_sub(dropped_on_nonce).saturating_sub(1) as u32;
         if current.is_none() {
             bumps = 0;
         }
 
         // 3. Send (or resume), wait, bump.
         let mut gas_limit: Option<u64> = None;
+        let mut drops = 0u32;
         loop {
-            if let Some(cur) = current.as_ref().filter(|c| c.status == TxAttemptStatus::Sent) {
+            if let Some(cur) = current.clone().filter(|c| c.status == TxAttemptStatus::Sent) {
                 let hashes: Vec<B256> = attempts
                     .iter()
                     .filter(|a| live(a))
@@ -553,6 +593,24 @@ impl EthereumSettlementClient {
                         return Err(SettlementError::Rpc(format!(
                             "nonce {nonce} was used by another transaction and the update is not settled"
                         )));
+                    }
+                    WaitOutcome::Dropped => {
+                        drops += 1;
+                        for a in attempts
+                            .iter_mut()
+                            .filter(|a| live(a) && a.status == TxAttemptStatus::Sent)
+                        {
+                            a.status = TxAttemptStatus::Dropped;
+                        }
+                        self.lock_metrics().txs_dropped += 1;
+                        record(attempts).await;
+                        if drops > MAX_DROPPED_RESENDS {
+                            tracing::warn!(target: "orch::settlement", tx_hash = %cur.tx_hash, nonce, drops, "State update transaction dropped from the pool again; giving up for now");
+                            return Err(SettlementError::Dropped { drops, nonce });
+                        }
+                        tracing::warn!(target: "orch::settlement", tx_hash = %cur.tx_hash, nonce, drops, "State update transaction dropped from the pool; sending it again");
+                        // The dropped caps are no floor: nothing is left to replace.
+                        current = None;
                     }
                     WaitOutcome::TimedOut => {
                         if bumps >= self.config.max_fee_bumps {
@@ -653,12 +711,12 @@ impl EthereumSettlementClient {
                     bumps += 1;
                     // The rejected caps are the floor of the next attempt.
                     current = Some(attempt);
-                    if let Some(prev) = attempts
-                        .iter_mut()
-                        .rev()
-                        .find(|a| a.status == TxAttemptStatus::Replaced && a.nonce == nonce)
-                    {
-                        // The replaced attempt is still the one in the pool.
+                    if let Some(prev) = attempts.iter_mut().rev().find(|a| {
+                        matches!(a.status, TxAttemptStatus::Replaced | TxAttemptStatus::Dropped)
+                            && a.nonce == nonce
+                    }) {
+                        // The replaced (or presumed dropped) attempt is still the one in the
+                        // pool.
                         prev.status = TxAttemptStatus::Sent;
                     }
                 }
@@ -703,8 +761,11 @@ impl EthereumSettlementClient {
     {
         let hash = tx_hash.to_string();
         let nonce = attempts.iter().find(|a| a.tx_hash == hash).map(|a| a.nonce);
-        for a in attempts.iter_mut() {
-            if a.tx_hash == hash {
+        // A dropped attempt re-sent with the same caps is the same transaction (same hash):
+        // the re-send is the one that landed, the earlier record stays `Dropped`.
+        let last = attempts.iter().rposition(|a| a.tx_hash == hash);
+        for (i, a) in attempts.iter_mut().enumerate() {
+            if a.tx_hash == hash && (a.status != TxAttemptStatus::Dropped || Some(i) == last) {
                 a.status = TxAttemptStatus::Finalized;
             } else if Some(a.nonce) == nonce
                 && matches!(a.status, TxAttemptStatus::Sent | TxAttemptStatus::TimedOut)
@@ -748,6 +809,32 @@ impl EthereumSettlementClient {
             })?;
         Ok(if n.is_negative() { None } else { u64::try_from(n.into_raw()).ok() })
     }
+}
+
+/// A provider of `url` and the URL it was given: the URL without its credentials, which go
+/// in an `Authorization` header of every request instead (alloy's transport records the URL
+/// in a DEBUG span, `ReqwestTransport{url=…}`).
+fn http_provider(url: &Url) -> SettlementResult<(RootProvider, Url)> {
+    use alloy::transports::http::reqwest::{
+        header::{HeaderMap, HeaderValue, AUTHORIZATION},
+        Client,
+    };
+    let (url, authorization) = split_userinfo(url);
+    let mut headers = HeaderMap::new();
+    if let Some(value) = authorization {
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
+            SettlementError::Rpc(
+                "the credentials of the Ethereum RPC URL are not a valid header".into(),
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    let client = Client::builder().default_headers(headers).build().map_err(|e| {
+        SettlementError::Rpc(format!("cannot build the HTTP client of the Ethereum RPC: {e}"))
+    })?;
+    let provider = RootProvider::new(RpcClient::new_http_with_client(client, url.clone()));
+    Ok((provider, url))
 }
 
 /// An RPC error with the endpoint (which may carry an API key) removed from the message.
@@ -815,6 +902,11 @@ impl SettlementClient for EthereumSettlementClient {
                 tx_hash: Some(tx_hash.to_string()),
                 reason: "receipt status 0".into(),
             }),
+            WaitOutcome::Dropped => {
+                self.lock_metrics().txs_dropped += 1;
+                tracing::warn!(target: "orch::settlement", tx_hash = %hash, nonce, "State update transaction dropped from the pool; the next try sends it again");
+                Err(SettlementError::Dropped { drops: 1, nonce })
+            }
             WaitOutcome::NonceConsumed | WaitOutcome::TimedOut => {
                 Err(SettlementError::NotConfirmed { attempts: 1, bumps: 0 })
             }

@@ -21,7 +21,7 @@ use alloy::{
 use async_trait::async_trait;
 use aws_sdk_kms::{
     primitives::Blob,
-    types::{MessageType, SigningAlgorithmSpec},
+    types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec},
 };
 
 /// What went wrong building or using a signer. Never contains key material.
@@ -132,15 +132,29 @@ impl KmsSigner {
                 key_id: key_id.clone(),
                 detail: aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
             })?;
+        // KMS names the key's spec and usage (some emulators leave them out): refuse a key that
+        // cannot sign Ethereum transactions before reading its point.
+        let malformed = |detail: String| SignerError::Malformed { key_id: key_id.clone(), detail };
+        if let Some(spec) = out.key_spec().filter(|s| **s != KeySpec::EccSecgP256K1) {
+            return Err(malformed(format!(
+                "its key spec is {}; the operator key must be ECC_SECG_P256K1 (secp256k1)",
+                spec.as_str()
+            )));
+        }
+        if let Some(usage) = out.key_usage().filter(|u| **u != KeyUsageType::SignVerify) {
+            return Err(malformed(format!(
+                "its key usage is {}; the operator key must be SIGN_VERIFY",
+                usage.as_str()
+            )));
+        }
         let der = out.public_key().map(|b| b.as_ref().to_vec()).unwrap_or_default();
-        let verifying_key = verifying_key_from_spki(&der)
-            .map_err(|detail| SignerError::Malformed { key_id: key_id.clone(), detail })?;
+        let verifying_key = verifying_key_from_spki(&der).map_err(malformed)?;
         let address = Address::from_public_key(&verifying_key);
         Ok(Self { client, key_id, verifying_key, address })
     }
 
     /// A signer from a KMS client built from the environment's AWS configuration (region,
-    /// credentials, optional `AWS_ENDPOINT_URL_KMS`).
+    /// credentials, and the endpoint override `AWS_ENDPOINT_URL_KMS` or `AWS_ENDPOINT_URL`).
     pub async fn from_env(key_id: impl Into<String>) -> Result<Self, SignerError> {
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         Self::new(aws_sdk_kms::Client::new(&conf), key_id).await
@@ -246,7 +260,9 @@ pub fn signature_from_der(
             }
         }
     }
-    Err("signature does not recover to the key's address".into())
+    Err("the signature does not recover to the key's public key: KMS did not sign the digest \
+         as given (a KMS that ignores MessageType=DIGEST signs SHA-256 of it instead)"
+        .into())
 }
 
 #[cfg(test)]
@@ -311,6 +327,11 @@ mod tests {
             assert_eq!(eth, local.sign_hash_sync(&digest).unwrap());
         }
         assert!(signature_from_der(&[0x30, 1, 2], B256::ZERO, &vk).is_err());
+        // A signature of another message (what a KMS that hashes the digest again returns) is
+        // refused rather than turned into a transaction from some other address.
+        let (other, _) = sk.sign_prehash_recoverable(&[7u8; 32]).unwrap();
+        let err = signature_from_der(&der_of(&other), B256::from([9u8; 32]), &vk).unwrap_err();
+        assert!(err.contains("does not recover") && err.contains("MessageType=DIGEST"), "{err}");
     }
 
     #[tokio::test]

@@ -1,7 +1,13 @@
 //! The transaction manager against a real Anvil (started per test, killed on drop): blob
 //! updates accepted by the test core contract, contract-level reverts for a wrong y / blob /
 //! proof, same-nonce replacement with bounded bumps, the fee cap, restarts mid-flight, and bad
-//! input refused before anything is sent.
+//! input refused before anything is sent. [`kms`]: the AWS KMS signer against KMS emulators,
+//! signing a blob update that lands on Anvil.
+
+#[path = "anvil/dropped.rs"]
+mod dropped;
+#[path = "anvil/kms.rs"]
+mod kms;
 
 use std::{
     sync::{Arc, Mutex},

@@ -58,6 +58,16 @@ pub enum SettlementError {
         /// Bumps used.
         bumps: u32,
     },
+    /// Our transaction left the node's pool unmined (evicted, or the node restarted) too many
+    /// times in one call, each time sent again on the same nonce (retryable: the next call
+    /// starts over).
+    #[error("the state update transaction was dropped from the pool {drops} time(s) at nonce {nonce}; giving up for now")]
+    Dropped {
+        /// Attempts found dropped in the call.
+        drops: u32,
+        /// The nonce they used.
+        nonce: u64,
+    },
     /// The signer failed (KMS unreachable, key not usable).
     #[error("signer error: {0}")]
     Signer(String),
@@ -67,7 +77,8 @@ pub enum SettlementError {
 }
 
 impl Retryable for SettlementError {
-    /// RPC and signer failures, a fee cap in the way and unconfirmed attempts are retryable;
+    /// RPC and signer failures, a fee cap in the way, unconfirmed and dropped attempts are
+    /// retryable;
     /// invalid input, reverts and unsupported calls are not.
     fn is_retryable(&self) -> bool {
         matches!(
@@ -75,6 +86,7 @@ impl Retryable for SettlementError {
             Self::Rpc(_)
                 | Self::FeeCapExceeded { .. }
                 | Self::NotConfirmed { .. }
+                | Self::Dropped { .. }
                 | Self::Signer(_)
         )
     }
@@ -110,6 +122,9 @@ pub enum TxAttemptStatus {
     /// Its nonce was used by another transaction carrying the same update (an earlier attempt
     /// or the contract already advanced).
     Superseded,
+    /// Gone from the node's pool without being mined (evicted, or the node restarted): nothing
+    /// of ours was pending at its nonce any more, so the update was sent again on that nonce.
+    Dropped,
 }
 
 /// One transaction attempt of a state update, as recorded in the job's metadata.
@@ -229,6 +244,9 @@ pub struct SettlementMetrics {
     pub txs_sent: u64,
     /// Fee bumps sent.
     pub fee_bumps: u64,
+    /// Attempts found dropped from the pool unmined (each then sent again on its nonce).
+    #[serde(default)]
+    pub txs_dropped: u64,
 }
 
 /// Settles state updates on a base layer (reference §9.1).
@@ -305,6 +323,7 @@ mod tests {
         assert!(SettlementError::FeeCapExceeded { needed_wei: 2, cap_wei: 1 }.is_retryable());
         assert!(!SettlementError::InvalidInput("short".into()).is_retryable());
         assert!(!SettlementError::Reverted { tx_hash: None, reason: "x".into() }.is_retryable());
+        assert!(SettlementError::Dropped { drops: 6, nonce: 3 }.is_retryable());
     }
 
     #[test]

@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use orchestrator_settlement_client_interface::{
     SettlementClient, SettlementError, SettlementResult, SettlementVerificationStatus, Word,
 };
+use orchestrator_utils::secret::split_userinfo;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use starknet::{
     accounts::{Account, AccountError, ExecutionEncoding, SingleOwnerAccount},
     core::{
@@ -41,6 +43,8 @@ type OperatorAccount = SingleOwnerAccount<JsonRpcClient<HttpTransport>, LocalWal
 #[derive(Clone)]
 pub struct StarknetSettlementConfig {
     /// Starknet JSON-RPC endpoint (may carry an API key: never logged or put in errors).
+    /// Credentials in it (`http://user:password@host/`) are sent as an `Authorization: Basic`
+    /// header; the transport gets the URL without them.
     pub rpc_url: Url,
     /// The operator account (a deployed account contract registered as operator).
     pub account_address: Felt,
@@ -117,8 +121,24 @@ impl StarknetSettlementClient {
     /// A client for the node of `config`. Nothing is sent yet: the chain id is read on the first
     /// state update, so the orchestrator starts (and reports itself not ready) while the node
     /// is down.
-    pub fn new(config: StarknetSettlementConfig) -> Self {
-        let provider = JsonRpcClient::new(HttpTransport::new(config.rpc_url.clone()));
+    pub fn new(mut config: StarknetSettlementConfig) -> Self {
+        let (url, authorization) = split_userinfo(&config.rpc_url);
+        let mut headers = HeaderMap::new();
+        if let Some(value) = authorization {
+            // `Basic ` and base64: visible ASCII, always a valid header value.
+            let mut value =
+                HeaderValue::from_str(value.expose()).expect("Basic credentials are ASCII");
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        // Building fails only when the TLS backend cannot start, where the transport's own
+        // default client (`HttpTransport::new`) panics as well.
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("the TLS backend starts");
+        let provider = JsonRpcClient::new(HttpTransport::new_with_client(url.clone(), http));
+        config.rpc_url = url;
         Self { provider, account: tokio::sync::OnceCell::new(), config }
     }
 

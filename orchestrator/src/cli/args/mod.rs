@@ -24,3 +24,4 @@ pub mod settlement;
 pub mod snos;
 pub mod storage;
 pub mod upstream;
+pub mod usage;

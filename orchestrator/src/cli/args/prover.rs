@@ -33,6 +33,10 @@ pub struct ProverArgs {
     /// Mock prover settings.
     #[command(flatten)]
     pub mock: MockProverArgs,
+
+    /// Local aggregation (SHARP, mock prover).
+    #[command(flatten)]
+    pub aggregator: AggregatorArgs,
 }
 
 /// SHARP settings (`--prover sharp`).
@@ -163,4 +167,32 @@ pub struct MockProverArgs {
     /// key).
     #[arg(long, env = "MADARA_ORCHESTRATOR_MOCK_VERIFIER_ADDRESS")]
     pub mock_verifier_address: Option<String>,
+}
+
+/// Local aggregation settings (`--prover sharp` and `--prover mock` on L2; Atlantic aggregates
+/// in its buckets).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Prover: local aggregation")]
+pub struct AggregatorArgs {
+    /// Runner of the aggregator program: `stand-in` (the SNOS stand-in in aggregator mode;
+    /// proves nothing; the mock prover's default) or `external` (`--aggregator-command`;
+    /// required with `--prover sharp`).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_AGGREGATOR_RUNNER", value_enum)]
+    pub aggregator_runner: Option<crate::config::AggregatorRunnerKind>,
+
+    /// Command line (run with `sh -c`) of the external aggregator: it gets the children (SNOS
+    /// PIEs and outputs) in `$AGGREGATOR_INPUT_DIR` and writes the aggregator PIE to
+    /// `$AGGREGATOR_OUTPUT` and the DA segment to `$AGGREGATOR_OUTPUT_DIR/da_segment.json`
+    /// (see docs/provers.md).
+    #[arg(long, env = "MADARA_ORCHESTRATOR_AGGREGATOR_COMMAND")]
+    pub aggregator_command: Option<String>,
+
+    /// Seconds the external aggregator command may run before it is killed (the job is
+    /// retried).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_AGGREGATOR_COMMAND_TIMEOUT_SECONDS",
+        default_value_t = 3600
+    )]
+    pub aggregator_command_timeout_seconds: u64,
 }

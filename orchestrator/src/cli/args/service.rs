@@ -99,9 +99,38 @@ pub struct ServiceArgs {
     #[arg(long, env = "MADARA_ORCHESTRATOR_ORPHAN_SCAN_INTERVAL_SECONDS", default_value_t = 60)]
     pub orphan_scan_interval_seconds: u64,
 
+    /// Seconds a job may wait in a status that needs a message (`Created`, `PendingRetry`,
+    /// `VerificationFailed`, `PendingVerification`) before the orphan scanner sends its message
+    /// again (ours): covers a message held by an instance that died until the queue's
+    /// visibility timeout (6 to 18 minutes). Duplicates are harmless.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_STALE_MESSAGE_SECONDS", default_value_t = 600)]
+    pub stale_message_seconds: u64,
+
     /// Seconds between verification polls of proving, aggregation, data-submission and
     /// state-transition jobs (ours). Unset keeps each job type's default (30 s for proofs and
     /// aggregations, 60 s for data submission and settlement); lower it on fast local chains.
     #[arg(long, env = "MADARA_ORCHESTRATOR_VERIFICATION_POLL_SECONDS")]
     pub verification_poll_seconds: Option<u64>,
+
+    /// Start without the preflight (ours): `run` otherwise checks the node, the settlement
+    /// layer, the prover, the DA RPC, storage, queues and database first, prints one
+    /// `preflight:` line per check and exits non-zero on a fatal one.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_SKIP_PREFLIGHT", help_heading = "Preflight")]
+    pub skip_preflight: bool,
+
+    /// The appchain's chain id (ours), `0x` hex or a short string such as `MADARA_DEVNET`: the
+    /// preflight fails when `--madara-rpc-url` answers another `starknet_chainId`.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_PREFLIGHT_CHAIN_ID", help_heading = "Preflight")]
+    pub preflight_chain_id: Option<String>,
+
+    /// Seconds the preflight keeps checking a dependency that does not answer (ours): a node,
+    /// RPC or prover unreachable for a moment (a restart during an outage) is waited for
+    /// instead of stopping `run`; a wrong answer is fatal at once. 0: no waiting.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_PREFLIGHT_WAIT_SECONDS",
+        default_value_t = 30,
+        help_heading = "Preflight"
+    )]
+    pub preflight_wait_seconds: u64,
 }

@@ -16,7 +16,8 @@ pub struct EthereumSettlementArgs {
     #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_SETTLEMENT_RPC_URL", hide_env_values = true)]
     pub ethereum_rpc_url: Option<Secret<Url>>,
 
-    /// Private key of the operator account (`_FILE` companion supported).
+    /// Private key of the operator account (`_FILE` companion supported). Required with
+    /// `--settle-on-ethereum` unless `--ethereum-kms-key-id` is given; not with it.
     #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_PRIVATE_KEY", hide_env_values = true)]
     pub ethereum_private_key: Option<Secret<String>>,
 
@@ -60,8 +61,10 @@ pub struct EthereumSettlementArgs {
     #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_DISABLE_PEERDAS")]
     pub disable_peerdas: bool,
 
-    /// AWS KMS key id (or ARN) of the operator key: state updates are signed by KMS instead of
-    /// `--ethereum-private-key` (region and credentials from the AWS environment).
+    /// AWS KMS key of the operator (key id, key ARN, `alias/…` or alias ARN; an
+    /// `ECC_SECG_P256K1` `SIGN_VERIFY` key): state updates are signed by KMS, and
+    /// `--ethereum-private-key` is then neither needed nor allowed. Region, credentials and
+    /// endpoint come from the AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL_KMS`, …).
     #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_KMS_KEY_ID")]
     pub ethereum_kms_key_id: Option<String>,
 }

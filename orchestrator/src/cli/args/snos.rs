@@ -6,6 +6,15 @@ use std::path::PathBuf;
 
 use url::Url;
 
+/// The STRK fee token of Starknet mainnet and Sepolia, `--snos-strk-fee-token-address`'s
+/// default.
+pub const STRK_FEE_TOKEN_ADDRESS: &str =
+    "0x04718f5a0fc34cc1af16a1cdee98ffb20c31f5cd61d6ab07201858f4287c938d";
+/// The ETH fee token of Starknet mainnet and Sepolia, `--snos-eth-fee-token-address`'s
+/// default.
+pub const ETH_FEE_TOKEN_ADDRESS: &str =
+    "0x049d36570d4e46f48e99674bd3fcc84644ddd6b96f7c741b1562b82f9e004dc7";
+
 /// The Starknet OS run.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "SNOS")]
@@ -22,9 +31,28 @@ pub struct SnosArgs {
     #[arg(long, env = "MADARA_ORCHESTRATOR_SNOS_FULL_OUTPUT")]
     pub snos_full_output: bool,
 
-    /// JSON file overriding the blockifier versioned constants.
+    /// JSON file overriding the blockifier versioned constants; its absolute path reaches the
+    /// external SNOS command as `SNOS_VERSIONED_CONSTANTS_PATH`.
     #[arg(long, env = "MADARA_ORCHESTRATOR_VERSIONED_CONSTANTS_PATH")]
     pub versioned_constants: Option<PathBuf>,
+
+    /// The chain's STRK fee token contract (hex felt), passed to the external SNOS command as
+    /// `SNOS_STRK_FEE_TOKEN_ADDRESS`. Default: Starknet mainnet's (also Sepolia's).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SNOS_STRK_FEE_TOKEN_ADDRESS",
+        default_value = STRK_FEE_TOKEN_ADDRESS
+    )]
+    pub snos_strk_fee_token_address: String,
+
+    /// The chain's ETH fee token contract (hex felt), passed to the external SNOS command as
+    /// `SNOS_ETH_FEE_TOKEN_ADDRESS`. Default: Starknet mainnet's (also Sepolia's).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SNOS_ETH_FEE_TOKEN_ADDRESS",
+        default_value = ETH_FEE_TOKEN_ADDRESS
+    )]
+    pub snos_eth_fee_token_address: String,
 
     /// Layout of the SNOS run.
     #[arg(
@@ -54,10 +82,10 @@ pub struct SnosArgs {
     #[arg(long, env = "MADARA_ORCHESTRATOR_SNOS_RUNNER", value_enum, default_value = "stand-in")]
     pub snos_runner: SnosRunnerKind,
 
-    /// Command line (run with `sh -c`) of the external runner; it gets the block range in
-    /// `SNOS_*` environment variables and writes `cairo_pie.zip` into `$SNOS_OUTPUT_DIR` (see
-    /// docs/snos.md). Example with the snos project's PIE generator:
-    /// `generate-pie --rpc-url "$SNOS_RPC_URL" --blocks "$SNOS_BLOCKS" --output "$SNOS_OUTPUT_DIR/cairo_pie.zip"`
+    /// Command line (run with `sh -c`) of the external runner; it gets the block range and the
+    /// chain settings in `SNOS_*` environment variables and writes its PIE to `$SNOS_OUTPUT`
+    /// (`$SNOS_OUTPUT_DIR/cairo_pie.zip`; see docs/snos.md). The snos project's PIE generator
+    /// reads those variables itself: `--snos-command /path/to/generate-pie`.
     #[arg(long, env = "MADARA_ORCHESTRATOR_SNOS_COMMAND")]
     pub snos_command: Option<String>,
 

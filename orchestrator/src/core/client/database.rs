@@ -8,6 +8,7 @@ use orchestrator_utils::Retryable;
 use std::slice::from_ref;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::types::{
@@ -17,6 +18,7 @@ use crate::types::{
         SnosBatchUpdates, SortOrder,
     },
     jobs::{JobItem, JobItemUpdates, JobStatus, JobType},
+    queue::WorkerTriggerType,
 };
 
 use super::BoxError;
@@ -154,6 +156,60 @@ pub enum BatchWrite {
     Upsert,
 }
 
+/// An operator's pause of a trigger, as stored: while it exists, no orchestrator process
+/// sharing the database runs that trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerPause {
+    /// The paused trigger (one pause per trigger).
+    pub trigger: WorkerTriggerType,
+    /// Who paused it: the admin caller's name (`"admin"` when it gave none).
+    pub paused_by: String,
+    /// When, to the millisecond (every backend stores milliseconds).
+    pub paused_at: DateTime<Utc>,
+    /// Why, if the caller said.
+    pub reason: Option<String>,
+}
+
+impl TriggerPause {
+    /// A pause of `trigger` by `paused_by`, now (truncated to the millisecond).
+    pub fn new(
+        trigger: WorkerTriggerType,
+        paused_by: impl Into<String>,
+        reason: Option<String>,
+    ) -> Self {
+        let now = Utc::now();
+        // `now` is after 1970 and before 262143, so its milliseconds are a valid time.
+        let paused_at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        Self { trigger, paused_by: paused_by.into(), paused_at, reason }
+    }
+
+    /// `paused_at` in unix milliseconds, as the SQL backends store it.
+    pub fn paused_at_ms(&self) -> i64 {
+        self.paused_at.timestamp_millis()
+    }
+
+    /// Rebuilds a stored pause from its fields; `Corrupt` (naming the record) when the trigger
+    /// name is unknown to this version or the time is out of range.
+    ///
+    /// # Errors
+    /// `Corrupt`.
+    pub fn from_stored(
+        trigger: &str,
+        paused_by: String,
+        paused_at_ms: i64,
+        reason: Option<String>,
+    ) -> DatabaseResult<Self> {
+        let corrupt = |reason: String| DatabaseError::Corrupt {
+            what: format!("trigger pause {trigger:?}"),
+            reason,
+        };
+        let trigger_type = trigger.parse().map_err(|e| corrupt(format!("{e}")))?;
+        let paused_at = DateTime::from_timestamp_millis(paused_at_ms)
+            .ok_or_else(|| corrupt(format!("paused_at {paused_at_ms} ms is out of range")))?;
+        Ok(Self { trigger: trigger_type, paused_by, paused_at, reason })
+    }
+}
+
 /// Internal ids per query of [`DatabaseClient::get_jobs_by_internal_ids_and_type`], well below
 /// the bound-parameter limits of the SQL databases.
 const INTERNAL_IDS_PER_QUERY: usize = 10_000;
@@ -193,7 +249,10 @@ pub trait BatchStore<B: BatchKind>: Send + Sync {
 /// - `orchestrator_version` filters compare `metadata.common.orchestrator_version` (jobs) or the
 ///   batch's `orchestrator_version`; `None` matches every version;
 /// - integers are stored as signed 64-bit on every backend: writing a `u64` above `i64::MAX`
-///   fails, a filter value above it matches nothing (or everything, as an upper bound).
+///   fails, a filter value above it matches nothing (or everything, as an upper bound);
+/// - trigger pauses: at most one per trigger; pausing a paused trigger keeps the first pause
+///   (who, when, why) unchanged, also when processes race; resuming removes the pause and
+///   returns it; every process sharing the database sees a pause at its next read.
 ///
 /// A backend implements the required methods and [`BatchStore`]; the provided ones are
 /// shortcuts of them and keep their contract whatever the backend. The conformance suite `conformance::database`
@@ -591,4 +650,22 @@ pub trait DatabaseClient:
         &self,
         block_number: u64,
     ) -> DatabaseResult<Option<BlockBatchLookup>>;
+
+    // ---- trigger pauses ----
+
+    /// Stores `pause` unless its trigger is paused already; whether it did (`false`: the stored
+    /// pause is left as it was).
+    async fn insert_trigger_pause(&self, pause: &TriggerPause) -> DatabaseResult<bool>;
+    /// Removes the pause of `trigger`; the pause removed, `None` when it was not paused.
+    async fn delete_trigger_pause(
+        &self,
+        trigger: WorkerTriggerType,
+    ) -> DatabaseResult<Option<TriggerPause>>;
+    /// The pause of `trigger`, if paused: one read by key, cheap enough for every trigger run.
+    async fn get_trigger_pause(
+        &self,
+        trigger: WorkerTriggerType,
+    ) -> DatabaseResult<Option<TriggerPause>>;
+    /// Every pause, by trigger name.
+    async fn get_trigger_pauses(&self) -> DatabaseResult<Vec<TriggerPause>>;
 }

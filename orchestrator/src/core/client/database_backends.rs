@@ -69,7 +69,7 @@ pub async fn open(
                 database: Arc::new(database),
                 lock: Arc::new(lock),
                 summary: format!(
-                    "database: PostgreSQL at {shown} (tables jobs, snos_batches, aggregator_batches, block_batch_lookups, locks)"
+                    "database: PostgreSQL at {shown} (tables jobs, snos_batches, aggregator_batches, block_batch_lookups, trigger_pauses, locks)"
                 ),
             }))
         }
@@ -87,7 +87,7 @@ pub async fn open(
                 database: Arc::new(database),
                 lock: Arc::new(lock),
                 summary: format!(
-                    "database: MongoDB database {name} at {shown} (collections jobs, snos_batches, aggregator_batches, block_batch_lookups, locks, with their indexes)"
+                    "database: MongoDB database {name} at {shown} (collections jobs, snos_batches, aggregator_batches, block_batch_lookups, trigger_pauses, locks, with their indexes)"
                 ),
             }))
         }

@@ -2,9 +2,12 @@
 //!
 //! - Atlantic: the batch's bucket is closed; Atlantic runs the aggregator and serves its
 //!   artifacts once the bucket is done.
-//! - SHARP and the mock prover: the aggregator runs locally ([`LocalAggregator`]) and its PIE
-//!   is submitted as an applicative job. Running the aggregator program is a seam: the build
-//!   ships [`UnavailableAggregator`], which fails the job with a clear reason.
+//! - SHARP and the mock prover: the aggregator runs locally ([`LocalAggregator`]) over the
+//!   children (each SNOS batch's PIE and OS output, its prover task id) and its PIE is
+//!   submitted as an applicative job with its fact. `--aggregator-runner` picks the local
+//!   aggregator: [`StandInAggregator`] (the SNOS stand-in in aggregator mode, the same one the
+//!   mock Atlantic server runs; the mock prover's default) or [`ExternalAggregatorRunner`]
+//!   (`--aggregator-command`, required with SHARP; contract in `docs/provers.md`).
 //!
 //! On success the artifacts are stored (PIE, DA segment, OS output, optional proof), the
 //! program output is recomputed from the PIE (aggregator-mode filter) and stored as bincode
@@ -17,15 +20,25 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use orchestrator_gps_fact_checker::fact::{aggregator::filter_aggregator_output, pie};
+use cairo_vm::types::layout_name::LayoutName;
+use orchestrator_gps_fact_checker::fact::{
+    aggregator::filter_aggregator_output, keccak256_concat, pie, program_hash::program_hash,
+};
 use orchestrator_prover_client_interface::{ApplicativeJobInfo, Task, TaskStatus, TaskType};
+use orchestrator_snos_runner::{
+    aggregator::aggregate_pies,
+    external_aggregator::{
+        AggregationChildInput, AggregationInput, ExternalAggregator, ExternalAggregatorConfig,
+    },
+    Felt, Retryable, SnosRunnerError,
+};
 
 use super::{
     proving::{create_once, variant, verify_error, ProverContext},
     StageInputs, StageWorkers,
 };
 use crate::{
-    config::choices::ProverKind,
+    config::{choices::ProverKind, AggregatorParams, AggregatorRunnerKind},
     types::{
         batch::{
             AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, SnosBatch,
@@ -38,7 +51,7 @@ use crate::{
         queue::WorkerTriggerType,
     },
     worker::{
-        handler::{Attempts, JobError, JobHandlerTrait},
+        handler::{read_os_output, Attempts, JobError, JobHandlerTrait},
         trigger::{available_slots, JobTrigger, TriggerError},
         Config,
     },
@@ -51,37 +64,164 @@ pub struct LocalAggregation {
     pub cairo_pie_zip: Vec<u8>,
     /// DA segment (JSON array of hex felts).
     pub da_segment: Vec<u8>,
-    /// The aggregator fact, `0x` hex.
+    /// The aggregator fact, `0x` hex: `keccak(program_hash, keccak(aggregated output words))`,
+    /// the fact a core contract checks for the aggregated output.
     pub fact: String,
+}
+
+impl LocalAggregation {
+    /// Checks an aggregator run (its PIE must parse and its output must have the aggregator
+    /// layout) and computes its fact.
+    ///
+    /// # Errors
+    /// Fatal, naming the problem: the same run fails the same way.
+    pub fn from_run(cairo_pie_zip: Vec<u8>, da_segment: &[Felt]) -> Result<Self, JobError> {
+        let parsed = pie::read_pie_bytes(&cairo_pie_zip)
+            .map_err(|e| JobError::fatal_with("the aggregator PIE does not parse", e))?;
+        let hash = program_hash(&parsed)
+            .map_err(|e| JobError::fatal_with("the aggregator PIE has no program hash", e))?;
+        let full = pie::program_output(&parsed)
+            .map_err(|e| JobError::fatal_with("the aggregator PIE has no usable output", e))?;
+        let own = filter_aggregator_output(&full).map_err(|e| {
+            JobError::fatal_with("the aggregator PIE's output is not aggregator-shaped", e)
+        })?;
+        let words: Vec<[u8; 32]> = own.iter().map(|f| f.to_bytes_be()).collect();
+        let output_hash = keccak256_concat(words.iter().map(|w| w.as_slice()));
+        let fact =
+            keccak256_concat([hash.to_bytes_be().as_slice(), output_hash.as_bytes().as_slice()]);
+        let hex: Vec<String> = da_segment.iter().map(|f| format!("{f:#x}")).collect();
+        let da_segment = serde_json::to_vec(&hex)
+            .map_err(|e| JobError::fatal_with("cannot encode the DA segment", e))?;
+        Ok(Self { cairo_pie_zip, da_segment, fact: fact.to_string() })
+    }
 }
 
 /// Runs the aggregator program over the children of a batch (SHARP, mock prover).
 #[async_trait]
 pub trait LocalAggregator: Send + Sync + fmt::Debug {
-    /// Aggregates `children_program_outputs` (bincode program outputs of the SNOS batches)
-    /// of aggregator batch `batch_index`.
-    async fn aggregate(
-        &self,
-        batch_index: u64,
-        children_program_outputs: Vec<Vec<u8>>,
-    ) -> Result<LocalAggregation, JobError>;
+    /// A short name for logs (`stand-in`, `external`, `unavailable`).
+    fn name(&self) -> &'static str;
+
+    /// Aggregates the children of `input` (aggregator batch `input.batch_index`).
+    async fn aggregate(&self, input: &AggregationInput) -> Result<LocalAggregation, JobError>;
 }
 
-/// The aggregator program is not part of this build: every local aggregation fails.
+/// No local aggregator: every local aggregation fails (tests of the other paths).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UnavailableAggregator;
 
 #[async_trait]
 impl LocalAggregator for UnavailableAggregator {
-    async fn aggregate(
-        &self,
-        batch_index: u64,
-        _children: Vec<Vec<u8>>,
-    ) -> Result<LocalAggregation, JobError> {
+    fn name(&self) -> &'static str {
+        "unavailable"
+    }
+
+    async fn aggregate(&self, input: &AggregationInput) -> Result<LocalAggregation, JobError> {
         Err(JobError::fatal(format!(
-            "aggregator batch {batch_index}: local aggregation needs the Cairo aggregator program, which this build does not \
-             include; use --prover atlantic on L2, or plug a LocalAggregator in"
+            "aggregator batch {}: no local aggregator is configured; use --aggregator-runner \
+             stand-in (mock prover) or --aggregator-runner external --aggregator-command <cmd>",
+            input.batch_index
         )))
+    }
+}
+
+fn runner_error(batch: u64, e: SnosRunnerError) -> JobError {
+    let what = format!("aggregator batch {batch}: the aggregator");
+    if e.is_retryable() {
+        JobError::retryable_with(what, e)
+    } else {
+        JobError::fatal_with(what, e)
+    }
+}
+
+/// The SNOS stand-in in aggregator mode, in process
+/// ([`orchestrator_snos_runner::aggregator::aggregate_pies`], strict: a child PIE that is not
+/// OS-shaped fails the job naming it). Proves nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct StandInAggregator {
+    /// The layout of the run (the stand-in cannot run `dynamic`).
+    pub layout: LayoutName,
+}
+
+impl Default for StandInAggregator {
+    fn default() -> Self {
+        Self { layout: LayoutName::all_cairo }
+    }
+}
+
+#[async_trait]
+impl LocalAggregator for StandInAggregator {
+    fn name(&self) -> &'static str {
+        "stand-in"
+    }
+
+    async fn aggregate(&self, input: &AggregationInput) -> Result<LocalAggregation, JobError> {
+        let (layout, batch, max) = (self.layout, input.batch_index, input.max_num_blobs);
+        let children: Vec<(u64, Vec<u8>)> = input
+            .children
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i as u64 + 1, c.cairo_pie_zip.clone()))
+            .collect();
+        let run = tokio::task::spawn_blocking(move || {
+            let refs: Vec<(u64, &[u8])> =
+                children.iter().map(|(i, z)| (*i, z.as_slice())).collect();
+            aggregate_pies(&refs, max, layout, false)
+        })
+        .await
+        .map_err(|e| JobError::fatal_with("the stand-in aggregator panicked", e))?
+        .map_err(|e| runner_error(batch, e))?;
+        tracing::info!(target: "orch::prover", aggregator_batch = batch, n_steps = run.n_steps, "Stand-in aggregation done (proves nothing)");
+        LocalAggregation::from_run(run.cairo_pie_zip, &run.da_segment)
+    }
+}
+
+/// The external aggregator command (`--aggregator-runner external --aggregator-command`).
+#[derive(Debug, Clone)]
+pub struct ExternalAggregatorRunner(pub ExternalAggregator);
+
+#[async_trait]
+impl LocalAggregator for ExternalAggregatorRunner {
+    fn name(&self) -> &'static str {
+        "external"
+    }
+
+    async fn aggregate(&self, input: &AggregationInput) -> Result<LocalAggregation, JobError> {
+        let out = self.0.run(input).await.map_err(|e| runner_error(input.batch_index, e))?;
+        LocalAggregation::from_run(out.cairo_pie_zip, &out.da_segment)
+    }
+}
+
+/// The local aggregator `params` select (`--aggregator-runner`).
+pub fn local_aggregator(params: &AggregatorParams) -> Arc<dyn LocalAggregator> {
+    match (params.runner, &params.command) {
+        (AggregatorRunnerKind::External, Some(command)) => {
+            tracing::info!(command = %command, "Aggregator: external command");
+            Arc::new(ExternalAggregatorRunner(ExternalAggregator::new(ExternalAggregatorConfig {
+                command: command.clone(),
+                timeout: params.command_timeout,
+            })))
+        }
+        // Validation requires a command with `external`.
+        (AggregatorRunnerKind::External, None) => Arc::new(UnavailableAggregator),
+        (AggregatorRunnerKind::StandIn, _) => Arc::new(StandInAggregator::default()),
+    }
+}
+
+/// What a local aggregation is given besides the children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregationSettings {
+    /// The Cairo layout named to the external command (`--snos-layout-name`).
+    pub layout: String,
+    /// Most blobs the DA segment may take (`--max-num-blobs`).
+    pub max_num_blobs: usize,
+    /// DA public keys (`--da-public-keys`).
+    pub da_public_keys: Vec<Felt>,
+}
+
+impl Default for AggregationSettings {
+    fn default() -> Self {
+        Self { layout: "all_cairo".into(), max_num_blobs: 6, da_public_keys: Vec::new() }
     }
 }
 
@@ -90,6 +230,7 @@ impl LocalAggregator for UnavailableAggregator {
 pub struct AggregatorHandler {
     ctx: ProverContext,
     local: Arc<dyn LocalAggregator>,
+    settings: AggregationSettings,
 }
 
 fn metadata(job: &JobItem) -> Result<AggregatorMetadata, JobError> {
@@ -115,7 +256,13 @@ pub fn program_output_bincode(
 impl AggregatorHandler {
     /// A handler over `ctx` aggregating locally with `local` (SHARP, mock prover).
     pub fn new(ctx: ProverContext, local: Arc<dyn LocalAggregator>) -> Self {
-        Self { ctx, local }
+        Self { ctx, local, settings: AggregationSettings::default() }
+    }
+
+    /// The same handler giving `settings` to the local aggregator.
+    pub fn with_settings(mut self, settings: AggregationSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     async fn set_batch(&self, index: u64, status: AggregatorBatchStatus) -> Result<(), JobError> {
@@ -129,34 +276,82 @@ impl AggregatorHandler {
             })
     }
 
+    /// The children of aggregator batch `batch`, in block order: each SNOS batch's PIE and OS
+    /// output (from its SnosRun job's artifacts) and the prover's key of its proof.
+    async fn children(&self, batch: u64) -> Result<Vec<AggregationChildInput>, JobError> {
+        let db = &self.ctx.database;
+        let mut snos = db.get_snos_batches_by_aggregator_index(batch).await.map_err(|e| {
+            JobError::client(format!("cannot load the SNOS batches of aggregator batch {batch}"), e)
+        })?;
+        snos.sort_by_key(|b| b.start_block);
+        let indexes: Vec<u64> = snos.iter().map(|b| b.index).collect();
+        let proofs = db
+            .get_jobs_by_internal_ids_and_type(&indexes, JobType::ProofCreation)
+            .await
+            .map_err(|e| JobError::client("cannot load the ProofCreation jobs", e))?;
+        let runs = db
+            .get_jobs_by_internal_ids_and_type(&indexes, JobType::SnosRun)
+            .await
+            .map_err(|e| JobError::client("cannot load the SnosRun jobs", e))?;
+        let mut children = Vec::with_capacity(snos.len());
+        for b in &snos {
+            let missing = |what: &str| {
+                JobError::fatal(format!(
+                    "aggregator batch {batch}: SNOS batch {} has no {what}",
+                    b.index
+                ))
+            };
+            let run = runs.iter().find(|j| j.internal_id == b.index);
+            let Some(JobSpecificMetadata::Snos(m)) = run.map(|j| &j.metadata.specific) else {
+                return Err(missing("SnosRun job"));
+            };
+            let task_id = proofs
+                .iter()
+                .find(|j| j.internal_id == b.index)
+                .map(|j| j.external_id.to_string())
+                .ok_or_else(|| missing("ProofCreation job"))?;
+            let pie_key =
+                m.cairo_pie_path.clone().unwrap_or_else(|| super::snos::cairo_pie_path(b.index));
+            let cairo_pie_zip = self.ctx.read(&pie_key, "a child's Cairo PIE").await?.to_vec();
+            let os_output = match &m.snos_output_path {
+                Some(key) => read_os_output(self.ctx.storage.as_ref(), key).await?,
+                None => {
+                    let parsed = pie::read_pie_bytes(&cairo_pie_zip).map_err(|e| {
+                        JobError::fatal_with(format!("the PIE at {pie_key} does not parse"), e)
+                    })?;
+                    pie::program_output(&parsed).map_err(|e| {
+                        JobError::fatal_with(format!("the PIE at {pie_key} has no output"), e)
+                    })?
+                }
+            };
+            children.push(AggregationChildInput {
+                snos_batch: b.index,
+                start_block: b.start_block,
+                end_block: b.end_block,
+                task_id,
+                cairo_pie_zip,
+                os_output,
+            });
+        }
+        Ok(children)
+    }
+
     async fn process_local(
         &self,
         job: &mut JobItem,
         m: &mut AggregatorMetadata,
     ) -> Result<String, JobError> {
-        let snos =
-            self.ctx.database.get_snos_batches_by_aggregator_index(m.batch_num).await.map_err(
-                |e| JobError::client(format!("cannot load the SNOS batches of {}", m.batch_num), e),
-            )?;
-        let indexes: Vec<u64> = snos.iter().map(|b| b.index).collect();
-        let proofs = self
-            .ctx
-            .database
-            .get_jobs_by_internal_ids_and_type(&indexes, JobType::ProofCreation)
-            .await
-            .map_err(|e| JobError::client("cannot load the ProofCreation jobs", e))?;
-        let mut outputs = Vec::with_capacity(snos.len());
-        for b in &snos {
-            outputs.push(
-                self.ctx
-                    .read(&format!("{}/program_output.txt", b.index), "a child program output")
-                    .await?,
-            );
-        }
-        let run = self
-            .local
-            .aggregate(m.batch_num, outputs.into_iter().map(|b| b.to_vec()).collect())
-            .await?;
+        let children = self.children(m.batch_num).await?;
+        let children_cairo_job_keys = children.iter().map(|c| c.task_id.clone()).collect();
+        let input = AggregationInput {
+            batch_index: m.batch_num,
+            children,
+            layout: self.settings.layout.clone(),
+            max_num_blobs: self.settings.max_num_blobs,
+            da_public_keys: self.settings.da_public_keys.clone(),
+        };
+        tracing::info!(target: "orch::prover", aggregator_batch = m.batch_num, n_children = input.children.len(), aggregator = self.local.name(), "Running the aggregator");
+        let run = self.local.aggregate(&input).await?;
         if let Some(path) = &m.cairo_pie_path {
             self.ctx.write(path, run.cairo_pie_zip.clone(), "the aggregator PIE").await?;
         }
@@ -168,7 +363,7 @@ impl AggregatorHandler {
         job.metadata.specific = JobSpecificMetadata::Aggregator(m.clone());
         let task = Task::RunAggregationWithPie(ApplicativeJobInfo {
             cairo_pie_zip: run.cairo_pie_zip,
-            children_cairo_job_keys: proofs.iter().map(|j| j.external_id.to_string()).collect(),
+            children_cairo_job_keys,
             fact_hash: run.fact,
         });
         self.ctx
@@ -399,15 +594,24 @@ impl JobTrigger for AggregatorTrigger {
 
 // -- Building the stage --
 
-/// The Aggregator handler (local aggregation unavailable: the prover aggregates) and trigger.
+/// The Aggregator handler (Atlantic aggregates in its buckets; SHARP and the mock prover
+/// through the local aggregator of `--aggregator-runner`) and trigger.
 pub(crate) fn build(inputs: &StageInputs<'_>) -> StageWorkers {
     let ctx = ProverContext::from_inputs(inputs);
-    let service = &inputs.params.service;
+    let params = inputs.params;
+    let service = &params.service;
     let trigger = AggregatorTrigger {
         buffer: service.aggregator_job_buffer_size,
         store_audit_artifacts: service.store_audit_artifacts,
     };
-    (Arc::new(AggregatorHandler::new(ctx, Arc::new(UnavailableAggregator))), Arc::new(trigger))
+    let settings = AggregationSettings {
+        layout: params.snos.layout.to_string(),
+        max_num_blobs: params.batching.max_num_blobs,
+        da_public_keys: params.snos.da_public_keys.clone(),
+    };
+    let handler =
+        AggregatorHandler::new(ctx, local_aggregator(&params.aggregator)).with_settings(settings);
+    (Arc::new(handler), Arc::new(trigger))
 }
 
 #[cfg(test)]

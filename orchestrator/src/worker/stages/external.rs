@@ -2,13 +2,19 @@
 //! (and the replay-bounds node), the prover (`--prover`), the settlement client
 //! (`--settle-on-*`), the DA client (`--da-on-*`) and the SNOS runner (`--snos-runner`). The
 //! stages' builders share them.
+//!
+//! An URL may carry credentials (`http://user:password@host/`): each client takes them out of
+//! it ([`orchestrator_utils::secret::split_userinfo`]) and sends them as an
+//! `Authorization: Basic` header, so the URL its HTTP transport logs has none. The Madara node
+//! clients are reqwest's, which does the same itself for every request; the external SNOS
+//! runner gets the whole URL in its environment (`SNOS_RPC_URL`), never on a log line.
 
 use std::{sync::Arc, time::Duration};
 
 use eyre::WrapErr;
 use orchestrator_atlantic_service::{
     types::{AtlanticAggregatorParams, AtlanticQueryStep as WireStep},
-    AtlanticConfig, AtlanticProverService, AtlanticSettlementLayer,
+    AtlanticConfig, AtlanticProverService, AtlanticSettlementLayer, ChainIdSource,
 };
 use orchestrator_da_client_interface::DaClient;
 use orchestrator_ethereum_da_client::EthereumDaClient;
@@ -17,7 +23,7 @@ use orchestrator_ethereum_settlement_client::{
     EthereumSettlementClient, EthereumSettlementConfig,
 };
 use orchestrator_gps_fact_checker::{
-    onchain::Address, AlwaysValid, FactRegistrar, FactRegistry, GpsFactChecker,
+    onchain::Address, FactRegistrar, FactRegistry, GpsFactChecker, StarknetFactRegistry,
 };
 use orchestrator_mock_service::MockProverService;
 use orchestrator_prover_client_interface::{ProverClient, RetryPolicy};
@@ -75,6 +81,22 @@ impl ExternalClients {
             )
             .map_err(|e| eyre::eyre!("Madara node client: {e}"))?,
         );
+        let settlement: Arc<dyn SettlementClient> = match &params.settlement {
+            SettlementParams::Ethereum(eth) => Arc::new(ethereum_client(eth).await?),
+            SettlementParams::Starknet(sn) => Arc::new(starknet_client(sn)?),
+        };
+        Self::from_parts(params, node, settlement)
+    }
+
+    /// The clients `params` selects around the given node and settlement client: the
+    /// replay-bounds node, the prover, the DA client and the SNOS runner are built from
+    /// `params` as [`Self::new`] builds them. Tests drive the pipeline of a configuration with
+    /// in-process fakes of the two clients that need a network at start-up.
+    pub fn from_parts(
+        params: &RunParams,
+        node: Arc<dyn MadaraClient>,
+        settlement: Arc<dyn SettlementClient>,
+    ) -> eyre::Result<Self> {
         let replay: Option<Arc<dyn MadaraClient>> = match &params.madara.replay_bounds_rpc_url {
             Some(url) => Some(Arc::new(
                 MadaraRpcClient::new(
@@ -84,21 +106,18 @@ impl ExternalClients {
             )),
             None => None,
         };
-        let settlement: Arc<dyn SettlementClient> = match &params.settlement {
-            SettlementParams::Ethereum(eth) => Arc::new(ethereum_client(eth).await?),
-            SettlementParams::Starknet(sn) => Arc::new(starknet_client(sn)?),
-        };
         Ok(Self {
-            node,
+            node: node.clone(),
             replay,
             prover: prover_client(
+                &node,
                 &params.prover,
                 &params.snos,
                 &params.settlement,
                 RetryPolicy::upstream(params.upstream),
             )?,
             settlement,
-            da: da_client(&params.da),
+            da: da_client(&params.da)?,
             snos_runner: snos_runner(&params.snos),
         })
     }
@@ -139,8 +158,10 @@ fn atlantic_config(a: &AtlanticParams, snos: &SnosParams, retry: RetryPolicy) ->
         aggregator_params: AtlanticAggregatorParams {
             use_kzg_da: true,
             full_output: false,
+            // Read from the node on the first bucket (`NodeChainId`).
             chain_id_hex: None,
-            fee_token_address: None,
+            // The fee token the OS runs with (`--snos-strk-fee-token-address`).
+            fee_token_address: Some(format!("{:#x}", snos.strk_fee_token_address)),
             public_keys: (!snos.da_public_keys.is_empty())
                 .then(|| snos.da_public_keys.iter().map(|k| format!("{k:#x}")).collect()),
         },
@@ -153,6 +174,7 @@ fn atlantic_config(a: &AtlanticParams, snos: &SnosParams, retry: RetryPolicy) ->
 /// (`--upstream-read-*`); Atlantic also takes the OS layout and DA keys, the mock prover the
 /// settlement RPC and key it registers facts with.
 fn prover_client(
+    node: &Arc<dyn MadaraClient>,
     prover: &ProverParams,
     snos: &SnosParams,
     settlement: &SettlementParams,
@@ -160,24 +182,36 @@ fn prover_client(
 ) -> eyre::Result<Arc<dyn ProverClient>> {
     Ok(match prover {
         ProverParams::Atlantic(a) => {
-            let checker: Option<Arc<dyn FactRegistry>> =
-                match (a.mock_fact_hash, a.settlement_layer, &a.rpc_node_url) {
-                    (true, _, _) => None,
-                    (false, ProofSettlementLayer::Starknet, _) => Some(Arc::new(AlwaysValid)),
-                    (false, ProofSettlementLayer::Ethereum, Some(rpc)) => {
-                        let bytes = a.verifier_contract_address.to_bytes_be();
-                        Some(Arc::new(GpsFactChecker::new(
-                            rpc.clone(),
-                            Address::from_slice(&bytes[12..]),
-                        )))
-                    }
-                    (false, ProofSettlementLayer::Ethereum, None) => {
-                        eyre::bail!("--atlantic-rpc-node-url is needed to check facts")
-                    }
-                };
+            let checker: Option<Arc<dyn FactRegistry>> = match (
+                a.mock_fact_hash,
+                a.settlement_layer,
+                &a.rpc_node_url,
+            ) {
+                (true, _, _) => None,
+                // L3: the fact of each L2 verification, in the Cairo fact registry at
+                // --atlantic-verifier-contract-address on the Starknet settlement layer.
+                (false, ProofSettlementLayer::Starknet, Some(rpc)) => {
+                    tracing::info!(target: "orch::prover", registry = %format_args!("{:#x}", a.verifier_contract_address), "L2 verification facts are checked in the Starknet fact registry");
+                    Some(Arc::new(StarknetFactRegistry::new(
+                        rpc.clone(),
+                        a.verifier_contract_address,
+                    )))
+                }
+                (false, ProofSettlementLayer::Ethereum, Some(rpc)) => {
+                    let bytes = a.verifier_contract_address.to_bytes_be();
+                    Some(Arc::new(GpsFactChecker::new(
+                        rpc.clone(),
+                        Address::from_slice(&bytes[12..]),
+                    )))
+                }
+                (false, _, None) => {
+                    eyre::bail!("--atlantic-rpc-node-url is needed to check facts")
+                }
+            };
             Arc::new(
                 AtlanticProverService::new(atlantic_config(a, snos, retry), checker)
-                    .wrap_err("Atlantic client")?,
+                    .wrap_err("Atlantic client")?
+                    .with_chain_id_source(Arc::new(NodeChainId(node.clone()))),
             )
         }
         ProverParams::Sharp(s) => {
@@ -198,14 +232,18 @@ fn prover_client(
         }
         ProverParams::Mock(m) => {
             let registrar = match (m.verifier_address, settlement) {
-                (Some(address), SettlementParams::Ethereum(eth)) => Some(Arc::new(
-                    FactRegistrar::new(
-                        eth.rpc_url.expose().clone(),
-                        eth.private_key.expose(),
-                        address,
-                    )
-                    .wrap_err("mock prover fact registrar")?,
-                )),
+                (Some(address), SettlementParams::Ethereum(eth)) => {
+                    // The parameters refuse --mock-verifier-address with a KMS signer.
+                    let key = eth.signer.private_key().ok_or_else(|| {
+                        eyre::eyre!(
+                            "--mock-verifier-address needs --ethereum-private-key (not KMS)"
+                        )
+                    })?;
+                    Some(Arc::new(
+                        FactRegistrar::new(eth.rpc_url.expose().clone(), key.expose(), address)
+                            .wrap_err("mock prover fact registrar")?,
+                    ))
+                }
                 (Some(_), _) => {
                     eyre::bail!("--mock-verifier-address needs Ethereum settlement")
                 }
@@ -216,16 +254,41 @@ fn prover_client(
     })
 }
 
+/// The chain id of new Atlantic buckets: `starknet_chainId` on the Madara node.
+struct NodeChainId(Arc<dyn MadaraClient>);
+
+impl std::fmt::Debug for NodeChainId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeChainId")
+    }
+}
+
+#[async_trait::async_trait]
+impl ChainIdSource for NodeChainId {
+    async fn chain_id(&self) -> Result<Felt, String> {
+        self.0.chain_id().await.map_err(|e| format!("starknet_chainId on the Madara node: {e}"))
+    }
+}
+
 /// The Ethereum settlement client of `eth` (local key, or KMS with `--ethereum-kms-key-id`).
 async fn ethereum_client(eth: &EthereumSettlementParams) -> eyre::Result<EthereumSettlementClient> {
-    let signer = match &eth.kms_key_id {
-        Some(key_id) => {
-            OperatorSigner::Kms(KmsSigner::from_env(key_id.clone()).await.wrap_err("KMS signer")?)
-        }
+    use crate::config::EthereumSignerParams;
+    let signer = match &eth.signer {
+        // Reads the key's public key: KMS must answer at start-up.
+        EthereumSignerParams::Kms { key_id } => OperatorSigner::Kms(
+            KmsSigner::from_env(key_id.clone()).await.wrap_err("--ethereum-kms-key-id")?,
+        ),
         // The chain id is filled in per transaction by the client.
-        None => OperatorSigner::local(eth.private_key.expose(), None)
-            .wrap_err("--ethereum-private-key")?,
+        EthereumSignerParams::PrivateKey(key) => {
+            OperatorSigner::local(key.expose(), None).wrap_err("--ethereum-private-key")?
+        }
     };
+    tracing::info!(target: "orch::settlement", operator = %signer.address(), signer = ?signer, "Ethereum settlement signer");
+    // --starknet-operator-address names the account the core contract accepts state updates
+    // from; they are sent by the signer.
+    if signer.address() != eth.starknet_operator_address {
+        tracing::warn!(target: "orch::settlement", operator = %eth.starknet_operator_address, signer = %signer.address(), "--starknet-operator-address is not the signer's address: state updates are sent from the signer, and the core contract refuses them unless the signer is one of its operators");
+    }
     let mut config =
         EthereumSettlementConfig::new(eth.rpc_url.expose().clone(), eth.l1_core_contract_address);
     config.poll_interval = eth.finality_retry_wait;
@@ -252,11 +315,13 @@ fn starknet_client(sn: &StarknetSettlementParams) -> eyre::Result<StarknetSettle
 
 /// The DA client `--da-on-*` selects. On Ethereum the blobs travel in the settlement
 /// transaction and on Starknet in its calldata: both publish as a validated no-op.
-fn da_client(da: &DaParams) -> Arc<dyn DaClient> {
-    match da {
-        DaParams::Ethereum { rpc_url } => Arc::new(EthereumDaClient::new(rpc_url.expose().clone())),
+fn da_client(da: &DaParams) -> eyre::Result<Arc<dyn DaClient>> {
+    Ok(match da {
+        DaParams::Ethereum { rpc_url } => Arc::new(
+            EthereumDaClient::new(rpc_url.expose().clone()).wrap_err("Ethereum DA client")?,
+        ),
         DaParams::Starknet { .. } => Arc::new(StarknetDaClient),
-    }
+    })
 }
 
 /// The SNOS runner `params` selects; the stand-in is announced loudly.

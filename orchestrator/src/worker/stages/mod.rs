@@ -71,8 +71,17 @@ pub fn builder(job_type: JobType) -> Option<Builder> {
 /// clients are built once, then each stage of the layer's table adds its handler and trigger,
 /// then the batching triggers.
 pub async fn build(params: &RunParams, clients: &Clients) -> eyre::Result<(JobHandlers, Triggers)> {
-    let external = ExternalClients::new(params).await?;
-    let inputs = StageInputs { params, clients, external: &external };
+    build_with(params, clients, &ExternalClients::new(params).await?)
+}
+
+/// [`build`] over external clients built by the caller (tests: in-process fakes of the node
+/// and the settlement layer, [`ExternalClients::from_parts`]).
+pub fn build_with(
+    params: &RunParams,
+    clients: &Clients,
+    external: &ExternalClients,
+) -> eyre::Result<(JobHandlers, Triggers)> {
+    let inputs = StageInputs { params, clients, external };
     let (mut handlers, mut triggers) = (JobHandlers::new(), Triggers::new());
     for s in stage::stages(params.layer) {
         let build = builder(s.job_type).ok_or_else(|| {

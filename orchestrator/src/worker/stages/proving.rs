@@ -12,7 +12,7 @@ use orchestrator_prover_client_interface::{
 };
 
 use super::{
-    aggregator::{AggregatorHandler, AggregatorTrigger, UnavailableAggregator},
+    aggregator::{AggregatorHandler, AggregatorTrigger, StandInAggregator, UnavailableAggregator},
     proof_registration::{ProofRegistrationHandler, ProofRegistrationTrigger},
     StageInputs, StageWorkers,
 };
@@ -153,7 +153,8 @@ pub(crate) async fn verify_proving_job(
     }
 }
 
-/// ProofCreation (attempts 1, verification 900 × 30 s).
+/// ProofCreation (attempts 1, verification 900 × 30 s; the mock prover: attempts 2, so that a
+/// proof it lost to a restart is submitted again).
 #[derive(Debug, Clone)]
 pub struct ProofCreationHandler {
     ctx: ProverContext,
@@ -233,7 +234,10 @@ impl JobHandlerTrait for ProofCreationHandler {
     }
 
     fn attempts(&self) -> Attempts {
-        Attempts::new(1, 900, Duration::from_secs(30)).polling(self.ctx.polling_override)
+        // The mock prover keeps its proofs in memory: after a restart the proof download
+        // (L3) is rejected, and processing again gives it the PIE again.
+        let process = if self.ctx.kind == ProverKind::Mock { 2 } else { 1 };
+        Attempts::new(process, 900, Duration::from_secs(30)).polling(self.ctx.polling_override)
     }
 }
 
@@ -382,8 +386,8 @@ pub(crate) fn build(inputs: &StageInputs<'_>) -> StageWorkers {
 }
 
 /// Adds the proving stages of `ctx.layer` over an existing prover context: ProofCreation, then
-/// Aggregator (L2, with local aggregation unavailable) or ProofRegistration (L3). Tests use this
-/// with their own prover and polling delay.
+/// Aggregator (L2; the mock prover aggregates with the stand-in, SHARP has no local aggregator
+/// here) or ProofRegistration (L3). Tests use this with their own prover and polling delay.
 pub fn with_stage(
     ctx: ProverContext,
     aggregator_buffer: u64,
@@ -396,7 +400,13 @@ pub fn with_stage(
         triggers.with(Arc::new(ProvingTrigger { prover: ctx.kind, store_audit_artifacts }));
     match ctx.layer {
         Layer::L2 => (
-            handlers.with(Arc::new(AggregatorHandler::new(ctx, Arc::new(UnavailableAggregator)))),
+            handlers.with(Arc::new(AggregatorHandler::new(
+                ctx.clone(),
+                match ctx.kind {
+                    ProverKind::Mock => Arc::new(StandInAggregator::default()),
+                    _ => Arc::new(UnavailableAggregator),
+                },
+            ))),
             triggers.with(Arc::new(AggregatorTrigger {
                 buffer: aggregator_buffer,
                 store_audit_artifacts,

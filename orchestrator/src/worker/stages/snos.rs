@@ -112,9 +112,22 @@ pub struct NodeRpc {
 }
 
 impl NodeRpc {
-    /// A client of `url`.
+    /// A client of `url`. Credentials in it (`http://user:password@host/`) are sent as an
+    /// `Authorization: Basic` header; the URL kept (and quoted in errors) is without them.
     pub fn new(url: Url) -> Self {
-        let http = reqwest::Client::builder().timeout(RPC_TIMEOUT).build().unwrap_or_default();
+        let (url, authorization) = orchestrator_utils::secret::split_userinfo(&url);
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(Ok(mut value)) =
+            authorization.map(|v| reqwest::header::HeaderValue::from_str(v.expose()))
+        {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(RPC_TIMEOUT)
+            .default_headers(headers)
+            .build()
+            .unwrap_or_default();
         Self { url, http }
     }
 
@@ -306,6 +319,35 @@ pub async fn full_output_state_diff(
         out.extend([class_hash, Felt::ZERO, compiled]);
     }
     Ok(out)
+}
+
+/// What a run of batch `m` is given: the range, the RPC of this attempt, the OS flags
+/// `(use_kzg_da, full_output)`, and the chain settings of `params` (layer, fee tokens, DA keys,
+/// versioned constants) that the external runner hands to the command as `SNOS_*` variables.
+pub fn snos_input(
+    layer: Layer,
+    params: &SnosParams,
+    (use_kzg_da, full_output): (bool, bool),
+    m: &SnosMetadata,
+    rpc_url: Url,
+    chain_id: Felt,
+    batch: Option<BatchData>,
+) -> SnosInput {
+    SnosInput {
+        start_block: m.start_block,
+        end_block: m.end_block,
+        rpc_url,
+        layout: params.layout.to_string(),
+        use_kzg_da,
+        full_output,
+        chain_id,
+        da_public_keys: params.da_public_keys.clone(),
+        is_l3: layer == Layer::L3,
+        strk_fee_token_address: params.strk_fee_token_address,
+        eth_fee_token_address: params.eth_fee_token_address,
+        versioned_constants_path: params.versioned_constants.as_ref().map(|vc| vc.path.clone()),
+        batch,
+    }
 }
 
 /// The SnosRun handler.
@@ -508,17 +550,15 @@ impl JobHandlerTrait for SnosJobHandler {
         } else {
             None
         };
-        let input = SnosInput {
-            start_block: m.start_block,
-            end_block: m.end_block,
-            rpc_url: self.rpc_url(job).clone(),
-            layout: self.params.layout.to_string(),
-            use_kzg_da,
-            full_output,
+        let input = snos_input(
+            self.layer,
+            &self.params,
+            (use_kzg_da, full_output),
+            &m,
+            self.rpc_url(job).clone(),
             chain_id,
-            da_public_keys: self.params.da_public_keys.clone(),
             batch,
-        };
+        );
         let started = std::time::Instant::now();
         let out = self
             .runner
@@ -701,6 +741,51 @@ mod tests {
         // Before block 0 everything was empty.
         let out = full_output_state_diff(&diff, 0, &state).await.unwrap();
         assert_eq!(out[7..11], [0x20u8, 0, 4, 0].map(f));
+    }
+
+    #[test]
+    fn run_input_carries_the_chain_settings() {
+        use crate::config::{
+            choices::{CairoLayout, SnosRunnerKind},
+            VersionedConstants,
+        };
+        let rpc: Url = "http://127.0.0.1:9/".parse().unwrap();
+        let mut params = SnosParams {
+            rpc_url: rpc.clone(),
+            backup_rpc_url: None,
+            full_output: false,
+            versioned_constants: None,
+            strk_fee_token_address: Felt::from(0x5afeu16),
+            eth_fee_token_address: Felt::from(0xe7eu16),
+            layout: CairoLayout::StarknetWithKeccak,
+            prover_layout: CairoLayout::Dynamic,
+            da_public_keys: vec![Felt::from(7u8)],
+            runner: SnosRunnerKind::External,
+            command: Some("generate-pie".into()),
+            command_timeout: Duration::from_secs(60),
+        };
+        let m = snos_metadata(4, 10, 12, false);
+        let input = snos_input(Layer::L2, &params, (false, true), &m, rpc.clone(), Felt::TWO, None);
+        assert_eq!((input.start_block, input.end_block), (10, 12));
+        assert_eq!(input.layout, "starknet_with_keccak");
+        assert!(!input.is_l3 && !input.use_kzg_da && input.full_output);
+        assert_eq!(input.strk_fee_token_address, Felt::from(0x5afeu16));
+        assert_eq!(input.eth_fee_token_address, Felt::from(0xe7eu16));
+        assert_eq!(input.da_public_keys, vec![Felt::from(7u8)]);
+        assert_eq!(input.versioned_constants_path, None);
+
+        // L3 settling on Starknet: still an L3 for the command, whatever the DA flags; the
+        // versioned constants file of --versioned-constants is passed by path.
+        params.versioned_constants = Some(VersionedConstants {
+            path: "/etc/orchestrator/vc.json".into(),
+            json: serde_json::json!({}),
+        });
+        let input = snos_input(Layer::L3, &params, (false, true), &m, rpc, Felt::TWO, None);
+        assert!(input.is_l3 && !input.use_kzg_da);
+        assert_eq!(
+            input.versioned_constants_path.as_deref(),
+            Some(std::path::Path::new("/etc/orchestrator/vc.json"))
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! rather than the job document: the engine holds the job under optimistic versioning while
 //! it is processed, so a mid-flight database update of the job would make the engine's own
 //! final update conflict. The job's metadata gets the attempts (`tx_attempts`) with the
-//! outcome.
+//! outcome. An update that landed but needed more than one transaction (an attempt dropped
+//! from the pool, replaced for fees, refused as underpriced) raises one Warning alert, kind
+//! `settlement_resent`, naming the batch and every attempt's status, fees and hash.
 //!
 //! L3: the job settles SNOS batch `to_settle` on a Cairo core contract, with the state diff
 //! in calldata (Starknet has no blobs; the OS runs with `use_kzg_da = 0`, so its output
@@ -50,13 +52,13 @@ use orchestrator_protocol::{
     transform::felts_to_blobs,
 };
 use orchestrator_settlement_client_interface::{
-    AttemptRecorder, BlobStateUpdate, SettlementClient, SettlementVerificationStatus, TxAttempt,
-    TxAttemptStatus as ClientAttemptStatus, Word,
+    AttemptRecorder, BlobStateUpdate, SettlementClient, SettlementVerificationStatus,
+    StateUpdateOutcome, TxAttempt, TxAttemptStatus as ClientAttemptStatus, Word,
 };
 
 use super::{proving::create_once, StageInputs, StageWorkers};
 use crate::{
-    core::client::{DatabaseClient, StorageClient, StorageError},
+    core::client::{Alert, AlertSeverity, DatabaseClient, StorageClient, StorageError},
     types::{
         batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, SnosBatchStatus},
         jobs::{
@@ -68,6 +70,7 @@ use crate::{
         Layer,
     },
     worker::{
+        alerts,
         handler::{
             load_snos_batch, read_artifact, read_os_output, Attempts, JobError, JobHandlerTrait,
             USE_KZG_DA_OFFSET,
@@ -222,7 +225,8 @@ pub fn tx_attempts_path(layer: Layer, to_settle: u64) -> String {
 }
 
 /// A client attempt as recorded in the job's metadata. The metadata enum has no `Sent`,
-/// `Reverted` or `Superseded`; those map to the nearest status with the detail in `error`.
+/// `Reverted`, `Superseded` or `Dropped`; those map to the nearest status with the detail in
+/// `error`.
 pub fn to_job_attempt(a: &TxAttempt) -> StateUpdateTxAttempt {
     let (status, note) = match a.status {
         ClientAttemptStatus::Finalized => (TxAttemptStatus::Finalized, None),
@@ -239,6 +243,9 @@ pub fn to_job_attempt(a: &TxAttempt) -> StateUpdateTxAttempt {
         ClientAttemptStatus::Superseded => {
             (TxAttemptStatus::Replaced, Some("superseded: its nonce carried the same update"))
         }
+        ClientAttemptStatus::Dropped => {
+            (TxAttemptStatus::TimedOut, Some("dropped from the pool unmined; sent again"))
+        }
     };
     let error = match (&a.error, note) {
         (Some(e), Some(n)) => Some(format!("{n}: {e}")),
@@ -252,6 +259,60 @@ pub fn to_job_attempt(a: &TxAttempt) -> StateUpdateTxAttempt {
         gas_multiplier: a.gas_multiplier_display(),
         status,
         error,
+    }
+}
+
+/// The `settlement_resent` alert of a state update of `what` (`aggregator batch 3`) that landed
+/// with `outcome`; `None` when one transaction was enough.
+pub fn resent_alert(what: &str, outcome: &StateUpdateOutcome) -> Option<Alert> {
+    let attempts = &outcome.attempts;
+    if attempts.len() < 2 {
+        return None;
+    }
+    let settled_by = match (&outcome.tx_hash, outcome.block_number) {
+        (Some(hash), Some(block)) => format!("{hash} in block {block}"),
+        (Some(hash), None) => hash.clone(),
+        (None, _) => "no attempt of ours: the contract had already advanced past it".to_owned(),
+    };
+    let listed: Vec<String> = attempts
+        .iter()
+        .map(|a| {
+            let hash = if a.tx_hash.is_empty() { "(not hashed)" } else { &a.tx_hash };
+            let error = a.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+            format!(
+                "- #{} {:?} nonce {} hash {hash} max_fee_per_gas {} wei, max_priority_fee_per_gas {} wei, \
+                 max_fee_per_blob_gas {} wei (x{}){error}",
+                a.attempt_no,
+                a.status,
+                a.nonce,
+                a.max_fee_per_gas,
+                a.max_priority_fee_per_gas,
+                a.max_fee_per_blob_gas,
+                a.gas_multiplier_display(),
+            )
+        })
+        .collect();
+    Some(Alert {
+        severity: AlertSeverity::Warning,
+        title: format!("State update of {what} needed {} transactions", attempts.len()),
+        body: format!(
+            "batch: {what}\nsettled by: {settled_by}\nattempts (oldest first):\n{}\n\
+             why: Dropped = left the pool unmined and sent again on the same nonce; Replaced / \
+             TimedOut = not mined within the confirmation timeout and replaced with higher fees; \
+             RejectedUnderpriced = the node refused the replacement's fees\n\
+             action: none for a one-off; often: check the L1 node (its pool and peers), the fees \
+             (settlement_base_fee_wei, settlement_blob_base_fee_wei) and \
+             --ethereum-max-fee-bumps / --ethereum-tx-confirmation-timeout-secs",
+            listed.join("\n")
+        ),
+    })
+}
+
+/// Sends the `settlement_resent` alert when the update of `what` needed several transactions.
+async fn alert_if_resent(what: &str, outcome: &StateUpdateOutcome) {
+    if let Some(alert) = resent_alert(what, outcome) {
+        tracing::warn!(target: "orch::settlement", batch = what, attempts = outcome.attempts.len(), "State update needed more than one transaction");
+        alerts::from_handler("settlement_resent", alert).await;
     }
 }
 
@@ -388,6 +449,7 @@ impl StateTransitionHandler {
         }
         let out = match outcome {
             Ok(o) => {
+                alert_if_resent(&format!("aggregator batch {to_settle}"), &o).await;
                 m.tx_hash = o.tx_hash.clone();
                 if let Some(hash) = &o.tx_hash {
                     if let Some(a) = attempts.iter().find(|a| &a.tx_hash == hash) {
@@ -519,6 +581,7 @@ impl StateTransitionHandler {
             BlobStateUpdate { program_output, blobs, prior_attempts: Vec::new(), recorder: None };
         match self.ctx.settlement.update_state_with_blobs(update).await {
             Ok(o) => {
+                alert_if_resent(&format!("SNOS batch {to_settle}"), &o).await;
                 m.tx_attempts = o.attempts.iter().map(to_job_attempt).collect();
                 m.tx_hash = o.tx_hash.clone();
                 job.metadata.specific = JobSpecificMetadata::StateUpdate(m);

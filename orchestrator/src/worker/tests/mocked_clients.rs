@@ -30,7 +30,7 @@ use crate::{
     core::client::{
         embedded,
         madara::{memory::InMemoryMadara, MadaraClient, MadaraError, MockMadaraClient},
-        Clients, StorageError,
+        AlertSeverity, Clients, StorageError,
     },
     types::{
         batch::{
@@ -271,6 +271,7 @@ async fn a_reverted_settlement_is_processed_again_until_the_attempts_run_out() {
 #[tokio::test]
 async fn a_failed_state_update_fails_or_retries_as_the_error_says(#[case] error: SettlementError) {
     let retryable = Retryable::is_retryable(&error);
+    let fee_cap = matches!(error, SettlementError::FeeCapExceeded { .. });
     let message = error.to_string();
     let mut settlement = MockSettlementClient::new();
     settlement.expect_get_last_settled_block().returning(|| Ok(Some(SETTLED_BEFORE)));
@@ -294,7 +295,8 @@ async fn a_failed_state_update_fails_or_retries_as_the_error_says(#[case] error:
         assert_eq!(after.status, JobStatus::Created, "the prior status is restored");
         assert!(failure_reason(&after).starts_with("processing attempt failed"));
         assert!(failure_reason(&after).ends_with(&cause), "{}", failure_reason(&after));
-        assert!(alert_titles(&h).is_empty());
+        let upstream = if fee_cap { "settlement fee cap" } else { "settlement" };
+        assert_eq!(alert_titles(&h), [format!("StateTransition jobs retrying: {upstream}")]);
         assert_eq!(aggregator_batch_status(&h).await, AggregatorBatchStatus::ReadyForStateUpdate);
     } else {
         result.expect("a fatal error is handled: the job fails");
@@ -303,6 +305,61 @@ async fn a_failed_state_update_fails_or_retries_as_the_error_says(#[case] error:
         assert_eq!(alert_titles(&h).len(), 1);
         assert_eq!(aggregator_batch_status(&h).await, AggregatorBatchStatus::StateUpdateFailed);
     }
+}
+
+#[tokio::test]
+async fn a_state_update_that_needed_a_resend_alerts_with_every_attempt() {
+    const DROPPED: &str = "0xd1";
+    const LANDED: &str = "0xd2";
+    let mut settlement = MockSettlementClient::new();
+    settlement.expect_get_last_settled_block().returning(|| Ok(Some(SETTLED_BEFORE)));
+    settlement.expect_update_state_with_blobs().times(1).returning(|_| {
+        let mut out = sent(LANDED);
+        out.block_number = Some(42);
+        let mut dropped = out.attempts[0].clone();
+        dropped.tx_hash = DROPPED.to_owned();
+        dropped.status = TxAttemptStatus::Dropped;
+        let mut landed = out.attempts[0].clone();
+        landed.attempt_no = 2;
+        landed.max_fee_per_gas = 3_000_000_000;
+        landed.status = TxAttemptStatus::Finalized;
+        out.attempts = vec![dropped, landed];
+        Ok(out)
+    });
+    settlement.expect_refresh_metrics().times(1).returning(|| Ok(SettlementMetrics::default()));
+    let (h, job) = l2_settlement(settlement).await;
+
+    service::process_job(&h.config, job.id).await.expect("processed");
+
+    let after = h.job(job.id).await;
+    assert_eq!(after.status, JobStatus::PendingVerification);
+    assert_eq!(after.external_id.to_string(), LANDED);
+    let JobSpecificMetadata::StateUpdate(m) = &after.metadata.specific else {
+        panic!("StateUpdate metadata")
+    };
+    assert_eq!(m.tx_attempts.len(), 2);
+    assert_eq!(
+        m.tx_attempts[0].error.as_deref(),
+        Some("dropped from the pool unmined; sent again")
+    );
+    let alerts = h.alerts.0.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].title, "State update of aggregator batch 1 needed 2 transactions");
+    assert_eq!(alerts[0].severity, AlertSeverity::Warning);
+    for line in [
+        "batch: aggregator batch 1",
+        "settled by: 0xd2 in block 42",
+        "- #1 Dropped nonce 7 hash 0xd1 max_fee_per_gas 2000000000 wei, \
+         max_priority_fee_per_gas 1000000000 wei, max_fee_per_blob_gas 1 wei (x1.10)",
+        "- #2 Finalized nonce 7 hash 0xd2 max_fee_per_gas 3000000000 wei,",
+    ] {
+        assert!(alerts[0].body.contains(line), "{line:?} missing from {}", alerts[0].body);
+    }
+    let metrics = h.config.metrics.render_prometheus();
+    assert!(
+        metrics.contains(r#"alerts_sent_total{kind="settlement_resent",delivered="true"} 1"#),
+        "{metrics}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,7 +473,7 @@ async fn a_prover_answering_garbage_fails_or_retries_as_the_error_says(#[case] g
         assert_eq!(after.status, JobStatus::PendingVerification);
         assert_eq!(after.metadata.common.verification_attempt_no, 0, "not counted as a poll");
         assert!(after.metadata.common.failure_reason.is_none());
-        assert!(alert_titles(&h).is_empty());
+        assert_eq!(alert_titles(&h), ["ProofCreation jobs retrying: prover"]);
     } else {
         result.expect("a rejection is handled: ProofCreation has one attempt");
         assert_eq!(after.status, JobStatus::Failed);
@@ -426,6 +483,82 @@ async fn a_prover_answering_garbage_fails_or_retries_as_the_error_says(#[case] g
         assert_eq!(titles.len(), 1, "{titles:?}");
         assert!(titles[0].starts_with("Job failed: ProofCreation 1"), "{titles:?}");
     }
+}
+
+/// The prover's HTTP 503.
+fn unavailable(operation: &str) -> ProverError {
+    let body = "Service Unavailable";
+    ProverError::Http {
+        operation: operation.into(),
+        status: 503,
+        body: body.into(),
+        kind: classify_http_failure(503, body),
+        retry_after: None,
+    }
+}
+
+#[tokio::test]
+async fn a_prover_outage_alerts_once_per_retry_streak() {
+    // Submitting fails three times, then works; the first status query fails again.
+    const FAILED_SUBMITS: usize = 3;
+    let mut prover = MockProverClient::new();
+    let submits = AtomicUsize::new(0);
+    prover.expect_submit_task().times(FAILED_SUBMITS + 1).returning(move |_| {
+        if submits.fetch_add(1, Ordering::SeqCst) < FAILED_SUBMITS {
+            Err(unavailable("submit task"))
+        } else {
+            Ok(TASK.to_owned())
+        }
+    });
+    prover.expect_get_task_status().times(1).returning(|_, _, _| Err(unavailable("query status")));
+    prover.expect_get_proof().never();
+    let h = harness(Layer::L2, |c| {
+        Arc::new(ProofCreationHandler::new(prover_context(prover, c))) as Arc<dyn JobHandlerTrait>
+    })
+    .await;
+    h.config.storage().put_data(b"pie".to_vec().into(), PIE).await.expect("PIE");
+    let specific = JobSpecificMetadata::Proving(ProvingMetadata {
+        block_number: 1,
+        input_path: Some(ProvingInputType::CairoPie(PIE.into())),
+        download_proof: Some(PROOF.into()),
+        ..Default::default()
+    });
+    let job = service::create_job(&h.config, JobType::ProofCreation, 1, specific).await.unwrap();
+
+    for _ in 0..FAILED_SUBMITS {
+        let e = service::process_job(&h.config, job.id).await.expect_err("retried");
+        assert!(Retryable::is_retryable(&e), "{e}");
+    }
+    let alerts = h.alerts.0.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "one alert for the streak of {FAILED_SUBMITS}: {alerts:?}");
+    assert_eq!(alerts[0].title, "ProofCreation jobs retrying: prover");
+    assert_eq!(alerts[0].severity, AlertSeverity::Warning);
+    for line in [
+        format!("job_id: {}", job.id),
+        "upstream: prover".to_owned(),
+        "operation: processing".to_owned(),
+        "attempt: 1".to_owned(),
+        "503".to_owned(),
+    ] {
+        assert!(alerts[0].body.contains(&line), "{line:?} missing from {}", alerts[0].body);
+    }
+
+    // A success ends the streak; the next failure (of the verification) starts a new one.
+    service::process_job(&h.config, job.id).await.expect("submitted");
+    assert_eq!(h.job(job.id).await.status, JobStatus::PendingVerification);
+    assert_eq!(alert_titles(&h).len(), 1);
+    service::verify_job(&h.config, job.id).await.expect_err("retried");
+    let alerts = h.alerts.0.lock().unwrap().clone();
+    assert_eq!(
+        alerts.iter().map(|a| a.title.as_str()).collect::<Vec<_>>(),
+        ["ProofCreation jobs retrying: prover"; 2]
+    );
+    assert!(alerts[1].body.contains("operation: verification"), "{}", alerts[1].body);
+    let metrics = h.config.metrics.render_prometheus();
+    assert!(
+        metrics.contains(r#"alerts_sent_total{kind="job_retrying",delivered="true"} 2"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -562,7 +695,7 @@ async fn a_node_error_mid_data_submission_fails_or_retries_as_the_error_says(
         assert!(after.metadata.common.process_started_at.is_none(), "not left locked");
         assert!(failure_reason(&after).starts_with("processing attempt failed"));
         assert!(failure_reason(&after).ends_with(&cause), "{}", failure_reason(&after));
-        assert!(alert_titles(&h).is_empty());
+        assert_eq!(alert_titles(&h), ["DataSubmission jobs retrying: node"]);
     } else {
         result.expect("a fatal error is handled: the job fails");
         assert_eq!(after.status, JobStatus::Failed);
@@ -629,7 +762,7 @@ async fn a_da_error_fails_or_retries_as_the_error_says(
             assert!(after.external_id.to_string().is_empty());
             assert_eq!(m.tx_hash, None);
             assert!(failure_reason(&after).ends_with(&message), "{}", failure_reason(&after));
-            assert!(alert_titles(&h).is_empty());
+            assert_eq!(alert_titles(&h), ["DataSubmission jobs retrying: DA layer"]);
         }
         (DaStage::Publish, false) => {
             result.expect("a fatal error is handled: the job fails");
@@ -646,7 +779,7 @@ async fn a_da_error_fails_or_retries_as_the_error_says(
             assert_eq!(after.status, JobStatus::PendingVerification);
             assert_eq!(after.external_id.to_string(), PUBLICATION);
             assert_eq!(after.metadata.common.verification_attempt_no, 0, "not counted as a poll");
-            assert!(alert_titles(&h).is_empty());
+            assert_eq!(alert_titles(&h), ["DataSubmission jobs retrying: DA layer"]);
         }
         (DaStage::Verify, false) => {
             result.expect("a fatal error is handled: the job fails");

@@ -65,20 +65,20 @@ async fn job_in(h: &Harness, status: JobStatus, locked_age: Option<Duration>) ->
 
 #[rstest]
 #[case::created_processed(JobStatus::Created, None, Action::Process, vec![Step::Ok("ext-1")], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
-#[case::created_retryable_error(JobStatus::Created, None, Action::Process, vec![Step::Retry], vec![], JobStatus::Created, None, 0, Outcome::Retryable)]
+#[case::created_retryable_error(JobStatus::Created, None, Action::Process, vec![Step::Retry], vec![], JobStatus::Created, None, 1, Outcome::Retryable)]
 #[case::created_fatal_error(JobStatus::Created, None, Action::Process, vec![Step::Fatal], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
-#[case::created_panic(JobStatus::Created, None, Action::Process, vec![Step::Panic], vec![], JobStatus::Created, None, 0, Outcome::Retryable)]
+#[case::created_panic(JobStatus::Created, None, Action::Process, vec![Step::Panic], vec![], JobStatus::Created, None, 1, Outcome::Retryable)]
 #[case::verification_failed_processed(JobStatus::VerificationFailed, None, Action::Process, vec![Step::Ok("ext-2")], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
-#[case::verification_failed_retryable_restores(JobStatus::VerificationFailed, None, Action::Process, vec![Step::Retry], vec![], JobStatus::VerificationFailed, None, 0, Outcome::Retryable)]
+#[case::verification_failed_retryable_restores(JobStatus::VerificationFailed, None, Action::Process, vec![Step::Retry], vec![], JobStatus::VerificationFailed, None, 1, Outcome::Retryable)]
 #[case::pending_retry_processed(JobStatus::PendingRetry, None, Action::Process, vec![Step::Ok("ext-3")], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
 #[case::locked_fresh_is_a_duplicate(JobStatus::LockedForProcessing, Some(Duration::from_secs(1)), Action::Process, vec![], vec![], JobStatus::LockedForProcessing, None, 0, Outcome::Ok)]
-#[case::locked_stale_is_healed_and_processed(JobStatus::LockedForProcessing, Some(Duration::from_secs(3600)), Action::Process, vec![Step::Ok("ext-4")], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
+#[case::locked_stale_is_healed_and_processed(JobStatus::LockedForProcessing, Some(Duration::from_secs(3600)), Action::Process, vec![Step::Ok("ext-4")], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 1, Outcome::Ok)]
 #[case::completed_is_not_processed(JobStatus::Completed, None, Action::Process, vec![], vec![], JobStatus::Completed, None, 0, Outcome::Ok)]
 #[case::pending_verification_is_not_processed(JobStatus::PendingVerification, None, Action::Process, vec![], vec![], JobStatus::PendingVerification, None, 0, Outcome::Ok)]
 #[case::verified(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Verified], JobStatus::Completed, Some(QueueType::WorkerTrigger), 0, Outcome::Ok)]
 #[case::rejected_with_attempts_left(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Rejected], JobStatus::VerificationFailed, Some(QueueType::JobProcessing(JobType::SnosRun)), 0, Outcome::Ok)]
 #[case::pending_polls_again(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Pending], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
-#[case::verify_retryable_error(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Retry], JobStatus::PendingVerification, None, 0, Outcome::Retryable)]
+#[case::verify_retryable_error(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Retry], JobStatus::PendingVerification, None, 1, Outcome::Retryable)]
 #[case::timeout_verified_later(JobStatus::VerificationTimeout, None, Action::Verify, vec![], vec![Check::Verified], JobStatus::Completed, Some(QueueType::WorkerTrigger), 0, Outcome::Ok)]
 #[case::created_is_not_verified(JobStatus::Created, None, Action::Verify, vec![], vec![], JobStatus::Created, None, 0, Outcome::Ok)]
 #[case::dead_letter_fails_a_waiting_job(JobStatus::Created, None, Action::DeadLetter, vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
@@ -100,6 +100,7 @@ async fn transition(
     #[case] want_alerts: usize,
     #[case] want_outcome: Outcome,
 ) {
+    let panics = matches!(process.first(), Some(Step::Panic));
     let handler = Arc::new(TestHandler::new(JobType::SnosRun, process, verify));
     let h = Harness::new(vec![handler.clone()]).await;
     let job = job_in(&h, start, locked_age).await;
@@ -125,12 +126,20 @@ async fn transition(
     let after = h.job(job.id).await;
     assert_eq!(after.status, want_status);
     assert!(after.version >= job.version);
-    assert_eq!(
-        h.alerts.0.lock().unwrap().len(),
-        want_alerts,
-        "alerts: {:?}",
-        h.alerts.0.lock().unwrap()
-    );
+    let titles: Vec<String> = h.alerts.0.lock().unwrap().iter().map(|a| a.title.clone()).collect();
+    assert_eq!(titles.len(), want_alerts, "alerts: {:?}", h.alerts.0.lock().unwrap());
+    // A retried failure is the start of a retry streak (the scripted errors name no upstream;
+    // a panic says so); a stale lock healed on redelivery is a healed orphan.
+    match (outcome, panics) {
+        (Outcome::Retryable, true) => {
+            assert_eq!(titles, ["SnosRun jobs retrying: handler panic"])
+        }
+        (Outcome::Retryable, _) => assert_eq!(titles, ["SnosRun jobs retrying"]),
+        _ if matches!(action, Action::Process) && locked_age == Some(Duration::from_secs(3600)) => {
+            assert_eq!(titles, ["Healed 1 orphaned job(s): SnosRun"])
+        }
+        _ => {}
+    }
 
     // Exactly the expected follow-up message, nothing else on the job queues.
     for queue in [
@@ -272,4 +281,120 @@ async fn unknown_job_is_not_retryable_and_missing_handler_is_named() {
     let err =
         service::create_job(&h.config, JobType::Aggregator, 1, snos_metadata(1)).await.unwrap_err();
     assert!(err.to_string().contains("no handler for Aggregator"), "{err}");
+}
+
+#[tokio::test]
+async fn a_retry_streak_alerts_once_until_a_job_of_the_type_succeeds() {
+    // Three retried failures (two jobs), a success, a retried failure again.
+    let handler = Arc::new(TestHandler::new(
+        JobType::SnosRun,
+        vec![Step::Retry, Step::Retry, Step::Retry, Step::Ok("a"), Step::Retry],
+        vec![],
+    ));
+    let h = Harness::new(vec![handler]).await;
+    let first =
+        service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
+    let second =
+        service::create_job(&h.config, JobType::SnosRun, 2, snos_metadata(2)).await.unwrap();
+    for id in [first.id, second.id, first.id] {
+        let e = service::process_job(&h.config, id).await.expect_err("retried");
+        assert!(e.is_retryable(), "{e}");
+    }
+    let alerts = h.alerts.0.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "one alert for the streak: {alerts:?}");
+    assert_eq!(alerts[0].title, "SnosRun jobs retrying");
+    assert_eq!(alerts[0].severity, crate::core::client::AlertSeverity::Warning);
+    for line in [
+        format!("job_id: {}", first.id),
+        "internal_id: 1".to_owned(),
+        "operation: processing".to_owned(),
+        "attempt: 1".to_owned(),
+        "error: SnosRun job".to_owned(),
+        "rpc down".to_owned(),
+    ] {
+        assert!(alerts[0].body.contains(&line), "{line:?} missing from {}", alerts[0].body);
+    }
+
+    // The second job succeeds: the streak ends; the next failure starts a new one, and the
+    // alert counts that job's own attempts (its second failed one).
+    service::process_job(&h.config, second.id).await.expect("processed");
+    assert_eq!(h.alerts.0.lock().unwrap().len(), 1);
+    service::process_job(&h.config, first.id).await.expect_err("retried");
+    let alerts = h.alerts.0.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(alerts[1].title, "SnosRun jobs retrying");
+    assert!(alerts[1].body.contains("attempt: 3"), "{}", alerts[1].body);
+    let metrics = h.config.metrics.render_prometheus();
+    assert!(
+        metrics.contains(r#"alerts_sent_total{kind="job_retrying",delivered="true"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn healed_orphans_alert_once_per_scan_and_at_most_once_a_minute_on_redelivery() {
+    let handler = Arc::new(TestHandler::new(JobType::SnosRun, vec![Step::Ok("a"); 2], vec![]));
+    let h = Harness::new(vec![handler]).await;
+    let stale = Some(Duration::from_secs(3600));
+    let mut orphans = Vec::new();
+    for index in 1..=2 {
+        let job = service::create_job(&h.config, JobType::SnosRun, index, snos_metadata(index))
+            .await
+            .unwrap();
+        orphans.push(lock(&h, job, stale).await);
+    }
+    // A job locked a moment ago belongs to a live worker: not healed, not listed.
+    let live = service::create_job(&h.config, JobType::SnosRun, 3, snos_metadata(3)).await.unwrap();
+    let live = lock(&h, live, Some(Duration::from_secs(1))).await;
+    h.drain(QueueType::JobProcessing(JobType::SnosRun)).await;
+
+    let report = crate::worker::orphan::scan(&h.config).await.expect("scan");
+    assert_eq!(report.healed, 2);
+    let alerts = h.alerts.0.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "one alert per scan: {alerts:?}");
+    assert_eq!(alerts[0].title, "Healed 2 orphaned job(s): SnosRun");
+    assert_eq!(alerts[0].severity, crate::core::client::AlertSeverity::Warning);
+    for job in &orphans {
+        assert!(alerts[0].body.contains(&job.id.to_string()), "{}", alerts[0].body);
+    }
+    assert!(!alerts[0].body.contains(&live.id.to_string()), "{}", alerts[0].body);
+    assert!(alerts[0].body.contains("found by: scanner"), "{}", alerts[0].body);
+    assert!(alerts[0].body.contains("healed: orphaned in LockedForProcessing since"));
+
+    // Two more orphans healed on redelivery within the minute: healed and counted, not alerted
+    // again.
+    for index in 4..=5 {
+        let job = service::create_job(&h.config, JobType::SnosRun, index, snos_metadata(index))
+            .await
+            .unwrap();
+        let job = lock(&h, job, stale).await;
+        service::process_job(&h.config, job.id).await.expect("healed and processed");
+        assert_eq!(h.job(job.id).await.status, JobStatus::PendingVerification);
+    }
+    assert_eq!(h.alerts.0.lock().unwrap().len(), 1);
+    let metrics = h.config.metrics.render_prometheus();
+    assert!(
+        metrics.contains(r#"alerts_sent_total{kind="job_healed",delivered="true"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"healed_jobs_total{operation_job_type="SnosRun",source="redelivery"} 2"#),
+        "{metrics}"
+    );
+}
+
+/// Puts `job` in `LockedForProcessing`, started `age` ago.
+async fn lock(h: &Harness, job: JobItem, age: Option<Duration>) -> JobItem {
+    let mut metadata = job.metadata.clone();
+    metadata.common.process_started_at =
+        age.map(|age| Utc::now() - chrono::Duration::from_std(age).unwrap());
+    h.config
+        .database()
+        .update_job(
+            &job,
+            JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata),
+        )
+        .await
+        .expect("lock")
 }

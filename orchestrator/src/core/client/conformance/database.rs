@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use super::Fixture;
 use crate::{
-    core::client::database::{DatabaseClient, DatabaseError},
+    core::client::database::{DatabaseClient, DatabaseError, TriggerPause},
     types::{
         batch::{
             AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, AggregatorBatchUpdates,
@@ -21,6 +21,7 @@ use crate::{
             JobSpecificMetadata, JobStatus, JobType, ProvingMetadata, SettlementContext,
             SettlementContextData, SnosMetadata, StateUpdateMetadata,
         },
+        queue::WorkerTriggerType,
         ORCHESTRATOR_VERSION,
     },
 };
@@ -78,6 +79,9 @@ macro_rules! database_conformance_tests {
             aggregator_batch_update_or_create_inserts_then_replaces,
             aggregator_batch_for_block,
             lookups_track_both_batch_kinds,
+            trigger_pauses_are_stored_listed_and_removed,
+            pausing_a_paused_trigger_keeps_the_first_pause,
+            concurrent_pauses_of_one_trigger_have_one_winner,
         });
     };
     (@tests [$make:expr] { $($name:ident),* $(,)? }) => {
@@ -1165,4 +1169,76 @@ pub async fn lookups_track_both_batch_kinds(db: Db) {
     assert_eq!(agg_lookup(&db, 7).await, Some(1));
     assert_eq!(snos_lookup(&db, 6).await, Some(2));
     assert_eq!(db.get_block_batch_lookup(100).await.expect("outside"), None);
+}
+
+// ---- trigger pauses ----
+
+/// A pause of `trigger` by `by`, at a fixed millisecond (so the check compares exact values).
+fn pause(trigger: WorkerTriggerType, by: &str, at_ms: i64, reason: Option<&str>) -> TriggerPause {
+    let mut p = TriggerPause::new(trigger, by, reason.map(str::to_owned));
+    p.paused_at = chrono::DateTime::from_timestamp_millis(at_ms).expect("valid time");
+    p
+}
+
+/// A pause reads back exactly (who, when to the millisecond, why or none), the list is by
+/// trigger name, and resuming returns the pause removed, once.
+pub async fn trigger_pauses_are_stored_listed_and_removed(db: Db) {
+    let snos = WorkerTriggerType::Stage(JobType::SnosRun);
+    let batching = WorkerTriggerType::SnosBatching;
+    assert_eq!(db.get_trigger_pauses().await.expect("empty"), vec![]);
+    assert_eq!(db.get_trigger_pause(snos).await.expect("none"), None);
+    assert_eq!(db.delete_trigger_pause(snos).await.expect("nothing to resume"), None);
+
+    let a = pause(snos, "alice", 1_700_000_000_123, Some("prover down: ticket #42"));
+    let b = pause(batching, "bob", 1_700_000_000_999, None);
+    assert!(db.insert_trigger_pause(&a).await.expect("pause snos"));
+    assert!(db.insert_trigger_pause(&b).await.expect("pause batching"));
+    assert_eq!(db.get_trigger_pause(snos).await.expect("get"), Some(a.clone()));
+    assert_eq!(db.get_trigger_pause(batching).await.expect("get"), Some(b.clone()));
+    assert_eq!(db.get_trigger_pause(WorkerTriggerType::StorageCleanup).await.expect("get"), None);
+    // By name: "Snos" < "SnosBatching".
+    assert_eq!(db.get_trigger_pauses().await.expect("list"), vec![a.clone(), b.clone()]);
+
+    assert_eq!(db.delete_trigger_pause(snos).await.expect("resume"), Some(a.clone()));
+    assert_eq!(db.delete_trigger_pause(snos).await.expect("resume again"), None);
+    assert_eq!(db.get_trigger_pause(snos).await.expect("get"), None);
+    assert_eq!(db.get_trigger_pauses().await.expect("list"), vec![b]);
+    // Paused again after a resume: a new pause with its own who and when.
+    let c = pause(snos, "carol", 1_700_000_001_000, None);
+    assert!(db.insert_trigger_pause(&c).await.expect("pause again"));
+    assert_eq!(db.get_trigger_pause(snos).await.expect("get"), Some(c));
+}
+
+/// Pausing a paused trigger stores nothing: who, when and why stay the first pause's.
+pub async fn pausing_a_paused_trigger_keeps_the_first_pause(db: Db) {
+    let snos = WorkerTriggerType::Stage(JobType::SnosRun);
+    let first = pause(snos, "alice", 1_700_000_000_000, Some("first"));
+    assert!(db.insert_trigger_pause(&first).await.expect("pause"));
+    let second = pause(snos, "bob", 1_700_000_005_000, Some("second"));
+    assert!(!db.insert_trigger_pause(&second).await.expect("pause again"));
+    assert_eq!(db.get_trigger_pause(snos).await.expect("get"), Some(first.clone()));
+    assert_eq!(db.get_trigger_pauses().await.expect("list"), vec![first]);
+}
+
+/// Of several concurrent pauses of one trigger exactly one is stored, and it is the one whose
+/// insert reported success.
+pub async fn concurrent_pauses_of_one_trigger_have_one_winner(db: Db) {
+    let snos = WorkerTriggerType::Stage(JobType::SnosRun);
+    const RACERS: usize = 6;
+    let racers: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let db = db.clone();
+            let p = pause(snos, &format!("operator-{i}"), 1_700_000_000_000 + i as i64, None);
+            tokio::spawn(async move { (db.insert_trigger_pause(&p).await, p) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        let (result, p) = racer.await.expect("racer panicked");
+        if result.expect("a racing pause is not an error") {
+            winners.push(p);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one concurrent pause must be stored: {winners:?}");
+    assert_eq!(db.get_trigger_pause(snos).await.expect("get"), winners.pop());
 }

@@ -28,12 +28,13 @@ use serde::de::DeserializeOwned;
 use super::{
     documents::{self as d, uuid_bson},
     is_duplicate_key, is_transient, AGGREGATOR_BATCHES, BLOCK_BATCH_LOOKUPS, JOBS, SNOS_BATCHES,
+    TRIGGER_PAUSES,
 };
 use crate::{
     core::client::{
         database::{
             BatchStore, BatchWrite, DatabaseClient, DatabaseError, DatabaseResult, JobQuery,
-            WithoutJobsQuery, WithoutSuccessorQuery,
+            TriggerPause, WithoutJobsQuery, WithoutSuccessorQuery,
         },
         db_common::{
             chunks, lookup_ranges_to_write, lower_bound, stale_lookup_filter, to_i64, upper_bound,
@@ -43,6 +44,7 @@ use crate::{
     types::{
         batch::{AggregatorBatch, BatchQuery, BlockBatchLookup, SnosBatch, SortOrder},
         jobs::{now_secs, JobItem, JobItemUpdates},
+        queue::WorkerTriggerType,
     },
 };
 
@@ -189,7 +191,8 @@ impl MongoDatabase {
     }
 }
 
-/// The reference's indexes (reference §4), one list per collection.
+/// The reference's indexes (reference §4), one list per collection, and ours on
+/// `trigger_pauses`.
 pub fn index_models() -> Vec<(&'static str, Vec<IndexModel>)> {
     let plain = |keys: Document| IndexModel::builder().keys(keys).build();
     let unique = |keys: Document| {
@@ -231,6 +234,7 @@ pub fn index_models() -> Vec<(&'static str, Vec<IndexModel>)> {
                 plain(doc! { "aggregator_batch_index": 1 }),
             ],
         ),
+        (TRIGGER_PAUSES, vec![unique(doc! { "trigger": 1 })]),
     ]
 }
 
@@ -446,6 +450,56 @@ impl DatabaseClient for MongoDatabase {
             .map_err(db_err)?;
         doc.map(|doc| decode_lookup(&doc, block_number)).transpose()
     }
+
+    // ---- trigger pauses ----
+
+    /// An upsert with `$setOnInsert` keyed by the trigger: of racing pauses the first stays
+    /// (the loser of an insert race hits the unique index).
+    async fn insert_trigger_pause(&self, pause: &TriggerPause) -> DatabaseResult<bool> {
+        let (filter, update) = d::trigger_pause_upsert(pause);
+        match self.coll(TRIGGER_PAUSES).update_one(filter, update).upsert(true).await {
+            Ok(result) => Ok(result.upserted_id.is_some()),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn delete_trigger_pause(
+        &self,
+        trigger: WorkerTriggerType,
+    ) -> DatabaseResult<Option<TriggerPause>> {
+        let removed = self
+            .coll(TRIGGER_PAUSES)
+            .find_one_and_delete(d::trigger_pause_filter(trigger))
+            .await
+            .map_err(db_err)?;
+        removed.as_ref().map(d::decode_trigger_pause).transpose()
+    }
+
+    async fn get_trigger_pause(
+        &self,
+        trigger: WorkerTriggerType,
+    ) -> DatabaseResult<Option<TriggerPause>> {
+        let doc = self
+            .coll(TRIGGER_PAUSES)
+            .find_one(d::trigger_pause_filter(trigger))
+            .await
+            .map_err(db_err)?;
+        doc.as_ref().map(d::decode_trigger_pause).transpose()
+    }
+
+    async fn get_trigger_pauses(&self) -> DatabaseResult<Vec<TriggerPause>> {
+        let docs: Vec<Document> = self
+            .coll(TRIGGER_PAUSES)
+            .find(doc! {})
+            .sort(doc! { "trigger": 1 })
+            .await
+            .map_err(db_err)?
+            .try_collect()
+            .await
+            .map_err(db_err)?;
+        docs.iter().map(d::decode_trigger_pause).collect()
+    }
 }
 
 /// Decodes every document of `cursor` as a `kind` record whose id is `id_field`.
@@ -556,7 +610,10 @@ mod tests {
     fn the_reference_indexes() {
         let models = index_models();
         let names: Vec<&str> = models.iter().map(|(c, _)| *c).collect();
-        assert_eq!(names, ["jobs", "aggregator_batches", "snos_batches", "block_batch_lookups"]);
+        assert_eq!(
+            names,
+            ["jobs", "aggregator_batches", "snos_batches", "block_batch_lookups", "trigger_pauses"]
+        );
         let unique = |c: &str| -> Vec<Document> {
             models
                 .iter()
@@ -578,6 +635,7 @@ mod tests {
             );
         }
         assert_eq!(unique("block_batch_lookups"), vec![doc! { "block_number": 1 }]);
+        assert_eq!(unique("trigger_pauses"), vec![doc! { "trigger": 1 }]);
     }
 
     #[test]

@@ -8,12 +8,13 @@ use uuid::Uuid;
 
 use crate::{
     core::client::{
-        database::{DatabaseError, DatabaseResult},
+        database::{DatabaseError, DatabaseResult, TriggerPause},
         db_common::{lower_bound, names, JobFilter},
     },
     types::{
         batch::SortOrder,
         jobs::{JobItemUpdates, JobStatus, JobType},
+        queue::WorkerTriggerType,
     },
 };
 
@@ -445,6 +446,46 @@ pub fn live_lock_filter(key: &str, owner: Option<&str>, now: DateTime<Utc>) -> D
     filter
 }
 
+// ---- trigger pauses ----
+
+/// The pause of `trigger` (the unique `trigger` field).
+pub fn trigger_pause_filter(trigger: WorkerTriggerType) -> Document {
+    doc! { "trigger": trigger.name() }
+}
+
+/// `insert_trigger_pause`: an upsert keyed by the trigger whose fields are only set on insert,
+/// so a trigger paused already keeps its first pause.
+pub fn trigger_pause_upsert(pause: &TriggerPause) -> (Document, Document) {
+    let reason = pause.reason.as_deref().map_or(Bson::Null, |r| Bson::String(r.to_owned()));
+    let fields = doc! {
+        "trigger": pause.trigger.name(),
+        "paused_by": pause.paused_by.as_str(),
+        "paused_at": date_bson(pause.paused_at),
+        "reason": reason,
+    };
+    (trigger_pause_filter(pause.trigger), doc! { "$setOnInsert": fields })
+}
+
+/// A stored pause; `Corrupt` (naming the trigger) when a field is missing or mistyped.
+pub fn decode_trigger_pause(doc: &Document) -> DatabaseResult<TriggerPause> {
+    let trigger = doc.get_str("trigger").unwrap_or("?");
+    let corrupt = |reason: String| DatabaseError::Corrupt {
+        what: format!("trigger pause {trigger:?}"),
+        reason,
+    };
+    let paused_by = doc.get_str("paused_by").map_err(|e| corrupt(format!("paused_by: {e}")))?;
+    let paused_at =
+        doc.get_datetime("paused_at").map_err(|e| corrupt(format!("paused_at: {e}")))?;
+    let reason = match doc.get("reason") {
+        None | Some(Bson::Null) => None,
+        Some(Bson::String(r)) => Some(r.clone()),
+        Some(other) => {
+            return Err(corrupt(format!("reason is a {:?}, not a string", other.element_type())))
+        }
+    };
+    TriggerPause::from_stored(trigger, paused_by.to_owned(), paused_at.timestamp_millis(), reason)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,5 +767,29 @@ mod tests {
             doc! { "_id": "k", "expires_at": { "$gt": date_bson(now) }, "owner": "a" }
         );
         assert!(live_lock_filter("k", None, now).get("owner").is_none());
+    }
+
+    #[test]
+    fn a_trigger_pause_is_set_on_insert_only_and_round_trips() {
+        let pause = TriggerPause::new(
+            WorkerTriggerType::Stage(JobType::SnosRun),
+            "alice",
+            Some("prover down".to_owned()),
+        );
+        let (filter, update) = trigger_pause_upsert(&pause);
+        assert_eq!(filter, doc! { "trigger": "Snos" });
+        assert_eq!(update.keys().collect::<Vec<_>>(), ["$setOnInsert"]);
+        let stored = update.get_document("$setOnInsert").expect("fields").clone();
+        assert!(matches!(stored.get("paused_at"), Some(Bson::DateTime(_))), "{stored:?}");
+        assert_eq!(decode_trigger_pause(&stored).expect("decode"), pause);
+
+        let unknown = doc! { "trigger": "NoSuchTrigger", "paused_by": "a", "paused_at": date_bson(Utc::now()) };
+        let err = decode_trigger_pause(&unknown).expect_err("unknown trigger");
+        assert!(err.to_string().contains("NoSuchTrigger"), "{err}");
+        let no_time = doc! { "trigger": "Snos", "paused_by": "a" };
+        assert!(decode_trigger_pause(&no_time)
+            .expect_err("no time")
+            .to_string()
+            .contains("paused_at"));
     }
 }

@@ -1,5 +1,6 @@
 //! The reference's MongoDB database (`--mongodb`): collections `jobs`, `snos_batches`,
-//! `aggregator_batches`, `block_batch_lookups` and `locks` (reference §4).
+//! `aggregator_batches`, `block_batch_lookups` and `locks` (reference §4), plus our
+//! `trigger_pauses`.
 //!
 //! Documents are built by the pure functions of [`documents`] (unit-tested against the
 //! expected shapes):
@@ -37,6 +38,8 @@ pub const AGGREGATOR_BATCHES: &str = "aggregator_batches";
 pub const BLOCK_BATCH_LOOKUPS: &str = "block_batch_lookups";
 /// Collection of locks.
 pub const LOCKS: &str = "locks";
+/// Collection of operator pauses of triggers (ours; unique `trigger`).
+pub const TRIGGER_PAUSES: &str = "trigger_pauses";
 
 /// How long an operation waits for a usable server before failing as unavailable.
 const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);

@@ -82,6 +82,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn init_adds_trigger_pauses_to_an_older_database() {
+        let Some((db, _guard)) = fresh_db().await else { return };
+        checks::init_adds_trigger_pauses_to_an_older_database(&*db).await;
+    }
+
+    #[tokio::test]
     async fn switch_database_creates_and_uses_a_sibling_database() {
         let Some((db, guard)) = fresh_db().await else { return };
         let job = db.create_job(snos_job(1)).await.expect("create");

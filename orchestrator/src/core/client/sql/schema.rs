@@ -15,7 +15,11 @@ pub struct ColumnTypes {
     pub json: &'static str,
 }
 
-/// Jobs, batches and block lookups: tables and indexes, idempotent.
+/// Jobs, batches, block lookups and trigger pauses: tables and indexes, idempotent.
+///
+/// This is also the migration: every process applies it at start (`SqlDatabase::init`), so a
+/// database created by an earlier version gains the tables added since (`trigger_pauses`) at
+/// the next start. A change to an existing table needs its own idempotent statement here.
 pub fn database(types: &ColumnTypes) -> String {
     let ColumnTypes { id, int, name, time, json } = types;
     let batches = |table: &str| {
@@ -74,6 +78,13 @@ CREATE TABLE IF NOT EXISTS block_batch_lookups (
 );
 CREATE INDEX IF NOT EXISTS block_batch_lookups_snos ON block_batch_lookups (snos_batch_index);
 CREATE INDEX IF NOT EXISTS block_batch_lookups_aggregator ON block_batch_lookups (aggregator_batch_index);
+
+CREATE TABLE IF NOT EXISTS trigger_pauses (
+    trigger_name {name} PRIMARY KEY NOT NULL,
+    paused_by TEXT NOT NULL,
+    paused_at_ms {int} NOT NULL,
+    reason TEXT
+);
 "#,
         snos = batches("snos_batches"),
         aggregator = batches("aggregator_batches"),

@@ -22,11 +22,15 @@ mod tests {
     use super::*;
     use crate::{
         core::client::{
+            database::TriggerPause,
             sql::database::checks::{self, snos_job},
             sqlite::open_pool,
             DatabaseClient,
         },
-        types::jobs::{JobItemUpdates, JobStatus},
+        types::{
+            jobs::{JobItemUpdates, JobStatus, JobType},
+            queue::WorkerTriggerType,
+        },
     };
 
     /// A fresh database in its own temp dir (kept alive by the returned guard).
@@ -82,6 +86,28 @@ mod tests {
     #[tokio::test]
     async fn init_is_idempotent_and_a_closed_pool_is_unavailable() {
         checks::init_is_idempotent_and_a_closed_pool_is_unavailable(&*fresh_db().await.0).await;
+    }
+
+    #[tokio::test]
+    async fn init_adds_trigger_pauses_to_an_older_database() {
+        checks::init_adds_trigger_pauses_to_an_older_database(&*fresh_db().await.0).await;
+    }
+
+    /// A pause written through one pool is read through another (another process on the same
+    /// file), and by a pool opened after every other closed (a restart).
+    #[tokio::test]
+    async fn trigger_pauses_are_shared_and_survive_reopening() {
+        let (a, b, dir) = two_pools().await;
+        let snos = WorkerTriggerType::Stage(JobType::SnosRun);
+        let pause = TriggerPause::new(snos, "alice", Some("maintenance".to_owned()));
+        assert!(a.insert_trigger_pause(&pause).await.expect("pause"));
+        assert_eq!(b.get_trigger_pause(snos).await.expect("b reads"), Some(pause.clone()));
+        a.disconnect().await.expect("disconnect");
+        b.disconnect().await.expect("disconnect");
+        let reopened =
+            SqliteDatabase::open(open_pool(dir.path()).await.expect("reopen")).await.expect("init");
+        assert_eq!(reopened.get_trigger_pauses().await.expect("list"), vec![pause.clone()]);
+        assert_eq!(reopened.delete_trigger_pause(snos).await.expect("resume"), Some(pause));
     }
 
     #[tokio::test]
