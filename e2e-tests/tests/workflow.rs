@@ -338,8 +338,8 @@ fn count_in_logs(stack: &Stack, needle: &str) -> usize {
 }
 
 /// The chaos workflow (issue 17): while blocks keep coming, the prover fails a seeded 20 % of
-/// its calls (500, 503, 429 with Retry-After, a hang past the client's timeout, a cut body);
-/// Anvil loses the first state-update transaction of some batches from its pool and the base
+/// its calls (500, 503, 429 with Retry-After, a hang past the client's timeout, a cut body)
+/// and every call for 10 s once; Anvil loses the first state-update transaction of some batches from its pool and the base
 /// fee jumps 10× for a while (both until the end: the state updates are sent late); the node
 /// and the L1 are cut off for 5–15 s at random; the database is restarted once (distributed
 /// tier); the orchestrator is SIGKILLed 30 times.
@@ -410,6 +410,7 @@ async fn chaos(tier: Tier) {
     let mut orch = stack.spawn().await;
     let mut injected = Injected::default();
     let restart_at = rng.gen_range(5..CHAOS_KILLS - 5);
+    let outage_at = rng.gen_range(3..CHAOS_KILLS - 3);
     // When each block was made, for the time to settle of each batch.
     let mut produced = BTreeMap::from([(0, unix_now())]);
     while injected.kills < CHAOS_KILLS {
@@ -424,6 +425,15 @@ async fn chaos(tier: Tier) {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(100..2000))).await;
         }
         orch = stack.spawn().await;
+        if injected.kills == outage_at {
+            // A prover outage: every call fails for 10 s, so calls spend their attempts and
+            // jobs go back (the 20 % alone may all be absorbed by the retries in the call).
+            println!("[chaos] the prover fails every call for 10 s");
+            let hang = Duration::from_secs(4);
+            stack.prover.set_chaos(Some(Chaos { rate: 1.0, seed: seed ^ 3, hang }));
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            stack.prover.set_chaos(Some(Chaos { rate: 0.2, seed: seed ^ 4, hang }));
+        }
         if injected.kills == restart_at {
             if let Some(pg) = stack.postgres.as_mut() {
                 // Under a running instance: its connections are cut and the database is gone
@@ -530,7 +540,8 @@ async fn chaos(tier: Tier) {
     assert!(orch.interrupt(Duration::from_secs(30)));
 }
 
-/// Alerts by the fault class they name (title and body): `kill` (healed orphans), `prover`,
+/// Alerts by the fault class they name (title and body): `kill` (healed orphans), `prover`
+/// (any alert naming the prover: a job retrying, a batching run that could not open a bucket),
 /// `l1 transaction` (a state update that needed several transactions, the fee cap),
 /// `database`, `rpc cut` (node or settlement unreachable), `other`.
 fn alert_classes(alerts: &[String]) -> BTreeMap<&'static str, usize> {
@@ -540,7 +551,7 @@ fn alert_classes(alerts: &[String]) -> BTreeMap<&'static str, usize> {
         let has = |words: &[&str]| words.iter().any(|w| l.contains(w));
         let class = if has(&["orphaned job"]) {
             "kill"
-        } else if has(&["retrying: prover"]) {
+        } else if has(&["prover"]) {
             "prover"
         } else if has(&["state update of", "fee cap"]) {
             "l1 transaction"

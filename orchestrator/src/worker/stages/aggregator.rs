@@ -24,7 +24,10 @@ use cairo_vm::types::layout_name::LayoutName;
 use orchestrator_gps_fact_checker::fact::{
     aggregator::filter_aggregator_output, keccak256_concat, pie, program_hash::program_hash,
 };
-use orchestrator_prover_client_interface::{ApplicativeJobInfo, Task, TaskStatus, TaskType};
+use orchestrator_protocol::compression::io::parse_felt_list;
+use orchestrator_prover_client_interface::{
+    AggregationArtifacts, ApplicativeJobInfo, Task, TaskStatus, TaskType,
+};
 use orchestrator_snos_runner::{
     aggregator::aggregate_pies,
     external_aggregator::{
@@ -399,6 +402,7 @@ impl AggregatorHandler {
             .get_aggregation_artifacts(&ext, m.download_proof.is_some())
             .await
             .map_err(|e| JobError::client(format!("aggregation artifacts of {ext}"), e))?;
+        check_downloads(&artifacts)?;
         if let Some(pie_zip) = &artifacts.cairo_pie {
             if let Some(path) = &m.cairo_pie_path {
                 self.ctx.write(path, pie_zip.clone(), "the aggregator PIE").await?;
@@ -418,6 +422,31 @@ impl AggregatorHandler {
         }
         Ok(())
     }
+}
+
+/// Checks that the downloaded aggregation artifacts read as what they claim to be before any
+/// is stored: a download cut short or replaced by a proxy's page (with a 200) must not become
+/// the batch's PIE or DA segment, which later stages would reject for good. A failure is
+/// retryable (the artifacts are downloaded again on the next verification); a prover that
+/// keeps serving broken artifacts ends in the dead-letter path like any repeated failure.
+fn check_downloads(artifacts: &AggregationArtifacts) -> Result<(), JobError> {
+    let broken = |what: &str, e: &dyn fmt::Display| {
+        JobError::retryable(format!(
+            "the downloaded {what} does not read ({e}); a download cut short? downloading again"
+        ))
+    };
+    if let Some(pie_zip) = &artifacts.cairo_pie {
+        pie::read_pie_bytes(pie_zip).map_err(|e| broken("aggregator PIE", &e))?;
+    }
+    if let Some(segment) = &artifacts.da_segment {
+        let text = std::str::from_utf8(segment).map_err(|e| broken("DA segment", &e))?;
+        parse_felt_list(text).map_err(|e| broken("DA segment", &e))?;
+    }
+    if let Some(output) = &artifacts.snos_output {
+        serde_json::from_slice::<serde_json::Value>(output)
+            .map_err(|e| broken("aggregator OS output", &e))?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -640,5 +669,37 @@ mod trigger_tests {
             "open"
         );
         assert!(!tiles_exactly(&agg, &[]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orchestrator_utils::Retryable;
+
+    use super::*;
+
+    fn artifacts(pie: Option<&[u8]>, segment: &[u8], output: &[u8]) -> AggregationArtifacts {
+        AggregationArtifacts {
+            cairo_pie: pie.map(<[u8]>::to_vec),
+            da_segment: Some(segment.to_vec()),
+            snos_output: Some(output.to_vec()),
+            proof: None,
+        }
+    }
+
+    #[test]
+    fn downloads_that_do_not_read_are_retried_not_stored() {
+        assert!(check_downloads(&artifacts(None, b"[\"0x1\", \"0x2\"]", b"[\"0x3\"]")).is_ok());
+        // A 200 whose body was cut short, in place of each artifact in turn.
+        let cut = b"{\"atlanticQuery\": {\"id\": \"01";
+        for (broken, what) in [
+            (artifacts(None, cut, b"[]"), "DA segment"),
+            (artifacts(None, b"[\"0x1\"]", cut), "aggregator OS output"),
+            (artifacts(Some(b"PK\x03\x04 cut"), b"[\"0x1\"]", b"[]"), "aggregator PIE"),
+        ] {
+            let e = check_downloads(&broken).unwrap_err();
+            assert!(e.is_retryable(), "{e}");
+            assert!(e.to_string().contains(&format!("the downloaded {what} does not read")), "{e}");
+        }
     }
 }
