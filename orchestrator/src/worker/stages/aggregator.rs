@@ -674,8 +674,6 @@ mod trigger_tests {
 
 #[cfg(test)]
 mod tests {
-    use orchestrator_utils::Retryable;
-
     use super::*;
 
     fn artifacts(pie: Option<&[u8]>, segment: &[u8], output: &[u8]) -> AggregationArtifacts {
