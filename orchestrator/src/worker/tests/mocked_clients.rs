@@ -562,7 +562,10 @@ async fn a_prover_outage_alerts_once_per_retry_streak() {
 }
 
 #[tokio::test]
-async fn aggregation_artifacts_that_do_not_parse_reject_the_job_and_the_batch() {
+/// A proxy's page (or a download cut short) in place of the aggregator PIE is not stored as
+/// the batch's PIE: the verification fails retryably, the artifacts are downloaded again on the
+/// next delivery, and the job and batch stay where they were.
+async fn aggregation_artifacts_that_do_not_read_are_downloaded_again_not_stored() {
     const BUCKET: &str = "bucket-1";
     let mut prover = MockProverClient::new();
     prover
@@ -598,18 +601,21 @@ async fn aggregation_artifacts_that_do_not_parse_reject_the_job_and_the_batch() 
         AggregatorBatchStatus::PendingAggregatorVerification
     );
 
-    service::verify_job(&h.config, job.id).await.expect("a rejection is handled");
+    let e = service::verify_job(&h.config, job.id).await.expect_err("a broken download");
+    assert!(Retryable::is_retryable(&e), "{e}");
+    assert!(e.to_string().contains("the downloaded aggregator PIE does not read"), "{e}");
 
     let after = h.job(job.id).await;
-    assert_eq!(after.status, JobStatus::Failed, "Aggregator has one attempt");
-    assert!(
-        failure_reason(&after)
-            .starts_with("verification rejected: the aggregator PIE does not parse"),
-        "{}",
-        failure_reason(&after)
+    assert_eq!(after.status, JobStatus::PendingVerification, "tried again, not failed");
+    assert_eq!(
+        aggregator_batch_status(&h).await,
+        AggregatorBatchStatus::PendingAggregatorVerification
     );
-    assert_eq!(aggregator_batch_status(&h).await, AggregatorBatchStatus::VerificationFailed);
-    assert_eq!(alert_titles(&h).len(), 1);
+    let JobSpecificMetadata::Aggregator(m) = &after.metadata.specific else {
+        panic!("aggregator metadata")
+    };
+    let pie_path = m.cairo_pie_path.clone().expect("a PIE path");
+    assert!(h.config.storage().get_data(&pie_path).await.is_err(), "nothing was stored");
 }
 
 // ---------------------------------------------------------------------------------------------
