@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+# No incremental compilation data for the test builds: a one-shot build gains nothing from it,
+# and in the shared cache it grew to 30 GB and filled the disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "==> cargo target dir: $CARGO_TARGET_DIR"
 echo "==> independent references (cairo-lang, ckzg)"
