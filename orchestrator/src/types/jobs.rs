@@ -418,6 +418,27 @@ pub struct StateUpdateMetadata {
     pub storage_artifacts_tagged_at: Option<DateTime<Utc>>,
 }
 
+impl StateUpdateMetadata {
+    /// The metadata of a StateTransition settling batch `index`, before any artifact path or
+    /// transaction is known.
+    pub fn for_batch(index: u64) -> Self {
+        Self {
+            snos_output_path: None,
+            program_output_path: None,
+            blob_data_path: None,
+            da_segment_path: None,
+            tx_hash: None,
+            tx_nonce: None,
+            tx_attempts: Vec::new(),
+            context: SettlementContext::Batch(SettlementContextData {
+                to_settle: index,
+                last_failed: None,
+            }),
+            storage_artifacts_tagged_at: None,
+        }
+    }
+}
+
 /// Aggregator data.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AggregatorMetadata {

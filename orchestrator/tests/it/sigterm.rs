@@ -30,7 +30,7 @@ use orchestrator::{
     types::{
         jobs::{
             JobItem, JobItemUpdates, JobSpecificMetadata, JobStatus, JobType,
-            JobVerificationStatus, SettlementContext, SettlementContextData, StateUpdateMetadata,
+            JobVerificationStatus, StateUpdateMetadata,
         },
         queue::{JobAction, QueueType},
         Layer,
@@ -129,20 +129,9 @@ fn config(clients: Clients, log: &Path, process: Duration, verify: Duration) -> 
 
 fn metadata(job_type: JobType, index: u64) -> JobSpecificMetadata {
     match job_type {
-        JobType::StateTransition => JobSpecificMetadata::StateUpdate(StateUpdateMetadata {
-            snos_output_path: None,
-            program_output_path: None,
-            blob_data_path: None,
-            da_segment_path: None,
-            tx_hash: None,
-            tx_nonce: None,
-            tx_attempts: Vec::new(),
-            context: SettlementContext::Batch(SettlementContextData {
-                to_settle: index,
-                last_failed: None,
-            }),
-            storage_artifacts_tagged_at: None,
-        }),
+        JobType::StateTransition => {
+            JobSpecificMetadata::StateUpdate(StateUpdateMetadata::for_batch(index))
+        }
         _ => snos(index),
     }
 }

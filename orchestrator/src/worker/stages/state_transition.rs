@@ -63,8 +63,7 @@ use crate::{
         batch::{AggregatorBatch, AggregatorBatchQuery, AggregatorBatchStatus, SnosBatchStatus},
         jobs::{
             JobItem, JobSpecificMetadata, JobStatus, JobType, JobVerificationStatus,
-            SettlementContext, SettlementContextData, StateUpdateMetadata, StateUpdateTxAttempt,
-            TxAttemptStatus,
+            StateUpdateMetadata, StateUpdateTxAttempt, TxAttemptStatus,
         },
         queue::WorkerTriggerType,
         Layer,
@@ -726,20 +725,7 @@ fn settled_index(job: &JobItem) -> u64 {
 /// The StateTransition metadata settling the batch of `parent` (its artifact paths).
 pub fn state_update_metadata(layer: Layer, parent: &JobItem) -> StateUpdateMetadata {
     let index = parent.internal_id;
-    let mut m = StateUpdateMetadata {
-        snos_output_path: None,
-        program_output_path: None,
-        blob_data_path: None,
-        da_segment_path: None,
-        tx_hash: None,
-        tx_nonce: None,
-        tx_attempts: Vec::new(),
-        context: SettlementContext::Batch(SettlementContextData {
-            to_settle: index,
-            last_failed: None,
-        }),
-        storage_artifacts_tagged_at: None,
-    };
+    let mut m = StateUpdateMetadata::for_batch(index);
     match (layer, &parent.metadata.specific) {
         (Layer::L2, JobSpecificMetadata::Aggregator(a)) => {
             m.snos_output_path = a.snos_output_path.clone();
@@ -973,7 +959,7 @@ mod trigger_tests {
     fn paths_come_from_the_aggregator_job() {
         let m = state_update_metadata(Layer::L2, &agg(4));
         assert_eq!(m.context.to_settle(), 4);
-        assert!(matches!(m.context, SettlementContext::Batch(_)));
+        assert!(matches!(m.context, crate::types::jobs::SettlementContext::Batch(_)));
         assert_eq!(m.program_output_path.as_deref(), Some("artifacts/batch/4/program_output.txt"));
         assert_eq!(m.da_segment_path.as_deref(), Some("artifacts/batch/4/da_blob.json"));
     }
