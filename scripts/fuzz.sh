@@ -17,9 +17,20 @@
 # Environment:
 #   ORCH_FUZZ_SANITIZER   sanitizer of the builds: `none` (default) or `address`
 #   ORCH_FUZZ_TARGETS     space-separated subset of the targets to run
-#   ORCH_FUZZ_TARGET_DIR  the cargo target dir (default $ORCH_CACHE/fuzz-target)
+#   ORCH_FUZZ_TARGET_DIR  the cargo target dir of the light targets (default
+#                         $ORCH_CACHE/fuzz-target); the engine targets use it with `-engine`
+#                         appended
 #   ORCH_FUZZ_ENGINE      0: leave out the targets that need the orchestrator crate (a much
-#                         smaller build); default 1
+#                         larger build); default 1
+#   ORCH_FUZZ_ENGINE_PROFILE  `dev` or `release`: the build of the engine targets (default
+#                         `release` for `long`, `dev` otherwise)
+#
+# The engine targets (queue_message, api_request) are built without optimisations (`cargo fuzz
+# build --dev`) except for the long runs: an instrumented release build of the whole
+# orchestrator crate (AWS SDKs, MongoDB, alloy, starknet, cairo-vm) takes about 44 minutes on
+# 2 cores, the dev build about 13. A dev build runs about 40 times slower (tens of inputs a
+# second instead of about 1,600), enough for the 20 s smoke run to exercise every route and
+# queue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -29,9 +40,14 @@ FUZZ_DIR=orchestrator/fuzz
 FUZZ_TOOLS="$ORCH_TOOLS/cargo-fuzz"
 # The fuzz builds are nightly builds with coverage instrumentation: their own target dir, so
 # they never invalidate the workspace's.
-export CARGO_TARGET_DIR="${ORCH_FUZZ_TARGET_DIR:-$ORCH_CACHE/fuzz-target}"
+LIGHT_TARGET_DIR="${ORCH_FUZZ_TARGET_DIR:-$ORCH_CACHE/fuzz-target}"
+ENGINE_TARGET_DIR="$LIGHT_TARGET_DIR-engine"
+# The incremental data of the dev builds would only grow the cache.
+export CARGO_INCREMENTAL=0
 SANITIZER="${ORCH_FUZZ_SANITIZER:-none}"
 ENGINE="${ORCH_FUZZ_ENGINE:-1}"
+DEFAULT_ENGINE_PROFILE=dev
+[ "${1:-}" = long ] && DEFAULT_ENGINE_PROFILE=release
 TIMEOUT_SECS=10
 RSS_LIMIT_MB=2048
 
@@ -82,41 +98,69 @@ all_targets() {
 check_target() {
     local t
     for t in "${LIGHT_TARGETS[@]}"; do [ "$t" = "$1" ] && return 0; done
-    for t in "${ENGINE_TARGETS[@]}"; do
-        if [ "$t" = "$1" ]; then
-            [ "$ENGINE" != 0 ] || die "target $1 needs the engine (ORCH_FUZZ_ENGINE=0 is set)"
-            return 0
-        fi
-    done
+    if is_engine "$1"; then
+        [ "$ENGINE" != 0 ] || die "target $1 needs the engine (ORCH_FUZZ_ENGINE=0 is set)"
+        return 0
+    fi
     die "unknown target \`$1\` (see \`scripts/fuzz.sh list\`)"
 }
 
-# The cargo-fuzz options of builds and runs (the same options, so a run never rebuilds). With
-# the engine targets every target is built with the `engine` feature: one build of the
-# dependency tree rather than two with different feature sets.
+is_engine() {
+    local t
+    for t in "${ENGINE_TARGETS[@]}"; do [ "$t" = "$1" ] && return 0; done
+    return 1
+}
+
+# The cargo-fuzz options of the builds of TARGET (the same options for a build and a cmin, so
+# neither rebuilds the other's).
 fuzz_options() {
     local opts=(--fuzz-dir "$FUZZ_DIR" --sanitizer "$SANITIZER" --debug-assertions)
-    [ "$ENGINE" = 0 ] || opts+=(--features engine)
+    if is_engine "$1"; then
+        opts+=(--features engine)
+        [ "$(engine_profile)" = release ] || opts+=(--dev)
+    fi
     echo "${opts[@]}"
+}
+
+engine_profile() {
+    case "${ORCH_FUZZ_ENGINE_PROFILE:-$DEFAULT_ENGINE_PROFILE}" in
+        dev) echo dev ;;
+        release) echo release ;;
+        *) die "ORCH_FUZZ_ENGINE_PROFILE must be dev or release, not \`$ORCH_FUZZ_ENGINE_PROFILE\`" ;;
+    esac
+}
+
+# The target dir of TARGET's build.
+target_dir() {
+    if is_engine "$1"; then echo "$ENGINE_TARGET_DIR"; else echo "$LIGHT_TARGET_DIR"; fi
 }
 
 cargo_fuzz() {
     rustup run nightly cargo fuzz "$@"
 }
 
-# The fuzz binary of TARGET in the target dir.
+# The fuzz binary of TARGET in its target dir.
 binary() {
-    local host
+    local host profile=release
     host="$(rustup run nightly rustc -vV | sed -n 's/^host: //p')"
-    echo "$CARGO_TARGET_DIR/$host/release/$1"
+    is_engine "$1" && [ "$(engine_profile)" = dev ] && profile=debug
+    echo "$(target_dir "$1")/$host/$profile/$1"
 }
 
 build() {
-    local start=$SECONDS
-    echo "==> building the fuzz targets (sanitizer: $SANITIZER, engine: $ENGINE, target dir: $CARGO_TARGET_DIR)"
-    # One cargo invocation builds every target (the engine ones only with the feature).
-    cargo_fuzz build $(fuzz_options)
-    echo "==> fuzz targets built in $((SECONDS - start)) s"
+    local start=$SECONDS t
+    echo "==> building the fuzz targets (sanitizer: $SANITIZER, engine: $ENGINE, engine profile: $(engine_profile))"
+    # One cargo invocation builds every light target (release); each engine target is a dev
+    # build of its own, sharing its target dir with the other.
+    CARGO_TARGET_DIR="$LIGHT_TARGET_DIR" cargo_fuzz build $(fuzz_options "${LIGHT_TARGETS[0]}")
+    echo "==> light fuzz targets built in $((SECONDS - start)) s ($LIGHT_TARGET_DIR)"
+    if [ "$ENGINE" != 0 ]; then
+        start=$SECONDS
+        for t in "${ENGINE_TARGETS[@]}"; do
+            CARGO_TARGET_DIR="$ENGINE_TARGET_DIR" cargo_fuzz build $(fuzz_options "$t") "$t"
+        done
+        echo "==> engine fuzz targets built in $((SECONDS - start)) s ($ENGINE_TARGET_DIR)"
+    fi
 }
 
 # Runs TARGET for SECS seconds; on failure names the target and the artifact.
@@ -202,13 +246,14 @@ case "$cmd" in
         [ -n "${2:-}" ] || die "usage: scripts/fuzz.sh cmin TARGET"
         check_target "$2"
         setup
-        cargo_fuzz cmin $(fuzz_options) "$2" "$FUZZ_DIR/corpus/$2"
+        CARGO_TARGET_DIR="$(target_dir "$2")" cargo_fuzz cmin $(fuzz_options "$2") "$2" \
+            "$FUZZ_DIR/corpus/$2"
         ;;
     list)
         all_targets | tr ' ' '\n'
         ;;
     *)
-        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
         [ -z "$cmd" ] || exit 2
         ;;
 esac

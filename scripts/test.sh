@@ -70,14 +70,14 @@ cargo test --workspace --all-features --locked --no-fail-fast -- --test-threads=
 echo "==> cross-checks against cairo-lang and ckzg"
 scripts/pyref/check.sh 2>&1 | tee "$log_dir/pyref.log" || failed_steps+=("pyref cross-checks")
 
-# The 20 s fuzz smoke run of every target that needs only the crates it feeds (9 of 11; cargo-fuzz
-# and the nightly build live in the cache). The two engine targets (queue_message, api_request)
-# rebuild the whole orchestrator with coverage instrumentation (44 min cold): `make fuzz`.
+# The 20 s fuzz smoke run of every target (cargo-fuzz and the nightly builds live in the cache).
+# The two engine targets (queue_message, api_request) are a dev build of the whole orchestrator
+# with coverage instrumentation (about 13 min cold); `ORCH_FUZZ_ENGINE=0` leaves them out.
 echo "==> fuzz smoke run (20 s a target)"
 if [ "${ORCH_SKIP_FUZZ:-0}" = 1 ]; then
     echo "skipped: fuzz smoke run (ORCH_SKIP_FUZZ=1)"
 else
-    ORCH_FUZZ_ENGINE="${ORCH_FUZZ_ENGINE:-0}" scripts/fuzz.sh smoke 2>&1 | tee "$log_dir/fuzz.log" \
+    scripts/fuzz.sh smoke 2>&1 | tee "$log_dir/fuzz.log" \
         || failed_steps+=("fuzz smoke")
 fi
 

@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::Api,
     chaos::{PostgresCluster, TcpProxy},
-    devnet::Devnet,
+    devnet::{Devnet, DevnetConfig},
     l1::{L1, OPERATOR_ADDRESS, OPERATOR_KEY, PROVER_KEY},
     process::{self, OrchestratorProcess},
 };
@@ -60,6 +60,16 @@ pub enum Tier {
     Distributed,
     /// MongoDB + SQS/S3/SNS/EventBridge rules on LocalStack.
     MongoLocalStack,
+}
+
+/// What a benchmark changes in a stack ([`Stack::start_with`]); the default is the workflow
+/// tests' stack.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StackOptions {
+    /// The mock Atlantic server answers at once (no processing or completion delay).
+    pub instant_prover: bool,
+    /// Devnet closes a block only on `devnet_createBlock` (many transactions per block).
+    pub blocks_on_demand: bool,
 }
 
 /// The shared database of a distributed tier.
@@ -265,7 +275,12 @@ impl Stack {
     /// creates a database and a resource prefix; runs `orchestrator setup`. `None` (after
     /// printing why) when a service the tier needs is skipped.
     pub async fn start(tier: Tier) -> Option<Self> {
-        Self::start_on(tier, None).await
+        Self::start_on(tier, None, StackOptions::default()).await
+    }
+
+    /// [`Stack::start`] with the changes of `options` (benchmarks).
+    pub async fn start_with(tier: Tier, options: StackOptions) -> Option<Self> {
+        Self::start_on(tier, None, options).await
     }
 
     /// [`Stack::start`] for the chaos workflow: the orchestrator reaches the node and the L1
@@ -276,7 +291,12 @@ impl Stack {
             Tier::Distributed => Some(PostgresCluster::start()?),
             Tier::Embedded | Tier::MongoLocalStack => None,
         };
-        let mut stack = Self::start_on(tier, cluster.as_ref().map(PostgresCluster::url)).await?;
+        let mut stack = Self::start_on(
+            tier,
+            cluster.as_ref().map(PostgresCluster::url),
+            StackOptions::default(),
+        )
+        .await?;
         stack.proxies = Some(Proxies {
             node: Arc::new(TcpProxy::start(&stack.devnet.url).await),
             l1: Arc::new(TcpProxy::start(&stack.l1.url()).await),
@@ -287,7 +307,7 @@ impl Stack {
 
     /// [`Stack::start`], the distributed tier's database on the PostgreSQL server `postgres`
     /// when given (otherwise the shared test server).
-    async fn start_on(tier: Tier, postgres: Option<String>) -> Option<Self> {
+    async fn start_on(tier: Tier, postgres: Option<String>, options: StackOptions) -> Option<Self> {
         let prefix = || format!("e2e{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let distributed = match tier {
             Tier::Embedded => None,
@@ -309,12 +329,21 @@ impl Stack {
                 })
             }
         };
-        let devnet = Devnet::start().await?;
+        let devnet = if options.blocks_on_demand {
+            Devnet::start_with(DevnetConfig::default().block_generation_on_demand()).await?
+        } else {
+            Devnet::start().await?
+        };
         let l1 = L1::start().await?;
+        let (processing_delay, completion_delay) = if options.instant_prover {
+            (Duration::ZERO, Duration::ZERO)
+        } else {
+            (Duration::from_millis(300), Duration::from_millis(700))
+        };
         let prover = MockAtlanticServer::start(MockAtlanticConfig {
             port: 0,
-            processing_delay: Duration::from_millis(300),
-            completion_delay: Duration::from_millis(700),
+            processing_delay,
+            completion_delay,
             max_concurrent_jobs: 50,
             fact_registration: Some(FactRegistration {
                 rpc_url: l1.url(),

@@ -18,7 +18,7 @@ use crate::{
     types::{jobs::JobType, queue::WorkerTriggerType},
     worker::{
         controller::WorkerController, handler::JobHandlers, stages, supervisor::Supervisor,
-        trigger::Triggers,
+        trigger::Triggers, watch::Watchdog,
     },
 };
 
@@ -43,12 +43,16 @@ impl Orchestrator {
     pub async fn start(mut params: RunParams) -> eyre::Result<Self> {
         let mock_atlantic = start_mock_atlantic(&mut params).await?;
         let clients = build_clients(&params).await?;
-        let (handlers, triggers) = stages::build(&params, &clients).await?;
+        let external = stages::external::ExternalClients::new(&params).await?;
+        let (handlers, triggers) = stages::build_with(&params, &clients, &external)?;
         report_missing(&params, &handlers, &triggers);
         let engine = engine_params(&params);
+        let watchdog =
+            Watchdog::new(external.node.clone(), external.settlement.clone(), params.service.watch);
         let config = Arc::new(
             Config::new(params.layer, clients, handlers, triggers, engine)
-                .with_server(server_settings(&params)),
+                .with_server(server_settings(&params))
+                .with_watchdog(watchdog),
         );
         let cron: LocalTriggers = match params.infra.cron {
             CronBackend::Embedded { interval } => Some((

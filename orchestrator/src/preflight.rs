@@ -346,12 +346,22 @@ pub fn dependency_probes(params: &RunParams) -> Vec<Arc<dyn DependencyProbe>> {
     let mut probes: Vec<Arc<dyn DependencyProbe>> =
         vec![Arc::new(RpcProbe::new("node", &params.madara.rpc_url, "starknet_chainId"))];
     probes.push(Arc::new(match &params.settlement {
-        SettlementParams::Ethereum(eth) => {
-            RpcProbe::new("settlement", eth.rpc_url.expose(), "eth_chainId")
-        }
-        SettlementParams::Starknet(sn) => {
-            RpcProbe::new("settlement", sn.rpc_url.expose(), "starknet_chainId")
-        }
+        SettlementParams::Ethereum(eth) => RpcProbe {
+            name: "settlement",
+            rpc: JsonRpc::with_fallbacks(
+                eth.rpc_url.expose(),
+                eth.fallback_rpc_urls.iter().map(Secret::expose),
+            ),
+            method: "eth_chainId",
+        },
+        SettlementParams::Starknet(sn) => RpcProbe {
+            name: "settlement",
+            rpc: JsonRpc::with_fallbacks(
+                sn.rpc_url.expose(),
+                sn.fallback_rpc_urls.iter().map(Secret::expose),
+            ),
+            method: "starknet_chainId",
+        },
     }));
     match &params.prover {
         ProverParams::Atlantic(a) => {
@@ -381,6 +391,9 @@ pub struct JsonRpc {
     url: Url,
     auth: Option<Secret<String>>,
     shown: String,
+    /// Endpoints of the same chain tried in turn when this one does not answer
+    /// (`--ethereum-rpc-url a,b`).
+    fallbacks: Vec<JsonRpc>,
 }
 
 impl fmt::Debug for JsonRpc {
@@ -448,7 +461,15 @@ impl JsonRpc {
             .build()
             .unwrap_or_default();
         let shown = origin(&url);
-        Self { http, url, auth, shown }
+        Self { http, url, auth, shown, fallbacks: Vec::new() }
+    }
+
+    /// The endpoint at `url`, failing over to `fallbacks` in turn when it does not answer
+    /// (unreachable, HTTP 5xx or 429, not JSON-RPC), as the settlement client does.
+    pub fn with_fallbacks<'a>(url: &Url, fallbacks: impl IntoIterator<Item = &'a Url>) -> Self {
+        let mut rpc = Self::new(url);
+        rpc.fallbacks = fallbacks.into_iter().map(Self::new).collect();
+        rpc
     }
 
     /// The origin shown in findings.
@@ -461,6 +482,19 @@ impl JsonRpc {
     /// # Errors
     /// No answer, an HTTP error, a JSON-RPC error or an answer without `result`.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, RpcFailure> {
+        let mut result = self.call_one(method, &params).await;
+        for fallback in &self.fallbacks {
+            match &result {
+                Err(RpcFailure::Unreachable(_) | RpcFailure::Malformed(_)) => {}
+                Err(RpcFailure::Http(status)) if *status >= 500 || *status == 429 => {}
+                _ => break,
+            }
+            result = fallback.call_one(method, &params).await;
+        }
+        result
+    }
+
+    async fn call_one(&self, method: &str, params: &Value) -> Result<Value, RpcFailure> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let mut request = self.http.post(self.url.clone()).json(&body);
         if let Some(auth) = &self.auth {
@@ -650,7 +684,10 @@ impl EthereumSettlementCheck {
     /// The check of `eth`.
     pub fn new(eth: &EthereumSettlementParams) -> Self {
         Self {
-            rpc: JsonRpc::new(eth.rpc_url.expose()),
+            rpc: JsonRpc::with_fallbacks(
+                eth.rpc_url.expose(),
+                eth.fallback_rpc_urls.iter().map(Secret::expose),
+            ),
             core: eth.l1_core_contract_address,
             signer: match &eth.signer {
                 EthereumSignerParams::PrivateKey(k) => SignerSource::Local(k.clone()),
@@ -808,7 +845,10 @@ impl StarknetSettlementCheck {
     /// The check of `sn`.
     pub fn new(sn: &StarknetSettlementParams) -> Self {
         Self {
-            rpc: JsonRpc::new(sn.rpc_url.expose()),
+            rpc: JsonRpc::with_fallbacks(
+                sn.rpc_url.expose(),
+                sn.fallback_rpc_urls.iter().map(Secret::expose),
+            ),
             core: sn.cairo_core_contract_address,
             account: sn.account_address,
         }

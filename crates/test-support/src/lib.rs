@@ -11,7 +11,8 @@
 //! - [`moto`]: the shared moto server's endpoint and fresh resource prefixes;
 //! - [`postgres`]: the shared PostgreSQL server's URL and fresh database names;
 //! - [`mongodb`]: the shared MongoDB-wire server's URL;
-//! - [`localstack`]: the shared LocalStack's endpoint.
+//! - [`localstack`]: the shared LocalStack's endpoint;
+//! - [`proxy`]: a TCP proxy that cuts a service off and restores it.
 //!
 //! [`launch`] holds what they share: binary lookup in the tool cache, the skip variables, free
 //! ports, the process guard, readiness polling and its errors.
@@ -27,5 +28,6 @@ pub mod localstack;
 pub mod mongodb;
 pub mod moto;
 pub mod postgres;
+pub mod proxy;
 pub mod repo;
 pub mod vectors;

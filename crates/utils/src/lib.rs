@@ -10,6 +10,7 @@
 //!   prover are retried (attempts, read timeout, backoff with jitter).
 
 pub mod env;
+pub mod failover;
 pub mod retryable;
 pub mod secret;
 pub mod upstream;

@@ -82,6 +82,22 @@ pub fn split_userinfo(url: &Url) -> (Url, Option<Secret<String>>) {
     (without_userinfo(url), Some(header))
 }
 
+/// [`split_userinfo`] as HTTP clients use it: the URL without its credentials, and the default
+/// headers of every request to it (`Authorization: Basic …`, marked sensitive so that HTTP
+/// libraries leave it out of their debug output; empty when the URL has no credentials).
+pub fn credentials_headers(url: &Url) -> (Url, http::HeaderMap) {
+    let (url, authorization) = split_userinfo(url);
+    let mut headers = http::HeaderMap::new();
+    if let Some(value) = authorization {
+        // `Basic ` followed by base64: visible ASCII, always a valid header value.
+        let mut value = http::HeaderValue::from_str(value.expose())
+            .expect("Basic credentials are visible ASCII");
+        value.set_sensitive(true);
+        headers.insert(http::header::AUTHORIZATION, value);
+    }
+    (url, headers)
+}
+
 /// `url` without its user name and password: what may be shown in a log line or an error.
 pub fn without_userinfo(url: &Url) -> Url {
     let mut clean = url.clone();
@@ -134,6 +150,19 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_become_a_sensitive_basic_header() {
+        let url: Url = "https://alice:s3cret@rpc.example/v3/key".parse().unwrap();
+        let (clean, headers) = credentials_headers(&url);
+        assert_eq!(clean.as_str(), "https://rpc.example/v3/key");
+        let value = &headers[http::header::AUTHORIZATION];
+        // base64("alice:s3cret")
+        assert_eq!(value.to_str().unwrap(), "Basic YWxpY2U6czNjcmV0");
+        assert!(value.is_sensitive());
+        let (same, none) = credentials_headers(&clean);
+        assert_eq!((same, none.len()), (clean, 0));
+    }
 
     #[test]
     fn debug_and_display_redact() {

@@ -174,13 +174,26 @@ impl InfraParams {
         let storage = if a.storage.aws_s3 {
             require_aws(aws.is_some(), "--aws-s3")?;
             non_empty(&a.storage.bucket_identifier, "--bucket-identifier")?;
+            if a.storage.storage_retention_days.is_some() {
+                return Err(ConfigError::Conflict(
+                    "--storage-retention-days is for the directory store: on S3 the bucket's \
+                     lifecycle rule deletes tagged artifacts after --storage-expiration-days"
+                        .into(),
+                ));
+            }
             StorageBackend::S3 {
                 bucket_identifier: a.storage.bucket_identifier,
                 prefix: prefix(),
                 expiration_days: a.storage.storage_expiration_days,
             }
         } else {
-            StorageBackend::Embedded { expiration_days: a.storage.storage_expiration_days }
+            StorageBackend::Embedded {
+                expiration_days: a.storage.storage_expiration_days,
+                retention_days: a
+                    .storage
+                    .storage_retention_days
+                    .unwrap_or(a.storage.storage_expiration_days),
+            }
         };
 
         let alerts = if a.alert.aws_sns {
@@ -330,6 +343,14 @@ fn service_params(a: ServiceArgs) -> ConfigResult<ServiceParams> {
                     .map_err(|e| ConfigError::invalid("--preflight-chain-id", e))
             })
             .transpose()?,
+        watch: crate::worker::watch::WatchParams {
+            interval: positive_secs(a.watchdog_interval_seconds, "--watchdog-interval-seconds")?,
+            settlement_lag_alert: (a.settlement_lag_alert_seconds > 0)
+                .then(|| Duration::from_secs(a.settlement_lag_alert_seconds)),
+            stall_alert: (a.stall_alert_seconds > 0)
+                .then(|| Duration::from_secs(a.stall_alert_seconds)),
+            min_balance_updates: a.settlement_min_balance_updates,
+        },
     })
 }
 
@@ -686,8 +707,8 @@ fn settlement_params(
         (true, false) => {
             const WHEN: &str = "with --settle-on-ethereum";
             let need = |flag| ConfigError::Missing { flag, when: WHEN };
-            let rpc_url = eth.ethereum_rpc_url.ok_or_else(|| need("--ethereum-rpc-url"))?;
-            http_url(rpc_url.expose(), "--ethereum-rpc-url")?;
+            let urls = eth.ethereum_rpc_url.ok_or_else(|| need("--ethereum-rpc-url"))?;
+            let (rpc_url, fallback_rpc_urls) = primary_and_fallbacks(urls, "--ethereum-rpc-url")?;
             let signer = ethereum_signer(eth.ethereum_private_key, eth.ethereum_kms_key_id)?;
             let core =
                 eth.l1_core_contract_address.ok_or_else(|| need("--l1-core-contract-address"))?;
@@ -701,6 +722,7 @@ fn settlement_params(
             }
             Ok(SettlementParams::Ethereum(EthereumSettlementParams {
                 rpc_url,
+                fallback_rpc_urls,
                 signer,
                 l1_core_contract_address: eth_address(&core, "--l1-core-contract-address")?,
                 starknet_operator_address: eth_address(&operator, "--starknet-operator-address")?,
@@ -720,8 +742,8 @@ fn settlement_params(
         (false, true) => {
             const WHEN: &str = "with --settle-on-starknet";
             let need = |flag| ConfigError::Missing { flag, when: WHEN };
-            let rpc_url = sn.starknet_rpc_url.ok_or_else(|| need("--starknet-rpc-url"))?;
-            http_url(rpc_url.expose(), "--starknet-rpc-url")?;
+            let urls = sn.starknet_rpc_url.ok_or_else(|| need("--starknet-rpc-url"))?;
+            let (rpc_url, fallback_rpc_urls) = primary_and_fallbacks(urls, "--starknet-rpc-url")?;
             let private_key =
                 sn.starknet_private_key.ok_or_else(|| need("--starknet-private-key"))?;
             if Felt::from_hex(private_key.expose().trim()).is_err() {
@@ -734,6 +756,7 @@ fn settlement_params(
                 .ok_or_else(|| need("--starknet-cairo-core-contract-address"))?;
             Ok(SettlementParams::Starknet(StarknetSettlementParams {
                 rpc_url,
+                fallback_rpc_urls,
                 private_key,
                 account_address: felt(&account, "--starknet-account-address")?,
                 cairo_core_contract_address: felt(&core, "--starknet-cairo-core-contract-address")?,
@@ -836,6 +859,20 @@ fn non_empty(v: &str, flag: &'static str) -> ConfigResult<()> {
 
 /// Only http(s) URLs make sense for the RPC and HTTP endpoints. The error shows the scheme
 /// only: the URL may carry an API key.
+/// The primary URL of a `--*-rpc-url a,b,…` list and the fallbacks, each `http`/`https`.
+fn primary_and_fallbacks(
+    urls: Secret<crate::cli::args::settlement::UrlList>,
+    flag: &'static str,
+) -> ConfigResult<(Secret<Url>, Vec<Secret<Url>>)> {
+    let mut urls = urls.expose().0.clone().into_iter().map(Secret::new);
+    let primary = urls.next().ok_or_else(|| ConfigError::invalid(flag, "no URL given"))?;
+    let fallbacks: Vec<Secret<Url>> = urls.collect();
+    for url in std::iter::once(&primary).chain(&fallbacks) {
+        http_url(url.expose(), flag)?;
+    }
+    Ok((primary, fallbacks))
+}
+
 fn http_url(url: &Url, flag: &'static str) -> ConfigResult<()> {
     match url.scheme() {
         "http" | "https" => Ok(()),
@@ -1033,6 +1070,35 @@ mod tests {
         RunCmd::try_parse_from(args).expect("command line parses").params()
     }
 
+    /// `--ethereum-rpc-url primary,fallback…`: the first URL is the primary, the others are
+    /// the endpoints to fail over to; each must be http(s), and an unparsable one is named by
+    /// its position (a URL may carry an API key).
+    #[test]
+    fn several_ethereum_rpc_urls_are_a_primary_and_fallbacks() {
+        let p = params(&["--ethereum-rpc-url", "http://a.test:8545, https://k@b.test/v3/x"])
+            .expect("two URLs");
+        let SettlementParams::Ethereum(eth) = &p.settlement else { panic!("ethereum") };
+        assert_eq!(eth.rpc_url.expose().as_str(), "http://a.test:8545/");
+        let fallbacks: Vec<&str> =
+            eth.fallback_rpc_urls.iter().map(|u| u.expose().as_str()).collect();
+        assert_eq!(fallbacks, ["https://k@b.test/v3/x"]);
+        let one = params::<&str>(&[]).expect("one URL");
+        let SettlementParams::Ethereum(eth) = &one.settlement else { panic!("ethereum") };
+        assert!(eth.fallback_rpc_urls.is_empty());
+
+        let err = params(&["--ethereum-rpc-url", "http://a.test,ws://b.test"]).unwrap_err();
+        assert!(err.to_string().contains("--ethereum-rpc-url"), "{err}");
+        let parse = RunCmd::try_parse_from(base().into_iter().map(|a| {
+            if a == "http://localhost:8545" {
+                "http://a.test,::bad".into()
+            } else {
+                a
+            }
+        }));
+        let err = parse.unwrap_err().to_string();
+        assert!(err.contains("URL 2 of the list"), "{err}");
+    }
+
     fn atlantic(extra: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = [
             "--prover",
@@ -1198,6 +1264,25 @@ mod tests {
         let debug = format!("{p:?}");
         assert!(!debug.contains("user:pw"), "connection URL leaked: {debug}");
         assert!(!debug.contains(&ETH_KEY[2..]), "private key leaked");
+    }
+
+    #[test]
+    fn storage_retention_defaults_to_the_expiration_days_and_is_for_the_directory_store() {
+        let embedded = |extra: &[&str]| match params(extra).expect("params").infra.storage {
+            StorageBackend::Embedded { expiration_days, retention_days } => {
+                (expiration_days, retention_days)
+            }
+            other => panic!("expected the directory store, got {other:?}"),
+        };
+        assert_eq!(embedded(&[]), (14, 14));
+        assert_eq!(embedded(&["--storage-expiration-days", "30"]), (30, 30));
+        assert_eq!(embedded(&["--storage-retention-days", "3"]), (14, 3));
+        assert_eq!(embedded(&["--storage-retention-days", "0"]), (14, 0));
+        let msg = error(&["--aws", "--aws-s3", "--storage-retention-days", "3"]);
+        assert!(
+            msg.contains("--storage-retention-days") && msg.contains("lifecycle rule"),
+            "{msg}"
+        );
     }
 
     #[test]

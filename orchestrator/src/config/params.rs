@@ -153,8 +153,11 @@ pub enum QueueBackend {
 pub enum StorageBackend {
     /// Directory under the data directory.
     Embedded {
-        /// Days after which artifacts tagged for cleanup expire.
+        /// Days after which artifacts tagged for cleanup expire (`--storage-expiration-days`).
         expiration_days: u32,
+        /// Days StorageCleanup keeps tagged artifacts before deleting them
+        /// (`--storage-retention-days`, default `expiration_days`).
+        retention_days: u32,
     },
     /// AWS S3 (`--aws-s3`).
     S3 {
@@ -255,6 +258,9 @@ pub struct ServiceParams {
     pub preflight_wait: Duration,
     /// The chain id the node must answer (`--preflight-chain-id`).
     pub preflight_chain_id: Option<Felt>,
+    /// The watchdog (`--settlement-lag-alert-seconds`, `--settlement-min-balance-updates`,
+    /// `--stall-alert-seconds`, `--watchdog-interval-seconds`).
+    pub watch: crate::worker::watch::WatchParams,
 }
 
 /// Per-job-type staleness thresholds, from the `--*-timeout-seconds` flags. A job type without
@@ -448,6 +454,9 @@ pub enum SettlementParams {
 pub struct EthereumSettlementParams {
     /// RPC URL (may carry an API key).
     pub rpc_url: Secret<Url>,
+    /// Endpoints of the same chain to fail over to (`--ethereum-rpc-url a,b,…` after the
+    /// first).
+    pub fallback_rpc_urls: Vec<Secret<Url>>,
     /// Who signs the state updates: the private key or an AWS KMS key.
     pub signer: EthereumSignerParams,
     /// Starknet core contract.
@@ -495,6 +504,9 @@ impl EthereumSignerParams {
 pub struct StarknetSettlementParams {
     /// RPC URL (may carry an API key).
     pub rpc_url: Secret<Url>,
+    /// Endpoints of the same chain to fail over to (`--starknet-rpc-url a,b,…` after the
+    /// first).
+    pub fallback_rpc_urls: Vec<Secret<Url>>,
     /// Operator private key.
     pub private_key: Secret<String>,
     /// Operator account.

@@ -9,6 +9,7 @@ use axum::{
     routing::get,
     Router,
 };
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use strum::IntoEnumIterator;
@@ -206,7 +207,8 @@ impl From<&JobItem> for JobSummary {
     }
 }
 
-/// A job with its timestamps (unix seconds), as the settlement status lists it.
+/// A job with its timestamps, as the settlement status lists it: unix seconds as the
+/// reference shows them, and the same times in unix milliseconds (`*_ms`).
 #[derive(Debug, Serialize)]
 pub struct JobDetail {
     /// Stage.
@@ -219,40 +221,60 @@ pub struct JobDetail {
     pub status: JobStatus,
     /// Creation, unix seconds.
     pub created_at: i64,
+    /// Creation, unix milliseconds.
+    pub created_at_ms: i64,
     /// Last update, unix seconds.
     pub updated_at: i64,
-    /// Stage timestamps, unix seconds.
+    /// Last update, unix milliseconds.
+    pub updated_at_ms: i64,
+    /// Stage timestamps.
     pub timestamps: JobTimestamps,
 }
 
-/// Stage timestamps of a job, unix seconds.
+/// Stage timestamps of a job, unix seconds and unix milliseconds.
 #[derive(Debug, Serialize)]
 pub struct JobTimestamps {
-    /// Processing started.
+    /// Processing started, unix seconds.
     pub process_started_at: Option<i64>,
-    /// Processing finished.
+    /// Processing started, unix milliseconds.
+    pub process_started_at_ms: Option<i64>,
+    /// Processing finished, unix seconds.
     pub process_completed_at: Option<i64>,
-    /// Verification started.
+    /// Processing finished, unix milliseconds.
+    pub process_completed_at_ms: Option<i64>,
+    /// Verification started, unix seconds.
     pub verification_started_at: Option<i64>,
-    /// Verification finished.
+    /// Verification started, unix milliseconds.
+    pub verification_started_at_ms: Option<i64>,
+    /// Verification finished (the job `Completed`), unix seconds.
     pub verification_completed_at: Option<i64>,
+    /// Verification finished, unix milliseconds.
+    pub verification_completed_at_ms: Option<i64>,
 }
 
 impl From<&JobItem> for JobDetail {
     fn from(j: &JobItem) -> Self {
         let c = &j.metadata.common;
+        let secs = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
+        let ms = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
         Self {
             job_type: j.job_type,
             id: j.id,
             internal_id: j.internal_id,
             status: j.status,
             created_at: j.created_at.timestamp(),
+            created_at_ms: j.created_at.timestamp_millis(),
             updated_at: j.updated_at.timestamp(),
+            updated_at_ms: j.updated_at.timestamp_millis(),
             timestamps: JobTimestamps {
-                process_started_at: c.process_started_at.map(|t| t.timestamp()),
-                process_completed_at: c.process_completed_at.map(|t| t.timestamp()),
-                verification_started_at: c.verification_started_at.map(|t| t.timestamp()),
-                verification_completed_at: c.verification_completed_at.map(|t| t.timestamp()),
+                process_started_at: secs(c.process_started_at),
+                process_started_at_ms: ms(c.process_started_at),
+                process_completed_at: secs(c.process_completed_at),
+                process_completed_at_ms: ms(c.process_completed_at),
+                verification_started_at: secs(c.verification_started_at),
+                verification_started_at_ms: ms(c.verification_started_at),
+                verification_completed_at: secs(c.verification_completed_at),
+                verification_completed_at_ms: ms(c.verification_completed_at),
             },
         }
     }
@@ -519,4 +541,32 @@ pub async fn jobs_by_stage(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::jobs::{JobSpecificMetadata, SnosMetadata};
+
+    #[test]
+    fn job_detail_shows_seconds_and_milliseconds() {
+        let at = |ms: i64| DateTime::from_timestamp_millis(ms).expect("time");
+        let mut job = JobItem::new(
+            JobType::SnosRun,
+            4,
+            JobSpecificMetadata::Snos(SnosMetadata { snos_batch_index: 4, ..Default::default() }),
+        );
+        job.created_at = at(1_767_323_045_123);
+        job.updated_at = at(1_767_323_047_999);
+        job.metadata.common.process_started_at = Some(at(1_767_323_045_250));
+        let v = serde_json::to_value(JobDetail::from(&job)).expect("serialize");
+        assert_eq!(v["created_at"], 1_767_323_045);
+        assert_eq!(v["created_at_ms"], 1_767_323_045_123_i64);
+        assert_eq!(v["updated_at"], 1_767_323_047);
+        assert_eq!(v["updated_at_ms"], 1_767_323_047_999_i64);
+        assert_eq!(v["timestamps"]["process_started_at"], 1_767_323_045);
+        assert_eq!(v["timestamps"]["process_started_at_ms"], 1_767_323_045_250_i64);
+        assert!(v["timestamps"]["verification_completed_at"].is_null());
+        assert!(v["timestamps"]["verification_completed_at_ms"].is_null());
+    }
 }

@@ -106,6 +106,7 @@ async fn data(State(config): State<AppState>, RawQuery(raw): RawQuery) -> ApiRes
         "paused_triggers": paused,
         "trigger_pauses": pauses,
         "halted_triggers": halted,
+        "settlement_lag": config.watchdog.as_ref().and_then(|w| w.last_lag()),
         "snos": { "stages": stage_names(&snos_stages), "rows": snos_rows },
         "aggregator": { "stages": stage_names(&aggregator_stages), "rows": aggregator_rows },
     });

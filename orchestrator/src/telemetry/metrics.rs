@@ -316,11 +316,13 @@ pub struct Metrics {
     healed_jobs_total: Counter,
     orphaned_jobs: Counter,
     worker_trigger_runs: Counter,
+    worker_trigger_duration: Histogram,
     alerts_sent: Counter,
     http_requests: Counter,
     jobs_response_time: Histogram,
     verification_time: Histogram,
     job_e2e_latency: Histogram,
+    job_handoff: Histogram,
     job_status_current: Gauge,
     job_queue_depth: Gauge,
     worker_trigger_state: Gauge,
@@ -328,9 +330,15 @@ pub struct Metrics {
     settlement_tx_attempts: Counter,
     settlement_tx_replacements: Counter,
     settlement_tx_dropped: Counter,
+    cleanup_runs: Counter,
+    cleanup_artifacts_tagged: Counter,
+    cleanup_failures: Counter,
     settlement_base_fee: Gauge,
     settlement_blob_base_fee: Gauge,
     settlement_signer_balance: Gauge,
+    settlement_lag_blocks: Gauge,
+    settlement_lag_seconds: Gauge,
+    stage_stalled: Gauge,
     /// The settlement client's cumulative values last copied in, per layer label (counters
     /// add the difference).
     settlement_seen: Mutex<BTreeMap<&'static str, SettlementMetrics>>,
@@ -364,11 +372,13 @@ impl Metrics {
             healed_jobs_total: Counter::new(&m, "healed_jobs_total", "Orphaned LockedForProcessing jobs moved back to Created."),
             orphaned_jobs: Counter::new(&m, "orphaned_jobs", "Waiting jobs found without a message, whose message the orphan scanner sent again."),
             worker_trigger_runs: Counter::new(&m, "worker_trigger_runs", "Trigger runs by outcome (ok, error, halted, paused)."),
+            worker_trigger_duration: Histogram::new(&m, "worker_trigger_duration", "Duration of one trigger run (its work, after the pause and failed-job checks)."),
             alerts_sent: Counter::new(&m, "alerts_sent", "Alerts handed to the alert client, by kind and whether delivery worked."),
             http_requests: Counter::new(&m, "http_requests", "HTTP requests by route and status code."),
             jobs_response_time: Histogram::new(&m, "jobs_response_time", "Duration of one handler call (process or verify)."),
             verification_time: Histogram::new(&m, "verification_time", "Time from processing done to verification done (polling included)."),
             job_e2e_latency: Histogram::new(&m, "job_e2e_latency", "Time from job creation to Completed."),
+            job_handoff: Histogram::new(&m, "job_handoff", "Time from a job's last predecessor Completed to the job locked for processing, by stage edge."),
             job_status_current: Gauge::new(&m, "job_status_current", "Jobs per type and status now."),
             job_queue_depth: Gauge::new(&m, "job_queue_depth", "Approximate visible messages per queue."),
             worker_trigger_state: Gauge::new(&m, "worker_trigger_state", "1 when a trigger is paused by an operator or halted by failed jobs."),
@@ -376,9 +386,15 @@ impl Metrics {
             settlement_tx_attempts: Counter::new(&m, "settlement_tx_attempts", "State update transactions sent, replacements included."),
             settlement_tx_replacements: Counter::new(&m, "settlement_tx_replacements", "State update transactions sent to replace a stuck one with higher fees."),
             settlement_tx_dropped: Counter::new(&m, "settlement_tx_dropped", "State update transactions found dropped from the pool unmined, each sent again on its nonce."),
+            cleanup_runs: Counter::new(&m, "cleanup_runs_total", "StorageCleanup runs that took the lock and went through the settled jobs."),
+            cleanup_artifacts_tagged: Counter::new(&m, "cleanup_artifacts_tagged", "Artifacts of settled batches tagged for expiry by StorageCleanup."),
+            cleanup_failures: Counter::new(&m, "cleanup_failures_total", "Settled jobs whose artifacts StorageCleanup could not all tag (retried next run), and failed expiry passes of the directory store."),
             settlement_base_fee: Gauge::new(&m, "settlement_base_fee_wei", "Base fee per gas of the settlement layer's latest block, in wei."),
             settlement_blob_base_fee: Gauge::new(&m, "settlement_blob_base_fee_wei", "Blob base fee of the settlement layer, in wei."),
             settlement_signer_balance: Gauge::new(&m, "settlement_signer_balance_wei", "Balance of the account that signs state updates, in wei."),
+            settlement_lag_blocks: Gauge::new(&m, "settlement_lag_blocks", "Blocks the node produced that the core contract has not settled (read on chain by the watchdog)."),
+            settlement_lag_seconds: Gauge::new(&m, "settlement_lag_seconds", "Age of the oldest block the core contract has not settled, in seconds (0 when none)."),
+            stage_stalled: Gauge::new(&m, "stage_stalled", "1 when a job of the stage has been in one open status longer than --stall-alert-seconds."),
             settlement_seen: Mutex::default(),
             refreshed_at: Mutex::new(None),
         }
@@ -495,6 +511,20 @@ impl Metrics {
         }
     }
 
+    /// A `to` job was locked for processing `elapsed` after its last `from` predecessor
+    /// completed (`worker::handoff`).
+    pub fn handoff(&self, from: JobType, to: JobType, elapsed: Duration) {
+        let labels = [("from_job_type", from.as_ref()), ("to_job_type", to.as_ref())];
+        self.job_handoff.observe(&labels, elapsed.as_secs_f64());
+    }
+
+    /// The count and sum (seconds) of the `from` → `to` hand-offs recorded.
+    #[cfg(test)]
+    pub(crate) fn handoff_observed(&self, from: JobType, to: JobType) -> (u64, f64) {
+        let labels = to_labels(&[("from_job_type", from.as_ref()), ("to_job_type", to.as_ref())]);
+        lock(&self.job_handoff.values).get(&labels).map_or((0, 0.0), |s| (s.count, s.sum))
+    }
+
     /// A job is retried: `kind` is `automatic` (a failed processing attempt) or `operator`.
     pub fn retry(&self, job_type: JobType, kind: &'static str) {
         self.job_retry_count
@@ -519,6 +549,35 @@ impl Metrics {
     pub fn trigger_run(&self, trigger: WorkerTriggerType, outcome: TriggerOutcome) {
         self.worker_trigger_runs
             .add(&[("trigger", trigger.as_ref()), ("outcome", outcome.as_ref())], 1);
+    }
+
+    /// A trigger run (its `JobTrigger::run`) took `elapsed`.
+    pub fn trigger_duration(&self, trigger: WorkerTriggerType, elapsed: Duration) {
+        self.worker_trigger_duration
+            .observe(&[("trigger", trigger.as_ref())], elapsed.as_secs_f64());
+    }
+
+    /// The count and sum (seconds) of the runs of `trigger` recorded.
+    #[cfg(test)]
+    pub(crate) fn trigger_duration_observed(&self, trigger: WorkerTriggerType) -> (u64, f64) {
+        let labels = to_labels(&[("trigger", trigger.as_ref())]);
+        let values = lock(&self.worker_trigger_duration.values);
+        values.get(&labels).map_or((0, 0.0), |s| (s.count, s.sum))
+    }
+
+    /// A StorageCleanup run went through the settled jobs: it tagged `tagged` artifacts and
+    /// failed on `failures` jobs (or expiry passes).
+    pub fn cleanup_run(&self, tagged: u64, failures: u64) {
+        self.cleanup_runs.add(&[], 1);
+        self.cleanup_artifacts_tagged.add(&[], tagged);
+        self.cleanup_failures.add(&[], failures);
+    }
+
+    /// `(runs, artifacts tagged, failures)` recorded by [`Metrics::cleanup_run`].
+    #[cfg(test)]
+    pub(crate) fn cleanup_counts(&self) -> (u64, u64, u64) {
+        let get = |c: &Counter| c.get(&[]);
+        (get(&self.cleanup_runs), get(&self.cleanup_artifacts_tagged), get(&self.cleanup_failures))
     }
 
     /// An alert of `kind` was handed to the alert client.
@@ -567,6 +626,19 @@ impl Metrics {
         );
     }
 
+    /// Sets `settlement_lag_blocks` and `settlement_lag_seconds` of the settlement layer.
+    pub fn settlement_lag(&self, layer: &'static str, blocks: u64, seconds: u64) {
+        let labels = [("settlement_layer", layer)];
+        self.settlement_lag_blocks.set(&labels, blocks as f64);
+        self.settlement_lag_seconds.set(&labels, seconds as f64);
+    }
+
+    /// Sets `stage_stalled{operation_job_type}`.
+    pub fn set_stage_stalled(&self, job_type: JobType, stalled: bool) {
+        self.stage_stalled
+            .set(&[("operation_job_type", job_type.as_ref())], f64::from(u8::from(stalled)));
+    }
+
     /// Sets `worker_trigger_state` for each of `triggers`: paused and halted, 1 or 0.
     pub fn set_trigger_states(
         &self,
@@ -595,6 +667,9 @@ impl Metrics {
         self.settlement_base_fee.render(&mut out);
         self.settlement_blob_base_fee.render(&mut out);
         self.settlement_signer_balance.render(&mut out);
+        self.settlement_lag_blocks.render(&mut out);
+        self.settlement_lag_seconds.render(&mut out);
+        self.stage_stalled.render(&mut out);
         self.settlement_fees_paid.render(&mut out);
         for c in [
             &self.job_state_transitions,
@@ -611,10 +686,19 @@ impl Metrics {
             &self.settlement_tx_attempts,
             &self.settlement_tx_replacements,
             &self.settlement_tx_dropped,
+            &self.cleanup_runs,
+            &self.cleanup_artifacts_tagged,
+            &self.cleanup_failures,
         ] {
             c.render(&mut out);
         }
-        for h in [&self.jobs_response_time, &self.verification_time, &self.job_e2e_latency] {
+        for h in [
+            &self.jobs_response_time,
+            &self.verification_time,
+            &self.job_e2e_latency,
+            &self.job_handoff,
+            &self.worker_trigger_duration,
+        ] {
             h.render(&mut out);
         }
         out
@@ -675,6 +759,7 @@ mod tests {
             txs_sent: 3,
             fee_bumps: 1,
             txs_dropped: 2,
+            updates_confirmed: 2,
         };
         m.settlement("ethereum", &v);
         // The same cumulative values again, or an older snapshot, add nothing.
@@ -734,5 +819,69 @@ mod tests {
             let value = line.rsplit(' ').next().expect("value");
             assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
         }
+    }
+
+    /// The Grafana dashboard of `docs/grafana/orchestrator.json` only queries series that
+    /// `/metrics` exports: every name in front of a selector (`name{…}` or `name[…]`) is a
+    /// family of the registry (with `_bucket`, `_sum` and `_count` for histograms), and every
+    /// panel queries at least one.
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_metrics() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/grafana/orchestrator.json"))
+                .expect("the dashboard is JSON");
+        let mut exported = std::collections::BTreeSet::new();
+        for line in Metrics::new().render_prometheus().lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else { continue };
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            if kind == "histogram" {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    exported.insert(format!("{name}{suffix}"));
+                }
+            } else {
+                exported.insert(name.to_owned());
+            }
+        }
+        let panels = dashboard["panels"].as_array().expect("panels");
+        let mut queried = std::collections::BTreeSet::new();
+        for panel in panels.iter().filter(|p| p["type"] != "row") {
+            let title = panel["title"].as_str().expect("a title");
+            let targets = panel["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{title}: no query");
+            for target in targets {
+                let expr = target["expr"].as_str().expect("expr");
+                let names = selector_names(expr);
+                assert!(!names.is_empty(), "{title}: {expr} names no metric");
+                for name in names {
+                    assert!(exported.contains(&name), "{title}: {name} is not exported ({expr})");
+                    queried.insert(name);
+                }
+            }
+        }
+        // The dashboard covers the watchdog, the hand-offs and the settlement series.
+        for name in ["settlement_lag_seconds", "job_handoff_seconds_bucket", "stage_stalled"] {
+            assert!(queried.contains(name), "the dashboard lacks {name}");
+        }
+    }
+
+    /// The identifiers directly followed by `{` or `[` in a PromQL expression.
+    fn selector_names(expr: &str) -> Vec<String> {
+        let bytes = expr.as_bytes();
+        let mut names = Vec::new();
+        let mut start = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            let ident = b.is_ascii_alphanumeric() || b == b'_' || b == b':';
+            match (ident, start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    if matches!(b, b'{' | b'[') && !bytes[s].is_ascii_digit() {
+                        names.push(expr[s..i].to_owned());
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        names
     }
 }

@@ -116,16 +116,17 @@ pub struct JobItem {
     pub metadata: JobMetadata,
     /// Optimistic-concurrency version; every update increments it.
     pub version: i32,
-    /// Creation time, rounded to seconds.
+    /// Creation time, truncated to milliseconds (whole seconds in records written by earlier
+    /// versions, which read back as they are).
     pub created_at: DateTime<Utc>,
-    /// Last update time, rounded to seconds.
+    /// Last update time, truncated to milliseconds.
     pub updated_at: DateTime<Utc>,
 }
 
 impl JobItem {
     /// A new `Created` job with fresh common metadata.
     pub fn new(job_type: JobType, internal_id: u64, specific: JobSpecificMetadata) -> Self {
-        let now = now_secs();
+        let now = now_ms();
         Self {
             id: Uuid::new_v4(),
             internal_id,
@@ -140,9 +141,16 @@ impl JobItem {
     }
 }
 
-/// The current time rounded to whole seconds, as every stored timestamp is.
+/// The current time truncated to whole seconds, as batch and lookup timestamps are stored.
 pub fn now_secs() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
+}
+
+/// The current time truncated to milliseconds, as job timestamps are stored (`created_at`,
+/// `updated_at` and the stage times of [`CommonMetadata`]): every store keeps milliseconds
+/// exactly (BSON datetimes are milliseconds), so a job reads back equal to what was written.
+pub fn now_ms() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
 }
 
 /// Metadata shared by all jobs plus the job type's own.
@@ -165,7 +173,8 @@ pub struct CommonMetadata {
     pub verification_attempt_no: u64,
     /// Forced re-verifications.
     pub verification_retry_attempt_no: u64,
-    /// When the current processing started.
+    /// When the current processing started (this and the three below: milliseconds, see
+    /// [`now_ms`]).
     #[serde(default)]
     pub process_started_at: Option<DateTime<Utc>>,
     /// When processing last finished.
@@ -518,7 +527,7 @@ impl JobItemUpdates {
             next.metadata = metadata.clone();
         }
         next.version = job.version + 1;
-        next.updated_at = now_secs();
+        next.updated_at = now_ms();
         next
     }
 }
@@ -551,6 +560,32 @@ mod tests {
         assert_eq!(json["external_id"], "");
         let back: JobItem = serde_json::from_value(json).expect("deserialize");
         assert_eq!(back, job);
+    }
+
+    #[test]
+    fn timestamps_keep_milliseconds_and_whole_second_records_still_read() {
+        let job = JobItem::new(
+            JobType::SnosRun,
+            1,
+            JobSpecificMetadata::Snos(SnosMetadata { snos_batch_index: 1, ..Default::default() }),
+        );
+        assert_eq!(job.created_at.timestamp_subsec_nanos() % 1_000_000, 0, "whole milliseconds");
+        let mut json = serde_json::to_value(&job).expect("serialize");
+        // A record written when timestamps were whole seconds.
+        json["created_at"] = "2026-01-02T03:04:05Z".into();
+        json["metadata"]["common"]["process_started_at"] = "2026-01-02T03:04:06Z".into();
+        let old: JobItem = serde_json::from_value(json.clone()).expect("old record");
+        assert_eq!(old.created_at.timestamp_millis(), 1_767_323_045_000);
+        // Milliseconds survive a round trip.
+        json["created_at"] = "2026-01-02T03:04:05.123Z".into();
+        let new: JobItem = serde_json::from_value(json).expect("new record");
+        assert_eq!(new.created_at.timestamp_millis(), 1_767_323_045_123);
+        let again: JobItem =
+            serde_json::from_value(serde_json::to_value(&new).expect("serialize")).expect("read");
+        assert_eq!(again, new);
+        let next = JobItemUpdates::new().status(JobStatus::Completed).apply_to(&new);
+        assert_eq!(next.updated_at.timestamp_subsec_nanos() % 1_000_000, 0);
+        assert!(next.updated_at > new.created_at);
     }
 
     #[test]

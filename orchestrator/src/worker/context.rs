@@ -115,6 +115,8 @@ pub struct Config {
     pub metrics: Arc<Metrics>,
     /// Episodes of the job alerts (retry streaks, healed-job throttle) of this process.
     pub job_alerts: crate::worker::alerts::JobAlertState,
+    /// The watchdog of settlement lag, signer balance and stalls, when the process runs one.
+    pub watchdog: Option<Arc<crate::worker::watch::Watchdog>>,
 }
 
 impl Config {
@@ -137,7 +139,14 @@ impl Config {
             trigger_control: TriggerControl::default(),
             metrics: Arc::new(Metrics::new()),
             job_alerts: Default::default(),
+            watchdog: None,
         }
+    }
+
+    /// The same context with this watchdog (started with the workers).
+    pub fn with_watchdog(mut self, watchdog: crate::worker::watch::Watchdog) -> Self {
+        self.watchdog = Some(Arc::new(watchdog));
+        self
     }
 
     /// The same context with these server settings.

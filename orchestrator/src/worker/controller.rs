@@ -1,6 +1,6 @@
 //! Starts the workers of the layer: one event worker per queue of the layer (job queues,
-//! priority queues, worker triggers, dead letters), the orphan scanner and, when a settlement
-//! client is configured, the settlement sampler.
+//! priority queues, worker triggers, dead letters), the orphan scanner, when a settlement
+//! client is configured, the settlement sampler, and the watchdog when the context has one.
 
 use std::{sync::Arc, time::Duration};
 
@@ -48,6 +48,10 @@ impl WorkerController {
             supervisor.spawn("settlement-sampler", move |token| {
                 sample_settlement(config.clone(), client.clone(), SETTLEMENT_SAMPLE_INTERVAL, token)
             });
+        }
+        if let Some(watchdog) = self.config.watchdog.clone() {
+            let config = self.config.clone();
+            supervisor.spawn("watchdog", move |token| watchdog.clone().run(config.clone(), token));
         }
         tracing::info!(layer = %self.config.layer, queues = self.queues().len(), "Workers started");
     }

@@ -332,7 +332,7 @@ async fn run_trigger_once(config: &Arc<Config>, kind: WorkerTriggerType, trigger
             return;
         }
     }
-    match trigger.run(config.clone()).await {
+    match trigger::run_timed(trigger, config.clone()).await {
         Ok(()) => {
             config.metrics.trigger_run(kind, TriggerOutcome::Ok);
             alerts::trigger_succeeded(config, kind);

@@ -5,18 +5,21 @@
 
 pub mod alerts;
 pub mod batching;
+pub mod cleanup;
 pub mod context;
 pub mod controller;
 pub mod error;
 pub mod event_worker;
 pub mod gauges;
 pub mod handler;
+pub(crate) mod handoff;
 pub mod orphan;
 pub mod retry;
 pub mod service;
 pub mod stages;
 pub mod supervisor;
 pub mod trigger;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;

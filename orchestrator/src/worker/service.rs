@@ -15,8 +15,8 @@ use crate::{
     telemetry::metrics::Outcome,
     types::{
         jobs::{
-            now_secs, JobItem, JobItemUpdates, JobMetadata, JobSpecificMetadata, JobStatus,
-            JobType, JobVerificationStatus,
+            now_ms, JobItem, JobItemUpdates, JobMetadata, JobSpecificMetadata, JobStatus, JobType,
+            JobVerificationStatus,
         },
         queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType, MAX_MESSAGE_DELAY},
     },
@@ -33,6 +33,29 @@ use crate::{
 ///
 /// A job whose message cannot be sent stays `Created`; the orphan scanner sends it again.
 pub async fn create_job(
+    config: &Config,
+    job_type: JobType,
+    internal_id: u64,
+    specific: JobSpecificMetadata,
+) -> Result<JobItem, EngineError> {
+    let job = create_job_unqueued(config, job_type, internal_id, specific).await?;
+    queue_created_job(config, &job).await;
+    Ok(job)
+}
+
+/// Queues a job [`create_job_unqueued`] created; a failed send is logged (the orphan scanner
+/// sends the message of a job left `Created`).
+pub async fn queue_created_job(config: &Config, job: &JobItem) {
+    if let Err(e) = send_job_message(config, job, JobAction::Process, Duration::ZERO).await {
+        tracing::warn!(job_id = %job.id, error = %e, "Job created but not queued; the orphan scanner will queue it");
+    }
+}
+
+/// Creates a job through its handler and stores it, without queueing it: for a trigger that
+/// records something about the new job (its batch's status) before any worker may pick it up,
+/// then queues it with [`queue_created_job`]. A job never queued (the process died in
+/// between) is queued by the orphan scanner.
+pub async fn create_job_unqueued(
     config: &Config,
     job_type: JobType,
     internal_id: u64,
@@ -56,9 +79,6 @@ pub async fn create_job(
     config.metrics.created(job_type, Outcome::Success);
     record_transition(config, &job, None, JobStatus::Created);
     tracing::info!(job_id = %job.id, %job_type, internal_id, "Job created");
-    if let Err(e) = send_job_message(config, &job, JobAction::Process, Duration::ZERO).await {
-        tracing::warn!(job_id = %job.id, error = %e, "Job created but not queued; the orphan scanner will queue it");
-    }
     Ok(job)
 }
 
@@ -214,10 +234,11 @@ pub async fn process_job_until(
 
     let prior_status = job.status;
     let mut metadata = job.metadata.clone();
-    metadata.common.process_started_at = Some(now_secs());
+    metadata.common.process_started_at = Some(now_ms());
     let lock = JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata);
     let Some(locked) = transition(config, &job, lock).await? else { return Ok(()) };
     tracing::info!(job_id = %id, job_type = %locked.job_type, internal_id = locked.internal_id, "Processing job");
+    super::handoff::record(config, &locked, prior_status).await;
 
     let started = std::time::Instant::now();
     let sink = AlertSink::of(config);
@@ -240,7 +261,7 @@ pub async fn process_job_until(
     let mut metadata = worked.metadata.clone();
     match outcome {
         Ok(external_id) => {
-            let now = now_secs();
+            let now = now_ms();
             metadata.common.process_attempt_no += 1;
             metadata.common.process_completed_at = Some(now);
             metadata.common.verification_started_at = Some(now);
@@ -382,7 +403,7 @@ pub async fn verify_job_until(
     let mut metadata = worked.metadata.clone();
     match outcome {
         Ok(JobVerificationStatus::Verified) => {
-            metadata.common.verification_completed_at = Some(now_secs());
+            metadata.common.verification_completed_at = Some(now_ms());
             let updates = JobItemUpdates::new().status(JobStatus::Completed).metadata(metadata);
             let Some(done) = transition(config, &job, updates).await? else { return Ok(()) };
             tracing::info!(job_id = %id, job_type = %job.job_type, internal_id = job.internal_id, "Job completed");

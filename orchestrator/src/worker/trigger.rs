@@ -41,6 +41,18 @@ pub trait JobTrigger: Send + Sync + fmt::Debug {
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError>;
 }
 
+/// Runs `trigger` once ([`JobTrigger::run`]) and records how long it took in
+/// `worker_trigger_duration_seconds{trigger}`, whatever the outcome. The event worker runs
+/// every trigger through this, after its pause and failed-job checks.
+pub async fn run_timed(trigger: &dyn JobTrigger, config: Arc<Config>) -> Result<(), TriggerError> {
+    let kind = trigger.trigger_type();
+    let metrics = config.metrics.clone();
+    let started = std::time::Instant::now();
+    let result = trigger.run(config).await;
+    metrics.trigger_duration(kind, started.elapsed());
+    result
+}
+
 /// What keeps one run of a trigger at a time per process without losing a request: a request
 /// that finds the trigger running marks it `pending`, and the running one runs once more when it
 /// finishes (many requests during one run make one more run, not many).
@@ -198,6 +210,69 @@ mod tests {
         #[case] want: u64,
     ) {
         assert_eq!(buffer_slots(buffer, latest, oldest), want);
+    }
+
+    /// A SnosBatching stand-in that takes 20 ms, then fails every other run.
+    #[derive(Debug, Default)]
+    struct Slow(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl JobTrigger for Slow {
+        fn trigger_type(&self) -> WorkerTriggerType {
+            WorkerTriggerType::SnosBatching
+        }
+
+        async fn run(&self, _config: Arc<Config>) -> Result<(), TriggerError> {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            match self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 {
+                0 => Ok(()),
+                _ => Err(TriggerError::Other("the second run fails".to_owned())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_trigger_run_records_its_duration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clients = crate::core::client::embedded::open(dir.path(), &Default::default())
+            .await
+            .expect("embedded tier");
+        let slow = Arc::new(Slow::default());
+        let config = Arc::new(Config::new(
+            Layer::L2,
+            clients,
+            crate::worker::handler::JobHandlers::new(),
+            Triggers::new().with(slow.clone()),
+            crate::config::EngineParams::default(),
+        ));
+        let kind = WorkerTriggerType::SnosBatching;
+        assert_eq!(config.metrics.trigger_duration_observed(kind), (0, 0.0));
+
+        // Through the event worker, as a trigger message runs it: one success, one failure.
+        crate::worker::event_worker::run_trigger(&config, kind).await;
+        crate::worker::event_worker::run_trigger(&config, kind).await;
+        assert_eq!(slow.0.load(std::sync::atomic::Ordering::SeqCst), 2, "both runs happened");
+        let (count, sum) = config.metrics.trigger_duration_observed(kind);
+        assert_eq!(count, 2, "a failed run is timed too");
+        assert!((0.04..5.0).contains(&sum), "two runs of 20 ms each took {sum} s in all");
+        // A trigger that did not run records nothing.
+        assert_eq!(
+            config.metrics.trigger_duration_observed(WorkerTriggerType::AggregatorBatching),
+            (0, 0.0)
+        );
+
+        let text = config.metrics.render_prometheus();
+        assert!(text.contains("# TYPE worker_trigger_duration_seconds histogram"), "{text}");
+        assert!(
+            text.contains("worker_trigger_duration_seconds_count{trigger=\"SnosBatching\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "worker_trigger_duration_seconds_bucket{trigger=\"SnosBatching\",le=\"0.01\"} 0"
+            ),
+            "runs of 20 ms are above the 10 ms bucket: {text}"
+        );
     }
 
     #[rstest]

@@ -1,6 +1,7 @@
 //! Trigger alerts: a failing trigger alerts once per failure streak, a pipeline halted by
 //! failed jobs alerts once per halt episode (naming the jobs), and a paused trigger does not
-//! run. Metrics count every run by outcome.
+//! run. Metrics count every run by outcome. The batching triggers alert when the node fails
+//! them; the watchdog alerts when a stage stalls.
 
 use orchestrator::worker::Config;
 use std::{
@@ -25,6 +26,17 @@ use orchestrator::{
         trigger::{JobTrigger, TriggerError, Triggers},
     },
 };
+
+use orchestrator::{
+    core::client::madara::memory::InMemoryMadara,
+    worker::{
+        batching::{
+            aggregator::AggregatorBatchingTrigger, snos::SnosBatchingTrigger, BatchingSettings,
+        },
+        watch::{WatchParams, Watchdog},
+    },
+};
+use orchestrator_settlement_client_interface::{MockSettlementClient, SettlementError};
 
 use crate::api_support as s;
 
@@ -136,4 +148,107 @@ async fn trigger_failures_halts_and_pauses() {
     );
     run().await;
     assert_eq!(trigger.runs.load(Ordering::SeqCst), before + 2);
+}
+
+/// The batching triggers over a node that stops answering: each alerts once that its batching
+/// failed (an aggregator batching failure is what the reference's operators met unwarned), and
+/// runs cleanly again once the node is back.
+#[tokio::test]
+async fn batching_failures_alert_once_per_streak() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Arc::new(InMemoryMadara::new());
+    node.push_blocks(3, "0.13.2");
+    let settings = BatchingSettings {
+        params: crate::batching_devnet::params(),
+        min_block: 0,
+        max_block: None,
+    };
+    let triggers = Triggers::new()
+        .with(Arc::new(SnosBatchingTrigger::new(node.clone(), None, settings.clone())))
+        .with(Arc::new(AggregatorBatchingTrigger::new(node.clone(), None, settings)));
+    let config = s::config_with(dir.path(), s::settings(false), Duration::ZERO, triggers).await;
+    // SNOS batching on L2 batches the blocks of the aggregator batches: the first aggregator
+    // batch comes from a node that answers, then the node goes down before SNOS batching reads
+    // those blocks.
+    let kinds = [WorkerTriggerType::AggregatorBatching, WorkerTriggerType::SnosBatching];
+    run_trigger(&config, WorkerTriggerType::AggregatorBatching).await;
+    assert!(titles(dir.path()).await.is_empty());
+
+    node.set_down(true);
+    for _ in 0..2 {
+        for kind in kinds {
+            run_trigger(&config, kind).await;
+        }
+    }
+    let records = LogAlert::read_records(&dir.path().join("alerts.jsonl")).await.unwrap();
+    for kind in kinds {
+        let failed: Vec<_> = records
+            .iter()
+            .filter(|r| r.title == format!("Trigger {kind} failed (batching)"))
+            .collect();
+        assert_eq!(failed.len(), 1, "{kind}: {records:?}");
+        assert!(failed[0].body.contains("stage: batching"), "{}", failed[0].body);
+    }
+
+    node.set_down(false);
+    for kind in kinds {
+        run_trigger(&config, kind).await;
+        let key = format!(r#"worker_trigger_runs_total{{trigger="{kind}",outcome="ok"}} "#);
+        let text = config.metrics.render_prometheus();
+        assert!(text.lines().any(|l| l.starts_with(&key)), "{kind} ran cleanly: {text}");
+    }
+    assert!(config.trigger_control.halted().is_empty());
+}
+
+/// A job that sits in one open status past `--stall-alert-seconds` raises one stall alert for
+/// its stage and sets `stage_stalled`; when it moves on, the episode ends with a clearing alert.
+#[tokio::test]
+async fn a_stalled_stage_alerts_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = s::config(dir.path(), s::settings(false), Duration::ZERO).await;
+    // The node and the settlement layer are not what this test watches: the lag is not read.
+    let mut settlement = MockSettlementClient::new();
+    settlement
+        .expect_get_last_settled_block()
+        .returning(|| Err(SettlementError::Rpc("not in this test".to_owned())));
+    let watchdog = Watchdog::new(
+        Arc::new(InMemoryMadara::new()),
+        Arc::new(settlement),
+        WatchParams {
+            interval: Duration::from_secs(1),
+            settlement_lag_alert: None,
+            stall_alert: Some(Duration::from_secs(1)),
+            min_balance_updates: 0,
+        },
+    );
+    let job = s::snos_job(&config, 7, 70, 79, JobStatus::Created).await;
+    assert!(watchdog.check(&config).await.stalled.is_empty(), "a fresh job is not stalled");
+
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let stalled = watchdog.check(&config).await.stalled;
+    assert_eq!(stalled.len(), 1, "{stalled:?}");
+    assert_eq!((stalled[0].job_type, stalled[0].internal_id), (JobType::SnosRun, 7));
+    assert!(stalled[0].seconds >= 2, "{stalled:?}");
+    watchdog.check(&config).await;
+    let stall_titles = |prefix: &'static str| {
+        let dir = dir.path().to_owned();
+        async move {
+            titles(&dir).await.into_iter().filter(|t| t.starts_with(prefix)).collect::<Vec<_>>()
+        }
+    };
+    let alerts = stall_titles("SnosRun stage stalled").await;
+    assert_eq!(alerts.len(), 1, "once per episode: {alerts:?}");
+    assert!(alerts[0].contains("job #7 Created"), "{alerts:?}");
+
+    // The job moves on: the episode ends.
+    config
+        .database()
+        .update_job(
+            &job,
+            orchestrator::types::jobs::JobItemUpdates::new().status(JobStatus::Completed),
+        )
+        .await
+        .unwrap();
+    assert!(watchdog.check(&config).await.stalled.is_empty());
+    assert_eq!(stall_titles("SnosRun stage moving again").await.len(), 1);
 }

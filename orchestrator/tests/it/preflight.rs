@@ -335,11 +335,14 @@ async fn every_check_passes_on_the_local_services() {
     let (node, l1, prover) =
         (devnet.url.to_string(), anvil.url().to_string(), server.url().to_string());
     let core = format!("{:#x}", contracts.core_contract);
+    // The settlement RPC's primary is down and its fallback answers: the check fails over as
+    // the settlement client does.
+    let settlement = format!("{CLOSED},{l1}");
     let mut over = vec![
         ("--madara-rpc-url", node.as_str()),
         ("--rpc-for-snos", node.as_str()),
         ("--preflight-chain-id", "SN_SEPOLIA"),
-        ("--ethereum-rpc-url", l1.as_str()),
+        ("--ethereum-rpc-url", settlement.as_str()),
         ("--ethereum-da-rpc-url", l1.as_str()),
         ("--l1-core-contract-address", core.as_str()),
     ];

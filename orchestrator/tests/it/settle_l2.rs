@@ -46,10 +46,19 @@ use orchestrator_protocol::{
     kzg::Kzg,
     transform::felts_to_blobs,
 };
-use orchestrator_test_support::anvil::{Anvil, AnvilConfig};
+use orchestrator_test_support::{
+    anvil::{Anvil, AnvilConfig},
+    proxy::TcpProxy,
+};
 use starknet::core::types::{
     ContractStorageDiffItem, DeployedContractItem, Felt, NonceUpdate, StateDiff, StorageEntry,
 };
+
+use orchestrator::{
+    core::client::{log_alert::LogAlert, madara::memory::InMemoryMadara},
+    worker::watch::{WatchParams, Watchdog},
+};
+use serde_json::json;
 
 use crate::support::wait_for;
 
@@ -136,57 +145,8 @@ struct Env {
     anvil: Anvil,
     contracts: DeployedContracts,
     operator: alloy::primitives::Address,
-    proxy: Option<Proxy>,
+    proxy: Option<TcpProxy>,
     _dir: tempfile::TempDir,
-}
-
-/// A TCP forwarder in front of Anvil that can be taken down (connection refused, open
-/// connections cut) and brought back on the same port: an RPC outage.
-struct Proxy {
-    addr: SocketAddr,
-    target: SocketAddr,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut p = Self { addr, target, task: None };
-        p.task = Some(tokio::spawn(Self::serve(listener, target)));
-        p
-    }
-
-    async fn serve(listener: tokio::net::TcpListener, target: SocketAddr) {
-        // Dropping the set (when this task is aborted) aborts every forwarded connection.
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else { return };
-            connections.spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    }
-
-    fn url(&self) -> url::Url {
-        format!("http://{}", self.addr).parse().unwrap()
-    }
-
-    /// The port refuses connections and every open connection is cut.
-    async fn down(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-
-    /// The same port forwards again.
-    async fn up(&mut self) {
-        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
-        self.task = Some(tokio::spawn(Self::serve(listener, self.target)));
-    }
 }
 
 /// How a test drives the engine.
@@ -194,7 +154,7 @@ impl Proxy {
 struct Options {
     /// Drive the engine by hand (`service::process_job` / `verify_job`) instead of workers.
     manual: bool,
-    /// Reach Anvil through a [`Proxy`].
+    /// Reach Anvil through a [`TcpProxy`] (an RPC outage on demand).
     proxy: bool,
 }
 
@@ -208,13 +168,8 @@ async fn env_with(options: Options) -> Option<Env> {
         deploy_contracts(&anvil.url(), ANVIL_KEY_1, U256::from(PROGRAM_HASH), U256::ZERO, -1, true)
             .await
             .unwrap();
-    let proxy = if options.proxy {
-        let target = anvil.url().socket_addrs(|| None).unwrap()[0];
-        Some(Proxy::start(target).await)
-    } else {
-        None
-    };
-    let rpc = proxy.as_ref().map_or_else(|| anvil.url(), Proxy::url);
+    let proxy = if options.proxy { Some(TcpProxy::start(&anvil.url()).await) } else { None };
+    let rpc = proxy.as_ref().map_or_else(|| anvil.url(), |p| p.url(&anvil.url()));
     let mut sc = EthereumSettlementConfig::new(rpc, contracts.core_contract);
     sc.poll_interval = Duration::from_millis(100);
     sc.tx_confirmation_timeout = Duration::from_secs(5);
@@ -548,13 +503,13 @@ async fn restart_mid_flight_neither_loses_nor_duplicates_the_update() {
 /// status with a retryable reason and nothing is sent; once the RPC is back it completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_outage_is_retried_without_failing_or_sending() {
-    let Some(mut env) = env_with(Options { manual: true, proxy: true }).await else { return };
+    let Some(env) = env_with(Options { manual: true, proxy: true }).await else { return };
     env.seed_valid().await;
     let job = env.create_job().await;
     let nonce_before = env.operator_nonce().await;
     let block_before = env.state_block_number().await;
 
-    env.proxy.as_mut().unwrap().down().await;
+    env.proxy.as_ref().unwrap().cut();
     let err = service::process_job(&env.config, job.id).await.unwrap_err();
     let after = env.job().await;
     assert_eq!(after.status, JobStatus::Created, "back to its prior status, not Failed: {err}");
@@ -565,11 +520,111 @@ async fn rpc_outage_is_retried_without_failing_or_sending() {
     assert_eq!(env.state_block_number().await, block_before);
     assert!(env.recorded_attempts().await.is_empty(), "no attempt");
 
-    env.proxy.as_mut().unwrap().up().await;
+    env.proxy.as_ref().unwrap().restore();
     service::process_job(&env.config, job.id).await.unwrap();
     assert_eq!(env.job().await.status, JobStatus::PendingVerification);
     let done = env.verify_until_completed().await;
     assert_eq!(done.status, JobStatus::Completed);
     assert_eq!(env.operator_nonce().await, nonce_before + 1);
     assert_eq!(env.state_block_number().await, U256::from(2));
+}
+
+/// The watchdog reads settlement from the chain, not the database: while no state update is
+/// sent the lag (blocks the node produced that the core contract has not settled, and the age of
+/// the oldest) grows and its alert fires once; once the batch settles the lag drops and the
+/// alert clears. The signer's balance is priced at the fee the confirmed update paid: Anvil
+/// emptying the signer raises the low-balance alert, funding it again clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_reads_the_lag_and_the_signer_balance_on_chain() {
+    let Some(env) = env().await else { return };
+    let node = Arc::new(InMemoryMadara::new());
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    node.push_blocks(3, "0.13.2");
+    for b in 0..3 {
+        node.set_timestamp(b, now - 120);
+    }
+    let settlement = env.config.handlers.settlement_client().expect("a settlement handler");
+    let watchdog = Watchdog::new(
+        node.clone(),
+        settlement.clone(),
+        WatchParams {
+            interval: Duration::from_secs(1),
+            settlement_lag_alert: Some(Duration::from_secs(60)),
+            stall_alert: None,
+            min_balance_updates: 10,
+        },
+    );
+    let alerts = |prefix: &'static str| {
+        let path = env._dir.path().join("alerts.jsonl");
+        async move {
+            LogAlert::read_records(&path)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a.title.starts_with(prefix))
+                .count()
+        }
+    };
+    let gauge = |name: &str| {
+        let key = format!(r#"{name}{{settlement_layer="ethereum"}} "#);
+        env.config
+            .metrics
+            .render_prometheus()
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()).map(|v| v.parse::<f64>().unwrap()))
+    };
+
+    // Nothing settled (the contract starts at block -1): blocks 0..=2 lag, 120 s old.
+    let report = watchdog.check(&env.config).await;
+    let lag = report.lag.expect("the lag was read");
+    assert_eq!((lag.settled_block, lag.tip, lag.lag_blocks), (None, 2, 3));
+    assert!((120..130).contains(&lag.lag_seconds), "{lag:?}");
+    assert_eq!(alerts("Settlement is").await, 1);
+    assert_eq!(gauge("settlement_lag_blocks"), Some(3.0));
+    // The lag grows; the episode alerts once.
+    node.push_blocks(2, "0.13.2");
+    let lag = watchdog.check(&env.config).await.lag.expect("read");
+    assert_eq!(lag.lag_blocks, 5);
+    assert_eq!(alerts("Settlement is").await, 1);
+    assert_eq!(watchdog.last_lag(), Some(lag));
+    // No update confirmed yet: the balance is only read, nothing priced.
+    let balance = watchdog.check(&env.config).await.balance.expect("the balance is read");
+    assert_eq!((balance.fee_per_update, balance.threshold), (None, 0));
+
+    // Settlement resumes: blocks 0..=2 settle on chain; 3 and 4 are fresh.
+    for b in 3..5 {
+        node.set_timestamp(b, now);
+    }
+    env.seed_valid().await;
+    env.create_job().await;
+    env.wait_job(JobStatus::Completed, Duration::from_secs(60)).await;
+    let report = watchdog.check(&env.config).await;
+    let lag = report.lag.expect("read");
+    assert_eq!((lag.settled_block, lag.tip, lag.lag_blocks), (Some(2), 4, 2));
+    assert!(lag.lag_seconds < 60, "{lag:?}");
+    assert_eq!(alerts("Settlement lag back under 60 s").await, 1);
+    assert_eq!(gauge("settlement_lag_blocks"), Some(2.0));
+
+    // The update's fee prices the balance: 10 updates' worth.
+    let balance = report.balance.expect("read");
+    let fee = balance.fee_per_update.expect("one update confirmed");
+    assert!(fee > 0);
+    assert_eq!(balance.threshold, fee * 10);
+    assert_eq!(alerts("Settlement signer balance low").await, 0);
+    let set_balance = |wei: u128| {
+        env.anvil(
+            "anvil_setBalance",
+            vec![json!(env.operator.to_string()), json!(format!("{:#x}", U256::from(wei)))],
+        )
+    };
+    set_balance(fee * 3).await;
+    let balance = watchdog.check(&env.config).await.balance.expect("read");
+    assert_eq!(balance.balance, fee * 3);
+    assert_eq!(alerts("Settlement signer balance low").await, 1);
+    watchdog.check(&env.config).await;
+    assert_eq!(alerts("Settlement signer balance low").await, 1, "once per episode");
+    set_balance(fee * 100).await;
+    watchdog.check(&env.config).await;
+    assert_eq!(alerts("Settlement signer balance back above").await, 1);
+    assert_eq!(gauge("settlement_signer_balance_wei"), Some((fee * 100) as f64));
 }

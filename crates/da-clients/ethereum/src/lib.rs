@@ -6,16 +6,13 @@ use alloy::{
     primitives::B256,
     providers::{Provider, RootProvider},
     rpc::client::RpcClient,
-    transports::http::reqwest::{
-        header::{HeaderMap, HeaderValue, AUTHORIZATION},
-        Client,
-    },
+    transports::http::reqwest::Client,
 };
 use async_trait::async_trait;
 use orchestrator_da_client_interface::{
     DaClient, DaError, DaResult, DaVerificationStatus, NOT_APPLICABLE,
 };
-use orchestrator_utils::secret::split_userinfo;
+use orchestrator_utils::secret::credentials_headers;
 use url::Url;
 
 /// DA on Ethereum blobs.
@@ -41,17 +38,7 @@ impl EthereumDaClient {
     /// The credentials do not fit in a header, or the HTTP client cannot be built.
     pub fn new(rpc_url: Url) -> DaResult<Self> {
         let host = rpc_url.host_str().unwrap_or("node").to_owned();
-        let (url, authorization) = split_userinfo(&rpc_url);
-        let mut headers = HeaderMap::new();
-        if let Some(value) = authorization {
-            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
-                DaError::InvalidInput(
-                    "the credentials of the Ethereum DA RPC URL are not a valid header".into(),
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
+        let (url, headers) = credentials_headers(&rpc_url);
         let client = Client::builder().default_headers(headers).build().map_err(|e| {
             DaError::Rpc(format!("cannot build the HTTP client of the Ethereum DA RPC: {e}"))
         })?;

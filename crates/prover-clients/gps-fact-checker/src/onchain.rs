@@ -11,13 +11,10 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
     sol,
-    transports::http::reqwest::{
-        header::{HeaderMap, HeaderValue, AUTHORIZATION},
-        Client,
-    },
+    transports::http::reqwest::Client,
 };
 use async_trait::async_trait;
-use orchestrator_utils::secret::split_userinfo;
+use orchestrator_utils::secret::credentials_headers;
 use url::Url;
 
 sol! {
@@ -120,14 +117,7 @@ fn rpc(operation: &'static str, e: impl fmt::Display) -> FactCheckError {
 /// (`http://user:password@host/`) go in an `Authorization: Basic` header of every request, and
 /// the URL handed to alloy's transport, which records it in a DEBUG span, is without them.
 fn http_client(url: &Url) -> (Client, Url) {
-    let (url, authorization) = split_userinfo(url);
-    let mut headers = HeaderMap::new();
-    if let Some(value) = authorization {
-        // `Basic ` and base64: visible ASCII, always a valid header value.
-        let mut value = HeaderValue::from_str(value.expose()).expect("Basic credentials are ASCII");
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-    }
+    let (url, headers) = credentials_headers(url);
     // Building fails only when the TLS backend cannot start, where alloy's own default client
     // (`Client::new`, used by `connect_http`) panics as well.
     let client =

@@ -9,8 +9,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use orchestrator_utils::secret::split_userinfo;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use orchestrator_utils::secret::credentials_headers;
 use starknet::{
     core::{
         types::{BlockId, BlockTag, Felt, FunctionCall, StarknetError},
@@ -77,15 +76,7 @@ impl StarknetFactRegistry {
     /// A checker of the registry at `address` through the Starknet RPC at `rpc_url` (its
     /// credentials, if any, sent as an `Authorization: Basic` header, never to the transport).
     pub fn new(rpc_url: Url, address: Felt) -> Self {
-        let (url, authorization) = split_userinfo(&rpc_url);
-        let mut headers = HeaderMap::new();
-        if let Some(value) = authorization {
-            // `Basic ` and base64: visible ASCII, always a valid header value.
-            let mut value =
-                HeaderValue::from_str(value.expose()).expect("Basic credentials are ASCII");
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
+        let (url, headers) = credentials_headers(&rpc_url);
         // Building fails only when the TLS backend cannot start, where the transport's own
         // default client (`HttpTransport::new`) panics as well.
         let http = reqwest::Client::builder()

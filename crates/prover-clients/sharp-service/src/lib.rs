@@ -23,7 +23,7 @@ use orchestrator_prover_client_interface::{
     validate_proof_json, AggregationArtifacts, ProverClient, ProverError, ProverResult,
     RetryPolicy, Task, TaskStatus, TaskType,
 };
-use orchestrator_utils::{secret::split_userinfo, upstream::CONNECT_TIMEOUT, Secret};
+use orchestrator_utils::{secret::credentials_headers, upstream::CONNECT_TIMEOUT, Secret};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -119,19 +119,8 @@ impl SharpProverService {
     /// `Config` when a PEM does not parse or the TLS client cannot be built (the key is never
     /// printed).
     pub fn new(mut config: SharpConfig, fact_checker: Arc<dyn FactRegistry>) -> ProverResult<Self> {
-        let (url, authorization) = split_userinfo(&config.url);
+        let (url, headers) = credentials_headers(&config.url);
         config.url = url;
-        let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(value) = authorization {
-            let mut value =
-                reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
-                    ProverError::Config(
-                        "the credentials of the SHARP URL are not a valid header".into(),
-                    )
-                })?;
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
         let mut identity_pem = config.user_crt_pem.clone().into_bytes();
         identity_pem.push(b'\n');
         identity_pem.extend_from_slice(config.user_key_pem.expose().as_bytes());

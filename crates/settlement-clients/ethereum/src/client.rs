@@ -49,7 +49,7 @@ use orchestrator_settlement_client_interface::{
     SettlementResult, SettlementVerificationStatus, StateUpdateOutcome, StateUpdateTxError,
     TxAttempt, TxAttemptStatus, Word,
 };
-use orchestrator_utils::secret::split_userinfo;
+use orchestrator_utils::secret::{credentials_headers, split_userinfo};
 use url::Url;
 
 use crate::{
@@ -80,6 +80,9 @@ pub struct EthereumSettlementConfig {
     /// (`http://user:password@host/`) are sent as an `Authorization: Basic` header; the client
     /// keeps and hands the transport the URL without them.
     pub rpc_url: Url,
+    /// Endpoints of the same chain to fail over to when `rpc_url` fails at the transport level
+    /// (see [`crate::failover`]); empty: none.
+    pub fallback_rpc_urls: Vec<Url>,
     /// The Starknet core contract.
     pub core_contract: Address,
     /// Interval between receipt polls.
@@ -106,6 +109,7 @@ impl EthereumSettlementConfig {
     pub fn new(rpc_url: Url, core_contract: Address) -> Self {
         Self {
             rpc_url,
+            fallback_rpc_urls: Vec::new(),
             core_contract,
             poll_interval: Duration::from_secs(60),
             tx_confirmation_timeout: Duration::from_secs(300),
@@ -167,8 +171,10 @@ impl EthereumSettlementClient {
         mut config: EthereumSettlementConfig,
         signer: OperatorSigner,
     ) -> SettlementResult<Self> {
-        let (provider, rpc_url) = http_provider(&config.rpc_url)?;
+        let (provider, rpc_url, fallbacks) =
+            http_provider(&config.rpc_url, &config.fallback_rpc_urls)?;
         config.rpc_url = rpc_url;
+        config.fallback_rpc_urls = fallbacks;
         let wallet = signer.wallet();
         Ok(Self {
             provider,
@@ -782,6 +788,7 @@ impl EthereumSettlementClient {
         {
             let mut m = self.lock_metrics();
             m.fees_paid_wei = m.fees_paid_wei.saturating_add(fee);
+            m.updates_confirmed += 1;
         }
         record(attempts).await;
         tracing::info!(target: "orch::settlement", tx_hash = %hash, block, fee_wei = fee, "State update confirmed");
@@ -811,30 +818,37 @@ impl EthereumSettlementClient {
     }
 }
 
-/// A provider of `url` and the URL it was given: the URL without its credentials, which go
-/// in an `Authorization` header of every request instead (alloy's transport records the URL
-/// in a DEBUG span, `ReqwestTransport{url=…}`).
-fn http_provider(url: &Url) -> SettlementResult<(RootProvider, Url)> {
-    use alloy::transports::http::reqwest::{
-        header::{HeaderMap, HeaderValue, AUTHORIZATION},
-        Client,
-    };
-    let (url, authorization) = split_userinfo(url);
-    let mut headers = HeaderMap::new();
-    if let Some(value) = authorization {
-        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
-            SettlementError::Rpc(
-                "the credentials of the Ethereum RPC URL are not a valid header".into(),
-            )
+/// A provider of `url` (and `fallbacks`, see [`crate::failover`]) and the URLs it was given:
+/// without their credentials, which go in an `Authorization` header of every request to their
+/// endpoint instead (alloy's transport records the URL in a DEBUG span, `ReqwestTransport{url=…}`).
+fn http_provider(url: &Url, fallbacks: &[Url]) -> SettlementResult<(RootProvider, Url, Vec<Url>)> {
+    use alloy::transports::http::reqwest::Client;
+    let client_of = |url: &Url| -> SettlementResult<(Client, Url)> {
+        let (url, headers) = credentials_headers(url);
+        let client = Client::builder().default_headers(headers).build().map_err(|e| {
+            SettlementError::Rpc(format!("cannot build the HTTP client of the Ethereum RPC: {e}"))
         })?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
+        Ok((client, url))
+    };
+    let (client, url) = client_of(url)?;
+    if fallbacks.is_empty() {
+        let provider = RootProvider::new(RpcClient::new_http_with_client(client, url.clone()));
+        return Ok((provider, url, Vec::new()));
     }
-    let client = Client::builder().default_headers(headers).build().map_err(|e| {
-        SettlementError::Rpc(format!("cannot build the HTTP client of the Ethereum RPC: {e}"))
-    })?;
-    let provider = RootProvider::new(RpcClient::new_http_with_client(client, url.clone()));
-    Ok((provider, url))
+    let mut endpoints = vec![(client, url.clone())];
+    for fallback in fallbacks {
+        endpoints.push(client_of(fallback)?);
+    }
+    let transport = crate::failover::FailoverTransport::new(endpoints);
+    let is_local = transport.is_local();
+    let provider = RootProvider::new(RpcClient::new(transport, is_local));
+    let fallbacks = endpoints_urls(fallbacks);
+    Ok((provider, url, fallbacks))
+}
+
+/// `urls` without their credentials.
+fn endpoints_urls(urls: &[Url]) -> Vec<Url> {
+    urls.iter().map(|u| split_userinfo(u).0).collect()
 }
 
 /// An RPC error with the endpoint (which may carry an API key) removed from the message.

@@ -8,6 +8,7 @@
 //! - [`signer`]: local key or AWS KMS signer.
 //! - [`client`]: [`EthereumSettlementClient`], the `SettlementClient` with its transaction
 //!   manager (nonce safety across restarts, bounded fee bumps, confirmations).
+//! - [`failover`]: several RPC endpoints behind one transport (`--ethereum-rpc-url a,b`).
 //! - `testing` (feature `test-utils`): deployment of the project's test contracts
 //!   (`contracts/`) on an Anvil started by `orchestrator_test_support::anvil`.
 //!
@@ -15,6 +16,7 @@
 
 pub mod calldata;
 pub mod client;
+pub mod failover;
 pub mod fees;
 pub mod signer;
 #[cfg(any(test, feature = "test-utils"))]

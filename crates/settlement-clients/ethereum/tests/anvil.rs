@@ -40,7 +40,10 @@ use orchestrator_settlement_client_interface::{
     AttemptRecorder, BlobStateUpdate, Retryable, SettlementClient, SettlementError, TxAttempt,
     TxAttemptStatus, Word,
 };
-use orchestrator_test_support::anvil::{Anvil, AnvilConfig};
+use orchestrator_test_support::{
+    anvil::{Anvil, AnvilConfig},
+    proxy::TcpProxy,
+};
 
 const PROGRAM_HASH: u64 = 0x5eed;
 
@@ -626,4 +629,66 @@ async fn bad_input_is_refused_before_anything_is_sent() {
             .expect("the client is built without contacting the node");
     let e = client.get_last_settled_block().await.unwrap_err();
     assert!(matches!(e, SettlementError::Rpc(_)) && e.is_retryable(), "{e}");
+}
+
+/// Two endpoints of one chain (two proxies in front of one Anvil): the primary is cut while the
+/// update waits in the pool for its receipt; the client fails over to the second endpoint,
+/// finds the receipt there and reports the update settled. Exactly one transaction landed, and
+/// the calls after it keep going to the endpoint that answers while the primary stays down.
+#[tokio::test]
+async fn the_primary_rpc_cut_mid_settlement_fails_over_and_settles_once() {
+    let Some(chain) = chain("prague").await else {
+        return;
+    };
+    let anvil = chain.anvil.url();
+    let primary = TcpProxy::start(&anvil).await;
+    let fallback = TcpProxy::start(&anvil).await;
+    let mut config = chain.config();
+    config.rpc_url = primary.url(&anvil);
+    config.fallback_rpc_urls = vec![fallback.url(&anvil)];
+    let client = Arc::new(chain.client(config).await);
+    // Anvil itself, to control mining and read the chain whatever the proxies do.
+    let direct = chain.client(chain.config()).await;
+
+    let blobs = vec![blob(40)];
+    let po = program_output(&blobs, None, 2, 0, 5);
+    chain.register(&po).await;
+    let start_nonce = nonce_of(&direct).await;
+    chain.automine(&direct, false).await;
+    let update = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .update_state_with_blobs(BlobStateUpdate {
+                    program_output: po,
+                    blobs,
+                    ..Default::default()
+                })
+                .await
+        }
+    });
+    // The update is in the pool: cut the primary, then mine.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while direct.provider().get_transaction_count(direct.address()).pending().await.unwrap()
+        == start_nonce
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the update never reached the pool");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fallback.accepted(), 0, "every call so far went to the primary");
+    primary.cut();
+    chain.automine(&direct, true).await;
+    chain.mine(&direct).await;
+
+    let out = tokio::time::timeout(Duration::from_secs(60), update)
+        .await
+        .expect("the update completes through the fallback")
+        .unwrap()
+        .unwrap();
+    assert!(out.tx_hash.is_some(), "{out:?}");
+    assert_eq!(nonce_of(&direct).await, start_nonce + 1, "exactly one transaction mined");
+    assert_eq!(direct.get_last_settled_block().await.unwrap(), Some(2));
+    // The primary is still cut: the client reads through the fallback.
+    assert_eq!(client.get_last_settled_block().await.unwrap(), Some(2));
+    assert!(fallback.accepted() > 0, "the calls after the cut went to the fallback");
 }

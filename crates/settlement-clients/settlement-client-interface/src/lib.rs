@@ -232,13 +232,17 @@ pub trait AttemptRecorder: Send + Sync {
 /// Metric values a settlement client exposes (read by the metrics exporter).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettlementMetrics {
-    /// Sum of fees paid by confirmed state updates, in wei.
+    /// Sum of fees paid by confirmed state updates, in the layer's fee unit (wei on Ethereum,
+    /// fri on Starknet).
     pub fees_paid_wei: u128,
+    /// State updates confirmed (the fees above are theirs).
+    #[serde(default)]
+    pub updates_confirmed: u64,
     /// Blob base fee last observed, in wei.
     pub blob_base_fee_wei: Option<u128>,
     /// Base fee last observed, in wei.
     pub base_fee_wei: Option<u128>,
-    /// Signer balance last observed, in wei.
+    /// Signer balance last observed, in the layer's fee unit.
     pub signer_balance_wei: Option<u128>,
     /// State update transactions sent (attempts, replacements included).
     pub txs_sent: u64,

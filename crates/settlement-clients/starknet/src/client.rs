@@ -9,20 +9,26 @@
 //! the node accepts the transaction; [`SettlementClient::verify_tx_inclusion`] and
 //! [`SettlementClient::wait_for_tx_finality`] follow it.
 
-use std::{fmt, time::Duration};
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use orchestrator_settlement_client_interface::{
-    SettlementClient, SettlementError, SettlementResult, SettlementVerificationStatus, Word,
+    SettlementClient, SettlementError, SettlementMetrics, SettlementResult,
+    SettlementVerificationStatus, Word,
 };
-use orchestrator_utils::secret::split_userinfo;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use orchestrator_utils::secret::credentials_headers;
 use starknet::{
     accounts::{Account, AccountError, ExecutionEncoding, SingleOwnerAccount},
     core::{
         types::{
             BlockId, BlockTag, Call, ContractExecutionError, ExecutionResult, Felt, FunctionCall,
-            ReceiptBlock, StarknetError, TransactionFinalityStatus, TransactionStatus,
+            ReceiptBlock, StarknetError, TransactionFinalityStatus, TransactionReceipt,
+            TransactionStatus,
         },
         utils::get_selector_from_name,
     },
@@ -34,10 +40,32 @@ use starknet::{
 };
 use url::Url;
 
-use crate::calldata::{settled_block, update_state_calldata, SNOS_NEW_BLOCK_NUMBER};
+use crate::{
+    calldata::{settled_block, update_state_calldata, SNOS_NEW_BLOCK_NUMBER},
+    failover::FailoverHttpTransport,
+};
+
+/// The transport of `url` and the URL without its credentials, which go in an `Authorization`
+/// header of every request instead.
+fn http_transport(url: &Url) -> (Url, HttpTransport) {
+    let (url, headers) = credentials_headers(url);
+    // Building fails only when the TLS backend cannot start, where the transport's own
+    // default client (`HttpTransport::new`) panics as well.
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("the TLS backend starts");
+    let transport = HttpTransport::new_with_client(url.clone(), http);
+    (url, transport)
+}
+
+/// STRK, the token V3 transactions pay their fees in (the same address on every public
+/// Starknet network and on starknet-devnet).
+pub const STRK_TOKEN_ADDRESS: Felt =
+    Felt::from_hex_unchecked("0x04718f5a0fc34cc1af16a1cdee98ffb20c31f5cd61d6ab07201858f4287c938d");
 
 /// The account that signs state updates, built on first use (it needs the node's chain id).
-type OperatorAccount = SingleOwnerAccount<JsonRpcClient<HttpTransport>, LocalWallet>;
+type OperatorAccount = SingleOwnerAccount<JsonRpcClient<FailoverHttpTransport>, LocalWallet>;
 
 /// Settings of the Starknet settlement client.
 #[derive(Clone)]
@@ -46,6 +74,9 @@ pub struct StarknetSettlementConfig {
     /// Credentials in it (`http://user:password@host/`) are sent as an `Authorization: Basic`
     /// header; the transport gets the URL without them.
     pub rpc_url: Url,
+    /// Endpoints of the same chain to fail over to when `rpc_url` does not answer (see
+    /// [`crate::failover`]); empty: none.
+    pub fallback_rpc_urls: Vec<Url>,
     /// The operator account (a deployed account contract registered as operator).
     pub account_address: Felt,
     /// The account's private key (never printed).
@@ -68,6 +99,7 @@ impl StarknetSettlementConfig {
     ) -> Self {
         Self {
             rpc_url,
+            fallback_rpc_urls: Vec::new(),
             account_address,
             private_key,
             core_contract_address,
@@ -103,9 +135,19 @@ pub struct CoreContractState {
 
 /// Settles on the project's Cairo core contract on Starknet.
 pub struct StarknetSettlementClient {
-    provider: JsonRpcClient<HttpTransport>,
+    provider: JsonRpcClient<FailoverHttpTransport>,
     account: tokio::sync::OnceCell<OperatorAccount>,
     config: StarknetSettlementConfig,
+    /// Fees (in fri) and the signer's STRK balance, exported as the settlement metrics.
+    metrics: Mutex<FeeBook>,
+}
+
+/// The settlement metrics and the transactions whose fee they already count (a state update
+/// is verified more than once when its verification is retried).
+#[derive(Debug, Default)]
+struct FeeBook {
+    metrics: SettlementMetrics,
+    counted: HashSet<Felt>,
 }
 
 impl fmt::Debug for StarknetSettlementClient {
@@ -122,24 +164,54 @@ impl StarknetSettlementClient {
     /// state update, so the orchestrator starts (and reports itself not ready) while the node
     /// is down.
     pub fn new(mut config: StarknetSettlementConfig) -> Self {
-        let (url, authorization) = split_userinfo(&config.rpc_url);
-        let mut headers = HeaderMap::new();
-        if let Some(value) = authorization {
-            // `Basic ` and base64: visible ASCII, always a valid header value.
-            let mut value =
-                HeaderValue::from_str(value.expose()).expect("Basic credentials are ASCII");
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+        let mut endpoints = Vec::with_capacity(1 + config.fallback_rpc_urls.len());
+        let mut urls = Vec::with_capacity(endpoints.capacity());
+        for given in std::iter::once(&config.rpc_url).chain(&config.fallback_rpc_urls) {
+            let (url, transport) = http_transport(given);
+            let host = format!(
+                "{}:{}",
+                url.host_str().unwrap_or("?"),
+                url.port_or_known_default().unwrap_or(0)
+            );
+            endpoints.push((transport, host));
+            urls.push(url);
         }
-        // Building fails only when the TLS backend cannot start, where the transport's own
-        // default client (`HttpTransport::new`) panics as well.
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .expect("the TLS backend starts");
-        let provider = JsonRpcClient::new(HttpTransport::new_with_client(url.clone(), http));
-        config.rpc_url = url;
-        Self { provider, account: tokio::sync::OnceCell::new(), config }
+        let provider = JsonRpcClient::new(FailoverHttpTransport::new(endpoints));
+        config.rpc_url = urls.remove(0);
+        config.fallback_rpc_urls = urls;
+        Self { provider, account: tokio::sync::OnceCell::new(), config, metrics: Mutex::default() }
+    }
+
+    fn fee_book(&self) -> std::sync::MutexGuard<'_, FeeBook> {
+        self.metrics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The operator account's STRK balance, in fri.
+    pub async fn signer_balance(&self) -> SettlementResult<u128> {
+        let out = self
+            .provider
+            .call(
+                FunctionCall {
+                    contract_address: STRK_TOKEN_ADDRESS,
+                    entry_point_selector: selector("balance_of"),
+                    calldata: vec![self.config.account_address],
+                },
+                BlockId::Tag(BlockTag::Latest),
+            )
+            .await
+            .map_err(|e| self.provider_error(e))?;
+        match out[..] {
+            // A u256 as (low, high); a balance over 2^128 fri saturates.
+            [low, high] => Ok(if high == Felt::ZERO {
+                u128::try_from(low).unwrap_or(u128::MAX)
+            } else {
+                u128::MAX
+            }),
+            _ => Err(SettlementError::Rpc(format!(
+                "STRK balance_of returned {} felts, expected a u256 (2)",
+                out.len()
+            ))),
+        }
     }
 
     /// The settings.
@@ -148,7 +220,7 @@ impl StarknetSettlementClient {
     }
 
     /// The provider (tests read the node through it).
-    pub fn provider(&self) -> &JsonRpcClient<HttpTransport> {
+    pub fn provider(&self) -> &JsonRpcClient<FailoverHttpTransport> {
         &self.provider
     }
 
@@ -356,7 +428,21 @@ impl SettlementClient for StarknetSettlementClient {
                 {
                     SettlementVerificationStatus::Pending
                 }
-                ExecutionResult::Succeeded => SettlementVerificationStatus::Verified,
+                ExecutionResult::Succeeded => {
+                    // State updates are invokes; the fee of anything else is not ours to count.
+                    let fee = match &r.receipt {
+                        TransactionReceipt::Invoke(invoke) => {
+                            u128::try_from(invoke.actual_fee.amount).unwrap_or(u128::MAX)
+                        }
+                        _ => 0,
+                    };
+                    let mut book = self.fee_book();
+                    if book.counted.insert(hash) {
+                        book.metrics.fees_paid_wei = book.metrics.fees_paid_wei.saturating_add(fee);
+                        book.metrics.updates_confirmed += 1;
+                    }
+                    SettlementVerificationStatus::Verified
+                }
             }),
             Err(ProviderError::StarknetError(StarknetError::TransactionHashNotFound)) => {
                 // No receipt yet: still in the mempool, or unknown.
@@ -414,6 +500,17 @@ impl SettlementClient for StarknetSettlementClient {
             .map_err(|e| self.provider_error(e))?;
         u64::try_from(nonce)
             .map_err(|_| SettlementError::Rpc(format!("account nonce {nonce:#x} is not a u64")))
+    }
+
+    fn metrics(&self) -> SettlementMetrics {
+        self.fee_book().metrics.clone()
+    }
+
+    async fn refresh_metrics(&self) -> SettlementResult<SettlementMetrics> {
+        let balance = self.signer_balance().await?;
+        let mut book = self.fee_book();
+        book.metrics.signer_balance_wei = Some(balance);
+        Ok(book.metrics.clone())
     }
 
     fn layer_name(&self) -> &'static str {

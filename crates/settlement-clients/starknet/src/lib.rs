@@ -7,12 +7,14 @@
 //!   (BLAKE2s, Starknet 0.14.1) a declare carries.
 //! - [`client`]: [`StarknetSettlementClient`], the `SettlementClient` over a starknet-rs
 //!   `SingleOwnerAccount`.
+//! - [`failover`]: several RPC endpoints behind one transport (`--starknet-rpc-url a,b`).
 //! - `testing` (feature `test-utils`): deployment of the Cairo contracts from the committed
 //!   artifacts on a starknet-devnet started by `orchestrator_test_support::devnet`.
 
 pub mod calldata;
 pub mod classes;
 pub mod client;
+pub mod failover;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 

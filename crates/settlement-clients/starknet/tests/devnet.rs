@@ -24,7 +24,10 @@ use orchestrator_starknet_settlement_client::{
     },
     StarknetSettlementClient, StarknetSettlementConfig,
 };
-use orchestrator_test_support::devnet::{Devnet, DevnetConfig};
+use orchestrator_test_support::{
+    devnet::{Devnet, DevnetConfig},
+    proxy::TcpProxy,
+};
 use starknet::{
     accounts::{Account, ConnectedAccount},
     core::{
@@ -245,6 +248,74 @@ async fn valid_updates_settle_and_the_next_one_continues() {
     assert_eq!(client.get_nonce().await.unwrap(), nonce0 + 2);
     let state = client.core_contract_state().await.unwrap();
     assert_eq!((state.state_root, state.block_hash), (felt(0xa2), felt(0xb0 + 0xa2)));
+}
+
+/// Two endpoints of one chain (two proxies in front of one devnet): the update is sent through
+/// the primary, then the primary is cut; verification and finality go through the fallback,
+/// the update settles once, and the calls after it stay on the fallback.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_primary_rpc_cut_mid_settlement_fails_over_to_the_fallback() {
+    let Some(chain) = chain(false, &[]).await else { return };
+    let primary = TcpProxy::start(&chain.devnet.url).await;
+    let fallback = TcpProxy::start(&chain.devnet.url).await;
+    let owner = chain.accounts[0];
+    let mut config = StarknetSettlementConfig::new(
+        primary.url(&chain.devnet.url),
+        owner.address,
+        owner.private_key,
+        chain.deployed.core,
+    );
+    config.fallback_rpc_urls = vec![fallback.url(&chain.devnet.url)];
+    config.finality_retry_wait = Duration::from_millis(100);
+    config.finality_polls = 50;
+    let client = StarknetSettlementClient::new(config);
+    let nonce0 = client.get_nonce().await.unwrap();
+
+    let tx = client
+        .update_state_calldata(snos(0, 0xa1, Felt::MAX, 5), program_output(1), [0; 32], [0; 32])
+        .await
+        .unwrap();
+    assert_eq!(fallback.accepted(), 0, "everything so far went to the primary");
+    primary.cut();
+    client.wait_for_tx_finality(&tx).await.unwrap().expect("included");
+    assert_eq!(
+        client.verify_tx_inclusion(&tx).await.unwrap(),
+        SettlementVerificationStatus::Verified
+    );
+    assert_eq!(client.get_last_settled_block().await.unwrap(), Some(5));
+    assert_eq!(client.get_nonce().await.unwrap(), nonce0 + 1, "one transaction");
+    assert!(fallback.accepted() > 0, "the calls after the cut went to the fallback");
+}
+
+/// The signer's STRK balance is read from the token contract, and each confirmed update adds
+/// the fee its receipt shows, once however often it is verified: what the watchdog prices the
+/// low-balance alert with.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_signer_balance_and_the_fees_paid_are_read_from_the_chain() {
+    let Some(chain) = chain(false, &[]).await else { return };
+    let client = chain.client();
+    let before = client.refresh_metrics().await.unwrap();
+    let balance0 = before.signer_balance_wei.expect("the balance is read");
+    assert!(balance0 > 0, "devnet funds its predeployed accounts");
+    assert_eq!((before.fees_paid_wei, before.updates_confirmed), (0, 0));
+
+    let tx = client
+        .update_state_calldata(snos(0, 0xa1, Felt::MAX, 5), program_output(1), [0; 32], [0; 32])
+        .await
+        .unwrap();
+    client.wait_for_tx_finality(&tx).await.unwrap().expect("included");
+    for _ in 0..2 {
+        assert_eq!(
+            client.verify_tx_inclusion(&tx).await.unwrap(),
+            SettlementVerificationStatus::Verified
+        );
+    }
+    let after = client.refresh_metrics().await.unwrap();
+    assert_eq!(after.updates_confirmed, 1, "verified twice, counted once");
+    assert!(after.fees_paid_wei > 0);
+    // The balance went down by the fee the receipt names (devnet charges nothing else).
+    assert_eq!(after.signer_balance_wei, Some(balance0 - after.fees_paid_wei));
+    assert_eq!(client.metrics(), after);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -133,4 +133,46 @@ pub struct ServiceArgs {
         help_heading = "Preflight"
     )]
     pub preflight_wait_seconds: u64,
+
+    /// Alert when the oldest block the core contract has not settled is older than this many
+    /// seconds (ours; the watchdog reads the settled block on the settlement layer and the tip
+    /// on the node, not the database). 0: no alert; the lag is still exported.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SETTLEMENT_LAG_ALERT_SECONDS",
+        default_value_t = 3600,
+        help_heading = "Watchdog"
+    )]
+    pub settlement_lag_alert_seconds: u64,
+
+    /// Alert when the settlement signer holds less than this many state updates' worth, priced
+    /// at the average fee of the updates this process confirmed (ours; an empty balance alerts
+    /// before any is confirmed). 0: no alert.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SETTLEMENT_MIN_BALANCE_UPDATES",
+        default_value_t = 10,
+        help_heading = "Watchdog"
+    )]
+    pub settlement_min_balance_updates: u32,
+
+    /// Alert when a job stays in one open status (Created, LockedForProcessing,
+    /// PendingVerification, PendingRetry, VerificationFailed) longer than this many seconds
+    /// (ours). 0: no alert.
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_STALL_ALERT_SECONDS",
+        default_value_t = 3600,
+        help_heading = "Watchdog"
+    )]
+    pub stall_alert_seconds: u64,
+
+    /// Seconds between two checks of the watchdog (ours).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_WATCHDOG_INTERVAL_SECONDS",
+        default_value_t = 30,
+        help_heading = "Watchdog"
+    )]
+    pub watchdog_interval_seconds: u64,
 }

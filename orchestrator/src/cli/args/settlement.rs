@@ -12,9 +12,11 @@ pub struct EthereumSettlementArgs {
     #[arg(long)]
     pub settle_on_ethereum: bool,
 
-    /// Ethereum RPC URL (`_FILE` companion supported).
+    /// Ethereum RPC URL (`_FILE` companion supported). Several URLs of the same chain,
+    /// comma-separated (ours): the first is the primary, the others are failed over to when it
+    /// fails at the transport level (connection, timeout, HTTP 5xx or 429).
     #[arg(long, env = "MADARA_ORCHESTRATOR_ETHEREUM_SETTLEMENT_RPC_URL", hide_env_values = true)]
-    pub ethereum_rpc_url: Option<Secret<Url>>,
+    pub ethereum_rpc_url: Option<Secret<UrlList>>,
 
     /// Private key of the operator account (`_FILE` companion supported). Required with
     /// `--settle-on-ethereum` unless `--ethereum-kms-key-id` is given; not with it.
@@ -77,9 +79,11 @@ pub struct StarknetSettlementArgs {
     #[arg(long)]
     pub settle_on_starknet: bool,
 
-    /// Starknet RPC URL (`_FILE` companion supported).
+    /// Starknet RPC URL (`_FILE` companion supported). Several URLs of the same chain,
+    /// comma-separated (ours): the first is the primary, the others are failed over to when it
+    /// does not answer.
     #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_SETTLEMENT_RPC_URL", hide_env_values = true)]
-    pub starknet_rpc_url: Option<Secret<Url>>,
+    pub starknet_rpc_url: Option<Secret<UrlList>>,
 
     /// Private key of the operator account (`_FILE` companion supported).
     #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_PRIVATE_KEY", hide_env_values = true)]
@@ -96,4 +100,27 @@ pub struct StarknetSettlementArgs {
     /// Seconds between finality polls (default 6).
     #[arg(long, env = "MADARA_ORCHESTRATOR_STARKNET_FINALITY_RETRY_WAIT_IN_SECS")]
     pub starknet_finality_retry_wait_in_secs: Option<u64>,
+}
+
+/// One URL or several, comma-separated (`--ethereum-rpc-url primary,fallback`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlList(pub Vec<Url>);
+
+impl std::str::FromStr for UrlList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let urls = s
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .enumerate()
+            // The URL may carry an API key: the error names its position, not the URL.
+            .map(|(i, u)| u.parse::<Url>().map_err(|e| format!("URL {} of the list: {e}", i + 1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if urls.is_empty() {
+            return Err("no URL given".to_owned());
+        }
+        Ok(Self(urls))
+    }
 }

@@ -104,6 +104,8 @@ pub const USED_RUN_FLAGS: &[&str] = &[
     "rpc_for_snos_backup",
     "settle_on_ethereum",
     "settle_on_starknet",
+    "settlement_lag_alert_seconds",
+    "settlement_min_balance_updates",
     "sharp_customer_id",
     "sharp_rpc_node_url",
     "sharp_server_crt_file",
@@ -122,6 +124,7 @@ pub const USED_RUN_FLAGS: &[&str] = &[
     "snos_runner",
     "snos_strk_fee_token_address",
     "stale_message_seconds",
+    "stall_alert_seconds",
     "starknet_account_address",
     "starknet_cairo_core_contract_address",
     "starknet_finality_retry_wait_in_secs",
@@ -130,12 +133,14 @@ pub const USED_RUN_FLAGS: &[&str] = &[
     "starknet_rpc_url",
     "state_transition_timeout_seconds",
     "storage_expiration_days",
+    "storage_retention_days",
     "store_audit_artifacts",
     "topic_identifier",
     "upstream_read_max_attempts",
     "upstream_read_timeout_secs",
     "verification_poll_seconds",
     "versioned_constants",
+    "watchdog_interval_seconds",
 ];
 
 /// The `run` flags accepted but ignored, by argument id, with why.

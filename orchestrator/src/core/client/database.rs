@@ -116,6 +116,20 @@ pub struct JobQuery<'a> {
     pub limit: Option<u64>,
 }
 
+impl JobQuery<'static> {
+    /// The read of [`DatabaseClient::get_jobs_without_storage_artifacts_tagged`].
+    pub fn storage_cleanup_page(min_internal_id: u64, limit: u64) -> Self {
+        JobQuery {
+            job_types: &[JobType::StateTransition],
+            statuses: &[JobStatus::Completed],
+            storage_artifacts_untagged: true,
+            min_internal_id: Some(min_internal_id),
+            limit: Some(limit),
+            ..JobQuery::default()
+        }
+    }
+}
+
 /// The read behind [`DatabaseClient::get_jobs_without_successor`]: jobs of `job_type` in
 /// `status` with internal id ≥ `min_internal_id` for which no job of `successor_type` with
 /// the same internal id exists.
@@ -432,19 +446,21 @@ pub trait DatabaseClient:
             JobQuery { job_types, statuses, limit, orchestrator_version, ..JobQuery::default() };
         self.get_jobs(query).await
     }
-    /// Completed StateTransition jobs whose artifacts are not yet tagged for expiry.
+    /// Completed StateTransition jobs whose artifacts are not yet tagged for expiry, with
+    /// internal id ≥ `min_internal_id`, by internal id ascending, at most `limit`: one page of
+    /// the StorageCleanup trigger, which passes the last internal id of a page + 1 as the next
+    /// `min_internal_id` (so a job whose tagging failed is not read again in the same run).
+    ///
+    /// Every backend serves it from an index that leaves the tagged jobs out (SQL: the
+    /// partial index `jobs_storage_cleanup`; MongoDB: `job_type, status,
+    /// metadata.specific.storage_artifacts_tagged_at, internal_id`): the read touches the
+    /// untagged jobs of the page only, however many settled jobs are tagged already.
     async fn get_jobs_without_storage_artifacts_tagged(
         &self,
-        limit: Option<u64>,
+        min_internal_id: u64,
+        limit: u64,
     ) -> DatabaseResult<Vec<JobItem>> {
-        let query = JobQuery {
-            job_types: &[JobType::StateTransition],
-            statuses: &[JobStatus::Completed],
-            storage_artifacts_untagged: true,
-            limit,
-            ..JobQuery::default()
-        };
-        self.get_jobs(query).await
+        self.get_jobs(JobQuery::storage_cleanup_page(min_internal_id, limit)).await
     }
     /// Jobs of this type and status with `gte ≤ internal_id ≤ lte`, ascending.
     async fn get_jobs_between_internal_ids(

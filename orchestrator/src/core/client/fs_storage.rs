@@ -4,7 +4,11 @@
 //! Layout under the root:
 //! - `<key>`: the object, keys being relative `/`-separated paths;
 //! - `.tags/<key>.json`: its tags (a JSON object), like S3 object tagging; the lifecycle tag
-//!   `expire-after-settlement=true` set by StorageCleanup lands here;
+//!   `expire-after-settlement=true` set by StorageCleanup lands here. The sidecar's
+//!   modification time is when the object was tagged: tagging again with the same tags leaves
+//!   the sidecar (and that time) as it is. [`FsStorage::expire_tagged`] deletes the objects
+//!   whose tag is older than a cutoff — the directory store's stand-in for the S3 lifecycle
+//!   rule;
 //! - `.tmp/`: files being written. Every write goes to a fresh file there, is synced, then
 //!   renamed over the target, so readers see the old or the new object, never a torn one.
 //!
@@ -16,6 +20,7 @@ use std::{
     collections::BTreeMap,
     io,
     path::{Path, PathBuf},
+    time::SystemTime,
 };
 
 use async_trait::async_trait;
@@ -75,6 +80,38 @@ impl FsStorage {
             }
         })
         .await
+    }
+
+    /// When the object was tagged (its sidecar's modification time); `None` when it has no
+    /// tags.
+    ///
+    /// # Errors
+    /// `InvalidKey` for a bad key, `Other` when the sidecar cannot be read.
+    pub async fn tagged_at(&self, key: &str) -> Result<Option<SystemTime>, StorageError> {
+        let tags = self.tags_path(key)?;
+        blocking(move || match std::fs::metadata(&tags) {
+            Ok(meta) => meta.modified().map(Some).map_err(|e| io_err("read the time of", &tags, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &tags, e)),
+        })
+        .await
+    }
+
+    /// Deletes every object tagged `name=value` whose tag was set at or before `tagged_before`
+    /// (with its sidecar), and the directories this leaves empty; returns the deleted keys,
+    /// sorted. A sidecar whose object is gone (a crash between the two deletions) is removed
+    /// too. Objects without that tag, or tagged later, are left alone.
+    ///
+    /// # Errors
+    /// `Other` (or `Unavailable` for a transient I/O error) naming the path; the objects
+    /// deleted before the error stay deleted, the rest are found again by the next call.
+    pub async fn expire_tagged(
+        &self,
+        (name, value): (&str, &str),
+        tagged_before: SystemTime,
+    ) -> Result<Vec<String>, StorageError> {
+        let (root, name, value) = (self.root.clone(), name.to_owned(), value.to_owned());
+        blocking(move || expire(&root, &name, &value, tagged_before)).await
     }
 
     /// Where the object of `key` lives.
@@ -154,6 +191,10 @@ impl StorageClient for FsStorage {
             if !path.is_file() {
                 return Err(StorageError::NotFound(key));
             }
+            // The same tags again: keep the sidecar, whose time is when they were set.
+            if std::fs::read(&tags_path).is_ok_and(|current| current == json) {
+                return Ok(());
+            }
             write_atomic(&root, &tags_path, &json)
         })
         .await
@@ -225,7 +266,16 @@ fn write_atomic(root: &Path, target: &Path, data: &[u8]) -> Result<(), StorageEr
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(data)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, target)
+        match std::fs::rename(&tmp, target) {
+            // The directory was pruned by `expire_tagged` in between: create it again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::rename(&tmp, target)
+            }
+            renamed => renamed,
+        }
     })();
     if let Err(e) = written {
         // Best effort: a leftover temp file is harmless, it is never listed.
@@ -240,6 +290,87 @@ fn remove_if_present(path: &Path) -> Result<(), StorageError> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path, e)),
         _ => Ok(()),
+    }
+}
+
+/// [`FsStorage::expire_tagged`]: walks `.tags`, reads the sidecars old enough, deletes the
+/// objects carrying the tag.
+fn expire(
+    root: &Path,
+    name: &str,
+    value: &str,
+    tagged_before: SystemTime,
+) -> Result<Vec<String>, StorageError> {
+    let tags_root = root.join(TAGS_DIR);
+    let mut pending = vec![tags_root.clone()];
+    let mut deleted = Vec::new();
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("list", &dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("list", &dir, e))?;
+            let path = entry.path();
+            let file_type = entry.file_type().map_err(|e| io_err("list", &path, e))?;
+            if file_type.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            // `<key>.json`, the key being UTF-8; anything else was not written by this store.
+            let Some(key) = path
+                .strip_prefix(&tags_root)
+                .ok()
+                .and_then(|rel| rel.to_str())
+                .and_then(|rel| rel.strip_suffix(".json"))
+                .map(|k| k.replace(std::path::MAIN_SEPARATOR, "/"))
+            else {
+                continue;
+            };
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_err(|e| io_err("read the time of", &path, e))?;
+            if modified > tagged_before {
+                continue;
+            }
+            let tags: BTreeMap<String, String> = match std::fs::read(&path) {
+                Ok(json) => serde_json::from_slice(&json).map_err(|e| {
+                    StorageError::other(format!("the tags at {} do not parse: {e}", path.display()))
+                })?,
+                // Removed since the listing (the object was rewritten or deleted).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("read", &path, e)),
+            };
+            if tags.get(name).map(String::as_str) != Some(value) {
+                continue;
+            }
+            let object = root.join(&key);
+            // The object first: a crash in between leaves a sidecar without object, which the
+            // next call removes, never an object whose expiry is forgotten.
+            if object.is_file() {
+                remove_if_present(&object)?;
+                deleted.push(key);
+                prune_empty_dirs(root, &object);
+            }
+            remove_if_present(&path)?;
+            prune_empty_dirs(&tags_root, &path);
+        }
+    }
+    deleted.sort();
+    Ok(deleted)
+}
+
+/// Removes the directories above `removed` that are empty now, up to (not including) `root`.
+/// Best effort: a directory that is not empty (or is being written to) stays.
+fn prune_empty_dirs(root: &Path, removed: &Path) {
+    let mut dir = removed.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || std::fs::remove_dir(d).is_err() {
+            return;
+        }
+        dir = d.parent();
     }
 }
 
@@ -356,6 +487,66 @@ mod tests {
             !dir.path().join(".tags/snos_output/7/cairo_pie.zip.json").exists(),
             "tags go with the object"
         );
+    }
+
+    const EXPIRE: (&str, &str) = ("expire-after-settlement", "true");
+
+    fn tag(name: &str, value: &str) -> Vec<(String, String)> {
+        vec![(name.to_owned(), value.to_owned())]
+    }
+
+    #[tokio::test]
+    async fn expire_tagged_deletes_the_objects_tagged_long_enough_ago_and_nothing_else() {
+        let (dir, s) = store();
+        for key in ["1/pie.zip", "1/proof.json", "10/pie.zip", "blob/batch/1/1.txt", "other"] {
+            s.put_data(Bytes::from_static(b"x"), key).await.expect("put");
+        }
+        for key in ["1/pie.zip", "1/proof.json", "blob/batch/1/1.txt"] {
+            s.tag_object(key, &tag(EXPIRE.0, EXPIRE.1)).await.expect("tag");
+        }
+        s.tag_object("10/pie.zip", &tag(EXPIRE.0, "false")).await.expect("tag");
+        s.tag_object("other", &tag("keep", "true")).await.expect("tag");
+        // A crash between deleting an object and its sidecar left this sidecar behind.
+        std::fs::write(dir.path().join(".tags/gone.json"), r#"{"expire-after-settlement":"true"}"#)
+            .expect("orphan sidecar");
+
+        let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        assert!(s.expire_tagged(EXPIRE, an_hour_ago).await.expect("expire").is_empty());
+        assert!(s.get_data("1/pie.zip").await.is_ok(), "tagged too recently");
+
+        let later = SystemTime::now() + std::time::Duration::from_secs(1);
+        let deleted = s.expire_tagged(EXPIRE, later).await.expect("expire");
+        assert_eq!(deleted, ["1/pie.zip", "1/proof.json", "blob/batch/1/1.txt"]);
+        for key in &deleted {
+            assert!(matches!(s.get_data(key).await, Err(StorageError::NotFound(_))), "{key}");
+            assert_eq!(s.tagged_at(key).await.expect("time"), None, "{key}: sidecar gone");
+        }
+        for gone in ["1", "blob", ".tags/1", ".tags/blob", ".tags/gone.json"] {
+            assert!(!dir.path().join(gone).exists(), "{gone} is removed");
+        }
+        for key in ["10/pie.zip", "other"] {
+            assert!(s.get_data(key).await.is_ok(), "{key} is kept");
+        }
+        assert_eq!(s.tags("10/pie.zip").await.expect("tags"), tag(EXPIRE.0, "false"));
+        assert!(dir.path().join(".tags").is_dir() && dir.path().join(".tmp").is_dir());
+        // The store keeps working where directories were removed.
+        s.put_data(Bytes::from_static(b"y"), "blob/batch/1/1.txt").await.expect("put again");
+        assert_eq!(s.list_files_in_dir("blob/").await.expect("list"), ["blob/batch/1/1.txt"]);
+    }
+
+    #[tokio::test]
+    async fn tagging_again_with_the_same_tags_keeps_the_tag_time() {
+        let (_dir, s) = store();
+        s.put_data(Bytes::from_static(b"x"), "k").await.expect("put");
+        assert_eq!(s.tagged_at("k").await.expect("time"), None);
+        s.tag_object("k", &tag(EXPIRE.0, EXPIRE.1)).await.expect("tag");
+        let first = s.tagged_at("k").await.expect("time").expect("tagged");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        s.tag_object("k", &tag(EXPIRE.0, EXPIRE.1)).await.expect("tag again");
+        assert_eq!(s.tagged_at("k").await.expect("time"), Some(first));
+        s.tag_object("k", &tag(EXPIRE.0, "false")).await.expect("other tags");
+        assert_eq!(s.tags("k").await.expect("tags"), tag(EXPIRE.0, "false"));
+        assert!(s.tagged_at("k").await.expect("time").expect("tagged") > first);
     }
 
     #[tokio::test]

@@ -37,7 +37,7 @@ use orchestrator_snos_runner::{
 };
 
 use super::{
-    proving::{create_once, variant, verify_error, ProverContext},
+    proving::{created_once, variant, verify_error, ProverContext},
     StageInputs, StageWorkers,
 };
 use crate::{
@@ -55,6 +55,7 @@ use crate::{
     },
     worker::{
         handler::{read_os_output, Attempts, JobError, JobHandlerTrait},
+        service,
         trigger::{available_slots, JobTrigger, TriggerError},
         Config,
     },
@@ -604,18 +605,27 @@ impl JobTrigger for AggregatorTrigger {
                 continue;
             }
             let m = aggregator_metadata(&batch, self.store_audit_artifacts);
-            create_once(
-                &config,
+            // The batch is marked before the job is queued: a handler that finished before the
+            // mark would have its own batch status (ReadyForStateUpdate) overwritten by it.
+            let created = created_once(
+                service::create_job_unqueued(
+                    &config,
+                    JobType::Aggregator,
+                    batch.index,
+                    JobSpecificMetadata::Aggregator(m),
+                )
+                .await,
                 JobType::Aggregator,
                 batch.index,
-                JobSpecificMetadata::Aggregator(m),
-            )
-            .await?;
+            )?;
             db.update_aggregator_batch_status_by_index(
                 batch.index,
                 AggregatorBatchStatus::PendingAggregatorRun,
             )
             .await?;
+            if let Some(job) = created {
+                service::queue_created_job(&config, &job).await;
+            }
         }
         Ok(())
     }

@@ -291,6 +291,7 @@ async fn ethereum_client(eth: &EthereumSettlementParams) -> eyre::Result<Ethereu
     }
     let mut config =
         EthereumSettlementConfig::new(eth.rpc_url.expose().clone(), eth.l1_core_contract_address);
+    config.fallback_rpc_urls = eth.fallback_rpc_urls.iter().map(|u| u.expose().clone()).collect();
     config.poll_interval = eth.finality_retry_wait;
     config.tx_confirmation_timeout = eth.tx_confirmation_timeout;
     config.max_fee_bumps = eth.max_fee_bumps;
@@ -309,6 +310,7 @@ fn starknet_client(sn: &StarknetSettlementParams) -> eyre::Result<StarknetSettle
         key,
         sn.cairo_core_contract_address,
     );
+    config.fallback_rpc_urls = sn.fallback_rpc_urls.iter().map(|u| u.expose().clone()).collect();
     config.finality_retry_wait = sn.finality_retry_wait;
     Ok(StarknetSettlementClient::new(config))
 }

@@ -98,7 +98,9 @@ pub fn build_with(
         );
         (handlers, triggers) = register((handler, trigger), handlers, triggers);
     }
-    Ok((handlers, batching_triggers(&inputs, triggers)))
+    let cleanup = crate::worker::cleanup::StorageCleanupTrigger::from_params(params)
+        .map_err(|e| eyre::eyre!("cannot open the artifact directory for StorageCleanup: {e}"))?;
+    Ok((handlers, batching_triggers(&inputs, triggers).with(Arc::new(cleanup))))
 }
 
 /// Adds a stage's handler and trigger to the registries.

@@ -253,6 +253,21 @@ pub struct ProvingTrigger {
 }
 
 /// Creates a job, treating "already exists" (another run got there first) as done.
+/// The job a `create_job_unqueued` call created, `None` when it existed already.
+pub(crate) fn created_once(
+    result: Result<JobItem, EngineError>,
+    job_type: JobType,
+    internal_id: u64,
+) -> Result<Option<JobItem>, TriggerError> {
+    match result {
+        Ok(job) => Ok(Some(job)),
+        Err(EngineError::AlreadyExists { .. }) => Ok(None),
+        Err(e) => {
+            Err(TriggerError::client(format!("cannot create {job_type} job {internal_id}"), e))
+        }
+    }
+}
+
 pub(crate) async fn create_once(
     config: &Config,
     job_type: JobType,

@@ -37,7 +37,7 @@ use crate::{
     },
     worker::{
         handler::{write_artifact, Attempts, JobError, JobHandlerTrait},
-        service::create_job,
+        service::{create_job_unqueued, queue_created_job},
         trigger::{available_slots, first_unsettled_snos_batch_index, JobTrigger, TriggerError},
         Config, EngineError,
     },
@@ -115,14 +115,7 @@ impl NodeRpc {
     /// A client of `url`. Credentials in it (`http://user:password@host/`) are sent as an
     /// `Authorization: Basic` header; the URL kept (and quoted in errors) is without them.
     pub fn new(url: Url) -> Self {
-        let (url, authorization) = orchestrator_utils::secret::split_userinfo(&url);
-        let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(Ok(mut value)) =
-            authorization.map(|v| reqwest::header::HeaderValue::from_str(v.expose()))
-        {
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
+        let (url, headers) = orchestrator_utils::secret::credentials_headers(&url);
         let http = reqwest::Client::builder()
             .timeout(RPC_TIMEOUT)
             .default_headers(headers)
@@ -646,7 +639,9 @@ impl JobTrigger for SnosTrigger {
         for batch in batches {
             let metadata =
                 snos_metadata(batch.index, batch.start_block, batch.end_block, self.full_output);
-            match create_job(
+            // The batch is marked before the job is queued, so no handler can change the
+            // batch before the mark lands.
+            let created = match create_job_unqueued(
                 &config,
                 JobType::SnosRun,
                 batch.index,
@@ -654,18 +649,22 @@ impl JobTrigger for SnosTrigger {
             )
             .await
             {
-                Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
+                Ok(job) => Some(job),
+                Err(EngineError::AlreadyExists { .. }) => None,
                 Err(e) => {
                     return Err(TriggerError::client(
                         format!("SnosRun job for batch {}", batch.index),
                         e,
                     ))
                 }
-            }
+            };
             config
                 .database()
                 .update_snos_batch_status_by_index(batch.index, SnosBatchStatus::SnosJobCreated)
                 .await?;
+            if let Some(job) = created {
+                queue_created_job(&config, &job).await;
+            }
         }
         Ok(())
     }

@@ -237,10 +237,22 @@ pub async fn health_check_answers(db: Db) {
     db.health_check().await.expect("health_check");
 }
 
-/// A created job reads back equal by id and by (type, internal id); absent ones are `None`.
+/// A created job reads back equal by id and by (type, internal id), its timestamps to the
+/// millisecond; absent ones are `None`.
 pub async fn created_job_reads_back(db: Db) {
-    let j = job(JobType::SnosRun, 1);
+    let mut j = job(JobType::SnosRun, 1);
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).expect("time");
+    j.created_at = at(1_767_323_045_123);
+    j.updated_at = at(1_767_323_045_987);
+    j.metadata.common.process_started_at = Some(at(1_767_323_046_001));
     assert_eq!(db.create_job(j.clone()).await.expect("create"), j);
+    let read = db.get_job_by_id(j.id).await.expect("by id").expect("stored");
+    assert_eq!(read.created_at.timestamp_millis(), 1_767_323_045_123, "created_at ms");
+    assert_eq!(read.updated_at.timestamp_millis(), 1_767_323_045_987, "updated_at ms");
+    assert_eq!(
+        read.metadata.common.process_started_at.map(|t| t.timestamp_millis()),
+        Some(1_767_323_046_001)
+    );
     assert_eq!(db.get_job_by_id(j.id).await.expect("by id"), Some(j.clone()));
     assert_eq!(
         db.get_job_by_internal_id_and_type(1, JobType::SnosRun).await.expect("by iid"),
@@ -338,7 +350,7 @@ pub async fn update_applies_given_fields_and_bumps_version(db: Db) {
 
     let mut metadata = v1.metadata.clone();
     metadata.common.process_attempt_no = 1;
-    metadata.common.process_started_at = Some(crate::types::jobs::now_secs());
+    metadata.common.process_started_at = Some(crate::types::jobs::now_ms());
     let v2 = db
         .update_job(&v1, JobItemUpdates::new().metadata(metadata.clone()))
         .await
@@ -599,7 +611,8 @@ pub async fn jobs_by_types_and_statuses(db: Db) {
     assert_eq!(q(vec![], vec![], Some(0), None).await, Vec::<u64>::new());
 }
 
-/// Completed StateTransition jobs whose artifacts are not tagged, ascending, limited.
+/// Completed StateTransition jobs whose artifacts are not tagged, from a minimum internal id,
+/// ascending, limited: the pages of the StorageCleanup trigger.
 pub async fn jobs_without_storage_artifacts_tagged(db: Db) {
     let tag = |mut j: JobItem| {
         if let JobSpecificMetadata::StateUpdate(m) = &mut j.metadata.specific {
@@ -607,21 +620,42 @@ pub async fn jobs_without_storage_artifacts_tagged(db: Db) {
         }
         j
     };
-    create(&db, with_status(job(JobType::StateTransition, 4), JobStatus::Completed)).await;
-    let first =
-        create(&db, with_status(job(JobType::StateTransition, 1), JobStatus::Completed)).await;
-    create(&db, tag(with_status(job(JobType::StateTransition, 2), JobStatus::Completed))).await;
+    let settled = |i: u64| with_status(job(JobType::StateTransition, i), JobStatus::Completed);
+    create(&db, settled(4)).await;
+    let first = create(&db, settled(1)).await;
+    create(&db, tag(settled(2))).await;
     create(&db, job(JobType::StateTransition, 3)).await;
+    create(&db, with_status(job(JobType::StateTransition, 7), JobStatus::Failed)).await;
     create(&db, with_status(job(JobType::SnosRun, 5), JobStatus::Completed)).await;
-    let q = |limit: Option<u64>| {
+    create(&db, settled(6)).await;
+    create(&db, with_version(settled(8), OLD_VERSION)).await;
+    let q = |min: u64, limit: u64| {
         let db = db.clone();
-        async move { ids(&db.get_jobs_without_storage_artifacts_tagged(limit).await.expect("query")) }
+        async move {
+            ids(&db.get_jobs_without_storage_artifacts_tagged(min, limit).await.expect("query"))
+        }
     };
-    assert_eq!(q(None).await, vec![1, 4]);
-    assert_eq!(q(Some(1)).await, vec![1]);
+    // Every orchestrator version: an old version's settled artifacts expire too.
+    assert_eq!(q(0, 100).await, vec![1, 4, 6, 8]);
+    assert_eq!(q(0, 1).await, vec![1]);
+    // Pages: each starts after the last id of the previous one.
+    assert_eq!(q(2, 2).await, vec![4, 6]);
+    assert_eq!(q(7, 2).await, vec![8]);
+    assert_eq!(q(9, 2).await, Vec::<u64>::new());
+    assert_eq!(q(0, 0).await, Vec::<u64>::new());
+    assert_eq!(q(u64::MAX, 10).await, Vec::<u64>::new());
     let tagged = tag(first.clone()).metadata;
-    db.update_job(&first, JobItemUpdates::new().metadata(tagged)).await.expect("tag");
-    assert_eq!(q(None).await, vec![4]);
+    let stored = db.update_job(&first, JobItemUpdates::new().metadata(tagged)).await.expect("tag");
+    let JobSpecificMetadata::StateUpdate(m) = &stored.metadata.specific else {
+        panic!("StateUpdate metadata expected, got {:?}", stored.metadata.specific)
+    };
+    assert!(m.storage_artifacts_tagged_at.is_some(), "the tagging time is stored");
+    assert_eq!(q(0, 100).await, vec![4, 6, 8]);
+    // Tagging is not undone by a later update that keeps the metadata.
+    db.update_job(&stored, JobItemUpdates::new().status(JobStatus::Completed))
+        .await
+        .expect("touch");
+    assert_eq!(q(0, 100).await, vec![4, 6, 8]);
 }
 
 /// Jobs of a type and status with internal id in an inclusive range, ascending.

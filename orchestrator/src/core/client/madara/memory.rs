@@ -103,6 +103,13 @@ impl InMemoryMadara {
         }
     }
 
+    /// Sets the timestamp of a block (unix seconds).
+    pub fn set_timestamp(&self, block: u64, timestamp: u64) {
+        if let Some(b) = self.lock().blocks.get_mut(block as usize) {
+            b.info.timestamp = timestamp;
+        }
+    }
+
     /// Blocks from `block` on are pending (`None`: none are).
     pub fn set_pending_from(&self, block: Option<u64>) {
         self.lock().pending_from = block;

@@ -43,7 +43,7 @@ use crate::{
     },
     types::{
         batch::{AggregatorBatch, BatchQuery, BlockBatchLookup, SnosBatch, SortOrder},
-        jobs::{now_secs, JobItem, JobItemUpdates},
+        jobs::{now_ms, now_secs, JobItem, JobItemUpdates},
         queue::WorkerTriggerType,
     },
 };
@@ -209,6 +209,9 @@ pub fn index_models() -> Vec<(&'static str, Vec<IndexModel>)> {
             plain(doc! { "start_block": 1, "end_block": 1 }),
             unique(doc! { "start_block": 1 }),
             unique(doc! { "end_block": 1 }),
+            // The batches of a status by index (the Aggregator trigger's closed batches, the
+            // `?status=` lists), as the SQL `(status, idx)` index.
+            plain(doc! { "status": 1, "index": 1 }),
         ];
         v.extend(extra);
         v
@@ -220,12 +223,36 @@ pub fn index_models() -> Vec<(&'static str, Vec<IndexModel>)> {
                 plain(doc! { "id": 1 }),
                 unique(doc! { "job_type": 1, "internal_id": -1 }),
                 plain(doc! { "job_type": 1, "status": 1, "internal_id": -1 }),
+                // The StorageCleanup page (`get_jobs_without_storage_artifacts_tagged`).
+                plain(doc! {
+                    "job_type": 1,
+                    "status": 1,
+                    "metadata.specific.storage_artifacts_tagged_at": 1,
+                    "internal_id": 1,
+                }),
                 plain(doc! { "status": 1 }),
                 plain(doc! { "internal_id": 1 }),
+                // Ours, as the SQL indexes (docs/databases.md, "Query plans at scale"): the jobs
+                // of a status by internal id (`/jobs?status=`, the orphan scan) without sorting
+                // every job of the status, and the jobs of a block
+                // (`/blocks/settlement-status/…`) without reading every job.
+                plain(doc! { "status": 1, "internal_id": 1 }),
+                plain(doc! { "metadata.specific.block_number": 1 }),
+                plain(
+                    doc! { "metadata.specific.start_block": 1, "metadata.specific.end_block": 1 },
+                ),
+                plain(doc! { "metadata.specific.context.Batch.to_settle": 1 }),
+                plain(doc! { "metadata.specific.context.Block.to_settle": 1 }),
             ],
         ),
         (AGGREGATOR_BATCHES, batch_indexes(vec![])),
-        (SNOS_BATCHES, batch_indexes(vec![plain(doc! { "aggregator_batch_index": 1 })])),
+        (
+            SNOS_BATCHES,
+            batch_indexes(vec![
+                plain(doc! { "aggregator_batch_index": 1 }),
+                plain(doc! { "aggregator_batch_index": 1, "index": 1 }),
+            ]),
+        ),
         (
             BLOCK_BATCH_LOOKUPS,
             vec![
@@ -363,7 +390,7 @@ impl DatabaseClient for MongoDatabase {
         current: &JobItem,
         updates: JobItemUpdates,
     ) -> DatabaseResult<Option<JobItem>> {
-        let update = d::job_update(&updates, now_secs())?;
+        let update = d::job_update(&updates, now_ms())?;
         let updated = self
             .coll(JOBS)
             .find_one_and_update(d::versioned_filter(current.id, current.version), update)
@@ -636,6 +663,32 @@ mod tests {
         }
         assert_eq!(unique("block_batch_lookups"), vec![doc! { "block_number": 1 }]);
         assert_eq!(unique("trigger_pauses"), vec![doc! { "trigger": 1 }]);
+    }
+
+    /// The indexes the trigger and route queries need, as the SQL schema has them
+    /// (docs/databases.md, "Query plans at scale").
+    #[test]
+    fn the_indexes_of_the_queries_at_scale() {
+        let models = index_models();
+        let keys = |c: &str| -> Vec<Document> {
+            let (_, m) = models.iter().find(|(name, _)| *name == c).expect("collection");
+            m.iter().map(|m| m.keys.clone()).collect()
+        };
+        let jobs = keys("jobs");
+        for want in [
+            doc! { "job_type": 1, "status": 1, "internal_id": -1 },
+            doc! { "status": 1, "internal_id": 1 },
+            doc! { "metadata.specific.block_number": 1 },
+            doc! { "metadata.specific.start_block": 1, "metadata.specific.end_block": 1 },
+            doc! { "metadata.specific.context.Batch.to_settle": 1 },
+            doc! { "metadata.specific.context.Block.to_settle": 1 },
+        ] {
+            assert!(jobs.contains(&want), "jobs lacks {want}");
+        }
+        for c in ["snos_batches", "aggregator_batches"] {
+            assert!(keys(c).contains(&doc! { "status": 1, "index": 1 }), "{c}");
+        }
+        assert!(keys("snos_batches").contains(&doc! { "aggregator_batch_index": 1, "index": 1 }));
     }
 
     #[test]

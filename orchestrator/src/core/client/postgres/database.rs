@@ -87,6 +87,86 @@ mod tests {
         checks::init_adds_trigger_pauses_to_an_older_database(&*db).await;
     }
 
+    /// The StorageCleanup page can be read through the partial index `jobs_storage_cleanup`
+    /// (the planner takes it once a sequential scan is ruled out, as on a large table).
+    #[tokio::test]
+    async fn the_storage_cleanup_page_is_served_by_its_index() {
+        use sqlx::Row as _;
+
+        use crate::{
+            core::client::{database::JobQuery, sql::database::job_select},
+            types::jobs::{JobItem, JobSpecificMetadata, JobStatus, JobType, StateUpdateMetadata},
+        };
+
+        let Some((db, _guard)) = fresh_db().await else { return };
+        for i in 0..200 {
+            let mut m = StateUpdateMetadata::for_batch(i);
+            if i % 50 != 7 {
+                m.storage_artifacts_tagged_at = Some(crate::types::jobs::now_secs());
+            }
+            let mut job =
+                JobItem::new(JobType::StateTransition, i, JobSpecificMetadata::StateUpdate(m));
+            job.status = JobStatus::Completed;
+            db.create_job(job).await.expect("settled job");
+            db.create_job(snos_job(i)).await.expect("snos job");
+        }
+        let page = db.get_jobs_without_storage_artifacts_tagged(0, 200).await.expect("page");
+        assert_eq!(page.iter().map(|j| j.internal_id).collect::<Vec<_>>(), [7, 57, 107, 157]);
+        let mut conn = db.pool().acquire().await.expect("conn");
+        sqlx::query("ANALYZE jobs").execute(&mut *conn).await.expect("analyze");
+        sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.expect("set");
+        let explain = job_select::<Postgres>("EXPLAIN ", JobQuery::storage_cleanup_page(0, 200))
+            .expect("a query");
+        let plan: Vec<String> = explain
+            .fetch(&mut conn)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect();
+        assert!(plan.iter().any(|l| l.contains("jobs_storage_cleanup")), "{plan:#?}");
+    }
+
+    /// The orchestrator's sessions run without JIT compilation, and a one-value list is an
+    /// equality, so the latest job of a type is read backwards in an index, not sorted.
+    #[tokio::test]
+    async fn no_jit_and_the_latest_job_of_a_type_is_an_index_read() {
+        use sqlx::Row;
+
+        use crate::{
+            core::client::{database::JobQuery, sql::database::job_select},
+            types::{batch::SortOrder, jobs::JobType},
+        };
+
+        let Some((db, _guard)) = fresh_db().await else { return };
+        for i in 0..200 {
+            db.create_job(snos_job(i)).await.expect("job");
+        }
+        let latest = db.get_latest_job_by_type(JobType::SnosRun, None).await.expect("latest");
+        assert_eq!(latest.map(|j| j.internal_id), Some(199));
+        let mut conn = db.pool().acquire().await.expect("conn");
+        let jit: String = sqlx::query("SHOW jit").fetch_one(&mut *conn).await.expect("jit").get(0);
+        assert_eq!(jit, "off");
+        sqlx::query("ANALYZE jobs").execute(&mut *conn).await.expect("analyze");
+        sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.expect("set");
+        let query = JobQuery {
+            job_types: &[JobType::SnosRun],
+            sort: SortOrder::Descending,
+            limit: Some(1),
+            ..JobQuery::default()
+        };
+        let explain = job_select::<Postgres>("EXPLAIN ", query).expect("a query");
+        let plan: Vec<String> = explain
+            .fetch(&mut conn)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect();
+        assert!(plan.iter().any(|l| l.contains("Index Scan Backward")), "{plan:#?}");
+        assert!(!plan.iter().any(|l| l.contains("Sort")), "sorted: {plan:#?}");
+    }
+
     #[tokio::test]
     async fn switch_database_creates_and_uses_a_sibling_database() {
         let Some((db, guard)) = fresh_db().await else { return };

@@ -139,6 +139,10 @@ pub trait Dialect: Driver {
     const FOR_UPDATE: &'static str;
     /// Appended to a column read as text (ids and documents).
     const TO_TEXT: &'static str;
+    /// Appended to a correlated `NOT EXISTS` subquery to keep it a per-row index probe rather
+    /// than a join the planner may turn into a hash of every row it could match (empty where
+    /// the database always probes).
+    const PROBE: &'static str = "";
 
     /// Appends `value` as the columns of this database store it.
     fn push_value(q: &mut Sql<Self>, value: Value) {

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_type_status_internal_id ON jobs (job_type, status, internal_id);
 CREATE INDEX IF NOT EXISTS jobs_status_internal_id ON jobs (status, internal_id);
+CREATE INDEX IF NOT EXISTS jobs_storage_cleanup ON jobs (job_type, status, internal_id) WHERE storage_artifacts_tagged_at IS NULL;
 CREATE INDEX IF NOT EXISTS jobs_block_number ON jobs (block_number) WHERE block_number IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_to_settle ON jobs (to_settle) WHERE to_settle IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_block_range ON jobs (start_block, end_block) WHERE start_block IS NOT NULL;

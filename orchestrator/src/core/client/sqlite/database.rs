@@ -110,6 +110,117 @@ mod tests {
         assert_eq!(reopened.delete_trigger_pause(snos).await.expect("resume"), Some(pause));
     }
 
+    /// The StorageCleanup page is read through the partial index `jobs_storage_cleanup` in
+    /// index order (no sort, no scan of the settled jobs tagged already).
+    #[tokio::test]
+    async fn the_storage_cleanup_page_is_served_by_its_index() {
+        use sqlx::Row as _;
+
+        use crate::{
+            core::client::{database::JobQuery, sql::database::job_select},
+            types::jobs::{JobItem, JobSpecificMetadata, StateUpdateMetadata},
+        };
+
+        let (db, _dir) = fresh_db().await;
+        for i in 0..300 {
+            let mut m = StateUpdateMetadata::for_batch(i);
+            if i % 50 != 7 {
+                m.storage_artifacts_tagged_at = Some(crate::types::jobs::now_secs());
+            }
+            let mut job =
+                JobItem::new(JobType::StateTransition, i, JobSpecificMetadata::StateUpdate(m));
+            job.status = JobStatus::Completed;
+            db.create_job(job).await.expect("settled job");
+            db.create_job(snos_job(i)).await.expect("snos job");
+        }
+        for (min, want) in [(0, vec![7, 57, 107, 157, 207, 257]), (200, vec![207, 257])] {
+            let page = db.get_jobs_without_storage_artifacts_tagged(min, 200).await.expect("page");
+            assert_eq!(page.iter().map(|j| j.internal_id).collect::<Vec<_>>(), want);
+        }
+        let explain =
+            job_select::<Sqlite>("EXPLAIN QUERY PLAN ", JobQuery::storage_cleanup_page(0, 200))
+                .expect("a query");
+        let mut conn = db.pool().acquire().await.expect("conn");
+        let plan: Vec<String> = explain
+            .fetch(&mut conn)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect();
+        assert!(plan.iter().any(|l| l.contains("USING INDEX jobs_storage_cleanup")), "{plan:?}");
+        assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "sorted: {plan:?}");
+    }
+
+    /// The buffer and failed-job reads of the stage triggers (several statuses, `LIMIT 1` by
+    /// internal id) seek the few open jobs through `(job_type, status, …)` and sort them; they
+    /// do not walk every job of the type in `(job_type, internal_id)` order.
+    #[tokio::test]
+    async fn open_job_reads_seek_the_open_jobs_not_every_job_of_the_type() {
+        use sqlx::Row;
+
+        use crate::core::client::{database::JobQuery, sql::database::job_select};
+
+        let (db, _dir) = fresh_db().await;
+        for i in 0..400 {
+            let mut job = snos_job(i);
+            job.status = match i {
+                373 => JobStatus::Failed,
+                380.. => JobStatus::Created,
+                _ => JobStatus::Completed,
+            };
+            db.create_job(job).await.expect("job");
+        }
+        let oldest = db
+            .get_oldest_job_by_type_excluding_statuses(
+                JobType::SnosRun,
+                &[JobStatus::Completed],
+                None,
+            )
+            .await
+            .expect("oldest open");
+        assert_eq!(oldest.map(|j| j.internal_id), Some(373));
+        let halting = [JobStatus::Failed, JobStatus::VerificationTimeout];
+        let failed = db
+            .get_jobs_by_types_and_statuses(&[JobType::SnosRun], &halting, Some(1), None)
+            .await
+            .expect("failed");
+        assert_eq!(failed.iter().map(|j| j.internal_id).collect::<Vec<_>>(), vec![373]);
+        let all: Vec<JobStatus> = <JobStatus as strum::IntoEnumIterator>::iter().collect();
+        let everything_excluded =
+            db.get_oldest_job_by_type_excluding_statuses(JobType::SnosRun, &all, None);
+        assert_eq!(everything_excluded.await.expect("none"), None, "nothing is left to match");
+
+        let queries = [
+            JobQuery {
+                job_types: &[JobType::SnosRun],
+                excluded_statuses: &[JobStatus::Completed],
+                limit: Some(1),
+                ..JobQuery::default()
+            },
+            JobQuery {
+                job_types: &[JobType::SnosRun],
+                statuses: &halting,
+                orchestrator_version: Some("v"),
+                limit: Some(1),
+                ..JobQuery::default()
+            },
+        ];
+        let mut conn = db.pool().acquire().await.expect("conn");
+        for query in queries {
+            let explain = job_select::<Sqlite>("EXPLAIN QUERY PLAN ", query).expect("a query");
+            let plan: Vec<String> = explain
+                .fetch(&mut conn)
+                .await
+                .expect("explain")
+                .iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect();
+            assert!(plan.iter().any(|l| l.contains("(job_type=? AND status=?)")), "{plan:?}");
+            assert!(!plan.iter().any(|l| l.contains("sqlite_autoindex_jobs_2")), "{plan:?}");
+        }
+    }
+
     #[tokio::test]
     async fn data_survives_reopening() {
         let (db, dir) = fresh_db().await;
