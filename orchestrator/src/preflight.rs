@@ -345,23 +345,14 @@ async fn open_infrastructure(params: &RunParams) -> Result<Clients, Finding> {
 pub fn dependency_probes(params: &RunParams) -> Vec<Arc<dyn DependencyProbe>> {
     let mut probes: Vec<Arc<dyn DependencyProbe>> =
         vec![Arc::new(RpcProbe::new("node", &params.madara.rpc_url, "starknet_chainId"))];
-    probes.push(Arc::new(match &params.settlement {
-        SettlementParams::Ethereum(eth) => RpcProbe {
-            name: "settlement",
-            rpc: JsonRpc::with_fallbacks(
-                eth.rpc_url.expose(),
-                eth.fallback_rpc_urls.iter().map(Secret::expose),
-            ),
-            method: "eth_chainId",
-        },
-        SettlementParams::Starknet(sn) => RpcProbe {
-            name: "settlement",
-            rpc: JsonRpc::with_fallbacks(
-                sn.rpc_url.expose(),
-                sn.fallback_rpc_urls.iter().map(Secret::expose),
-            ),
-            method: "starknet_chainId",
-        },
+    let (url, fallbacks, method) = match &params.settlement {
+        SettlementParams::Ethereum(eth) => (&eth.rpc_url, &eth.fallback_rpc_urls, "eth_chainId"),
+        SettlementParams::Starknet(sn) => (&sn.rpc_url, &sn.fallback_rpc_urls, "starknet_chainId"),
+    };
+    probes.push(Arc::new(RpcProbe {
+        name: "settlement",
+        rpc: JsonRpc::with_fallbacks(url.expose(), fallbacks.iter().map(Secret::expose)),
+        method,
     }));
     match &params.prover {
         ProverParams::Atlantic(a) => {

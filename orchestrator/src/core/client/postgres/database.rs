@@ -91,10 +91,8 @@ mod tests {
     /// (the planner takes it once a sequential scan is ruled out, as on a large table).
     #[tokio::test]
     async fn the_storage_cleanup_page_is_served_by_its_index() {
-        use sqlx::Row as _;
-
         use crate::{
-            core::client::{database::JobQuery, sql::database::job_select},
+            core::client::database::JobQuery,
             types::jobs::{JobItem, JobSpecificMetadata, JobStatus, JobType, StateUpdateMetadata},
         };
 
@@ -115,16 +113,20 @@ mod tests {
         let mut conn = db.pool().acquire().await.expect("conn");
         sqlx::query("ANALYZE jobs").execute(&mut *conn).await.expect("analyze");
         sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.expect("set");
-        let explain = job_select::<Postgres>("EXPLAIN ", JobQuery::storage_cleanup_page(0, 200))
-            .expect("a query");
-        let plan: Vec<String> = explain
-            .fetch(&mut conn)
-            .await
-            .expect("explain")
-            .iter()
-            .map(|row| row.get::<String, _>(0))
-            .collect();
+        let plan = query_plan(&mut conn, JobQuery::storage_cleanup_page(0, 200)).await;
         assert!(plan.iter().any(|l| l.contains("jobs_storage_cleanup")), "{plan:#?}");
+    }
+
+    /// `EXPLAIN` of the jobs query `query`: one line per plan line.
+    async fn query_plan(
+        conn: &mut sqlx::PgConnection,
+        query: crate::core::client::database::JobQuery<'_>,
+    ) -> Vec<String> {
+        use sqlx::Row;
+        let explain = crate::core::client::sql::database::job_select::<Postgres>("EXPLAIN ", query)
+            .expect("a query");
+        let rows = explain.fetch(conn).await.expect("explain");
+        rows.iter().map(|row| row.get::<String, _>(0)).collect()
     }
 
     /// The orchestrator's sessions run without JIT compilation, and a one-value list is an
@@ -134,7 +136,7 @@ mod tests {
         use sqlx::Row;
 
         use crate::{
-            core::client::{database::JobQuery, sql::database::job_select},
+            core::client::database::JobQuery,
             types::{batch::SortOrder, jobs::JobType},
         };
 
@@ -155,14 +157,7 @@ mod tests {
             limit: Some(1),
             ..JobQuery::default()
         };
-        let explain = job_select::<Postgres>("EXPLAIN ", query).expect("a query");
-        let plan: Vec<String> = explain
-            .fetch(&mut conn)
-            .await
-            .expect("explain")
-            .iter()
-            .map(|row| row.get::<String, _>(0))
-            .collect();
+        let plan = query_plan(&mut conn, query).await;
         assert!(plan.iter().any(|l| l.contains("Index Scan Backward")), "{plan:#?}");
         assert!(!plan.iter().any(|l| l.contains("Sort")), "sorted: {plan:#?}");
     }

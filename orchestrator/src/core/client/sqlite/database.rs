@@ -114,10 +114,8 @@ mod tests {
     /// index order (no sort, no scan of the settled jobs tagged already).
     #[tokio::test]
     async fn the_storage_cleanup_page_is_served_by_its_index() {
-        use sqlx::Row as _;
-
         use crate::{
-            core::client::{database::JobQuery, sql::database::job_select},
+            core::client::database::JobQuery,
             types::jobs::{JobItem, JobSpecificMetadata, StateUpdateMetadata},
         };
 
@@ -137,19 +135,23 @@ mod tests {
             let page = db.get_jobs_without_storage_artifacts_tagged(min, 200).await.expect("page");
             assert_eq!(page.iter().map(|j| j.internal_id).collect::<Vec<_>>(), want);
         }
-        let explain =
-            job_select::<Sqlite>("EXPLAIN QUERY PLAN ", JobQuery::storage_cleanup_page(0, 200))
-                .expect("a query");
         let mut conn = db.pool().acquire().await.expect("conn");
-        let plan: Vec<String> = explain
-            .fetch(&mut conn)
-            .await
-            .expect("explain")
-            .iter()
-            .map(|row| row.get::<String, _>("detail"))
-            .collect();
+        let plan = query_plan(&mut conn, JobQuery::storage_cleanup_page(0, 200)).await;
         assert!(plan.iter().any(|l| l.contains("USING INDEX jobs_storage_cleanup")), "{plan:?}");
         assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "sorted: {plan:?}");
+    }
+
+    /// `EXPLAIN QUERY PLAN` of the jobs query `query`: one line per plan step.
+    async fn query_plan(
+        conn: &mut sqlx::SqliteConnection,
+        query: crate::core::client::database::JobQuery<'_>,
+    ) -> Vec<String> {
+        use sqlx::Row;
+        let explain =
+            crate::core::client::sql::database::job_select::<Sqlite>("EXPLAIN QUERY PLAN ", query)
+                .expect("a query");
+        let rows = explain.fetch(conn).await.expect("explain");
+        rows.iter().map(|row| row.get::<String, _>("detail")).collect()
     }
 
     /// The buffer and failed-job reads of the stage triggers (several statuses, `LIMIT 1` by
@@ -157,9 +159,7 @@ mod tests {
     /// do not walk every job of the type in `(job_type, internal_id)` order.
     #[tokio::test]
     async fn open_job_reads_seek_the_open_jobs_not_every_job_of_the_type() {
-        use sqlx::Row;
-
-        use crate::core::client::{database::JobQuery, sql::database::job_select};
+        use crate::core::client::database::JobQuery;
 
         let (db, _dir) = fresh_db().await;
         for i in 0..400 {
@@ -208,14 +208,7 @@ mod tests {
         ];
         let mut conn = db.pool().acquire().await.expect("conn");
         for query in queries {
-            let explain = job_select::<Sqlite>("EXPLAIN QUERY PLAN ", query).expect("a query");
-            let plan: Vec<String> = explain
-                .fetch(&mut conn)
-                .await
-                .expect("explain")
-                .iter()
-                .map(|row| row.get::<String, _>("detail"))
-                .collect();
+            let plan = query_plan(&mut conn, query).await;
             assert!(plan.iter().any(|l| l.contains("(job_type=? AND status=?)")), "{plan:?}");
             assert!(!plan.iter().any(|l| l.contains("sqlite_autoindex_jobs_2")), "{plan:?}");
         }
