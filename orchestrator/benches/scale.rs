@@ -55,7 +55,10 @@ use orchestrator::{
         embedded,
         madara::{BlockInfo, ContractAddresses, MadaraClient, MadaraResult},
         postgres,
-        sql::{Dialect, Sql, SqlDatabase, SqlLock, Value},
+        sql::{
+            database::{job_row, JOB_COLUMNS},
+            Dialect, Sql, SqlDatabase, SqlLock, Value,
+        },
         sqlite, Clients,
     },
     types::{
@@ -243,33 +246,6 @@ impl Shape {
 }
 
 // ---- rows ----
-
-/// One `jobs` row, as `SqlDatabase::insert_job` writes it.
-fn job_row(job: &JobItem) -> Vec<Value> {
-    let f = job.metadata.specific.indexed();
-    let int = |v: Option<u64>| Value::Int(v.map(|v| v as i64));
-    vec![
-        Value::Uuid(job.id),
-        Value::Int(Some(job.internal_id as i64)),
-        job.job_type.as_ref().into(),
-        job.status.as_ref().into(),
-        job.external_id.to_string().into(),
-        job.version.into(),
-        Value::Time(Some(job.created_at.timestamp())),
-        Value::Time(Some(job.updated_at.timestamp())),
-        job.metadata.common.orchestrator_version.as_str().into(),
-        int(f.block_number),
-        int(f.block_range.map(|r| r.0)),
-        int(f.block_range.map(|r| r.1)),
-        int(f.to_settle),
-        Value::Time(f.storage_artifacts_tagged_at.map(|t| t.timestamp())),
-        Value::Json(serde_json::to_string(job).expect("job to JSON")),
-    ]
-}
-
-const JOB_COLUMNS: &str = "id, internal_id, job_type, status, external_id, version, created_at, \
-     updated_at, orchestrator_version, block_number, start_block, end_block, to_settle, \
-     storage_artifacts_tagged_at, doc";
 
 const BATCH_COLUMNS: &str = "id, idx, aggregator_batch_index, status, orchestrator_version, \
      start_block, end_block, created_at, updated_at, doc";
@@ -625,7 +601,13 @@ async fn seed<D: Dialect>(backend: Backend, db: &SqlDatabase<D>, sizes: Sizes) -
         insert_rows(&pool, "aggregator_batches", BATCH_COLUMNS, aggregator_batch_rows(shape)).await;
     println!("  seeded {n} SNOS and {m} aggregator batches in {:.1?}", started.elapsed());
     let t = Instant::now();
-    let n = insert_rows(&pool, "jobs", JOB_COLUMNS, jobs(sizes).map(|j| job_row(&j))).await;
+    let n = insert_rows(
+        &pool,
+        "jobs",
+        JOB_COLUMNS,
+        jobs(sizes).map(|j| job_row(&j).expect("a jobs row")),
+    )
+    .await;
     println!("  seeded {n} jobs in {:.1?}", t.elapsed());
     let t = Instant::now();
     let k = sizes.blocks_per_batch;
@@ -717,7 +699,7 @@ async fn reset_tail<D: Dialect>(db: &SqlDatabase<D>, sizes: Sizes, seeded_at: i6
             (a - 30..=a)
                 .filter_map(|a| shape.settled(a).map(|t| state_transition_job(&shape, a, t))),
         );
-    insert_rows(&pool, "jobs", JOB_COLUMNS, tail.map(|j| job_row(&j))).await;
+    insert_rows(&pool, "jobs", JOB_COLUMNS, tail.map(|j| job_row(&j).expect("a jobs row"))).await;
     // Locks a killed run left (the batching triggers would skip their work until the TTL).
     SqlLock::<D>::open(pool.clone()).await.expect("the locks table");
     exec(&pool, "DELETE FROM locks").await;

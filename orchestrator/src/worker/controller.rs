@@ -1,6 +1,7 @@
 //! Starts the workers of the layer: one event worker per queue of the layer (job queues,
-//! priority queues, worker triggers, dead letters), the orphan scanner, when a settlement
-//! client is configured, the settlement sampler, and the watchdog when the context has one.
+//! priority queues, worker triggers, dead letters), the orphan scanner, the watchdog when the
+//! context has one, and, when a settlement client is configured and no watchdog reads its
+//! balance, the settlement sampler.
 
 use std::{sync::Arc, time::Duration};
 
@@ -43,7 +44,12 @@ impl WorkerController {
         }
         let config = self.config.clone();
         supervisor.spawn("orphan-scanner", move |token| orphan::run(config.clone(), token));
-        if let Some(client) = self.config.handlers.settlement_client() {
+        // A watchdog that checks the balance reads the same values every check: the sampler
+        // would read them twice.
+        let watchdog_samples =
+            (self.config.watchdog.as_ref()).is_some_and(|w| w.params().min_balance_updates > 0);
+        if let Some(client) = self.config.handlers.settlement_client().filter(|_| !watchdog_samples)
+        {
             let config = self.config.clone();
             supervisor.spawn("settlement-sampler", move |token| {
                 sample_settlement(config.clone(), client.clone(), SETTLEMENT_SAMPLE_INTERVAL, token)

@@ -49,7 +49,7 @@ use orchestrator_settlement_client_interface::{
     SettlementResult, SettlementVerificationStatus, StateUpdateOutcome, StateUpdateTxError,
     TxAttempt, TxAttemptStatus, Word,
 };
-use orchestrator_utils::secret::{credentials_headers, split_userinfo};
+use orchestrator_utils::secret::credentials_headers;
 use url::Url;
 
 use crate::{
@@ -839,16 +839,11 @@ fn http_provider(url: &Url, fallbacks: &[Url]) -> SettlementResult<(RootProvider
     for fallback in fallbacks {
         endpoints.push(client_of(fallback)?);
     }
+    let fallbacks = endpoints[1..].iter().map(|(_, url)| url.clone()).collect();
     let transport = crate::failover::FailoverTransport::new(endpoints);
     let is_local = transport.is_local();
     let provider = RootProvider::new(RpcClient::new(transport, is_local));
-    let fallbacks = endpoints_urls(fallbacks);
     Ok((provider, url, fallbacks))
-}
-
-/// `urls` without their credentials.
-fn endpoints_urls(urls: &[Url]) -> Vec<Url> {
-    urls.iter().map(|u| split_userinfo(u).0).collect()
 }
 
 /// An RPC error with the endpoint (which may carry an API key) removed from the message.

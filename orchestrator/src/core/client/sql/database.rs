@@ -74,6 +74,37 @@ pub struct SqlDatabase<D: sqlx::Database> {
     pool: RwLock<Pool<D>>,
 }
 
+/// The columns of a `jobs` row, in the order of [`job_row`].
+pub const JOB_COLUMNS: &str = "id, internal_id, job_type, status, external_id, version, \
+     created_at, updated_at, orchestrator_version, block_number, start_block, end_block, \
+     to_settle, storage_artifacts_tagged_at, doc";
+
+/// The values of `job`'s `jobs` row, in the order of [`JOB_COLUMNS`] (what `insert_job` writes;
+/// the scale bench seeds with it).
+///
+/// # Errors
+/// A number out of the column's range, or a document that does not serialise.
+pub fn job_row(job: &JobItem) -> DatabaseResult<Vec<Value>> {
+    let cols = JobColumns::of(&job.metadata)?;
+    Ok(vec![
+        Value::Uuid(job.id),
+        to_i64("internal_id", job.internal_id)?.into(),
+        job.job_type.as_ref().into(),
+        job.status.as_ref().into(),
+        job.external_id.to_string().into(),
+        job.version.into(),
+        Value::Time(Some(job.created_at.timestamp())),
+        Value::Time(Some(job.updated_at.timestamp())),
+        cols.orchestrator_version.into(),
+        cols.block_number.into(),
+        cols.start_block.into(),
+        cols.end_block.into(),
+        cols.to_settle.into(),
+        Value::Time(cols.storage_artifacts_tagged_at),
+        Value::Json(to_json(job)?),
+    ])
+}
+
 impl<D: Dialect> SqlDatabase<D> {
     /// Wraps a pool; call [`Self::init`] before use.
     pub fn new(pool: Pool<D>) -> Self {
@@ -212,29 +243,8 @@ impl<D: Dialect> DatabaseClient for SqlDatabase<D> {
     // ---- jobs ----
 
     async fn insert_job(&self, job: &JobItem) -> DatabaseResult<bool> {
-        let cols = JobColumns::of(&job.metadata)?;
-        let mut q = Sql::<D>::new(
-            "INSERT INTO jobs (id, internal_id, job_type, status, external_id, version, created_at,
-                updated_at, orchestrator_version, block_number, start_block, end_block, to_settle,
-                storage_artifacts_tagged_at, doc) VALUES (",
-        );
-        q.binds([
-            Value::Uuid(job.id),
-            to_i64("internal_id", job.internal_id)?.into(),
-            job.job_type.as_ref().into(),
-            job.status.as_ref().into(),
-            job.external_id.to_string().into(),
-            job.version.into(),
-            Value::Time(Some(job.created_at.timestamp())),
-            Value::Time(Some(job.updated_at.timestamp())),
-            cols.orchestrator_version.into(),
-            cols.block_number.into(),
-            cols.start_block.into(),
-            cols.end_block.into(),
-            cols.to_settle.into(),
-            Value::Time(cols.storage_artifacts_tagged_at),
-            Value::Json(to_json(job)?),
-        ]);
+        let mut q = Sql::<D>::new(format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES ("));
+        q.binds(job_row(job)?);
         q.push(") ON CONFLICT (job_type, internal_id) DO NOTHING RETURNING id");
         let inserted = q.fetch(&mut *self.conn().await?).await.map_err(|e| {
             match e.as_database_error() {
