@@ -311,12 +311,22 @@ impl Env {
     /// Verifies by hand until the job is Completed.
     async fn verify_until_completed(&self) -> JobItem {
         let id = self.job().await.id;
-        wait_for(Duration::from_secs(30), "StateTransition 1 to complete", async || {
+        let start = std::time::Instant::now();
+        loop {
             let _ = service::verify_job(&self.config, id).await;
-            self.job().await.status == JobStatus::Completed
-        })
-        .await;
-        self.job().await
+            let job = self.job().await;
+            if job.status == JobStatus::Completed {
+                return job;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "StateTransition 1 did not complete within 30 s: {} ({:?}, earlier {:?})",
+                job.status,
+                job.metadata.common.failure_reason,
+                job.metadata.common.previous_failure_reasons,
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The attempts recorded in storage so far.
@@ -469,7 +479,21 @@ async fn restart_mid_flight_neither_loses_nor_duplicates_the_update() {
     let config = env.config.clone();
     let id = job.id;
     let reprocess = tokio::spawn(async move { service::process_job(&config, id).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Mine only once the job is healed and locked again (the healing left its reason).
+    wait_for(Duration::from_secs(30), "the job healed and locked again", async || {
+        let job = env.job().await;
+        job.status == JobStatus::LockedForProcessing
+            && job.metadata.common.process_started_at.is_some()
+            && job
+                .metadata
+                .common
+                .failure_reason
+                .iter()
+                .chain(&job.metadata.common.previous_failure_reasons)
+                .any(|r| r.contains("healed"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     env.anvil("evm_setAutomine", vec![serde_json::json!(true)]).await;
     env.anvil("evm_mine", vec![]).await;
     reprocess.await.unwrap().unwrap();

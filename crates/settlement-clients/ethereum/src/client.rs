@@ -461,6 +461,10 @@ impl EthereumSettlementClient {
             }
         };
         let target = prepared.target_block;
+        // The signer's nonces are read first: an attempt mined after this read is seen by the
+        // receipt and contract checks below, so a nonce consumed by our own update can never
+        // be taken for a free one (which would send a second update at the next nonce).
+        let (latest, pending) = self.nonces().await?;
 
         // 1. Already settled, or an earlier attempt mined?
         for i in 0..attempts.len() {
@@ -487,30 +491,10 @@ impl EthereumSettlementClient {
             }
         }
         if self.last_settled().await?.is_some_and(|b| b >= target) {
-            // Which of our attempts carried it? Receipts may show up a moment after the state.
-            let sent: Vec<B256> = attempts.iter().filter_map(|a| a.tx_hash.parse().ok()).collect();
-            for _ in 0..if sent.is_empty() { 0 } else { 5 } {
-                for hash in &sent {
-                    if let Some(r) = self.receipt(*hash).await?.filter(|r| r.status()) {
-                        let block = r.block_number.unwrap_or_default();
-                        return Ok(self.finish(attempts, *hash, block, &r, &record).await);
-                    }
-                }
-                tokio::time::sleep(self.config.poll_interval).await;
-            }
-            for a in attempts.iter_mut().filter(|a| a.status == TxAttemptStatus::Sent) {
-                a.status = TxAttemptStatus::Superseded;
-            }
-            tracing::info!(target: "orch::settlement", target_block = target, "The core contract already settled this update; nothing sent");
-            return Ok(StateUpdateOutcome {
-                tx_hash: None,
-                block_number: None,
-                attempts: attempts.clone(),
-            });
+            return self.settled_elsewhere(attempts, &record).await;
         }
 
         // 2. Nonce: the mined nonce; a higher pending nonce means one of ours is in flight.
-        let (latest, pending) = self.nonces().await?;
         let nonce = latest;
         let live = |a: &TxAttempt| {
             a.nonce == nonce
@@ -647,11 +631,21 @@ impl EthereumSettlementClient {
             let caps = replaced.map_or(fresh, |r| replacement_caps(fresh, r));
             let limit = match gas_limit {
                 Some(l) => l,
-                None => {
-                    let l = self.gas_limit(prepared, caps).await?;
-                    gas_limit = Some(l);
-                    l
-                }
+                None => match self.gas_limit(prepared, caps).await {
+                    Ok(l) => {
+                        gas_limit = Some(l);
+                        l
+                    }
+                    Err(e @ SettlementError::Reverted { .. }) => {
+                        // The update no longer applies: settled meanwhile (one of ours mined
+                        // since the checks above) is success, anything else is the revert.
+                        if self.last_settled().await?.is_some_and(|b| b >= target) {
+                            return self.settled_elsewhere(attempts, &record).await;
+                        }
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             // The reference's liability: the fixed 1.5 M gas ceiling, whatever the estimate.
             let needed = worst_case_fee(caps, GAS_LIMIT_CAP, prepared.versioned_hashes.len());
@@ -751,6 +745,35 @@ impl EthereumSettlementClient {
                 }
             }
         }
+    }
+
+    /// The outcome when the core contract already holds the update: the attempt of ours that
+    /// carried it (receipts may show up a moment after the state), or none.
+    async fn settled_elsewhere<F, Fut>(
+        &self,
+        attempts: &mut Vec<TxAttempt>,
+        record: &F,
+    ) -> SettlementResult<StateUpdateOutcome>
+    where
+        F: Fn(&Vec<TxAttempt>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let sent: Vec<B256> = attempts.iter().filter_map(|a| a.tx_hash.parse().ok()).collect();
+        for _ in 0..if sent.is_empty() { 0 } else { 5 } {
+            for hash in &sent {
+                if let Some(r) = self.receipt(*hash).await?.filter(|r| r.status()) {
+                    let block = r.block_number.unwrap_or_default();
+                    return Ok(self.finish(attempts, *hash, block, &r, record).await);
+                }
+            }
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
+        for a in attempts.iter_mut().filter(|a| a.status == TxAttemptStatus::Sent) {
+            a.status = TxAttemptStatus::Superseded;
+        }
+        record(attempts).await;
+        tracing::info!(target: "orch::settlement", "The core contract already settled this update; nothing sent");
+        Ok(StateUpdateOutcome { tx_hash: None, block_number: None, attempts: attempts.clone() })
     }
 
     async fn finish<F, Fut>(
