@@ -3,8 +3,8 @@
 //! Layout follows `docs/architecture.md`: `cli` (clap commands), `config` (parameters → one
 //! `Config`), `core` (client traits and backends), `types` (jobs, batches, queues), `worker`
 //! (job engine, event workers, triggers, job handlers), `server` (HTTP), `setup` (resource
-//! provisioning), `preflight` (the dependency checks `run` makes before it starts),
-//! `telemetry`. The DA protocol (squash, compression, blobs, KZG) is the `orchestrator-protocol`
+//! provisioning), `preflight` (the dependency checks `run` makes before it starts), `recover`
+//! (rebuilding a lost database from the settlement layer), `telemetry`. The DA protocol (squash, compression, blobs, KZG) is the `orchestrator-protocol`
 //! crate's.
 
 pub mod app;
@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod preflight;
+pub mod recover;
 pub mod server;
 pub mod setup;
 pub mod telemetry;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Commands::Run(cmd) => cmd.execute(),
         Commands::Setup(cmd) => cmd.execute(),
+        Commands::Recover(cmd) => cmd.execute_recover(),
         Commands::Blob(cmd) => return cmd.execute(),
         Commands::Fact(args) => return args.execute(),
     };

@@ -44,6 +44,12 @@ pub struct Cli {
 pub enum Commands {
     /// Runs the orchestrator.
     Run(Box<RunCmd>),
+    /// Rebuilds the batches and jobs of every settled block from the core contract's events
+    /// (an empty or lost database), then exits; takes the flags of `run` (`docs/recovery.md`).
+    #[command(
+        about = "Rebuilds the database's settled batches and jobs from the settlement layer"
+    )]
+    Recover(Box<RunCmd>),
     /// Creates the resources `run` needs (embedded tier by default, AWS with `--aws`).
     Setup(Box<SetupCmd>),
     /// Developer tools for blobs: encode, compress, decompress, decode, KZG.

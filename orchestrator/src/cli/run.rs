@@ -75,6 +75,21 @@ pub struct RunCmd {
     /// OpenTelemetry export.
     #[command(flatten)]
     pub otel: OtelArgs,
+
+    /// Before starting, rebuild the batches and jobs of every settled block from the core
+    /// contract's `LogStateUpdate` events when the database lacks them (ours; an empty or lost
+    /// database; a database that disagrees with the chain is refused). `docs/recovery.md`.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_RECOVER_FROM_SETTLEMENT", help_heading = "Recovery")]
+    pub recover_from_settlement: bool,
+    /// The settlement-layer block from which recovery reads the core contract's events (its
+    /// deployment block; 0 reads the whole chain, page by page).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_RECOVER_SCAN_FROM_BLOCK",
+        default_value_t = 0,
+        help_heading = "Recovery"
+    )]
+    pub recover_scan_from_block: u64,
 }
 
 impl RunCmd {
@@ -93,14 +108,37 @@ impl RunCmd {
     /// # Errors
     /// Invalid configuration, a fatal preflight check, or a failure while running.
     pub fn execute(self) -> eyre::Result<()> {
+        let recovery = self.recover_from_settlement.then_some(self.recover_scan_from_block);
         let params = self.params().wrap_err("invalid `run` configuration")?;
         let runtime = tokio::runtime::Runtime::new().wrap_err("cannot start the async runtime")?;
         runtime.block_on(async move {
             // Inside the runtime: the OTLP gRPC client needs it. Dropped last: flushes exports.
             let _telemetry = crate::telemetry::init(&params.otel)?;
             preflight(&params).await?;
+            if let Some(scan_from_block) = recovery {
+                let report = crate::recover::recover_with(&params, scan_from_block).await?;
+                println!("recover: {}", report.summary());
+            }
             let orchestrator = crate::app::Orchestrator::start(params).await?;
             orchestrator.run_until_signal().await
+        })
+    }
+
+    /// `orchestrator recover`: rebuilds the batches and jobs of every settled block from the
+    /// core contract's events into the database (see [`crate::recover`]), prints what it did
+    /// and exits. Takes the flags of `run`.
+    ///
+    /// # Errors
+    /// Invalid configuration, or recovery refused or failed (the error says why).
+    pub fn execute_recover(self) -> eyre::Result<()> {
+        let scan_from_block = self.recover_scan_from_block;
+        let params = self.params().wrap_err("invalid `recover` configuration")?;
+        let runtime = tokio::runtime::Runtime::new().wrap_err("cannot start the async runtime")?;
+        runtime.block_on(async move {
+            let _telemetry = crate::telemetry::init(&params.otel)?;
+            let report = crate::recover::recover_with(&params, scan_from_block).await?;
+            println!("recover: {}", report.summary());
+            Ok(())
         })
     }
 }

@@ -45,9 +45,9 @@ use alloy::{
 };
 use async_trait::async_trait;
 use orchestrator_settlement_client_interface::{
-    AttemptRecorder, BlobStateUpdate, SettlementClient, SettlementError, SettlementMetrics,
-    SettlementResult, SettlementVerificationStatus, StateUpdateOutcome, StateUpdateTxError,
-    TxAttempt, TxAttemptStatus, Word,
+    AttemptRecorder, BlobStateUpdate, SettledStateUpdate, SettlementClient, SettlementError,
+    SettlementMetrics, SettlementResult, SettlementVerificationStatus, StateUpdateOutcome,
+    StateUpdateTxError, TxAttempt, TxAttemptStatus, Word,
 };
 use orchestrator_utils::secret::credentials_headers;
 use url::Url;
@@ -212,7 +212,7 @@ impl EthereumSettlementClient {
         &self.provider
     }
 
-    fn rpc(&self, e: impl fmt::Display) -> SettlementError {
+    pub(crate) fn rpc(&self, e: impl fmt::Display) -> SettlementError {
         rpc_error(&self.config.rpc_url, e)
     }
 
@@ -1013,6 +1013,13 @@ impl SettlementClient for EthereumSettlementClient {
 
     async fn get_nonce(&self) -> SettlementResult<u64> {
         Ok(self.nonces().await?.1)
+    }
+
+    async fn settled_state_updates(
+        &self,
+        from_block: u64,
+    ) -> SettlementResult<Vec<SettledStateUpdate>> {
+        self.settled_state_updates_paged(from_block, crate::history::LOG_PAGE_BLOCKS).await
     }
 
     fn metrics(&self) -> SettlementMetrics {

@@ -8,6 +8,7 @@
 //! - [`signer`]: local key or AWS KMS signer.
 //! - [`client`]: [`EthereumSettlementClient`], the `SettlementClient` with its transaction
 //!   manager (nonce safety across restarts, bounded fee bumps, confirmations).
+//! - [`history`]: the core contract's past state updates (its `LogStateUpdate` events).
 //! - [`failover`]: several RPC endpoints behind one transport (`--ethereum-rpc-url a,b`).
 //! - `testing` (feature `test-utils`): deployment of the project's test contracts
 //!   (`contracts/`) on an Anvil started by `orchestrator_test_support::anvil`.
@@ -18,6 +19,7 @@ pub mod calldata;
 pub mod client;
 pub mod failover;
 pub mod fees;
+pub mod history;
 pub mod signer;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

@@ -253,6 +253,23 @@ pub struct SettlementMetrics {
     pub txs_dropped: u64,
 }
 
+/// One state update the core contract accepted, as its `LogStateUpdate` event reports it
+/// (Ethereum: `LogStateUpdate(uint256 globalRoot, int256 blockNumber, uint256 blockHash)`;
+/// the Cairo core contract: `LogStateUpdate { state_root, block_number, block_hash }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettledStateUpdate {
+    /// The last block of the settled range (the event's block number).
+    pub block_number: u64,
+    /// The state root after that block, 32-byte big-endian.
+    pub state_root: Word,
+    /// The hash of that block, 32-byte big-endian.
+    pub block_hash: Word,
+    /// The transaction that carried the update, `0x` hex.
+    pub tx_hash: String,
+    /// The settlement-layer block that included it.
+    pub settlement_block: u64,
+}
+
 /// Settles state updates on a base layer (reference §9.1).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
@@ -299,6 +316,16 @@ pub trait SettlementClient: Send + Sync + fmt::Debug {
 
     /// The signer's next nonce as the node sees it (pending transactions included).
     async fn get_nonce(&self) -> SettlementResult<u64>;
+    /// Every state update the core contract accepted from settlement-layer block
+    /// `from_block` to the latest block, oldest first, read from its `LogStateUpdate` events
+    /// page by page (block ranges, so no node refuses the query for its size). The default
+    /// reads nothing: [`SettlementError::Unsupported`].
+    async fn settled_state_updates(
+        &self,
+        _from_block: u64,
+    ) -> SettlementResult<Vec<SettledStateUpdate>> {
+        Err(SettlementError::Unsupported("settled_state_updates"))
+    }
 
     /// Metric values; the default has none.
     fn metrics(&self) -> SettlementMetrics {

@@ -18,7 +18,7 @@ use std::{
 
 use async_trait::async_trait;
 use orchestrator_settlement_client_interface::{
-    SettlementClient, SettlementError, SettlementMetrics, SettlementResult,
+    SettledStateUpdate, SettlementClient, SettlementError, SettlementMetrics, SettlementResult,
     SettlementVerificationStatus, Word,
 };
 use orchestrator_utils::secret::credentials_headers;
@@ -268,7 +268,7 @@ impl StarknetSettlementClient {
         }
     }
 
-    fn provider_error(&self, e: ProviderError) -> SettlementError {
+    pub(crate) fn provider_error(&self, e: ProviderError) -> SettlementError {
         provider_error(&self.config.rpc_url, e)
     }
 
@@ -490,6 +490,13 @@ impl SettlementClient for StarknetSettlementClient {
 
     async fn get_last_settled_block(&self) -> SettlementResult<Option<u64>> {
         settled_block(self.core_contract_state().await?.block_number)
+    }
+
+    async fn settled_state_updates(
+        &self,
+        from_block: u64,
+    ) -> SettlementResult<Vec<SettledStateUpdate>> {
+        self.settled_state_updates_paged(from_block, crate::history::EVENT_PAGE_BLOCKS).await
     }
 
     async fn get_nonce(&self) -> SettlementResult<u64> {

@@ -7,6 +7,7 @@
 //!   (BLAKE2s, Starknet 0.14.1) a declare carries.
 //! - [`client`]: [`StarknetSettlementClient`], the `SettlementClient` over a starknet-rs
 //!   `SingleOwnerAccount`.
+//! - [`history`]: the core contract's past state updates (its `LogStateUpdate` events).
 //! - [`failover`]: several RPC endpoints behind one transport (`--starknet-rpc-url a,b`).
 //! - `testing` (feature `test-utils`): deployment of the Cairo contracts from the committed
 //!   artifacts on a starknet-devnet started by `orchestrator_test_support::devnet`.
@@ -15,6 +16,7 @@ pub mod calldata;
 pub mod classes;
 pub mod client;
 pub mod failover;
+pub mod history;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 

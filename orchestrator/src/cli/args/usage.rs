@@ -99,6 +99,8 @@ pub const USED_RUN_FLAGS: &[&str] = &[
     "prover_layout_name",
     "proving_job_timeout_seconds",
     "queue_identifier",
+    "recover_from_settlement",
+    "recover_scan_from_block",
     "replay_bounds_rpc_url",
     "rpc_for_snos",
     "rpc_for_snos_backup",
