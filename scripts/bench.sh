@@ -13,10 +13,11 @@
 #   second, the mock Atlantic server answering at once, `orchestrator run` on the embedded tier),
 #   20 SNOS batches; p50/p99 of each stage hand-off and of last block → settled on L1. Last line
 #   `latency: worst_handoff_p50=<ms> ms worst_handoff_p99=<ms> ms settle_p50=<s> s`.
-# - memory: the release binary, idle `orchestrator run` (VmRSS) and its peak (VmHWM) while
-#   settling on the local stack, plus what the DA path of a 6-blob batch adds (the release
-#   `orchestrator blob encode` of a state diff filling 6 blobs). Last line
-#   `memory: idle=<MiB> MiB peak_settling=<MiB> MiB`.
+# - memory: the release binary on the local stack (e2e-tests/tests/perf.rs `bench_memory`):
+#   idle `orchestrator run` (VmRSS), then its peak (VmHWM) while settling aggregator batches
+#   of 6 blobs each (PERF_MEMORY_BATCHES, default 2; devnet blocks filled with ERC-20
+#   transfers to fresh addresses; the bench fails unless the L1 state updates carry 6 blobs).
+#   Last line `memory: idle=<MiB> MiB peak_settling=<MiB> MiB`.
 # - scale: orchestrator/benches/scale.rs: a year of a busy chain (SCALE_JOBS jobs, default
 #   1 000 000; SCALE_BATCHES SNOS batches, default 100 000) seeded into the embedded data dir
 #   $ORCH_CACHE/bench/scale-embedded and into PostgreSQL (scripts/postgres.sh; database
@@ -80,36 +81,6 @@ bench_latency() {
     2>&1 | tee -a "$log"
 }
 
-# Max resident set size (KiB) of the command, its stdout to $out.
-max_rss_kib() {
-  local out="$1"; shift
-  /usr/bin/time -f '%M' -o "$work/rss" "$@" >"$out"
-  cat "$work/rss"
-}
-
-# A `starknet_getStateUpdate` result with $1 storage writes of fresh keys (small values) over 4
-# contracts, each with its nonce.
-state_update() {
-  python3 - "$1" <<'PY'
-import json, random, sys
-n = int(sys.argv[1])
-rng = random.Random(7)
-contracts = [hex(0x1000 + c) for c in range(4)]
-diffs = [{"address": a, "storage_entries": []} for a in contracts]
-for i in range(n):
-    diffs[i % 4]["storage_entries"].append(
-        {"key": hex(rng.getrandbits(250)), "value": hex(1000 + rng.getrandbits(40))})
-print(json.dumps({
-    "block_hash": "0x1", "new_root": "0x2", "old_root": "0x3",
-    "state_diff": {
-        "storage_diffs": diffs, "deprecated_declared_classes": [], "declared_classes": [],
-        "deployed_contracts": [], "replaced_classes": [],
-        "nonces": [{"contract_address": a, "nonce": "0x1"} for a in contracts],
-    },
-}))
-PY
-}
-
 bench_memory() {
   stack_tools
   echo "== cargo build --release -p orchestrator --bin orchestrator"
@@ -118,37 +89,6 @@ bench_memory() {
   echo "== cargo test --test perf -- --ignored bench_memory (ORCH_BIN=$bin)"
   ORCH_BIN="$bin" cargo test --workspace --all-features --locked --test perf -- --ignored --nocapture \
     --exact bench_memory 2>&1 | tee -a "$log"
-  local run idle peak
-  run="$(last_line 'memory-run: ' memory)"
-  idle="$(sed -E 's/.*idle_kib=([0-9]+).*/\1/' <<<"$run")"
-  peak="$(sed -E 's/.*peak_kib=([0-9]+).*/\1/' <<<"$run")"
-
-  # The DA path of a 6-blob batch: a state diff that fills 6 blobs (0.13.3, stateless
-  # compression), encoded by the release binary; its peak RSS above the same binary encoding a
-  # one-write diff is what such a batch adds to the daemon's working set.
-  echo "== the DA path of a 6-blob batch (orchestrator blob encode, release)"
-  local n=20000 felts
-  state_update 1 >"$work/tiny.json"
-  for _ in 1 2 3; do
-    state_update "$n" >"$work/big.json"
-    felts="$("$bin" blob encode --state-update "$work/big.json" --starknet-version 0.13.3 --compress \
-      --format felts --max-blobs 64 | wc -l)"
-    # 6 blobs hold 6 × 4096 felts: aim at 98 % of them.
-    n=$(( n * 24080 / felts ))
-  done
-  state_update "$n" >"$work/big.json"
-  local tiny_kib big_kib nblobs
-  tiny_kib="$(max_rss_kib "$work/tiny.blobs" "$bin" blob encode --state-update "$work/tiny.json" \
-    --starknet-version 0.13.3 --compress)"
-  big_kib="$(max_rss_kib "$work/big.blobs" "$bin" blob encode --state-update "$work/big.json" \
-    --starknet-version 0.13.3 --compress --max-blobs 6)"
-  nblobs="$(grep -c . "$work/big.blobs")"
-  local extra=$(( big_kib > tiny_kib ? big_kib - tiny_kib : 0 ))
-  echo "6-blob DA path: $n storage writes → $nblobs blobs; blob encode peak RSS ${big_kib} KiB vs ${tiny_kib} KiB for one write: +${extra} KiB" \
-    | tee -a "$log"
-  [[ "$nblobs" == 6 ]] || { echo "bench.sh: the 6-blob state diff made $nblobs blobs" >&2; exit 1; }
-  awk -v i="$idle" -v p="$peak" -v e="$extra" 'BEGIN {
-    printf "memory: idle=%.1f MiB peak_settling=%.1f MiB\n", i / 1024, (p + e) / 1024 }' | tee -a "$log"
 }
 
 # The scale bench, then `orchestrator run` on the data dir it seeded: up once /health answers.

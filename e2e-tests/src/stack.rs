@@ -110,7 +110,8 @@ pub struct Stack {
     pub proxies: Option<Proxies>,
     /// Chaos: the PostgreSQL cluster of this stack alone (distributed tier).
     pub postgres: Option<PostgresCluster>,
-    /// Flags added to every `orchestrator run`.
+    /// Flags added to every `orchestrator run`; one the stack already sets replaces the stack's
+    /// (with its value): `--snos-job-timeout-seconds 300` overrides the quick 20 s.
     pub extra_args: Vec<String>,
 }
 
@@ -236,6 +237,23 @@ pub fn quick_engine_args() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// `args` followed by `extra`, without the flags of `args` that `extra` sets again (each with
+/// its value, the next word unless that is a flag): clap refuses a flag given twice.
+fn with_overrides(args: Vec<String>, extra: &[String]) -> Vec<String> {
+    let is_flag = |w: &str| w.starts_with("--");
+    let mut out = Vec::with_capacity(args.len() + extra.len());
+    let mut words = args.into_iter().peekable();
+    while let Some(w) = words.next() {
+        if is_flag(&w) && extra.contains(&w) {
+            words.next_if(|v| !is_flag(v));
+        } else {
+            out.push(w);
+        }
+    }
+    out.extend(extra.iter().cloned());
+    out
 }
 
 /// The endpoint of moto and the URL of the PostgreSQL server (the shared launchers of
@@ -496,8 +514,7 @@ impl Stack {
         args.extend(atlantic_args(&prover));
         args.extend(quick_engine_args());
         args.extend(self.infra_args());
-        args.extend(self.extra_args.iter().cloned());
-        args
+        with_overrides(args, &self.extra_args)
     }
 
     /// Starts one `orchestrator run` of this stack logging to [`Stack::log`].
@@ -622,5 +639,26 @@ impl Drop for Stack {
         if let Some(token) = &self.cron {
             token.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_flags_replace_the_stacks_own_with_their_values() {
+        let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        let args = words("--layer l2 --settle-on-ethereum --snos-job-timeout-seconds 20 --x 1");
+        assert_eq!(
+            with_overrides(args.clone(), &words("--snos-job-timeout-seconds 300 --y")).join(" "),
+            "--layer l2 --settle-on-ethereum --x 1 --snos-job-timeout-seconds 300 --y"
+        );
+        // A flag without a value goes alone, not with the next flag.
+        assert_eq!(
+            with_overrides(args.clone(), &words("--settle-on-ethereum")).join(" "),
+            "--layer l2 --snos-job-timeout-seconds 20 --x 1 --settle-on-ethereum"
+        );
+        assert_eq!(with_overrides(args.clone(), &[]), args);
     }
 }

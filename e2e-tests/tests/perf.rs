@@ -7,20 +7,25 @@
 //!   block → settled on L1. Last line:
 //!   `latency: worst_handoff_p50=<ms> ms worst_handoff_p99=<ms> ms settle_p50=<s> s`.
 //! - `bench_memory`: `orchestrator run` (the binary of `ORCH_BIN`, a release build from
-//!   `bench.sh`) idle on the embedded tier, then settling batches; prints its VmRSS idle and its
-//!   VmHWM (peak) at the end as `memory-run: idle_kib=<n> peak_kib=<n>` for `bench.sh`.
+//!   `bench.sh`) idle on the embedded tier, then settling 6-blob batches (devnet blocks filled by
+//!   [`StateFiller`] until the DA segment of each aggregator batch takes 6 blobs; asserted on
+//!   the L1 transactions); prints its VmRSS idle and its VmHWM (peak) at the end as
+//!   `memory: idle=<MiB> MiB peak_settling=<MiB> MiB` (`PERF_MEMORY_BATCHES`: 6-blob batches,
+//!   default 2; `PERF_MEMORY_RUN_ARGS`: more `orchestrator run` flags).
 //!
 //! `cargo test --workspace --all-features --locked --test perf -- --ignored --nocapture
 //! bench_latency` (`PERF_LATENCY_BATCHES`: aggregator batches, default 10 = 20 SNOS batches).
 #![cfg(feature = "testing")]
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
+    ops::RangeInclusive,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use e2e_tests::{
     api::Api,
+    devnet::{Devnet, StateFiller},
     stack::{Stack, StackOptions, Tier, BLOCKS_PER_AGGREGATOR_BATCH},
     wait_until,
 };
@@ -247,14 +252,75 @@ async fn bench_latency() {
     );
 }
 
+/// Felts of a full blob.
+const FELTS_PER_BLOB: usize = 4096;
+
+/// The felts of the DA segment that the mock Atlantic server's aggregation (the SNOS
+/// stand-in's aggregator mode) makes of blocks `blocks`: the squash of their diffs in its own
+/// encoding (`orchestrator_snos_runner::aggregator`), `n_contracts, (addr, nonce, class_hash,
+/// n_changes, (key, value)*)*, n_classes, (class_hash, compiled)*`: 2 felts per key written.
+/// That segment is what the state update carries as blobs.
+async fn da_segment_felts(devnet: &Devnet, blocks: RangeInclusive<u64>) -> usize {
+    let (mut contracts, mut keys, mut classes) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    for n in blocks {
+        let update = devnet.state_update(n).await;
+        let diff = &update["state_diff"];
+        let list = |field: &str| diff[field].as_array().cloned().unwrap_or_default();
+        for d in list("storage_diffs") {
+            contracts.insert(text(&d["address"]));
+            for e in d["storage_entries"].as_array().into_iter().flatten() {
+                keys.insert((text(&d["address"]), text(&e["key"])));
+            }
+        }
+        for c in list("nonces").iter().chain(&list("replaced_classes")) {
+            contracts.insert(text(&c["contract_address"]));
+        }
+        for c in list("deployed_contracts") {
+            contracts.insert(text(&c["address"]));
+        }
+        for c in list("declared_classes") {
+            classes.insert(text(&c["class_hash"]));
+        }
+    }
+    2 + 4 * contracts.len() + 2 * keys.len() + 2 * classes.len()
+}
+
+/// Makes the blocks of aggregator batch `batch` (from 0; devnet closes a block on
+/// `devnet_createBlock` only) so that its DA segment takes about `target` felts: each block but
+/// genesis carries an equal share of the fresh writes still missing. Answers the segment's felts.
+async fn fill_batch(stack: &Stack, filler: &mut StateFiller, batch: u64, target: usize) -> usize {
+    let first = batch * BLOCKS_PER_AGGREGATOR_BATCH;
+    let last = first + BLOCKS_PER_AGGREGATOR_BATCH - 1;
+    for block in first.max(1)..=last {
+        let so_far = da_segment_felts(&stack.devnet, first..=block - 1).await;
+        // 2 felts per fresh key; a block's few other writes (sender, sequencer) come on top.
+        let writes = target.saturating_sub(so_far) / 2 / (last - block + 1) as usize;
+        filler
+            .fill_state_diff(writes)
+            .await
+            .unwrap_or_else(|e| panic!("filling block {block}: {e}"));
+        stack.devnet.create_block().await;
+        assert_eq!(stack.devnet.block_number().await, block, "devnet closed block {block}");
+    }
+    da_segment_felts(&stack.devnet, first..=last).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "benchmark: scripts/bench.sh memory"]
 async fn bench_memory() {
-    let batches = env_u64("PERF_MEMORY_BATCHES", 3);
+    let batches = env_u64("PERF_MEMORY_BATCHES", 2);
     let idle_for = Duration::from_secs(env_u64("PERF_MEMORY_IDLE_SECONDS", 20));
     let last = batches * BLOCKS_PER_AGGREGATOR_BATCH - 1;
-    let options = StackOptions { instant_prover: true, ..StackOptions::default() };
+    let options = StackOptions { instant_prover: true, blocks_on_demand: true };
     let Some(mut stack) = Stack::start_with(Tier::Embedded, options).await else { return };
+    // A SnosRun of a large batch takes longer than the stack's quick 20 s job timeout: the
+    // orphan scanner would heal it and a second run would overlap the first. The orchestrator's
+    // default timeout instead.
+    stack.extra_args.extend(["--snos-job-timeout-seconds", "300"].map(String::from));
+    // PERF_MEMORY_RUN_ARGS: more `orchestrator run` flags (`--max-concurrent-snos-jobs 1`, …).
+    let run_args = std::env::var("PERF_MEMORY_RUN_ARGS").unwrap_or_default();
+    stack.extra_args.extend(run_args.split_whitespace().map(String::from));
     let orch = stack.spawn().await;
     let api = Stack::api(&orch);
     // Idle: started, ready, nothing to do (no block beyond genesis).
@@ -267,12 +333,49 @@ async fn bench_memory() {
         println!("holding idle orchestrator pid {} for {hold} s", orch.pid);
         tokio::time::sleep(Duration::from_secs(hold)).await;
     }
-    produce(&stack, last, Duration::from_millis(200)).await;
-    wait_settled(&stack, &api, last, Duration::from_secs(600)).await;
+    // Each batch's DA segment: 5.5 blobs, the middle of what takes exactly 6.
+    let target = 11 * FELTS_PER_BLOB / 2;
+    let mut filler = StateFiller::new(&stack.devnet).await.expect("a devnet account to send from");
+    let started = Instant::now();
+    let mut segments = Vec::new();
+    for batch in 0..batches {
+        segments.push(fill_batch(&stack, &mut filler, batch, target).await);
+    }
+    let filled = started.elapsed();
+    wait_settled(&stack, &api, last, Duration::from_secs(300 + 300 * batches)).await;
+    let settled = started.elapsed();
     let peak = proc_kib(orch.pid, "VmHWM").expect("VmHWM");
+    let rss = proc_kib(orch.pid, "VmRSS").expect("VmRSS");
     let blobs: Vec<usize> = stack.l1.core_transactions().await.iter().map(|t| t.blobs).collect();
+    let writes = filler.recipients().count();
+    drop(orch);
     println!(
-        "memory bench: orchestrator run idle {idle_for:?}: VmRSS {idle} KiB (VmHWM {idle_peak} KiB); after settling {batches} aggregator batches (blobs per state update {blobs:?}): VmHWM {peak} KiB"
+        "memory bench: orchestrator run{} idle {idle_for:?}: VmRSS {idle} KiB (VmHWM {idle_peak} KiB)",
+        if run_args.is_empty() { String::new() } else { format!(" {run_args}") }
     );
-    println!("memory-run: idle_kib={idle} peak_kib={peak}");
+    println!(
+        "  {batches} aggregator batches of {BLOCKS_PER_AGGREGATOR_BATCH} blocks, {writes} fresh storage writes (ERC-20 transfers, {} per transaction) made in {:.1} s; DA segments {segments:?} felts; settled {:.1} s after the first block",
+        e2e_tests::devnet::TRANSFERS_PER_TRANSACTION,
+        filled.as_secs_f64(),
+        settled.as_secs_f64()
+    );
+    println!(
+        "  after settling (blobs per state update {blobs:?}): VmHWM {peak} KiB, VmRSS {rss} KiB"
+    );
+    let log = std::fs::read_to_string(stack.log()).unwrap_or_default();
+    let healed = log.lines().filter(|l| l.contains("Healed an orphaned job")).count();
+    assert_eq!(
+        healed, 0,
+        "{healed} jobs were healed as orphans and ran twice, overlapping: the peak is not that of one run each"
+    );
+    let six = blobs.iter().filter(|b| **b == 6).count();
+    assert!(
+        six as u64 >= batches,
+        "{six} of the {batches} state updates carried 6 blobs (blobs per state update {blobs:?}, DA segments {segments:?} felts): the peak is not that of 6-blob batches"
+    );
+    println!(
+        "memory: idle={:.1} MiB peak_settling={:.1} MiB",
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
 }

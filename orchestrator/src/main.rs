@@ -8,6 +8,8 @@ use orchestrator::cli::{Cli, Commands, FILE_SECRET_VARS};
 use orchestrator_utils::env::{apply_file_secrets, load_dotenv};
 
 fn main() -> ExitCode {
+    // Before any thread exists (docs/performance.md, "Memory").
+    let _ = orchestrator_alloc::tune();
     // Both steps mutate the process environment, so they run before any thread exists.
     if let Err(e) = load_dotenv() {
         eprintln!("error: {e}");
