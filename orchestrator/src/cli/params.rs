@@ -50,6 +50,7 @@ impl TryFrom<RunCmd> for RunParams {
         let prover_args = cmd.prover.clone();
         let prover = prover_params(layer, cmd.prover, &settlement)?;
         let aggregator = aggregator_params(layer, &prover_args, &settlement)?;
+        let shadow = shadow_params(cmd.shadow, cmd.shadow_scan_from_block, layer, &prover)?;
         if service.store_audit_artifacts && prover.kind() == ProverKind::Mock {
             return Err(ConfigError::Conflict(
                 "--store-audit-artifacts cannot be used with --prover mock (it has no proofs to store)".into(),
@@ -70,8 +71,37 @@ impl TryFrom<RunCmd> for RunParams {
             upstream: upstream_params(&cmd.upstream)?,
             otel: otel_params(cmd.otel)?,
             queue,
+            shadow,
         })
     }
+}
+
+/// `--shadow` (see [`crate::shadow`]): L2 only (the comparison reads Ethereum transactions),
+/// and not with Atlantic, whose aggregation outputs come from the prover that shadow mode
+/// never contacts.
+fn shadow_params(
+    shadow: bool,
+    scan_from_block: u64,
+    layer: Layer,
+    prover: &ProverParams,
+) -> ConfigResult<Option<crate::shadow::ShadowParams>> {
+    if !shadow {
+        return Ok(None);
+    }
+    if layer != Layer::L2 {
+        return Err(ConfigError::Conflict(
+            "--shadow compares state updates on Ethereum (--layer l2); an L3 orchestrator cannot run in shadow mode".into(),
+        ));
+    }
+    if prover.kind() == ProverKind::Atlantic {
+        return Err(ConfigError::Conflict(
+            "--shadow needs the aggregator's program output and DA segment computed locally \
+             (--prover mock or sharp): with --prover atlantic they come from the prover, which a \
+             shadow orchestrator never contacts"
+                .into(),
+        ));
+    }
+    Ok(Some(crate::shadow::ShadowParams { scan_from_block }))
 }
 
 impl TryFrom<SetupCmd> for SetupParams {
@@ -1635,5 +1665,19 @@ mod tests {
         assert_eq!(p.service.preflight_chain_id, Felt::from_hex("0x534e5f4d41494e").ok());
         let msg = error(&["--preflight-chain-id", "not a chain"]);
         assert!(msg.starts_with("--preflight-chain-id:") && msg.contains("short string"), "{msg}");
+    }
+
+    /// `--shadow`: off by default; on L2 with a locally aggregating prover it carries the scan
+    /// start; L3 and Atlantic are refused, saying why.
+    #[test]
+    fn shadow_mode_is_l2_with_a_local_aggregator_only() {
+        assert_eq!(params::<&str>(&[]).unwrap().shadow, None);
+        let p = params(&["--shadow", "--shadow-scan-from-block", "12"]).unwrap();
+        assert_eq!(p.shadow, Some(crate::shadow::ShadowParams { scan_from_block: 12 }));
+        let msg = error(&atlantic(&["--shadow"]));
+        assert!(msg.contains("--shadow") && msg.contains("atlantic"), "{msg}");
+        let mock = ProverParams::Mock(MockProverParams { verifier_address: None });
+        let msg = shadow_params(true, 0, Layer::L3, &mock).unwrap_err().to_string();
+        assert!(msg.contains("L3 orchestrator cannot run in shadow mode"), "{msg}");
     }
 }

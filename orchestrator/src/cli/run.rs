@@ -90,6 +90,22 @@ pub struct RunCmd {
         help_heading = "Recovery"
     )]
     pub recover_scan_from_block: u64,
+
+    /// Shadow mode: run every stage beside the live operator but send no settlement
+    /// transaction and submit nothing to the prover; each would-be state update is compared
+    /// with the live operator's for the same blocks (`GET /shadow`, metric
+    /// `shadow_comparisons_total`). L2 only. `docs/shadow.md`.
+    #[arg(long, env = "MADARA_ORCHESTRATOR_SHADOW", help_heading = "Shadow mode")]
+    pub shadow: bool,
+    /// The settlement-layer block from which shadow mode reads the live operator's
+    /// `LogStateUpdate` events (the core contract's deployment block; 0 reads the whole chain).
+    #[arg(
+        long,
+        env = "MADARA_ORCHESTRATOR_SHADOW_SCAN_FROM_BLOCK",
+        default_value_t = 0,
+        help_heading = "Shadow mode"
+    )]
+    pub shadow_scan_from_block: u64,
 }
 
 impl RunCmd {
@@ -114,6 +130,10 @@ impl RunCmd {
         runtime.block_on(async move {
             // Inside the runtime: the OTLP gRPC client needs it. Dropped last: flushes exports.
             let _telemetry = crate::telemetry::init(&params.otel)?;
+            if params.shadow.is_some() {
+                println!("{}", crate::shadow::SHADOW_NEVER);
+                tracing::warn!("{}", crate::shadow::SHADOW_NEVER);
+            }
             preflight(&params).await?;
             if let Some(scan_from_block) = recovery {
                 let report = crate::recover::recover_with(&params, scan_from_block).await?;

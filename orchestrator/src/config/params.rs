@@ -56,6 +56,8 @@ pub struct RunParams {
     pub otel: OtelParams,
     /// Queue settings from the concurrency and timeout flags (the flags work, not only env).
     pub queue: QueueParams,
+    /// Shadow mode (`--shadow`): compare with the live operator instead of sending.
+    pub shadow: Option<crate::shadow::ShadowParams>,
 }
 
 /// Everything `orchestrator setup` needs.

@@ -26,6 +26,8 @@ pub struct ServerSettings {
     pub max_priority_queue_size: usize,
     /// External dependencies `/health/ready` reports (none by default).
     pub dependencies: crate::server::health::ExternalDependencies,
+    /// Whether the process runs in shadow mode (`--shadow`; `/shadow` serves its reports).
+    pub shadow: bool,
 }
 
 impl Default for ServerSettings {
@@ -38,6 +40,7 @@ impl Default for ServerSettings {
             rate_limit_burst: 100,
             max_priority_queue_size: 20,
             dependencies: Default::default(),
+            shadow: false,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The HTTP server (axum): probes, the job/batch/block routes of reference §11 (also under
 //! `/api/v1`), the admin routes (only with `--admin-enabled`, behind a bearer token),
-//! Prometheus `/metrics` and the `/dashboard` page.
+//! Prometheus `/metrics`, the `/dashboard` page and the shadow-mode report `/shadow`.
 //!
 //! Every response carries `x-trace-id`; every route but the probes is rate limited per client
 //! IP; every error uses the `{"success": false, "message"}` envelope.
@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod middleware;
 pub mod response;
+pub mod shadow;
 
 use crate::worker::Config;
 use std::{net::SocketAddr, sync::Arc};
@@ -68,6 +69,7 @@ pub fn router(config: Arc<Config>) -> Router {
         .merge(api.clone())
         .nest("/api/v1", api)
         .merge(dashboard::routes())
+        .merge(shadow::routes())
         .route("/metrics", get(metrics));
     if config.server.admin_enabled {
         let admin = admin::routes()

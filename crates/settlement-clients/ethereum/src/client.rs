@@ -1022,6 +1022,21 @@ impl SettlementClient for EthereumSettlementClient {
         self.settled_state_updates_paged(from_block, crate::history::LOG_PAGE_BLOCKS).await
     }
 
+    async fn preview_update_with_blobs(
+        &self,
+        program_output: Vec<Word>,
+        blobs: Vec<Vec<u8>>,
+    ) -> SettlementResult<orchestrator_settlement_client_interface::StateUpdateCall> {
+        self.preview_blob_update(&program_output, &blobs).await
+    }
+
+    async fn landed_update(
+        &self,
+        tx_hash: &str,
+    ) -> SettlementResult<orchestrator_settlement_client_interface::StateUpdateCall> {
+        self.landed_state_update(tx_hash).await
+    }
+
     fn metrics(&self) -> SettlementMetrics {
         self.lock_metrics().clone()
     }

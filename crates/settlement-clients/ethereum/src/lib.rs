@@ -9,6 +9,8 @@
 //! - [`client`]: [`EthereumSettlementClient`], the `SettlementClient` with its transaction
 //!   manager (nonce safety across restarts, bounded fee bumps, confirmations).
 //! - [`history`]: the core contract's past state updates (its `LogStateUpdate` events).
+//! - [`shadow`]: the update that would be sent (decoded, with a fee estimate; nothing signed)
+//!   and the update a landed transaction carried, for shadow mode.
 //! - [`failover`]: several RPC endpoints behind one transport (`--ethereum-rpc-url a,b`).
 //! - `testing` (feature `test-utils`): deployment of the project's test contracts
 //!   (`contracts/`) on an Anvil started by `orchestrator_test_support::anvil`.
@@ -20,6 +22,7 @@ pub mod client;
 pub mod failover;
 pub mod fees;
 pub mod history;
+pub mod shadow;
 pub mod signer;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

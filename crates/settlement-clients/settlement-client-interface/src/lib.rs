@@ -270,6 +270,38 @@ pub struct SettledStateUpdate {
     pub settlement_block: u64,
 }
 
+/// One argument of a state update call, each element as `0x` hex (a `uint256[]` gives one value
+/// per element, a scalar one value, `bytes[]` one value per item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallField {
+    /// The argument's name in the contract's ABI (`programOutput`, `kzgProofs`).
+    pub name: String,
+    /// Its values, `0x` hex.
+    pub values: Vec<String>,
+}
+
+/// A state update transaction's content, decoded field by field: what a shadow orchestrator
+/// would send ([`SettlementClient::preview_update_with_blobs`]) or what landed on the
+/// settlement layer ([`SettlementClient::landed_update`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateUpdateCall {
+    /// The function called (`updateStateKzgDA`), or `unknown 0x<selector>`.
+    pub function: String,
+    /// Its arguments in ABI order.
+    pub fields: Vec<CallField>,
+    /// The versioned hashes of the blobs the transaction carries, `0x` hex, in order.
+    pub blob_versioned_hashes: Vec<String>,
+    /// The calldata's length in bytes.
+    pub calldata_len: usize,
+    /// Would-be: the fee estimate (gas estimate and blob gas at the current fees, with the
+    /// first attempt's caps); landed: the fee the transaction paid. In the layer's fee unit.
+    pub fee_wei: Option<u128>,
+    /// Why `fee_wei` is missing (the node refused the gas estimate, no receipt yet), if it is.
+    pub fee_note: Option<String>,
+    /// The transaction, for a landed update.
+    pub tx_hash: Option<String>,
+}
+
 /// Settles state updates on a base layer (reference §9.1).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
@@ -325,6 +357,22 @@ pub trait SettlementClient: Send + Sync + fmt::Debug {
         _from_block: u64,
     ) -> SettlementResult<Vec<SettledStateUpdate>> {
         Err(SettlementError::Unsupported("settled_state_updates"))
+    }
+
+    /// What [`Self::update_state_with_blobs`] would send for this update, decoded, with a fee
+    /// estimate; nothing is signed or sent (shadow mode). The default: `Unsupported`.
+    async fn preview_update_with_blobs(
+        &self,
+        _program_output: Vec<Word>,
+        _blobs: Vec<Vec<u8>>,
+    ) -> SettlementResult<StateUpdateCall> {
+        Err(SettlementError::Unsupported("preview_update_with_blobs"))
+    }
+
+    /// The state update that transaction `tx_hash` carried, decoded, with the fee it paid
+    /// (shadow mode compares it with its own). The default: `Unsupported`.
+    async fn landed_update(&self, _tx_hash: &str) -> SettlementResult<StateUpdateCall> {
+        Err(SettlementError::Unsupported("landed_update"))
     }
 
     /// Metric values; the default has none.

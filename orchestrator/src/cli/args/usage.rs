@@ -105,6 +105,8 @@ pub const USED_RUN_FLAGS: &[&str] = &[
     "rpc_for_snos",
     "rpc_for_snos_backup",
     "settle_on_ethereum",
+    "shadow",
+    "shadow_scan_from_block",
     "settle_on_starknet",
     "settlement_lag_alert_seconds",
     "settlement_min_balance_updates",

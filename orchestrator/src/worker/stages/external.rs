@@ -106,16 +106,30 @@ impl ExternalClients {
             )),
             None => None,
         };
+        let (prover, settlement): (Arc<dyn ProverClient>, Arc<dyn SettlementClient>) =
+            if params.shadow.is_some() {
+                // Shadow mode: no prover is contacted and the settlement client cannot send
+                // (`crate::shadow`), whatever a stage asks of them.
+                (
+                    Arc::new(crate::shadow::ShadowProver::new()),
+                    Arc::new(crate::shadow::ShadowSettlementClient::new(settlement)),
+                )
+            } else {
+                (
+                    prover_client(
+                        &node,
+                        &params.prover,
+                        &params.snos,
+                        &params.settlement,
+                        RetryPolicy::upstream(params.upstream),
+                    )?,
+                    settlement,
+                )
+            };
         Ok(Self {
             node: node.clone(),
             replay,
-            prover: prover_client(
-                &node,
-                &params.prover,
-                &params.snos,
-                &params.settlement,
-                RetryPolicy::upstream(params.upstream),
-            )?,
+            prover,
             settlement,
             da: da_client(&params.da)?,
             snos_runner: snos_runner(&params.snos),

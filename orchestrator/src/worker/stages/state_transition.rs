@@ -97,6 +97,8 @@ pub struct SettlementJobContext {
     pub max_num_blobs: usize,
     /// Verification polling delay instead of the job type's (tests).
     pub polling_override: Option<Duration>,
+    /// Shadow mode (`--shadow`): record and compare instead of sending (see [`crate::shadow`]).
+    pub shadow: Option<crate::shadow::ShadowParams>,
 }
 
 impl fmt::Debug for SettlementJobContext {
@@ -106,6 +108,7 @@ impl fmt::Debug for SettlementJobContext {
             .field("layer", &self.layer)
             .field("max_num_blobs", &self.max_num_blobs)
             .field("polling_override", &self.polling_override)
+            .field("shadow", &self.shadow)
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +128,7 @@ impl SettlementJobContext {
             layer,
             max_num_blobs: DEFAULT_MAX_NUM_BLOBS,
             polling_override: None,
+            shadow: None,
         }
     }
 
@@ -650,6 +654,9 @@ impl JobHandlerTrait for StateTransitionHandler {
 
     async fn process_job(&self, job: &mut JobItem) -> Result<String, JobError> {
         let m = metadata(job)?;
+        if self.ctx.shadow.is_some() {
+            return self.process_shadow(job, &m).await;
+        }
         match self.ctx.layer {
             Layer::L2 => self.process_l2(job, m).await,
             Layer::L3 => self.process_l3(job, m).await,
@@ -658,6 +665,9 @@ impl JobHandlerTrait for StateTransitionHandler {
 
     async fn verify_job(&self, job: &mut JobItem) -> Result<JobVerificationStatus, JobError> {
         let m = metadata(job)?;
+        if let Some(shadow) = &self.ctx.shadow {
+            return self.verify_shadow(&m, shadow).await;
+        }
         if self.ctx.layer == Layer::L3 {
             return self.verify_l3(job, &m).await;
         }
@@ -696,7 +706,145 @@ impl JobHandlerTrait for StateTransitionHandler {
     }
 
     fn attempts(&self) -> Attempts {
+        if self.ctx.shadow.is_some() {
+            // A shadow job waits for the live operator, however long it takes.
+            return Attempts::new(3, SHADOW_VERIFICATION_POLLS, Duration::from_secs(60))
+                .polling(self.ctx.polling_override);
+        }
         Attempts::new(3, 10, Duration::from_secs(60)).polling(self.ctx.polling_override)
+    }
+}
+
+// -- Shadow mode --
+
+/// Verification polls of a shadow StateTransition (it waits for the live operator): about a
+/// week at the default 60 s.
+pub const SHADOW_VERIFICATION_POLLS: u64 = 10_000;
+
+/// The external id of a shadow StateTransition (nothing was sent).
+pub fn shadow_external_id(to_settle: u64) -> String {
+    format!("shadow:batch-{to_settle}")
+}
+
+impl StateTransitionHandler {
+    /// Shadow mode, processing: builds the update exactly as [`Self::process_l2`] does and
+    /// records what would be sent (decoded calldata, versioned hashes, fee estimate) at
+    /// [`crate::shadow::call_path`]. Nothing is sent, even when the live operator has already
+    /// settled the batch: the comparison needs the would-be update either way.
+    async fn process_shadow(
+        &self,
+        job: &JobItem,
+        m: &StateUpdateMetadata,
+    ) -> Result<String, JobError> {
+        let to_settle = m.context.to_settle();
+        if self.ctx.layer != Layer::L2 {
+            return Err(JobError::fatal(
+                "shadow mode compares Ethereum (L2) state updates only; an L3 orchestrator cannot run with --shadow",
+            ));
+        }
+        let missing = |what: &str| JobError::InvalidMetadata {
+            job_type: job.job_type,
+            internal_id: job.internal_id,
+            reason: format!("no {what}"),
+        };
+        let po_path =
+            m.program_output_path.clone().ok_or_else(|| missing("program_output_path"))?;
+        let da_path = m.da_segment_path.clone().ok_or_else(|| missing("da_segment_path"))?;
+        let program_output =
+            decode_program_output(&self.ctx.read(&po_path, "the program output").await?)?;
+        let blobs = da_segment_to_blobs(
+            &self.ctx.read(&da_path, "the DA segment").await?,
+            self.ctx.max_num_blobs,
+        )?;
+        let call =
+            self.ctx.settlement.preview_update_with_blobs(program_output, blobs).await.map_err(
+                |e| {
+                    JobError::client(
+                        format!("building the would-be update of aggregator batch {to_settle}"),
+                        e,
+                    )
+                },
+            )?;
+        let key = crate::shadow::call_path(to_settle);
+        let json = serde_json::to_vec(&call)
+            .map_err(|e| JobError::fatal_with("the would-be update does not serialize", e))?;
+        crate::worker::handler::write_artifact(
+            self.ctx.storage.as_ref(),
+            &key,
+            json.into(),
+            "the would-be update",
+        )
+        .await?;
+        tracing::info!(target: "orch::settlement", batch = to_settle, function = %call.function, blobs = call.blob_versioned_hashes.len(), fee_wei = ?call.fee_wei, "Shadow: would-be state update recorded, nothing sent; waiting for the live operator");
+        Ok(shadow_external_id(to_settle))
+    }
+
+    /// Shadow mode, verification: pending until the live operator's contract reaches the
+    /// batch's last block; then the live update of the same range is found among the core
+    /// contract's `LogStateUpdate` events, its transaction fetched and compared with the
+    /// recorded would-be update. The report goes to [`crate::shadow::report_path`] and the
+    /// `shadow_comparisons_total` metric; the job completes whatever the result (the report
+    /// carries it), and the batch is completed as the chain settled it.
+    async fn verify_shadow(
+        &self,
+        m: &StateUpdateMetadata,
+        shadow: &crate::shadow::ShadowParams,
+    ) -> Result<JobVerificationStatus, JobError> {
+        let to_settle = m.context.to_settle();
+        let batch = self.ctx.aggregator_batch(to_settle).await?;
+        let (start, end) = (batch.start_block, batch.end_block);
+        if self.ctx.last_settled().await?.is_none_or(|l| l < end) {
+            tracing::debug!(
+                batch = to_settle,
+                end_block = end,
+                "Shadow: the live operator has not settled the batch yet"
+            );
+            return Ok(JobVerificationStatus::Pending);
+        }
+        let key = crate::shadow::call_path(to_settle);
+        let would_be: orchestrator_settlement_client_interface::StateUpdateCall =
+            serde_json::from_slice(&self.ctx.read(&key, "the would-be update").await?).map_err(
+                |e| JobError::fatal_with(format!("the would-be update at {key} does not parse"), e),
+            )?;
+        let updates = self
+            .ctx
+            .settlement
+            .settled_state_updates(shadow.scan_from_block)
+            .await
+            .map_err(|e| JobError::client("reading the live operator's state updates", e))?;
+        let (found, range) = crate::shadow::live_update_of(&updates, start, end);
+        let live = match found {
+            Some(u) => Some(self.ctx.settlement.landed_update(&u.tx_hash).await.map_err(|e| {
+                JobError::client(format!("reading the live state update {}", u.tx_hash), e)
+            })?),
+            None => None,
+        };
+        let report = crate::shadow::ShadowReport::new(
+            (to_settle, start, end),
+            &would_be,
+            live.as_ref(),
+            range,
+        );
+        let json = serde_json::to_vec(&report)
+            .map_err(|e| JobError::fatal_with("the shadow report does not serialize", e))?;
+        crate::worker::handler::write_artifact(
+            self.ctx.storage.as_ref(),
+            &crate::shadow::report_path(to_settle),
+            json.into(),
+            "the shadow report",
+        )
+        .await?;
+        if report.matched {
+            tracing::info!(target: "orch::settlement", batch = to_settle, live_tx = ?report.live_tx_hash, "Shadow: the would-be state update matches the live one");
+        } else {
+            let listed: Vec<String> = report.differences.iter().map(ToString::to_string).collect();
+            tracing::warn!(target: "orch::settlement", batch = to_settle, live_tx = ?report.live_tx_hash, differences = %listed.join(" | "), "Shadow: the would-be state update differs from the live one");
+        }
+        let matched = report.matched;
+        alerts::handler_metrics(|metrics| metrics.shadow_comparison(matched));
+        self.ctx.complete_snos_batches(to_settle).await?;
+        self.ctx.set_batch(to_settle, AggregatorBatchStatus::Completed).await?;
+        Ok(JobVerificationStatus::Verified)
     }
 }
 
@@ -836,6 +984,7 @@ pub(crate) fn build(inputs: &StageInputs<'_>) -> StageWorkers {
     );
     ctx.max_num_blobs = params.batching.max_num_blobs;
     ctx.polling_override = params.service.verification_poll;
+    ctx.shadow = params.shadow.clone();
     workers(ctx)
 }
 
