@@ -16,7 +16,7 @@ use std::{
 };
 
 use e2e_tests::{
-    api::Api,
+    api::{documented_families, sampled_families, Api},
     chaos::L1Faults,
     l1::OPERATOR_ADDRESS,
     process::OrchestratorProcess,
@@ -270,6 +270,36 @@ async fn produce_all(stack: &Stack, pause: Duration) -> BTreeMap<u64, u64> {
     produced
 }
 
+/// Every family `docs/operations.md` lists as exported by every run has at least one sample
+/// in `/metrics` once the workflow settled (one scrape). The families the doc lists as
+/// recorded only under some conditions (failures, another prover or layer) are exercised by
+/// the unit tests of `telemetry::metrics` instead.
+async fn check_documented_metrics(api: &Api) {
+    let doc = include_str!("../../docs/operations.md");
+    let always = documented_families(doc, "always");
+    let conditional = documented_families(doc, "conditional");
+    assert!(always.len() >= 40, "too few families read from docs/operations.md: {always:?}");
+    let text = api.metrics().await.expect("/metrics");
+    let sampled = sampled_families(&text);
+    let missing: Vec<&String> = always.iter().filter(|f| !sampled.contains(*f)).collect();
+    assert!(
+        missing.is_empty(),
+        "documented families without a sample after the workflow: {missing:?}\n{text}"
+    );
+    // And nothing is exported that the doc does not list.
+    let documented: HashSet<&str> = always.iter().chain(&conditional).map(String::as_str).collect();
+    let undocumented: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .filter(|f| !documented.contains(f))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "families /metrics exports that docs/operations.md does not list: {undocumented:?}"
+    );
+    println!("metrics: {} documented families sampled after the workflow", always.len());
+}
+
 async fn workflow(tier: Tier) {
     let started = Instant::now();
     let Some(mut stack) = Stack::start(tier).await else { return };
@@ -281,6 +311,9 @@ async fn workflow(tier: Tier) {
     let rss = peak_rss_kib(orch.pid);
     assert_settled_exactly_once(&stack, &api).await;
     report_latency(&stack, &api, &produced).await;
+    if tier == Tier::Embedded {
+        check_documented_metrics(&api).await;
+    }
     println!(
         "{tier:?} workflow: {} blocks in {BATCHES} aggregator batches settled in {:.1} s; orchestrator peak RSS {} MiB",
         LAST_BLOCK + 1,

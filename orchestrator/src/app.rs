@@ -49,11 +49,17 @@ impl Orchestrator {
         let engine = engine_params(&params);
         let watchdog =
             Watchdog::new(external.node.clone(), external.settlement.clone(), params.service.watch);
+        // The one set of instruments of the process: `/metrics`, and OTLP when configured.
+        let otlp = crate::telemetry::otlp_metrics(&params.otel)
+            .wrap_err("cannot set up the OTLP export of metrics")?;
         let config = Arc::new(
             Config::new(params.layer, clients, handlers, triggers, engine)
                 .with_server(server_settings(&params))
-                .with_watchdog(watchdog),
+                .with_watchdog(watchdog)
+                .with_metrics(crate::telemetry::metrics::Metrics::with_otlp(otlp)),
         );
+        // The prover backends report their API calls into the same instruments.
+        orchestrator_prover_client_interface::observe::install(config.metrics.clone());
         let cron: LocalTriggers = match params.infra.cron {
             CronBackend::Embedded { interval } => Some((
                 Arc::new(LocalCron::new(config.queue().clone())) as Arc<dyn CronClient>,
@@ -198,6 +204,7 @@ pub fn server_settings(params: &RunParams) -> ServerSettings {
         admin_token: params.server.admin_token.clone(),
         open_job_actions: params.server.open_job_actions,
         max_priority_queue_size: params.service.max_priority_queue_size,
+        shadow: params.shadow.is_some(),
         dependencies: server::health::ExternalDependencies::new(
             crate::preflight::dependency_probes(params),
         ),

@@ -15,6 +15,7 @@ pub mod preflight;
 pub mod recover;
 pub mod server;
 pub mod setup;
+pub mod shadow;
 pub mod telemetry;
 pub mod types;
 pub mod worker;

@@ -17,6 +17,8 @@
 //! [`launch`] holds what they share: binary lookup in the tool cache, the skip variables, free
 //! ports, the process guard, readiness polling and its errors.
 //!
+//! [`prometheus`] reads the text exposition of `/metrics` (samples by name and label set).
+//!
 //! [`repo`] and [`deps`] are the repository checks (no path outside the clone, no unused
 //! dependency).
 
@@ -28,6 +30,7 @@ pub mod localstack;
 pub mod mongodb;
 pub mod moto;
 pub mod postgres;
+pub mod prometheus;
 pub mod proxy;
 pub mod repo;
 pub mod vectors;

@@ -2,9 +2,11 @@
 //!
 //! - Logs go to stderr (stdout is for command results), filtered by `RUST_LOG` (default
 //!   `info`); `LOG_FORMAT=json` writes one JSON object per event, anything else pretty lines.
-//! - With an OTLP collector endpoint ([`init`]), traces, metrics (every 5 s) and logs are also
-//!   exported over gRPC, under the configured service name.
-//! - [`metrics`] holds the instruments; `/metrics` renders them for Prometheus.
+//! - With an OTLP collector endpoint, traces and logs ([`init`]) and metrics (every 5 s,
+//!   [`otlp_metrics`]) are also exported over gRPC, under the configured service name.
+//! - [`metrics`] holds the instruments: each [`metrics::Metrics`] has its own meter provider,
+//!   whose readers are the Prometheus exporter behind `/metrics` and, when configured, the OTLP
+//!   reader of [`otlp_metrics`].
 
 pub mod metrics;
 
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
-    logs::SdkLoggerProvider, metrics::SdkMeterProvider, trace::SdkTracerProvider, Resource,
+    logs::SdkLoggerProvider, metrics::PeriodicReader, trace::SdkTracerProvider, Resource,
 };
 use tracing_subscriber::{fmt, prelude::*, EnvFilter, Layer, Registry};
 
@@ -28,11 +30,11 @@ pub fn otlp_active() -> bool {
     OTLP_ACTIVE.load(Ordering::Relaxed)
 }
 
-/// Keeps the OpenTelemetry providers alive; dropping it flushes and shuts them down.
+/// Keeps the OpenTelemetry trace and log providers alive; dropping it flushes and shuts them
+/// down. (The meter provider belongs to [`metrics::Metrics`], which flushes on its last drop.)
 #[derive(Debug, Default)]
 pub struct TelemetryGuard {
     tracer: Option<SdkTracerProvider>,
-    meter: Option<SdkMeterProvider>,
     logger: Option<SdkLoggerProvider>,
 }
 
@@ -42,9 +44,6 @@ impl Drop for TelemetryGuard {
         // there is nobody left to tell but stderr's log, which may be gone as well.
         if let Some(t) = self.tracer.take() {
             let _ = t.shutdown();
-        }
-        if let Some(m) = self.meter.take() {
-            let _ = m.shutdown();
         }
         if let Some(l) = self.logger.take() {
             let _ = l.shutdown();
@@ -90,7 +89,8 @@ pub fn init_tracing() {
 }
 
 /// Installs the global subscriber and, when `otel.collector_endpoint` is set, the OTLP
-/// exporters of traces, metrics and logs. Must run inside a Tokio runtime (the gRPC client).
+/// exporters of traces and logs (metrics: [`otlp_metrics`]). Must run inside a Tokio runtime
+/// (the gRPC client).
 ///
 /// # Errors
 /// An exporter cannot be built for the endpoint.
@@ -99,20 +99,9 @@ pub fn init(otel: &OtelParams) -> Result<TelemetryGuard, TelemetryError> {
         init_tracing();
         return Ok(TelemetryGuard::default());
     };
-    // Never put credentials of the endpoint URL into an error or a log line.
-    let mut shown = endpoint.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    let shown = shown.to_string();
-    let err = |signal: &'static str| {
-        let endpoint = shown.clone();
-        move |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
-            signal,
-            endpoint,
-            reason: e.to_string(),
-        }
-    };
-    let resource = Resource::builder().with_service_name(otel.service_name.clone()).build();
+    let shown = shown_endpoint(endpoint);
+    let err = |signal| exporter_error(signal, &shown);
+    let resource = resource(otel);
 
     let spans = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
@@ -124,17 +113,6 @@ pub fn init(otel: &OtelParams) -> Result<TelemetryGuard, TelemetryError> {
         .with_batch_exporter(spans)
         .build();
 
-    let metric_exporter = opentelemetry_otlp::MetricExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint.as_str())
-        .build()
-        .map_err(err("metrics"))?;
-    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
-        .with_interval(std::time::Duration::from_secs(5))
-        .build();
-    let meter =
-        SdkMeterProvider::builder().with_resource(resource.clone()).with_reader(reader).build();
-
     let log_exporter = opentelemetry_otlp::LogExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint.as_str())
@@ -145,7 +123,6 @@ pub fn init(otel: &OtelParams) -> Result<TelemetryGuard, TelemetryError> {
         .with_batch_exporter(log_exporter)
         .build();
 
-    opentelemetry::global::set_meter_provider(meter.clone());
     opentelemetry::global::set_tracer_provider(tracer.clone());
 
     // The exporters' own transport logs must not be exported again (a feedback loop).
@@ -163,5 +140,55 @@ pub fn init(otel: &OtelParams) -> Result<TelemetryGuard, TelemetryError> {
         OTLP_ACTIVE.store(true, Ordering::Relaxed);
         tracing::info!(endpoint = %shown, service = %otel.service_name, "OpenTelemetry export on");
     }
-    Ok(TelemetryGuard { tracer: Some(tracer), meter: Some(meter), logger: Some(logger) })
+    Ok(TelemetryGuard { tracer: Some(tracer), logger: Some(logger) })
+}
+
+/// The OTLP side of the metrics: a periodic reader (every 5 s) and the resource naming the
+/// service, for the meter provider of a [`metrics::Metrics`] ([`metrics::Metrics::with_otlp`]).
+/// A reader serves one provider, so the app builds one for its one `Metrics`.
+#[derive(Debug)]
+pub struct OtlpMetrics {
+    pub(crate) reader: PeriodicReader<opentelemetry_otlp::MetricExporter>,
+    pub(crate) resource: Resource,
+}
+
+/// Builds the OTLP metric reader when `otel.collector_endpoint` is set (`None` without it).
+/// Must run inside a Tokio runtime (the gRPC client).
+///
+/// # Errors
+/// The exporter cannot be built for the endpoint.
+pub fn otlp_metrics(otel: &OtelParams) -> Result<Option<OtlpMetrics>, TelemetryError> {
+    let Some(endpoint) = otel.collector_endpoint.as_ref() else {
+        return Ok(None);
+    };
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.as_str())
+        .build()
+        .map_err(exporter_error("metrics", &shown_endpoint(endpoint)))?;
+    let reader =
+        PeriodicReader::builder(exporter).with_interval(std::time::Duration::from_secs(5)).build();
+    Ok(Some(OtlpMetrics { reader, resource: resource(otel) }))
+}
+
+/// The resource every signal is exported under: the configured service name.
+fn resource(otel: &OtelParams) -> Resource {
+    Resource::builder().with_service_name(otel.service_name.clone()).build()
+}
+
+/// The endpoint as errors and logs show it: never with the URL's credentials.
+fn shown_endpoint(endpoint: &url::Url) -> String {
+    let mut shown = endpoint.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+/// Maps an exporter build error of `signal` to a [`TelemetryError`] naming the endpoint.
+fn exporter_error(
+    signal: &'static str,
+    shown: &str,
+) -> impl FnOnce(opentelemetry_otlp::ExporterBuildError) -> TelemetryError {
+    let endpoint = shown.to_owned();
+    move |e| TelemetryError::Exporter { signal, endpoint, reason: e.to_string() }
 }

@@ -97,6 +97,12 @@ pub async fn from_handler(kind: &'static str, alert: Alert) {
     }
 }
 
+/// Records into the engine's metrics from inside a job handler; nothing when the handler is
+/// called outside the engine (a test calling it directly).
+pub fn handler_metrics(record: impl FnOnce(&Metrics)) {
+    let _ = HANDLER_ALERTS.try_with(|sink| record(&sink.metrics));
+}
+
 /// Episode state of the job alerts, per process: the job types whose last attempt failed
 /// retryably (a retry streak), and when each job type's healed jobs were last alerted.
 #[derive(Debug, Default)]

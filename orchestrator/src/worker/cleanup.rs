@@ -140,6 +140,7 @@ impl StorageCleanupTrigger {
             }
         }
         config.metrics.cleanup_run(run.tagged, run.failures);
+        config.metrics.cleanup_jobs(run.attempted, run.jobs);
         tagging?;
         match run.first_failure {
             None => Ok(()),
@@ -166,9 +167,11 @@ impl StorageCleanupTrigger {
                     Ok(tagged) => {
                         run.tagged += tagged;
                         run.jobs += 1;
+                        run.attempted += 1;
                     }
                     Err((tagged, e)) => {
                         run.tagged += tagged;
+                        run.attempted += 1;
                         run.fail(format!("job {} (internal id {}): {e}", job.id, job.internal_id));
                     }
                 }
@@ -213,6 +216,8 @@ impl JobTrigger for StorageCleanupTrigger {
 struct RunReport {
     /// Jobs fully tagged and marked.
     jobs: u64,
+    /// Jobs gone through (fully tagged, or failed).
+    attempted: u64,
     /// Objects tagged.
     tagged: u64,
     /// Jobs (or expiry passes) that failed.
@@ -551,9 +556,13 @@ mod tests {
             assert!(!tagged_at_set(&config, i).await, "job {i} is not marked");
         }
         assert_eq!(config.metrics.cleanup_counts(), (1, settled_keys.len() as u64, 0));
-        let rendered = config.metrics.render_prometheus();
-        assert!(
-            rendered.contains(&format!("cleanup_artifacts_tagged_total {}", settled_keys.len()))
+        let rendered = orchestrator_test_support::prometheus::Exposition::parse(
+            &config.metrics.render_prometheus(),
+        )
+        .unwrap();
+        assert_eq!(
+            rendered.get("cleanup_artifacts_tagged_total", &[]),
+            Some(settled_keys.len() as f64)
         );
 
         // Within the retention: nothing goes, nothing is tagged again.

@@ -149,6 +149,13 @@ impl Config {
         self
     }
 
+    /// The same context with these instruments (the app's: with the OTLP reader when
+    /// configured, see [`Metrics::with_otlp`]).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Arc::new(metrics);
+        self
+    }
+
     /// The same context with these server settings.
     pub fn with_server(mut self, server: ServerSettings) -> Self {
         self.server = server;

@@ -39,6 +39,7 @@ pub async fn refresh_gauges(config: &Config, min_age: Duration) {
     }
     if ok {
         metrics.set_job_counts(&counts);
+        metrics.set_active_jobs(&counts);
     }
 
     let mut depths = Vec::new();

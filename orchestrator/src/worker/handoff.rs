@@ -39,6 +39,7 @@ pub(crate) async fn record(config: &Config, locked: &JobItem, prior: JobStatus) 
         Ok(Some((from, completed))) => {
             let elapsed = (started - completed).to_std().unwrap_or_default();
             config.metrics.handoff(from, locked.job_type, elapsed);
+            config.metrics.dependency_wait(locked.job_type, elapsed);
         }
         Ok(None) => {}
         Err(e) => {
@@ -205,9 +206,11 @@ mod tests {
         let orphan = locked(&config, proving(5)).await;
         record(&config, &orphan, JobStatus::Created).await;
         assert_eq!(config.metrics.handoff_observed(JobType::SnosRun, JobType::ProofCreation).0, 1);
-        let text = config.metrics.render_prometheus();
-        assert!(text.contains(
-            "job_handoff_seconds_count{from_job_type=\"SnosRun\",to_job_type=\"ProofCreation\"} 1"
-        ));
+        let text = orchestrator_test_support::prometheus::Exposition::parse(
+            &config.metrics.render_prometheus(),
+        )
+        .unwrap();
+        let edge = [("from_job_type", "SnosRun"), ("to_job_type", "ProofCreation")];
+        assert_eq!(text.get("job_handoff_seconds_count", &edge), Some(1.0));
     }
 }

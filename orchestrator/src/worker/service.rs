@@ -234,9 +234,16 @@ pub async fn process_job_until(
 
     let prior_status = job.status;
     let mut metadata = job.metadata.clone();
-    metadata.common.process_started_at = Some(now_ms());
+    let locked_at = now_ms();
+    metadata.common.process_started_at = Some(locked_at);
     let lock = JobItemUpdates::new().status(JobStatus::LockedForProcessing).metadata(metadata);
     let Some(locked) = transition(config, &job, lock).await? else { return Ok(()) };
+    let first_attempt = job.metadata.common.process_started_at.is_none();
+    config.metrics.job_picked_up(
+        job.job_type,
+        (locked_at - job.updated_at).to_std().unwrap_or_default(),
+        first_attempt.then(|| (locked_at - job.created_at).to_std().unwrap_or_default()),
+    );
     tracing::info!(job_id = %id, job_type = %locked.job_type, internal_id = locked.internal_id, "Processing job");
     super::handoff::record(config, &locked, prior_status).await;
 
@@ -257,6 +264,9 @@ pub async fn process_job_until(
     );
     if outcome.is_ok() {
         alerts::job_succeeded(config, locked.job_type);
+        if locked.job_type == JobType::SnosRun {
+            config.metrics.snos_job_processed(started.elapsed());
+        }
     }
     let mut metadata = worked.metadata.clone();
     match outcome {
@@ -407,11 +417,10 @@ pub async fn verify_job_until(
             let updates = JobItemUpdates::new().status(JobStatus::Completed).metadata(metadata);
             let Some(done) = transition(config, &job, updates).await? else { return Ok(()) };
             tracing::info!(job_id = %id, job_type = %job.job_type, internal_id = job.internal_id, "Job completed");
-            config.metrics.completed(
-                job.job_type,
-                stage_time(&done),
-                (Utc::now() - done.created_at).to_std().ok(),
-            );
+            let e2e = (Utc::now() - done.created_at).to_std().ok();
+            config.metrics.completed(job.job_type, stage_time(&done), e2e);
+            config.metrics.job_done(job.job_type, work_time(&done), e2e);
+            config.metrics.block_state(job.job_type, last_block(&done));
             if let Some(next) = next_stage(config.layer, job.job_type) {
                 if let Err(e) = send_trigger(config, next).await {
                     tracing::warn!(error = %e, trigger = %next, "Could not chain the next stage; cron will run it");
@@ -694,6 +703,21 @@ pub async fn requeue_process(
 fn stage_time(job: &JobItem) -> Option<Duration> {
     let c = &job.metadata.common;
     (c.verification_completed_at? - c.verification_started_at?).to_std().ok()
+}
+
+/// Processing start to verification done of a completed job.
+fn work_time(job: &JobItem) -> Option<Duration> {
+    let c = &job.metadata.common;
+    (c.verification_completed_at? - c.process_started_at?).to_std().ok()
+}
+
+/// The last block a completed job covers: a SnosRun's batch end block, else its internal id
+/// (its block, or its batch for the batch-keyed types), as the reference's `block_state`.
+fn last_block(job: &JobItem) -> u64 {
+    match &job.metadata.specific {
+        JobSpecificMetadata::Snos(m) => m.end_block,
+        _ => job.internal_id,
+    }
 }
 
 impl Outcome {

@@ -261,18 +261,17 @@ mod tests {
             (0, 0.0)
         );
 
-        let text = config.metrics.render_prometheus();
-        assert!(text.contains("# TYPE worker_trigger_duration_seconds histogram"), "{text}");
-        assert!(
-            text.contains("worker_trigger_duration_seconds_count{trigger=\"SnosBatching\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "worker_trigger_duration_seconds_bucket{trigger=\"SnosBatching\",le=\"0.01\"} 0"
-            ),
-            "runs of 20 ms are above the 10 ms bucket: {text}"
-        );
+        let text = orchestrator_test_support::prometheus::Exposition::parse(
+            &config.metrics.render_prometheus(),
+        )
+        .unwrap();
+        assert_eq!(text.kind("worker_trigger_duration_seconds"), Some("histogram"));
+        let trigger = ("trigger", "SnosBatching");
+        assert_eq!(text.get("worker_trigger_duration_seconds_count", &[trigger]), Some(2.0));
+        let bucket =
+            |le| text.get("worker_trigger_duration_seconds_bucket", &[trigger, ("le", le)]);
+        // Runs of 20 ms are above the 10 ms bucket.
+        assert_eq!((bucket("0.01"), bucket("+Inf")), (Some(0.0), Some(2.0)));
     }
 
     #[rstest]

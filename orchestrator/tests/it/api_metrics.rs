@@ -1,7 +1,7 @@
 //! `/metrics` scraped over HTTP while a pipeline runs: job status gauges, transitions and
 //! stage latencies move as the scripted jobs go through processing and verification.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use orchestrator::{
     app::Orchestrator,
@@ -9,33 +9,24 @@ use orchestrator::{
     worker::service,
 };
 
+use orchestrator_test_support::prometheus::Exposition;
+
 use crate::{
     api_support as s,
     support::{self, wait_for},
 };
 
-/// `series → value` of a Prometheus text exposition.
-fn parse(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (key, value) = l.rsplit_once(' ').expect("sample line");
-            (key.to_owned(), value.parse().expect("sample value"))
-        })
-        .collect()
-}
-
-async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+async fn scrape(addr: SocketAddr) -> Exposition {
     let text = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
-    parse(&text)
+    Exposition::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn value(m: &HashMap<String, f64>, key: &str) -> f64 {
-    m.get(key).copied().unwrap_or(0.0)
-}
-
-fn status_key(status: &str) -> String {
-    format!(r#"job_status_current{{operation_job_type="SnosRun",operation_job_status="{status}"}}"#)
+/// `job_status_current` of SnosRun jobs in `status`.
+fn snos_jobs(m: &Exposition, status: &str) -> f64 {
+    m.value(
+        "job_status_current",
+        &[("operation_job_type", "SnosRun"), ("operation_job_status", status)],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,8 +37,8 @@ async fn metrics_follow_a_pipeline_run() {
     let running = Orchestrator::start_with(config.clone(), addr, None).await.unwrap();
 
     let before = scrape(running.addr).await;
-    assert_eq!(value(&before, &status_key("Completed")), 0.0);
-    assert!(before.contains_key(r#"job_queue_depth{queue="snos_job_processing"}"#), "{before:?}");
+    assert_eq!(snos_jobs(&before, "Completed"), 0.0);
+    assert_eq!(before.get("job_queue_depth", &[("queue", "snos_job_processing")]), Some(0.0));
 
     let mut ids = Vec::new();
     for i in 1..=3 {
@@ -57,15 +48,19 @@ async fn metrics_follow_a_pipeline_run() {
     }
 
     // During: the handler sleeps 2 s, so the jobs are seen locked.
-    let mut during = HashMap::new();
+    let mut during = Exposition::default();
     wait_for(Duration::from_secs(20), "jobs seen LockedForProcessing in /metrics", async || {
         during = scrape(running.addr).await;
-        value(&during, &status_key("LockedForProcessing")) >= 1.0
+        snos_jobs(&during, "LockedForProcessing") >= 1.0
     })
     .await;
-    let locked = r#"job_state_transitions_total{operation_job_type="SnosRun",from_state="Created",to_state="LockedForProcessing"}"#;
-    assert!(value(&during, locked) >= 1.0, "{during:?}");
-    assert_eq!(value(&during, &status_key("Completed")), 0.0);
+    let locked = [
+        ("operation_job_type", "SnosRun"),
+        ("from_state", "Created"),
+        ("to_state", "LockedForProcessing"),
+    ];
+    assert!(during.value("job_state_transitions_total", &locked) >= 1.0, "{during:?}");
+    assert_eq!(snos_jobs(&during, "Completed"), 0.0);
 
     for id in &ids {
         let config = config.clone();
@@ -81,14 +76,12 @@ async fn metrics_follow_a_pipeline_run() {
     .await;
     let after = scrape(running.addr).await;
 
-    assert_eq!(value(&after, &status_key("Completed")), 3.0, "{after:?}");
-    assert_eq!(value(&after, &status_key("LockedForProcessing")), 0.0);
+    assert_eq!(snos_jobs(&after, "Completed"), 3.0, "{after:?}");
+    assert_eq!(snos_jobs(&after, "LockedForProcessing"), 0.0);
     let t = |from: &str, to: &str| {
-        value(
-            &after,
-            &format!(
-                r#"job_state_transitions_total{{operation_job_type="SnosRun",from_state="{from}",to_state="{to}"}}"#
-            ),
+        after.value(
+            "job_state_transitions_total",
+            &[("operation_job_type", "SnosRun"), ("from_state", from), ("to_state", to)],
         )
     };
     assert_eq!(t("None", "Created"), 3.0);
@@ -96,40 +89,36 @@ async fn metrics_follow_a_pipeline_run() {
     assert_eq!(t("LockedForProcessing", "PendingVerification"), 3.0);
     assert_eq!(t("PendingVerification", "Completed"), 3.0);
     let calls = |op: &str| {
-        value(
-            &after,
-            &format!(
-                r#"jobs_response_time_seconds_count{{operation_job_type="SnosRun",operation_type="{op}",outcome="success"}}"#
-            ),
+        after.value(
+            "jobs_response_time_seconds_count",
+            &[("operation_job_type", "SnosRun"), ("operation_type", op), ("outcome", "success")],
         )
     };
     assert_eq!(calls("process"), 3.0);
     assert_eq!(calls("verify"), 3.0);
     // Each processing call slept 2 s: all three are in the 2.5 s bucket, none in the 1 s one.
     let bucket = |le: &str| {
-        value(
-            &after,
-            &format!(
-                r#"jobs_response_time_seconds_bucket{{operation_job_type="SnosRun",operation_type="process",outcome="success",le="{le}"}}"#
-            ),
+        after.value(
+            "jobs_response_time_seconds_bucket",
+            &[
+                ("operation_job_type", "SnosRun"),
+                ("operation_type", "process"),
+                ("outcome", "success"),
+                ("le", le),
+            ],
         )
     };
     assert_eq!((bucket("1"), bucket("2.5")), (0.0, 3.0));
+    let snos = [("operation_job_type", "SnosRun")];
+    assert_eq!(after.value("job_e2e_latency_seconds_count", &snos), 3.0);
+    assert_eq!(after.value("verification_time_seconds_count", &snos), 3.0);
     assert_eq!(
-        value(&after, r#"job_e2e_latency_seconds_count{operation_job_type="SnosRun"}"#),
-        3.0
-    );
-    assert_eq!(
-        value(&after, r#"verification_time_seconds_count{operation_job_type="SnosRun"}"#),
-        3.0
-    );
-    assert_eq!(
-        value(
-            &after,
-            r#"successful_job_operations_total{operation_job_type="SnosRun",operation_type="create"}"#
+        after.value(
+            "successful_job_operations_total",
+            &[("operation_job_type", "SnosRun"), ("operation_type", "create")]
         ),
         3.0
     );
-    assert!(value(&after, r#"http_requests_total{route="/metrics",status="200"}"#) >= 2.0);
+    assert!(after.value("http_requests_total", &[("route", "/metrics"), ("status", "200")]) >= 2.0);
     running.stop().await.unwrap();
 }

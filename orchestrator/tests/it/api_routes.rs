@@ -76,14 +76,17 @@ async fn health_metrics_and_unknown_routes() {
     let a = get(&router, "/metrics").await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
-    assert!(
-        a.text.contains(
-            r#"job_status_current{operation_job_type="SnosRun",operation_job_status="Failed"} 1"#
+    let m = orchestrator_test_support::prometheus::Exposition::parse(&a.text).unwrap();
+    assert_eq!(
+        m.get(
+            "job_status_current",
+            &[("operation_job_type", "SnosRun"), ("operation_job_status", "Failed")]
         ),
+        Some(1.0),
         "{}",
         a.text
     );
-    assert!(a.text.contains(r#"job_queue_depth{queue="snos_job_processing"} 0"#), "{}", a.text);
+    assert_eq!(m.get("job_queue_depth", &[("queue", "snos_job_processing")]), Some(0.0));
 }
 
 #[tokio::test]

@@ -121,8 +121,11 @@ impl Instance {
         Answer { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
     }
 
-    async fn metrics(&self) -> String {
-        s::get(&self.router, "/metrics").await.text
+    async fn metrics(&self) -> orchestrator_test_support::prometheus::Exposition {
+        orchestrator_test_support::prometheus::Exposition::parse(
+            &s::get(&self.router, "/metrics").await.text,
+        )
+        .unwrap()
     }
 }
 
@@ -165,10 +168,11 @@ async fn pause_is_shared_and_survives_a_restart(
     // B does not run it, and counts the skipped run as paused.
     assert_eq!(b.tick().await, 1, "B must not run a trigger paused through A");
     assert_eq!(a.tick().await, 1, "nor A");
-    assert!(
+    assert_eq!(
         b.metrics()
             .await
-            .contains(r#"worker_trigger_runs_total{trigger="Snos",outcome="paused"} 1"#),
+            .get("worker_trigger_runs_total", &[("trigger", "Snos"), ("outcome", "paused")]),
+        Some(1.0),
         "B counts the skipped run"
     );
 
@@ -194,8 +198,9 @@ async fn pause_is_shared_and_survives_a_restart(
         (&shown["paused_by"], &shown["paused_at_ms"]),
         (&pause["paused_by"], &pause["paused_at_ms"])
     );
-    assert!(
-        b.metrics().await.contains(r#"worker_trigger_state{trigger="Snos",state="paused"} 1"#),
+    assert_eq!(
+        b.metrics().await.get("worker_trigger_state", &[("trigger", "Snos"), ("state", "paused")]),
+        Some(1.0),
         "B's gauge shows the pause"
     );
 

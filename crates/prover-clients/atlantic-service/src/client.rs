@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use orchestrator_prover_client_interface::{
-    retry::{send_with_retry, transport_error},
+    retry::{send_observed, transport_error},
     ProverError, ProverResult, RetryPolicy,
 };
 use orchestrator_utils::{secret::split_userinfo, upstream::CONNECT_TIMEOUT, Secret};
@@ -22,6 +22,9 @@ use crate::types::{
     AtlanticAddQueryResponse, AtlanticBucketResponse, AtlanticCreateBucketRequest,
     AtlanticGetBucketResponse, AtlanticQueryResponse,
 };
+
+/// The prover name the API call metrics carry.
+const PROVER: &str = "atlantic";
 
 /// One text or file field of a multipart query.
 #[derive(Debug, Clone)]
@@ -125,7 +128,7 @@ impl AtlanticClient {
     /// Transport or HTTP errors.
     pub async fn is_alive(&self) -> ProverResult<()> {
         let url = self.service(&["is-alive"])?;
-        send_with_retry(&self.retry, "is-alive", || {
+        send_observed(PROVER, &self.retry, "is-alive", || {
             self.request(reqwest::Method::GET, url.clone())
         })
         .await?;
@@ -142,7 +145,7 @@ impl AtlanticClient {
     ) -> ProverResult<AtlanticBucketResponse> {
         const OP: &str = "create bucket";
         let url = self.service(&["buckets"])?;
-        let r = send_with_retry(&self.retry, OP, || {
+        let r = send_observed(PROVER, &self.retry, OP, || {
             self.request(reqwest::Method::POST, url.clone()).json(body)
         })
         .await?;
@@ -156,10 +159,11 @@ impl AtlanticClient {
     pub async fn get_bucket(&self, bucket_id: &str) -> ProverResult<AtlanticGetBucketResponse> {
         const OP: &str = "get bucket";
         let url = self.service(&["buckets", bucket_id])?;
-        let r =
-            send_with_retry(&self.retry, OP, || self.request(reqwest::Method::GET, url.clone()))
-                .await
-                .map_err(|e| Self::not_found(e, OP, bucket_id))?;
+        let r = send_observed(PROVER, &self.retry, OP, || {
+            self.request(reqwest::Method::GET, url.clone())
+        })
+        .await
+        .map_err(|e| Self::not_found(e, OP, bucket_id))?;
         Self::json(OP, r).await
     }
 
@@ -171,10 +175,11 @@ impl AtlanticClient {
         const OP: &str = "close bucket";
         let mut url = self.service(&["buckets", "close"])?;
         url.query_pairs_mut().append_pair("bucketId", bucket_id);
-        let r =
-            send_with_retry(&self.retry, OP, || self.request(reqwest::Method::POST, url.clone()))
-                .await
-                .map_err(|e| Self::not_found(e, OP, bucket_id))?;
+        let r = send_observed(PROVER, &self.retry, OP, || {
+            self.request(reqwest::Method::POST, url.clone())
+        })
+        .await
+        .map_err(|e| Self::not_found(e, OP, bucket_id))?;
         Self::json(OP, r).await
     }
 
@@ -189,8 +194,10 @@ impl AtlanticClient {
         const OP: &str = "dedup lookup";
         let mut url = self.service(&["atlantic-query-by-dedup-id"])?;
         url.query_pairs_mut().append_pair("dedupId", dedup_id);
-        match send_with_retry(&self.retry, OP, || self.request(reqwest::Method::GET, url.clone()))
-            .await
+        match send_observed(PROVER, &self.retry, OP, || {
+            self.request(reqwest::Method::GET, url.clone())
+        })
+        .await
         {
             Ok(r) => Self::json(OP, r).await.map(Some),
             Err(e) => match Self::not_found(e, OP, dedup_id) {
@@ -225,7 +232,7 @@ impl AtlanticClient {
             }
             self.request(reqwest::Method::POST, url.clone()).multipart(form)
         };
-        let r = send_with_retry(&self.retry, OP, build).await?;
+        let r = send_observed(PROVER, &self.retry, OP, build).await?;
         Self::json(OP, r).await
     }
 
@@ -236,10 +243,11 @@ impl AtlanticClient {
     pub async fn get_query(&self, query_id: &str) -> ProverResult<AtlanticQueryResponse> {
         const OP: &str = "query status";
         let url = self.service(&["atlantic-query", query_id])?;
-        let r =
-            send_with_retry(&self.retry, OP, || self.request(reqwest::Method::GET, url.clone()))
-                .await
-                .map_err(|e| Self::not_found(e, OP, query_id))?;
+        let r = send_observed(PROVER, &self.retry, OP, || {
+            self.request(reqwest::Method::GET, url.clone())
+        })
+        .await
+        .map_err(|e| Self::not_found(e, OP, query_id))?;
         Self::json(OP, r).await
     }
 
@@ -252,7 +260,7 @@ impl AtlanticClient {
         let url = Self::url(&self.artifacts_base_url, &["queries", query_id, file])?;
         // No api-key here: the artifacts live on another host.
         let get = || with_auth(self.http.get(url.clone()), self.artifacts_auth.as_ref());
-        match send_with_retry(&self.retry, OP, get).await {
+        match send_observed(PROVER, &self.retry, OP, get).await {
             Ok(r) => {
                 let bytes = r.bytes().await.map_err(|e| transport_error(OP, &e))?;
                 Ok(Some(bytes.to_vec()))

@@ -19,6 +19,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use async_trait::async_trait;
@@ -27,6 +28,7 @@ use orchestrator_gps_fact_checker::{
     FactRegistrar, FactRegistry,
 };
 use orchestrator_prover_client_interface::{
+    observe::{self, FactRegistration, ProverEvent},
     public_output, validate_proof_json, AggregationArtifacts, ProverClient, ProverError,
     ProverResult, Task, TaskStatus, TaskType,
 };
@@ -131,7 +133,16 @@ impl ProverClient for MockProverService {
                 None => Ok(info.fact_hash),
                 Some(verifier) => {
                     let fact = fact_of(&info.fact_hash)?;
-                    let tx = verifier.ensure_registered(fact).await.map_err(fact_error)?;
+                    let started = Instant::now();
+                    let registered = verifier.ensure_registered(fact).await;
+                    let outcome = match &registered {
+                        Ok(Some(_)) => FactRegistration::NewlyRegistered,
+                        Ok(None) => FactRegistration::AlreadyRegistered,
+                        Err(_) => FactRegistration::Error,
+                    };
+                    let elapsed = started.elapsed();
+                    observe::event(ProverEvent::MockFactRegistration { outcome, elapsed });
+                    let tx = registered.map_err(fact_error)?;
                     Ok(tx.unwrap_or(B256::ZERO).to_string())
                 }
             },
@@ -146,7 +157,11 @@ impl ProverClient for MockProverService {
     ) -> ProverResult<TaskStatus> {
         match (task_type, &self.verifier, fact) {
             (TaskType::Aggregation, Some(verifier), Some(fact)) => {
-                let valid = verifier.is_valid(fact_of(fact)?).await.map_err(fact_error)?;
+                let fact = fact_of(fact)?;
+                let started = Instant::now();
+                let valid = verifier.is_valid(fact).await;
+                observe::event(ProverEvent::MockIsValidCheck { elapsed: started.elapsed() });
+                let valid = valid.map_err(fact_error)?;
                 Ok(if valid { TaskStatus::Succeeded } else { TaskStatus::Processing })
             }
             _ => Ok(TaskStatus::Succeeded),

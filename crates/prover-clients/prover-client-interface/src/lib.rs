@@ -1,7 +1,7 @@
 //! The prover capability: the [`ProverClient`] trait every prover backend implements (SHARP,
 //! Atlantic, the mock prover), the tasks it accepts ([`Task`]), the statuses it reports
 //! ([`TaskStatus`]), its error ([`ProverError`]) and the HTTP retry policy the HTTP backends
-//! share ([`retry`]).
+//! share ([`retry`]), and how backends report their calls to the metrics ([`observe`]).
 //!
 //! Contract of every backend:
 //! - `submit_task` is idempotent for a `CreateJob` with the same dedup id: a second call
@@ -14,6 +14,7 @@
 //!   (no credits left) is [`ProverError::InsufficientCredits`], not retryable, and names its
 //!   [`OperatorAction`].
 
+pub mod observe;
 pub mod public_output;
 pub mod retry;
 

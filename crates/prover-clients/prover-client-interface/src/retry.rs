@@ -234,21 +234,90 @@ pub async fn send_with_retry<F>(
 where
     F: Fn() -> reqwest::RequestBuilder,
 {
+    send(policy, operation, build).await.result
+}
+
+/// [`send_with_retry`], reporting the call (attempts, duration, error, bytes) of `prover` to
+/// the current [`crate::observe::ProverObserver`].
+///
+/// # Errors
+/// As [`send_with_retry`].
+pub async fn send_observed<F>(
+    prover: &'static str,
+    policy: &RetryPolicy,
+    operation: &str,
+    build: F,
+) -> ProverResult<reqwest::Response>
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
+    let started = Instant::now();
+    let sent = send(policy, operation, build).await;
+    crate::observe::report(|o| {
+        o.api_call(&crate::observe::ApiCall {
+            prover,
+            operation,
+            attempts: sent.attempts,
+            elapsed: started.elapsed(),
+            error: sent.result.as_ref().err(),
+            bytes: sent.bytes,
+        })
+    });
+    sent.result
+}
+
+/// What [`send`] did.
+struct Sent {
+    result: ProverResult<reqwest::Response>,
+    attempts: u32,
+    bytes: u64,
+}
+
+/// The bytes of a request body whose size is known before sending.
+fn request_bytes(request: &reqwest::Request) -> u64 {
+    request.body().and_then(reqwest::Body::as_bytes).map_or_else(
+        || {
+            request
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0)
+        },
+        |b| b.len() as u64,
+    )
+}
+
+async fn send<F>(policy: &RetryPolicy, operation: &str, build: F) -> Sent
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
     let started = Instant::now();
     let mut failed = 0u32;
+    let mut bytes = 0u64;
     loop {
         let (client, request) = build().build_split();
-        let mut request = request.map_err(|e| {
-            ProverError::Config(format!("{operation}: cannot build the request: {e}"))
-        })?;
+        let mut request = match request {
+            Ok(r) => r,
+            Err(e) => {
+                let e = ProverError::Config(format!("{operation}: cannot build the request: {e}"));
+                return Sent { result: Err(e), attempts: failed, bytes };
+            }
+        };
+        bytes += request_bytes(&request);
         let read_timeout = policy.read_timeout.filter(|_| is_read(request.method()));
         if let Some(total) = read_timeout {
             let left = total.saturating_sub(started.elapsed());
             let own = request.timeout().copied().unwrap_or(left);
             *request.timeout_mut() = Some(left.min(own));
         }
-        let err = match client.execute(request).await {
-            Ok(response) if response.status().is_success() => return Ok(response),
+        let response = client.execute(request).await;
+        if let Ok(r) = &response {
+            bytes += r.content_length().unwrap_or(0);
+        }
+        let err = match response {
+            Ok(response) if response.status().is_success() => {
+                return Sent { result: Ok(response), attempts: failed + 1, bytes };
+            }
             Ok(response) => error_from_response(operation, response).await,
             Err(e) => transport_error(operation, &e),
         };
@@ -256,7 +325,7 @@ where
         let limit = read_timeout.unwrap_or(policy.budget);
         let Some(delay) = policy.next_delay(failed, &err, started, limit) else {
             give_up(operation, failed, &err);
-            return Err(err);
+            return Sent { result: Err(err), attempts: failed, bytes };
         };
         tracing::debug!(target: "orch::prover", operation, attempt = failed, ?delay, error = %err, "Retrying prover request");
         tokio::time::sleep(delay).await;
@@ -621,5 +690,45 @@ mod tests {
         // An upload is not bound by the read timeout: it waits for its answer.
         let r = send_with_retry(&policy, "submit", || http.post(&url)).await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
+    }
+
+    /// One call an observer was told about: `(prover, operation, attempts, error?, bytes)`.
+    type Row = (&'static str, String, u32, Option<String>, u64);
+
+    /// The calls an observer was told about.
+    #[derive(Default)]
+    struct Recorded(std::sync::Mutex<Vec<Row>>);
+
+    impl crate::observe::ProverObserver for Recorded {
+        fn api_call(&self, c: &crate::observe::ApiCall<'_>) {
+            let error = c.error.map(ToString::to_string);
+            let row = (c.prover, c.operation.to_owned(), c.attempts, error, c.bytes);
+            self.0.lock().unwrap().push(row);
+        }
+        fn event(&self, _: &crate::observe::ProverEvent<'_>) {}
+    }
+
+    #[tokio::test]
+    async fn observed_calls_report_attempts_errors_and_bytes() {
+        let (_, url) = scripted(&[(503, "{}"), (200, "{\"ok\":1}")], Duration::ZERO).await;
+        let (_, bad) = scripted(&[(400, "{}")], Duration::ZERO).await;
+        let http = reqwest::Client::new();
+        let recorded = std::sync::Arc::new(Recorded::default());
+        crate::observe::scope(recorded.clone(), async {
+            send_observed("atlantic", &fast(3), "submit", || http.post(&url).body("x".repeat(100)))
+                .await
+                .unwrap();
+            send_observed("sharp", &fast(3), "get_status", || http.get(&bad)).await.unwrap_err();
+        })
+        .await;
+        // Outside the scope, with nothing installed in this test binary, nothing is recorded.
+        send_observed("sharp", &fast(1), "get_status", || http.get(&bad)).await.unwrap_err();
+        let rows = recorded.0.lock().unwrap().clone();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        // Two uploads of 100 bytes, answers of 2 and 8 bytes.
+        assert_eq!(rows[0], ("atlantic", "submit".to_owned(), 2, None, 210));
+        let (prover, op, attempts, error, _) = &rows[1];
+        assert_eq!((*prover, op.as_str(), *attempts), ("sharp", "get_status", 1));
+        assert!(error.as_deref().is_some_and(|e| e.contains("400")), "{error:?}");
     }
 }

@@ -19,13 +19,17 @@ use async_trait::async_trait;
 use base64::Engine;
 use orchestrator_gps_fact_checker::{onchain::parse_fact, FactRegistry};
 use orchestrator_prover_client_interface::{
-    retry::{send_with_retry, transport_error},
+    observe::{self, ProverEvent},
+    retry::{send_observed, transport_error},
     validate_proof_json, AggregationArtifacts, ProverClient, ProverError, ProverResult,
     RetryPolicy, Task, TaskStatus, TaskType,
 };
 use orchestrator_utils::{secret::credentials_headers, upstream::CONNECT_TIMEOUT, Secret};
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+/// The prover name the API call metrics carry.
+const PROVER: &str = "sharp";
 
 /// Settings of the SHARP client.
 #[derive(Debug, Clone)]
@@ -63,6 +67,20 @@ pub enum SharpJobStatus {
     Invalid,
     /// Failed.
     Failed,
+}
+
+impl SharpJobStatus {
+    /// The status as SHARP spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "UNKNOWN",
+            Self::NotCreated => "NOT_CREATED",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Processed => "PROCESSED",
+            Self::Invalid => "INVALID",
+            Self::Failed => "FAILED",
+        }
+    }
 }
 
 /// `GET get_status`.
@@ -166,7 +184,8 @@ impl SharpProverService {
     /// Transport or HTTP errors.
     pub async fn is_alive(&self) -> ProverResult<()> {
         let url = self.url("is_alive", &[])?;
-        send_with_retry(&self.config.retry, "is_alive", || self.http.get(url.clone())).await?;
+        send_observed(PROVER, &self.config.retry, "is_alive", || self.http.get(url.clone()))
+            .await?;
         Ok(())
     }
 
@@ -177,9 +196,13 @@ impl SharpProverService {
     pub async fn get_status(&self, key: &str) -> ProverResult<SharpStatusResponse> {
         const OP: &str = "get_status";
         let url = self.url("get_status", &[("cairo_job_key", key)])?;
-        let r = send_with_retry(&self.config.retry, OP, || self.http.get(url.clone())).await?;
+        let r =
+            send_observed(PROVER, &self.config.retry, OP, || self.http.get(url.clone())).await?;
         let bytes = r.bytes().await.map_err(|e| transport_error(OP, &e))?;
-        serde_json::from_slice(&bytes).map_err(|e| ProverError::from_body(OP, &e))
+        let answer: SharpStatusResponse =
+            serde_json::from_slice(&bytes).map_err(|e| ProverError::from_body(OP, &e))?;
+        observe::event(ProverEvent::SharpJobStatus(answer.status.name()));
+        Ok(answer)
     }
 
     async fn post_job(
@@ -192,9 +215,10 @@ impl SharpProverService {
         let mut all = vec![("cairo_job_key", key)];
         all.extend_from_slice(params);
         let url = self.url(route, &all)?;
-        let r =
-            send_with_retry(&self.config.retry, route, || self.http.post(url.clone()).json(&body))
-                .await?;
+        let r = send_observed(PROVER, &self.config.retry, route, || {
+            self.http.post(url.clone()).json(&body)
+        })
+        .await?;
         let bytes = r.bytes().await.map_err(|e| transport_error(route, &e))?;
         let answer: SharpAddJobResponse = serde_json::from_slice(&bytes).unwrap_or_default();
         tracing::info!(target: "orch::prover", key, route, code = ?answer.code, message = ?answer.message, "SHARP job submitted");
@@ -207,6 +231,7 @@ impl SharpProverService {
     /// Transport, HTTP or decoding errors.
     pub async fn add_job(&self, key: &str, pie_zip: &[u8]) -> ProverResult<String> {
         if self.get_status(key).await?.status != SharpJobStatus::Unknown {
+            observe::event(ProverEvent::SharpIdempotencyHit);
             return Ok(key.to_owned());
         }
         let body = serde_json::json!({ "cairo_pie_encoded": base64::engine::general_purpose::STANDARD.encode(pie_zip) });
@@ -230,6 +255,7 @@ impl SharpProverService {
         children: &[String],
     ) -> ProverResult<String> {
         if self.get_status(key).await?.status != SharpJobStatus::Unknown {
+            observe::event(ProverEvent::SharpIdempotencyHit);
             return Ok(key.to_owned());
         }
         let body = serde_json::json!({
@@ -299,7 +325,8 @@ impl ProverClient for SharpProverService {
     async fn get_proof(&self, task_id: &str) -> ProverResult<String> {
         const OP: &str = "get_proof";
         let url = self.url("get_proof", &[("cairo_job_key", task_id)])?;
-        let r = send_with_retry(&self.config.retry, OP, || self.http.get(url.clone())).await?;
+        let r =
+            send_observed(PROVER, &self.config.retry, OP, || self.http.get(url.clone())).await?;
         let proof = r.text().await.map_err(|e| transport_error(OP, &e))?;
         validate_proof_json(&proof)?;
         Ok(proof)

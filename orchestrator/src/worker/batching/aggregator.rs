@@ -357,17 +357,19 @@ impl AggregatorBatchingTrigger {
     ) -> Result<(), TriggerError> {
         tracing::info!(target: "orch::batching", index = open.batch.index, end = open.batch.end_block, %reason, "Closing aggregator batch");
         open.batch.status = AggregatorBatchStatus::Closed;
+        let (index, bound) = (open.batch.index, open.batch.aggregator_input_size_upper_bound);
         if open.dirty {
-            self.save(config, &mut open, reader).await
+            self.save(config, &mut open, reader).await?;
         } else {
             // Files are current: only the status changes.
             let updates = AggregatorBatchUpdates {
                 status: Some(AggregatorBatchStatus::Closed),
                 ..Default::default()
             };
-            config.database().update_aggregator_batch(open.batch.index, updates).await?;
-            Ok(())
+            config.database().update_aggregator_batch(index, updates).await?;
         }
+        config.metrics.aggregator_batch(index, Some(bound));
+        Ok(())
     }
 
     async fn run_batching(&self, config: &Config) -> Result<(), TriggerError> {
@@ -535,6 +537,8 @@ impl AggregatorBatchingTrigger {
         batch.aggregator_input_size_upper_bound = AGGREGATOR_N_TASKS_WORDS + block_bound;
         batch.builtin_weights = weights;
         tracing::info!(target: "orch::batching", index = batch.index, start = b, version = %info.starknet_version, "New aggregator batch");
+        config.metrics.batch_created("aggregator");
+        config.metrics.aggregator_batch(batch.index, None);
         *next_index += 1;
         let o = Open { batch, squashed, felts: Some(felts), dirty: true };
         self.close_if_full(config, o, open, reader).await?;
@@ -568,7 +572,13 @@ impl JobTrigger for AggregatorBatchingTrigger {
 
     async fn run(&self, config: Arc<Config>) -> Result<(), TriggerError> {
         let ttl = self.settings.params.batching_worker_lock_duration;
-        with_lock(&config, LOCK_KEY, ttl, &self.owner, self.run_batching(&config)).await.map(|_| ())
+        let timed = async {
+            let started = std::time::Instant::now();
+            let run = self.run_batching(&config).await;
+            config.metrics.aggregator_batching_run(started.elapsed());
+            run
+        };
+        with_lock(&config, LOCK_KEY, ttl, &self.owner, timed).await.map(|_| ())
     }
 }
 

@@ -178,7 +178,9 @@ impl SnosBatchingTrigger {
     ) -> Result<(), TriggerError> {
         tracing::info!(target: "orch::batching", index = batch.index, end = batch.end_block, %reason, "Closing SNOS batch");
         batch.status = SnosBatchStatus::Closed;
-        self.save(config, &mut batch).await
+        self.save(config, &mut batch).await?;
+        config.metrics.snos_batch_closed(batch.num_blocks);
+        Ok(())
     }
 
     async fn run_batching(&self, config: &Config) -> Result<(), TriggerError> {
@@ -311,6 +313,7 @@ impl SnosBatchingTrigger {
         );
         batch.created_at = (self.clock)();
         tracing::info!(target: "orch::batching", index = batch.index, start = b, aggregator = ?aggregator_index, "New SNOS batch");
+        config.metrics.batch_created("snos");
         *next_index += 1;
         *dirty = true;
         self.close_if_done(config, batch, aggregator.as_ref(), open, dirty).await?;

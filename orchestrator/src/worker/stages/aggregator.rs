@@ -355,7 +355,17 @@ impl AggregatorHandler {
             da_public_keys: self.settings.da_public_keys.clone(),
         };
         tracing::info!(target: "orch::prover", aggregator_batch = m.batch_num, n_children = input.children.len(), aggregator = self.local.name(), "Running the aggregator");
-        let run = self.local.aggregate(&input).await?;
+        let started = std::time::Instant::now();
+        let run = self.local.aggregate(&input).await;
+        let n_children = input.children.len() as u64;
+        crate::worker::alerts::handler_metrics(|metrics| {
+            metrics.aggregator_local_run(started.elapsed(), run.is_ok());
+            if let Ok(run) = &run {
+                let (pie, da) = (run.cairo_pie_zip.len(), run.da_segment.len());
+                metrics.aggregator_artifacts(Some(n_children), Some(pie), Some(da), None);
+            }
+        });
+        let run = run?;
         if let Some(path) = &m.cairo_pie_path {
             self.ctx.write(path, run.cairo_pie_zip.clone(), "the aggregator PIE").await?;
         }
@@ -392,7 +402,13 @@ impl AggregatorHandler {
             .map_err(|e| JobError::fatal_with("the aggregator PIE has no usable output", e))?;
         let own = filter_aggregator_output(&full)
             .map_err(|e| JobError::fatal_with("the aggregator output is malformed", e))?;
-        self.ctx.write(path, program_output_bincode(own)?, "the aggregator program output").await
+        let bytes = program_output_bincode(own)?;
+        let len = bytes.len();
+        self.ctx.write(path, bytes, "the aggregator program output").await?;
+        crate::worker::alerts::handler_metrics(|metrics| {
+            metrics.aggregator_artifacts(None, None, None, Some(len));
+        });
+        Ok(())
     }
 
     async fn store_artifacts(&self, job: &JobItem, m: &AggregatorMetadata) -> Result<(), JobError> {
@@ -421,6 +437,26 @@ impl AggregatorHandler {
         if let (Some(proof), Some(path)) = (&artifacts.proof, &m.download_proof) {
             self.ctx.write(path, proof.clone().into_bytes(), "the aggregation proof").await?;
         }
+        let children = match self
+            .ctx
+            .database
+            .get_snos_batches_by_aggregator_index(m.batch_num)
+            .await
+        {
+            Ok(snos) => Some(snos.len() as u64),
+            Err(e) => {
+                tracing::debug!(error = %e, batch = m.batch_num, "Could not count the children for aggregator_child_count");
+                None
+            }
+        };
+        crate::worker::alerts::handler_metrics(|metrics| {
+            metrics.aggregator_artifacts(
+                children,
+                artifacts.cairo_pie.as_ref().map(Vec::len),
+                artifacts.da_segment.as_ref().map(Vec::len),
+                None,
+            );
+        });
         Ok(())
     }
 }

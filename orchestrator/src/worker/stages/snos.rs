@@ -533,6 +533,7 @@ impl JobHandlerTrait for SnosJobHandler {
     }
 
     async fn process_job(&self, job: &mut JobItem) -> Result<String, JobError> {
+        let total = std::time::Instant::now();
         let mut m = Self::metadata(job)?;
         let idx = m.snos_batch_index;
         let node = NodeRpc::new(self.rpc_url(job).clone());
@@ -552,6 +553,7 @@ impl JobHandlerTrait for SnosJobHandler {
             chain_id,
             batch,
         );
+        let rpc_wait = total.elapsed();
         let started = std::time::Instant::now();
         let out = self
             .runner
@@ -562,6 +564,7 @@ impl JobHandlerTrait for SnosJobHandler {
             job_id = %job.id, snos_batch_index = idx, runner = self.runner.name(),
             n_steps = out.n_steps, elapsed_ms = started.elapsed().as_millis() as u64, "SNOS run done"
         );
+        let execution = started.elapsed();
 
         let read =
             pie::read_pie_bytes(&out.cairo_pie_zip).map_err(|e| JobError::fatal_with("PIE", e))?;
@@ -592,6 +595,10 @@ impl JobHandlerTrait for SnosJobHandler {
         m.snos_fact = Some(fact.to_string());
         m.snos_n_steps = Some(out.n_steps);
         job.metadata.specific = JobSpecificMetadata::Snos(m);
+        let total = total.elapsed();
+        crate::worker::alerts::handler_metrics(|metrics| {
+            metrics.snos_timing(total, rpc_wait, execution);
+        });
         Ok(idx.to_string())
     }
 

@@ -355,10 +355,13 @@ async fn a_state_update_that_needed_a_resend_alerts_with_every_attempt() {
     ] {
         assert!(alerts[0].body.contains(line), "{line:?} missing from {}", alerts[0].body);
     }
-    let metrics = h.config.metrics.render_prometheus();
-    assert!(
-        metrics.contains(r#"alerts_sent_total{kind="settlement_resent",delivered="true"} 1"#),
-        "{metrics}"
+    let metrics = orchestrator_test_support::prometheus::Exposition::parse(
+        &h.config.metrics.render_prometheus(),
+    )
+    .unwrap();
+    assert_eq!(
+        metrics.get("alerts_sent_total", &[("kind", "settlement_resent"), ("delivered", "true")]),
+        Some(1.0)
     );
 }
 
@@ -554,10 +557,13 @@ async fn a_prover_outage_alerts_once_per_retry_streak() {
         ["ProofCreation jobs retrying: prover"; 2]
     );
     assert!(alerts[1].body.contains("operation: verification"), "{}", alerts[1].body);
-    let metrics = h.config.metrics.render_prometheus();
-    assert!(
-        metrics.contains(r#"alerts_sent_total{kind="job_retrying",delivered="true"} 2"#),
-        "{metrics}"
+    let metrics = orchestrator_test_support::prometheus::Exposition::parse(
+        &h.config.metrics.render_prometheus(),
+    )
+    .unwrap();
+    assert_eq!(
+        metrics.get("alerts_sent_total", &[("kind", "job_retrying"), ("delivered", "true")]),
+        Some(2.0)
     );
 }
 

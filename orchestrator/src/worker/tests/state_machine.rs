@@ -324,10 +324,13 @@ async fn a_retry_streak_alerts_once_until_a_job_of_the_type_succeeds() {
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert_eq!(alerts[1].title, "SnosRun jobs retrying");
     assert!(alerts[1].body.contains("attempt: 3"), "{}", alerts[1].body);
-    let metrics = h.config.metrics.render_prometheus();
-    assert!(
-        metrics.contains(r#"alerts_sent_total{kind="job_retrying",delivered="true"} 2"#),
-        "{metrics}"
+    let metrics = orchestrator_test_support::prometheus::Exposition::parse(
+        &h.config.metrics.render_prometheus(),
+    )
+    .unwrap();
+    assert_eq!(
+        metrics.get("alerts_sent_total", &[("kind", "job_retrying"), ("delivered", "true")]),
+        Some(2.0)
     );
 }
 
@@ -372,15 +375,20 @@ async fn healed_orphans_alert_once_per_scan_and_at_most_once_a_minute_on_redeliv
         assert_eq!(h.job(job.id).await.status, JobStatus::PendingVerification);
     }
     assert_eq!(h.alerts.0.lock().unwrap().len(), 1);
-    let metrics = h.config.metrics.render_prometheus();
-    assert!(
-        metrics.contains(r#"alerts_sent_total{kind="job_healed",delivered="true"} 1"#),
-        "{metrics}"
+    let metrics = orchestrator_test_support::prometheus::Exposition::parse(
+        &h.config.metrics.render_prometheus(),
+    )
+    .unwrap();
+    assert_eq!(
+        metrics.get("alerts_sent_total", &[("kind", "job_healed"), ("delivered", "true")]),
+        Some(1.0)
     );
-    assert!(
-        metrics
-            .contains(r#"healed_jobs_total{operation_job_type="SnosRun",source="redelivery"} 2"#),
-        "{metrics}"
+    assert_eq!(
+        metrics.get(
+            "healed_jobs_total",
+            &[("operation_job_type", "SnosRun"), ("source", "redelivery")]
+        ),
+        Some(2.0)
     );
 }
 
