@@ -5,6 +5,9 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
+/// The `/metrics` helpers the workflow tests use.
+pub use orchestrator_test_support::prometheus::{documented_families, sampled_families};
+
 /// Every job status the API filters on.
 pub const JOB_STATUSES: [&str; 8] = [
     "Created",
@@ -142,63 +145,5 @@ impl Api {
     /// `/blocks/settlement-status/{block}`.
     pub async fn settlement_status(&self, block: u64) -> Result<Value, String> {
         self.get(&format!("blocks/settlement-status/{block}")).await
-    }
-}
-
-/// The metric families `docs/operations.md` documents between the marker comment
-/// `<!-- metrics:{part} -->` and the next marker (or the end of the section): the first
-/// backticked name of each table row, without its labels (`job_queue_depth{queue}` →
-/// `job_queue_depth`).
-pub fn documented_families(doc: &str, part: &str) -> Vec<String> {
-    let marker = format!("<!-- metrics:{part} -->");
-    let Some(start) = doc.find(&marker) else { return Vec::new() };
-    let mut out = Vec::new();
-    for line in doc[start + marker.len()..].lines() {
-        if line.starts_with("<!-- metrics:") || line.starts_with("## ") {
-            break;
-        }
-        let Some(cell) = line.strip_prefix("| `") else { continue };
-        let name = cell.split(['`', '{']).next().unwrap_or_default();
-        if !name.is_empty() {
-            out.push(name.to_owned());
-        }
-    }
-    out
-}
-
-/// The families of a Prometheus text exposition that have at least one sample (a histogram
-/// `x_seconds` counts through its `x_seconds_bucket`, `_sum` and `_count` lines).
-pub fn sampled_families(text: &str) -> std::collections::BTreeSet<String> {
-    let mut out = std::collections::BTreeSet::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-        let name = line.split(['{', ' ']).next().unwrap_or_default();
-        out.insert(name.to_owned());
-        for suffix in ["_bucket", "_sum", "_count"] {
-            if let Some(base) = name.strip_suffix(suffix) {
-                out.insert(base.to_owned());
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn documented_families_are_read_from_the_marked_table_rows() {
-        let doc = "## Metrics\n<!-- metrics:always -->\n| Name | Type |\n|---|---|\n| `a_total{x, y}` | counter |\n| `b_seconds` | histogram |\n<!-- metrics:conditional -->\n| `c` | gauge |\n## Next\n| `d` | gauge |\n";
-        assert_eq!(documented_families(doc, "always"), ["a_total", "b_seconds"]);
-        assert_eq!(documented_families(doc, "conditional"), ["c"]);
-        assert!(documented_families(doc, "missing").is_empty());
-    }
-
-    #[test]
-    fn histograms_count_as_sampled_through_their_series() {
-        let text = "# TYPE h_seconds histogram\nh_seconds_bucket{le=\"1\"} 0\nh_seconds_count 0\n# TYPE g gauge\ng{a=\"b\"} 1\n# TYPE empty_total counter\n";
-        let got = sampled_families(text);
-        assert!(got.contains("h_seconds") && got.contains("g"), "{got:?}");
-        assert!(!got.contains("empty_total"), "{got:?}");
     }
 }

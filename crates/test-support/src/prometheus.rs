@@ -72,6 +72,38 @@ impl Exposition {
     }
 }
 
+/// The metric families `docs/operations.md` documents between the marker comment
+/// `<!-- metrics:{part} -->` and the next marker (or the end of the section): the first
+/// backticked name of each table row, without its labels (`job_queue_depth{queue}` →
+/// `job_queue_depth`). Empty when the marker is missing.
+pub fn documented_families(doc: &str, part: &str) -> Vec<String> {
+    let marker = format!("<!-- metrics:{part} -->");
+    let Some(start) = doc.find(&marker) else { return Vec::new() };
+    doc[start + marker.len()..]
+        .lines()
+        .take_while(|l| !l.starts_with("<!-- metrics:") && !l.starts_with("## "))
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|c| c.split(['`', '{']).next().unwrap_or_default().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// The families of a Prometheus text exposition that have at least one sample (a histogram
+/// `x_seconds` counts through its `x_seconds_bucket`, `_sum` and `_count` lines).
+pub fn sampled_families(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        out.insert(name.to_owned());
+        for suffix in ["_bucket", "_sum", "_count"] {
+            if let Some(base) = name.strip_suffix(suffix) {
+                out.insert(base.to_owned());
+            }
+        }
+    }
+    out
+}
+
 fn parse_sample(line: &str) -> Result<Sample, String> {
     let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
@@ -171,5 +203,21 @@ mod tests {
             let err = Exposition::parse(bad).unwrap_err();
             assert!(err.starts_with("line 1: "), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn documented_families_are_read_from_the_marked_table_rows() {
+        let doc = "## Metrics\n<!-- metrics:always -->\n| Name | Type |\n|---|---|\n| `a_total{x, y}` | counter |\n| `b_seconds` | histogram |\n<!-- metrics:conditional -->\n| `c` | gauge |\n## Next\n| `d` | gauge |\n";
+        assert_eq!(documented_families(doc, "always"), ["a_total", "b_seconds"]);
+        assert_eq!(documented_families(doc, "conditional"), ["c"]);
+        assert!(documented_families(doc, "missing").is_empty());
+    }
+
+    #[test]
+    fn histograms_count_as_sampled_through_their_series() {
+        let text = "# TYPE h_seconds histogram\nh_seconds_bucket{le=\"1\"} 0\nh_seconds_count 0\n# TYPE g gauge\ng{a=\"b\"} 1\n# TYPE empty_total counter\n";
+        let got = sampled_families(text);
+        assert!(got.contains("h_seconds") && got.contains("g"), "{got:?}");
+        assert!(!got.contains("empty_total"), "{got:?}");
     }
 }

@@ -1416,33 +1416,12 @@ mod tests {
         names
     }
 
-    /// The families `docs/operations.md` lists after `<!-- metrics:{part} -->` (the first
-    /// backticked name of each table row, labels cut off).
+    /// The families `docs/operations.md` lists after `<!-- metrics:{part} -->`.
     fn documented(part: &str) -> Vec<String> {
         let doc = include_str!("../../../docs/operations.md");
-        let marker = format!("<!-- metrics:{part} -->");
-        let start = doc.find(&marker).expect("the marker is in docs/operations.md") + marker.len();
-        doc[start..]
-            .lines()
-            .take_while(|l| !l.starts_with("<!-- metrics:") && !l.starts_with("## "))
-            .filter_map(|l| l.strip_prefix("| `"))
-            .map(|c| c.split(['`', '{']).next().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    /// The families with at least one sample in `text`.
-    fn sampled(text: &str) -> std::collections::BTreeSet<String> {
-        let mut out = std::collections::BTreeSet::new();
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-            let name = line.split(['{', ' ']).next().unwrap_or_default();
-            out.insert(name.to_owned());
-            for suffix in ["_bucket", "_sum", "_count"] {
-                if let Some(base) = name.strip_suffix(suffix) {
-                    out.insert(base.to_owned());
-                }
-            }
-        }
-        out
+        let names = orchestrator_test_support::prometheus::documented_families(doc, part);
+        assert!(!names.is_empty(), "docs/operations.md lists no family after its {part} marker");
+        names
     }
 
     /// The families the doc lists as recorded only under some conditions are recorded here on
@@ -1505,7 +1484,7 @@ mod tests {
         let conditional = documented("conditional");
         assert!(conditional.len() >= 20, "{conditional:?}");
         let text = m.render_prometheus();
-        let have = sampled(&text);
+        let have = orchestrator_test_support::prometheus::sampled_families(&text);
         let missing: Vec<&String> = conditional.iter().filter(|f| !have.contains(*f)).collect();
         assert!(missing.is_empty(), "no sample for {missing:?} in\n{text}");
         // The values are the recorded ones, not just present.
