@@ -188,7 +188,7 @@ impl EthereumSettlementClient {
     }
 
     /// The node's chain id, read once.
-    async fn chain_id(&self) -> SettlementResult<u64> {
+    pub(crate) async fn chain_id(&self) -> SettlementResult<u64> {
         self.chain_id
             .get_or_try_init(|| async {
                 self.provider.get_chain_id().await.map_err(|e| rpc_error(&self.config.rpc_url, e))
@@ -247,7 +247,7 @@ impl EthereumSettlementClient {
         self.metrics.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn current_fees(&self) -> SettlementResult<(u128, u128)> {
+    pub(crate) async fn current_fees(&self) -> SettlementResult<(u128, u128)> {
         let block = self
             .provider
             .get_block_by_number(BlockNumberOrTag::Latest)
@@ -278,7 +278,7 @@ impl EthereumSettlementClient {
         Ok((latest, pending))
     }
 
-    fn blob_request(
+    pub(crate) fn blob_request(
         &self,
         prepared: &PreparedBlobUpdate,
         caps: FeeCaps,

@@ -4,13 +4,7 @@
 //! receipt: the fee it paid), decoded the same way so the two compare field by field.
 
 use alloy::{
-    consensus::Transaction as _,
-    eips::BlockNumberOrTag,
-    network::{TransactionBuilder, TransactionBuilder4844},
-    primitives::{Bytes, B256},
-    providers::Provider,
-    rpc::types::TransactionRequest,
-    sol_types::SolCall,
+    consensus::Transaction as _, primitives::B256, providers::Provider, sol_types::SolCall,
 };
 use orchestrator_settlement_client_interface::{
     CallField, SettlementError, SettlementResult, StateUpdateCall, Word,
@@ -18,7 +12,7 @@ use orchestrator_settlement_client_interface::{
 
 use crate::{
     calldata::StarknetValidityContract::{updateStateCall, updateStateKzgDACall},
-    fees::{gas_limit_from_estimate, BLOB_GAS_PER_BLOB, PRIORITY_FEE_WEI},
+    fees::{fresh_caps, gas_limit_from_estimate, BLOB_GAS_PER_BLOB, PRIORITY_FEE_WEI},
     EthereumSettlementClient,
 };
 
@@ -73,22 +67,10 @@ impl EthereumSettlementClient {
     ) -> SettlementResult<StateUpdateCall> {
         let prepared = self.prepare(program_output, blobs)?;
         let (function, fields) = decode_state_update_call(&prepared.calldata);
-        let block = self
-            .provider()
-            .get_block_by_number(BlockNumberOrTag::Latest)
-            .await
-            .map_err(|e| self.rpc(e))?
-            .ok_or_else(|| SettlementError::Rpc("the node has no latest block".into()))?;
-        let base = u128::from(block.header.base_fee_per_gas.unwrap_or(0));
-        let blob_base = self.provider().get_blob_base_fee().await.map_err(|e| self.rpc(e))?;
-        let mut request = TransactionRequest::default()
-            .with_from(self.address())
-            .with_to(self.config().core_contract)
-            .with_input(Bytes::from(prepared.calldata.clone()))
-            .with_max_fee_per_gas(base.saturating_mul(2).saturating_add(PRIORITY_FEE_WEI))
-            .with_max_priority_fee_per_gas(PRIORITY_FEE_WEI)
-            .with_max_fee_per_blob_gas(blob_base.max(1).saturating_mul(2));
-        request.blob_versioned_hashes = Some(prepared.versioned_hashes.clone());
+        // The fees and the request a live send would use at its first attempt.
+        let (base, blob_base) = self.current_fees().await?;
+        let caps = fresh_caps(base, blob_base, 0);
+        let request = self.blob_request(&prepared, caps, self.chain_id().await?);
         let blob_fee =
             (blobs.len() as u128).saturating_mul(BLOB_GAS_PER_BLOB).saturating_mul(blob_base);
         let (fee_wei, fee_note) = match self.provider().estimate_gas(request).await {
@@ -180,7 +162,7 @@ impl EthereumSettlementClient {
 
 #[cfg(test)]
 mod tests {
-    use alloy::primitives::U256;
+    use alloy::primitives::{Bytes, U256};
 
     use super::*;
     use crate::calldata::update_state_calldata;
