@@ -50,7 +50,8 @@ pub enum FactCheckError {
         /// The transaction.
         tx_hash: String,
     },
-    /// Every fee bump was rejected as underpriced.
+    /// Every fee bump was rejected as underpriced, and the fees read again after each new
+    /// block were still refused when the patience ran out.
     #[error("registerFact({fact}) stayed underpriced after {attempts} attempts")]
     Underpriced {
         /// The fact.
@@ -188,7 +189,8 @@ impl FactRegistry for GpsFactChecker {
 }
 
 /// Registers facts on a `MockGpsVerifier` with a funded key, bumping fees when the node rejects
-/// a transaction as underpriced.
+/// a transaction as underpriced, and estimating them again after a block when every bump was
+/// refused (a base-fee spike).
 #[derive(Clone)]
 pub struct FactRegistrar {
     checker: GpsFactChecker,
@@ -198,6 +200,14 @@ pub struct FactRegistrar {
     pub max_fee_bumps: u32,
     /// Percent added to the estimated fees per bump.
     pub bump_percent: u32,
+    /// How long a registration still refused as underpriced after every bump keeps being
+    /// tried: after each [`Self::underpriced_pause`] the fees are estimated again (at the
+    /// highest bump), so a base-fee spike the estimate had not seen yet (the node raised the
+    /// next block's base fee, no block showing it was mined) is priced in once a block shows it.
+    /// Zero: give up after the bumps.
+    pub underpriced_patience: Duration,
+    /// The wait before estimating again once every bump was refused: about a block.
+    pub underpriced_pause: Duration,
     /// How long to wait for a receipt.
     pub receipt_timeout: Duration,
     /// Held from the nonce read to the receipt: two registrations through one registrar at
@@ -212,6 +222,7 @@ impl fmt::Debug for FactRegistrar {
         f.debug_struct("FactRegistrar")
             .field("address", &self.checker.address)
             .field("max_fee_bumps", &self.max_fee_bumps)
+            .field("underpriced_patience", &self.underpriced_patience)
             .finish_non_exhaustive()
     }
 }
@@ -237,6 +248,8 @@ impl FactRegistrar {
             from,
             max_fee_bumps: 3,
             bump_percent: 25,
+            underpriced_patience: Duration::from_secs(60),
+            underpriced_pause: Duration::from_secs(1),
             receipt_timeout: Duration::from_secs(120),
             send_lock: Arc::default(),
         })
@@ -268,28 +281,37 @@ impl FactRegistrar {
             .pending()
             .await
             .map_err(|e| rpc("nonce", e))?;
-        let mut attempt = 0u32;
+        let patience_ends = tokio::time::Instant::now() + self.underpriced_patience;
+        let (mut bump, mut attempts) = (0u32, 0u32);
         let pending = loop {
             let fees =
                 provider.estimate_eip1559_fees().await.map_err(|e| rpc("estimate fees", e))?;
-            let factor = 100 + u128::from(self.bump_percent) * u128::from(attempt);
+            let factor = 100 + u128::from(self.bump_percent) * u128::from(bump);
             let call = contract
                 .registerFact(fact)
                 .from(self.from)
                 .nonce(nonce)
                 .max_fee_per_gas(fees.max_fee_per_gas * factor / 100)
                 .max_priority_fee_per_gas(fees.max_priority_fee_per_gas * factor / 100);
+            attempts += 1;
             match call.send().await {
                 Ok(pending) => break pending,
-                Err(e) if is_underpriced(&e.to_string()) && attempt < self.max_fee_bumps => {
-                    attempt += 1;
-                    tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt, "registerFact underpriced; bumping fees");
+                Err(e) if is_underpriced(&e.to_string()) && bump < self.max_fee_bumps => {
+                    bump += 1;
+                    tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, "registerFact underpriced; bumping fees");
+                }
+                Err(e)
+                    if is_underpriced(&e.to_string())
+                        && tokio::time::Instant::now() + self.underpriced_pause
+                            <= patience_ends =>
+                {
+                    // Bumps of the same estimate cannot follow a base fee that jumped: wait
+                    // for a block that shows it, then estimate again.
+                    tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, "registerFact underpriced after every bump; estimating again after a block");
+                    tokio::time::sleep(self.underpriced_pause).await;
                 }
                 Err(e) if is_underpriced(&e.to_string()) => {
-                    return Err(FactCheckError::Underpriced {
-                        fact: fact_hex,
-                        attempts: attempt + 1,
-                    })
+                    return Err(FactCheckError::Underpriced { fact: fact_hex, attempts })
                 }
                 Err(e) => return Err(rpc("registerFact", e)),
             }

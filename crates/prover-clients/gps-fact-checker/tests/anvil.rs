@@ -1,8 +1,8 @@
 //! The fact checker and the registrar against a real Anvil (started per test, killed on drop)
 //! with the project's `MockGpsVerifier` deployed: `isValid` before and after `registerFact`,
 //! idempotent registration (no second transaction), a key shared with another sender, clear
-//! errors for a non-contract address and a closed port, and fee bumps on an underpriced
-//! registration.
+//! errors for a non-contract address and a closed port, fee bumps on an underpriced
+//! registration, and a base-fee spike the fee estimate has not seen yet.
 //!
 //! Needs Anvil (`scripts/anvil.sh`); `ORCH_SKIP_ANVIL_TESTS=1` skips.
 
@@ -324,7 +324,9 @@ async fn a_registration_still_underpriced_after_every_bump_is_a_retryable_error(
         return;
     };
     let url = anvil.url();
-    let registrar = FactRegistrar::new(proxy.url.clone(), ANVIL_KEY_1, verifier).unwrap();
+    let mut registrar = FactRegistrar::new(proxy.url.clone(), ANVIL_KEY_1, verifier).unwrap();
+    // No waiting for a block that re-prices: mining is off, nothing would change.
+    registrar.underpriced_patience = Duration::ZERO;
     let fact = B256::repeat_byte(0xef);
     let err = registrar.ensure_registered(fact).await.unwrap_err();
     assert!(matches!(err, FactCheckError::Underpriced { attempts: 4, .. }), "{err:?}");
@@ -343,5 +345,54 @@ async fn a_registration_still_underpriced_after_every_bump_is_a_retryable_error(
     rpc(&url, "evm_setAutomine", serde_json::json!([true])).await;
     rpc(&url, "evm_mine", serde_json::json!([])).await;
     assert!(registrar.ensure_registered(fact).await.unwrap().is_some());
+    assert!(GpsFactChecker::new(url, verifier).is_valid(fact).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_fee_spike_is_priced_in_once_a_block_shows_it() {
+    // The node raises the next block's base fee 10x (what the chaos test's fee spikes do) while
+    // the fee estimate still reads the last mined block: three bumps of 25 % stay far below.
+    let Some((anvil, verifier)) = anvil_with_verifier(&[]).await else {
+        return;
+    };
+    let url = anvil.url();
+    rpc(&url, "evm_setAutomine", serde_json::json!([false])).await;
+    let base = reader(&url)
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .base_fee_per_gas
+        .unwrap();
+    let high = u128::from(base) * 10;
+    rpc(&url, "anvil_setNextBlockBaseFeePerGas", serde_json::json!([format!("{high:#x}")])).await;
+
+    let mut registrar = FactRegistrar::new(url.clone(), ANVIL_KEY_1, verifier).unwrap();
+    let fact = B256::repeat_byte(0xed);
+    registrar.underpriced_patience = Duration::ZERO;
+    let err = registrar.ensure_registered(fact).await.unwrap_err();
+    assert!(matches!(err, FactCheckError::Underpriced { attempts: 4, .. }), "{err:?}");
+
+    // With patience, the registrar estimates again after each pause; a block mined at the
+    // spiked base fee 1.5 s from now shows the spike, and the next attempt pays for it.
+    registrar.underpriced_patience = Duration::from_secs(30);
+    let miner = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            rpc(&url, "evm_mine", serde_json::json!([])).await;
+            mine_when_pending(url, verifier).await.unwrap();
+        })
+    };
+    let tx = tokio::time::timeout(Duration::from_secs(60), registrar.ensure_registered(fact))
+        .await
+        .expect("registration within a minute")
+        .expect("registered once a block showed the spike")
+        .expect("a transaction");
+    miner.await.unwrap();
+    let mined = reader(&url).get_transaction_by_hash(tx).await.unwrap().expect("mined");
+    use alloy::consensus::Transaction as _;
+    assert!(mined.max_fee_per_gas() >= high, "{} < {high}", mined.max_fee_per_gas());
     assert!(GpsFactChecker::new(url, verifier).is_valid(fact).await.unwrap());
 }
