@@ -149,6 +149,13 @@ binary() {
 
 build() {
     local start=$SECONDS t
+    # cargo-fuzz has no --locked: check the fuzz workspace's own lock file first, so a change of
+    # the workspace's dependencies not carried into it fails here instead of being resolved
+    # afresh from the registry on every machine.
+    (cd "$FUZZ_DIR" && cargo metadata --locked --format-version 1 >/dev/null) \
+        || die "$FUZZ_DIR/Cargo.lock is out of date with the workspace's dependencies: run" \
+            "\`cargo metadata --format-version 1 --manifest-path $FUZZ_DIR/Cargo.toml >/dev/null\`" \
+            "and commit the updated lock file"
     echo "==> building the fuzz targets (sanitizer: $SANITIZER, engine: $ENGINE, engine profile: $(engine_profile))"
     # One cargo invocation builds every light target (release); each engine target is a dev
     # build of its own, sharing its target dir with the other.
