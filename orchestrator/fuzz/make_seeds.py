@@ -285,7 +285,8 @@ def main():
     write("sharp_response", "fact-short", b"\x03" + b"0x33144ad6b132b1012f15e50aa53de1ed91b3b1af729014c3f1c00b702f972ea")
     write("sharp_response", "http-429", b"\x04" + struct.pack("<H", 329) + compact({"error": "rate limited"}).encode())
 
-    # --- queue_message (queue index, flags, receive count, then body SEP version SEP reason).
+    # --- queue_message (queue index, flags, receive count, then body SEP version SEP reason
+    # SEP action).
     #     QueueType::all(): 0 job_handle_failure, 1 worker_trigger, 2.. the job queues, the
     #     last two the priority queues. ---
     for i, trigger in enumerate(["Snos", "\"SnosBatching\"", " StorageCleanup\n", "Nope"]):
@@ -295,6 +296,8 @@ def main():
     write("queue_message", "job-unknown", bytes([4, 0, 5]) + b'{"id":"3f7c1b2e-8d4a-4c1e-9b3a-2f6d5e4c3b2a"}')
     write("queue_message", "job-bad", bytes([5, 0, 1]) + b'{"id":"not-a-uuid"}')
     write("queue_message", "dead-letter", bytes([0, 2, 6]) + b'{"id":"$JOB2"}' + SEP + SEP + b"handler failed")
+    write("queue_message", "dead-letter-process", bytes([0, 4, 1]) + b'{"id":"$JOB1"}' + SEP + SEP + SEP + b"Process")
+    write("queue_message", "dead-letter-verify", bytes([0, 6, 1]) + b'{"id":"$JOB3"}' + SEP + SEP + b"why" + SEP + b"Verify")
     write("queue_message", "dead-letter-garbage", bytes([0, 2, 1]) + b"garbage" + SEP + SEP + b"why")
     write("queue_message", "foreign-version", bytes([2, 1, 1]) + b'{"id":"$JOB1"}' + SEP + b"0.0.1")
     write("queue_message", "priority", bytes([255, 0, 1]) + b'{"id":"$JOB1"}')

@@ -1,12 +1,13 @@
 //! Queue deliveries as the engine's workers handle them (`event_worker::handle_delivery`):
 //! trigger names on the worker-trigger queue, `{"id": "<uuid>"}` job messages on the job and
-//! priority queues, anything on the dead-letter queue, with the version and dead-letter
-//! attributes, over an embedded orchestrator.
+//! priority queues, anything on the dead-letter queue, with the version, dead-letter and job
+//! action attributes, over an embedded orchestrator.
 //!
 //! Input: one byte choosing the queue (of `QueueType::all()`), one flag byte (bit 0: an
-//! `OrchestratorVersion` attribute, bit 1: a `DeadLetterReason` attribute), one byte of
-//! receive count, then sections separated by [`orchestrator_fuzz::SEP`]: the body, the version,
-//! the reason. `$JOB1` … `$JOB4` in the body name the seeded jobs.
+//! `OrchestratorVersion` attribute, bit 1: a `DeadLetterReason` attribute, bit 2: a `JobAction`
+//! attribute), one byte of receive count, then sections separated by
+//! [`orchestrator_fuzz::SEP`]: the body, the version, the reason, the action. `$JOB1` … `$JOB4`
+//! in the body name the seeded jobs.
 //!
 //! Checked: no panic, no hang; the parsers agree with their printers.
 #![no_main]
@@ -16,7 +17,10 @@ use std::collections::HashMap;
 use libfuzzer_sys::fuzz_target;
 use orchestrator::{
     core::client::queue::Delivery,
-    types::queue::{JobQueueMessage, QueueType, WorkerTriggerType, ORCHESTRATOR_VERSION_ATTRIBUTE},
+    types::queue::{
+        JobQueueMessage, QueueType, WorkerTriggerType, JOB_ACTION_ATTRIBUTE,
+        ORCHESTRATOR_VERSION_ATTRIBUTE,
+    },
     worker::event_worker::{handle_delivery, DEAD_LETTER_REASON_ATTRIBUTE},
 };
 use orchestrator_fuzz::{engine::engine, sections};
@@ -46,6 +50,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if flags & 2 != 0 {
         attributes.insert(DEAD_LETTER_REASON_ATTRIBUTE.to_owned(), text(2).unwrap_or_default());
+    }
+    if flags & 4 != 0 {
+        // `Process`, `Verify` or anything else (an unknown action counts as none).
+        attributes.insert(JOB_ACTION_ATTRIBUTE.to_owned(), text(3).unwrap_or_default());
     }
     let delivery = Delivery {
         message_id: "fuzz-message".to_owned(),

@@ -350,6 +350,7 @@ pub struct Metrics {
     job_retry_count: Counter,
     healed_jobs_total: Counter,
     orphaned_jobs: Counter,
+    stale_dead_letters: Counter,
     worker_trigger_runs: Counter,
     worker_trigger_duration: Histogram,
     alerts_sent: Counter,
@@ -473,6 +474,7 @@ impl Metrics {
             job_retry_count: Counter::new(&m, "job_retry_count", "Retries: failed processing attempts retried automatically, and operator retries."),
             healed_jobs_total: Counter::new(&m, "healed_jobs_total", "Orphaned LockedForProcessing jobs moved back to Created."),
             orphaned_jobs: Counter::new(&m, "orphaned_jobs", "Waiting jobs found without a message, whose message the orphan scanner sent again."),
+            stale_dead_letters: Counter::new(&m, "stale_dead_letters", "Dead-lettered job messages dropped because their job had moved on (a duplicate message ran out of receives)."),
             worker_trigger_runs: Counter::new(&m, "worker_trigger_runs", "Trigger runs by outcome (ok, error, halted, paused)."),
             worker_trigger_duration: Histogram::new(&m, "worker_trigger_duration", "Duration of one trigger run (its work, after the pause and failed-job checks)."),
             alerts_sent: Counter::new(&m, "alerts_sent", "Alerts handed to the alert client, by kind and whether delivery worked."),
@@ -690,6 +692,11 @@ impl Metrics {
     pub fn healed(&self, job_type: JobType, source: &'static str) {
         self.healed_jobs_total
             .add(&[("operation_job_type", job_type.as_ref()), ("source", source)], 1);
+    }
+
+    /// A dead-lettered job message no longer applied to its job and was dropped.
+    pub fn stale_dead_letter(&self, job_type: JobType) {
+        self.stale_dead_letters.add(&[("operation_job_type", job_type.as_ref())], 1);
     }
 
     /// The orphan scanner sent the message of a waiting job again.
@@ -1440,6 +1447,7 @@ mod tests {
         m.retry(JobType::SnosRun, "automatic");
         m.healed(JobType::SnosRun, "scanner");
         m.orphaned(JobType::SnosRun, JobStatus::Created);
+        m.stale_dead_letter(JobType::StateTransition);
         m.alert("job", true);
         m.job_done(JobType::StateTransition, None, Some(E2E_SLA + Duration::from_secs(1)));
         m.aggregator_local_run(Duration::from_millis(300), false);

@@ -15,6 +15,10 @@ pub const QUEUE_MAX_RECEIVE_COUNT: u32 = 5;
 pub const MAX_MESSAGE_DELAY: Duration = Duration::from_secs(900);
 /// Name of the message attribute carrying the sender's version.
 pub const ORCHESTRATOR_VERSION_ATTRIBUTE: &str = "OrchestratorVersion";
+/// Name of the message attribute carrying what a job message asks for (`Process` or `Verify`).
+/// It survives a move to the dead-letter queue, so the failure handler can tell a message that
+/// still applies to its job from a stale duplicate.
+pub const JOB_ACTION_ATTRIBUTE: &str = "JobAction";
 
 /// The queues: the failure and trigger queues, a processing and a verification queue per job
 /// type (named in the stage table, `types/stage.rs`), and the two priority queues. The string
@@ -36,7 +40,18 @@ pub enum QueueType {
 }
 
 /// What a job message asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::Display)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString
+)]
 pub enum JobAction {
     /// Process the job.
     Process,
@@ -100,6 +115,16 @@ impl QueueType {
             Self::JobProcessing(job_type) => Some((job_type, JobAction::Process)),
             Self::JobVerification(job_type) => Some((job_type, JobAction::Verify)),
             _ => None,
+        }
+    }
+
+    /// What the job messages of this queue ask for, priority queues included; `None` for the
+    /// trigger and failure queues.
+    pub fn action(self) -> Option<JobAction> {
+        match self {
+            Self::PriorityProcessingQueue => Some(JobAction::Process),
+            Self::PriorityVerificationQueue => Some(JobAction::Verify),
+            queue => queue.job().map(|(_, action)| action),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::{
     core::client::{Alert, AlertSeverity, Delivery, OutgoingMessage},
     telemetry::metrics::TriggerOutcome,
     types::{
-        queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType},
+        queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType, JOB_ACTION_ATTRIBUTE},
         ORCHESTRATOR_VERSION,
     },
     worker::{
@@ -148,8 +148,8 @@ pub async fn handle_delivery_until(
         },
         QueueType::JobHandleFailure => {
             let reason = delivery.attributes.get(DEAD_LETTER_REASON_ATTRIBUTE).map(String::as_str);
-            service::handle_dead_letter(config, &delivery.body, delivery.receive_count, reason)
-                .await
+            let action = delivery.attributes.get(JOB_ACTION_ATTRIBUTE).and_then(|a| a.parse().ok());
+            service::handle_dead_letter(config, &delivery.body, action, reason).await
         }
         QueueType::PriorityProcessingQueue | QueueType::PriorityVerificationQueue => {
             match parse_job_message(&delivery.body) {

@@ -18,7 +18,10 @@ use crate::{
             now_ms, JobItem, JobItemUpdates, JobMetadata, JobSpecificMetadata, JobStatus, JobType,
             JobVerificationStatus,
         },
-        queue::{JobAction, JobQueueMessage, QueueType, WorkerTriggerType, MAX_MESSAGE_DELAY},
+        queue::{
+            JobAction, JobQueueMessage, QueueType, WorkerTriggerType, JOB_ACTION_ATTRIBUTE,
+            MAX_MESSAGE_DELAY,
+        },
     },
     worker::Config,
     worker::{
@@ -92,7 +95,8 @@ pub async fn send_job_message(
     send_to_queue(config, QueueType::for_job(job.job_type, action), job.id, delay).await
 }
 
-/// Sends `{"id": …}` to `queue` and wakes the local worker of that queue.
+/// Sends `{"id": …}` to `queue`, with the action it asks for in [`JOB_ACTION_ATTRIBUTE`], and
+/// wakes the local worker of that queue.
 pub async fn send_to_queue(
     config: &Config,
     queue: QueueType,
@@ -101,7 +105,10 @@ pub async fn send_to_queue(
 ) -> Result<(), EngineError> {
     let body = serde_json::to_string(&JobQueueMessage { id })
         .map_err(|e| EngineError::MalformedMessage(e.to_string()))?;
-    let message = OutgoingMessage::new(body).with_delay(delay.min(MAX_MESSAGE_DELAY));
+    let mut message = OutgoingMessage::new(body).with_delay(delay.min(MAX_MESSAGE_DELAY));
+    if let Some(action) = queue.action() {
+        message.attributes.insert(JOB_ACTION_ATTRIBUTE.to_owned(), action.to_string());
+    }
     config.queue().send(queue, message).await?;
     if delay.is_zero() {
         config.wakers.get(queue).notify_one();
@@ -592,11 +599,20 @@ pub fn job_alert_body(job: &JobItem, reason: &str) -> String {
     )
 }
 
-/// A dead-lettered job message: the job is marked `Failed` unless it is already done.
+/// A dead-lettered job message: the job is marked `Failed` if the message still applies to it.
+///
+/// `action` is what the message asked for ([`JOB_ACTION_ATTRIBUTE`]). A job can have more than
+/// one message in flight (the orphan scanner queues a healed or waiting job again while an
+/// older message of it is still hidden or backing off), and one of them may run out of
+/// receives after another already moved the job on. Such a stale message is dropped: a
+/// `Process` message fails only a job that is still waiting to be processed, or locked by a
+/// worker that died (the lock is stale); a `Verify` message only a job still waiting to be
+/// verified. A message without the attribute (sent by an older version) fails any job not yet
+/// `Completed` or `Failed`, as the reference does.
 pub async fn handle_dead_letter(
     config: &Config,
     body: &str,
-    receive_count: u32,
+    action: Option<JobAction>,
     reason: Option<&str>,
 ) -> Result<(), EngineError> {
     let Ok(JobQueueMessage { id }) = serde_json::from_str::<JobQueueMessage>(body) else {
@@ -624,13 +640,27 @@ pub async fn handle_dead_letter(
     if job.status.is_terminal() {
         return Ok(());
     }
+    let applies = match action {
+        Some(JobAction::Process) => {
+            JobStatus::PROCESSABLE.contains(&job.status)
+                || (job.status == JobStatus::LockedForProcessing && is_stale(config, &job))
+        }
+        Some(JobAction::Verify) => JobStatus::VERIFIABLE.contains(&job.status),
+        None => true,
+    };
+    if !applies {
+        tracing::info!(job_id = %id, job_type = %job.job_type, internal_id = job.internal_id, status = %job.status, action = ?action, "Dead-lettered message no longer applies to its job (a stale duplicate); dropped");
+        config.metrics.stale_dead_letter(job.job_type);
+        return Ok(());
+    }
     let last =
         job.metadata.common.failure_reason.clone().unwrap_or_else(|| "none recorded".to_owned());
+    let message = action.map_or_else(|| "message".to_owned(), |a| format!("{a} message"));
     let why = match reason {
-        Some(r) => format!("message dead-lettered: {r}; last failure: {last}"),
-        None => {
-            format!("message dead-lettered after {receive_count} receives; last failure: {last}")
-        }
+        Some(r) => format!("{message} dead-lettered: {r}; last failure: {last}"),
+        None => format!(
+            "{message} dead-lettered after its redelivery limit of failed receives; last failure: {last}"
+        ),
     };
     fail_job(config, &job, job.metadata.clone(), why).await
 }

@@ -294,26 +294,21 @@ impl FactRegistrar {
                 .max_fee_per_gas(fees.max_fee_per_gas * factor / 100)
                 .max_priority_fee_per_gas(fees.max_priority_fee_per_gas * factor / 100);
             attempts += 1;
-            match call.send().await {
+            let e = match call.send().await {
                 Ok(pending) => break pending,
-                Err(e) if is_underpriced(&e.to_string()) && bump < self.max_fee_bumps => {
-                    bump += 1;
-                    tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, "registerFact underpriced; bumping fees");
-                }
-                Err(e)
-                    if is_underpriced(&e.to_string())
-                        && tokio::time::Instant::now() + self.underpriced_pause
-                            <= patience_ends =>
-                {
-                    // Bumps of the same estimate cannot follow a base fee that jumped: wait
-                    // for a block that shows it, then estimate again.
-                    tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, "registerFact underpriced after every bump; estimating again after a block");
-                    tokio::time::sleep(self.underpriced_pause).await;
-                }
-                Err(e) if is_underpriced(&e.to_string()) => {
-                    return Err(FactCheckError::Underpriced { fact: fact_hex, attempts })
-                }
-                Err(e) => return Err(rpc("registerFact", e)),
+                Err(e) if !is_underpriced(&e.to_string()) => return Err(rpc("registerFact", e)),
+                Err(e) => e,
+            };
+            if bump < self.max_fee_bumps {
+                bump += 1;
+                tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, error = %e, "registerFact underpriced; bumping fees");
+            } else if tokio::time::Instant::now() + self.underpriced_pause <= patience_ends {
+                // Bumps of the same estimate cannot follow a base fee that jumped: wait for a
+                // block that shows it, then estimate again.
+                tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, error = %e, "registerFact underpriced after every bump; estimating again after a block");
+                tokio::time::sleep(self.underpriced_pause).await;
+            } else {
+                return Err(FactCheckError::Underpriced { fact: fact_hex, attempts });
             }
         };
         let tx_hash = *pending.tx_hash();

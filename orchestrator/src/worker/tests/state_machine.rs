@@ -13,16 +13,20 @@ use super::{ids, snos_metadata, Check, Harness, Step, TestHandler};
 use crate::{
     types::{
         jobs::{JobItem, JobItemUpdates, JobStatus, JobType},
-        queue::{QueueType, WorkerTriggerType},
+        queue::{
+            JobAction, QueueType, WorkerTriggerType, JOB_ACTION_ATTRIBUTE, QUEUE_MAX_RECEIVE_COUNT,
+        },
     },
-    worker::{error::EngineError, service},
+    worker::{error::EngineError, event_worker, service},
 };
 
 #[derive(Debug, Clone, Copy)]
 enum Action {
     Process,
     Verify,
-    DeadLetter,
+    /// The failure queue handles a dead-lettered message that asked for this action (`None`:
+    /// a message of an older version, without the action attribute).
+    DeadLetter(Option<JobAction>),
     Retry,
     ForceVerify,
 }
@@ -81,9 +85,15 @@ async fn job_in(h: &Harness, status: JobStatus, locked_age: Option<Duration>) ->
 #[case::verify_retryable_error(JobStatus::PendingVerification, None, Action::Verify, vec![], vec![Check::Retry], JobStatus::PendingVerification, None, 1, Outcome::Retryable)]
 #[case::timeout_verified_later(JobStatus::VerificationTimeout, None, Action::Verify, vec![], vec![Check::Verified], JobStatus::Completed, Some(QueueType::WorkerTrigger), 0, Outcome::Ok)]
 #[case::created_is_not_verified(JobStatus::Created, None, Action::Verify, vec![], vec![], JobStatus::Created, None, 0, Outcome::Ok)]
-#[case::dead_letter_fails_a_waiting_job(JobStatus::Created, None, Action::DeadLetter, vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
-#[case::dead_letter_fails_a_locked_job(JobStatus::LockedForProcessing, Some(Duration::from_secs(1)), Action::DeadLetter, vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
-#[case::dead_letter_ignores_completed(JobStatus::Completed, None, Action::DeadLetter, vec![], vec![], JobStatus::Completed, None, 0, Outcome::Ok)]
+#[case::dead_letter_fails_a_waiting_job(JobStatus::Created, None, Action::DeadLetter(None), vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
+#[case::dead_letter_fails_a_locked_job(JobStatus::LockedForProcessing, Some(Duration::from_secs(1)), Action::DeadLetter(None), vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
+#[case::dead_letter_ignores_completed(JobStatus::Completed, None, Action::DeadLetter(None), vec![], vec![], JobStatus::Completed, None, 0, Outcome::Ok)]
+#[case::dead_process_fails_a_waiting_job(JobStatus::PendingRetry, None, Action::DeadLetter(Some(JobAction::Process)), vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
+#[case::dead_process_fails_an_orphan(JobStatus::LockedForProcessing, Some(Duration::from_secs(3600)), Action::DeadLetter(Some(JobAction::Process)), vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
+#[case::dead_process_spares_a_live_lock(JobStatus::LockedForProcessing, Some(Duration::from_secs(1)), Action::DeadLetter(Some(JobAction::Process)), vec![], vec![], JobStatus::LockedForProcessing, None, 0, Outcome::Ok)]
+#[case::dead_process_spares_a_verifying_job(JobStatus::PendingVerification, None, Action::DeadLetter(Some(JobAction::Process)), vec![], vec![], JobStatus::PendingVerification, None, 0, Outcome::Ok)]
+#[case::dead_verify_fails_a_verifying_job(JobStatus::PendingVerification, None, Action::DeadLetter(Some(JobAction::Verify)), vec![], vec![], JobStatus::Failed, None, 1, Outcome::Ok)]
+#[case::dead_verify_spares_a_waiting_job(JobStatus::Created, None, Action::DeadLetter(Some(JobAction::Verify)), vec![], vec![], JobStatus::Created, None, 0, Outcome::Ok)]
 #[case::retry_of_failed(JobStatus::Failed, None, Action::Retry, vec![], vec![], JobStatus::PendingRetry, Some(QueueType::JobProcessing(JobType::SnosRun)), 0, Outcome::Ok)]
 #[case::retry_refused_unless_failed(JobStatus::Created, None, Action::Retry, vec![], vec![], JobStatus::Created, None, 0, Outcome::Refused)]
 #[case::force_verify(JobStatus::Failed, None, Action::ForceVerify, vec![], vec![], JobStatus::PendingVerification, Some(QueueType::JobVerification(JobType::SnosRun)), 0, Outcome::Ok)]
@@ -108,9 +118,9 @@ async fn transition(
     let result = match action {
         Action::Process => service::process_job(&h.config, job.id).await,
         Action::Verify => service::verify_job(&h.config, job.id).await,
-        Action::DeadLetter => {
-            service::handle_dead_letter(&h.config, &format!("{{\"id\":\"{}\"}}", job.id), 5, None)
-                .await
+        Action::DeadLetter(action) => {
+            let body = format!("{{\"id\":\"{}\"}}", job.id);
+            service::handle_dead_letter(&h.config, &body, action, None).await
         }
         Action::Retry => service::retry_job(&h.config, job.id, false).await.map(|_| ()),
         Action::ForceVerify => service::force_verify(&h.config, job.id, false).await.map(|_| ()),
@@ -193,7 +203,8 @@ async fn transition(
         (_, JobStatus::Failed) => assert!(common.failure_reason.is_some()),
         _ => {}
     }
-    if locked_age == Some(Duration::from_secs(3600)) {
+    // An orphan is healed on redelivery; a dead letter fails it as it is.
+    if locked_age == Some(Duration::from_secs(3600)) && !matches!(action, Action::DeadLetter(_)) {
         assert!(common
             .previous_failure_reasons
             .iter()
@@ -405,4 +416,76 @@ async fn lock(h: &Harness, job: JobItem, age: Option<Duration>) -> JobItem {
         )
         .await
         .expect("lock")
+}
+
+/// A job can have two process messages in flight: the orphan scanner queues a healed job again
+/// while the message of its dead worker still backs off. When the new message moves the job on
+/// and the old one then runs out of receives, the dead-lettered duplicate must not fail the job
+/// (chaos seed 16008042805367969561 failed a StateTransition job this way). On the real
+/// embedded queue, through the failure queue's worker.
+#[tokio::test]
+async fn a_dead_lettered_duplicate_fails_no_job_that_moved_on() {
+    let handler = Arc::new(TestHandler::new(JobType::SnosRun, vec![Step::Ok("ext")], vec![]));
+    let h = Harness::new(vec![handler]).await;
+    let queue = QueueType::JobProcessing(JobType::SnosRun);
+    let job = service::create_job(&h.config, JobType::SnosRun, 1, snos_metadata(1)).await.unwrap();
+
+    // The first message fails all its receives; the last failure backs it off for a moment.
+    let backoff = Duration::from_millis(300);
+    for n in 1..=QUEUE_MAX_RECEIVE_COUNT {
+        let old = h.config.queue().receive(queue).await.unwrap().expect("the first message");
+        assert_eq!(old.receive_count, n);
+        let delay = if n == QUEUE_MAX_RECEIVE_COUNT { backoff } else { Duration::ZERO };
+        h.config.queue().nack(queue, &old, delay).await.unwrap();
+    }
+    // Meanwhile a second message is sent and processed: the job waits for verification.
+    service::send_job_message(&h.config, &job, JobAction::Process, Duration::ZERO).await.unwrap();
+    let new = h.config.queue().receive(queue).await.unwrap().expect("the second message");
+    assert_eq!(new.receive_count, 1, "the second message, not the backed-off first");
+    assert_eq!(new.attributes.get(JOB_ACTION_ATTRIBUTE).map(String::as_str), Some("Process"));
+    event_worker::handle_delivery(&h.config, queue, new).await;
+    assert_eq!(h.job(job.id).await.status, JobStatus::PendingVerification);
+
+    // The first message's next receive moves it to the failure queue, action attribute kept.
+    tokio::time::sleep(backoff + Duration::from_millis(100)).await;
+    assert!(h.config.queue().receive(queue).await.unwrap().is_none(), "dead-lettered instead");
+    let dead = h
+        .config
+        .queue()
+        .receive(QueueType::JobHandleFailure)
+        .await
+        .unwrap()
+        .expect("the first message in the failure queue");
+    assert_eq!(dead.attributes.get(JOB_ACTION_ATTRIBUTE).map(String::as_str), Some("Process"));
+    event_worker::handle_delivery(&h.config, QueueType::JobHandleFailure, dead).await;
+
+    let after = h.job(job.id).await;
+    assert_eq!(after.status, JobStatus::PendingVerification, "{:?}", after.metadata.common);
+    let alerts = h.alerts.0.lock().unwrap().clone();
+    assert!(alerts.iter().all(|a| !a.title.starts_with("Job failed")), "{alerts:?}");
+    let metrics = orchestrator_test_support::prometheus::Exposition::parse(
+        &h.config.metrics.render_prometheus(),
+    )
+    .unwrap();
+    assert_eq!(
+        metrics.get("stale_dead_letters_total", &[("operation_job_type", "SnosRun")]),
+        Some(1.0)
+    );
+    assert!(
+        h.config.queue().receive(QueueType::JobHandleFailure).await.unwrap().is_none(),
+        "the failure queue is empty: the stale message was acked"
+    );
+
+    // The same dead letter while the job still waits to be processed fails it, naming why.
+    let waiting =
+        service::create_job(&h.config, JobType::SnosRun, 2, snos_metadata(2)).await.unwrap();
+    let body = format!("{{\"id\":\"{}\"}}", waiting.id);
+    service::handle_dead_letter(&h.config, &body, Some(JobAction::Process), None).await.unwrap();
+    let failed = h.job(waiting.id).await;
+    assert_eq!(failed.status, JobStatus::Failed);
+    let reason = failed.metadata.common.failure_reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("Process message dead-lettered after its redelivery limit"),
+        "{reason}"
+    );
 }
