@@ -8,7 +8,7 @@ pub use alloy::primitives::{Address, B256};
 
 use alloy::{
     network::EthereumWallet,
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, PendingTransactionError, Provider, ProviderBuilder, WatchTxError},
     signers::local::PrivateKeySigner,
     sol,
     transports::http::reqwest::Client,
@@ -208,8 +208,12 @@ pub struct FactRegistrar {
     pub underpriced_patience: Duration,
     /// The wait before estimating again once every bump was refused: about a block.
     pub underpriced_pause: Duration,
-    /// How long to wait for a receipt.
+    /// How long to wait for a receipt before the transaction is replaced (same nonce, fees
+    /// estimated again).
     pub receipt_timeout: Duration,
+    /// How many times a transaction not mined within [`Self::receipt_timeout`] is replaced
+    /// before the registration fails.
+    pub max_replacements: u32,
     /// Held from the nonce read to the receipt: two registrations through one registrar at
     /// once would otherwise read the same pending nonce, and the second one's fee bump would
     /// replace the first one's transaction, whose receipt then never comes.
@@ -250,7 +254,8 @@ impl FactRegistrar {
             bump_percent: 25,
             underpriced_patience: Duration::from_secs(60),
             underpriced_pause: Duration::from_secs(1),
-            receipt_timeout: Duration::from_secs(120),
+            receipt_timeout: Duration::from_secs(30),
+            max_replacements: 5,
             send_lock: Arc::default(),
         })
     }
@@ -281,42 +286,67 @@ impl FactRegistrar {
             .pending()
             .await
             .map_err(|e| rpc("nonce", e))?;
-        let patience_ends = tokio::time::Instant::now() + self.underpriced_patience;
-        let (mut bump, mut attempts) = (0u32, 0u32);
-        let pending = loop {
-            let fees =
-                provider.estimate_eip1559_fees().await.map_err(|e| rpc("estimate fees", e))?;
-            let factor = 100 + u128::from(self.bump_percent) * u128::from(bump);
-            let call = contract
-                .registerFact(fact)
-                .from(self.from)
-                .nonce(nonce)
-                .max_fee_per_gas(fees.max_fee_per_gas * factor / 100)
-                .max_priority_fee_per_gas(fees.max_priority_fee_per_gas * factor / 100);
-            attempts += 1;
-            let e = match call.send().await {
-                Ok(pending) => break pending,
-                Err(e) if !is_underpriced(&e.to_string()) => return Err(rpc("registerFact", e)),
-                Err(e) => e,
+        let (mut attempts, mut replacements) = (0u32, 0u32);
+        // The hash of a registration sent earlier on this nonce and not yet seen mined.
+        let mut earlier: Option<B256> = None;
+        let (tx_hash, receipt) = loop {
+            let patience_ends = tokio::time::Instant::now() + self.underpriced_patience;
+            let mut bump = 0u32;
+            let pending = loop {
+                let fees =
+                    provider.estimate_eip1559_fees().await.map_err(|e| rpc("estimate fees", e))?;
+                let factor = 100 + u128::from(self.bump_percent) * u128::from(bump);
+                let call = contract
+                    .registerFact(fact)
+                    .from(self.from)
+                    .nonce(nonce)
+                    .max_fee_per_gas(fees.max_fee_per_gas * factor / 100)
+                    .max_priority_fee_per_gas(fees.max_priority_fee_per_gas * factor / 100);
+                attempts += 1;
+                let e = match call.send().await {
+                    Ok(pending) => break pending,
+                    Err(e) if !is_underpriced(&e.to_string()) => {
+                        // A replacement refused because the earlier transaction was mined
+                        // meanwhile ("nonce too low"): that one registered the fact.
+                        if let Some(earlier) = earlier {
+                            if self.checker.is_valid(fact).await? {
+                                return Ok(Some(earlier));
+                            }
+                        }
+                        return Err(rpc("registerFact", e));
+                    }
+                    Err(e) => e,
+                };
+                if bump < self.max_fee_bumps {
+                    bump += 1;
+                    tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, error = %e, "registerFact underpriced; bumping fees");
+                } else if tokio::time::Instant::now() + self.underpriced_pause <= patience_ends {
+                    // Bumps of the same estimate cannot follow a base fee that jumped: wait
+                    // for a block that shows it, then estimate again.
+                    tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, error = %e, "registerFact underpriced after every bump; estimating again after a block");
+                    tokio::time::sleep(self.underpriced_pause).await;
+                } else {
+                    return Err(FactCheckError::Underpriced { fact: fact_hex, attempts });
+                }
             };
-            if bump < self.max_fee_bumps {
-                bump += 1;
-                tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, error = %e, "registerFact underpriced; bumping fees");
-            } else if tokio::time::Instant::now() + self.underpriced_pause <= patience_ends {
-                // Bumps of the same estimate cannot follow a base fee that jumped: wait for a
-                // block that shows it, then estimate again.
-                tracing::warn!(target: "orch::prover", fact = %fact_hex, attempt = attempts, error = %e, "registerFact underpriced after every bump; estimating again after a block");
-                tokio::time::sleep(self.underpriced_pause).await;
-            } else {
-                return Err(FactCheckError::Underpriced { fact: fact_hex, attempts });
+            let tx_hash = *pending.tx_hash();
+            match pending.with_timeout(Some(self.receipt_timeout)).get_receipt().await {
+                Ok(receipt) => break (tx_hash, receipt),
+                Err(PendingTransactionError::TxWatcher(WatchTxError::Timeout))
+                    if replacements < self.max_replacements =>
+                {
+                    if self.checker.is_valid(fact).await? {
+                        return Ok(Some(tx_hash));
+                    }
+                    // Not mined: priced before the base fee rose, say. Sent again on the same
+                    // nonce at fees estimated now, it replaces itself.
+                    replacements += 1;
+                    earlier = Some(tx_hash);
+                    tracing::warn!(target: "orch::prover", fact = %fact_hex, tx = %tx_hash, replacement = replacements, timeout_s = self.receipt_timeout.as_secs(), "registerFact not mined within the receipt timeout; replacing it at current fees");
+                }
+                Err(e) => return Err(rpc("registerFact receipt", e)),
             }
         };
-        let tx_hash = *pending.tx_hash();
-        let receipt = pending
-            .with_timeout(Some(self.receipt_timeout))
-            .get_receipt()
-            .await
-            .map_err(|e| rpc("registerFact receipt", e))?;
         if !receipt.status() {
             return Err(FactCheckError::Reverted { fact: fact_hex, tx_hash: tx_hash.to_string() });
         }

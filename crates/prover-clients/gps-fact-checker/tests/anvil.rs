@@ -396,3 +396,99 @@ async fn a_base_fee_spike_is_priced_in_once_a_block_shows_it() {
     assert!(mined.max_fee_per_gas() >= high, "{} < {high}", mined.max_fee_per_gas());
     assert!(GpsFactChecker::new(url, verifier).is_valid(fact).await.unwrap());
 }
+
+/// The hash of the registration transaction to `to` waiting in Anvil's pool, if there is one.
+async fn pending_to(url: &Url, to: Address) -> Option<String> {
+    let to = format!("{to:#x}");
+    let pool = rpc(url, "txpool_content", serde_json::json!([])).await;
+    let pending = pool["pending"].as_object().cloned().unwrap_or_default();
+    pending
+        .values()
+        .flat_map(|by_nonce| by_nonce.as_object().cloned().unwrap_or_default())
+        .find_map(|(_, tx)| {
+            (tx["to"].as_str().map(str::to_lowercase) == Some(to.clone()))
+                .then(|| tx["hash"].as_str().unwrap_or_default().to_owned())
+        })
+}
+
+#[tokio::test]
+async fn a_registration_left_unmined_by_a_fee_rise_is_replaced_at_current_fees() {
+    // The chaos test's fee spikes can raise the base fee right after a registration entered
+    // the pool, priced for the old one: the block at the new base fee leaves it out, and Anvil
+    // drops it from the pool, so its receipt never comes. Once the receipt timeout passes, the
+    // registrar sends it again on the same nonce at fees estimated from the block that shows
+    // the rise.
+    let Some((anvil, verifier)) = anvil_with_verifier(&[]).await else {
+        return;
+    };
+    let url = anvil.url();
+    rpc(&url, "evm_setAutomine", serde_json::json!([false])).await;
+    let base = reader(&url)
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .base_fee_per_gas
+        .unwrap();
+    let high = u128::from(base) * 10;
+    let chain = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            // The first transaction enters the pool; the next block's base fee jumps 10x and
+            // that block leaves it out.
+            let first = loop {
+                if let Some(hash) = pending_to(&url, verifier).await {
+                    break hash;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            rpc(&url, "anvil_setNextBlockBaseFeePerGas", serde_json::json!([format!("{high:#x}")]))
+                .await;
+            rpc(&url, "evm_mine", serde_json::json!([])).await;
+            // Anvil does not keep it pending either: it is gone, as the chaos test's
+            // registrations were, and only a new transaction on its nonce settles the fact.
+            let first_hash: B256 = first.parse().unwrap();
+            assert!(reader(&url).get_transaction_receipt(first_hash).await.unwrap().is_none());
+            assert_eq!(pending_to(&url, verifier).await, None, "left out of the pool");
+            // Its replacement is mined.
+            loop {
+                match pending_to(&url, verifier).await {
+                    Some(hash) if hash != first => break,
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            rpc(&url, "evm_mine", serde_json::json!([])).await;
+            first
+        })
+    };
+
+    let mut registrar = FactRegistrar::new(url.clone(), ANVIL_KEY_1, verifier).unwrap();
+    registrar.receipt_timeout = Duration::from_secs(2);
+    let fact = B256::repeat_byte(0xee);
+    let tx = tokio::time::timeout(Duration::from_secs(60), registrar.ensure_registered(fact))
+        .await
+        .expect("registration within a minute")
+        .expect("registered by the replacement")
+        .expect("a transaction");
+    let first = chain.await.unwrap();
+    assert_ne!(format!("{tx:#x}"), first, "the replacement was mined, not the first");
+    let mined = reader(&url).get_transaction_by_hash(tx).await.unwrap().expect("mined");
+    use alloy::consensus::Transaction as _;
+    assert!(mined.max_fee_per_gas() >= high, "{} < {high}", mined.max_fee_per_gas());
+    let first_hash: B256 = first.parse().unwrap();
+    assert!(
+        reader(&url).get_transaction_receipt(first_hash).await.unwrap().is_none(),
+        "the first transaction was replaced, never mined"
+    );
+    assert!(GpsFactChecker::new(url.clone(), verifier).is_valid(fact).await.unwrap());
+
+    // Without replacements the same situation is a clear, retryable error.
+    let fact = B256::repeat_byte(0xef);
+    rpc(&url, "anvil_setNextBlockBaseFeePerGas", serde_json::json!([format!("{base:#x}")])).await;
+    registrar.max_replacements = 0;
+    registrar.receipt_timeout = Duration::from_millis(500);
+    let err = registrar.ensure_registered(fact).await.unwrap_err();
+    assert!(err.to_string().contains("not confirmed within the timeout"), "{err}");
+    assert!(err.is_retryable(), "{err:?}");
+}
