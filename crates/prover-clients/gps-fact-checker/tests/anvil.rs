@@ -356,16 +356,7 @@ async fn a_base_fee_spike_is_priced_in_once_a_block_shows_it() {
         return;
     };
     let url = anvil.url();
-    rpc(&url, "evm_setAutomine", serde_json::json!([false])).await;
-    let base = reader(&url)
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await
-        .unwrap()
-        .unwrap()
-        .header
-        .base_fee_per_gas
-        .unwrap();
-    let high = u128::from(base) * 10;
+    let (_, high) = manual_mining_and_base_fee(&url).await;
     rpc(&url, "anvil_setNextBlockBaseFeePerGas", serde_json::json!([format!("{high:#x}")])).await;
 
     let mut registrar = FactRegistrar::new(url.clone(), ANVIL_KEY_1, verifier).unwrap();
@@ -397,6 +388,20 @@ async fn a_base_fee_spike_is_priced_in_once_a_block_shows_it() {
     assert!(GpsFactChecker::new(url, verifier).is_valid(fact).await.unwrap());
 }
 
+/// Turns Anvil's automine off and returns the latest base fee and ten times it.
+async fn manual_mining_and_base_fee(url: &Url) -> (u64, u128) {
+    rpc(url, "evm_setAutomine", serde_json::json!([false])).await;
+    let base = reader(url)
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .base_fee_per_gas
+        .unwrap();
+    (base, u128::from(base) * 10)
+}
+
 /// The hash of the registration transaction to `to` waiting in Anvil's pool, if there is one.
 async fn pending_to(url: &Url, to: Address) -> Option<String> {
     let to = format!("{to:#x}");
@@ -422,16 +427,7 @@ async fn a_registration_left_unmined_by_a_fee_rise_is_replaced_at_current_fees()
         return;
     };
     let url = anvil.url();
-    rpc(&url, "evm_setAutomine", serde_json::json!([false])).await;
-    let base = reader(&url)
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await
-        .unwrap()
-        .unwrap()
-        .header
-        .base_fee_per_gas
-        .unwrap();
-    let high = u128::from(base) * 10;
+    let (base, high) = manual_mining_and_base_fee(&url).await;
     let chain = {
         let url = url.clone();
         tokio::spawn(async move {
