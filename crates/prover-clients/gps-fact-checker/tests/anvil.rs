@@ -197,17 +197,8 @@ async fn rpc(url: &Url, method: &'static str, params: serde_json::Value) -> serd
 /// Mines a block as soon as a transaction to `to` is pending.
 fn mine_when_pending(url: Url, to: Address) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let to = format!("{to:#x}");
         loop {
-            let pool = rpc(&url, "txpool_content", serde_json::json!([])).await;
-            let pending = pool["pending"].as_object().cloned().unwrap_or_default();
-            let found = pending.values().any(|by_nonce| {
-                by_nonce.as_object().is_some_and(|txs| {
-                    txs.values()
-                        .any(|tx| tx["to"].as_str().map(str::to_lowercase) == Some(to.clone()))
-                })
-            });
-            if found {
+            if pending_to(&url, to).await.is_some() {
                 rpc(&url, "evm_mine", serde_json::json!([])).await;
                 return;
             }
