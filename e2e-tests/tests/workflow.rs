@@ -443,7 +443,9 @@ async fn chaos(tier: Tier) {
     let mut orch = stack.spawn().await;
     let mut injected = Injected::default();
     let restart_at = rng.gen_range(5..CHAOS_KILLS - 5);
-    let outage_at = rng.gen_range(3..CHAOS_KILLS - 3);
+    // While the 12 blocks are being made (one per kill) and the first batches proven and
+    // aggregated, so the prover has work when it goes down.
+    let outage_at = rng.gen_range(4..15);
     // When each block was made, for the time to settle of each batch.
     let mut produced = BTreeMap::from([(0, unix_now())]);
     while injected.kills < CHAOS_KILLS {
@@ -459,12 +461,23 @@ async fn chaos(tier: Tier) {
         }
         orch = stack.spawn().await;
         if injected.kills == outage_at {
-            // A prover outage: every call fails for 10 s, so calls spend their attempts and
-            // jobs go back (the 20 % alone may all be absorbed by the retries in the call).
-            println!("[chaos] the prover fails every call for 10 s");
+            // A prover outage: every call fails, so calls spend their attempts and jobs go
+            // back (the 20 % alone may all be absorbed by the retries in the call). It lasts
+            // until the orchestrator raised a prover alert, at least 10 s and at most 60 s: a
+            // call's attempts take up to about 12 s when they hang, so a fixed 10 s outage
+            // could end before any call gave up.
             let hang = Duration::from_secs(4);
             stack.prover.set_chaos(Some(Chaos { rate: 1.0, seed: seed ^ 3, hang }));
-            tokio::time::sleep(Duration::from_secs(10)).await;
+            let outage = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let alerted = alert_classes(&inbox.read().await).contains_key("prover");
+                let held = outage.elapsed();
+                if held >= Duration::from_secs(60) || (alerted && held >= Duration::from_secs(10)) {
+                    break;
+                }
+            }
+            println!("[chaos] the prover failed every call for {} s", outage.elapsed().as_secs());
             stack.prover.set_chaos(Some(Chaos { rate: 0.2, seed: seed ^ 4, hang }));
         }
         if injected.kills == restart_at {
