@@ -1,8 +1,10 @@
 //! StateTransition: settles a batch on the settlement layer (reference §6.5).
 //!
 //! L2 (the only path built so far): the job settles aggregator batch `to_settle`.
-//! 1. Already settled (`get_last_settled_block` ≥ the batch's end block) → no transaction, the
-//!    zero hash as external id.
+//! 1. Already settled (`get_last_settled_block` ≥ the batch's end block) and no attempt of ours
+//!    recorded → no transaction, the zero hash as external id. With recorded attempts (an
+//!    earlier process sent the update, then died), the client is still asked: it finds which
+//!    attempt landed, so the job keeps its hash and a resent update still raises its alert.
 //! 2. Otherwise the aggregator's program output (bincode `Vec<[u8; 32]>`) and DA segment (JSON
 //!    array of hex felts) are loaded, the segment is split into 4096-felt chunks (the last one
 //!    zero-padded) and each chunk is turned into a 131072-byte blob in evaluation form, and the
@@ -387,15 +389,37 @@ impl StateTransitionHandler {
     ) -> Result<String, JobError> {
         let to_settle = m.context.to_settle();
         let batch = self.ctx.aggregator_batch(to_settle).await?;
+        let attempts_key = tx_attempts_path(self.ctx.layer, to_settle);
+        let prior_attempts: Vec<TxAttempt> =
+            match self.ctx.read_optional(&attempts_key, "the recorded attempts").await? {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    JobError::fatal_with(
+                        format!("the recorded attempts at {attempts_key} do not parse"),
+                        e,
+                    )
+                })?,
+                None => Vec::new(),
+            };
         if let Some(last) = self.ctx.last_settled().await? {
             if last >= batch.end_block {
+                if prior_attempts.is_empty() {
+                    tracing::info!(
+                        batch = to_settle,
+                        last_settled = last,
+                        end_block = batch.end_block,
+                        "Already settled; no transaction"
+                    );
+                    return Ok(ZERO_TX_HASH.to_owned());
+                }
+                // An earlier process sent this update and died before recording the outcome:
+                // the client matches the recorded attempts against the chain (it sends nothing
+                // for a settled batch), so the job gets the landed hash and the alert is due.
                 tracing::info!(
                     batch = to_settle,
                     last_settled = last,
-                    end_block = batch.end_block,
-                    "Already settled; no transaction"
+                    attempts = prior_attempts.len(),
+                    "Already settled; reconciling the recorded attempts"
                 );
-                return Ok(ZERO_TX_HASH.to_owned());
             }
         }
         let po_path = m.program_output_path.clone().ok_or_else(|| JobError::InvalidMetadata {
@@ -414,17 +438,6 @@ impl StateTransitionHandler {
             &self.ctx.read(&da_path, "the DA segment").await?,
             self.ctx.max_num_blobs,
         )?;
-        let attempts_key = tx_attempts_path(self.ctx.layer, to_settle);
-        let prior_attempts: Vec<TxAttempt> =
-            match self.ctx.read_optional(&attempts_key, "the recorded attempts").await? {
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                    JobError::fatal_with(
-                        format!("the recorded attempts at {attempts_key} do not parse"),
-                        e,
-                    )
-                })?,
-                None => Vec::new(),
-            };
         let update = BlobStateUpdate {
             program_output,
             blobs,

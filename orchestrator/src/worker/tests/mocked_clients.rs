@@ -50,7 +50,8 @@ use crate::{
             data_submission::{blob_data_path, DataSubmissionContext, DataSubmissionHandler},
             proving::{ProofCreationHandler, ProverContext},
             state_transition::{
-                state_update_metadata, SettlementJobContext, StateTransitionHandler,
+                state_update_metadata, tx_attempts_path, SettlementJobContext,
+                StateTransitionHandler, ZERO_TX_HASH,
             },
         },
         trigger::Triggers,
@@ -363,6 +364,74 @@ async fn a_state_update_that_needed_a_resend_alerts_with_every_attempt() {
         metrics.get("alerts_sent_total", &[("kind", "settlement_resent"), ("delivered", "true")]),
         Some(1.0)
     );
+}
+
+/// The batch is already settled when the job is processed (blocks 3..=5, the contract at 5).
+/// With no attempt of ours recorded, nothing is asked of the client. With attempts recorded by
+/// an earlier process that sent the update and died (the first dropped from the pool, the
+/// second sent on the same nonce), the client is handed them to find the one that landed: the
+/// job keeps that hash and the resend alert is raised, as if the process had lived.
+#[rstest]
+#[case::nothing_recorded(false)]
+#[case::attempts_recorded_before_a_crash(true)]
+#[tokio::test]
+async fn an_already_settled_batch_reconciles_the_attempts_an_earlier_process_recorded(
+    #[case] recorded: bool,
+) {
+    const DROPPED: &str = "0xd1";
+    const LANDED: &str = "0xd2";
+    let mut dropped = sent(DROPPED).attempts.remove(0);
+    dropped.status = TxAttemptStatus::Dropped;
+    let mut resent = sent(LANDED).attempts.remove(0);
+    resent.attempt_no = 2;
+    let prior = vec![dropped, resent];
+    let mut settlement = MockSettlementClient::new();
+    settlement.expect_get_last_settled_block().returning(|| Ok(Some(SETTLED_BEFORE + 3)));
+    if recorded {
+        let handed = prior.clone();
+        settlement.expect_update_state_with_blobs().times(1).returning(move |update| {
+            assert_eq!(update.prior_attempts, handed, "the recorded attempts are handed over");
+            let mut attempts = update.prior_attempts;
+            attempts[1].status = TxAttemptStatus::Finalized;
+            Ok(StateUpdateOutcome {
+                tx_hash: Some(LANDED.to_owned()),
+                block_number: Some(42),
+                attempts,
+            })
+        });
+        settlement.expect_refresh_metrics().times(1).returning(|| Ok(SettlementMetrics::default()));
+    } else {
+        settlement.expect_update_state_with_blobs().never();
+        settlement.expect_refresh_metrics().never();
+    }
+    let (h, job) = l2_settlement(settlement).await;
+    if recorded {
+        h.config
+            .storage()
+            .put_data(serde_json::to_vec(&prior).unwrap().into(), &tx_attempts_path(Layer::L2, 1))
+            .await
+            .expect("recorded attempts");
+    }
+
+    service::process_job(&h.config, job.id).await.expect("processed");
+
+    let after = h.job(job.id).await;
+    assert_eq!(after.status, JobStatus::PendingVerification);
+    let JobSpecificMetadata::StateUpdate(m) = &after.metadata.specific else {
+        panic!("StateUpdate metadata")
+    };
+    if recorded {
+        assert_eq!(after.external_id.to_string(), LANDED);
+        assert_eq!(m.tx_hash.as_deref(), Some(LANDED));
+        assert_eq!(m.tx_attempts.len(), 2);
+        assert_eq!(alert_titles(&h), ["State update of aggregator batch 1 needed 2 transactions"]);
+        let body = h.alerts.0.lock().unwrap()[0].body.clone();
+        assert!(body.contains("settled by: 0xd2 in block 42"), "{body}");
+    } else {
+        assert_eq!(after.external_id.to_string(), ZERO_TX_HASH);
+        assert!(m.tx_attempts.is_empty());
+        assert!(alert_titles(&h).is_empty(), "{:?}", alert_titles(&h));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
