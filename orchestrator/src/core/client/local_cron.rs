@@ -21,6 +21,11 @@ use crate::types::queue::{QueueType, WorkerTriggerType};
 /// Tracing target of the cron.
 const TARGET: &str = "orch::cron";
 
+/// How long one trigger's send may take before the cron gives up on it for this tick. A queue
+/// that never answers (an overloaded or half-open connection) would otherwise hold every later
+/// tick; a trigger sent twice is harmless, one never sent again stalls the pipeline.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Fires worker triggers from inside the process.
 #[derive(Debug, Clone)]
 pub struct LocalCron {
@@ -33,24 +38,33 @@ impl LocalCron {
         Self { queue }
     }
 
-    /// Sends one round of triggers; failures are logged and left for the next tick.
-    /// Returns early when `shutdown` fires, even in the middle of a hanging send.
+    /// Sends one round of triggers; failures, and sends not answered within [`SEND_TIMEOUT`],
+    /// are logged and left for the next tick. Returns early when `shutdown` fires, even in the
+    /// middle of a hanging send.
     async fn fire(&self, triggers: &[WorkerTriggerType], shutdown: &CancellationToken) {
         for &trigger in triggers {
-            let send = self
-                .queue
-                .send(QueueType::WorkerTrigger, OutgoingMessage::new(trigger.to_string()));
+            let send = tokio::time::timeout(
+                SEND_TIMEOUT,
+                self.queue
+                    .send(QueueType::WorkerTrigger, OutgoingMessage::new(trigger.to_string())),
+            );
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
                 sent = send => match sent {
-                    Ok(()) => tracing::debug!(target: TARGET, %trigger, "Trigger sent"),
-                    Err(e) => tracing::warn!(
+                    Ok(Ok(())) => tracing::debug!(target: TARGET, %trigger, "Trigger sent"),
+                    Ok(Err(e)) => tracing::warn!(
                         target: TARGET,
                         %trigger,
                         error = %e,
                         retryable = e.is_retryable(),
                         "Trigger not sent; it fires again next tick"
+                    ),
+                    Err(_) => tracing::warn!(
+                        target: TARGET,
+                        %trigger,
+                        timeout = ?SEND_TIMEOUT,
+                        "Trigger send not answered in time; given up, it fires again next tick"
                     ),
                 },
             }
@@ -125,12 +139,12 @@ mod tests {
         types::{queue::QueueParams, ORCHESTRATOR_VERSION},
     };
 
-    /// Records sends; fails the first `fail_first`; hangs forever if `hang`.
+    /// Records sends; the first `hang_first` never return, the next `fail_first` fail.
     #[derive(Debug, Default)]
     struct RecordingQueue {
         sent: Mutex<Vec<(QueueType, OutgoingMessage)>>,
         fail_first: AtomicUsize,
-        hang: bool,
+        hang_first: AtomicUsize,
     }
 
     impl RecordingQueue {
@@ -142,7 +156,11 @@ mod tests {
     #[async_trait]
     impl QueueClient for RecordingQueue {
         async fn send(&self, queue: QueueType, message: OutgoingMessage) -> Result<(), QueueError> {
-            if self.hang {
+            if self
+                .hang_first
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
                 std::future::pending::<()>().await;
             }
             let failing = self
@@ -224,8 +242,25 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_send_that_never_returns_is_given_up_and_the_cron_goes_on() {
+        let queue =
+            Arc::new(RecordingQueue { hang_first: AtomicUsize::new(1), ..Default::default() });
+        let triggers = &[
+            WorkerTriggerType::Stage(JobType::SnosRun),
+            WorkerTriggerType::Stage(JobType::ProofCreation),
+        ];
+        // Tick 0: Snos hangs until SEND_TIMEOUT (30 s), then Proving is sent; ticks 60 and 120
+        // send both.
+        run_for(Arc::clone(&queue), triggers, MINUTE * 2 + MINUTE / 2).await;
+        assert_eq!(queue.bodies(), ["Proving", "Snos", "Proving", "Snos", "Proving"]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_hanging_send_does_not_delay_shutdown() {
-        let queue = Arc::new(RecordingQueue { hang: true, ..Default::default() });
+        let queue = Arc::new(RecordingQueue {
+            hang_first: AtomicUsize::new(usize::MAX),
+            ..Default::default()
+        });
         let cron = LocalCron::new(queue);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
