@@ -11,7 +11,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${ORCH_PYREF_VENV:-$HOME/.cache/orchestrator/pyref-venv}"
+VENV="${ORCH_PYREF_VENV:-${ORCH_CACHE:-$HOME/.cache/orchestrator}/pyref-venv}"
 COMPILE="$VENV/bin/cairo-compile"
 SRC="$ROOT/crates/snos-runner/cairo/os_stand_in.cairo"
 OUT="$ROOT/crates/snos-runner/cairo/os_stand_in.json"

@@ -306,7 +306,10 @@ mod tests {
     fn committed_json_matches_a_fresh_compile() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
         let venv = std::env::var("ORCH_PYREF_VENV").unwrap_or_else(|_| {
-            format!("{}/.cache/orchestrator/pyref-venv", std::env::var("HOME").unwrap_or_default())
+            let cache = std::env::var("ORCH_CACHE").unwrap_or_else(|_| {
+                format!("{}/.cache/orchestrator", std::env::var("HOME").unwrap_or_default())
+            });
+            format!("{cache}/pyref-venv")
         });
         if !std::path::Path::new(&format!("{venv}/bin/cairo-compile")).exists() {
             eprintln!("skipped: no cairo-compile in {venv} (scripts/install-pyrefs.sh)");
