@@ -243,30 +243,57 @@ pub async fn run_checks(checks: Vec<Box<dyn Check>>, timeout: Duration) -> Repor
 }
 
 /// Runs every check `params` configures (see [`checks`]). While the only fatal findings are
-/// dependencies that do not answer ([`Finding::is_unreachable`]), checks again every 2 s for
-/// up to `--preflight-wait-seconds`: an outage of a few seconds during a restart is waited
+/// dependencies that do not answer ([`Finding::is_unreachable`]), checks those again every 2 s
+/// for up to `--preflight-wait-seconds`: an outage of a few seconds during a restart is waited
 /// out, a wrong answer is fatal at once.
 pub async fn run(params: &RunParams) -> Report {
-    let deadline = tokio::time::Instant::now() + params.service.preflight_wait;
+    wait_for_answers(|| checks(params), params.service.preflight_wait, Duration::from_secs(2)).await
+}
+
+/// Runs the checks `make` builds; while every fatal finding is a dependency that does not
+/// answer, waits `every` and runs again the checks that have not answered yet, until `wait` has
+/// passed. A check that answered keeps its outcome: a round takes only as long as the waited-for
+/// checks, so a dependency that answers for a few seconds between two outages is not missed
+/// behind a slow check that already passed. The report lists every check once, in `make`'s
+/// order within each level.
+pub async fn wait_for_answers<F, Fut>(mut make: F, wait: Duration, every: Duration) -> Report
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<Box<dyn Check>>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut order: Vec<&'static str> = Vec::new();
+    let mut answered: Vec<Outcome> = Vec::new();
     let mut announced = false;
     loop {
-        let report = run_checks(checks(params).await, CHECK_TIMEOUT).await;
-        let fatal: Vec<&Outcome> =
-            report.outcomes.iter().filter(|o| o.finding.level == Level::Fatal).collect();
+        let mut round = make().await;
+        for check in &round {
+            if !order.contains(&check.name()) {
+                order.push(check.name());
+            }
+        }
+        round.retain(|c| !answered.iter().any(|o| o.check == c.name()));
+        let report = run_checks(round, CHECK_TIMEOUT).await;
+        let (fatal, ok): (Vec<Outcome>, Vec<Outcome>) =
+            report.outcomes.into_iter().partition(|o| o.finding.level == Level::Fatal);
+        answered.extend(ok);
         let waiting = !fatal.is_empty() && fatal.iter().all(|o| o.finding.is_unreachable());
         if !waiting || tokio::time::Instant::now() >= deadline {
-            return report;
+            answered.extend(fatal);
+            let position = |o: &Outcome| order.iter().position(|n| *n == o.check);
+            answered.sort_by_key(|o| (o.finding.level, position(o)));
+            return Report { outcomes: answered };
         }
         if !announced {
             let names: Vec<&str> = fatal.iter().map(|o| o.check).collect();
             println!(
                 "preflight: waiting for {} (no answer); checking again for up to {} s",
                 names.join(", "),
-                params.service.preflight_wait.as_secs()
+                wait.as_secs()
             );
             announced = true;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -1559,6 +1586,105 @@ mod tests {
             "{err}"
         );
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 4);
+    }
+
+    /// Answers only between `up.0` and `up.1` after `start`; counts its runs.
+    #[derive(Debug)]
+    struct UpBetween {
+        name: &'static str,
+        start: tokio::time::Instant,
+        up: (Duration, Duration),
+        took: Duration,
+        runs: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl Check for UpBetween {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+
+        async fn run(&self) -> Finding {
+            self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let at = self.start.elapsed();
+            tokio::time::sleep(self.took).await;
+            if at >= self.up.0 && at < self.up.1 {
+                Finding::ok("answered")
+            } else {
+                let refused = RpcFailure::Unreachable("connection refused".into());
+                Finding::fatal(format!("the Madara node: starknet_chainId: {refused}"), "fix")
+            }
+        }
+    }
+
+    /// The node answers only for 3 s, 12 s in, between two outages; the prover check takes 9 s
+    /// and passes at once. Waiting on every check would run rounds at 0, 11, 22 s and miss the
+    /// node's window; only the node is checked again, every 2 s, so it is caught.
+    #[tokio::test(start_paused = true)]
+    async fn only_checks_without_an_answer_run_again_so_a_short_window_is_caught() {
+        let start = tokio::time::Instant::now();
+        let node_runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let prover_runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let make = || {
+            let checks: Vec<Box<dyn Check>> = vec![
+                Box::new(UpBetween {
+                    name: "node",
+                    start,
+                    up: (Duration::from_secs(12), Duration::from_secs(15)),
+                    took: Duration::from_millis(10),
+                    runs: node_runs.clone(),
+                }),
+                Box::new(UpBetween {
+                    name: "prover",
+                    start,
+                    up: (Duration::ZERO, Duration::from_secs(3_600)),
+                    took: Duration::from_secs(9),
+                    runs: prover_runs.clone(),
+                }),
+            ];
+            std::future::ready(checks)
+        };
+        let report = wait_for_answers(make, Duration::from_secs(30), Duration::from_secs(2)).await;
+        assert_eq!(
+            report.lines(),
+            ["preflight: ok node: answered", "preflight: ok prover: answered"]
+        );
+        assert!(report.fatal().is_empty());
+        assert_eq!(prover_runs.load(std::sync::atomic::Ordering::SeqCst), 1, "answered once");
+        // Rounds at 0 s (both), then the node alone at about 11 s and 13 s.
+        assert_eq!(node_runs.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
+    }
+
+    /// A dependency that never answers is fatal once the wait is over, listed after the checks
+    /// that passed; a wrong answer is fatal at once, without waiting.
+    #[rstest::rstest]
+    #[case::no_answer_until_the_wait_is_over(false)]
+    #[case::a_wrong_answer_at_once(true)]
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_ends_at_its_bound_or_at_a_wrong_answer(#[case] wrong: bool) {
+        let start = tokio::time::Instant::now();
+        let make = || {
+            let down = if wrong {
+                Finding::fatal("the Madara node is chain SN_MAIN, --preflight-chain-id is X", "fix")
+            } else {
+                let refused = RpcFailure::Unreachable("connection refused".into());
+                Finding::fatal(format!("the Madara node: starknet_chainId: {refused}"), "fix")
+            };
+            let checks: Vec<Box<dyn Check>> = vec![
+                Box::new(Fixed("node", down, Duration::from_millis(10))),
+                Box::new(Fixed("queue", Finding::ok("fine"), Duration::from_millis(10))),
+            ];
+            std::future::ready(checks)
+        };
+        let report = wait_for_answers(make, Duration::from_secs(30), Duration::from_secs(2)).await;
+        assert_eq!(report.fatal(), ["node"]);
+        assert_eq!(report.lines()[0], "preflight: ok queue: fine");
+        if wrong {
+            assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        } else {
+            assert!(start.elapsed() >= Duration::from_secs(30), "{:?}", start.elapsed());
+        }
     }
 
     #[test]
