@@ -126,11 +126,14 @@ pub enum AlertInbox {
         sqs: aws_sdk_sqs::Client,
         /// The queue.
         url: String,
+        /// What earlier reads drained from the queue: every read returns them too.
+        drained: tokio::sync::Mutex<Vec<String>>,
     },
 }
 
 impl AlertInbox {
-    /// Every alert delivered so far, as `title: body` (a queue is drained).
+    /// Every alert delivered so far, as `title: body`, oldest first. A queue is drained, and
+    /// what it held is kept, so a later read still returns it.
     pub async fn read(&self) -> Vec<String> {
         match self {
             Self::File(path) => std::fs::read_to_string(path)
@@ -145,8 +148,8 @@ impl AlertInbox {
                     )
                 })
                 .collect(),
-            Self::Queue { sqs, url } => {
-                let mut out = Vec::new();
+            Self::Queue { sqs, url, drained } => {
+                let mut out = drained.lock().await;
                 loop {
                     let got = sqs
                         .receive_message()
@@ -158,7 +161,7 @@ impl AlertInbox {
                         .expect("receive alerts");
                     let messages = got.messages();
                     if messages.is_empty() {
-                        return out;
+                        return out.clone();
                     }
                     for m in messages {
                         let body = m.body().unwrap_or_default();
@@ -612,7 +615,7 @@ impl Stack {
             .send()
             .await
             .expect("subscribe the inbox to the alert topic");
-        AlertInbox::Queue { sqs, url }
+        AlertInbox::Queue { sqs, url, drained: tokio::sync::Mutex::default() }
     }
 
     /// An API client of `process`.
