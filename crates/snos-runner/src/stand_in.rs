@@ -306,10 +306,7 @@ mod tests {
     fn committed_json_matches_a_fresh_compile() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
         let venv = std::env::var("ORCH_PYREF_VENV").unwrap_or_else(|_| {
-            let cache = std::env::var("ORCH_CACHE").unwrap_or_else(|_| {
-                format!("{}/.cache/orchestrator", std::env::var("HOME").unwrap_or_default())
-            });
-            format!("{cache}/pyref-venv")
+            orchestrator_test_support::launch::cache_dir().join("pyref-venv").display().to_string()
         });
         if !std::path::Path::new(&format!("{venv}/bin/cairo-compile")).exists() {
             eprintln!("skipped: no cairo-compile in {venv} (scripts/install-pyrefs.sh)");
