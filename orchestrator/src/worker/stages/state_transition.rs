@@ -400,27 +400,25 @@ impl StateTransitionHandler {
                 })?,
                 None => Vec::new(),
             };
-        if let Some(last) = self.ctx.last_settled().await? {
-            if last >= batch.end_block {
-                if prior_attempts.is_empty() {
-                    tracing::info!(
-                        batch = to_settle,
-                        last_settled = last,
-                        end_block = batch.end_block,
-                        "Already settled; no transaction"
-                    );
-                    return Ok(ZERO_TX_HASH.to_owned());
-                }
-                // An earlier process sent this update and died before recording the outcome:
-                // the client matches the recorded attempts against the chain (it sends nothing
-                // for a settled batch), so the job gets the landed hash and the alert is due.
+        if let Some(last) = self.ctx.last_settled().await?.filter(|&l| l >= batch.end_block) {
+            if prior_attempts.is_empty() {
                 tracing::info!(
                     batch = to_settle,
                     last_settled = last,
-                    attempts = prior_attempts.len(),
-                    "Already settled; reconciling the recorded attempts"
+                    end_block = batch.end_block,
+                    "Already settled; no transaction"
                 );
+                return Ok(ZERO_TX_HASH.to_owned());
             }
+            // An earlier process sent this update and died before recording the outcome: the
+            // client matches the recorded attempts against the chain (it sends nothing for a
+            // settled batch), so the job gets the landed hash and the alert is due.
+            tracing::info!(
+                batch = to_settle,
+                last_settled = last,
+                attempts = prior_attempts.len(),
+                "Already settled; reconciling the recorded attempts"
+            );
         }
         let po_path = m.program_output_path.clone().ok_or_else(|| JobError::InvalidMetadata {
             job_type: job.job_type,
